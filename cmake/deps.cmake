@@ -1,0 +1,41 @@
+# Third-party dependencies: cJSON and Check.
+#  - Found on the system when present (Linux: libcjson-dev, check; Windows: vcpkg or an installed
+#    package providing cJSONConfig.cmake / check-config.cmake).
+#  - For mingw-w64 cross builds, tools/setup.sh builds both from Debian's *source* packages into
+#    build/deps/mingw, which the toolchain file adds to the search roots.
+# Provides targets aipc::cjson and (when testing) aipc::check.
+find_package(cJSON CONFIG QUIET)
+if(TARGET cjson)
+  add_library(aipc_cjson INTERFACE)
+  target_link_libraries(aipc_cjson INTERFACE cjson)
+  if(CJSON_INCLUDE_DIRS)
+    target_include_directories(aipc_cjson INTERFACE ${CJSON_INCLUDE_DIRS})
+  endif()
+  add_library(aipc::cjson ALIAS aipc_cjson)
+else()
+  find_path(AIPC_CJSON_INCLUDE cjson/cJSON.h)
+  find_library(AIPC_CJSON_LIB NAMES cjson)
+  if(NOT AIPC_CJSON_INCLUDE OR NOT AIPC_CJSON_LIB)
+    message(FATAL_ERROR "cJSON not found: run tools/setup.sh (Debian) or install cJSON (vcpkg install cjson)")
+  endif()
+  add_library(aipc_cjson INTERFACE)
+  target_include_directories(aipc_cjson INTERFACE ${AIPC_CJSON_INCLUDE})
+  target_link_libraries(aipc_cjson INTERFACE ${AIPC_CJSON_LIB})
+  add_library(aipc::cjson ALIAS aipc_cjson)
+endif()
+
+if(BUILD_TESTING)
+  find_package(check CONFIG QUIET)
+  add_library(aipc_check INTERFACE)
+  if(TARGET Check::check)
+    target_link_libraries(aipc_check INTERFACE Check::check)
+  else()
+    find_package(PkgConfig REQUIRED)
+    pkg_check_modules(CHECK REQUIRED IMPORTED_TARGET check)
+    target_link_libraries(aipc_check INTERFACE PkgConfig::CHECK)
+  endif()
+  if(WIN32)
+    target_link_libraries(aipc_check INTERFACE pthread)
+  endif()
+  add_library(aipc::check ALIAS aipc_check)
+endif()

@@ -1,0 +1,196 @@
+/* frame.c - wire protocol v1 frame codec (see frame.h). Portable C11. */
+#include "frame.h"
+#include "asyncipc/asyncipc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(sizeof(aipc_wire_header) == AIPC_HDR_SIZE, "wire header must be 8 bytes");
+_Static_assert(AIPC_HDR_SIZE == AIPC_FRAME_HEADER_SIZE, "header size mismatch with public API");
+
+static void put_u32le(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get_u32le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+void aipc_frame_put_header(uint8_t out[AIPC_HDR_SIZE], uint32_t meta_len, uint32_t payload_len)
+{
+    put_u32le(out, meta_len);
+    put_u32le(out + 4, payload_len);
+}
+
+void aipc_frame_get_header(const uint8_t in[AIPC_HDR_SIZE], uint32_t *meta_len, uint32_t *payload_len)
+{
+    *meta_len = get_u32le(in);
+    *payload_len = get_u32le(in + 4);
+}
+
+uint64_t aipc_frame_size(uint32_t meta_len, uint64_t payload_len)
+{
+    if (payload_len > UINT32_MAX)
+        return 0;
+    return (uint64_t)AIPC_HDR_SIZE + meta_len + payload_len;
+}
+
+void aipc_decoder_init(aipc_decoder *d, uint32_t max_meta, uint32_t max_payload)
+{
+    memset(d, 0, sizeof *d);
+    d->max_meta = max_meta ? max_meta : AIPC_MAX_META;
+    d->max_payload = max_payload ? max_payload : AIPC_DEFAULT_MAX_PAYLOAD;
+}
+
+void aipc_decoder_free(aipc_decoder *d)
+{
+    free(d->body);
+    d->body = NULL;
+    d->body_need = d->body_have = 0;
+    d->hdr_have = 0;
+}
+
+int aipc_decoder_partial(const aipc_decoder *d)
+{
+    return d->hdr_have > 0 || d->body != NULL;
+}
+
+/* Validates the buffered header against the limits (before anything is allocated). */
+static int check_header(aipc_decoder *d)
+{
+    aipc_frame_get_header(d->hdr, &d->meta_len, &d->payload_len);
+    if (d->meta_len > d->max_meta || d->payload_len > d->max_payload)
+        return d->error = AIPC_ETOOBIG;
+    return 0;
+}
+
+/* Delivers the assembled frame and resets for the next header. */
+static int deliver_body(aipc_decoder *d, aipc_frame_cb cb, void *ctx)
+{
+    uint8_t *body = d->body;
+    d->body = NULL;
+    d->body_need = d->body_have = 0;
+    d->hdr_have = 0;
+    /* Layout: meta, NUL, payload, NUL - both parts readable as C strings. */
+    int rc = cb(ctx, body, d->meta_len, body + d->meta_len + 1, d->payload_len);
+    free(body);
+    return rc;
+}
+
+/* Starts assembling a frame whose header is buffered and valid. */
+static int begin_body(aipc_decoder *d)
+{
+    uint64_t need = (uint64_t)d->meta_len + d->payload_len;
+    d->body = malloc((size_t)need + 2);
+    if (!d->body)
+        return d->error = AIPC_ENOMEM;
+    d->body_need = need;
+    d->body_have = 0;
+    return 0;
+}
+
+/* Copies body bytes, keeping the NUL gap between meta and payload. */
+static void body_copy(aipc_decoder *d, const uint8_t *src, size_t n)
+{
+    while (n > 0) {
+        uint64_t at = d->body_have;
+        size_t chunk;
+        uint8_t *dst;
+        if (at < d->meta_len) {
+            chunk = (size_t)(d->meta_len - at);
+            dst = d->body + at;
+        } else {
+            chunk = (size_t)(d->body_need - at);
+            dst = d->body + at + 1;
+        }
+        if (chunk > n)
+            chunk = n;
+        memcpy(dst, src, chunk);
+        d->body_have += chunk;
+        src += chunk;
+        n -= chunk;
+    }
+    if (d->body_have == d->body_need) {
+        d->body[d->meta_len] = 0;
+        d->body[d->body_need + 1] = 0;
+    }
+}
+
+int aipc_decoder_feed(aipc_decoder *d, const uint8_t *data, size_t len, aipc_frame_cb cb,
+                      void *ctx, size_t *consumed)
+{
+    size_t pos = 0;
+    int rc = d->error;
+    while (rc == 0 && pos < len) {
+        if (d->body) {                               /* continuing a split frame */
+            uint64_t missing = d->body_need - d->body_have;
+            size_t n = (len - pos) < missing ? (len - pos) : (size_t)missing;
+            body_copy(d, data + pos, n);
+            pos += n;
+            if (d->body_have == d->body_need)
+                rc = deliver_body(d, cb, ctx);
+            continue;
+        }
+        if (d->hdr_have == 0 && len - pos >= AIPC_HDR_SIZE) {
+            /* Fast path: a header in place; maybe the whole frame too. */
+            memcpy(d->hdr, data + pos, AIPC_HDR_SIZE);
+            if ((rc = check_header(d)) != 0)
+                break;
+            uint64_t body = (uint64_t)d->meta_len + d->payload_len;
+            if (len - pos - AIPC_HDR_SIZE >= body) {
+                const uint8_t *m = data + pos + AIPC_HDR_SIZE;
+                pos += AIPC_HDR_SIZE + (size_t)body;
+                rc = cb(ctx, m, d->meta_len, m + d->meta_len, d->payload_len);
+                continue;
+            }
+            pos += AIPC_HDR_SIZE;
+            d->hdr_have = AIPC_HDR_SIZE;
+        } else {
+            size_t n = AIPC_HDR_SIZE - d->hdr_have;
+            if (n > len - pos)
+                n = len - pos;
+            memcpy(d->hdr + d->hdr_have, data + pos, n);
+            d->hdr_have += (uint32_t)n;
+            pos += n;
+            if (d->hdr_have < AIPC_HDR_SIZE)
+                break;
+            if ((rc = check_header(d)) != 0)
+                break;
+        }
+        /* Header complete, body incomplete (or empty). */
+        if ((uint64_t)d->meta_len + d->payload_len == 0) {
+            d->hdr_have = 0;
+            rc = cb(ctx, (const uint8_t *)"", 0, (const uint8_t *)"", 0);
+            continue;
+        }
+        rc = begin_body(d);
+    }
+    if (consumed)
+        *consumed = pos;
+    return rc;
+}
+
+uint8_t *aipc_decoder_direct(aipc_decoder *d, size_t *want)
+{
+    /* Only the payload part is contiguous; meta goes through the normal path. */
+    if (!d->body || d->error || d->body_have < d->meta_len) {
+        *want = 0;
+        return NULL;
+    }
+    *want = (size_t)(d->body_need - d->body_have);
+    return d->body + d->body_have + 1;
+}
+
+int aipc_decoder_commit(aipc_decoder *d, size_t n, aipc_frame_cb cb, void *ctx)
+{
+    if (!d->body || n > d->body_need - d->body_have || d->body_have < d->meta_len)
+        return AIPC_EINVAL;
+    d->body_have += n;
+    if (d->body_have < d->body_need)
+        return 0;
+    d->body[d->meta_len] = 0;
+    d->body[d->body_need + 1] = 0;
+    return deliver_body(d, cb, ctx);
+}

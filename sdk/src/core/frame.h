@@ -1,0 +1,82 @@
+/*
+ * frame.h - wire protocol v1 frame codec (portable: no I/O, no <windows.h>).
+ *
+ * A frame is an 8-byte header {u32 meta_len, u32 payload_len} (little-endian), then meta_len
+ * bytes of JSON meta, then payload_len payload bytes. The decoder is incremental: feed it
+ * whatever bytes a read returned; it calls back once per whole frame. Frames that lie wholly
+ * inside the fed buffer are delivered in place (no copy); a frame split across reads is
+ * assembled in one allocation made only after the header passed the size limits.
+ */
+#ifndef AIPC_CORE_FRAME_H
+#define AIPC_CORE_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AIPC_HDR_SIZE 8u
+
+/* The on-wire header. Compile-time checked to be exactly 8 bytes with no padding. */
+typedef struct aipc_wire_header {
+    uint8_t meta_len[4];
+    uint8_t payload_len[4];
+} aipc_wire_header;
+
+/* Writes the 8-byte little-endian header for (meta_len, payload_len) into out. */
+void aipc_frame_put_header(uint8_t out[AIPC_HDR_SIZE], uint32_t meta_len, uint32_t payload_len);
+/* Reads a header. */
+void aipc_frame_get_header(const uint8_t in[AIPC_HDR_SIZE], uint32_t *meta_len,
+                           uint32_t *payload_len);
+
+/* Called once per whole frame; meta/payload are valid only during the call and are followed
+ * by one readable NUL byte each when they were assembled (not guaranteed for in-place frames).
+ * Return 0 to continue, non-zero to stop decoding (feed returns that value). */
+typedef int (*aipc_frame_cb)(void *ctx, const uint8_t *meta, uint32_t meta_len,
+                             const uint8_t *payload, uint32_t payload_len);
+
+typedef struct aipc_decoder {
+    uint32_t max_meta;       /* limits, checked before any allocation */
+    uint32_t max_payload;
+    /* private */
+    uint8_t  hdr[AIPC_HDR_SIZE];
+    uint32_t hdr_have;       /* header bytes buffered (0..8) */
+    uint32_t meta_len, payload_len;
+    uint8_t *body;           /* assembly buffer: meta, NUL, payload, NUL */
+    uint64_t body_need, body_have;  /* meta_len + payload_len, and how much is here */
+    int      error;          /* sticky: once a stream is bad it stays bad */
+} aipc_decoder;
+
+/* Initialises a decoder with the given limits (0 = protocol defaults: 64 KiB meta, 16 MiB). */
+void aipc_decoder_init(aipc_decoder *d, uint32_t max_meta, uint32_t max_payload);
+/* Frees the assembly buffer, if any. The decoder may be re-initialised afterwards. */
+void aipc_decoder_free(aipc_decoder *d);
+/*
+ * Feeds `len` bytes. Returns 0 when all bytes were consumed; AIPC_ETOOBIG if a header exceeds
+ * the limits, AIPC_ENOMEM on allocation failure (the stream is then unusable: close it); or
+ * the callback's non-zero value if it asked to stop (the remaining bytes are not consumed:
+ * the decoder must not be fed again for this stream unless the caller re-feeds from
+ * *consumed).
+ */
+int aipc_decoder_feed(aipc_decoder *d, const uint8_t *data, size_t len, aipc_frame_cb cb,
+                      void *ctx, size_t *consumed);
+/* True when the decoder holds a partial frame (a stream that ends now was truncated). */
+int aipc_decoder_partial(const aipc_decoder *d);
+/*
+ * Zero-copy hint for large frames: when a partial frame's body is being assembled, returns
+ * where the next bytes should go and how many are still missing, so a reader can read straight
+ * into the frame instead of into its own buffer. Returns NULL when no body is being assembled.
+ * After reading n bytes there, call aipc_decoder_commit(d, n, cb, ctx).
+ */
+uint8_t *aipc_decoder_direct(aipc_decoder *d, size_t *want);
+int aipc_decoder_commit(aipc_decoder *d, size_t n, aipc_frame_cb cb, void *ctx);
+
+/* Total encoded size of a frame, or 0 if over the protocol limits of the types. */
+uint64_t aipc_frame_size(uint32_t meta_len, uint64_t payload_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
