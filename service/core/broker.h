@@ -1,0 +1,197 @@
+/*
+ * broker.h - the portable AsyncIPC broker core (SPEC section 3 wire protocol, section 4 config).
+ *
+ * No I/O and no <windows.h>: an engine (service/win: IOCP named pipes) owns the connections,
+ * reads bytes and hands them to aipc_broker_input(), and writes what aipc_client_out_next()
+ * returns. The core parses frames, keeps the registry, the topic trie, retained messages and
+ * pending requests, and queues outgoing frames per client.
+ *
+ * THREADING: the core is single-threaded. Every function here (and every callback it makes)
+ * runs on one thread at a time: the engine calls it from one broker thread, or holds one lock
+ * around every call. Callbacks (aipc_conn_ops) are made synchronously from inside
+ * aipc_broker_attach/input/detach/shutdown, on the calling thread.
+ *
+ * LIFECYCLE of a connection (engine side):
+ *   1. accept a pipe client -> c = your struct whose FIRST member is `aipc_conn`;
+ *      cl = aipc_broker_attach(b, &c->conn, pid). NULL: over max_clients (or out of memory):
+ *      close the pipe at once, nothing was queued. Otherwise c->conn.client == cl.
+ *   2. each read of n bytes -> rc = aipc_broker_input(b, cl, buf, n). rc < 0: close the pipe
+ *      now (no flush) and go to 4. Otherwise keep reading.
+ *   3. writing: when ops->want_write(conn) is called, or after every write completion, call
+ *      aipc_client_out_next(); if it returns > 0, write those bytes (coalesce them into your
+ *      own buffer, or write straight from the pointers), then aipc_client_out_consume(n) with
+ *      the number of bytes the write completed. Always call out_next again after a consume.
+ *   4. ops->close(conn) asks you to close after flushing: keep writing until out_next returns
+ *      0, then disconnect. Input after close was requested is ignored by the core.
+ *   5. when the pipe is gone (either side), call aipc_broker_detach(b, cl) exactly once; after
+ *      it returns, cl and every pointer obtained from out_next are invalid, so never detach
+ *      while a write that uses those pointers is still in flight (wait for its completion or
+ *      cancellation first). No callback is made for a client after its detach.
+ *
+ * Callbacks must not call back into the broker, except aipc_client_out_next() and
+ * aipc_client_out_consume() from want_write (e.g. for a write that completes synchronously).
+ * The core never calls want_write from inside out_next/out_consume; that is why the engine
+ * always calls out_next after out_consume.
+ *
+ * Deviations from the agreed sketch (same spirit):
+ *   - aipc_broker_config holds fixed-size char arrays (no ownership rules), pipe_name is stored
+ *     in its SHORT form (the "\\.\pipe\" prefix is stripped by the loader);
+ *   - extra: aipc_broker_config_defaults, aipc_broker_set_log, client accessors, the zero-copy
+ *     read pair aipc_client_read_direct/commit, aipc_broker_stats struct + JSON.
+ */
+#ifndef AIPC_BROKER_H
+#define AIPC_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct aipc_broker aipc_broker;
+typedef struct aipc_client aipc_client;
+typedef struct aipc_conn aipc_conn;
+
+/* One piece of a scatter list of queued output bytes. */
+typedef struct aipc_iov {
+    const uint8_t *base;
+    size_t len;
+} aipc_iov;
+
+/* What the core asks of the engine for one connection. Both called on the broker thread. */
+typedef struct aipc_conn_ops {
+    /* The core queued output for c and c's queue was empty before: start a write if none is
+     * pending (via aipc_client_out_next). May be called for any client during any core call. */
+    void (*want_write)(aipc_conn *c);
+    /* The core wants c closed once what is queued now has been written (error frames, bye).
+     * Called at most once per client. Do not detach from inside the callback. */
+    void (*close)(aipc_conn *c);
+} aipc_conn_ops;
+
+/* Engines embed this as the FIRST member of their connection struct. `client` is set by
+ * aipc_broker_attach and cleared by aipc_broker_detach. */
+struct aipc_conn {
+    const aipc_conn_ops *ops;
+    aipc_client *client;
+};
+
+/* ---- configuration (SPEC section 4) --------------------------------------------------------- */
+
+#define AIPC_BROKER_DEFAULT_PIPE        "asyncipc.broker"            /* short form */
+#define AIPC_BROKER_DEFAULT_MAX_CLIENTS 1024u
+#define AIPC_BROKER_DEFAULT_MAX_QUEUE   (8u * 1024u * 1024u)
+#define AIPC_BROKER_MAX_CLIENTS_LIMIT   65536u                       /* max_clients: 1..this */
+#define AIPC_BROKER_MAX_PAYLOAD_LIMIT   (1024u * 1024u * 1024u)      /* max_payload: 1..1 GiB */
+#define AIPC_BROKER_MIN_QUEUE           65536u                       /* max_queue_bytes range */
+#define AIPC_BROKER_MAX_QUEUE_LIMIT     (1ull << 40)
+
+typedef struct aipc_broker_config {
+    char     pipe_name[257];     /* short pipe name (no "\\.\pipe\" prefix), 1..256 chars */
+    uint32_t max_clients;        /* simultaneous connections (attached clients) */
+    uint32_t max_payload;        /* payload_len limit of incoming frames */
+    uint64_t max_queue_bytes;    /* per-client outbound queue bound for publications */
+    int      log_level;          /* aipc_log_level: 0 error .. 4 trace; default 2 (info) */
+    char     log_file[1024];     /* "" = engine default. Relative paths are kept as written:
+                                  * the ENGINE resolves them against the config file's folder */
+    char     sddl[4096];         /* "" = engine's default DACL */
+} aipc_broker_config;
+
+/* Fills *out with the defaults (pipe asyncipc.broker, 1024 clients, 16 MiB payload,
+ * 8 MiB queue, info, no log file, default DACL). */
+void aipc_broker_config_defaults(aipc_broker_config *out);
+
+/*
+ * Parses a JSON config over the defaults. Strict: the text must be one JSON object; unknown
+ * keys, duplicate keys, wrong types and out-of-range values fail. Keys:
+ *   pipe_name (string, "\\.\pipe\NAME" or "NAME"), max_clients (integer 1..65536),
+ *   max_payload (integer 1..1 GiB), max_queue_bytes (integer 64 KiB..1 TiB),
+ *   log_level ("error"|"warn"|"info"|"debug"|"trace" or integer 0..4),
+ *   log_file (string, may be empty), sddl (string, may be empty).
+ * Returns 0, or AIPC_EINVAL with a one-line message naming the key in err (always
+ * NUL-terminated when errlen > 0). *out is only written on success.
+ */
+int aipc_broker_config_load_json(aipc_broker_config *out, const char *json_text, char *err,
+                                 size_t errlen);
+
+/* ---- broker ------------------------------------------------------------------------------- */
+
+/* Creates a broker. cfg is copied (NULL = defaults; zero numeric fields mean the default;
+ * values are not range-checked here, so tests may use tiny queues). now_ms: a monotonic
+ * millisecond clock for uptime (NULL = time(NULL) * 1000). Returns NULL on out of memory. */
+aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(void));
+/* Frees the broker and any client still attached (no callbacks are made). */
+void aipc_broker_free(aipc_broker *b);
+
+/* Optional log sink for the core's own messages (client joined/left, protocol errors).
+ * level is an aipc_log_level; msg is one line without newline. Called on the broker thread. */
+typedef void (*aipc_broker_log_fn)(void *ctx, int level, const char *msg);
+void aipc_broker_set_log(aipc_broker *b, aipc_broker_log_fn fn, void *ctx);
+
+/* A new connection was accepted; pid is the client's process id (GetNamedPipeClientProcessId).
+ * Returns the client, or NULL when max_clients are attached or memory ran out (the engine then
+ * closes the pipe itself; no callback is made). The client has no id until its hello. */
+aipc_client *aipc_broker_attach(aipc_broker *b, aipc_conn *conn, uint32_t pid);
+
+/* Bytes read from the client, any split. Frames are processed in order; replies and deliveries
+ * are queued (want_write / close callbacks may run). Returns 0 (keep reading; the core may have
+ * requested close through ops->close), or < 0 (AIPC_ENOMEM): close the pipe now, no flush. */
+int aipc_broker_input(aipc_broker *b, aipc_client *cl, const uint8_t *data, size_t len);
+
+/* Zero-copy read for large frames: while a frame's payload is being assembled, returns where
+ * the next bytes can be read to and how many are missing (NULL when not assembling). After
+ * reading n bytes there, call aipc_client_read_commit (same return values as input). */
+uint8_t *aipc_client_read_direct(aipc_client *cl, size_t *want);
+int aipc_client_read_commit(aipc_broker *b, aipc_client *cl, size_t n);
+
+/* The pipe is gone: publishes $bus/left (if the client said hello), sends error no_reply to
+ * everyone waiting on a request to it, drops its subscriptions and frees the client. */
+void aipc_broker_detach(aipc_broker *b, aipc_client *cl);
+
+/* Fills up to max_iov entries with the queued bytes in order (pointing into shared frames; no
+ * copy). Returns the number of entries filled, 0 when nothing is queued. The pointers stay
+ * valid until consumed or until the client is detached. */
+int aipc_client_out_next(aipc_client *cl, aipc_iov *iov, int max_iov);
+/* nbytes (<= what out_next returned in total) were written: releases finished frames and
+ * updates the queue accounting; may queue a `dropped` report (call out_next again). */
+void aipc_client_out_consume(aipc_client *cl, size_t nbytes);
+/* Bytes currently queued for the client. */
+uint64_t aipc_client_out_pending(const aipc_client *cl);
+
+/* Client accessors (for engine logging). id is 0 before hello; name "" when anonymous. */
+uint64_t aipc_client_id(const aipc_client *cl);
+const char *aipc_client_name(const aipc_client *cl);
+uint32_t aipc_client_pid(const aipc_client *cl);
+aipc_conn *aipc_client_conn(const aipc_client *cl);
+
+/* Stopping: queues {"op":"bye","reason":"shutdown"} to every client and asks to close each
+ * (ops->close). The engine flushes, then detaches them and frees the broker. Input arriving
+ * afterwards is ignored, and new attaches are refused (NULL). */
+void aipc_broker_shutdown(aipc_broker *b);
+
+/* ---- statistics --------------------------------------------------------------------------- */
+typedef struct aipc_broker_stats {
+    uint64_t clients;          /* attached now */
+    uint64_t clients_total;    /* ever attached */
+    uint64_t subscriptions;    /* (client, filter) pairs now */
+    uint64_t retained_topics;  /* retained messages now */
+    uint64_t msgs_in;          /* frames received */
+    uint64_t bytes_in;         /* bytes received */
+    uint64_t msgs_out;         /* frames fully written (out_consume) */
+    uint64_t bytes_out;        /* bytes written (out_consume) */
+    uint64_t publications;     /* pub frames accepted (incl. presence) */
+    uint64_t deliveries;       /* publication copies queued to subscribers */
+    uint64_t drops;            /* publication copies dropped on full queues */
+    uint64_t errors;           /* error frames sent */
+    uint64_t uptime_ms;
+} aipc_broker_stats;
+
+void aipc_broker_get_stats(const aipc_broker *b, aipc_broker_stats *out);
+/* Writes the stats as one JSON object (the payload of the `stats` answer), snprintf-style:
+ * returns the length it needs (excluding the NUL); out is NUL-terminated when cap > 0. */
+size_t aipc_broker_stats_json(const aipc_broker *b, char *out, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AIPC_BROKER_H */
