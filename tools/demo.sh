@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The main job: set up, build the Windows product (build/win), then run the example programs
+# under Wine, printing every message as it goes:
+#   1. C server (overlapped engine)  + C client (APC engine)
+#   2. C++ server (APC engine)       + C++ client (overlapped engine)
+# Each client sends messages, the server echoes them, the client checks every echo and exits 0;
+# the server (--once) exits when its client leaves. Every step is bounded by a timeout; the
+# script exits non-zero if anything fails and stops the prefix's wineserver at the end.
+# Overrides (optional): AIPC_BUILD_DIR (default build/win), WINEPREFIX (default build/wineprefix),
+# AIPC_DEMO_COUNT (messages per client, default 5).
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+build="${AIPC_BUILD_DIR:-build/win}"
+count="${AIPC_DEMO_COUNT:-5}"
+
+bash tools/setup.sh || { echo "demo: setup failed" >&2; exit 1; }
+export WINEPREFIX="${WINEPREFIX:-$top/build/wineprefix}" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
+
+echo "== demo: configure + build ($build)"
+cmake -S . -B "$build" -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake >"$build.demo-cmake.log" 2>&1 \
+  || { cat "$build.demo-cmake.log"; exit 1; }
+cmake --build "$build" -j2 --target aipc-example-server aipc-example-client \
+      aipc-example-server-cpp aipc-example-client-cpp >"$build.demo-build.log" 2>&1 \
+  || { tail -40 "$build.demo-build.log"; exit 1; }
+bin="$top/$build/bin"
+[ -d "$bin" ] || bin="$build/bin"
+wineserver -p >/dev/null 2>&1 || true     # one wineserver for the whole demo
+
+# run_pair TITLE SERVER_EXE SERVER_ENGINE CLIENT_EXE CLIENT_ENGINE PIPE
+run_pair() {
+  local title=$1 srv=$2 srv_engine=$3 cli=$4 cli_engine=$5 pipe=$6 srv_pid srv_rc cli_rc
+  echo
+  echo "== demo: $title (server: $srv_engine, client: $cli_engine, pipe $pipe)"
+  timeout 90 "$top/tools/wine-run" "$bin/$srv.exe" --engine "$srv_engine" --pipe "$pipe" --once &
+  srv_pid=$!
+  # The client waits (up to --timeout ms) for the server's pipe to appear.
+  timeout 90 "$top/tools/wine-run" "$bin/$cli.exe" --engine "$cli_engine" --pipe "$pipe" \
+          --count "$count" --timeout 30000
+  cli_rc=$?
+  wait "$srv_pid"
+  srv_rc=$?
+  if [ "$cli_rc" != 0 ] || [ "$srv_rc" != 0 ]; then
+    echo "demo: $title FAILED (client exit $cli_rc, server exit $srv_rc)" >&2
+    return 1
+  fi
+  echo "== demo: $title OK"
+}
+
+status=0
+run_pair "C server + C client" aipc-example-server overlapped aipc-example-client async \
+         "asyncipc.demo.c.$$" || status=1
+run_pair "C++ server + C++ client" aipc-example-server-cpp async aipc-example-client-cpp overlapped \
+         "asyncipc.demo.cpp.$$" || status=1
+echo
+if [ $status = 0 ]; then echo "demo: OK"; else echo "demo: FAILED" >&2; fi
+exit $status
