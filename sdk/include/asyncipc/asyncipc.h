@@ -187,6 +187,174 @@ ASYNCIPC_API void aipc_log(aipc_log_level level, const char *fmt, ...)
 /* ======================================================================================== */
 /* (declared below this line by the bus client; see issue "SDK bus client") */
 
+/*
+ * The bus client connects to the AsyncIPC broker (asyncipc-broker.exe) and speaks wire protocol
+ * v1 (SPEC section 3): publish/subscribe with MQTT topic filters, retained messages, direct
+ * messages, request/reply, presence, ping and broker statistics.
+ *
+ * Threads
+ *   - Every aipc_bus_* function is thread-safe and non-blocking (it queues work for the I/O
+ *     thread and returns), except aipc_bus_close(), which waits for the I/O thread to finish
+ *     with the client (it never waits when called on the I/O thread).
+ *   - Every callback runs on the SDK's I/O thread (the APC engine's thread, shared by every
+ *     pipe and bus client of the process), one at a time. Pointers passed to a callback
+ *     (topic, data, peer names, error texts) are valid only for the duration of the call:
+ *     copy what you keep. Callbacks may call any aipc_bus_* function, including
+ *     aipc_bus_close() on their own client; they should not block for long (they hold up every
+ *     other client of the process).
+ *
+ * Delivery
+ *   - Per publisher, messages arrive in publish order. While the broker is unreachable,
+ *     publish/send/request are queued (bounded by max_queue_bytes) and sent after reconnecting;
+ *     a frame being written when the connection breaks may be lost (at-most-once delivery).
+ *   - After a reconnect the client sends hello with the same name and re-subscribes every
+ *     filter before anything queued; retained messages matching the filters are delivered again.
+ */
+
+typedef struct aipc_bus aipc_bus;   /* opaque client handle */
+
+/* Connection state, reported through on_state and aipc_bus_get_state(). */
+typedef enum {
+    AIPC_BUS_CONNECTING   = 0,  /* first connection attempt in progress (never reported) */
+    AIPC_BUS_CONNECTED    = 1,  /* the broker welcomed us; subscriptions are (re)established */
+    AIPC_BUS_DISCONNECTED = 2,  /* connection lost or refused; final when reconnect is off */
+    AIPC_BUS_RECONNECTING = 3,  /* waiting (backoff) before the next connection attempt */
+    AIPC_BUS_CLOSED       = 4   /* aipc_bus_close() was called; the last callback */
+} aipc_bus_state;
+
+/* Text for a state ("connected", ...); never NULL. */
+ASYNCIPC_API const char *aipc_bus_state_name(aipc_bus_state state);
+
+/* A client as stamped by the broker. `name` is "" for an anonymous client, never NULL. */
+typedef struct aipc_bus_peer {
+    uint64_t    id;    /* broker-assigned client id (unique while the broker runs) */
+    const char *name;  /* client name */
+    uint32_t    pid;   /* process id of the client (GetNamedPipeClientProcessId) */
+} aipc_bus_peer;
+
+/*
+ * Completion of aipc_bus_request / aipc_bus_ping / aipc_bus_stats. Called exactly once, on the
+ * I/O thread, for every call that returned an id > 0.
+ *   status 0:                 data/len = the reply payload (stats: a JSON object of broker
+ *                             counters; ping: empty); `from` = the replier (NULL for ping/stats)
+ *   AIPC_ETIMEDOUT:           no answer within the timeout
+ *   AIPC_EDISCONNECTED:       the connection broke after the request was sent
+ *   AIPC_EREFUSED:            the broker answered with an error; data/len = its code
+ *                             ("no_such_client", "no_reply", "queue_full", ...), NUL-terminated
+ *   AIPC_ECLOSED:             aipc_bus_close() was called first
+ */
+typedef void (*aipc_bus_reply_fn)(aipc_bus *bus, void *user, int status, const aipc_bus_peer *from,
+                                  const void *data, size_t len);
+
+/*
+ * Options for aipc_bus_connect(). Initialise with aipc_bus_options_init() (sets `size` and the
+ * defaults), then change what you need. Fields are only ever appended; a zero numeric field
+ * means "default". Every callback may be NULL (event ignored); `bus` is the client the event
+ * belongs to and `user` is the options' `user` pointer.
+ */
+typedef struct aipc_bus_options {
+    uint32_t size;                 /* sizeof(aipc_bus_options) - the struct's version */
+    const wchar_t *pipe_name;      /* broker pipe, "\\.\pipe\NAME" or "NAME";
+                                      NULL = AIPC_DEFAULT_BROKER_PIPE */
+    const char *name;              /* client name [A-Za-z0-9._-]{1,128}, unique on the broker;
+                                      NULL = anonymous */
+    void *user;                    /* passed to every callback */
+
+    /* A publication matching one of our filters (delivered once even if several match). */
+    void (*on_message)(aipc_bus *bus, void *user, const char *topic, const aipc_bus_peer *from,
+                       bool retained, const void *data, size_t len);
+    /* A direct message (aipc_bus_send) addressed to us. */
+    void (*on_direct)(aipc_bus *bus, void *user, const aipc_bus_peer *from, const void *data,
+                      size_t len);
+    /* A request. Answer with aipc_bus_reply(bus, from->id, req_id, ...) now or later, from any
+     * thread. Without on_request, requests to us are answered with an empty reply. */
+    void (*on_request)(aipc_bus *bus, void *user, const aipc_bus_peer *from, uint64_t req_id,
+                       const void *data, size_t len);
+    /* A client joined (joined=true) or left the bus. Setting it subscribes to $bus/joined and
+     * $bus/left internally (on_message still sees them only through a matching filter). */
+    void (*on_presence)(aipc_bus *bus, void *user, bool joined, const aipc_bus_peer *who);
+    /* State change; `error` is the AIPC_E* cause (0 when none). */
+    void (*on_state)(aipc_bus *bus, void *user, aipc_bus_state state, int error);
+    /* The broker dropped `count` publications for us (we were too slow). */
+    void (*on_dropped)(aipc_bus *bus, void *user, uint64_t count);
+    /* An error without a request to report it to: `error` is an AIPC_E* code, `code` the
+     * broker's code ("no_such_client", "bad_topic", "name_taken", ...) or "" for local errors,
+     * `message` a human-readable line. */
+    void (*on_error)(aipc_bus *bus, void *user, int error, const char *code, const char *message);
+
+    int      reconnect;            /* non-zero: reconnect automatically (default: on) */
+    uint32_t backoff_min_ms;       /* first reconnect delay (default 100) */
+    uint32_t backoff_max_ms;       /* delay cap; the delay doubles per failure (default 5000) */
+    uint64_t max_queue_bytes;      /* bytes accepted but not yet written to the broker (they
+                                      pile up while disconnected); beyond it publish/send/
+                                      request return AIPC_EQUEUEFULL (default 8 MiB) */
+    uint32_t connect_timeout_ms;   /* one connection attempt: waiting for a busy or absent
+                                      broker pipe and for its welcome (default 5000) */
+} aipc_bus_options;
+
+#define AIPC_BUS_DEFAULT_BACKOFF_MIN_MS   100u
+#define AIPC_BUS_DEFAULT_BACKOFF_MAX_MS   5000u
+#define AIPC_BUS_DEFAULT_MAX_QUEUE_BYTES  (8u * 1024u * 1024u)
+#define AIPC_BUS_DEFAULT_CONNECT_TIMEOUT_MS 5000u
+
+/* Fills *opts with the defaults (size set, reconnect on, everything else zero/default). */
+ASYNCIPC_API void aipc_bus_options_init(aipc_bus_options *opts);
+
+/*
+ * Creates a client and starts connecting; returns at once with *bus set (0) or an AIPC_E* code
+ * (AIPC_EINVAL: bad size/name/pipe name). The outcome arrives through on_state: CONNECTED, or
+ * (reconnect off) DISCONNECTED with the cause - AIPC_ENOTFOUND when no broker listens,
+ * AIPC_ETIMEDOUT, AIPC_EREFUSED (e.g. name taken). Strings in *opts are copied.
+ */
+ASYNCIPC_API int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **bus);
+
+/* Adds/removes a topic filter ("a/+/c", "a/#"). Remembered across reconnects; adding an
+ * existing filter or removing an absent one is a no-op. AIPC_EINVAL for a malformed filter. */
+ASYNCIPC_API int aipc_bus_subscribe(aipc_bus *bus, const char *filter);
+ASYNCIPC_API int aipc_bus_unsubscribe(aipc_bus *bus, const char *filter);
+
+/* Publishes `len` bytes (copied) on `topic` (no wildcards, no leading '$'). retain=true keeps
+ * it as the topic's retained message; retain with len 0 clears it. Returns 0, AIPC_EINVAL,
+ * AIPC_ETOOBIG, AIPC_EQUEUEFULL, AIPC_EDISCONNECTED (reconnect off and the connection is gone). */
+ASYNCIPC_API int aipc_bus_publish(aipc_bus *bus, const char *topic, const void *data, size_t len,
+                                  bool retain);
+
+/* Sends a direct message to a client `to`: its name, or its id in decimal ("17"; a string of
+ * digits always means an id). Broker errors (no_such_client, queue_full) come to on_error. */
+ASYNCIPC_API int aipc_bus_send(aipc_bus *bus, const char *to, const void *data, size_t len);
+
+/* Sends a request to `to` (name or decimal id); `cb` runs once with the reply, or with an error
+ * after timeout_ms (0 = 30000). Returns the request id (> 0) or an AIPC_E* code (< 0), in which
+ * case cb is never called. */
+ASYNCIPC_API int64_t aipc_bus_request(aipc_bus *bus, const char *to, const void *data, size_t len,
+                                      uint32_t timeout_ms, aipc_bus_reply_fn cb, void *user);
+
+/* Answers request `req_id` received from client `to_id` (from->id in on_request). Any thread,
+ * any time while the client is open. */
+ASYNCIPC_API int aipc_bus_reply(aipc_bus *bus, uint64_t to_id, uint64_t req_id, const void *data,
+                                size_t len);
+
+/* Round trip to the broker: cb gets status 0 on pong (timeout_ms 0 = 5000). Returns an id > 0. */
+ASYNCIPC_API int64_t aipc_bus_ping(aipc_bus *bus, uint32_t timeout_ms, aipc_bus_reply_fn cb,
+                                   void *user);
+/* Broker statistics: cb gets status 0 and a JSON object (clients, subscriptions, retained,
+ * msgs/bytes in/out, drops, errors, uptime) as data. Returns an id > 0. */
+ASYNCIPC_API int64_t aipc_bus_stats(aipc_bus *bus, uint32_t timeout_ms, aipc_bus_reply_fn cb,
+                                    void *user);
+
+/* Current state and the broker-assigned id of this client (0 when not connected). */
+ASYNCIPC_API aipc_bus_state aipc_bus_get_state(aipc_bus *bus);
+ASYNCIPC_API uint64_t aipc_bus_client_id(aipc_bus *bus);
+
+/*
+ * Closes the client: pending requests complete with AIPC_ECLOSED, on_state(CLOSED) runs, the
+ * connection is closed and the handle freed. Called from another thread, it returns after all
+ * of that (no callback of this client runs afterwards). Called inside one of this client's
+ * callbacks, it returns at once and the rest happens right after that callback returns.
+ * Unsent queued messages are discarded.
+ */
+ASYNCIPC_API void aipc_bus_close(aipc_bus *bus);
+
 #ifdef __cplusplus
 }
 #endif

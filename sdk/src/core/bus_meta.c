@@ -1,0 +1,262 @@
+/* bus_meta.c - bus meta JSON building/parsing, validation and topic matching (portable). */
+#include "bus_core.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+int aipc_bus_name_valid(const char *name)
+{
+    if (!name)
+        return 0;
+    size_t n = 0;
+    for (const char *p = name; *p; p++, n++) {
+        char c = *p;
+        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-';
+        if (!ok || n >= AIPC_BUS_NAME_MAX)
+            return 0;
+    }
+    return n > 0;
+}
+
+/* Common length check for topics and filters (bounded scan: never reads past the limit). */
+static size_t bounded_len(const char *s)
+{
+    size_t n = 0;
+    while (n <= AIPC_BUS_TOPIC_MAX && s[n])
+        n++;
+    return n;
+}
+
+int aipc_bus_topic_valid(const char *topic)
+{
+    if (!topic || !topic[0] || topic[0] == '$')
+        return 0;
+    size_t n = bounded_len(topic);
+    if (n > AIPC_BUS_TOPIC_MAX)
+        return 0;
+    return strpbrk(topic, "+#") == NULL;
+}
+
+int aipc_bus_filter_valid(const char *filter)
+{
+    if (!filter || !filter[0])
+        return 0;
+    size_t n = bounded_len(filter);
+    if (n > AIPC_BUS_TOPIC_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = filter[i];
+        if (c != '+' && c != '#')
+            continue;
+        int starts_level = (i == 0 || filter[i - 1] == '/');
+        int ends_level = (i + 1 == n || filter[i + 1] == '/');
+        if (!starts_level || !ends_level)
+            return 0;
+        if (c == '#' && i + 1 != n)
+            return 0;
+    }
+    return 1;
+}
+
+int aipc_bus_topic_match(const char *filter, const char *topic)
+{
+    if (!filter || !topic)
+        return 0;
+    if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
+        return 0;
+    const char *f = filter, *t = topic;
+    for (;;) {
+        if (f[0] == '#' && f[1] == 0)
+            return 1;                       /* '#' matches the rest, including the parent level */
+        /* the current level of each */
+        const char *fe = strchr(f, '/');
+        const char *te = strchr(t, '/');
+        size_t fl = fe ? (size_t)(fe - f) : strlen(f);
+        size_t tl = te ? (size_t)(te - t) : strlen(t);
+        if (!(fl == 1 && f[0] == '+') && (fl != tl || memcmp(f, t, fl) != 0))
+            return 0;
+        if (!fe && !te)
+            return 1;
+        if (!te) {
+            /* topic ended: "a/#" matches "a" */
+            return fe && fe[1] == '#' && fe[2] == 0;
+        }
+        if (!fe)
+            return 0;
+        f = fe + 1;
+        t = te + 1;
+    }
+}
+
+int aipc_bus_to_is_id(const char *to, uint64_t *id)
+{
+    if (!to || !to[0])
+        return 0;
+    uint64_t v = 0;
+    size_t n = 0;
+    for (const char *p = to; *p; p++, n++) {
+        if (*p < '0' || *p > '9' || n >= 20)
+            return 0;
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    if (id)
+        *id = v;
+    return 1;
+}
+
+/* Adds a u64 as a JSON number (exact up to 2^53, which ids never exceed in practice). */
+static int add_u64(cJSON *o, const char *key, uint64_t v)
+{
+    return cJSON_AddNumberToObject(o, key, (double)v) != NULL;
+}
+
+char *aipc_bus_meta_build(const aipc_bus_out *o, size_t *len)
+{
+    if (!o || !o->op)
+        return NULL;
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return NULL;
+    int ok = cJSON_AddStringToObject(j, "op", o->op) != NULL;
+    if (ok && strcmp(o->op, "hello") == 0) {
+        ok = add_u64(j, "proto", AIPC_PROTO_VERSION);
+        if (ok && o->name)
+            ok = cJSON_AddStringToObject(j, "name", o->name) != NULL;
+    }
+    if (ok && o->topic)
+        ok = cJSON_AddStringToObject(j, "topic", o->topic) != NULL;
+    if (ok && o->to) {
+        uint64_t id;
+        if (aipc_bus_to_is_id(o->to, &id))
+            ok = add_u64(j, "to", id);
+        else
+            ok = cJSON_AddStringToObject(j, "to", o->to) != NULL;
+    } else if (ok && o->to_id) {
+        ok = add_u64(j, "to", o->to_id);
+    }
+    if (ok && o->id)
+        ok = add_u64(j, "id", o->id);
+    if (ok && o->re)
+        ok = add_u64(j, "re", o->re);
+    if (ok && o->retain)
+        ok = cJSON_AddTrueToObject(j, "retain") != NULL;
+    char *s = ok ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (s && len)
+        *len = strlen(s);
+    return s;
+}
+
+/* Reads a non-negative integral number member; 1 if present and valid. */
+static int get_u64(const cJSON *o, const char *key, uint64_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 18446744073709549568.0)
+        return 0;
+    *out = (uint64_t)v->valuedouble;
+    return 1;
+}
+
+/* A string member or "" when absent/not a string. */
+static const char *get_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return (cJSON_IsString(v) && v->valuestring) ? v->valuestring : "";
+}
+
+static const struct { const char *text; aipc_bus_in_op op; } op_names[] = {
+    {"welcome", AIPC_BUS_IN_WELCOME}, {"ok", AIPC_BUS_IN_OK}, {"error", AIPC_BUS_IN_ERROR},
+    {"msg", AIPC_BUS_IN_MSG}, {"direct", AIPC_BUS_IN_DIRECT}, {"req", AIPC_BUS_IN_REQ},
+    {"rep", AIPC_BUS_IN_REP}, {"pong", AIPC_BUS_IN_PONG}, {"stats", AIPC_BUS_IN_STATS},
+    {"dropped", AIPC_BUS_IN_DROPPED}, {"bye", AIPC_BUS_IN_BYE},
+};
+
+/* Fills a peer from a {"id","name","pid"} object; 1 if it had a usable id. */
+static int get_peer(const cJSON *o, aipc_bus_peer *p)
+{
+    uint64_t v = 0;
+    p->id = 0;
+    p->pid = 0;
+    p->name = "";
+    if (!cJSON_IsObject(o))
+        return 0;
+    int has = get_u64(o, "id", &p->id);
+    if (get_u64(o, "pid", &v) && v <= UINT32_MAX)
+        p->pid = (uint32_t)v;
+    p->name = get_str(o, "name");
+    return has;
+}
+
+int aipc_bus_meta_parse(const uint8_t *meta, size_t len, aipc_bus_in *in)
+{
+    memset(in, 0, sizeof *in);
+    if (!meta || len == 0)
+        return AIPC_EPROTO;
+    cJSON *root = cJSON_ParseWithLength((const char *)meta, len);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return AIPC_EPROTO;
+    }
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(root, "op");
+    if (!cJSON_IsString(op) || !op->valuestring) {
+        cJSON_Delete(root);
+        return AIPC_EPROTO;
+    }
+    in->root_ = root;
+    in->op_text = op->valuestring;
+    in->op = AIPC_BUS_IN_UNKNOWN;
+    for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; i++)
+        if (strcmp(op_names[i].text, op->valuestring) == 0)
+            in->op = op_names[i].op;
+    in->topic = get_str(root, "topic");
+    in->has_from = get_peer(cJSON_GetObjectItemCaseSensitive(root, "from"), &in->from);
+    in->retained = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "retained"));
+    in->has_id = get_u64(root, "id", &in->id);
+    in->has_re = get_u64(root, "re", &in->re);
+    get_u64(root, "count", &in->count);
+    get_u64(root, "max_payload", &in->max_payload);
+    uint64_t proto = 0;
+    if (get_u64(root, "proto", &proto) && proto <= UINT32_MAX)
+        in->proto = (uint32_t)proto;
+    in->name = get_str(root, "name");
+    in->code = get_str(root, "code");
+    in->message = get_str(root, "message");
+    in->reason = get_str(root, "reason");
+    return 0;
+}
+
+void aipc_bus_in_free(aipc_bus_in *in)
+{
+    if (in && in->root_) {
+        cJSON_Delete((cJSON *)in->root_);
+        in->root_ = NULL;
+    }
+}
+
+int aipc_bus_presence_parse(const uint8_t *payload, size_t len, aipc_bus_peer *who,
+                            char *name_buf, size_t cap)
+{
+    if (!payload || len == 0 || !name_buf || cap == 0)
+        return AIPC_EPROTO;
+    cJSON *root = cJSON_ParseWithLength((const char *)payload, len);
+    aipc_bus_peer p;
+    if (!root || !get_peer(root, &p)) {
+        cJSON_Delete(root);
+        return AIPC_EPROTO;
+    }
+    size_t n = strlen(p.name);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(name_buf, p.name, n);
+    name_buf[n] = 0;
+    cJSON_Delete(root);
+    who->id = p.id;
+    who->pid = p.pid;
+    who->name = name_buf;
+    return 0;
+}
