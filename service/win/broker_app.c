@@ -1,0 +1,422 @@
+/*
+ * broker_app.c - glue between the IOCP engine and the portable broker core (see broker_app.h).
+ *
+ * The engine calls the handler below on its single I/O thread; the handler is the only code
+ * that calls the core, so the core needs no lock. Each engine connection gets a bconn whose
+ * first member is the core's aipc_conn; the core's want_write/close callbacks only mark the
+ * engine connection (the engine starts writes after the current batch of completions), so the
+ * core is never re-entered from its own callbacks.
+ */
+#include "broker_app.h"
+
+#include "broker.h"
+#include "engine.h"
+#include "security.h"
+
+#include "asyncipc/asyncipc.h"
+
+#include <shlobj.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+
+struct aipc_broker_app {
+    aipc_broker_config cfg;
+    wchar_t *config_path;       /* the file read, or NULL when defaults were used */
+    wchar_t *pipe_path;
+    aipc_pipe_security sec;
+    aipc_broker *core;
+    aipc_engine *eng;
+    HANDLE ready;
+    aipc_iov iov[512];          /* scratch for out_next (I/O thread only) */
+};
+
+typedef struct bconn {
+    aipc_conn conn;             /* first: the core's view of the connection */
+    aipc_wconn *w;
+} bconn;
+
+const char *aipc_broker_exit_text(unsigned long code)
+{
+    switch (code) {
+    case AIPC_BROKER_EXIT_OK: return "ok";
+    case AIPC_BROKER_EXIT_USAGE: return "bad command line";
+    case AIPC_BROKER_EXIT_CONFIG: return "invalid configuration (see the log)";
+    case AIPC_BROKER_EXIT_PIPE_BUSY: return "the pipe name is in use by another server";
+    case AIPC_BROKER_EXIT_SYSTEM: return "start-up failed (see the log)";
+    case AIPC_BROKER_EXIT_SERVICE: return "service control manager operation failed";
+    default: return "unknown exit code";
+    }
+}
+
+/* ---- core callbacks (broker thread) -------------------------------------------------------- */
+
+static void ops_want_write(aipc_conn *c)
+{
+    aipc_wconn_want_write(((bconn *)c)->w);
+}
+
+static void ops_close(aipc_conn *c)
+{
+    aipc_wconn_close(((bconn *)c)->w);
+}
+
+static const aipc_conn_ops g_ops = { ops_want_write, ops_close };
+
+/* ---- engine handler (I/O thread) ---------------------------------------------------------- */
+
+static void *h_attach(void *ctx, aipc_wconn *w, unsigned long pid)
+{
+    aipc_broker_app *a = ctx;
+    bconn *bc = calloc(1, sizeof *bc);
+    if (!bc)
+        return NULL;
+    bc->conn.ops = &g_ops;
+    bc->w = w;
+    if (!aipc_broker_attach(a->core, &bc->conn, (uint32_t)pid)) {
+        free(bc);
+        return NULL;
+    }
+    return bc;
+}
+
+static int h_input(void *ctx, void *conn, const uint8_t *data, size_t len)
+{
+    aipc_broker_app *a = ctx;
+    bconn *bc = conn;
+    return aipc_broker_input(a->core, bc->conn.client, data, len);
+}
+
+static void h_detach(void *ctx, void *conn)
+{
+    aipc_broker_app *a = ctx;
+    bconn *bc = conn;
+    if (bc->conn.client)
+        aipc_broker_detach(a->core, bc->conn.client);
+    free(bc);
+}
+
+static int h_out_next(void *ctx, void *conn, aipc_wiov *iov, int max)
+{
+    aipc_broker_app *a = ctx;
+    bconn *bc = conn;
+    if (max > (int)(sizeof a->iov / sizeof a->iov[0]))
+        max = (int)(sizeof a->iov / sizeof a->iov[0]);
+    int n = aipc_client_out_next(bc->conn.client, a->iov, max);
+    for (int i = 0; i < n; i++) {
+        iov[i].base = a->iov[i].base;
+        iov[i].len = a->iov[i].len;
+    }
+    return n;
+}
+
+static void h_out_consume(void *ctx, void *conn, size_t n)
+{
+    bconn *bc = conn;
+    aipc_client_out_consume(bc->conn.client, n);
+}
+
+static void h_shutdown(void *ctx)
+{
+    aipc_broker_app *a = ctx;
+    aipc_broker_shutdown(a->core);
+}
+
+/* Routes the core's own log lines to the SDK logger. */
+static void core_log(void *ctx, int level, const char *msg)
+{
+    aipc_log((aipc_log_level)level, "broker: %s", msg);
+}
+
+static uint64_t now_ms(void)
+{
+    return GetTickCount64();
+}
+
+/* ---- configuration --------------------------------------------------------------------------- */
+
+static char *wide_to_utf8(const wchar_t *w)
+{
+    int n = WideCharToMultiByte(CP_UTF8, 0, w, -1, NULL, 0, NULL, NULL);
+    char *s = n > 0 ? malloc((size_t)n) : NULL;
+    if (s)
+        WideCharToMultiByte(CP_UTF8, 0, w, -1, s, n, NULL, NULL);
+    return s;
+}
+
+static wchar_t *utf8_to_wide(const char *s)
+{
+    int n = MultiByteToWideChar(CP_UTF8, 0, s, -1, NULL, 0);
+    wchar_t *w = n > 0 ? malloc((size_t)n * sizeof *w) : NULL;
+    if (w)
+        MultiByteToWideChar(CP_UTF8, 0, s, -1, w, n);
+    return w;
+}
+
+/* %ProgramData% (CSIDL_COMMON_APPDATA), e.g. C:\ProgramData. */
+static int program_data(wchar_t out[MAX_PATH])
+{
+    return SUCCEEDED(SHGetFolderPathW(NULL, CSIDL_COMMON_APPDATA, NULL, 0, out)) ? 0 : -1;
+}
+
+wchar_t *aipc_broker_config_path(const wchar_t *explicit_path)
+{
+    wchar_t buf[MAX_PATH * 2];
+    if (explicit_path) {
+        DWORD n = GetFullPathNameW(explicit_path, MAX_PATH * 2, buf, NULL);
+        return n && n < MAX_PATH * 2 ? _wcsdup(buf) : NULL;
+    }
+    wchar_t pd[MAX_PATH];
+    if (program_data(pd) != 0)
+        return NULL;
+    _snwprintf(buf, MAX_PATH * 2, L"%ls\\AsyncIPC\\broker.json", pd);
+    buf[MAX_PATH * 2 - 1] = 0;
+    return _wcsdup(buf);
+}
+
+/* True for "C:\..." / "C:/..." and UNC / device paths. */
+static int is_absolute(const char *p)
+{
+    if (((p[0] >= 'A' && p[0] <= 'Z') || (p[0] >= 'a' && p[0] <= 'z')) && p[1] == ':' &&
+        (p[2] == '\\' || p[2] == '/'))
+        return 1;
+    return (p[0] == '\\' && p[1] == '\\');
+}
+
+char *aipc_broker_resolve_path(const char *value, const wchar_t *config_path)
+{
+    if (is_absolute(value))
+        return _strdup(value);
+    if (!config_path || value[0] == '\\' || value[0] == '/' || (value[0] && value[1] == ':'))
+        return NULL;            /* drive-relative or rooted-without-drive: ambiguous, reject */
+    wchar_t *wv = utf8_to_wide(value);
+    if (!wv)
+        return NULL;
+    wchar_t dir[MAX_PATH * 2], joined[MAX_PATH * 3], full[MAX_PATH * 3];
+    wcsncpy(dir, config_path, MAX_PATH * 2 - 1);
+    dir[MAX_PATH * 2 - 1] = 0;
+    wchar_t *slash = wcsrchr(dir, L'\\');
+    wchar_t *fslash = wcsrchr(dir, L'/');
+    if (fslash > slash)
+        slash = fslash;
+    if (!slash) {
+        free(wv);
+        return NULL;
+    }
+    *slash = 0;
+    _snwprintf(joined, MAX_PATH * 3, L"%ls\\%ls", dir, wv);
+    joined[MAX_PATH * 3 - 1] = 0;
+    free(wv);
+    DWORD n = GetFullPathNameW(joined, MAX_PATH * 3, full, NULL);
+    if (!n || n >= MAX_PATH * 3)
+        return NULL;
+    return wide_to_utf8(full);
+}
+
+/* Reads a whole file (NUL-terminated). Returns NULL with *missing set when it does not exist. */
+static char *read_file(const wchar_t *path, int *missing, DWORD *syserr)
+{
+    *missing = 0;
+    HANDLE h = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL,
+                           OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+    if (h == INVALID_HANDLE_VALUE) {
+        *syserr = GetLastError();
+        *missing = (*syserr == ERROR_FILE_NOT_FOUND || *syserr == ERROR_PATH_NOT_FOUND);
+        return NULL;
+    }
+    LARGE_INTEGER sz;
+    char *buf = NULL;
+    if (GetFileSizeEx(h, &sz) && sz.QuadPart < (1 << 20)) {
+        buf = malloc((size_t)sz.QuadPart + 1);
+        DWORD got = 0;
+        if (buf && ReadFile(h, buf, (DWORD)sz.QuadPart, &got, NULL) && got == sz.QuadPart) {
+            buf[got] = 0;
+        } else {
+            free(buf);
+            buf = NULL;
+        }
+    }
+    *syserr = buf ? 0 : ERROR_INVALID_DATA;
+    CloseHandle(h);
+    return buf;
+}
+
+/* Loads the configuration into a->cfg. */
+static int load_config(aipc_broker_app *a, const aipc_broker_opts *o, char *err, size_t errlen)
+{
+    aipc_broker_config_defaults(&a->cfg);
+    wchar_t *path = aipc_broker_config_path(o->config);
+    if (!path) {
+        snprintf(err, errlen, "cannot determine the config file path");
+        return AIPC_BROKER_EXIT_CONFIG;
+    }
+    int missing = 0;
+    DWORD syserr = 0;
+    char *text = read_file(path, &missing, &syserr);
+    char *upath = wide_to_utf8(path);
+    if (!text) {
+        if (missing && !o->config) {
+            free(path);                 /* no default config file: defaults */
+            free(upath);
+            return 0;
+        }
+        snprintf(err, errlen, "cannot read config file %s (error %lu)", upath ? upath : "?",
+                 (unsigned long)syserr);
+        free(path);
+        free(upath);
+        return AIPC_BROKER_EXIT_CONFIG;
+    }
+    const char *json = text;
+    if ((unsigned char)json[0] == 0xEF && (unsigned char)json[1] == 0xBB &&
+        (unsigned char)json[2] == 0xBF)
+        json += 3;                      /* Notepad's UTF-8 BOM */
+    char msg[512] = "";
+    if (aipc_broker_config_load_json(&a->cfg, json, msg, sizeof msg) != 0) {
+        snprintf(err, errlen, "config file %s: %s", upath ? upath : "?", msg);
+        free(text);
+        free(path);
+        free(upath);
+        return AIPC_BROKER_EXIT_CONFIG;
+    }
+    free(text);
+    free(upath);
+    a->config_path = path;
+    return 0;
+}
+
+/* Opens the log file named by the config (relative to the config's folder) or the default. */
+static int open_log(aipc_broker_app *a, char *err, size_t errlen)
+{
+    char *path = NULL;
+    if (a->cfg.log_file[0]) {
+        path = aipc_broker_resolve_path(a->cfg.log_file, a->config_path);
+        if (!path) {
+            snprintf(err, errlen, "config key \"log_file\": \"%s\" is not an absolute path and "
+                     "cannot be resolved against the config file's folder", a->cfg.log_file);
+            return AIPC_BROKER_EXIT_CONFIG;
+        }
+    } else {
+        wchar_t pd[MAX_PATH], buf[MAX_PATH * 2];
+        if (program_data(pd) != 0) {
+            snprintf(err, errlen, "cannot find %%ProgramData%% for the default log file");
+            return AIPC_BROKER_EXIT_SYSTEM;
+        }
+        _snwprintf(buf, MAX_PATH * 2, L"%ls\\AsyncIPC\\logs\\broker.log", pd);
+        buf[MAX_PATH * 2 - 1] = 0;
+        path = wide_to_utf8(buf);
+    }
+    aipc_log_set_level((aipc_log_level)a->cfg.log_level);
+    int rc = path ? aipc_log_open_file(path) : AIPC_ENOMEM;
+    if (rc != 0) {
+        snprintf(err, errlen, "config key \"log_file\": cannot open %s (%s)", path ? path : "?",
+                 aipc_strerror(rc));
+        free(path);
+        return AIPC_BROKER_EXIT_CONFIG;
+    }
+    free(path);
+    return 0;
+}
+
+int aipc_broker_app_start(aipc_broker_app **out, const aipc_broker_opts *o, char *err,
+                          size_t errlen)
+{
+    *out = NULL;
+    aipc_broker_app *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return AIPC_BROKER_EXIT_SYSTEM;
+    }
+    int rc = load_config(a, o, err, errlen);
+    if (rc == 0)
+        rc = open_log(a, err, errlen);
+    if (rc == 0) {
+        char *upipe = NULL;
+        if (o->pipe) {
+            upipe = wide_to_utf8(o->pipe);
+        }
+        a->pipe_path = aipc_pipe_path_from_utf8(upipe ? upipe : a->cfg.pipe_name);
+        if (!a->pipe_path) {
+            snprintf(err, errlen, "%s: invalid pipe name \"%s\"", upipe ? "--pipe" : "config key \"pipe_name\"",
+                     upipe ? upipe : a->cfg.pipe_name);
+            rc = o->pipe ? AIPC_BROKER_EXIT_USAGE : AIPC_BROKER_EXIT_CONFIG;
+        }
+        free(upipe);
+    }
+    if (rc == 0 && aipc_pipe_security_init(&a->sec, a->cfg.sddl[0] ? a->cfg.sddl : NULL, err,
+                                           errlen) != 0)
+        rc = AIPC_BROKER_EXIT_CONFIG;
+    if (rc == 0) {
+        a->core = aipc_broker_new(&a->cfg, now_ms);
+        if (!a->core) {
+            snprintf(err, errlen, "out of memory creating the broker core");
+            rc = AIPC_BROKER_EXIT_SYSTEM;
+        } else {
+            aipc_broker_set_log(a->core, core_log, a);
+        }
+    }
+    if (rc == 0) {
+        aipc_engine_config ec = { 0 };
+        ec.pipe_path = a->pipe_path;
+        ec.sa = &a->sec.sa;
+        ec.stop_grace_ms = 3000;
+        aipc_engine_handler h = { a, h_attach, h_input, h_detach, h_out_next, h_out_consume,
+                                  h_shutdown, NULL };
+        char eerr[300];
+        int er = aipc_engine_create(&a->eng, &ec, &h, eerr, sizeof eerr);
+        if (er != AIPC_ENGINE_OK) {
+            char *up = wide_to_utf8(a->pipe_path);
+            snprintf(err, errlen, "cannot listen on %s: %s", up ? up : "?", eerr);
+            free(up);
+            rc = er == AIPC_ENGINE_PIPE_BUSY ? AIPC_BROKER_EXIT_PIPE_BUSY : AIPC_BROKER_EXIT_SYSTEM;
+        }
+    }
+    if (rc != 0) {
+        aipc_log(AIPC_LOG_ERROR, "broker: start-up failed: %s", err);
+        if (o->console)
+            fprintf(stderr, "asyncipc-broker: %s\n", err);
+        aipc_broker_app_free(a);
+        return rc;
+    }
+    char *up = wide_to_utf8(a->pipe_path);
+    aipc_log(AIPC_LOG_INFO, "broker: listening on %s (max_clients %u, max_payload %u, "
+             "max_queue_bytes %llu)", up ? up : "?", a->cfg.max_clients, a->cfg.max_payload,
+             (unsigned long long)a->cfg.max_queue_bytes);
+    free(up);
+    if (o->ready_event) {
+        a->ready = OpenEventW(EVENT_MODIFY_STATE, FALSE, o->ready_event);
+        if (a->ready)
+            SetEvent(a->ready);
+        else
+            aipc_log(AIPC_LOG_WARN, "broker: cannot open the ready event (%lu)", GetLastError());
+    }
+    *out = a;
+    return 0;
+}
+
+int aipc_broker_app_run(aipc_broker_app *a)
+{
+    aipc_engine_run(a->eng);
+    aipc_log(AIPC_LOG_INFO, "broker: stopped");
+    return 0;
+}
+
+void aipc_broker_app_stop(aipc_broker_app *a)
+{
+    if (a && a->eng)
+        aipc_engine_request_stop(a->eng);
+}
+
+void aipc_broker_app_free(aipc_broker_app *a)
+{
+    if (!a)
+        return;
+    aipc_engine_free(a->eng);
+    aipc_broker_free(a->core);
+    aipc_pipe_security_free(&a->sec);
+    if (a->ready)
+        CloseHandle(a->ready);
+    free(a->pipe_path);
+    free(a->config_path);
+    free(a);
+}

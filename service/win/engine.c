@@ -1,0 +1,715 @@
+/*
+ * engine.c - named-pipe listener and connections on one I/O completion port (see engine.h).
+ *
+ * Op records: every overlapped operation is an eng_op whose first member is its OVERLAPPED and
+ * which carries the callback to run when the completion is dequeued; the loop recovers the op
+ * from the OVERLAPPED pointer (CONTAINING_RECORD) and calls it.
+ *
+ * Buffer lifetimes
+ *   - A connection's 64 KiB read buffer and 256 KiB write buffer belong to the connection and
+ *     are freed only when no op of the connection is in flight (inflight == 0).
+ *   - Large output pieces are written straight from the handler's memory; the handler keeps them
+ *     until out_consume, which runs only on the write's completion, and the handler is told to
+ *     forget the connection (detach) only after every completion has come back.
+ *
+ * Close protocol: conn_close_now marks the connection closing, CancelIoEx's everything in
+ * flight and waits; when the last completion arrives conn_finish detaches it from the handler,
+ * closes the handle (once) and frees the memory. aipc_wconn_close (graceful) first lets queued
+ * output drain, then does the same.
+ *
+ * Listening: exactly one instance always waits in ConnectNamedPipe. When it connects, the next
+ * instance is posted BEFORE the connected one is handed to the handler.
+ */
+#include "engine.h"
+
+#include "asyncipc/asyncipc.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+
+#define ENG_RBUF      (64u * 1024u)
+#define ENG_WBUF      (256u * 1024u)
+#define ENG_DIRECT    (32u * 1024u)     /* pieces this large are written in place */
+#define ENG_IOV       512
+#define ENG_BATCH     128
+#define ENG_KEY_IO    1
+#define ENG_KEY_STOP  2
+#define ENG_RETRY_MS  100
+
+typedef struct eng_op eng_op;
+typedef void (*eng_cb)(eng_op *op, DWORD err, DWORD bytes);
+
+struct eng_op {
+    OVERLAPPED ov;          /* first: the kernel's pointer is the op's pointer */
+    eng_cb cb;
+    aipc_wconn *c;
+};
+
+enum { C_LISTEN, C_OPEN, C_CLOSING };
+
+struct aipc_wconn {
+    aipc_engine *e;
+    HANDLE h;
+    eng_op cn, rd, wr;
+    int inflight;           /* ops handed to the kernel whose completion has not been dequeued */
+    int st;
+    void *user;             /* handler's connection, NULL until attached */
+    unsigned long pid;
+    uint8_t *rbuf;
+    uint8_t *wbuf;
+    bool writing;           /* a write is in flight */
+    bool close_flush;       /* close once output is drained */
+    bool dirty;             /* on the engine's flush list */
+    aipc_wconn *prev, *next;    /* all connections (listener included) */
+    aipc_wconn *dnext;          /* flush list */
+};
+
+struct aipc_engine {
+    HANDLE port;
+    aipc_engine_config cfg;
+    wchar_t *pipe_path;
+    aipc_engine_handler h;
+    aipc_wconn *listener;       /* the instance pending in ConnectNamedPipe */
+    aipc_wconn *all;
+    aipc_wconn *dirty;
+    aipc_wconn *ready;          /* connected instances waiting to be attached (dnext chain) */
+    size_t nopen;
+    bool need_listener;         /* creating an instance failed: retry on a timer */
+    bool stopping, stop_requested;
+    LONG stop_posted;
+    ULONGLONG stop_deadline;
+    bool hard_cancelled;
+};
+
+static void conn_close_now(aipc_wconn *c);
+static void listen_next(aipc_engine *e);
+
+/* Formats GetLastError-style text into err. */
+static void set_err(char *err, size_t n, const char *what, DWORD code)
+{
+    char msg[256] = "";
+    if (!err || !n)
+        return;
+    FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, code, 0,
+                   msg, sizeof msg, NULL);
+    size_t l = strlen(msg);
+    while (l && (msg[l - 1] == '\n' || msg[l - 1] == '\r' || msg[l - 1] == ' '))
+        msg[--l] = 0;
+    snprintf(err, n, "%s: error %lu%s%s", what, (unsigned long)code, l ? " - " : "", msg);
+}
+
+wchar_t *aipc_pipe_path_from_utf8(const char *name)
+{
+    static const wchar_t prefix[] = L"\\\\.\\pipe\\";
+    if (!name || !*name)
+        return NULL;
+    int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, name, -1, NULL, 0);
+    if (n <= 1 || n > 256)
+        return NULL;
+    wchar_t *w = malloc(((size_t)n + 16) * sizeof *w);
+    if (!w)
+        return NULL;
+    MultiByteToWideChar(CP_UTF8, 0, name, -1, w, n);
+    size_t plen = wcslen(prefix);
+    if (_wcsnicmp(w, prefix, plen) == 0) {
+        if (w[plen] == 0) {
+            free(w);
+            return NULL;
+        }
+        return w;
+    }
+    if (wcschr(w, L'\\') || wcschr(w, L'/') == w) {
+        free(w);
+        return NULL;
+    }
+    wchar_t *full = malloc((plen + (size_t)n) * sizeof *full);
+    if (full) {
+        wcscpy(full, prefix);
+        wcscat(full, w);
+    }
+    free(w);
+    return full;
+}
+
+/* Allocates a connection record (no handle yet). */
+static aipc_wconn *conn_alloc(aipc_engine *e)
+{
+    aipc_wconn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->rbuf = malloc(ENG_RBUF);
+    if (!c->rbuf) {
+        free(c);
+        return NULL;
+    }
+    c->e = e;
+    c->h = INVALID_HANDLE_VALUE;
+    c->cn.c = c->rd.c = c->wr.c = c;
+    c->next = e->all;
+    if (e->all)
+        e->all->prev = c;
+    e->all = c;
+    return c;
+}
+
+/* Unlinks and frees a connection whose ops have all completed; closes its handle once. */
+static void conn_finish(aipc_wconn *c)
+{
+    aipc_engine *e = c->e;
+    if (c->user) {
+        void *u = c->user;
+        c->user = NULL;
+        e->nopen--;
+        e->h.detach(e->h.ctx, u);
+    }
+    if (c->h != INVALID_HANDLE_VALUE) {
+        CloseHandle(c->h);
+        c->h = INVALID_HANDLE_VALUE;
+    }
+    if (c->dirty) {                 /* drop from the flush list */
+        aipc_wconn **pp = &e->dirty;
+        while (*pp && *pp != c)
+            pp = &(*pp)->dnext;
+        if (*pp)
+            *pp = c->dnext;
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        e->all = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c->rbuf);
+    free(c->wbuf);
+    free(c);
+}
+
+/* Called after an op of c completed: finishes a closing connection with nothing in flight. */
+static void conn_maybe_finish(aipc_wconn *c)
+{
+    if (c->st == C_CLOSING && c->inflight == 0)
+        conn_finish(c);
+}
+
+/* Read completion (I/O thread). */
+static void on_read(eng_op *op, DWORD err, DWORD n);
+
+/* Starts the next read; closes the connection if the pipe is gone. */
+static void conn_post_read(aipc_wconn *c)
+{
+    if (c->st != C_OPEN)
+        return;
+    memset(&c->rd.ov, 0, sizeof c->rd.ov);
+    c->rd.cb = on_read;
+    if (ReadFile(c->h, c->rbuf, ENG_RBUF, NULL, &c->rd.ov) || GetLastError() == ERROR_IO_PENDING) {
+        c->inflight++;
+        return;
+    }
+    DWORD er = GetLastError();
+    if (er != ERROR_BROKEN_PIPE && er != ERROR_NO_DATA && er != ERROR_PIPE_NOT_CONNECTED)
+        aipc_log(AIPC_LOG_WARN, "broker: ReadFile on client pid %lu failed: %lu", c->pid,
+                 (unsigned long)er);
+    conn_close_now(c);
+}
+
+static void on_read(eng_op *op, DWORD err, DWORD n)
+{
+    aipc_wconn *c = op->c;
+    aipc_engine *e = c->e;
+    c->inflight--;
+    if (c->st != C_OPEN) {
+        conn_maybe_finish(c);
+        return;
+    }
+    if (err != 0 && err != ERROR_MORE_DATA) {
+        if (err != ERROR_BROKEN_PIPE && err != ERROR_PIPE_NOT_CONNECTED && err != ERROR_NO_DATA)
+            aipc_log(AIPC_LOG_WARN, "broker: read from client pid %lu failed: %lu", c->pid,
+                     (unsigned long)err);
+        conn_close_now(c);
+        return;
+    }
+    if (n > 0 && e->h.input(e->h.ctx, c->user, c->rbuf, n) < 0) {
+        conn_close_now(c);
+        return;
+    }
+    /* Zero-byte completions happen on byte pipes only for zero-length writes: keep reading. */
+    conn_post_read(c);
+}
+
+/* Write completion (I/O thread). */
+static void on_write(eng_op *op, DWORD err, DWORD n);
+
+/* Starts one write of queued output if none is in flight; graceful close once drained. */
+static void conn_pump_write(aipc_wconn *c)
+{
+    aipc_engine *e = c->e;
+    if (c->st != C_OPEN || c->writing)
+        return;
+    aipc_wiov iov[ENG_IOV];
+    int k = e->h.out_next(e->h.ctx, c->user, iov, ENG_IOV);
+    if (k <= 0) {
+        if (c->close_flush)
+            conn_close_now(c);
+        return;
+    }
+    const void *buf;
+    DWORD len;
+    if (iov[0].len >= ENG_DIRECT) {
+        /* Large piece: write it in place (capped so one write never exceeds 4 MiB). */
+        buf = iov[0].base;
+        len = (DWORD)(iov[0].len > (4u << 20) ? (4u << 20) : iov[0].len);
+    } else {
+        if (!c->wbuf && !(c->wbuf = malloc(ENG_WBUF))) {
+            aipc_log(AIPC_LOG_ERROR, "broker: out of memory for a write buffer");
+            conn_close_now(c);
+            return;
+        }
+        size_t used = 0;
+        for (int i = 0; i < k && used < ENG_WBUF; i++) {
+            if (iov[i].len >= ENG_DIRECT && used > 0)
+                break;              /* the large piece goes in place with the next write */
+            size_t take = iov[i].len;
+            if (take > ENG_WBUF - used)
+                take = ENG_WBUF - used;
+            memcpy(c->wbuf + used, iov[i].base, take);
+            used += take;
+            if (take < iov[i].len)
+                break;
+        }
+        buf = c->wbuf;
+        len = (DWORD)used;
+    }
+    memset(&c->wr.ov, 0, sizeof c->wr.ov);
+    c->wr.cb = on_write;
+    if (WriteFile(c->h, buf, len, NULL, &c->wr.ov) || GetLastError() == ERROR_IO_PENDING) {
+        c->inflight++;
+        c->writing = true;
+        return;
+    }
+    DWORD er = GetLastError();
+    if (er != ERROR_BROKEN_PIPE && er != ERROR_NO_DATA && er != ERROR_PIPE_NOT_CONNECTED)
+        aipc_log(AIPC_LOG_WARN, "broker: WriteFile to client pid %lu failed: %lu", c->pid,
+                 (unsigned long)er);
+    conn_close_now(c);
+}
+
+/* Puts c on the list of connections to flush after the current batch. */
+static void conn_mark_dirty(aipc_wconn *c)
+{
+    if (c->dirty || c->st != C_OPEN)
+        return;
+    c->dirty = true;
+    c->dnext = c->e->dirty;
+    c->e->dirty = c;
+}
+
+static void on_write(eng_op *op, DWORD err, DWORD n)
+{
+    aipc_wconn *c = op->c;
+    aipc_engine *e = c->e;
+    c->inflight--;
+    c->writing = false;
+    if (c->st != C_OPEN) {
+        conn_maybe_finish(c);
+        return;
+    }
+    if (err != 0) {
+        if (err != ERROR_BROKEN_PIPE && err != ERROR_NO_DATA && err != ERROR_PIPE_NOT_CONNECTED)
+            aipc_log(AIPC_LOG_WARN, "broker: write to client pid %lu failed: %lu", c->pid,
+                     (unsigned long)err);
+        conn_close_now(c);
+        return;
+    }
+    e->h.out_consume(e->h.ctx, c->user, n);
+    conn_mark_dirty(c);
+}
+
+void aipc_wconn_want_write(aipc_wconn *c)
+{
+    conn_mark_dirty(c);
+}
+
+void aipc_wconn_close(aipc_wconn *c)
+{
+    if (c->st != C_OPEN)
+        return;
+    c->close_flush = true;
+    conn_mark_dirty(c);
+}
+
+/* Abortive close: cancel everything in flight; the last completion frees the connection. */
+static void conn_close_now(aipc_wconn *c)
+{
+    if (c->st == C_CLOSING)
+        return;
+    if (c->st == C_OPEN && c->e->nopen && c->user)
+        aipc_log(AIPC_LOG_DEBUG, "broker: closing connection of pid %lu", c->pid);
+    c->st = C_CLOSING;
+    if (c->inflight > 0 && c->h != INVALID_HANDLE_VALUE)
+        CancelIoEx(c->h, NULL);
+    conn_maybe_finish(c);
+}
+
+/* Attaches a connected instance to the handler and starts reading. */
+static void conn_accept(aipc_wconn *c)
+{
+    aipc_engine *e = c->e;
+    ULONG pid = 0;
+    if (!GetNamedPipeClientProcessId(c->h, &pid))
+        pid = 0;
+    c->pid = pid;
+    c->st = C_OPEN;
+    if (e->stopping) {
+        conn_close_now(c);
+        return;
+    }
+    void *u = e->h.attach(e->h.ctx, c, pid);
+    if (!u) {
+        aipc_log(AIPC_LOG_WARN, "broker: refused a connection from pid %lu", (unsigned long)pid);
+        conn_close_now(c);
+        return;
+    }
+    c->user = u;
+    e->nopen++;
+    conn_post_read(c);
+    conn_mark_dirty(c);     /* the handler may have queued a greeting */
+}
+
+/* Connect completion of the listening instance (I/O thread). */
+static void on_connect(eng_op *op, DWORD err, DWORD n)
+{
+    aipc_wconn *c = op->c;
+    aipc_engine *e = c->e;
+    c->inflight--;
+    if (e->listener == c)
+        e->listener = NULL;
+    if (c->st == C_CLOSING) {
+        conn_maybe_finish(c);
+        return;
+    }
+    if (err != 0 && err != ERROR_PIPE_CONNECTED) {
+        /* ERROR_NO_DATA: the client came and went; anything else: drop this instance. */
+        if (err != ERROR_NO_DATA && err != ERROR_OPERATION_ABORTED)
+            aipc_log(AIPC_LOG_WARN, "broker: ConnectNamedPipe completed with %lu", (unsigned long)err);
+        conn_close_now(c);
+        if (!e->stopping)
+            listen_next(e);
+        return;
+    }
+    /* Post the next listening instance first, then hand this one over. */
+    if (!e->stopping)
+        listen_next(e);
+    conn_accept(c);
+}
+
+/* Creates one pipe instance; first = with FILE_FLAG_FIRST_PIPE_INSTANCE. */
+static HANDLE make_instance(aipc_engine *e, bool first, DWORD *err)
+{
+    DWORD open_mode = PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED |
+                      (first ? FILE_FLAG_FIRST_PIPE_INSTANCE : 0);
+    DWORD mode = PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS;
+    DWORD buf = e->cfg.pipe_buffer ? e->cfg.pipe_buffer : 64u * 1024u;
+    HANDLE h = CreateNamedPipeW(e->pipe_path, open_mode, mode, PIPE_UNLIMITED_INSTANCES, buf, buf,
+                                0, e->cfg.sa);
+    if (h == INVALID_HANDLE_VALUE) {
+        *err = GetLastError();
+        return h;
+    }
+    if (!CreateIoCompletionPort(h, e->port, ENG_KEY_IO, 0)) {
+        *err = GetLastError();
+        CloseHandle(h);
+        return INVALID_HANDLE_VALUE;
+    }
+    *err = 0;
+    return h;
+}
+
+/* Posts ConnectNamedPipe on instance c. Returns 1 pending, 0 connected already, -1 failed. */
+static int post_connect(aipc_wconn *c)
+{
+    memset(&c->cn.ov, 0, sizeof c->cn.ov);
+    c->cn.cb = on_connect;
+    c->st = C_LISTEN;
+    if (ConnectNamedPipe(c->h, &c->cn.ov)) {
+        /* Overlapped connect finished synchronously: its packet is queued as well. */
+        c->inflight++;
+        return 1;
+    }
+    DWORD er = GetLastError();
+    if (er == ERROR_IO_PENDING) {
+        c->inflight++;
+        return 1;
+    }
+    if (er == ERROR_PIPE_CONNECTED)
+        return 0;                   /* a client got in between create and connect: no packet */
+    if (er != ERROR_NO_DATA)
+        aipc_log(AIPC_LOG_WARN, "broker: ConnectNamedPipe failed: %lu", (unsigned long)er);
+    return -1;
+}
+
+/* Makes sure one instance is pending in ConnectNamedPipe. Instances that connect at once are
+ * queued on e->ready and attached after the new listener is posted. */
+static void listen_next(aipc_engine *e)
+{
+    for (int tries = 0; !e->listener && tries < 64; tries++) {
+        DWORD er;
+        HANDLE h = make_instance(e, false, &er);
+        if (h == INVALID_HANDLE_VALUE) {
+            aipc_log(AIPC_LOG_ERROR, "broker: CreateNamedPipe failed: %lu (retrying)", (unsigned long)er);
+            e->need_listener = true;
+            return;
+        }
+        aipc_wconn *c = conn_alloc(e);
+        if (!c) {
+            CloseHandle(h);
+            e->need_listener = true;
+            return;
+        }
+        c->h = h;
+        int r = post_connect(c);
+        if (r == 1) {
+            e->listener = c;
+        } else if (r == 0) {
+            c->dnext = e->ready;
+            e->ready = c;
+        } else {
+            c->st = C_CLOSING;
+            conn_finish(c);
+        }
+    }
+    e->need_listener = (e->listener == NULL);
+}
+
+/* Attaches instances that connected synchronously (after a listener is pending again). */
+static void drain_ready(aipc_engine *e)
+{
+    while (e->ready) {
+        aipc_wconn *c = e->ready;
+        e->ready = c->dnext;
+        c->dnext = NULL;
+        conn_accept(c);
+    }
+}
+
+int aipc_engine_create(aipc_engine **out, const aipc_engine_config *cfg,
+                       const aipc_engine_handler *h, char *err, size_t errlen)
+{
+    *out = NULL;
+    aipc_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        set_err(err, errlen, "out of memory", ERROR_NOT_ENOUGH_MEMORY);
+        return AIPC_ENGINE_SYS;
+    }
+    e->cfg = *cfg;
+    e->h = *h;
+    e->pipe_path = _wcsdup(cfg->pipe_path);
+    e->port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1);
+    if (!e->pipe_path || !e->port) {
+        set_err(err, errlen, "CreateIoCompletionPort", GetLastError());
+        aipc_engine_free(e);
+        return AIPC_ENGINE_SYS;
+    }
+    /* Probe: an existing server of this name means "in use" even where the kernel does not
+     * enforce FILE_FLAG_FIRST_PIPE_INSTANCE (Wine). WaitNamedPipe fails with
+     * ERROR_FILE_NOT_FOUND only when no instance exists. */
+    if (WaitNamedPipeW(e->pipe_path, 1) || GetLastError() != ERROR_FILE_NOT_FOUND) {
+        snprintf(err, errlen, "pipe name is in use by another server");
+        aipc_engine_free(e);
+        return AIPC_ENGINE_PIPE_BUSY;
+    }
+    DWORD er;
+    HANDLE first = make_instance(e, true, &er);
+    if (first == INVALID_HANDLE_VALUE) {
+        if (er == ERROR_ACCESS_DENIED || er == ERROR_PIPE_BUSY) {
+            snprintf(err, errlen, "pipe name is in use by another server (error %lu)",
+                     (unsigned long)er);
+            aipc_engine_free(e);
+            return AIPC_ENGINE_PIPE_BUSY;
+        }
+        set_err(err, errlen, "CreateNamedPipe", er);
+        aipc_engine_free(e);
+        return AIPC_ENGINE_SYS;
+    }
+    aipc_wconn *c = conn_alloc(e);
+    if (!c) {
+        CloseHandle(first);
+        set_err(err, errlen, "out of memory", ERROR_NOT_ENOUGH_MEMORY);
+        aipc_engine_free(e);
+        return AIPC_ENGINE_SYS;
+    }
+    c->h = first;
+    int r = post_connect(c);
+    if (r == 1) {
+        e->listener = c;
+    } else if (r == 0) {
+        c->dnext = e->ready;
+        e->ready = c;
+        listen_next(e);
+    } else {
+        c->st = C_CLOSING;
+        conn_finish(c);
+        listen_next(e);
+    }
+    *out = e;
+    return AIPC_ENGINE_OK;
+}
+
+void aipc_engine_request_stop(aipc_engine *e)
+{
+    if (InterlockedExchange(&e->stop_posted, 1) == 0)
+        PostQueuedCompletionStatus(e->port, 0, ENG_KEY_STOP, NULL);
+}
+
+size_t aipc_engine_clients(const aipc_engine *e)
+{
+    return e->nopen;
+}
+
+/* Starts stopping: no more listening, goodbyes queued, every client closed once flushed. */
+static void begin_stop(aipc_engine *e)
+{
+    if (e->stopping)
+        return;
+    e->stopping = true;
+    DWORD grace = e->cfg.stop_grace_ms ? e->cfg.stop_grace_ms : 3000;
+    e->stop_deadline = GetTickCount64() + grace;
+    aipc_log(AIPC_LOG_INFO, "broker: stopping (%lu clients)", (unsigned long)e->nopen);
+    if (e->listener) {
+        aipc_wconn *l = e->listener;
+        e->listener = NULL;
+        conn_close_now(l);
+    }
+    while (e->ready) {
+        aipc_wconn *c = e->ready;
+        e->ready = c->dnext;
+        c->st = C_CLOSING;
+        conn_maybe_finish(c);
+    }
+    e->h.shutdown(e->h.ctx);
+    for (aipc_wconn *c = e->all; c; c = c->next)
+        if (c->st == C_OPEN)
+            aipc_wconn_close(c);
+}
+
+/* Flushes every connection that has new output (after a batch of completions). */
+static void flush_dirty(aipc_engine *e)
+{
+    while (e->dirty) {
+        aipc_wconn *c = e->dirty;
+        e->dirty = c->dnext;
+        c->dnext = NULL;
+        c->dirty = false;
+        conn_pump_write(c);     /* may close (and free) c */
+    }
+}
+
+int aipc_engine_run(aipc_engine *e)
+{
+    OVERLAPPED_ENTRY ent[ENG_BATCH];
+    drain_ready(e);
+    flush_dirty(e);
+    for (;;) {
+        if (e->stopping) {
+            if (!e->all)
+                break;
+            ULONGLONG now = GetTickCount64();
+            if (now >= e->stop_deadline && !e->hard_cancelled) {
+                /* Grace over: cancel whatever still waits (slow readers). */
+                e->hard_cancelled = true;
+                e->stop_deadline = now + 1000;
+                for (aipc_wconn *c = e->all, *n; c; c = n) {
+                    n = c->next;
+                    conn_close_now(c);
+                }
+                continue;
+            } else if (now >= e->stop_deadline) {
+                aipc_log(AIPC_LOG_ERROR, "broker: %s", "I/O did not complete after cancel; leaving");
+                break;
+            }
+        }
+        DWORD timeout = INFINITE;
+        if (e->need_listener && !e->stopping)
+            timeout = ENG_RETRY_MS;
+        if (e->stopping) {
+            ULONGLONG now = GetTickCount64();
+            timeout = e->stop_deadline > now ? (DWORD)(e->stop_deadline - now) : 0;
+        }
+        if (e->h.tick && timeout > 1000)
+            timeout = 1000;
+        ULONG n = 0;
+        if (!GetQueuedCompletionStatusEx(e->port, ent, ENG_BATCH, &n, timeout, FALSE)) {
+            DWORD er = GetLastError();
+            if (er != WAIT_TIMEOUT) {
+                aipc_log(AIPC_LOG_ERROR, "broker: GetQueuedCompletionStatusEx failed: %lu",
+                         (unsigned long)er);
+                Sleep(10);   /* never spin on a broken port */
+            }
+            n = 0;
+        }
+        for (ULONG i = 0; i < n; i++) {
+            if (ent[i].lpCompletionKey == ENG_KEY_STOP) {
+                e->stop_requested = true;
+                continue;
+            }
+            if (!ent[i].lpOverlapped)
+                continue;
+            eng_op *op = CONTAINING_RECORD(ent[i].lpOverlapped, eng_op, ov);
+            DWORD bytes = 0, err = 0;
+            if (!GetOverlappedResult(op->c->h, &op->ov, &bytes, FALSE))
+                err = GetLastError();
+            op->cb(op, err, bytes);
+        }
+        if (e->stop_requested && !e->stopping)
+            begin_stop(e);
+        if (e->need_listener && !e->stopping && !e->listener)
+            listen_next(e);
+        drain_ready(e);
+        if (e->h.tick)
+            e->h.tick(e->h.ctx);
+        flush_dirty(e);
+    }
+    return 0;
+}
+
+void aipc_engine_free(aipc_engine *e)
+{
+    if (!e)
+        return;
+    /* After run returned every connection is finished; on an early error only listeners or
+     * refused instances may remain. Cancel them and drain their completions (bounded). */
+    for (aipc_wconn *c = e->all; c; c = c->next) {
+        c->st = C_CLOSING;
+        if (c->inflight && c->h != INVALID_HANDLE_VALUE)
+            CancelIoEx(c->h, NULL);
+    }
+    ULONGLONG until = GetTickCount64() + 2000;
+    while (e->all && e->port) {
+        aipc_wconn *c = e->all;
+        if (c->inflight == 0) {
+            conn_finish(c);
+            continue;
+        }
+        OVERLAPPED_ENTRY ent[16];
+        ULONG n = 0;
+        ULONGLONG now = GetTickCount64();
+        if (now >= until)
+            break;
+        if (!GetQueuedCompletionStatusEx(e->port, ent, 16, &n, (DWORD)(until - now), FALSE))
+            continue;
+        for (ULONG i = 0; i < n; i++) {
+            if (!ent[i].lpOverlapped)
+                continue;
+            eng_op *op = CONTAINING_RECORD(ent[i].lpOverlapped, eng_op, ov);
+            op->c->inflight--;
+        }
+    }
+    if (e->all)     /* the kernel still owns buffers: leak them rather than free in use */
+        aipc_log(AIPC_LOG_ERROR, "broker: %s", "pipe I/O still pending at exit");
+    if (e->port)
+        CloseHandle(e->port);
+    free(e->pipe_path);
+    free(e);
+}

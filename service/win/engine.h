@@ -1,0 +1,97 @@
+/*
+ * engine.h - the broker's Windows connection engine: named-pipe listener and connections on one
+ * I/O completion port, driven by ONE I/O thread (the thread that calls aipc_engine_run).
+ *
+ * Thread model
+ *   - aipc_engine_run() is the only thread that touches connections, buffers and the handler.
+ *     Every handler callback runs on it, so the handler (the single-threaded broker core) needs
+ *     no lock.
+ *   - aipc_engine_request_stop() may be called from any thread (console control handler, SCM
+ *     control handler): it only posts a packet to the completion port.
+ *
+ * The engine knows nothing about the protocol: it hands received bytes to the handler and asks
+ * the handler for a scatter list of queued output (pieces stay owned by the handler until
+ * out_consume reports them written).
+ */
+#ifndef AIPC_BROKER_ENGINE_H
+#define AIPC_BROKER_ENGINE_H
+
+#include <windows.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct aipc_engine aipc_engine;
+typedef struct aipc_wconn aipc_wconn;
+
+/* One piece of queued output (owned by the handler until consumed). */
+typedef struct aipc_wiov {
+    const void *base;
+    size_t len;
+} aipc_wiov;
+
+/* What the engine calls. Every member runs on the I/O thread. */
+typedef struct aipc_engine_handler {
+    void *ctx;
+    /* A client connected (pid of the peer process). Returns the per-connection handle that the
+     * other calls get, or NULL to refuse (the engine closes the pipe instance). */
+    void *(*attach)(void *ctx, aipc_wconn *c, unsigned long pid);
+    /* Bytes arrived. Returns < 0 to have the connection closed at once (queued output dropped). */
+    int (*input)(void *ctx, void *conn, const uint8_t *data, size_t len);
+    /* The connection is gone and no I/O on it is pending any more: forget it. */
+    void (*detach)(void *ctx, void *conn);
+    /* Fills up to max pieces of queued output (from the oldest unwritten byte); returns the count. */
+    int (*out_next)(void *ctx, void *conn, aipc_wiov *iov, int max);
+    /* n bytes from the front of the queued output were written. */
+    void (*out_consume)(void *ctx, void *conn, size_t n);
+    /* The engine is stopping: queue a goodbye to every client (then flushed and closed). */
+    void (*shutdown)(void *ctx);
+    /* Called once per loop turn (at least every tick_ms while clients are connected). */
+    void (*tick)(void *ctx);
+} aipc_engine_handler;
+
+typedef struct aipc_engine_config {
+    const wchar_t *pipe_path;      /* full form \\.\pipe\NAME */
+    SECURITY_ATTRIBUTES *sa;       /* descriptor for every instance (kept by the caller) */
+    DWORD pipe_buffer;             /* in/out buffer size hint per instance (0 = 64 KiB) */
+    DWORD stop_grace_ms;           /* how long a stop waits for goodbyes to flush (0 = 3000) */
+} aipc_engine_config;
+
+/* Start-up error classes (aipc_engine_create's return value). */
+#define AIPC_ENGINE_OK         0
+#define AIPC_ENGINE_PIPE_BUSY  1   /* the pipe name is in use by another server */
+#define AIPC_ENGINE_SYS        2   /* any other Win32 failure (err holds the text) */
+
+/* Creates the completion port and the first (FILE_FLAG_FIRST_PIPE_INSTANCE) listening instance.
+ * On failure writes a one-line reason into err. */
+int aipc_engine_create(aipc_engine **out, const aipc_engine_config *cfg,
+                       const aipc_engine_handler *h, char *err, size_t errlen);
+/* Runs the I/O loop until a requested stop has finished (goodbyes flushed or grace expired).
+ * Returns 0. */
+int aipc_engine_run(aipc_engine *e);
+/* Asks the loop to stop. Any thread; idempotent. */
+void aipc_engine_request_stop(aipc_engine *e);
+/* Frees an engine whose loop has returned (or never ran). */
+void aipc_engine_free(aipc_engine *e);
+
+/* I/O thread only (from handler callbacks): output was queued for c; a write starts after the
+ * current batch of completions. */
+void aipc_wconn_want_write(aipc_wconn *c);
+/* I/O thread only: close c once its queued output is written. */
+void aipc_wconn_close(aipc_wconn *c);
+
+/* Number of currently open client connections (I/O thread; for diagnostics). */
+size_t aipc_engine_clients(const aipc_engine *e);
+
+/* Normalises a pipe name: "NAME" -> "\\.\pipe\NAME"; a name already in the full form is kept.
+ * Rejects empty names, names with '\' in the short form, and overlong names. Returns a
+ * malloc'd string or NULL. */
+wchar_t *aipc_pipe_path_from_utf8(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

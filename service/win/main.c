@@ -1,0 +1,138 @@
+/*
+ * main.c - asyncipc-broker.exe command line.
+ *
+ *   asyncipc-broker run [--config F] [--pipe NAME]     console; Ctrl+C / Ctrl+Break stop cleanly
+ *   asyncipc-broker install [--config F] [--start auto|demand]
+ *   asyncipc-broker uninstall | start | stop | status
+ *   asyncipc-broker service [--config F] [--pipe NAME]  (what `install` registers)
+ *   asyncipc-broker                                     started by the SCM (plain sc create)
+ *
+ * Threads: in `run`, the main thread is the broker's I/O thread and the console control handler
+ * (a thread Windows creates) only requests the stop.
+ */
+#include "broker_app.h"
+#include "service.h"
+
+#include "asyncipc/asyncipc.h"
+
+#include <shellapi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+
+static aipc_broker_app *volatile g_console_app;
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: asyncipc-broker run [--config FILE] [--pipe NAME]\n"
+            "       asyncipc-broker install [--config FILE] [--start auto|demand]\n"
+            "       asyncipc-broker uninstall | start | stop | status\n"
+            "Without a command the program expects to be started by the service manager.\n");
+}
+
+/* Console control handler (its own thread): Ctrl+C, Ctrl+Break, close -> clean stop. */
+static BOOL WINAPI console_ctrl(DWORD type)
+{
+    aipc_broker_app *a = g_console_app;
+    if (a)
+        aipc_broker_app_stop(a);
+    return TRUE;
+}
+
+/* Parses --config/--pipe/--ready-event/--start into o (and *start). Returns 0 or -1. */
+static int parse_opts(int argc, wchar_t **argv, int from, aipc_broker_opts *o,
+                      const wchar_t **start)
+{
+    for (int i = from; i < argc; i++) {
+        const wchar_t *a = argv[i];
+        if (i + 1 >= argc) {
+            fprintf(stderr, "asyncipc-broker: unknown or incomplete option %ls\n", a);
+            return -1;
+        }
+        if (wcscmp(a, L"--config") == 0)
+            o->config = argv[++i];
+        else if (wcscmp(a, L"--pipe") == 0)
+            o->pipe = argv[++i];
+        else if (wcscmp(a, L"--ready-event") == 0)
+            o->ready_event = argv[++i];
+        else if (start && wcscmp(a, L"--start") == 0)
+            *start = argv[++i];
+        else {
+            fprintf(stderr, "asyncipc-broker: unknown option %ls\n", a);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* `run`: console mode. */
+static int cmd_run(const aipc_broker_opts *o)
+{
+    char err[1024];
+    aipc_broker_app *a = NULL;
+    int rc = aipc_broker_app_start(&a, o, err, sizeof err);
+    if (rc != 0)
+        return rc;
+    g_console_app = a;
+    SetConsoleCtrlHandler(console_ctrl, TRUE);
+    fprintf(stderr, "asyncipc-broker: running (Ctrl+C stops)\n");
+    aipc_broker_app_run(a);
+    g_console_app = NULL;
+    aipc_broker_app_free(a);
+    fprintf(stderr, "asyncipc-broker: stopped\n");
+    return 0;
+}
+
+/* `service` or no command: run under the SCM. */
+static int cmd_service(const aipc_broker_opts *o, int explicit_cmd)
+{
+    DWORD er = 0;
+    if (aipc_service_dispatch(o, &er) == 0)
+        return 0;
+    if (er == ERROR_FAILED_SERVICE_CONTROLLER_CONNECT && !explicit_cmd) {
+        usage();
+        return AIPC_BROKER_EXIT_USAGE;
+    }
+    fprintf(stderr, "asyncipc-broker: StartServiceCtrlDispatcher failed: error %lu%s\n",
+            (unsigned long)er,
+            er == ERROR_FAILED_SERVICE_CONTROLLER_CONNECT ? " (not started by the service manager)" : "");
+    return AIPC_BROKER_EXIT_SERVICE;
+}
+
+int main(void)
+{
+    int argc = 0;
+    wchar_t **argv = CommandLineToArgvW(GetCommandLineW(), &argc);
+    if (!argv)
+        return AIPC_BROKER_EXIT_SYSTEM;
+    aipc_broker_opts o = { 0 };
+    const wchar_t *start = NULL;
+    int rc;
+    const wchar_t *cmd = argc > 1 ? argv[1] : NULL;
+    if (!cmd) {
+        rc = cmd_service(&o, 0);
+    } else if (wcscmp(cmd, L"run") == 0) {
+        o.console = 1;
+        rc = parse_opts(argc, argv, 2, &o, NULL) ? AIPC_BROKER_EXIT_USAGE : cmd_run(&o);
+    } else if (wcscmp(cmd, L"service") == 0) {
+        rc = parse_opts(argc, argv, 2, &o, NULL) ? AIPC_BROKER_EXIT_USAGE : cmd_service(&o, 1);
+    } else if (wcscmp(cmd, L"install") == 0) {
+        rc = parse_opts(argc, argv, 2, &o, &start) ? AIPC_BROKER_EXIT_USAGE
+                                                   : aipc_service_install(o.config, start);
+    } else if (argc == 2 && wcscmp(cmd, L"uninstall") == 0) {
+        rc = aipc_service_uninstall();
+    } else if (argc == 2 && wcscmp(cmd, L"start") == 0) {
+        rc = aipc_service_start();
+    } else if (argc == 2 && wcscmp(cmd, L"stop") == 0) {
+        rc = aipc_service_stop();
+    } else if (argc == 2 && wcscmp(cmd, L"status") == 0) {
+        rc = aipc_service_status();
+    } else {
+        usage();
+        rc = AIPC_BROKER_EXIT_USAGE;
+    }
+    LocalFree(argv);
+    return rc;
+}

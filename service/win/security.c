@@ -1,0 +1,111 @@
+/*
+ * security.c - builds the broker pipe's SECURITY_DESCRIPTOR from SDDL (see security.h).
+ */
+#include "security.h"
+
+#include <sddl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+
+/* SY, BA: FILE_ALL_ACCESS. IU, AU: 0x12019B (read/write, no FILE_CREATE_PIPE_INSTANCE).
+ * "P" protects the DACL from inheritance. */
+static const wchar_t base_sddl[] =
+    L"D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;0x12019b;;;IU)(A;;0x12019b;;;AU)";
+
+/* Returns the SID string of the process's user (LocalAlloc'd), or NULL. */
+static wchar_t *process_user_sid(void)
+{
+    HANDLE tok = NULL;
+    wchar_t *s = NULL;
+    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok))
+        return NULL;
+    DWORD need = 0;
+    GetTokenInformation(tok, TokenUser, NULL, 0, &need);
+    TOKEN_USER *tu = need ? malloc(need) : NULL;
+    if (tu && GetTokenInformation(tok, TokenUser, tu, need, &need))
+        if (!ConvertSidToStringSidW(tu->User.Sid, &s))
+            s = NULL;
+    free(tu);
+    CloseHandle(tok);
+    return s;
+}
+
+wchar_t *aipc_default_pipe_sddl(void)
+{
+    /* The broker's own account must keep FILE_CREATE_PIPE_INSTANCE, or it could not create its
+     * second instance when it runs unelevated (Administrators is deny-only then). */
+    wchar_t *user = process_user_sid();
+    size_t n = wcslen(base_sddl) + (user ? wcslen(user) + 16 : 0) + 1;
+    wchar_t *out = malloc(n * sizeof *out);
+    if (out) {
+        wcscpy(out, base_sddl);
+        if (user && wcscmp(user, L"S-1-5-18") != 0) {
+            wcscat(out, L"(A;;FA;;;");
+            wcscat(out, user);
+            wcscat(out, L")");
+        }
+    }
+    if (user)
+        LocalFree(user);
+    return out;
+}
+
+int aipc_pipe_security_init(aipc_pipe_security *s, const char *sddl_utf8, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    if (sddl_utf8) {
+        int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, sddl_utf8, -1, NULL, 0);
+        if (n <= 1) {
+            snprintf(err, errlen, "config key \"sddl\": not valid UTF-8 text");
+            return -1;
+        }
+        s->sddl = malloc((size_t)n * sizeof(wchar_t));
+        if (!s->sddl) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        MultiByteToWideChar(CP_UTF8, 0, sddl_utf8, -1, s->sddl, n);
+    } else {
+        s->sddl = aipc_default_pipe_sddl();
+        if (!s->sddl) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(s->sddl, SDDL_REVISION_1, &s->sd,
+                                                              NULL)) {
+        DWORD er = GetLastError();
+        snprintf(err, errlen, "config key \"sddl\": invalid security descriptor (error %lu)",
+                 (unsigned long)er);
+        free(s->sddl);
+        s->sddl = NULL;
+        s->sd = NULL;
+        return -1;
+    }
+    BOOL present = FALSE, defaulted = FALSE;
+    PACL dacl = NULL;
+    if (!GetSecurityDescriptorDacl(s->sd, &present, &dacl, &defaulted) || !present) {
+        snprintf(err, errlen, "config key \"sddl\": the descriptor has no DACL (\"D:\" part)");
+        aipc_pipe_security_free(s);
+        return -1;
+    }
+    if (!dacl) {
+        snprintf(err, errlen, "config key \"sddl\": a NULL DACL would give everyone full control");
+        aipc_pipe_security_free(s);
+        return -1;
+    }
+    s->sa.nLength = sizeof s->sa;
+    s->sa.lpSecurityDescriptor = s->sd;
+    s->sa.bInheritHandle = FALSE;
+    return 0;
+}
+
+void aipc_pipe_security_free(aipc_pipe_security *s)
+{
+    if (s->sd)
+        LocalFree(s->sd);
+    free(s->sddl);
+    memset(s, 0, sizeof *s);
+}

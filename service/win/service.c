@@ -1,0 +1,343 @@
+/*
+ * service.c - the broker as a Windows service (SCM glue) and the service control commands
+ * (install / uninstall / start / stop / status).
+ *
+ * Threads: StartServiceCtrlDispatcher's thread runs the control handler (svc_ctrl); ServiceMain
+ * (svc_main) runs on a thread the dispatcher creates and becomes the broker's I/O thread. The
+ * control handler only reports status and posts a stop request to the engine's completion port;
+ * g_lock guards the app pointer between the two.
+ */
+#include "service.h"
+
+#include "broker_app.h"
+
+#include "asyncipc/asyncipc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+
+static SERVICE_STATUS_HANDLE g_ssh;
+static SERVICE_STATUS g_status;
+static CRITICAL_SECTION g_lock;
+static aipc_broker_app *g_app;
+static int g_stop_early;
+static aipc_broker_opts g_opts;
+
+/* Reports a state to the SCM (checkpoints advance for pending states). */
+static void report(DWORD state, DWORD win32_exit, DWORD specific_exit, DWORD wait_hint)
+{
+    EnterCriticalSection(&g_lock);
+    g_status.dwServiceType = SERVICE_WIN32_OWN_PROCESS;
+    g_status.dwCurrentState = state;
+    g_status.dwWin32ExitCode = win32_exit;
+    g_status.dwServiceSpecificExitCode = specific_exit;
+    g_status.dwWaitHint = wait_hint;
+    g_status.dwControlsAccepted =
+        state == SERVICE_RUNNING ? SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN : 0;
+    if (state == SERVICE_RUNNING || state == SERVICE_STOPPED)
+        g_status.dwCheckPoint = 0;
+    else
+        g_status.dwCheckPoint++;
+    SetServiceStatus(g_ssh, &g_status);
+    LeaveCriticalSection(&g_lock);
+}
+
+/* Control handler (dispatcher thread): STOP and SHUTDOWN request a clean stop. */
+static DWORD WINAPI svc_ctrl(DWORD ctl, DWORD type, LPVOID data, LPVOID ctx)
+{
+    switch (ctl) {
+    case SERVICE_CONTROL_STOP:
+    case SERVICE_CONTROL_SHUTDOWN:
+        aipc_log(AIPC_LOG_INFO, "broker: service control %s received",
+                 ctl == SERVICE_CONTROL_STOP ? "STOP" : "SHUTDOWN");
+        EnterCriticalSection(&g_lock);
+        if (g_app)
+            aipc_broker_app_stop(g_app);
+        else
+            g_stop_early = 1;
+        LeaveCriticalSection(&g_lock);
+        report(SERVICE_STOP_PENDING, NO_ERROR, 0, 5000);
+        return NO_ERROR;
+    case SERVICE_CONTROL_INTERROGATE:
+        EnterCriticalSection(&g_lock);
+        SetServiceStatus(g_ssh, &g_status);
+        LeaveCriticalSection(&g_lock);
+        return NO_ERROR;
+    default:
+        return ERROR_CALL_NOT_IMPLEMENTED;
+    }
+}
+
+/* ServiceMain: starts the broker and serves until a stop. Start arguments (sc start NAME
+ * --config F) override the ones on the service's command line. */
+static void WINAPI svc_main(DWORD argc, LPWSTR *argv)
+{
+    g_ssh = RegisterServiceCtrlHandlerExW(argc > 0 && argv[0] ? argv[0] : AIPC_SERVICE_NAME,
+                                          svc_ctrl, NULL);
+    if (!g_ssh)
+        return;
+    report(SERVICE_START_PENDING, NO_ERROR, 0, 5000);
+    aipc_broker_opts o = g_opts;
+    for (DWORD i = 1; i + 1 < argc; i += 2) {
+        if (wcscmp(argv[i], L"--config") == 0)
+            o.config = argv[i + 1];
+        else if (wcscmp(argv[i], L"--pipe") == 0)
+            o.pipe = argv[i + 1];
+    }
+    o.console = 0;
+    char err[1024] = "";
+    aipc_broker_app *app = NULL;
+    report(SERVICE_START_PENDING, NO_ERROR, 0, 5000);
+    int rc = aipc_broker_app_start(&app, &o, err, sizeof err);
+    if (rc != 0) {
+        aipc_log(AIPC_LOG_ERROR, "broker: service start failed (service exit code %d: %s): %s",
+                 rc, aipc_broker_exit_text((unsigned long)rc), err);
+        report(SERVICE_STOPPED, ERROR_SERVICE_SPECIFIC_ERROR, (DWORD)rc, 0);
+        return;
+    }
+    EnterCriticalSection(&g_lock);
+    g_app = app;
+    if (g_stop_early)
+        aipc_broker_app_stop(app);
+    LeaveCriticalSection(&g_lock);
+    report(SERVICE_RUNNING, NO_ERROR, 0, 0);
+    aipc_broker_app_run(app);
+    report(SERVICE_STOP_PENDING, NO_ERROR, 0, 3000);
+    EnterCriticalSection(&g_lock);
+    g_app = NULL;
+    LeaveCriticalSection(&g_lock);
+    aipc_broker_app_free(app);
+    aipc_log(AIPC_LOG_INFO, "broker: service stopped");
+    report(SERVICE_STOPPED, NO_ERROR, 0, 0);
+}
+
+int aipc_service_dispatch(const aipc_broker_opts *o, DWORD *err)
+{
+    static SERVICE_TABLE_ENTRYW table[] = {
+        { (LPWSTR)AIPC_SERVICE_NAME, svc_main },
+        { NULL, NULL },
+    };
+    InitializeCriticalSection(&g_lock);
+    g_opts = *o;
+    if (!StartServiceCtrlDispatcherW(table)) {
+        *err = GetLastError();
+        return -1;
+    }
+    *err = 0;
+    return 0;
+}
+
+/* ---- control commands ------------------------------------------------------------------------ */
+
+/* Prints the last error with a prefix; returns the service-failure exit code. */
+static int fail(const char *what)
+{
+    DWORD er = GetLastError();
+    char msg[256] = "";
+    FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, er, 0, msg,
+                   sizeof msg, NULL);
+    size_t l = strlen(msg);
+    while (l && (msg[l - 1] == '\n' || msg[l - 1] == '\r'))
+        msg[--l] = 0;
+    fprintf(stderr, "asyncipc-broker: %s failed: error %lu %s\n", what, (unsigned long)er, msg);
+    return AIPC_BROKER_EXIT_SERVICE;
+}
+
+static const char *state_name(DWORD s)
+{
+    switch (s) {
+    case SERVICE_STOPPED: return "STOPPED";
+    case SERVICE_START_PENDING: return "START_PENDING";
+    case SERVICE_STOP_PENDING: return "STOP_PENDING";
+    case SERVICE_RUNNING: return "RUNNING";
+    case SERVICE_CONTINUE_PENDING: return "CONTINUE_PENDING";
+    case SERVICE_PAUSE_PENDING: return "PAUSE_PENDING";
+    case SERVICE_PAUSED: return "PAUSED";
+    default: return "UNKNOWN";
+    }
+}
+
+/* Waits (bounded) until the service leaves `pending`; returns the final status. */
+static int wait_state(SC_HANDLE svc, DWORD pending, DWORD timeout_ms, SERVICE_STATUS_PROCESS *st)
+{
+    ULONGLONG until = GetTickCount64() + timeout_ms;
+    DWORD need;
+    for (;;) {
+        if (!QueryServiceStatusEx(svc, SC_STATUS_PROCESS_INFO, (BYTE *)st, sizeof *st, &need))
+            return -1;
+        if (st->dwCurrentState != pending)
+            return 0;
+        if (GetTickCount64() >= until)
+            return 1;
+        /* The SCM offers no change notification usable here on all targets: poll. */
+        Sleep(50);
+    }
+}
+
+int aipc_service_install(const wchar_t *config, const wchar_t *start)
+{
+    DWORD start_type = SERVICE_DEMAND_START;
+    if (start && wcscmp(start, L"auto") == 0)
+        start_type = SERVICE_AUTO_START;
+    else if (start && wcscmp(start, L"demand") != 0) {
+        fprintf(stderr, "asyncipc-broker: --start must be auto or demand\n");
+        return AIPC_BROKER_EXIT_USAGE;
+    }
+    wchar_t exe[MAX_PATH * 2];
+    DWORD n = GetModuleFileNameW(NULL, exe, MAX_PATH * 2);
+    if (!n || n >= MAX_PATH * 2)
+        return fail("GetModuleFileName");
+    wchar_t cmd[MAX_PATH * 5];
+    if (config) {
+        wchar_t *abs = aipc_broker_config_path(config);
+        if (!abs) {
+            fprintf(stderr, "asyncipc-broker: invalid --config path\n");
+            return AIPC_BROKER_EXIT_USAGE;
+        }
+        _snwprintf(cmd, MAX_PATH * 5, L"\"%ls\" service --config \"%ls\"", exe, abs);
+        free(abs);
+    } else {
+        _snwprintf(cmd, MAX_PATH * 5, L"\"%ls\" service", exe);
+    }
+    cmd[MAX_PATH * 5 - 1] = 0;
+    SC_HANDLE scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CREATE_SERVICE);
+    if (!scm)
+        return fail("OpenSCManager");
+    SC_HANDLE svc = CreateServiceW(scm, AIPC_SERVICE_NAME, AIPC_SERVICE_DISPLAY,
+                                   SERVICE_ALL_ACCESS, SERVICE_WIN32_OWN_PROCESS, start_type,
+                                   SERVICE_ERROR_NORMAL, cmd, NULL, NULL, NULL, NULL, NULL);
+    if (!svc) {
+        int rc = fail("CreateService");
+        CloseServiceHandle(scm);
+        return rc;
+    }
+    SERVICE_DESCRIPTIONW desc = { (LPWSTR)L"AsyncIPC message broker (named pipe \\\\.\\pipe\\asyncipc.broker by default)." };
+    ChangeServiceConfig2W(svc, SERVICE_CONFIG_DESCRIPTION, &desc);
+    printf("installed service %ls\n", AIPC_SERVICE_NAME);
+    CloseServiceHandle(svc);
+    CloseServiceHandle(scm);
+    return 0;
+}
+
+/* Opens the service with the given access; prints an error if that fails. */
+static SC_HANDLE open_service(SC_HANDLE *scm, DWORD access)
+{
+    *scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
+    if (!*scm) {
+        fail("OpenSCManager");
+        return NULL;
+    }
+    SC_HANDLE svc = OpenServiceW(*scm, AIPC_SERVICE_NAME, access);
+    if (!svc) {
+        fail("OpenService");
+        CloseServiceHandle(*scm);
+        *scm = NULL;
+    }
+    return svc;
+}
+
+/* Sends STOP and waits (bounded) for STOPPED. */
+static int stop_service(SC_HANDLE svc, int quiet_if_stopped)
+{
+    SERVICE_STATUS ss;
+    SERVICE_STATUS_PROCESS st;
+    if (!ControlService(svc, SERVICE_CONTROL_STOP, &ss)) {
+        if (GetLastError() == ERROR_SERVICE_NOT_ACTIVE && quiet_if_stopped)
+            return 0;
+        return fail("ControlService(STOP)");
+    }
+    int w = wait_state(svc, SERVICE_STOP_PENDING, 10000, &st);
+    if (w != 0 || st.dwCurrentState != SERVICE_STOPPED) {
+        fprintf(stderr, "asyncipc-broker: service did not stop (state %s)\n",
+                state_name(st.dwCurrentState));
+        return AIPC_BROKER_EXIT_SERVICE;
+    }
+    return 0;
+}
+
+int aipc_service_uninstall(void)
+{
+    SC_HANDLE scm;
+    SC_HANDLE svc = open_service(&scm, SERVICE_STOP | SERVICE_QUERY_STATUS | DELETE);
+    if (!svc)
+        return AIPC_BROKER_EXIT_SERVICE;
+    int rc = stop_service(svc, 1);
+    if (rc == 0 && !DeleteService(svc))
+        rc = fail("DeleteService");
+    if (rc == 0)
+        printf("removed service %ls\n", AIPC_SERVICE_NAME);
+    CloseServiceHandle(svc);
+    CloseServiceHandle(scm);
+    return rc;
+}
+
+/* Prints the status line: state, pid, and the exit code with its meaning. */
+static void print_status(const SERVICE_STATUS_PROCESS *st)
+{
+    printf("%ls: %s", AIPC_SERVICE_NAME, state_name(st->dwCurrentState));
+    if (st->dwProcessId)
+        printf(" (pid %lu)", (unsigned long)st->dwProcessId);
+    if (st->dwWin32ExitCode == ERROR_SERVICE_SPECIFIC_ERROR)
+        printf(" exit %lu: %s", (unsigned long)st->dwServiceSpecificExitCode,
+               aipc_broker_exit_text(st->dwServiceSpecificExitCode));
+    else if (st->dwWin32ExitCode)
+        printf(" win32 exit %lu", (unsigned long)st->dwWin32ExitCode);
+    printf("\n");
+}
+
+int aipc_service_start(void)
+{
+    SC_HANDLE scm;
+    SC_HANDLE svc = open_service(&scm, SERVICE_START | SERVICE_QUERY_STATUS);
+    if (!svc)
+        return AIPC_BROKER_EXIT_SERVICE;
+    int rc = 0;
+    SERVICE_STATUS_PROCESS st;
+    if (!StartServiceW(svc, 0, NULL)) {
+        rc = fail("StartService");
+    } else if (wait_state(svc, SERVICE_START_PENDING, 15000, &st) != 0 ||
+               st.dwCurrentState != SERVICE_RUNNING) {
+        print_status(&st);
+        rc = st.dwWin32ExitCode == ERROR_SERVICE_SPECIFIC_ERROR ? (int)st.dwServiceSpecificExitCode
+                                                               : AIPC_BROKER_EXIT_SERVICE;
+    } else {
+        print_status(&st);
+    }
+    CloseServiceHandle(svc);
+    CloseServiceHandle(scm);
+    return rc;
+}
+
+int aipc_service_stop(void)
+{
+    SC_HANDLE scm;
+    SC_HANDLE svc = open_service(&scm, SERVICE_STOP | SERVICE_QUERY_STATUS);
+    if (!svc)
+        return AIPC_BROKER_EXIT_SERVICE;
+    int rc = stop_service(svc, 0);
+    if (rc == 0)
+        printf("%ls: STOPPED\n", AIPC_SERVICE_NAME);
+    CloseServiceHandle(svc);
+    CloseServiceHandle(scm);
+    return rc;
+}
+
+int aipc_service_status(void)
+{
+    SC_HANDLE scm;
+    SC_HANDLE svc = open_service(&scm, SERVICE_QUERY_STATUS);
+    if (!svc)
+        return AIPC_BROKER_EXIT_SERVICE;
+    SERVICE_STATUS_PROCESS st;
+    DWORD need;
+    int rc = 0;
+    if (QueryServiceStatusEx(svc, SC_STATUS_PROCESS_INFO, (BYTE *)&st, sizeof st, &need))
+        print_status(&st);
+    else
+        rc = fail("QueryServiceStatusEx");
+    CloseServiceHandle(svc);
+    CloseServiceHandle(scm);
+    return rc;
+}

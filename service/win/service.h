@@ -1,0 +1,24 @@
+/*
+ * service.h - SCM glue and service control commands for asyncipc-broker.exe.
+ */
+#ifndef AIPC_BROKER_SERVICE_H
+#define AIPC_BROKER_SERVICE_H
+
+#include <windows.h>
+
+#include "broker_app.h"
+
+#define AIPC_SERVICE_NAME    L"AsyncIPCBroker"
+#define AIPC_SERVICE_DISPLAY L"AsyncIPC Broker"
+
+/* Connects to the SCM and runs the service until it stops. Returns 0, or -1 with *err set
+ * (ERROR_FAILED_SERVICE_CONTROLLER_CONNECT: not started by the SCM). */
+int aipc_service_dispatch(const aipc_broker_opts *o, DWORD *err);
+/* Control commands; each returns a process exit code and prints one line. */
+int aipc_service_install(const wchar_t *config, const wchar_t *start);
+int aipc_service_uninstall(void);
+int aipc_service_start(void);
+int aipc_service_stop(void);
+int aipc_service_status(void);
+
+#endif
