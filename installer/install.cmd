@@ -1,0 +1,216 @@
+@echo off
+rem install.cmd - installs AsyncIPC by hand with sc.exe (the NSIS setup program does the same).
+rem
+rem Usage (from an elevated Command Prompt):  install.cmd [/nostart]
+rem
+rem Source layout: this script sits in the folder that holds the binaries (bin\ of a build's
+rem dist tree, e.g. build\win\dist\AsyncIPC-<version>\bin):
+rem     asyncipc-broker.exe  aipc.exe  asyncipc.dll          (required)
+rem     ..\include\asyncipc\  ..\lib\  ..\docs\               (SDK and docs; copied when present)
+rem Result: %ProgramFiles%\AsyncIPC\{bin,include,lib,docs}, the service AsyncIPCBroker (auto
+rem start, restarts on failure) running, and %ProgramData%\AsyncIPC\broker.json written only if
+rem there is none yet (an existing config is never overwritten).
+rem Safe to run again: it stops the service, replaces the files, updates the service, restarts it.
+rem Exit code 0 on success; non-zero with a message on stderr otherwise.
+setlocal EnableExtensions DisableDelayedExpansion
+
+set "SVC=AsyncIPCBroker"
+set "SRC=%~dp0"
+if "%SRC:~-1%"=="\" set "SRC=%SRC:~0,-1%"
+rem 64-bit Program Files even when started from a 32-bit cmd.exe.
+set "PFDIR=%ProgramW6432%"
+if not defined PFDIR set "PFDIR=%ProgramFiles%"
+set "DEST=%PFDIR%\AsyncIPC"
+set "CFGDIR=%ProgramData%\AsyncIPC"
+set "CFG=%CFGDIR%\broker.json"
+set "NOSTART="
+if /i "%~1"=="/nostart" set "NOSTART=1"
+if "%~1"=="/?" goto :usage
+if /i "%~1"=="/h" goto :usage
+
+rem --- checks ----------------------------------------------------------------------------------
+call :is_admin
+if errorlevel 1 goto :not_admin
+set "FAILED="
+for %%F in (asyncipc-broker.exe aipc.exe asyncipc.dll) do call :require "%SRC%\%%F"
+if defined FAILED exit /b 2
+
+rem --- stop a running broker so that its files can be replaced --------------------------------
+sc query %SVC% >nul 2>&1
+if errorlevel 1 goto :copy
+echo Stopping the %SVC% service...
+call :stop_service
+if errorlevel 1 exit /b 1
+
+rem --- program files ---------------------------------------------------------------------------
+:copy
+echo Copying files to "%DEST%"...
+if not exist "%DEST%\bin\" mkdir "%DEST%\bin"
+if not exist "%DEST%\bin\" goto :fail_dest
+set "FAILED="
+for %%F in (asyncipc-broker.exe aipc.exe asyncipc.dll) do call :copy_file "%SRC%\%%F" "%DEST%\bin"
+if exist "%SRC%\..\include\asyncipc\" call :copy_tree "%SRC%\..\include" "%DEST%\include"
+if exist "%SRC%\..\lib\" call :copy_tree "%SRC%\..\lib" "%DEST%\lib"
+if exist "%SRC%\..\docs\" call :copy_tree "%SRC%\..\docs" "%DEST%\docs"
+if defined FAILED exit /b 1
+
+rem --- configuration (written once, never overwritten) -----------------------------------------
+if not exist "%CFGDIR%\logs\" mkdir "%CFGDIR%\logs"
+if not exist "%CFGDIR%\logs\" (
+  echo install.cmd: cannot create the folder "%CFGDIR%\logs" 1>&2
+  exit /b 1
+)
+if exist "%CFG%" (
+  echo Keeping the existing configuration "%CFG%".
+) else (
+  call :write_config
+)
+if not exist "%CFG%" (
+  echo install.cmd: cannot write "%CFG%" 1>&2
+  exit /b 1
+)
+
+rem --- service -----------------------------------------------------------------------------------
+set "BIN=\"%DEST%\bin\asyncipc-broker.exe\""
+sc query %SVC% >nul 2>&1
+if errorlevel 1 goto :create
+rem Update the existing registration. sc config is missing on some systems (Wine): then re-create.
+sc config %SVC% binPath= "%BIN%" start= auto DisplayName= "AsyncIPC Broker" >nul 2>&1
+if not errorlevel 1 goto :configure
+sc delete %SVC% >nul 2>&1
+call :wait_deleted
+if errorlevel 1 exit /b 1
+:create
+echo Registering the %SVC% service...
+sc create %SVC% binPath= "%BIN%" start= auto DisplayName= "AsyncIPC Broker" >nul
+if errorlevel 1 (
+  echo install.cmd: "sc create %SVC%" failed 1>&2
+  exit /b 1
+)
+:configure
+sc description %SVC% "Routes AsyncIPC messages between local processes (topics, direct messages, requests)." >nul
+if errorlevel 1 (
+  echo install.cmd: "sc description %SVC%" failed 1>&2
+  exit /b 1
+)
+sc failure %SVC% reset= 86400 actions= restart/5000/restart/5000/restart/30000 >nul
+if errorlevel 1 (
+  echo install.cmd: "sc failure %SVC%" failed 1>&2
+  exit /b 1
+)
+if defined NOSTART goto :done
+echo Starting the %SVC% service...
+sc start %SVC% >nul
+if errorlevel 1 (
+  echo install.cmd: "sc start %SVC%" failed; see the broker log under "%CFGDIR%\logs" 1>&2
+  exit /b 1
+)
+call :wait_state RUNNING 30
+if errorlevel 1 (
+  echo install.cmd: the %SVC% service did not reach RUNNING within 30 s 1>&2
+  exit /b 1
+)
+:done
+echo AsyncIPC is installed in "%DEST%".
+exit /b 0
+
+rem ================================================================================================
+:usage
+echo Usage: install.cmd [/nostart]
+echo   Installs AsyncIPC into "%DEST%" and registers the %SVC% service with automatic start.
+echo   Run it from an elevated Command Prompt; the binaries must sit next to this script.
+exit /b 0
+
+:not_admin
+echo install.cmd: Administrator rights are required. Open a Command Prompt with "Run as administrator" and run this script again. 1>&2
+exit /b 5
+
+:fail_dest
+echo install.cmd: cannot create the folder "%DEST%\bin" 1>&2
+exit /b 1
+
+rem Exit code 0 when this process has Administrator rights. "net session" needs them (and the
+rem Server service); fltmc needs them too and works without that service. Under Wine
+rem "net session" succeeds (everything runs as an administrator there).
+:is_admin
+net session >nul 2>&1
+if not errorlevel 1 exit /b 0
+fltmc >nul 2>&1
+if not errorlevel 1 exit /b 0
+exit /b 1
+
+rem require FILE - sets FAILED when a file that must be installed is missing.
+:require
+if exist "%~1" exit /b 0
+echo install.cmd: "%~nx1" is missing from the source folder "%~dp1" 1>&2
+set "FAILED=1"
+exit /b 1
+
+rem copy_file SOURCE DESTDIR - copies one file, sets FAILED on error.
+:copy_file
+copy /y "%~1" "%~2\" >nul 2>&1
+if not errorlevel 1 exit /b 0
+echo install.cmd: cannot copy "%~1" to "%~2" - is the file in use? 1>&2
+set "FAILED=1"
+exit /b 1
+
+rem copy_tree SOURCE DEST - copies a folder tree, sets FAILED on error.
+:copy_tree
+xcopy "%~1" "%~2\" /E /I /Y /Q >nul 2>&1
+if not errorlevel 1 exit /b 0
+echo install.cmd: cannot copy "%~1" to "%~2" 1>&2
+set "FAILED=1"
+exit /b 1
+
+rem write_config - the default broker configuration (the same one the setup program writes).
+:write_config
+set "LOGFILE=%CFGDIR%\logs\broker.log"
+set "LOGFILE=%LOGFILE:\=\\%"
+(
+  echo {
+  echo   "pipe_name": "asyncipc.broker",
+  echo   "max_clients": 256,
+  echo   "max_payload": 16777216,
+  echo   "max_queue_bytes": 8388608,
+  echo   "log_level": "info",
+  echo   "log_file": "%LOGFILE%"
+  echo }
+) > "%CFG%"
+echo Wrote the default configuration "%CFG%".
+exit /b 0
+
+rem stop_service - asks the service to stop and waits (30 s at most) until it is STOPPED.
+:stop_service
+sc query %SVC% | find "STOPPED" >nul
+if not errorlevel 1 exit /b 0
+sc stop %SVC% >nul 2>&1
+call :wait_state STOPPED 30
+if not errorlevel 1 exit /b 0
+echo install.cmd: the %SVC% service did not stop within 30 s 1>&2
+exit /b 1
+
+rem wait_state STATE SECONDS - polls "sc query" once a second until the service is in STATE.
+:wait_state
+set /a WAITLEFT=%~2
+:wait_state_loop
+sc query %SVC% | find "%~1" >nul
+if not errorlevel 1 exit /b 0
+if %WAITLEFT% leq 0 exit /b 1
+set /a WAITLEFT-=1
+ping -n 2 127.0.0.1 >nul
+goto :wait_state_loop
+
+rem wait_deleted - waits (30 s at most) until the service is gone (deletion can be delayed while
+rem other programs hold a handle to it).
+:wait_deleted
+set /a WAITLEFT=30
+:wait_deleted_loop
+sc query %SVC% >nul 2>&1
+if errorlevel 1 exit /b 0
+if %WAITLEFT% leq 0 goto :wait_deleted_fail
+set /a WAITLEFT-=1
+ping -n 2 127.0.0.1 >nul
+goto :wait_deleted_loop
+:wait_deleted_fail
+echo install.cmd: the %SVC% service is still registered, probably marked for deletion; close the Services console and retry 1>&2
+exit /b 1
