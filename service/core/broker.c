@@ -1,0 +1,239 @@
+/* broker.c - broker lifecycle and the engine-facing calls: attach, input, detach, shutdown. */
+#include "internal.h"
+
+#include "asyncipc/asyncipc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The `from` stamped on what the broker itself publishes ($bus/joined, $bus/left). Its name
+ * cannot clash with a client's: '$' is not allowed in names. */
+static const char broker_from[] = "{\"id\":0,\"name\":\"$broker\",\"pid\":0}";
+
+/* Fallback clock when the engine gives none (uptime only). */
+static uint64_t default_now_ms(void)
+{
+    return (uint64_t)time(NULL) * 1000u;
+}
+
+/* Formats one log line for the engine's sink; nothing happens without a sink. */
+void aipc_logf(aipc_broker *b, int level, const char *fmt, ...)
+{
+    if (!b->log || level > b->cfg.log_level)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    b->log(b->log_ctx, level, line);
+}
+
+/* Publishes $bus/joined or $bus/left with the client's {"id","name","pid"} as payload. */
+void aipc_presence(aipc_broker *b, aipc_client *c, bool joined)
+{
+    const char *topic = joined ? "$bus/joined" : "$bus/left";
+    aipc_publish(b, topic, strlen(topic), broker_from, sizeof broker_from - 1,
+                 (const uint8_t *)c->from, c->from_len, false);
+}
+
+aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(void))
+{
+    aipc_broker *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    aipc_broker_config def;
+    aipc_broker_config_defaults(&def);
+    b->cfg = cfg ? *cfg : def;
+    if (!b->cfg.pipe_name[0])
+        memcpy(b->cfg.pipe_name, def.pipe_name, sizeof def.pipe_name);
+    if (!b->cfg.max_clients)
+        b->cfg.max_clients = def.max_clients;
+    if (!b->cfg.max_payload)
+        b->cfg.max_payload = def.max_payload;
+    if (!b->cfg.max_queue_bytes)
+        b->cfg.max_queue_bytes = def.max_queue_bytes;
+    b->now_ms = now_ms ? now_ms : default_now_ms;
+    b->started_ms = b->now_ms();
+    b->next_id = 1;
+    return b;
+}
+
+void aipc_broker_set_log(aipc_broker *b, aipc_broker_log_fn fn, void *ctx)
+{
+    b->log = fn;
+    b->log_ctx = ctx;
+}
+
+/* Frees a client's memory (after it was unlinked from everything). */
+static void client_free(aipc_client *c)
+{
+    aipc_outq_free(&c->q);
+    aipc_decoder_free(&c->dec);
+    free(c->from);
+    if (c->conn->client == c)
+        c->conn->client = NULL;
+    free(c);
+}
+
+/* Unlinks c from the broker's client list. */
+static void client_unlink(aipc_broker *b, aipc_client *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        b->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    b->nclients--;
+}
+
+void aipc_broker_free(aipc_broker *b)
+{
+    if (!b)
+        return;
+    while (b->clients) {
+        aipc_client *c = b->clients;
+        client_unlink(b, c);
+        aipc_unsubscribe_all(b, c);
+        while (c->reqs_out)
+            aipc_reqs_remove(b, c->reqs_out);
+        while (c->reqs_in)
+            aipc_reqs_remove(b, c->reqs_in);
+        client_free(c);
+    }
+    aipc_trie_free(&b->sub_root);
+    aipc_retained_free(b);
+    aipc_pmap_free(&b->by_id);
+    aipc_strmap_free(&b->by_name);
+    aipc_pmap_free(&b->sub_index);
+    aipc_pmap_free(&b->reqs);
+    aipc_sbuf_free(&b->meta);
+    free(b);
+}
+
+aipc_client *aipc_broker_attach(aipc_broker *b, aipc_conn *conn, uint32_t pid)
+{
+    if (b->shutting_down || b->nclients >= b->cfg.max_clients) {
+        aipc_logf(b, AIPC_LOG_WARN, "refusing a connection from pid %u (%s)", pid,
+                  b->shutting_down ? "shutting down" : "max_clients reached");
+        return NULL;
+    }
+    aipc_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->b = b;
+    c->conn = conn;
+    c->pid = pid;
+    aipc_decoder_init(&c->dec, AIPC_MAX_META, b->cfg.max_payload);
+    c->next = b->clients;
+    if (b->clients)
+        b->clients->prev = c;
+    b->clients = c;
+    b->nclients++;
+    b->st.clients_total++;
+    conn->client = c;
+    return c;
+}
+
+/* Decoder callback: one whole frame of this client. */
+static int on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *pl, uint32_t pn)
+{
+    aipc_client *c = ctx;
+    return aipc_router_frame(c->b, c, meta, ml, pl, pn);
+}
+
+/* Maps the decoder's verdict to what the engine must do. */
+static int after_decode(aipc_broker *b, aipc_client *c, int rc)
+{
+    if (rc == AIPC_ETOOBIG) {
+        aipc_logf(b, AIPC_LOG_WARN, "client %llu (pid %u) sent an oversize frame: closing",
+                  (unsigned long long)c->id, c->pid);
+        aipc_send_error(c, false, 0, "too_large", "frame over the meta or payload limit");
+        aipc_request_close(c);
+    } else if (rc == AIPC_ENOMEM) {
+        return AIPC_ENOMEM;
+    }
+    return c->kill ? AIPC_EQUEUEFULL : 0;
+}
+
+int aipc_broker_input(aipc_broker *b, aipc_client *cl, const uint8_t *data, size_t len)
+{
+    b->st.bytes_in += len;
+    if (cl->state == AIPC_CL_CLOSING || b->shutting_down)
+        return cl->kill ? AIPC_EQUEUEFULL : 0;
+    cl->in_input = true;
+    int rc = aipc_decoder_feed(&cl->dec, data, len, on_frame, cl, NULL);
+    cl->in_input = false;
+    return after_decode(b, cl, rc);
+}
+
+uint8_t *aipc_client_read_direct(aipc_client *cl, size_t *want)
+{
+    if (cl->state == AIPC_CL_CLOSING) {
+        *want = 0;
+        return NULL;
+    }
+    return aipc_decoder_direct(&cl->dec, want);
+}
+
+int aipc_client_read_commit(aipc_broker *b, aipc_client *cl, size_t n)
+{
+    b->st.bytes_in += n;
+    if (cl->state == AIPC_CL_CLOSING || b->shutting_down)
+        return cl->kill ? AIPC_EQUEUEFULL : 0;
+    cl->in_input = true;
+    int rc = aipc_decoder_commit(&cl->dec, n, on_frame, cl);
+    cl->in_input = false;
+    if (rc > 0)
+        rc = 0;
+    return after_decode(b, cl, rc);
+}
+
+void aipc_broker_detach(aipc_broker *b, aipc_client *cl)
+{
+    bool joined = cl->id != 0;
+    client_unlink(b, cl);
+    cl->state = AIPC_CL_CLOSING;          /* nothing is queued to it from now on */
+    aipc_registry_remove(b, cl);
+    aipc_unsubscribe_all(b, cl);
+    aipc_reqs_client_gone(b, cl);
+    if (joined) {
+        aipc_logf(b, AIPC_LOG_INFO, "client %llu (%s, pid %u) left", (unsigned long long)cl->id,
+                  cl->name_len ? cl->name : "anonymous", cl->pid);
+        aipc_presence(b, cl, false);
+    }
+    client_free(cl);
+}
+
+void aipc_broker_shutdown(aipc_broker *b)
+{
+    b->shutting_down = true;
+    for (aipc_client *c = b->clients; c; c = c->next) {
+        aipc_send_simple_bye(c);
+        aipc_request_close(c);
+    }
+}
+
+uint64_t aipc_client_id(const aipc_client *cl)
+{
+    return cl->id;
+}
+
+const char *aipc_client_name(const aipc_client *cl)
+{
+    return cl->name;
+}
+
+uint32_t aipc_client_pid(const aipc_client *cl)
+{
+    return cl->pid;
+}
+
+aipc_conn *aipc_client_conn(const aipc_client *cl)
+{
+    return cl->conn;
+}

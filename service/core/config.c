@@ -1,0 +1,184 @@
+/* config.c - the broker's JSON configuration (SPEC section 4), strict: every problem names the
+ * key, so a service that refuses to start says exactly what to fix. */
+#include "internal.h"
+
+#include "asyncipc/asyncipc.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The documented defaults. */
+void aipc_broker_config_defaults(aipc_broker_config *out)
+{
+    memset(out, 0, sizeof *out);
+    memcpy(out->pipe_name, AIPC_BROKER_DEFAULT_PIPE, sizeof AIPC_BROKER_DEFAULT_PIPE);
+    out->max_clients = AIPC_BROKER_DEFAULT_MAX_CLIENTS;
+    out->max_payload = AIPC_DEFAULT_MAX_PAYLOAD;
+    out->max_queue_bytes = AIPC_BROKER_DEFAULT_MAX_QUEUE;
+    out->log_level = AIPC_LOG_INFO;
+}
+
+/* Writes the error message (always NUL-terminated) and returns AIPC_EINVAL. */
+static int cfg_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return AIPC_EINVAL;
+}
+
+/* An integer key within [lo, hi]. */
+static int get_uint(const cJSON *v, uint64_t lo, uint64_t hi, uint64_t *out, char *err,
+                    size_t errlen)
+{
+    if (!cJSON_IsNumber(v) || floor(v->valuedouble) != v->valuedouble)
+        return cfg_err(err, errlen, "config: \"%s\" must be an integer", v->string);
+    double d = v->valuedouble;
+    if (d < (double)lo || d > (double)hi)
+        return cfg_err(err, errlen, "config: \"%s\" must be between %llu and %llu", v->string,
+                       (unsigned long long)lo, (unsigned long long)hi);
+    *out = (uint64_t)d;
+    return 0;
+}
+
+/* A string key copied into a fixed buffer (too long is an error, never a truncation). */
+static int get_str(const cJSON *v, char *dst, size_t cap, bool allow_empty, char *err,
+                   size_t errlen)
+{
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return cfg_err(err, errlen, "config: \"%s\" must be a string", v->string);
+    size_t n = strlen(v->valuestring);
+    if (n >= cap)
+        return cfg_err(err, errlen, "config: \"%s\" is too long (at most %zu bytes)", v->string,
+                       cap - 1);
+    if (!n && !allow_empty)
+        return cfg_err(err, errlen, "config: \"%s\" must not be empty", v->string);
+    memcpy(dst, v->valuestring, n + 1);
+    return 0;
+}
+
+/* pipe_name: "\\.\pipe\NAME" or "NAME"; stored short. NAME: 1..256 chars, no backslash. */
+static int get_pipe(const cJSON *v, aipc_broker_config *c, char *err, size_t errlen)
+{
+    static const char prefix[] = "\\\\.\\pipe\\";
+    char tmp[512];
+    int rc = get_str(v, tmp, sizeof tmp, false, err, errlen);
+    if (rc)
+        return rc;
+    const char *name = tmp;
+    size_t pl = sizeof prefix - 1;
+    if (strlen(tmp) >= pl) {
+        bool match = true;
+        for (size_t i = 0; i < pl; i++) {
+            char a = tmp[i], p = prefix[i];
+            if (a >= 'A' && a <= 'Z')
+                a = (char)(a - 'A' + 'a');
+            if (a != p)
+                match = false;
+        }
+        if (match)
+            name = tmp + pl;
+    }
+    size_t n = strlen(name);
+    if (n == 0 || n >= sizeof c->pipe_name || strchr(name, '\\'))
+        return cfg_err(err, errlen,
+                       "config: \"pipe_name\" must be \\\\.\\pipe\\NAME or NAME (1..256 chars, "
+                       "no backslash)");
+    memcpy(c->pipe_name, name, n + 1);
+    return 0;
+}
+
+/* log_level: a level name or its number 0..4. */
+static int get_level(const cJSON *v, int *out, char *err, size_t errlen)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug", "trace"};
+    if (cJSON_IsString(v) && v->valuestring) {
+        for (int i = 0; i < 5; i++)
+            if (strcmp(v->valuestring, names[i]) == 0) {
+                *out = i;
+                return 0;
+            }
+        return cfg_err(err, errlen,
+                       "config: \"log_level\" must be error, warn, info, debug or trace");
+    }
+    uint64_t n;
+    if (cJSON_IsNumber(v) && get_uint(v, 0, 4, &n, err, errlen) == 0) {
+        *out = (int)n;
+        return 0;
+    }
+    return cfg_err(err, errlen, "config: \"log_level\" must be error, warn, info, debug or trace");
+}
+
+/* Applies one key to the config being built. */
+static int apply(const cJSON *v, aipc_broker_config *c, char *err, size_t errlen)
+{
+    const char *k = v->string;
+    uint64_t n;
+    int rc;
+    if (strcmp(k, "pipe_name") == 0)
+        return get_pipe(v, c, err, errlen);
+    if (strcmp(k, "max_clients") == 0) {
+        rc = get_uint(v, 1, AIPC_BROKER_MAX_CLIENTS_LIMIT, &n, err, errlen);
+        c->max_clients = (uint32_t)n;
+        return rc;
+    }
+    if (strcmp(k, "max_payload") == 0) {
+        rc = get_uint(v, 1, AIPC_BROKER_MAX_PAYLOAD_LIMIT, &n, err, errlen);
+        c->max_payload = (uint32_t)n;
+        return rc;
+    }
+    if (strcmp(k, "max_queue_bytes") == 0) {
+        rc = get_uint(v, AIPC_BROKER_MIN_QUEUE, AIPC_BROKER_MAX_QUEUE_LIMIT, &n, err, errlen);
+        c->max_queue_bytes = n;
+        return rc;
+    }
+    if (strcmp(k, "log_level") == 0)
+        return get_level(v, &c->log_level, err, errlen);
+    if (strcmp(k, "log_file") == 0)
+        return get_str(v, c->log_file, sizeof c->log_file, true, err, errlen);
+    if (strcmp(k, "sddl") == 0)
+        return get_str(v, c->sddl, sizeof c->sddl, true, err, errlen);
+    return cfg_err(err, errlen, "config: unknown key \"%s\"", k);
+}
+
+int aipc_broker_config_load_json(aipc_broker_config *out, const char *json_text, char *err,
+                                 size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    if (!out || !json_text)
+        return cfg_err(err, errlen, "config: no text");
+    cJSON *j = cJSON_Parse(json_text);
+    if (!j) {
+        const char *at = cJSON_GetErrorPtr();
+        size_t off = at && at >= json_text ? (size_t)(at - json_text) : 0;
+        return cfg_err(err, errlen, "config: invalid JSON near byte %zu", off);
+    }
+    int rc = 0;
+    if (!cJSON_IsObject(j)) {
+        rc = cfg_err(err, errlen, "config: the top level must be a JSON object");
+        goto done;
+    }
+    aipc_broker_config c;
+    aipc_broker_config_defaults(&c);
+    for (const cJSON *v = j->child; v && rc == 0; v = v->next) {
+        for (const cJSON *w = j->child; w != v; w = w->next)
+            if (strcmp(w->string, v->string) == 0) {
+                rc = cfg_err(err, errlen, "config: duplicate key \"%s\"", v->string);
+                break;
+            }
+        if (rc == 0)
+            rc = apply(v, &c, err, errlen);
+    }
+    if (rc == 0)
+        *out = c;
+done:
+    cJSON_Delete(j);
+    return rc;
+}

@@ -1,0 +1,247 @@
+/*
+ * internal.h - private structures shared by the broker core's files (not for engines).
+ *
+ *   map.c       open-addressing hash maps (string keys, 128-bit keys)
+ *   sbuf.c      growable byte buffer + JSON writers (escaping)
+ *   outq.c      refcounted frames and the per-client ring of frame references
+ *   topic.c     topic/filter validation and the subscription trie
+ *   retained.c  retained messages (a trie of topics walked by a filter)
+ *   registry.c  client ids and names
+ *   reqs.c      pending requests (req/rep correlation, no_reply)
+ *   meta.c      outgoing control/delivery frames
+ *   router.c    incoming frame dispatch (the ops)
+ *   broker.c    broker lifecycle, attach/input/detach/shutdown
+ *   config.c    JSON config loader
+ *   stats.c     counters and their JSON form
+ */
+#ifndef AIPC_BROKER_INTERNAL_H
+#define AIPC_BROKER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker.h"
+#include "frame.h"
+
+#define AIPC_NAME_MAX       128u
+#define AIPC_TOPIC_MAX_LEVELS 256u      /* recursion bound for the tries */
+#define AIPC_TOPIC_MAX_BYTES  32000u    /* escaped ('"' and '\\' double) it fits a meta */
+#define AIPC_ID_MAX_EXACT   9007199254740991.0   /* 2^53 - 1: ids are exact JSON numbers */
+
+/* ---- hash maps ------------------------------------------------------------------------- */
+typedef struct aipc_strmap_ent {
+    const char *key;          /* owned by the value */
+    uint32_t len, hash;
+    void *val;                /* NULL = empty slot */
+} aipc_strmap_ent;
+typedef struct aipc_strmap {
+    aipc_strmap_ent *ents;
+    uint32_t cap, count;      /* cap is 0 or a power of two */
+} aipc_strmap;
+
+void *aipc_strmap_get(const aipc_strmap *m, const char *key, size_t len);
+int aipc_strmap_put(aipc_strmap *m, const char *key, size_t len, void *val);
+void *aipc_strmap_del(aipc_strmap *m, const char *key, size_t len);
+void aipc_strmap_free(aipc_strmap *m);
+
+typedef struct aipc_pmap_ent {
+    uint64_t a, b;
+    void *val;                /* NULL = empty slot */
+} aipc_pmap_ent;
+typedef struct aipc_pmap {
+    aipc_pmap_ent *ents;
+    uint32_t cap, count;
+} aipc_pmap;
+
+void *aipc_pmap_get(const aipc_pmap *m, uint64_t a, uint64_t b);
+int aipc_pmap_put(aipc_pmap *m, uint64_t a, uint64_t b, void *val);
+void *aipc_pmap_del(aipc_pmap *m, uint64_t a, uint64_t b);
+void aipc_pmap_free(aipc_pmap *m);
+
+/* ---- byte buffer + JSON writers ---------------------------------------------------------- */
+typedef struct aipc_sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;                 /* sticky: an append failed */
+} aipc_sbuf;
+
+void aipc_sbuf_reset(aipc_sbuf *s);
+void aipc_sbuf_free(aipc_sbuf *s);
+void aipc_sbuf_add(aipc_sbuf *s, const char *data, size_t n);
+void aipc_sbuf_lit(aipc_sbuf *s, const char *cstr);
+void aipc_sbuf_u64(aipc_sbuf *s, uint64_t v);
+void aipc_sbuf_i64(aipc_sbuf *s, int64_t v);
+void aipc_sbuf_jstr(aipc_sbuf *s, const char *str, size_t n);   /* "escaped" */
+
+/* ---- frames and queues ------------------------------------------------------------------- */
+enum { AIPC_FK_CONTROL = 0, AIPC_FK_PUB = 1, AIPC_FK_DIRECT = 2 };
+
+typedef struct aipc_frame {
+    uint32_t refs;
+    uint32_t kind;            /* AIPC_FK_*: decides the queue's drop rule */
+    uint64_t len;             /* header + meta + payload */
+    uint8_t data[];           /* the encoded frame */
+} aipc_frame;
+
+aipc_frame *aipc_frame_make(int kind, const char *meta, size_t meta_len,
+                            const uint8_t *payload, size_t payload_len);
+void aipc_frame_unref(aipc_frame *f);
+
+typedef struct aipc_outq {
+    aipc_frame **ring;
+    uint32_t cap, head, count;
+    uint64_t head_off;        /* bytes of ring[head] already written */
+    uint64_t bytes;           /* bytes queued and not yet written */
+    uint64_t data_bytes;      /* bytes of queued publications/directs (whole frames) */
+} aipc_outq;
+
+int aipc_outq_push(aipc_outq *q, aipc_frame *f);    /* takes a new reference on success */
+void aipc_outq_free(aipc_outq *q);
+
+/* ---- topics ------------------------------------------------------------------------------ */
+typedef struct aipc_sub aipc_sub;
+typedef struct aipc_tnode aipc_tnode;
+struct aipc_tnode {
+    aipc_tnode *parent;
+    char *name;               /* this level (owned), "" allowed */
+    uint32_t len;
+    aipc_strmap kids;         /* literal children */
+    aipc_tnode *plus, *hash;  /* wildcard children ('+', '#'), kept out of kids */
+    aipc_sub **subs;          /* subscription trie: subscribers of exactly this filter */
+    uint32_t nsubs, subcap;
+    aipc_frame *retained;     /* retained trie: the frame to deliver (retained:true) */
+};
+
+struct aipc_sub {
+    aipc_client *client;
+    aipc_tnode *node;
+    uint32_t idx;             /* position in node->subs */
+    aipc_sub *cprev, *cnext;  /* the client's subscriptions */
+};
+
+bool aipc_topic_valid_pub(const char *t, size_t n);
+bool aipc_topic_valid_filter(const char *f, size_t n);
+bool aipc_utf8_valid(const char *s, size_t n);
+
+aipc_tnode *aipc_trie_path(aipc_tnode *root, const char *topic, size_t n, bool create);
+void aipc_trie_prune(aipc_tnode *node);
+void aipc_trie_free(aipc_tnode *root);
+
+/* ---- clients ----------------------------------------------------------------------------- */
+typedef struct aipc_req aipc_req;
+
+enum { AIPC_CL_NEW = 0, AIPC_CL_READY = 1, AIPC_CL_CLOSING = 2 };
+
+struct aipc_client {
+    aipc_broker *b;
+    aipc_conn *conn;
+    aipc_client *prev, *next; /* broker's list of attached clients */
+    int state;
+    uint64_t id;              /* 0 until hello */
+    uint32_t pid;
+    char name[AIPC_NAME_MAX + 1];
+    uint32_t name_len;
+    char *from;               /* {"id":..,"name":..,"pid":..} stamped on what it sends */
+    uint32_t from_len;
+    aipc_decoder dec;
+    aipc_outq q;
+    uint64_t dropped_pending; /* publications dropped and not reported yet */
+    uint64_t mark;            /* publication sequence: dedup across overlapping filters */
+    aipc_sub *subs;           /* list of its subscriptions */
+    aipc_req *reqs_out;       /* pending requests it sent */
+    aipc_req *reqs_in;        /* pending requests waiting on it */
+    bool in_input;            /* inside aipc_broker_input for this client */
+    bool kill;                /* must be closed now (input returns < 0) */
+    bool quiet;               /* inside out_consume: no want_write callback */
+};
+
+struct aipc_req {
+    aipc_client *requester, *target;
+    uint64_t requester_id;
+    int64_t rid;
+    aipc_req *oprev, *onext;  /* requester->reqs_out */
+    aipc_req *iprev, *inext;  /* target->reqs_in */
+};
+
+/* ---- broker ------------------------------------------------------------------------------ */
+struct aipc_broker {
+    aipc_broker_config cfg;
+    uint64_t (*now_ms)(void);
+    uint64_t started_ms;
+    aipc_broker_log_fn log;
+    void *log_ctx;
+    bool shutting_down;
+
+    aipc_client *clients;     /* attached */
+    uint32_t nclients;
+    uint64_t next_id;         /* ids are never reused */
+    aipc_pmap by_id;          /* (id, 0) -> client, after hello */
+    aipc_strmap by_name;      /* name -> client */
+
+    aipc_tnode sub_root;      /* subscription trie */
+    aipc_pmap sub_index;      /* (client, node) -> aipc_sub */
+    uint64_t nsubs;
+    aipc_tnode ret_root;      /* retained trie */
+    uint64_t nretained;
+    uint64_t pub_seq;
+
+    aipc_pmap reqs;           /* (requester id, rid) -> aipc_req */
+
+    aipc_sbuf meta;           /* scratch for outgoing metas */
+    aipc_broker_stats st;
+};
+
+/* registry.c */
+bool aipc_name_valid(const char *s, size_t n);
+aipc_client *aipc_registry_find_name(aipc_broker *b, const char *name, size_t n);
+aipc_client *aipc_registry_find_id(aipc_broker *b, uint64_t id);
+int aipc_registry_add(aipc_broker *b, aipc_client *c, const char *name, size_t n);
+void aipc_registry_remove(aipc_broker *b, aipc_client *c);
+
+/* reqs.c */
+int aipc_reqs_add(aipc_broker *b, aipc_client *from, aipc_client *to, int64_t rid);
+aipc_req *aipc_reqs_find(aipc_broker *b, uint64_t requester_id, int64_t rid);
+void aipc_reqs_remove(aipc_broker *b, aipc_req *r);
+void aipc_reqs_client_gone(aipc_broker *b, aipc_client *c);
+
+/* meta.c: queueing to one client */
+bool aipc_client_can_queue(const aipc_client *c);
+int aipc_queue_frame(aipc_client *c, aipc_frame *f);   /* 0 / AIPC_EQUEUEFULL / ... */
+void aipc_send_ok(aipc_client *c, bool has_id, int64_t id);
+void aipc_send_error(aipc_client *c, bool has_id, int64_t id, const char *code,
+                     const char *message);
+void aipc_send_simple(aipc_client *c, const char *op, bool has_id, int64_t id);
+void aipc_send_welcome(aipc_client *c, bool has_id, int64_t id);
+void aipc_send_dropped(aipc_client *c);
+void aipc_send_simple_bye(aipc_client *c);
+void aipc_request_close(aipc_client *c);
+aipc_frame *aipc_build_delivery(aipc_broker *b, const char *op, const char *from, size_t from_len,
+                                const char *extra_key, bool has_extra, int64_t extra,
+                                const uint8_t *payload, size_t plen);
+aipc_frame *aipc_build_msg(aipc_broker *b, const char *topic, size_t tlen, const char *from,
+                           size_t from_len, bool retained, const uint8_t *payload, size_t plen);
+
+/* topic routing (topic.c / retained.c) */
+int aipc_subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n);
+void aipc_unsubscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n);
+void aipc_unsubscribe_all(aipc_broker *b, aipc_client *c);
+void aipc_publish(aipc_broker *b, const char *topic, size_t tlen, const char *from,
+                  size_t from_len, const uint8_t *payload, size_t plen, bool retain);
+int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame *f);
+void aipc_retained_deliver(aipc_broker *b, aipc_client *c, const char *filter, size_t n);
+void aipc_retained_free(aipc_broker *b);
+
+/* router.c */
+int aipc_router_frame(aipc_broker *b, aipc_client *c, const uint8_t *meta, uint32_t meta_len,
+                      const uint8_t *payload, uint32_t payload_len);
+
+/* broker.c */
+void aipc_logf(aipc_broker *b, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+void aipc_presence(aipc_broker *b, aipc_client *c, bool joined);
+
+#endif

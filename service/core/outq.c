@@ -1,0 +1,131 @@
+/* outq.c - refcounted encoded frames and the per-client outbound queue: a ring array of frame
+ * references (grows geometrically; no node per message), drained through a scatter list. */
+#include "internal.h"
+
+#include "asyncipc/asyncipc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Encodes header + meta + payload once into one refcounted buffer (refs = 1), so one
+ * publication is shared by every subscriber's queue without copies. */
+aipc_frame *aipc_frame_make(int kind, const char *meta, size_t meta_len,
+                            const uint8_t *payload, size_t payload_len)
+{
+    if (meta_len > UINT32_MAX || payload_len > UINT32_MAX)
+        return NULL;
+    uint64_t len = (uint64_t)AIPC_HDR_SIZE + meta_len + payload_len;
+    aipc_frame *f = malloc(sizeof *f + (size_t)len);
+    if (!f)
+        return NULL;
+    f->refs = 1;
+    f->kind = (uint32_t)kind;
+    f->len = len;
+    aipc_frame_put_header(f->data, (uint32_t)meta_len, (uint32_t)payload_len);
+    if (meta_len)
+        memcpy(f->data + AIPC_HDR_SIZE, meta, meta_len);
+    if (payload_len)
+        memcpy(f->data + AIPC_HDR_SIZE + meta_len, payload, payload_len);
+    return f;
+}
+
+/* Drops one reference; the last one frees the frame. */
+void aipc_frame_unref(aipc_frame *f)
+{
+    if (f && --f->refs == 0)
+        free(f);
+}
+
+/* Doubles the ring, unwrapping it so head is 0 again. */
+static int outq_grow(aipc_outq *q)
+{
+    uint32_t ncap = q->cap ? q->cap * 2 : 16;
+    aipc_frame **nr = malloc((size_t)ncap * sizeof *nr);
+    if (!nr)
+        return AIPC_ENOMEM;
+    for (uint32_t i = 0; i < q->count; i++)
+        nr[i] = q->ring[(q->head + i) & (q->cap - 1)];
+    free(q->ring);
+    q->ring = nr;
+    q->cap = ncap;
+    q->head = 0;
+    return 0;
+}
+
+/* Appends a frame reference; the only allocation is the occasional ring growth. */
+int aipc_outq_push(aipc_outq *q, aipc_frame *f)
+{
+    if (q->count == q->cap && outq_grow(q) != 0)
+        return AIPC_ENOMEM;
+    q->ring[(q->head + q->count) & (q->cap - 1)] = f;
+    q->count++;
+    f->refs++;
+    q->bytes += f->len;
+    if (f->kind != AIPC_FK_CONTROL)
+        q->data_bytes += f->len;
+    return 0;
+}
+
+/* Releases every queued frame (client detached). */
+void aipc_outq_free(aipc_outq *q)
+{
+    for (uint32_t i = 0; i < q->count; i++)
+        aipc_frame_unref(q->ring[(q->head + i) & (q->cap - 1)]);
+    free(q->ring);
+    memset(q, 0, sizeof *q);
+}
+
+/* Scatter list of what is queued, starting inside the first frame if it is partly written. */
+int aipc_client_out_next(aipc_client *cl, aipc_iov *iov, int max_iov)
+{
+    aipc_outq *q = &cl->q;
+    int n = 0;
+    for (uint32_t i = 0; i < q->count && n < max_iov; i++) {
+        aipc_frame *f = q->ring[(q->head + i) & (q->cap - 1)];
+        uint64_t off = i == 0 ? q->head_off : 0;
+        iov[n].base = f->data + off;
+        iov[n].len = (size_t)(f->len - off);
+        n++;
+    }
+    return n;
+}
+
+/* Accounts written bytes: whole frames are released; a partial one keeps its offset. When the
+ * queue has drained and publications were dropped meanwhile, the `dropped` report is queued. */
+void aipc_client_out_consume(aipc_client *cl, size_t nbytes)
+{
+    aipc_outq *q = &cl->q;
+    aipc_broker *b = cl->b;
+    if (nbytes > q->bytes)
+        nbytes = (size_t)q->bytes;
+    b->st.bytes_out += nbytes;
+    q->bytes -= nbytes;
+    while (nbytes > 0 && q->count > 0) {
+        aipc_frame *f = q->ring[q->head];
+        uint64_t left = f->len - q->head_off;
+        if (nbytes < left) {
+            q->head_off += nbytes;
+            break;
+        }
+        nbytes -= (size_t)left;
+        q->head_off = 0;
+        q->head = (q->head + 1) & (q->cap - 1);
+        q->count--;
+        if (f->kind != AIPC_FK_CONTROL)
+            q->data_bytes -= f->len;
+        b->st.msgs_out++;
+        aipc_frame_unref(f);
+    }
+    if (q->count == 0 && cl->dropped_pending && cl->state != AIPC_CL_CLOSING)
+    {
+        cl->quiet = true;          /* the engine calls out_next after consuming anyway */
+        aipc_send_dropped(cl);
+        cl->quiet = false;
+    }
+}
+
+/* Bytes waiting to be written. */
+uint64_t aipc_client_out_pending(const aipc_client *cl)
+{
+    return cl->q.bytes;
+}

@@ -1,0 +1,71 @@
+/* reqs.c - pending requests: who asked whom with which id, so a reply is only forwarded to the
+ * requester that is really waiting, and a target that leaves produces no_reply errors. */
+#include "internal.h"
+
+#include "asyncipc/asyncipc.h"
+
+#include <stdlib.h>
+
+/* Records a forwarded request. A (requester, id) pair still pending is refused by the caller. */
+int aipc_reqs_add(aipc_broker *b, aipc_client *from, aipc_client *to, int64_t rid)
+{
+    aipc_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return AIPC_ENOMEM;
+    r->requester = from;
+    r->target = to;
+    r->requester_id = from->id;
+    r->rid = rid;
+    if (aipc_pmap_put(&b->reqs, from->id, (uint64_t)rid, r) != 0) {
+        free(r);
+        return AIPC_ENOMEM;
+    }
+    r->onext = from->reqs_out;
+    if (from->reqs_out)
+        from->reqs_out->oprev = r;
+    from->reqs_out = r;
+    r->inext = to->reqs_in;
+    if (to->reqs_in)
+        to->reqs_in->iprev = r;
+    to->reqs_in = r;
+    return 0;
+}
+
+/* The pending request (requester id, id), if any. */
+aipc_req *aipc_reqs_find(aipc_broker *b, uint64_t requester_id, int64_t rid)
+{
+    return aipc_pmap_get(&b->reqs, requester_id, (uint64_t)rid);
+}
+
+/* Forgets one pending request (answered, or one side left). */
+void aipc_reqs_remove(aipc_broker *b, aipc_req *r)
+{
+    aipc_pmap_del(&b->reqs, r->requester_id, (uint64_t)r->rid);
+    if (r->oprev)
+        r->oprev->onext = r->onext;
+    else
+        r->requester->reqs_out = r->onext;
+    if (r->onext)
+        r->onext->oprev = r->oprev;
+    if (r->iprev)
+        r->iprev->inext = r->inext;
+    else
+        r->target->reqs_in = r->inext;
+    if (r->inext)
+        r->inext->iprev = r->iprev;
+    free(r);
+}
+
+/* A client leaves: its own requests are forgotten; requests waiting on it fail with no_reply. */
+void aipc_reqs_client_gone(aipc_broker *b, aipc_client *c)
+{
+    while (c->reqs_out)
+        aipc_reqs_remove(b, c->reqs_out);
+    while (c->reqs_in) {
+        aipc_req *r = c->reqs_in;
+        aipc_client *req = r->requester;
+        int64_t rid = r->rid;
+        aipc_reqs_remove(b, r);
+        aipc_send_error(req, true, rid, "no_reply", "the target left before replying");
+    }
+}

@@ -1,0 +1,350 @@
+/* router.c - one incoming frame: parse the meta (cJSON), check the common fields, and run the
+ * op (hello, sub, unsub, pub, send, req, rep, ping, stats). Answers go through meta.c. */
+#include "internal.h"
+
+#include "asyncipc/asyncipc.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* What every op handler gets. */
+typedef struct opctx {
+    aipc_broker *b;
+    aipc_client *c;
+    const cJSON *j;
+    bool has_id;
+    int64_t id;
+    const uint8_t *payload;
+    size_t plen;
+} opctx;
+
+/* Reads an integer that JSON numbers carry exactly (|v| <= 2^53 - 1). */
+static bool get_int(const cJSON *v, int64_t *out)
+{
+    if (!cJSON_IsNumber(v))
+        return false;
+    double d = v->valuedouble;
+    if (!(d >= -AIPC_ID_MAX_EXACT && d <= AIPC_ID_MAX_EXACT) || floor(d) != d)
+        return false;
+    *out = (int64_t)d;
+    return true;
+}
+
+/* The error answer for the current op. */
+static void fail(opctx *x, const char *code, const char *message)
+{
+    aipc_send_error(x->c, x->has_id, x->id, code, message);
+}
+
+/* A required string member; NULL (and bad_request sent) when missing or not a string. */
+static const char *need_str(opctx *x, const char *key, size_t *len)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(x->j, key);
+    if (!cJSON_IsString(v) || !v->valuestring) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "\"%s\" must be a string", key);
+        fail(x, "bad_request", msg);
+        return NULL;
+    }
+    *len = strlen(v->valuestring);
+    return v->valuestring;
+}
+
+/* Resolves "to": a name (string) or a numeric id; only clients that said hello count. */
+static aipc_client *resolve_to(opctx *x)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(x->j, "to");
+    aipc_client *t = NULL;
+    int64_t id;
+    if (cJSON_IsString(v) && v->valuestring) {
+        t = aipc_registry_find_name(x->b, v->valuestring, strlen(v->valuestring));
+    } else if (get_int(v, &id)) {
+        t = id > 0 ? aipc_registry_find_id(x->b, (uint64_t)id) : NULL;
+    } else {
+        fail(x, "bad_request", "\"to\" must be a client name or id");
+        return NULL;
+    }
+    if (!t || t->state != AIPC_CL_READY) {
+        fail(x, "no_such_client", "no client with that name or id");
+        return NULL;
+    }
+    return t;
+}
+
+/* hello: proto check, optional unique name, id assignment, welcome, $bus/joined. */
+static void op_hello(opctx *x)
+{
+    aipc_client *c = x->c;
+    if (c->state == AIPC_CL_READY) {
+        fail(x, "bad_request", "hello was already done");
+        return;
+    }
+    int64_t proto;
+    if (!get_int(cJSON_GetObjectItemCaseSensitive(x->j, "proto"), &proto) ||
+        proto != AIPC_PROTO_VERSION) {
+        fail(x, "proto_mismatch", "this broker speaks proto 1");
+        return;
+    }
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(x->j, "name");
+    const char *name = "";
+    size_t nlen = 0;
+    if (nm && !cJSON_IsNull(nm)) {
+        if (!cJSON_IsString(nm) || !nm->valuestring ||
+            !aipc_name_valid(nm->valuestring, strlen(nm->valuestring))) {
+            fail(x, "bad_name", "names are 1..128 of [A-Za-z0-9._-]");
+            return;
+        }
+        name = nm->valuestring;
+        nlen = strlen(name);
+        if (aipc_registry_find_name(x->b, name, nlen)) {
+            fail(x, "name_taken", "another client uses this name");
+            aipc_request_close(c);
+            return;
+        }
+    }
+    if (aipc_registry_add(x->b, c, name, nlen) != 0) {
+        fail(x, "internal", "out of memory");
+        return;
+    }
+    c->state = AIPC_CL_READY;
+    aipc_send_welcome(c, x->has_id, x->id);
+    aipc_logf(x->b, AIPC_LOG_INFO, "client %llu (%s, pid %u) joined", (unsigned long long)c->id,
+              nlen ? c->name : "anonymous", c->pid);
+    aipc_presence(x->b, c, true);
+}
+
+/* sub: add the filter, answer ok, then deliver the retained matches. */
+static void op_sub(opctx *x)
+{
+    size_t n;
+    const char *f = need_str(x, "topic", &n);
+    if (!f)
+        return;
+    if (!aipc_topic_valid_filter(f, n)) {
+        fail(x, "bad_topic", "invalid topic filter");
+        return;
+    }
+    if (aipc_subscribe(x->b, x->c, f, n) != 0) {
+        fail(x, "internal", "out of memory");
+        return;
+    }
+    aipc_send_ok(x->c, x->has_id, x->id);
+    aipc_retained_deliver(x->b, x->c, f, n);
+}
+
+/* unsub: drop the filter (not subscribed is fine). */
+static void op_unsub(opctx *x)
+{
+    size_t n;
+    const char *f = need_str(x, "topic", &n);
+    if (!f)
+        return;
+    if (!aipc_topic_valid_filter(f, n)) {
+        fail(x, "bad_topic", "invalid topic filter");
+        return;
+    }
+    aipc_unsubscribe(x->b, x->c, f, n);
+    aipc_send_ok(x->c, x->has_id, x->id);
+}
+
+/* pub: route to subscribers; retain stores (or clears with an empty payload). */
+static void op_pub(opctx *x)
+{
+    size_t n;
+    const char *t = need_str(x, "topic", &n);
+    if (!t)
+        return;
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(x->j, "retain");
+    if (r && !cJSON_IsBool(r)) {
+        fail(x, "bad_request", "\"retain\" must be true or false");
+        return;
+    }
+    if (!aipc_topic_valid_pub(t, n)) {
+        fail(x, "bad_topic", "invalid topic (wildcards or a leading '$')");
+        return;
+    }
+    aipc_publish(x->b, t, n, x->c->from, x->c->from_len, x->payload, x->plen, cJSON_IsTrue(r));
+    aipc_send_ok(x->c, x->has_id, x->id);
+}
+
+/* send: one direct message to a name or id. */
+static void op_send(opctx *x)
+{
+    aipc_client *t = resolve_to(x);
+    if (!t)
+        return;
+    aipc_frame *f = aipc_build_delivery(x->b, "direct", x->c->from, x->c->from_len, NULL, false,
+                                        0, x->payload, x->plen);
+    if (!f) {
+        fail(x, "internal", "out of memory");
+        return;
+    }
+    int rc = aipc_queue_frame(t, f);
+    aipc_frame_unref(f);
+    if (rc != 0)
+        fail(x, "queue_full", "the target's queue is full");
+    else
+        aipc_send_ok(x->c, x->has_id, x->id);
+}
+
+/* req: forward with the requester's id and remember it; the answer is the rep (or an error),
+ * never an ok. */
+static void op_req(opctx *x)
+{
+    if (!x->has_id) {
+        fail(x, "bad_request", "req needs an integer \"id\"");
+        return;
+    }
+    aipc_client *t = resolve_to(x);
+    if (!t)
+        return;
+    if (aipc_reqs_find(x->b, x->c->id, x->id)) {
+        fail(x, "bad_request", "a request with this id is still pending");
+        return;
+    }
+    aipc_frame *f = aipc_build_delivery(x->b, "req", x->c->from, x->c->from_len, "id", true,
+                                        x->id, x->payload, x->plen);
+    if (!f || aipc_reqs_add(x->b, x->c, t, x->id) != 0) {
+        aipc_frame_unref(f);
+        fail(x, "internal", "out of memory");
+        return;
+    }
+    int rc = aipc_queue_frame(t, f);
+    aipc_frame_unref(f);
+    if (rc != 0) {
+        aipc_reqs_remove(x->b, aipc_reqs_find(x->b, x->c->id, x->id));
+        fail(x, "queue_full", "the target's queue is full");
+    }
+}
+
+/* rep: forwarded only if it answers a request pending on this client. */
+static void op_rep(opctx *x)
+{
+    int64_t to, re;
+    if (!get_int(cJSON_GetObjectItemCaseSensitive(x->j, "to"), &to) ||
+        !get_int(cJSON_GetObjectItemCaseSensitive(x->j, "re"), &re)) {
+        fail(x, "bad_request", "rep needs integer \"to\" and \"re\"");
+        return;
+    }
+    aipc_req *r = to > 0 ? aipc_reqs_find(x->b, (uint64_t)to, re) : NULL;
+    if (!r || r->target != x->c) {
+        if (to <= 0 || !aipc_registry_find_id(x->b, (uint64_t)to))
+            fail(x, "no_such_client", "the requester is gone");
+        else
+            fail(x, "no_such_request", "no such request is pending on you");
+        return;
+    }
+    aipc_client *req = r->requester;
+    aipc_reqs_remove(x->b, r);
+    if (!aipc_client_can_queue(req)) {
+        fail(x, "no_such_client", "the requester is leaving");
+        return;
+    }
+    aipc_frame *f = aipc_build_delivery(x->b, "rep", x->c->from, x->c->from_len, "re", true, re,
+                                        x->payload, x->plen);
+    if (!f) {
+        fail(x, "internal", "out of memory");
+        aipc_send_error(req, true, re, "no_reply", "the reply was lost (out of memory)");
+        return;
+    }
+    int rc = aipc_queue_frame(req, f);
+    aipc_frame_unref(f);
+    if (rc != 0) {
+        fail(x, "queue_full", "the requester's queue is full");
+        aipc_send_error(req, true, re, "queue_full", "the reply did not fit your queue");
+        return;
+    }
+    aipc_send_ok(x->c, x->has_id, x->id);
+}
+
+/* stats: {"op":"stats","re":id?} + the counters as a JSON payload. */
+static void op_stats(opctx *x)
+{
+    char json[1024];
+    size_t n = aipc_broker_stats_json(x->b, json, sizeof json);
+    if (n >= sizeof json)
+        n = sizeof json - 1;
+    aipc_sbuf *m = &x->b->meta;
+    aipc_sbuf_reset(m);
+    aipc_sbuf_lit(m, "{\"op\":\"stats\"");
+    if (x->has_id) {
+        aipc_sbuf_lit(m, ",\"re\":");
+        aipc_sbuf_i64(m, x->id);
+    }
+    aipc_sbuf_lit(m, "}");
+    aipc_frame *f = m->oom ? NULL
+                           : aipc_frame_make(AIPC_FK_CONTROL, m->p, m->len, (const uint8_t *)json, n);
+    if (!f) {
+        fail(x, "internal", "out of memory");
+        return;
+    }
+    aipc_queue_frame(x->c, f);
+    aipc_frame_unref(f);
+}
+
+/* ping: pong. */
+static void op_ping(opctx *x)
+{
+    aipc_send_simple(x->c, "pong", x->has_id, x->id);
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(opctx *x);
+} ops[] = {
+    {"pub", op_pub},   {"sub", op_sub},     {"unsub", op_unsub}, {"send", op_send},
+    {"req", op_req},   {"rep", op_rep},     {"ping", op_ping},   {"stats", op_stats},
+    {"hello", op_hello},
+};
+
+/* A protocol error before hello closes the connection (hello must come first). */
+static void reject(opctx *x, const char *code, const char *message)
+{
+    fail(x, code, message);
+    if (x->c->state == AIPC_CL_NEW)
+        aipc_request_close(x->c);
+}
+
+/* Handles one frame. Returns non-zero to stop decoding this client's input (closing). */
+int aipc_router_frame(aipc_broker *b, aipc_client *c, const uint8_t *meta, uint32_t meta_len,
+                      const uint8_t *payload, uint32_t payload_len)
+{
+    b->st.msgs_in++;
+    if (c->state == AIPC_CL_CLOSING || b->shutting_down)
+        return 1;
+    opctx x = {b, c, NULL, false, 0, payload, payload_len};
+    cJSON *j = meta_len ? cJSON_ParseWithLength((const char *)meta, meta_len) : NULL;
+    x.j = j;
+    if (!cJSON_IsObject(j)) {
+        reject(&x, "bad_meta", "the meta must be a JSON object");
+        goto done;
+    }
+    const cJSON *idv = cJSON_GetObjectItemCaseSensitive(j, "id");
+    if (idv) {
+        if (!get_int(idv, &x.id)) {
+            reject(&x, "bad_request", "\"id\" must be an integer");
+            goto done;
+        }
+        x.has_id = true;
+    }
+    const cJSON *opv = cJSON_GetObjectItemCaseSensitive(j, "op");
+    const char *op = cJSON_IsString(opv) ? opv->valuestring : NULL;
+    void (*fn)(opctx *) = NULL;
+    for (size_t i = 0; op && i < sizeof ops / sizeof ops[0]; i++)
+        if (strcmp(op, ops[i].name) == 0)
+            fn = ops[i].fn;
+    if (!fn) {
+        reject(&x, "unknown_op", "missing or unknown \"op\"");
+        goto done;
+    }
+    if (c->state == AIPC_CL_NEW && fn != op_hello) {
+        reject(&x, "hello_required", "the first frame must be a hello");
+        goto done;
+    }
+    fn(&x);
+done:
+    cJSON_Delete(j);
+    return (c->state == AIPC_CL_CLOSING || c->kill) ? 1 : 0;
+}

@@ -1,0 +1,35 @@
+/* stats.c - broker counters (SPEC section 4: clients, subscriptions, retained topics, messages
+ * and bytes in/out, drops, errors, uptime) as a struct and as the `stats` answer's JSON. */
+#include "internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+/* Snapshot of the counters; gauges are read from the live structures. */
+void aipc_broker_get_stats(const aipc_broker *b, aipc_broker_stats *out)
+{
+    *out = b->st;
+    out->clients = b->nclients;
+    out->subscriptions = b->nsubs;
+    out->retained_topics = b->nretained;
+    uint64_t now = b->now_ms();
+    out->uptime_ms = now > b->started_ms ? now - b->started_ms : 0;
+}
+
+/* One flat JSON object, so tools can print it as is. */
+size_t aipc_broker_stats_json(const aipc_broker *b, char *out, size_t cap)
+{
+    aipc_broker_stats s;
+    aipc_broker_get_stats(b, &s);
+    int n = snprintf(out, cap,
+                     "{\"clients\":%" PRIu64 ",\"clients_total\":%" PRIu64
+                     ",\"subscriptions\":%" PRIu64 ",\"retained_topics\":%" PRIu64
+                     ",\"msgs_in\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"msgs_out\":%" PRIu64
+                     ",\"bytes_out\":%" PRIu64 ",\"publications\":%" PRIu64
+                     ",\"deliveries\":%" PRIu64 ",\"drops\":%" PRIu64 ",\"errors\":%" PRIu64
+                     ",\"uptime_ms\":%" PRIu64 "}",
+                     s.clients, s.clients_total, s.subscriptions, s.retained_topics, s.msgs_in,
+                     s.bytes_in, s.msgs_out, s.bytes_out, s.publications, s.deliveries, s.drops,
+                     s.errors, s.uptime_ms);
+    return n < 0 ? 0 : (size_t)n;
+}

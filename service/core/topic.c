@@ -1,0 +1,360 @@
+/* topic.c - topic and filter rules (MQTT style) and the subscription trie: one node per level,
+ * literal children in a hash map, '+' and '#' children kept aside so matching a publication
+ * costs one lookup per level plus the wildcard branches. */
+#include "internal.h"
+
+#include "asyncipc/asyncipc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF): what we echo must stay valid. */
+bool aipc_utf8_valid(const char *s, size_t n)
+{
+    const uint8_t *p = (const uint8_t *)s, *e = p + n;
+    while (p < e) {
+        uint8_t c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        size_t k;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) { k = 1; cp = c & 0x1F; }
+        else if (c >= 0xE0 && c <= 0xEF) { k = 2; cp = c & 0x0F; }
+        else if (c >= 0xF0 && c <= 0xF4) { k = 3; cp = c & 0x07; }
+        else return false;
+        if ((size_t)(e - p) <= k)
+            return false;
+        for (size_t i = 1; i <= k; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        p += k + 1;
+    }
+    return true;
+}
+
+/* Common rules: 1..AIPC_TOPIC_MAX_BYTES bytes of valid UTF-8 without control characters
+ * (so the escaped topic always fits a 64 KiB meta), at most AIPC_TOPIC_MAX_LEVELS levels. */
+static bool topic_common(const char *t, size_t n)
+{
+    if (n == 0 || n > AIPC_TOPIC_MAX_BYTES || !aipc_utf8_valid(t, n))
+        return false;
+    size_t levels = 1;
+    for (size_t i = 0; i < n; i++) {
+        if ((uint8_t)t[i] < 0x20)
+            return false;
+        if (t[i] == '/' && ++levels > AIPC_TOPIC_MAX_LEVELS)
+            return false;
+    }
+    return true;
+}
+
+/* A publication topic: no wildcards anywhere and no leading '$' (reserved for the broker). */
+bool aipc_topic_valid_pub(const char *t, size_t n)
+{
+    if (!topic_common(t, n) || t[0] == '$')
+        return false;
+    return !memchr(t, '+', n) && !memchr(t, '#', n);
+}
+
+/* A filter: '+' only as a whole level, '#' only as the whole last level. */
+bool aipc_topic_valid_filter(const char *f, size_t n)
+{
+    if (!topic_common(f, n))
+        return false;
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && f[i] != '/')
+            continue;
+        size_t len = i - start;
+        const char *lvl = f + start;
+        bool has_wild = memchr(lvl, '+', len) || memchr(lvl, '#', len);
+        if (has_wild) {
+            if (len != 1)
+                return false;
+            if (lvl[0] == '#' && i != n)
+                return false;
+        }
+        start = i + 1;
+    }
+    return true;
+}
+
+/* Allocates a node with its level name stored inline. */
+static aipc_tnode *node_new(aipc_tnode *parent, const char *name, size_t len)
+{
+    aipc_tnode *n = calloc(1, sizeof *n + len + 1);
+    if (!n)
+        return NULL;
+    n->parent = parent;
+    n->name = (char *)(n + 1);
+    memcpy(n->name, name, len);
+    n->name[len] = 0;
+    n->len = (uint32_t)len;
+    return n;
+}
+
+/* The child of n for one level, created on demand. */
+static aipc_tnode *child(aipc_tnode *n, const char *lvl, size_t len, bool create)
+{
+    aipc_tnode **slot = NULL;
+    if (len == 1 && lvl[0] == '+')
+        slot = &n->plus;
+    else if (len == 1 && lvl[0] == '#')
+        slot = &n->hash;
+    if (slot) {
+        if (!*slot && create)
+            *slot = node_new(n, lvl, len);
+        return *slot;
+    }
+    aipc_tnode *k = aipc_strmap_get(&n->kids, lvl, len);
+    if (k || !create)
+        return k;
+    k = node_new(n, lvl, len);
+    if (k && aipc_strmap_put(&n->kids, k->name, k->len, k) != 0) {
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
+/* Walks (or builds) the node path of a validated topic or filter. NULL: absent or no memory. */
+aipc_tnode *aipc_trie_path(aipc_tnode *root, const char *topic, size_t n, bool create)
+{
+    aipc_tnode *node = root;
+    size_t start = 0;
+    for (size_t i = 0; i <= n && node; i++) {
+        if (i < n && topic[i] != '/')
+            continue;
+        aipc_tnode *k = child(node, topic + start, i - start, create);
+        if (!k && create)
+            aipc_trie_prune(node);   /* undo what this call created */
+        node = k;
+        start = i + 1;
+    }
+    return node;
+}
+
+/* True when a node carries nothing and can go. */
+static bool node_empty(const aipc_tnode *n)
+{
+    return !n->nsubs && !n->retained && !n->kids.count && !n->plus && !n->hash;
+}
+
+/* Removes empty nodes from node up to (not including) the root, so the trie only holds live
+ * filters and topics. */
+void aipc_trie_prune(aipc_tnode *node)
+{
+    while (node && node->parent && node_empty(node)) {
+        aipc_tnode *p = node->parent;
+        if (p->plus == node)
+            p->plus = NULL;
+        else if (p->hash == node)
+            p->hash = NULL;
+        else
+            aipc_strmap_del(&p->kids, node->name, node->len);
+        aipc_strmap_free(&node->kids);
+        free(node->subs);
+        free(node);
+        node = p;
+    }
+}
+
+/* Frees a node's subtree (depth is bounded by AIPC_TOPIC_MAX_LEVELS). */
+static void subtree_free(aipc_tnode *n)
+{
+    for (uint32_t i = 0; i < n->kids.cap; i++)
+        if (n->kids.ents[i].val)
+            subtree_free(n->kids.ents[i].val);
+    if (n->plus)
+        subtree_free(n->plus);
+    if (n->hash)
+        subtree_free(n->hash);
+    aipc_strmap_free(&n->kids);
+    free(n->subs);
+    aipc_frame_unref(n->retained);
+    if (n->parent)
+        free(n);
+}
+
+/* Frees everything below an embedded root and resets it. */
+void aipc_trie_free(aipc_tnode *root)
+{
+    subtree_free(root);
+    memset(root, 0, sizeof *root);
+}
+
+/* ---- subscriptions ---------------------------------------------------------------------- */
+
+/* Adds (client, filter) once; a repeated sub is a no-op (it still gets the retained matches). */
+int aipc_subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n)
+{
+    aipc_tnode *node = aipc_trie_path(&b->sub_root, filter, n, true);
+    if (!node)
+        return AIPC_ENOMEM;
+    if (aipc_pmap_get(&b->sub_index, (uintptr_t)c, (uintptr_t)node))
+        return 0;
+    aipc_sub *s = calloc(1, sizeof *s);
+    if (!s)
+        goto oom;
+    if (node->nsubs == node->subcap) {
+        uint32_t ncap = node->subcap ? node->subcap * 2 : 4;
+        aipc_sub **ns = realloc(node->subs, (size_t)ncap * sizeof *ns);
+        if (!ns)
+            goto oom;
+        node->subs = ns;
+        node->subcap = ncap;
+    }
+    if (aipc_pmap_put(&b->sub_index, (uintptr_t)c, (uintptr_t)node, s) != 0)
+        goto oom;
+    s->client = c;
+    s->node = node;
+    s->idx = node->nsubs;
+    node->subs[node->nsubs++] = s;
+    s->cnext = c->subs;
+    if (c->subs)
+        c->subs->cprev = s;
+    c->subs = s;
+    b->nsubs++;
+    return 0;
+oom:
+    free(s);
+    aipc_trie_prune(node);
+    return AIPC_ENOMEM;
+}
+
+/* Removes one subscription record (O(1): swap-remove in the node, unlink from the client). */
+static void sub_remove(aipc_broker *b, aipc_sub *s)
+{
+    aipc_tnode *node = s->node;
+    aipc_client *c = s->client;
+    aipc_pmap_del(&b->sub_index, (uintptr_t)c, (uintptr_t)node);
+    aipc_sub *last = node->subs[--node->nsubs];
+    node->subs[s->idx] = last;
+    last->idx = s->idx;
+    if (s->cprev)
+        s->cprev->cnext = s->cnext;
+    else
+        c->subs = s->cnext;
+    if (s->cnext)
+        s->cnext->cprev = s->cprev;
+    free(s);
+    b->nsubs--;
+    aipc_trie_prune(node);
+}
+
+/* Drops (client, filter) if present; unknown filters are fine (idempotent). */
+void aipc_unsubscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n)
+{
+    aipc_tnode *node = aipc_trie_path(&b->sub_root, filter, n, false);
+    if (!node)
+        return;
+    aipc_sub *s = aipc_pmap_get(&b->sub_index, (uintptr_t)c, (uintptr_t)node);
+    if (s)
+        sub_remove(b, s);
+}
+
+/* Drops every subscription of a leaving client. */
+void aipc_unsubscribe_all(aipc_broker *b, aipc_client *c)
+{
+    while (c->subs)
+        sub_remove(b, c->subs);
+}
+
+/* ---- publication fan-out ---------------------------------------------------------------- */
+typedef struct pubctx {
+    aipc_broker *b;
+    const char *topic, *from;
+    size_t tlen, from_len;
+    const uint8_t *payload;
+    size_t plen;
+    bool dollar;              /* topic starts with '$': wildcards at level 1 do not match */
+    bool failed;              /* frame could not be built (no memory) */
+    aipc_frame *frame;        /* built on the first delivery, shared by all */
+} pubctx;
+
+/* Queues the publication to every subscriber of one node, once per client per publication. */
+static void deliver(pubctx *x, const aipc_tnode *node)
+{
+    aipc_broker *b = x->b;
+    for (uint32_t i = 0; i < node->nsubs; i++) {
+        aipc_client *c = node->subs[i]->client;
+        if (c->mark == b->pub_seq)
+            continue;
+        c->mark = b->pub_seq;
+        if (c->state != AIPC_CL_READY)
+            continue;
+        if (!x->frame && !x->failed) {
+            x->frame = aipc_build_msg(b, x->topic, x->tlen, x->from, x->from_len, false,
+                                      x->payload, x->plen);
+            x->failed = !x->frame;
+        }
+        if (x->failed) {
+            b->st.drops++;
+            continue;
+        }
+        if (aipc_queue_frame(c, x->frame) == 0)
+            b->st.deliveries++;
+    }
+}
+
+/* Walks the trie along the topic's levels; recursion only for '+' branches. */
+static void match(pubctx *x, const aipc_tnode *n, const char *lvl, bool first)
+{
+    const char *end = x->topic + x->tlen;
+    for (;;) {
+        const char *slash = memchr(lvl, '/', (size_t)(end - lvl));
+        const char *lend = slash ? slash : end;
+        bool wild_ok = !(first && x->dollar);
+        if (wild_ok && n->hash)
+            deliver(x, n->hash);
+        if (wild_ok && n->plus) {
+            if (slash) {
+                match(x, n->plus, slash + 1, false);
+            } else {
+                deliver(x, n->plus);
+                if (n->plus->hash)
+                    deliver(x, n->plus->hash);   /* "a/+/#" matches "a/b" */
+            }
+        }
+        const aipc_tnode *k = aipc_strmap_get(&n->kids, lvl, (size_t)(lend - lvl));
+        if (!k)
+            return;
+        if (!slash) {
+            deliver(x, k);
+            if (k->hash)
+                deliver(x, k->hash);             /* "a/#" matches "a" */
+            return;
+        }
+        n = k;
+        lvl = slash + 1;
+        first = false;
+    }
+}
+
+/* Routes one publication (topic already validated) to all matching subscribers, then updates
+ * the retained store: retain + payload stores, retain + empty payload clears. */
+void aipc_publish(aipc_broker *b, const char *topic, size_t tlen, const char *from,
+                  size_t from_len, const uint8_t *payload, size_t plen, bool retain)
+{
+    pubctx x = {b, topic, from, tlen, from_len, payload, plen, topic[0] == '$', false, NULL};
+    b->st.publications++;
+    b->pub_seq++;
+    match(&x, &b->sub_root, topic, true);
+    aipc_frame_unref(x.frame);
+    if (!retain)
+        return;
+    aipc_frame *rf = NULL;
+    if (plen > 0) {
+        rf = aipc_build_msg(b, topic, tlen, from, from_len, true, payload, plen);
+        if (!rf)
+            return;
+    }
+    aipc_retained_set(b, topic, tlen, rf);
+}
