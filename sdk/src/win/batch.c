@@ -1,0 +1,71 @@
+/* batch.c - growable send batch: frames (header + payload) back to back plus per-message sizes,
+ * so the I/O thread can hand a whole batch to one WriteFile and then report OnSend per message.
+ * Thread: callers serialise access (Send under the pipe lock, the I/O thread for its batch). */
+#include "pipe_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Buffers above these sizes are released when the batch is emptied, so one burst of large
+ * messages does not pin memory for the rest of the pipe's life. */
+#define BATCH_KEEP_BYTES  (4u * 1024u * 1024u)
+#define BATCH_KEEP_SIZES  (64u * 1024u)
+
+/* Grows *buf to hold at least `need` elements of `elem` bytes (doubling, from `first`). */
+static int grow(void **buf, size_t *cap, size_t need, size_t elem, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : first;
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2 / elem)
+            return AIPC_ENOMEM;
+        ncap *= 2;
+    }
+    void *nb = realloc(*buf, ncap * elem);
+    if (!nb)
+        return AIPC_ENOMEM;
+    *buf = nb;
+    *cap = ncap;
+    return 0;
+}
+
+int aipc_batch_append(aipc_batch *b, const void *data, uint32_t size)
+{
+    size_t need = b->len + AIPC_HDR_SIZE + (size_t)size;
+    if (need < b->len)
+        return AIPC_ENOMEM;
+    if (grow((void **)&b->buf, &b->cap, need, 1, 64u * 1024u) != 0)
+        return AIPC_ENOMEM;
+    if (grow((void **)&b->sizes, &b->scap, b->count + 1, sizeof *b->sizes, 256) != 0)
+        return AIPC_ENOMEM;
+    aipc_frame_put_header(b->buf + b->len, 0, size);
+    if (size)
+        memcpy(b->buf + b->len + AIPC_HDR_SIZE, data, size);
+    b->len = need;
+    b->sizes[b->count++] = size;
+    return 0;
+}
+
+void aipc_batch_clear(aipc_batch *b)
+{
+    b->len = 0;
+    b->count = 0;
+    if (b->cap > BATCH_KEEP_BYTES) {
+        free(b->buf);
+        b->buf = NULL;
+        b->cap = 0;
+    }
+    if (b->scap > BATCH_KEEP_SIZES) {
+        free(b->sizes);
+        b->sizes = NULL;
+        b->scap = 0;
+    }
+}
+
+void aipc_batch_free(aipc_batch *b)
+{
+    free(b->buf);
+    free(b->sizes);
+    memset(b, 0, sizeof *b);
+}

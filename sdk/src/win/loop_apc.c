@@ -1,0 +1,163 @@
+/*
+ * loop_apc.c - engine PIPE_ASYNC: one process-wide I/O thread that sleeps alertably.
+ *
+ *  - Reads and writes use ReadFileEx/WriteFileEx; their completion routines run on this thread
+ *    (the thread that issued them) during its alertable wait.
+ *  - Public calls are marshalled here with QueueUserAPC.
+ *  - A server's overlapped ConnectNamedPipe signals an event; RegisterWaitForSingleObject
+ *    watches it on a thread-pool thread whose callback only QueueUserAPCs the completion here,
+ *    so the I/O thread never blocks on it.
+ *  - Timers: the thread sleeps no longer than the next timer deadline.
+ * The thread is started on first use and lives until the process exits (the module is pinned,
+ * so FreeLibrary cannot unmap code it runs).
+ */
+#include "pipe_internal.h"
+
+#include <errno.h>
+#include <process.h>
+#include <string.h>
+
+static aipc_loop g_loop;
+static INIT_ONCE g_once = INIT_ONCE_STATIC_INIT;
+
+/* The I/O thread: run due timers, then sleep alertably (APCs and completion routines run). */
+static unsigned __stdcall apc_thread(void *arg)
+{
+    aipc_loop *l = arg;
+    for (;;) {
+        DWORD wait = aipc_timers_run(l);
+        SleepEx(wait, TRUE);
+    }
+    return 0;
+}
+
+/* Starts the thread once per process. */
+static BOOL CALLBACK apc_init(PINIT_ONCE once, void *param, void **ctx)
+{
+    HMODULE self;
+    GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,
+                       (LPCWSTR)(void *)&apc_thread, &self);
+    g_loop.eng = &aipc_engine_apc;
+    unsigned tid = 0;
+    uintptr_t th = _beginthreadex(NULL, 0, apc_thread, &g_loop, CREATE_SUSPENDED, &tid);
+    if (!th) {
+        aipc_log(AIPC_LOG_ERROR, "pipe(apc): cannot start the I/O thread (errno %d)", errno);
+        return FALSE;
+    }
+    g_loop.thread = (HANDLE)th;
+    g_loop.tid = tid;
+    ResumeThread(g_loop.thread);
+    aipc_log(AIPC_LOG_DEBUG, "pipe(apc): I/O thread %u started", tid);
+    return TRUE;
+}
+
+static aipc_loop *apc_loop(void)
+{
+    return InitOnceExecuteOnce(&g_once, apc_init, NULL, NULL) ? &g_loop : NULL;
+}
+
+/* APC entry for marshalled tasks. */
+static void CALLBACK apc_task(ULONG_PTR arg)
+{
+    aipc_op *op = (aipc_op *)arg;
+    op->cb(op, 0, 0);
+}
+
+static BOOL apc_post(aipc_loop *l, aipc_op *op)
+{
+    if (QueueUserAPC(apc_task, l->thread, (ULONG_PTR)op))
+        return TRUE;
+    aipc_log(AIPC_LOG_ERROR, "pipe(apc): QueueUserAPC failed (%lu)", GetLastError());
+    return FALSE;
+}
+
+/* Completion routine of ReadFileEx/WriteFileEx (I/O thread). */
+static void CALLBACK apc_io_done(DWORD err, DWORD bytes, LPOVERLAPPED ov)
+{
+    aipc_op *op = CONTAINING_RECORD(ov, aipc_op, ov);
+    op->cb(op, err, bytes);
+}
+
+/* The server handle gets a manual-reset event for its overlapped ConnectNamedPipe. */
+static DWORD apc_attach(aipc_pipe *p)
+{
+    if (p->role != PIPE_SERVER || p->cn.event)
+        return 0;
+    p->cn.event = CreateEventW(NULL, TRUE, FALSE, NULL);
+    return p->cn.event ? 0 : GetLastError();
+}
+
+static void apc_detach(aipc_pipe *p)
+{
+    if (p->cn.event) {
+        CloseHandle(p->cn.event);
+        p->cn.event = NULL;
+    }
+}
+
+static DWORD apc_read(aipc_pipe *p, aipc_op *op, void *buf, DWORD len)
+{
+    memset(&op->ov, 0, sizeof op->ov);
+    if (ReadFileEx(p->h, buf, len, &op->ov, apc_io_done))
+        return 0;
+    DWORD e = GetLastError();
+    return e ? e : ERROR_GEN_FAILURE;
+}
+
+static DWORD apc_write(aipc_pipe *p, aipc_op *op, const void *buf, DWORD len)
+{
+    memset(&op->ov, 0, sizeof op->ov);
+    if (WriteFileEx(p->h, buf, len, &op->ov, apc_io_done))
+        return 0;
+    DWORD e = GetLastError();
+    return e ? e : ERROR_GEN_FAILURE;
+}
+
+/* I/O thread: the listen event fired. Unregister the wait (it has run; waiting for its callback
+ * to return only takes the QueueUserAPC it was doing), then read the ConnectNamedPipe result. */
+static void CALLBACK apc_listen_done(ULONG_PTR arg)
+{
+    aipc_op *op = (aipc_op *)arg;
+    if (op->wait) {
+        UnregisterWaitEx(op->wait, INVALID_HANDLE_VALUE);
+        op->wait = NULL;
+    }
+    DWORD bytes = 0, err = 0;
+    if (!GetOverlappedResult(op->pipe->h, &op->ov, &bytes, FALSE))
+        err = GetLastError();
+    op->cb(op, err, bytes);
+}
+
+/* Thread-pool thread: only hands the event over to the I/O thread. */
+static void CALLBACK apc_listen_signaled(void *ctx, BOOLEAN timed_out)
+{
+    if (!QueueUserAPC(apc_listen_done, g_loop.thread, (ULONG_PTR)ctx))
+        aipc_log(AIPC_LOG_ERROR, "pipe(apc): QueueUserAPC for a connect failed (%lu)",
+                 GetLastError());
+}
+
+static DWORD apc_listen(aipc_pipe *p, aipc_op *op)
+{
+    memset(&op->ov, 0, sizeof op->ov);
+    op->ov.hEvent = op->event;
+    ResetEvent(op->event);
+    if (!ConnectNamedPipe(p->h, &op->ov)) {
+        DWORD e = GetLastError();
+        if (e != ERROR_IO_PENDING)
+            return e;   /* ERROR_PIPE_CONNECTED (no completion) or a failure */
+    }
+    /* Pending, or completed at once (the event is then signalled): the wait delivers both. */
+    if (!RegisterWaitForSingleObject(&op->wait, op->event, apc_listen_signaled, op, INFINITE,
+                                     WT_EXECUTEONLYONCE)) {
+        DWORD e = GetLastError(), bytes;
+        op->wait = NULL;
+        CancelIoEx(p->h, &op->ov);
+        GetOverlappedResult(p->h, &op->ov, &bytes, TRUE);   /* the event must not fire later */
+        return e ? e : ERROR_GEN_FAILURE;
+    }
+    return 0;
+}
+
+const aipc_engine aipc_engine_apc = {
+    "apc", apc_loop, apc_post, apc_attach, apc_detach, apc_read, apc_write, apc_listen,
+};

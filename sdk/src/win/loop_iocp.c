@@ -1,0 +1,152 @@
+/*
+ * loop_iocp.c - engine PIPE_OVERLAPPED: one process-wide I/O thread on an I/O completion port.
+ *
+ *  - Pipe handles are associated with the port (key KEY_IO); overlapped ReadFile, WriteFile
+ *    and ConnectNamedPipe complete there. Each aipc_op starts with its OVERLAPPED and is
+ *    recovered with CONTAINING_RECORD, then its callback runs.
+ *  - Public calls are marshalled with PostQueuedCompletionStatus (key KEY_TASK).
+ *  - Timers: the port wait times out at the next timer deadline.
+ * The thread is started on first use and lives until the process exits (the module is pinned).
+ */
+#include "pipe_internal.h"
+
+#include <errno.h>
+#include <process.h>
+#include <string.h>
+
+#define KEY_IO   1
+#define KEY_TASK 2
+#define BATCH    64
+
+static aipc_loop g_loop;
+static INIT_ONCE g_once = INIT_ONCE_STATIC_INIT;
+
+/* Win32 error of a finished operation (0 on success; ERROR_MORE_DATA is passed through). */
+static DWORD op_error(aipc_op *op)
+{
+    if (op->ov.Internal == 0)
+        return 0;
+    DWORD bytes;
+    if (GetOverlappedResult(op->pipe->h, &op->ov, &bytes, FALSE))
+        return 0;
+    DWORD e = GetLastError();
+    return e ? e : ERROR_GEN_FAILURE;
+}
+
+/* The I/O thread: dequeue up to BATCH completions per wait, dispatch each to its op. */
+static unsigned __stdcall iocp_thread(void *arg)
+{
+    aipc_loop *l = arg;
+    OVERLAPPED_ENTRY ev[BATCH];
+    for (;;) {
+        DWORD wait = aipc_timers_run(l);
+        ULONG n = 0;
+        if (!GetQueuedCompletionStatusEx(l->port, ev, BATCH, &n, wait, FALSE)) {
+            DWORD e = GetLastError();
+            if (e != WAIT_TIMEOUT) {
+                aipc_log(AIPC_LOG_ERROR, "pipe(iocp): GetQueuedCompletionStatusEx failed (%lu)", e);
+                Sleep(10);
+            }
+            continue;
+        }
+        for (ULONG i = 0; i < n; i++) {
+            aipc_op *op = CONTAINING_RECORD(ev[i].lpOverlapped, aipc_op, ov);
+            DWORD err = ev[i].lpCompletionKey == KEY_IO ? op_error(op) : 0;
+            op->cb(op, err, ev[i].dwNumberOfBytesTransferred);
+        }
+    }
+    return 0;
+}
+
+/* Creates the port and starts the thread once per process. */
+static BOOL CALLBACK iocp_init(PINIT_ONCE once, void *param, void **ctx)
+{
+    HMODULE self;
+    GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,
+                       (LPCWSTR)(void *)&iocp_thread, &self);
+    g_loop.eng = &aipc_engine_iocp;
+    g_loop.port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1);
+    if (!g_loop.port) {
+        aipc_log(AIPC_LOG_ERROR, "pipe(iocp): CreateIoCompletionPort failed (%lu)", GetLastError());
+        return FALSE;
+    }
+    unsigned tid = 0;
+    uintptr_t th = _beginthreadex(NULL, 0, iocp_thread, &g_loop, CREATE_SUSPENDED, &tid);
+    if (!th) {
+        aipc_log(AIPC_LOG_ERROR, "pipe(iocp): cannot start the I/O thread (errno %d)", errno);
+        CloseHandle(g_loop.port);
+        g_loop.port = NULL;
+        return FALSE;
+    }
+    g_loop.thread = (HANDLE)th;
+    g_loop.tid = tid;
+    ResumeThread(g_loop.thread);
+    aipc_log(AIPC_LOG_DEBUG, "pipe(iocp): I/O thread %u started", tid);
+    return TRUE;
+}
+
+static aipc_loop *iocp_loop(void)
+{
+    return InitOnceExecuteOnce(&g_once, iocp_init, NULL, NULL) ? &g_loop : NULL;
+}
+
+static BOOL iocp_post(aipc_loop *l, aipc_op *op)
+{
+    memset(&op->ov, 0, sizeof op->ov);
+    if (PostQueuedCompletionStatus(l->port, 0, KEY_TASK, &op->ov))
+        return TRUE;
+    aipc_log(AIPC_LOG_ERROR, "pipe(iocp): PostQueuedCompletionStatus failed (%lu)", GetLastError());
+    return FALSE;
+}
+
+/* Associates a new pipe handle with the port (once per handle). */
+static DWORD iocp_attach(aipc_pipe *p)
+{
+    if (CreateIoCompletionPort(p->h, p->loop->port, KEY_IO, 0) != p->loop->port)
+        return GetLastError();
+    return 0;
+}
+
+static void iocp_detach(aipc_pipe *p)
+{
+    (void)p;   /* the association ends with the handle */
+}
+
+/* Issue results: success and pending both complete through the port. */
+static DWORD issued(BOOL ok)
+{
+    if (ok)
+        return 0;
+    DWORD e = GetLastError();
+    if (e == ERROR_IO_PENDING || e == ERROR_MORE_DATA)
+        return 0;
+    return e ? e : ERROR_GEN_FAILURE;
+}
+
+static DWORD iocp_read(aipc_pipe *p, aipc_op *op, void *buf, DWORD len)
+{
+    memset(&op->ov, 0, sizeof op->ov);
+    return issued(ReadFile(p->h, buf, len, NULL, &op->ov));
+}
+
+static DWORD iocp_write(aipc_pipe *p, aipc_op *op, const void *buf, DWORD len)
+{
+    memset(&op->ov, 0, sizeof op->ov);
+    return issued(WriteFile(p->h, buf, len, NULL, &op->ov));
+}
+
+/* ConnectNamedPipe outcomes: pending (completion comes), ERROR_PIPE_CONNECTED (a client is
+ * already there; no completion), any other error (no completion). A TRUE return means it
+ * completed synchronously, which on a port-bound handle still queues a completion. */
+static DWORD iocp_listen(aipc_pipe *p, aipc_op *op)
+{
+    memset(&op->ov, 0, sizeof op->ov);
+    if (ConnectNamedPipe(p->h, &op->ov))
+        return 0;
+    DWORD e = GetLastError();
+    return e == ERROR_IO_PENDING ? 0 : (e ? e : ERROR_GEN_FAILURE);
+}
+
+const aipc_engine aipc_engine_iocp = {
+    "iocp", iocp_loop, iocp_post, iocp_attach, iocp_detach, iocp_read, iocp_write, iocp_listen,
+};

@@ -1,0 +1,317 @@
+/*
+ * pipe.c - engine-neutral connection state machine of a point-to-point pipe.
+ *
+ * Server: CreateNamedPipe (one instance, byte mode, local clients only) -> OnCreate -> listen
+ *         (ConnectNamedPipe) -> OnConnected(true) -> data -> peer leaves -> drain -> OnDisconnected
+ *         -> DisconnectNamedPipe -> listen again.
+ * Client: OnCreate(true) -> CreateFile, retried on a loop timer while the pipe is missing or busy
+ *         -> OnConnected(true) or, after the connect timeout, OnConnected(false).
+ * "Drain": when a connection breaks or Exit runs, all I/O on the handle is cancelled
+ * (CancelIoEx) and the next step (relisten, close) waits until every completion has arrived,
+ * so no buffer or handle is released while the kernel may still use it.
+ * Thread: everything here runs on the engine's I/O thread.
+ */
+#include "pipe_internal.h"
+
+#define RETRY_FIRST_MS 10u
+#define RETRY_MAX_MS   200u
+
+static void server_listen(aipc_pipe *p);
+static void client_try(aipc_pipe *p);
+
+/* ---- delegate dispatch (never after Exit) ---------------------------------------------------- */
+
+static void cb_create(aipc_pipe *p, bool ok)
+{
+    if (!p->closed && p->d && p->d->OnCreate)
+        p->d->OnCreate(p->d, ok);
+}
+
+void aipc_pipe_cb_connected(aipc_pipe *p, bool ok)
+{
+    if (!p->closed && p->d && p->d->OnConnected)
+        p->d->OnConnected(p->d, ok);
+}
+
+static void cb_disconnected(aipc_pipe *p)
+{
+    if (!p->closed && p->d && p->d->OnDisconnected)
+        p->d->OnDisconnected(p->d);
+}
+
+static const char *role_name(const aipc_pipe *p)
+{
+    return p->role == PIPE_SERVER ? "server" : "client";
+}
+
+static const char *pname(const aipc_pipe *p)
+{
+    return p->name_utf8 ? p->name_utf8 : "?";
+}
+
+/* Closes the pipe handle exactly once; only called when no operation is pending on it. */
+static void release_handle(aipc_pipe *p)
+{
+    if (p->h == INVALID_HANDLE_VALUE)
+        return;
+    p->eng->detach(p);
+    CloseHandle(p->h);
+    p->h = INVALID_HANDLE_VALUE;
+}
+
+/* Rejects further Sends and drops what is queued (the client never reconnects). */
+static void close_send_side(aipc_pipe *p)
+{
+    AcquireSRWLockExclusive(&p->lock);
+    p->send_closed = 1;
+    p->sendable = 0;
+    aipc_batch_clear(&p->q[p->qi]);
+    ReleaseSRWLockExclusive(&p->lock);
+}
+
+/* A peer is connected (either role). */
+static void connected(aipc_pipe *p)
+{
+    p->state = AIPC_ST_CONNECTED;
+    p->was_connected = 1;
+    aipc_log(AIPC_LOG_INFO, "pipe(%s) %s %s: connected", p->eng->name, role_name(p), pname(p));
+    aipc_pipe_cb_connected(p, true);
+    if (p->state == AIPC_ST_CONNECTED)
+        aipc_pipe_io_begin(p);
+}
+
+/* ---- drain / teardown ------------------------------------------------------------------------ */
+
+/* The drain is over (nothing pending): close, or report the disconnect and listen again. */
+static void finish_drain(aipc_pipe *p)
+{
+    int had_peer = p->was_connected;
+    p->was_connected = 0;
+    aipc_pipe_io_reset(p);
+    if (p->closed) {
+        release_handle(p);
+        p->state = AIPC_ST_CLOSED;
+        aipc_log(AIPC_LOG_DEBUG, "pipe(%s) %s %s: closed", p->eng->name, role_name(p), pname(p));
+        return;
+    }
+    if (p->role == PIPE_CLIENT) {
+        release_handle(p);
+        p->state = AIPC_ST_CLOSED;
+        close_send_side(p);
+        if (had_peer)
+            cb_disconnected(p);
+        return;
+    }
+    if (!DisconnectNamedPipe(p->h))
+        aipc_log(AIPC_LOG_DEBUG, "pipe(%s) server %s: DisconnectNamedPipe (%lu)", p->eng->name,
+                 pname(p), GetLastError());
+    p->state = AIPC_ST_IDLE;
+    if (had_peer)
+        cb_disconnected(p);
+    if (p->state == AIPC_ST_IDLE)      /* not closed from inside OnDisconnected */
+        server_listen(p);
+}
+
+void aipc_pipe_maybe_finish(aipc_pipe *p)
+{
+    while (p->state == AIPC_ST_DRAINING && p->ops == 0)
+        finish_drain(p);
+}
+
+void aipc_pipe_conn_lost(aipc_pipe *p, DWORD err, const char *what)
+{
+    if (p->state != AIPC_ST_CONNECTED)
+        return;
+    if (what) {
+        int gone = err == ERROR_BROKEN_PIPE || err == ERROR_PIPE_NOT_CONNECTED ||
+                   err == ERROR_NO_DATA || err == ERROR_HANDLE_EOF;
+        aipc_log(gone ? AIPC_LOG_INFO : AIPC_LOG_WARN, "pipe(%s) %s %s: %s (%s, error %lu)",
+                 p->eng->name, role_name(p), pname(p),
+                 gone ? "peer disconnected" : "connection failed", what, err);
+    }
+    p->state = AIPC_ST_DRAINING;
+    AcquireSRWLockExclusive(&p->lock);
+    p->sendable = 0;
+    ReleaseSRWLockExclusive(&p->lock);
+    if (p->ops > 0)
+        CancelIoEx(p->h, NULL);
+}
+
+void aipc_pipe_close_io(aipc_pipe *p)
+{
+    if (p->closed)
+        return;
+    p->closed = 1;
+    close_send_side(p);
+    if (aipc_timer_stop(p->loop, &p->retry))
+        aipc_pipe_unref(p);            /* the caller holds another reference */
+    if (p->state == AIPC_ST_NEW || p->state == AIPC_ST_CLOSED)
+        return;
+    p->state = AIPC_ST_DRAINING;
+    if (p->ops > 0)
+        CancelIoEx(p->h, NULL);
+    aipc_pipe_maybe_finish(p);
+}
+
+/* ---- server --------------------------------------------------------------------------------- */
+
+/* Completion of ConnectNamedPipe. */
+static void on_listen(aipc_op *op, DWORD err, DWORD bytes)
+{
+    aipc_pipe *p = op->pipe;
+    p->ops--;
+    if (p->state == AIPC_ST_LISTENING) {
+        if (err == 0 || err == ERROR_PIPE_CONNECTED) {
+            connected(p);
+        } else if (err == ERROR_NO_DATA) {   /* the client came and went already */
+            DisconnectNamedPipe(p->h);
+            server_listen(p);
+        } else {
+            aipc_log(AIPC_LOG_ERROR, "pipe(%s) server %s: ConnectNamedPipe failed (%lu)",
+                     p->eng->name, pname(p), err);
+            p->state = AIPC_ST_FAILED;
+            aipc_pipe_cb_connected(p, false);
+        }
+    }
+    aipc_pipe_maybe_finish(p);
+    aipc_pipe_unref(p);
+}
+
+/* Starts waiting for the next client (all three ConnectNamedPipe outcomes are handled). */
+static void server_listen(aipc_pipe *p)
+{
+    for (int tries = 0;; tries++) {
+        p->state = AIPC_ST_LISTENING;
+        p->cn.cb = on_listen;
+        DWORD e = p->eng->listen(p, &p->cn);
+        if (e == 0) {                          /* pending: on_listen follows */
+            p->ops++;
+            aipc_pipe_ref(p);
+            return;
+        }
+        if (e == ERROR_PIPE_CONNECTED) {       /* a client connected in between: no completion */
+            connected(p);
+            return;
+        }
+        if (e == ERROR_NO_DATA && tries < 3) { /* a client connected and already left */
+            DisconnectNamedPipe(p->h);
+            continue;
+        }
+        aipc_log(AIPC_LOG_ERROR, "pipe(%s) server %s: ConnectNamedPipe failed (%lu)",
+                 p->eng->name, pname(p), e);
+        p->state = AIPC_ST_FAILED;
+        aipc_pipe_cb_connected(p, false);
+        return;
+    }
+}
+
+/* Creates the single pipe instance and starts listening. Returns 1 on success. */
+static int server_start(aipc_pipe *p)
+{
+    p->h = CreateNamedPipeW(p->name,
+                            PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
+                            PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
+                            1, AIPC_PIPE_BUFSIZE, AIPC_PIPE_BUFSIZE, 0, NULL);
+    DWORD e = p->h == INVALID_HANDLE_VALUE ? GetLastError() : p->eng->attach(p);
+    if (e) {
+        aipc_log(AIPC_LOG_ERROR, "pipe(%s) server %s: cannot create the pipe (%lu)", p->eng->name,
+                 pname(p), e);
+        release_handle(p);
+        p->state = AIPC_ST_FAILED;
+        close_send_side(p);
+        cb_create(p, false);
+        return 0;
+    }
+    aipc_log(AIPC_LOG_INFO, "pipe(%s) server %s: listening", p->eng->name, pname(p));
+    p->state = AIPC_ST_IDLE;
+    cb_create(p, true);
+    if (p->state == AIPC_ST_IDLE)
+        server_listen(p);
+    return 1;
+}
+
+/* ---- client --------------------------------------------------------------------------------- */
+
+static void client_fail(aipc_pipe *p)
+{
+    p->state = AIPC_ST_FAILED;
+    close_send_side(p);
+    aipc_pipe_cb_connected(p, false);
+}
+
+/* Retry timer fired. */
+static void on_retry(aipc_timer *t)
+{
+    aipc_pipe *p = CONTAINING_RECORD(t, aipc_pipe, retry);
+    if (p->state == AIPC_ST_OPENING)
+        client_try(p);
+    aipc_pipe_maybe_finish(p);
+    aipc_pipe_unref(p);                   /* the timer's reference */
+}
+
+/* One connect attempt; a missing or busy pipe is retried until the deadline. */
+static void client_try(aipc_pipe *p)
+{
+    HANDLE h = CreateFileW(p->name, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                           FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
+                           NULL);
+    if (h != INVALID_HANDLE_VALUE) {
+        p->h = h;
+        DWORD mode = PIPE_READMODE_BYTE;
+        if (!SetNamedPipeHandleState(h, &mode, NULL, NULL))
+            aipc_log(AIPC_LOG_DEBUG, "pipe(%s) client %s: SetNamedPipeHandleState (%lu)",
+                     p->eng->name, pname(p), GetLastError());
+        DWORD e = p->eng->attach(p);
+        if (e) {
+            aipc_log(AIPC_LOG_ERROR, "pipe(%s) client %s: cannot attach the handle (%lu)",
+                     p->eng->name, pname(p), e);
+            release_handle(p);
+            client_fail(p);
+            return;
+        }
+        connected(p);
+        return;
+    }
+    DWORD e = GetLastError();
+    ULONGLONG now = GetTickCount64();
+    int transient = e == ERROR_FILE_NOT_FOUND || e == ERROR_PIPE_BUSY;
+    if (transient && now < p->deadline) {
+        ULONGLONG left = p->deadline - now;
+        DWORD delay = p->backoff < left ? p->backoff : (DWORD)left;
+        p->backoff = p->backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : p->backoff * 2;
+        aipc_pipe_ref(p);
+        aipc_timer_start(p->loop, &p->retry, delay, on_retry);
+        return;
+    }
+    if (transient)
+        aipc_log(AIPC_LOG_WARN, "pipe(%s) client %s: no server within %u ms (%s)", p->eng->name,
+                 pname(p), p->connect_timeout_ms, e == ERROR_PIPE_BUSY ? "busy" : "not found");
+    else
+        aipc_log(AIPC_LOG_ERROR, "pipe(%s) client %s: cannot open the pipe (%lu)", p->eng->name,
+                 pname(p), e);
+    client_fail(p);
+}
+
+/* ---- start ---------------------------------------------------------------------------------- */
+
+int aipc_pipe_start(aipc_pipe *p)
+{
+    if (p->closed || p->state != AIPC_ST_NEW)
+        return 0;
+    int ok = 1;
+    aipc_pipe_ref(p);                     /* callbacks below may Release the pipe */
+    if (p->role == PIPE_SERVER) {
+        ok = server_start(p);
+    } else {
+        p->state = AIPC_ST_OPENING;
+        p->deadline = GetTickCount64() + p->connect_timeout_ms;
+        p->backoff = RETRY_FIRST_MS;
+        aipc_log(AIPC_LOG_INFO, "pipe(%s) client %s: connecting", p->eng->name, pname(p));
+        cb_create(p, true);
+        if (p->state == AIPC_ST_OPENING)
+            client_try(p);
+    }
+    aipc_pipe_maybe_finish(p);
+    aipc_pipe_unref(p);
+    return ok;
+}

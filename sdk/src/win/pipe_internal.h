@@ -1,0 +1,218 @@
+/*
+ * pipe_internal.h - internals of the point-to-point pipe SDK (Windows only, not installed).
+ *
+ * Layers
+ *   pipe_api.c   exported functions (aipc_pipe_*, CreateInstance), marshalling to the I/O thread,
+ *                reference counting and destruction.
+ *   pipe.c       engine-neutral connection state machine: server listen / client connect with
+ *                retry, teardown, Exit; delegate dispatch for OnCreate/OnConnected/OnDisconnected.
+ *   pipe_io.c    engine-neutral data path: framed reads (aipc_decoder), coalesced writes,
+ *                OnRecv/OnSend dispatch.
+ *   batch.c      growable send batch (frames + per-message sizes).
+ *   timer.c      timers of one I/O loop (I/O thread only).
+ *   wname.c      pipe name normalisation ("NAME" -> "\\.\pipe\NAME") and UTF-8 for logs.
+ *   loop_apc.c   engine PIPE_ASYNC: one alertable thread, ReadFileEx/WriteFileEx, QueueUserAPC.
+ *   loop_iocp.c  engine PIPE_OVERLAPPED: one thread on an I/O completion port.
+ *
+ * Threads
+ *   Each engine has ONE process-wide I/O thread (started on first use, lives until process
+ *   exit). Every field marked [io] is touched only on that thread. Fields marked [lock] are
+ *   guarded by aipc_pipe.lock (an SRW lock) and may be touched by any thread. `refs` is atomic.
+ *
+ * Lifetime
+ *   The pipe object is reference counted. References: the user's (from aipc_pipe_new until
+ *   aipc_pipe_free), one per kernel operation in flight (from a successful issue until its
+ *   completion handler returns), one per queued task, one for an armed timer, and a temporary
+ *   one around every direct entry that may run user callbacks. Memory (including every buffer
+ *   handed to the kernel) is freed only when the count reaches zero, so a buffer always outlives
+ *   its operation. The pipe HANDLE is closed exactly once, on the I/O thread, when no kernel
+ *   operation is pending on it (after CancelIoEx and the resulting completions).
+ */
+#ifndef AIPC_WIN_PIPE_INTERNAL_H
+#define AIPC_WIN_PIPE_INTERNAL_H
+
+#include <windows.h>
+
+#include "asyncipc/asyncipc.h"
+#include "frame.h"
+
+typedef struct aipc_pipe aipc_pipe;
+typedef struct aipc_loop aipc_loop;
+typedef struct aipc_op aipc_op;
+typedef struct aipc_timer aipc_timer;
+typedef struct aipc_engine aipc_engine;
+
+/* Pipe buffer sizes given to CreateNamedPipe and the size of each pipe's read buffer. Under
+ * Wine every ReadFile/WriteFile is a wineserver round trip, so reads are large and writes are
+ * coalesced batches. */
+#define AIPC_PIPE_BUFSIZE   (256u * 1024u)
+/* A frame body at least this large is read straight into the decoder's frame buffer. */
+#define AIPC_DIRECT_MIN     (32u * 1024u)
+/* Largest single ReadFile/WriteFile length (bigger batches are written in pieces). */
+#define AIPC_IO_CHUNK_MAX   (256u * 1024u * 1024u)
+/* Upper bound for AIPC_PIPE_OPT_MAX_MESSAGE (sizes are reported as int to the delegate). */
+#define AIPC_MAX_MESSAGE_LIMIT (1u << 30)
+
+/*
+ * One asynchronous kernel operation or one marshalled task. The OVERLAPPED comes first so both
+ * engines recover the record with CONTAINING_RECORD; `cb` runs on the I/O thread with the
+ * Win32 error (0 = success) and the byte count.
+ */
+typedef void (*aipc_op_cb)(aipc_op *op, DWORD err, DWORD bytes);
+struct aipc_op {
+    OVERLAPPED ov;
+    aipc_op_cb cb;
+    aipc_pipe *pipe;
+    HANDLE event;     /* PIPE_ASYNC listen op: manual-reset event of ConnectNamedPipe */
+    HANDLE wait;      /* PIPE_ASYNC listen op: RegisterWaitForSingleObject handle */
+};
+
+/* A one-shot timer of an I/O loop. [io] */
+typedef void (*aipc_timer_cb)(aipc_timer *t);
+struct aipc_timer {
+    aipc_timer *next;
+    ULONGLONG due;         /* GetTickCount64() deadline */
+    aipc_timer_cb cb;
+    int armed;
+};
+
+/* A process-wide I/O loop (one per engine). */
+struct aipc_loop {
+    const aipc_engine *eng;
+    HANDLE thread;         /* the I/O thread (target of QueueUserAPC for PIPE_ASYNC) */
+    DWORD tid;
+    HANDLE port;           /* PIPE_OVERLAPPED: the completion port */
+    aipc_timer *timers;    /* [io] sorted by due */
+};
+
+/*
+ * Engine operations. The common layer calls them on the I/O thread, except `post` (any thread).
+ * read/write/listen return 0 when the operation was issued and its completion WILL be delivered
+ * to op->cb on the I/O thread, or the Win32 error when it failed at once (no completion comes).
+ * listen returns ERROR_PIPE_CONNECTED (no completion comes) when a client was already there.
+ */
+struct aipc_engine {
+    const char *name;
+    aipc_loop *(*loop)(void);                    /* lazily started loop; NULL on failure */
+    BOOL  (*post)(aipc_loop *l, aipc_op *op);    /* run op->cb(op, 0, 0) on the I/O thread */
+    DWORD (*attach)(aipc_pipe *p);               /* p->h is new: bind it to the engine */
+    void  (*detach)(aipc_pipe *p);               /* p->h is about to be closed, nothing pending */
+    DWORD (*read)(aipc_pipe *p, aipc_op *op, void *buf, DWORD len);
+    DWORD (*write)(aipc_pipe *p, aipc_op *op, const void *buf, DWORD len);
+    DWORD (*listen)(aipc_pipe *p, aipc_op *op);
+};
+
+extern const aipc_engine aipc_engine_apc;    /* loop_apc.c */
+extern const aipc_engine aipc_engine_iocp;   /* loop_iocp.c */
+
+/* ---- batch.c: frames queued for one WriteFile ---------------------------------------------- */
+typedef struct aipc_batch {
+    uint8_t *buf;          /* header+payload of each message, back to back */
+    size_t len, cap;
+    uint32_t *sizes;       /* payload size of each message, in order */
+    size_t count, scap;
+} aipc_batch;
+
+/* Appends one frame (meta_len 0). Returns 0 or AIPC_ENOMEM (the batch is then unchanged). */
+int  aipc_batch_append(aipc_batch *b, const void *data, uint32_t size);
+/* Empties the batch, keeping moderate buffers for reuse and dropping very large ones. */
+void aipc_batch_clear(aipc_batch *b);
+void aipc_batch_free(aipc_batch *b);
+
+/* ---- timer.c (I/O thread only) --------------------------------------------------------------- */
+void  aipc_timer_start(aipc_loop *l, aipc_timer *t, DWORD ms, aipc_timer_cb cb);
+/* Returns 1 if the timer was armed (it will not fire), 0 if it was not. */
+int   aipc_timer_stop(aipc_loop *l, aipc_timer *t);
+/* Runs every due timer; returns the milliseconds until the next one (INFINITE if none). */
+DWORD aipc_timers_run(aipc_loop *l);
+
+/* ---- wname.c ------------------------------------------------------------------------------- */
+/* Normalises "NAME" or "\\.\pipe\NAME" to a new malloc'ed full name. 0 or AIPC_EINVAL/ENOMEM. */
+int  aipc_wname_normalize(const wchar_t *in, wchar_t **out);
+/* UTF-8 copy of a wide string for log lines (malloc'ed; NULL on failure). */
+char *aipc_wname_utf8(const wchar_t *w);
+
+/* ---- the pipe object ------------------------------------------------------------------------ */
+typedef enum {
+    AIPC_ST_NEW = 0,     /* before Create */
+    AIPC_ST_OPENING,     /* client: waiting for the server (retry timer armed) */
+    AIPC_ST_LISTENING,   /* server: ConnectNamedPipe pending */
+    AIPC_ST_IDLE,        /* server: between peers, no operation pending (transient) */
+    AIPC_ST_CONNECTED,   /* a peer is connected: a read is always pending */
+    AIPC_ST_DRAINING,    /* I/O cancelled, waiting for completions before the next step */
+    AIPC_ST_FAILED,      /* setup failed (handle may still be open until Exit) */
+    AIPC_ST_CLOSED       /* handle closed; nothing more happens */
+} aipc_pipe_state;
+
+struct aipc_pipe {
+    aipc_named_pipe pub;          /* first: the public table of operations */
+    const aipc_engine *eng;
+    aipc_loop *loop;
+    volatile LONG refs;
+    volatile LONG created;        /* 0 before Create, 1 after, 2 = Exit came first */
+
+    /* options: written before Create only */
+    uint32_t max_msg;
+    uint32_t connect_timeout_ms;
+
+    /* fixed once Create has started */
+    PipeType role;
+    wchar_t *name;                /* full "\\.\pipe\NAME" */
+    char *name_utf8;              /* for log lines */
+    aipc_pipe_delegate *d;
+
+    /* [io] state machine */
+    aipc_pipe_state state;
+    int closed;                   /* Exit ran: no more callbacks, ever */
+    int was_connected;            /* OnConnected(true) was reported for the current peer */
+    int ops;                      /* kernel operations in flight on h */
+    HANDLE h;
+    aipc_op rd, wr, cn;           /* read, write, listen (ConnectNamedPipe) */
+    aipc_timer retry;             /* client connect retry */
+    ULONGLONG deadline;           /* client: give up after this tick */
+    DWORD backoff;                /* client: next retry delay */
+
+    /* [io] read side */
+    uint8_t *rbuf;                /* AIPC_PIPE_BUFSIZE + 1 bytes (room for a NUL) */
+    int rdirect;                  /* the pending read targets the decoder's frame buffer */
+    aipc_decoder dec;
+
+    /* [io] write side: the in-flight batch is q[qi ^ 1] */
+    size_t wr_off;                /* bytes of the in-flight batch already written */
+
+    /* [lock] send side */
+    SRWLOCK lock;
+    aipc_batch q[2];              /* q[qi] collects Send()s; qi changes only on the I/O thread */
+    int qi;
+    int sendable;                 /* connected: a Send may start a write */
+    int wbusy;                    /* writer token: a write is in flight or a flush is queued */
+    int send_closed;              /* Send returns AIPC_ECLOSED */
+    aipc_op flush;                /* task that starts a write (posted by Send) */
+};
+
+/* ---- pipe_api.c --------------------------------------------------------------------------- */
+void aipc_pipe_ref(aipc_pipe *p);
+void aipc_pipe_unref(aipc_pipe *p);   /* frees the object at zero (any thread) */
+
+/* ---- pipe.c (I/O thread) ------------------------------------------------------------------ */
+/* Create, on the I/O thread: starts server or client. Returns the Create() result. */
+int  aipc_pipe_start(aipc_pipe *p);
+/* Exit, on the I/O thread: no callbacks from now on; cancels I/O; closes when drained. */
+void aipc_pipe_close_io(aipc_pipe *p);
+/* The connection broke (error already known): cancel I/O, report, relisten/close when drained. */
+void aipc_pipe_conn_lost(aipc_pipe *p, DWORD err, const char *what);
+/* Called at the end of every completion handler: finishes a drain when nothing is pending. */
+void aipc_pipe_maybe_finish(aipc_pipe *p);
+
+/* ---- pipe_io.c (I/O thread) --------------------------------------------------------------- */
+/* A peer is connected: resets the decoder, issues the first read, starts queued writes. */
+void aipc_pipe_io_begin(aipc_pipe *p);
+/* Drops per-connection read/write state after a drain (no operation pending). */
+void aipc_pipe_io_reset(aipc_pipe *p);
+/* Task posted by Send when it takes the writer token. */
+void aipc_pipe_on_flush(aipc_op *op, DWORD err, DWORD bytes);
+
+/* Delegate dispatch: never after Exit. */
+void aipc_pipe_cb_connected(aipc_pipe *p, bool ok);
+
+#endif

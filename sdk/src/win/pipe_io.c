@@ -1,0 +1,241 @@
+/*
+ * pipe_io.c - engine-neutral data path of a connected pipe.
+ *
+ * Reads: one read is always pending while connected, into a 256 KiB buffer (many frames per
+ * read) or, for the rest of a large frame, straight into the decoder's frame buffer
+ * (aipc_decoder_direct/commit). Every whole frame becomes one OnRecv.
+ * Writes: Send appends frames to the pending batch under the pipe lock; the holder of the
+ * "writer token" (wbusy) swaps the pending batch with the empty in-flight one and writes the
+ * whole batch with one WriteFile, then reports OnSend once per message of it.
+ * Thread: the engine's I/O thread.
+ */
+#include "pipe_internal.h"
+
+static void issue_read(aipc_pipe *p);
+static void start_write(aipc_pipe *p);
+static void on_write(aipc_op *op, DWORD err, DWORD bytes);
+
+/* ---- read side ------------------------------------------------------------------------------- */
+
+/* One whole frame from the decoder. A point-to-point frame must have meta_len == 0. */
+static int on_frame(void *ctx, const uint8_t *meta, uint32_t meta_len, const uint8_t *payload,
+                    uint32_t payload_len)
+{
+    aipc_pipe *p = ctx;
+    (void)meta;
+    if (meta_len != 0)
+        return AIPC_EPROTO;
+    if (p->closed)
+        return 1;
+    aipc_pipe_delegate *d = p->d;
+    if (d && d->OnRecv) {
+        if (payload_len == 0) {
+            char empty[1] = {0};
+            d->OnRecv(d, empty, 0);
+        } else {
+            /* The byte after the payload is ours (read buffer has a spare byte; assembled
+             * frames end with a NUL): terminate for the callback, then restore it. */
+            uint8_t *data = (uint8_t *)payload;
+            uint8_t saved = data[payload_len];
+            data[payload_len] = 0;
+            d->OnRecv(d, data, (int)payload_len);
+            data[payload_len] = saved;
+        }
+    }
+    return p->state == AIPC_ST_CONNECTED ? 0 : 1;   /* stop if Exit ran inside OnRecv */
+}
+
+/* Parses what a read returned, then reads again. */
+static void read_done(aipc_pipe *p, DWORD bytes)
+{
+    int rc;
+    if (p->rdirect)
+        rc = aipc_decoder_commit(&p->dec, bytes, on_frame, p);
+    else
+        rc = aipc_decoder_feed(&p->dec, p->rbuf, bytes, on_frame, p, NULL);
+    if (p->state != AIPC_ST_CONNECTED)
+        return;
+    if (rc != 0) {
+        if (rc == AIPC_ENOMEM)
+            aipc_log(AIPC_LOG_ERROR, "pipe(%s) %s: out of memory for an incoming message; closing",
+                     p->eng->name, p->name_utf8 ? p->name_utf8 : "?");
+        else
+            aipc_log(AIPC_LOG_ERROR,
+                     "pipe(%s) %s: protocol error from peer (frame with meta_len != 0 or payload "
+                     "over %u bytes); closing", p->eng->name, p->name_utf8 ? p->name_utf8 : "?",
+                     p->max_msg);
+        aipc_pipe_conn_lost(p, 0, NULL);
+        return;
+    }
+    issue_read(p);
+}
+
+/* Read completion. ERROR_MORE_DATA is a partial read, not an error. */
+static void on_read(aipc_op *op, DWORD err, DWORD bytes)
+{
+    aipc_pipe *p = op->pipe;
+    p->ops--;
+    if (err == ERROR_MORE_DATA)
+        err = 0;
+    if (p->state == AIPC_ST_CONNECTED) {
+        if (err)
+            aipc_pipe_conn_lost(p, err, "read");
+        else
+            read_done(p, bytes);
+    }
+    aipc_pipe_maybe_finish(p);
+    aipc_pipe_unref(p);
+}
+
+static void issue_read(aipc_pipe *p)
+{
+    size_t want = 0;
+    uint8_t *dst = aipc_decoder_direct(&p->dec, &want);
+    DWORD len;
+    if (dst && want >= AIPC_DIRECT_MIN) {
+        p->rdirect = 1;
+        len = want > AIPC_IO_CHUNK_MAX ? AIPC_IO_CHUNK_MAX : (DWORD)want;
+    } else {
+        p->rdirect = 0;
+        dst = p->rbuf;
+        len = AIPC_PIPE_BUFSIZE;
+    }
+    p->rd.cb = on_read;
+    DWORD e = p->eng->read(p, &p->rd, dst, len);
+    if (e == 0) {
+        p->ops++;
+        aipc_pipe_ref(p);
+        return;
+    }
+    aipc_pipe_conn_lost(p, e, "read");
+}
+
+/* ---- write side ------------------------------------------------------------------------------ */
+
+/* Drops the in-flight batch (its messages get no OnSend) and gives the writer token back. */
+static void drop_inflight(aipc_pipe *p)
+{
+    aipc_batch_clear(&p->q[p->qi ^ 1]);
+    p->wr_off = 0;
+    AcquireSRWLockExclusive(&p->lock);
+    p->wbusy = 0;
+    ReleaseSRWLockExclusive(&p->lock);
+}
+
+/* Writes (the rest of) the in-flight batch. */
+static void issue_write(aipc_pipe *p)
+{
+    aipc_batch *b = &p->q[p->qi ^ 1];
+    size_t left = b->len - p->wr_off;
+    DWORD len = left > AIPC_IO_CHUNK_MAX ? AIPC_IO_CHUNK_MAX : (DWORD)left;
+    p->wr.cb = on_write;
+    DWORD e = p->eng->write(p, &p->wr, b->buf + p->wr_off, len);
+    if (e == 0) {
+        p->ops++;
+        aipc_pipe_ref(p);
+        return;
+    }
+    aipc_pipe_conn_lost(p, e, "write");
+    drop_inflight(p);
+}
+
+/* The whole batch is written: one OnSend per message, then the next batch. */
+static void write_done(aipc_pipe *p, DWORD bytes)
+{
+    aipc_batch *b = &p->q[p->qi ^ 1];
+    if (bytes == 0) {
+        aipc_pipe_conn_lost(p, ERROR_NO_DATA, "write made no progress");
+        drop_inflight(p);
+        return;
+    }
+    p->wr_off += bytes;
+    if (p->wr_off < b->len) {
+        issue_write(p);
+        return;
+    }
+    aipc_pipe_delegate *d = p->d;
+    if (d && d->OnSend)
+        for (size_t i = 0; i < b->count && !p->closed; i++)
+            d->OnSend(d, (int)b->sizes[i]);
+    if (p->state != AIPC_ST_CONNECTED) {
+        drop_inflight(p);
+        return;
+    }
+    aipc_batch_clear(b);
+    p->wr_off = 0;
+    start_write(p);
+}
+
+/* Write completion. */
+static void on_write(aipc_op *op, DWORD err, DWORD bytes)
+{
+    aipc_pipe *p = op->pipe;
+    p->ops--;
+    if (p->state != AIPC_ST_CONNECTED) {
+        drop_inflight(p);
+    } else if (err) {
+        aipc_pipe_conn_lost(p, err, "write");
+        drop_inflight(p);
+    } else {
+        write_done(p, bytes);
+    }
+    aipc_pipe_maybe_finish(p);
+    aipc_pipe_unref(p);
+}
+
+/* Holder of the writer token: swap the pending batch in and write it, or give the token back. */
+static void start_write(aipc_pipe *p)
+{
+    AcquireSRWLockExclusive(&p->lock);
+    if (!p->sendable || p->q[p->qi].len == 0) {
+        p->wbusy = 0;
+        ReleaseSRWLockExclusive(&p->lock);
+        return;
+    }
+    p->qi ^= 1;               /* pending -> in flight; the empty in-flight batch collects next */
+    ReleaseSRWLockExclusive(&p->lock);
+    p->wr_off = 0;
+    issue_write(p);
+}
+
+void aipc_pipe_on_flush(aipc_op *op, DWORD err, DWORD bytes)
+{
+    aipc_pipe *p = op->pipe;
+    (void)err;
+    (void)bytes;
+    start_write(p);           /* gives the token back when not connected */
+    aipc_pipe_maybe_finish(p);
+    aipc_pipe_unref(p);       /* the task's reference */
+}
+
+/* ---- connection start / reset ---------------------------------------------------------------- */
+
+void aipc_pipe_io_begin(aipc_pipe *p)
+{
+    aipc_decoder_init(&p->dec, 0, p->max_msg);
+    p->dec.max_meta = 0;      /* point-to-point frames carry no meta: reject before allocating */
+    p->rdirect = 0;
+    issue_read(p);
+    if (p->state != AIPC_ST_CONNECTED)
+        return;
+    AcquireSRWLockExclusive(&p->lock);
+    p->sendable = 1;
+    int start = !p->wbusy && p->q[p->qi].len > 0;
+    if (start)
+        p->wbusy = 1;
+    ReleaseSRWLockExclusive(&p->lock);
+    if (start)
+        start_write(p);
+}
+
+void aipc_pipe_io_reset(aipc_pipe *p)
+{
+    aipc_decoder_free(&p->dec);
+    p->rdirect = 0;
+    AcquireSRWLockExclusive(&p->lock);
+    p->sendable = 0;
+    aipc_batch_clear(&p->q[p->qi]);     /* unsent messages belonged to the old peer */
+    ReleaseSRWLockExclusive(&p->lock);
+    aipc_batch_clear(&p->q[p->qi ^ 1]);
+    p->wr_off = 0;
+}
