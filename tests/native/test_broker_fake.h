@@ -35,7 +35,7 @@ typedef struct fake {
     size_t nrx, caprx, rpos;
 } fake;
 
-static inline uint64_t fake_clock_ms = 1000;
+static uint64_t fake_clock_ms = 1000;
 
 /* Test clock: tests move it to check uptime. */
 static inline uint64_t fake_now(void)
@@ -95,7 +95,7 @@ static inline void fake_close(aipc_conn *c)
 static const aipc_conn_ops fake_ops = {fake_want_write, fake_close};
 
 /* A new connection (attached); NULL client if the broker refused it. */
-static fake *fake_new(aipc_broker *b, uint32_t pid)
+static inline fake *fake_new(aipc_broker *b, uint32_t pid)
 {
     fake *f = calloc(1, sizeof *f);
     f->conn.ops = &fake_ops;
@@ -138,7 +138,7 @@ static inline int fake_sendt(fake *f, const char *meta, const char *text)
 }
 
 /* The next received frame not looked at yet (pumps first), or NULL. */
-static rx_frame *fake_next(fake *f)
+static inline rx_frame *fake_next(fake *f)
 {
     fake_pump(f);
     if (f->rpos >= f->nrx)
@@ -154,7 +154,7 @@ static inline size_t fake_pending(fake *f)
 }
 
 /* A string member of a received meta ("" when missing). */
-static const char *rx_str(const rx_frame *r, const char *key)
+static inline const char *rx_str(const rx_frame *r, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->meta, key);
     return cJSON_IsString(v) ? v->valuestring : "";
@@ -180,7 +180,7 @@ static inline double rx_from_num(const rx_frame *r, const char *key)
     return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
-static const char *rx_from_str(const rx_frame *r, const char *key)
+static inline const char *rx_from_str(const rx_frame *r, const char *key)
 {
     const cJSON *from = cJSON_GetObjectItemCaseSensitive(r->meta, "from");
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
@@ -188,7 +188,7 @@ static const char *rx_from_str(const rx_frame *r, const char *key)
 }
 
 /* Asserts the next frame has this op and returns it. */
-static rx_frame *fake_expect(fake *f, const char *op)
+static inline rx_frame *fake_expect(fake *f, const char *op)
 {
     rx_frame *r = fake_next(f);
     ck_assert_msg(r != NULL, "expected op %s, got nothing", op);
@@ -199,7 +199,7 @@ static rx_frame *fake_expect(fake *f, const char *op)
 }
 
 /* Asserts the next frame is an error with this code. */
-static rx_frame *fake_expect_error(fake *f, const char *code)
+static inline rx_frame *fake_expect_error(fake *f, const char *code)
 {
     rx_frame *e = fake_expect(f, "error");
     ck_assert_msg(strcmp(rx_str(e, "code"), code) == 0, "expected error %s, got %s", code,
@@ -209,7 +209,7 @@ static rx_frame *fake_expect_error(fake *f, const char *code)
 }
 
 /* Skips $bus presence publications (tests that do not look at them). */
-static rx_frame *fake_next_nonpresence(fake *f)
+static inline rx_frame *fake_next_nonpresence(fake *f)
 {
     for (;;) {
         rx_frame *r = fake_next(f);
@@ -257,7 +257,7 @@ static inline void fake_free(fake *f)
 }
 
 /* A broker with the test clock; small queue when max_queue != 0. */
-static aipc_broker *test_broker(uint64_t max_queue, uint32_t max_payload, uint32_t max_clients)
+static inline aipc_broker *test_broker(uint64_t max_queue, uint32_t max_payload, uint32_t max_clients)
 {
     aipc_broker_config cfg;
     aipc_broker_config_defaults(&cfg);
