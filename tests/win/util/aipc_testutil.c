@@ -1,0 +1,295 @@
+/* aipc_testutil.c - processes, names, bounded waits, handle counts and payload patterns for
+ * the Windows suites (see aipc_testutil.h). */
+#ifndef __USE_MINGW_ANSI_STDIO
+#define __USE_MINGW_ANSI_STDIO 1
+#endif
+#include "aipc_testutil.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- process registry: what a failed test left running is killed by its teardown ---------- */
+#define MAX_PROCS 64
+static SRWLOCK g_procs_lock = SRWLOCK_INIT;
+static aipc_proc *g_procs[MAX_PROCS];
+static HANDLE g_job;   /* kill-on-close job: children die with the suite even if it crashes */
+
+/* Remembers p so aipc_proc_kill_all can find it. */
+static void procs_add(aipc_proc *p)
+{
+    AcquireSRWLockExclusive(&g_procs_lock);
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (!g_procs[i]) {
+            g_procs[i] = p;
+            break;
+        }
+    ReleaseSRWLockExclusive(&g_procs_lock);
+}
+
+/* Forgets p (closed by its owner). */
+static void procs_remove(aipc_proc *p)
+{
+    AcquireSRWLockExclusive(&g_procs_lock);
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (g_procs[i] == p)
+            g_procs[i] = NULL;
+    ReleaseSRWLockExclusive(&g_procs_lock);
+}
+
+/* One job object for every child: if the suite dies, the children go with it. Best effort
+ * (the registry and the ctest timeout cover systems where jobs are not available). */
+static void ensure_job(void)
+{
+    AcquireSRWLockExclusive(&g_procs_lock);
+    if (!g_job) {
+        HANDLE j = CreateJobObjectW(NULL, NULL);
+        if (j) {
+            JOBOBJECT_EXTENDED_LIMIT_INFORMATION li;
+            memset(&li, 0, sizeof li);
+            li.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+            SetInformationJobObject(j, JobObjectExtendedLimitInformation, &li, sizeof li);
+            g_job = j;
+        }
+    }
+    ReleaseSRWLockExclusive(&g_procs_lock);
+}
+
+int aipc_proc_spawn(aipc_proc *p, const char *exe, const char *args_fmt, ...)
+{
+    memset(p, 0, sizeof *p);
+    char dir[MAX_PATH];
+    DWORD n = GetModuleFileNameA(NULL, dir, MAX_PATH);
+    if (n == 0 || n >= MAX_PATH)
+        return AIPC_ESYS;
+    char *slash = strrchr(dir, '\\');
+    if (slash)
+        slash[1] = 0;
+    else
+        dir[0] = 0;
+
+    char args[2048];
+    va_list ap;
+    va_start(ap, args_fmt);
+    int a = vsnprintf(args, sizeof args, args_fmt ? args_fmt : "", ap);
+    va_end(ap);
+    if (a < 0 || (size_t)a >= sizeof args)
+        return AIPC_EINVAL;
+
+    char cmd[MAX_PATH * 2 + 2100];
+    char app[MAX_PATH * 2];
+    snprintf(app, sizeof app, "%s%s", dir, exe);
+    snprintf(cmd, sizeof cmd, "\"%s\" %s", app, args);
+
+    ensure_job();
+    STARTUPINFOA si;
+    PROCESS_INFORMATION pi;
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    if (!CreateProcessA(app, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+        fprintf(stderr, "aipc_proc_spawn: CreateProcess(%s) failed: %lu\n", app,
+                (unsigned long)GetLastError());
+        return AIPC_ESYS;
+    }
+    if (g_job)
+        AssignProcessToJobObject(g_job, pi.hProcess);
+    p->process = pi.hProcess;
+    p->thread = pi.hThread;
+    p->pid = pi.dwProcessId;
+    procs_add(p);
+    return AIPC_OK;
+}
+
+int aipc_proc_wait(aipc_proc *p, DWORD ms)
+{
+    if (!p->process)
+        return AIPC_ECLOSED;
+    if (WaitForSingleObject(p->process, ms) != WAIT_OBJECT_0)
+        return AIPC_ETIMEDOUT;
+    DWORD code = 0;
+    GetExitCodeProcess(p->process, &code);
+    p->exit_code = code;
+    return AIPC_OK;
+}
+
+void aipc_proc_kill(aipc_proc *p)
+{
+    if (!p->process)
+        return;
+    TerminateProcess(p->process, 99);
+    if (WaitForSingleObject(p->process, AIPC_TEST_WAIT_MS) == WAIT_OBJECT_0) {
+        DWORD code = 0;
+        GetExitCodeProcess(p->process, &code);
+        p->exit_code = code;
+    }
+}
+
+void aipc_proc_close(aipc_proc *p)
+{
+    procs_remove(p);
+    if (p->thread)
+        CloseHandle(p->thread);
+    if (p->process)
+        CloseHandle(p->process);
+    p->thread = p->process = NULL;
+}
+
+void aipc_proc_kill_all(void)
+{
+    for (;;) {
+        aipc_proc *p = NULL;
+        AcquireSRWLockExclusive(&g_procs_lock);
+        for (int i = 0; i < MAX_PROCS && !p; i++)
+            if (g_procs[i]) {
+                p = g_procs[i];
+                g_procs[i] = NULL;
+            }
+        ReleaseSRWLockExclusive(&g_procs_lock);
+        if (!p)
+            return;
+        if (p->process && WaitForSingleObject(p->process, 0) != WAIT_OBJECT_0)
+            aipc_proc_kill(p);
+        aipc_proc_close(p);
+    }
+}
+
+/* ---- names, paths, time ------------------------------------------------------------------- */
+static volatile LONG g_name_counter;
+
+void aipc_test_name(char *out, size_t cap, const char *tag)
+{
+    LONG n = InterlockedIncrement(&g_name_counter);
+    snprintf(out, cap, "aipc-test-%s-%lu-%ld", tag, (unsigned long)GetCurrentProcessId(), (long)n);
+}
+
+void aipc_test_wname(wchar_t *out, size_t cap, const char *narrow)
+{
+    if (MultiByteToWideChar(CP_UTF8, 0, narrow, -1, out, (int)cap) <= 0 && cap > 0)
+        out[0] = 0;
+}
+
+void aipc_test_temp_path(char *out, size_t cap, const char *tag, const char *ext)
+{
+    char dir[MAX_PATH], name[128];
+    DWORD n = GetTempPathA(MAX_PATH, dir);
+    if (n == 0 || n >= MAX_PATH)
+        strcpy(dir, ".\\");
+    aipc_test_name(name, sizeof name, tag);
+    snprintf(out, cap, "%s%s%s", dir, name, ext ? ext : "");
+}
+
+char *aipc_test_read_file(const char *path, size_t *len)
+{
+    HANDLE h = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                           NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+    if (h == INVALID_HANDLE_VALUE)
+        return NULL;
+    LARGE_INTEGER size;
+    char *buf = NULL;
+    if (GetFileSizeEx(h, &size) && size.QuadPart < (1LL << 30)) {
+        buf = malloc((size_t)size.QuadPart + 1);
+        DWORD got = 0;
+        if (buf && (size.QuadPart == 0 || ReadFile(h, buf, (DWORD)size.QuadPart, &got, NULL))) {
+            buf[got] = 0;
+            if (len)
+                *len = got;
+        } else {
+            free(buf);
+            buf = NULL;
+        }
+    }
+    CloseHandle(h);
+    return buf;
+}
+
+uint64_t aipc_test_now_ms(void)
+{
+    return GetTickCount64();
+}
+
+/* ---- waits -------------------------------------------------------------------------------- */
+int aipc_test_wait(HANDLE h, DWORD ms)
+{
+    return WaitForSingleObject(h, ms) == WAIT_OBJECT_0;
+}
+
+typedef struct bounded_call {
+    void (*fn)(void *);
+    void *arg;
+} bounded_call;
+
+/* Thread body for aipc_test_call_bounded. The record is heap-owned by this thread, so a
+ * caller that gave up waiting leaves nothing dangling. */
+static DWORD WINAPI bounded_thread(void *param)
+{
+    bounded_call c = *(bounded_call *)param;
+    free(param);
+    c.fn(c.arg);
+    return 0;
+}
+
+int aipc_test_call_bounded(void (*fn)(void *), void *arg, DWORD ms)
+{
+    bounded_call *c = malloc(sizeof *c);
+    if (!c)
+        return 0;
+    c->fn = fn;
+    c->arg = arg;
+    HANDLE t = CreateThread(NULL, 0, bounded_thread, c, 0, NULL);
+    if (!t) {
+        free(c);
+        return 0;
+    }
+    int done = WaitForSingleObject(t, ms) == WAIT_OBJECT_0;
+    CloseHandle(t);
+    return done;
+}
+
+/* ---- handles ------------------------------------------------------------------------------ */
+DWORD aipc_test_handle_count(void)
+{
+    DWORD n = 0;
+    GetProcessHandleCount(GetCurrentProcess(), &n);
+    return n;
+}
+
+/* ---- payload patterns --------------------------------------------------------------------- */
+/* Byte i of the pattern for `seed`: zero every 7th byte, otherwise a mix of seed and index. */
+static uint8_t pattern_byte(size_t i, uint32_t seed)
+{
+    if (i % 7 == 3)
+        return 0;
+    uint32_t x = (uint32_t)i * 2654435761u ^ (seed * 40503u + (uint32_t)(i >> 12));
+    return (uint8_t)(x >> 13 ^ x);
+}
+
+void aipc_pattern_fill(uint8_t *buf, size_t n, uint32_t seed)
+{
+    size_t i = 0;
+    if (n >= 4) {
+        buf[0] = (uint8_t)seed;
+        buf[1] = (uint8_t)(seed >> 8);
+        buf[2] = (uint8_t)(seed >> 16);
+        buf[3] = (uint8_t)(seed >> 24);
+        i = 4;
+    }
+    for (; i < n; i++)
+        buf[i] = pattern_byte(i, seed);
+}
+
+long long aipc_pattern_check(const uint8_t *buf, size_t n, uint32_t seed)
+{
+    size_t i = 0;
+    if (n >= 4) {
+        uint32_t s = (uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 |
+                     (uint32_t)buf[3] << 24;
+        if (s != seed)
+            return 0;
+        i = 4;
+    }
+    for (; i < n; i++)
+        if (buf[i] != pattern_byte(i, seed))
+            return (long long)i;
+    return -1;
+}
