@@ -163,19 +163,19 @@ set "FAILED=1"
 exit /b 1
 
 rem write_config - the default broker configuration (the same one the setup program writes).
+rem A relative log_file is resolved by the broker against the config file's folder. One
+rem redirection per line: Wine's cmd loses the output of "( echo ... ) > file" when its own
+rem stdout is not a console.
 :write_config
-set "LOGFILE=%CFGDIR%\logs\broker.log"
-set "LOGFILE=%LOGFILE:\=\\%"
-(
-  echo {
-  echo   "pipe_name": "asyncipc.broker",
-  echo   "max_clients": 256,
-  echo   "max_payload": 16777216,
-  echo   "max_queue_bytes": 8388608,
-  echo   "log_level": "info",
-  echo   "log_file": "%LOGFILE%"
-  echo }
-) > "%CFG%"
+> "%CFG%" echo {
+>> "%CFG%" echo   "pipe_name": "asyncipc.broker",
+>> "%CFG%" echo   "max_clients": 1024,
+>> "%CFG%" echo   "max_payload": 16777216,
+>> "%CFG%" echo   "max_queue_bytes": 8388608,
+>> "%CFG%" echo   "log_level": "info",
+>> "%CFG%" echo   "log_file": "logs\\broker.log",
+>> "%CFG%" echo   "sddl": ""
+>> "%CFG%" echo }
 echo Wrote the default configuration "%CFG%".
 exit /b 0
 

@@ -1,0 +1,300 @@
+; asyncipc.nsi - AsyncIPC-Setup-<version>.exe (built by installer/CMakeLists.txt with makensis).
+;
+;   makensis -DVERSION=0.1.0 -DDIST=<build>/dist/AsyncIPC-0.1.0 -DOUTFILE=<exe> asyncipc.nsi
+;
+; Installs from the dist tree: bin\ (asyncipc-broker.exe, aipc.exe, asyncipc.dll), include\,
+; lib\ (import library + CMake package), docs\. Registers the AsyncIPCBroker service (automatic
+; start, restart on failure) and starts it; writes %ProgramData%\AsyncIPC\broker.json only when
+; there is none. Over an existing installation (an upgrade) it stops the service first, replaces
+; the files, keeps the configuration and starts the service again.
+; Silent: Setup.exe /S [/D=C:\Path\Without\Quotes]   Uninstall: uninstall.exe /S [/PURGE]
+; (/PURGE also removes %ProgramData%\AsyncIPC; without it configuration and logs are kept.)
+
+Target amd64-unicode          ; 64-bit stub: Wine has no 32-bit side here, and the DLL is 64-bit
+!ifndef VERSION
+  !error "define VERSION (makensis -DVERSION=x.y.z)"
+!endif
+!ifndef DIST
+  !error "define DIST (the dist tree made by installer/stage.cmake)"
+!endif
+!ifndef OUTFILE
+  !define OUTFILE "AsyncIPC-Setup-${VERSION}.exe"
+!endif
+
+!define PRODUCT "AsyncIPC"
+!define PUBLISHER "AsyncIPC project"
+!define SVC "AsyncIPCBroker"
+!define SVC_DISPLAY "AsyncIPC Broker"
+!define SVC_DESCRIPTION "Routes AsyncIPC messages between local processes (topics, direct messages, requests)."
+!define ARPKEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\AsyncIPC"
+!define SVCKEY "SYSTEM\CurrentControlSet\Services\${SVC}"
+
+!include "MUI2.nsh"
+!include "LogicLib.nsh"
+!include "FileFunc.nsh"
+!include "StrFunc.nsh"
+${StrStr}
+${UnStrStr}
+
+Name "${PRODUCT} ${VERSION}"
+OutFile "${OUTFILE}"
+InstallDir "$PROGRAMFILES64\${PRODUCT}"
+InstallDirRegKey HKLM "${ARPKEY}" "InstallLocation"
+RequestExecutionLevel admin
+SetCompressor /SOLID lzma
+ShowInstDetails show
+ShowUninstDetails show
+VIProductVersion "${VERSION}.0"
+VIAddVersionKey /LANG=1033 "ProductName" "${PRODUCT}"
+VIAddVersionKey /LANG=1033 "ProductVersion" "${VERSION}"
+VIAddVersionKey /LANG=1033 "FileVersion" "${VERSION}"
+VIAddVersionKey /LANG=1033 "FileDescription" "${PRODUCT} ${VERSION} Setup"
+VIAddVersionKey /LANG=1033 "CompanyName" "${PUBLISHER}"
+VIAddVersionKey /LANG=1033 "LegalCopyright" "${PUBLISHER}"
+
+!define MUI_ABORTWARNING
+!insertmacro MUI_PAGE_WELCOME
+!insertmacro MUI_PAGE_DIRECTORY
+!insertmacro MUI_PAGE_INSTFILES
+!insertmacro MUI_PAGE_FINISH
+!insertmacro MUI_UNPAGE_CONFIRM
+!insertmacro MUI_UNPAGE_INSTFILES
+!insertmacro MUI_LANGUAGE "English"
+
+; ---- service helpers (macros so that installer and uninstaller each get a copy) --------------
+; WAIT_STATE STATE: polls `sc query` (every 500 ms, 30 s at most) until the output names STATE;
+; leaves "ok" or "timeout" in $R9.
+!macro WAIT_STATE STATE
+  StrCpy $R8 0
+  ${Do}
+    nsExec::ExecToStack '"$SYSDIR\sc.exe" query ${SVC}'
+    Pop $R7
+    Pop $R6
+    !ifdef __UNINSTALL__
+      ${UnStrStr} $R5 $R6 "${STATE}"
+    !else
+      ${StrStr} $R5 $R6 "${STATE}"
+    !endif
+    ${If} $R5 != ""
+      StrCpy $R9 "ok"
+      ${Break}
+    ${EndIf}
+    IntOp $R8 $R8 + 1
+    ${If} $R8 > 60
+      StrCpy $R9 "timeout"
+      ${Break}
+    ${EndIf}
+    Sleep 500
+  ${Loop}
+!macroend
+
+; WAIT_GONE: polls the service's registry key (every 500 ms, 30 s at most) until the service
+; manager has really deleted it; "ok" or "timeout" in $R9.
+!macro WAIT_GONE
+  StrCpy $R8 0
+  ${Do}
+    ClearErrors
+    ReadRegStr $R4 HKLM "${SVCKEY}" "ImagePath"
+    ${If} ${Errors}
+      StrCpy $R9 "ok"
+      ${Break}
+    ${EndIf}
+    IntOp $R8 $R8 + 1
+    ${If} $R8 > 60
+      StrCpy $R9 "timeout"
+      ${Break}
+    ${EndIf}
+    Sleep 500
+  ${Loop}
+!macroend
+
+; STOP_SERVICE: stops the broker if it is registered and not stopped; aborts when it won't stop.
+!macro STOP_SERVICE
+  ClearErrors
+  ReadRegStr $R4 HKLM "${SVCKEY}" "ImagePath"
+  ${IfNot} ${Errors}
+    DetailPrint "Stopping the ${SVC} service..."
+    nsExec::ExecToLog '"$SYSDIR\sc.exe" stop ${SVC}'
+    Pop $R7
+    !insertmacro WAIT_STATE "STOPPED"
+    ${If} $R9 != "ok"
+      Abort "The ${SVC} service did not stop within 30 s."
+    ${EndIf}
+  ${EndIf}
+!macroend
+
+Function .onInit
+  SetShellVarContext all
+  UserInfo::GetAccountType
+  Pop $0
+  ${If} $0 != "Admin"
+    MessageBox MB_ICONSTOP|MB_OK "Administrator rights are required to install ${PRODUCT}." /SD IDOK
+    SetErrorLevel 5
+    Quit
+  ${EndIf}
+FunctionEnd
+
+Section "AsyncIPC" SecMain
+  SectionIn RO
+  SetShellVarContext all
+
+  ; Upgrade / reinstall: the running broker holds its files.
+  !insertmacro STOP_SERVICE
+
+  SetOverwrite on
+  SetOutPath "$INSTDIR\bin"
+  File "${DIST}/bin/asyncipc-broker.exe"
+  File "${DIST}/bin/aipc.exe"
+  File "${DIST}/bin/asyncipc.dll"
+  SetOutPath "$INSTDIR\include\asyncipc"
+  File "${DIST}/include/asyncipc/*.h"
+  File /nonfatal "${DIST}/include/asyncipc/*.hpp"
+  SetOutPath "$INSTDIR\lib"
+  File "${DIST}/lib/libasyncipc.dll.a"
+  SetOutPath "$INSTDIR\lib\cmake\AsyncIPC"
+  File "${DIST}/lib/cmake/AsyncIPC/AsyncIPCConfig.cmake"
+  File "${DIST}/lib/cmake/AsyncIPC/AsyncIPCConfigVersion.cmake"
+  SetOutPath "$INSTDIR\docs"
+  File /r "${DIST}/docs/*"
+  SetOutPath "$INSTDIR"
+
+  ; Configuration: written once, never overwritten (an upgrade keeps the administrator's edits).
+  CreateDirectory "$APPDATA\AsyncIPC\logs"
+  ${If} ${FileExists} "$APPDATA\AsyncIPC\broker.json"
+    DetailPrint "Keeping the existing configuration $APPDATA\AsyncIPC\broker.json"
+  ${Else}
+    DetailPrint "Writing the default configuration $APPDATA\AsyncIPC\broker.json"
+    ClearErrors
+    FileOpen $0 "$APPDATA\AsyncIPC\broker.json" w
+    ${If} ${Errors}
+      Abort "Cannot write $APPDATA\AsyncIPC\broker.json"
+    ${EndIf}
+    ; A relative log_file is resolved by the broker against the config file's folder.
+    FileWrite $0 '{$\r$\n'
+    FileWrite $0 '  "pipe_name": "asyncipc.broker",$\r$\n'
+    FileWrite $0 '  "max_clients": 1024,$\r$\n'
+    FileWrite $0 '  "max_payload": 16777216,$\r$\n'
+    FileWrite $0 '  "max_queue_bytes": 8388608,$\r$\n'
+    FileWrite $0 '  "log_level": "info",$\r$\n'
+    FileWrite $0 '  "log_file": "logs\\broker.log",$\r$\n'
+    FileWrite $0 '  "sddl": ""$\r$\n'
+    FileWrite $0 '}$\r$\n'
+    FileClose $0
+  ${EndIf}
+
+  ; Uninstaller and the Add/Remove Programs entry.
+  WriteUninstaller "$INSTDIR\uninstall.exe"
+  WriteRegStr HKLM "${ARPKEY}" "DisplayName" "${PRODUCT}"
+  WriteRegStr HKLM "${ARPKEY}" "DisplayVersion" "${VERSION}"
+  WriteRegStr HKLM "${ARPKEY}" "Publisher" "${PUBLISHER}"
+  WriteRegStr HKLM "${ARPKEY}" "InstallLocation" "$INSTDIR"
+  WriteRegStr HKLM "${ARPKEY}" "DisplayIcon" "$INSTDIR\bin\asyncipc-broker.exe"
+  WriteRegStr HKLM "${ARPKEY}" "UninstallString" '"$INSTDIR\uninstall.exe"'
+  WriteRegStr HKLM "${ARPKEY}" "QuietUninstallString" '"$INSTDIR\uninstall.exe" /S'
+  WriteRegDWORD HKLM "${ARPKEY}" "NoModify" 1
+  WriteRegDWORD HKLM "${ARPKEY}" "NoRepair" 1
+  ${GetSize} "$INSTDIR" "/S=0K" $0 $1 $2
+  IntFmt $0 "0x%08X" $0
+  WriteRegDWORD HKLM "${ARPKEY}" "EstimatedSize" "$0"
+
+  ; Service: update an existing registration (sc config; Wine's sc has no config, so fall back
+  ; to delete + create), or create it. $R3 = "create" when it must be created.
+  StrCpy $R3 "create"
+  ClearErrors
+  ReadRegStr $R4 HKLM "${SVCKEY}" "ImagePath"
+  ${IfNot} ${Errors}
+    nsExec::ExecToLog '"$SYSDIR\sc.exe" config ${SVC} binPath= "\"$INSTDIR\bin\asyncipc-broker.exe\"" start= auto DisplayName= "${SVC_DISPLAY}"'
+    Pop $0
+    ${If} $0 == 0
+      StrCpy $R3 "keep"
+    ${Else}
+      nsExec::ExecToLog '"$SYSDIR\sc.exe" delete ${SVC}'
+      Pop $0
+      !insertmacro WAIT_GONE
+      ${If} $R9 != "ok"
+        Abort "The ${SVC} service is still registered (marked for deletion?); close the Services console and retry."
+      ${EndIf}
+    ${EndIf}
+  ${EndIf}
+  ${If} $R3 == "create"
+    DetailPrint "Registering the ${SVC} service..."
+    nsExec::ExecToLog '"$SYSDIR\sc.exe" create ${SVC} binPath= "\"$INSTDIR\bin\asyncipc-broker.exe\"" start= auto DisplayName= "${SVC_DISPLAY}"'
+    Pop $0
+    ${If} $0 != 0
+      Abort "sc create ${SVC} failed ($0)."
+    ${EndIf}
+  ${EndIf}
+  nsExec::ExecToLog '"$SYSDIR\sc.exe" description ${SVC} "${SVC_DESCRIPTION}"'
+  Pop $0
+  ${If} $0 != 0
+    Abort "sc description ${SVC} failed ($0)."
+  ${EndIf}
+  nsExec::ExecToLog '"$SYSDIR\sc.exe" failure ${SVC} reset= 86400 actions= restart/5000/restart/5000/restart/30000'
+  Pop $0
+  ${If} $0 != 0
+    Abort "sc failure ${SVC} failed ($0)."
+  ${EndIf}
+  DetailPrint "Starting the ${SVC} service..."
+  nsExec::ExecToLog '"$SYSDIR\sc.exe" start ${SVC}'
+  Pop $0
+  !insertmacro WAIT_STATE "RUNNING"
+  ${If} $R9 != "ok"
+    Abort "The ${SVC} service did not start; see $APPDATA\AsyncIPC\logs\broker.log."
+  ${EndIf}
+SectionEnd
+
+Function un.onInit
+  SetShellVarContext all
+  UserInfo::GetAccountType
+  Pop $0
+  ${If} $0 != "Admin"
+    MessageBox MB_ICONSTOP|MB_OK "Administrator rights are required to uninstall ${PRODUCT}." /SD IDOK
+    SetErrorLevel 5
+    Quit
+  ${EndIf}
+FunctionEnd
+
+Section "Uninstall"
+  SetShellVarContext all
+  !insertmacro STOP_SERVICE
+  ClearErrors
+  ReadRegStr $R4 HKLM "${SVCKEY}" "ImagePath"
+  ${IfNot} ${Errors}
+    DetailPrint "Deleting the ${SVC} service..."
+    nsExec::ExecToLog '"$SYSDIR\sc.exe" delete ${SVC}'
+    Pop $0
+    ${If} $0 != 0
+      Abort "sc delete ${SVC} failed ($0)."
+    ${EndIf}
+    !insertmacro WAIT_GONE
+    ${If} $R9 != "ok"
+      Abort "The ${SVC} service is still registered (marked for deletion?); close the Services console and retry."
+    ${EndIf}
+  ${EndIf}
+
+  ; Only what the setup program installed: $INSTDIR may be a folder the user chose with /D=.
+  Delete "$INSTDIR\bin\asyncipc-broker.exe"
+  Delete "$INSTDIR\bin\aipc.exe"
+  Delete "$INSTDIR\bin\asyncipc.dll"
+  RMDir "$INSTDIR\bin"
+  RMDir /r "$INSTDIR\include\asyncipc"
+  RMDir "$INSTDIR\include"
+  Delete "$INSTDIR\lib\libasyncipc.dll.a"
+  RMDir /r "$INSTDIR\lib\cmake\AsyncIPC"
+  RMDir "$INSTDIR\lib\cmake"
+  RMDir "$INSTDIR\lib"
+  RMDir /r "$INSTDIR\docs"
+  Delete "$INSTDIR\uninstall.exe"
+  RMDir "$INSTDIR"
+  DeleteRegKey HKLM "${ARPKEY}"
+
+  ${GetParameters} $0
+  ClearErrors
+  ${GetOptions} $0 "/PURGE" $1
+  ${IfNot} ${Errors}
+    DetailPrint "Removing $APPDATA\AsyncIPC (/PURGE)"
+    RMDir /r "$APPDATA\AsyncIPC"
+  ${Else}
+    DetailPrint "Keeping the configuration and logs in $APPDATA\AsyncIPC"
+  ${EndIf}
+SectionEnd

@@ -1,0 +1,7 @@
+# Plain mingw-w64 toolchain for the consumer project: the compilers only, no find-root
+# restriction, so find_package() searches CMAKE_PREFIX_PATH as it would on Windows.
+set(CMAKE_SYSTEM_NAME Windows)
+set(CMAKE_SYSTEM_PROCESSOR x86_64)
+find_program(CMAKE_C_COMPILER NAMES x86_64-w64-mingw32-gcc-posix x86_64-w64-mingw32-gcc REQUIRED)
+find_program(CMAKE_RC_COMPILER NAMES x86_64-w64-mingw32-windres REQUIRED)
+set(CMAKE_C_FLAGS_INIT "-static-libgcc")
