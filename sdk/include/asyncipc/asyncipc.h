@@ -93,6 +93,31 @@ ASYNCIPC_API const char *aipc_strerror(int code);
 /* Point-to-point pipe API (classic AsyncIPC)                                               */
 /* ======================================================================================== */
 
+/*
+ * Behaviour of the point-to-point pipes (both engines, any engine talks to any other):
+ *   - Wire: every message is one frame {u32 meta_len = 0, u32 payload_len} + payload (SPEC 3)
+ *     on a byte-mode pipe. A peer frame with meta_len != 0 or over the maximum message size is
+ *     a protocol error: it is logged at ERROR and the connection is closed (OnDisconnected).
+ *   - Threads: PIPE_ASYNC runs every PIPE_ASYNC pipe of the process on one I/O thread (APCs,
+ *     ReadFileEx/WriteFileEx); PIPE_OVERLAPPED runs every PIPE_OVERLAPPED pipe on one I/O thread
+ *     waiting on an I/O completion port. Both start on first use and live until process exit.
+ *     Create and Exit called on another thread are handed to the I/O thread and wait for it:
+ *     a callback must therefore not block waiting for a thread that is inside Create/Exit/
+ *     Release of a pipe of the same engine. PIPE_ASYNC callbacks must not wait alertably
+ *     (SleepEx(..., TRUE) etc.), which would run other completions inside the callback.
+ *   - Server: one pipe instance, one peer at a time; after the peer leaves: OnDisconnected,
+ *     then it listens again (OnConnected(true) for the next peer). Messages sent while no peer
+ *     is connected are kept for the next peer; messages not yet written when a peer leaves are
+ *     discarded (no OnSend for them).
+ *   - Client: retries a missing or busy pipe (backoff 10..200 ms on the I/O thread) until the
+ *     connect timeout, then OnConnected(false). A client connects once: after OnConnected(false)
+ *     or OnDisconnected, Send returns AIPC_ECLOSED (create a new pipe object to reconnect).
+ *   - Send copies the message into a batch; the I/O thread writes whole batches with one
+ *     WriteFile and reports OnSend(size) per message once its batch is written. The queue is not
+ *     bounded: a sender faster than its reader grows memory.
+ *   - Exit discards queued and in-flight messages (cancelled with CancelIoEx) and closes the
+ *     handle once the cancelled operations have completed; the object memory lives until then.
+ */
 typedef enum { PIPE_ASYNC = 0, PIPE_OVERLAPPED = 1 } PipeImplType;  /* APC | overlapped I/O */
 typedef enum { PIPE_SERVER = 0, PIPE_CLIENT = 1 } PipeType;
 
@@ -151,8 +176,10 @@ ASYNCIPC_API void InitEasyLog(const char *process_name);
 /* Same as CreateInstance. */
 ASYNCIPC_API int  aipc_pipe_new(PipeImplType engine, aipc_named_pipe **pipe);
 /* Sets a pipe option before Create (returns AIPC_ESTATE after). */
-#define AIPC_PIPE_OPT_CONNECT_TIMEOUT_MS 1  /* client: how long to wait for a server (default 5000) */
-#define AIPC_PIPE_OPT_MAX_MESSAGE        2  /* largest message in bytes, both ways (default 16 MiB) */
+#define AIPC_PIPE_OPT_CONNECT_TIMEOUT_MS 1  /* client: how long to wait for a server (default 5000;
+                                               0 = one attempt; up to 0xFFFFFFFE) */
+#define AIPC_PIPE_OPT_MAX_MESSAGE        2  /* largest message in bytes, both ways (default 16 MiB;
+                                               1 .. 1 GiB) */
 ASYNCIPC_API int  aipc_pipe_set_option(aipc_named_pipe *pipe, int option, uint64_t value);
 /* Starts the pipe as server or client on `pipe_name` ("\\.\pipe\NAME" or "NAME").
  * Returns true if the setup started; OnCreate/OnConnected follow on the I/O thread.

@@ -101,6 +101,8 @@ static DWORD apc_read(aipc_pipe *p, aipc_op *op, void *buf, DWORD len)
     if (ReadFileEx(p->h, buf, len, &op->ov, apc_io_done))
         return 0;
     DWORD e = GetLastError();
+    if (e == ERROR_MORE_DATA)   /* partial read (message mode): the routine is still queued */
+        return 0;
     return e ? e : ERROR_GEN_FAILURE;
 }
 

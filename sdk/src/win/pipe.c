@@ -170,6 +170,7 @@ static void on_listen(aipc_op *op, DWORD err, DWORD bytes)
             aipc_log(AIPC_LOG_ERROR, "pipe(%s) server %s: ConnectNamedPipe failed (%lu)",
                      p->eng->name, pname(p), err);
             p->state = AIPC_ST_FAILED;
+            close_send_side(p);
             aipc_pipe_cb_connected(p, false);
         }
     }
@@ -200,6 +201,7 @@ static void server_listen(aipc_pipe *p)
         aipc_log(AIPC_LOG_ERROR, "pipe(%s) server %s: ConnectNamedPipe failed (%lu)",
                  p->eng->name, pname(p), e);
         p->state = AIPC_ST_FAILED;
+        close_send_side(p);
         aipc_pipe_cb_connected(p, false);
         return;
     }
