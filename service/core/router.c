@@ -307,6 +307,23 @@ static void reject(opctx *x, const char *code, const char *message)
         aipc_request_close(x->c);
 }
 
+/* cJSON strings are C strings: a NUL (raw or escaped as \u0000) would silently cut a name or
+ * topic short, so metas carrying one are refused as a whole. */
+static bool has_nul(const uint8_t *m, size_t n)
+{
+    if (memchr(m, 0, n))
+        return true;
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (m[i] != '\\')
+            continue;
+        if (m[i + 1] == 'u' && i + 5 < n && m[i + 2] == '0' && m[i + 3] == '0' &&
+            m[i + 4] == '0' && m[i + 5] == '0')
+            return true;
+        i++;                           /* skip the escaped character (handles "\\\\") */
+    }
+    return false;
+}
+
 /* Handles one frame. Returns non-zero to stop decoding this client's input (closing). */
 int aipc_router_frame(aipc_broker *b, aipc_client *c, const uint8_t *meta, uint32_t meta_len,
                       const uint8_t *payload, uint32_t payload_len)
@@ -315,7 +332,12 @@ int aipc_router_frame(aipc_broker *b, aipc_client *c, const uint8_t *meta, uint3
     if (c->state == AIPC_CL_CLOSING || b->shutting_down)
         return 1;
     opctx x = {b, c, NULL, false, 0, payload, payload_len};
-    cJSON *j = meta_len ? cJSON_ParseWithLength((const char *)meta, meta_len) : NULL;
+    cJSON *j = NULL;
+    if (has_nul(meta, meta_len)) {
+        reject(&x, "bad_meta", "NUL characters are not allowed in the meta");
+        goto done;
+    }
+    j = meta_len ? cJSON_ParseWithLength((const char *)meta, meta_len) : NULL;
     x.j = j;
     if (!cJSON_IsObject(j)) {
         reject(&x, "bad_meta", "the meta must be a JSON object");
