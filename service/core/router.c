@@ -324,6 +324,23 @@ static bool has_nul(const uint8_t *m, size_t n)
     return false;
 }
 
+/* Parses the meta as exactly one JSON value (trailing bytes other than whitespace: invalid). */
+static cJSON *parse_meta(const uint8_t *meta, size_t len)
+{
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts((const char *)meta, len, &end, 0);
+    if (!j)
+        return NULL;
+    const char *stop = (const char *)meta + len;
+    while (end && end < stop && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+        end++;
+    if (end != stop) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
 /* Handles one frame. Returns non-zero to stop decoding this client's input (closing). */
 int aipc_router_frame(aipc_broker *b, aipc_client *c, const uint8_t *meta, uint32_t meta_len,
                       const uint8_t *payload, uint32_t payload_len)
@@ -337,7 +354,7 @@ int aipc_router_frame(aipc_broker *b, aipc_client *c, const uint8_t *meta, uint3
         reject(&x, "bad_meta", "NUL characters are not allowed in the meta");
         goto done;
     }
-    j = meta_len ? cJSON_ParseWithLength((const char *)meta, meta_len) : NULL;
+    j = meta_len ? parse_meta(meta, meta_len) : NULL;
     x.j = j;
     if (!cJSON_IsObject(j)) {
         reject(&x, "bad_meta", "the meta must be a JSON object");
