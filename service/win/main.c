@@ -2,6 +2,7 @@
  * main.c - asyncipc-broker.exe command line.
  *
  *   asyncipc-broker run [--config F] [--pipe NAME]     console; Ctrl+C / Ctrl+Break stop cleanly
+ *       [--ready-event NAME] [--stop-event NAME]        set NAME when listening / stop when NAME is set
  *   asyncipc-broker install [--config F] [--start auto|demand]
  *   asyncipc-broker uninstall | start | stop | status
  *   asyncipc-broker service [--config F] [--pipe NAME]  (what `install` registers)
@@ -41,9 +42,10 @@ static BOOL WINAPI console_ctrl(DWORD type)
     return TRUE;
 }
 
-/* Parses --config/--pipe/--ready-event/--start into o (and *start). Returns 0 or -1. */
+/* Parses --config/--pipe/--ready-event/--stop-event/--start into o (and *start, *stop).
+ * Returns 0 or -1. */
 static int parse_opts(int argc, wchar_t **argv, int from, aipc_broker_opts *o,
-                      const wchar_t **start)
+                      const wchar_t **start, const wchar_t **stop)
 {
     for (int i = from; i < argc; i++) {
         const wchar_t *a = argv[i];
@@ -57,6 +59,8 @@ static int parse_opts(int argc, wchar_t **argv, int from, aipc_broker_opts *o,
             o->pipe = argv[++i];
         else if (wcscmp(a, L"--ready-event") == 0)
             o->ready_event = argv[++i];
+        else if (stop && wcscmp(a, L"--stop-event") == 0)
+            *stop = argv[++i];
         else if (start && wcscmp(a, L"--start") == 0)
             *start = argv[++i];
         else {
@@ -67,8 +71,17 @@ static int parse_opts(int argc, wchar_t **argv, int from, aipc_broker_opts *o,
     return 0;
 }
 
+/* --stop-event watcher (its own thread): the event being set requests a clean stop, like
+ * Ctrl+C. For supervisors and test drivers that have no console to send Ctrl+C through. */
+static DWORD WINAPI stop_event_thread(LPVOID ev)
+{
+    if (WaitForSingleObject((HANDLE)ev, INFINITE) == WAIT_OBJECT_0 && g_console_app)
+        aipc_broker_app_stop(g_console_app);
+    return 0;
+}
+
 /* `run`: console mode. */
-static int cmd_run(const aipc_broker_opts *o)
+static int cmd_run(const aipc_broker_opts *o, const wchar_t *stop_event)
 {
     char err[1024];
     aipc_broker_app *a = NULL;
@@ -77,6 +90,18 @@ static int cmd_run(const aipc_broker_opts *o)
         return rc;
     g_console_app = a;
     SetConsoleCtrlHandler(console_ctrl, TRUE);
+    if (stop_event) {
+        HANDLE ev = OpenEventW(SYNCHRONIZE, FALSE, stop_event);
+        HANDLE th = ev ? CreateThread(NULL, 0, stop_event_thread, ev, 0, NULL) : NULL;
+        if (!th) {
+            fprintf(stderr, "asyncipc-broker: cannot watch the stop event (error %lu)\n",
+                    (unsigned long)GetLastError());
+            g_console_app = NULL;
+            aipc_broker_app_free(a);
+            return AIPC_BROKER_EXIT_USAGE;
+        }
+        CloseHandle(th);    /* the thread keeps ev; both end with the process */
+    }
     fprintf(stderr, "asyncipc-broker: running (Ctrl+C stops)\n");
     aipc_broker_app_run(a);
     g_console_app = NULL;
@@ -108,18 +133,18 @@ int main(void)
     if (!argv)
         return AIPC_BROKER_EXIT_SYSTEM;
     aipc_broker_opts o = { 0 };
-    const wchar_t *start = NULL;
+    const wchar_t *start = NULL, *stop = NULL;
     int rc;
     const wchar_t *cmd = argc > 1 ? argv[1] : NULL;
     if (!cmd) {
         rc = cmd_service(&o, 0);
     } else if (wcscmp(cmd, L"run") == 0) {
         o.console = 1;
-        rc = parse_opts(argc, argv, 2, &o, NULL) ? AIPC_BROKER_EXIT_USAGE : cmd_run(&o);
+        rc = parse_opts(argc, argv, 2, &o, NULL, &stop) ? AIPC_BROKER_EXIT_USAGE : cmd_run(&o, stop);
     } else if (wcscmp(cmd, L"service") == 0) {
-        rc = parse_opts(argc, argv, 2, &o, NULL) ? AIPC_BROKER_EXIT_USAGE : cmd_service(&o, 1);
+        rc = parse_opts(argc, argv, 2, &o, NULL, NULL) ? AIPC_BROKER_EXIT_USAGE : cmd_service(&o, 1);
     } else if (wcscmp(cmd, L"install") == 0) {
-        rc = parse_opts(argc, argv, 2, &o, &start) ? AIPC_BROKER_EXIT_USAGE
+        rc = parse_opts(argc, argv, 2, &o, &start, NULL) ? AIPC_BROKER_EXIT_USAGE
                                                    : aipc_service_install(o.config, start);
     } else if (argc == 2 && wcscmp(cmd, L"uninstall") == 0) {
         rc = aipc_service_uninstall();

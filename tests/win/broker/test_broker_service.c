@@ -1,0 +1,189 @@
+/*
+ * test_broker_service.c - the broker as a Windows service under Wine: sc create/start/stop/delete
+ * with the plain exe path, the exe's own install/start/status/stop/uninstall, a client exchanging
+ * messages with the running service, bye on stop, and a start-up failure reported to the SCM.
+ * This suite process stays alive throughout, which keeps Wine's service processes running.
+ */
+#include <check.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raw_proto.h"
+
+#define W 30000u
+
+/* Runs a command line (bounded); returns its exit code or -1. */
+static int run_cmd(const char *fmt, ...)
+{
+    char cmd[4 * MAX_PATH];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    STARTUPINFOA si = { sizeof si };
+    PROCESS_INFORMATION pi;
+    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+        return -1;
+    CloseHandle(pi.hThread);
+    DWORD code = (DWORD)-1;
+    if (WaitForSingleObject(pi.hProcess, 60000) == WAIT_OBJECT_0)
+        GetExitCodeProcess(pi.hProcess, &code);
+    else
+        TerminateProcess(pi.hProcess, 99);
+    CloseHandle(pi.hProcess);
+    return (int)code;
+}
+
+/* Folder of this suite (where asyncipc-broker.exe is). */
+static void bin_dir(char *out, size_t cap)
+{
+    DWORD n = GetModuleFileNameA(NULL, out, (DWORD)cap);
+    while (n > 0 && out[n - 1] != '\\')
+        n--;
+    out[n] = 0;
+}
+
+/* Writes a config for pipe (log next to it); fills path. */
+static void write_config(char *path, size_t cap, const char *pipe)
+{
+    char log[MAX_PATH];
+    aipc_test_temp_path(path, cap, "svc", ".json");
+    FILE *fp = fopen(path, "wb");
+    ck_assert(fp != NULL);
+    /* log_file relative to the config's folder (resolved by the broker) */
+    snprintf(log, sizeof log, "%s.log", strrchr(path, '\\') + 1);
+    fprintf(fp, "{\"pipe_name\":\"\\\\\\\\.\\\\pipe\\\\%s\",\"log_file\":\"%s\"}", pipe, log);
+    fclose(fp);
+}
+
+/* State of the service via the SCM (or 0 if it cannot be queried). */
+static DWORD svc_state(DWORD *specific)
+{
+    SC_HANDLE scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
+    SC_HANDLE s = scm ? OpenServiceW(scm, L"AsyncIPCBroker", SERVICE_QUERY_STATUS) : NULL;
+    SERVICE_STATUS_PROCESS st = { 0 };
+    DWORD need;
+    if (s)
+        QueryServiceStatusEx(s, SC_STATUS_PROCESS_INFO, (BYTE *)&st, sizeof st, &need);
+    if (specific)
+        *specific = st.dwWin32ExitCode == ERROR_SERVICE_SPECIFIC_ERROR ? st.dwServiceSpecificExitCode : 0;
+    if (s)
+        CloseServiceHandle(s);
+    if (scm)
+        CloseServiceHandle(scm);
+    return st.dwCurrentState;
+}
+
+/* A client session against the running service: hello, sub, pub to itself, receive. */
+static raw_conn *exchange(const char *pipe)
+{
+    raw_conn *c = raw_connect(pipe, W);
+    ck_assert_msg(c != NULL, "cannot connect to the service's pipe");
+    ck_assert(raw_hello(c, "svc-client", W) > 0);
+    ck_assert_int_eq(raw_sub(c, "svc/#", 1, W), 0);
+    ck_assert_int_eq(raw_send(c, "{\"op\":\"pub\",\"topic\":\"svc/a\"}", "hello service", 13, W), 0);
+    raw_frame f;
+    ck_assert_int_eq(raw_expect(c, &f, "msg", -1, W), 1);
+    ck_assert(f.payload_len == 13 && memcmp(f.payload, "hello service", 13) == 0);
+    raw_frame_free(&f);
+    return c;
+}
+
+/* Expects the bye of a stopping broker, then the close. */
+static void expect_bye(raw_conn *c)
+{
+    raw_frame f;
+    ck_assert_int_eq(raw_expect(c, &f, "bye", -1, W), 1);
+    ck_assert_str_eq(raw_str(&f, "reason"), "shutdown");
+    raw_frame_free(&f);
+    ck_assert_int_eq(raw_recv(c, &f, W), -1);
+    raw_close(c);
+}
+
+START_TEST(sc_plain_binpath)
+{
+    char dir[MAX_PATH], cfg[MAX_PATH], pipe[96];
+    bin_dir(dir, sizeof dir);
+    aipc_test_name(pipe, sizeof pipe, "svc");
+    write_config(cfg, sizeof cfg, pipe);
+    run_cmd("sc delete AsyncIPCBroker");      /* leftovers of an aborted run */
+    ck_assert_int_eq(run_cmd("sc create AsyncIPCBroker binPath= \"%sasyncipc-broker.exe\" "
+                             "DisplayName= \"AsyncIPC Broker\"", dir), 0);
+    /* start arguments carry the config (the plain binPath has none) */
+    ck_assert_int_eq(run_cmd("sc start AsyncIPCBroker --config \"%s\"", cfg), 0);
+    raw_conn *c = exchange(pipe);
+    ck_assert_uint_eq(svc_state(NULL), SERVICE_RUNNING);
+    ck_assert_int_eq(run_cmd("sc stop AsyncIPCBroker"), 0);
+    expect_bye(c);
+    uint64_t until = aipc_test_now_ms() + 10000;
+    while (svc_state(NULL) != SERVICE_STOPPED && aipc_test_now_ms() < until)
+        Sleep(50);   /* the SCM has no wait primitive for a state: poll, bounded */
+    ck_assert_uint_eq(svc_state(NULL), SERVICE_STOPPED);
+    ck_assert_int_eq(run_cmd("sc delete AsyncIPCBroker"), 0);
+}
+END_TEST
+
+START_TEST(exe_install_control)
+{
+    char dir[MAX_PATH], cfg[MAX_PATH], pipe[96];
+    bin_dir(dir, sizeof dir);
+    aipc_test_name(pipe, sizeof pipe, "svc2");
+    write_config(cfg, sizeof cfg, pipe);
+    run_cmd("\"%sasyncipc-broker.exe\" uninstall", dir);
+    ck_assert_int_eq(run_cmd("\"%sasyncipc-broker.exe\" install --config \"%s\" --start demand", dir, cfg), 0);
+    ck_assert_int_eq(run_cmd("\"%sasyncipc-broker.exe\" start", dir), 0);
+    ck_assert_int_eq(run_cmd("\"%sasyncipc-broker.exe\" status", dir), 0);
+    raw_conn *c = exchange(pipe);
+    ck_assert_int_eq(run_cmd("\"%sasyncipc-broker.exe\" stop", dir), 0);
+    expect_bye(c);
+    ck_assert_uint_eq(svc_state(NULL), SERVICE_STOPPED);
+
+    /* start-up failure: the pipe name is taken by someone else -> service-specific exit 3 */
+    wchar_t wp[128];
+    _snwprintf(wp, 128, L"\\\\.\\pipe\\%hs", pipe);
+    HANDLE squat = CreateNamedPipeW(wp, PIPE_ACCESS_DUPLEX, PIPE_TYPE_BYTE, 1, 4096, 4096, 0, NULL);
+    ck_assert(squat != INVALID_HANDLE_VALUE);
+    ck_assert_int_eq(run_cmd("\"%sasyncipc-broker.exe\" start", dir), 3);
+    DWORD specific = 0;
+    ck_assert_uint_eq(svc_state(&specific), SERVICE_STOPPED);
+    ck_assert_uint_eq(specific, 3);
+    CloseHandle(squat);
+    ck_assert_int_eq(run_cmd("\"%sasyncipc-broker.exe\" uninstall", dir), 0);
+    ck_assert_int_ne(run_cmd("\"%sasyncipc-broker.exe\" status", dir), 0);
+    /* the log went next to the config file (relative log_file) */
+    char log[MAX_PATH + 8];
+    snprintf(log, sizeof log, "%s.log", cfg);
+    size_t n = 0;
+    char *text = aipc_test_read_file(log, &n);
+    ck_assert_msg(text && strstr(text, "in use"), "log %s lacks the start-up error", log);
+    free(text);
+}
+END_TEST
+
+START_TEST(no_command_outside_scm)
+{
+    char dir[MAX_PATH];
+    bin_dir(dir, sizeof dir);
+    /* started by hand without a command: not a service -> usage, exit 1 (bounded) */
+    ck_assert_int_eq(run_cmd("\"%sasyncipc-broker.exe\"", dir), 1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("broker_service");
+    TCase *tc = tcase_create("service");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, sc_plain_binpath);
+    tcase_add_test(tc, exe_install_control);
+    tcase_add_test(tc, no_command_outside_scm);
+    suite_add_tcase(s, tc);
+    SRunner *r = srunner_create(s);
+    srunner_set_fork_status(r, CK_NOFORK);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? 1 : 0;
+}
