@@ -7,26 +7,41 @@
  */
 #include "p2p_common.h"
 
-/* Handles a killed connection may leave behind. 0: Wine did not need any slack (a kernel-side
- * handle that outlives its connection would be a leak and fail this test). */
-#define HANDLE_SLACK 0
+/* Handle-count slack. At rest (pipe released) none is allowed. While a connection streams, the
+ * count moves by up to 2 with no trend (measured under Wine 8 over 8 kill/reconnect rounds:
+ * 21..23 for APC and 22..23 for overlapped: operations in flight hold a handle or two), so a
+ * leak is caught as growth beyond that over KILL_ROUNDS rounds (one leaked handle per
+ * connection gives +4). */
+#define HANDLE_SLACK_AT_REST   0
+#define HANDLE_SLACK_STREAMING 2
+#define KILL_ROUNDS 5
 
-/* Creates and releases a pipe of `engine` once so the SDK's lazily created per-process
- * resources (I/O thread, completion port, ...) exist before a handle baseline is taken. */
+/* One whole server life (create, a peer connects, one echo, exit, release) so that the
+ * resources made once per process - the SDK's I/O thread and completion port for `engine`,
+ * the test utilities' job object - exist before a handle baseline is taken. */
 static void warm_up(PipeImplType engine)
 {
     char name[96];
     aipc_test_name(name, sizeof name, "warm");
     aipc_probe *p = new_probe();
     start_probe(p, engine, PIPE_SERVER, name, 0, 0);
+    aipc_proc peer;
+    ck_assert_int_eq(aipc_proc_spawn(&peer, "p2p_peer.exe", "--mode echo --role client --engine %s --pipe %s",
+                                     engine_arg(engine), name), AIPC_OK);
+    WAIT_FOR(p, connected, 1, "warm-up connect");
+    ck_assert_int_eq(aipc_probe_send(p, "warm", 4), AIPC_OK);
+    WAIT_FOR(p, recv_count, 1, "warm-up echo");
+    ck_assert_msg(aipc_probe_exit(p, WAIT_MS), "Exit did not return");
+    PEER_DONE(&peer, 0);
     free_probe(p);
 }
 
 /* ---- peer killed mid-stream --------------------------------------------------------------- */
 
-/* A streaming client is killed three times in a row; each time the server sees OnDisconnected,
+/* A streaming client is killed KILL_ROUNDS times in a row; each time the server sees OnDisconnected,
  * its handle count is back where it was with the first client, and it accepts the next client
- * (finally an echo client answers). _i: server engine here (the peers use the other one). */
+ * (finally an echo client answers), and once released the process has exactly the handles it
+ * had before the server was created. _i: server engine here (the peers use the other one). */
 START_TEST(killed_client_server_recovers)
 {
     PipeImplType mine = _i ? PIPE_OVERLAPPED : PIPE_ASYNC;
@@ -34,11 +49,12 @@ START_TEST(killed_client_server_recovers)
     warm_up(mine);
     char name[96];
     aipc_test_name(name, sizeof name, "kill");
+    DWORD at_rest = aipc_test_handle_count();
     aipc_probe *p = new_probe();
     start_probe(p, mine, PIPE_SERVER, name, 0, 0);
 
-    DWORD counts[3];
-    for (int round = 0; round < 3; round++) {
+    DWORD counts[KILL_ROUNDS];
+    for (int round = 0; round < KILL_ROUNDS; round++) {
         aipc_proc peer;
         ck_assert_int_eq(aipc_proc_spawn(&peer, "p2p_peer.exe",
                                          "--mode stream --size 4096 --role client --engine %s --pipe %s",
@@ -51,15 +67,17 @@ START_TEST(killed_client_server_recovers)
         aipc_proc_close(&peer);
         WAIT_FOR(p, disconnected, round + 1, "OnDisconnected after TerminateProcess");
     }
-    ck_assert_msg(counts[2] <= counts[0] + HANDLE_SLACK && counts[1] <= counts[0] + HANDLE_SLACK,
-                  "handle count while connected grew: %lu, %lu, %lu", (unsigned long)counts[0],
-                  (unsigned long)counts[1], (unsigned long)counts[2]);
+    ck_assert_msg(counts[0] > 0, "cannot count handles");
+    for (int round = 1; round < KILL_ROUNDS; round++)
+        ck_assert_msg(counts[round] <= counts[0] + HANDLE_SLACK_STREAMING,
+                      "handle count while connected grew: %lu in round 0, %lu in round %d",
+                      (unsigned long)counts[0], (unsigned long)counts[round], round);
 
     p->keep = 1;
     aipc_proc peer;
     ck_assert_int_eq(aipc_proc_spawn(&peer, "p2p_peer.exe", "--mode echo --role client --engine %s --pipe %s",
                                      theirs, name), AIPC_OK);
-    WAIT_FOR(p, connected, 4, "the next client");
+    WAIT_FOR(p, connected, KILL_ROUNDS + 1, "the next client");
     aipc_probe_clear_msgs(p);
     long long before = aipc_probe_get(p, &p->recv_count);
     ck_assert_int_eq(aipc_probe_send(p, "after the kills", 15), AIPC_OK);
@@ -74,6 +92,10 @@ START_TEST(killed_client_server_recovers)
     PEER_DONE(&peer, 0);
     ASSERT_PROBE_CLEAN(p);
     free_probe(p);
+    DWORD after = aipc_test_handle_count();
+    ck_assert_msg(after <= at_rest + HANDLE_SLACK_AT_REST,
+                  "handles: %lu before the server, %lu after it was released", (unsigned long)at_rest,
+                  (unsigned long)after);
 }
 END_TEST
 
@@ -90,6 +112,7 @@ START_TEST(killed_server_client_recovers)
                                      "--mode stream --size 4096 --role server --engine %s --pipe %s",
                                      engine_arg(_i ? PIPE_ASYNC : PIPE_OVERLAPPED), name), AIPC_OK);
     DWORD baseline = aipc_test_handle_count();
+    ck_assert_msg(baseline > 0, "cannot count handles");
     aipc_probe *p = new_probe();
     start_probe(p, mine, PIPE_CLIENT, name, 20000, 0);
     WAIT_FOR(p, connected, 1, "connect");
@@ -101,7 +124,7 @@ START_TEST(killed_server_client_recovers)
     aipc_proc_close(&peer);
     DWORD after = aipc_test_handle_count();
     /* The peer's process and thread handles were open at the baseline and are closed now. */
-    ck_assert_msg(after + 2 <= baseline + HANDLE_SLACK, "handles: %lu before, %lu after", (unsigned long)baseline,
+    ck_assert_msg(after + 2 <= baseline + HANDLE_SLACK_AT_REST, "handles: %lu before, %lu after", (unsigned long)baseline,
                   (unsigned long)after);
 }
 END_TEST

@@ -5,7 +5,7 @@
  *              registry so a failed test's teardown can kill whatever it left running;
  *   names      unique pipe/event/file names (pid + counter) so suites may run in parallel;
  *   waits      bounded waits on handles and on "run this call with a deadline" (deadlock check);
- *   handles    GetProcessHandleCount for leak checks;
+ *   handles    this process's handle count for leak checks (works under Wine too);
  *   patterns   checkable payload bytes (with NULs) shared by the suites and the helpers;
  *   probe      a test-side aipc_pipe_delegate recording every callback (see aipc_probe.h).
  * Nothing here sleeps to synchronise: every wait is on an event, a process or a condition.
@@ -73,7 +73,8 @@ int aipc_test_wait(HANDLE h, DWORD ms);
 int aipc_test_call_bounded(void (*fn)(void *), void *arg, DWORD ms);
 
 /* ---- handles ------------------------------------------------------------------------------ */
-/* The number of handles this process holds. */
+/* The number of handles this process holds (GetProcessHandleCount, or the system handle
+ * table where that answers 0, as Wine 8 does). */
 DWORD aipc_test_handle_count(void);
 
 /* ---- payload patterns --------------------------------------------------------------------- */
