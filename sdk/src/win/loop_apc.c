@@ -4,9 +4,11 @@
  *  - Reads and writes use ReadFileEx/WriteFileEx; their completion routines run on this thread
  *    (the thread that issued them) during its alertable wait.
  *  - Public calls are marshalled here with QueueUserAPC.
- *  - A server's overlapped ConnectNamedPipe signals an event; RegisterWaitForSingleObject
- *    watches it on a thread-pool thread whose callback only QueueUserAPCs the completion here,
- *    so the I/O thread never blocks on it.
+ *  - A server's overlapped ConnectNamedPipe signals an event. The I/O thread itself waits for
+ *    up to MAXIMUM_WAIT_OBJECTS such events in its alertable WaitForMultipleObjectsEx (no extra
+ *    thread, deterministic handle use); beyond that, RegisterWaitForSingleObject watches the
+ *    event on a thread-pool thread whose callback only QueueUserAPCs the completion here.
+ *    Either way the I/O thread never blocks on a connect.
  *  - Timers: the thread sleeps no longer than the next timer deadline.
  * The thread is started on first use and lives until the process exits (the module is pinned,
  * so FreeLibrary cannot unmap code it runs).
@@ -20,13 +22,37 @@
 static aipc_loop g_loop;
 static INIT_ONCE g_once = INIT_ONCE_STATIC_INIT;
 
-/* The I/O thread: run due timers, then sleep alertably (APCs and completion routines run). */
+/* Listen events the I/O thread waits on itself, and their ops. [io] */
+static HANDLE g_events[MAXIMUM_WAIT_OBJECTS];
+static aipc_op *g_waiters[MAXIMUM_WAIT_OBJECTS];
+static DWORD g_nwait;
+
+static void listen_done(aipc_op *op);
+
+/* The I/O thread: run due timers, then wait alertably (APCs and completion routines run) on
+ * the listen events, if any. */
 static unsigned __stdcall apc_thread(void *arg)
 {
     aipc_loop *l = arg;
     for (;;) {
         DWORD wait = aipc_timers_run(l);
-        SleepEx(wait, TRUE);
+        if (g_nwait == 0) {
+            SleepEx(wait, TRUE);
+            continue;
+        }
+        DWORD r = WaitForMultipleObjectsEx(g_nwait, g_events, FALSE, wait, TRUE);
+        if (r < WAIT_OBJECT_0 + g_nwait) {
+            DWORD i = r - WAIT_OBJECT_0;
+            aipc_op *op = g_waiters[i];
+            g_nwait--;                      /* keep the arrays dense: move the last one here */
+            g_events[i] = g_events[g_nwait];
+            g_waiters[i] = g_waiters[g_nwait];
+            listen_done(op);
+        } else if (r == WAIT_FAILED) {
+            aipc_log(AIPC_LOG_ERROR, "pipe(apc): WaitForMultipleObjectsEx failed (%lu)",
+                     GetLastError());
+            SleepEx(10, TRUE);
+        }
     }
     return 0;
 }
@@ -115,11 +141,11 @@ static DWORD apc_write(aipc_pipe *p, aipc_op *op, const void *buf, DWORD len)
     return e ? e : ERROR_GEN_FAILURE;
 }
 
-/* I/O thread: the listen event fired. Unregister the wait (it has run; waiting for its callback
- * to return only takes the QueueUserAPC it was doing), then read the ConnectNamedPipe result. */
-static void CALLBACK apc_listen_done(ULONG_PTR arg)
+/* I/O thread: the listen event fired. Unregister a thread-pool wait (it has run; waiting for
+ * its callback to return only takes the QueueUserAPC it was doing), then read the
+ * ConnectNamedPipe result. */
+static void listen_done(aipc_op *op)
 {
-    aipc_op *op = (aipc_op *)arg;
     if (op->wait) {
         UnregisterWaitEx(op->wait, INVALID_HANDLE_VALUE);
         op->wait = NULL;
@@ -128,6 +154,11 @@ static void CALLBACK apc_listen_done(ULONG_PTR arg)
     if (!GetOverlappedResult(op->pipe->h, &op->ov, &bytes, FALSE))
         err = GetLastError();
     op->cb(op, err, bytes);
+}
+
+static void CALLBACK apc_listen_done(ULONG_PTR arg)
+{
+    listen_done((aipc_op *)arg);
 }
 
 /* Thread-pool thread: only hands the event over to the I/O thread. */
@@ -149,6 +180,13 @@ static DWORD apc_listen(aipc_pipe *p, aipc_op *op)
             return e;   /* ERROR_PIPE_CONNECTED (no completion) or a failure */
     }
     /* Pending, or completed at once (the event is then signalled): the wait delivers both. */
+    op->wait = NULL;
+    if (g_nwait < MAXIMUM_WAIT_OBJECTS) {
+        g_events[g_nwait] = op->event;
+        g_waiters[g_nwait] = op;
+        g_nwait++;
+        return 0;
+    }
     if (!RegisterWaitForSingleObject(&op->wait, op->event, apc_listen_signaled, op, INFINITE,
                                      WT_EXECUTEONLYONCE)) {
         DWORD e = GetLastError(), bytes;

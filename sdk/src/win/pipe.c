@@ -128,6 +128,10 @@ void aipc_pipe_conn_lost(aipc_pipe *p, DWORD err, const char *what)
         aipc_log(gone ? AIPC_LOG_INFO : AIPC_LOG_WARN, "pipe(%s) %s %s: %s (%s, error %lu)",
                  p->eng->name, role_name(p), pname(p),
                  gone ? "peer disconnected" : "connection failed", what, err);
+        if (aipc_decoder_partial(&p->dec))     /* the stream ended inside a frame */
+            aipc_log(AIPC_LOG_ERROR, "pipe(%s) %s %s: connection ended inside a message "
+                     "(truncated frame); the partial message is dropped", p->eng->name,
+                     role_name(p), pname(p));
     }
     p->state = AIPC_ST_DRAINING;
     AcquireSRWLockExclusive(&p->lock);
