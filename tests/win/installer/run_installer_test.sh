@@ -69,6 +69,8 @@ assert_service_running() {
     echo "note: this service manager does not report failure actions (Wine: error $(svc_field failure_query_error))"
   fi
   check "broker process id is known" test "$(svc_field pid)" -gt 0 2>/dev/null
+  check "broker log %ProgramData%\\AsyncIPC\\logs\\broker.log is written" \
+    test -s "$drive_c/ProgramData/AsyncIPC/logs/broker.log"
 }
 
 # assert_files UNIX_DIR: everything the installers put in the installation folder.
@@ -146,6 +148,9 @@ consumer() {
 step "fresh Wine prefix $WINEPREFIX"
 rm -rf "$work"; mkdir -p "$WINEPREFIX"
 timeout 120 wineboot --init >"$work/wineboot.log" 2>&1
+# wineboot returns before the prefix set-up (wine.inf, services) has finished in the background;
+# wait until the prefix's wineserver has nothing left to run and exits (it writes the registry).
+timeout 120 wineserver -w
 check "wineboot created the prefix" test -f "$WINEPREFIX/system.reg"
 # A service under Wine keeps running only while an ordinary process of the prefix lives.
 "$AIPC_WINE" "$AIPC_HELPER" keepalive 600 >/dev/null 2>&1 &
@@ -203,6 +208,7 @@ elif [ "$mode" = nsis ]; then
   check "makensis built AsyncIPC-Setup-$old.exe" test -s "$work/AsyncIPC-Setup-$old.exe"
 
   arp() { w reg query "$arpkey" /v "$1" 2>/dev/null | tr -d '\r' | sed -n "s/^ *$1 *REG_[A-Z_]* *//p"; }
+  arp_gone() { ! w reg query "$arpkey" >/dev/null 2>&1; }
   assert_arp() { # VERSION INSTALL_DIR_WIN
     check "ARP DisplayName AsyncIPC" test "$(arp DisplayName)" = AsyncIPC
     check "ARP DisplayVersion $1 (got '$(arp DisplayVersion)')" test "$(arp DisplayVersion)" = "$1"
@@ -251,7 +257,7 @@ elif [ "$mode" = nsis ]; then
   check "only uninstall.exe remains ($(ls "$pf_unix" 2>/dev/null | tr '\n' ' '))" \
     test "$(ls "$pf_unix" 2>/dev/null)" = uninstall.exe
   rm -rf "$pf_unix"
-  check "Add/Remove Programs entry is gone" test -z "$(w reg query "$arpkey" 2>/dev/null | tr -d '\r')"
+  check "Add/Remove Programs entry is gone" arp_gone
   check "config kept" cmp -s "$cfg" "$work/broker.json.edited"
 
   step "silent install into a custom folder (/D=), uninstall with /PURGE"
@@ -268,6 +274,7 @@ elif [ "$mode" = nsis ]; then
   svc_query
   check "service is gone" test "$(svc_field exists)" = 0
   check "custom folder holds only uninstall.exe" test "$(ls "$custom_unix" 2>/dev/null)" = uninstall.exe
+  check "Add/Remove Programs entry is gone" arp_gone
   check "/PURGE removed %ProgramData%\\AsyncIPC" test ! -e "$drive_c/ProgramData/AsyncIPC"
 else
   echo "FAIL: unknown mode $mode"; exit 2
