@@ -4,7 +4,7 @@
 #   AIPC_DIST (dist tree), AIPC_VERSION, AIPC_HELPER (aipc-installer-helper.exe),
 #   AIPC_SOURCE_DIR, AIPC_WORK (scratch folder), AIPC_CMAKE, AIPC_WINE;
 #   nsis only: AIPC_SETUP (the setup program), AIPC_MAKENSIS, AIPC_NSI (to build an older version).
-#  cmd:  install.cmd -> checks -> edit config -> install.cmd again (keeps it, restarts) -> checks
+#  cmd:  (as a simulated standard user: refused) install.cmd -> checks -> edit config -> install.cmd again (keeps it, restarts) -> checks
 #        -> uninstall.cmd (keeps config) -> uninstall.cmd again -> uninstall.cmd /purge
 #  nsis: Setup-<older>.exe /S -> checks -> edit config -> Setup-<version>.exe /S (upgrade) -> checks
 #        -> QuietUninstallString _?= -> checks -> Setup /S /D=<custom dir> -> checks -> uninstall
@@ -161,6 +161,20 @@ check "no AsyncIPC service before installing" test "$(svc_field exists)" = 0
 if [ "$mode" = cmd ]; then
   inst_cmd="$(winpath "$AIPC_DIST/bin/install.cmd")"
   uninst_cmd="$(winpath "$AIPC_DIST/bin/uninstall.cmd")"
+
+  step "install.cmd / uninstall.cmd without Administrator rights"
+  # Everything is an administrator under Wine; simulate a standard user by putting a net.exe
+  # and an fltmc.exe that fail (the helper exits 2 on unknown arguments) first in PATH.
+  mkdir -p "$work/nonadmin"
+  cp "$AIPC_HELPER" "$work/nonadmin/net.exe"; cp "$AIPC_HELPER" "$work/nonadmin/fltmc.exe"
+  for script in "$inst_cmd" "$uninst_cmd"; do
+    WINEPATH="$(winpath "$work/nonadmin")" w cmd /c "$script" >"$work/nonadmin.out" 2>"$work/nonadmin.err"; rc=$?
+    check "${script##*\\} as a standard user exits 5 (rc $rc)" test "$rc" = 5
+    check "${script##*\\} says Administrator rights are required" grep -q "Administrator rights are required" "$work/nonadmin.err"
+  done
+  check "nothing was installed" test ! -e "$pf_unix"
+  svc_query
+  check "no service was registered" test "$(svc_field exists)" = 0
 
   step "install.cmd"
   w cmd /c "$inst_cmd"; rc=$?
