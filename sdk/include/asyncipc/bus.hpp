@@ -1,0 +1,237 @@
+/*
+ * bus.hpp - C++17 wrapper of the bus client (aipc_bus_* in asyncipc.h): asyncipc::BusClient.
+ *
+ * Header-only; link against asyncipc.dll like the C API. May be included before or after
+ * <asyncipc/asyncipc.hpp>.
+ *
+ * Threads (same rules as the C API)
+ *   - Every member function is thread-safe and non-blocking, except close() (and the
+ *     destructor), which waits until no handler of this client runs any more (when called from
+ *     a handler it returns at once; see aipc_bus_close).
+ *   - Every handler runs on the SDK's I/O thread. Arguments (topic, peer names, data views) are
+ *     valid only during the call: copy what you keep.
+ *   - Set the handlers before connect(); they are read on the I/O thread afterwards.
+ *
+ * Example
+ *   asyncipc::BusClient bus;
+ *   bus.onMessage([](const std::string &topic, const asyncipc::BusPeer &from, bool retained,
+ *                    std::string_view data) { ... });
+ *   asyncipc::BusClient::Options o;
+ *   o.name = "ui";
+ *   if (bus.connect(o) == 0) { bus.subscribe("sensors/#"); bus.publish("ui/started", "1"); }
+ */
+#ifndef ASYNCIPC_BUS_HPP
+#define ASYNCIPC_BUS_HPP
+
+#if !defined(ASYNCIPC_ASYNCIPC_H) && !defined(ASYNCIPC_NO_CLASSIC_C_NAMES)
+/* asyncipc.hpp defines the classic names as C++ classes: keep the C typedefs out of its way */
+#define ASYNCIPC_NO_CLASSIC_C_NAMES 1
+#endif
+#include "asyncipc.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace asyncipc {
+
+/* A client as stamped by the broker (copied out of aipc_bus_peer). */
+struct BusPeer {
+    uint64_t id = 0;
+    std::string name;
+    uint32_t pid = 0;
+
+    static BusPeer from(const aipc_bus_peer *p)
+    {
+        BusPeer r;
+        if (p) {
+            r.id = p->id;
+            r.name = p->name ? p->name : "";
+            r.pid = p->pid;
+        }
+        return r;
+    }
+};
+
+/* Connection options (see aipc_bus_options for each field's meaning). */
+struct BusOptions {
+    std::wstring pipe;                 /* empty = AIPC_DEFAULT_BROKER_PIPE */
+    std::string name;                  /* empty = anonymous */
+    bool reconnect = true;
+    uint32_t backoffMinMs = AIPC_BUS_DEFAULT_BACKOFF_MIN_MS;
+    uint32_t backoffMaxMs = AIPC_BUS_DEFAULT_BACKOFF_MAX_MS;
+    uint64_t maxQueueBytes = AIPC_BUS_DEFAULT_MAX_QUEUE_BYTES;
+    uint32_t connectTimeoutMs = AIPC_BUS_DEFAULT_CONNECT_TIMEOUT_MS;
+};
+
+/*
+ * A bus client. Do not destroy it (or call connect() again) from inside one of its own
+ * handlers: close() from a handler returns at once and the teardown (pending replies with
+ * AIPC_ECLOSED, onState(CLOSED)) runs right after the handler, still using this object.
+ */
+class BusClient {
+public:
+    using Options = BusOptions;
+
+    using MessageHandler = std::function<void(const std::string &topic, const BusPeer &from,
+                                              bool retained, std::string_view data)>;
+    using DirectHandler = std::function<void(const BusPeer &from, std::string_view data)>;
+    /* Answer with reply(from.id, reqId, ...) now or later, from any thread. */
+    using RequestHandler = std::function<void(const BusPeer &from, uint64_t reqId,
+                                              std::string_view data)>;
+    using PresenceHandler = std::function<void(bool joined, const BusPeer &who)>;
+    using StateHandler = std::function<void(aipc_bus_state state, int error)>;
+    using DroppedHandler = std::function<void(uint64_t count)>;
+    using ErrorHandler = std::function<void(int error, const std::string &code,
+                                            const std::string &message)>;
+    /* status 0: data is the answer; otherwise an AIPC_E* code (see aipc_bus_reply_fn). */
+    using ReplyHandler = std::function<void(int status, const BusPeer &from, std::string_view data)>;
+
+    BusClient() = default;
+    ~BusClient() { close(); }
+    BusClient(const BusClient &) = delete;
+    BusClient &operator=(const BusClient &) = delete;
+
+    void onMessage(MessageHandler h) { message_ = std::move(h); }
+    void onDirect(DirectHandler h) { direct_ = std::move(h); }
+    void onRequest(RequestHandler h) { request_ = std::move(h); }
+    void onPresence(PresenceHandler h) { presence_ = std::move(h); }
+    void onState(StateHandler h) { state_ = std::move(h); }
+    void onDropped(DroppedHandler h) { dropped_ = std::move(h); }
+    void onError(ErrorHandler h) { error_ = std::move(h); }
+
+    /* Starts connecting (aipc_bus_connect). 0 or AIPC_E*; AIPC_ESTATE if already connected. */
+    int connect(const Options &opt = Options())
+    {
+        if (bus_)
+            return AIPC_ESTATE;
+        aipc_bus_options o;
+        aipc_bus_options_init(&o);
+        o.pipe_name = opt.pipe.empty() ? nullptr : opt.pipe.c_str();
+        o.name = opt.name.empty() ? nullptr : opt.name.c_str();
+        o.user = this;
+        o.reconnect = opt.reconnect ? 1 : 0;
+        o.backoff_min_ms = opt.backoffMinMs;
+        o.backoff_max_ms = opt.backoffMaxMs;
+        o.max_queue_bytes = opt.maxQueueBytes;
+        o.connect_timeout_ms = opt.connectTimeoutMs;
+        o.on_message = message_ ? &BusClient::tMessage : nullptr;
+        o.on_direct = direct_ ? &BusClient::tDirect : nullptr;
+        o.on_request = request_ ? &BusClient::tRequest : nullptr;
+        o.on_presence = presence_ ? &BusClient::tPresence : nullptr;
+        o.on_state = &BusClient::tState;
+        o.on_dropped = dropped_ ? &BusClient::tDropped : nullptr;
+        o.on_error = error_ ? &BusClient::tError : nullptr;
+        return aipc_bus_connect(&o, &bus_);
+    }
+
+    int subscribe(const std::string &filter) { return bus_ ? aipc_bus_subscribe(bus_, filter.c_str()) : AIPC_ECLOSED; }
+    int unsubscribe(const std::string &filter) { return bus_ ? aipc_bus_unsubscribe(bus_, filter.c_str()) : AIPC_ECLOSED; }
+    int publish(const std::string &topic, std::string_view data, bool retain = false)
+    {
+        return bus_ ? aipc_bus_publish(bus_, topic.c_str(), data.data(), data.size(), retain) : AIPC_ECLOSED;
+    }
+    int send(const std::string &to, std::string_view data)
+    {
+        return bus_ ? aipc_bus_send(bus_, to.c_str(), data.data(), data.size()) : AIPC_ECLOSED;
+    }
+    /* Returns the request id (> 0) or AIPC_E*; `cb` runs exactly once when the id is > 0. */
+    int64_t request(const std::string &to, std::string_view data, uint32_t timeoutMs, ReplyHandler cb)
+    {
+        if (!bus_)
+            return AIPC_ECLOSED;
+        auto *h = new ReplyHandler(std::move(cb));
+        int64_t id = aipc_bus_request(bus_, to.c_str(), data.data(), data.size(), timeoutMs,
+                                      &BusClient::tReply, h);
+        if (id < 0)
+            delete h;
+        return id;
+    }
+    int reply(uint64_t toId, uint64_t reqId, std::string_view data)
+    {
+        return bus_ ? aipc_bus_reply(bus_, toId, reqId, data.data(), data.size()) : AIPC_ECLOSED;
+    }
+    int64_t ping(uint32_t timeoutMs, ReplyHandler cb) { return call(&aipc_bus_ping, timeoutMs, std::move(cb)); }
+    /* cb's data is the broker's counters as a JSON object. */
+    int64_t stats(uint32_t timeoutMs, ReplyHandler cb) { return call(&aipc_bus_stats, timeoutMs, std::move(cb)); }
+
+    aipc_bus_state state() const { return bus_ ? aipc_bus_get_state(bus_) : AIPC_BUS_CLOSED; }
+    uint64_t id() const { return bus_ ? aipc_bus_client_id(bus_) : 0; }
+    aipc_bus *handle() const { return bus_; }
+
+    /* aipc_bus_close; the object may connect() again afterwards (not from inside a handler). */
+    void close()
+    {
+        aipc_bus *b = bus_;
+        bus_ = nullptr;
+        if (b)
+            aipc_bus_close(b);
+    }
+
+private:
+    using CallFn = int64_t (*)(aipc_bus *, uint32_t, aipc_bus_reply_fn, void *);
+    int64_t call(CallFn fn, uint32_t timeoutMs, ReplyHandler cb)
+    {
+        if (!bus_)
+            return AIPC_ECLOSED;
+        auto *h = new ReplyHandler(std::move(cb));
+        int64_t id = fn(bus_, timeoutMs, &BusClient::tReply, h);
+        if (id < 0)
+            delete h;
+        return id;
+    }
+
+    static BusClient *self(void *u) { return static_cast<BusClient *>(u); }
+    static void tMessage(aipc_bus *, void *u, const char *topic, const aipc_bus_peer *from,
+                         bool retained, const void *data, size_t len)
+    {
+        self(u)->message_(topic, BusPeer::from(from), retained,
+                          std::string_view(static_cast<const char *>(data), len));
+    }
+    static void tDirect(aipc_bus *, void *u, const aipc_bus_peer *from, const void *data, size_t len)
+    {
+        self(u)->direct_(BusPeer::from(from), std::string_view(static_cast<const char *>(data), len));
+    }
+    static void tRequest(aipc_bus *, void *u, const aipc_bus_peer *from, uint64_t req,
+                         const void *data, size_t len)
+    {
+        self(u)->request_(BusPeer::from(from), req,
+                          std::string_view(static_cast<const char *>(data), len));
+    }
+    static void tPresence(aipc_bus *, void *u, bool joined, const aipc_bus_peer *who)
+    {
+        self(u)->presence_(joined, BusPeer::from(who));
+    }
+    static void tState(aipc_bus *, void *u, aipc_bus_state st, int err)
+    {
+        if (self(u)->state_)
+            self(u)->state_(st, err);
+    }
+    static void tDropped(aipc_bus *, void *u, uint64_t n) { self(u)->dropped_(n); }
+    static void tError(aipc_bus *, void *u, int err, const char *code, const char *msg)
+    {
+        self(u)->error_(err, code ? code : "", msg ? msg : "");
+    }
+    static void tReply(aipc_bus *, void *u, int status, const aipc_bus_peer *from,
+                       const void *data, size_t len)
+    {
+        std::unique_ptr<ReplyHandler> h(static_cast<ReplyHandler *>(u));
+        if (*h)
+            (*h)(status, BusPeer::from(from), std::string_view(static_cast<const char *>(data), len));
+    }
+
+    aipc_bus *bus_ = nullptr;
+    MessageHandler message_;
+    DirectHandler direct_;
+    RequestHandler request_;
+    PresenceHandler presence_;
+    StateHandler state_;
+    DroppedHandler dropped_;
+    ErrorHandler error_;
+};
+
+} // namespace asyncipc
+
+#endif

@@ -1,0 +1,528 @@
+/* test_bus_api.c - every aipc_bus_* call against the real broker (asyncipc-broker.exe in its
+ * own process), plus peers in other processes (aipc.exe). Waits are event-based and bounded. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus_test.h"
+
+#define W AIPC_TEST_WAIT_MS
+
+static bt_broker g_broker;
+
+/* Unique topic prefix per test (tests share one broker). */
+static void topic(char *out, size_t cap, const char *tag)
+{
+    static int n;
+    snprintf(out, cap, "t%d/%s", ++n, tag);
+}
+
+START_TEST(connect_state_close)
+{
+    bt_client c;
+    ck_assert_int_eq(bt_open(&c, g_broker.wpipe, "state-a", 0), 0);
+    ck_assert_int_eq(aipc_bus_get_state(c.bus), AIPC_BUS_CONNECTED);
+    ck_assert_uint_gt(aipc_bus_client_id(c.bus), 0);
+    ck_assert_int_eq(c.last_error, 0);
+    ck_assert(bt_close(&c));                       /* bounded aipc_bus_close */
+    ck_assert_int_eq(c.closed, 1);                 /* on_state(CLOSED) ran before close returned */
+    ck_assert_int_eq(c.state_after_close, 0);      /* ... and it was the last callback */
+    ck_assert_str_eq(c.error, "");
+}
+END_TEST
+
+START_TEST(pubsub_wildcards)
+{
+    char base[64], f1[96], f2[96], t[128];
+    topic(base, sizeof base, "wild");
+    bt_client sub, pub;
+    ck_assert_int_eq(bt_open(&sub, g_broker.wpipe, "wild-sub", 1), 0);
+    ck_assert_int_eq(bt_open(&pub, g_broker.wpipe, "wild-pub", 0), 0);
+    snprintf(f1, sizeof f1, "%s/+/c", base);
+    snprintf(f2, sizeof f2, "%s/w/#", base);
+    ck_assert_int_eq(aipc_bus_subscribe(sub.bus, f1), 0);
+    ck_assert_int_eq(aipc_bus_subscribe(sub.bus, f2), 0);
+    ck_assert_int_eq(aipc_bus_subscribe(sub.bus, f2), 0);       /* again: a no-op */
+    ck_assert(bt_sync(&sub, W));                                 /* subscriptions are in place */
+    const char *topics[] = {"x/c", "x/d", "w", "w/x/y", "x/c/d", "y/y/c", "w/z"};
+    for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++) {
+        snprintf(t, sizeof t, "%s/%s", base, topics[i]);
+        ck_assert_int_eq(aipc_bus_publish(pub.bus, t, topics[i], strlen(topics[i]), false), 0);
+    }
+    /* x/c, w, w/x/y, w/z match (w/# matches w itself); w/z is last, so per-publisher order
+     * means all earlier ones have arrived when it has */
+    ck_assert(bt_wait(&sub, &sub.msgs, 4, W));
+    ck_assert(bt_sync(&pub, W) && bt_sync(&sub, W));
+    ck_assert_int_eq(bt_get(&sub, &sub.msgs), 4);
+    const char *want[] = {"x/c", "w", "w/x/y", "w/z"};
+    for (int i = 0; i < 4; i++) {
+        bt_msg *m = bt_kept(&sub, (size_t)i);
+        snprintf(t, sizeof t, "%s/%s", base, want[i]);
+        ck_assert_str_eq(m->topic, t);
+        ck_assert_str_eq((char *)m->data, want[i]);
+        ck_assert_str_eq(m->from_name, "wild-pub");
+        ck_assert_uint_eq(m->from_pid, GetCurrentProcessId());
+        ck_assert_uint_eq(m->from_id, aipc_bus_client_id(pub.bus));
+        ck_assert(!m->retained);
+    }
+    /* unsubscribe: no more deliveries for that filter */
+    ck_assert_int_eq(aipc_bus_unsubscribe(sub.bus, f2), 0);
+    ck_assert(bt_sync(&sub, W));
+    snprintf(t, sizeof t, "%s/w/after", base);
+    ck_assert_int_eq(aipc_bus_publish(pub.bus, t, "n", 1, false), 0);
+    snprintf(t, sizeof t, "%s/q/c", base);
+    ck_assert_int_eq(aipc_bus_publish(pub.bus, t, "y", 1, false), 0);
+    ck_assert(bt_wait(&sub, &sub.msgs, 5, W));
+    ck_assert_str_eq(bt_kept(&sub, 4)->topic, t);
+    ck_assert_str_eq(sub.error, "");
+    ck_assert(bt_close(&sub) && bt_close(&pub));
+}
+END_TEST
+
+START_TEST(retain_and_clear)
+{
+    char t[96], f[128];
+    topic(t, sizeof t, "ret");
+    snprintf(f, sizeof f, "%s/#", t);
+    bt_client pub, late, later;
+    ck_assert_int_eq(bt_open(&pub, g_broker.wpipe, NULL, 0), 0);
+    ck_assert_int_eq(aipc_bus_publish(pub.bus, t, "keep\0me", 7, true), 0);
+    ck_assert(bt_sync(&pub, W));
+    ck_assert_int_eq(bt_open(&late, g_broker.wpipe, NULL, 1), 0);
+    ck_assert_int_eq(aipc_bus_subscribe(late.bus, f), 0);
+    ck_assert(bt_wait(&late, &late.msgs, 1, W));
+    bt_msg *m = bt_kept(&late, 0);
+    ck_assert_str_eq(m->topic, t);
+    ck_assert_uint_eq(m->len, 7);
+    ck_assert_mem_eq(m->data, "keep\0me", 7);
+    ck_assert(m->retained);
+    /* clear with an empty retained publication: a later subscriber gets nothing */
+    ck_assert_int_eq(aipc_bus_publish(pub.bus, t, NULL, 0, true), 0);
+    ck_assert(bt_sync(&pub, W));
+    ck_assert_int_eq(bt_open(&later, g_broker.wpipe, NULL, 1), 0);
+    ck_assert_int_eq(aipc_bus_subscribe(later.bus, f), 0);
+    ck_assert(bt_sync(&later, W));                     /* retained would precede the pong */
+    ck_assert_int_eq(bt_get(&later, &later.msgs), 0);
+    ck_assert(bt_close(&pub) && bt_close(&late) && bt_close(&later));
+}
+END_TEST
+
+START_TEST(direct_messages)
+{
+    bt_client a, b;
+    ck_assert_int_eq(bt_open(&a, g_broker.wpipe, "direct-a", 1), 0);
+    ck_assert_int_eq(bt_open(&b, g_broker.wpipe, "direct-b", 1), 0);
+    ck_assert_int_eq(aipc_bus_send(a.bus, "direct-b", "hi b", 4), 0);
+    char id[32];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)aipc_bus_client_id(b.bus));
+    ck_assert_int_eq(aipc_bus_send(a.bus, id, "by id", 5), 0);   /* numeric id works too */
+    ck_assert(bt_wait(&b, &b.directs, 2, W));
+    ck_assert_str_eq((char *)bt_kept(&b, 0)->data, "hi b");
+    ck_assert_str_eq(bt_kept(&b, 0)->from_name, "direct-a");
+    ck_assert_str_eq((char *)bt_kept(&b, 1)->data, "by id");
+    /* unknown target: on_error with the broker's code */
+    ck_assert_int_eq(aipc_bus_send(a.bus, "nobody-here", "x", 1), 0);
+    ck_assert(bt_wait(&a, &a.errors, 1, W));
+    ck_assert_str_eq(a.last_error_code, "no_such_client");
+    ck_assert(bt_close(&a) && bt_close(&b));
+}
+END_TEST
+
+/* Replies to every kept request of `svc` from the test thread (reply from any thread). */
+static void reply_later(bt_client *svc, size_t from)
+{
+    for (size_t i = from;; i++) {
+        bt_msg *m = bt_kept(svc, i);
+        if (!m)
+            break;
+        char out[256];
+        int n = snprintf(out, sizeof out, "later:%s", (char *)m->data);
+        ck_assert_int_eq(aipc_bus_reply(svc->bus, m->from_id, m->req_id, out, (size_t)n), 0);
+    }
+}
+
+START_TEST(request_reply)
+{
+    bt_client cli, svc, slow;
+    ck_assert_int_eq(bt_open(&svc, g_broker.wpipe, "rr-svc", 1), 0);
+    slow.req_mode = BT_REQ_LATER;
+    ck_assert_int_eq(bt_open(&slow, g_broker.wpipe, "rr-slow", 1), 0);
+    ck_assert_int_eq(bt_open(&cli, g_broker.wpipe, "rr-cli", 0), 0);
+
+    bt_reply r;
+    bt_reply_init(&r);
+    int64_t id = aipc_bus_request(cli.bus, "rr-svc", "ping\0pong", 9, 10000, bt_on_reply, &r);
+    ck_assert_int_gt(id, 0);
+    ck_assert(bt_reply_wait(&r, W));
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_uint_eq(r.len, 9);
+    ck_assert_mem_eq(r.data, "ping\0pong", 9);
+    ck_assert_str_eq(r.from_name, "rr-svc");
+    ck_assert_uint_eq(r.from_id, aipc_bus_client_id(svc.bus));
+    ck_assert_uint_ne(r.thread, GetCurrentThreadId());
+    ck_assert_str_eq((char *)bt_kept(&svc, 0)->data, "ping");
+    ck_assert_str_eq(bt_kept(&svc, 0)->from_name, "rr-cli");
+    bt_reply_free(&r);
+
+    /* answered later, from the test thread */
+    bt_reply r2[3];
+    for (int i = 0; i < 3; i++) {
+        bt_reply_init(&r2[i]);
+        char msg[16];
+        snprintf(msg, sizeof msg, "q%d", i);
+        ck_assert_int_gt(aipc_bus_request(cli.bus, "rr-slow", msg, strlen(msg), 10000,
+                                          bt_on_reply, &r2[i]), 0);
+    }
+    ck_assert(bt_wait(&slow, &slow.requests, 3, W));
+    reply_later(&slow, 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert(bt_reply_wait(&r2[i], W));
+        ck_assert_int_eq(r2[i].status, 0);
+        char want[16];
+        snprintf(want, sizeof want, "later:q%d", i);
+        ck_assert_str_eq((char *)r2[i].data, want);
+        ck_assert_int_eq(r2[i].calls, 1);
+        bt_reply_free(&r2[i]);
+    }
+    /* unknown target: AIPC_EREFUSED with the broker's code as data */
+    bt_reply r3;
+    bt_reply_init(&r3);
+    ck_assert_int_gt(aipc_bus_request(cli.bus, "rr-nobody", "x", 1, 10000, bt_on_reply, &r3), 0);
+    ck_assert(bt_reply_wait(&r3, W));
+    ck_assert_int_eq(r3.status, AIPC_EREFUSED);
+    ck_assert_str_eq((char *)r3.data, "no_such_client");
+    bt_reply_free(&r3);
+    ck_assert_str_eq(svc.error, "");
+    ck_assert(bt_close(&cli) && bt_close(&svc) && bt_close(&slow));
+}
+END_TEST
+
+START_TEST(request_timeout_and_no_reply)
+{
+    bt_client cli, mute;
+    mute.req_mode = BT_REQ_IGNORE;
+    ck_assert_int_eq(bt_open(&mute, g_broker.wpipe, "to-mute", 1), 0);
+    ck_assert_int_eq(bt_open(&cli, g_broker.wpipe, "to-cli", 0), 0);
+    bt_reply r;
+    bt_reply_init(&r);
+    uint64_t t0 = aipc_test_now_ms();
+    ck_assert_int_gt(aipc_bus_request(cli.bus, "to-mute", "x", 1, 400, bt_on_reply, &r), 0);
+    ck_assert(bt_reply_wait(&r, W));
+    uint64_t took = aipc_test_now_ms() - t0;
+    ck_assert_int_eq(r.status, AIPC_ETIMEDOUT);
+    ck_assert_uint_ge(took, 350);
+    ck_assert_uint_lt(took, 10000);
+    bt_reply_free(&r);
+    /* the target leaves before replying: the broker answers no_reply */
+    bt_reply r2;
+    bt_reply_init(&r2);
+    ck_assert_int_gt(aipc_bus_request(cli.bus, "to-mute", "y", 1, 20000, bt_on_reply, &r2), 0);
+    ck_assert(bt_wait(&mute, &mute.requests, 2, W));
+    ck_assert(bt_close(&mute));
+    ck_assert(bt_reply_wait(&r2, W));
+    ck_assert_int_eq(r2.status, AIPC_EREFUSED);
+    ck_assert_str_eq((char *)r2.data, "no_reply");
+    bt_reply_free(&r2);
+    ck_assert(bt_close(&cli));
+}
+END_TEST
+
+START_TEST(presence)
+{
+    bt_client watch, x;
+    ck_assert_int_eq(bt_open(&watch, g_broker.wpipe, "pres-watch", 0), 0);
+    ck_assert(bt_sync(&watch, W));   /* the internal $bus subscriptions are in place */
+    long long j0 = bt_get(&watch, &watch.joined), l0 = bt_get(&watch, &watch.left);
+    ck_assert_int_eq(bt_open(&x, g_broker.wpipe, "pres-x", 0), 0);
+    ck_assert(bt_wait(&watch, &watch.joined, j0 + 1, W));
+    EnterCriticalSection(&watch.lock);
+    ck_assert_str_eq(watch.last_presence_name, "pres-x");
+    ck_assert_uint_eq(watch.last_presence_pid, GetCurrentProcessId());
+    ck_assert_uint_eq(watch.last_presence_id, aipc_bus_client_id(x.bus));
+    LeaveCriticalSection(&watch.lock);
+    ck_assert(bt_close(&x));
+    ck_assert(bt_wait(&watch, &watch.left, l0 + 1, W));
+    EnterCriticalSection(&watch.lock);
+    ck_assert_str_eq(watch.last_presence_name, "pres-x");
+    LeaveCriticalSection(&watch.lock);
+    /* presence events are not publications for on_message without a $bus filter */
+    ck_assert_int_eq(bt_get(&watch, &watch.msgs), 0);
+    ck_assert(bt_close(&watch));
+}
+END_TEST
+
+START_TEST(stats_and_ping)
+{
+    bt_client c;
+    ck_assert_int_eq(bt_open(&c, g_broker.wpipe, NULL, 0), 0);
+    bt_reply r;
+    bt_reply_init(&r);
+    ck_assert_int_gt(aipc_bus_stats(c.bus, 5000, bt_on_reply, &r), 0);
+    ck_assert(bt_reply_wait(&r, W));
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr((char *)r.data, "\"clients\""));
+    ck_assert_ptr_nonnull(strstr((char *)r.data, "\"uptime_ms\""));
+    ck_assert_int_eq(((char *)r.data)[0], '{');
+    bt_reply_free(&r);
+    bt_reply_init(&r);
+    ck_assert_int_gt(aipc_bus_ping(c.bus, 5000, bt_on_reply, &r), 0);
+    ck_assert(bt_reply_wait(&r, W));
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_uint_eq(r.len, 0);
+    bt_reply_free(&r);
+    ck_assert(bt_close(&c));
+}
+END_TEST
+
+START_TEST(peers_in_other_processes)
+{
+    char t[96], args[512];
+    topic(t, sizeof t, "xproc");
+    bt_client c;
+    ck_assert_int_eq(bt_open(&c, g_broker.wpipe, "xproc-test", 1), 0);
+    ck_assert_int_eq(aipc_bus_subscribe(c.bus, t), 0);
+    ck_assert(bt_sync(&c, W));
+    /* a publisher process */
+    bt_child pub;
+    snprintf(args, sizeof args, "pub %s from-child --pipe %s", t, g_broker.pipe);
+    ck_assert_int_eq(bt_child_start(&pub, "aipc.exe", args, NULL), 0);
+    DWORD child_pid = pub.pid;
+    ck_assert(bt_child_wait(&pub, W));
+    ck_assert_int_eq(pub.exit_code, 0);
+    ck_assert(bt_wait(&c, &c.msgs, 1, W));
+    ck_assert_str_eq((char *)bt_kept(&c, 0)->data, "from-child");
+    ck_assert_uint_eq(bt_kept(&c, 0)->from_pid, child_pid);
+    bt_child_free(&pub);
+    /* an echo service process: wait for its presence, then request */
+    long long j0 = bt_get(&c, &c.joined);
+    bt_child svc;
+    snprintf(args, sizeof args, "serve xproc-echo --count 1 --pipe %s", g_broker.pipe);
+    ck_assert_int_eq(bt_child_start(&svc, "aipc.exe", args, NULL), 0);
+    int seen = 0;
+    for (long long k = j0 + 1; !seen && bt_wait(&c, &c.joined, k, W); k++) {
+        EnterCriticalSection(&c.lock);
+        seen = strcmp(c.last_presence_name, "xproc-echo") == 0;
+        LeaveCriticalSection(&c.lock);
+    }
+    ck_assert(seen);
+    bt_reply r;
+    bt_reply_init(&r);
+    ck_assert_int_gt(aipc_bus_request(c.bus, "xproc-echo", "echo me", 7, 10000, bt_on_reply, &r), 0);
+    ck_assert(bt_reply_wait(&r, W));
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq((char *)r.data, "echo me");
+    bt_reply_free(&r);
+    ck_assert(bt_child_wait(&svc, W));                  /* --count 1: exits after one request */
+    ck_assert_int_eq(svc.exit_code, 0);
+    bt_child_free(&svc);
+    ck_assert(bt_close(&c));
+}
+END_TEST
+
+START_TEST(absent_broker_without_reconnect)
+{
+    char name[96];
+    wchar_t wname[96];
+    aipc_test_name(name, sizeof name, "absent");
+    aipc_test_wname(wname, 96, name);
+    bt_client c;
+    aipc_bus_options o;
+    bt_options(&c, &o, wname, NULL, 0);
+    o.connect_timeout_ms = 300;
+    ck_assert_int_eq(bt_connect(&c, &o), 0);
+    bt_reply r;
+    bt_reply_init(&r);
+    int64_t id = aipc_bus_request(c.bus, "x", "q", 1, 20000, bt_on_reply, &r);
+    ck_assert_int_gt(id, 0);                          /* queued until the attempt fails */
+    ck_assert(bt_wait(&c, &c.disconnected, 1, W));
+    ck_assert_int_eq(c.last_error, AIPC_ENOTFOUND);
+    ck_assert(bt_reply_wait(&r, W));                   /* never hangs */
+    ck_assert_int_eq(r.status, AIPC_EDISCONNECTED);
+    bt_reply_free(&r);
+    ck_assert_int_eq(aipc_bus_get_state(c.bus), AIPC_BUS_DISCONNECTED);
+    ck_assert_int_eq(aipc_bus_publish(c.bus, "a/b", "x", 1, false), AIPC_EDISCONNECTED);
+    ck_assert_int_eq(aipc_bus_request(c.bus, "x", "q", 1, 100, bt_on_reply, &r), AIPC_EDISCONNECTED);
+    ck_assert_int_eq(bt_get(&c, &c.reconnecting), 0);
+    ck_assert(bt_close(&c));
+}
+END_TEST
+
+START_TEST(queue_bound_while_disconnected)
+{
+    char name[96];
+    wchar_t wname[96];
+    aipc_test_name(name, sizeof name, "absentq");
+    aipc_test_wname(wname, 96, name);
+    bt_client c;
+    aipc_bus_options o;
+    bt_options(&c, &o, wname, NULL, 1);
+    o.connect_timeout_ms = 100;
+    o.max_queue_bytes = 4096;
+    ck_assert_int_eq(bt_connect(&c, &o), 0);
+    ck_assert(bt_wait(&c, &c.reconnecting, 1, W));
+    char buf[1000];
+    memset(buf, 'q', sizeof buf);
+    int accepted = 0, rc;
+    while ((rc = aipc_bus_publish(c.bus, "q/x", buf, sizeof buf, false)) == 0)
+        accepted++;
+    ck_assert_int_eq(rc, AIPC_EQUEUEFULL);
+    ck_assert_int_ge(accepted, 3);
+    ck_assert_int_le(accepted, 4);
+    /* a request that cannot be sent times out (it never hangs) */
+    bt_reply r;
+    bt_reply_init(&r);
+    memset(buf, 'r', 10);
+    ck_assert_int_gt(aipc_bus_request(c.bus, "svc", buf, 10, 300, bt_on_reply, &r), 0);
+    ck_assert(bt_reply_wait(&r, W));
+    ck_assert_int_eq(r.status, AIPC_ETIMEDOUT);
+    bt_reply_free(&r);
+    ck_assert(bt_close(&c));
+}
+END_TEST
+
+START_TEST(name_taken)
+{
+    bt_client a, b;
+    ck_assert_int_eq(bt_open(&a, g_broker.wpipe, "taken-name", 0), 0);
+    aipc_bus_options o;
+    bt_options(&b, &o, g_broker.wpipe, "taken-name", 0);
+    ck_assert_int_eq(bt_connect(&b, &o), 0);
+    ck_assert(bt_wait(&b, &b.disconnected, 1, W));
+    ck_assert_int_eq(b.last_error, AIPC_EREFUSED);
+    ck_assert(bt_wait(&b, &b.errors, 1, W));
+    ck_assert_str_eq(b.last_error_code, "name_taken");
+    ck_assert_int_eq(bt_get(&b, &b.connected), 0);
+    ck_assert(bt_close(&b) && bt_close(&a));
+}
+END_TEST
+
+START_TEST(close_inside_callback)
+{
+    char t[96];
+    topic(t, sizeof t, "cic");
+    bt_client sub, pub;
+    ck_assert_int_eq(bt_open(&sub, g_broker.wpipe, NULL, 0), 0);
+    ck_assert_int_eq(bt_open(&pub, g_broker.wpipe, NULL, 0), 0);
+    ck_assert_int_eq(aipc_bus_subscribe(sub.bus, t), 0);
+    ck_assert(bt_sync(&sub, W));
+    bt_reply pending;
+    bt_reply_init(&pending);
+    ck_assert_int_gt(aipc_bus_request(sub.bus, "nobody-answers-cic", "x", 1, 60000, bt_on_reply,
+                                      &pending), 0);
+    EnterCriticalSection(&sub.lock);
+    sub.close_in_callback = 1;
+    LeaveCriticalSection(&sub.lock);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq(aipc_bus_publish(pub.bus, t, "m", 1, false), 0);
+    ck_assert(bt_wait(&sub, &sub.closed, 1, W));
+    ck_assert(bt_reply_wait(&pending, W));
+    ck_assert(pending.status == AIPC_ECLOSED || pending.status == AIPC_EREFUSED);
+    bt_reply_free(&pending);
+    ck_assert(bt_sync(&pub, W));
+    ck_assert_int_eq(bt_get(&sub, &sub.msgs), 1);       /* nothing after the closing callback */
+    ck_assert_int_eq(bt_get(&sub, &sub.state_after_close), 0);
+    sub.bus = NULL;                                     /* already closed */
+    ck_assert(bt_close(&sub) && bt_close(&pub));
+}
+END_TEST
+
+START_TEST(invalid_arguments)
+{
+    bt_client c;
+    ck_assert_int_eq(bt_open(&c, g_broker.wpipe, NULL, 0), 0);
+    ck_assert_int_eq(aipc_bus_publish(c.bus, "a/+", "x", 1, false), AIPC_EINVAL);
+    ck_assert_int_eq(aipc_bus_publish(c.bus, "a/#", "x", 1, false), AIPC_EINVAL);
+    ck_assert_int_eq(aipc_bus_publish(c.bus, "$bus/joined", "x", 1, false), AIPC_EINVAL);
+    ck_assert_int_eq(aipc_bus_publish(c.bus, "", "x", 1, false), AIPC_EINVAL);
+    ck_assert_int_eq(aipc_bus_publish(c.bus, "a", NULL, 1, false), AIPC_EINVAL);
+    ck_assert_int_eq(aipc_bus_subscribe(c.bus, "a/#/b"), AIPC_EINVAL);
+    ck_assert_int_eq(aipc_bus_subscribe(c.bus, "a+"), AIPC_EINVAL);
+    ck_assert_int_eq(aipc_bus_send(c.bus, "bad name", "x", 1), AIPC_EINVAL);
+    ck_assert_int_eq(aipc_bus_request(c.bus, "x", "x", 1, 10, NULL, NULL), AIPC_EINVAL);
+    ck_assert_int_eq(aipc_bus_reply(c.bus, 0, 1, "x", 1), AIPC_EINVAL);
+    aipc_bus_options o;
+    aipc_bus_options_init(&o);
+    aipc_bus *b = NULL;
+    o.name = "bad/name";
+    ck_assert_int_eq(aipc_bus_connect(&o, &b), AIPC_EINVAL);
+    o.name = NULL;
+    o.size = 8;
+    ck_assert_int_eq(aipc_bus_connect(&o, &b), AIPC_EINVAL);
+    aipc_bus_options_init(&o);
+    o.pipe_name = L"\\\\server\\pipe\\x";
+    ck_assert_int_eq(aipc_bus_connect(&o, &b), AIPC_EINVAL);
+    ck_assert_ptr_null(b);
+    ck_assert_int_eq(aipc_bus_connect(NULL, &b), AIPC_EINVAL);
+    ck_assert_str_eq(aipc_bus_state_name(AIPC_BUS_RECONNECTING), "reconnecting");
+    ck_assert(bt_close(&c));
+}
+END_TEST
+
+START_TEST(large_payload_and_many_frames)
+{
+    char t[96];
+    topic(t, sizeof t, "big");
+    bt_client sub, pub;
+    ck_assert_int_eq(bt_open(&sub, g_broker.wpipe, NULL, 1), 0);
+    ck_assert_int_eq(bt_open(&pub, g_broker.wpipe, NULL, 0), 0);
+    ck_assert_int_eq(aipc_bus_subscribe(sub.bus, t), 0);
+    ck_assert(bt_sync(&sub, W));
+    size_t big = 3u * 1024u * 1024u + 17u;
+    uint8_t *buf = malloc(big);
+    aipc_pattern_fill(buf, big, 0xB16);
+    ck_assert_int_eq(aipc_bus_publish(pub.bus, t, buf, big, false), 0);
+    for (uint32_t i = 0; i < 500; i++) {
+        uint8_t small[16];
+        aipc_pattern_fill(small, sizeof small, i);
+        ck_assert_int_eq(aipc_bus_publish(pub.bus, t, small, sizeof small, false), 0);
+    }
+    ck_assert(bt_wait(&sub, &sub.msgs, 501, W));
+    bt_msg *m = bt_kept(&sub, 0);
+    ck_assert_uint_eq(m->len, big);
+    ck_assert_int_eq(aipc_pattern_check(m->data, big, 0xB16), -1);
+    for (uint32_t i = 0; i < 500; i++)
+        ck_assert_int_eq(aipc_pattern_check(bt_kept(&sub, i + 1)->data, 16, i), -1);
+    free(buf);
+    ck_assert(bt_close(&sub) && bt_close(&pub));
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("bus_api");
+    TCase *tc = tcase_create("api");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, connect_state_close);
+    tcase_add_test(tc, pubsub_wildcards);
+    tcase_add_test(tc, retain_and_clear);
+    tcase_add_test(tc, direct_messages);
+    tcase_add_test(tc, request_reply);
+    tcase_add_test(tc, request_timeout_and_no_reply);
+    tcase_add_test(tc, presence);
+    tcase_add_test(tc, stats_and_ping);
+    tcase_add_test(tc, peers_in_other_processes);
+    tcase_add_test(tc, absent_broker_without_reconnect);
+    tcase_add_test(tc, queue_bound_while_disconnected);
+    tcase_add_test(tc, name_taken);
+    tcase_add_test(tc, close_inside_callback);
+    tcase_add_test(tc, invalid_arguments);
+    tcase_add_test(tc, large_payload_and_many_frames);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    if (bt_broker_start(&g_broker, "busapi") != 0) {
+        fprintf(stderr, "cannot start asyncipc-broker.exe\n");
+        return 1;
+    }
+    SRunner *r = srunner_create(suite());
+    srunner_set_fork_status(r, CK_NOFORK);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    bt_broker_stop(&g_broker);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
