@@ -3,6 +3,7 @@
 
 #include "asyncipc/asyncipc.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,8 +151,8 @@ static int on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *
 static int after_decode(aipc_broker *b, aipc_client *c, int rc)
 {
     if (rc == AIPC_ETOOBIG) {
-        aipc_logf(b, AIPC_LOG_WARN, "client %llu (pid %u) sent an oversize frame: closing",
-                  (unsigned long long)c->id, c->pid);
+        aipc_logf(b, AIPC_LOG_WARN, "client %" PRIu64 " (pid %u) sent an oversize frame",
+                  c->id, c->pid);
         aipc_send_error(c, false, 0, "too_large", "frame over the meta or payload limit");
         aipc_request_close(c);
     } else if (rc == AIPC_ENOMEM) {
@@ -202,7 +203,7 @@ void aipc_broker_detach(aipc_broker *b, aipc_client *cl)
     aipc_unsubscribe_all(b, cl);
     aipc_reqs_client_gone(b, cl);
     if (joined) {
-        aipc_logf(b, AIPC_LOG_INFO, "client %llu (%s, pid %u) left", (unsigned long long)cl->id,
+        aipc_logf(b, AIPC_LOG_INFO, "client %" PRIu64 " (%s, pid %u) left", cl->id,
                   cl->name_len ? cl->name : "anonymous", cl->pid);
         aipc_presence(b, cl, false);
     }

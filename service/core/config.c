@@ -4,6 +4,7 @@
 
 #include "asyncipc/asyncipc.h"
 
+#include <inttypes.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -23,6 +24,11 @@ void aipc_broker_config_defaults(aipc_broker_config *out)
 
 /* Writes the error message (always NUL-terminated) and returns AIPC_EINVAL. */
 static int cfg_err(char *err, size_t errlen, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static int cfg_err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -41,8 +47,8 @@ static int get_uint(const cJSON *v, uint64_t lo, uint64_t hi, uint64_t *out, cha
         return cfg_err(err, errlen, "config: \"%s\" must be an integer", v->string);
     double d = v->valuedouble;
     if (d < (double)lo || d > (double)hi)
-        return cfg_err(err, errlen, "config: \"%s\" must be between %llu and %llu", v->string,
-                       (unsigned long long)lo, (unsigned long long)hi);
+        return cfg_err(err, errlen, "config: \"%s\" must be between %" PRIu64 " and %" PRIu64,
+                       v->string, lo, hi);
     *out = (uint64_t)d;
     return 0;
 }
@@ -55,8 +61,8 @@ static int get_str(const cJSON *v, char *dst, size_t cap, bool allow_empty, char
         return cfg_err(err, errlen, "config: \"%s\" must be a string", v->string);
     size_t n = strlen(v->valuestring);
     if (n >= cap)
-        return cfg_err(err, errlen, "config: \"%s\" is too long (at most %zu bytes)", v->string,
-                       cap - 1);
+        return cfg_err(err, errlen, "config: \"%s\" is too long (at most %" PRIu64 " bytes)",
+                       v->string, (uint64_t)(cap - 1));
     if (!n && !allow_empty)
         return cfg_err(err, errlen, "config: \"%s\" must not be empty", v->string);
     memcpy(dst, v->valuestring, n + 1);
@@ -158,7 +164,7 @@ int aipc_broker_config_load_json(aipc_broker_config *out, const char *json_text,
     if (!j) {
         const char *at = cJSON_GetErrorPtr();
         size_t off = at && at >= json_text ? (size_t)(at - json_text) : 0;
-        return cfg_err(err, errlen, "config: invalid JSON near byte %zu", off);
+        return cfg_err(err, errlen, "config: invalid JSON near byte %" PRIu64, (uint64_t)off);
     }
     int rc = 0;
     if (!cJSON_IsObject(j)) {

@@ -10,6 +10,7 @@
 
 #include "asyncipc/asyncipc.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 #define CONTROL_SLACK (1024u * 1024u)
@@ -49,8 +50,8 @@ int aipc_queue_frame(aipc_client *c, aipc_frame *f)
         if (f->kind == AIPC_FK_PUB && c->dropped_pending)
             aipc_send_dropped(c);      /* the gap is reported before what follows it */
     } else if ((c->q.bytes - c->q.data_bytes) + f->len > max + CONTROL_SLACK) {
-        aipc_logf(b, AIPC_LOG_WARN, "client %llu does not read its answers: closing it",
-                  (unsigned long long)c->id);
+        aipc_logf(b, AIPC_LOG_WARN, "client %" PRIu64 " does not read its answers: closing it",
+                  c->id);
         c->kill = true;
         aipc_request_close(c);
         return AIPC_EQUEUEFULL;

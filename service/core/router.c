@@ -4,6 +4,7 @@
 
 #include "asyncipc/asyncipc.h"
 
+#include <inttypes.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -110,7 +111,7 @@ static void op_hello(opctx *x)
     }
     c->state = AIPC_CL_READY;
     aipc_send_welcome(c, x->has_id, x->id);
-    aipc_logf(x->b, AIPC_LOG_INFO, "client %llu (%s, pid %u) joined", (unsigned long long)c->id,
+    aipc_logf(x->b, AIPC_LOG_INFO, "client %" PRIu64 " (%s, pid %u) joined", c->id,
               nlen ? c->name : "anonymous", c->pid);
     aipc_presence(x->b, c, true);
 }
@@ -274,8 +275,9 @@ static void op_stats(opctx *x)
         aipc_sbuf_i64(m, x->id);
     }
     aipc_sbuf_lit(m, "}");
-    aipc_frame *f = m->oom ? NULL
-                           : aipc_frame_make(AIPC_FK_CONTROL, m->p, m->len, (const uint8_t *)json, n);
+    aipc_frame *f = NULL;
+    if (!m->oom)
+        f = aipc_frame_make(AIPC_FK_CONTROL, m->p, m->len, (const uint8_t *)json, n);
     if (!f) {
         fail(x, "internal", "out of memory");
         return;
