@@ -433,11 +433,8 @@ int main(void)
             pos[npos++] = a;
         }
     }
-    if (npos == 0) {
-        usage(stderr);
-        fail_line("missing command");
-        return EXIT_USAGE;
-    }
+    if (npos == 0)
+        return bad_args("missing command");
     g_cmd = pos[0];
     const char *cmd = pos[0];
     int nargs = npos - 1;
