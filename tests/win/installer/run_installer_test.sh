@@ -142,6 +142,10 @@ consumer() {
   echo "$out" | sed 's/^/    consumer: /'
   check "consumer exchanged messages (p2p and through the broker) and exited 0" \
     test "$rc" = 0 -a -n "$(grep -x 'PASSED (0 failures)' <<<"$out")"
+  out=$(WINEPATH="$dw\\bin" w "$b/consumer_cpp.exe" 2>&1 | tr -d '\r'); rc=$?
+  echo "$out" | sed 's/^/    consumer_cpp: /'
+  check "C++ consumer (installed asyncipc.hpp/bus.hpp) exchanged messages and exited 0" \
+    test "$rc" = 0 -a -n "$(grep '^PASSED' <<<"$out")"
 }
 
 # ---- fresh prefix ---------------------------------------------------------------------------

@@ -3,5 +3,8 @@
 set(CMAKE_SYSTEM_NAME Windows)
 set(CMAKE_SYSTEM_PROCESSOR x86_64)
 find_program(CMAKE_C_COMPILER NAMES x86_64-w64-mingw32-gcc-posix x86_64-w64-mingw32-gcc REQUIRED)
+find_program(CMAKE_CXX_COMPILER NAMES x86_64-w64-mingw32-g++-posix x86_64-w64-mingw32-g++ REQUIRED)
 find_program(CMAKE_RC_COMPILER NAMES x86_64-w64-mingw32-windres REQUIRED)
-set(CMAKE_C_FLAGS_INIT "-static-libgcc")
+# Static runtime: the programs run in a prefix that has no mingw runtime DLLs.
+# (asyncipc.dll is still linked dynamically: its import library is named by full path.)
+set(CMAKE_EXE_LINKER_FLAGS_INIT "-static")
