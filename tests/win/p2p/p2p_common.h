@@ -27,7 +27,8 @@
 #include "aipc_probe.h"
 #include "aipc_testutil.h"
 
-#define WAIT_MS AIPC_TEST_WAIT_MS
+/* Every wait is bounded by this (30 s, or AIPC_TEST_WAIT_MS from the environment). */
+#define WAIT_MS ((unsigned)aipc_test_wait_ms())
 
 static aipc_probe *g_probes[8];
 static int g_log_opened;
@@ -73,10 +74,11 @@ static inline aipc_probe *start_probe(aipc_probe *p, PipeImplType engine, PipeTy
     return p;
 }
 
-/* Waits for a counter and fails the test with `what` if it does not get there in time. */
+/* Waits for a counter and fails the test with `what` if it stops moving for WAIT_MS before
+ * reaching the target (or has not got there after 4 * WAIT_MS). */
 #define WAIT_FOR(p, field, target, what)                                                        \
-    ck_assert_msg(aipc_probe_wait((p), &(p)->field, (target), WAIT_MS),                          \
-                  "%s: " #field " = %lld, want %lld within %u ms", (what),                       \
+    ck_assert_msg(aipc_probe_wait_progress((p), &(p)->field, (target), WAIT_MS, 4 * WAIT_MS),    \
+                  "%s: " #field " = %lld, want %lld (stalled for %u ms)", (what),                \
                   aipc_probe_get((p), &(p)->field), (long long)(target), WAIT_MS)
 
 /* The probe kept its threading promises (checked at the end of each test). */
@@ -134,7 +136,7 @@ static inline int run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
+    srunner_run_all(sr, CK_VERBOSE);   /* one line per test, also if ctest has to kill us */
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? 0 : 1;

@@ -165,8 +165,7 @@ START_TEST(hundred_thousand_in_order)
     ck_assert_int_eq(aipc_proc_spawn(&peer, "p2p_peer.exe",
                                      "--mode send --count %d --size %d --role client --engine %s --pipe %s",
                                      N, SIZE, engine_arg(theirs), name), AIPC_OK);
-    ck_assert_msg(aipc_probe_wait(p, &p->recv_count, N, 90000), "received %lld of %d",
-                  aipc_probe_get(p, &p->recv_count), N);
+    WAIT_FOR(p, recv_count, N, "100,000 messages from the peer");
     ck_assert_msg(c1.bad_at < 0, "message %lld out of order or damaged", c1.bad_at);
     ck_assert_msg(aipc_probe_exit(p, WAIT_MS), "Exit did not return");
     PEER_DONE(&peer, 0);
@@ -188,8 +187,7 @@ START_TEST(hundred_thousand_in_order)
         aipc_pattern_fill(m, SIZE, (uint32_t)i);
         ck_assert_int_eq(aipc_probe_send(p, m, SIZE), AIPC_OK);
     }
-    ck_assert_msg(aipc_probe_wait(p, &p->recv_count, N, 90000), "echoed %lld of %d",
-                  aipc_probe_get(p, &p->recv_count), N);
+    WAIT_FOR(p, recv_count, N, "100,000 echoes");
     ck_assert_msg(c2.bad_at < 0, "echo %lld out of order or damaged", c2.bad_at);
     WAIT_FOR(p, sent_count, N, "OnSend per message");
     ck_assert_msg(aipc_probe_exit(p, WAIT_MS), "Exit did not return");
@@ -280,8 +278,7 @@ START_TEST(send_from_many_threads)
         ck_assert_int_eq(s[i].failures, 0);
     }
     CloseHandle(go);
-    ck_assert_msg(aipc_probe_wait(p, &p->recv_count, THREADS * PER_THREAD, 60000), "echoed %lld of %d",
-                  aipc_probe_get(p, &p->recv_count), THREADS * PER_THREAD);
+    WAIT_FOR(p, recv_count, THREADS * PER_THREAD, "echoes of every thread's messages");
     ck_assert_int_eq(order.bad, 0);
     for (int i = 0; i < THREADS; i++)
         ck_assert_int_eq(order.next[i], PER_THREAD);

@@ -217,6 +217,36 @@ int aipc_probe_wait(aipc_probe *p, volatile long long *field, long long target, 
     return ok;
 }
 
+int aipc_probe_wait_progress(aipc_probe *p, volatile long long *field, long long target,
+                             DWORD stall_ms, DWORD max_ms)
+{
+    uint64_t start = aipc_test_now_ms();
+    int ok;
+    EnterCriticalSection(&p->lock);
+    p->waiters++;
+    long long last = *field;
+    uint64_t last_change = start;
+    for (;;) {
+        ok = *field >= target;
+        if (ok)
+            break;
+        uint64_t now = aipc_test_now_ms();
+        if (*field != last) {
+            last = *field;
+            last_change = now;
+        }
+        if (now - last_change >= stall_ms || now - start >= max_ms)
+            break;
+        uint64_t until = last_change + stall_ms;
+        if (until > start + max_ms)
+            until = start + max_ms;
+        SleepConditionVariableCS(&p->changed, &p->lock, (DWORD)(until - now));
+    }
+    p->waiters--;
+    LeaveCriticalSection(&p->lock);
+    return ok;
+}
+
 long long aipc_probe_get(aipc_probe *p, volatile long long *field)
 {
     EnterCriticalSection(&p->lock);

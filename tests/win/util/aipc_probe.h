@@ -66,6 +66,10 @@ int aipc_probe_start(aipc_probe *p, PipeImplType engine, PipeType role, const ch
                      uint32_t connect_timeout_ms, uint64_t max_message);
 /* Waits until *field >= target (field: a counter of this probe), at most `ms`. 1 if reached. */
 int aipc_probe_wait(aipc_probe *p, volatile long long *field, long long target, DWORD ms);
+/* Like aipc_probe_wait, but for long transfers: gives up only when *field has not moved for
+ * `stall_ms` (or after `max_ms` in all). 1 if the target was reached. */
+int aipc_probe_wait_progress(aipc_probe *p, volatile long long *field, long long target,
+                             DWORD stall_ms, DWORD max_ms);
 /* Reads a counter under the lock. */
 long long aipc_probe_get(aipc_probe *p, volatile long long *field);
 /* Queues one message (aipc_pipe_send). */

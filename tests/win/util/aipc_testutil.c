@@ -118,7 +118,7 @@ void aipc_proc_kill(aipc_proc *p)
     if (!p->process)
         return;
     TerminateProcess(p->process, 99);
-    if (WaitForSingleObject(p->process, AIPC_TEST_WAIT_MS) == WAIT_OBJECT_0) {
+    if (WaitForSingleObject(p->process, aipc_test_wait_ms()) == WAIT_OBJECT_0) {
         DWORD code = 0;
         GetExitCodeProcess(p->process, &code);
         p->exit_code = code;
@@ -209,6 +209,20 @@ uint64_t aipc_test_now_ms(void)
 }
 
 /* ---- waits -------------------------------------------------------------------------------- */
+DWORD aipc_test_wait_ms(void)
+{
+    static volatile LONG cached;
+    LONG v = cached;
+    if (v == 0) {
+        char buf[16];
+        DWORD n = GetEnvironmentVariableA("AIPC_TEST_WAIT_MS", buf, sizeof buf);
+        long ms = (n > 0 && n < sizeof buf) ? strtol(buf, NULL, 10) : 0;
+        v = ms > 0 ? (LONG)ms : (LONG)AIPC_TEST_WAIT_MS;
+        InterlockedExchange(&cached, v);
+    }
+    return (DWORD)v;
+}
+
 int aipc_test_wait(HANDLE h, DWORD ms)
 {
     return WaitForSingleObject(h, ms) == WAIT_OBJECT_0;

@@ -26,6 +26,9 @@ extern "C" {
 
 /* The default bound for any single wait in a test (a hang fails instead of blocking CI). */
 #define AIPC_TEST_WAIT_MS 30000u
+/* That bound, or the environment variable AIPC_TEST_WAIT_MS (milliseconds) when set: a
+ * developer checking that a test really fails can make a broken run end quickly. */
+DWORD aipc_test_wait_ms(void);
 
 /* ---- processes ---------------------------------------------------------------------------- */
 typedef struct aipc_proc {
