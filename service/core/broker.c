@@ -75,8 +75,6 @@ static void client_free(aipc_client *c)
     aipc_outq_free(&c->q);
     aipc_decoder_free(&c->dec);
     free(c->from);
-    if (c->conn->client == c)
-        c->conn->client = NULL;
     free(c);
 }
 
@@ -207,6 +205,7 @@ void aipc_broker_detach(aipc_broker *b, aipc_client *cl)
                   cl->name_len ? cl->name : "anonymous", cl->pid);
         aipc_presence(b, cl, false);
     }
+    cl->conn->client = NULL;
     client_free(cl);
 }
 

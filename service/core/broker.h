@@ -120,7 +120,8 @@ int aipc_broker_config_load_json(aipc_broker_config *out, const char *json_text,
  * values are not range-checked here, so tests may use tiny queues). now_ms: a monotonic
  * millisecond clock for uptime (NULL = time(NULL) * 1000). Returns NULL on out of memory. */
 aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(void));
-/* Frees the broker and any client still attached (no callbacks are made). */
+/* Frees the broker and any client still attached (no callbacks are made, and the engine's
+ * aipc_conn structs are not touched: they may already be gone). */
 void aipc_broker_free(aipc_broker *b);
 
 /* Optional log sink for the core's own messages (client joined/left, protocol errors).

@@ -47,9 +47,13 @@ int aipc_queue_frame(aipc_client *c, aipc_frame *f)
             }
             return AIPC_EQUEUEFULL;
         }
-        if (f->kind == AIPC_FK_PUB && c->dropped_pending)
+        if (f->kind == AIPC_FK_PUB && c->dropped_pending) {
             aipc_send_dropped(c);      /* the gap is reported before what follows it */
-    } else if ((c->q.bytes - c->q.data_bytes) + f->len > max + CONTROL_SLACK) {
+            if (c->state == AIPC_CL_CLOSING)
+                return AIPC_ECLOSED;
+        }
+    } else if (c->q.bytes + c->q.head_off - c->q.data_bytes + f->len > max + CONTROL_SLACK) {
+        /* (bytes + head_off is the whole size of the queued frames; minus data: control) */
         aipc_logf(b, AIPC_LOG_WARN, "client %" PRIu64 " does not read its answers: closing it",
                   c->id);
         c->kill = true;

@@ -259,6 +259,35 @@ START_TEST(control_flood_is_cut_off)
 }
 END_TEST
 
+/* A partly written publication does not confuse the control-bytes accounting. */
+START_TEST(partial_publication_then_control)
+{
+    aipc_broker *b = test_broker(65536, 0, 0);
+    fake *s = fake_new(b, 1), *p = fake_new(b, 2);
+    fake_hello(s, NULL);
+    fake_hello(p, NULL);
+    fake_sendt(s, "{\"op\":\"sub\",\"topic\":\"x\"}", NULL);
+    s->stalled = true;
+    static char pl[50000];
+    memset(pl, 'x', sizeof pl);
+    fake_send(p, "{\"op\":\"pub\",\"topic\":\"x\"}", pl, sizeof pl);
+    aipc_iov iov[2];
+    ck_assert_int_eq(aipc_client_out_next(s->cl, iov, 2), 1);
+    ck_assert_int_eq(aipc_decoder_feed(&s->dec, iov[0].base, 40000, fake_on_frame, s, NULL), 0);
+    aipc_client_out_consume(s->cl, 40000);
+    ck_assert_int_eq(fake_sendt(s, "{\"op\":\"ping\",\"id\":1}", NULL), 0);
+    ck_assert_int_eq(s->close_calls, 0);
+    fake_send(p, "{\"op\":\"pub\",\"topic\":\"x\"}", pl, 20000);   /* over the bound: dropped */
+    s->stalled = false;
+    ck_assert_uint_eq(fake_expect(s, "msg")->plen, sizeof pl);
+    fake_expect(s, "pong");
+    ck_assert_int_eq((int)rx_num(fake_expect(s, "dropped"), "count"), 1);
+    fake_free(s);
+    fake_free(p);
+    aipc_broker_free(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("broker_queue");
@@ -271,6 +300,7 @@ int main(void)
     tcase_add_test(tc, fanout_shares_one_frame);
     tcase_add_test(tc, want_write_on_empty_to_nonempty);
     tcase_add_test(tc, control_flood_is_cut_off);
+    tcase_add_test(tc, partial_publication_then_control);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
