@@ -376,8 +376,9 @@ ASYNCIPC_API uint64_t aipc_bus_client_id(aipc_bus *bus);
 /*
  * Closes the client: pending requests complete with AIPC_ECLOSED, on_state(CLOSED) runs, the
  * connection is closed and the handle freed. Called from another thread, it returns after all
- * of that (no callback of this client runs afterwards). Called inside one of this client's
- * callbacks, it returns at once and the rest happens right after that callback returns.
+ * of that (no callback of this client runs afterwards). Called on the I/O thread (inside one of
+ * this client's callbacks, or any other SDK callback), it returns at once; no other callback of
+ * this client runs after the current one, and the teardown follows right after it returns.
  * Unsent queued messages are discarded.
  */
 ASYNCIPC_API void aipc_bus_close(aipc_bus *bus);
