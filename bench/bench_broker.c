@@ -1,0 +1,718 @@
+/*
+ * bench_broker.c - the broker (asyncipc-broker.exe run --pipe <unique>, its own process) driven
+ * by raw-protocol clients (wire protocol v1 written by hand, frames decoded with the SDK's
+ * portable codec). Raw clients were chosen over the bus client because they add no I/O thread
+ * hop of their own, and they are honest: they coalesce frames into large writes exactly like
+ * the SPEC asks of every sender (the bus client does the same), and every delivered message
+ * is decoded and checked (sequence numbers) by its subscriber.
+ *
+ * Clients live in this (driver) process, one thread each, one pipe connection each (synchronous
+ * handles: every thread only ever does one thing at a time on its handle).
+ *
+ *   idle clients: 1,000 clients connect + hello + welcome; time to connect them all, broker
+ *                 PrivateUsage (GetProcessMemoryInfo) delta per client.
+ *   req/rep:      requester -> broker -> replier -> broker -> requester, 64 B payload.
+ *   pub/sub:      one publisher, 1 or 16 subscribers of "bench/t" (64 B), 1 subscriber (1 MiB);
+ *                 the publisher writes 64 KiB batches of pub frames and keeps at most a window
+ *                 of publications ahead of the slowest FAST subscriber (below the broker's
+ *                 8 MiB queue bound, so nothing may be dropped for a fast subscriber). Timed
+ *                 from the first write to the last delivery; figure = messages delivered/s
+ *                 (summed over subscribers) and payload MB/s.
+ *   slow:         1->16 again with a 17th subscriber that reads 4 KiB every 10 ms (it gets
+ *                 `dropped` reports; the 16 fast ones must still get everything).
+ * Output: RESULT lines (bench_util.h). Exit code 2 on any loss, protocol error or timeout.
+ */
+#include "bench_util.h"
+
+#include <process.h>
+#include <psapi.h>
+
+#include "frame.h"
+
+#define REPS        5
+#define WAIT_MS     60000u
+#define NIDLE       1000
+#define NFAST       16
+#define RBUF        (256u * 1024u)
+#define BATCH_BYTES (64u * 1024u)
+#define TOPIC       "bench/t"
+
+static wchar_t g_pipe[200];
+static HANDLE g_broker;
+static char g_proc_dir[64];   /* Z:\proc\N of the broker's Unix process, "" if unknown */
+
+/* ---- a raw protocol client ---------------------------------------------------------------- */
+typedef struct rclient {
+    HANDLE h;
+    aipc_decoder dec;
+    uint8_t *rbuf;
+    uint64_t id;
+    /* frame handling */
+    int (*on_frame)(struct rclient *c, const char *meta, uint32_t ml, const uint8_t *pl,
+                    uint32_t pn);
+    void *user;
+    int stop;                 /* set by on_frame to return from rc_pump */
+} rclient;
+
+/* Writes one frame (meta text + payload) with one WriteFile; fails the bench if the pipe broke. */
+static void rc_send(rclient *c, const char *meta, const void *pl, uint32_t pn)
+{
+    size_t ml = strlen(meta), n = AIPC_HDR_SIZE + ml + pn;
+    uint8_t stackbuf[1024], *b = n <= sizeof stackbuf ? stackbuf : malloc(n);
+    if (!b)
+        bench_fail("out of memory");
+    aipc_frame_put_header(b, (uint32_t)ml, pn);
+    memcpy(b + AIPC_HDR_SIZE, meta, ml);
+    if (pn)
+        memcpy(b + AIPC_HDR_SIZE + ml, pl, pn);
+    if (bench_write_full(c->h, b, n) != 0)
+        bench_fail("write to broker failed (%lu)", GetLastError());
+    if (b != stackbuf)
+        free(b);
+}
+
+static int rc_frame_cb(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *pl,
+                       uint32_t pn)
+{
+    rclient *c = ctx;
+    return c->on_frame(c, (const char *)meta, ml, pl, pn);
+}
+
+/* Reads and decodes until on_frame sets c->stop (returns 0) or the pipe breaks (-1). */
+static int rc_pump(rclient *c, DWORD rlen)
+{
+    c->stop = 0;
+    while (!c->stop) {
+        DWORD n = 0;
+        if (!ReadFile(c->h, c->rbuf, rlen, &n, NULL) && GetLastError() != ERROR_MORE_DATA)
+            return -1;
+        size_t used = 0;
+        int rc = aipc_decoder_feed(&c->dec, c->rbuf, n, rc_frame_cb, c, &used);
+        if (rc < 0)
+            bench_fail("bad frame from the broker (%d)", rc);
+        if (rc > 0 && used < n) {
+            /* on_frame stopped early: feed the rest (the callback just returns 0 now). */
+            rc = aipc_decoder_feed(&c->dec, c->rbuf + used, n - used, rc_frame_cb, c, NULL);
+            if (rc < 0)
+                bench_fail("bad frame from the broker (%d)", rc);
+        }
+    }
+    return 0;
+}
+
+/* Looks up "key": followed by an unsigned number in a meta (the broker writes compact JSON). */
+static int meta_u64(const char *m, uint32_t ml, const char *key, uint64_t *out)
+{
+    size_t kl = strlen(key);
+    for (uint32_t i = 0; i + kl < ml; i++) {
+        if (memcmp(m + i, key, kl) == 0) {
+            uint64_t v = 0;
+            uint32_t j = i + (uint32_t)kl;
+            if (j >= ml || m[j] < '0' || m[j] > '9')
+                continue;
+            while (j < ml && m[j] >= '0' && m[j] <= '9')
+                v = v * 10 + (uint64_t)(m[j++] - '0');
+            *out = v;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int meta_is(const char *m, uint32_t ml, const char *op)
+{
+    char pre[40];
+    int n = snprintf(pre, sizeof pre, "{\"op\":\"%s\"", op);
+    return ml >= (uint32_t)n && memcmp(m, pre, (size_t)n) == 0;
+}
+
+/* Waits for one answer frame during set-up: welcome (records the id) or ok. */
+static int setup_frame(rclient *c, const char *m, uint32_t ml, const uint8_t *pl, uint32_t pn)
+{
+    if (meta_is(m, ml, "welcome")) {
+        meta_u64(m, ml, "\"id\":", &c->id);
+        c->stop = 1;
+        return 1;
+    }
+    if (meta_is(m, ml, "ok")) {
+        c->stop = 1;
+        return 1;
+    }
+    if (meta_is(m, ml, "error"))
+        bench_fail("broker error during set-up: %.*s", (int)ml, m);
+    return 0;
+}
+
+/* Connects, says hello (name may be NULL) and waits for the welcome. */
+static void rc_connect(rclient *c, const char *name)
+{
+    memset(c, 0, sizeof c[0]);
+    c->h = bench_open_pipe(g_pipe, 0, 10000);
+    aipc_decoder_init(&c->dec, 0, 0);
+    c->rbuf = malloc(RBUF);
+    if (!c->rbuf)
+        bench_fail("out of memory");
+    char meta[200];
+    if (name)
+        snprintf(meta, sizeof meta, "{\"op\":\"hello\",\"proto\":1,\"name\":\"%s\"}", name);
+    else
+        snprintf(meta, sizeof meta, "{\"op\":\"hello\",\"proto\":1}");
+    rc_send(c, meta, NULL, 0);
+    c->on_frame = setup_frame;
+    if (rc_pump(c, RBUF) != 0)
+        bench_fail("broker closed during hello");
+}
+
+/* Subscribes with an id and waits for the ok (so the filter is active before publishing). */
+static void rc_subscribe(rclient *c, const char *filter)
+{
+    char meta[200];
+    snprintf(meta, sizeof meta, "{\"op\":\"sub\",\"topic\":\"%s\",\"id\":1}", filter);
+    rc_send(c, meta, NULL, 0);
+    c->on_frame = setup_frame;
+    if (rc_pump(c, RBUF) != 0)
+        bench_fail("broker closed during sub");
+}
+
+static void rc_close(rclient *c)
+{
+    CloseHandle(c->h);
+    aipc_decoder_free(&c->dec);
+    free(c->rbuf);
+    c->h = NULL;
+    c->rbuf = NULL;
+}
+
+/* ---- broker process ----------------------------------------------------------------------- */
+static void broker_start(void)
+{
+    wchar_t exe[MAX_PATH], ev[120], cmd[600];
+    GetModuleFileNameW(NULL, exe, MAX_PATH);
+    wchar_t *slash = wcsrchr(exe, L'\\');
+    if (!slash)
+        bench_fail("cannot locate asyncipc-broker.exe");
+    wcscpy(slash + 1, L"asyncipc-broker.exe");
+    static int starts;
+    wchar_t tag[40];
+    _snwprintf(tag, 40, L"broker%d", ++starts);
+    tag[39] = 0;
+    bench_pipe_name(g_pipe, 200, tag);
+    g_proc_dir[0] = 0;
+    _snwprintf(ev, 120, L"aipc-bench-ready-%lu", (unsigned long)GetCurrentProcessId());
+    ev[119] = 0;
+    HANDLE ready = CreateEventW(NULL, TRUE, FALSE, ev);
+    _snwprintf(cmd, 600, L"\"%ls\" run --pipe %ls --ready-event %ls", exe, g_pipe, ev);
+    cmd[599] = 0;
+    STARTUPINFOW si;
+    PROCESS_INFORMATION pi;
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+        bench_fail("cannot start %ls (%lu)", exe, GetLastError());
+    CloseHandle(pi.hThread);
+    g_broker = pi.hProcess;
+    HANDLE w[2] = {ready, g_broker};
+    if (WaitForMultipleObjects(2, w, FALSE, 20000) != WAIT_OBJECT_0)
+        bench_fail("the broker did not become ready");
+    CloseHandle(ready);
+}
+
+static void broker_stop(void)
+{
+    TerminateProcess(g_broker, 0);
+    WaitForSingleObject(g_broker, 10000);
+    CloseHandle(g_broker);
+    g_broker = NULL;
+}
+
+/* Under Wine, PrivateUsage of another process is not tracked (GetProcessMemoryInfo returns
+ * 0 for it), so the broker's private memory is also read from Linux: Wine maps / to Z:, and the
+ * broker's Unix process is the one whose /proc/N/cmdline contains our unique pipe name.
+ * VmData (private writable mappings: what Wine has committed) is the counterpart of Windows'
+ * PrivateUsage (commit charge); RssAnon is the part actually touched. */
+static int read_small_file(const char *path, char *buf, size_t cap)
+{
+    HANDLE h = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL,
+                           OPEN_EXISTING, 0, NULL);
+    if (h == INVALID_HANDLE_VALUE)
+        return -1;
+    DWORD total = 0, n = 0;
+    while (total + 1 < cap && ReadFile(h, buf + total, (DWORD)(cap - 1 - total), &n, NULL) && n)
+        total += n;
+    buf[total] = 0;
+    CloseHandle(h);
+    return (int)total;
+}
+
+static void find_broker_unix_proc(void)
+{
+    char pipe_a[200], buf[4096];
+    WideCharToMultiByte(CP_UTF8, 0, wcsrchr(g_pipe, L'\\') + 1, -1, pipe_a, sizeof pipe_a, NULL,
+                        NULL);
+    WIN32_FIND_DATAA fd;
+    HANDLE f = FindFirstFileA("Z:\\proc\\*", &fd);
+    if (f == INVALID_HANDLE_VALUE)
+        return;
+    do {
+        if (fd.cFileName[0] < '1' || fd.cFileName[0] > '9')
+            continue;
+        char path[128];
+        snprintf(path, sizeof path, "Z:\\proc\\%s\\cmdline", fd.cFileName);
+        int n = read_small_file(path, buf, sizeof buf);
+        for (int i = 0; i < n; i++)
+            if (!buf[i])
+                buf[i] = ' ';
+        if (n > 0 && strstr(buf, pipe_a) && strstr(buf, "asyncipc-broker")) {
+            snprintf(g_proc_dir, sizeof g_proc_dir, "Z:\\proc\\%s", fd.cFileName);
+            break;
+        }
+    } while (FindNextFileA(f, &fd));
+    FindClose(f);
+}
+
+/* Reads "Key:   N kB" from the broker's /proc status; bytes, or -1 when unavailable. */
+static double proc_status_bytes(const char *key)
+{
+    char path[96], buf[8192];
+    if (!g_proc_dir[0])
+        return -1;
+    snprintf(path, sizeof path, "%s\\status", g_proc_dir);
+    if (read_small_file(path, buf, sizeof buf) <= 0)
+        return -1;
+    char *p = strstr(buf, key);
+    if (!p)
+        return -1;
+    return strtod(p + strlen(key) + 1, NULL) * 1024.0;
+}
+
+typedef struct memsnap {
+    double private_usage, vmdata, rssanon;
+} memsnap;
+
+static memsnap broker_mem(void)
+{
+    memsnap m;
+    PROCESS_MEMORY_COUNTERS_EX pm;
+    memset(&pm, 0, sizeof pm);
+    pm.cb = sizeof pm;
+    if (!GetProcessMemoryInfo(g_broker, (PROCESS_MEMORY_COUNTERS *)&pm, sizeof pm))
+        bench_fail("GetProcessMemoryInfo: %lu", GetLastError());
+    m.private_usage = (double)pm.PrivateUsage;
+    m.vmdata = proc_status_bytes("VmData:");
+    m.rssanon = proc_status_bytes("RssAnon:");
+    return m;
+}
+
+/* A ping round trip through c: the broker has processed everything c sent before. */
+static int pong_frame(rclient *c, const char *m, uint32_t ml, const uint8_t *pl, uint32_t pn)
+{
+    if (meta_is(m, ml, "pong")) {
+        c->stop = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void rc_ping(rclient *c)
+{
+    rc_send(c, "{\"op\":\"ping\",\"id\":9}", NULL, 0);
+    c->on_frame = pong_frame;
+    if (rc_pump(c, RBUF) != 0)
+        bench_fail("broker closed during ping");
+}
+
+/* One counter of the broker's stats answer (key without quotes). */
+typedef struct statq {
+    const char *key;
+    uint64_t val;
+} statq;
+
+static int stats_frame(rclient *c, const char *m, uint32_t ml, const uint8_t *pl, uint32_t pn)
+{
+    if (meta_is(m, ml, "stats")) {
+        statq *q = c->user;
+        char k[64];
+        snprintf(k, sizeof k, "\"%s\":", q->key);
+        if (!meta_u64((const char *)pl, pn, k, &q->val))
+            bench_fail("stats without %s: %.*s", q->key, (int)pn, (const char *)pl);
+        c->stop = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static uint64_t rc_stats_u64(rclient *c, const char *key)
+{
+    statq q = {key, 0};
+    rc_send(c, "{\"op\":\"stats\",\"id\":8}", NULL, 0);
+    void *saved = c->user;
+    c->user = &q;
+    c->on_frame = stats_frame;
+    if (rc_pump(c, RBUF) != 0)
+        bench_fail("broker closed during stats");
+    c->user = saved;
+    return q.val;
+}
+
+/* ---- idle clients ------------------------------------------------------------------------- */
+/* Each repetition uses a fresh broker process, so heap memory freed by an earlier repetition
+ * cannot hide what the clients cost. */
+static void bench_idle(void)
+{
+    static rclient cl[NIDLE];
+    double pu[REPS], vd[REPS], ra[REPS], connect_s[REPS];
+    for (int r = 0; r < REPS; r++) {
+        broker_start();
+        find_broker_unix_proc();
+        rclient probe;
+        rc_connect(&probe, "bench-probe");
+        rc_ping(&probe);
+        memsnap before = broker_mem();
+        double t0 = bench_now();
+        for (int i = 0; i < NIDLE; i++) {
+            rc_connect(&cl[i], NULL);
+            free(cl[i].rbuf);      /* idle: this side never reads again */
+            cl[i].rbuf = NULL;
+        }
+        connect_s[r] = bench_now() - t0;
+        rc_ping(&probe);
+        if (rc_stats_u64(&probe, "clients") != NIDLE + 1)
+            bench_fail("the broker does not list %d idle clients", NIDLE);
+        memsnap after = broker_mem();
+        pu[r] = (after.private_usage - before.private_usage) / NIDLE / 1024.0;
+        vd[r] = (after.vmdata - before.vmdata) / NIDLE / 1024.0;
+        ra[r] = (after.rssanon - before.rssanon) / NIDLE / 1024.0;
+        for (int i = 0; i < NIDLE; i++) {
+            CloseHandle(cl[i].h);
+            aipc_decoder_free(&cl[i].dec);
+        }
+        rc_close(&probe);
+        broker_stop();
+    }
+    int have_pu = pu[0] != 0 || pu[REPS - 1] != 0;
+    bench_report("broker.idle.mem_per_client", "KiB", have_pu ? pu : vd, REPS,
+                 "\"clients\":%d,\"source\":\"%s\"", NIDLE,
+                 have_pu ? "GetProcessMemoryInfo PrivateUsage"
+                         : "Linux VmData of the broker (Wine does not report PrivateUsage)");
+    if (g_proc_dir[0])
+        bench_report("broker.idle.rss_per_client", "KiB", ra, REPS,
+                     "\"clients\":%d,\"source\":\"Linux RssAnon of the broker\"", NIDLE);
+    else if (!have_pu)
+        bench_fail("cannot measure the broker's memory");
+    bench_report("broker.idle.connect_time", "s", connect_s, REPS, "\"clients\":%d", NIDLE);
+}
+
+/* ---- request / reply ---------------------------------------------------------------------- */
+typedef struct replier {
+    rclient c;
+    HANDLE thread;
+} replier;
+
+static int replier_frame(rclient *c, const char *m, uint32_t ml, const uint8_t *pl, uint32_t pn)
+{
+    if (meta_is(m, ml, "bye")) {
+        c->stop = 1;
+        return 0;
+    }
+    if (!meta_is(m, ml, "req"))
+        return 0;
+    uint64_t from = 0, rid = 0;
+    /* {"op":"req","from":{"id":N,...},"id":R} */
+    if (!meta_u64(m, ml, "\"from\":{\"id\":", &from) || !meta_u64(m, ml, "},\"id\":", &rid))
+        bench_fail("unexpected req meta %.*s", (int)ml, m);
+    char meta[120];
+    snprintf(meta, sizeof meta, "{\"op\":\"rep\",\"to\":%llu,\"re\":%llu}",
+             (unsigned long long)from, (unsigned long long)rid);
+    rc_send(c, meta, pl, pn);
+    return 0;
+}
+
+static unsigned __stdcall replier_main(void *arg)
+{
+    replier *r = arg;
+    r->c.on_frame = replier_frame;
+    rc_pump(&r->c, RBUF);
+    return 0;
+}
+
+typedef struct reqstate {
+    uint64_t want;
+} reqstate;
+
+static int requester_frame(rclient *c, const char *m, uint32_t ml, const uint8_t *pl, uint32_t pn)
+{
+    reqstate *s = c->user;
+    if (meta_is(m, ml, "rep")) {
+        uint64_t re = 0;
+        if (!meta_u64(m, ml, "\"re\":", &re) || re != s->want || pn != 64)
+            bench_fail("wrong reply %.*s", (int)ml, m);
+        c->stop = 1;
+        return 1;
+    }
+    if (meta_is(m, ml, "error"))
+        bench_fail("request failed: %.*s", (int)ml, m);
+    return 0;
+}
+
+static double run_reqrep(rclient *q, uint32_t iters)
+{
+    reqstate s;
+    uint8_t payload[64];
+    memset(payload, 0x33, sizeof payload);
+    q->user = &s;
+    q->on_frame = requester_frame;
+    double t0 = bench_now();
+    for (uint32_t i = 1; i <= iters; i++) {
+        char meta[100];
+        snprintf(meta, sizeof meta, "{\"op\":\"req\",\"to\":\"bench-rep\",\"id\":%u}", i);
+        s.want = i;
+        rc_send(q, meta, payload, sizeof payload);
+        if (rc_pump(q, RBUF) != 0)
+            bench_fail("broker closed during req/rep");
+    }
+    return (bench_now() - t0) / iters;
+}
+
+static void bench_reqrep(void)
+{
+    static replier rp;
+    rclient q;
+    rc_connect(&rp.c, "bench-rep");
+    rc_connect(&q, "bench-req");
+    rp.thread = (HANDLE)_beginthreadex(NULL, 0, replier_main, &rp, 0, NULL);
+    double t = run_reqrep(&q, 30);
+    uint32_t iters = bench_calibrate(t, 0.3, 30, 5000);
+    double v[REPS];
+    for (int r = 0; r < REPS; r++)
+        v[r] = run_reqrep(&q, iters) * 1e6;
+    bench_report("broker.reqrep.rtt.64B", "us", v, REPS, "\"iters\":%u", iters);
+    rc_close(&q);
+    CloseHandle(rp.c.h);          /* the replier's read fails: its thread ends */
+    WaitForSingleObject(rp.thread, 10000);
+    CloseHandle(rp.thread);
+}
+
+/* ---- publish / subscribe ------------------------------------------------------------------ */
+typedef struct sub {
+    rclient c;
+    HANDLE thread;
+    int slow;
+    volatile LONG64 got;          /* publications received (cumulative) */
+    volatile LONG64 drops;        /* reported by `dropped` */
+    volatile LONG64 bad;          /* out of sequence (fast subscribers: must stay 0) */
+    uint64_t target;              /* stop reading after this many (fast) */
+    uint32_t plen;
+} sub;
+
+typedef struct pubsub {
+    sub *subs[NFAST + 1];
+    int nfast, nsubs;
+    HANDLE win, done;
+    volatile LONG waiting;
+    volatile LONG remaining;      /* fast subscribers not yet at their target */
+    volatile LONG stop_slow;
+} pubsub;
+
+static pubsub g_ps;
+
+static int sub_frame(rclient *c, const char *m, uint32_t ml, const uint8_t *pl, uint32_t pn)
+{
+    sub *s = c->user;
+    if (meta_is(m, ml, "msg")) {
+        uint32_t seq = 0;
+        if (pn >= 4)
+            memcpy(&seq, pl, 4);
+        if (!s->slow && (pn != s->plen || seq != (uint32_t)s->got))
+            s->bad++;
+        LONG64 g = InterlockedIncrement64(&s->got);
+        if (!s->slow && (uint64_t)g == s->target) {
+            if (InterlockedDecrement(&g_ps.remaining) == 0)
+                SetEvent(g_ps.done);
+        }
+    } else if (meta_is(m, ml, "dropped")) {
+        uint64_t n = 0;
+        meta_u64(m, ml, "\"count\":", &n);
+        InterlockedAdd64(&s->drops, (LONG64)n);
+    } else if (meta_is(m, ml, "bye")) {
+        c->stop = 1;
+    }
+    return 0;
+}
+
+static unsigned __stdcall sub_main(void *arg)
+{
+    sub *s = arg;
+    s->c.user = s;
+    s->c.on_frame = sub_frame;
+    for (;;) {
+        DWORD rlen = s->slow ? 4096 : RBUF, n = 0;
+        if (s->slow && g_ps.stop_slow)
+            break;
+        if (!ReadFile(s->c.h, s->c.rbuf, rlen, &n, NULL) && GetLastError() != ERROR_MORE_DATA)
+            break;
+        if (aipc_decoder_feed(&s->c.dec, s->c.rbuf, n, rc_frame_cb, &s->c, NULL) < 0)
+            bench_fail("subscriber: bad frame");
+        if (g_ps.waiting)
+            SetEvent(g_ps.win);
+        if (s->slow)
+            Sleep(10);
+    }
+    return 0;
+}
+
+static uint64_t min_fast_got(void)
+{
+    uint64_t m = UINT64_MAX;
+    for (int i = 0; i < g_ps.nfast; i++)
+        if ((uint64_t)g_ps.subs[i]->got < m)
+            m = (uint64_t)g_ps.subs[i]->got;
+    return m;
+}
+
+/* Publishes `count` messages of plen bytes on the publisher connection (batches of frames per
+ * WriteFile, window-limited), waits until every fast subscriber has them all. Seconds. */
+static double run_pub(rclient *pub, uint32_t plen, uint32_t count, uint64_t *base_seq,
+                      uint32_t window)
+{
+    static const char meta[] = "{\"op\":\"pub\",\"topic\":\"" TOPIC "\"}";
+    size_t ml = sizeof meta - 1, fl = AIPC_HDR_SIZE + ml + plen;
+    size_t per = fl >= BATCH_BYTES ? 1 : BATCH_BYTES / fl;
+    uint8_t *batch = malloc(per * fl);
+    if (!batch)
+        bench_fail("out of memory");
+    for (size_t i = 0; i < per; i++) {
+        uint8_t *f = batch + i * fl;
+        aipc_frame_put_header(f, (uint32_t)ml, plen);
+        memcpy(f + AIPC_HDR_SIZE, meta, ml);
+        memset(f + AIPC_HDR_SIZE + ml, 0x44, plen);
+    }
+    uint64_t seq0 = *base_seq;
+    for (int i = 0; i < g_ps.nfast; i++)
+        g_ps.subs[i]->target = seq0 + count;
+    g_ps.remaining = g_ps.nfast;
+    ResetEvent(g_ps.done);
+    double t0 = bench_now();
+    uint64_t sent = 0;
+    while (sent < count) {
+        size_t k = per;
+        if (k > count - sent)
+            k = (size_t)(count - sent);
+        while (seq0 + sent + k - min_fast_got() > window) {
+            g_ps.waiting = 1;
+            if (seq0 + sent + k - min_fast_got() > window)
+                WaitForSingleObject(g_ps.win, 1000);
+            g_ps.waiting = 0;
+            if (WaitForSingleObject(g_broker, 0) == WAIT_OBJECT_0)
+                bench_fail("the broker exited");
+        }
+        for (size_t i = 0; i < k; i++) {
+            uint32_t seq = (uint32_t)(seq0 + sent + i);
+            memcpy(batch + i * fl + AIPC_HDR_SIZE + ml, &seq, 4);
+        }
+        if (bench_write_full(pub->h, batch, k * fl) != 0)
+            bench_fail("publisher: write failed (%lu)", GetLastError());
+        sent += k;
+    }
+    if (WaitForSingleObject(g_ps.done, WAIT_MS) != WAIT_OBJECT_0)
+        bench_fail("pub/sub: subscribers got %llu of %llu", (unsigned long long)min_fast_got(),
+                   (unsigned long long)(seq0 + count));
+    double dt = bench_now() - t0;
+    *base_seq = seq0 + count;
+    for (int i = 0; i < g_ps.nfast; i++)
+        if (g_ps.subs[i]->bad)
+            bench_fail("pub/sub: subscriber %d saw %lld messages out of sequence or damaged", i,
+                       (long long)g_ps.subs[i]->bad);
+    free(batch);
+    return dt;
+}
+
+/* One pub/sub scenario: nfast checked subscribers (+ one slow one), payload plen. */
+static void bench_pubsub(const char *name, int nfast, int with_slow, uint32_t plen)
+{
+    memset(&g_ps, 0, sizeof g_ps);
+    g_ps.win = CreateEventW(NULL, FALSE, FALSE, NULL);
+    g_ps.done = CreateEventW(NULL, TRUE, FALSE, NULL);
+    g_ps.nfast = nfast;
+    g_ps.nsubs = nfast + (with_slow ? 1 : 0);
+    for (int i = 0; i < g_ps.nsubs; i++) {
+        sub *s = calloc(1, sizeof *s);
+        if (!s)
+            bench_fail("out of memory");
+        char nm[40];
+        snprintf(nm, sizeof nm, "bench-sub-%d", i);
+        rc_connect(&s->c, nm);
+        rc_subscribe(&s->c, TOPIC);
+        s->slow = i >= nfast;
+        s->plen = plen;
+        g_ps.subs[i] = s;
+    }
+    for (int i = 0; i < g_ps.nsubs; i++)
+        g_ps.subs[i]->thread = (HANDLE)_beginthreadex(NULL, 0, sub_main, g_ps.subs[i], 0, NULL);
+    rclient pub;
+    rc_connect(&pub, "bench-pub");
+    uint64_t drops0 = rc_stats_u64(&pub, "drops");
+    /* Window: publications in flight ahead of the slowest fast subscriber, ~2 MiB of frames. */
+    uint32_t window = (uint32_t)((2u << 20) / (plen + 160u));
+    if (window < 3)
+        window = 3;
+    uint64_t seq = 0;
+    uint32_t warm = plen >= 65536 ? 8 : 5000;
+    double t = run_pub(&pub, plen, warm, &seq, window) / warm;
+    uint32_t count = bench_calibrate(t, 0.4, 8, 2000000);
+    double msgs[REPS], mbs[REPS];
+    for (int r = 0; r < REPS; r++) {
+        double dt = run_pub(&pub, plen, count, &seq, window);
+        msgs[r] = (double)count * nfast / dt;
+        mbs[r] = (double)count * nfast * plen / dt / 1e6;
+    }
+    char nm[96];
+    long long slow_drops = (long long)(rc_stats_u64(&pub, "drops") - drops0);
+    long long slow_got = with_slow ? (long long)g_ps.subs[nfast]->got : 0;
+    snprintf(nm, sizeof nm, "broker.%s.msgs", name);
+    bench_report(nm, "msg/s", msgs, REPS, "\"count\":%u,\"subscribers\":%d,\"slow\":%d,"
+                 "\"slow_received\":%lld,\"slow_dropped\":%lld", count, nfast, with_slow,
+                 slow_got, slow_drops);
+    snprintf(nm, sizeof nm, "broker.%s.mbs", name);
+    bench_report(nm, "MB/s", mbs, REPS, "\"count\":%u,\"subscribers\":%d", count, nfast);
+    if (!with_slow && slow_drops != 0)
+        bench_fail("%s: the broker dropped %lld publications with only fast subscribers", name,
+                   slow_drops);
+    /* Tear down: the slow reader stops at its next read; closing the pipes ends the others. */
+    g_ps.stop_slow = 1;
+    rc_close(&pub);
+    for (int i = 0; i < g_ps.nsubs; i++) {
+        sub *s = g_ps.subs[i];
+        if (!s->slow) {
+            CancelSynchronousIo(s->thread);
+            CloseHandle(s->c.h);
+        }
+        if (WaitForSingleObject(s->thread, 10000) != WAIT_OBJECT_0)
+            bench_fail("subscriber thread did not end");
+        CloseHandle(s->thread);
+        if (s->slow)
+            CloseHandle(s->c.h);
+        aipc_decoder_free(&s->c.dec);
+        free(s->c.rbuf);
+        free(s);
+    }
+    CloseHandle(g_ps.win);
+    CloseHandle(g_ps.done);
+}
+
+int wmain(int argc, wchar_t **argv)
+{
+    const wchar_t *only = argc >= 2 ? argv[1] : NULL;
+    if (!only || wcscmp(only, L"idle") == 0)
+        bench_idle();
+    broker_start();
+    if (!only || wcscmp(only, L"reqrep") == 0)
+        bench_reqrep();
+    if (!only || wcscmp(only, L"pubsub") == 0) {
+        bench_pubsub("pubsub.1to1.64B", 1, 0, 64);
+        bench_pubsub("pubsub.1to16.64B", NFAST, 0, 64);
+        bench_pubsub("pubsub.1to16.64B.slow", NFAST, 1, 64);
+        bench_pubsub("pubsub.1to1.1MiB", 1, 0, 1u << 20);
+    }
+    broker_stop();
+    return 0;
+}
