@@ -17,6 +17,9 @@
  *   raw-truncated      header announcing 1000 payload bytes, 10 bytes, then disconnect
  *   raw-frames         4 valid frames (3 in one write, 1 split over 3 writes); expect 4 echo
  *                      frames with meta_len 0 and the same payloads
+ * Logger modes (for test_sdk_log.c; the level comes from AIPC_LOG_LEVEL in the environment):
+ *   log         aipc_log_open_file(--log PATH), then one line per level "peer-<level>"
+ *   log-stderr  stderr redirected to --log PATH, no log file opened, then one line per level
  *
  * The process ends: client roles when the peer disconnects; server roles with --once after
  * the first client leaves; every mode after --timeout (default 60 s) at the latest.
@@ -39,7 +42,7 @@ enum { EXIT_OK = 0, EXIT_USAGE = 2, EXIT_ORDER = 3, EXIT_CONNECT = 4, EXIT_TIMEO
        EXIT_DATA = 6, EXIT_RAW = 7 };
 
 typedef struct opts {
-    const char *mode, *pipe, *ready;
+    const char *mode, *pipe, *ready, *log;
     PipeType role;
     PipeImplType engine;
     long count;
@@ -339,6 +342,26 @@ static int run_raw(const opts *o, HANDLE ready)
     return rc;
 }
 
+/* ---- logger modes ------------------------------------------------------------------------- */
+/* One line per level, to a log file or (log-stderr) to a redirected stderr. */
+static int run_log(const opts *o)
+{
+    if (!strcmp(o->mode, "log")) {
+        if (aipc_log_open_file(o->log) != AIPC_OK)
+            return EXIT_USAGE;
+    } else {
+        HANDLE h = CreateFileA(o->log, GENERIC_WRITE, FILE_SHARE_READ, NULL, CREATE_ALWAYS,
+                               FILE_ATTRIBUTE_NORMAL, NULL);
+        if (h == INVALID_HANDLE_VALUE)
+            return EXIT_USAGE;
+        SetStdHandle(STD_ERROR_HANDLE, h);
+    }
+    static const char *const names[] = {"error", "warn", "info", "debug", "trace"};
+    for (int l = AIPC_LOG_ERROR; l <= AIPC_LOG_TRACE; l++)
+        aipc_log((aipc_log_level)l, "peer-%s", names[l]);
+    return EXIT_OK;
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 static int parse(int argc, char **argv, opts *o)
 {
@@ -368,6 +391,8 @@ static int parse(int argc, char **argv, opts *o)
             o->pipe = v;
         else if (!strcmp(a, "--ready"))
             o->ready = v;
+        else if (!strcmp(a, "--log"))
+            o->log = v;
         else if (!strcmp(a, "--role"))
             o->role = !strcmp(v, "server") ? PIPE_SERVER : PIPE_CLIENT;
         else if (!strcmp(a, "--engine"))
@@ -385,6 +410,8 @@ static int parse(int argc, char **argv, opts *o)
         else
             return -1;
     }
+    if (o->mode && !strncmp(o->mode, "log", 3))
+        return o->log ? 0 : -1;
     return o->mode && o->pipe && o->size >= 0 ? 0 : -1;
 }
 
@@ -402,6 +429,8 @@ int main(int argc, char **argv)
     }
     if (!strncmp(p.o.mode, "raw-", 4))
         return run_raw(&p.o, p.ready);
+    if (!strncmp(p.o.mode, "log", 3))
+        return run_log(&p.o);
 
     InitEasyLog("p2p_peer");
     p.d.OnCreate = on_create;
