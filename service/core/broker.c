@@ -41,6 +41,7 @@ void aipc_presence(aipc_broker *b, aipc_client *c, bool joined)
                  (const uint8_t *)c->from, c->from_len, false);
 }
 
+/* Copies the config (zero fields = defaults) so the engine's struct need not outlive it. */
 aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(void))
 {
     aipc_broker *b = calloc(1, sizeof *b);
@@ -63,6 +64,7 @@ aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(v
     return b;
 }
 
+/* The core has no logger of its own: the engine decides where lines go. */
 void aipc_broker_set_log(aipc_broker *b, aipc_broker_log_fn fn, void *ctx)
 {
     b->log = fn;
@@ -90,6 +92,7 @@ static void client_unlink(aipc_broker *b, aipc_client *c)
     b->nclients--;
 }
 
+/* Tears everything down without callbacks: at this point the engine is gone or stopping. */
 void aipc_broker_free(aipc_broker *b)
 {
     if (!b)
@@ -114,6 +117,7 @@ void aipc_broker_free(aipc_broker *b)
     free(b);
 }
 
+/* Registers a fresh connection (no id until hello); refuses beyond max_clients. */
 aipc_client *aipc_broker_attach(aipc_broker *b, aipc_conn *conn, uint32_t pid)
 {
     if (b->shutting_down || b->nclients >= b->cfg.max_clients) {
@@ -159,6 +163,7 @@ static int after_decode(aipc_broker *b, aipc_client *c, int rc)
     return c->kill ? AIPC_EQUEUEFULL : 0;
 }
 
+/* Bytes from a read: decoded in place, one router call per whole frame. */
 int aipc_broker_input(aipc_broker *b, aipc_client *cl, const uint8_t *data, size_t len)
 {
     b->st.bytes_in += len;
@@ -170,6 +175,7 @@ int aipc_broker_input(aipc_broker *b, aipc_client *cl, const uint8_t *data, size
     return after_decode(b, cl, rc);
 }
 
+/* Lets the engine read a big payload straight into the frame being assembled. */
 uint8_t *aipc_client_read_direct(aipc_client *cl, size_t *want)
 {
     if (cl->state == AIPC_CL_CLOSING) {
@@ -179,6 +185,7 @@ uint8_t *aipc_client_read_direct(aipc_client *cl, size_t *want)
     return aipc_decoder_direct(&cl->dec, want);
 }
 
+/* Completes a direct read; a whole frame is routed like input. */
 int aipc_client_read_commit(aipc_broker *b, aipc_client *cl, size_t n)
 {
     b->st.bytes_in += n;
@@ -192,6 +199,7 @@ int aipc_client_read_commit(aipc_broker *b, aipc_client *cl, size_t n)
     return after_decode(b, cl, rc);
 }
 
+/* The pipe is gone: undo everything the client took part in, tell the others, free it. */
 void aipc_broker_detach(aipc_broker *b, aipc_client *cl)
 {
     bool joined = cl->id != 0;
@@ -209,6 +217,7 @@ void aipc_broker_detach(aipc_broker *b, aipc_client *cl)
     client_free(cl);
 }
 
+/* Stopping: bye to everyone, then the engine flushes and disconnects each client. */
 void aipc_broker_shutdown(aipc_broker *b)
 {
     b->shutting_down = true;
@@ -218,6 +227,7 @@ void aipc_broker_shutdown(aipc_broker *b)
     }
 }
 
+/* Accessors for the engine's logs. */
 uint64_t aipc_client_id(const aipc_client *cl)
 {
     return cl->id;

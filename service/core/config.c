@@ -153,6 +153,7 @@ static int apply(const cJSON *v, aipc_broker_config *c, char *err, size_t errlen
     return cfg_err(err, errlen, "config: unknown key \"%s\"", k);
 }
 
+/* Parses over the defaults into a local copy, so *out only changes when everything is valid. */
 int aipc_broker_config_load_json(aipc_broker_config *out, const char *json_text, char *err,
                                  size_t errlen)
 {
