@@ -63,7 +63,7 @@ VIAddVersionKey /LANG=1033 "LegalCopyright" "${PUBLISHER}"
 
 ; ---- service helpers (macros so that installer and uninstaller each get a copy) --------------
 ; WAIT_STATE STATE: polls `sc query` (every 500 ms, 30 s at most) until the output names STATE;
-; leaves "ok" or "timeout" in $R9.
+; leaves "ok", "timeout" or (waiting for RUNNING) "stopped" in $R9.
 !macro WAIT_STATE STATE
   StrCpy $R8 0
   ${Do}
@@ -79,6 +79,18 @@ VIAddVersionKey /LANG=1033 "LegalCopyright" "${PUBLISHER}"
       StrCpy $R9 "ok"
       ${Break}
     ${EndIf}
+    !if "${STATE}" == "RUNNING"
+      ; STOPPED again after a successful "sc start": the broker failed during start-up.
+      !ifdef __UNINSTALL__
+        ${UnStrStr} $R5 $R6 "STOPPED"
+      !else
+        ${StrStr} $R5 $R6 "STOPPED"
+      !endif
+      ${If} $R5 != ""
+        StrCpy $R9 "stopped"
+        ${Break}
+      ${EndIf}
+    !endif
     IntOp $R8 $R8 + 1
     ${If} $R8 > 60
       StrCpy $R9 "timeout"
@@ -239,7 +251,8 @@ Section "AsyncIPC" SecMain
   Pop $0
   !insertmacro WAIT_STATE "RUNNING"
   ${If} $R9 != "ok"
-    Abort "The ${SVC} service did not start; see $APPDATA\AsyncIPC\logs\broker.log."
+    ; Silent installs end with exit code 2; the broker's reason shows with `asyncipc-broker run`.
+    Abort "The ${SVC} service did not start ($R9). Run $\"$INSTDIR\bin\asyncipc-broker.exe$\" run in a console to see why (for example an invalid $APPDATA\AsyncIPC\broker.json)."
   ${EndIf}
 SectionEnd
 

@@ -102,10 +102,11 @@ if defined NOSTART goto :done
 echo Starting the %SVC% service...
 sc start %SVC% >nul
 if errorlevel 1 (
-  echo install.cmd: "sc start %SVC%" failed; see the broker log under "%CFGDIR%\logs" 1>&2
-  exit /b 1
+  echo install.cmd: "sc start %SVC%" failed 1>&2
+  goto :start_failed
 )
-call :wait_state RUNNING 30
+call :wait_running
+if errorlevel 2 goto :start_failed
 if errorlevel 1 (
   echo install.cmd: the %SVC% service did not reach RUNNING within 30 s 1>&2
   exit /b 1
@@ -124,6 +125,10 @@ exit /b 0
 :not_admin
 echo install.cmd: Administrator rights are required. Open a Command Prompt with "Run as administrator" and run this script again. 1>&2
 exit /b 5
+
+:start_failed
+echo install.cmd: the %SVC% service stopped while starting. Run "%DEST%\bin\asyncipc-broker.exe" run in a console to see why - for example an invalid "%CFG%". 1>&2
+exit /b 1
 
 :fail_dest
 echo install.cmd: cannot create the folder "%DEST%\bin" 1>&2
@@ -199,6 +204,20 @@ if %WAITLEFT% leq 0 exit /b 1
 set /a WAITLEFT-=1
 ping -n 2 127.0.0.1 >nul
 goto :wait_state_loop
+
+rem wait_running - after "sc start": 0 when the service is RUNNING, 2 as soon as it is STOPPED
+rem again (it failed during start-up), 1 when it is still starting after 30 s.
+:wait_running
+set /a WAITLEFT=30
+:wait_running_loop
+sc query %SVC% | find "RUNNING" >nul
+if not errorlevel 1 exit /b 0
+sc query %SVC% | find "STOPPED" >nul
+if not errorlevel 1 exit /b 2
+if %WAITLEFT% leq 0 exit /b 1
+set /a WAITLEFT-=1
+ping -n 2 127.0.0.1 >nul
+goto :wait_running_loop
 
 rem wait_deleted - waits (30 s at most) until the service is gone (deletion can be delayed while
 rem other programs hold a handle to it).

@@ -4,10 +4,12 @@
 #   AIPC_DIST (dist tree), AIPC_VERSION, AIPC_HELPER (aipc-installer-helper.exe),
 #   AIPC_SOURCE_DIR, AIPC_WORK (scratch folder), AIPC_CMAKE, AIPC_WINE;
 #   nsis only: AIPC_SETUP (the setup program), AIPC_MAKENSIS, AIPC_NSI (to build an older version).
-#  cmd:  (as a simulated standard user: refused) install.cmd -> checks -> edit config -> install.cmd again (keeps it, restarts) -> checks
+#  cmd:  (as a simulated standard user: refused) install.cmd -> checks -> edit config -> install.cmd
+#        again (keeps it, restarts) -> checks -> install.cmd over an invalid config (must fail)
 #        -> uninstall.cmd (keeps config) -> uninstall.cmd again -> uninstall.cmd /purge
 #  nsis: Setup-<older>.exe /S -> checks -> edit config -> Setup-<version>.exe /S (upgrade) -> checks
-#        -> QuietUninstallString _?= -> checks -> Setup /S /D=<custom dir> -> checks -> uninstall
+#        -> setup over an invalid config (must fail) -> QuietUninstallString _?= -> checks
+#        -> Setup /S /D=<custom dir> -> checks -> uninstall /PURGE -> checks
 # Every wait is a bounded poll on real state. The prefix and its wineserver are removed at the end.
 set -uo pipefail
 mode=${1:?usage: run_installer_test.sh cmd|nsis}
@@ -148,6 +150,21 @@ consumer() {
     test "$rc" = 0 -a -n "$(grep '^PASSED' <<<"$out")"
 }
 
+# broken_config_fails CMD...: with an unknown key in broker.json the broker refuses to start;
+# the installer must report that (non-zero exit) instead of claiming success, and keep the file.
+broken_config_fails() {
+  cp "$cfg" "$work/broker.json.good"
+  printf '{\r\n  "pipe_name": "asyncipc.broker",\r\n  "no_such_key": 1\r\n}\r\n' >"$cfg"
+  cp "$cfg" "$work/broker.json.bad"
+  local t=$(date +%s) rc
+  "$@" >"$work/broken.out" 2>"$work/broken.err"; rc=$?
+  check "installing over an invalid config fails (rc $rc) in $(( $(date +%s) - t ))s: $(tr -d '\r' <"$work/broken.err" | head -c 300)" test "$rc" != 0
+  check "the invalid config was not overwritten" cmp -s "$cfg" "$work/broker.json.bad"
+  svc_query
+  check "service is not running (state '$(svc_field state)')" test "$(svc_field state)" != RUNNING
+  cp "$work/broker.json.good" "$cfg"
+}
+
 # ---- fresh prefix ---------------------------------------------------------------------------
 step "fresh Wine prefix $WINEPREFIX"
 rm -rf "$work"; mkdir -p "$WINEPREFIX"
@@ -201,7 +218,11 @@ if [ "$mode" = cmd ]; then
   check "service was restarted (pid $pid1 -> $(svc_field pid))" test "$(svc_field pid)" != "$pid1"
   pubsub_roundtrip "$pf_win" asyncipc.reinstalled
 
-  step "uninstall.cmd"
+  step "install.cmd over an invalid config"
+  broken_config_fails w cmd /c "$inst_cmd"
+  check "install.cmd names the cause" grep -q "stopped while starting" "$work/broken.err"
+
+  step "uninstall.cmd (service registered but stopped)"
   w cmd /c "$uninst_cmd"; rc=$?
   check "uninstall.cmd exits 0 (rc $rc)" test "$rc" = 0
   svc_query
@@ -262,7 +283,10 @@ elif [ "$mode" = nsis ]; then
   pubsub_roundtrip "$pf_win" asyncipc.upgraded
   consumer "$pf_unix" "$pf_win" asyncipc.upgraded
 
-  step "silent uninstall with QuietUninstallString _?="
+  step "setup /S over an invalid config"
+  broken_config_fails w "$AIPC_SETUP" /S
+
+  step "silent uninstall with QuietUninstallString _?= (service registered but stopped)"
   qus=$(arp QuietUninstallString)
   run_verbatim "$qus _?=$pf_win"; rc=$?
   check "uninstaller exits 0 (rc $rc)" test "$rc" = 0
