@@ -233,16 +233,19 @@ uint64_t aipc_client_id(const aipc_client *cl)
     return cl->id;
 }
 
+/* "" for anonymous clients. */
 const char *aipc_client_name(const aipc_client *cl)
 {
     return cl->name;
 }
 
+/* As given at attach (the pipe's client process). */
 uint32_t aipc_client_pid(const aipc_client *cl)
 {
     return cl->pid;
 }
 
+/* Back from a client to the engine's connection. */
 aipc_conn *aipc_client_conn(const aipc_client *cl)
 {
     return cl->conn;
