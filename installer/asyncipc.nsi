@@ -10,7 +10,7 @@
 ; Silent: Setup.exe /S [/D=C:\Path\Without\Quotes]   Uninstall: uninstall.exe /S [/PURGE]
 ; (/PURGE also removes %ProgramData%\AsyncIPC; without it configuration and logs are kept.)
 
-Target amd64-unicode          ; 64-bit stub: Wine has no 32-bit side here, and the DLL is 64-bit
+Target amd64-unicode          ; a 64-bit installer: the product is 64-bit, and wine64 runs no 32-bit code here
 !ifndef VERSION
   !error "define VERSION (makensis -DVERSION=x.y.z)"
 !endif

@@ -168,6 +168,7 @@ static int cmd_run(const wchar_t *cmdline)
     return (int)code;
 }
 
+/* Dispatches the sub-commands listed at the top of this file. */
 int wmain(int argc, wchar_t **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);

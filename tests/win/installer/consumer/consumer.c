@@ -156,6 +156,7 @@ static aipc_bus *open_bus(const char *name, bus_state *s, int subscriber)
     return bus;
 }
 
+/* Two named clients exchange a publication and a request/reply through the broker. */
 static void test_bus(void)
 {
     bus_state sub_s = { CreateEventW(NULL, TRUE, FALSE, NULL), CreateEventW(NULL, TRUE, FALSE, NULL),
@@ -193,6 +194,7 @@ static void test_bus(void)
         aipc_bus_close(sub);
 }
 
+/* Runs every check; exit code 0 only when all passed. */
 int wmain(int argc, wchar_t **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);

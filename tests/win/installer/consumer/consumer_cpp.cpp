@@ -11,6 +11,7 @@
 
 namespace {
 
+// One end of the pipe: records what arrives; the server also answers.
 class Peer : public IPipeDelegate {
 public:
     Peer(bool server) : server_(server), got_(CreateEventW(nullptr, FALSE, FALSE, nullptr)) {}
@@ -34,6 +35,7 @@ private:
 
 }  // namespace
 
+// Server (APC engine) and client (overlapped engine) exchange one message each way.
 int main()
 {
     wchar_t name[64];
