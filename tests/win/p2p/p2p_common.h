@@ -32,6 +32,7 @@
 
 static aipc_probe *g_probes[8];
 static int g_log_opened;
+static char g_log_path[MAX_PATH];   /* deleted by the teardown */
 
 /* Engine names as the peer's --engine takes them. */
 static inline const char *engine_arg(PipeImplType e)
@@ -109,6 +110,7 @@ static inline void open_test_log(char *path, size_t cap, const char *tag)
     aipc_test_temp_path(path, cap, tag, ".log");
     ck_assert_int_eq(aipc_log_open_file(path), AIPC_OK);
     g_log_opened = 1;
+    snprintf(g_log_path, sizeof g_log_path, "%s", path);
 }
 
 static void p2p_setup(void)
@@ -128,6 +130,10 @@ static void p2p_teardown(void)
     if (g_log_opened) {
         aipc_log_open_file(NULL);
         g_log_opened = 0;
+    }
+    if (g_log_path[0]) {
+        DeleteFileA(g_log_path);
+        g_log_path[0] = 0;
     }
 }
 

@@ -176,6 +176,7 @@ START_TEST(cpp_exception_is_caught_and_logged)
     ck_assert_ptr_nonnull(text);
     ck_assert_msg(std::strstr(text, " ERROR ") && std::strstr(text, "thrown on purpose"), "log: %s", text);
     free(text);
+    DeleteFileA(log);
 }
 END_TEST
 

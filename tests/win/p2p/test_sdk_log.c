@@ -83,6 +83,8 @@ START_TEST(easy_log_location_name_and_format)
     ck_assert_str_eq(level, "ERROR");
     ck_assert_msg(!strcmp(msg, "line with a trailing newline\r\n"), "message: %s", msg);
     free(text);
+    aipc_log_open_file(NULL);
+    DeleteFileA(path);
 }
 END_TEST
 
@@ -131,6 +133,7 @@ START_TEST(open_file_creates_dirs_appends_and_closes)
     ck_assert_ptr_null(strstr(text, "while closed"));
     ck_assert(strstr(text, "first") < strstr(text, "second"));
     free(text);
+    DeleteFileA(path);
     ck_assert_int_eq(aipc_log_open_file(""), AIPC_EINVAL);
 }
 END_TEST
@@ -210,6 +213,7 @@ START_TEST(env_log_level_is_honoured)
             ck_assert_msg(strstr(text, cases[c].absent[i]) == NULL, "AIPC_LOG_LEVEL=%s: %s logged", cases[c].env,
                           cases[c].absent[i]);
         free(text);
+        DeleteFileA(path);
     }
 }
 END_TEST
@@ -238,6 +242,7 @@ START_TEST(stderr_errors_before_any_file)
             ck_assert_msg(len == 0, "stderr without AIPC_LOG_STDERR: %s", text);
         }
         free(text);
+        DeleteFileA(path);
     }
 }
 END_TEST

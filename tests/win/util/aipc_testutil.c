@@ -176,7 +176,11 @@ void aipc_test_temp_path(char *out, size_t cap, const char *tag, const char *ext
     if (n == 0 || n >= MAX_PATH)
         strcpy(dir, ".\\");
     aipc_test_name(name, sizeof name, tag);
-    snprintf(out, cap, "%s%s%s", dir, name, ext ? ext : "");
+    /* Process ids repeat between runs (Wine starts again from small numbers), so a clock value
+     * keeps a new run from appending to an old run's file. */
+    LARGE_INTEGER t;
+    QueryPerformanceCounter(&t);
+    snprintf(out, cap, "%s%s-%llx%s", dir, name, (unsigned long long)t.QuadPart, ext ? ext : "");
 }
 
 char *aipc_test_read_file(const char *path, size_t *len)
