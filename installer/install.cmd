@@ -12,6 +12,11 @@ rem start, restarts on failure) running, and %ProgramData%\AsyncIPC\broker.json 
 rem there is none yet (an existing config is never overwritten).
 rem Safe to run again: it stops the service, replaces the files, updates the service, restarts it.
 rem Exit code 0 on success; non-zero with a message on stderr otherwise.
+rem
+rem Written for Windows' cmd.exe and Wine's (the tests run it under Wine), so it avoids what
+rem Wine's cmd gets wrong: "A && B || C" (runs both B and C), "( echo ... ) > file" (the output
+rem is lost when cmd's own stdout is not a console), parentheses in an "if ... echo" text,
+rem multi-line blocks inside "for ... do", and "rd" exit codes (checked with "if exist" instead).
 setlocal EnableExtensions DisableDelayedExpansion
 
 set "SVC=AsyncIPCBroker"

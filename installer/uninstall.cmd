@@ -6,6 +6,7 @@ rem
 rem Stops and deletes the AsyncIPCBroker service and removes %ProgramFiles%\AsyncIPC. The
 rem configuration and logs in %ProgramData%\AsyncIPC are kept unless /purge is given.
 rem Safe to run again (nothing installed is not an error). Exit code 0 on success.
+rem Like install.cmd it avoids the constructs Wine's cmd.exe gets wrong (see there).
 setlocal EnableExtensions DisableDelayedExpansion
 
 set "SVC=AsyncIPCBroker"
