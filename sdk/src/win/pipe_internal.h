@@ -64,7 +64,7 @@ struct aipc_op {
     aipc_op_cb cb;
     aipc_pipe *pipe;
     HANDLE event;     /* PIPE_ASYNC listen op: manual-reset event of ConnectNamedPipe */
-    HANDLE wait;      /* PIPE_ASYNC listen op: RegisterWaitForSingleObject handle */
+    HANDLE wait;      /* PIPE_ASYNC listen op: thread-pool wait (only beyond 64 listeners) */
 };
 
 /* A one-shot timer of an I/O loop. [io] */
