@@ -12,7 +12,7 @@
 #define NCLIENTS 100
 #define NTHREADS 4
 #define PER_THREAD 100          /* publications per thread */
-#define NSUBS 10                /* clients that subscribe (each gets every publication) */
+#define NSUBS 100               /* clients that subscribe (each gets every publication) */
 
 static bt_broker g_br;
 static bt_client g_c[NCLIENTS];
@@ -67,8 +67,8 @@ START_TEST(hundred_clients_four_threads)
         ck_assert_uint_eq(g_c[i].io_thread, io_thread);   /* one shared I/O thread */
     }
     for (int i = 0; i < NSUBS; i++) {
-        ck_assert_int_eq(aipc_bus_subscribe(g_c[i * 10 + 3].bus, "load/#"), 0);
-        ck_assert(bt_sync(&g_c[i * 10 + 3], W));
+        ck_assert_int_eq(aipc_bus_subscribe(g_c[i * (NCLIENTS / NSUBS)].bus, "load/#"), 0);
+        ck_assert(bt_sync(&g_c[i * (NCLIENTS / NSUBS)], W));
     }
     g_go = CreateEventW(NULL, TRUE, FALSE, NULL);
     HANDLE th[NTHREADS];
@@ -87,9 +87,9 @@ START_TEST(hundred_clients_four_threads)
     }
     CloseHandle(g_go);
     for (int i = 0; i < NSUBS; i++) {
-        bt_client *s = &g_c[i * 10 + 3];
+        bt_client *s = &g_c[i * (NCLIENTS / NSUBS)];
         ck_assert_msg(bt_wait(s, &s->msgs, NTHREADS * PER_THREAD, W * 2),
-                      "subscriber %d got %lld of %d", i * 10 + 3, bt_get(s, &s->msgs),
+                      "subscriber %d got %lld of %d", i * (NCLIENTS / NSUBS), bt_get(s, &s->msgs),
                       NTHREADS * PER_THREAD);
         ck_assert_int_eq(s->order_errors, 0);
         ck_assert_int_eq(s->dropped, 0);
