@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""bench/report.py - turns the RESULT lines of the bench programs into build/bench/results.json,
+a plain-text table on stdout and docs/performance.md (called by tools/bench.sh).
+
+usage: report.py OUT_DIR DOC_PATH   (OUT_DIR holds *.log from the bench runs and env.json)
+"""
+import glob
+import json
+import os
+import sys
+
+
+def load(out_dir):
+    results = {}
+    failures = []
+    for log in sorted(glob.glob(os.path.join(out_dir, "*.log"))):
+        prog = os.path.basename(log)[:-4]
+        with open(log, errors="replace") as f:
+            for line in f:
+                if line.startswith("RESULT "):
+                    r = json.loads(line[7:])
+                    r["program"] = prog
+                    results[r["name"]] = r
+        rc_path = os.path.join(out_dir, prog + ".rc")
+        if os.path.exists(rc_path):
+            rc = open(rc_path).read().strip()
+            if rc != "0":
+                failures.append({"program": prog, "exit_code": rc})
+    return results, failures
+
+
+def fmt(v):
+    if v is None:
+        return "n/a"
+    a = abs(v)
+    if a >= 1e6:
+        return "%.2fM" % (v / 1e6)
+    if a >= 1e4:
+        return "%.1fk" % (v / 1e3)
+    if a >= 100:
+        return "%.0f" % v
+    if a >= 10:
+        return "%.1f" % v
+    return "%.2f" % v
+
+
+def cell(r):
+    if not r:
+        return "n/a"
+    return "%s (%s..%s)" % (fmt(r["median"]), fmt(r["min"]), fmt(r["max"]))
+
+
+def main():
+    out_dir, doc = sys.argv[1], sys.argv[2]
+    res, failures = load(out_dir)
+    env = json.load(open(os.path.join(out_dir, "env.json")))
+
+    def med(name):
+        r = res.get(name)
+        return r["median"] if r else None
+
+    def ratio(a, b):
+        a, b = med(a), med(b)
+        return a / b if a is not None and b else None
+
+    sizes = ["64B", "1KiB", "64KiB", "1MiB"]
+    engines = ["async", "overlapped"]
+    targets = []
+
+    def target(what, value, op, limit, unit, figure, baseline):
+        ok = None
+        if value is not None:
+            ok = value <= limit if op == "<=" else value >= limit
+        targets.append({"target": what, "measured": value, "op": op, "limit": limit,
+                        "unit": unit, "figure": figure, "baseline": baseline,
+                        "met": ok})
+
+    for e in engines:
+        target("SDK p2p round trip (%s, 64 B) vs raw ping-pong" % e,
+               ratio("p2p.%s.rtt.64B" % e, "raw.pingpong.64B.rtt"), "<=", 1.3, "x",
+               "p2p.%s.rtt.64B" % e, "raw.pingpong.64B.rtt")
+    for e in engines:
+        target("SDK streaming 64 B (%s) vs raw one-WriteFile-per-message" % e,
+               ratio("p2p.%s.stream.64B.msgs" % e, "raw.stream.64B.msgs"), ">=", 20, "x",
+               "p2p.%s.stream.64B.msgs" % e, "raw.stream.64B.msgs")
+    target("broker req/rep round trip vs raw ping-pong (64 B)",
+           ratio("broker.reqrep.rtt.64B", "raw.pingpong.64B.rtt"), "<=", 2.5, "x",
+           "broker.reqrep.rtt.64B", "raw.pingpong.64B.rtt")
+    target("broker pub/sub 1->1 64 B vs raw one-WriteFile-per-message",
+           ratio("broker.pubsub.1to1.64B.msgs", "raw.stream.64B.msgs"), ">=", 10, "x",
+           "broker.pubsub.1to1.64B.msgs", "raw.stream.64B.msgs")
+    target("broker pub/sub 1->16 aggregate, slow subscriber present, vs raw",
+           ratio("broker.pubsub.1to16.64B.slow.msgs", "raw.stream.64B.msgs"), ">=", 5, "x",
+           "broker.pubsub.1to16.64B.slow.msgs", "raw.stream.64B.msgs")
+    target("broker 1 MiB payloads vs raw 1 MiB MB/s",
+           ratio("broker.pubsub.1to1.1MiB.mbs", "raw.stream.1MiB.mbs"), ">=", 0.4, "x",
+           "broker.pubsub.1to1.1MiB.mbs", "raw.stream.1MiB.mbs")
+    target("broker private memory per idle client", med("broker.idle.mem_per_client"), "<=", 32,
+           "KiB", "broker.idle.mem_per_client", None)
+    for sc in ["exact.10", "exact.100k", "wildcard.10", "wildcard.100k", "fanout.16"]:
+        v = med("core.%s.pubs" % sc)
+        target("native core routed publications/s (%s)" % sc, v / 1e6 if v else None, ">=", 2.0,
+               "M/s", "core.%s.pubs" % sc, None)
+    for k in ["exact", "wildcard"]:
+        target("native core %s: 10-subscription rate / 100k-subscription rate" % k,
+               ratio("core.%s.10.pubs" % k, "core.%s.100k.pubs" % k), "<=", 2.0, "x",
+               "core.%s.100k.pubs" % k, "core.%s.10.pubs" % k)
+    a1, a16 = med("core.fanout.1.allocs_per_pub"), med("core.fanout.16.allocs_per_pub")
+    target("native core heap allocations per message per subscriber (fan-out 1 vs 16)",
+           (a16 - a1) / 15 if a1 is not None and a16 is not None else None, "<=", 0, "allocs",
+           "core.fanout.16.allocs_per_pub", "core.fanout.1.allocs_per_pub")
+
+    data = {"environment": env, "results": res, "targets": targets, "failures": failures}
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+
+    # ---- tables --------------------------------------------------------------------------
+    L = []
+    L.append("## Environment\n")
+    for k in ["date", "cpu", "cores", "wine", "kernel", "os", "load_before", "load_after",
+              "duration_s", "commit"]:
+        if k in env:
+            L.append("- %s: %s" % (k.replace("_", " "), env[k]))
+    L.append("")
+    L.append("Every figure: median of 5 repetitions (min..max in brackets). Ratios are ratios of "
+             "medians to a baseline measured in the same run.\n")
+
+    L.append("## Targets\n")
+    L.append("| target | measured | required | met |")
+    L.append("| --- | --- | --- | --- |")
+    for t in targets:
+        m = "n/a" if t["measured"] is None else ("%.3g %s" % (t["measured"], t["unit"]))
+        met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**NO**")
+        L.append("| %s | %s | %s %g %s | %s |" % (t["target"], m, t["op"], t["limit"], t["unit"],
+                                                 met))
+    L.append("")
+
+    L.append("## Point-to-point (two processes)\n")
+    L.append("| size | raw ping-pong RTT us | " + " | ".join(
+        "SDK %s RTT us (ratio)" % e for e in engines) + " |")
+    L.append("| --- | --- | " + " | ".join("---" for _ in engines) + " |")
+    for s in sizes:
+        row = [s, cell(res.get("raw.pingpong.%s.rtt" % s))]
+        for e in engines:
+            r = ratio("p2p.%s.rtt.%s" % (e, s), "raw.pingpong.%s.rtt" % s)
+            row.append("%s (%sx)" % (cell(res.get("p2p.%s.rtt.%s" % (e, s))), fmt(r)))
+        L.append("| " + " | ".join(row) + " |")
+    L.append("")
+    L.append("| size | raw 1 WriteFile/msg: msg/s, MB/s | " + " | ".join(
+        "SDK %s one-way msg/s (ratio), MB/s" % e for e in engines) + " |")
+    L.append("| --- | --- | " + " | ".join("---" for _ in engines) + " |")
+    for s in sizes:
+        row = [s, "%s, %s" % (cell(res.get("raw.stream.%s.msgs" % s)),
+                              fmt(med("raw.stream.%s.mbs" % s)))]
+        for e in engines:
+            r = ratio("p2p.%s.stream.%s.msgs" % (e, s), "raw.stream.%s.msgs" % s)
+            row.append("%s (%sx), %s" % (cell(res.get("p2p.%s.stream.%s.msgs" % (e, s))), fmt(r),
+                                         fmt(med("p2p.%s.stream.%s.mbs" % (e, s)))))
+        L.append("| " + " | ".join(row) + " |")
+    L.append("")
+
+    L.append("## Broker (asyncipc-broker.exe, separate process; raw-protocol clients)\n")
+    L.append("| figure | value | ratio to baseline |")
+    L.append("| --- | --- | --- |")
+    rows = [
+        ("req/rep round trip, 64 B (us)", "broker.reqrep.rtt.64B", "raw.pingpong.64B.rtt"),
+        ("pub/sub 1->1, 64 B (msg/s delivered)", "broker.pubsub.1to1.64B.msgs",
+         "raw.stream.64B.msgs"),
+        ("pub/sub 1->16, 64 B (msg/s delivered, aggregate)", "broker.pubsub.1to16.64B.msgs",
+         "raw.stream.64B.msgs"),
+        ("pub/sub 1->16 + 1 slow subscriber, 64 B (msg/s to the 16)",
+         "broker.pubsub.1to16.64B.slow.msgs", "raw.stream.64B.msgs"),
+        ("pub/sub 1->1, 1 MiB (MB/s)", "broker.pubsub.1to1.1MiB.mbs", "raw.stream.1MiB.mbs"),
+        ("private memory per idle client (KiB)", "broker.idle.mem_per_client", None),
+        ("touched (RSS) memory per idle client (KiB)", "broker.idle.rss_per_client", None),
+        ("time to connect 1,000 clients (s)", "broker.idle.connect_time", None),
+    ]
+    for label, name, base in rows:
+        r = ratio(name, base) if base else None
+        L.append("| %s | %s | %s |" % (label, cell(res.get(name)),
+                                       ("%sx %s" % (fmt(r), base)) if base else ""))
+    slow = res.get("broker.pubsub.1to16.64B.slow.msgs")
+    if slow:
+        L.append("")
+        L.append("Slow subscriber run: the broker dropped %s publications for the slow "
+                 "subscriber (it received %s); the 16 fast subscribers lost none (checked by "
+                 "sequence number)." % (slow.get("slow_dropped"), slow.get("slow_received")))
+    mem = res.get("broker.idle.mem_per_client")
+    if mem:
+        L.append("")
+        L.append("Memory source: %s." % mem.get("source"))
+    L.append("")
+
+    L.append("## Native broker core (Linux, no I/O, one core)\n")
+    L.append("| scenario | publications/s | deliveries/s | heap allocations per publication |")
+    L.append("| --- | --- | --- | --- |")
+    for sc in ["exact.10", "exact.100k", "wildcard.10", "wildcard.100k", "fanout.1", "fanout.16"]:
+        L.append("| %s | %s | %s | %s |" % (sc, cell(res.get("core.%s.pubs" % sc)),
+                                            cell(res.get("core.%s.deliveries" % sc)),
+                                            fmt(med("core.%s.allocs_per_pub" % sc))))
+    L.append("")
+    if failures:
+        L.append("## Failures\n")
+        for f in failures:
+            L.append("- %s exited with %s (see build/bench/%s.log)" % (f["program"], f["exit_code"],
+                                                                     f["program"]))
+        L.append("")
+    table = "\n".join(L)
+    print(table)
+
+    # ---- docs/performance.md: a fixed introduction + the latest tables ---------------------
+    intro_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "performance-intro.md")
+    intro = open(intro_path).read() if os.path.exists(intro_path) else "# Performance\n"
+    with open(doc, "w") as f:
+        f.write(intro.rstrip() + "\n\n# Latest results\n\n" + table + "\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
