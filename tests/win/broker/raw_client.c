@@ -1,10 +1,12 @@
 /*
  * raw_client.c - raw-protocol helper process for the broker suites (no SDK).
  *
- *   raw_client pub  PIPE NAME PUBIDX COUNT GO_EVENT
+ *   raw_client pub  PIPE NAME PUBIDX COUNT GO_EVENT [CREDIT_SEMAPHORE]
  *       hello as NAME, wait for GO_EVENT, publish COUNT messages on t/p<PUBIDX>/k<i%4> with
- *       raw_msg_size/raw_msg_seed payloads (batched), then ping-sync; exit 0.
- *   raw_client sub  PIPE NAME READY_EVENT DONE_EVENT EXPECT FILTER...
+ *       raw_msg_size/raw_msg_seed payloads (batched), then ping-sync; exit 0. With a credit
+ *       semaphore, publishes in blocks of 100 and stays at most two blocks ahead of the
+ *       subscriber that releases it (flow control for tests that need a reader to keep up).
+ *   raw_client sub  PIPE NAME READY_EVENT DONE_EVENT EXPECT [--credit=SEMAPHORE] FILTER...
  *       hello, subscribe to every FILTER, set READY_EVENT; receive EXPECT publications checking
  *       topic-vs-filters, publisher order and payload bytes; after DONE_EVENT, ping-sync and
  *       check that nothing more arrived; exit 0 if all exact.
@@ -31,9 +33,13 @@ static HANDLE open_event(const char *name)
 }
 
 /* pub mode (see the file comment). */
-static int do_pub(const char *pipe, const char *name, unsigned idx, unsigned count, const char *go)
+static int do_pub(const char *pipe, const char *name, unsigned idx, unsigned count, const char *go,
+                  const char *credit)
 {
     HANDLE ev = open_event(go);
+    HANDLE sem = credit ? OpenSemaphoreA(SYNCHRONIZE, FALSE, credit) : NULL;
+    if (credit && !sem)
+        return 3;
     raw_conn *c = raw_connect(pipe, WAIT_MS);
     if (!ev || !c || raw_hello(c, name, WAIT_MS) <= 0)
         return 3;
@@ -46,6 +52,12 @@ static int do_pub(const char *pipe, const char *name, unsigned idx, unsigned cou
         uint32_t n = raw_msg_size(idx, i);
         aipc_pattern_fill(buf, n, raw_msg_seed(idx, i));
         raw_queue(c, meta, buf, n);
+        if (sem && i % 100 == 99) {
+            if (raw_flush(c, WAIT_MS) != 0)
+                return 3;
+            if (i >= 199 && WaitForSingleObject(sem, WAIT_MS) != WAIT_OBJECT_0)
+                return 5;   /* block (i/100 - 1) was not received in time */
+        }
         if (c->wlen >= 192 * 1024 && raw_flush(c, WAIT_MS) != 0)
             return 3;
     }
@@ -103,7 +115,14 @@ static int check_msg(const raw_frame *f, char **filters, int nf, long long *last
 static int do_sub(const char *pipe, const char *name, const char *ready, const char *done,
                   unsigned expect, char **filters, int nf)
 {
-    HANDLE rev = open_event(ready), dev = open_event(done);
+    HANDLE rev = open_event(ready), dev = open_event(done), sem = NULL;
+    if (nf > 0 && strncmp(filters[0], "--credit=", 9) == 0) {
+        sem = OpenSemaphoreA(SEMAPHORE_MODIFY_STATE, FALSE, filters[0] + 9);
+        if (!sem)
+            return 3;
+        filters++;
+        nf--;
+    }
     raw_conn *c = raw_connect(pipe, WAIT_MS);
     if (!rev || !dev || !c || raw_hello(c, name, WAIT_MS) <= 0)
         return 3;
@@ -127,6 +146,8 @@ static int do_sub(const char *pipe, const char *name, const char *ready, const c
             if (check_msg(&f, filters, nf, last) != 0)
                 return 4;
             got++;
+            if (sem && got % 100 == 0)
+                ReleaseSemaphore(sem, 1, NULL);
         } else {
             fprintf(stderr, "raw_client %s: unexpected %s\n", name, f.meta_text);
             return 4;
@@ -214,8 +235,9 @@ static int do_midframe(const char *pipe, const char *ready)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 7 && strcmp(argv[1], "pub") == 0)
-        return do_pub(argv[2], argv[3], (unsigned)atoi(argv[4]), (unsigned)atoi(argv[5]), argv[6]);
+    if ((argc == 7 || argc == 8) && strcmp(argv[1], "pub") == 0)
+        return do_pub(argv[2], argv[3], (unsigned)atoi(argv[4]), (unsigned)atoi(argv[5]), argv[6],
+                      argc == 8 ? argv[7] : NULL);
     if (argc >= 8 && strcmp(argv[1], "sub") == 0)
         return do_sub(argv[2], argv[3], argv[4], argv[5], (unsigned)atoi(argv[6]), argv + 7,
                       argc - 7);

@@ -51,9 +51,22 @@ static unsigned expected_count(const char *const *filters, int nf, int npub, uns
     return n;
 }
 
+/* The broker of the running test, killed by the teardown if the test failed half-way. */
+static raw_broker *g_broker;
+
+/* Starts the test's broker (and remembers it for the teardown). */
+static void broker_start(raw_broker *b, const char *tag, const char *extra)
+{
+    ck_assert_int_eq(raw_broker_start(b, tag, extra), 0);
+    g_broker = b;
+}
+
 static void teardown(void)
 {
     aipc_proc_kill_all();
+    if (g_broker && g_broker->process)
+        raw_broker_stop(g_broker, 0);
+    g_broker = NULL;
 }
 
 /* ---- 64 clients: 8 publishers x 8 subscribers on wildcard filters ---------------------------- */
@@ -64,7 +77,7 @@ START_TEST(fanout_64_clients)
         { "+/+/k3" }, { "t/p4/k0", "t/p5/k2", "t/p6/k3" }, { "#" }, { "t/p7/k2", "nomatch/#" },
     };
     raw_broker b;
-    ck_assert_int_eq(raw_broker_start(&b, "fan", NULL), 0);
+    broker_start(&b, "fan", NULL);
     char go[96], done[96], ready[NSUB][96];
     HANDLE hgo = mk_event(go, sizeof go, "go"), hdone = mk_event(done, sizeof done, "done");
     HANDLE hready[NSUB];
@@ -134,7 +147,7 @@ START_TEST(many_connections_presence)
 {
     enum { HOLDERS = 4, PER = 50 };
     raw_broker b;
-    ck_assert_int_eq(raw_broker_start(&b, "many", NULL), 0);
+    broker_start(&b, "many", NULL);
     raw_conn *w = raw_connect(b.pipe, W);
     ck_assert(w && raw_hello(w, "watcher", W) > 0);
     ck_assert_int_eq(raw_sub(w, "$bus/+", 1, W), 0);
@@ -144,12 +157,20 @@ START_TEST(many_connections_presence)
     HANDLE hr = mk_event(rdy, sizeof rdy, "srdy"), hrel = mk_event(rel, sizeof rel, "rel");
     HANDLE hh[HOLDERS];
     aipc_proc sub, pub, hold[HOLDERS];
-    /* Traffic: one publisher -> one subscriber, running while holders come and go. */
+    /* Traffic: one publisher -> one subscriber. The publisher is held mid-stream by credits
+     * this test grants (blocks of 100 messages), so the 200 connections open, stay open and
+     * close while its traffic is still flowing. */
+    char credit[96];
+    aipc_test_name(credit, sizeof credit, "credit");
+    HANDLE hsem = CreateSemaphoreA(NULL, 0, 1000, credit);
+    ck_assert(hsem != NULL);
     ck_assert_int_eq(aipc_proc_spawn(&sub, "raw_client.exe", "sub %s sub0 %s %s %d t/p0/#",
                                      b.pipe, rdy, done, NMSG), 0);
     ck_assert(aipc_test_wait(hr, 60000));
+    ck_assert_int_eq(aipc_proc_spawn(&pub, "raw_client.exe", "pub %s pub0 0 %d %s %s", b.pipe,
+                                     NMSG, go, credit), 0);
     SetEvent(hgo);
-    ck_assert_int_eq(aipc_proc_spawn(&pub, "raw_client.exe", "pub %s pub0 0 %d %s", b.pipe, NMSG, go), 0);
+    ReleaseSemaphore(hsem, 3, NULL);
     for (int i = 0; i < HOLDERS; i++) {
         hh[i] = mk_event(hrdy[i], sizeof hrdy[i], "hrdy");
         ck_assert_int_eq(aipc_proc_spawn(&hold[i], "raw_client.exe", "hold %s %d %s %s", b.pipe,
@@ -173,9 +194,14 @@ START_TEST(many_connections_presence)
                   "stats: %s", f.payload);
     cJSON_Delete(st);
     raw_frame_free(&f);
+    ck_assert_msg(WaitForSingleObject(pub.process, 0) == WAIT_TIMEOUT,
+                  "the publisher finished before the connections were all open");
+    ReleaseSemaphore(hsem, 3, NULL);
     SetEvent(hrel);
     for (int i = 0; i < HOLDERS; i++)
         expect_exit(&hold[i], 60000, "holder");
+    ck_assert(WaitForSingleObject(pub.process, 0) == WAIT_TIMEOUT);
+    ReleaseSemaphore(hsem, 10, NULL);
     /* Presence: every holder connection joined and left exactly once. */
     while (left < HOLDERS * PER) {
         int r = raw_recv(w, &f, W);
@@ -196,6 +222,7 @@ START_TEST(many_connections_presence)
     CloseHandle(hdone);
     CloseHandle(hr);
     CloseHandle(hrel);
+    CloseHandle(hsem);
 }
 END_TEST
 
@@ -227,7 +254,7 @@ static void check_from(const raw_frame *f, const char *name, long long id)
 START_TEST(direct_request_retained)
 {
     raw_broker b;
-    ck_assert_int_eq(raw_broker_start(&b, "dir", NULL), 0);
+    broker_start(&b, "dir", NULL);
     raw_conn *a = raw_connect(b.pipe, W), *bo = raw_connect(b.pipe, W);
     long long ida = raw_hello(a, "alice", W), idb = raw_hello(bo, "bob", W);
     ck_assert(ida > 0 && idb > 0 && ida != idb);
@@ -335,20 +362,27 @@ START_TEST(slow_consumer)
 {
     enum { N = 3000 };
     raw_broker b;
-    ck_assert_int_eq(raw_broker_start(&b, "slow", "\"max_queue_bytes\":65536"), 0);
+    broker_start(&b, "slow", "\"max_queue_bytes\":262144");
     raw_conn *slow = raw_connect(b.pipe, W);
     ck_assert(raw_hello(slow, "slow", W) > 0);
     ck_assert_int_eq(raw_sub(slow, "t/p3/#", 1, W), 0);
     char go[96], done[96], rdy[96];
     HANDLE hgo = mk_event(go, sizeof go, "go"), hdone = mk_event(done, sizeof done, "done");
     HANDLE hr = mk_event(rdy, sizeof rdy, "rdy");
+    /* The fast reader grants the publisher credit (at most two blocks of 100 ahead), so it
+     * can never fall a whole queue behind; the slow one never reads until the end. */
+    char credit[96];
+    aipc_test_name(credit, sizeof credit, "credit");
+    HANDLE hsem = CreateSemaphoreA(NULL, 0, 1000, credit);
+    ck_assert(hsem != NULL);
     aipc_proc fast, pub;
-    ck_assert_int_eq(aipc_proc_spawn(&fast, "raw_client.exe", "sub %s fast %s %s %d t/p3/#",
-                                     b.pipe, rdy, done, N), 0);
+    ck_assert_int_eq(aipc_proc_spawn(&fast, "raw_client.exe", "sub %s fast %s %s %d --credit=%s t/p3/#",
+                                     b.pipe, rdy, done, N, credit), 0);
     ck_assert(aipc_test_wait(hr, 60000));
     size_t mem0 = raw_broker_private_bytes(&b);
     SetEvent(hgo);
-    ck_assert_int_eq(aipc_proc_spawn(&pub, "raw_client.exe", "pub %s pub3 3 %d %s", b.pipe, N, go), 0);
+    ck_assert_int_eq(aipc_proc_spawn(&pub, "raw_client.exe", "pub %s pub3 3 %d %s %s", b.pipe, N,
+                                     go, credit), 0);
     expect_exit(&pub, 120000, "publisher");
     SetEvent(hdone);
     expect_exit(&fast, 120000, "fast subscriber");   /* got all N, exact and in order */
@@ -395,6 +429,7 @@ START_TEST(slow_consumer)
     CloseHandle(hgo);
     CloseHandle(hdone);
     CloseHandle(hr);
+    CloseHandle(hsem);
 }
 END_TEST
 
@@ -411,7 +446,7 @@ static void want_error_close(raw_conn *c, const char *code)
 START_TEST(bad_input)
 {
     raw_broker b;
-    ck_assert_int_eq(raw_broker_start(&b, "bad", "\"max_payload\":1048576"), 0);
+    broker_start(&b, "bad", "\"max_payload\":1048576");
     /* Traffic that must not be disturbed while the bad clients misbehave. */
     char go[96], done[96], rdy[96], mid[96];
     HANDLE hgo = mk_event(go, sizeof go, "go"), hdone = mk_event(done, sizeof done, "done");
@@ -521,7 +556,7 @@ END_TEST
 START_TEST(stop_sends_bye)
 {
     raw_broker b;
-    ck_assert_int_eq(raw_broker_start(&b, "bye", NULL), 0);
+    broker_start(&b, "bye", NULL);
     raw_conn *c[3];
     for (int i = 0; i < 3; i++) {
         c[i] = raw_connect(b.pipe, W);
@@ -584,7 +619,7 @@ START_TEST(startup_errors)
     ck_assert_int_eq(run_broker("bogus"), 1);
     /* pipe in use: a second broker on the same name refuses to start */
     raw_broker b;
-    ck_assert_int_eq(raw_broker_start(&b, "busy", NULL), 0);
+    broker_start(&b, "busy", NULL);
     snprintf(args, sizeof args, "run --config \"%s\" --pipe \\\\.\\pipe\\%s", b.config, b.pipe);
     ck_assert_int_eq(run_broker(args), 3);
     /* and the first one still serves */
