@@ -513,9 +513,11 @@ int aipc_engine_create(aipc_engine **out, const aipc_engine_config *cfg,
         return AIPC_ENGINE_SYS;
     }
     /* Probe: an existing server of this name means "in use" even where the kernel does not
-     * enforce FILE_FLAG_FIRST_PIPE_INSTANCE (Wine). WaitNamedPipe fails with
-     * ERROR_FILE_NOT_FOUND only when no instance exists. */
-    if (WaitNamedPipeW(e->pipe_path, 1) || GetLastError() != ERROR_FILE_NOT_FOUND) {
+     * enforce FILE_FLAG_FIRST_PIPE_INSTANCE (Wine). WaitNamedPipe succeeds or times out only
+     * when an instance exists; other failures are left to CreateNamedPipe to report. */
+    BOOL exists = WaitNamedPipeW(e->pipe_path, 1);
+    DWORD wer = exists ? 0 : GetLastError();
+    if (exists || wer == ERROR_SEM_TIMEOUT || wer == ERROR_PIPE_BUSY) {
         snprintf(err, errlen, "pipe name is in use by another server");
         aipc_engine_free(e);
         return AIPC_ENGINE_PIPE_BUSY;

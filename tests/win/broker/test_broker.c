@@ -176,7 +176,10 @@ START_TEST(many_connections_presence)
         ck_assert_int_eq(aipc_proc_spawn(&hold[i], "raw_client.exe", "hold %s %d %s %s", b.pipe,
                                          PER, hrdy[i], rel), 0);
     }
+    DWORD hbase = 0, hpeak = 0, hend = 0;
+    GetProcessHandleCount(b.process, &hbase);
     ck_assert(WaitForMultipleObjects(HOLDERS, hh, TRUE, 90000) < WAIT_OBJECT_0 + HOLDERS);
+    GetProcessHandleCount(b.process, &hpeak);
     /* All 200 are open now: the broker's stats agree. */
     ck_assert_int_eq(raw_send(w, "{\"op\":\"stats\",\"id\":2}", NULL, 0, W), 0);
     raw_frame f;
@@ -211,6 +214,12 @@ START_TEST(many_connections_presence)
     }
     ck_assert_int_eq(joined, HOLDERS * PER);
     ck_assert_int_eq(left, HOLDERS * PER);
+    /* every pipe handle of the 200 was closed (the sync orders it after their detach) */
+    ck_assert_int_eq(raw_sync(w, 9, W), 0);
+    GetProcessHandleCount(b.process, &hend);
+    fprintf(stderr, "many: broker handles %lu before, %lu with 200 more clients, %lu after\n",
+            (unsigned long)hbase, (unsigned long)hpeak, (unsigned long)hend);
+    ck_assert_msg(hbase == 0 || hend <= hbase + 2, "handle leak: %lu -> %lu", hbase, hend);
     expect_exit(&pub, 120000, "publisher");
     SetEvent(hdone);
     expect_exit(&sub, 120000, "subscriber");
@@ -586,6 +595,51 @@ START_TEST(stop_sends_bye)
 }
 END_TEST
 
+/* ---- max_clients: the connection over the limit is closed, the others are unaffected -------- */
+START_TEST(max_clients_refused)
+{
+    raw_broker b;
+    broker_start(&b, "max", "\"max_clients\":3");
+    raw_conn *c[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = raw_connect(b.pipe, W);
+        ck_assert(c[i] && raw_hello(c[i], NULL, W) > 0);
+    }
+    DWORD h0 = 0;
+    GetProcessHandleCount(b.process, &h0);
+    raw_conn *x = raw_connect(b.pipe, W);
+    ck_assert(x != NULL);
+    raw_frame f;
+    raw_send(x, "{\"op\":\"hello\",\"proto\":1}", NULL, 0, W);   /* may fail: already closed */
+    ck_assert_int_eq(raw_recv(x, &f, W), -1);
+    raw_close(x);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(raw_sync(c[i], 1, W), 0);
+    raw_close(c[0]);
+    /* a place is free again (the close is seen once the broker read the end of the pipe) */
+    ck_assert_int_eq(raw_sync(c[1], 2, W), 0);
+    x = raw_connect(b.pipe, W);
+    long long id = -1;
+    for (int tries = 0; tries < 50 && id <= 0; tries++) {
+        id = raw_hello(x, NULL, W);
+        if (id <= 0) {      /* raced the detach of c[0]: refused, try again (bounded) */
+            raw_close(x);
+            x = raw_connect(b.pipe, W);
+        }
+    }
+    ck_assert(id > 0);
+    /* the broker's handles came back to the level with three clients (no handle leak) */
+    DWORD h1 = 0;
+    GetProcessHandleCount(b.process, &h1);
+    fprintf(stderr, "max_clients: broker handles %lu -> %lu\n", (unsigned long)h0, (unsigned long)h1);
+    ck_assert_msg(h0 == 0 || h1 <= h0 + 1, "broker handles %lu -> %lu", h0, h1);
+    raw_close(x);
+    raw_close(c[1]);
+    raw_close(c[2]);
+    ck_assert_int_eq(raw_broker_stop(&b, 5000), 0);
+}
+END_TEST
+
 /* Runs the broker with args and returns its exit code (bounded). */
 static int run_broker(const char *args)
 {
@@ -648,6 +702,7 @@ int main(int argc, char **argv)
     add(s, "direct_request_retained", direct_request_retained);
     add(s, "bad_input", bad_input);
     add(s, "stop_sends_bye", stop_sends_bye);
+    add(s, "max_clients_refused", max_clients_refused);
     add(s, "slow_consumer", slow_consumer);
     add(s, "fanout_64_clients", fanout_64_clients);
     add(s, "many_connections_presence", many_connections_presence);

@@ -171,6 +171,43 @@ START_TEST(no_command_outside_scm)
 }
 END_TEST
 
+/* No --config and no %ProgramData%\AsyncIPC\broker.json: defaults (the default pipe, the log
+ * at %ProgramData%\AsyncIPC\logs\broker.log). Runs serially (the default pipe is global). */
+START_TEST(defaults_without_config)
+{
+    char pd[MAX_PATH], cfg[MAX_PATH + 64], log[MAX_PATH + 64], ready[96], stop[96];
+    ck_assert(GetEnvironmentVariableA("ProgramData", pd, MAX_PATH) > 0);
+    snprintf(cfg, sizeof cfg, "%s\\AsyncIPC\\broker.json", pd);
+    snprintf(log, sizeof log, "%s\\AsyncIPC\\logs\\broker.log", pd);
+    ck_assert_msg(GetFileAttributesA(cfg) == INVALID_FILE_ATTRIBUTES, "%s exists", cfg);
+    aipc_test_name(ready, sizeof ready, "ready");
+    aipc_test_name(stop, sizeof stop, "stop");
+    HANDLE hr = CreateEventA(NULL, TRUE, FALSE, ready), hs = CreateEventA(NULL, TRUE, FALSE, stop);
+    aipc_proc p;
+    ck_assert_int_eq(aipc_proc_spawn(&p, "asyncipc-broker.exe", "run --ready-event %s --stop-event %s",
+                                     ready, stop), 0);
+    HANDLE hw[2] = { hr, p.process };
+    ck_assert_int_eq(WaitForMultipleObjects(2, hw, FALSE, W), WAIT_OBJECT_0);
+    raw_conn *c = exchange("asyncipc.broker");     /* short form of the default pipe */
+    raw_conn *c2 = raw_connect("\\\\.\\pipe\\asyncipc.broker", W);   /* full form */
+    ck_assert(c2 && raw_hello(c2, NULL, W) > 0);
+    SetEvent(hs);
+    ck_assert_int_eq(aipc_proc_wait(&p, 10000), 0);
+    ck_assert_uint_eq(p.exit_code, 0);
+    aipc_proc_close(&p);
+    expect_bye(c);
+    expect_bye(c2);
+    size_t n = 0;
+    char *text = aipc_test_read_file(log, &n);
+    ck_assert_msg(text && strstr(text, "listening on \\\\.\\pipe\\asyncipc.broker"), "log %s", log);
+    /* payloads are not logged at the default level */
+    ck_assert(strstr(text, "hello service") == NULL);
+    free(text);
+    CloseHandle(hr);
+    CloseHandle(hs);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("broker_service");
@@ -179,6 +216,7 @@ int main(void)
     tcase_add_test(tc, sc_plain_binpath);
     tcase_add_test(tc, exe_install_control);
     tcase_add_test(tc, no_command_outside_scm);
+    tcase_add_test(tc, defaults_without_config);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_set_fork_status(r, CK_NOFORK);

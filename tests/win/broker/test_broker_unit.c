@@ -11,6 +11,7 @@
 
 #include "broker_app.h"
 #include "engine.h"
+#include "raw_proto.h"
 #include "security.h"
 
 /* Finds the ACCESS_ALLOWED ACE for a well-known SID; returns its mask or 0. */
@@ -163,6 +164,152 @@ START_TEST(paths_relative_to_config)
 }
 END_TEST
 
+/* ---- the engine alone, with an echo handler: close protocol and handle hygiene ---------------- */
+
+typedef struct echo_conn {
+    aipc_wconn *w;
+    uint8_t *q;             /* queued output */
+    size_t len, cap;
+} echo_conn;
+
+typedef struct echo_state {
+    int attached, detached;
+} echo_state;
+
+static void *echo_attach(void *ctx, aipc_wconn *w, unsigned long pid)
+{
+    echo_state *st = ctx;
+    ck_assert_uint_eq(pid, GetCurrentProcessId());
+    echo_conn *c = calloc(1, sizeof *c);
+    c->w = w;
+    st->attached++;
+    return c;
+}
+
+/* Queues bytes for c (the handler's side of the engine's scatter/consume contract). */
+static void echo_queue(echo_conn *c, const uint8_t *d, size_t n)
+{
+    if (c->len + n > c->cap) {
+        c->cap = (c->len + n) * 2;
+        c->q = realloc(c->q, c->cap);
+    }
+    memcpy(c->q + c->len, d, n);
+    c->len += n;
+    aipc_wconn_want_write(c->w);
+}
+
+static int echo_input(void *ctx, void *conn, const uint8_t *d, size_t n)
+{
+    echo_queue(conn, d, n);
+    return 0;
+}
+
+static void echo_detach(void *ctx, void *conn)
+{
+    echo_state *st = ctx;
+    echo_conn *c = conn;
+    st->detached++;
+    free(c->q);
+    free(c);
+}
+
+static int echo_out_next(void *ctx, void *conn, aipc_wiov *iov, int max)
+{
+    echo_conn *c = conn;
+    if (!c->len)
+        return 0;
+    iov[0].base = c->q;     /* one piece: large ones are written in place by the engine */
+    iov[0].len = c->len;
+    return 1;
+}
+
+static void echo_out_consume(void *ctx, void *conn, size_t n)
+{
+    echo_conn *c = conn;
+    memmove(c->q, c->q + n, c->len - n);
+    c->len -= n;
+}
+
+/* On stop: the echo protocol has no goodbye; the engine closes each connection once its
+ * queue drained (or at the grace deadline for readers that never read). */
+static void echo_shutdown(void *ctx)
+{
+}
+
+static DWORD WINAPI engine_thread(LPVOID e)
+{
+    aipc_engine_run(e);
+    return 0;
+}
+
+START_TEST(engine_echo_close_protocol)
+{
+    enum { N = 60 };
+    echo_state st = { 0 };
+    char name[96];
+    aipc_test_name(name, sizeof name, "eng");
+    wchar_t *path = aipc_pipe_path_from_utf8(name);
+    DWORD h0 = aipc_test_handle_count();
+    aipc_pipe_security sec;
+    char err[256];
+    ck_assert_int_eq(aipc_pipe_security_init(&sec, NULL, err, sizeof err), 0);
+    aipc_engine_config cfg = { path, &sec.sa, 0, 2000 };
+    aipc_engine_handler h = { &st, echo_attach, echo_input, echo_detach, echo_out_next,
+                              echo_out_consume, echo_shutdown, NULL };
+    aipc_engine *e = NULL;
+    ck_assert_int_eq(aipc_engine_create(&e, &cfg, &h, err, sizeof err), AIPC_ENGINE_OK);
+    /* a second engine on the same name is refused as "in use" */
+    aipc_engine *e2 = NULL;
+    ck_assert_int_eq(aipc_engine_create(&e2, &cfg, &h, err, sizeof err), AIPC_ENGINE_PIPE_BUSY);
+    HANDLE th = CreateThread(NULL, 0, engine_thread, e, 0, NULL);
+
+    static uint8_t big[300000];
+    aipc_pattern_fill(big, sizeof big, 4242);
+    raw_conn *c[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = raw_connect(name, 10000);
+        ck_assert(c[i] != NULL);
+        /* one frame: small for even, large (written in place) for odd connections */
+        uint32_t n = (i % 2) ? 200000 : 100;
+        ck_assert_int_eq(raw_send(c[i], NULL, big, n, 10000), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        if (i % 3 == 2)
+            continue;           /* these never read their echo: closed with writes pending */
+        raw_frame f;
+        ck_assert_int_eq(raw_recv(c[i], &f, 10000), 1);
+        ck_assert_uint_eq(f.payload_len, (i % 2) ? 200000 : 100);
+        ck_assert(aipc_pattern_check(f.payload, f.payload_len, 4242) == -1);
+        raw_frame_free(&f);
+    }
+    for (int i = 0; i < N; i += 3) {    /* abrupt client closes */
+        raw_close(c[i]);
+        c[i] = NULL;
+    }
+    aipc_engine_request_stop(e);
+    ck_assert_int_eq(WaitForSingleObject(th, 10000), WAIT_OBJECT_0);
+    CloseHandle(th);
+    ck_assert_int_eq(st.attached, N);
+    ck_assert_int_eq(st.detached, N);
+    for (int i = 0; i < N; i++) {
+        if (!c[i])
+            continue;
+        raw_frame f;
+        int r;
+        while ((r = raw_recv(c[i], &f, 10000)) == 1)   /* the unread echo, then the end */
+            raw_frame_free(&f);
+        ck_assert_int_eq(r, -1);
+        raw_close(c[i]);
+    }
+    aipc_engine_free(e);
+    aipc_pipe_security_free(&sec);
+    free(path);
+    DWORD h1 = aipc_test_handle_count();
+    fprintf(stderr, "engine: handles %lu before, %lu after\n", (unsigned long)h0, (unsigned long)h1);
+    ck_assert_msg(h1 <= h0 + 2, "handle leak: %lu -> %lu", (unsigned long)h0, (unsigned long)h1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("broker_unit");
@@ -172,6 +319,7 @@ int main(void)
     tcase_add_test(tc, descriptor_on_pipe);
     tcase_add_test(tc, pipe_names);
     tcase_add_test(tc, paths_relative_to_config);
+    tcase_add_test(tc, engine_echo_close_protocol);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_set_fork_status(r, CK_NOFORK);
