@@ -117,6 +117,19 @@ static void h_out_consume(void *ctx, void *conn, size_t n)
     aipc_client_out_consume(bc->conn.client, n);
 }
 
+static uint8_t *h_read_direct(void *ctx, void *conn, size_t *want)
+{
+    bconn *bc = conn;
+    return aipc_client_read_direct(bc->conn.client, want);
+}
+
+static int h_read_commit(void *ctx, void *conn, size_t n)
+{
+    aipc_broker_app *a = ctx;
+    bconn *bc = conn;
+    return aipc_client_read_commit(a->core, bc->conn.client, n);
+}
+
 static void h_shutdown(void *ctx)
 {
     aipc_broker_app *a = ctx;
@@ -361,7 +374,7 @@ int aipc_broker_app_start(aipc_broker_app **out, const aipc_broker_opts *o, char
         ec.sa = &a->sec.sa;
         ec.stop_grace_ms = 3000;
         aipc_engine_handler h = { a, h_attach, h_input, h_detach, h_out_next, h_out_consume,
-                                  h_shutdown, NULL };
+                                  h_shutdown, NULL, h_read_direct, h_read_commit };
         char eerr[300];
         int er = aipc_engine_create(&a->eng, &ec, &h, eerr, sizeof eerr);
         if (er != AIPC_ENGINE_OK) {

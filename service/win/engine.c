@@ -11,6 +11,9 @@
  *   - Large output pieces are written straight from the handler's memory; the handler keeps them
  *     until out_consume, which runs only on the write's completion, and the handler is told to
  *     forget the connection (detach) only after every completion has come back.
+ *   - Reads of a large frame's remainder go straight into the handler's assembly buffer
+ *     (read_direct); it stays valid until read_commit, which runs on the read's completion,
+ *     or until detach, which again waits for every completion.
  *
  * Close protocol: conn_close_now marks the connection closing, CancelIoEx's everything in
  * flight and waits; when the last completion arrives conn_finish detaches it from the handler,
@@ -33,6 +36,7 @@
 #define ENG_RBUF      (64u * 1024u)
 #define ENG_WBUF      (256u * 1024u)
 #define ENG_DIRECT    (32u * 1024u)     /* pieces this large are written in place */
+#define ENG_RDIRECT   (64u * 1024u)     /* frames missing this much are read in place */
 #define ENG_IOV       512
 #define ENG_BATCH     128
 #define ENG_KEY_IO    1
@@ -61,6 +65,7 @@ struct aipc_wconn {
     uint8_t *rbuf;
     uint8_t *wbuf;
     bool writing;           /* a write is in flight */
+    bool rd_direct;         /* the read in flight targets the handler's frame buffer */
     bool close_flush;       /* close once output is drained */
     bool dirty;             /* on the engine's flush list */
     aipc_wconn *prev, *next;    /* all connections (listener included) */
@@ -202,9 +207,20 @@ static void conn_post_read(aipc_wconn *c)
 {
     if (c->st != C_OPEN)
         return;
+    aipc_engine *e = c->e;
     memset(&c->rd.ov, 0, sizeof c->rd.ov);
     c->rd.cb = on_read;
-    if (ReadFile(c->h, c->rbuf, ENG_RBUF, NULL, &c->rd.ov) || GetLastError() == ERROR_IO_PENDING) {
+    uint8_t *buf = c->rbuf;
+    DWORD len = ENG_RBUF;
+    size_t want = 0;
+    uint8_t *direct = e->h.read_direct ? e->h.read_direct(e->h.ctx, c->user, &want) : NULL;
+    c->rd_direct = direct && want >= ENG_RDIRECT;
+    if (c->rd_direct) {
+        /* Large frame: read straight into it (the handler keeps it until commit/detach). */
+        buf = direct;
+        len = (DWORD)(want > (16u << 20) ? (16u << 20) : want);
+    }
+    if (ReadFile(c->h, buf, len, NULL, &c->rd.ov) || GetLastError() == ERROR_IO_PENDING) {
         c->inflight++;
         return;
     }
@@ -231,7 +247,11 @@ static void on_read(eng_op *op, DWORD err, DWORD n)
         conn_close_now(c);
         return;
     }
-    if (n > 0 && e->h.input(e->h.ctx, c->user, c->rbuf, n) < 0) {
+    int rc = 0;
+    if (n > 0)
+        rc = c->rd_direct ? e->h.read_commit(e->h.ctx, c->user, n)
+                          : e->h.input(e->h.ctx, c->user, c->rbuf, n);
+    if (rc < 0) {
         conn_close_now(c);
         return;
     }

@@ -49,8 +49,13 @@ typedef struct aipc_engine_handler {
     void (*out_consume)(void *ctx, void *conn, size_t n);
     /* The engine is stopping: queue a goodbye to every client (then flushed and closed). */
     void (*shutdown)(void *ctx);
-    /* Called once per loop turn (at least every tick_ms while clients are connected). */
+    /* Called once per loop turn (at least once a second). May be NULL. */
     void (*tick)(void *ctx);
+    /* Optional zero-copy reads: while a large frame is being assembled, where its next bytes
+     * go and how many are missing (NULL = none). The memory must stay valid until read_commit
+     * or detach. read_commit reports n bytes read there (same return values as input). */
+    uint8_t *(*read_direct)(void *ctx, void *conn, size_t *want);
+    int (*read_commit)(void *ctx, void *conn, size_t n);
 } aipc_engine_handler;
 
 typedef struct aipc_engine_config {

@@ -285,6 +285,19 @@ START_TEST(direct_request_retained)
     ck_assert(f.payload_len == sizeof bin && aipc_pattern_check(f.payload, f.payload_len, 77) == -1);
     raw_frame_free(&f);
 
+    /* a large payload (read in place by the broker, written in place to bob) */
+    {
+        uint32_t n = 5u * 1024 * 1024 + 3;
+        uint8_t *large = malloc(n);
+        aipc_pattern_fill(large, n, 99);
+        ck_assert_int_eq(raw_send(a, "{\"op\":\"send\",\"to\":\"bob\"}", large, n, W), 0);
+        want(bo, &f, "direct", NULL);
+        ck_assert_uint_eq(f.payload_len, n);
+        ck_assert(aipc_pattern_check(f.payload, f.payload_len, 99) == -1);
+        raw_frame_free(&f);
+        free(large);
+    }
+
     /* request / reply */
     ck_assert_int_eq(raw_send(a, "{\"op\":\"req\",\"to\":\"bob\",\"id\":5}", "q?", 2, W), 0);
     want(bo, &f, "req", NULL);

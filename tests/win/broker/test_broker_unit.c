@@ -255,7 +255,7 @@ START_TEST(engine_echo_close_protocol)
     ck_assert_int_eq(aipc_pipe_security_init(&sec, NULL, err, sizeof err), 0);
     aipc_engine_config cfg = { path, &sec.sa, 0, 2000 };
     aipc_engine_handler h = { &st, echo_attach, echo_input, echo_detach, echo_out_next,
-                              echo_out_consume, echo_shutdown, NULL };
+                              echo_out_consume, echo_shutdown, NULL, NULL, NULL };
     aipc_engine *e = NULL;
     ck_assert_int_eq(aipc_engine_create(&e, &cfg, &h, err, sizeof err), AIPC_ENGINE_OK);
     /* a second engine on the same name is refused as "in use" */
