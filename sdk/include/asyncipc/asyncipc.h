@@ -315,8 +315,9 @@ typedef struct aipc_bus_options {
     uint64_t max_queue_bytes;      /* bytes accepted but not yet written to the broker (they
                                       pile up while disconnected); beyond it publish/send/
                                       request return AIPC_EQUEUEFULL (default 8 MiB) */
-    uint32_t connect_timeout_ms;   /* one connection attempt: waiting for a busy or absent
-                                      broker pipe and for its welcome (default 5000) */
+    uint32_t connect_timeout_ms;   /* one connection attempt waits this long for a busy or
+                                      absent broker pipe, then as long again for the broker's
+                                      welcome (default 5000) */
 } aipc_bus_options;
 
 #define AIPC_BUS_DEFAULT_BACKOFF_MIN_MS   100u

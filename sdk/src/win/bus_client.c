@@ -13,7 +13,8 @@
  *
  * Connection life cycle ([io] `st`)
  *   OPENING   CreateFile on the pipe; busy/absent pipe: retry timer until the attempt deadline
- *   HELLO     pipe open, hello written, read pending; timer = welcome deadline
+ *   HELLO     pipe open, hello written, read pending; timer = welcome deadline (a full
+ *             connect timeout from the open)
  *   READY     welcomed: resubscribe frames (ctl queue) and then the user queue are written
  *   DRAINING  connection lost: I/O cancelled; the handle closes when no operation is pending,
  *             then BACKOFF (reconnect on) or DOWN
@@ -396,9 +397,8 @@ static void try_open(aipc_bus *b)
         conn_lost(b, AIPC_ENOMEM);
         return;
     }
-    uint64_t now = now_ms();
-    DWORD left = b->deadline > now ? (DWORD)(b->deadline - now) : 0;
-    aipc_timer_start(b->loop, &b->conn_timer, left, on_conn_timer);
+    /* the welcome gets a full connect timeout of its own, however long opening took */
+    aipc_timer_start(b->loop, &b->conn_timer, b->o.connect_timeout_ms, on_conn_timer);
     issue_read(b);
     pump_write(b);
 }
