@@ -37,6 +37,7 @@
 #define BATCH_BYTES (64u * 1024u)
 #define TOPIC       "bench/t"
 
+static uint32_t g_fixed;      /* profiling aid ("count ..."): one run of this many, no reps */
 static wchar_t g_pipe[200];
 static HANDLE g_broker;
 static char g_proc_dir[64];   /* Z:\proc\N of the broker's Unix process, "" if unknown */
@@ -480,6 +481,12 @@ static void bench_reqrep(void)
     rc_connect(&rp.c, "bench-rep");
     rc_connect(&q, "bench-req");
     rp.thread = (HANDLE)_beginthreadex(NULL, 0, replier_main, &rp, 0, NULL);
+    if (g_fixed) {
+        printf("count: reqrep %u: %.6f s\n", g_fixed, run_reqrep(&q, g_fixed) * g_fixed);
+        fflush(stdout);
+        broker_stop();
+        ExitProcess(0);
+    }
     double t = run_reqrep(&q, 30);
     uint32_t iters = bench_calibrate(t, 0.3, 30, 5000);
     double v[REPS];
@@ -651,11 +658,18 @@ static void bench_pubsub(const char *name, int nfast, int with_slow, uint32_t pl
     rclient pub;
     rc_connect(&pub, "bench-pub");
     uint64_t drops0 = rc_stats_u64(&pub, "drops");
-    /* Window: publications in flight ahead of the slowest fast subscriber, ~2 MiB of frames. */
+    /* Window: publications in flight ahead of the slowest fast subscriber: ~2 MiB of small
+     * frames, 6 large ones (6 MiB: still below the broker's 8 MiB queue bound). */
     uint32_t window = (uint32_t)((2u << 20) / (plen + 160u));
-    if (window < 3)
-        window = 3;
+    if (window < 6)
+        window = 6;
     uint64_t seq = 0;
+    if (g_fixed) {
+        printf("count: %s %u: %.6f s\n", name, g_fixed, run_pub(&pub, plen, g_fixed, &seq, window));
+        fflush(stdout);
+        broker_stop();
+        ExitProcess(0);
+    }
     uint32_t warm = plen >= 65536 ? 8 : 5000;
     double t = run_pub(&pub, plen, warm, &seq, window) / warm;
     uint32_t count = bench_calibrate(t, 0.4, 8, 2000000);
@@ -702,6 +716,21 @@ static void bench_pubsub(const char *name, int nfast, int with_slow, uint32_t pl
 int wmain(int argc, wchar_t **argv)
 {
     const wchar_t *only = argc >= 2 ? argv[1] : NULL;
+    if (argc >= 4 && wcscmp(argv[1], L"count") == 0) {
+        /* Profiling aid: "count reqrep|pub1|pub16|pub1MiB N" - one run of N, then exit, so
+         * wineserver requests can be counted per message (WINEDEBUG=+server). */
+        g_fixed = (uint32_t)_wtoi(argv[3]);
+        broker_start();
+        if (wcscmp(argv[2], L"reqrep") == 0)
+            bench_reqrep();
+        else if (wcscmp(argv[2], L"pub1") == 0)
+            bench_pubsub("pubsub.1to1.64B", 1, 0, 64);
+        else if (wcscmp(argv[2], L"pub16") == 0)
+            bench_pubsub("pubsub.1to16.64B", NFAST, 0, 64);
+        else
+            bench_pubsub("pubsub.1to1.1MiB", 1, 0, 1u << 20);
+        return 1;
+    }
     if (!only || wcscmp(only, L"idle") == 0)
         bench_idle();
     broker_start();

@@ -232,7 +232,10 @@ static double run_stream(drv_ctx *x, uint32_t size, uint32_t count)
     return dt;
 }
 
-static void bench_engine(int engine, const char *ename)
+/* Full benchmark of one engine; with kind != NULL only one run of that kind (profiling aid:
+ * "count async rtt 64 1000" lets wineserver requests be counted per message). */
+static void bench_engine(int engine, const char *ename, const wchar_t *kind, uint32_t csize,
+                         uint32_t cn)
 {
     drv_ctx x;
     memset(&x, 0, sizeof x);
@@ -262,6 +265,12 @@ static void bench_engine(int engine, const char *ename)
     if (WaitForSingleObject(x.connected, WAIT_MS) != WAIT_OBJECT_0 || !x.connect_ok)
         bench_fail("peer did not connect");
 
+    if (kind) {
+        double dt = wcscmp(kind, L"rtt") == 0 ? run_rtt(&x, csize, cn) * cn
+                                              : run_stream(&x, csize, cn);
+        printf("count: %s %ls %u x %u B: %.6f s\n", ename, kind, cn, csize, dt);
+        goto out;
+    }
     for (int s = 0; s < 4; s++) {
         double v[REPS], t = run_rtt(&x, g_sizes[s], 20);
         uint32_t iters = bench_calibrate(t, 0.3, 20, 5000);
@@ -288,6 +297,7 @@ static void bench_engine(int engine, const char *ename)
         snprintf(nm, sizeof nm, "p2p.%s.stream.%s.mbs", ename, g_size_names[s]);
         bench_report(nm, "MB/s", mbs, REPS, "\"count\":%u", count);
     }
+out:;
     uint8_t q = 'Q';
     x.pipe->SendData(x.pipe, &q, 1);
     DWORD code = bench_wait_child(child, 15000, "p2p peer");
@@ -301,13 +311,19 @@ int wmain(int argc, wchar_t **argv)
 {
     if (argc >= 4 && wcscmp(argv[1], L"peer") == 0)
         return peer(_wtoi(argv[2]), argv[3]);
+    if (argc >= 6 && wcscmp(argv[1], L"count") == 0) {
+        int e = wcscmp(argv[2], L"async") == 0 ? PIPE_ASYNC : PIPE_OVERLAPPED;
+        bench_engine(e, e == PIPE_ASYNC ? "async" : "overlapped", argv[3],
+                     (uint32_t)_wtoi(argv[4]), (uint32_t)_wtoi(argv[5]));
+        return 0;
+    }
     int only = -1;
     if (argc >= 2)
         only = wcscmp(argv[1], L"async") == 0 ? PIPE_ASYNC
                : wcscmp(argv[1], L"overlapped") == 0 ? PIPE_OVERLAPPED : -1;
     if (only != PIPE_OVERLAPPED)
-        bench_engine(PIPE_ASYNC, "async");
+        bench_engine(PIPE_ASYNC, "async", NULL, 0, 0);
     if (only != PIPE_ASYNC)
-        bench_engine(PIPE_OVERLAPPED, "overlapped");
+        bench_engine(PIPE_OVERLAPPED, "overlapped", NULL, 0, 0);
     return 0;
 }

@@ -117,6 +117,18 @@ int wmain(int argc, wchar_t **argv)
     if (!msg || !echo)
         bench_fail("out of memory");
     memset(msg, 0x5a, 1u << 20);
+    if (argc >= 5 && wcscmp(argv[1], L"count") == 0) {
+        /* Profiling aid: one run of one kind (no warm-up), e.g. "count ping 64 1000", so that
+         * wineserver requests can be counted per message (WINEDEBUG=+server). */
+        uint32_t size = (uint32_t)_wtoi(argv[3]), n = (uint32_t)_wtoi(argv[4]);
+        double dt = wcscmp(argv[2], L"ping") == 0 ? run_ping(h, msg, echo, size, n) * n
+                                                  : run_stream(h, msg, size, n);
+        printf("count: %ls %u x %u B: %.6f s\n", argv[2], n, size, dt);
+        raw_cmd q = {CMD_QUIT, 0, 0};
+        bench_write_full(h, &q, sizeof q);
+        bench_wait_child(child, 10000, "raw peer");
+        return 0;
+    }
 
     for (int s = 0; s < 4; s++) {
         double v[REPS];
