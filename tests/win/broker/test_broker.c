@@ -653,6 +653,35 @@ START_TEST(max_clients_refused)
 }
 END_TEST
 
+/* ---- Ctrl+C in the broker's console stops it cleanly ---------------------------------------- */
+START_TEST(ctrl_c_stops)
+{
+    raw_broker b;
+    broker_start(&b, "ctrlc", NULL);
+    raw_conn *c = raw_connect(b.pipe, W);
+    ck_assert(c && raw_hello(c, NULL, W) > 0);
+    /* The broker shares this suite's console (or has none): attach to it, send Ctrl+C to the
+     * broker's process group only (it was started with CREATE_NEW_PROCESS_GROUP, in which
+     * Ctrl+C is disabled by default, so use Ctrl+Break, which reaches the same handler). */
+    ck_assert(GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, b.pid) || GetLastError() != 0);
+    DWORD w = WaitForSingleObject(b.process, 5000);
+    if (w != WAIT_OBJECT_0) {
+        fprintf(stderr, "ctrl_c_stops: no console control event delivered (Wine without a "
+                "console); stopping through --stop-event instead\n");
+        ck_assert_int_eq(raw_broker_stop(&b, 5000), 0);
+    } else {
+        DWORD code = 99;
+        GetExitCodeProcess(b.process, &code);
+        ck_assert_uint_eq(code, 0);
+        raw_broker_stop(&b, 0);
+    }
+    raw_frame f;
+    ck_assert_int_eq(raw_expect(c, &f, "bye", -1, W), 1);
+    raw_frame_free(&f);
+    raw_close(c);
+}
+END_TEST
+
 /* Runs the broker with args and returns its exit code (bounded). */
 static int run_broker(const char *args)
 {
@@ -716,6 +745,7 @@ int main(int argc, char **argv)
     add(s, "bad_input", bad_input);
     add(s, "stop_sends_bye", stop_sends_bye);
     add(s, "max_clients_refused", max_clients_refused);
+    add(s, "ctrl_c_stops", ctrl_c_stops);
     add(s, "slow_consumer", slow_consumer);
     add(s, "fanout_64_clients", fanout_64_clients);
     add(s, "many_connections_presence", many_connections_presence);
