@@ -54,7 +54,27 @@ int bt_broker_restart(bt_broker *b)
     if (!ev)
         return -1;
     exe_path(app, sizeof app, "asyncipc-broker.exe");
-    snprintf(cmd, sizeof cmd, "\"%s\" run --pipe %s --ready-event %s", app, b->pipe, ev_name);
+    /* an explicit config: nothing from %ProgramData% (other suites of the prefix) applies */
+    if (!b->config[0]) {
+        aipc_test_temp_path(b->config, sizeof b->config, "bus-broker", ".json");
+        aipc_test_temp_path(b->log, sizeof b->log, "bus-broker", ".log");
+        char esc[2 * MAX_PATH];
+        size_t j = 0;
+        for (const char *p = b->log; *p && j + 2 < sizeof esc; p++) {
+            if (*p == '\\')
+                esc[j++] = '\\';
+            esc[j++] = *p;
+        }
+        esc[j] = 0;
+        FILE *f = fopen(b->config, "wb");
+        if (!f) {
+            CloseHandle(ev);
+            return -1;
+        }
+        fprintf(f, "{\"pipe_name\":\"%s\",\"log_file\":\"%s\",\"log_level\":\"info\"}", b->pipe, esc);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd, "\"%s\" run --config \"%s\" --ready-event %s", app, b->config, ev_name);
     STARTUPINFOA si;
     memset(&si, 0, sizeof si);
     si.cb = sizeof si;

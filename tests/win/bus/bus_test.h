@@ -21,6 +21,8 @@ typedef struct bt_broker {
     DWORD pid;
     char pipe[128];        /* short name */
     wchar_t wpipe[128];
+    char config[MAX_PATH]; /* its config file (pipe_name, log_file) in the temp folder */
+    char log[MAX_PATH];    /* its log file */
 } bt_broker;
 
 /* Picks a unique pipe name for `tag` and starts the broker on it (waits until it listens). */
