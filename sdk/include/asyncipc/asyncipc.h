@@ -85,6 +85,7 @@ ASYNCIPC_API const char *aipc_strerror(int code);
 #define AIPC_MAX_META            65536u               /* meta_len limit (SPEC section 3) */
 #define AIPC_DEFAULT_MAX_PAYLOAD (16u * 1024u * 1024u) /* default payload_len limit */
 #define AIPC_DEFAULT_CONNECT_TIMEOUT_MS 5000u          /* client waits this long for a server */
+#define AIPC_DEFAULT_MAX_QUEUE   (64u * 1024u * 1024u) /* pipe send queue (see AIPC_PIPE_OPT_MAX_QUEUE) */
 
 /* Default broker pipe. Everywhere a pipe name is taken, "\\.\pipe\NAME" and "NAME" both work. */
 #define AIPC_DEFAULT_BROKER_PIPE L"\\\\.\\pipe\\asyncipc.broker"
@@ -113,8 +114,9 @@ ASYNCIPC_API const char *aipc_strerror(int code);
  *     connect timeout, then OnConnected(false). A client connects once: after OnConnected(false)
  *     or OnDisconnected, Send returns AIPC_ECLOSED (create a new pipe object to reconnect).
  *   - Send copies the message into a batch; the I/O thread writes whole batches with one
- *     WriteFile and reports OnSend(size) per message once its batch is written. The queue is not
- *     bounded: a sender faster than its reader grows memory.
+ *     WriteFile and reports OnSend(size) per message once its batch is written. The queue is
+ *     bounded (AIPC_PIPE_OPT_MAX_QUEUE): when a sender outpaces its reader, Send returns
+ *     AIPC_EQUEUEFULL (the classic void Send logs a warning) until OnSend reports progress.
  *   - Exit discards queued and in-flight messages (cancelled with CancelIoEx) and closes the
  *     handle once the cancelled operations have completed; the object memory lives until then.
  */
@@ -180,6 +182,12 @@ ASYNCIPC_API int  aipc_pipe_new(PipeImplType engine, aipc_named_pipe **pipe);
                                                0 = one attempt; up to 0xFFFFFFFE) */
 #define AIPC_PIPE_OPT_MAX_MESSAGE        2  /* largest message in bytes, both ways (default 16 MiB;
                                                1 .. 1 GiB) */
+#define AIPC_PIPE_OPT_MAX_QUEUE          3  /* bytes Send accepted and not yet written (8-byte frame
+                                               headers included); a Send beyond it returns
+                                               AIPC_EQUEUEFULL and queues nothing. A message into
+                                               an empty queue is always accepted. Default: the
+                                               larger of 64 MiB and 4 x (max message + 8);
+                                               0 = unbounded */
 ASYNCIPC_API int  aipc_pipe_set_option(aipc_named_pipe *pipe, int option, uint64_t value);
 /* Starts the pipe as server or client on `pipe_name` ("\\.\pipe\NAME" or "NAME").
  * Returns true if the setup started; OnCreate/OnConnected follow on the I/O thread.
@@ -188,7 +196,8 @@ ASYNCIPC_API bool aipc_pipe_create(aipc_named_pipe *pipe, const wchar_t *pipe_na
                                    aipc_pipe_delegate *d);
 /* Queues one message (copied; the caller keeps `data`). Non-blocking and thread-safe; a message
  * sent before the peer connects is kept and delivered once it does. Returns 0 or
- * AIPC_EINVAL / AIPC_ETOOBIG / AIPC_ECLOSED (after Exit) / AIPC_ENOMEM. */
+ * AIPC_EINVAL / AIPC_ETOOBIG / AIPC_ECLOSED (after Exit) / AIPC_ENOMEM /
+ * AIPC_EQUEUEFULL (over AIPC_PIPE_OPT_MAX_QUEUE: retry after an OnSend). */
 ASYNCIPC_API int  aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size);
 /* Closes the connection (and stops listening). After it returns no callback of this pipe runs
  * (unless called from inside a callback: then none after that callback returns). Any thread. */

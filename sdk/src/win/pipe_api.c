@@ -171,6 +171,7 @@ int aipc_pipe_new(PipeImplType engine, aipc_named_pipe **out)
     p->refs = 1;
     p->max_msg = AIPC_DEFAULT_MAX_PAYLOAD;
     p->connect_timeout_ms = AIPC_DEFAULT_CONNECT_TIMEOUT_MS;
+    p->max_queue = AIPC_QUEUE_AUTO;
     p->state = AIPC_ST_NEW;
     p->h = INVALID_HANDLE_VALUE;
     p->rd.pipe = p->wr.pipe = p->cn.pipe = p->flush.pipe = p;
@@ -203,6 +204,11 @@ int aipc_pipe_set_option(aipc_named_pipe *pipe, int option, uint64_t value)
             return AIPC_EINVAL;
         p->max_msg = (uint32_t)value;
         return 0;
+    case AIPC_PIPE_OPT_MAX_QUEUE:
+        if (value == AIPC_QUEUE_AUTO)
+            return AIPC_EINVAL;
+        p->max_queue = value;
+        return 0;
     default:
         return AIPC_EINVAL;
     }
@@ -233,6 +239,16 @@ bool aipc_pipe_create(aipc_named_pipe *pipe, const wchar_t *pipe_name, PipeType 
     return run_on_loop(p, aipc_pipe_start, 0) != 0;
 }
 
+/* The send-queue limit in bytes (0 = unbounded). Never below one frame of the largest message,
+ * and a message into an empty queue is always accepted (see aipc_pipe_send). */
+static uint64_t queue_limit(const aipc_pipe *p)
+{
+    if (p->max_queue != AIPC_QUEUE_AUTO)
+        return p->max_queue;
+    uint64_t four = 4u * ((uint64_t)p->max_msg + AIPC_HDR_SIZE);
+    return four > AIPC_DEFAULT_MAX_QUEUE ? four : AIPC_DEFAULT_MAX_QUEUE;
+}
+
 int aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size)
 {
     aipc_pipe *p = (aipc_pipe *)pipe;
@@ -244,6 +260,13 @@ int aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size)
     if (p->send_closed) {
         ReleaseSRWLockExclusive(&p->lock);
         return AIPC_ECLOSED;
+    }
+    /* Bytes accepted and not yet written: the collecting batch plus the one being written. */
+    uint64_t queued = (uint64_t)p->q[p->qi].len + p->inflight;
+    uint64_t limit = queue_limit(p);
+    if (limit && queued > 0 && queued + AIPC_HDR_SIZE + size > limit) {
+        ReleaseSRWLockExclusive(&p->lock);
+        return AIPC_EQUEUEFULL;
     }
     int rc = aipc_batch_append(&p->q[p->qi], data, (uint32_t)size);
     int poke = rc == 0 && p->sendable && !p->wbusy;

@@ -52,6 +52,9 @@ typedef struct aipc_engine aipc_engine;
 #define AIPC_IO_CHUNK_MAX   (256u * 1024u * 1024u)
 /* Upper bound for AIPC_PIPE_OPT_MAX_MESSAGE (sizes are reported as int to the delegate). */
 #define AIPC_MAX_MESSAGE_LIMIT (1u << 30)
+/* max_queue value meaning "not set": the limit is max(AIPC_DEFAULT_MAX_QUEUE, 4 frames of the
+ * largest message), resolved at each Send so options may be set in any order. */
+#define AIPC_QUEUE_AUTO UINT64_MAX
 
 /*
  * One asynchronous kernel operation or one marshalled task. The OVERLAPPED comes first so both
@@ -154,6 +157,7 @@ struct aipc_pipe {
     /* options: written before Create only */
     uint32_t max_msg;
     uint32_t connect_timeout_ms;
+    uint64_t max_queue;           /* AIPC_PIPE_OPT_MAX_QUEUE; AIPC_QUEUE_AUTO = the default */
 
     /* fixed once Create has started */
     PipeType role;
@@ -188,6 +192,7 @@ struct aipc_pipe {
     int wbusy;                    /* writer token: a write is in flight or a flush is queued */
     int send_closed;              /* Send returns AIPC_ECLOSED */
     aipc_op flush;                /* task that starts a write (posted by Send) */
+    size_t inflight;              /* [lock] bytes of the batch being written (0 if none) */
 };
 
 /* ---- pipe_api.c --------------------------------------------------------------------------- */

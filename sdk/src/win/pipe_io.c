@@ -119,6 +119,7 @@ static void drop_inflight(aipc_pipe *p)
     p->wr_off = 0;
     AcquireSRWLockExclusive(&p->lock);
     p->wbusy = 0;
+    p->inflight = 0;
     ReleaseSRWLockExclusive(&p->lock);
 }
 
@@ -153,6 +154,9 @@ static void write_done(aipc_pipe *p, DWORD bytes)
         issue_write(p);
         return;
     }
+    AcquireSRWLockExclusive(&p->lock);
+    p->inflight = 0;          /* written: no longer counts against the queue limit */
+    ReleaseSRWLockExclusive(&p->lock);
     aipc_pipe_delegate *d = p->d;
     if (d && d->OnSend)
         for (size_t i = 0; i < b->count && !p->closed; i++)
@@ -189,10 +193,12 @@ static void start_write(aipc_pipe *p)
     AcquireSRWLockExclusive(&p->lock);
     if (!p->sendable || p->q[p->qi].len == 0) {
         p->wbusy = 0;
+        p->inflight = 0;
         ReleaseSRWLockExclusive(&p->lock);
         return;
     }
     p->qi ^= 1;               /* pending -> in flight; the empty in-flight batch collects next */
+    p->inflight = p->q[p->qi ^ 1].len;
     ReleaseSRWLockExclusive(&p->lock);
     p->wr_off = 0;
     issue_write(p);
@@ -235,6 +241,7 @@ void aipc_pipe_io_reset(aipc_pipe *p)
     AcquireSRWLockExclusive(&p->lock);
     p->sendable = 0;
     aipc_batch_clear(&p->q[p->qi]);     /* unsent messages belonged to the old peer */
+    p->inflight = 0;
     ReleaseSRWLockExclusive(&p->lock);
     aipc_batch_clear(&p->q[p->qi ^ 1]);
     p->wr_off = 0;
