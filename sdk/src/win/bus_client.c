@@ -1067,10 +1067,14 @@ void aipc_bus_close(aipc_bus *b)
         return;
     }
     if (ev) {
-        /* The I/O thread never blocks, so the teardown always comes; the wait is long only
-         * if a user callback of another client blocks the thread. */
-        WaitForSingleObject(ev, INFINITE);
+        /* The I/O thread never blocks, so the teardown always comes (the wait is long only if
+         * a user callback blocks the thread). At process exit the thread may already be gone
+         * (e.g. a static destructor in a DLL): then nothing can run the teardown, so the
+         * client is left as it is instead of waiting forever. */
+        HANDLE hs[2] = {ev, b->loop->thread};
+        DWORD w = WaitForMultipleObjects(2, hs, FALSE, INFINITE);
         CloseHandle(ev);
-        bus_unref(b);
+        if (w == WAIT_OBJECT_0)
+            bus_unref(b);
     }
 }
