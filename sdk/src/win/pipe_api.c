@@ -67,8 +67,11 @@ static void sync_call_run(aipc_op *op, DWORD err, DWORD bytes)
     aipc_pipe_unref(p);
 }
 
-/* Runs fn(p) on the pipe's I/O thread and returns its result; `fail` if it cannot be posted. */
-static int run_on_loop(aipc_pipe *p, int (*fn)(aipc_pipe *p), int fail)
+/* Runs fn(p) on the pipe's I/O thread and returns its result; `fail` if it cannot be posted.
+ * With `must` (Exit) a failure to create the event or to post is retried until it works: an
+ * Exit that silently did not happen would let callbacks run after Release returned, on a
+ * delegate the caller has freed. Such failures only come from momentary resource exhaustion. */
+static int run_on_loop(aipc_pipe *p, int (*fn)(aipc_pipe *p), int fail, int must)
 {
     if (GetCurrentThreadId() == p->loop->tid) {
         aipc_pipe_ref(p);
@@ -82,16 +85,24 @@ static int run_on_loop(aipc_pipe *p, int (*fn)(aipc_pipe *p), int fail)
     c.op.cb = sync_call_run;
     c.fn = fn;
     c.result = fail;
-    c.done = CreateEventW(NULL, TRUE, FALSE, NULL);
-    if (!c.done) {
-        aipc_log(AIPC_LOG_ERROR, "pipe: CreateEvent failed (%lu)", GetLastError());
-        return fail;
-    }
-    aipc_pipe_ref(p);
-    if (!p->eng->post(p->loop, &c.op)) {
-        aipc_pipe_unref(p);
-        CloseHandle(c.done);
-        return fail;
+    for (int logged = 0;; logged = 1) {
+        c.done = CreateEventW(NULL, TRUE, FALSE, NULL);
+        DWORD e = GetLastError();
+        if (c.done) {
+            aipc_pipe_ref(p);
+            if (p->eng->post(p->loop, &c.op))
+                break;
+            e = GetLastError();
+            aipc_pipe_unref(p);
+            CloseHandle(c.done);
+            c.done = NULL;
+        }
+        if (!logged)
+            aipc_log(AIPC_LOG_ERROR, "pipe: cannot hand a call to the I/O thread (%lu)%s", e,
+                     must ? "; retrying" : "");
+        if (!must)
+            return fail;
+        Sleep(10);
     }
     WaitForSingleObject(c.done, INFINITE);
     CloseHandle(c.done);
@@ -236,7 +247,7 @@ bool aipc_pipe_create(aipc_named_pipe *pipe, const wchar_t *pipe_name, PipeType 
     p->name_utf8 = aipc_wname_utf8(full);
     p->role = type;
     p->d = d;
-    return run_on_loop(p, aipc_pipe_start, 0) != 0;
+    return run_on_loop(p, aipc_pipe_start, 0, 0) != 0;
 }
 
 /* The send-queue limit in bytes (0 = unbounded). Never below one frame of the largest message,
@@ -291,7 +302,7 @@ void aipc_pipe_exit(aipc_named_pipe *pipe)
     if (!p)
         return;
     InterlockedCompareExchange(&p->created, 2, 0);   /* a later Create fails */
-    run_on_loop(p, exit_fn, 0);
+    run_on_loop(p, exit_fn, 0, 1);
 }
 
 void aipc_pipe_free(aipc_named_pipe *pipe)
