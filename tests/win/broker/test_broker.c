@@ -82,7 +82,7 @@ static void teardown(void)
 START_TEST(fanout_64_clients)
 {
     static const char *const filters[NSUB][3] = {
-        { "t/#" }, { "t/+/k0" }, { "t/p1/+" }, { "t/p2/k1", "t/p3/#" },
+        { "t/#" }, { "t/+/k0" }, { "t/p1/+" }, { "t/p2/k1", "t/p3/#", "t/p3/k0" /* overlap: once */ },
         { "+/+/k3" }, { "t/p4/k0", "t/p5/k2", "t/p6/k3" }, { "#" }, { "t/p7/k2", "nomatch/#" },
     };
     raw_broker b;
