@@ -29,7 +29,7 @@
 
 #include "frame.h"
 
-#define REPS        5
+#define REPS        7
 #define WAIT_MS     60000u
 #define NIDLE       1000
 #define NFAST       16

@@ -55,7 +55,7 @@ void *realloc(void *p, size_t n)
 }
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-#define REPS      5
+#define REPS      7
 #define CHUNK     1024
 #define PAYLOAD   64
 #define MAX_SUBS  1000

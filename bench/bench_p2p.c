@@ -16,7 +16,7 @@
 
 #include "asyncipc/asyncipc.h"
 
-#define REPS      5
+#define REPS      7
 #define WINDOW    (4u * 1024u * 1024u)
 #define WAIT_MS   60000u
 

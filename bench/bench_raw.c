@@ -14,7 +14,7 @@
 
 #define RAW_BUF   (256u * 1024u)
 #define PEER_RBUF (1024u * 1024u)
-#define REPS      5
+#define REPS      7
 
 enum { CMD_PING = 1, CMD_STREAM = 2, CMD_QUIT = 3 };
 typedef struct raw_cmd {

@@ -122,8 +122,9 @@ def main():
         if k in env:
             L.append("- %s: %s" % (k.replace("_", " "), env[k]))
     L.append("")
-    L.append("Every figure: median of 5 repetitions (min..max in brackets). Ratios are ratios of "
-             "medians to a baseline measured in the same run.\n")
+    reps = sorted({r["reps"] for r in res.values()})
+    L.append("Every figure: median of %s repetitions (min..max in brackets). Ratios are ratios of "
+             "medians to a baseline measured in the same run.\n" % "/".join(str(n) for n in reps))
 
     L.append("## Targets\n")
     L.append("| target | measured | required | met |")
