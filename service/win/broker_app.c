@@ -30,6 +30,7 @@ struct aipc_broker_app {
     aipc_engine *eng;
     HANDLE ready;
     aipc_iov iov[512];          /* scratch for out_next (I/O thread only) */
+    int log_open;               /* the configured (or default) log file is open */
 };
 
 typedef struct bconn {
@@ -298,6 +299,17 @@ static int load_config(aipc_broker_app *a, const aipc_broker_opts *o, char *err,
     return 0;
 }
 
+/* %ProgramData%\AsyncIPC\logs\broker.log as UTF-8 (malloc'd), or NULL. */
+static char *default_log_path(void)
+{
+    wchar_t pd[MAX_PATH], buf[MAX_PATH * 2];
+    if (program_data(pd) != 0)
+        return NULL;
+    _snwprintf(buf, MAX_PATH * 2, L"%ls\\AsyncIPC\\logs\\broker.log", pd);
+    buf[MAX_PATH * 2 - 1] = 0;
+    return wide_to_utf8(buf);
+}
+
 /* Opens the log file named by the config (relative to the config's folder) or the default. */
 static int open_log(aipc_broker_app *a, char *err, size_t errlen)
 {
@@ -310,17 +322,16 @@ static int open_log(aipc_broker_app *a, char *err, size_t errlen)
             return AIPC_BROKER_EXIT_CONFIG;
         }
     } else {
-        wchar_t pd[MAX_PATH], buf[MAX_PATH * 2];
-        if (program_data(pd) != 0) {
+        path = default_log_path();
+        if (!path) {
             snprintf(err, errlen, "cannot find %%ProgramData%% for the default log file");
             return AIPC_BROKER_EXIT_SYSTEM;
         }
-        _snwprintf(buf, MAX_PATH * 2, L"%ls\\AsyncIPC\\logs\\broker.log", pd);
-        buf[MAX_PATH * 2 - 1] = 0;
-        path = wide_to_utf8(buf);
     }
     aipc_log_set_level((aipc_log_level)a->cfg.log_level);
     int rc = path ? aipc_log_open_file(path) : AIPC_ENOMEM;
+    if (rc == 0)
+        a->log_open = 1;
     if (rc != 0) {
         snprintf(err, errlen, "config key \"log_file\": cannot open %s (%s)", path ? path : "?",
                  aipc_strerror(rc));
@@ -385,6 +396,14 @@ int aipc_broker_app_start(aipc_broker_app **out, const aipc_broker_opts *o, char
         }
     }
     if (rc != 0) {
+        if (!a->log_open) {
+            /* The configured log is unusable (or the config itself is): record the reason in
+             * the default log, where an administrator looks for a service that did not start. */
+            char *dp = default_log_path();
+            if (dp && aipc_log_open_file(dp) == 0)
+                a->log_open = 1;
+            free(dp);
+        }
         aipc_log(AIPC_LOG_ERROR, "broker: start-up failed: %s", err);
         if (o->console)
             fprintf(stderr, "asyncipc-broker: %s\n", err);

@@ -70,6 +70,22 @@ static DWORD WINAPI svc_ctrl(DWORD ctl, DWORD type, LPVOID data, LPVOID ctx)
     }
 }
 
+/* Writes a start-up failure to the Application event log (source AsyncIPCBroker), next to the
+ * log file, so that it is visible where service failures are usually looked for. */
+static void report_event(int code, const char *err)
+{
+    HANDLE src = RegisterEventSourceW(NULL, AIPC_SERVICE_NAME);
+    if (!src)
+        return;
+    wchar_t msg[1200];
+    _snwprintf(msg, 1200, L"AsyncIPC Broker could not start (service exit code %d: %hs): %hs",
+               code, aipc_broker_exit_text((unsigned long)code), err);
+    msg[1199] = 0;
+    const wchar_t *strs[1] = { msg };
+    ReportEventW(src, EVENTLOG_ERROR_TYPE, 0, 1000 + (DWORD)code, NULL, 1, 0, strs, NULL);
+    DeregisterEventSource(src);
+}
+
 /* ServiceMain: starts the broker and serves until a stop. Start arguments (sc start NAME
  * --config F) override the ones on the service's command line. */
 static void WINAPI svc_main(DWORD argc, LPWSTR *argv)
@@ -94,6 +110,7 @@ static void WINAPI svc_main(DWORD argc, LPWSTR *argv)
     if (rc != 0) {
         aipc_log(AIPC_LOG_ERROR, "broker: service start failed (service exit code %d: %s): %s",
                  rc, aipc_broker_exit_text((unsigned long)rc), err);
+        report_event(rc, err);
         report(SERVICE_STOPPED, ERROR_SERVICE_SPECIFIC_ERROR, (DWORD)rc, 0);
         return;
     }

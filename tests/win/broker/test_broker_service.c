@@ -162,6 +162,34 @@ START_TEST(exe_install_control)
 }
 END_TEST
 
+/* A service with an invalid config stops with service-specific exit code 2, and the reason is
+ * in the default log (the configured one is not usable when the config is not). */
+START_TEST(service_bad_config)
+{
+    char dir[MAX_PATH], cfg[MAX_PATH], pd[MAX_PATH], log[MAX_PATH + 64];
+    bin_dir(dir, sizeof dir);
+    aipc_test_temp_path(cfg, sizeof cfg, "badsvc", ".json");
+    FILE *fp = fopen(cfg, "wb");
+    ck_assert(fp != NULL);
+    fputs("{\"pipe_name\":\"x\",\"max_clients\":0,\"flavour\":1}", fp);
+    fclose(fp);
+    run_cmd("\"%sasyncipc-broker.exe\" uninstall", dir);
+    ck_assert_int_eq(run_cmd("\"%sasyncipc-broker.exe\" install --config \"%s\"", dir, cfg), 0);
+    ck_assert_int_eq(run_cmd("\"%sasyncipc-broker.exe\" start", dir), 2);
+    DWORD specific = 0;
+    ck_assert_uint_eq(svc_state(&specific), SERVICE_STOPPED);
+    ck_assert_uint_eq(specific, 2);
+    ck_assert_int_eq(run_cmd("\"%sasyncipc-broker.exe\" uninstall", dir), 0);
+    ck_assert(GetEnvironmentVariableA("ProgramData", pd, MAX_PATH) > 0);
+    snprintf(log, sizeof log, "%s\\AsyncIPC\\logs\\broker.log", pd);
+    size_t n = 0;
+    char *text = aipc_test_read_file(log, &n);
+    ck_assert_msg(text && strstr(text, cfg + 3), "default log %s lacks the config error", log);
+    free(text);
+    DeleteFileA(cfg);
+}
+END_TEST
+
 START_TEST(no_command_outside_scm)
 {
     char dir[MAX_PATH];
@@ -219,6 +247,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, sc_plain_binpath);
     tcase_add_test(tc, exe_install_control);
+    tcase_add_test(tc, service_bad_config);
     tcase_add_test(tc, no_command_outside_scm);
     tcase_add_test(tc, defaults_without_config);
     suite_add_tcase(s, tc);
