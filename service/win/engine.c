@@ -6,8 +6,9 @@
  * from the OVERLAPPED pointer (CONTAINING_RECORD) and calls it.
  *
  * Buffer lifetimes
- *   - A connection's 64 KiB read buffer and 256 KiB write buffer belong to the connection and
- *     are freed only when no op of the connection is in flight (inflight == 0).
+ *   - A connection's 64 KiB read buffer and its write buffer (16..256 KiB, sized to what is
+ *     queued, dropped when the connection goes idle - never while a write from it is in flight)
+ *     belong to the connection and are freed only when no op of it is in flight.
  *   - Large output pieces are written straight from the handler's memory; the handler keeps them
  *     until out_consume, which runs only on the write's completion, and the handler is told to
  *     forget the connection (detach) only after every completion has come back.
@@ -34,7 +35,8 @@
 #include <wchar.h>
 
 #define ENG_RBUF      (64u * 1024u)
-#define ENG_WBUF      (256u * 1024u)
+#define ENG_WBUF      (256u * 1024u)    /* coalescing buffer: grows up to this */
+#define ENG_WBUF_MIN  (16u * 1024u)     /* ... from this; large ones are dropped when idle */
 #define ENG_DIRECT    (32u * 1024u)     /* pieces this large are written in place */
 #define ENG_RDIRECT   (64u * 1024u)     /* frames missing this much are read in place */
 #define ENG_IOV       512
@@ -64,6 +66,7 @@ struct aipc_wconn {
     unsigned long pid;
     uint8_t *rbuf;
     uint8_t *wbuf;
+    size_t wcap;
     bool writing;           /* a write is in flight */
     bool rd_direct;         /* the read in flight targets the handler's frame buffer */
     bool close_flush;       /* close once output is drained */
@@ -271,8 +274,13 @@ static void conn_pump_write(aipc_wconn *c)
     aipc_wiov iov[ENG_IOV];
     int k = e->h.out_next(e->h.ctx, c->user, iov, ENG_IOV);
     if (k <= 0) {
-        if (c->close_flush)
+        if (c->close_flush) {
             conn_close_now(c);
+        } else if (c->wcap > 4 * ENG_WBUF_MIN) {
+            free(c->wbuf);          /* idle: do not keep a big buffer per quiet client */
+            c->wbuf = NULL;
+            c->wcap = 0;
+        }
         return;
     }
     const void *buf;
@@ -282,18 +290,30 @@ static void conn_pump_write(aipc_wconn *c)
         buf = iov[0].base;
         len = (DWORD)(iov[0].len > (4u << 20) ? (4u << 20) : iov[0].len);
     } else {
-        if (!c->wbuf && !(c->wbuf = malloc(ENG_WBUF))) {
-            aipc_log(AIPC_LOG_ERROR, "broker: out of memory for a write buffer");
-            conn_close_now(c);
-            return;
+        /* Size the buffer to what is queued (small clients keep a small buffer). */
+        size_t queued = 0;
+        for (int i = 0; i < k && queued < ENG_WBUF && (i == 0 || iov[i].len < ENG_DIRECT); i++)
+            queued += iov[i].len;
+        size_t need = ENG_WBUF_MIN;
+        while (need < queued && need < ENG_WBUF)
+            need *= 2;
+        if (need > c->wcap) {
+            uint8_t *nb = realloc(c->wbuf, need);
+            if (!nb) {
+                aipc_log(AIPC_LOG_ERROR, "broker: out of memory for a write buffer");
+                conn_close_now(c);
+                return;
+            }
+            c->wbuf = nb;
+            c->wcap = need;
         }
         size_t used = 0;
-        for (int i = 0; i < k && used < ENG_WBUF; i++) {
+        for (int i = 0; i < k && used < c->wcap; i++) {
             if (iov[i].len >= ENG_DIRECT && used > 0)
                 break;              /* the large piece goes in place with the next write */
             size_t take = iov[i].len;
-            if (take > ENG_WBUF - used)
-                take = ENG_WBUF - used;
+            if (take > c->wcap - used)
+                take = c->wcap - used;
             memcpy(c->wbuf + used, iov[i].base, take);
             used += take;
             if (take < iov[i].len)
