@@ -227,8 +227,12 @@ static double run_stream(drv_ctx *x, uint32_t size, uint32_t count)
                    (unsigned long long)x->ack_count, (unsigned long long)x->ack_bytes,
                    (unsigned long long)x->ack_bad, count);
     /* Let the end marker's OnSend land so the next window starts from a settled count. */
-    while ((uint64_t)x->acked - base < sent + 1)
+    ULONGLONG until = GetTickCount64() + 10000;
+    while ((uint64_t)x->acked - base < sent + 1) {
+        if (x->lost || GetTickCount64() > until)
+            bench_fail("stream: the end marker was never reported written");
         Sleep(0);
+    }
     return dt;
 }
 
