@@ -14,9 +14,10 @@ if(WIN32)
   add_compile_definitions(_WIN32_WINNT=0x0601 WINVER=0x0601 UNICODE _UNICODE
                           WIN32_LEAN_AND_MEAN NOMINMAX)
   if(MINGW)
-    # Ship no libgcc/libwinpthread DLLs: link the runtime statically.
-    add_link_options(-static-libgcc $<$<LINK_LANGUAGE:CXX>:-static-libstdc++>
-                     -Wl,-Bstatic -lwinpthread -Wl,-Bdynamic)
+    # Ship no libgcc/libstdc++/libwinpthread DLLs: `-static` makes the driver pick the static
+    # runtime wherever it appends it (import libraries such as libkernel32.a and
+    # libasyncipc.dll.a still link the DLLs). Programs then need only asyncipc.dll.
+    add_link_options(-static)
   endif()
 endif()
 

@@ -34,7 +34,10 @@ cmake -S . -B build/win -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake >build/win.
   || { cat build/win.cmake.log; exit 1; }
 cmake --build build/win -j"$jobs" >build/win.build.log 2>&1 || { tail -50 build/win.build.log; exit 1; }
 echo "== windows: ctest under Wine ($WINEPREFIX)"
-wineserver -p >/dev/null 2>&1 || true      # keep one wineserver for the whole run
+# One persistent wineserver for the whole run, with the prefix's own processes started on
+# /dev/null (see tools/wine-run); the EXIT trap ends it.
+wineserver -p </dev/null >/dev/null 2>&1 || true
+tools/wine-run cmd.exe /c exit </dev/null >/dev/null 2>&1 || true
 (cd build/win && ctest -j"$jobs" "${ctest_args[@]}") 2>&1 | tee build/win.ctest.log
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 count build/win.ctest.log

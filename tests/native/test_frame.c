@@ -230,6 +230,47 @@ START_TEST(direct_read_large_payload)
 }
 END_TEST
 
+/* A peer that declares a huge frame and stalls must not make the decoder reserve its size:
+ * memory follows the bytes that actually arrive. */
+START_TEST(declared_size_is_not_reserved)
+{
+    aipc_decoder d;
+    aipc_decoder_init(&d, 0, 0);
+    uint8_t h[8 + 4];
+    aipc_frame_put_header(h, 0, AIPC_DEFAULT_MAX_PAYLOAD);
+    memcpy(h + 8, "abcd", 4);
+    sink s = {0};
+    ck_assert_int_eq(aipc_decoder_feed(&d, h, sizeof h, on_frame, &s, NULL), 0);
+    ck_assert_ptr_nonnull(d.body);
+    ck_assert_uint_le(d.body_cap, AIPC_DECODER_INITIAL);
+    /* The direct path offers one growth step, not the whole declared size. */
+    size_t want = 0;
+    ck_assert_ptr_nonnull(aipc_decoder_direct(&d, &want));
+    ck_assert_uint_gt(want, 0);
+    ck_assert_uint_le(d.body_cap, 4u * AIPC_DECODER_INITIAL);
+    ck_assert_uint_lt(want, AIPC_DEFAULT_MAX_PAYLOAD / 2);
+    aipc_decoder_free(&d);
+
+    /* Fed in 1000-byte pieces, a 16 MiB frame still arrives whole and exact. */
+    const uint32_t n = AIPC_DEFAULT_MAX_PAYLOAD;
+    uint8_t *frame = malloc(8 + (size_t)n);
+    aipc_frame_put_header(frame, 0, n);
+    for (uint32_t i = 0; i < n; i++)
+        frame[8 + i] = (uint8_t)(i ^ (i >> 9));
+    aipc_decoder_init(&d, 0, 0);
+    for (size_t i = 0; i < 8 + (size_t)n; i += 100000) {
+        size_t k = 8 + (size_t)n - i < 100000 ? 8 + (size_t)n - i : 100000;
+        ck_assert_int_eq(aipc_decoder_feed(&d, frame + i, k, on_frame, &s, NULL), 0);
+    }
+    ck_assert_int_eq(s.count, 1);
+    ck_assert_uint_eq(s.payload_len[0], n);
+    ck_assert_mem_eq(s.payload[0], frame + 8, n);
+    aipc_decoder_free(&d);
+    sink_free(&s);
+    free(frame);
+}
+END_TEST
+
 START_TEST(strerror_covers_every_code)
 {
     for (int c = AIPC_OK; c >= AIPC_ENOTSUP; c--)
@@ -251,6 +292,7 @@ int main(void)
     tcase_add_test(tc, truncated_stream_is_partial);
     tcase_add_test(tc, callback_stop_reports_consumed);
     tcase_add_test(tc, direct_read_large_payload);
+    tcase_add_test(tc, declared_size_is_not_reserved);
     tcase_add_test(tc, strerror_covers_every_code);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -72,6 +72,7 @@ static int deliver_body(aipc_decoder *d, aipc_frame_cb cb, void *ctx)
     uint8_t *body = d->body;
     d->body = NULL;
     d->body_need = d->body_have = 0;
+    d->body_cap = 0;
     d->hdr_have = 0;
     /* Layout: meta, NUL, payload, NUL - both parts readable as C strings. */
     int rc = cb(ctx, body, d->meta_len, body + d->meta_len + 1, d->payload_len);
@@ -79,15 +80,40 @@ static int deliver_body(aipc_decoder *d, aipc_frame_cb cb, void *ctx)
     return rc;
 }
 
-/* Starts assembling a frame whose header is buffered and valid. */
+/* Starts assembling a frame whose header is buffered and valid. The buffer starts small and
+ * grows with the bytes that actually arrive, so a peer that declares a huge frame and then
+ * stalls costs AIPC_DECODER_INITIAL bytes, not the declared size. */
 static int begin_body(aipc_decoder *d)
 {
     uint64_t need = (uint64_t)d->meta_len + d->payload_len;
-    d->body = malloc((size_t)need + 2);
+    size_t cap = need + 2 < AIPC_DECODER_INITIAL ? (size_t)need + 2 : AIPC_DECODER_INITIAL;
+    d->body = malloc(cap);
     if (!d->body)
         return d->error = AIPC_ENOMEM;
+    d->body_cap = cap;
     d->body_need = need;
     d->body_have = 0;
+    return 0;
+}
+
+/* Makes room for `more` further body bytes (plus the two NULs), growing geometrically but
+ * never beyond the frame's final size. */
+static int body_reserve(aipc_decoder *d, uint64_t more)
+{
+    uint64_t final_size = d->body_need + 2;
+    uint64_t want = d->body_have + more + 2;
+    if (want <= d->body_cap)
+        return 0;
+    uint64_t cap = (uint64_t)d->body_cap * 2;
+    if (cap < want)
+        cap = want;
+    if (cap > final_size)
+        cap = final_size;
+    uint8_t *p = realloc(d->body, (size_t)cap);
+    if (!p)
+        return d->error = AIPC_ENOMEM;
+    d->body = p;
+    d->body_cap = (size_t)cap;
     return 0;
 }
 
@@ -127,6 +153,8 @@ int aipc_decoder_feed(aipc_decoder *d, const uint8_t *data, size_t len, aipc_fra
         if (d->body) {                               /* continuing a split frame */
             uint64_t missing = d->body_need - d->body_have;
             size_t n = (len - pos) < missing ? (len - pos) : (size_t)missing;
+            if ((rc = body_reserve(d, n)) != 0)
+                break;
             body_copy(d, data + pos, n);
             pos += n;
             if (d->body_have == d->body_need)
@@ -179,13 +207,23 @@ uint8_t *aipc_decoder_direct(aipc_decoder *d, size_t *want)
         *want = 0;
         return NULL;
     }
-    *want = (size_t)(d->body_need - d->body_have);
+    uint64_t missing = d->body_need - d->body_have;
+    /* Offer at most what the buffer can hold after one growth step: memory follows the bytes
+     * that really arrive, whatever size the header declared. */
+    uint64_t step = d->body_have > AIPC_DECODER_INITIAL ? d->body_have : AIPC_DECODER_INITIAL;
+    if (step > missing)
+        step = missing;
+    if (body_reserve(d, step) != 0) {
+        *want = 0;
+        return NULL;
+    }
+    *want = (size_t)(d->body_cap - 2 - d->body_have);
     return d->body + d->body_have + 1;
 }
 
 int aipc_decoder_commit(aipc_decoder *d, size_t n, aipc_frame_cb cb, void *ctx)
 {
-    if (!d->body || n > d->body_need - d->body_have || d->body_have < d->meta_len)
+    if (!d->body || n > d->body_cap - 2 - d->body_have || d->body_have < d->meta_len)
         return AIPC_EINVAL;
     d->body_have += n;
     if (d->body_have < d->body_need)

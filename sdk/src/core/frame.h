@@ -5,7 +5,8 @@
  * bytes of JSON meta, then payload_len payload bytes. The decoder is incremental: feed it
  * whatever bytes a read returned; it calls back once per whole frame. Frames that lie wholly
  * inside the fed buffer are delivered in place (no copy); a frame split across reads is
- * assembled in one allocation made only after the header passed the size limits.
+ * assembled in a buffer allocated only after the header passed the size limits, and grown with
+ * the bytes that actually arrive (a peer cannot reserve memory by merely declaring a size).
  */
 #ifndef AIPC_CORE_FRAME_H
 #define AIPC_CORE_FRAME_H
@@ -18,6 +19,8 @@ extern "C" {
 #endif
 
 #define AIPC_HDR_SIZE 8u
+/* First allocation for a split frame; the buffer then grows geometrically as bytes arrive. */
+#define AIPC_DECODER_INITIAL 65536u
 
 /* The on-wire header. Compile-time checked to be exactly 8 bytes with no padding. */
 typedef struct aipc_wire_header {
@@ -46,6 +49,7 @@ typedef struct aipc_decoder {
     uint32_t meta_len, payload_len;
     uint8_t *body;           /* assembly buffer: meta, NUL, payload, NUL */
     uint64_t body_need, body_have;  /* meta_len + payload_len, and how much is here */
+    size_t   body_cap;       /* bytes allocated for body (grows with the data, not the header) */
     int      error;          /* sticky: once a stream is bad it stays bad */
 } aipc_decoder;
 
@@ -68,7 +72,9 @@ int aipc_decoder_partial(const aipc_decoder *d);
  * Zero-copy hint for large frames: when a partial frame's body is being assembled, returns
  * where the next bytes should go and how many are still missing, so a reader can read straight
  * into the frame instead of into its own buffer. Returns NULL when no body is being assembled.
- * After reading n bytes there, call aipc_decoder_commit(d, n, cb, ctx).
+ * `want` may be less than what the frame still misses (the buffer grows step by step); ask
+ * again after each commit. After reading n <= want bytes there, call
+ * aipc_decoder_commit(d, n, cb, ctx).
  */
 uint8_t *aipc_decoder_direct(aipc_decoder *d, size_t *want);
 int aipc_decoder_commit(aipc_decoder *d, size_t n, aipc_frame_cb cb, void *ctx);
