@@ -140,6 +140,8 @@ static void p2p_teardown(void)
 /* Runs one suite in no-fork mode and returns the process exit code. */
 static inline int run_suite(Suite *s)
 {
+    /* Unbuffered: each test's verbose line reaches ctest's log even if a hang gets us killed. */
+    setvbuf(stdout, NULL, _IONBF, 0);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
     srunner_run_all(sr, CK_VERBOSE);   /* one line per test, also if ctest has to kill us */

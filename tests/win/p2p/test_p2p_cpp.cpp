@@ -188,6 +188,7 @@ static void cpp_teardown(void)
 
 int main()
 {
+    std::setvbuf(stdout, nullptr, _IONBF, 0);   // verbose lines survive a kill by ctest
     Suite *s = suite_create("p2p_cpp");
     TCase *t = tcase_create("hpp");
     tcase_add_checked_fixture(t, nullptr, cpp_teardown);
