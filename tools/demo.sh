@@ -26,7 +26,10 @@ cmake --build "$build" -j2 --target aipc-example-server aipc-example-client \
   || { tail -40 "$build.demo-build.log"; exit 1; }
 bin="$top/$build/bin"
 [ -d "$bin" ] || bin="$build/bin"
-wineserver -p >/dev/null 2>&1 || true     # one wineserver for the whole demo
+# One persistent wineserver for the whole demo (the EXIT trap ends it), with the prefix's own
+# processes started on /dev/null so they do not hold on to this script's output.
+wineserver -p </dev/null >/dev/null 2>&1 || true
+"$top/tools/wine-run" cmd.exe /c exit </dev/null >/dev/null 2>&1 || true
 
 # run_pair TITLE SERVER_EXE SERVER_ENGINE CLIENT_EXE CLIENT_ENGINE PIPE
 run_pair() {
