@@ -6,9 +6,11 @@
  * from the OVERLAPPED pointer (CONTAINING_RECORD) and calls it.
  *
  * Buffer lifetimes
- *   - A connection's 64 KiB read buffer and its write buffer (16..256 KiB, sized to what is
- *     queued, dropped when the connection goes idle - never while a write from it is in flight)
- *     belong to the connection and are freed only when no op of it is in flight.
+ *   - A connection's read buffer (4 KiB, replaced by 64 KiB after the first full read, only
+ *     between reads) and its write buffer (16..256 KiB, sized to what is queued, dropped when
+ *     the connection goes idle - never while a write from it is in flight) belong to the
+ *     connection and are freed only when no op of it is in flight. An idle client costs a few
+ *     KiB of broker memory.
  *   - Large output pieces are written straight from the handler's memory; the handler keeps them
  *     until out_consume, which runs only on the write's completion, and the handler is told to
  *     forget the connection (detach) only after every completion has come back.
@@ -34,7 +36,8 @@
 #include <string.h>
 #include <wchar.h>
 
-#define ENG_RBUF      (64u * 1024u)
+#define ENG_RBUF      (64u * 1024u)     /* read buffer of a busy connection */
+#define ENG_RBUF_MIN  (4u * 1024u)      /* ... and of a new/idle one (grows on a full read) */
 #define ENG_WBUF      (256u * 1024u)    /* coalescing buffer: grows up to this */
 #define ENG_WBUF_MIN  (16u * 1024u)     /* ... from this; large ones are dropped when idle */
 #define ENG_DIRECT    (32u * 1024u)     /* pieces this large are written in place */
@@ -65,6 +68,7 @@ struct aipc_wconn {
     void *user;             /* handler's connection, NULL until attached */
     unsigned long pid;
     uint8_t *rbuf;
+    uint32_t rcap;          /* ENG_RBUF_MIN until a read fills it, then ENG_RBUF */
     uint8_t *wbuf;
     size_t wcap;
     bool writing;           /* a write is in flight */
@@ -148,7 +152,8 @@ static aipc_wconn *conn_alloc(aipc_engine *e)
     aipc_wconn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    c->rbuf = malloc(ENG_RBUF);
+    c->rbuf = malloc(ENG_RBUF_MIN);     /* idle clients stay small: see on_read */
+    c->rcap = ENG_RBUF_MIN;
     if (!c->rbuf) {
         free(c);
         return NULL;
@@ -214,7 +219,7 @@ static void conn_post_read(aipc_wconn *c)
     memset(&c->rd.ov, 0, sizeof c->rd.ov);
     c->rd.cb = on_read;
     uint8_t *buf = c->rbuf;
-    DWORD len = ENG_RBUF;
+    DWORD len = c->rcap;
     size_t want = 0;
     uint8_t *direct = e->h.read_direct ? e->h.read_direct(e->h.ctx, c->user, &want) : NULL;
     c->rd_direct = direct && want >= ENG_RDIRECT;
@@ -258,6 +263,15 @@ static void on_read(eng_op *op, DWORD err, DWORD n)
         conn_close_now(c);
         return;
     }
+    if (!c->rd_direct && n == c->rcap && c->rcap < ENG_RBUF) {
+        /* A full read: this client is busy, give it the large buffer (no read is in flight). */
+        uint8_t *nb = malloc(ENG_RBUF);
+        if (nb) {
+            free(c->rbuf);
+            c->rbuf = nb;
+            c->rcap = ENG_RBUF;
+        }
+    }
     /* Zero-byte completions happen on byte pipes only for zero-length writes: keep reading. */
     conn_post_read(c);
 }
@@ -276,8 +290,8 @@ static void conn_pump_write(aipc_wconn *c)
     if (k <= 0) {
         if (c->close_flush) {
             conn_close_now(c);
-        } else if (c->wcap > 4 * ENG_WBUF_MIN) {
-            free(c->wbuf);          /* idle: do not keep a big buffer per quiet client */
+        } else if (c->wbuf) {
+            free(c->wbuf);          /* idle: a quiet client keeps no write buffer */
             c->wbuf = NULL;
             c->wcap = 0;
         }

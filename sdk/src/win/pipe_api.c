@@ -284,7 +284,9 @@ int aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size)
     if (poke)
         p->wbusy = 1;           /* this caller now holds the writer token */
     ReleaseSRWLockExclusive(&p->lock);
-    if (poke) {
+    if (poke && GetCurrentThreadId() == p->loop->tid && p->in_read) {
+        p->flush_due = 1;       /* inside this pipe's OnRecv: read_done writes after the callback */
+    } else if (poke) {
         aipc_pipe_ref(p);
         if (!p->eng->post(p->loop, &p->flush)) {
             aipc_pipe_unref(p);

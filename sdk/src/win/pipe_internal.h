@@ -183,6 +183,8 @@ struct aipc_pipe {
 
     /* [io] write side: the in-flight batch is q[qi ^ 1] */
     size_t wr_off;                /* bytes of the in-flight batch already written */
+    int in_read;                  /* OnRecv of this pipe may be running (read_done on the stack) */
+    int flush_due;                /* a Send inside OnRecv took the writer token: write after it */
 
     /* [lock] send side */
     SRWLOCK lock;

@@ -49,10 +49,18 @@ static int on_frame(void *ctx, const uint8_t *meta, uint32_t meta_len, const uin
 static void read_done(aipc_pipe *p, DWORD bytes)
 {
     int rc;
+    p->in_read = 1;
     if (p->rdirect)
         rc = aipc_decoder_commit(&p->dec, bytes, on_frame, p);
     else
         rc = aipc_decoder_feed(&p->dec, p->rbuf, bytes, on_frame, p, NULL);
+    p->in_read = 0;
+    if (p->flush_due) {
+        /* A reply sent from OnRecv: write it now, in one batch with any other replies of this
+         * read, instead of a posted task (saves a wake-up and a server round trip per message). */
+        p->flush_due = 0;
+        start_write(p);       /* gives the token back if the pipe is no longer connected */
+    }
     if (p->state != AIPC_ST_CONNECTED)
         return;
     if (rc != 0) {
