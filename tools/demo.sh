@@ -3,6 +3,8 @@
 # under Wine, printing every message as it goes:
 #   1. C server (overlapped engine)  + C client (APC engine)
 #   2. C++ server (APC engine)       + C++ client (overlapped engine)
+#   0. first of all: asyncipc-broker.exe with bus clients exchanging pub/sub and request/reply
+#      traffic (examples/bus subscriber/responder and publisher/requester, aipc.exe)
 # Each client sends messages, the server echoes them, the client checks every echo and exits 0;
 # the server (--once) exits when its client leaves. Every step is bounded by a timeout; the
 # script exits non-zero if anything fails and stops the prefix's wineserver at the end.
@@ -22,7 +24,8 @@ echo "== demo: configure + build ($build)"
 cmake -S . -B "$build" -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake >"$build.demo-cmake.log" 2>&1 \
   || { cat "$build.demo-cmake.log"; exit 1; }
 cmake --build "$build" -j2 --target aipc-example-server aipc-example-client \
-      aipc-example-server-cpp aipc-example-client-cpp >"$build.demo-build.log" 2>&1 \
+      aipc-example-server-cpp aipc-example-client-cpp asyncipc-broker aipc bus_publisher \
+      bus_subscriber >"$build.demo-build.log" 2>&1 \
   || { tail -40 "$build.demo-build.log"; exit 1; }
 bin="$top/$build/bin"
 [ -d "$bin" ] || bin="$build/bin"
@@ -51,7 +54,40 @@ run_pair() {
   echo "== demo: $title OK"
 }
 
+# run_bus: the broker with several bus clients - a subscriber/responder (examples/bus), a
+# publisher/requester (examples/bus), and aipc.exe publishing, requesting and reading stats.
+run_bus() {
+  local pipe="asyncipc.demo.bus.$$" w="$top/tools/wine-run" brk sub rc=0
+  echo
+  echo "== demo: broker + bus clients (pipe $pipe)"
+  timeout 120 "$w" "$bin/asyncipc-broker.exe" run --pipe "$pipe" &
+  brk=$!
+  # aipc waits up to --connect-timeout for the broker's pipe to appear.
+  timeout 60 "$w" "$bin/aipc.exe" ping --pipe "$pipe" --connect-timeout 30000 || rc=1
+  # The subscriber/responder: prints every publication on example/# and who joins or leaves;
+  # exits after 6 publications (5 from the publisher, 1 from aipc).
+  timeout 90 "$w" "$bin/bus_subscriber.exe" --pipe "$pipe" --count 6 &
+  sub=$!
+  # Wait (bounded) until the responder answers: it is then subscribed too.
+  local i
+  for i in $(seq 1 60); do
+    timeout 20 "$w" "$bin/aipc.exe" req example-svc "time? (from aipc)" --pipe "$pipe" --timeout 1000 \
+      2>/dev/null && break
+    [ "$i" = 60 ] && { echo "demo: the responder never answered" >&2; rc=1; }
+  done
+  timeout 60 "$w" "$bin/bus_publisher.exe" --pipe "$pipe" --count 5 || rc=1
+  timeout 30 "$w" "$bin/aipc.exe" pub example/note "hello from aipc.exe" --pipe "$pipe" || rc=1
+  wait "$sub" || rc=1
+  echo "-- broker stats:"
+  timeout 30 "$w" "$bin/aipc.exe" stats --pipe "$pipe" || rc=1
+  echo
+  kill "$brk" 2>/dev/null; wait "$brk" 2>/dev/null
+  if [ $rc != 0 ]; then echo "demo: broker + bus clients FAILED" >&2; return 1; fi
+  echo "== demo: broker + bus clients OK"
+}
+
 status=0
+run_bus || status=1
 run_pair "C server + C client" aipc-example-server overlapped aipc-example-client async \
          "asyncipc.demo.c.$$" || status=1
 run_pair "C++ server + C++ client" aipc-example-server-cpp async aipc-example-client-cpp overlapped \
