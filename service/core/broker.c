@@ -132,6 +132,7 @@ aipc_client *aipc_broker_attach(aipc_broker *b, aipc_conn *conn, uint32_t pid)
     c->conn = conn;
     c->pid = pid;
     aipc_decoder_init(&c->dec, AIPC_MAX_META, b->cfg.max_payload);
+    c->dec.adopt_gap = AIPC_ADOPT_GAP;  /* the client outlives every decoder callback */
     c->next = b->clients;
     if (b->clients)
         b->clients->prev = c;
@@ -146,7 +147,19 @@ aipc_client *aipc_broker_attach(aipc_broker *b, aipc_conn *conn, uint32_t pid)
 static int on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *pl, uint32_t pn)
 {
     aipc_client *c = ctx;
-    return aipc_router_frame(c->b, c, meta, ml, pl, pn);
+    aipc_broker *b = c->b;
+    b->in_dec = &c->dec;
+    b->in_payload = pl;
+    b->in_plen = pn;
+    int rc = aipc_router_frame(b, c, meta, ml, pl, pn);
+    b->in_dec = NULL;
+    b->in_payload = NULL;
+    b->in_plen = 0;
+    if (b->in_frame) {                  /* it adopted the block holding meta and payload */
+        aipc_frame_unref(b->in_frame);
+        b->in_frame = NULL;
+    }
+    return rc;
 }
 
 /* Maps the decoder's verdict to what the engine must do. */

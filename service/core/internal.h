@@ -81,8 +81,14 @@ typedef struct aipc_frame {
     uint32_t refs;
     uint32_t kind;            /* AIPC_FK_*: decides the queue's drop rule */
     uint64_t len;             /* header + meta + payload */
-    uint8_t data[];           /* the encoded frame */
+    uint8_t *data;            /* the encoded frame: right after this struct, or inside mem */
+    void *mem;                /* NULL, or an adopted block holding data (freed with the frame) */
 } aipc_frame;
+
+/* Inbound payloads this large that the decoder assembled are forwarded without a copy: the
+ * outgoing header and meta are written into the gap the decoder leaves before the payload. */
+#define AIPC_ADOPT_MIN  (64u * 1024u)
+#define AIPC_ADOPT_GAP  1024u
 
 aipc_frame *aipc_frame_make(int kind, const char *meta, size_t meta_len,
                             const uint8_t *payload, size_t payload_len);
@@ -189,6 +195,14 @@ struct aipc_broker {
     aipc_pmap reqs;           /* (requester id, rid) -> aipc_req */
 
     aipc_sbuf meta;           /* scratch for outgoing metas */
+    /* The inbound frame being routed (set around aipc_router_frame): the first outgoing frame
+     * built from its large assembled payload adopts the decoder's block (see finish in meta.c)
+     * and is kept referenced in in_frame until routing returns, so the inbound meta and
+     * payload stay valid for the router. */
+    aipc_decoder *in_dec;
+    const uint8_t *in_payload;
+    size_t in_plen;
+    aipc_frame *in_frame;
     aipc_broker_stats st;
 };
 

@@ -11,6 +11,7 @@
 #include "asyncipc/asyncipc.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CONTROL_SLACK (1024u * 1024u)
@@ -73,11 +74,47 @@ int aipc_queue_frame(aipc_client *c, aipc_frame *f)
     return 0;
 }
 
+/* Builds the frame in the gap before an assembled inbound payload and takes the decoder's
+ * block (no allocation or copy of the payload). NULL when that is not possible: the payload was
+ * delivered in place (the engine's read buffer), the meta does not fit the gap, or memory ran
+ * out; the caller then copies. Tried at most once per inbound frame. */
+static aipc_frame *adopt(aipc_broker *b, int kind, const uint8_t *payload, size_t plen)
+{
+    aipc_decoder *d = b->in_dec;
+    b->in_dec = NULL;
+    size_t head = AIPC_HDR_SIZE + b->meta.len;
+    if (head > d->adopt_gap || plen > UINT32_MAX)
+        return NULL;
+    aipc_frame *f = malloc(sizeof *f);
+    if (!f)
+        return NULL;
+    f->mem = aipc_decoder_adopt(d);
+    if (!f->mem) {
+        free(f);
+        return NULL;
+    }
+    /* The gap lies between the inbound meta's NUL and the payload: writing there leaves the
+     * inbound meta (still read by the router) intact. */
+    f->refs = 2;                        /* the caller's, and the one held in in_frame */
+    f->kind = (uint32_t)kind;
+    f->len = head + plen;
+    f->data = (uint8_t *)payload - head;
+    aipc_frame_put_header(f->data, (uint32_t)b->meta.len, (uint32_t)plen);
+    memcpy(f->data + AIPC_HDR_SIZE, b->meta.p, b->meta.len);
+    b->in_frame = f;
+    return f;
+}
+
 /* Turns the scratch meta into a frame (NULL when building or allocating failed). */
 static aipc_frame *finish(aipc_broker *b, int kind, const uint8_t *payload, size_t plen)
 {
     if (b->meta.oom || b->meta.len > AIPC_MAX_META)
         return NULL;
+    if (plen >= AIPC_ADOPT_MIN && b->in_dec && payload == b->in_payload && plen == b->in_plen) {
+        aipc_frame *f = adopt(b, kind, payload, plen);
+        if (f)
+            return f;
+    }
     return aipc_frame_make(kind, b->meta.p, b->meta.len, payload, plen);
 }
 

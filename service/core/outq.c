@@ -21,6 +21,8 @@ aipc_frame *aipc_frame_make(int kind, const char *meta, size_t meta_len,
     f->refs = 1;
     f->kind = (uint32_t)kind;
     f->len = len;
+    f->data = (uint8_t *)(f + 1);
+    f->mem = NULL;
     aipc_frame_put_header(f->data, (uint32_t)meta_len, (uint32_t)payload_len);
     if (meta_len)
         memcpy(f->data + AIPC_HDR_SIZE, meta, meta_len);
@@ -29,11 +31,13 @@ aipc_frame *aipc_frame_make(int kind, const char *meta, size_t meta_len,
     return f;
 }
 
-/* Drops one reference; the last one frees the frame. */
+/* Drops one reference; the last one frees the frame (and the block it adopted, if any). */
 void aipc_frame_unref(aipc_frame *f)
 {
-    if (f && --f->refs == 0)
+    if (f && --f->refs == 0) {
+        free(f->mem);
         free(f);
+    }
 }
 
 /* Doubles the ring, unwrapping it so head is 0 again. */

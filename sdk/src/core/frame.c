@@ -70,14 +70,30 @@ static int check_header(aipc_decoder *d)
 static int deliver_body(aipc_decoder *d, aipc_frame_cb cb, void *ctx)
 {
     uint8_t *body = d->body;
+    const uint8_t *payload = body + d->meta_len + 1 + d->gap;
     d->body = NULL;
     d->body_need = d->body_have = 0;
     d->body_cap = 0;
     d->hdr_have = 0;
-    /* Layout: meta, NUL, payload, NUL - both parts readable as C strings. */
-    int rc = cb(ctx, body, d->meta_len, body + d->meta_len + 1, d->payload_len);
-    free(body);
+    /* Layout: meta, NUL, [gap], payload, NUL - both parts readable as C strings. */
+    if (!d->adopt_gap) {
+        /* d may be gone after the callback: only the local copy is used afterwards. */
+        int rc = cb(ctx, body, d->meta_len, payload, d->payload_len);
+        free(body);
+        return rc;
+    }
+    d->cur = body;          /* the callback may take it (aipc_decoder_adopt) */
+    int rc = cb(ctx, body, d->meta_len, payload, d->payload_len);
+    free(d->cur);
+    d->cur = NULL;
     return rc;
+}
+
+uint8_t *aipc_decoder_adopt(aipc_decoder *d)
+{
+    uint8_t *p = d->adopt_gap ? d->cur : NULL;
+    d->cur = NULL;
+    return p;
 }
 
 /* Starts assembling a frame whose header is buffered and valid. The buffer starts small and
@@ -86,7 +102,9 @@ static int deliver_body(aipc_decoder *d, aipc_frame_cb cb, void *ctx)
 static int begin_body(aipc_decoder *d)
 {
     uint64_t need = (uint64_t)d->meta_len + d->payload_len;
-    size_t cap = need + 2 < AIPC_DECODER_INITIAL ? (size_t)need + 2 : AIPC_DECODER_INITIAL;
+    d->gap = d->adopt_gap;
+    uint64_t full = need + 2 + d->gap;
+    size_t cap = full < AIPC_DECODER_INITIAL ? (size_t)full : AIPC_DECODER_INITIAL;
     d->body = malloc(cap);
     if (!d->body)
         return d->error = AIPC_ENOMEM;
@@ -96,12 +114,12 @@ static int begin_body(aipc_decoder *d)
     return 0;
 }
 
-/* Makes room for `more` further body bytes (plus the two NULs), growing geometrically but
- * never beyond the frame's final size. */
+/* Makes room for `more` further body bytes (plus the two NULs and the gap), growing
+ * geometrically but never beyond the frame's final size. */
 static int body_reserve(aipc_decoder *d, uint64_t more)
 {
-    uint64_t final_size = d->body_need + 2;
-    uint64_t want = d->body_have + more + 2;
+    uint64_t final_size = d->body_need + 2 + d->gap;
+    uint64_t want = d->body_have + more + 2 + d->gap;
     if (want <= d->body_cap)
         return 0;
     uint64_t cap = (uint64_t)d->body_cap * 2;
@@ -129,7 +147,7 @@ static void body_copy(aipc_decoder *d, const uint8_t *src, size_t n)
             dst = d->body + at;
         } else {
             chunk = (size_t)(d->body_need - at);
-            dst = d->body + at + 1;
+            dst = d->body + at + 1 + d->gap;
         }
         if (chunk > n)
             chunk = n;
@@ -140,7 +158,7 @@ static void body_copy(aipc_decoder *d, const uint8_t *src, size_t n)
     }
     if (d->body_have == d->body_need) {
         d->body[d->meta_len] = 0;
-        d->body[d->body_need + 1] = 0;
+        d->body[d->body_need + 1 + d->gap] = 0;
     }
 }
 
@@ -217,18 +235,18 @@ uint8_t *aipc_decoder_direct(aipc_decoder *d, size_t *want)
         *want = 0;
         return NULL;
     }
-    *want = (size_t)(d->body_cap - 2 - d->body_have);
-    return d->body + d->body_have + 1;
+    *want = (size_t)(d->body_cap - 2 - d->gap - d->body_have);
+    return d->body + d->body_have + 1 + d->gap;
 }
 
 int aipc_decoder_commit(aipc_decoder *d, size_t n, aipc_frame_cb cb, void *ctx)
 {
-    if (!d->body || n > d->body_cap - 2 - d->body_have || d->body_have < d->meta_len)
+    if (!d->body || n > d->body_cap - 2 - d->gap - d->body_have || d->body_have < d->meta_len)
         return AIPC_EINVAL;
     d->body_have += n;
     if (d->body_have < d->body_need)
         return 0;
     d->body[d->meta_len] = 0;
-    d->body[d->body_need + 1] = 0;
+    d->body[d->body_need + 1 + d->gap] = 0;
     return deliver_body(d, cb, ctx);
 }

@@ -51,6 +51,10 @@ typedef struct aipc_decoder {
     uint64_t body_need, body_have;  /* meta_len + payload_len, and how much is here */
     size_t   body_cap;       /* bytes allocated for body (grows with the data, not the header) */
     int      error;          /* sticky: once a stream is bad it stays bad */
+    uint32_t adopt_gap;      /* 0, or set by an owner that adopts frames (aipc_decoder_adopt) */
+    /* private */
+    uint32_t gap;            /* adopt_gap of the frame being assembled */
+    uint8_t *cur;            /* while an assembled frame is being delivered: its block */
 } aipc_decoder;
 
 /* Initialises a decoder with the given limits (0 = protocol defaults: 64 KiB meta, 16 MiB). */
@@ -78,6 +82,20 @@ int aipc_decoder_partial(const aipc_decoder *d);
  */
 uint8_t *aipc_decoder_direct(aipc_decoder *d, size_t *want);
 int aipc_decoder_commit(aipc_decoder *d, size_t n, aipc_frame_cb cb, void *ctx);
+
+/*
+ * Taking over an assembled frame's memory (zero-copy forwarding). An owner that sets
+ * d->adopt_gap = G > 0 after aipc_decoder_init promises that the decoder outlives every
+ * callback it makes (it is not freed from inside one). Assembled frames are then laid out as
+ * meta, NUL, G spare bytes, payload, NUL - the spare bytes let the owner put a new header and
+ * meta right before the payload without touching the meta it is still reading. Inside the
+ * callback of an assembled frame (not one delivered in place), aipc_decoder_adopt returns the
+ * block that holds it and the caller owns it (free() it); the payload pointer the callback got
+ * stays valid, with G writable bytes before it (after the meta's NUL). Returns NULL for
+ * in-place frames, outside a callback, when adopt_gap is 0 or when the block was taken
+ * already. With adopt_gap 0 (the default) nothing changes for a decoder's users.
+ */
+uint8_t *aipc_decoder_adopt(aipc_decoder *d);
 
 /* Total encoded size of a frame, or 0 if over the protocol limits of the types. */
 uint64_t aipc_frame_size(uint32_t meta_len, uint64_t payload_len);
