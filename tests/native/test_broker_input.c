@@ -185,6 +185,65 @@ START_TEST(split_and_coalesced_input)
 }
 END_TEST
 
+/* Large payloads that arrive split are forwarded from the inbound block itself (adopted, not
+ * copied): every subscriber, a direct target and a later retained delivery get them byte-exact,
+ * and the inbound meta stays readable while the router uses it. */
+START_TEST(large_split_payload_adopted)
+{
+    aipc_broker *b = test_broker(64u << 20, 0, 0);
+    fake *p = fake_new(b, 1), *s1 = fake_new(b, 2), *s2 = fake_new(b, 3), *d = fake_new(b, 4);
+    fake_hello(p, "pub");
+    fake_hello(s1, NULL);
+    fake_hello(s2, NULL);
+    fake_hello(d, "dst");
+    fake_sendt(s1, "{\"op\":\"sub\",\"topic\":\"big/+\",\"id\":1}", NULL);
+    fake_expect(s1, "ok");
+    fake_sendt(s2, "{\"op\":\"sub\",\"topic\":\"big/#\",\"id\":1}", NULL);
+    fake_expect(s2, "ok");
+    fake_skip_all(s1);
+    fake_skip_all(s2);
+    fake_skip_all(d);
+    const size_t pn = 300000;
+    uint8_t *pl = malloc(pn);
+    for (size_t i = 0; i < pn; i++)
+        pl[i] = (uint8_t)(i * 131u + (i >> 11));
+    for (int round = 0; round < 3; round++) {     /* the block is adopted each time, then freed */
+        pl[0] = (uint8_t)round;
+        ck_assert_int_eq(fake_send_chunked(p, "{\"op\":\"pub\",\"topic\":\"big/a\",\"retain\":true}",
+                                           pl, pn, 4093), 0);
+        fake *subs[2] = {s1, s2};
+        for (int k = 0; k < 2; k++) {
+            rx_frame *r = fake_expect(subs[k], "msg");
+            ck_assert_str_eq(rx_str(r, "topic"), "big/a");
+            ck_assert_uint_eq(r->plen, pn);
+            ck_assert_mem_eq(r->payload, pl, pn);
+        }
+    }
+    ck_assert_int_eq(fake_send_chunked(p, "{\"op\":\"send\",\"to\":\"dst\"}", pl, pn, 65536), 0);
+    rx_frame *r = fake_next_nonpresence(d);
+    ck_assert_str_eq(rx_str(r, "op"), "direct");
+    ck_assert_str_eq(rx_from_str(r, "name"), "pub");
+    ck_assert_uint_eq(r->plen, pn);
+    ck_assert_mem_eq(r->payload, pl, pn);
+    /* A late subscriber gets the last retained copy, intact. */
+    fake *late = fake_new(b, 5);
+    fake_hello(late, NULL);
+    fake_sendt(late, "{\"op\":\"sub\",\"topic\":\"big/a\",\"id\":7}", NULL);
+    fake_expect(late, "ok");
+    r = fake_expect(late, "msg");
+    ck_assert(rx_has(r, "retained"));
+    ck_assert_uint_eq(r->plen, pn);
+    ck_assert_mem_eq(r->payload, pl, pn);
+    free(pl);
+    fake_free(late);
+    fake_free(d);
+    fake_free(s2);
+    fake_free(s1);
+    fake_free(p);
+    aipc_broker_free(b);
+}
+END_TEST
+
 /* The zero-copy read pair delivers a large frame read straight into the decoder. */
 START_TEST(direct_read_path)
 {
@@ -288,6 +347,7 @@ int main(void)
     tcase_add_test(tc, oversize_meta_too_large);
     tcase_add_test(tc, split_and_coalesced_input);
     tcase_add_test(tc, direct_read_path);
+    tcase_add_test(tc, large_split_payload_adopted);
     tcase_add_test(tc, stats_and_ping);
     tcase_add_test(tc, log_sink);
     suite_add_tcase(s, tc);
