@@ -85,12 +85,16 @@ struct aipc_conn {
 #define AIPC_BROKER_MAX_PAYLOAD_LIMIT   (1024u * 1024u * 1024u)      /* max_payload: 1..1 GiB */
 #define AIPC_BROKER_MIN_QUEUE           65536u                       /* max_queue_bytes range */
 #define AIPC_BROKER_MAX_QUEUE_LIMIT     (1ull << 40)
+#define AIPC_BROKER_DEFAULT_MAX_RETAINED (64ull * 1024u * 1024u)     /* 64 MiB */
+#define AIPC_BROKER_MAX_RETAINED_LIMIT  (1ull << 40)                 /* max_retained_bytes 0.. */
 
 typedef struct aipc_broker_config {
     char     pipe_name[257];     /* short pipe name (no "\\.\pipe\" prefix), 1..256 chars */
     uint32_t max_clients;        /* simultaneous connections (attached clients) */
     uint32_t max_payload;        /* payload_len limit of incoming frames */
     uint64_t max_queue_bytes;    /* per-client outbound queue bound for publications */
+    uint64_t max_retained_bytes; /* bound on the retained store: topic + payload bytes of all
+                                  * retained messages; 0 = no retained message is accepted */
     int      log_level;          /* aipc_log_level: 0 error .. 4 trace; default 2 (info) */
     char     log_file[1024];     /* "" = engine default. Relative paths are kept as written:
                                   * the ENGINE resolves them against the config file's folder */
@@ -98,7 +102,7 @@ typedef struct aipc_broker_config {
 } aipc_broker_config;
 
 /* Fills *out with the defaults (pipe asyncipc.broker, 1024 clients, 16 MiB payload,
- * 8 MiB queue, info, no log file, default DACL). */
+ * 8 MiB queue, 64 MiB retained store, info, no log file, default DACL). */
 void aipc_broker_config_defaults(aipc_broker_config *out);
 
 /*
@@ -106,6 +110,7 @@ void aipc_broker_config_defaults(aipc_broker_config *out);
  * keys, duplicate keys, wrong types and out-of-range values fail. Keys:
  *   pipe_name (string, "\\.\pipe\NAME" or "NAME"), max_clients (integer 1..65536),
  *   max_payload (integer 1..1 GiB), max_queue_bytes (integer 64 KiB..1 TiB),
+ *   max_retained_bytes (integer 0..1 TiB; 0 = retained messages are refused),
  *   log_level ("error"|"warn"|"info"|"debug"|"trace" or integer 0..4),
  *   log_file (string, may be empty), sddl (string, may be empty).
  * Returns 0, or AIPC_EINVAL with a one-line message naming the key in err (always
@@ -116,8 +121,10 @@ int aipc_broker_config_load_json(aipc_broker_config *out, const char *json_text,
 
 /* ---- broker ------------------------------------------------------------------------------- */
 
-/* Creates a broker. cfg is copied (NULL = defaults; zero numeric fields mean the default;
- * values are not range-checked here, so tests may use tiny queues). now_ms: a monotonic
+/* Creates a broker. cfg is copied (NULL = defaults; zero numeric fields mean the default,
+ * except max_retained_bytes, where 0 is a real setting: no retained messages - so start from
+ * aipc_broker_config_defaults; values are not range-checked here, so tests may use tiny
+ * queues). now_ms: a monotonic
  * millisecond clock for uptime (NULL = time(NULL) * 1000). Returns NULL on out of memory. */
 aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(void));
 /* Frees the broker and any client still attached (no callbacks are made, and the engine's
@@ -176,6 +183,7 @@ typedef struct aipc_broker_stats {
     uint64_t clients_total;    /* ever attached */
     uint64_t subscriptions;    /* (client, filter) pairs now */
     uint64_t retained_topics;  /* retained messages now */
+    uint64_t retained_bytes;   /* their topic + payload bytes (bounded by max_retained_bytes) */
     uint64_t msgs_in;          /* frames received */
     uint64_t bytes_in;         /* bytes received */
     uint64_t msgs_out;         /* frames fully written (out_consume) */

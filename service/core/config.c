@@ -19,6 +19,7 @@ void aipc_broker_config_defaults(aipc_broker_config *out)
     out->max_clients = AIPC_BROKER_DEFAULT_MAX_CLIENTS;
     out->max_payload = AIPC_DEFAULT_MAX_PAYLOAD;
     out->max_queue_bytes = AIPC_BROKER_DEFAULT_MAX_QUEUE;
+    out->max_retained_bytes = AIPC_BROKER_DEFAULT_MAX_RETAINED;
     out->log_level = AIPC_LOG_INFO;
 }
 
@@ -142,6 +143,11 @@ static int apply(const cJSON *v, aipc_broker_config *c, char *err, size_t errlen
     if (strcmp(k, "max_queue_bytes") == 0) {
         rc = get_uint(v, AIPC_BROKER_MIN_QUEUE, AIPC_BROKER_MAX_QUEUE_LIMIT, &n, err, errlen);
         c->max_queue_bytes = n;
+        return rc;
+    }
+    if (strcmp(k, "max_retained_bytes") == 0) {
+        rc = get_uint(v, 0, AIPC_BROKER_MAX_RETAINED_LIMIT, &n, err, errlen);
+        c->max_retained_bytes = n;
         return rc;
     }
     if (strcmp(k, "log_level") == 0)

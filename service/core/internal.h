@@ -117,6 +117,7 @@ struct aipc_tnode {
     aipc_sub **subs;          /* subscription trie: subscribers of exactly this filter */
     uint32_t nsubs, subcap;
     aipc_frame *retained;     /* retained trie: the frame to deliver (retained:true) */
+    uint64_t ret_bytes;       /* retained trie: topic + payload bytes charged for it */
 };
 
 struct aipc_sub {
@@ -190,6 +191,8 @@ struct aipc_broker {
     uint64_t nsubs;
     aipc_tnode ret_root;      /* retained trie */
     uint64_t nretained;
+    uint64_t retained_bytes;  /* sum of ret_bytes, <= cfg.max_retained_bytes */
+    bool retained_full_logged;/* the "store is full" warning was logged since the last store */
     uint64_t pub_seq;
 
     aipc_pmap reqs;           /* (requester id, rid) -> aipc_req */
@@ -240,9 +243,13 @@ aipc_frame *aipc_build_msg(aipc_broker *b, const char *topic, size_t tlen, const
 int aipc_subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n);
 void aipc_unsubscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n);
 void aipc_unsubscribe_all(aipc_broker *b, aipc_client *c);
-void aipc_publish(aipc_broker *b, const char *topic, size_t tlen, const char *from,
-                  size_t from_len, const uint8_t *payload, size_t plen, bool retain);
-int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame *f);
+/* aipc_publish's result besides 0 and AIPC_ENOMEM (delivered, retained store unchanged). */
+#define AIPC_PUB_RETAINED_FULL 1   /* delivered, but not retained: over max_retained_bytes */
+int aipc_publish(aipc_broker *b, const char *topic, size_t tlen, const char *from,
+                 size_t from_len, const uint8_t *payload, size_t plen, bool retain);
+bool aipc_retained_fits(aipc_broker *b, const char *topic, size_t tlen, size_t plen);
+int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame *f,
+                      size_t plen);
 void aipc_retained_deliver(aipc_broker *b, aipc_client *c, const char *filter, size_t n);
 void aipc_retained_free(aipc_broker *b);
 

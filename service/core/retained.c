@@ -6,8 +6,21 @@
 
 #include <string.h>
 
-/* Stores f (ownership taken) as the retained message of topic, or clears it when f is NULL. */
-int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame *f)
+/* True when retaining plen payload bytes on topic keeps the store within max_retained_bytes:
+ * the store counts topic + payload bytes, and a replacement is charged only the difference. */
+bool aipc_retained_fits(aipc_broker *b, const char *topic, size_t tlen, size_t plen)
+{
+    const aipc_tnode *node = aipc_trie_path(&b->ret_root, topic, tlen, false);
+    uint64_t old = node && node->retained ? node->ret_bytes : 0;
+    uint64_t need = (uint64_t)tlen + (uint64_t)plen;
+    return b->retained_bytes - old + need <= b->cfg.max_retained_bytes;
+}
+
+/* Stores f (ownership taken; its payload is plen bytes) as the retained message of topic, or
+ * clears it when f is NULL, keeping retained_bytes exact. The caller checked the bound
+ * (aipc_retained_fits). On AIPC_ENOMEM the store is unchanged. */
+int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame *f,
+                      size_t plen)
 {
     aipc_tnode *node = aipc_trie_path(&b->ret_root, topic, tlen, f != NULL);
     if (!node) {
@@ -17,12 +30,16 @@ int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame
     if (node->retained) {
         aipc_frame_unref(node->retained);
         b->nretained--;
+        b->retained_bytes -= node->ret_bytes;
     }
     node->retained = f;
-    if (f)
+    node->ret_bytes = f ? (uint64_t)tlen + (uint64_t)plen : 0;
+    if (f) {
         b->nretained++;
-    else
+        b->retained_bytes += node->ret_bytes;
+    } else {
         aipc_trie_prune(node);
+    }
     return 0;
 }
 
@@ -88,4 +105,5 @@ void aipc_retained_free(aipc_broker *b)
 {
     aipc_trie_free(&b->ret_root);
     b->nretained = 0;
+    b->retained_bytes = 0;
 }

@@ -150,6 +150,24 @@ static void op_unsub(opctx *x)
     aipc_send_ok(x->c, x->has_id, x->id);
 }
 
+/* A retain refused by max_retained_bytes: the publisher gets retained_full (the publication
+ * was still delivered). The operator gets one warning per episode (until a retain or clear
+ * succeeds again), so a client hammering a full store cannot flood the log. */
+static void retained_full(opctx *x, size_t tlen)
+{
+    aipc_broker *b = x->b;
+    if (!b->retained_full_logged) {
+        b->retained_full_logged = true;
+        aipc_logf(b, AIPC_LOG_WARN,
+                  "retained store full (%" PRIu64 " of max_retained_bytes %" PRIu64
+                  "): client %" PRIu64 " could not retain %" PRIu64 " bytes on a %" PRIu64
+                  "-byte topic", b->retained_bytes, b->cfg.max_retained_bytes, x->c->id,
+                  (uint64_t)x->plen, (uint64_t)tlen);
+    }
+    fail(x, "retained_full",
+         "the broker's retained store is full (max_retained_bytes): delivered but not retained");
+}
+
 /* The part of pub shared by the cJSON path and the fast path (pub_fast). */
 static void do_pub(opctx *x, const char *t, size_t n, bool retain)
 {
@@ -157,8 +175,17 @@ static void do_pub(opctx *x, const char *t, size_t n, bool retain)
         fail(x, "bad_topic", "invalid topic (wildcards or a leading '$')");
         return;
     }
-    aipc_publish(x->b, t, n, x->c->from, x->c->from_len, x->payload, x->plen, retain);
-    aipc_send_ok(x->c, x->has_id, x->id);
+    int rc = aipc_publish(x->b, t, n, x->c->from, x->c->from_len, x->payload, x->plen, retain);
+    if (rc == AIPC_PUB_RETAINED_FULL) {
+        retained_full(x, n);
+        return;
+    }
+    if (retain && rc == 0)
+        x->b->retained_full_logged = false;
+    if (rc < 0)
+        fail(x, "internal", "out of memory: delivered but not retained");
+    else
+        aipc_send_ok(x->c, x->has_id, x->id);
 }
 
 /* pub: route to subscribers; retain stores (or clears with an empty payload). */

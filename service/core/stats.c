@@ -1,5 +1,6 @@
-/* stats.c - broker counters (SPEC section 4: clients, subscriptions, retained topics, messages
- * and bytes in/out, drops, errors, uptime) as a struct and as the `stats` answer's JSON. */
+/* stats.c - broker counters (SPEC section 4: clients, subscriptions, retained topics and their
+ * bytes, messages and bytes in/out, drops, errors, uptime) as a struct and as the `stats`
+ * answer's JSON. */
 #include "internal.h"
 
 #include <inttypes.h>
@@ -12,6 +13,7 @@ void aipc_broker_get_stats(const aipc_broker *b, aipc_broker_stats *out)
     out->clients = b->nclients;
     out->subscriptions = b->nsubs;
     out->retained_topics = b->nretained;
+    out->retained_bytes = b->retained_bytes;
     uint64_t now = b->now_ms();
     out->uptime_ms = now > b->started_ms ? now - b->started_ms : 0;
 }
@@ -24,12 +26,13 @@ size_t aipc_broker_stats_json(const aipc_broker *b, char *out, size_t cap)
     int n = snprintf(out, cap,
                      "{\"clients\":%" PRIu64 ",\"clients_total\":%" PRIu64
                      ",\"subscriptions\":%" PRIu64 ",\"retained_topics\":%" PRIu64
+                     ",\"retained_bytes\":%" PRIu64
                      ",\"msgs_in\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"msgs_out\":%" PRIu64
                      ",\"bytes_out\":%" PRIu64 ",\"publications\":%" PRIu64
                      ",\"deliveries\":%" PRIu64 ",\"drops\":%" PRIu64 ",\"errors\":%" PRIu64
                      ",\"uptime_ms\":%" PRIu64 "}",
-                     s.clients, s.clients_total, s.subscriptions, s.retained_topics, s.msgs_in,
-                     s.bytes_in, s.msgs_out, s.bytes_out, s.publications, s.deliveries, s.drops,
-                     s.errors, s.uptime_ms);
+                     s.clients, s.clients_total, s.subscriptions, s.retained_topics,
+                     s.retained_bytes, s.msgs_in, s.bytes_in, s.msgs_out, s.bytes_out,
+                     s.publications, s.deliveries, s.drops, s.errors, s.uptime_ms);
     return n < 0 ? 0 : (size_t)n;
 }

@@ -339,9 +339,12 @@ static void match(pubctx *x, const aipc_tnode *n, const char *lvl, bool first)
 }
 
 /* Routes one publication (topic already validated) to all matching subscribers, then updates
- * the retained store: retain + payload stores, retain + empty payload clears. */
-void aipc_publish(aipc_broker *b, const char *topic, size_t tlen, const char *from,
-                  size_t from_len, const uint8_t *payload, size_t plen, bool retain)
+ * the retained store: retain + payload stores, retain + empty payload clears. Delivery never
+ * depends on the store: returns 0, AIPC_PUB_RETAINED_FULL (storing would exceed
+ * max_retained_bytes; the store is unchanged, the old retained message stays) or AIPC_ENOMEM
+ * (the store is unchanged). */
+int aipc_publish(aipc_broker *b, const char *topic, size_t tlen, const char *from,
+                 size_t from_len, const uint8_t *payload, size_t plen, bool retain)
 {
     pubctx x = {b, topic, from, tlen, from_len, payload, plen, topic[0] == '$', false, NULL};
     b->st.publications++;
@@ -349,12 +352,13 @@ void aipc_publish(aipc_broker *b, const char *topic, size_t tlen, const char *fr
     match(&x, &b->sub_root, topic, true);
     aipc_frame_unref(x.frame);
     if (!retain)
-        return;
-    aipc_frame *rf = NULL;
-    if (plen > 0) {
-        rf = aipc_build_msg(b, topic, tlen, from, from_len, true, payload, plen);
-        if (!rf)
-            return;
-    }
-    aipc_retained_set(b, topic, tlen, rf);
+        return 0;
+    if (plen == 0)
+        return aipc_retained_set(b, topic, tlen, NULL, 0);
+    if (!aipc_retained_fits(b, topic, tlen, plen))
+        return AIPC_PUB_RETAINED_FULL;      /* checked first: no frame is built for nothing */
+    aipc_frame *rf = aipc_build_msg(b, topic, tlen, from, from_len, true, payload, plen);
+    if (!rf)
+        return AIPC_ENOMEM;
+    return aipc_retained_set(b, topic, tlen, rf, plen);
 }

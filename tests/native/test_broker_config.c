@@ -24,6 +24,7 @@ START_TEST(defaults)
     ck_assert_uint_eq(c.max_clients, 1024);
     ck_assert_uint_eq(c.max_payload, 16u * 1024 * 1024);
     ck_assert_uint_eq(c.max_queue_bytes, 8u * 1024 * 1024);
+    ck_assert_uint_eq(c.max_retained_bytes, 64ull * 1024 * 1024);
     ck_assert_int_eq(c.log_level, AIPC_LOG_INFO);
     ck_assert_str_eq(c.log_file, "");
     ck_assert_str_eq(c.sddl, "");
@@ -41,6 +42,7 @@ START_TEST(all_keys)
     char err[128];
     const char *json = "{ \"pipe_name\": \"\\\\\\\\.\\\\PIPE\\\\my.bus\", \"max_clients\": 10,"
                        " \"max_payload\": 1048576, \"max_queue_bytes\": 65536,"
+                       " \"max_retained_bytes\": 4096,"
                        " \"log_level\": \"debug\", \"log_file\": \"C:\\\\logs\\\\b.log\","
                        " \"sddl\": \"D:P(A;;GA;;;SY)\" }";
     ck_assert_int_eq(aipc_broker_config_load_json(&c, json, err, sizeof err), 0);
@@ -48,6 +50,7 @@ START_TEST(all_keys)
     ck_assert_uint_eq(c.max_clients, 10);
     ck_assert_uint_eq(c.max_payload, 1048576);
     ck_assert_uint_eq(c.max_queue_bytes, 65536);
+    ck_assert_uint_eq(c.max_retained_bytes, 4096);
     ck_assert_int_eq(c.log_level, AIPC_LOG_DEBUG);
     ck_assert_str_eq(c.log_file, "C:\\logs\\b.log");
     ck_assert_str_eq(c.sddl, "D:P(A;;GA;;;SY)");
@@ -61,6 +64,16 @@ START_TEST(all_keys)
     ck_assert_int_eq(aipc_broker_config_load_json(&c, "{\"max_clients\":65536,\"max_payload\":1073741824,"
                                                   "\"max_queue_bytes\":1099511627776}", err, sizeof err), 0);
     ck_assert_uint_eq(c.max_queue_bytes, 1ull << 40);
+    /* max_retained_bytes: both ends of 0..1 TiB; keys not given keep their defaults. */
+    ck_assert_int_eq(aipc_broker_config_load_json(&c, "{\"max_retained_bytes\":0}", err,
+                                                  sizeof err), 0);
+    ck_assert_uint_eq(c.max_retained_bytes, 0);
+    ck_assert_uint_eq(c.max_queue_bytes, 8u * 1024 * 1024);
+    ck_assert_int_eq(aipc_broker_config_load_json(&c, "{\"max_retained_bytes\":1099511627776}",
+                                                  err, sizeof err), 0);
+    ck_assert_uint_eq(c.max_retained_bytes, 1ull << 40);
+    ck_assert_int_eq(aipc_broker_config_load_json(&c, "{\"max_clients\":5}", err, sizeof err), 0);
+    ck_assert_uint_eq(c.max_retained_bytes, 64ull * 1024 * 1024);
 }
 END_TEST
 
@@ -79,6 +92,11 @@ START_TEST(wrong_types)
     expect_fail("{\"max_clients\":1.5}", "\"max_clients\" must be an integer");
     expect_fail("{\"max_payload\":true}", "\"max_payload\"");
     expect_fail("{\"max_queue_bytes\":null}", "\"max_queue_bytes\"");
+    expect_fail("{\"max_retained_bytes\":\"64MiB\"}", "\"max_retained_bytes\" must be an integer");
+    expect_fail("{\"max_retained_bytes\":1.5}", "\"max_retained_bytes\" must be an integer");
+    expect_fail("{\"max_retained_bytes\":true}", "\"max_retained_bytes\" must be an integer");
+    expect_fail("{\"max_retained_bytes\":null}", "\"max_retained_bytes\" must be an integer");
+    expect_fail("{\"max_retained_bytes\":[1]}", "\"max_retained_bytes\" must be an integer");
     expect_fail("{\"pipe_name\":5}", "\"pipe_name\" must be a string");
     expect_fail("{\"log_file\":[]}", "\"log_file\" must be a string");
     expect_fail("{\"sddl\":false}", "\"sddl\" must be a string");
@@ -96,6 +114,13 @@ START_TEST(out_of_range)
     expect_fail("{\"max_payload\":1073741825}", "\"max_payload\"");
     expect_fail("{\"max_queue_bytes\":65535}", "\"max_queue_bytes\"");
     expect_fail("{\"max_queue_bytes\":1e30}", "\"max_queue_bytes\"");
+    expect_fail("{\"max_retained_bytes\":-1}",
+                "\"max_retained_bytes\" must be between 0 and 1099511627776");
+    expect_fail("{\"max_retained_bytes\":1099511627777}", "\"max_retained_bytes\"");
+    expect_fail("{\"max_retained_bytes\":1e30}", "\"max_retained_bytes\"");
+    expect_fail("{\"max_retained_bytes\":1,\"max_retained_bytes\":2}",
+                "duplicate key \"max_retained_bytes\"");
+    expect_fail("{\"max_retained\":1}", "unknown key \"max_retained\"");
     expect_fail("{\"log_level\":5}", "\"log_level\"");
     expect_fail("{\"log_level\":-1}", "\"log_level\"");
     expect_fail("{\"pipe_name\":\"\"}", "\"pipe_name\"");
@@ -128,7 +153,8 @@ START_TEST(not_an_object)
 }
 END_TEST
 
-/* The broker fills zero fields with defaults. */
+/* The broker fills zero fields with defaults (max_retained_bytes excepted: 0 is a real
+ * setting, "no retained messages"; test_broker_retained covers it). */
 START_TEST(broker_new_fills_defaults)
 {
     aipc_broker_config c;

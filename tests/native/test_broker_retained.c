@@ -1,5 +1,6 @@
 /* test_broker_retained.c - retained messages: stored by retain:true, delivered right after the
- * sub's ok with "retained":true, replaced, cleared by an empty payload, matched by wildcards. */
+ * sub's ok with "retained":true, replaced, cleared by an empty payload, matched by wildcards,
+ * and bounded by max_retained_bytes (retained_full, still delivered, replacement accounting). */
 #include "test_broker_fake.h"
 
 #include "internal.h"
@@ -156,6 +157,236 @@ START_TEST(retained_outlives_publisher)
 }
 END_TEST
 
+/* A broker with the test clock and this retained-store bound. */
+static aipc_broker *retained_broker(uint64_t max_retained)
+{
+    aipc_broker_config cfg;
+    aipc_broker_config_defaults(&cfg);
+    cfg.max_retained_bytes = max_retained;
+    aipc_broker *b = aipc_broker_new(&cfg, fake_now);
+    ck_assert_ptr_nonnull(b);
+    return b;
+}
+
+/* Publishes topic=payload with retain:true and id 1; returns the answer (ok or error). */
+static rx_frame *retain_pub(fake *p, const char *topic, const char *payload)
+{
+    char meta[256];
+    snprintf(meta, sizeof meta, "{\"op\":\"pub\",\"topic\":\"%s\",\"retain\":true,\"id\":1}",
+             topic);
+    fake_sendt(p, meta, payload);
+    rx_frame *r = fake_next(p);
+    ck_assert_msg(r != NULL, "no answer to the pub on %s", topic);
+    ck_assert_int_eq((int)rx_num(r, "re"), 1);
+    return r;
+}
+
+/* Asserts the retained store's gauges (struct and the stats answer agree). */
+static void expect_store(aipc_broker *b, fake *asker, uint64_t topics, uint64_t bytes)
+{
+    aipc_broker_stats st;
+    aipc_broker_get_stats(b, &st);
+    ck_assert_uint_eq(st.retained_topics, topics);
+    ck_assert_uint_eq(st.retained_bytes, bytes);
+    fake_sendt(asker, "{\"op\":\"stats\",\"id\":3}", NULL);
+    rx_frame *r = fake_expect(asker, "stats");
+    cJSON *j = cJSON_Parse((const char *)r->payload);
+    ck_assert_ptr_nonnull(j);
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, "retained_bytes")));
+    ck_assert_uint_eq((uint64_t)cJSON_GetObjectItem(j, "retained_bytes")->valuedouble, bytes);
+    ck_assert_uint_eq((uint64_t)cJSON_GetObjectItem(j, "retained_topics")->valuedouble, topics);
+    cJSON_Delete(j);
+}
+
+/* A late subscriber to "#" gets exactly these retained topic=payload pairs (any order). */
+static void expect_retained(aipc_broker *b, const char *const *pairs, int n)
+{
+    fake *s = fake_new(b, 9);
+    fake_hello(s, NULL);
+    fake_sendt(s, "{\"op\":\"sub\",\"topic\":\"#\",\"id\":1}", NULL);
+    fake_expect(s, "ok");
+    int got = 0;
+    rx_frame *m;
+    while ((m = fake_next(s)) != NULL) {
+        ck_assert_str_eq(rx_str(m, "op"), "msg");
+        ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(m->meta, "retained")));
+        bool found = false;
+        for (int i = 0; i < n; i++)
+            if (strcmp(rx_str(m, "topic"), pairs[2 * i]) == 0) {
+                ck_assert_str_eq((char *)m->payload, pairs[2 * i + 1]);
+                found = true;
+            }
+        ck_assert_msg(found, "unexpected retained topic %s", rx_str(m, "topic"));
+        got++;
+    }
+    ck_assert_int_eq(got, n);
+    fake_free(s);
+}
+
+/* Log sink: counts warnings that mention the bound. */
+static int full_warnings;
+static void count_warn(void *ctx, int level, const char *msg)
+{
+    (void)ctx;
+    if (level == AIPC_LOG_WARN && strstr(msg, "max_retained_bytes"))
+        full_warnings++;
+}
+
+/* The bound counts topic + payload bytes; a retain that would exceed it gets retained_full, is
+ * not stored, and is still delivered live; exactly at the bound is accepted. */
+START_TEST(retained_bound_enforced)
+{
+    aipc_broker *b = retained_broker(20);
+    full_warnings = 0;
+    aipc_broker_set_log(b, count_warn, NULL);
+    fake *p = fake_new(b, 5), *s = fake_new(b, 6);
+    fake_hello(p, "pub");
+    fake_hello(s, NULL);
+    fake_sendt(s, "{\"op\":\"sub\",\"topic\":\"#\",\"id\":1}", NULL);
+    fake_expect(s, "ok");
+    ck_assert_str_eq(rx_str(retain_pub(p, "a", "0123456789"), "op"), "ok");     /* 1 + 10 */
+    fake_skip_all(s);
+    expect_store(b, p, 1, 11);
+    /* 11 + 1 + 9 = 21 > 20: refused, named retained_full, with re, yet delivered live. */
+    rx_frame *e = retain_pub(p, "b", "abcdefghi");
+    ck_assert_str_eq(rx_str(e, "op"), "error");
+    ck_assert_str_eq(rx_str(e, "code"), "retained_full");
+    ck_assert(rx_has(e, "message"));
+    rx_frame *m = fake_expect(s, "msg");
+    ck_assert_str_eq(rx_str(m, "topic"), "b");
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(m->meta, "retained")));
+    ck_assert_str_eq((char *)m->payload, "abcdefghi");
+    ck_assert_str_eq(rx_from_str(m, "name"), "pub");
+    ck_assert_ptr_null(fake_next(s));
+    expect_store(b, p, 1, 11);
+    /* Without an id the error has no re. */
+    fake_sendt(p, "{\"op\":\"pub\",\"topic\":\"b\",\"retain\":true}", "abcdefghi");
+    e = fake_expect_error(p, "retained_full");
+    ck_assert(!rx_has(e, "re"));
+    fake_expect(s, "msg");
+    /* 11 + 1 + 8 = 20: exactly at the bound is fine. */
+    ck_assert_str_eq(rx_str(retain_pub(p, "c", "abcdefgh"), "op"), "ok");
+    expect_store(b, p, 2, 20);
+    /* Non-retained publications are not limited by the store. */
+    fake_sendt(p, "{\"op\":\"pub\",\"topic\":\"d\",\"id\":2}", "a payload far over the bound");
+    fake_expect(p, "ok");
+    /* One warning per episode, however often the store refuses. */
+    ck_assert_int_eq(full_warnings, 1);
+    const char *want[] = {"a", "0123456789", "c", "abcdefgh"};
+    expect_retained(b, want, 2);
+    fake_free(p);
+    fake_free(s);
+    aipc_broker_free(b);
+}
+END_TEST
+
+/* Replacing a retained topic is charged the difference only; a refused replacement keeps the
+ * old retained message. */
+START_TEST(retained_bound_replacement)
+{
+    aipc_broker *b = retained_broker(20);
+    fake *p = fake_new(b, 5);
+    fake_hello(p, NULL);
+    ck_assert_str_eq(rx_str(retain_pub(p, "a", "0123456789"), "op"), "ok");     /* 11 */
+    ck_assert_str_eq(rx_str(retain_pub(p, "b", "abcdefgh"), "op"), "ok");       /* 20 */
+    expect_store(b, p, 2, 20);
+    /* Shrinking frees room: a -> 1 + 5. */
+    ck_assert_str_eq(rx_str(retain_pub(p, "a", "ABCDE"), "op"), "ok");
+    expect_store(b, p, 2, 15);
+    /* Growing a by 5 (back to 20) fits although 15 + 11 would not. */
+    ck_assert_str_eq(rx_str(retain_pub(p, "a", "0123456789"), "op"), "ok");
+    expect_store(b, p, 2, 20);
+    /* Growing a by one more byte does not fit: refused, the old value stays. */
+    ck_assert_str_eq(rx_str(retain_pub(p, "a", "0123456789X"), "code"), "retained_full");
+    expect_store(b, p, 2, 20);
+    const char *want[] = {"a", "0123456789", "b", "abcdefgh"};
+    expect_retained(b, want, 2);
+    /* Same size replacement at the bound is fine. */
+    ck_assert_str_eq(rx_str(retain_pub(p, "b", "ABCDEFGH"), "op"), "ok");
+    expect_store(b, p, 2, 20);
+    fake_free(p);
+    aipc_broker_free(b);
+}
+END_TEST
+
+/* Clearing (retain + empty payload) frees room, is never refused, and the bytes go back to 0. */
+START_TEST(retained_bound_clear_frees)
+{
+    aipc_broker *b = retained_broker(20);
+    fake *p = fake_new(b, 5);
+    fake_hello(p, NULL);
+    ck_assert_str_eq(rx_str(retain_pub(p, "a", "0123456789"), "op"), "ok");
+    ck_assert_str_eq(rx_str(retain_pub(p, "b", "abcdefgh"), "op"), "ok");
+    ck_assert_str_eq(rx_str(retain_pub(p, "c", "x"), "code"), "retained_full");
+    ck_assert_str_eq(rx_str(retain_pub(p, "a", ""), "op"), "ok");
+    expect_store(b, p, 1, 9);
+    ck_assert_str_eq(rx_str(retain_pub(p, "c", "0123456789"), "op"), "ok");     /* 9 + 11 */
+    expect_store(b, p, 2, 20);
+    const char *want[] = {"b", "abcdefgh", "c", "0123456789"};
+    expect_retained(b, want, 2);
+    ck_assert_str_eq(rx_str(retain_pub(p, "b", ""), "op"), "ok");
+    ck_assert_str_eq(rx_str(retain_pub(p, "c", ""), "op"), "ok");
+    expect_store(b, p, 0, 0);
+    expect_retained(b, NULL, 0);
+    fake_free(p);
+    aipc_broker_free(b);
+}
+END_TEST
+
+/* max_retained_bytes 0: no retained message is accepted, but publications flow and clearing
+ * is still ok. A bound loaded from JSON reaches the broker. */
+START_TEST(retained_bound_zero_and_loaded)
+{
+    aipc_broker *b = retained_broker(0);
+    fake *p = fake_new(b, 5), *s = fake_new(b, 6);
+    fake_hello(p, NULL);
+    fake_hello(s, NULL);
+    fake_sendt(s, "{\"op\":\"sub\",\"topic\":\"t\",\"id\":1}", NULL);
+    fake_expect(s, "ok");
+    ck_assert_str_eq(rx_str(retain_pub(p, "t", "v"), "code"), "retained_full");
+    ck_assert_str_eq((char *)fake_expect(s, "msg")->payload, "v");
+    ck_assert_str_eq(rx_str(retain_pub(p, "t", ""), "op"), "ok");
+    ck_assert_uint_eq(fake_expect(s, "msg")->plen, 0);
+    expect_store(b, p, 0, 0);
+    fake_free(p);
+    fake_free(s);
+    aipc_broker_free(b);
+
+    aipc_broker_config cfg;
+    char err[128];
+    ck_assert_int_eq(aipc_broker_config_load_json(&cfg, "{\"max_retained_bytes\":8}", err,
+                                                  sizeof err), 0);
+    b = aipc_broker_new(&cfg, fake_now);
+    ck_assert_ptr_nonnull(b);
+    p = fake_new(b, 5);
+    fake_hello(p, NULL);
+    ck_assert_str_eq(rx_str(retain_pub(p, "t", "1234567"), "op"), "ok");        /* 8 */
+    ck_assert_str_eq(rx_str(retain_pub(p, "u", "1"), "code"), "retained_full");
+    expect_store(b, p, 1, 8);
+    fake_free(p);
+    aipc_broker_free(b);
+}
+END_TEST
+
+/* The default bound (64 MiB) leaves ordinary use alone; bytes count topic + payload. */
+START_TEST(retained_default_bound)
+{
+    aipc_broker *b = test_broker(0, 0, 0);
+    fake *p = fake_new(b, 5);
+    fake_hello(p, NULL);
+    size_t n = 1024u * 1024u;
+    char *big = malloc(n + 1);
+    memset(big, 'r', n);
+    big[n] = 0;
+    ck_assert_str_eq(rx_str(retain_pub(p, "big/one", big), "op"), "ok");
+    ck_assert_str_eq(rx_str(retain_pub(p, "big/two", big), "op"), "ok");
+    expect_store(b, p, 2, 2 * (n + 7));
+    free(big);
+    fake_free(p);
+    aipc_broker_free(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("broker_retained");
@@ -165,6 +396,11 @@ int main(void)
     tcase_add_test(tc, not_retained_not_stored);
     tcase_add_test(tc, retained_wildcards);
     tcase_add_test(tc, retained_outlives_publisher);
+    tcase_add_test(tc, retained_bound_enforced);
+    tcase_add_test(tc, retained_bound_replacement);
+    tcase_add_test(tc, retained_bound_clear_frees);
+    tcase_add_test(tc, retained_bound_zero_and_loaded);
+    tcase_add_test(tc, retained_default_bound);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
