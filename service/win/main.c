@@ -22,7 +22,28 @@
 #include <string.h>
 #include <wchar.h>
 
-static aipc_broker_app *volatile g_console_app;
+/* The running console broker. Read (shared) by the stop requesters on their own threads and
+ * cleared (exclusive) by cmd_run before it frees the app, so a late Ctrl+C or stop event never
+ * posts to a freed engine or a closed port handle. */
+static aipc_broker_app *g_console_app;
+static SRWLOCK g_console_lock = SRWLOCK_INIT;
+
+/* Requests a stop of the console broker if one is running (any thread). */
+static void console_request_stop(void)
+{
+    AcquireSRWLockShared(&g_console_lock);
+    if (g_console_app)
+        aipc_broker_app_stop(g_console_app);
+    ReleaseSRWLockShared(&g_console_lock);
+}
+
+/* Publishes (or, with NULL, withdraws) the console broker for the stop requesters. */
+static void console_set_app(aipc_broker_app *a)
+{
+    AcquireSRWLockExclusive(&g_console_lock);
+    g_console_app = a;
+    ReleaseSRWLockExclusive(&g_console_lock);
+}
 
 static void usage(void)
 {
@@ -36,9 +57,8 @@ static void usage(void)
 /* Console control handler (its own thread): Ctrl+C, Ctrl+Break, close -> clean stop. */
 static BOOL WINAPI console_ctrl(DWORD type)
 {
-    aipc_broker_app *a = g_console_app;
-    if (a)
-        aipc_broker_app_stop(a);
+    (void)type;
+    console_request_stop();
     return TRUE;
 }
 
@@ -75,8 +95,8 @@ static int parse_opts(int argc, wchar_t **argv, int from, aipc_broker_opts *o,
  * Ctrl+C. For supervisors and test drivers that have no console to send Ctrl+C through. */
 static DWORD WINAPI stop_event_thread(LPVOID ev)
 {
-    if (WaitForSingleObject((HANDLE)ev, INFINITE) == WAIT_OBJECT_0 && g_console_app)
-        aipc_broker_app_stop(g_console_app);
+    if (WaitForSingleObject((HANDLE)ev, INFINITE) == WAIT_OBJECT_0)
+        console_request_stop();
     return 0;
 }
 
@@ -88,7 +108,7 @@ static int cmd_run(const aipc_broker_opts *o, const wchar_t *stop_event)
     int rc = aipc_broker_app_start(&a, o, err, sizeof err);
     if (rc != 0)
         return rc;
-    g_console_app = a;
+    console_set_app(a);
     SetConsoleCtrlHandler(console_ctrl, TRUE);
     if (stop_event) {
         HANDLE ev = OpenEventW(SYNCHRONIZE, FALSE, stop_event);
@@ -96,7 +116,7 @@ static int cmd_run(const aipc_broker_opts *o, const wchar_t *stop_event)
         if (!th) {
             fprintf(stderr, "asyncipc-broker: cannot watch the stop event (error %lu)\n",
                     (unsigned long)GetLastError());
-            g_console_app = NULL;
+            console_set_app(NULL);
             aipc_broker_app_free(a);
             return AIPC_BROKER_EXIT_USAGE;
         }
@@ -104,7 +124,7 @@ static int cmd_run(const aipc_broker_opts *o, const wchar_t *stop_event)
     }
     fprintf(stderr, "asyncipc-broker: running (Ctrl+C stops)\n");
     aipc_broker_app_run(a);
-    g_console_app = NULL;
+    console_set_app(NULL);
     aipc_broker_app_free(a);
     fprintf(stderr, "asyncipc-broker: stopped\n");
     return 0;
