@@ -52,13 +52,17 @@ static DWORD WINAPI svc_ctrl(DWORD ctl, DWORD type, LPVOID data, LPVOID ctx)
     case SERVICE_CONTROL_SHUTDOWN:
         aipc_log(AIPC_LOG_INFO, "broker: service control %s received",
                  ctl == SERVICE_CONTROL_STOP ? "STOP" : "SHUTDOWN");
+        /* STOP_PENDING goes out before the stop is requested and under the lock that
+         * svc_main's final reports also take: a fast stop can then never be followed by a late
+         * STOP_PENDING after SERVICE_STOPPED (which the SCM would take for a crashed service). */
         EnterCriticalSection(&g_lock);
+        if (g_status.dwCurrentState != SERVICE_STOPPED)
+            report(SERVICE_STOP_PENDING, NO_ERROR, 0, 5000);
         if (g_app)
             aipc_broker_app_stop(g_app);
         else
             g_stop_early = 1;
         LeaveCriticalSection(&g_lock);
-        report(SERVICE_STOP_PENDING, NO_ERROR, 0, 5000);
         return NO_ERROR;
     case SERVICE_CONTROL_INTERROGATE:
         EnterCriticalSection(&g_lock);
