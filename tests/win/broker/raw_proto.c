@@ -382,7 +382,7 @@ int raw_broker_start(raw_broker *b, const char *tag, const char *extra_json)
              b->config, evname, b->stop_name);
     STARTUPINFOA si = { sizeof si };
     PROCESS_INFORMATION pi;
-    if (!CreateProcessA(app, cmd, NULL, NULL, FALSE, CREATE_NEW_PROCESS_GROUP, NULL, NULL, &si, &pi)) {
+    if (!aipc_test_create_process(app, cmd, FALSE, CREATE_NEW_PROCESS_GROUP, &si, &pi)) {
         fprintf(stderr, "raw_broker_start: CreateProcess(%s) failed: %lu\n", app, GetLastError());
         CloseHandle(ev);
         return -1;

@@ -24,7 +24,7 @@ static int run_cmd(const char *fmt, ...)
     va_end(ap);
     STARTUPINFOA si = { sizeof si };
     PROCESS_INFORMATION pi;
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+    if (!aipc_test_create_process(NULL, cmd, FALSE, 0, &si, &pi))
         return -1;
     CloseHandle(pi.hThread);
     DWORD code = (DWORD)-1;

@@ -79,7 +79,7 @@ int bt_broker_restart(bt_broker *b)
     memset(&si, 0, sizeof si);
     si.cb = sizeof si;
     PROCESS_INFORMATION pi;
-    if (!CreateProcessA(app, cmd, NULL, NULL, FALSE, CREATE_NEW_PROCESS_GROUP, NULL, NULL, &si,
+    if (!aipc_test_create_process(app, cmd, FALSE, CREATE_NEW_PROCESS_GROUP, &si,
                         &pi)) {
         fprintf(stderr, "bt_broker: CreateProcess(%s) failed: %lu\n", app, GetLastError());
         CloseHandle(ev);
@@ -486,7 +486,7 @@ int bt_child_start(bt_child *ch, const char *exe, const char *args, const char *
         si.hStdOutput = hout;
         si.hStdError = herr;
         PROCESS_INFORMATION pi;
-        if (CreateProcessA(app, cmd, NULL, NULL, TRUE, CREATE_NEW_PROCESS_GROUP, NULL, NULL, &si,
+        if (aipc_test_create_process(app, cmd, TRUE, CREATE_NEW_PROCESS_GROUP, &si,
                            &pi)) {
             add_to_job(pi.hProcess);
             CloseHandle(pi.hThread);

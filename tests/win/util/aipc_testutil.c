@@ -56,6 +56,22 @@ static void ensure_job(void)
     ReleaseSRWLockExclusive(&g_procs_lock);
 }
 
+/* See aipc_testutil.h: a CreateProcessA that rides out Wine's transient start failures. */
+BOOL aipc_test_create_process(const char *app, char *cmd, BOOL inherit, DWORD flags,
+                              STARTUPINFOA *si, PROCESS_INFORMATION *pi)
+{
+    for (int attempt = 0;; attempt++) {
+        if (CreateProcessA(app, cmd, NULL, NULL, inherit, flags, NULL, NULL, si, pi))
+            return TRUE;
+        DWORD e = GetLastError();
+        if (e != ERROR_INTERNAL_ERROR || attempt >= 4)
+            return FALSE;
+        fprintf(stderr, "CreateProcess(%s): transient error %lu, retrying\n", app, (unsigned long)e);
+        Sleep(200);
+        SetLastError(e);
+    }
+}
+
 int aipc_proc_spawn(aipc_proc *p, const char *exe, const char *args_fmt, ...)
 {
     memset(p, 0, sizeof *p);
@@ -87,7 +103,7 @@ int aipc_proc_spawn(aipc_proc *p, const char *exe, const char *args_fmt, ...)
     PROCESS_INFORMATION pi;
     memset(&si, 0, sizeof si);
     si.cb = sizeof si;
-    if (!CreateProcessA(app, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+    if (!aipc_test_create_process(app, cmd, FALSE, 0, &si, &pi)) {
         fprintf(stderr, "aipc_proc_spawn: CreateProcess(%s) failed: %lu\n", app,
                 (unsigned long)GetLastError());
         return AIPC_ESYS;

@@ -38,6 +38,12 @@ typedef struct aipc_proc {
     DWORD exit_code;      /* valid after aipc_proc_wait returned 0 */
 } aipc_proc;
 
+/* CreateProcessA for the suites: retries (a few times, 200 ms apart) when Wine reports a
+ * transient failure - ERROR_INTERNAL_ERROR (1359) was seen while other tests booted fresh Wine
+ * prefixes on the same two cores. Any other error is returned at once. */
+BOOL aipc_test_create_process(const char *app, char *cmd, BOOL inherit, DWORD flags,
+                              STARTUPINFOA *si, PROCESS_INFORMATION *pi);
+
 /* Starts `exe` (a file name in the suite's own folder, e.g. "p2p_peer.exe") with the
  * printf-formatted argument string. Its stdout/stderr are the suite's. Registers it for
  * aipc_proc_kill_all. Returns 0 or AIPC_ESYS. */
