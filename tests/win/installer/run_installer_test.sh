@@ -73,6 +73,12 @@ assert_service_running() {
   check "broker process id is known" test "$(svc_field pid)" -gt 0 2>/dev/null
   check "broker log %ProgramData%\\AsyncIPC\\logs\\broker.log is written" \
     test -s "$drive_c/ProgramData/AsyncIPC/logs/broker.log"
+  if [ "$(svc_field state)" != RUNNING ]; then
+    # Diagnostics for a failed start: what the service manager and the broker said.
+    echo "diag: service query: $(tr '\n' ' ' <<<"$svcinfo")"
+    echo "diag: last broker log lines:"
+    tail -n 15 "$drive_c/ProgramData/AsyncIPC/logs/broker.log" 2>/dev/null | tr -d '\r' | sed 's/^/diag:   /'
+  fi
 }
 
 # assert_files UNIX_DIR: everything the installers put in the installation folder.
