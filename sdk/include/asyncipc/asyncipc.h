@@ -12,8 +12,7 @@
  *     aipc_strerror() turns a code into text. Codes are append-only.
  *   - Handles are opaque. Public structs that the caller fills start with a `size`/version
  *     field and only ever grow at the end.
- *   - Threads: every callback runs on the SDK's I/O thread (see each callback's comment);
- *     calls may be made from any thread unless stated otherwise.
+ *   - Threads: see "Threading contract" below; calls may be made from any thread.
  *
  * C++ users: include <asyncipc/asyncipc.hpp> for the classic classes instead of the C structs.
  */
@@ -43,6 +42,48 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/*
+ * Threading contract (the same text is in asyncipc.h, asyncipc.hpp, bus.hpp and docs/sdk.md)
+ *
+ * Where callbacks run
+ *   - Default: on the SDK's I/O thread of the object's engine - one process-wide thread per
+ *     engine: PIPE_ASYNC pipes and every bus client on the APC thread, PIPE_OVERLAPPED pipes on
+ *     the completion-port thread.
+ *   - With a dispatcher (aipc_pipe_set_dispatcher, aipc_bus_options.dispatcher, C++
+ *     SetDispatcher / BusOptions::dispatcher): on the application's thread.
+ *     AIPC_DISPATCH_WINDOW: inside the message loop of the thread that created the dispatcher
+ *     (a hidden message-only window; the loop must pump: GetMessage/DispatchMessage, a dialog's
+ *     or a modal loop). AIPC_DISPATCH_MANUAL: inside aipc_dispatcher_run(), on the thread that
+ *     calls it, typically when aipc_dispatcher_event() is signalled.
+ *   - Always: callbacks of one object run one at a time, in the order the events happened.
+ *     Pointers a callback receives are valid during the call only. A callback never runs nested
+ *     inside another callback of the same thread: a modal loop, a message box or an alertable
+ *     wait inside a callback does not deliver further callbacks; they follow when it returns.
+ *   - The bus client's final callbacks (pending requests completing with AIPC_ECLOSED,
+ *     on_state(AIPC_BUS_CLOSED)) run on the thread that calls aipc_bus_close, before it returns.
+ *
+ * Which calls wait, and for what
+ *   - Never wait: CreateInstance/aipc_pipe_new, Create/aipc_pipe_create (a server creates its
+ *     pipe instance, a client starts connecting; OnCreate/OnConnected follow as callbacks),
+ *     Send/SendData/aipc_pipe_send, aipc_pipe_set_option, and every aipc_bus_* call except
+ *     aipc_bus_close.
+ *   - Exit/Release/aipc_pipe_exit/aipc_pipe_free/aipc_bus_close and the C++ destructors wait
+ *     only for a callback of the same object that is running at that moment on another thread:
+ *     never for queued callbacks, I/O, or the I/O thread. While they wait they serve messages
+ *     sent to the calling thread's windows, as COM's modal loop does (a callback blocked in
+ *     SendMessage to a window of the calling thread completes). Called on the thread that runs
+ *     the object's callbacks (inside a callback, or on its dispatcher's thread) they never wait.
+ *   - After they return no callback of the object starts; called inside one of its callbacks,
+ *     none starts after that callback returns. The I/O itself (cancel, close the handle) is
+ *     finished by the I/O thread afterwards; the SDK keeps its buffers alive until then.
+ *   - Still a deadlock: a callback running on the I/O thread that waits for the thread calling
+ *     Exit/close by other means than a sent message (an event that thread sets, a message
+ *     posted to it, a COM call into its apartment). Code like that belongs on a dispatcher:
+ *     its callbacks then run on that thread itself, and Exit/close there never waits.
+ *   - At process exit, when the thread running a callback is already gone (a static destructor
+ *     in a DLL, an atexit handler after ExitProcess), they return without waiting.
+ */
 
 /* ---- version ----------------------------------------------------------------------------- */
 #define AIPC_VERSION_MAJOR 0
@@ -102,10 +143,7 @@ ASYNCIPC_API const char *aipc_strerror(int code);
  *   - Threads: PIPE_ASYNC runs every PIPE_ASYNC pipe of the process on one I/O thread (APCs,
  *     ReadFileEx/WriteFileEx); PIPE_OVERLAPPED runs every PIPE_OVERLAPPED pipe on one I/O thread
  *     waiting on an I/O completion port. Both start on first use and live until process exit.
- *     Create and Exit called on another thread are handed to the I/O thread and wait for it:
- *     a callback must therefore not block waiting for a thread that is inside Create/Exit/
- *     Release of a pipe of the same engine. PIPE_ASYNC callbacks must not wait alertably
- *     (SleepEx(..., TRUE) etc.), which would run other completions inside the callback.
+ *     Callbacks run there or on a dispatcher's thread: see "Threading contract" above.
  *   - Server: one pipe instance, one peer at a time; after the peer leaves: OnDisconnected,
  *     then it listens again (OnConnected(true) for the next peer). Messages sent while no peer
  *     is connected are kept for the next peer; messages not yet written when a peer leaves are
@@ -120,14 +158,18 @@ ASYNCIPC_API const char *aipc_strerror(int code);
  *   - Exit discards queued and in-flight messages (cancelled with CancelIoEx) and closes the
  *     handle once the cancelled operations have completed; the object memory lives until then.
  */
+/* Where callbacks run (see "Dispatchers" below). */
+typedef struct aipc_dispatcher aipc_dispatcher;
+
 typedef enum { PIPE_ASYNC = 0, PIPE_OVERLAPPED = 1 } PipeImplType;  /* APC | overlapped I/O */
 typedef enum { PIPE_SERVER = 0, PIPE_CLIENT = 1 } PipeType;
 
 /*
  * The delegate receives a pipe's events. Embed it as the FIRST member of your own struct to
  * carry state, and cast `self` back. Any member may be NULL (event ignored).
- * Thread: every member is called on the SDK's I/O thread (one per process per engine), never
- * concurrently for one pipe, and never after Exit()/Release() has returned.
+ * Thread: every member is called on the SDK's I/O thread (one per process per engine), or on
+ * the pipe's dispatcher thread when it has one; never concurrently for one pipe, and never
+ * after Exit()/Release() has returned (see "Threading contract").
  */
 typedef struct aipc_pipe_delegate aipc_pipe_delegate;
 struct aipc_pipe_delegate {
@@ -188,9 +230,23 @@ ASYNCIPC_API int  aipc_pipe_new(PipeImplType engine, aipc_named_pipe **pipe);
                                                an empty queue is always accepted. Default: the
                                                larger of 64 MiB and 4 x (max message + 8);
                                                0 = unbounded */
+#define AIPC_PIPE_OPT_MAX_DISPATCH       4  /* with a dispatcher: bytes of received messages (plus
+                                               AIPC_DISPATCH_ITEM_OVERHEAD per callback) queued
+                                               for the application's thread. Beyond it the pipe
+                                               stops reading until the application has run them
+                                               (the peer's writes then wait: nothing is lost).
+                                               Default AIPC_DEFAULT_MAX_DISPATCH or one largest
+                                               message if that is more; 1 .. 4 GiB. With a
+                                               dispatcher, messages written but not yet reported
+                                               by OnSend also count against AIPC_PIPE_OPT_MAX_QUEUE */
 ASYNCIPC_API int  aipc_pipe_set_option(aipc_named_pipe *pipe, int option, uint64_t value);
-/* Starts the pipe as server or client on `pipe_name` ("\\.\pipe\NAME" or "NAME").
- * Returns true if the setup started; OnCreate/OnConnected follow on the I/O thread.
+/* Runs every callback of the pipe through dispatcher `d` (before Create; AIPC_ESTATE after).
+ * The pipe keeps `d` alive; NULL goes back to the I/O thread. See "Dispatchers" below. */
+ASYNCIPC_API int  aipc_pipe_set_dispatcher(aipc_named_pipe *pipe, aipc_dispatcher *d);
+/* Starts the pipe as server or client on `pipe_name` ("\\.\pipe\NAME" or "NAME") and returns
+ * without waiting for any callback. True if the setup started: a server has created its pipe
+ * instance (false: the name is taken or invalid - OnCreate(false) follows too), a client has
+ * started connecting. OnCreate and then OnConnected follow as callbacks.
  * `d` must stay valid until Exit/Release returns. */
 ASYNCIPC_API bool aipc_pipe_create(aipc_named_pipe *pipe, const wchar_t *pipe_name, PipeType type,
                                    aipc_pipe_delegate *d);
@@ -200,10 +256,60 @@ ASYNCIPC_API bool aipc_pipe_create(aipc_named_pipe *pipe, const wchar_t *pipe_na
  * AIPC_EQUEUEFULL (over AIPC_PIPE_OPT_MAX_QUEUE: retry after an OnSend). */
 ASYNCIPC_API int  aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size);
 /* Closes the connection (and stops listening). After it returns no callback of this pipe runs
- * (unless called from inside a callback: then none after that callback returns). Any thread. */
+ * (unless called from inside a callback: then none after that callback returns). Any thread;
+ * waits only for a callback of this pipe running on another thread, serving sent messages
+ * meanwhile (see "Threading contract"). */
 ASYNCIPC_API void aipc_pipe_exit(aipc_named_pipe *pipe);
 /* Exit if needed, then frees the pipe. Any thread, including inside the pipe's own callback. */
 ASYNCIPC_API void aipc_pipe_free(aipc_named_pipe *pipe);
+
+/* ======================================================================================== */
+/* Dispatchers: callbacks on the application's thread                                       */
+/* ======================================================================================== */
+/*
+ * A dispatcher moves the callbacks of the pipes and bus clients attached to it from the SDK's
+ * I/O thread to a thread of the application, like .NET's SynchronizationContext or GDBus's
+ * main context. Attach it before Create (aipc_pipe_set_dispatcher) or connect
+ * (aipc_bus_options.dispatcher); several objects may share one dispatcher (their callbacks are
+ * then serialised on it, each object's in order).
+ *
+ *   AIPC_DISPATCH_WINDOW  the thread calling aipc_dispatcher_new must run a message loop:
+ *                         the dispatcher is a hidden message-only window of that thread, and
+ *                         callbacks run inside DispatchMessage (also in dialog and modal loops).
+ *                         Long bursts are cut into slices so input and painting keep flowing.
+ *   AIPC_DISPATCH_MANUAL  for programs with their own loop: aipc_dispatcher_event() returns a
+ *                         manual-reset event that is signalled while callbacks are queued; the
+ *                         program calls aipc_dispatcher_run() (on any one thread at a time).
+ *
+ * Memory: what a callback receives is copied for the trip between threads and freed after the
+ * callback. The queue is bounded per object: a pipe stops reading beyond
+ * AIPC_PIPE_OPT_MAX_DISPATCH, a bus client beyond aipc_bus_options.max_dispatch_bytes (the
+ * peer or the broker then holds the data back, under its own limits), so a thread that stops
+ * pumping costs at most that much memory per object, plus AIPC_DISPATCH_ITEM_OVERHEAD per
+ * queued event.
+ * Lifetime: objects keep their dispatcher alive. aipc_dispatcher_free drops queued callbacks
+ * (an object still attached then gets no more callbacks) and, for AIPC_DISPATCH_WINDOW,
+ * destroys the window: call it on the creating thread, after Exit/Release/close of the objects.
+ */
+#define AIPC_DISPATCH_WINDOW 1
+#define AIPC_DISPATCH_MANUAL 2
+#define AIPC_DEFAULT_MAX_DISPATCH (8u * 1024u * 1024u)  /* default per-object bound, bytes */
+#define AIPC_DISPATCH_ITEM_OVERHEAD 64u                 /* bytes charged per queued callback */
+
+/* Creates a dispatcher (AIPC_DISPATCH_WINDOW: owned by the calling thread). 0 or AIPC_EINVAL,
+ * AIPC_ENOMEM, AIPC_ESYS. */
+ASYNCIPC_API int  aipc_dispatcher_new(int mode, aipc_dispatcher **out);
+/* AIPC_DISPATCH_MANUAL: the event (a HANDLE) signalled while callbacks are queued; do not
+ * close it. NULL for AIPC_DISPATCH_WINDOW. */
+ASYNCIPC_API void *aipc_dispatcher_event(aipc_dispatcher *d);
+/* Runs queued callbacks on the calling thread: at most `max` (0 = every one queued when the
+ * call started). Returns how many ran, or AIPC_EINVAL. Called inside a callback it runs
+ * nothing and returns 0 (callbacks never nest). Works for both modes. */
+ASYNCIPC_API int  aipc_dispatcher_run(aipc_dispatcher *d, uint32_t max);
+/* Callbacks queued now and the bytes they hold (either pointer may be NULL). */
+ASYNCIPC_API int  aipc_dispatcher_queued(aipc_dispatcher *d, uint64_t *count, uint64_t *bytes);
+/* Drops what is queued and releases the caller's reference (see Lifetime above). */
+ASYNCIPC_API void aipc_dispatcher_free(aipc_dispatcher *d);
 
 /* ---- logging --------------------------------------------------------------------------- */
 typedef enum { AIPC_LOG_ERROR = 0, AIPC_LOG_WARN = 1, AIPC_LOG_INFO = 2, AIPC_LOG_DEBUG = 3,
@@ -221,23 +327,23 @@ ASYNCIPC_API void aipc_log(aipc_log_level level, const char *fmt, ...)
 /* ======================================================================================== */
 /* Bus client (aipc_bus_*) - see docs/sdk.md                                                */
 /* ======================================================================================== */
-/* (declared below this line by the bus client; see issue "SDK bus client") */
 
 /*
  * The bus client connects to the AsyncIPC broker (asyncipc-broker.exe) and speaks wire protocol
  * v1 (SPEC section 3): publish/subscribe with MQTT topic filters, retained messages, direct
  * messages, request/reply, presence, ping and broker statistics.
  *
- * Threads
+ * Threads (see "Threading contract" at the top)
  *   - Every aipc_bus_* function is thread-safe and non-blocking (it queues work for the I/O
- *     thread and returns), except aipc_bus_close(), which waits for the I/O thread to finish
- *     with the client (it never waits when called on the I/O thread).
+ *     thread and returns), except aipc_bus_close(), which waits at most for a callback of this
+ *     client running on another thread.
  *   - Every callback runs on the SDK's I/O thread (the APC engine's thread, shared by every
- *     pipe and bus client of the process), one at a time. Pointers passed to a callback
- *     (topic, data, peer names, error texts) are valid only for the duration of the call:
- *     copy what you keep. Callbacks may call any aipc_bus_* function, including
- *     aipc_bus_close() on their own client; they should not block for long (they hold up every
- *     other client of the process).
+ *     pipe and bus client of the process), or on the dispatcher's thread when
+ *     options.dispatcher is set; one at a time. Pointers passed to a callback (topic, data,
+ *     peer names, error texts) are valid only for the duration of the call: copy what you
+ *     keep. Callbacks may call any aipc_bus_* function, including aipc_bus_close() on their
+ *     own client; on the I/O thread they should not block for long (they hold up every other
+ *     client of the process).
  *
  * Delivery
  *   - Per publisher, messages arrive in publish order. While the broker is unreachable,
@@ -327,6 +433,15 @@ typedef struct aipc_bus_options {
     uint32_t connect_timeout_ms;   /* one connection attempt waits this long for a busy or
                                       absent broker pipe, then as long again for the broker's
                                       welcome (default 5000) */
+    /* --- appended in 0.2 --- */
+    aipc_dispatcher *dispatcher;   /* run every callback through it (NULL = the I/O thread) */
+    uint64_t max_dispatch_bytes;   /* with a dispatcher: bytes of queued callbacks (payloads
+                                      plus AIPC_DISPATCH_ITEM_OVERHEAD each) beyond which the
+                                      client stops reading from the broker until the
+                                      application catches up; the broker then queues, and
+                                      beyond its max_queue_bytes drops publications for us
+                                      (reported by on_dropped). Default
+                                      AIPC_DEFAULT_MAX_DISPATCH */
 } aipc_bus_options;
 
 #define AIPC_BUS_DEFAULT_BACKOFF_MIN_MS   100u
@@ -384,12 +499,13 @@ ASYNCIPC_API aipc_bus_state aipc_bus_get_state(aipc_bus *bus);
 ASYNCIPC_API uint64_t aipc_bus_client_id(aipc_bus *bus);
 
 /*
- * Closes the client: pending requests complete with AIPC_ECLOSED, on_state(CLOSED) runs, the
- * connection is closed and the handle freed. Called from another thread, it returns after all
- * of that (no callback of this client runs afterwards). Called on the I/O thread (inside one of
- * this client's callbacks, or any other SDK callback), it returns at once; no other callback of
- * this client runs after the current one, and the teardown follows right after it returns.
- * Unsent queued messages are discarded.
+ * Closes the client and frees the handle. It waits at most for a callback of this client that
+ * is running on another thread (serving sent messages meanwhile), never for queued callbacks
+ * or I/O. Then, on the calling thread and before returning: replies that had arrived but were
+ * not yet delivered are delivered, every other pending request completes with AIPC_ECLOSED,
+ * and on_state(AIPC_BUS_CLOSED) runs - the last callback. Called inside one of this client's
+ * callbacks, those run nested in it, and nothing follows after that callback. Unsent queued
+ * messages are discarded; the I/O thread closes the connection afterwards.
  */
 ASYNCIPC_API void aipc_bus_close(aipc_bus *bus);
 

@@ -19,18 +19,57 @@
  * and the names are free for the classes below. Everything else in asyncipc.h (aipc_* functions,
  * AIPC_E* codes, InitEasyLog, aipc_log, PipeImplType, PipeType) is available as in C.
  *
- * Threads
- *   - Every IPipeDelegate method is called on the SDK's I/O thread (for PIPE_ASYNC one thread
- *     per process shared by all pipes; for PIPE_OVERLAPPED the engine's completion thread),
- *     never concurrently for one pipe, and never after Exit()/Release() has returned (when
- *     called from inside a callback: never after that callback returns).
- *   - The INamedPipe methods may be called from any thread, including from inside a delegate
- *     method (Exit() and Release() too). Send/SendData copy the data and never block.
- *   - An exception escaping a delegate method cannot cross the C SDK: it is caught, logged at
- *     ERROR level through aipc_log, and otherwise ignored.
+ * Threads: see the threading contract below. In short - delegate methods run on the SDK's I/O
+ * thread, or on your UI thread when the pipe has a dispatcher (SetDispatcher, asyncipc::
+ * Dispatcher); INamedPipe methods may be called from any thread, including inside a delegate
+ * method; Send/SendData copy the data and never block; Create never waits; Exit/Release wait
+ * only for a delegate method of this pipe running on another thread, serving sent messages.
+ * An exception escaping a delegate method cannot cross the C SDK: it is caught, logged at
+ * ERROR level through aipc_log, and otherwise ignored.
  *
  * Lifetime: the delegate must stay valid until Exit() or Release() returns. Release() (or
  * `delete`) closes the pipe if needed and frees the object.
+ */
+/*
+ * Threading contract (the same text is in asyncipc.h, asyncipc.hpp, bus.hpp and docs/sdk.md)
+ *
+ * Where callbacks run
+ *   - Default: on the SDK's I/O thread of the object's engine - one process-wide thread per
+ *     engine: PIPE_ASYNC pipes and every bus client on the APC thread, PIPE_OVERLAPPED pipes on
+ *     the completion-port thread.
+ *   - With a dispatcher (aipc_pipe_set_dispatcher, aipc_bus_options.dispatcher, C++
+ *     SetDispatcher / BusOptions::dispatcher): on the application's thread.
+ *     AIPC_DISPATCH_WINDOW: inside the message loop of the thread that created the dispatcher
+ *     (a hidden message-only window; the loop must pump: GetMessage/DispatchMessage, a dialog's
+ *     or a modal loop). AIPC_DISPATCH_MANUAL: inside aipc_dispatcher_run(), on the thread that
+ *     calls it, typically when aipc_dispatcher_event() is signalled.
+ *   - Always: callbacks of one object run one at a time, in the order the events happened.
+ *     Pointers a callback receives are valid during the call only. A callback never runs nested
+ *     inside another callback of the same thread: a modal loop, a message box or an alertable
+ *     wait inside a callback does not deliver further callbacks; they follow when it returns.
+ *   - The bus client's final callbacks (pending requests completing with AIPC_ECLOSED,
+ *     on_state(AIPC_BUS_CLOSED)) run on the thread that calls aipc_bus_close, before it returns.
+ *
+ * Which calls wait, and for what
+ *   - Never wait: CreateInstance/aipc_pipe_new, Create/aipc_pipe_create (a server creates its
+ *     pipe instance, a client starts connecting; OnCreate/OnConnected follow as callbacks),
+ *     Send/SendData/aipc_pipe_send, aipc_pipe_set_option, and every aipc_bus_* call except
+ *     aipc_bus_close.
+ *   - Exit/Release/aipc_pipe_exit/aipc_pipe_free/aipc_bus_close and the C++ destructors wait
+ *     only for a callback of the same object that is running at that moment on another thread:
+ *     never for queued callbacks, I/O, or the I/O thread. While they wait they serve messages
+ *     sent to the calling thread's windows, as COM's modal loop does (a callback blocked in
+ *     SendMessage to a window of the calling thread completes). Called on the thread that runs
+ *     the object's callbacks (inside a callback, or on its dispatcher's thread) they never wait.
+ *   - After they return no callback of the object starts; called inside one of its callbacks,
+ *     none starts after that callback returns. The I/O itself (cancel, close the handle) is
+ *     finished by the I/O thread afterwards; the SDK keeps its buffers alive until then.
+ *   - Still a deadlock: a callback running on the I/O thread that waits for the thread calling
+ *     Exit/close by other means than a sent message (an event that thread sets, a message
+ *     posted to it, a COM call into its apartment). Code like that belongs on a dispatcher:
+ *     its callbacks then run on that thread itself, and Exit/close there never waits.
+ *   - At process exit, when the thread running a callback is already gone (a static destructor
+ *     in a DLL, an atexit handler after ExitProcess), they return without waiting.
  */
 #ifndef ASYNCIPC_ASYNCIPC_HPP
 #define ASYNCIPC_ASYNCIPC_HPP
@@ -87,6 +126,9 @@ public:
     virtual int SetOption(int option, uint64_t value) = 0;
     /* The underlying C object, for the aipc_pipe_* functions. */
     virtual aipc_named_pipe *Handle() = 0;
+    /* Runs every delegate method through dispatcher `d` (e.g. on the UI thread), before
+     * Create (0 or AIPC_E*). See asyncipc::Dispatcher. */
+    virtual int SetDispatcher(aipc_dispatcher *d) = 0;
 };
 
 namespace asyncipc {
@@ -195,6 +237,7 @@ public:
         return aipc_pipe_set_option(pipe_, option, value);
     }
     aipc_named_pipe *Handle() override { return pipe_; }
+    int SetDispatcher(aipc_dispatcher *d) override { return aipc_pipe_set_dispatcher(pipe_, d); }
 
 private:
     aipc_named_pipe *pipe_;
@@ -202,6 +245,34 @@ private:
 };
 
 } // namespace detail
+
+/*
+ * Callbacks on your own thread (see "Dispatchers" in asyncipc.h). Create it on the UI thread:
+ *     asyncipc::Dispatcher ui;                       // AIPC_DISPATCH_WINDOW, this thread's loop
+ *     pipe->SetDispatcher(ui.get());
+ *     pipe->Create(L"demo", PIPE_CLIENT, &delegate); // delegate methods now run on this thread
+ * or, for a program with its own loop, Dispatcher d(AIPC_DISPATCH_MANUAL) and call d.run()
+ * whenever d.event() is signalled. Destroy it after the pipes and bus clients that use it.
+ */
+class Dispatcher {
+public:
+    explicit Dispatcher(int mode = AIPC_DISPATCH_WINDOW) { rc_ = aipc_dispatcher_new(mode, &d_); }
+    ~Dispatcher() { aipc_dispatcher_free(d_); }
+    Dispatcher(const Dispatcher &) = delete;
+    Dispatcher &operator=(const Dispatcher &) = delete;
+    /* 0, or the AIPC_E* code of the creation. */
+    int status() const { return rc_; }
+    aipc_dispatcher *get() const { return d_; }
+    /* AIPC_DISPATCH_MANUAL: the event (HANDLE) signalled while callbacks are queued. */
+    void *event() const { return aipc_dispatcher_event(d_); }
+    /* Runs queued callbacks on this thread (max 0 = those queued now); returns how many ran. */
+    int run(uint32_t max = 0) { return aipc_dispatcher_run(d_, max); }
+
+private:
+    aipc_dispatcher *d_ = nullptr;
+    int rc_ = 0;
+};
+
 } // namespace asyncipc
 
 /* Creates a pipe object using `engine` (PIPE_ASYNC or PIPE_OVERLAPPED). Returns 0 and sets

@@ -4,13 +4,14 @@
  * Header-only; link against asyncipc.dll like the C API. May be included before or after
  * <asyncipc/asyncipc.hpp>.
  *
- * Threads (same rules as the C API)
- *   - Every member function is thread-safe and non-blocking, except close() (and the
- *     destructor), which waits until no handler of this client runs any more (when called from
- *     a handler it returns at once; see aipc_bus_close).
- *   - Every handler runs on the SDK's I/O thread. Arguments (topic, peer names, data views) are
- *     valid only during the call: copy what you keep.
- *   - Set the handlers before connect(); they are read on the I/O thread afterwards.
+ * Threads: see the threading contract below (the same as the C API). In short - every member
+ * function is thread-safe and non-blocking except close() and the destructor, which wait only
+ * for a handler of this client running on another thread (serving sent messages meanwhile) and
+ * then run the last handlers (replies with AIPC_ECLOSED, onState(CLOSED)) on the calling
+ * thread. Handlers run on the SDK's I/O thread, or on your UI thread when
+ * Options::dispatcher is set (asyncipc::Dispatcher in asyncipc.hpp, or aipc_dispatcher_new).
+ * Arguments (topic, peer names, data views) are valid only during the call: copy what you
+ * keep. Set the handlers before connect(); they are read by the delivering thread afterwards.
  *
  * Example
  *   asyncipc::BusClient bus;
@@ -19,6 +20,47 @@
  *   asyncipc::BusClient::Options o;
  *   o.name = "ui";
  *   if (bus.connect(o) == 0) { bus.subscribe("sensors/#"); bus.publish("ui/started", "1"); }
+ */
+/*
+ * Threading contract (the same text is in asyncipc.h, asyncipc.hpp, bus.hpp and docs/sdk.md)
+ *
+ * Where callbacks run
+ *   - Default: on the SDK's I/O thread of the object's engine - one process-wide thread per
+ *     engine: PIPE_ASYNC pipes and every bus client on the APC thread, PIPE_OVERLAPPED pipes on
+ *     the completion-port thread.
+ *   - With a dispatcher (aipc_pipe_set_dispatcher, aipc_bus_options.dispatcher, C++
+ *     SetDispatcher / BusOptions::dispatcher): on the application's thread.
+ *     AIPC_DISPATCH_WINDOW: inside the message loop of the thread that created the dispatcher
+ *     (a hidden message-only window; the loop must pump: GetMessage/DispatchMessage, a dialog's
+ *     or a modal loop). AIPC_DISPATCH_MANUAL: inside aipc_dispatcher_run(), on the thread that
+ *     calls it, typically when aipc_dispatcher_event() is signalled.
+ *   - Always: callbacks of one object run one at a time, in the order the events happened.
+ *     Pointers a callback receives are valid during the call only. A callback never runs nested
+ *     inside another callback of the same thread: a modal loop, a message box or an alertable
+ *     wait inside a callback does not deliver further callbacks; they follow when it returns.
+ *   - The bus client's final callbacks (pending requests completing with AIPC_ECLOSED,
+ *     on_state(AIPC_BUS_CLOSED)) run on the thread that calls aipc_bus_close, before it returns.
+ *
+ * Which calls wait, and for what
+ *   - Never wait: CreateInstance/aipc_pipe_new, Create/aipc_pipe_create (a server creates its
+ *     pipe instance, a client starts connecting; OnCreate/OnConnected follow as callbacks),
+ *     Send/SendData/aipc_pipe_send, aipc_pipe_set_option, and every aipc_bus_* call except
+ *     aipc_bus_close.
+ *   - Exit/Release/aipc_pipe_exit/aipc_pipe_free/aipc_bus_close and the C++ destructors wait
+ *     only for a callback of the same object that is running at that moment on another thread:
+ *     never for queued callbacks, I/O, or the I/O thread. While they wait they serve messages
+ *     sent to the calling thread's windows, as COM's modal loop does (a callback blocked in
+ *     SendMessage to a window of the calling thread completes). Called on the thread that runs
+ *     the object's callbacks (inside a callback, or on its dispatcher's thread) they never wait.
+ *   - After they return no callback of the object starts; called inside one of its callbacks,
+ *     none starts after that callback returns. The I/O itself (cancel, close the handle) is
+ *     finished by the I/O thread afterwards; the SDK keeps its buffers alive until then.
+ *   - Still a deadlock: a callback running on the I/O thread that waits for the thread calling
+ *     Exit/close by other means than a sent message (an event that thread sets, a message
+ *     posted to it, a COM call into its apartment). Code like that belongs on a dispatcher:
+ *     its callbacks then run on that thread itself, and Exit/close there never waits.
+ *   - At process exit, when the thread running a callback is already gone (a static destructor
+ *     in a DLL, an atexit handler after ExitProcess), they return without waiting.
  */
 #ifndef ASYNCIPC_BUS_HPP
 #define ASYNCIPC_BUS_HPP
@@ -64,12 +106,14 @@ struct BusOptions {
     uint32_t backoffMaxMs = AIPC_BUS_DEFAULT_BACKOFF_MAX_MS;
     uint64_t maxQueueBytes = AIPC_BUS_DEFAULT_MAX_QUEUE_BYTES;
     uint32_t connectTimeoutMs = AIPC_BUS_DEFAULT_CONNECT_TIMEOUT_MS;
+    aipc_dispatcher *dispatcher = nullptr;  /* handlers on this dispatcher's thread */
+    uint64_t maxDispatchBytes = 0;          /* 0 = AIPC_DEFAULT_MAX_DISPATCH */
 };
 
 /*
- * A bus client. Do not destroy it (or call connect() again) from inside one of its own
- * handlers: close() from a handler returns at once and the teardown (pending replies with
- * AIPC_ECLOSED, onState(CLOSED)) runs right after the handler, still using this object.
+ * A bus client. close() from inside one of its handlers runs the last handlers (pending
+ * replies with AIPC_ECLOSED, onState(CLOSED)) nested in that call; no handler runs after it.
+ * Do not call connect() again from inside a handler.
  */
 class BusClient {
 public:
@@ -117,6 +161,8 @@ public:
         o.backoff_max_ms = opt.backoffMaxMs;
         o.max_queue_bytes = opt.maxQueueBytes;
         o.connect_timeout_ms = opt.connectTimeoutMs;
+        o.dispatcher = opt.dispatcher;
+        o.max_dispatch_bytes = opt.maxDispatchBytes;
         o.on_message = message_ ? &BusClient::tMessage : nullptr;
         o.on_direct = direct_ ? &BusClient::tDirect : nullptr;
         o.on_request = request_ ? &BusClient::tRequest : nullptr;

@@ -27,7 +27,39 @@ static HANDLE g_events[MAXIMUM_WAIT_OBJECTS];
 static aipc_op *g_waiters[MAXIMUM_WAIT_OBJECTS];
 static DWORD g_nwait;
 
+/* Completions and tasks that arrived while a user callback ran on this thread (an alertable
+ * wait inside a callback): run after it returns, in arrival order. [io] */
+static aipc_op *g_def_head, *g_def_tail;
+
 static void listen_done(aipc_op *op);
+
+/* Every completion and task of this engine enters here. */
+static void apc_run(aipc_op *op, DWORD err, DWORD bytes)
+{
+    if (aipc_cb_nested()) {
+        op->derr = err;
+        op->dbytes = bytes;
+        op->dnext = NULL;
+        if (g_def_tail)
+            g_def_tail->dnext = op;
+        else
+            g_def_head = op;
+        g_def_tail = op;
+        return;
+    }
+    op->cb(op, err, bytes);
+}
+
+static void run_deferred(void)
+{
+    while (g_def_head) {
+        aipc_op *op = g_def_head;
+        g_def_head = op->dnext;
+        if (!g_def_head)
+            g_def_tail = NULL;
+        op->cb(op, op->derr, op->dbytes);
+    }
+}
 
 /* The I/O thread: run due timers, then wait alertably (APCs and completion routines run) on
  * the listen events, if any. */
@@ -35,7 +67,10 @@ static unsigned __stdcall apc_thread(void *arg)
 {
     aipc_loop *l = arg;
     for (;;) {
+        run_deferred();
         DWORD wait = aipc_timers_run(l);
+        if (g_def_head)
+            continue;                       /* a timer callback waited alertably */
         if (g_nwait == 0) {
             SleepEx(wait, TRUE);
             continue;
@@ -85,8 +120,7 @@ static aipc_loop *apc_loop(void)
 /* APC entry for marshalled tasks. */
 static void CALLBACK apc_task(ULONG_PTR arg)
 {
-    aipc_op *op = (aipc_op *)arg;
-    op->cb(op, 0, 0);
+    apc_run((aipc_op *)arg, 0, 0);
 }
 
 static BOOL apc_post(aipc_loop *l, aipc_op *op)
@@ -100,8 +134,7 @@ static BOOL apc_post(aipc_loop *l, aipc_op *op)
 /* Completion routine of ReadFileEx/WriteFileEx (I/O thread). */
 static void CALLBACK apc_io_done(DWORD err, DWORD bytes, LPOVERLAPPED ov)
 {
-    aipc_op *op = CONTAINING_RECORD(ov, aipc_op, ov);
-    op->cb(op, err, bytes);
+    apc_run(CONTAINING_RECORD(ov, aipc_op, ov), err, bytes);
 }
 
 /* The server handle gets a manual-reset event for its overlapped ConnectNamedPipe. */
@@ -121,10 +154,11 @@ static void apc_detach(aipc_pipe *p)
     }
 }
 
-static DWORD apc_read(aipc_pipe *p, aipc_op *op, void *buf, DWORD len)
+static DWORD apc_read(HANDLE h, aipc_op *op, void *buf, DWORD len)
 {
     memset(&op->ov, 0, sizeof op->ov);
-    if (ReadFileEx(p->h, buf, len, &op->ov, apc_io_done))
+    op->h = h;
+    if (ReadFileEx(h, buf, len, &op->ov, apc_io_done))
         return 0;
     DWORD e = GetLastError();
     if (e == ERROR_MORE_DATA)   /* partial read (message mode): the routine is still queued */
@@ -132,33 +166,33 @@ static DWORD apc_read(aipc_pipe *p, aipc_op *op, void *buf, DWORD len)
     return e ? e : ERROR_GEN_FAILURE;
 }
 
-static DWORD apc_write(aipc_pipe *p, aipc_op *op, const void *buf, DWORD len)
+static DWORD apc_write(HANDLE h, aipc_op *op, const void *buf, DWORD len)
 {
     memset(&op->ov, 0, sizeof op->ov);
-    if (WriteFileEx(p->h, buf, len, &op->ov, apc_io_done))
+    op->h = h;
+    if (WriteFileEx(h, buf, len, &op->ov, apc_io_done))
         return 0;
     DWORD e = GetLastError();
     return e ? e : ERROR_GEN_FAILURE;
 }
 
-/* I/O thread: the listen event fired. Unregister a thread-pool wait (it has run; waiting for
- * its callback to return only takes the QueueUserAPC it was doing), then read the
- * ConnectNamedPipe result. */
+/* I/O thread: the listen event fired: read the ConnectNamedPipe result. */
 static void listen_done(aipc_op *op)
 {
-    if (op->wait) {
-        UnregisterWaitEx(op->wait, INVALID_HANDLE_VALUE);
-        op->wait = NULL;
-    }
     DWORD bytes = 0, err = 0;
-    if (!GetOverlappedResult(op->pipe->h, &op->ov, &bytes, FALSE))
+    if (!GetOverlappedResult(op->h, &op->ov, &bytes, FALSE))
         err = GetLastError();
-    op->cb(op, err, bytes);
+    apc_run(op, err, bytes);
 }
 
 static void CALLBACK apc_listen_done(ULONG_PTR arg)
 {
-    listen_done((aipc_op *)arg);
+    aipc_op *op = (aipc_op *)arg;
+    if (op->wait) {
+        UnregisterWaitEx(op->wait, INVALID_HANDLE_VALUE);
+        op->wait = NULL;
+    }
+    listen_done(op);
 }
 
 /* Thread-pool thread: only hands the event over to the I/O thread. */
@@ -172,6 +206,7 @@ static void CALLBACK apc_listen_signaled(void *ctx, BOOLEAN timed_out)
 static DWORD apc_listen(aipc_pipe *p, aipc_op *op)
 {
     memset(&op->ov, 0, sizeof op->ov);
+    op->h = p->h;
     op->ov.hEvent = op->event;
     ResetEvent(op->event);
     if (!ConnectNamedPipe(p->h, &op->ov)) {

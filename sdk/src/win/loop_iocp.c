@@ -26,7 +26,7 @@ static DWORD op_error(aipc_op *op)
     if (op->ov.Internal == 0)
         return 0;
     DWORD bytes;
-    if (GetOverlappedResult(op->pipe->h, &op->ov, &bytes, FALSE))
+    if (GetOverlappedResult(op->h, &op->ov, &bytes, FALSE))
         return 0;
     DWORD e = GetLastError();
     return e ? e : ERROR_GEN_FAILURE;
@@ -125,16 +125,18 @@ static DWORD issued(BOOL ok)
     return e ? e : ERROR_GEN_FAILURE;
 }
 
-static DWORD iocp_read(aipc_pipe *p, aipc_op *op, void *buf, DWORD len)
+static DWORD iocp_read(HANDLE h, aipc_op *op, void *buf, DWORD len)
 {
     memset(&op->ov, 0, sizeof op->ov);
-    return issued(ReadFile(p->h, buf, len, NULL, &op->ov));
+    op->h = h;
+    return issued(ReadFile(h, buf, len, NULL, &op->ov));
 }
 
-static DWORD iocp_write(aipc_pipe *p, aipc_op *op, const void *buf, DWORD len)
+static DWORD iocp_write(HANDLE h, aipc_op *op, const void *buf, DWORD len)
 {
     memset(&op->ov, 0, sizeof op->ov);
-    return issued(WriteFile(p->h, buf, len, NULL, &op->ov));
+    op->h = h;
+    return issued(WriteFile(h, buf, len, NULL, &op->ov));
 }
 
 /* ConnectNamedPipe outcomes: pending (completion comes), ERROR_PIPE_CONNECTED (a client is
@@ -143,6 +145,7 @@ static DWORD iocp_write(aipc_pipe *p, aipc_op *op, const void *buf, DWORD len)
 static DWORD iocp_listen(aipc_pipe *p, aipc_op *op)
 {
     memset(&op->ov, 0, sizeof op->ov);
+    op->h = p->h;
     if (ConnectNamedPipe(p->h, &op->ov))
         return 0;
     DWORD e = GetLastError();

@@ -19,26 +19,6 @@
 static void server_listen(aipc_pipe *p);
 static void client_try(aipc_pipe *p);
 
-/* ---- delegate dispatch (never after Exit) ---------------------------------------------------- */
-
-static void cb_create(aipc_pipe *p, bool ok)
-{
-    if (!p->closed && p->d && p->d->OnCreate)
-        p->d->OnCreate(p->d, ok);
-}
-
-void aipc_pipe_cb_connected(aipc_pipe *p, bool ok)
-{
-    if (!p->closed && p->d && p->d->OnConnected)
-        p->d->OnConnected(p->d, ok);
-}
-
-static void cb_disconnected(aipc_pipe *p)
-{
-    if (!p->closed && p->d && p->d->OnDisconnected)
-        p->d->OnDisconnected(p->d);
-}
-
 static const char *role_name(const aipc_pipe *p)
 {
     return p->role == PIPE_SERVER ? "server" : "client";
@@ -60,7 +40,7 @@ static void release_handle(aipc_pipe *p)
 }
 
 /* Rejects further Sends and drops what is queued (the client never reconnects). */
-static void close_send_side(aipc_pipe *p)
+void aipc_pipe_close_send_side(aipc_pipe *p)
 {
     AcquireSRWLockExclusive(&p->lock);
     p->send_closed = 1;
@@ -75,7 +55,7 @@ static void connected(aipc_pipe *p)
     p->state = AIPC_ST_CONNECTED;
     p->was_connected = 1;
     aipc_log(AIPC_LOG_INFO, "pipe(%s) %s %s: connected", p->eng->name, role_name(p), pname(p));
-    aipc_pipe_cb_connected(p, true);
+    aipc_pipe_ev_connected(p, true);
     if (p->state == AIPC_ST_CONNECTED)
         aipc_pipe_io_begin(p);
 }
@@ -97,9 +77,9 @@ static void finish_drain(aipc_pipe *p)
     if (p->role == PIPE_CLIENT) {
         release_handle(p);
         p->state = AIPC_ST_CLOSED;
-        close_send_side(p);
+        aipc_pipe_close_send_side(p);
         if (had_peer)
-            cb_disconnected(p);
+            aipc_pipe_ev_disconnected(p);
         return;
     }
     if (!DisconnectNamedPipe(p->h))
@@ -107,7 +87,7 @@ static void finish_drain(aipc_pipe *p)
                  pname(p), GetLastError());
     p->state = AIPC_ST_IDLE;
     if (had_peer)
-        cb_disconnected(p);
+        aipc_pipe_ev_disconnected(p);
     if (p->state == AIPC_ST_IDLE)      /* not closed from inside OnDisconnected */
         server_listen(p);
 }
@@ -141,12 +121,13 @@ void aipc_pipe_conn_lost(aipc_pipe *p, DWORD err, const char *what)
         CancelIoEx(p->h, NULL);
 }
 
-void aipc_pipe_close_io(aipc_pipe *p)
+/* Exit, on the I/O thread: cancels I/O; the handle closes when the drain is over. */
+static void close_io(aipc_pipe *p)
 {
     if (p->closed)
         return;
     p->closed = 1;
-    close_send_side(p);
+    aipc_pipe_close_send_side(p);
     if (aipc_timer_stop(p->loop, &p->retry))
         aipc_pipe_unref(p);            /* the caller holds another reference */
     if (p->state == AIPC_ST_NEW || p->state == AIPC_ST_CLOSED)
@@ -155,6 +136,15 @@ void aipc_pipe_close_io(aipc_pipe *p)
     if (p->ops > 0)
         CancelIoEx(p->h, NULL);
     aipc_pipe_maybe_finish(p);
+}
+
+void aipc_pipe_on_exit(aipc_op *op, DWORD err, DWORD bytes)
+{
+    aipc_pipe *p = op->pipe;
+    (void)err;
+    (void)bytes;
+    close_io(p);
+    aipc_pipe_unref(p);                /* the task's reference */
 }
 
 /* ---- server --------------------------------------------------------------------------------- */
@@ -174,8 +164,8 @@ static void on_listen(aipc_op *op, DWORD err, DWORD bytes)
             aipc_log(AIPC_LOG_ERROR, "pipe(%s) server %s: ConnectNamedPipe failed (%lu)",
                      p->eng->name, pname(p), err);
             p->state = AIPC_ST_FAILED;
-            close_send_side(p);
-            aipc_pipe_cb_connected(p, false);
+            aipc_pipe_close_send_side(p);
+            aipc_pipe_ev_connected(p, false);
         }
     }
     aipc_pipe_maybe_finish(p);
@@ -205,35 +195,28 @@ static void server_listen(aipc_pipe *p)
         aipc_log(AIPC_LOG_ERROR, "pipe(%s) server %s: ConnectNamedPipe failed (%lu)",
                  p->eng->name, pname(p), e);
         p->state = AIPC_ST_FAILED;
-        close_send_side(p);
-        aipc_pipe_cb_connected(p, false);
+        aipc_pipe_close_send_side(p);
+        aipc_pipe_ev_connected(p, false);
         return;
     }
 }
 
-/* Creates the single pipe instance and starts listening. Returns 1 on success. */
-static int server_start(aipc_pipe *p)
+/* The instance Create made: report it and start listening. */
+static void server_start(aipc_pipe *p)
 {
-    p->h = CreateNamedPipeW(p->name,
-                            PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
-                            PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
-                            1, AIPC_PIPE_BUFSIZE, AIPC_PIPE_BUFSIZE, 0, NULL);
-    DWORD e = p->h == INVALID_HANDLE_VALUE ? GetLastError() : p->eng->attach(p);
-    if (e) {
+    if (p->create_err || p->h == INVALID_HANDLE_VALUE) {
         aipc_log(AIPC_LOG_ERROR, "pipe(%s) server %s: cannot create the pipe (%lu)", p->eng->name,
-                 pname(p), e);
-        release_handle(p);
+                 pname(p), p->create_err);
         p->state = AIPC_ST_FAILED;
-        close_send_side(p);
-        cb_create(p, false);
-        return 0;
+        aipc_pipe_close_send_side(p);
+        aipc_pipe_ev_create(p, false);
+        return;
     }
     aipc_log(AIPC_LOG_INFO, "pipe(%s) server %s: listening", p->eng->name, pname(p));
     p->state = AIPC_ST_IDLE;
-    cb_create(p, true);
+    aipc_pipe_ev_create(p, true);
     if (p->state == AIPC_ST_IDLE)
         server_listen(p);
-    return 1;
 }
 
 /* ---- client --------------------------------------------------------------------------------- */
@@ -241,8 +224,8 @@ static int server_start(aipc_pipe *p)
 static void client_fail(aipc_pipe *p)
 {
     p->state = AIPC_ST_FAILED;
-    close_send_side(p);
-    aipc_pipe_cb_connected(p, false);
+    aipc_pipe_close_send_side(p);
+    aipc_pipe_ev_connected(p, false);
 }
 
 /* Retry timer fired. */
@@ -300,24 +283,28 @@ static void client_try(aipc_pipe *p)
 
 /* ---- start ---------------------------------------------------------------------------------- */
 
-int aipc_pipe_start(aipc_pipe *p)
+void aipc_pipe_on_start(aipc_op *op, DWORD err, DWORD bytes)
 {
-    if (p->closed || p->state != AIPC_ST_NEW)
-        return 0;
-    int ok = 1;
-    aipc_pipe_ref(p);                     /* callbacks below may Release the pipe */
+    aipc_pipe *p = op->pipe;           /* the task's reference keeps it alive */
+    (void)err;
+    (void)bytes;
+    if (p->closed || p->state != AIPC_ST_NEW) {
+        release_handle(p);             /* Exit came first: the server instance goes */
+        p->state = AIPC_ST_CLOSED;
+        aipc_pipe_unref(p);
+        return;
+    }
     if (p->role == PIPE_SERVER) {
-        ok = server_start(p);
+        server_start(p);
     } else {
         p->state = AIPC_ST_OPENING;
         p->deadline = GetTickCount64() + p->connect_timeout_ms;
         p->backoff = RETRY_FIRST_MS;
         aipc_log(AIPC_LOG_INFO, "pipe(%s) client %s: connecting", p->eng->name, pname(p));
-        cb_create(p, true);
+        aipc_pipe_ev_create(p, true);
         if (p->state == AIPC_ST_OPENING)
             client_try(p);
     }
     aipc_pipe_maybe_finish(p);
     aipc_pipe_unref(p);
-    return ok;
 }

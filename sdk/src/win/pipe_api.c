@@ -4,9 +4,12 @@
  *
  * Threads and ownership
  *   - aipc_pipe_new may be called on any thread; it starts the engine's I/O thread on first use.
- *   - Create and Exit are marshalled to the I/O thread and wait for it (unless already on it),
- *     so Create returns the real result and, once Exit returns, no callback of the pipe runs
- *     and the caller may free its delegate.
+ *   - Create never waits: a server creates its pipe instance on the calling thread (so Create
+ *     returns the real result), then a start task is posted to the I/O thread.
+ *   - Exit shuts the pipe's callback gate (waiting only for a callback of this pipe running on
+ *     another thread, serving sent messages meanwhile: cbgate.c), rejects further Sends, and
+ *     posts the close task; once it returns no callback of the pipe runs and the caller may
+ *     free its delegate. On the I/O thread the close runs inline.
  *   - Send never blocks on I/O: it copies the message into the pending batch under the pipe's
  *     lock and posts one flush task only when no write is in flight or queued.
  *   - aipc_pipe_free = Exit + drop the user's reference; memory goes when the last reference
@@ -31,6 +34,9 @@ static void pipe_destroy(aipc_pipe *p)
         p->eng->detach(p);
         CloseHandle(p->h);
     }
+    if (p->disp)
+        aipc_dispatcher_unref(p->disp);
+    aipc_gate_free(&p->gate);
     aipc_decoder_free(&p->dec);
     aipc_batch_free(&p->q[0]);
     aipc_batch_free(&p->q[1]);
@@ -46,73 +52,34 @@ void aipc_pipe_unref(aipc_pipe *p)
         pipe_destroy(p);
 }
 
-/* ---- marshalling ----------------------------------------------------------------------------- */
+/* ---- tasks for the I/O thread ----------------------------------------------------------------- */
 
-typedef struct sync_call {
-    aipc_op op;                  /* first: posted to the I/O thread */
-    int (*fn)(aipc_pipe *p);
-    HANDLE done;
-    int result;
-} sync_call;
-
-/* I/O thread: runs the call and wakes the waiting caller (whose stack holds `c`). */
-static void sync_call_run(aipc_op *op, DWORD err, DWORD bytes)
+int aipc_loop_gone(const aipc_loop *l)
 {
-    sync_call *c = CONTAINING_RECORD(op, sync_call, op);
-    aipc_pipe *p = op->pipe;
-    (void)err;
-    (void)bytes;
-    c->result = c->fn(p);
-    SetEvent(c->done);           /* `c` may be gone after this */
-    aipc_pipe_unref(p);
+    return l->thread && WaitForSingleObject(l->thread, 0) == WAIT_OBJECT_0;
 }
 
-/* Runs fn(p) on the pipe's I/O thread and returns its result; `fail` if it cannot be posted.
- * With `must` (Exit) a failure to create the event or to post is retried until it works: an
- * Exit that silently did not happen would let callbacks run after Release returned, on a
- * delegate the caller has freed. Such failures only come from momentary resource exhaustion. */
-static int run_on_loop(aipc_pipe *p, int (*fn)(aipc_pipe *p), int fail, int must)
+/* Posts `op` (a task of the pipe) to the I/O thread with a reference. With `must` (Exit) a
+ * failure is retried until it works: an Exit that silently did not happen would leave the pipe
+ * open. Such failures only come from momentary resource exhaustion; at process exit (the I/O
+ * thread is gone) nothing can run the task and it is dropped. Returns 1 if posted. */
+static int post_task(aipc_pipe *p, aipc_op *op, int must)
 {
-    if (GetCurrentThreadId() == p->loop->tid) {
-        aipc_pipe_ref(p);
-        int r = fn(p);
-        aipc_pipe_unref(p);
-        return r;
-    }
-    sync_call c;
-    memset(&c, 0, sizeof c);
-    c.op.pipe = p;
-    c.op.cb = sync_call_run;
-    c.fn = fn;
-    c.result = fail;
     for (int logged = 0;; logged = 1) {
-        c.done = CreateEventW(NULL, TRUE, FALSE, NULL);
+        if (aipc_loop_gone(p->loop))
+            return 0;
+        aipc_pipe_ref(p);
+        if (p->eng->post(p->loop, op))
+            return 1;
         DWORD e = GetLastError();
-        if (c.done) {
-            aipc_pipe_ref(p);
-            if (p->eng->post(p->loop, &c.op))
-                break;
-            e = GetLastError();
-            aipc_pipe_unref(p);
-            CloseHandle(c.done);
-            c.done = NULL;
-        }
+        aipc_pipe_unref(p);
         if (!logged)
-            aipc_log(AIPC_LOG_ERROR, "pipe: cannot hand a call to the I/O thread (%lu)%s", e,
+            aipc_log(AIPC_LOG_ERROR, "pipe: cannot hand a task to the I/O thread (%lu)%s", e,
                      must ? "; retrying" : "");
         if (!must)
-            return fail;
+            return 0;
         Sleep(10);
     }
-    WaitForSingleObject(c.done, INFINITE);
-    CloseHandle(c.done);
-    return c.result;
-}
-
-static int exit_fn(aipc_pipe *p)
-{
-    aipc_pipe_close_io(p);
-    return 0;
 }
 
 /* ---- table of operations --------------------------------------------------------------------- */
@@ -186,8 +153,13 @@ int aipc_pipe_new(PipeImplType engine, aipc_named_pipe **out)
     p->state = AIPC_ST_NEW;
     p->h = INVALID_HANDLE_VALUE;
     p->rd.pipe = p->wr.pipe = p->cn.pipe = p->flush.pipe = p;
+    p->resume.pipe = p->start_op.pipe = p->exit_op.pipe = p;
     p->flush.cb = aipc_pipe_on_flush;
+    p->resume.cb = aipc_pipe_on_resume;
+    p->start_op.cb = aipc_pipe_on_start;
+    p->exit_op.cb = aipc_pipe_on_exit;
     InitializeSRWLock(&p->lock);
+    aipc_gate_init(&p->gate);
     *out = &p->pub;
     return 0;
 }
@@ -220,9 +192,47 @@ int aipc_pipe_set_option(aipc_named_pipe *pipe, int option, uint64_t value)
             return AIPC_EINVAL;
         p->max_queue = value;
         return 0;
+    case AIPC_PIPE_OPT_MAX_DISPATCH:
+        if (value == 0 || value > ((uint64_t)4 << 30))
+            return AIPC_EINVAL;
+        p->max_dispatch = value;
+        return 0;
     default:
         return AIPC_EINVAL;
     }
+}
+
+int aipc_pipe_set_dispatcher(aipc_named_pipe *pipe, aipc_dispatcher *d)
+{
+    aipc_pipe *p = (aipc_pipe *)pipe;
+    if (!p)
+        return AIPC_EINVAL;
+    if (p->created)
+        return AIPC_ESTATE;
+    if (d)
+        aipc_dispatcher_ref(d);
+    if (p->disp)
+        aipc_dispatcher_unref(p->disp);
+    p->disp = d;
+    return 0;
+}
+
+/* Server: the single pipe instance, created on the calling thread so Create can report it. */
+static DWORD server_create(aipc_pipe *p)
+{
+    p->h = CreateNamedPipeW(p->name,
+                            PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
+                            PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
+                            1, AIPC_PIPE_BUFSIZE, AIPC_PIPE_BUFSIZE, 0, NULL);
+    if (p->h == INVALID_HANDLE_VALUE)
+        return GetLastError() ? GetLastError() : ERROR_GEN_FAILURE;
+    DWORD e = p->eng->attach(p);
+    if (e) {
+        p->eng->detach(p);
+        CloseHandle(p->h);
+        p->h = INVALID_HANDLE_VALUE;
+    }
+    return e;
 }
 
 bool aipc_pipe_create(aipc_named_pipe *pipe, const wchar_t *pipe_name, PipeType type,
@@ -247,7 +257,11 @@ bool aipc_pipe_create(aipc_named_pipe *pipe, const wchar_t *pipe_name, PipeType 
     p->name_utf8 = aipc_wname_utf8(full);
     p->role = type;
     p->d = d;
-    return run_on_loop(p, aipc_pipe_start, 0, 0) != 0;
+    if (type == PIPE_SERVER)
+        p->create_err = server_create(p);   /* the start task reports OnCreate(false) */
+    if (!post_task(p, &p->start_op, 0))
+        return false;
+    return p->create_err == 0;
 }
 
 /* The send-queue limit in bytes (0 = unbounded). Never below one frame of the largest message,
@@ -272,8 +286,10 @@ int aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size)
         ReleaseSRWLockExclusive(&p->lock);
         return AIPC_ECLOSED;
     }
-    /* Bytes accepted and not yet written: the collecting batch plus the one being written. */
-    uint64_t queued = (uint64_t)p->q[p->qi].len + p->inflight;
+    /* Bytes accepted and not yet written: the collecting batch plus the one being written
+     * (with a dispatcher, plus written ones whose OnSend is still queued for it). */
+    uint64_t queued = (uint64_t)p->q[p->qi].len + p->inflight +
+                      (uint64_t)InterlockedCompareExchange64(&p->unreported, 0, 0);
     uint64_t limit = queue_limit(p);
     if (limit && queued > 0 && queued + AIPC_HDR_SIZE + size > limit) {
         ReleaseSRWLockExclusive(&p->lock);
@@ -304,7 +320,16 @@ void aipc_pipe_exit(aipc_named_pipe *pipe)
     if (!p)
         return;
     InterlockedCompareExchange(&p->created, 2, 0);   /* a later Create fails */
-    run_on_loop(p, exit_fn, 0, 1);
+    aipc_pipe_close_send_side(p);
+    aipc_gate_close(&p->gate);                       /* no callback from now on */
+    if (InterlockedExchange(&p->exiting, 1))
+        return;
+    if (GetCurrentThreadId() == p->loop->tid) {
+        aipc_pipe_ref(p);
+        aipc_pipe_on_exit(&p->exit_op, 0, 0);        /* drops that reference */
+    } else {
+        post_task(p, &p->exit_op, 1);
+    }
 }
 
 void aipc_pipe_free(aipc_named_pipe *pipe)

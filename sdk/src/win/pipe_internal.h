@@ -34,6 +34,8 @@
 #include <windows.h>
 
 #include "asyncipc/asyncipc.h"
+#include "cbgate.h"
+#include "dispatcher.h"
 #include "frame.h"
 
 typedef struct aipc_pipe aipc_pipe;
@@ -65,9 +67,12 @@ typedef void (*aipc_op_cb)(aipc_op *op, DWORD err, DWORD bytes);
 struct aipc_op {
     OVERLAPPED ov;
     aipc_op_cb cb;
-    aipc_pipe *pipe;
+    aipc_pipe *pipe;  /* the pipe owning the op (NULL for bus client ops) */
+    HANDLE h;         /* the handle the operation was issued on (set by the engine) */
     HANDLE event;     /* PIPE_ASYNC listen op: manual-reset event of ConnectNamedPipe */
     HANDLE wait;      /* PIPE_ASYNC listen op: thread-pool wait (only beyond 64 listeners) */
+    aipc_op *dnext;   /* PIPE_ASYNC: completion deferred while a callback runs (loop_apc.c) */
+    DWORD derr, dbytes;
 };
 
 /* A one-shot timer of an I/O loop. [io] */
@@ -89,10 +94,12 @@ struct aipc_loop {
 };
 
 /*
- * Engine operations. The common layer calls them on the I/O thread, except `post` (any thread).
- * read/write/listen return 0 when the operation was issued and its completion WILL be delivered
- * to op->cb on the I/O thread, or the Win32 error when it failed at once (no completion comes).
- * listen returns ERROR_PIPE_CONNECTED (no completion comes) when a client was already there.
+ * Engine operations. The common layer calls them on the I/O thread, except `post` and
+ * `attach` (any thread). read/write/listen return 0 when the operation was issued and its
+ * completion WILL be delivered to op->cb on the I/O thread, or the Win32 error when it failed
+ * at once (no completion comes). listen returns ERROR_PIPE_CONNECTED (no completion comes) when
+ * a client was already there. While a user callback runs on the I/O thread (an alertable wait
+ * inside a PIPE_ASYNC callback), completions and tasks are deferred until it returns.
  */
 struct aipc_engine {
     const char *name;
@@ -100,10 +107,13 @@ struct aipc_engine {
     BOOL  (*post)(aipc_loop *l, aipc_op *op);    /* run op->cb(op, 0, 0) on the I/O thread */
     DWORD (*attach)(aipc_pipe *p);               /* p->h is new: bind it to the engine */
     void  (*detach)(aipc_pipe *p);               /* p->h is about to be closed, nothing pending */
-    DWORD (*read)(aipc_pipe *p, aipc_op *op, void *buf, DWORD len);
-    DWORD (*write)(aipc_pipe *p, aipc_op *op, const void *buf, DWORD len);
+    DWORD (*read)(HANDLE h, aipc_op *op, void *buf, DWORD len);
+    DWORD (*write)(HANDLE h, aipc_op *op, const void *buf, DWORD len);
     DWORD (*listen)(aipc_pipe *p, aipc_op *op);
 };
+
+/* 1 when the loop's I/O thread has exited (process exit): nothing posted to it will run. */
+int aipc_loop_gone(const aipc_loop *l);
 
 extern const aipc_engine aipc_engine_apc;    /* loop_apc.c */
 extern const aipc_engine aipc_engine_iocp;   /* loop_iocp.c */
@@ -153,11 +163,23 @@ struct aipc_pipe {
     aipc_loop *loop;
     volatile LONG refs;
     volatile LONG created;        /* 0 before Create, 1 after, 2 = Exit came first */
+    volatile LONG exiting;        /* Exit has posted (or run) the close task */
+    aipc_gate gate;               /* every delegate call passes it; Exit shuts it */
 
     /* options: written before Create only */
     uint32_t max_msg;
     uint32_t connect_timeout_ms;
     uint64_t max_queue;           /* AIPC_PIPE_OPT_MAX_QUEUE; AIPC_QUEUE_AUTO = the default */
+    uint64_t max_dispatch;        /* AIPC_PIPE_OPT_MAX_DISPATCH; 0 = the default */
+    aipc_dispatcher *disp;        /* callbacks go through it (NULL: on the I/O thread) */
+
+    /* dispatcher flow control (any thread) */
+    volatile LONG64 dq_bytes;     /* received bytes queued for the dispatcher (with overhead) */
+    volatile LONG64 unreported;   /* written frames whose OnSend is still queued */
+    volatile LONG rpaused;        /* the read side waits for the dispatcher to drain */
+    aipc_op resume;               /* task: read again (posted by the dispatcher's thread) */
+    aipc_op start_op, exit_op;    /* tasks posted by Create and Exit */
+    DWORD create_err;             /* server: CreateNamedPipe's error in Create (0 = ok) */
 
     /* fixed once Create has started */
     PipeType role;
@@ -179,6 +201,7 @@ struct aipc_pipe {
     /* [io] read side */
     uint8_t *rbuf;                /* AIPC_PIPE_BUFSIZE + 1 bytes (room for a NUL) */
     int rdirect;                  /* the pending read targets the decoder's frame buffer */
+    int reading;                  /* a read is pending */
     aipc_decoder dec;
 
     /* [io] write side: the in-flight batch is q[qi ^ 1] */
@@ -202,10 +225,12 @@ void aipc_pipe_ref(aipc_pipe *p);
 void aipc_pipe_unref(aipc_pipe *p);   /* frees the object at zero (any thread) */
 
 /* ---- pipe.c (I/O thread) ------------------------------------------------------------------ */
-/* Create, on the I/O thread: starts server or client. Returns the Create() result. */
-int  aipc_pipe_start(aipc_pipe *p);
-/* Exit, on the I/O thread: no callbacks from now on; cancels I/O; closes when drained. */
-void aipc_pipe_close_io(aipc_pipe *p);
+/* Task posted by Create: starts the server (its instance was created by Create) or client. */
+void aipc_pipe_on_start(aipc_op *op, DWORD err, DWORD bytes);
+/* Task posted by Exit. */
+void aipc_pipe_on_exit(aipc_op *op, DWORD err, DWORD bytes);
+/* Rejects further Sends and drops what is queued (any thread). */
+void aipc_pipe_close_send_side(aipc_pipe *p);
 /* The connection broke (error already known): cancel I/O, report, relisten/close when drained. */
 void aipc_pipe_conn_lost(aipc_pipe *p, DWORD err, const char *what);
 /* Called at the end of every completion handler: finishes a drain when nothing is pending. */
@@ -218,8 +243,22 @@ void aipc_pipe_io_begin(aipc_pipe *p);
 void aipc_pipe_io_reset(aipc_pipe *p);
 /* Task posted by Send when it takes the writer token. */
 void aipc_pipe_on_flush(aipc_op *op, DWORD err, DWORD bytes);
+/* Task posted by the dispatcher's thread when the read side may go on. */
+void aipc_pipe_on_resume(aipc_op *op, DWORD err, DWORD bytes);
 
-/* Delegate dispatch: never after Exit. */
-void aipc_pipe_cb_connected(aipc_pipe *p, bool ok);
+/* ---- pipe_events.c: delegate calls, on the I/O thread or queued to the dispatcher --------- */
+/* Each passes the pipe's gate (never after Exit). Called on the I/O thread. */
+void aipc_pipe_ev_create(aipc_pipe *p, bool ok);
+void aipc_pipe_ev_connected(aipc_pipe *p, bool ok);
+void aipc_pipe_ev_disconnected(aipc_pipe *p);
+/* One received message; `data` has a spare byte at data[size] the callee may overwrite. */
+void aipc_pipe_ev_recv(aipc_pipe *p, uint8_t *data, uint32_t size);
+/* OnSend for each of `count` written messages. */
+void aipc_pipe_ev_sent(aipc_pipe *p, const uint32_t *sizes, size_t count);
+/* With a dispatcher: 1 when received data queued for it is over the bound, and the read side
+ * must pause (a resume task follows once it drained); 0 to read on. */
+int  aipc_pipe_ev_should_pause(aipc_pipe *p);
+/* Bytes of the dispatch bound. */
+uint64_t aipc_pipe_dispatch_limit(const aipc_pipe *p);
 
 #endif

@@ -7,6 +7,8 @@
  * Writes: Send appends frames to the pending batch under the pipe lock; the holder of the
  * "writer token" (wbusy) swaps the pending batch with the empty in-flight one and writes the
  * whole batch with one WriteFile, then reports OnSend once per message of it.
+ * With a dispatcher, reading pauses while the received messages queued for it exceed the
+ * pipe's dispatch bound; the dispatcher's thread posts `resume` when they have drained.
  * Thread: the engine's I/O thread.
  */
 #include "pipe_internal.h"
@@ -27,21 +29,9 @@ static int on_frame(void *ctx, const uint8_t *meta, uint32_t meta_len, const uin
         return AIPC_EPROTO;
     if (p->closed)
         return 1;
-    aipc_pipe_delegate *d = p->d;
-    if (d && d->OnRecv) {
-        if (payload_len == 0) {
-            char empty[1] = {0};
-            d->OnRecv(d, empty, 0);
-        } else {
-            /* The byte after the payload is ours (read buffer has a spare byte; assembled
-             * frames end with a NUL): terminate for the callback, then restore it. */
-            uint8_t *data = (uint8_t *)payload;
-            uint8_t saved = data[payload_len];
-            data[payload_len] = 0;
-            d->OnRecv(d, data, (int)payload_len);
-            data[payload_len] = saved;
-        }
-    }
+    /* The byte after the payload is ours (read buffer has a spare byte; assembled frames end
+     * with a NUL), so the callee may NUL-terminate in place. */
+    aipc_pipe_ev_recv(p, (uint8_t *)payload, payload_len);
     return p->state == AIPC_ST_CONNECTED ? 0 : 1;   /* stop if Exit ran inside OnRecv */
 }
 
@@ -63,6 +53,8 @@ static void read_done(aipc_pipe *p, DWORD bytes)
     }
     if (p->state != AIPC_ST_CONNECTED)
         return;
+    if (rc == 0 && aipc_pipe_ev_should_pause(p))
+        return;               /* the dispatcher's thread posts the resume task */
     if (rc != 0) {
         if (rc == AIPC_ENOMEM)
             aipc_log(AIPC_LOG_ERROR, "pipe(%s) %s: out of memory for an incoming message; closing",
@@ -83,6 +75,7 @@ static void on_read(aipc_op *op, DWORD err, DWORD bytes)
 {
     aipc_pipe *p = op->pipe;
     p->ops--;
+    p->reading = 0;
     if (err == ERROR_MORE_DATA)
         err = 0;
     if (p->state == AIPC_ST_CONNECTED) {
@@ -109,9 +102,10 @@ static void issue_read(aipc_pipe *p)
         len = AIPC_PIPE_BUFSIZE;
     }
     p->rd.cb = on_read;
-    DWORD e = p->eng->read(p, &p->rd, dst, len);
+    DWORD e = p->eng->read(p->h, &p->rd, dst, len);
     if (e == 0) {
         p->ops++;
+        p->reading = 1;
         aipc_pipe_ref(p);
         return;
     }
@@ -138,7 +132,7 @@ static void issue_write(aipc_pipe *p)
     size_t left = b->len - p->wr_off;
     DWORD len = left > AIPC_IO_CHUNK_MAX ? AIPC_IO_CHUNK_MAX : (DWORD)left;
     p->wr.cb = on_write;
-    DWORD e = p->eng->write(p, &p->wr, b->buf + p->wr_off, len);
+    DWORD e = p->eng->write(p->h, &p->wr, b->buf + p->wr_off, len);
     if (e == 0) {
         p->ops++;
         aipc_pipe_ref(p);
@@ -165,10 +159,8 @@ static void write_done(aipc_pipe *p, DWORD bytes)
     AcquireSRWLockExclusive(&p->lock);
     p->inflight = 0;          /* written: no longer counts against the queue limit */
     ReleaseSRWLockExclusive(&p->lock);
-    aipc_pipe_delegate *d = p->d;
-    if (d && d->OnSend)
-        for (size_t i = 0; i < b->count && !p->closed; i++)
-            d->OnSend(d, (int)b->sizes[i]);
+    if (!p->closed)
+        aipc_pipe_ev_sent(p, b->sizes, b->count);
     if (p->state != AIPC_ST_CONNECTED) {
         drop_inflight(p);
         return;
@@ -222,6 +214,17 @@ void aipc_pipe_on_flush(aipc_op *op, DWORD err, DWORD bytes)
     aipc_pipe_unref(p);       /* the task's reference */
 }
 
+void aipc_pipe_on_resume(aipc_op *op, DWORD err, DWORD bytes)
+{
+    aipc_pipe *p = op->pipe;
+    (void)err;
+    (void)bytes;
+    if (p->state == AIPC_ST_CONNECTED && !p->reading)
+        issue_read(p);
+    aipc_pipe_maybe_finish(p);
+    aipc_pipe_unref(p);       /* the task's reference */
+}
+
 /* ---- connection start / reset ---------------------------------------------------------------- */
 
 void aipc_pipe_io_begin(aipc_pipe *p)
@@ -229,6 +232,7 @@ void aipc_pipe_io_begin(aipc_pipe *p)
     aipc_decoder_init(&p->dec, 0, p->max_msg);
     p->dec.max_meta = 0;      /* point-to-point frames carry no meta: reject before allocating */
     p->rdirect = 0;
+    InterlockedExchange(&p->rpaused, 0);
     issue_read(p);
     if (p->state != AIPC_ST_CONNECTED)
         return;

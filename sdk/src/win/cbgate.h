@@ -1,0 +1,51 @@
+/*
+ * cbgate.h - the callback gate of one SDK object (pipe or bus client).
+ *
+ * Every user callback of an object runs between aipc_gate_enter and aipc_gate_leave, on
+ * whichever thread delivers it (the I/O thread or a dispatcher's thread). aipc_gate_close
+ * (Exit/Release/close) shuts the gate: no callback enters afterwards, and it waits only for a
+ * callback that is inside the gate at that moment on ANOTHER thread - never for queued ones.
+ * The wait serves messages sent to the calling thread's windows (MsgWaitForMultipleObjectsEx
+ * with QS_SENDMESSAGE, then PeekMessage(PM_NOREMOVE | PM_QS_SENDMESSAGE)), so a callback
+ * blocked in SendMessage to one of them completes; it ends early when the callback's thread has
+ * already exited (process exit: a static destructor in a DLL). Called on the thread that is
+ * inside the gate (from the callback itself) it does not wait.
+ * Thread: any. The gate's fields are guarded by its SRW lock.
+ */
+#ifndef AIPC_WIN_CBGATE_H
+#define AIPC_WIN_CBGATE_H
+
+#include <windows.h>
+
+typedef struct aipc_gate {
+    SRWLOCK lock;
+    DWORD running;     /* [lock] id of the thread inside the gate, 0 = none */
+    int depth;         /* [lock] nested enters by that thread */
+    int closed;        /* [lock] shut: enter fails */
+    int waiters;       /* [lock] closers waiting for `idle` */
+    HANDLE idle;       /* [lock] manual-reset event, made by the first waiter, set on leave */
+} aipc_gate;
+
+void aipc_gate_init(aipc_gate *g);
+/* 1: the caller may run a callback (call aipc_gate_leave after it); 0: the gate is shut. */
+int  aipc_gate_enter(aipc_gate *g);
+void aipc_gate_leave(aipc_gate *g);
+/* Shuts the gate (idempotent) and waits as described above. */
+void aipc_gate_close(aipc_gate *g);
+/* 1 when shut (a hint: it may shut right after). */
+int  aipc_gate_is_closed(aipc_gate *g);
+/* Frees the event (the gate must not be used afterwards). */
+void aipc_gate_free(aipc_gate *g);
+
+/* Callback nesting on the calling thread: every user callback runs between aipc_cb_enter and
+ * aipc_cb_leave (the gate does it). While the depth is non-zero the APC engine defers
+ * completions and dispatchers run nothing, so callbacks never nest. */
+void aipc_cb_enter(void);
+void aipc_cb_leave(void);
+int  aipc_cb_nested(void);
+
+/* Waits for any of `n` (< MAXIMUM_WAIT_OBJECTS) handles while serving messages sent to the
+ * calling thread's windows. Returns the WaitForMultipleObjects-style result. */
+DWORD aipc_wait_serving_sent(DWORD n, const HANDLE *hs, DWORD ms);
+
+#endif

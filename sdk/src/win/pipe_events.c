@@ -1,0 +1,205 @@
+/*
+ * pipe_events.c - the delegate calls of a point-to-point pipe.
+ *
+ * Without a dispatcher each event calls the delegate at once on the I/O thread. With one, the
+ * event becomes an item (arguments copied, a pipe reference held) that the dispatcher's thread
+ * delivers in order. Either way the call passes the pipe's gate, so nothing is called after
+ * Exit returns (or, from inside a callback, after that callback).
+ * Flow control with a dispatcher: received bytes queued (dq_bytes) above the bound pause the
+ * read side; the dispatcher's thread posts the resume task once they are down to half of it.
+ * OnSend items count in `unreported`, which aipc_pipe_send adds to its queue bound.
+ * Threads: the ev_* entry points run on the I/O thread; ev_item runs on the dispatcher's thread.
+ */
+#include "pipe_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { EV_CREATE, EV_CONNECTED, EV_DISCONNECTED, EV_RECV, EV_SENT } ev_kind;
+
+typedef struct pipe_ev {
+    aipc_dq_item it;         /* first */
+    aipc_pipe *p;            /* referenced */
+    ev_kind kind;
+    int ok;
+    uint32_t n;              /* EV_RECV: payload bytes; EV_SENT: count of sizes */
+    uint64_t flow;           /* bytes added to dq_bytes (EV_RECV) or unreported (EV_SENT) */
+    union {
+        uint8_t data[1];     /* EV_RECV: n bytes + NUL */
+        uint32_t sizes[1];   /* EV_SENT */
+    } u;
+} pipe_ev;
+
+uint64_t aipc_pipe_dispatch_limit(const aipc_pipe *p)
+{
+    if (p->max_dispatch)
+        return p->max_dispatch;
+    uint64_t one = (uint64_t)p->max_msg + AIPC_DISPATCH_ITEM_OVERHEAD;
+    return one > AIPC_DEFAULT_MAX_DISPATCH ? one : AIPC_DEFAULT_MAX_DISPATCH;
+}
+
+/* Calls the delegate for one event, through the gate. Any thread. */
+static void deliver(aipc_pipe *p, ev_kind kind, int ok, uint8_t *data, uint32_t n,
+                    const uint32_t *sizes)
+{
+    aipc_pipe_delegate *d = p->d;
+    if (!d || !aipc_gate_enter(&p->gate))
+        return;
+    switch (kind) {
+    case EV_CREATE:
+        if (d->OnCreate)
+            d->OnCreate(d, ok != 0);
+        break;
+    case EV_CONNECTED:
+        if (d->OnConnected)
+            d->OnConnected(d, ok != 0);
+        break;
+    case EV_DISCONNECTED:
+        if (d->OnDisconnected)
+            d->OnDisconnected(d);
+        break;
+    case EV_RECV:
+        if (d->OnRecv) {
+            uint8_t saved = data[n];
+            data[n] = 0;
+            d->OnRecv(d, data, (int)n);
+            data[n] = saved;
+        }
+        break;
+    case EV_SENT:
+        /* Exit inside an OnSend shuts the gate: the rest of the batch is not reported. */
+        for (uint32_t i = 0; i < n && d->OnSend && !aipc_gate_is_closed(&p->gate); i++)
+            d->OnSend(d, (int)sizes[i]);
+        break;
+    }
+    aipc_gate_leave(&p->gate);
+}
+
+/* Dispatcher's thread: deliver (run) or drop, then release the item and its accounting. */
+static void ev_item(aipc_dq_item *it, int run)
+{
+    pipe_ev *e = (pipe_ev *)it;
+    aipc_pipe *p = e->p;
+    if (run)
+        deliver(p, e->kind, e->ok, e->u.data, e->n, e->u.sizes);
+    if (e->kind == EV_RECV) {
+        LONG64 left = InterlockedAdd64(&p->dq_bytes, -(LONG64)e->flow);
+        if ((uint64_t)left <= aipc_pipe_dispatch_limit(p) / 2 &&
+            InterlockedCompareExchange(&p->rpaused, 0, 1) == 1) {
+            aipc_pipe_ref(p);
+            if (aipc_loop_gone(p->loop) || !p->eng->post(p->loop, &p->resume))
+                aipc_pipe_unref(p);
+        }
+    } else if (e->kind == EV_SENT) {
+        InterlockedAdd64(&p->unreported, -(LONG64)e->flow);
+    }
+    free(e);
+    aipc_pipe_unref(p);
+}
+
+/* Queues an event for the dispatcher (I/O thread). `extra` bytes follow the header. */
+static pipe_ev *ev_new(aipc_pipe *p, ev_kind kind, size_t extra)
+{
+    size_t sz = offsetof(pipe_ev, u) + extra;
+    pipe_ev *e = malloc(sz > sizeof(pipe_ev) ? sz : sizeof(pipe_ev));
+    if (!e) {
+        aipc_log(AIPC_LOG_ERROR, "pipe %s: out of memory for a callback; it is lost",
+                 p->name_utf8 ? p->name_utf8 : "?");
+        return NULL;
+    }
+    e->it.fn = ev_item;
+    e->it.charge = (uint32_t)(AIPC_DISPATCH_ITEM_OVERHEAD + (extra > UINT32_MAX / 2 ? UINT32_MAX / 2 : extra));
+    e->p = p;
+    e->kind = kind;
+    e->ok = 0;
+    e->n = 0;
+    e->flow = 0;
+    return e;
+}
+
+static void ev_push(aipc_pipe *p, pipe_ev *e)
+{
+    aipc_pipe_ref(p);
+    aipc_dispatcher_push(p->disp, &e->it);   /* a freed dispatcher drops it (ev_item(.., 0)) */
+}
+
+static void simple(aipc_pipe *p, ev_kind kind, int ok)
+{
+    if (!p->disp) {
+        deliver(p, kind, ok, NULL, 0, NULL);
+        return;
+    }
+    pipe_ev *e = ev_new(p, kind, 0);
+    if (!e)
+        return;
+    e->ok = ok;
+    ev_push(p, e);
+}
+
+void aipc_pipe_ev_create(aipc_pipe *p, bool ok)
+{
+    simple(p, EV_CREATE, ok);
+}
+
+void aipc_pipe_ev_connected(aipc_pipe *p, bool ok)
+{
+    simple(p, EV_CONNECTED, ok);
+}
+
+void aipc_pipe_ev_disconnected(aipc_pipe *p)
+{
+    simple(p, EV_DISCONNECTED, 0);
+}
+
+void aipc_pipe_ev_recv(aipc_pipe *p, uint8_t *data, uint32_t size)
+{
+    if (!p->disp) {
+        deliver(p, EV_RECV, 0, data, size, NULL);
+        return;
+    }
+    pipe_ev *e = ev_new(p, EV_RECV, (size_t)size + 1);
+    if (!e)
+        return;
+    memcpy(e->u.data, data, size);
+    e->u.data[size] = 0;
+    e->n = size;
+    e->flow = e->it.charge;
+    InterlockedAdd64(&p->dq_bytes, (LONG64)e->flow);
+    ev_push(p, e);
+}
+
+void aipc_pipe_ev_sent(aipc_pipe *p, const uint32_t *sizes, size_t count)
+{
+    if (count == 0)
+        return;
+    if (!p->disp) {
+        deliver(p, EV_SENT, 0, NULL, (uint32_t)count, sizes);
+        return;
+    }
+    if (!p->d || !p->d->OnSend)
+        return;
+    pipe_ev *e = ev_new(p, EV_SENT, count * sizeof(uint32_t));
+    if (!e)
+        return;
+    memcpy(e->u.sizes, sizes, count * sizeof(uint32_t));
+    e->n = (uint32_t)count;
+    for (size_t i = 0; i < count; i++)
+        e->flow += (uint64_t)sizes[i] + AIPC_HDR_SIZE;
+    InterlockedAdd64(&p->unreported, (LONG64)e->flow);
+    ev_push(p, e);
+}
+
+int aipc_pipe_ev_should_pause(aipc_pipe *p)
+{
+    if (!p->disp)
+        return 0;
+    uint64_t limit = aipc_pipe_dispatch_limit(p);
+    if ((uint64_t)InterlockedCompareExchange64(&p->dq_bytes, 0, 0) <= limit)
+        return 0;
+    InterlockedExchange(&p->rpaused, 1);
+    /* The dispatcher may have drained in between without seeing the flag: look again. */
+    if ((uint64_t)InterlockedCompareExchange64(&p->dq_bytes, 0, 0) <= limit / 2 &&
+        InterlockedCompareExchange(&p->rpaused, 0, 1) == 1)
+        return 0;
+    return 1;
+}
