@@ -13,7 +13,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 pkgs=(cmake make gcc g++ clang libclang-rt-14-dev pkg-config dpkg-dev
       gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 binutils-mingw-w64-x86-64 mingw-w64-x86-64-dev
-      wine64 wine check libcjson-dev nsis valgrind procps python3)
+      wine64 wine check libcjson-dev nsis valgrind procps python3 xvfb xauth)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
