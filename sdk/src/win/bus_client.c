@@ -7,8 +7,8 @@
  *     thread, then queue it under `lock` and, when needed, post one `wake` task to the I/O thread
  *     (at most one wake is outstanding per client, so bursts cost one APC).
  *   - Everything marked [io] is touched only on the I/O thread: the pipe handle, the read and
- *     write operations (ReadFileEx/WriteFileEx, whose completion routines run there), timers,
- *     the decoder, and every user callback.
+ *     write operations (through the APC engine: loop_apc.c), timers and the decoder. User
+ *     callbacks go through bus_events.c: on this thread or on the client's dispatcher.
  *   - Fields marked [lock] are guarded by the SRW lock and may be touched by any thread.
  *
  * Connection life cycle ([io] `st`)
@@ -20,96 +20,33 @@
  *             then BACKOFF (reconnect on) or DOWN
  *   BACKOFF   waiting for the next attempt (timer)
  *   DOWN      gave up (reconnect off): calls return AIPC_EDISCONNECTED
- *   CLOSED    aipc_bus_close ran its teardown (completions may still be in flight)
+ *   CLOSED    the close task ran (completions may still be in flight); aipc_bus_close itself
+ *             shut the callbacks and ran the final ones on its caller's thread
  *
  * Lifetime: `refs` counts the user's handle, every kernel operation in flight and every posted
  * task; memory (including each buffer handed to the kernel) is freed when it reaches zero. The
  * pipe handle is closed once, on the I/O thread, when no operation is pending on it.
  */
-#include "pipe_internal.h"
+#include "bus_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bus_core.h"
-
-#define BUS_READ_SIZE       (256u * 1024u)       /* one ReadFileEx */
-#define BUS_BATCH_MAX       (4u * 1024u * 1024u) /* one coalesced WriteFileEx */
-#define BUS_OPEN_RETRY_MIN  10u                  /* ms between CreateFile retries, doubling */
-#define BUS_OPEN_RETRY_MAX  200u
-#define BUS_REQ_TIMEOUT_DEF 30000u
-#define BUS_PING_TIMEOUT_DEF 5000u
-#define BUS_NAME_BUF        (AIPC_BUS_NAME_MAX + 1)
-
-typedef enum {
-    BS_OPENING = 0, BS_HELLO, BS_READY, BS_DRAINING, BS_BACKOFF, BS_DOWN, BS_CLOSED
-} bus_st;
-
-/* A kernel read/write: the OVERLAPPED first (CONTAINING_RECORD), then its owner. */
-typedef struct bus_op {
-    OVERLAPPED ov;
-    aipc_bus *bus;
-} bus_op;
-
-struct aipc_bus {
-    aipc_bus_options o;           /* copy of the caller's options (strings below are ours) */
-    wchar_t *pipe;                /* full "\\.\pipe\NAME" */
-    char *pipe_utf8;              /* for log lines */
-    char *name;                   /* client name or NULL */
-    aipc_loop *loop;
-    volatile LONG refs;
-    volatile LONG64 next_id;      /* ids for req/ping/stats/acks */
-    volatile LONG pub_state;      /* aipc_bus_state for aipc_bus_get_state */
-    volatile LONG64 client_id;    /* broker-assigned id while connected */
-
-    /* [lock] */
-    SRWLOCK lock;
-    aipc_bus_queue q;             /* frames accepted from callers, not yet written */
-    aipc_bus_subs subs;           /* user filters, re-sent after reconnect */
-    aipc_bus_pending pend;        /* outstanding req/ping/stats/acks */
-    int ready;                    /* welcomed: new frames may be written at once */
-    int down;                     /* DOWN: calls fail with AIPC_EDISCONNECTED */
-    int closing;                  /* aipc_bus_close was called: calls fail with AIPC_ECLOSED */
-    int wake_posted;              /* a wake task is queued */
-    uint64_t new_deadline;        /* earliest deadline added since the last wake (0 none) */
-    uint64_t max_payload;         /* from welcome (default AIPC_DEFAULT_MAX_PAYLOAD) */
-    HANDLE close_event;           /* set when the teardown is done (close from another thread) */
-
-    /* [io] */
-    bus_st st;
-    int cb_off;                   /* close was called inside a callback: no more user callbacks */
-    int ever_connected;
-    uint32_t attempt;             /* failed attempts since the last welcome (backoff exponent) */
-    int last_error;               /* cause of the current disconnect */
-    ULONGLONG deadline;           /* end of the current attempt (OPENING/HELLO) */
-    DWORD open_retry;             /* next CreateFile retry delay */
-    HANDLE h;
-    bus_op rd, wr;
-    int rbusy, wbusy;
-    uint8_t *rbuf;
-    int rdirect;                  /* the pending read targets the decoder's frame buffer */
-    aipc_decoder dec;
-    aipc_bus_queue ctl;           /* hello and resubscribe frames, written before q */
-    uint8_t *wbuf;                /* the batch being written */
-    size_t wlen, woff;
-    aipc_timer conn_timer;        /* OPENING retry, HELLO deadline, BACKOFF delay */
-    aipc_timer req_timer;         /* earliest pending deadline */
-    uint64_t req_timer_due;       /* 0 when req_timer is not armed */
-    aipc_op wake_op, start_op, close_op;
-    uint32_t rnd;                 /* jitter state */
-};
-
-static void bus_ref(aipc_bus *b)
+void aipc_bus_ref(aipc_bus *b)
 {
     InterlockedIncrement(&b->refs);
 }
 
 /* Frees everything once the last reference is gone (any thread; nothing is pending then). */
-static void bus_unref(aipc_bus *b)
+void aipc_bus_unref(aipc_bus *b)
 {
     if (InterlockedDecrement(&b->refs) != 0)
         return;
+    aipc_bus_ev_free_done(b);
+    aipc_gate_free(&b->gate);
+    if (b->disp)
+        aipc_dispatcher_unref(b->disp);
     aipc_bus_queue_free(&b->q);
     aipc_bus_queue_free(&b->ctl);
     aipc_bus_subs_free(&b->subs);
@@ -126,11 +63,6 @@ static void bus_unref(aipc_bus *b)
 static uint64_t now_ms(void)
 {
     return GetTickCount64();
-}
-
-static int on_io_thread(const aipc_bus *b)
-{
-    return GetCurrentThreadId() == b->loop->tid;
 }
 
 /* Maps the Win32 error of a failed connection/operation to an AIPC_E* code. */
@@ -158,59 +90,6 @@ const char *aipc_bus_state_name(aipc_bus_state s)
     return "unknown";
 }
 
-/* ---- user callbacks (I/O thread; suppressed after an in-callback close) ------------------- */
-
-static void report_state(aipc_bus *b, aipc_bus_state s, int err)
-{
-    InterlockedExchange(&b->pub_state, (LONG)s);
-    aipc_log(s == AIPC_BUS_CONNECTED ? AIPC_LOG_INFO : AIPC_LOG_WARN, "bus(%s): %s%s%s",
-             b->pipe_utf8, aipc_bus_state_name(s), err ? ": " : "", err ? aipc_strerror(err) : "");
-    if (!b->cb_off && b->o.on_state)
-        b->o.on_state(b, b->o.user, s, err);
-}
-
-static void report_error(aipc_bus *b, int err, const char *code, const char *msg)
-{
-    aipc_log(AIPC_LOG_WARN, "bus(%s): error %s: %s", b->pipe_utf8, code, msg);
-    if (!b->cb_off && b->o.on_error)
-        b->o.on_error(b, b->o.user, err, code, msg);
-}
-
-/* Completes one pending entry taken out of the table (frees its description). */
-static void complete(aipc_bus *b, aipc_bus_pend *e, int status, const aipc_bus_peer *from,
-                     const void *data, size_t len)
-{
-    if (e->kind == AIPC_BUS_PEND_ACK) {
-        if (status == AIPC_EREFUSED) {
-            char line[512];
-            snprintf(line, sizeof line, "%s: %s", e->desc ? e->desc : "request",
-                     data ? (const char *)data : "refused");
-            report_error(b, status, data ? (const char *)data : "", line);
-        }
-    } else if (e->cb) {
-        e->cb(b, e->user, status, from, data ? data : "", data ? len : 0);
-    }
-    free(e->desc);
-}
-
-/* Fails every pending entry that was sent (all=0) or every entry (all=1) with `status`. */
-static void fail_pending(aipc_bus *b, int all, int status)
-{
-    aipc_bus_pend e;
-    for (;;) {
-        AcquireSRWLockExclusive(&b->lock);
-        int got = aipc_bus_pending_take_sent(&b->pend, all, &e);
-        ReleaseSRWLockExclusive(&b->lock);
-        if (!got)
-            break;
-        if (e.kind == AIPC_BUS_PEND_ACK) {
-            free(e.desc);   /* an ack nobody waits for: the disconnect itself is reported */
-            continue;
-        }
-        complete(b, &e, status, NULL, NULL, 0);
-    }
-}
-
 /* ---- timers --------------------------------------------------------------------------------- */
 
 static void on_req_timer(aipc_timer *t);
@@ -233,26 +112,15 @@ static void on_req_timer(aipc_timer *t)
 {
     aipc_bus *b = CONTAINING_RECORD(t, aipc_bus, req_timer);
     b->req_timer_due = 0;
-    bus_ref(b);
-    for (;;) {
-        aipc_bus_pend e;
-        AcquireSRWLockExclusive(&b->lock);
-        int got = aipc_bus_pending_take_expired(&b->pend, now_ms(), &e);
-        if (got && !e.sent)
-            aipc_bus_queue_remove_tag(&b->q, e.id);
-        ReleaseSRWLockExclusive(&b->lock);
-        if (!got || b->st == BS_CLOSED) {
-            if (got)
-                free(e.desc);
-            break;
-        }
-        complete(b, &e, AIPC_ETIMEDOUT, NULL, NULL, 0);
-    }
+    if (b->st == BS_CLOSED)
+        return;
+    aipc_bus_ref(b);
+    aipc_bus_ev_expire(b);
     AcquireSRWLockExclusive(&b->lock);
     uint64_t next = aipc_bus_pending_next_deadline(&b->pend);
     ReleaseSRWLockExclusive(&b->lock);
     arm_req_timer(b, next);
-    bus_unref(b);
+    aipc_bus_unref(b);
 }
 
 /* ---- connection ----------------------------------------------------------------------------- */
@@ -279,14 +147,14 @@ static int push_ctl(aipc_bus *b, const aipc_bus_out *o)
 static void on_conn_timer(aipc_timer *t)
 {
     aipc_bus *b = CONTAINING_RECORD(t, aipc_bus, conn_timer);
-    bus_ref(b);
+    aipc_bus_ref(b);
     switch (b->st) {
     case BS_OPENING: try_open(b); break;
     case BS_HELLO: conn_lost(b, AIPC_ETIMEDOUT); break;
     case BS_BACKOFF: start_attempt(b); break;
     default: break;
     }
-    bus_unref(b);
+    aipc_bus_unref(b);
 }
 
 /* After a failed attempt or a lost connection (handle closed): back off or give up. [io] */
@@ -302,7 +170,7 @@ static void after_failure(aipc_bus *b, int err)
             b->attempt++;
         b->st = BS_BACKOFF;
         aipc_timer_start(b->loop, &b->conn_timer, delay, on_conn_timer);
-        report_state(b, AIPC_BUS_RECONNECTING, err);
+        aipc_bus_ev_state(b, AIPC_BUS_RECONNECTING, err);
         return;
     }
     /* reconnect off: final. Queued frames are discarded, every request fails. */
@@ -311,8 +179,8 @@ static void after_failure(aipc_bus *b, int err)
     b->down = 1;
     aipc_bus_queue_free(&b->q);
     ReleaseSRWLockExclusive(&b->lock);
-    fail_pending(b, 1, AIPC_EDISCONNECTED);
-    report_state(b, AIPC_BUS_DISCONNECTED, err);
+    aipc_bus_ev_fail_pending(b, 1, AIPC_EDISCONNECTED);
+    aipc_bus_ev_state(b, AIPC_BUS_DISCONNECTED, err);
 }
 
 /* Starts one connection attempt (bounded by connect_timeout_ms). [io] */
@@ -356,9 +224,9 @@ static void conn_lost(aipc_bus *b, int err)
     if (b->rbusy || b->wbusy)
         CancelIoEx(b->h, NULL);
     /* requests already handed to the broker will never be answered on a new connection */
-    fail_pending(b, 0, AIPC_EDISCONNECTED);
+    aipc_bus_ev_fail_pending(b, 0, AIPC_EDISCONNECTED);
     if (was_ready)
-        report_state(b, AIPC_BUS_DISCONNECTED, b->last_error);
+        aipc_bus_ev_state(b, AIPC_BUS_DISCONNECTED, b->last_error);
     maybe_finish_drain(b);
 }
 
@@ -442,23 +310,23 @@ static void on_welcome(aipc_bus *b, const aipc_bus_in *in)
     aipc_log(AIPC_LOG_INFO, "bus(%s): welcome, client id %llu", b->pipe_utf8,
              (unsigned long long)in->id);
     pump_write(b);
-    report_state(b, AIPC_BUS_CONNECTED, 0);
+    aipc_bus_ev_state(b, AIPC_BUS_CONNECTED, 0);
 }
 
 /* ---- write path ----------------------------------------------------------------------------- */
 
-static VOID CALLBACK on_write_done(DWORD err, DWORD bytes, LPOVERLAPPED ov);
+static void on_write_done(aipc_op *op, DWORD err, DWORD bytes);
 
 /* Writes the rest of the current batch. [io] */
 static void issue_write(aipc_bus *b)
 {
     size_t left = b->wlen - b->woff;
     DWORD chunk = left > AIPC_IO_CHUNK_MAX ? AIPC_IO_CHUNK_MAX : (DWORD)left;
-    memset(&b->wr.ov, 0, sizeof b->wr.ov);
-    bus_ref(b);
-    if (!WriteFileEx(b->h, b->wbuf + b->woff, chunk, &b->wr.ov, on_write_done)) {
-        DWORD e = GetLastError();
-        bus_unref(b);
+    b->wr.cb = on_write_done;
+    aipc_bus_ref(b);
+    DWORD e = aipc_engine_apc.write(b->h, &b->wr, b->wbuf + b->woff, chunk);
+    if (e) {
+        aipc_bus_unref(b);
         conn_lost(b, map_win32(e));
         return;
     }
@@ -489,9 +357,9 @@ static void pump_write(aipc_bus *b)
     issue_write(b);
 }
 
-static VOID CALLBACK on_write_done(DWORD err, DWORD bytes, LPOVERLAPPED ov)
+static void on_write_done(aipc_op *op, DWORD err, DWORD bytes)
 {
-    aipc_bus *b = CONTAINING_RECORD(ov, bus_op, ov)->bus;
+    aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, wr);
     b->wbusy = 0;
     if (b->st == BS_HELLO || b->st == BS_READY) {
         if (err) {
@@ -510,12 +378,12 @@ static VOID CALLBACK on_write_done(DWORD err, DWORD bytes, LPOVERLAPPED ov)
     } else {
         maybe_finish_drain(b);
     }
-    bus_unref(b);
+    aipc_bus_unref(b);
 }
 
 /* ---- read path ------------------------------------------------------------------------------ */
 
-static VOID CALLBACK on_read_done(DWORD err, DWORD bytes, LPOVERLAPPED ov);
+static void on_read_done(aipc_op *op, DWORD err, DWORD bytes);
 
 /* Issues the next read: straight into a large frame's buffer when one is being assembled. [io] */
 static void issue_read(aipc_bus *b)
@@ -531,11 +399,11 @@ static void issue_read(aipc_bus *b)
         dst = b->rbuf;
         len = BUS_READ_SIZE;
     }
-    memset(&b->rd.ov, 0, sizeof b->rd.ov);
-    bus_ref(b);
-    if (!ReadFileEx(b->h, dst, len, &b->rd.ov, on_read_done)) {
-        DWORD e = GetLastError();
-        bus_unref(b);
+    b->rd.cb = on_read_done;
+    aipc_bus_ref(b);
+    DWORD e = aipc_engine_apc.read(b->h, &b->rd, dst, len);
+    if (e) {
+        aipc_bus_unref(b);
         conn_lost(b, map_win32(e));
         return;
     }
@@ -547,9 +415,9 @@ static void dispatch_req(aipc_bus *b, const aipc_bus_in *in, const uint8_t *pl, 
 {
     if (!in->has_id || !in->has_from)
         return;
-    if (!b->cb_off && b->o.on_request)
-        b->o.on_request(b, b->o.user, &in->from, in->id, pl, pn);
-    else if (!b->o.on_request)
+    if (b->o.on_request)
+        aipc_bus_ev_request(b, &in->from, in->id, pl, pn);
+    else
         aipc_bus_reply(b, in->from.id, in->id, NULL, 0);
 }
 
@@ -560,11 +428,11 @@ static void dispatch_msg(aipc_bus *b, const aipc_bus_in *in, const uint8_t *pl, 
     if (topic[0] == '$') {
         int joined = strcmp(topic, "$bus/joined") == 0;
         int left = strcmp(topic, "$bus/left") == 0;
-        if ((joined || left) && b->o.on_presence && !b->cb_off) {
+        if ((joined || left) && b->o.on_presence) {
             aipc_bus_peer who;
             char name[BUS_NAME_BUF];
             if (aipc_bus_presence_parse(pl, pn, &who, name, sizeof name) == 0)
-                b->o.on_presence(b, b->o.user, joined != 0, &who);
+                aipc_bus_ev_presence(b, joined != 0, &who);
         }
         AcquireSRWLockShared(&b->lock);
         int wanted = aipc_bus_subs_match(&b->subs, topic);
@@ -572,26 +440,21 @@ static void dispatch_msg(aipc_bus *b, const aipc_bus_in *in, const uint8_t *pl, 
         if (!wanted)
             return;
     }
-    if (!b->cb_off && b->o.on_message)
-        b->o.on_message(b, b->o.user, topic, &in->from, in->retained != 0, pl, pn);
+    aipc_bus_ev_message(b, topic, &in->from, in->retained != 0, pl, pn);
 }
 
 /* An answer carrying "re": completes the matching pending entry. [io] */
 static void dispatch_answer(aipc_bus *b, const aipc_bus_in *in, const uint8_t *pl, uint32_t pn)
 {
-    aipc_bus_pend e;
-    AcquireSRWLockExclusive(&b->lock);
-    int got = in->has_re && aipc_bus_pending_take(&b->pend, in->re, &e);
-    ReleaseSRWLockExclusive(&b->lock);
-    if (!got) {
-        if (in->op == AIPC_BUS_IN_ERROR)
-            report_error(b, AIPC_EREFUSED, in->code, in->message[0] ? in->message : in->code);
-        return;
-    }
-    if (in->op == AIPC_BUS_IN_ERROR)
-        complete(b, &e, AIPC_EREFUSED, NULL, in->code, strlen(in->code));
+    int found;
+    if (!in->has_re)
+        found = 0;
+    else if (in->op == AIPC_BUS_IN_ERROR)
+        found = aipc_bus_ev_answer(b, in->re, AIPC_EREFUSED, NULL, in->code, strlen(in->code));
     else
-        complete(b, &e, 0, in->has_from ? &in->from : NULL, pl, pn);
+        found = aipc_bus_ev_answer(b, in->re, 0, in->has_from ? &in->from : NULL, pl, pn);
+    if (!found && in->op == AIPC_BUS_IN_ERROR)
+        aipc_bus_ev_error(b, AIPC_EREFUSED, in->code, in->message[0] ? in->message : in->code);
 }
 
 /* One whole frame from the broker (decoder callback). Non-zero stops decoding: the connection
@@ -609,17 +472,16 @@ static int on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *
             on_welcome(b, &in);
         } else if (in.op == AIPC_BUS_IN_ERROR || in.op == AIPC_BUS_IN_BYE) {
             if (in.op == AIPC_BUS_IN_ERROR)
-                report_error(b, AIPC_EREFUSED, in.code, in.message[0] ? in.message : in.code);
+                aipc_bus_ev_error(b, AIPC_EREFUSED, in.code, in.message[0] ? in.message : in.code);
             conn_lost(b, in.op == AIPC_BUS_IN_ERROR ? AIPC_EREFUSED : AIPC_EDISCONNECTED);
         }
         aipc_bus_in_free(&in);
-        return (b->st == BS_READY && !b->cb_off) ? 0 : 1;
+        return (b->st == BS_READY && !aipc_bus_ev_closed(b)) ? 0 : 1;
     }
     switch (in.op) {
     case AIPC_BUS_IN_MSG: dispatch_msg(b, &in, pl, pn); break;
     case AIPC_BUS_IN_DIRECT:
-        if (!b->cb_off && b->o.on_direct)
-            b->o.on_direct(b, b->o.user, &in.from, pl, pn);
+        aipc_bus_ev_direct(b, &in.from, pl, pn);
         break;
     case AIPC_BUS_IN_REQ: dispatch_req(b, &in, pl, pn); break;
     case AIPC_BUS_IN_REP: case AIPC_BUS_IN_OK: case AIPC_BUS_IN_ERROR: case AIPC_BUS_IN_PONG:
@@ -627,8 +489,7 @@ static int on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *
         dispatch_answer(b, &in, pl, pn);
         break;
     case AIPC_BUS_IN_DROPPED:
-        if (!b->cb_off && b->o.on_dropped)
-            b->o.on_dropped(b, b->o.user, in.count);
+        aipc_bus_ev_dropped(b, in.count);
         break;
     case AIPC_BUS_IN_BYE:
         aipc_log(AIPC_LOG_INFO, "bus(%s): broker says bye (%s)", b->pipe_utf8, in.reason);
@@ -639,21 +500,21 @@ static int on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *
         break;
     }
     aipc_bus_in_free(&in);
-    return (b->st == BS_READY && !b->cb_off) ? 0 : 1;
+    return (b->st == BS_READY && !aipc_bus_ev_closed(b)) ? 0 : 1;
 }
 
-static VOID CALLBACK on_read_done(DWORD err, DWORD bytes, LPOVERLAPPED ov)
+static void on_read_done(aipc_op *op, DWORD err, DWORD bytes)
 {
-    aipc_bus *b = CONTAINING_RECORD(ov, bus_op, ov)->bus;
+    aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, rd);
     b->rbusy = 0;
     if (b->st != BS_HELLO && b->st != BS_READY) {
         maybe_finish_drain(b);
-        bus_unref(b);
+        aipc_bus_unref(b);
         return;
     }
     if (err && err != ERROR_MORE_DATA) {
         conn_lost(b, map_win32(err));
-        bus_unref(b);
+        aipc_bus_unref(b);
         return;
     }
     int rc;
@@ -662,17 +523,24 @@ static VOID CALLBACK on_read_done(DWORD err, DWORD bytes, LPOVERLAPPED ov)
     else
         rc = aipc_decoder_feed(&b->dec, b->rbuf, bytes, on_frame, b, NULL);
     if (rc < 0 && (b->st == BS_HELLO || b->st == BS_READY)) {
-        report_error(b, AIPC_EPROTO, "", "malformed frame from the broker");
+        aipc_bus_ev_error(b, AIPC_EPROTO, "", "malformed frame from the broker");
         conn_lost(b, AIPC_EPROTO);
     }
-    if (b->st == BS_HELLO || b->st == BS_READY) {
-        if (b->cb_off) {
-            /* closed inside a callback: the posted close task tears down */
-        } else {
-            issue_read(b);
-        }
-    }
-    bus_unref(b);
+    if ((b->st == BS_HELLO || b->st == BS_READY) && !aipc_bus_ev_closed(b) &&
+        !aipc_bus_ev_should_pause(b))
+        issue_read(b);        /* paused: the dispatcher's thread posts the resume task */
+    aipc_bus_unref(b);
+}
+
+/* The dispatcher caught up: read again. [io] */
+static void on_resume(aipc_op *op, DWORD err, DWORD bytes)
+{
+    aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, resume_op);
+    (void)err;
+    (void)bytes;
+    if ((b->st == BS_HELLO || b->st == BS_READY) && !b->rbusy && !aipc_bus_ev_closed(b))
+        issue_read(b);
+    aipc_bus_unref(b);
 }
 
 /* ---- tasks posted from other threads ------------------------------------------------------ */
@@ -690,7 +558,7 @@ static void on_wake(aipc_op *op, DWORD err, DWORD bytes)
         arm_req_timer(b, due);
         pump_write(b);
     }
-    bus_unref(b);
+    aipc_bus_unref(b);
 }
 
 /* Posts the wake task unless one is queued. Caller holds the lock. */
@@ -699,7 +567,7 @@ static void wake_locked(aipc_bus *b)
     if (b->wake_posted || b->closing)
         return;
     b->wake_posted = 1;
-    bus_ref(b);
+    aipc_bus_ref(b);
     if (!b->loop->eng->post(b->loop, &b->wake_op)) {
         b->wake_posted = 0;
         InterlockedDecrement(&b->refs);   /* never the last reference: the caller holds one */
@@ -711,39 +579,33 @@ static void on_start(aipc_op *op, DWORD err, DWORD bytes)
     aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, start_op);
     if (b->st == BS_OPENING)
         start_attempt(b);
-    bus_unref(b);
+    aipc_bus_unref(b);
 }
 
-/* Teardown on the I/O thread: requests fail with AIPC_ECLOSED, on_state(CLOSED), I/O is
- * cancelled (the handle closes when the completions are in). */
+/* Teardown on the I/O thread after aipc_bus_close (whose caller ran the final callbacks):
+ * timers stop, I/O is cancelled (the handle closes when the completions are in), and the
+ * user's reference goes. */
 static void on_close(aipc_op *op, DWORD err, DWORD bytes)
 {
     aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, close_op);
+    (void)err;
+    (void)bytes;
     int had_conn = b->st == BS_HELLO || b->st == BS_READY;
     b->st = BS_CLOSED;
     aipc_timer_stop(b->loop, &b->conn_timer);
     aipc_timer_stop(b->loop, &b->req_timer);
     b->req_timer_due = 0;
     AcquireSRWLockExclusive(&b->lock);
-    b->ready = 0;
-    aipc_bus_queue_free(&b->q);
-    HANDLE ev = b->close_event;
+    aipc_bus_queue_free(&b->q);          /* what wakes before this task did not write */
     ReleaseSRWLockExclusive(&b->lock);
     aipc_bus_queue_free(&b->ctl);
-    b->cb_off = 0;                       /* the teardown callbacks below still run */
-    fail_pending(b, 1, AIPC_ECLOSED);
-    report_state(b, AIPC_BUS_CLOSED, 0);
-    b->cb_off = 1;
     if (b->h != INVALID_HANDLE_VALUE) {
         if (had_conn || b->rbusy || b->wbusy)
             CancelIoEx(b->h, NULL);
         maybe_finish_drain(b);
     }
-    if (ev)
-        SetEvent(ev);                    /* the closer drops the user's reference */
-    else
-        bus_unref(b);                    /* closed inside a callback: drop it here */
-    bus_unref(b);                        /* this task's reference */
+    aipc_bus_unref(b);                   /* the user's reference */
+    aipc_bus_unref(b);                   /* this task's reference */
 }
 
 /* ---- public API ------------------------------------------------------------------------------ */
@@ -804,6 +666,15 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
         b->o.max_queue_bytes = AIPC_BUS_DEFAULT_MAX_QUEUE_BYTES;
     if (!b->o.connect_timeout_ms)
         b->o.connect_timeout_ms = AIPC_BUS_DEFAULT_CONNECT_TIMEOUT_MS;
+    if (opts->size < offsetof(aipc_bus_options, dispatcher) + sizeof(void *))
+        b->o.dispatcher = NULL;
+    if (opts->size < offsetof(aipc_bus_options, max_dispatch_bytes) + sizeof(uint64_t) ||
+        !b->o.max_dispatch_bytes)
+        b->o.max_dispatch_bytes = AIPC_DEFAULT_MAX_DISPATCH;
+    aipc_gate_init(&b->gate);
+    b->disp = b->o.dispatcher;
+    if (b->disp)
+        aipc_dispatcher_ref(b->disp);
 
     int rc = aipc_wname_normalize(opts->pipe_name ? opts->pipe_name : AIPC_DEFAULT_BROKER_PIPE,
                                   &b->pipe);
@@ -820,7 +691,7 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
                                                                          : b->o.max_queue_bytes));
     aipc_bus_queue_init(&b->ctl, SIZE_MAX);
     if (rc != 0) {
-        bus_unref(b);
+        aipc_bus_unref(b);
         return rc;
     }
     b->o.pipe_name = b->pipe;
@@ -830,18 +701,18 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
     aipc_bus_pending_init(&b->pend);
     b->max_payload = AIPC_DEFAULT_MAX_PAYLOAD;
     b->h = INVALID_HANDLE_VALUE;
-    b->rd.bus = b->wr.bus = b;
     b->wake_op.cb = on_wake;
     b->start_op.cb = on_start;
     b->close_op.cb = on_close;
+    b->resume_op.cb = on_resume;
     b->st = BS_OPENING;
     b->pub_state = AIPC_BUS_CONNECTING;
     b->rnd = (uint32_t)GetCurrentProcessId() * 2654435761u ^ (uint32_t)(uintptr_t)b ^
              (uint32_t)GetTickCount64();
-    bus_ref(b);
+    aipc_bus_ref(b);
     if (!b->loop->eng->post(b->loop, &b->start_op)) {
         b->refs = 1;
-        bus_unref(b);
+        aipc_bus_unref(b);
         return AIPC_ESYS;
     }
     aipc_log(AIPC_LOG_INFO, "bus(%s): connecting as '%s'", b->pipe_utf8,
@@ -1043,38 +914,24 @@ void aipc_bus_close(aipc_bus *b)
 {
     if (!b)
         return;
-    int inside = on_io_thread(b);
-    HANDLE ev = inside ? NULL : CreateEventW(NULL, TRUE, FALSE, NULL);
     AcquireSRWLockExclusive(&b->lock);
     if (b->closing) {
         ReleaseSRWLockExclusive(&b->lock);
-        if (ev)
-            CloseHandle(ev);
         return;
     }
     b->closing = 1;
     b->ready = 0;
-    b->close_event = ev;
     ReleaseSRWLockExclusive(&b->lock);
-    if (inside)
-        b->cb_off = 1;                /* no further callbacks until the teardown */
-    bus_ref(b);
-    if (!b->loop->eng->post(b->loop, &b->close_op)) {
-        aipc_log(AIPC_LOG_ERROR, "bus(%s): cannot post the close task; leaking the client",
-                 b->pipe_utf8);
-        if (ev)
-            CloseHandle(ev);
-        return;
-    }
-    if (ev) {
-        /* The I/O thread never blocks, so the teardown always comes (the wait is long only if
-         * a user callback blocks the thread). At process exit the thread may already be gone
-         * (e.g. a static destructor in a DLL): then nothing can run the teardown, so the
-         * client is left as it is instead of waiting forever. */
-        HANDLE hs[2] = {ev, b->loop->thread};
-        DWORD w = WaitForMultipleObjects(2, hs, FALSE, INFINITE);
-        CloseHandle(ev);
-        if (w == WAIT_OBJECT_0)
-            bus_unref(b);
+    /* No callback from now on; waits only for one running on another thread. */
+    aipc_gate_close(&b->gate);
+    aipc_bus_ev_final(b);
+    /* The I/O thread closes the connection and drops the user's reference. At process exit
+     * the thread may be gone (e.g. a static destructor in a DLL): the client is left as is. */
+    aipc_bus_ref(b);
+    if (aipc_loop_gone(b->loop) || !b->loop->eng->post(b->loop, &b->close_op)) {
+        if (!aipc_loop_gone(b->loop))
+            aipc_log(AIPC_LOG_ERROR, "bus(%s): cannot post the close task; leaking the client",
+                     b->pipe_utf8);
+        InterlockedDecrement(&b->refs);
     }
 }

@@ -68,7 +68,7 @@ static void deliver(aipc_pipe *p, ev_kind kind, int ok, uint8_t *data, uint32_t 
         break;
     case EV_SENT:
         /* Exit inside an OnSend shuts the gate: the rest of the batch is not reported. */
-        for (uint32_t i = 0; i < n && d->OnSend && !aipc_gate_is_closed(&p->gate); i++)
+        for (uint32_t i = 0; i < n && !aipc_gate_is_closed(&p->gate) && d->OnSend; i++)
             d->OnSend(d, (int)sizes[i]);
         break;
     }

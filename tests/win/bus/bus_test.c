@@ -257,7 +257,10 @@ static void cb_state(aipc_bus *bus, void *user, aipc_bus_state st, int err)
 {
     bt_client *c = user;
     EnterCriticalSection(&c->lock);
-    check_thread(c);
+    if (st != AIPC_BUS_CLOSED)
+        check_thread(c);
+    else if (c->closer_thread && GetCurrentThreadId() != c->closer_thread)
+        note_error(c, "on_state(CLOSED) not on the thread that called aipc_bus_close");
     c->last_state = (int)st;
     c->last_error = err;
     switch (st) {
@@ -379,16 +382,22 @@ bt_msg *bt_kept(bt_client *c, size_t i)
     return m;
 }
 
+/* Closes on a helper thread, which the final callbacks (on_state(CLOSED), requests with
+ * AIPC_ECLOSED) must run on. */
 static void close_fn(void *arg)
 {
-    aipc_bus_close(arg);
+    bt_client *c = arg;
+    EnterCriticalSection(&c->lock);
+    c->closer_thread = GetCurrentThreadId();
+    LeaveCriticalSection(&c->lock);
+    aipc_bus_close(c->bus);
 }
 
 int bt_close(bt_client *c)
 {
     int ok = 1;
     if (c->bus) {
-        ok = aipc_test_call_bounded(close_fn, c->bus, AIPC_TEST_WAIT_MS);
+        ok = aipc_test_call_bounded(close_fn, c, AIPC_TEST_WAIT_MS);
         c->bus = NULL;
     }
     if (!ok)

@@ -68,6 +68,7 @@ typedef struct bt_client {
     bt_msg *kept;          /* messages (topic != NULL), directs and requests in arrival order */
     size_t nkept;
     DWORD io_thread;
+    DWORD closer_thread;   /* the thread bt_close called aipc_bus_close on */
     char error[256];
     /* per-publisher order check for "seq" payloads (u32 publisher, u32 seq) */
     uint32_t last_seq[512];

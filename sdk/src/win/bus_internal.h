@@ -1,0 +1,116 @@
+/*
+ * bus_internal.h - internals of the bus client (Windows only, not installed).
+ *
+ *   bus_client.c  connection life cycle, read/write paths, public aipc_bus_* calls
+ *   bus_events.c  user callbacks: at once on the I/O thread (through the client's gate) or
+ *                 queued to the client's dispatcher; request completions; the final callbacks
+ *                 that aipc_bus_close runs on its caller's thread
+ *
+ * Threads: fields marked [io] belong to the APC engine's I/O thread, [lock] to `lock` (any
+ * thread), [gate] to whichever thread is inside the client's callback gate.
+ */
+#ifndef AIPC_WIN_BUS_INTERNAL_H
+#define AIPC_WIN_BUS_INTERNAL_H
+
+#include "pipe_internal.h"
+
+#include "bus_core.h"
+
+#define BUS_READ_SIZE       (256u * 1024u)       /* one read */
+#define BUS_BATCH_MAX       (4u * 1024u * 1024u) /* one coalesced write */
+#define BUS_OPEN_RETRY_MIN  10u                  /* ms between CreateFile retries, doubling */
+#define BUS_OPEN_RETRY_MAX  200u
+#define BUS_REQ_TIMEOUT_DEF 30000u
+#define BUS_PING_TIMEOUT_DEF 5000u
+#define BUS_NAME_BUF        (AIPC_BUS_NAME_MAX + 1)
+
+typedef enum {
+    BS_OPENING = 0, BS_HELLO, BS_READY, BS_DRAINING, BS_BACKOFF, BS_DOWN, BS_CLOSED
+} bus_st;
+
+typedef struct bus_done bus_done;   /* a completed request awaiting delivery (bus_events.c) */
+
+struct aipc_bus {
+    aipc_bus_options o;           /* copy of the caller's options (strings below are ours) */
+    wchar_t *pipe;                /* full "\\.\pipe\NAME" */
+    char *pipe_utf8;              /* for log lines */
+    char *name;                   /* client name or NULL */
+    aipc_loop *loop;
+    volatile LONG refs;
+    volatile LONG64 next_id;      /* ids for req/ping/stats/acks */
+    volatile LONG pub_state;      /* aipc_bus_state for aipc_bus_get_state */
+    volatile LONG64 client_id;    /* broker-assigned id while connected */
+    aipc_gate gate;               /* every user callback passes it; close shuts it */
+    aipc_dispatcher *disp;        /* callbacks go through it (NULL: on the I/O thread) */
+    volatile LONG64 dq_bytes;     /* bytes queued for the dispatcher (with overhead) */
+    volatile LONG rpaused;        /* the read side waits for the dispatcher to drain */
+
+    /* [lock] */
+    SRWLOCK lock;
+    aipc_bus_queue q;             /* frames accepted from callers, not yet written */
+    aipc_bus_subs subs;           /* user filters, re-sent after reconnect */
+    aipc_bus_pending pend;        /* outstanding req/ping/stats/acks */
+    bus_done *done_head, *done_tail;  /* completions queued for the dispatcher, not yet run */
+    int ready;                    /* welcomed: new frames may be written at once */
+    int down;                     /* DOWN: calls fail with AIPC_EDISCONNECTED */
+    int closing;                  /* aipc_bus_close was called: calls fail with AIPC_ECLOSED */
+    int wake_posted;              /* a wake task is queued */
+    uint64_t new_deadline;        /* earliest deadline added since the last wake (0 none) */
+    uint64_t max_payload;         /* from welcome (default AIPC_DEFAULT_MAX_PAYLOAD) */
+
+    /* [io] */
+    bus_st st;
+    int ever_connected;
+    uint32_t attempt;             /* failed attempts since the last welcome (backoff exponent) */
+    int last_error;               /* cause of the current disconnect */
+    ULONGLONG deadline;           /* end of the current attempt (OPENING/HELLO) */
+    DWORD open_retry;             /* next CreateFile retry delay */
+    HANDLE h;
+    aipc_op rd, wr;               /* kernel read/write through the APC engine */
+    int rbusy, wbusy;
+    uint8_t *rbuf;
+    int rdirect;                  /* the pending read targets the decoder's frame buffer */
+    aipc_decoder dec;
+    aipc_bus_queue ctl;           /* hello and resubscribe frames, written before q */
+    uint8_t *wbuf;                /* the batch being written */
+    size_t wlen, woff;
+    aipc_timer conn_timer;        /* OPENING retry, HELLO deadline, BACKOFF delay */
+    aipc_timer req_timer;         /* earliest pending deadline */
+    uint64_t req_timer_due;       /* 0 when req_timer is not armed */
+    aipc_op wake_op, start_op, close_op, resume_op;
+    uint32_t rnd;                 /* jitter state */
+};
+
+void aipc_bus_ref(aipc_bus *b);
+void aipc_bus_unref(aipc_bus *b);
+
+/* ---- bus_events.c: user callbacks (called on the I/O thread) ------------------------------ */
+void aipc_bus_ev_state(aipc_bus *b, aipc_bus_state s, int err);
+void aipc_bus_ev_error(aipc_bus *b, int err, const char *code, const char *msg);
+void aipc_bus_ev_message(aipc_bus *b, const char *topic, const aipc_bus_peer *from, int retained,
+                         const void *data, size_t len);
+void aipc_bus_ev_direct(aipc_bus *b, const aipc_bus_peer *from, const void *data, size_t len);
+void aipc_bus_ev_request(aipc_bus *b, const aipc_bus_peer *from, uint64_t req_id,
+                         const void *data, size_t len);
+void aipc_bus_ev_presence(aipc_bus *b, int joined, const aipc_bus_peer *who);
+void aipc_bus_ev_dropped(aipc_bus *b, uint64_t count);
+/* The broker answered request `id` (status 0 or AIPC_EREFUSED with data = its code).
+ * Returns 0 when no such request was pending (with a dispatcher: when none was pending). */
+int  aipc_bus_ev_answer(aipc_bus *b, uint64_t id, int status, const aipc_bus_peer *from,
+                        const void *data, size_t len);
+/* Completes every expired request with AIPC_ETIMEDOUT (and drops its unsent frame). */
+void aipc_bus_ev_expire(aipc_bus *b);
+/* Completes with `status` every request already sent (all=0) or every request (all=1). */
+void aipc_bus_ev_fail_pending(aipc_bus *b, int all, int status);
+/* 1 when callbacks queued for the dispatcher are over the bound: the read side must pause
+ * (the resume task follows once they drained); 0 to read on. */
+int  aipc_bus_ev_should_pause(aipc_bus *b);
+/* 1 when the client's callbacks are shut (aipc_bus_close ran). */
+int  aipc_bus_ev_closed(aipc_bus *b);
+/* aipc_bus_close on the caller's thread, after the gate is shut: deliver completions that were
+ * queued, fail the rest with AIPC_ECLOSED, then on_state(CLOSED). */
+void aipc_bus_ev_final(aipc_bus *b);
+/* Frees completions still queued (object teardown). */
+void aipc_bus_ev_free_done(aipc_bus *b);
+
+#endif
