@@ -174,12 +174,14 @@ bool chat_window_create(chat_app *app, HINSTANCE inst)
     if (!RegisterClassExW(&wc) && GetLastError() != ERROR_CLASS_ALREADY_EXISTS)
         return false;
 
-    wchar_t title[CHAT_NAME_MAX + 64];
-    _snwprintf(title, sizeof title / sizeof title[0], L"AsyncIPC chat - %hs (pipe %ls)",
-               app->opt.name, app->opt.server ? L"server" : L"client");
-    title[sizeof title / sizeof title[0] - 1] = 0;
-    HWND wnd = CreateWindowExW(WS_EX_CONTROLPARENT, k_class, title, WS_OVERLAPPEDWINDOW,
-                               CW_USEDEFAULT, CW_USEDEFAULT, 720, 440, NULL, NULL, inst, app);
+    char title[CHAT_NAME_MAX + 64];
+    snprintf(title, sizeof title, "AsyncIPC chat - %s (pipe %s)", app->opt.name,
+             app->opt.server ? "server" : "client");
+    wchar_t *wtitle = chat_widen(title);
+    HWND wnd = CreateWindowExW(WS_EX_CONTROLPARENT, k_class, wtitle ? wtitle : L"AsyncIPC chat",
+                               WS_OVERLAPPEDWINDOW, CW_USEDEFAULT, CW_USEDEFAULT, 720, 440, NULL,
+                               NULL, inst, app);
+    free(wtitle);
     if (!wnd)
         return false;
     ShowWindow(wnd, app->opt.auto_count > 0 ? SW_SHOWNOACTIVATE : SW_SHOWNORMAL);
