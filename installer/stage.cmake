@@ -1,10 +1,10 @@
 # stage.cmake - builds the dist tree (cmake -P, called by installer/CMakeLists.txt):
 #   DIST/bin/      BIN_FILES (broker, aipc, asyncipc.dll) and SCRIPTS (install.cmd, uninstall.cmd)
-#   DIST/include/asyncipc/   HEADERS
+#   DIST/include/asyncipc/   HEADERS;  DIST/include/  TOP_HEADERS (async_ipc.h, the classic name)
 #   DIST/lib/      IMPLIB (libasyncipc.dll.a);  DIST/lib/cmake/AsyncIPC/  PKG_FILES
 #   DIST/docs/     DOCS
 # List arguments are separated by "|". The tree is rebuilt from scratch so nothing stale stays.
-foreach(v DIST BIN_FILES SCRIPTS HEADERS IMPLIB PKG_FILES DOCS STAMP)
+foreach(v DIST BIN_FILES SCRIPTS HEADERS TOP_HEADERS IMPLIB PKG_FILES DOCS STAMP)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "stage.cmake: ${v} is not set")
   endif()
@@ -14,6 +14,7 @@ file(REMOVE_RECURSE ${DIST})
 file(MAKE_DIRECTORY ${DIST}/bin ${DIST}/include/asyncipc ${DIST}/lib/cmake/AsyncIPC ${DIST}/docs)
 file(COPY ${BIN_FILES} ${SCRIPTS} DESTINATION ${DIST}/bin)
 file(COPY ${HEADERS} DESTINATION ${DIST}/include/asyncipc)
+file(COPY ${TOP_HEADERS} DESTINATION ${DIST}/include)
 file(COPY ${IMPLIB} DESTINATION ${DIST}/lib)
 file(COPY ${PKG_FILES} DESTINATION ${DIST}/lib/cmake/AsyncIPC)
 file(COPY ${DOCS} DESTINATION ${DIST}/docs)

@@ -84,7 +84,7 @@ assert_service_running() {
 # assert_files UNIX_DIR: everything the installers put in the installation folder.
 assert_files() {
   local d=$1 f
-  for f in bin/asyncipc-broker.exe bin/aipc.exe bin/asyncipc.dll include/asyncipc/asyncipc.h \
+  for f in bin/asyncipc-broker.exe bin/aipc.exe bin/asyncipc.dll include/asyncipc/asyncipc.h include/async_ipc.h \
            lib/libasyncipc.dll.a lib/cmake/AsyncIPC/AsyncIPCConfig.cmake \
            lib/cmake/AsyncIPC/AsyncIPCConfigVersion.cmake docs/README.md; do
     check "installed $f" test -s "$d/$f"
