@@ -6,7 +6,7 @@
 //   aipc-example-client-cpp [--engine async|overlapped] [--pipe NAME] [--count N] [--timeout MS]
 #include <windows.h>
 
-#include <asyncipc/asyncipc.hpp>
+#include "async_ipc.h"   /* the classic header name (asyncipc/asyncipc.hpp) */
 
 #include <chrono>
 #include <condition_variable>

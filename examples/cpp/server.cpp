@@ -7,7 +7,7 @@
 // --count N: also exit after echoing N messages (0 = no limit).
 #include <windows.h>
 
-#include <asyncipc/asyncipc.hpp>
+#include "async_ipc.h"   /* the classic header name (asyncipc/asyncipc.hpp) */
 
 #include <atomic>
 #include <condition_variable>
