@@ -38,7 +38,11 @@ echo "== windows: ctest under Wine ($WINEPREFIX)"
 # /dev/null (see tools/wine-run); the EXIT trap ends it.
 wineserver -p </dev/null >/dev/null 2>&1 || true
 tools/wine-run cmd.exe /c exit </dev/null >/dev/null 2>&1 || true
-(cd build/win && ctest -j"$jobs" "${ctest_args[@]}") 2>&1 | tee build/win.ctest.log
+# GUI suites need an X display for their windows (Wine creates top-level windows only with
+# one): without DISPLAY, the whole run shares one Xvfb.
+display=()
+[ -n "${DISPLAY:-}" ] || ! command -v xvfb-run >/dev/null || display=(xvfb-run -a -s "-screen 0 1024x768x24 -nolisten tcp")
+(cd build/win && "${display[@]}" ctest -j"$jobs" "${ctest_args[@]}") 2>&1 | tee build/win.ctest.log
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 count build/win.ctest.log
 

@@ -69,7 +69,7 @@ void gui_step_ms(DWORD ms, const char *fmt, ...)
     vsnprintf(step, sizeof step, fmt, ap);
     va_end(ap);
     if (!ms)
-        ms = WAIT_MS;
+        ms = 2 * WAIT_MS;   /* longer than the step's own bounded waits: they report first */
     EnterCriticalSection(&g_wd_lock);
     snprintf(g_wd_step, sizeof g_wd_step, "%s", step);
     g_wd_bound = ms;
@@ -134,8 +134,8 @@ int gui_window_open(gui_window *w, WNDPROC proc, void *user)
         DWORD n = GetEnvironmentVariableA("DISPLAY", display, sizeof display);
         fprintf(stderr,
                 "gui_window_open: CreateWindowEx failed (error %lu, DISPLAY=%s): Wine creates "
-                "top-level windows only with an X display; run under xvfb-run -a (the suites' "
-                "ctest command does that when DISPLAY is unset)\n",
+                "top-level windows only with an X display (the suites' ctest command, "
+                "tests/win/gui/with_display.sh, starts Xvfb when DISPLAY is unset)\n",
                 (unsigned long)GetLastError(), n ? display : "(unset)");
         return -1;
     }
@@ -179,6 +179,64 @@ int gui_list_add(HWND list, const char *fmt, ...)
 int gui_list_count(HWND list)
 {
     return (int)SendMessageW(list, LB_GETCOUNT, 0, 0);
+}
+
+void gui_cleanup(aipc_named_pipe **pipe, aipc_bus **bus, gui_window *win)
+{
+    if (win && win->hwnd && IsWindow(win->hwnd))
+        SetWindowLongPtrW(win->hwnd, GWLP_USERDATA, 0);
+    if (pipe && *pipe) {
+        gui_step("teardown: Release of a pipe the test left");
+        aipc_pipe_free(*pipe);
+        *pipe = NULL;
+    }
+    if (bus && *bus) {
+        gui_step("teardown: aipc_bus_close of a client the test left");
+        aipc_bus_close(*bus);
+        *bus = NULL;
+    }
+    if (win)
+        gui_window_close(win);
+    MSG m;
+    while (PeekMessageW(&m, NULL, 0, 0, PM_REMOVE))
+        if (m.message != WM_QUIT)
+            DispatchMessageW(&m);
+    gui_step_done();
+}
+
+gui_held gui_left;
+bt_broker gui_broker;
+bt_client gui_pub;
+static int g_have_pub;
+
+void gui_bus_start(const char *tag, const char *pub_name)
+{
+    gui_step("broker start");
+    ck_assert_int_eq(bt_broker_start(&gui_broker, tag), 0);
+    ck_assert_int_eq(bt_open(&gui_pub, gui_broker.wpipe, pub_name, 0), 0);
+    g_have_pub = 1;
+}
+
+void gui_teardown(void)
+{
+    aipc_proc_kill_all();
+    gui_cleanup(gui_left.pipe, gui_left.bus, gui_left.win);
+    if (gui_left.probe && *gui_left.probe) {
+        if (!aipc_probe_free(*gui_left.probe, WAIT_MS))
+            fprintf(stderr, "teardown: a probe's Release did not return (leaked)\n");
+        *gui_left.probe = NULL;
+    }
+    if (gui_left.disp && *gui_left.disp) {
+        aipc_dispatcher_free(*gui_left.disp);
+        *gui_left.disp = NULL;
+    }
+    if (g_have_pub) {
+        if (!bt_close(&gui_pub))
+            fprintf(stderr, "teardown: the publisher's aipc_bus_close did not return\n");
+        g_have_pub = 0;
+    }
+    bt_broker_kill(&gui_broker);
+    memset(&gui_left, 0, sizeof gui_left);
 }
 
 /* ---- message loops ------------------------------------------------------------------------ */
@@ -397,7 +455,10 @@ int gui_run_suite(Suite *s)
     wd_start();
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_VERBOSE);
+    /* each test's result line as soon as it ends: a later hang (the watchdog ends the process)
+     * or crash must not take the earlier results with it */
+    srunner_set_log(sr, "-");
+    srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     gui_step_done();

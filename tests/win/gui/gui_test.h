@@ -34,7 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aipc_probe.h"
 #include "aipc_testutil.h"
+#include "bus_test.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -54,8 +56,10 @@ static inline const char *gui_role_arg(PipeType r)
 }
 
 /* ---- watchdog ----------------------------------------------------------------------------- */
-/* Names the step now running and gives it `ms` (0 = WAIT_MS) to finish, i.e. until the next
- * gui_step/gui_step_done. printf-style. */
+/* Names the step now running and gives it `ms` to finish, i.e. until the next
+ * gui_step/gui_step_done. printf-style. gui_step: 2 x WAIT_MS, more than a step's own bounded
+ * waits of WAIT_MS (those fail with their own message; the watchdog catches what no wait
+ * bounds: a call that never returns). Steps with longer waits say so with gui_step_ms. */
 void gui_step_ms(DWORD ms, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(gnu_printf, 2, 3)))
@@ -86,6 +90,34 @@ int gui_list_add(HWND list, const char *fmt, ...)
 #endif
     ;
 int gui_list_count(HWND list);
+
+/* Teardown after a failed test, on the test's (UI) thread: clears the window's user data (its
+ * procedure then does nothing of the test's), releases *pipe / closes *bus if still set (on
+ * this thread, so a callback blocked in SendMessage to its windows completes; bounded by the
+ * watchdog) and sets them NULL, destroys the window, and empties the thread's message queue (a
+ * WM_QUIT left behind would end the next test's loop at once). Any argument may be NULL. */
+void gui_cleanup(aipc_named_pipe **pipe, aipc_bus **bus, gui_window *win);
+
+/* What the running test holds, for gui_teardown: point these at the test's own (static)
+ * variables as it creates them. */
+typedef struct gui_held {
+    aipc_named_pipe **pipe;
+    aipc_bus **bus;
+    gui_window *win;
+    aipc_probe **probe;
+    aipc_dispatcher **disp;
+} gui_held;
+extern gui_held gui_left;
+/* The suites' teardown: kills the helper processes still running (aipc_proc_kill_all), then
+ * gui_cleanup of what gui_left points at, releases a probe left (bounded), frees a dispatcher
+ * left, closes the publisher and stops the broker of gui_bus_start, and forgets all that. */
+void gui_teardown(void);
+
+/* A bus test's broker (its own process, on a unique pipe) and one publishing client
+ * (no dispatcher), started together; gui_teardown stops them. */
+extern bt_broker gui_broker;
+extern bt_client gui_pub;
+void gui_bus_start(const char *tag, const char *pub_name);
 
 /* ---- message loops ------------------------------------------------------------------------ */
 /* Non-zero while gui_pump runs on some thread (callbacks of a WINDOW dispatcher must only run
@@ -150,8 +182,8 @@ int gui_busrec_all_in(void *goal);
 int gui_publish_numbered(aipc_bus *bus, const char *topic, long long first, long long n, size_t size);
 
 /* ---- runner ------------------------------------------------------------------------------- */
-/* Starts the watchdog, runs the suite in no-fork mode (verbose, unbuffered), returns 0 if all
- * passed. */
+/* Starts the watchdog, runs the suite in no-fork mode (unbuffered; each result printed when its
+ * test ends), returns 0 if all passed. */
 int gui_run_suite(Suite *s);
 
 #ifdef __cplusplus

@@ -254,8 +254,10 @@ START_TEST(classic_pattern)
         ck_assert_msg(w == WAIT_OBJECT_0, "the peer server did not become ready (%lu)", (unsigned long)w);
     }
 
-    gui_window win;
+    static gui_window win;
     ck_assert_msg(gui_window_open(&win, classic_proc, &c) == 0, "no window (see stderr)");
+    gui_left.pipe = &c.pipe;
+    gui_left.win = &win;
     c.hwnd = win.hwnd;
     c.list = win.list;
     PostMessageW(c.hwnd, WM_APP_START, 0, 0);
@@ -266,7 +268,7 @@ START_TEST(classic_pattern)
                                          name, peer_engine), AIPC_OK);
 
     /* The message loop of the sample, bounded: runs until WM_DESTROY posts WM_QUIT. */
-    gui_step("message loop until WM_QUIT");
+    gui_step_ms(5 * WAIT_MS, "message loop until WM_QUIT");
     int quit = gui_pump_until_quit(4 * WAIT_MS);
     gui_step("checks");
     ck_assert_msg(quit, "no WM_QUIT within %u ms: created %d/%d connected %d echoes %d streamed %d",
@@ -304,16 +306,12 @@ START_TEST(classic_pattern)
 }
 END_TEST
 
-static void teardown(void)
-{
-    aipc_proc_kill_all();
-}
 
 int main(void)
 {
     Suite *s = suite_create("gui_classic");
     TCase *t = tcase_create("classic");
-    tcase_add_checked_fixture(t, NULL, teardown);
+    tcase_add_checked_fixture(t, NULL, gui_teardown);
     tcase_set_timeout(t, 0);
     tcase_add_loop_test(t, classic_pattern, 0, 4);
     suite_add_tcase(s, t);

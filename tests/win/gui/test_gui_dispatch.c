@@ -15,8 +15,6 @@
  *       pipe delivers every sequence number in order; the bus delivers in order and whatever
  *       is missing was reported by on_dropped (messages + dropped == published, gaps == dropped).
  */
-#include "aipc_probe.h"
-#include "bus_test.h"
 #include "gui_test.h"
 
 #define ORDER_MSGS 2000
@@ -111,10 +109,12 @@ static void exit_on_ui_thread(aipc_probe *p, aipc_proc *peer)
     ck_assert_msg(p->late_callbacks == 0, "%ld callbacks after Exit returned", (long)p->late_callbacks);
 }
 
-static void release_probe(aipc_probe *p)
+static void release_probe(aipc_probe **p)
 {
     gui_step("Release");
-    ck_assert_msg(aipc_probe_free(p, WAIT_MS), "Release did not return");
+    aipc_probe *q = *p;
+    *p = NULL;
+    ck_assert_msg(aipc_probe_free(q, WAIT_MS), "Release did not return");
 }
 
 /* _i: bit 1 = engine, bit 0 = our role (server, client). */
@@ -126,10 +126,13 @@ START_TEST(window_pipe_in_order)
     static order o;
     memset(&o, 0, sizeof o);
     o.ui_thread = GetCurrentThreadId();
-    aipc_dispatcher *d;
+    static aipc_dispatcher *d;
     ck_assert_int_eq(aipc_dispatcher_new(AIPC_DISPATCH_WINDOW, &d), AIPC_OK);
+    gui_left.disp = &d;
     ck_assert_ptr_null(aipc_dispatcher_event(d));
-    aipc_probe *p = aipc_probe_new();
+    static aipc_probe *p;
+    p = aipc_probe_new();
+    gui_left.probe = &p;
     p->hook = order_hook;
     p->user = &o;
     char name[96];
@@ -151,7 +154,7 @@ START_TEST(window_pipe_in_order)
         aipc_pattern_fill(buf, sizeof buf, 1000000 + i);
         ck_assert_int_eq(aipc_pipe_send(p->pipe, buf, sizeof buf), AIPC_OK);
     }
-    gui_step("%d numbered messages in, %d OnSend", ORDER_MSGS, OUR_MSGS);
+    gui_step_ms(5 * WAIT_MS, "%d numbered messages in, %d OnSend", ORDER_MSGS, OUR_MSGS);
     g.recv = ORDER_MSGS;
     g.sent = OUR_MSGS;
     ck_assert_msg(gui_pump(probe_reached, &g, NULL, 4 * WAIT_MS, NULL), "recv %lld/%d, sent %lld/%d",
@@ -168,8 +171,9 @@ START_TEST(window_pipe_in_order)
 
     exit_on_ui_thread(p, &peer);
     ck_assert_str_eq(p->error, "");
-    release_probe(p);
+    release_probe(&p);
     aipc_dispatcher_free(d);
+    d = NULL;
     gui_step_done();
 }
 END_TEST
@@ -180,21 +184,19 @@ START_TEST(window_bus_in_order)
     memset(&r, 0, sizeof r);
     r.want_thread = GetCurrentThreadId();
     r.check_loop = 1;
-    aipc_dispatcher *d;
+    static aipc_dispatcher *d;
     ck_assert_int_eq(aipc_dispatcher_new(AIPC_DISPATCH_WINDOW, &d), AIPC_OK);
-    bt_broker broker;
-    gui_step("broker start");
-    ck_assert_int_eq(bt_broker_start(&broker, "gui-disp"), 0);
-    bt_client pub;
-    ck_assert_int_eq(bt_open(&pub, broker.wpipe, "gui-disp-pub", 0), 0);
+    gui_left.disp = &d;
+    gui_bus_start("gui-disp", "gui-disp-pub");
     gui_step("subscriber (UI thread dispatcher) connects");
-    ck_assert_int_eq(gui_busrec_connect(&r, broker.wpipe, "gui-disp-sub", "gui/order", d, 0), AIPC_OK);
+    gui_left.bus = &r.bus;
+    ck_assert_int_eq(gui_busrec_connect(&r, gui_broker.wpipe, "gui-disp-sub", "gui/order", d, 0), AIPC_OK);
     ck_assert(gui_pump(gui_busrec_connected, &r, NULL, WAIT_MS, NULL));
     ck_assert_int_eq(gui_busrec_ping(&r), AIPC_OK);
     ck_assert(gui_pump(gui_busrec_has_pong, &r, NULL, WAIT_MS, NULL));
 
-    gui_step("%d numbered publications", ORDER_MSGS);
-    ck_assert_int_eq(gui_publish_numbered(pub.bus, "gui/order", 0, ORDER_MSGS, ORDER_SIZE), AIPC_OK);
+    gui_step_ms(5 * WAIT_MS, "%d numbered publications", ORDER_MSGS);
+    ck_assert_int_eq(gui_publish_numbered(gui_pub.bus, "gui/order", 0, ORDER_MSGS, ORDER_SIZE), AIPC_OK);
     gui_busrec_goal goal = {&r, ORDER_MSGS};
     ck_assert_msg(gui_pump(gui_busrec_all_in, &goal, NULL, 4 * WAIT_MS, NULL), "%ld of %d arrived",
                   (long)r.msgs, ORDER_MSGS);
@@ -209,17 +211,17 @@ START_TEST(window_bus_in_order)
 
     gui_step("aipc_bus_close on the dispatcher's thread");
     aipc_bus_close(r.bus);
+    r.bus = NULL;
     InterlockedExchange(&r.closed_returned, 1);
     ck_assert_int_eq(r.closed, 1);                 /* on_state(CLOSED) before close returned */
     ck_assert_int_eq(r.closed_thread, r.want_thread);
-    ck_assert_int_eq(gui_publish_numbered(pub.bus, "gui/order", ORDER_MSGS, 10, ORDER_SIZE), AIPC_OK);
-    ck_assert(bt_sync(&pub, WAIT_MS));
+    ck_assert_int_eq(gui_publish_numbered(gui_pub.bus, "gui/order", ORDER_MSGS, 10, ORDER_SIZE), AIPC_OK);
+    ck_assert(bt_sync(&gui_pub, WAIT_MS));
     gui_pump(NULL, NULL, NULL, 0, NULL);
     ck_assert_int_eq(r.late, 0);
     ck_assert_int_eq(r.after_close_return, 0);
-    ck_assert(bt_close(&pub));
     aipc_dispatcher_free(d);
-    bt_broker_kill(&broker);
+    d = NULL;
     gui_step_done();
 }
 END_TEST
@@ -305,8 +307,9 @@ static void stall(sampler *s, volatile long long *callbacks_a, volatile LONG *ca
 /* _i: 0 PIPE_ASYNC, 1 PIPE_OVERLAPPED (we are the client; the peer server sends), 2 bus. */
 START_TEST(window_stall_bounded)
 {
-    aipc_dispatcher *d;
+    static aipc_dispatcher *d;
     ck_assert_int_eq(aipc_dispatcher_new(AIPC_DISPATCH_WINDOW, &d), AIPC_OK);
+    gui_left.disp = &d;
     static sampler s;
     memset(&s, 0, sizeof s);
     s.d = d;
@@ -316,7 +319,9 @@ START_TEST(window_stall_bounded)
         static order o;
         memset(&o, 0, sizeof o);
         o.ui_thread = GetCurrentThreadId();
-        aipc_probe *p = aipc_probe_new();
+        static aipc_probe *p;
+        p = aipc_probe_new();
+        gui_left.probe = &p;
         p->hook = order_hook;
         p->user = &o;
         char name[96];
@@ -336,7 +341,7 @@ START_TEST(window_stall_bounded)
                       "only %llu bytes queued during the stall: the sender did not back up",
                       (unsigned long long)s.peak_bytes);
 
-        gui_step("the rest after the stall: all %d in order", STALL_PIPE_MSGS);
+        gui_step_ms(5 * WAIT_MS, "the rest after the stall: all %d in order", STALL_PIPE_MSGS);
         g.recv = STALL_PIPE_MSGS;
         ck_assert_msg(gui_pump(probe_reached, &g, NULL, 4 * WAIT_MS, NULL), "recv %lld of %d",
                       aipc_probe_get(p, &p->recv_count), STALL_PIPE_MSGS);
@@ -346,26 +351,23 @@ START_TEST(window_stall_bounded)
         ck_assert_int_eq(o.outside_loop, 0);
         ck_assert_str_eq(p->error, "");
         exit_on_ui_thread(p, &peer);
-        release_probe(p);
+        release_probe(&p);
     } else {
         fprintf(stdout, "window_stall_bounded: bus\n");
         static gui_busrec r;
         memset(&r, 0, sizeof r);
         r.want_thread = GetCurrentThreadId();
         r.check_loop = 1;
-        bt_broker broker;
-        gui_step("broker start");
-        ck_assert_int_eq(bt_broker_start(&broker, "gui-stall"), 0);
-        bt_client pub;
-        ck_assert_int_eq(bt_open(&pub, broker.wpipe, "gui-stall-pub", 0), 0);
-        ck_assert_int_eq(gui_busrec_connect(&r, broker.wpipe, "gui-stall-sub", "gui/stall", d,
+        gui_bus_start("gui-stall", "gui-stall-pub");
+        gui_left.bus = &r.bus;
+        ck_assert_int_eq(gui_busrec_connect(&r, gui_broker.wpipe, "gui-stall-sub", "gui/stall", d,
                                             STALL_MAX_DISPATCH), AIPC_OK);
         gui_step("subscriber connects");
         ck_assert(gui_pump(gui_busrec_connected, &r, NULL, WAIT_MS, NULL));
         ck_assert_int_eq(gui_busrec_ping(&r), AIPC_OK);
         ck_assert(gui_pump(gui_busrec_has_pong, &r, NULL, WAIT_MS, NULL));
 
-        ck_assert_int_eq(gui_publish_numbered(pub.bus, "gui/stall", 0, STALL_BUS_MSGS, STALL_SIZE), AIPC_OK);
+        ck_assert_int_eq(gui_publish_numbered(gui_pub.bus, "gui/stall", 0, STALL_BUS_MSGS, STALL_SIZE), AIPC_OK);
         stall(&s, NULL, &r.msgs);
         uint64_t bound = stall_bound(STALL_SIZE, 512);
         ck_assert_msg(s.peak_bytes <= bound, "dispatcher held %llu bytes during the stall; bound %llu",
@@ -374,8 +376,8 @@ START_TEST(window_stall_bounded)
                       "only %llu bytes queued during the stall: the publisher did not back up",
                       (unsigned long long)s.peak_bytes);
 
-        gui_step("the rest after the stall");
-        ck_assert(bt_sync(&pub, WAIT_MS));   /* the broker has routed (or dropped) them all */
+        gui_step_ms(6 * WAIT_MS, "the rest after the stall");
+        ck_assert(bt_sync(&gui_pub, WAIT_MS));   /* the broker has routed (or dropped) them all */
         gui_busrec_goal goal = {&r, STALL_BUS_MSGS};
         ck_assert_msg(gui_pump(gui_busrec_all_in, &goal, NULL, 4 * WAIT_MS, NULL),
                       "%ld arrived + %ld dropped of %d", (long)r.msgs, (long)r.dropped, STALL_BUS_MSGS);
@@ -389,24 +391,19 @@ START_TEST(window_stall_bounded)
         ck_assert_int_eq(r.max_inside, 1);
         gui_step("aipc_bus_close");
         aipc_bus_close(r.bus);
-        ck_assert(bt_close(&pub));
-        bt_broker_kill(&broker);
+        r.bus = NULL;
     }
     aipc_dispatcher_free(d);
+    d = NULL;
     gui_step_done();
 }
 END_TEST
-
-static void teardown(void)
-{
-    aipc_proc_kill_all();
-}
 
 int main(void)
 {
     Suite *s = suite_create("gui_dispatch");
     TCase *t = tcase_create("window");
-    tcase_add_checked_fixture(t, NULL, teardown);
+    tcase_add_checked_fixture(t, NULL, gui_teardown);
     tcase_set_timeout(t, 0);
     tcase_add_loop_test(t, window_pipe_in_order, 0, 4);
     tcase_add_test(t, window_bus_in_order);

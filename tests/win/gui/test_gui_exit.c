@@ -170,8 +170,10 @@ START_TEST(exit_while_callback_sends)
     b.progress = CreateEventW(NULL, TRUE, FALSE, NULL);
     ck_assert(b.cb_blocked && b.progress);
 
-    gui_window win;
+    static gui_window win;
     ck_assert_msg(gui_window_open(&win, blocker_proc, &b) == 0, "no window (see stderr)");
+    gui_left.pipe = &b.pipe;
+    gui_left.win = &win;
     b.hwnd = win.hwnd;
 
     char name[96];
@@ -192,7 +194,7 @@ START_TEST(exit_while_callback_sends)
                   PROGRESS_AT, WAIT_MS, (long)b.recv);
 
     PostMessageW(b.hwnd, WM_APP_DO_EXIT, 0, 0);
-    gui_step("WM_APP_DO_EXIT handled");
+    gui_step_ms(4 * WAIT_MS, "WM_APP_DO_EXIT handled");
     ck_assert(gui_pump(blocker_done, &b, NULL, 3 * WAIT_MS, NULL));
     ck_assert_msg(b.blocked_seen, "the armed callback never ran");
     ck_assert_msg(b.served == 1, "the callback's SendMessage was served %d times", b.served);
@@ -335,8 +337,9 @@ START_TEST(alertable_wait_no_nesting)
     wchar_t wname[128];
     aipc_test_name(name, sizeof name, "alert");
     aipc_test_wname(wname, 128, name);
-    aipc_named_pipe *pipe;
+    static aipc_named_pipe *pipe;
     ck_assert_int_eq(aipc_pipe_new(engine, &pipe), AIPC_OK);
+    gui_left.pipe = &pipe;
     ck_assert(aipc_pipe_create(pipe, wname, PIPE_SERVER, &a.d));
     aipc_proc peer;
     ck_assert_int_eq(aipc_proc_spawn(&peer, "p2p_peer.exe", "--mode echo --role client --engine %s --pipe %s",
@@ -348,7 +351,7 @@ START_TEST(alertable_wait_no_nesting)
         aipc_pattern_fill(buf, sizeof buf, i);
         ck_assert_int_eq(aipc_pipe_send(pipe, buf, sizeof buf), AIPC_OK);
     }
-    gui_step("%d echoes, each OnRecv waiting alertably", ALERT_MSGS);
+    gui_step_ms(4 * WAIT_MS, "%d echoes, each OnRecv waiting alertably", ALERT_MSGS);
     ck_assert_msg(aipc_test_wait(a.all_recv, 2 * WAIT_MS), "%ld of %d echoes", (long)a.recv, ALERT_MSGS);
     ck_assert_msg(aipc_test_wait(a.all_sent, WAIT_MS), "%ld of %d OnSend", (long)a.sent, ALERT_MSGS);
     ck_assert_msg(a.nested == 0 && a.max_inside == 1,
@@ -359,6 +362,7 @@ START_TEST(alertable_wait_no_nesting)
     ck_assert_int_eq(a.sent, ALERT_MSGS);
     gui_step("Release");
     ck_assert(aipc_test_call_bounded(exit_fn, pipe, WAIT_MS));
+    pipe = NULL;
     ck_assert_int_eq(aipc_proc_wait(&peer, WAIT_MS), AIPC_OK);
     ck_assert_int_eq(peer.exit_code, 0);
     aipc_proc_close(&peer);
@@ -370,21 +374,17 @@ START_TEST(alertable_wait_no_nesting)
 }
 END_TEST
 
-static void teardown(void)
-{
-    aipc_proc_kill_all();
-}
 
 int main(void)
 {
     Suite *s = suite_create("gui_exit");
     TCase *t = tcase_create("exit_in_wndproc");
-    tcase_add_checked_fixture(t, NULL, teardown);
+    tcase_add_checked_fixture(t, NULL, gui_teardown);
     tcase_set_timeout(t, 0);
     tcase_add_loop_test(t, exit_while_callback_sends, 0, 8);
     suite_add_tcase(s, t);
     t = tcase_create("alertable");
-    tcase_add_checked_fixture(t, NULL, teardown);
+    tcase_add_checked_fixture(t, NULL, gui_teardown);
     tcase_set_timeout(t, 0);
     tcase_add_loop_test(t, alertable_wait_no_nesting, 0, 2);
     suite_add_tcase(s, t);

@@ -12,8 +12,6 @@
  *   manual_on_other_thread  the dispatcher is made on the main thread and run by another one:
  *       the callbacks follow the thread that calls aipc_dispatcher_run.
  */
-#include "aipc_probe.h"
-#include "bus_test.h"
 #include "gui_test.h"
 
 #define MSGS 2000
@@ -141,10 +139,12 @@ static void run_pipe_case(int i)
     fprintf(stdout, "manual pipe: engine %s, role %s, run on %s thread\n", gui_engine_arg(r.engine),
             gui_role_arg(r.role), other_thread ? "another" : "the creating");
     ck_assert_int_eq(aipc_dispatcher_new(AIPC_DISPATCH_MANUAL, &r.d), AIPC_OK);
+    gui_left.disp = &r.d;
     ck_assert_ptr_nonnull(aipc_dispatcher_event(r.d));
     r.m.d = r.d;
     r.m.run_thread = GetCurrentThreadId();
     r.p = aipc_probe_new();
+    gui_left.probe = &r.p;
     r.p->hook = manual_hook;
     r.p->user = &r.m;
     char name[96];
@@ -160,7 +160,7 @@ static void run_pipe_case(int i)
     if (r.role == PIPE_SERVER)
         spawn_sender(&peer, r.role, r.engine, name);
 
-    gui_step("manual dispatcher: exchange, Exit");
+    gui_step_ms(7 * WAIT_MS, "manual dispatcher: exchange, Exit");
     if (other_thread) {
         HANDLE t = CreateThread(NULL, 0, pipe_scenario_thread, &r, 0, NULL);
         ck_assert_ptr_nonnull(t);
@@ -190,8 +190,10 @@ static void run_pipe_case(int i)
     InterlockedDecrement(&gui_in_run);
     ck_assert_msg(p->late_callbacks == 0, "%ld callbacks after Exit returned", (long)p->late_callbacks);
     gui_step("Release");
+    r.p = NULL;
     ck_assert(aipc_probe_free(p, WAIT_MS));
     aipc_dispatcher_free(r.d);
+    r.d = NULL;
     gui_step_done();
 }
 
@@ -213,20 +215,18 @@ START_TEST(manual_bus_in_order)
     memset(&r, 0, sizeof r);
     r.want_thread = GetCurrentThreadId();
     r.check_loop = 2;
-    aipc_dispatcher *d;
+    static aipc_dispatcher *d;
     ck_assert_int_eq(aipc_dispatcher_new(AIPC_DISPATCH_MANUAL, &d), AIPC_OK);
-    bt_broker broker;
-    gui_step("broker start");
-    ck_assert_int_eq(bt_broker_start(&broker, "gui-manual"), 0);
-    bt_client pub;
-    ck_assert_int_eq(bt_open(&pub, broker.wpipe, "gui-manual-pub", 0), 0);
+    gui_left.disp = &d;
+    gui_bus_start("gui-manual", "gui-manual-pub");
     gui_step("subscriber connects");
-    ck_assert_int_eq(gui_busrec_connect(&r, broker.wpipe, "gui-manual-sub", "gui/manual", d, 0), AIPC_OK);
+    gui_left.bus = &r.bus;
+    ck_assert_int_eq(gui_busrec_connect(&r, gui_broker.wpipe, "gui-manual-sub", "gui/manual", d, 0), AIPC_OK);
     ck_assert(gui_manual_run(d, gui_busrec_connected, &r, WAIT_MS));
     ck_assert_int_eq(gui_busrec_ping(&r), AIPC_OK);
     ck_assert(gui_manual_run(d, gui_busrec_has_pong, &r, WAIT_MS));
-    gui_step("%d numbered publications", MSGS);
-    ck_assert_int_eq(gui_publish_numbered(pub.bus, "gui/manual", 0, MSGS, SIZE), AIPC_OK);
+    gui_step_ms(5 * WAIT_MS, "%d numbered publications", MSGS);
+    ck_assert_int_eq(gui_publish_numbered(gui_pub.bus, "gui/manual", 0, MSGS, SIZE), AIPC_OK);
     gui_busrec_goal goal = {&r, MSGS};
     ck_assert_msg(gui_manual_run(d, gui_busrec_all_in, &goal, 4 * WAIT_MS), "%ld of %d arrived",
                   (long)r.msgs, MSGS);
@@ -240,33 +240,28 @@ START_TEST(manual_bus_in_order)
     ck_assert_int_eq(r.max_inside, 1);
     gui_step("aipc_bus_close on the running thread");
     aipc_bus_close(r.bus);
+    r.bus = NULL;
     InterlockedExchange(&r.closed_returned, 1);
     ck_assert_int_eq(r.closed, 1);
     ck_assert_int_eq(r.closed_thread, r.want_thread);
-    ck_assert_int_eq(gui_publish_numbered(pub.bus, "gui/manual", MSGS, 10, SIZE), AIPC_OK);
-    ck_assert(bt_sync(&pub, WAIT_MS));
+    ck_assert_int_eq(gui_publish_numbered(gui_pub.bus, "gui/manual", MSGS, 10, SIZE), AIPC_OK);
+    ck_assert(bt_sync(&gui_pub, WAIT_MS));
     InterlockedIncrement(&gui_in_run);
     aipc_dispatcher_run(d, 0);
     InterlockedDecrement(&gui_in_run);
     ck_assert_int_eq(r.late, 0);
     ck_assert_int_eq(r.after_close_return, 0);
-    ck_assert(bt_close(&pub));
     aipc_dispatcher_free(d);
-    bt_broker_kill(&broker);
+    d = NULL;
     gui_step_done();
 }
 END_TEST
-
-static void teardown(void)
-{
-    aipc_proc_kill_all();
-}
 
 int main(void)
 {
     Suite *s = suite_create("gui_manual");
     TCase *t = tcase_create("manual");
-    tcase_add_checked_fixture(t, NULL, teardown);
+    tcase_add_checked_fixture(t, NULL, gui_teardown);
     tcase_set_timeout(t, 0);
     tcase_add_loop_test(t, manual_pipe_in_order, 0, 4);
     tcase_add_loop_test(t, manual_on_other_thread, 0, 2);

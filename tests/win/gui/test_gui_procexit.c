@@ -15,11 +15,21 @@
  * _i = dll * 6 + object * 2 + block; dll: 0 DllMain, 1 static destructor; object: 0 PIPE_ASYNC,
  * 1 PIPE_OVERLAPPED, 2 bus client.
  */
-#include "bus_test.h"
 #include "gui_test.h"
 
 static const char *const DLLS[2] = {"exit_dllmain.dll", "exit_dtor.dll"};
 static const char *const OBJECTS[3] = {"pipe (PIPE_ASYNC)", "pipe (PIPE_OVERLAPPED)", "bus client"};
+
+/* The marker file's lines joined with '|' for a one-line message ("(none)" if unreadable). */
+static const char *marker_line(char *text)
+{
+    if (!text)
+        return "(none)";
+    for (char *c = text; *c; c++)
+        if (*c == '\n')
+            *c = '|';
+    return text;
+}
 
 START_TEST(release_at_process_exit)
 {
@@ -34,10 +44,6 @@ START_TEST(release_at_process_exit)
 
     aipc_proc host, peer;
     memset(&peer, 0, sizeof peer);
-    bt_broker broker;
-    memset(&broker, 0, sizeof broker);
-    bt_client pub;
-    int have_pub = 0;
     if (object < 2) {
         char name[96];
         aipc_test_name(name, sizeof name, "exit");
@@ -49,32 +55,28 @@ START_TEST(release_at_process_exit)
                                          block ? "stream" : "echo",
                                          gui_engine_arg(object ? PIPE_ASYNC : PIPE_OVERLAPPED), name), AIPC_OK);
     } else {
-        gui_step("broker start");
-        ck_assert_int_eq(bt_broker_start(&broker, "gui-exit"), 0);
+        gui_bus_start("gui-exit", "gui-exit-pub");
         ck_assert_int_eq(aipc_proc_spawn(&host, "exit_host.exe", "--dll %s --what bus --pipe %s --block %d --marker \"%s\" --ready %s",
-                                         DLLS[dll], broker.pipe, block, marker, ev_name), AIPC_OK);
+                                         DLLS[dll], gui_broker.pipe, block, marker, ev_name), AIPC_OK);
         gui_step("the DLL's bus client is live");
         HANDLE hs[2] = {ready, host.process};
         ck_assert_msg(WaitForMultipleObjects(2, hs, FALSE, WAIT_MS) == WAIT_OBJECT_0,
                       "the helper's bus client did not get live");
-        if (block) {   /* a publication for its on_message to block in */
-            ck_assert_int_eq(bt_open(&pub, broker.wpipe, "gui-exit-pub", 0), 0);
-            have_pub = 1;
-            ck_assert_int_eq(aipc_bus_publish(pub.bus, "gui/exit", "block", 5, false), 0);
-        }
+        if (block)   /* a publication for its on_message to block in */
+            ck_assert_int_eq(aipc_bus_publish(gui_pub.bus, "gui/exit", "block", 5, false), 0);
     }
 
     gui_step("the helper process exits (release at DLL detach)");
     int exited = aipc_proc_wait(&host, WAIT_MS) == AIPC_OK;
     char *text = aipc_test_read_file(marker, NULL);
+    int marker_ok = text && !strcmp(text, "started\ndetach\nreturned\n");
+    const char *line = marker_line(text);
     if (!exited)
         aipc_proc_kill(&host);
     ck_assert_msg(exited, "the process did not end within %u ms (hang at exit); marker: \"%s\"",
-                  WAIT_MS, text ? text : "(none)");
-    ck_assert_msg(host.exit_code == 0, "exit code %lu; marker: \"%s\"", (unsigned long)host.exit_code,
-                  text ? text : "(none)");
-    ck_assert_msg(text && !strcmp(text, "started\ndetach\nreturned\n"),
-                  "marker \"%s\", want \"started\\ndetach\\nreturned\\n\"", text ? text : "(none)");
+                  WAIT_MS, line);
+    ck_assert_msg(host.exit_code == 0, "exit code %lu; marker: \"%s\"", (unsigned long)host.exit_code, line);
+    ck_assert_msg(marker_ok, "marker \"%s\", want \"started|detach|returned|\"", line);
     free(text);
     aipc_proc_close(&host);
     DeleteFileA(marker);
@@ -83,26 +85,17 @@ START_TEST(release_at_process_exit)
         ck_assert_int_eq(aipc_proc_wait(&peer, WAIT_MS), AIPC_OK);
         ck_assert_int_eq(peer.exit_code, 0);
         aipc_proc_close(&peer);
-    } else {
-        if (have_pub)
-            ck_assert(bt_close(&pub));
-        bt_broker_kill(&broker);
     }
     CloseHandle(ready);
     gui_step_done();
 }
 END_TEST
 
-static void teardown(void)
-{
-    aipc_proc_kill_all();
-}
-
 int main(void)
 {
     Suite *s = suite_create("gui_procexit");
     TCase *t = tcase_create("procexit");
-    tcase_add_checked_fixture(t, NULL, teardown);
+    tcase_add_checked_fixture(t, NULL, gui_teardown);
     tcase_set_timeout(t, 0);
     tcase_add_loop_test(t, release_at_process_exit, 0, 12);
     suite_add_tcase(s, t);

@@ -1,20 +1,53 @@
 #!/bin/sh
 # Runs a Windows test program through the Wine runner with an X display:
 #   with_display.sh EMULATOR PROGRAM [ARGS...]
+#
 # Under Wine 8 a message-only window (HWND_MESSAGE, what AIPC_DISPATCH_WINDOW uses) works
 # without a display, but a top-level window and its controls (the listbox of the classic
-# samples) are created only with one: CreateWindowEx returns NULL without X. tools/test.sh runs
-# the whole Windows ctest under one `xvfb-run -a`, so DISPLAY is already set there; a bare
-# `ctest` without DISPLAY gets a private Xvfb for this test (Debian packages xvfb and xauth,
-# installed by tools/setup.sh). The starting display number is spread by process id so that
-# parallel tests do not race for the same one.
+# samples) are created only with one: CreateWindowEx fails without X.
+#
+# With DISPLAY set (tools/test.sh runs the Windows ctest under one `xvfb-run -a`) the program
+# just runs. Without it, the GUI tests of one Wine prefix share one Xvfb, started here on first
+# use (Debian packages xvfb, xauth: tools/setup.sh) and ending by itself 30 s after its last
+# client left (-terminate 30). Every program of a prefix that uses windows should see the same
+# display: the first one starts the prefix's desktop process (explorer.exe), and while a desktop
+# started without a display (or on another display) lives, CreateWindowEx of top-level windows
+# fails for the others (seen with ctest -j2).
 emu=$1
 shift
 if [ -n "${DISPLAY:-}" ]; then
   exec "$emu" "$@"
 fi
-if command -v xvfb-run >/dev/null 2>&1; then
-  exec xvfb-run -a -n $((100 + $$ % 800)) -s "-screen 0 1024x768x24 -nolisten tcp" "$emu" "$@"
+if ! command -v Xvfb >/dev/null 2>&1; then
+  echo "with_display.sh: DISPLAY is unset and Xvfb is missing (tools/setup.sh installs xvfb); windows will fail" >&2
+  exec "$emu" "$@"
 fi
-echo "with_display.sh: DISPLAY is unset and xvfb-run is missing (tools/setup.sh installs xvfb, xauth); windows will fail" >&2
+top=$(cd "$(dirname "$0")/../../.." && pwd)
+prefix=${WINEPREFIX:-$top/build/wineprefix}
+mkdir -p "$prefix"
+state="$prefix/.aipc-xvfb"    # "<display number> <pid>" of the prefix's Xvfb
+(
+  flock 9
+  num= pid=
+  [ -f "$state" ] && read -r num pid <"$state"
+  if [ -z "$num" ] || ! kill -0 "$pid" 2>/dev/null || [ ! -S "/tmp/.X11-unix/X$num" ]; then
+    fifo=$(mktemp -u "${TMPDIR:-/tmp}/aipc-xvfb.XXXXXX")
+    mkfifo "$fifo" || exit 1
+    # -displayfd: Xvfb picks a free display and writes its number once it accepts clients.
+    # setsid: its own session, so it outlives this test (ctest ends the test's process group).
+    setsid Xvfb -displayfd 3 -screen 0 1024x768x24 -nolisten tcp -terminate 30 \
+      3>"$fifo" </dev/null >/dev/null 2>&1 9>&- &
+    pid=$!
+    num=$(timeout 30 head -n1 "$fifo" | tr -dc 0-9)
+    rm -f "$fifo"
+    if [ -z "$num" ]; then
+      echo "with_display.sh: Xvfb did not start" >&2
+      exit 1
+    fi
+    echo "$num $pid" >"$state"
+  fi
+) 9>"$state.lock" || exit 1
+read -r num pid <"$state"
+DISPLAY=":$num"
+export DISPLAY
 exec "$emu" "$@"
