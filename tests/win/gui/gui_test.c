@@ -209,12 +209,17 @@ bt_broker gui_broker;
 bt_client gui_pub;
 static int g_have_pub;
 
-void gui_bus_start(const char *tag, const char *pub_name)
+void gui_bus_start(const char *tag, const char *pub_name, uint64_t pub_queue)
 {
     gui_step("broker start");
     ck_assert_int_eq(bt_broker_start(&gui_broker, tag), 0);
-    ck_assert_int_eq(bt_open(&gui_pub, gui_broker.wpipe, pub_name, 0), 0);
+    aipc_bus_options o;
+    bt_options(&gui_pub, &o, gui_broker.wpipe, pub_name, 1);
+    if (pub_queue)
+        o.max_queue_bytes = pub_queue;
+    ck_assert_int_eq(bt_connect(&gui_pub, &o), 0);
     g_have_pub = 1;
+    ck_assert_msg(bt_wait(&gui_pub, &gui_pub.connected, 1, WAIT_MS), "the publisher did not connect");
 }
 
 void gui_teardown(void)

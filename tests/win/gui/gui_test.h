@@ -114,10 +114,11 @@ extern gui_held gui_left;
 void gui_teardown(void);
 
 /* A bus test's broker (its own process, on a unique pipe) and one publishing client
- * (no dispatcher), started together; gui_teardown stops them. */
+ * (no dispatcher; max_queue_bytes = pub_queue, 0 = default), started together; gui_teardown
+ * stops them. */
 extern bt_broker gui_broker;
 extern bt_client gui_pub;
-void gui_bus_start(const char *tag, const char *pub_name);
+void gui_bus_start(const char *tag, const char *pub_name, uint64_t pub_queue);
 
 /* ---- message loops ------------------------------------------------------------------------ */
 /* Non-zero while gui_pump runs on some thread (callbacks of a WINDOW dispatcher must only run
@@ -146,7 +147,7 @@ typedef struct gui_busrec {
     volatile LONG max_inside;   /* must stay 1 */
     volatile LONG msgs;         /* numbered messages received */
     volatile LONG dropped;      /* on_dropped total */
-    volatile LONG gaps;         /* missing sequence numbers (must equal dropped) */
+    volatile LONG gaps;         /* sequence numbers missing before one that arrived */
     volatile LONG order_errors; /* a sequence number not greater than the previous one */
     volatile LONG data_errors;  /* payload not the pattern of its sequence number */
     volatile LONG thread_errors;/* a callback on another thread */

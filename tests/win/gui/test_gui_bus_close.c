@@ -155,7 +155,7 @@ START_TEST(close_from_wndproc_while_on_message_sends)
     c.pong = CreateEventW(NULL, TRUE, FALSE, NULL);
     snprintf(c.topic, sizeof c.topic, "gui/close/%lu", (unsigned long)GetCurrentProcessId());
 
-    gui_bus_start("gui-close", "gui-close-pub");
+    gui_bus_start("gui-close", "gui-close-pub", 0);
     c.pub = gui_pub.bus;
 
     static gui_window win;
@@ -299,7 +299,7 @@ START_TEST(close_with_slow_backlog)
         ck_assert_ptr_nonnull(g_runner);
     }
     fprintf(stdout, "close_with_slow_backlog: %s\n", _i ? "MANUAL dispatcher on a worker" : "I/O thread");
-    gui_bus_start("gui-slow", "gui-slow-pub");
+    gui_bus_start("gui-slow", "gui-slow-pub", 0);
 
     aipc_bus_options o;
     aipc_bus_options_init(&o);

@@ -7,13 +7,17 @@
  *       messages the peer sends (aipc_pattern, seed = 0, 1, 2, ...) arrive complete and in order;
  *       OnSend for our own messages too. Exit on the UI thread never waits; nothing after it.
  *   window_bus_in_order   the same for a bus client: numbered publications from another client.
- *   window_stall_bounded  (PIPE_ASYNC, PIPE_OVERLAPPED, bus) a fast sender while the UI thread
- *       stops pumping for STALL_MS (an alertable SleepEx: no callback may run in it either).
+ *   window_modal_dialog_loop  (engine) the callbacks also run inside a modal loop that is not
+ *       ours (a dialog box), in order.
+ *   window_stall_bounded  (PIPE_ASYNC, PIPE_OVERLAPPED, bus, bus with drops) a fast sender
+ *       while the UI thread stops pumping for STALL_MS (an alertable SleepEx: no callback may
+ *       run in it either; for the bus, until the broker has routed everything published).
  *       During the stall aipc_dispatcher_queued is sampled by another thread; the bytes held
  *       must stay within the documented bound (see stall_bound below), and must have reached
  *       at least half of it (the stall really backed data up). Afterwards nothing is lost: a
  *       pipe delivers every sequence number in order; the bus delivers in order and whatever
- *       is missing was reported by on_dropped (messages + dropped == published, gaps == dropped).
+ *       is missing was reported by on_dropped (messages + dropped == published, missing numbers == dropped;
+ *       publishing 16 MiB, more than the broker's 8 MiB queue for us, there must be drops).
  */
 #include "gui_test.h"
 
@@ -25,6 +29,9 @@
 typedef struct order {
     DWORD ui_thread;
     volatile LONG next, errors, wrong_thread, outside_loop;
+    HWND end_dialog_at_goal;    /* a modal dialog to end once `goal` messages arrived */
+    LONG goal;
+    volatile LONG in_dialog, recv_in_dialog;
 } order;
 
 /* Inside OnRecv (the probe recorded it already): seed == next, payload intact, UI thread,
@@ -37,8 +44,12 @@ static void order_hook(aipc_probe *p, const uint8_t *data, int size)
     InterlockedIncrement(&o->next);
     if (GetCurrentThreadId() != o->ui_thread)
         InterlockedIncrement(&o->wrong_thread);
-    if (!gui_pumping)
+    if (!gui_pumping && !o->in_dialog)
         InterlockedIncrement(&o->outside_loop);
+    if (o->in_dialog)
+        InterlockedIncrement(&o->recv_in_dialog);
+    if (o->end_dialog_at_goal && o->next == o->goal)
+        EndDialog(o->end_dialog_at_goal, 1);
 }
 
 typedef struct probe_goal {
@@ -187,7 +198,7 @@ START_TEST(window_bus_in_order)
     static aipc_dispatcher *d;
     ck_assert_int_eq(aipc_dispatcher_new(AIPC_DISPATCH_WINDOW, &d), AIPC_OK);
     gui_left.disp = &d;
-    gui_bus_start("gui-disp", "gui-disp-pub");
+    gui_bus_start("gui-disp", "gui-disp-pub", 0);
     gui_step("subscriber (UI thread dispatcher) connects");
     gui_left.bus = &r.bus;
     ck_assert_int_eq(gui_busrec_connect(&r, gui_broker.wpipe, "gui-disp-sub", "gui/order", d, 0), AIPC_OK);
@@ -220,6 +231,79 @@ START_TEST(window_bus_in_order)
     gui_pump(NULL, NULL, NULL, 0, NULL);
     ck_assert_int_eq(r.late, 0);
     ck_assert_int_eq(r.after_close_return, 0);
+    aipc_dispatcher_free(d);
+    d = NULL;
+    gui_step_done();
+}
+END_TEST
+
+/* ---- a modal loop ---------------------------------------------------------------------------- */
+/* The dialog: remembers itself for the hook, ends with 0 if the goal is not reached in time. */
+static INT_PTR CALLBACK modal_proc(HWND dlg, UINT msg, WPARAM wp, LPARAM lp)
+{
+    if (msg == WM_INITDIALOG) {
+        order *o = (order *)lp;
+        o->end_dialog_at_goal = dlg;
+        SetTimer(dlg, 1, 4 * WAIT_MS, NULL);
+        return TRUE;
+    }
+    if (msg == WM_TIMER) {
+        EndDialog(dlg, 0);
+        return TRUE;
+    }
+    return FALSE;
+}
+
+/* _i: engine. The UI thread makes the dispatcher, starts the pipe (client; the peer server
+ * sends ORDER_MSGS numbered messages) and, without pumping first, runs a modal dialog
+ * (DialogBoxIndirectParam: the dialog manager's own loop, not ours): connection and messages
+ * must be delivered inside that modal loop, in order, and the hook ends the dialog at the goal. */
+START_TEST(window_modal_dialog_loop)
+{
+    PipeImplType engine = _i ? PIPE_OVERLAPPED : PIPE_ASYNC;
+    fprintf(stdout, "window_modal_dialog_loop: engine %s\n", gui_engine_arg(engine));
+    static order o;
+    memset(&o, 0, sizeof o);
+    o.ui_thread = GetCurrentThreadId();
+    o.goal = ORDER_MSGS;
+    static aipc_dispatcher *d;
+    ck_assert_int_eq(aipc_dispatcher_new(AIPC_DISPATCH_WINDOW, &d), AIPC_OK);
+    gui_left.disp = &d;
+    static aipc_probe *p;
+    p = aipc_probe_new();
+    gui_left.probe = &p;
+    p->hook = order_hook;
+    p->user = &o;
+    char name[96];
+    aipc_test_name(name, sizeof name, "modal");
+    aipc_proc peer;
+    spawn_sender(&peer, PIPE_CLIENT, engine, name, ORDER_MSGS, ORDER_SIZE);
+    start_dispatched_probe(p, d, engine, PIPE_CLIENT, name, 0);
+
+    /* an empty dialog template (no controls), DWORD-aligned as DialogBoxIndirect wants */
+    static struct {
+        DLGTEMPLATE t;
+        WORD menu, cls, title;
+    } __attribute__((aligned(4))) tpl;
+    memset(&tpl, 0, sizeof tpl);
+    tpl.t.style = WS_POPUP | WS_CAPTION | DS_MODALFRAME;
+    tpl.t.cx = 120;
+    tpl.t.cy = 40;
+    gui_step_ms(5 * WAIT_MS, "modal dialog until %d messages arrived", ORDER_MSGS);
+    InterlockedExchange(&o.in_dialog, 1);
+    INT_PTR r = DialogBoxIndirectParamW(GetModuleHandleW(NULL), &tpl.t, NULL, modal_proc, (LPARAM)&o);
+    InterlockedExchange(&o.in_dialog, 0);
+    o.end_dialog_at_goal = NULL;
+    ck_assert_msg(r == 1, "the dialog ended with %lld (0: timed out; -1: no dialog): %ld of %d messages",
+                  (long long)r, (long)o.next, ORDER_MSGS);
+    ck_assert_int_eq(o.recv_in_dialog, ORDER_MSGS);   /* every one inside the modal loop */
+    ck_assert_int_eq(aipc_probe_get(p, &p->connected), 1);
+    ck_assert_int_eq(o.errors, 0);
+    ck_assert_int_eq(o.wrong_thread, 0);
+    ck_assert_int_eq(o.outside_loop, 0);
+    ck_assert_str_eq(p->error, "");
+    exit_on_ui_thread(p, &peer);
+    release_probe(&p);
     aipc_dispatcher_free(d);
     d = NULL;
     gui_step_done();
@@ -275,8 +359,11 @@ static DWORD WINAPI sample_thread(void *arg)
     return 0;
 }
 
-/* Stalls the UI thread for STALL_MS (alertable: nothing may run in it) while `s` samples. */
-static void stall(sampler *s, volatile long long *callbacks_a, volatile LONG *callbacks_b)
+/* Stalls the UI thread for STALL_MS (alertable: nothing may run in it) while `s` samples; with
+ * `pub`, the stall goes on until a ping through that (I/O thread) client came back, i.e. until
+ * the broker has routed - or dropped - everything published before. */
+static void stall(sampler *s, volatile long long *callbacks_a, volatile LONG *callbacks_b,
+                  bt_client *pub)
 {
     s->stop = CreateEventW(NULL, TRUE, FALSE, NULL);
     HANDLE t = CreateThread(NULL, 0, sample_thread, s, 0, NULL);
@@ -284,6 +371,7 @@ static void stall(sampler *s, volatile long long *callbacks_a, volatile LONG *ca
     long long before = callbacks_a ? *callbacks_a : *callbacks_b;
     gui_step("UI thread stalled for %d ms", STALL_MS);
     SleepEx(STALL_MS, TRUE);   /* deliberate: the UI thread stops pumping */
+    int synced = !pub || bt_sync(pub, WAIT_MS);
     long long after = callbacks_a ? *callbacks_a : *callbacks_b;
     uint64_t bytes = 0;
     aipc_dispatcher_queued(s->d, NULL, &bytes);
@@ -296,15 +384,18 @@ static void stall(sampler *s, volatile long long *callbacks_a, volatile LONG *ca
     ck_assert_msg(after == before, "%lld callbacks ran while the UI thread was not pumping",
                   after - before);
     ck_assert_int_eq(s->errors, 0);
+    ck_assert_msg(synced, "no ping round trip through the publisher during the stall");
     fprintf(stdout, "  stall: peak %llu bytes in %llu queued callbacks (%ld samples), at the end %llu bytes\n",
             (unsigned long long)s->peak_bytes, (unsigned long long)s->peak_count, s->samples,
             (unsigned long long)bytes);
 }
 
 #define STALL_PIPE_MSGS 8192   /* 8 MiB: far more than the bound and the pipe's buffers */
-#define STALL_BUS_MSGS 4096    /* 4 MiB: within the publisher's default max_queue_bytes */
+#define STALL_BUS_MSGS 4096    /* 4 MiB: within the broker's default max_queue_bytes (8 MiB) */
+#define STALL_DROP_MSGS 16384  /* 16 MiB: beyond it, so the broker must drop for us */
 
-/* _i: 0 PIPE_ASYNC, 1 PIPE_OVERLAPPED (we are the client; the peer server sends), 2 bus. */
+/* _i: 0 PIPE_ASYNC, 1 PIPE_OVERLAPPED (we are the client; the peer server sends), 2 bus,
+ * 3 bus publishing more than the broker queues for a stalled subscriber (drops reported). */
 START_TEST(window_stall_bounded)
 {
     static aipc_dispatcher *d;
@@ -333,7 +424,7 @@ START_TEST(window_stall_bounded)
         probe_goal g = {p, 100, 0, 1};
         ck_assert(gui_pump(probe_reached, &g, NULL, WAIT_MS, NULL));
 
-        stall(&s, &p->recv_count, NULL);
+        stall(&s, &p->recv_count, NULL, NULL);
         uint64_t bound = stall_bound(STALL_SIZE, 0);
         ck_assert_msg(s.peak_bytes <= bound, "dispatcher held %llu bytes during the stall; bound %llu",
                       (unsigned long long)s.peak_bytes, (unsigned long long)bound);
@@ -353,12 +444,15 @@ START_TEST(window_stall_bounded)
         exit_on_ui_thread(p, &peer);
         release_probe(&p);
     } else {
-        fprintf(stdout, "window_stall_bounded: bus\n");
+        int drops = _i == 3;
+        long long n = drops ? STALL_DROP_MSGS : STALL_BUS_MSGS;
+        fprintf(stdout, "window_stall_bounded: bus, %lld messages%s\n", n,
+                drops ? " (more than the broker keeps for us)" : "");
         static gui_busrec r;
         memset(&r, 0, sizeof r);
         r.want_thread = GetCurrentThreadId();
         r.check_loop = 1;
-        gui_bus_start("gui-stall", "gui-stall-pub");
+        gui_bus_start("gui-stall", "gui-stall-pub", drops ? 64u * 1024u * 1024u : 0);
         gui_left.bus = &r.bus;
         ck_assert_int_eq(gui_busrec_connect(&r, gui_broker.wpipe, "gui-stall-sub", "gui/stall", d,
                                             STALL_MAX_DISPATCH), AIPC_OK);
@@ -367,8 +461,8 @@ START_TEST(window_stall_bounded)
         ck_assert_int_eq(gui_busrec_ping(&r), AIPC_OK);
         ck_assert(gui_pump(gui_busrec_has_pong, &r, NULL, WAIT_MS, NULL));
 
-        ck_assert_int_eq(gui_publish_numbered(gui_pub.bus, "gui/stall", 0, STALL_BUS_MSGS, STALL_SIZE), AIPC_OK);
-        stall(&s, NULL, &r.msgs);
+        ck_assert_int_eq(gui_publish_numbered(gui_pub.bus, "gui/stall", 0, n, STALL_SIZE), AIPC_OK);
+        stall(&s, NULL, &r.msgs, &gui_pub);
         uint64_t bound = stall_bound(STALL_SIZE, 512);
         ck_assert_msg(s.peak_bytes <= bound, "dispatcher held %llu bytes during the stall; bound %llu",
                       (unsigned long long)s.peak_bytes, (unsigned long long)bound);
@@ -376,14 +470,16 @@ START_TEST(window_stall_bounded)
                       "only %llu bytes queued during the stall: the publisher did not back up",
                       (unsigned long long)s.peak_bytes);
 
-        gui_step_ms(6 * WAIT_MS, "the rest after the stall");
-        ck_assert(bt_sync(&gui_pub, WAIT_MS));   /* the broker has routed (or dropped) them all */
-        gui_busrec_goal goal = {&r, STALL_BUS_MSGS};
+        gui_step_ms(5 * WAIT_MS, "the rest after the stall");
+        gui_busrec_goal goal = {&r, n};
         ck_assert_msg(gui_pump(gui_busrec_all_in, &goal, NULL, 4 * WAIT_MS, NULL),
-                      "%ld arrived + %ld dropped of %d", (long)r.msgs, (long)r.dropped, STALL_BUS_MSGS);
+                      "%ld arrived + %ld dropped of %lld", (long)r.msgs, (long)r.dropped, n);
         fprintf(stdout, "  bus: %ld arrived, %ld dropped (reported)\n", (long)r.msgs, (long)r.dropped);
-        ck_assert_int_eq((long long)r.msgs + r.dropped, STALL_BUS_MSGS);
-        ck_assert_int_eq(r.gaps, r.dropped);
+        ck_assert_int_eq((long long)r.msgs + r.dropped, n);
+        if (drops)   /* 16 MiB routed while we held ~1 MiB: the broker's 8 MiB queue overflowed */
+            ck_assert_int_gt(r.dropped, 0);
+        /* the numbers missing - between those that arrived, and after the last - were dropped */
+        ck_assert_int_eq(r.gaps + (n - r.next_seq), r.dropped);
         ck_assert_int_eq(r.order_errors, 0);
         ck_assert_int_eq(r.data_errors, 0);
         ck_assert_int_eq(r.thread_errors, 0);
@@ -407,7 +503,8 @@ int main(void)
     tcase_set_timeout(t, 0);
     tcase_add_loop_test(t, window_pipe_in_order, 0, 4);
     tcase_add_test(t, window_bus_in_order);
-    tcase_add_loop_test(t, window_stall_bounded, 0, 3);
+    tcase_add_loop_test(t, window_modal_dialog_loop, 0, 2);
+    tcase_add_loop_test(t, window_stall_bounded, 0, 4);
     suite_add_tcase(s, t);
     return gui_run_suite(s);
 }

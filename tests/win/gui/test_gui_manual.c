@@ -218,7 +218,7 @@ START_TEST(manual_bus_in_order)
     static aipc_dispatcher *d;
     ck_assert_int_eq(aipc_dispatcher_new(AIPC_DISPATCH_MANUAL, &d), AIPC_OK);
     gui_left.disp = &d;
-    gui_bus_start("gui-manual", "gui-manual-pub");
+    gui_bus_start("gui-manual", "gui-manual-pub", 0);
     gui_step("subscriber connects");
     gui_left.bus = &r.bus;
     ck_assert_int_eq(gui_busrec_connect(&r, gui_broker.wpipe, "gui-manual-sub", "gui/manual", d, 0), AIPC_OK);

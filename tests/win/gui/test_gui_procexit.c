@@ -55,7 +55,7 @@ START_TEST(release_at_process_exit)
                                          block ? "stream" : "echo",
                                          gui_engine_arg(object ? PIPE_ASYNC : PIPE_OVERLAPPED), name), AIPC_OK);
     } else {
-        gui_bus_start("gui-exit", "gui-exit-pub");
+        gui_bus_start("gui-exit", "gui-exit-pub", 0);
         ck_assert_int_eq(aipc_proc_spawn(&host, "exit_host.exe", "--dll %s --what bus --pipe %s --block %d --marker \"%s\" --ready %s",
                                          DLLS[dll], gui_broker.pipe, block, marker, ev_name), AIPC_OK);
         gui_step("the DLL's bus client is live");
