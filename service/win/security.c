@@ -3,6 +3,8 @@
  */
 #include "security.h"
 
+#include "winsec.h"
+
 #include <sddl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,29 +16,11 @@
 static const wchar_t base_sddl[] =
     L"D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;0x12019b;;;IU)(A;;0x12019b;;;AU)";
 
-/* Returns the SID string of the process's user (LocalAlloc'd), or NULL. */
-static wchar_t *process_user_sid(void)
-{
-    HANDLE tok = NULL;
-    wchar_t *s = NULL;
-    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok))
-        return NULL;
-    DWORD need = 0;
-    GetTokenInformation(tok, TokenUser, NULL, 0, &need);
-    TOKEN_USER *tu = need ? malloc(need) : NULL;
-    if (tu && GetTokenInformation(tok, TokenUser, tu, need, &need))
-        if (!ConvertSidToStringSidW(tu->User.Sid, &s))
-            s = NULL;
-    free(tu);
-    CloseHandle(tok);
-    return s;
-}
-
 wchar_t *aipc_default_pipe_sddl(void)
 {
     /* The broker's own account must keep FILE_CREATE_PIPE_INSTANCE, or it could not create its
      * second instance when it runs unelevated (Administrators is deny-only then). */
-    wchar_t *user = process_user_sid();
+    wchar_t *user = aipc_sec_user_sid_string();
     size_t n = wcslen(base_sddl) + (user ? wcslen(user) + 16 : 0) + 1;
     wchar_t *out = malloc(n * sizeof *out);
     if (out) {
@@ -74,9 +58,11 @@ int aipc_pipe_security_init(aipc_pipe_security *s, const char *sddl_utf8, char *
             return -1;
         }
     }
-    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(s->sddl, SDDL_REVISION_1, &s->sd,
-                                                              NULL)) {
-        DWORD er = GetLastError();
+    /* aipc_sec_descriptor adds "O:<our user>" when the SDDL names no owner: clients check the
+     * owner of the pipe they open (a default descriptor may come back without one). */
+    DWORD er = 0;
+    s->sd = aipc_sec_descriptor(s->sddl, NULL, &er);
+    if (!s->sd) {
         snprintf(err, errlen, "config key \"sddl\": invalid security descriptor (error %lu)",
                  (unsigned long)er);
         free(s->sddl);

@@ -117,6 +117,10 @@ ASYNCIPC_API const char *aipc_version_string(void);
 #define AIPC_EDISCONNECTED (-12)  /* the peer or broker went away before completion */
 #define AIPC_EREFUSED      (-13)  /* the broker refused the operation (see its error code) */
 #define AIPC_ENOTSUP       (-14)  /* not supported by this engine/build */
+#define AIPC_EACCESS       (-15)  /* access denied: the pipe's descriptor does not let us in */
+#define AIPC_EUNTRUSTED    (-16)  /* the server's owner is not an expected principal: nothing
+                                     was sent (see AIPC_PIPE_OPT / aipc_bus_options
+                                     server_owners) */
 
 /* Text for an AIPC_E* code; never NULL ("unknown error" for codes this version doesn't know). */
 ASYNCIPC_API const char *aipc_strerror(int code);
@@ -240,6 +244,25 @@ ASYNCIPC_API int  aipc_pipe_new(PipeImplType engine, aipc_named_pipe **pipe);
                                                dispatcher, messages written but not yet reported
                                                by OnSend also count against AIPC_PIPE_OPT_MAX_QUEUE */
 ASYNCIPC_API int  aipc_pipe_set_option(aipc_named_pipe *pipe, int option, uint64_t value);
+/*
+ * Security of a pipe (before Create; AIPC_ESTATE after; NULL keeps a default). Strings are
+ * copied. See docs/security.md.
+ *   server_sddl    server: the pipe's security descriptor in SDDL; "%U" stands for this
+ *                  process's user SID. Default "D:P(A;;FA;;;SY)(A;;FA;;;%U)": SYSTEM and the
+ *                  creating user only. Without an owner part, "O:<this user>" is added.
+ *   server_owners  client: who may own the server's pipe, checked right after opening it and
+ *                  before anything is sent; ';'-separated SID strings or SDDL aliases ("SY",
+ *                  "BA", "S-1-5-21-..."), "self" (our own user), "service:NAME" (the virtual
+ *                  account NT SERVICE\NAME) or "*" (no check). Default "self". A server owned
+ *                  by anyone else is refused: OnConnected(false), aipc_pipe_get_error() ==
+ *                  AIPC_EUNTRUSTED, a WARN log line.
+ * Returns 0, AIPC_EINVAL (a string that does not parse), AIPC_ENOMEM or AIPC_ESTATE.
+ */
+ASYNCIPC_API int  aipc_pipe_set_security(aipc_named_pipe *pipe, const char *server_sddl,
+                                         const char *server_owners);
+/* Why the pipe last failed (setup, connect, or a lost connection): an AIPC_E* code, 0 if it did
+ * not; *win32 (may be NULL) gets the Win32 error behind it (0 if none). Any thread. */
+ASYNCIPC_API int  aipc_pipe_get_error(aipc_named_pipe *pipe, uint32_t *win32);
 /* Runs every callback of the pipe through dispatcher `d` (before Create; AIPC_ESTATE after).
  * The pipe keeps `d` alive; NULL goes back to the I/O thread. See "Dispatchers" below. */
 ASYNCIPC_API int  aipc_pipe_set_dispatcher(aipc_named_pipe *pipe, aipc_dispatcher *d);
@@ -442,7 +465,17 @@ typedef struct aipc_bus_options {
                                       beyond its max_queue_bytes drops publications for us
                                       (reported by on_dropped). Default
                                       AIPC_DEFAULT_MAX_DISPATCH */
+    const char *server_owners;     /* who may own the broker's pipe (checked after opening it,
+                                      before hello; see aipc_pipe_set_security for the syntax).
+                                      NULL = AIPC_BUS_DEFAULT_SERVER_OWNERS: the broker service's
+                                      virtual account, SYSTEM, Administrators, or our own user
+                                      (a console broker of the same user). Another owner: no
+                                      data is sent, on_error(AIPC_EUNTRUSTED,
+                                      "untrusted_server"), and the attempt fails with
+                                      AIPC_EUNTRUSTED (retried with backoff when reconnecting) */
 } aipc_bus_options;
+
+#define AIPC_BUS_DEFAULT_SERVER_OWNERS "service:AsyncIPCBroker;SY;BA;self"
 
 #define AIPC_BUS_DEFAULT_BACKOFF_MIN_MS   100u
 #define AIPC_BUS_DEFAULT_BACKOFF_MAX_MS   5000u

@@ -108,6 +108,7 @@ struct BusOptions {
     uint32_t connectTimeoutMs = AIPC_BUS_DEFAULT_CONNECT_TIMEOUT_MS;
     aipc_dispatcher *dispatcher = nullptr;  /* handlers on this dispatcher's thread */
     uint64_t maxDispatchBytes = 0;          /* 0 = AIPC_DEFAULT_MAX_DISPATCH */
+    std::string serverOwners;               /* empty = AIPC_BUS_DEFAULT_SERVER_OWNERS */
 };
 
 /*
@@ -163,6 +164,7 @@ public:
         o.connect_timeout_ms = opt.connectTimeoutMs;
         o.dispatcher = opt.dispatcher;
         o.max_dispatch_bytes = opt.maxDispatchBytes;
+        o.server_owners = opt.serverOwners.empty() ? nullptr : opt.serverOwners.c_str();
         o.on_message = message_ ? &BusClient::tMessage : nullptr;
         o.on_direct = direct_ ? &BusClient::tDirect : nullptr;
         o.on_request = request_ ? &BusClient::tRequest : nullptr;

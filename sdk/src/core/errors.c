@@ -18,6 +18,8 @@ static const char *const messages[] = {
     "disconnected",
     "refused by the broker",
     "not supported",
+    "access denied",
+    "the server is not owned by an expected principal",
 };
 
 const char *aipc_strerror(int code)

@@ -45,6 +45,7 @@ void aipc_bus_unref(aipc_bus *b)
         return;
     aipc_bus_ev_free_done(b);
     aipc_gate_free(&b->gate);
+    aipc_sec_expect_free(&b->owners);
     if (b->disp)
         aipc_dispatcher_unref(b->disp);
     aipc_bus_queue_free(&b->q);
@@ -74,6 +75,7 @@ static int map_win32(DWORD e)
     case ERROR_BROKEN_PIPE: case ERROR_PIPE_NOT_CONNECTED: case ERROR_NO_DATA:
     case ERROR_OPERATION_ABORTED: return AIPC_EDISCONNECTED;
     case ERROR_NOT_ENOUGH_MEMORY: case ERROR_OUTOFMEMORY: return AIPC_ENOMEM;
+    case ERROR_ACCESS_DENIED: return AIPC_EACCESS;
     default: return AIPC_ESYS;
     }
 }
@@ -249,8 +251,22 @@ static void try_open(aipc_bus *b)
             aipc_timer_start(b->loop, &b->conn_timer, wait, on_conn_timer);
             return;
         }
-        aipc_log(AIPC_LOG_DEBUG, "bus(%s): connect failed (%lu)", b->pipe_utf8, e);
+        if (e == ERROR_ACCESS_DENIED)
+            aipc_log(AIPC_LOG_WARN, "bus(%s): access denied by the broker pipe's descriptor",
+                     b->pipe_utf8);
+        else
+            aipc_log(AIPC_LOG_DEBUG, "bus(%s): connect failed (%lu)", b->pipe_utf8, e);
         after_failure(b, err == AIPC_EBUSY ? AIPC_ETIMEDOUT : err);
+        return;
+    }
+    /* Who serves this name? Checked before hello: nothing goes to an impostor. */
+    int trust = aipc_sec_verify_server(h, &b->owners, b->pipe_utf8);
+    if (trust != 0) {
+        CloseHandle(h);
+        if (trust == AIPC_EUNTRUSTED)
+            aipc_bus_ev_error(b, AIPC_EUNTRUSTED, "untrusted_server",
+                              "the broker pipe is owned by an unexpected account; nothing sent");
+        after_failure(b, trust);
         return;
     }
     b->h = h;
@@ -672,6 +688,15 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
         !b->o.max_dispatch_bytes)
         b->o.max_dispatch_bytes = AIPC_DEFAULT_MAX_DISPATCH;
     aipc_gate_init(&b->gate);
+    if (opts->size < offsetof(aipc_bus_options, server_owners) + sizeof(char *))
+        b->o.server_owners = NULL;
+    int orc = aipc_sec_expect_parse(b->o.server_owners ? b->o.server_owners
+                                                       : AIPC_BUS_DEFAULT_SERVER_OWNERS, &b->owners);
+    b->o.server_owners = NULL;      /* the caller's string is not kept */
+    if (orc != 0) {
+        free(b);
+        return orc == AIPC_ENOMEM ? AIPC_ENOMEM : AIPC_EINVAL;
+    }
     b->disp = b->o.dispatcher;
     if (b->disp)
         aipc_dispatcher_ref(b->disp);

@@ -41,6 +41,7 @@ struct aipc_bus {
     volatile LONG pub_state;      /* aipc_bus_state for aipc_bus_get_state */
     volatile LONG64 client_id;    /* broker-assigned id while connected */
     aipc_gate gate;               /* every user callback passes it; close shuts it */
+    aipc_sec_expect owners;       /* accepted owners of the broker's pipe */
     aipc_dispatcher *disp;        /* callbacks go through it (NULL: on the I/O thread) */
     volatile LONG64 dq_bytes;     /* bytes queued for the dispatcher (with overhead) */
     volatile LONG rpaused;        /* the read side waits for the dispatcher to drain */

@@ -105,6 +105,7 @@ void aipc_pipe_conn_lost(aipc_pipe *p, DWORD err, const char *what)
     if (what) {
         int gone = err == ERROR_BROKEN_PIPE || err == ERROR_PIPE_NOT_CONNECTED ||
                    err == ERROR_NO_DATA || err == ERROR_HANDLE_EOF;
+        aipc_pipe_set_error(p, gone ? AIPC_EDISCONNECTED : AIPC_ESYS, err);
         aipc_log(gone ? AIPC_LOG_INFO : AIPC_LOG_WARN, "pipe(%s) %s %s: %s (%s, error %lu)",
                  p->eng->name, role_name(p), pname(p),
                  gone ? "peer disconnected" : "connection failed", what, err);
@@ -163,6 +164,7 @@ static void on_listen(aipc_op *op, DWORD err, DWORD bytes)
         } else {
             aipc_log(AIPC_LOG_ERROR, "pipe(%s) server %s: ConnectNamedPipe failed (%lu)",
                      p->eng->name, pname(p), err);
+            aipc_pipe_set_error(p, AIPC_ESYS, err);
             p->state = AIPC_ST_FAILED;
             aipc_pipe_close_send_side(p);
             aipc_pipe_ev_connected(p, false);
@@ -194,6 +196,7 @@ static void server_listen(aipc_pipe *p)
         }
         aipc_log(AIPC_LOG_ERROR, "pipe(%s) server %s: ConnectNamedPipe failed (%lu)",
                  p->eng->name, pname(p), e);
+        aipc_pipe_set_error(p, AIPC_ESYS, e);
         p->state = AIPC_ST_FAILED;
         aipc_pipe_close_send_side(p);
         aipc_pipe_ev_connected(p, false);
@@ -245,6 +248,14 @@ static void client_try(aipc_pipe *p)
                            FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
                            NULL);
     if (h != INVALID_HANDLE_VALUE) {
+        /* Who serves this name? Checked before anything is written to it. */
+        int trust = aipc_sec_verify_server(h, &p->owners, pname(p));
+        if (trust != 0) {
+            CloseHandle(h);
+            aipc_pipe_set_error(p, trust, 0);
+            client_fail(p);
+            return;
+        }
         p->h = h;
         DWORD mode = PIPE_READMODE_BYTE;
         if (!SetNamedPipeHandleState(h, &mode, NULL, NULL))
@@ -255,6 +266,7 @@ static void client_try(aipc_pipe *p)
             aipc_log(AIPC_LOG_ERROR, "pipe(%s) client %s: cannot attach the handle (%lu)",
                      p->eng->name, pname(p), e);
             release_handle(p);
+            aipc_pipe_set_error(p, AIPC_ESYS, e);
             client_fail(p);
             return;
         }
@@ -272,12 +284,19 @@ static void client_try(aipc_pipe *p)
         aipc_timer_start(p->loop, &p->retry, delay, on_retry);
         return;
     }
-    if (transient)
+    if (transient) {
         aipc_log(AIPC_LOG_WARN, "pipe(%s) client %s: no server within %u ms (%s)", p->eng->name,
                  pname(p), p->connect_timeout_ms, e == ERROR_PIPE_BUSY ? "busy" : "not found");
-    else
+        aipc_pipe_set_error(p, e == ERROR_PIPE_BUSY ? AIPC_EBUSY : AIPC_ENOTFOUND, e);
+    } else if (e == ERROR_ACCESS_DENIED) {
+        aipc_log(AIPC_LOG_WARN, "pipe(%s) client %s: access denied by the server's pipe "
+                 "descriptor", p->eng->name, pname(p));
+        aipc_pipe_set_error(p, AIPC_EACCESS, e);
+    } else {
         aipc_log(AIPC_LOG_ERROR, "pipe(%s) client %s: cannot open the pipe (%lu)", p->eng->name,
                  pname(p), e);
+        aipc_pipe_set_error(p, AIPC_ESYS, e);
+    }
     client_fail(p);
 }
 

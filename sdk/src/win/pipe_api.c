@@ -37,6 +37,8 @@ static void pipe_destroy(aipc_pipe *p)
     if (p->disp)
         aipc_dispatcher_unref(p->disp);
     aipc_gate_free(&p->gate);
+    aipc_sec_expect_free(&p->owners);
+    free(p->server_sddl);
     aipc_decoder_free(&p->dec);
     aipc_batch_free(&p->q[0]);
     aipc_batch_free(&p->q[1]);
@@ -202,6 +204,65 @@ int aipc_pipe_set_option(aipc_named_pipe *pipe, int option, uint64_t value)
     }
 }
 
+void aipc_pipe_set_error(aipc_pipe *p, int code, DWORD win32)
+{
+    InterlockedExchange(&p->last_win32, (LONG)win32);
+    InterlockedExchange(&p->last_err, code);
+}
+
+int aipc_pipe_get_error(aipc_named_pipe *pipe, uint32_t *win32)
+{
+    aipc_pipe *p = (aipc_pipe *)pipe;
+    if (!p)
+        return AIPC_EINVAL;
+    if (win32)
+        *win32 = (uint32_t)InterlockedCompareExchange(&p->last_win32, 0, 0);
+    return (int)InterlockedCompareExchange(&p->last_err, 0, 0);
+}
+
+int aipc_pipe_set_security(aipc_named_pipe *pipe, const char *server_sddl,
+                           const char *server_owners)
+{
+    aipc_pipe *p = (aipc_pipe *)pipe;
+    if (!p)
+        return AIPC_EINVAL;
+    if (p->created)
+        return AIPC_ESTATE;
+    wchar_t *sddl = NULL;
+    if (server_sddl) {
+        int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, server_sddl, -1, NULL, 0);
+        if (n <= 1)
+            return AIPC_EINVAL;
+        sddl = malloc((size_t)n * sizeof *sddl);
+        if (!sddl)
+            return AIPC_ENOMEM;
+        MultiByteToWideChar(CP_UTF8, 0, server_sddl, -1, sddl, n);
+        DWORD e = 0;
+        PSECURITY_DESCRIPTOR sd = aipc_sec_descriptor(sddl, NULL, &e);
+        if (!sd) {
+            aipc_log(AIPC_LOG_ERROR, "pipe: invalid server SDDL \"%s\" (%lu)", server_sddl, e);
+            free(sddl);
+            return e == ERROR_NOT_ENOUGH_MEMORY ? AIPC_ENOMEM : AIPC_EINVAL;
+        }
+        LocalFree(sd);
+    }
+    if (server_owners) {
+        aipc_sec_expect e;
+        int rc = aipc_sec_expect_parse(server_owners, &e);
+        if (rc != 0) {
+            free(sddl);
+            return rc;
+        }
+        aipc_sec_expect_free(&p->owners);
+        p->owners = e;
+    }
+    if (sddl) {
+        free(p->server_sddl);
+        p->server_sddl = sddl;
+    }
+    return 0;
+}
+
 int aipc_pipe_set_dispatcher(aipc_named_pipe *pipe, aipc_dispatcher *d)
 {
     aipc_pipe *p = (aipc_pipe *)pipe;
@@ -218,15 +279,26 @@ int aipc_pipe_set_dispatcher(aipc_named_pipe *pipe, aipc_dispatcher *d)
 }
 
 /* Server: the single pipe instance, created on the calling thread so Create can report it. */
+/* Default descriptor of a point-to-point server: SYSTEM and the creating user only (no
+ * Everyone/Anonymous read access as the default descriptor would give). */
+#define P2P_DEFAULT_SDDL L"D:P(A;;FA;;;SY)(A;;FA;;;%U)"
+
 static DWORD server_create(aipc_pipe *p)
 {
+    DWORD e = 0;
+    PSECURITY_DESCRIPTOR sd = aipc_sec_descriptor(p->server_sddl, P2P_DEFAULT_SDDL, &e);
+    if (!sd)
+        return e;
+    SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
     p->h = CreateNamedPipeW(p->name,
                             PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
                             PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
-                            1, AIPC_PIPE_BUFSIZE, AIPC_PIPE_BUFSIZE, 0, NULL);
-    if (p->h == INVALID_HANDLE_VALUE)
-        return GetLastError() ? GetLastError() : ERROR_GEN_FAILURE;
-    DWORD e = p->eng->attach(p);
+                            1, AIPC_PIPE_BUFSIZE, AIPC_PIPE_BUFSIZE, 0, &sa);
+    e = p->h == INVALID_HANDLE_VALUE ? (GetLastError() ? GetLastError() : ERROR_GEN_FAILURE) : 0;
+    LocalFree(sd);
+    if (e)
+        return e;
+    e = p->eng->attach(p);
     if (e) {
         p->eng->detach(p);
         CloseHandle(p->h);
@@ -257,8 +329,18 @@ bool aipc_pipe_create(aipc_named_pipe *pipe, const wchar_t *pipe_name, PipeType 
     p->name_utf8 = aipc_wname_utf8(full);
     p->role = type;
     p->d = d;
-    if (type == PIPE_SERVER)
+    if (type == PIPE_SERVER) {
         p->create_err = server_create(p);   /* the start task reports OnCreate(false) */
+        if (p->create_err)
+            aipc_pipe_set_error(p, p->create_err == ERROR_ACCESS_DENIED ? AIPC_EACCESS
+                                   : p->create_err == ERROR_PIPE_BUSY ? AIPC_EBUSY : AIPC_ESYS,
+                                p->create_err);
+    } else if (!p->owners.any && p->owners.n == 0 &&
+               aipc_sec_expect_parse(AIPC_SEC_P2P_OWNERS, &p->owners) != 0) {
+        aipc_log(AIPC_LOG_ERROR, "pipe: Create: cannot resolve this process's user");
+        aipc_pipe_set_error(p, AIPC_ESYS, GetLastError());
+        return false;
+    }
     if (!post_task(p, &p->start_op, 0))
         return false;
     return p->create_err == 0;

@@ -37,6 +37,7 @@
 #include "cbgate.h"
 #include "dispatcher.h"
 #include "frame.h"
+#include "winsec.h"
 
 typedef struct aipc_pipe aipc_pipe;
 typedef struct aipc_loop aipc_loop;
@@ -172,6 +173,10 @@ struct aipc_pipe {
     uint64_t max_queue;           /* AIPC_PIPE_OPT_MAX_QUEUE; AIPC_QUEUE_AUTO = the default */
     uint64_t max_dispatch;        /* AIPC_PIPE_OPT_MAX_DISPATCH; 0 = the default */
     aipc_dispatcher *disp;        /* callbacks go through it (NULL: on the I/O thread) */
+    wchar_t *server_sddl;         /* aipc_pipe_set_security (NULL = the default) */
+    aipc_sec_expect owners;       /* client: accepted owners of the server's pipe */
+    volatile LONG last_err;       /* aipc_pipe_get_error: AIPC_E* and the Win32 error */
+    volatile LONG last_win32;
 
     /* dispatcher flow control (any thread) */
     volatile LONG64 dq_bytes;     /* received bytes queued for the dispatcher (with overhead) */
@@ -221,6 +226,8 @@ struct aipc_pipe {
 };
 
 /* ---- pipe_api.c --------------------------------------------------------------------------- */
+/* Records why the pipe failed (aipc_pipe_get_error). */
+void aipc_pipe_set_error(aipc_pipe *p, int code, DWORD win32);
 void aipc_pipe_ref(aipc_pipe *p);
 void aipc_pipe_unref(aipc_pipe *p);   /* frees the object at zero (any thread) */
 

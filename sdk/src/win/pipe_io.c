@@ -56,6 +56,7 @@ static void read_done(aipc_pipe *p, DWORD bytes)
     if (rc == 0 && aipc_pipe_ev_should_pause(p))
         return;               /* the dispatcher's thread posts the resume task */
     if (rc != 0) {
+        aipc_pipe_set_error(p, rc == AIPC_ENOMEM ? AIPC_ENOMEM : AIPC_EPROTO, 0);
         if (rc == AIPC_ENOMEM)
             aipc_log(AIPC_LOG_ERROR, "pipe(%s) %s: out of memory for an incoming message; closing",
                      p->eng->name, p->name_utf8 ? p->name_utf8 : "?");
