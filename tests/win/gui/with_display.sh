@@ -13,14 +13,37 @@
 # display: the first one starts the prefix's desktop process (explorer.exe), and while a desktop
 # started without a display (or on another display) lives, CreateWindowEx of top-level windows
 # fails for the others (seen with ctest -j2).
+#
+# The program's output goes through a file that `tail --pid` copies to our stdout while the
+# program runs: the first windowed program of a prefix starts the prefix's desktop process
+# (explorer.exe /desktop), which inherits that program's stdout/stderr and lives while any
+# windowed program of the prefix runs. Given ctest's pipe, it would hold the test "running"
+# until every other GUI test ended (seen: 4 s of work reported as 144 s).
 emu=$1
 shift
+
+# Runs the program with its output copied to stdout; returns its exit code.
+run() {
+  out=$(mktemp "${TMPDIR:-/tmp}/aipc-gui-out.XXXXXX")
+  "$emu" "$@" >"$out" 2>&1 </dev/null &
+  pid=$!
+  tail -n +1 -f --pid="$pid" "$out" &
+  tailpid=$!
+  wait "$pid"
+  rc=$?
+  wait "$tailpid"
+  rm -f "$out"
+  return $rc
+}
+
 if [ -n "${DISPLAY:-}" ]; then
-  exec "$emu" "$@"
+  run "$@"
+  exit $?
 fi
 if ! command -v Xvfb >/dev/null 2>&1; then
   echo "with_display.sh: DISPLAY is unset and Xvfb is missing (tools/setup.sh installs xvfb); windows will fail" >&2
-  exec "$emu" "$@"
+  run "$@"
+  exit $?
 fi
 top=$(cd "$(dirname "$0")/../../.." && pwd)
 prefix=${WINEPREFIX:-$top/build/wineprefix}
@@ -50,4 +73,5 @@ state="$prefix/.aipc-xvfb"    # "<display number> <pid>" of the prefix's Xvfb
 read -r num pid <"$state"
 DISPLAY=":$num"
 export DISPLAY
-exec "$emu" "$@"
+run "$@"
+exit $?
