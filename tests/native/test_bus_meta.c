@@ -147,6 +147,39 @@ START_TEST(presence_payload)
 }
 END_TEST
 
+/* The identity the broker stamps: sid/session/integrity in presence payloads and in "from". */
+START_TEST(peer_identity)
+{
+    aipc_bus_peer who;
+    char big[AIPC_BUS_PRESENCE_BUF], small[8];
+    const char *p = "{\"id\":9,\"name\":\"ui\",\"pid\":42,\"sid\":\"S-1-5-21-1-2-3-1001\","
+                    "\"session\":2,\"integrity\":8192}";
+    ck_assert_int_eq(aipc_bus_presence_parse((const uint8_t *)p, strlen(p), &who, big, sizeof big), 0);
+    ck_assert_str_eq(who.name, "ui");
+    ck_assert_str_eq(who.user_sid, "S-1-5-21-1-2-3-1001");
+    ck_assert_uint_eq(who.session, 2);
+    ck_assert_uint_eq(who.integrity, 0x2000);
+    /* no room for the SID after the name: "" rather than a cut SID */
+    ck_assert_int_eq(aipc_bus_presence_parse((const uint8_t *)p, strlen(p), &who, small, sizeof small), 0);
+    ck_assert_str_eq(who.name, "ui");
+    ck_assert_str_eq(who.user_sid, "");
+    /* an old broker: no identity fields */
+    p = "{\"id\":9,\"name\":\"ui\",\"pid\":42}";
+    ck_assert_int_eq(aipc_bus_presence_parse((const uint8_t *)p, strlen(p), &who, big, sizeof big), 0);
+    ck_assert_str_eq(who.user_sid, "");
+    ck_assert_uint_eq(who.session, 0);
+    ck_assert_uint_eq(who.integrity, 0);
+    aipc_bus_in in;
+    const char *m = "{\"op\":\"msg\",\"topic\":\"a\",\"from\":{\"id\":3,\"name\":\"x\",\"pid\":1,"
+                    "\"sid\":\"S-1-5-18\",\"session\":0,\"integrity\":16384}}";
+    ck_assert_int_eq(aipc_bus_meta_parse((const uint8_t *)m, strlen(m), &in), 0);
+    ck_assert(in.has_from);
+    ck_assert_str_eq(in.from.user_sid, "S-1-5-18");
+    ck_assert_uint_eq(in.from.integrity, 0x4000);
+    aipc_bus_in_free(&in);
+}
+END_TEST
+
 START_TEST(validation)
 {
     ck_assert(aipc_bus_name_valid("ui"));
@@ -230,6 +263,7 @@ static Suite *suite(void)
     Suite *s = suite_create("bus_meta");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, build_client_ops);
+    tcase_add_test(tc, peer_identity);
     tcase_add_test(tc, build_escapes_strings);
     tcase_add_test(tc, parse_broker_ops);
     tcase_add_test(tc, parse_rejects_garbage);

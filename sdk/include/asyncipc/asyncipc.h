@@ -390,11 +390,18 @@ typedef enum {
 /* Text for a state ("connected", ...); never NULL. */
 ASYNCIPC_API const char *aipc_bus_state_name(aipc_bus_state state);
 
-/* A client as stamped by the broker. `name` is "" for an anonymous client, never NULL. */
+/* A client as stamped by the broker. `name` is "" for an anonymous client, never NULL.
+ * The broker fills in the identity it learnt when the client connected (not what the client
+ * claims); a broker older than 0.2 leaves user_sid "" and the numbers 0. */
 typedef struct aipc_bus_peer {
-    uint64_t    id;    /* broker-assigned client id (unique while the broker runs) */
-    const char *name;  /* client name */
-    uint32_t    pid;   /* process id of the client (GetNamedPipeClientProcessId) */
+    uint64_t    id;        /* broker-assigned client id (unique while the broker runs) */
+    const char *name;      /* client name */
+    uint32_t    pid;       /* process id of the client (GetNamedPipeClientProcessId) */
+    /* --- appended in 0.2 (the SDK allocates peers: callers only read them) --- */
+    const char *user_sid;  /* the client's user, "S-1-5-21-..."; never NULL */
+    uint32_t    session;   /* its Windows session id */
+    uint32_t    integrity; /* its mandatory integrity level RID: 0x1000 low, 0x2000 medium,
+                              0x3000 high, 0x4000 system; 0 = unknown */
 } aipc_bus_peer;
 
 /*

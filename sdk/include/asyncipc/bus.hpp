@@ -84,6 +84,9 @@ struct BusPeer {
     uint64_t id = 0;
     std::string name;
     uint32_t pid = 0;
+    std::string userSid;      /* the identity the broker learnt at connect (see aipc_bus_peer) */
+    uint32_t session = 0;
+    uint32_t integrity = 0;
 
     static BusPeer from(const aipc_bus_peer *p)
     {
@@ -92,6 +95,9 @@ struct BusPeer {
             r.id = p->id;
             r.name = p->name ? p->name : "";
             r.pid = p->pid;
+            r.userSid = p->user_sid ? p->user_sid : "";
+            r.session = p->session;
+            r.integrity = p->integrity;
         }
         return r;
     }

@@ -90,8 +90,10 @@ typedef struct aipc_bus_in {
 int aipc_bus_meta_parse(const uint8_t *meta, size_t len, aipc_bus_in *in);
 void aipc_bus_in_free(aipc_bus_in *in);
 
-/* Parses a presence payload {"id","name","pid"}; copies the name into name_buf (cap bytes,
- * truncated, NUL-terminated) and points who->name at it. Returns 0 or AIPC_EPROTO. */
+/* Parses a presence payload {"id","name","pid","sid","session","integrity"}; copies the name
+ * into name_buf (cap bytes, truncated, NUL-terminated) and the SID after it when it fits whole
+ * (else ""), and points who->name / who->user_sid there. Returns 0 or AIPC_EPROTO. */
+#define AIPC_BUS_PRESENCE_BUF (AIPC_BUS_NAME_MAX + 1 + 192)
 int aipc_bus_presence_parse(const uint8_t *payload, size_t len, aipc_bus_peer *who,
                             char *name_buf, size_t cap);
 

@@ -176,19 +176,25 @@ static const struct { const char *text; aipc_bus_in_op op; } op_names[] = {
     {"dropped", AIPC_BUS_IN_DROPPED}, {"bye", AIPC_BUS_IN_BYE},
 };
 
-/* Fills a peer from a {"id","name","pid"} object; 1 if it had a usable id. */
+/* Fills a peer from a {"id","name","pid","sid","session","integrity"} object; 1 if it had a
+ * usable id. */
 static int get_peer(const cJSON *o, aipc_bus_peer *p)
 {
     uint64_t v = 0;
-    p->id = 0;
-    p->pid = 0;
+    memset(p, 0, sizeof *p);
     p->name = "";
+    p->user_sid = "";
     if (!cJSON_IsObject(o))
         return 0;
     int has = get_u64(o, "id", &p->id);
     if (get_u64(o, "pid", &v) && v <= UINT32_MAX)
         p->pid = (uint32_t)v;
+    if (get_u64(o, "session", &v) && v <= UINT32_MAX)
+        p->session = (uint32_t)v;
+    if (get_u64(o, "integrity", &v) && v <= UINT32_MAX)
+        p->integrity = (uint32_t)v;
     p->name = get_str(o, "name");
+    p->user_sid = get_str(o, "sid");
     return has;
 }
 
@@ -254,9 +260,16 @@ int aipc_bus_presence_parse(const uint8_t *payload, size_t len, aipc_bus_peer *w
         n = cap - 1;
     memcpy(name_buf, p.name, n);
     name_buf[n] = 0;
-    cJSON_Delete(root);
-    who->id = p.id;
-    who->pid = p.pid;
+    /* the SID follows the name's NUL when there is room for it whole */
+    char *sid = name_buf + n;
+    size_t sl = strlen(p.user_sid);
+    if (sl && n + 1 + sl + 1 <= cap) {
+        sid = name_buf + n + 1;
+        memcpy(sid, p.user_sid, sl + 1);
+    }
+    *who = p;
     who->name = name_buf;
+    who->user_sid = sid;
+    cJSON_Delete(root);
     return 0;
 }

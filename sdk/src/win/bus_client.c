@@ -446,7 +446,7 @@ static void dispatch_msg(aipc_bus *b, const aipc_bus_in *in, const uint8_t *pl, 
         int left = strcmp(topic, "$bus/left") == 0;
         if ((joined || left) && b->o.on_presence) {
             aipc_bus_peer who;
-            char name[BUS_NAME_BUF];
+            char name[AIPC_BUS_PRESENCE_BUF];
             if (aipc_bus_presence_parse(pl, pn, &who, name, sizeof name) == 0)
                 aipc_bus_ev_presence(b, joined != 0, &who);
         }

@@ -195,7 +195,8 @@ static bus_ev *ev_new(aipc_bus *b, ev_kind kind, const aipc_bus_peer *peer, cons
                       const char *s2, const void *data, size_t len)
 {
     size_t n1 = slen(s1), n2 = slen(s2), np = peer ? slen(peer->name) : 0;
-    size_t extra = n1 + n2 + np + (data ? len + 1 : 0);
+    size_t ns = peer ? slen(peer->user_sid) : 0;
+    size_t extra = n1 + n2 + np + ns + (data ? len + 1 : 0);
     bus_ev *v = malloc(sizeof *v + extra);
     if (!v) {
         aipc_log(AIPC_LOG_ERROR, "bus(%s): out of memory for a callback; it is lost", b->pipe_utf8);
@@ -211,7 +212,9 @@ static bus_ev *ev_new(aipc_bus *b, ev_kind kind, const aipc_bus_peer *peer, cons
     if (peer) {
         v->peer = *peer;
         v->peer.name = "";
+        v->peer.user_sid = "";
         if (peer->name) { memcpy(p, peer->name, np); v->peer.name = p; p += np; }
+        if (peer->user_sid) { memcpy(p, peer->user_sid, ns); v->peer.user_sid = p; p += ns; }
     }
     if (data) {
         if (len)
@@ -320,8 +323,8 @@ void aipc_bus_ev_dropped(aipc_bus *b, uint64_t count)
 static void park_locked(aipc_bus *b, aipc_bus_pend *e, int status, const aipc_bus_peer *from,
                         const void *data, size_t len, bus_ev **out)
 {
-    size_t np = from ? slen(from->name) : 0;
-    bus_done *d = malloc(sizeof *d + np + (data ? len : 0) + 1);
+    size_t np = from ? slen(from->name) : 0, ns = from ? slen(from->user_sid) : 0;
+    bus_done *d = malloc(sizeof *d + np + ns + (data ? len : 0) + 1);
     bus_ev *v = d ? ev_new(b, EV_DONE, NULL, NULL, NULL, NULL, 0) : NULL;
     *out = NULL;
     if (!d || !v) {
@@ -341,7 +344,9 @@ static void park_locked(aipc_bus *b, aipc_bus_pend *e, int status, const aipc_bu
         d->has_from = 1;
         d->from = *from;
         d->from.name = "";
+        d->from.user_sid = "";
         if (from->name) { memcpy(p, from->name, np); d->from.name = p; p += np; }
+        if (from->user_sid) { memcpy(p, from->user_sid, ns); d->from.user_sid = p; p += ns; }
     }
     if (data && len)
         memcpy(p, data, len);
@@ -356,7 +361,7 @@ static void park_locked(aipc_bus *b, aipc_bus_pend *e, int status, const aipc_bu
         b->done_head = d;
     b->done_tail = d;
     v->done = d;
-    v->it.charge += (uint32_t)(np + d->len);
+    v->it.charge += (uint32_t)(np + ns + d->len);
     *out = v;
 }
 
