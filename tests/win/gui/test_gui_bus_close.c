@@ -332,8 +332,11 @@ START_TEST(close_with_slow_backlog)
 
     gui_step_ms(3 * WAIT_MS, "aipc_bus_close with a slow callback running and a backlog queued");
     close_call cc = {&s, 0, 0, 0};
+    gui_left.bus = NULL;   /* closed below, returned or not: the teardown must not close it again */
     ck_assert_msg(aipc_test_call_bounded(close_counted, &cc, 2 * WAIT_MS), "aipc_bus_close did not return");
     s.bus = NULL;
+    fprintf(stdout, "  callbacks started: %ld when close began, %ld when it returned\n",
+            (long)cc.started_before, (long)cc.started_after);
     ck_assert_msg(cc.started_before < BACKLOG, "the backlog was drained before close (%ld started)",
                   (long)cc.started_before);
     ck_assert_msg(cc.started_after - cc.started_before <= 1,
