@@ -11,6 +11,8 @@
  *              a condition, an event or WM_QUIT, and a bounded aipc_dispatcher_run loop;
  *   recorder   a bus client recording what its callbacks see (thread, order of numbered
  *              messages, nesting, drops) for the dispatcher suites;
+ *   fixture    the broker + a publishing client of a bus test (bt_broker/bt_client from
+ *              tests/win/bus), and a teardown that releases whatever a failed test left;
  *   runner     Check in no-fork mode with the watchdog running.
  *
  * Nothing here sleeps to synchronise: waits are on events, processes, or the message queue.
