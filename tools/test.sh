@@ -35,14 +35,16 @@ cmake -S . -B build/win -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake >build/win.
 cmake --build build/win -j"$jobs" >build/win.build.log 2>&1 || { tail -50 build/win.build.log; exit 1; }
 echo "== windows: ctest under Wine ($WINEPREFIX)"
 # One persistent wineserver for the whole run, with the prefix's own processes started on
-# /dev/null (see tools/wine-run); the EXIT trap ends it.
-wineserver -p </dev/null >/dev/null 2>&1 || true
-tools/wine-run cmd.exe /c exit </dev/null >/dev/null 2>&1 || true
-# GUI suites need an X display for their windows (Wine creates top-level windows only with
-# one): without DISPLAY, the whole run shares one Xvfb.
+# /dev/null (see tools/wine-run); the EXIT trap ends it. GUI suites need an X display for their
+# windows (Wine creates top-level windows only with one), and every program of the prefix must
+# see the same display as its desktop process: without DISPLAY, the server, the prefix's
+# start-up and the whole ctest run share one Xvfb.
 display=()
 [ -n "${DISPLAY:-}" ] || ! command -v xvfb-run >/dev/null || display=(xvfb-run -a -s "-screen 0 1024x768x24 -nolisten tcp")
-(cd build/win && "${display[@]}" ctest -j"$jobs" "${ctest_args[@]}") 2>&1 | tee build/win.ctest.log
+"${display[@]}" bash -c '
+  wineserver -p </dev/null >/dev/null 2>&1 || true
+  tools/wine-run cmd.exe /c exit </dev/null >/dev/null 2>&1 || true
+  cd build/win && ctest "$@"' ctest -j"$jobs" "${ctest_args[@]}" 2>&1 | tee build/win.ctest.log
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 count build/win.ctest.log
 
