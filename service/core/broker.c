@@ -58,6 +58,11 @@ aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(v
         b->cfg.max_payload = def.max_payload;
     if (!b->cfg.max_queue_bytes)
         b->cfg.max_queue_bytes = def.max_queue_bytes;
+    b->cfg.policy = NULL;                 /* the broker's own copy, below */
+    if (cfg && cfg->policy && !(b->policy = aipc_policy_clone(cfg->policy))) {
+        free(b);
+        return NULL;
+    }
     b->now_ms = now_ms ? now_ms : default_now_ms;
     b->started_ms = b->now_ms();
     b->next_id = 1;
@@ -76,6 +81,7 @@ static void client_free(aipc_client *c)
 {
     aipc_outq_free(&c->q);
     aipc_decoder_free(&c->dec);
+    aipc_identity_free(c);
     free(c->from);
     free(c);
 }
@@ -114,6 +120,7 @@ void aipc_broker_free(aipc_broker *b)
     aipc_pmap_free(&b->sub_index);
     aipc_pmap_free(&b->reqs);
     aipc_sbuf_free(&b->meta);
+    aipc_policy_free(b->policy);
     free(b);
 }
 

@@ -99,11 +99,17 @@ typedef struct aipc_broker_config {
     char     log_file[1024];     /* "" = engine default. Relative paths are kept as written:
                                   * the ENGINE resolves them against the config file's folder */
     char     sddl[4096];         /* "" = engine's default DACL */
+    struct aipc_policy *policy;  /* the "policy" key (policy.h); NULL = the open bus. Owned
+                                  * by the struct that aipc_broker_config_load_json filled:
+                                  * release it with aipc_broker_config_free. aipc_broker_new
+                                  * keeps its own copy. */
 } aipc_broker_config;
 
 /* Fills *out with the defaults (pipe asyncipc.broker, 1024 clients, 16 MiB payload,
- * 8 MiB queue, 64 MiB retained store, info, no log file, default DACL). */
+ * 8 MiB queue, 64 MiB retained store, info, no log file, default DACL, no policy). */
 void aipc_broker_config_defaults(aipc_broker_config *out);
+/* Releases what a loaded config owns (its policy); the struct is left with no policy. */
+void aipc_broker_config_free(aipc_broker_config *cfg);
 
 /*
  * Parses a JSON config over the defaults. Strict: the text must be one JSON object; unknown
@@ -112,9 +118,11 @@ void aipc_broker_config_defaults(aipc_broker_config *out);
  *   max_payload (integer 1..1 GiB), max_queue_bytes (integer 64 KiB..1 TiB),
  *   max_retained_bytes (integer 0..1 TiB; 0 = retained messages are refused),
  *   log_level ("error"|"warn"|"info"|"debug"|"trace" or integer 0..4),
- *   log_file (string, may be empty), sddl (string, may be empty).
+ *   log_file (string, may be empty), sddl (string, may be empty),
+ *   policy (object: access rules and reserved names, see policy.h and docs/protocol.md).
  * Returns 0, or AIPC_EINVAL with a one-line message naming the key in err (always
- * NUL-terminated when errlen > 0). *out is only written on success.
+ * NUL-terminated when errlen > 0). *out is only written on success; it must not own a policy
+ * yet (it is overwritten, not freed): call aipc_broker_config_free on it when done.
  */
 int aipc_broker_config_load_json(aipc_broker_config *out, const char *json_text, char *err,
                                  size_t errlen);
@@ -172,6 +180,39 @@ const char *aipc_client_name(const aipc_client *cl);
 uint32_t aipc_client_pid(const aipc_client *cl);
 aipc_conn *aipc_client_conn(const aipc_client *cl);
 
+/* ---- client identity ------------------------------------------------------------------------
+ * Who is behind a connection, as the engine learnt it from the operating system when the client
+ * connected (never from what the client says): its user SID, its session, its integrity level and
+ * its groups. The core stamps user, session and integrity into every `from` it sends for the
+ * client (and into presence), and the policy decides on the user and the groups. */
+
+#define AIPC_SID_MAX             191u   /* longest SID string accepted (NUL excluded) */
+#define AIPC_IDENTITY_MAX_GROUPS 1024u  /* a Windows token holds at most 1015 groups */
+
+typedef struct aipc_identity_group {
+    const char *sid;          /* "S-1-5-32-544" */
+    int deny_only;            /* SE_GROUP_USE_FOR_DENY_ONLY (or not enabled): counts for deny
+                               * rules only, as in an access check */
+} aipc_identity_group;
+
+typedef struct aipc_identity {
+    const char *user_sid;     /* "S-1-5-21-..." */
+    uint32_t session;         /* Windows session id */
+    uint32_t integrity;       /* mandatory integrity level RID (0x2000 medium, ...); 0 unknown */
+    const aipc_identity_group *groups;
+    size_t ngroups;
+} aipc_identity;
+
+/* Gives a client its identity (copied). Must be called after attach and before the first
+ * aipc_broker_input of the client (before its hello): AIPC_EINVAL afterwards, or when a SID is
+ * not a well-formed "S-1-..." string of at most AIPC_SID_MAX characters, or with more than
+ * AIPC_IDENTITY_MAX_GROUPS groups; AIPC_ENOMEM. The engine closes the connection on failure.
+ * A client without identity (core tests) is stamped without the identity fields and matches
+ * no policy principal except "*". */
+int aipc_client_set_identity(aipc_client *cl, const aipc_identity *id);
+/* The identity given by set_identity (pointers into the client), or NULL. */
+const aipc_identity *aipc_client_identity(const aipc_client *cl);
+
 /* Stopping: queues {"op":"bye","reason":"shutdown"} to every client and asks to close each
  * (ops->close). The engine flushes, then detaches them and frees the broker. Input arriving
  * afterwards is ignored, and new attaches are refused (NULL). */
@@ -192,6 +233,7 @@ typedef struct aipc_broker_stats {
     uint64_t deliveries;       /* publication copies queued to subscribers */
     uint64_t drops;            /* publication copies dropped on full queues */
     uint64_t errors;           /* error frames sent */
+    uint64_t denied;           /* operations the policy refused (forbidden, name_reserved) */
     uint64_t uptime_ms;
 } aipc_broker_stats;
 

@@ -23,6 +23,14 @@ void aipc_broker_config_defaults(aipc_broker_config *out)
     out->log_level = AIPC_LOG_INFO;
 }
 
+void aipc_broker_config_free(aipc_broker_config *cfg)
+{
+    if (!cfg)
+        return;
+    aipc_policy_free(cfg->policy);
+    cfg->policy = NULL;
+}
+
 /* Writes the error message (always NUL-terminated) and returns AIPC_EINVAL. */
 static int cfg_err(char *err, size_t errlen, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -156,6 +164,10 @@ static int apply(const cJSON *v, aipc_broker_config *c, char *err, size_t errlen
         return get_str(v, c->log_file, sizeof c->log_file, true, err, errlen);
     if (strcmp(k, "sddl") == 0)
         return get_str(v, c->sddl, sizeof c->sddl, true, err, errlen);
+    if (strcmp(k, "policy") == 0) {
+        rc = aipc_policy_from_cjson(v, &c->policy, err, errlen);
+        return rc == AIPC_ENOMEM ? AIPC_EINVAL : rc;   /* the message says out of memory */
+    }
     return cfg_err(err, errlen, "config: unknown key \"%s\"", k);
 }
 
@@ -191,6 +203,8 @@ int aipc_broker_config_load_json(aipc_broker_config *out, const char *json_text,
     }
     if (rc == 0)
         *out = c;
+    else
+        aipc_broker_config_free(&c);
 done:
     cJSON_Delete(j);
     return rc;

@@ -13,6 +13,9 @@
  *   broker.c    broker lifecycle, attach/input/detach/shutdown
  *   config.c    JSON config loader
  *   stats.c     counters and their JSON form
+ *   identity.c  the client's identity (set by the engine) and its `from` object
+ *   filter.c    filter/filter relations (matches, covers, overlaps) for the policy
+ *   policy.c    policy evaluation (policy.h); policy_load.c parses it from the config
  */
 #ifndef AIPC_BROKER_INTERNAL_H
 #define AIPC_BROKER_INTERNAL_H
@@ -23,6 +26,7 @@
 
 #include "broker.h"
 #include "frame.h"
+#include "policy.h"
 
 #define AIPC_NAME_MAX       128u
 #define AIPC_TOPIC_MAX_LEVELS 256u      /* recursion bound for the tries */
@@ -135,6 +139,49 @@ aipc_tnode *aipc_trie_path(aipc_tnode *root, const char *topic, size_t n, bool c
 void aipc_trie_prune(aipc_tnode *node);
 void aipc_trie_free(aipc_tnode *root);
 
+/* ---- policy (policy.h) ------------------------------------------------------------------- */
+enum { AIPC_PR_ANY = 0, AIPC_PR_SID = 1, AIPC_PR_SELF = 2 };   /* "*", a SID, "%u" */
+
+typedef struct aipc_principal {
+    int kind;
+    char *sid;                /* AIPC_PR_SID: "S-1-..." (aliases resolved) */
+} aipc_principal;
+
+typedef struct aipc_principals {
+    aipc_principal *v;
+    uint32_t n;               /* 0: the key was absent (no constraint) */
+} aipc_principals;
+
+enum { AIPC_TS_NONE = 0, AIPC_TS_SAME = 1, AIPC_TS_FIXED = 2 };  /* to_session */
+
+typedef struct aipc_rule {
+    bool allow;
+    unsigned ops;             /* AIPC_POLICY_* */
+    aipc_principals who;      /* never empty (default "*") */
+    char *topic;              /* filter template (%u, %s); NULL = "#" */
+    char *to;                 /* name pattern template; NULL = any target */
+    aipc_principals to_user;  /* n == 0: any target user */
+    int to_session;           /* AIPC_TS_* */
+    uint32_t session;         /* AIPC_TS_FIXED */
+} aipc_rule;
+
+typedef struct aipc_reserved {
+    char *pattern;            /* "name" or "prefix*" */
+    aipc_principals owners;
+} aipc_reserved;
+
+struct aipc_policy {
+    char *source;             /* the policy object as compact JSON (clone re-parses it) */
+    bool default_allow;
+    aipc_rule *rules;
+    uint32_t nrules;
+    aipc_reserved *names;
+    uint32_t nnames;
+};
+
+/* A SID string "S-1-<authority>(-<sub>){0,15}" of at most AIPC_SID_MAX chars. */
+bool aipc_sid_valid(const char *s);
+
 /* ---- clients ----------------------------------------------------------------------------- */
 typedef struct aipc_req aipc_req;
 
@@ -149,8 +196,14 @@ struct aipc_client {
     uint32_t pid;
     char name[AIPC_NAME_MAX + 1];
     uint32_t name_len;
-    char *from;               /* {"id":..,"name":..,"pid":..} stamped on what it sends */
+    char *from;               /* {"id":..,"name":..,"pid":..[,"sid","session","integrity"]}
+                               * stamped on what it sends */
     uint32_t from_len;
+    aipc_identity ident;      /* valid when has_ident; strings point into ident_mem */
+    aipc_identity_group *ident_groups;
+    char *ident_mem;
+    bool has_ident;
+    uint32_t denied;          /* operations the policy refused (the first one is logged) */
     aipc_decoder dec;
     aipc_outq q;
     uint64_t dropped_pending; /* publications dropped and not reported yet */
@@ -196,6 +249,7 @@ struct aipc_broker {
     uint64_t pub_seq;
 
     aipc_pmap reqs;           /* (requester id, rid) -> aipc_req */
+    aipc_policy *policy;      /* NULL: the open bus */
 
     aipc_sbuf meta;           /* scratch for outgoing metas */
     /* The inbound frame being routed (set around aipc_router_frame): the first outgoing frame
@@ -215,6 +269,10 @@ aipc_client *aipc_registry_find_name(aipc_broker *b, const char *name, size_t n)
 aipc_client *aipc_registry_find_id(aipc_broker *b, uint64_t id);
 int aipc_registry_add(aipc_broker *b, aipc_client *c, const char *name, size_t n);
 void aipc_registry_remove(aipc_broker *b, aipc_client *c);
+
+/* identity.c */
+int aipc_make_from(aipc_client *c);       /* builds c->from at hello */
+void aipc_identity_free(aipc_client *c);
 
 /* reqs.c */
 int aipc_reqs_add(aipc_broker *b, aipc_client *from, aipc_client *to, int64_t rid);

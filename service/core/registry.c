@@ -33,29 +33,6 @@ aipc_client *aipc_registry_find_id(aipc_broker *b, uint64_t id)
     return id ? aipc_pmap_get(&b->by_id, id, 0) : NULL;
 }
 
-/* Builds the `from` object stamped on everything the client sends (precomputed once). */
-static int make_from(aipc_broker *b, aipc_client *c)
-{
-    aipc_sbuf s = {0};
-    aipc_sbuf_lit(&s, "{\"id\":");
-    aipc_sbuf_u64(&s, c->id);
-    aipc_sbuf_lit(&s, ",\"name\":");
-    if (c->name_len)
-        aipc_sbuf_jstr(&s, c->name, c->name_len);
-    else
-        aipc_sbuf_lit(&s, "null");
-    aipc_sbuf_lit(&s, ",\"pid\":");
-    aipc_sbuf_u64(&s, c->pid);
-    aipc_sbuf_lit(&s, "}");
-    if (s.oom) {
-        aipc_sbuf_free(&s);
-        return AIPC_ENOMEM;
-    }
-    c->from = s.p;
-    c->from_len = (uint32_t)s.len;
-    return 0;
-}
-
 /* Gives a client (after a valid hello) its id and optional name. The caller checked the name's
  * syntax and that it is free. */
 int aipc_registry_add(aipc_broker *b, aipc_client *c, const char *name, size_t n)
@@ -65,7 +42,7 @@ int aipc_registry_add(aipc_broker *b, aipc_client *c, const char *name, size_t n
     c->name[n] = 0;
     c->name_len = (uint32_t)n;
     c->id = id;
-    if (make_from(b, c) != 0)
+    if (aipc_make_from(c) != 0)
         goto fail;
     if (aipc_pmap_put(&b->by_id, id, 0, c) != 0)
         goto fail;

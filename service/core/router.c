@@ -74,6 +74,60 @@ static aipc_client *resolve_to(opctx *x)
     return t;
 }
 
+/* ---- policy ------------------------------------------------------------------------------- */
+
+/* Counts and logs a refusal (a client's first at info, later ones at debug: a client hammering
+ * the policy cannot flood the log), then answers with `code`. */
+static void refuse(opctx *x, const char *code, const char *what, const char *res, size_t rlen,
+                   int rule)
+{
+    aipc_broker *b = x->b;
+    aipc_client *c = x->c;
+    const aipc_identity *id = aipc_client_identity(c);
+    b->st.denied++;
+    char by[32];
+    if (rule >= 0)
+        snprintf(by, sizeof by, "rule %d", rule);
+    else
+        snprintf(by, sizeof by, "the default");
+    aipc_logf(b, c->denied++ ? AIPC_LOG_DEBUG : AIPC_LOG_INFO,
+              "policy: client %" PRIu64 " (pid %u, %s, session %u) may not %s \"%.*s\" (%s)",
+              c->id, c->pid, id ? id->user_sid : "no identity", id ? (unsigned)id->session : 0u,
+              what, (int)(rlen > 200 ? 200 : rlen), res, by);
+    fail(x, code, rule == -2 ? "this name is reserved for another account"
+                             : "the broker's policy does not allow this");
+}
+
+/* The policy's verdict on a pub or sub of `t` (true without a policy). */
+static bool topic_allowed(opctx *x, unsigned op, const char *t, size_t n)
+{
+    if (!x->b->policy)
+        return true;
+    aipc_policy_verdict v =
+        aipc_policy_check_topic(x->b->policy, aipc_client_identity(x->c), op, t, n);
+    if (!v.allow)
+        refuse(x, "forbidden", op == AIPC_POLICY_PUB ? "publish on" : "subscribe to", t, n,
+               v.rule);
+    return v.allow;
+}
+
+/* The policy's verdict on a send or req to client t (true without a policy). */
+static bool target_allowed(opctx *x, unsigned op, const aipc_client *t)
+{
+    if (!x->b->policy)
+        return true;
+    aipc_policy_verdict v = aipc_policy_check_target(x->b->policy, aipc_client_identity(x->c),
+                                                     op, t->name, aipc_client_identity(t));
+    if (!v.allow) {
+        char who[160];
+        snprintf(who, sizeof who, "%s (id %" PRIu64 ")", t->name_len ? t->name : "anonymous",
+                 t->id);
+        refuse(x, "forbidden", op == AIPC_POLICY_SEND ? "send to" : "send a request to", who,
+               strlen(who), v.rule);
+    }
+    return v.allow;
+}
+
 /* hello: proto check, optional unique name, id assignment, welcome, $bus/joined. */
 static void op_hello(opctx *x)
 {
@@ -99,6 +153,10 @@ static void op_hello(opctx *x)
         }
         name = nm->valuestring;
         nlen = strlen(name);
+        if (x->b->policy && !aipc_policy_check_name(x->b->policy, aipc_client_identity(c), name)) {
+            refuse(x, "name_reserved", "take the name", name, nlen, -2);
+            return;
+        }
         if (aipc_registry_find_name(x->b, name, nlen)) {
             fail(x, "name_taken", "another client uses this name");
             aipc_request_close(c);
@@ -127,6 +185,8 @@ static void op_sub(opctx *x)
         fail(x, "bad_topic", "invalid topic filter");
         return;
     }
+    if (!topic_allowed(x, AIPC_POLICY_SUB, f, n))
+        return;
     if (aipc_subscribe(x->b, x->c, f, n) != 0) {
         fail(x, "internal", "out of memory");
         return;
@@ -175,6 +235,8 @@ static void do_pub(opctx *x, const char *t, size_t n, bool retain)
         fail(x, "bad_topic", "invalid topic (wildcards or a leading '$')");
         return;
     }
+    if (!topic_allowed(x, AIPC_POLICY_PUB, t, n))
+        return;
     int rc = aipc_publish(x->b, t, n, x->c->from, x->c->from_len, x->payload, x->plen, retain);
     if (rc == AIPC_PUB_RETAINED_FULL) {
         retained_full(x, n);
@@ -207,7 +269,7 @@ static void op_pub(opctx *x)
 static void op_send(opctx *x)
 {
     aipc_client *t = resolve_to(x);
-    if (!t)
+    if (!t || !target_allowed(x, AIPC_POLICY_SEND, t))
         return;
     aipc_frame *f = aipc_build_delivery(x->b, "direct", x->c->from, x->c->from_len, NULL, false,
                                         0, x->payload, x->plen);
@@ -232,7 +294,7 @@ static void op_req(opctx *x)
         return;
     }
     aipc_client *t = resolve_to(x);
-    if (!t)
+    if (!t || !target_allowed(x, AIPC_POLICY_REQ, t))
         return;
     if (aipc_reqs_find(x->b, x->c->id, x->id)) {
         fail(x, "bad_request", "a request with this id is still pending");

@@ -1,0 +1,431 @@
+/* test_broker_policy.c - the policy engine alone, in tables: filter relations (matches, covers,
+ * overlaps), parse errors naming their key, and decisions for synthetic identities (users,
+ * groups, deny-only groups, sessions, unknown identities) over every op, with %u/%s
+ * substitution, first-match order, defaults and reserved names. */
+#include "test_broker_fake.h"
+#include "test_broker_idents.h"
+
+#include "policy.h"
+
+/* ---- filter relations ---------------------------------------------------------------------- */
+
+static const struct {
+    const char *outer, *inner;
+    bool covers, overlaps;
+} rel[] = {
+    {"#", "a/b", true, true},
+    {"#", "$bus/x", false, false},
+    {"#", "+/x", true, true},
+    {"#", "#", true, true},
+    {"a/#", "a", true, true},
+    {"a/#", "a/#", true, true},
+    {"a/+", "a/#", false, true},
+    {"a/+", "a/b", true, true},
+    {"a/b", "a/+", false, true},
+    {"a/b/#", "a/#", false, true},
+    {"a/b/#", "a", false, false},
+    {"+", "$bus", false, false},
+    {"+/#", "$bus/x", false, false},
+    {"$bus/#", "$bus/+", true, true},
+    {"$bus/+", "$bus/#", false, true},
+    {"+/+", "a", false, false},
+    {"a", "b", false, false},
+    {"+/b", "a/+", false, true},
+    {"session/1/#", "session/2/#", false, false},
+    {"session/1/#", "session/+/x", false, true},
+    {"a/+/b", "a//b", true, true},
+    {"a//b", "a/+/b", false, true},
+    {"a/b", "a/b/c", false, false},
+    {"a/b/c", "a/b", false, false},
+};
+
+START_TEST(filter_relations)
+{
+    for (size_t i = 0; i < N_OF(rel); i++) {
+        const char *o = rel[i].outer, *in = rel[i].inner;
+        ck_assert_msg(aipc_filter_covers(o, strlen(o), in, strlen(in)) == rel[i].covers,
+                      "covers(%s, %s) != %d", o, in, rel[i].covers);
+        ck_assert_msg(aipc_filter_overlaps(o, strlen(o), in, strlen(in)) == rel[i].overlaps,
+                      "overlaps(%s, %s) != %d", o, in, rel[i].overlaps);
+        ck_assert_msg(aipc_filter_overlaps(in, strlen(in), o, strlen(o)) == rel[i].overlaps,
+                      "overlaps is not symmetric for (%s, %s)", o, in);
+    }
+}
+END_TEST
+
+static const struct {
+    const char *filter, *topic;
+    bool match;
+} mat[] = {
+    {"a/#", "a", true},      {"a/#", "a/b/c", true}, {"a/+", "a", false},
+    {"a/+", "a/", true},     {"+", "$x", false},     {"$x/+", "$x/y", true},
+    {"#", "$x", false},      {"#", "x", true},       {"a/+/c", "a//c", true},
+    {"a", "a/b", false},     {"a/b", "a", false},    {"+/+", "a/b", true},
+    {"user/S-1-5-18/#", "user/S-1-5-18/x", true},    {"user/S-1-5-18/#", "user/S-1-5-180", false},
+};
+
+START_TEST(filter_matches)
+{
+    for (size_t i = 0; i < N_OF(mat); i++)
+        ck_assert_msg(aipc_filter_matches(mat[i].filter, strlen(mat[i].filter), mat[i].topic,
+                                          strlen(mat[i].topic)) == mat[i].match,
+                      "matches(%s, %s) != %d", mat[i].filter, mat[i].topic, mat[i].match);
+}
+END_TEST
+
+/* ---- parsing ------------------------------------------------------------------------------ */
+
+static const struct {
+    const char *json, *needle;
+} bad[] = {
+    {"[]", "\"policy\" must be an object"},
+    {"{\"rule\":[]}", "\"policy.rule\""},
+    {"{\"default\":\"maybe\"}", "\"policy.default\""},
+    {"{\"rules\":{}}", "\"policy.rules\""},
+    {"{\"rules\":[1]}", "\"policy.rules[0]\""},
+    {"{\"rules\":[{\"allow\":[\"pub\"],\"deny\":[\"sub\"]}]}", "\"policy.rules[0]\""},
+    {"{\"rules\":[{\"who\":\"*\"}]}", "exactly one of"},
+    {"{\"rules\":[{\"allow\":[]}]}", "\"policy.rules[0].allow\""},
+    {"{\"rules\":[{\"allow\":[\"publish\"]}]}", "\"policy.rules[0].allow\""},
+    {"{\"rules\":[{\"deny\":\"pub\"}]}", "\"policy.rules[0].deny\""},
+    {"{\"rules\":[{\"allow\":[\"pub\"]},{\"allow\":[\"pub\"],\"topic\":\"a/#/b\"}]}",
+     "\"policy.rules[1].topic\""},
+    {"{\"rules\":[{\"allow\":[\"pub\"],\"topic\":\"\"}]}", "\"policy.rules[0].topic\""},
+    {"{\"rules\":[{\"allow\":[\"pub\"],\"topic\":7}]}", "\"policy.rules[0].topic\""},
+    {"{\"rules\":[{\"allow\":[\"send\"],\"topic\":\"a\"}]}", "\"policy.rules[0].topic\""},
+    {"{\"rules\":[{\"allow\":[\"pub\"],\"to\":\"x\"}]}", "\"policy.rules[0].to\""},
+    {"{\"rules\":[{\"allow\":[\"send\"],\"to\":\"a b\"}]}", "\"policy.rules[0].to\""},
+    {"{\"rules\":[{\"allow\":[\"send\"],\"to\":\"a*b\"}]}", "\"policy.rules[0].to\""},
+    {"{\"rules\":[{\"allow\":[\"pub\"],\"to_user\":\"SY\"}]}", "\"policy.rules[0].to_user\""},
+    {"{\"rules\":[{\"allow\":[\"pub\"],\"who\":\"S-1-5-\"}]}", "\"policy.rules[0].who\""},
+    {"{\"rules\":[{\"allow\":[\"pub\"],\"who\":\"XX\"}]}", "\"policy.rules[0].who\""},
+    {"{\"rules\":[{\"allow\":[\"pub\"],\"who\":\"S-2-5-18\"}]}", "\"policy.rules[0].who\""},
+    {"{\"rules\":[{\"allow\":[\"pub\"],\"who\":\"%u\"}]}", "\"policy.rules[0].who\""},
+    {"{\"rules\":[{\"allow\":[\"pub\"],\"who\":[]}]}", "\"policy.rules[0].who\""},
+    {"{\"rules\":[{\"allow\":[\"pub\"],\"who\":[1]}]}", "\"policy.rules[0].who\""},
+    {"{\"rules\":[{\"allow\":[\"pub\"],\"who\":{}}]}", "\"policy.rules[0].who\""},
+    {"{\"rules\":[{\"allow\":[\"send\"],\"to_session\":\"same\"}]}",
+     "\"policy.rules[0].to_session\""},
+    {"{\"rules\":[{\"allow\":[\"send\"],\"to_session\":-1}]}", "\"policy.rules[0].to_session\""},
+    {"{\"rules\":[{\"allow\":[\"send\"],\"to_session\":1.5}]}", "\"policy.rules[0].to_session\""},
+    {"{\"rules\":[{\"allow\":[\"pub\"],\"colour\":1}]}", "\"policy.rules[0].colour\""},
+    {"{\"rules\":[{\"allow\":[\"pub\"],\"topic\":\"a\",\"topic\":\"b\"}]}", "appears twice"},
+    {"{\"rules\":[],\"rules\":[]}", "appears twice"},
+    {"{\"names\":[]}", "\"policy.names\""},
+    {"{\"names\":{\"a b\":\"SY\"}}", "\"policy.names.a b\""},
+    {"{\"names\":{\"svc\":\"%u\"}}", "\"policy.names.svc\""},
+    {"{\"names\":{\"svc\":[]}}", "\"policy.names.svc\""},
+    {"{\"names\":{\"svc\":\"SY\",\"svc\":\"BA\"}}", "appears twice"},
+    {"{\"rules\":[{\"allow\":[\"pub\"],\"topic\":\"%u%u%u%u%u%u%u%u%s\"}]}",
+     "\"policy.rules[0].topic\""},
+};
+
+START_TEST(parse_errors)
+{
+    for (size_t i = 0; i < N_OF(bad); i++) {
+        aipc_policy *p = (aipc_policy *)1;
+        char err[300] = "";
+        int rc = aipc_policy_parse(bad[i].json, strlen(bad[i].json), &p, err, sizeof err);
+        ck_assert_msg(rc == AIPC_EINVAL, "accepted: %s", bad[i].json);
+        ck_assert_ptr_null(p);
+        ck_assert_msg(strstr(err, bad[i].needle) != NULL, "error for %s was \"%s\", lacks %s",
+                      bad[i].json, err, bad[i].needle);
+    }
+}
+END_TEST
+
+/* Bounds: 17 principals, a 1025-byte pattern, 1025 rules. */
+START_TEST(parse_bounds)
+{
+    char *json = malloc(64 * 1024);
+    char err[300];
+    aipc_policy *p;
+    strcpy(json, "{\"rules\":[{\"allow\":[\"pub\"],\"who\":[");
+    for (int i = 0; i < 17; i++)
+        strcat(json, i ? ",\"SY\"" : "\"SY\"");
+    strcat(json, "]}]}");
+    ck_assert_int_eq(aipc_policy_parse(json, strlen(json), &p, err, sizeof err), AIPC_EINVAL);
+    ck_assert_msg(strstr(err, "rules[0].who"), "%s", err);
+    strcpy(json, "{\"rules\":[{\"allow\":[\"pub\"],\"topic\":\"");
+    size_t at = strlen(json);
+    memset(json + at, 'a', 1025);
+    strcpy(json + at + 1025, "\"}]}");
+    ck_assert_int_eq(aipc_policy_parse(json, strlen(json), &p, err, sizeof err), AIPC_EINVAL);
+    ck_assert_msg(strstr(err, "rules[0].topic"), "%s", err);
+    json[at + 1024] = '"';                         /* 1024 bytes: accepted */
+    strcpy(json + at + 1025, "}]}");
+    ck_assert_int_eq(aipc_policy_parse(json, strlen(json), &p, err, sizeof err), 0);
+    aipc_policy_free(p);
+    strcpy(json, "{\"rules\":[");
+    for (int i = 0; i < 1025; i++)
+        strcat(json, i ? ",{\"deny\":[\"*\"]}" : "{\"deny\":[\"*\"]}");
+    strcat(json, "]}");
+    ck_assert_int_eq(aipc_policy_parse(json, strlen(json), &p, err, sizeof err), AIPC_EINVAL);
+    ck_assert_msg(strstr(err, "\"policy.rules\""), "%s", err);
+    free(json);
+}
+END_TEST
+
+/* The config loader takes "policy", names the key on errors, and leaves *out alone then. */
+START_TEST(config_key)
+{
+    aipc_broker_config c;
+    aipc_broker_config_defaults(&c);
+    char err[300];
+    ck_assert_int_eq(aipc_broker_config_load_json(&c, "{\"policy\":{\"rules\":[{\"allow\":"
+                                                  "[\"pub\"],\"who\":\"nobody\"}]}}", err,
+                                                  sizeof err), AIPC_EINVAL);
+    ck_assert_msg(strstr(err, "config: \"policy.rules[0].who\""), "%s", err);
+    ck_assert_ptr_null(c.policy);
+    ck_assert_int_eq(aipc_broker_config_load_json(&c, "{\"policy\":1}", err, sizeof err),
+                     AIPC_EINVAL);
+    ck_assert_msg(strstr(err, "\"policy\""), "%s", err);
+    /* a later key failing frees the policy already parsed (ASan checks the leak) */
+    ck_assert_int_eq(aipc_broker_config_load_json(&c, "{\"policy\":{},\"max_clients\":0}", err,
+                                                  sizeof err), AIPC_EINVAL);
+    ck_assert_msg(strstr(err, "max_clients"), "%s", err);
+    ck_assert_int_eq(aipc_broker_config_load_json(&c, "{\"policy\":{},\"policy\":{}}", err,
+                                                  sizeof err), AIPC_EINVAL);
+    ck_assert_msg(strstr(err, "duplicate key \"policy\""), "%s", err);
+    ck_assert_int_eq(aipc_broker_config_load_json(&c, "{\"policy\":{\"rules\":[{\"deny\":"
+                                                  "[\"pub\"],\"who\":\"s-1-5-18\"}]}}", err,
+                                                  sizeof err), 0);
+    ck_assert_ptr_nonnull(c.policy);
+    ck_assert_uint_eq(aipc_policy_rule_count(c.policy), 1);
+    /* a lower-case "s-" is normalised: the rule denies SYSTEM */
+    ck_assert(!aipc_policy_check_topic(c.policy, &id_system, AIPC_POLICY_PUB, "x", 1).allow);
+    aipc_policy *copy = aipc_policy_clone(c.policy);
+    ck_assert_ptr_nonnull(copy);
+    ck_assert(!aipc_policy_check_topic(copy, &id_system, AIPC_POLICY_PUB, "x", 1).allow);
+    ck_assert(!aipc_policy_check_topic(copy, &id_alice, AIPC_POLICY_PUB, "x", 1).allow);
+    aipc_policy_free(copy);
+    aipc_broker_config_free(&c);
+    ck_assert_ptr_null(c.policy);
+    aipc_broker_config_free(&c);                  /* idempotent */
+}
+END_TEST
+
+/* ---- decisions ---------------------------------------------------------------------------- */
+
+/* A: the example policy of docs/protocol.md (isolated sessions, per-user area, shared area). */
+static const char pol_a[] =
+    "{\"rules\":["
+    "{\"allow\":[\"pub\",\"sub\"],\"topic\":\"session/%s/#\"},"          /* 0 */
+    "{\"allow\":[\"pub\",\"sub\"],\"topic\":\"user/%u/#\"},"             /* 1 */
+    "{\"allow\":[\"pub\",\"sub\"],\"topic\":\"shared/#\"},"              /* 2 */
+    "{\"allow\":[\"sub\"],\"topic\":\"$bus/#\"},"                        /* 3 */
+    "{\"allow\":[\"send\",\"req\"],\"to_session\":\"%s\"},"             /* 4 */
+    "{\"allow\":[\"send\",\"req\"],\"to_user\":\"SY\"},"                /* 5 */
+    "{\"allow\":[\"*\"],\"who\":[\"SY\",\"BA\"]}],"                     /* 6 */
+    "\"names\":{\"svc.*\":[\"SY\",\"BA\"]}}";
+
+/* B: deny rules first, default allow. */
+static const char pol_b[] =
+    "{\"default\":\"allow\",\"rules\":["
+    "{\"deny\":[\"*\"],\"who\":\"BG\"},"                                   /* 0 */
+    "{\"deny\":[\"pub\"],\"who\":\"BA\",\"topic\":\"logs/#\"},"            /* 1 */
+    "{\"deny\":[\"sub\"],\"topic\":\"secret/#\"},"                         /* 2 */
+    "{\"allow\":[\"send\",\"req\"],\"to\":\"vault.%u\"},"                 /* 3 */
+    "{\"deny\":[\"send\",\"req\"],\"to\":\"vault*\"},"                    /* 4 */
+    "{\"deny\":[\"send\",\"req\"],\"to_session\":0},"                     /* 5 */
+    "{\"deny\":[\"pub\"],\"topic\":\"inbox/%u/#\"},"                       /* 6 */
+    "{\"allow\":[\"req\"],\"to_user\":\"%u\",\"who\":\"S-1-5-21-100-200-300-3000\"}," /* 7 */
+    "{\"deny\":[\"req\"]}]}";                                              /* 8 */
+
+/* C: placeholders only. */
+static const char pol_c[] =
+    "{\"default\":\"allow\",\"rules\":["
+    "{\"allow\":[\"send\"],\"to\":\"vault.%u\"},"                 /* 0 */
+    "{\"deny\":[\"send\"],\"to\":\"vault*\"},"                    /* 1 */
+    "{\"deny\":[\"pub\"],\"topic\":\"inbox/%u/#\"}]}";            /* 2 */
+
+#define PUB AIPC_POLICY_PUB
+#define SUB AIPC_POLICY_SUB
+#define SEND AIPC_POLICY_SEND
+#define REQ AIPC_POLICY_REQ
+
+static const struct {
+    const char *pol;
+    const aipc_identity *who;
+    unsigned op;
+    const char *res;              /* topic/filter, or the target's name */
+    const aipc_identity *target;  /* send/req */
+    bool allow;
+    int rule;
+} dec[] = {
+    /* A: sessions, %s */
+    {pol_a, &id_alice, PUB, "session/1/x", NULL, true, 0},
+    {pol_a, &id_alice, PUB, "session/2/x", NULL, false, -1},
+    {pol_a, &id_alice_s2, PUB, "session/2/x", NULL, true, 0},
+    {pol_a, &id_bob, PUB, "session/2/x", NULL, true, 0},
+    {pol_a, &id_alice, SUB, "session/1/#", NULL, true, 0},
+    {pol_a, &id_alice, SUB, "session/1", NULL, true, 0},
+    {pol_a, &id_alice, SUB, "session/+/x", NULL, false, -1},
+    {pol_a, &id_alice, SUB, "session/#", NULL, false, -1},
+    /* A: users, %u */
+    {pol_a, &id_alice, PUB, "user/" SID_ALICE "/notes", NULL, true, 1},
+    {pol_a, &id_alice, SUB, "user/" SID_ALICE "/+", NULL, true, 1},
+    {pol_a, &id_alice, PUB, "user/" SID_BOB "/notes", NULL, false, -1},
+    {pol_a, &id_alice, SUB, "user/+/notes", NULL, false, -1},
+    {pol_a, &id_bob, SUB, "user/" SID_BOB "/#", NULL, true, 1},
+    /* A: shared area, presence, everything else */
+    {pol_a, &id_alice, PUB, "shared/chat", NULL, true, 2},
+    {pol_a, &id_bob, SUB, "shared/+", NULL, true, 2},
+    {pol_a, &id_alice, SUB, "#", NULL, false, -1},
+    {pol_a, &id_alice, SUB, "$bus/+", NULL, true, 3},
+    {pol_a, &id_alice, PUB, "$bus/x", NULL, false, -1},
+    {pol_a, &id_alice, PUB, "other", NULL, false, -1},
+    /* A: administrators (enabled group) and SYSTEM may do anything; a deny-only group grants
+     * nothing */
+    {pol_a, &id_admin, PUB, "session/9/x", NULL, true, 6},
+    {pol_a, &id_admin_ua, PUB, "session/9/x", NULL, false, -1},
+    {pol_a, &id_admin_ua, PUB, "session/1/x", NULL, true, 0},
+    {pol_a, &id_system, SUB, "#", NULL, true, 6},
+    /* A: unknown identity - rules without placeholders still apply, %s/%u ones do not */
+    {pol_a, NULL, PUB, "shared/x", NULL, true, 2},
+    {pol_a, NULL, PUB, "session/1/x", NULL, false, -1},
+    {pol_a, NULL, SUB, "user/+/x", NULL, false, -1},
+    /* A: send/req within a session, to SYSTEM services, never across sessions */
+    {pol_a, &id_alice, SEND, "ui", &id_admin, true, 4},
+    {pol_a, &id_alice, REQ, "ui", &id_bob, false, -1},
+    {pol_a, &id_alice, SEND, "ui", &id_bob, false, -1},
+    {pol_a, &id_bob, SEND, "ui", &id_alice_s2, true, 4},
+    {pol_a, &id_alice, REQ, "svc.print", &id_system, true, 5},
+    {pol_a, &id_alice, SEND, "x", NULL, false, -1},
+    {pol_a, NULL, SEND, "x", &id_alice, false, -1},
+    {pol_a, &id_system, SEND, "x", &id_bob, true, 6},
+    /* B: a group denied everything */
+    {pol_b, &id_guest, PUB, "a", NULL, false, 0},
+    {pol_b, &id_guest, SUB, "a", NULL, false, 0},
+    {pol_b, &id_guest, SEND, "x", &id_alice, false, 0},
+    /* B: deny rules count deny-only groups */
+    {pol_b, &id_admin, PUB, "logs/x", NULL, false, 1},
+    {pol_b, &id_admin_ua, PUB, "logs/x", NULL, false, 1},
+    {pol_b, &id_alice, PUB, "logs/x", NULL, true, -1},
+    /* B: a sub is denied when it could reach a denied topic */
+    {pol_b, &id_alice, SUB, "#", NULL, false, 2},
+    {pol_b, &id_alice, SUB, "secret", NULL, false, 2},
+    {pol_b, &id_alice, SUB, "+/x", NULL, false, 2},
+    {pol_b, &id_alice, SUB, "public/#", NULL, true, -1},
+    {pol_b, &id_alice, SUB, "$bus/#", NULL, true, -1},
+    {pol_b, &id_alice, PUB, "secret/x", NULL, true, -1},
+    /* B: first match - vault.<own SID> allowed before vault* is denied */
+    {pol_b, &id_alice, SEND, "vault." SID_ALICE, &id_bob, true, 3},
+    {pol_b, &id_alice, SEND, "vault." SID_BOB, &id_bob, false, 4},
+    {pol_b, &id_alice, REQ, "vault", &id_bob, false, 4},
+    {pol_b, &id_alice, SEND, "vaulted", &id_bob, false, 4},
+    {pol_b, &id_alice, SEND, "", &id_bob, true, -1},
+    /* B: session 0 is off limits; an unknown target counts as in it for a deny rule */
+    {pol_b, &id_alice, SEND, "svc", &id_system, false, 5},
+    {pol_b, &id_alice, SEND, "svc", NULL, false, 5},
+    {pol_b, &id_alice, SEND, "svc", &id_bob, true, -1},
+    /* B: %u in a deny rule; unknown identity makes the deny apply */
+    {pol_b, &id_alice, PUB, "inbox/" SID_ALICE "/x", NULL, false, 6},
+    {pol_b, &id_bob, PUB, "inbox/" SID_ALICE "/x", NULL, true, -1},
+    /* B: an unknown identity may hold the denied group: deny rules on a SID apply */
+    {pol_b, NULL, PUB, "other", NULL, false, 0},
+    {pol_b, NULL, SEND, "x", &id_bob, false, 0},
+    /* C: %u with an unknown identity - allow rules skip, deny rules apply */
+    {pol_c, NULL, PUB, "inbox/anyone/x", NULL, false, 2},
+    {pol_c, NULL, PUB, "other", NULL, true, -1},
+    {pol_c, NULL, SEND, "vault." SID_ALICE, &id_bob, false, 1},
+    {pol_c, &id_alice, SEND, "vault." SID_ALICE, &id_bob, true, 0},
+    {pol_c, &id_alice, SEND, "vault.x", &id_bob, false, 1},
+    /* B: requests only within one's own account, for members of a group */
+    {pol_b, &id_alice, REQ, "helper", &id_alice_s2, true, 7},
+    {pol_b, &id_alice, REQ, "helper", &id_bob, false, 8},
+    {pol_b, &id_bob, REQ, "helper", &id_bob, false, 8},
+    {pol_b, &id_bob, SEND, "helper", &id_bob, true, -1},
+};
+
+START_TEST(decisions)
+{
+    const char *texts[3] = {pol_a, pol_b, pol_c};
+    aipc_policy *pols[3];
+    char err[300];
+    for (int k = 0; k < 3; k++)
+        ck_assert_msg(aipc_policy_parse(texts[k], strlen(texts[k]), &pols[k], err, sizeof err) == 0,
+                      "policy %d: %s", k, err);
+    unsigned seen = 0;
+    for (size_t i = 0; i < N_OF(dec); i++) {
+        const aipc_policy *p = dec[i].pol == pol_a ? pols[0] : dec[i].pol == pol_b ? pols[1]
+                                                                                  : pols[2];
+        aipc_policy_verdict v;
+        if (dec[i].op == PUB || dec[i].op == SUB)
+            v = aipc_policy_check_topic(p, dec[i].who, dec[i].op, dec[i].res,
+                                        strlen(dec[i].res));
+        else
+            v = aipc_policy_check_target(p, dec[i].who, dec[i].op, dec[i].res, dec[i].target);
+        ck_assert_msg(v.allow == dec[i].allow && v.rule == dec[i].rule,
+                      "row %u (%s op %u on \"%s\"): got allow=%d rule=%d, want %d/%d",
+                      (unsigned)i, dec[i].who ? dec[i].who->user_sid : "(unknown)", dec[i].op,
+                      dec[i].res, v.allow, v.rule, dec[i].allow, dec[i].rule);
+        seen |= dec[i].op;
+    }
+    ck_assert_uint_eq(seen, PUB | SUB | SEND | REQ);       /* every op is in the table */
+    for (int k = 0; k < 3; k++)
+        aipc_policy_free(pols[k]);
+}
+END_TEST
+
+/* Reserved names: owners by SID, alias and group; deny-only groups do not own; the most
+ * specific pattern decides. */
+static const char pol_names[] =
+    "{\"default\":\"allow\",\"names\":{\"svc.*\":\"BA\",\"svc.print\":\"SY\","
+    "\"ui\":\"" SID_ALICE "\",\"team.*\":\"" SID_TEAM "\",\"lab.*\":[\"" SID_BOB "\",\"SY\"]}}";
+
+static const struct {
+    const aipc_identity *who;
+    const char *name;
+    bool ok;
+} names[] = {
+    {&id_alice, "ui", true},          {&id_bob, "ui", false},
+    {NULL, "ui", false},              {&id_alice_s2, "ui", true},
+    {&id_admin, "svc.x", true},       {&id_admin_ua, "svc.x", false},
+    {&id_system, "svc.x", true},      {&id_admin, "svc.print", false},
+    {&id_system, "svc.print", true},  {&id_admin, "svc.printer", true},
+    {&id_alice, "team.a", true},      {&id_bob, "team.a", false},
+    {&id_bob, "lab.1", true},         {&id_system, "lab.1", true},
+    {&id_alice, "lab.1", false},      {&id_bob, "free", true},
+    {NULL, "free", true},             {&id_bob, "svc", true},
+    {&id_bob, "uix", true},
+};
+
+START_TEST(reserved_names)
+{
+    aipc_policy *p;
+    char err[300];
+    ck_assert_msg(aipc_policy_parse(pol_names, strlen(pol_names), &p, err, sizeof err) == 0,
+                  "%s", err);
+    for (size_t i = 0; i < N_OF(names); i++)
+        ck_assert_msg(aipc_policy_check_name(p, names[i].who, names[i].name) == names[i].ok,
+                      "row %u: %s taking %s", (unsigned)i,
+                      names[i].who ? names[i].who->user_sid : "(unknown)", names[i].name);
+    /* the default does not reserve names; a policy without names reserves none */
+    aipc_policy *q;
+    ck_assert_int_eq(aipc_policy_parse("{}", 2, &q, err, sizeof err), 0);
+    ck_assert(aipc_policy_check_name(q, &id_bob, "svc.print"));
+    ck_assert(!aipc_policy_check_topic(q, &id_bob, PUB, "a", 1).allow);   /* default deny */
+    aipc_policy_free(q);
+    aipc_policy_free(p);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("broker_policy");
+    TCase *tc = tcase_create("policy");
+    tcase_add_test(tc, filter_relations);
+    tcase_add_test(tc, filter_matches);
+    tcase_add_test(tc, parse_errors);
+    tcase_add_test(tc, parse_bounds);
+    tcase_add_test(tc, config_key);
+    tcase_add_test(tc, decisions);
+    tcase_add_test(tc, reserved_names);
+    suite_add_tcase(s, tc);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? 1 : 0;
+}
