@@ -1,5 +1,7 @@
 # stage.cmake - builds the dist tree (cmake -P, called by installer/CMakeLists.txt):
-#   DIST/bin/      BIN_FILES (broker, aipc, asyncipc.dll) and SCRIPTS (install.cmd, uninstall.cmd)
+#   DIST/bin/      BIN_FILES (broker, aipc, asyncipc.dll, asyncipc-secure.exe: the installers'
+#                  folder protection, run from here by install.cmd) and SCRIPTS (install.cmd,
+#                  uninstall.cmd)
 #   DIST/include/asyncipc/   HEADERS;  DIST/include/  TOP_HEADERS (async_ipc.h, the classic name)
 #   DIST/lib/      IMPLIB (libasyncipc.dll.a);  DIST/lib/cmake/AsyncIPC/  PKG_FILES
 #   DIST/docs/     DOCS
