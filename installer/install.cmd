@@ -5,13 +5,22 @@ rem Usage (from an elevated Command Prompt):  install.cmd [/nostart]
 rem
 rem Source layout: this script sits in the folder that holds the binaries (bin\ of a build's
 rem dist tree, e.g. build\win\dist\AsyncIPC-<version>\bin):
-rem     asyncipc-broker.exe  aipc.exe  asyncipc.dll          (required)
+rem     asyncipc-broker.exe  aipc.exe  asyncipc.dll          (required, installed)
+rem     asyncipc-secure.exe                                  (required, run from here: protects
+rem                                                           the data folder, not installed)
 rem     ..\include\asyncipc\  ..\lib\  ..\docs\               (SDK and docs; copied when present)
 rem Result: %ProgramFiles%\AsyncIPC\{bin,include,lib,docs}, the service AsyncIPCBroker (auto
-rem start, restarts on failure) running, and %ProgramData%\AsyncIPC\broker.json written only if
-rem there is none yet (an existing config is never overwritten).
+rem start, restarts on failure) running as its own virtual account NT SERVICE\AsyncIPCBroker with
+rem only SeChangeNotifyPrivilege, and %ProgramData%\AsyncIPC (owner Administrators, protected ACL:
+rem SYSTEM and Administrators full control, the service read, in logs\ modify; users nothing)
+rem with broker.json written only if there is none yet (an existing config is never overwritten).
+rem An existing %ProgramData%\AsyncIPC, broker.json or logs\ that a non-administrator owns, or a
+rem reparse point or hard link there, is refused (exit code 6) before any file or the service changes.
 rem Safe to run again: it stops the service, replaces the files, updates the service, restarts it.
 rem Exit code 0 on success; non-zero with a message on stderr otherwise.
+rem
+rem Every external program is called by its full path under %SystemRoot%\System32 (an elevated
+rem script must not run whatever a folder in PATH or the current folder offers under that name).
 rem
 rem Written for Windows' cmd.exe and Wine's (the tests run it under Wine), so it avoids what
 rem Wine's cmd gets wrong: "A && B || C" (runs both B and C), "( echo ... ) > file" (the output
@@ -20,8 +29,21 @@ rem multi-line blocks inside "for ... do", and "rd" exit codes (checked with "if
 setlocal EnableExtensions DisableDelayedExpansion
 
 set "SVC=AsyncIPCBroker"
+set "SVCACCOUNT=NT SERVICE\%SVC%"
+set "SVCKEY=HKLM\SYSTEM\CurrentControlSet\Services\%SVC%"
 set "SRC=%~dp0"
 if "%SRC:~-1%"=="\" set "SRC=%SRC:~0,-1%"
+if not defined SystemRoot goto :no_env
+if not defined ProgramData goto :no_env
+set "SYS32=%SystemRoot%\System32"
+set "SC=%SYS32%\sc.exe"
+set "FIND=%SYS32%\find.exe"
+set "NET=%SYS32%\net.exe"
+set "FLTMC=%SYS32%\fltmc.exe"
+set "PING=%SYS32%\ping.exe"
+set "REG=%SYS32%\reg.exe"
+set "XCOPY=%SYS32%\xcopy.exe"
+set "SECURE=%SRC%\asyncipc-secure.exe"
 rem 64-bit Program Files even when started from a 32-bit cmd.exe.
 set "PFDIR=%ProgramW6432%"
 if not defined PFDIR set "PFDIR=%ProgramFiles%"
@@ -37,11 +59,18 @@ rem --- checks -----------------------------------------------------------------
 call :is_admin
 if errorlevel 1 goto :not_admin
 set "FAILED="
-for %%F in (asyncipc-broker.exe aipc.exe asyncipc.dll) do call :require "%SRC%\%%F"
+for %%F in (asyncipc-broker.exe aipc.exe asyncipc.dll asyncipc-secure.exe) do call :require "%SRC%\%%F"
 if defined FAILED exit /b 2
 
+rem --- data folder: created protected, or checked and protected, before anything else changes -----
+rem asyncipc-secure.exe refuses (and this script stops) when the folder, broker.json or logs\ is
+rem owned by a non-administrator or is a reparse point or hard link: a user may have planted them.
+echo Protecting "%CFGDIR%"...
+"%SECURE%" data "%CFGDIR%"
+if errorlevel 1 goto :unsafe_data
+
 rem --- stop a running broker so that its files can be replaced --------------------------------
-sc query %SVC% >nul 2>&1
+"%SC%" query %SVC% >nul 2>&1
 if errorlevel 1 goto :copy
 echo Stopping the %SVC% service...
 call :stop_service
@@ -59,10 +88,9 @@ if exist "%SRC%\..\lib\" call :copy_tree "%SRC%\..\lib" "%DEST%\lib"
 if exist "%SRC%\..\docs\" call :copy_tree "%SRC%\..\docs" "%DEST%\docs"
 if defined FAILED exit /b 1
 
-rem --- configuration (written once, never overwritten) -----------------------------------------
-if not exist "%CFGDIR%\logs\" mkdir "%CFGDIR%\logs"
+rem --- configuration (written once, never overwritten; it inherits the data folder's rights) ----
 if not exist "%CFGDIR%\logs\" (
-  echo install.cmd: cannot create the folder "%CFGDIR%\logs" 1>&2
+  echo install.cmd: the folder "%CFGDIR%\logs" is missing 1>&2
   exit /b 1
 )
 if exist "%CFG%" (
@@ -76,38 +104,42 @@ if not exist "%CFG%" (
 )
 
 rem --- service -----------------------------------------------------------------------------------
+rem The service runs as its own virtual account (no password: the service manager manages it).
 set "BIN=\"%DEST%\bin\asyncipc-broker.exe\""
-sc query %SVC% >nul 2>&1
+"%SC%" query %SVC% >nul 2>&1
 if errorlevel 1 goto :create
-rem Update the existing registration. sc config is missing on some systems (Wine): then re-create.
-sc config %SVC% binPath= "%BIN%" start= auto DisplayName= "AsyncIPC Broker" >nul 2>&1
+rem Update the existing registration. Wine's sc.exe has no "config" command: then re-create.
+"%SC%" config %SVC% binPath= "%BIN%" start= auto DisplayName= "AsyncIPC Broker" obj= "%SVCACCOUNT%" >nul 2>&1
 if not errorlevel 1 goto :configure
-sc delete %SVC% >nul 2>&1
+echo install.cmd: note: "%SC%" config failed; deleting and registering the %SVC% service again.
+"%SC%" delete %SVC% >nul 2>&1
 call :wait_deleted
 if errorlevel 1 exit /b 1
 :create
 echo Registering the %SVC% service...
-sc create %SVC% binPath= "%BIN%" start= auto DisplayName= "AsyncIPC Broker" >nul
+"%SC%" create %SVC% binPath= "%BIN%" start= auto DisplayName= "AsyncIPC Broker" obj= "%SVCACCOUNT%" >nul
 if errorlevel 1 (
-  echo install.cmd: "sc create %SVC%" failed 1>&2
+  echo install.cmd: "%SC%" create %SVC% failed 1>&2
   exit /b 1
 )
 :configure
-sc description %SVC% "Routes AsyncIPC messages between local processes (topics, direct messages, requests)." >nul
+"%SC%" description %SVC% "Routes AsyncIPC messages between local processes (topics, direct messages, requests)." >nul
 if errorlevel 1 (
-  echo install.cmd: "sc description %SVC%" failed 1>&2
+  echo install.cmd: "%SC%" description %SVC% failed 1>&2
   exit /b 1
 )
-sc failure %SVC% reset= 86400 actions= restart/5000/restart/5000/restart/30000 >nul
+"%SC%" failure %SVC% reset= 86400 actions= restart/5000/restart/5000/restart/30000 >nul
 if errorlevel 1 (
-  echo install.cmd: "sc failure %SVC%" failed 1>&2
+  echo install.cmd: "%SC%" failure %SVC% failed 1>&2
   exit /b 1
 )
+call :least_privilege
+if errorlevel 1 exit /b 1
 if defined NOSTART goto :done
 echo Starting the %SVC% service...
-sc start %SVC% >nul
+"%SC%" start %SVC% >nul
 if errorlevel 1 (
-  echo install.cmd: "sc start %SVC%" failed 1>&2
+  echo install.cmd: "%SC%" start %SVC% failed 1>&2
   goto :start_failed
 )
 call :wait_running
@@ -139,14 +171,52 @@ exit /b 1
 echo install.cmd: cannot create the folder "%DEST%\bin" 1>&2
 exit /b 1
 
+:no_env
+echo install.cmd: the SystemRoot or ProgramData environment variable is not set 1>&2
+exit /b 1
+
+:unsafe_data
+echo install.cmd: "%CFGDIR%" is not safe to use (see the reason above); nothing was installed and the service was not changed. 1>&2
+exit /b 6
+
 rem Exit code 0 when this process has Administrator rights. "net session" needs them (and the
 rem Server service); fltmc needs them too and works without that service. Under Wine
 rem "net session" succeeds (everything runs as an administrator there).
 :is_admin
-net session >nul 2>&1
+"%NET%" session >nul 2>&1
 if not errorlevel 1 exit /b 0
-fltmc >nul 2>&1
+"%FLTMC%" >nul 2>&1
 if not errorlevel 1 exit /b 0
+exit /b 1
+
+rem least_privilege - only the privilege the broker needs (SeChangeNotifyPrivilege: bypass
+rem traverse checking; no impersonation privilege, so impersonating a pipe client yields an
+rem identification-level token, which is all the broker asks for) and an unrestricted service SID,
+rem then checks that the service runs as its virtual account. Where this sc.exe lacks "privs" or
+rem "sidtype" (Wine's), it warns and writes the registry values those commands store
+rem (RequiredPrivileges, ServiceSidType); a service manager that caches them applies them only
+rem after Windows restarts, hence the warning.
+:least_privilege
+"%SC%" privs %SVC% SeChangeNotifyPrivilege >nul 2>&1
+if errorlevel 1 call :reg_fallback privs RequiredPrivileges REG_MULTI_SZ SeChangeNotifyPrivilege
+if errorlevel 1 exit /b 1
+"%SC%" sidtype %SVC% unrestricted >nul 2>&1
+if errorlevel 1 call :reg_fallback sidtype ServiceSidType REG_DWORD 1
+if errorlevel 1 exit /b 1
+rem The account as the registry holds it (value line: "ObjectName  REG_SZ  NT SERVICE\..."); "call"
+rem keeps the quoted program path intact inside for /f, and Wine's find.exe has no /i.
+set "OBJ="
+for /f "tokens=2,*" %%A in ('call "%REG%" query "%SVCKEY%" /v ObjectName 2^>nul') do set "OBJ=%%B"
+if /i "%OBJ%"=="%SVCACCOUNT%" exit /b 0
+echo install.cmd: the %SVC% service is registered to run as "%OBJ%", not as "%SVCACCOUNT%" 1>&2
+exit /b 1
+
+rem reg_fallback COMMAND VALUE TYPE DATA - after "sc.exe COMMAND" failed: warns and writes VALUE.
+:reg_fallback
+echo install.cmd: warning: "%SC%" %~1 failed - this service control tool may not support it, as under Wine; writing %~2 to %SVCKEY% instead, which Windows may apply only after a restart. 1>&2
+"%REG%" add "%SVCKEY%" /v %~2 /t %~3 /d %~4 /f >nul
+if not errorlevel 1 exit /b 0
+echo install.cmd: cannot write %~2 to %SVCKEY% 1>&2
 exit /b 1
 
 rem require FILE - sets FAILED when a file that must be installed is missing.
@@ -166,14 +236,15 @@ exit /b 1
 
 rem copy_tree SOURCE DEST - copies a folder tree, sets FAILED on error.
 :copy_tree
-xcopy "%~1" "%~2\" /E /I /Y /Q >nul 2>&1
+"%XCOPY%" "%~1" "%~2\" /E /I /Y /Q >nul 2>&1
 if not errorlevel 1 exit /b 0
 echo install.cmd: cannot copy "%~1" to "%~2" 1>&2
 set "FAILED=1"
 exit /b 1
 
 rem write_config - the default broker configuration (the same one the setup program writes).
-rem A relative log_file is resolved by the broker against the config file's folder. One
+rem A relative log_file is resolved by the broker against the config file's folder. The file
+rem inherits the data folder's rights (the service reads it, users cannot). One
 rem redirection per line: Wine's cmd loses the output of "( echo ... ) > file" when its own
 rem stdout is not a console.
 :write_config
@@ -191,23 +262,23 @@ exit /b 0
 
 rem stop_service - asks the service to stop and waits (30 s at most) until it is STOPPED.
 :stop_service
-sc query %SVC% | find "STOPPED" >nul
+"%SC%" query %SVC% | "%FIND%" "STOPPED" >nul
 if not errorlevel 1 exit /b 0
-sc stop %SVC% >nul 2>&1
+"%SC%" stop %SVC% >nul 2>&1
 call :wait_state STOPPED 30
 if not errorlevel 1 exit /b 0
 echo install.cmd: the %SVC% service did not stop within 30 s 1>&2
 exit /b 1
 
-rem wait_state STATE SECONDS - polls "sc query" once a second until the service is in STATE.
+rem wait_state STATE SECONDS - polls the service's state once a second until the service is in STATE.
 :wait_state
 set /a WAITLEFT=%~2
 :wait_state_loop
-sc query %SVC% | find "%~1" >nul
+"%SC%" query %SVC% | "%FIND%" "%~1" >nul
 if not errorlevel 1 exit /b 0
 if %WAITLEFT% leq 0 exit /b 1
 set /a WAITLEFT-=1
-ping -n 2 127.0.0.1 >nul
+"%PING%" -n 2 127.0.0.1 >nul
 goto :wait_state_loop
 
 rem wait_running - after "sc start": 0 when the service is RUNNING, 2 as soon as it is STOPPED
@@ -215,13 +286,13 @@ rem again (it failed during start-up), 1 when it is still starting after 30 s.
 :wait_running
 set /a WAITLEFT=30
 :wait_running_loop
-sc query %SVC% | find "RUNNING" >nul
+"%SC%" query %SVC% | "%FIND%" "RUNNING" >nul
 if not errorlevel 1 exit /b 0
-sc query %SVC% | find "STOPPED" >nul
+"%SC%" query %SVC% | "%FIND%" "STOPPED" >nul
 if not errorlevel 1 exit /b 2
 if %WAITLEFT% leq 0 exit /b 1
 set /a WAITLEFT-=1
-ping -n 2 127.0.0.1 >nul
+"%PING%" -n 2 127.0.0.1 >nul
 goto :wait_running_loop
 
 rem wait_deleted - waits (30 s at most) until the service is gone (deletion can be delayed while
@@ -229,11 +300,11 @@ rem other programs hold a handle to it).
 :wait_deleted
 set /a WAITLEFT=30
 :wait_deleted_loop
-sc query %SVC% >nul 2>&1
+"%SC%" query %SVC% >nul 2>&1
 if errorlevel 1 exit /b 0
 if %WAITLEFT% leq 0 goto :wait_deleted_fail
 set /a WAITLEFT-=1
-ping -n 2 127.0.0.1 >nul
+"%PING%" -n 2 127.0.0.1 >nul
 goto :wait_deleted_loop
 :wait_deleted_fail
 echo install.cmd: the %SVC% service is still registered, probably marked for deletion; close the Services console and retry 1>&2

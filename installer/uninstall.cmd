@@ -4,12 +4,25 @@ rem
 rem Usage (from an elevated Command Prompt):  uninstall.cmd [/purge]
 rem
 rem Stops and deletes the AsyncIPCBroker service and removes %ProgramFiles%\AsyncIPC. The
-rem configuration and logs in %ProgramData%\AsyncIPC are kept unless /purge is given.
+rem configuration and logs in %ProgramData%\AsyncIPC are kept unless /purge is given; /purge
+rem needs asyncipc-secure.exe next to this script, which first checks that the folder was made by
+rem an administrator and holds no reparse point (exit code 6 otherwise; the folder is kept).
 rem Safe to run again (nothing installed is not an error). Exit code 0 on success.
-rem Like install.cmd it avoids the constructs Wine's cmd.exe gets wrong (see there).
+rem Like install.cmd it calls every external program by its full path and avoids the constructs
+rem Wine's cmd.exe gets wrong (see there).
 setlocal EnableExtensions DisableDelayedExpansion
 
 set "SVC=AsyncIPCBroker"
+if not defined SystemRoot goto :no_env
+if not defined ProgramData goto :no_env
+set "SYS32=%SystemRoot%\System32"
+set "SC=%SYS32%\sc.exe"
+set "FIND=%SYS32%\find.exe"
+set "NET=%SYS32%\net.exe"
+set "FLTMC=%SYS32%\fltmc.exe"
+set "PING=%SYS32%\ping.exe"
+set "REG=%SYS32%\reg.exe"
+set "SECURE=%~dp0asyncipc-secure.exe"
 set "PFDIR=%ProgramW6432%"
 if not defined PFDIR set "PFDIR=%ProgramFiles%"
 set "DEST=%PFDIR%\AsyncIPC"
@@ -24,20 +37,20 @@ call :is_admin
 if errorlevel 1 goto :not_admin
 
 rem --- service -----------------------------------------------------------------------------------
-sc query %SVC% >nul 2>&1
+"%SC%" query %SVC% >nul 2>&1
 if errorlevel 1 goto :files
 echo Stopping the %SVC% service...
-sc query %SVC% | find "STOPPED" >nul
-if errorlevel 1 sc stop %SVC% >nul 2>&1
+"%SC%" query %SVC% | "%FIND%" "STOPPED" >nul
+if errorlevel 1 "%SC%" stop %SVC% >nul 2>&1
 call :wait_state STOPPED 30
 if errorlevel 1 (
   echo uninstall.cmd: the %SVC% service did not stop within 30 s 1>&2
   exit /b 1
 )
 echo Deleting the %SVC% service...
-sc delete %SVC% >nul
+"%SC%" delete %SVC% >nul
 if errorlevel 1 (
-  echo uninstall.cmd: "sc delete %SVC%" failed 1>&2
+  echo uninstall.cmd: "%SC%" delete %SVC% failed 1>&2
   exit /b 1
 )
 call :wait_deleted
@@ -52,10 +65,10 @@ if exist "%DEST%\" goto :fail_dest
 
 rem --- Add/Remove Programs entry of the setup program, if it installed this copy ---------------
 :registry
-reg query "%ARPKEY%" >nul 2>&1
+"%REG%" query "%ARPKEY%" >nul 2>&1
 if errorlevel 1 goto :config
-reg delete "%ARPKEY%" /f >nul 2>&1
-reg query "%ARPKEY%" >nul 2>&1
+"%REG%" delete "%ARPKEY%" /f >nul 2>&1
+"%REG%" query "%ARPKEY%" >nul 2>&1
 if not errorlevel 1 (
   echo uninstall.cmd: cannot delete the registry key %ARPKEY% 1>&2
   exit /b 1
@@ -65,6 +78,12 @@ rem --- configuration and logs -------------------------------------------------
 :config
 if not defined PURGE goto :keep_config
 if not exist "%CFGDIR%\" goto :done
+if not exist "%SECURE%" goto :no_secure
+rem Locks the folder (nothing can be added while it is deleted) and refuses when it is owned by a
+rem non-administrator (whoever made it should check it first) or holds a reparse point (planted
+rem to aim the deletion elsewhere; rd /s should not follow one, the check does not rely on that).
+"%SECURE%" purge "%CFGDIR%"
+if errorlevel 1 goto :unsafe_purge
 echo Removing "%CFGDIR%" as asked by /purge...
 rd /s /q "%CFGDIR%" >nul 2>&1
 if exist "%CFGDIR%\" goto :fail_cfg
@@ -94,34 +113,46 @@ exit /b 1
 echo uninstall.cmd: cannot remove "%CFGDIR%" completely - is a file in it open? 1>&2
 exit /b 1
 
+:no_secure
+echo uninstall.cmd: /purge needs "%SECURE%"; "%CFGDIR%" was kept. 1>&2
+exit /b 1
+
+:unsafe_purge
+echo uninstall.cmd: "%CFGDIR%" was kept: it is not safe to delete automatically (see the reason above). 1>&2
+exit /b 6
+
+:no_env
+echo uninstall.cmd: the SystemRoot or ProgramData environment variable is not set 1>&2
+exit /b 1
+
 rem Exit code 0 when this process has Administrator rights (see install.cmd).
 :is_admin
-net session >nul 2>&1
+"%NET%" session >nul 2>&1
 if not errorlevel 1 exit /b 0
-fltmc >nul 2>&1
+"%FLTMC%" >nul 2>&1
 if not errorlevel 1 exit /b 0
 exit /b 1
 
-rem wait_state STATE SECONDS - polls "sc query" once a second until the service is in STATE.
+rem wait_state STATE SECONDS - polls the service's state once a second until the service is in STATE.
 :wait_state
 set /a WAITLEFT=%~2
 :wait_state_loop
-sc query %SVC% | find "%~1" >nul
+"%SC%" query %SVC% | "%FIND%" "%~1" >nul
 if not errorlevel 1 exit /b 0
 if %WAITLEFT% leq 0 exit /b 1
 set /a WAITLEFT-=1
-ping -n 2 127.0.0.1 >nul
+"%PING%" -n 2 127.0.0.1 >nul
 goto :wait_state_loop
 
 rem wait_deleted - waits (30 s at most) until the service is gone.
 :wait_deleted
 set /a WAITLEFT=30
 :wait_deleted_loop
-sc query %SVC% >nul 2>&1
+"%SC%" query %SVC% >nul 2>&1
 if errorlevel 1 exit /b 0
 if %WAITLEFT% leq 0 goto :wait_deleted_fail
 set /a WAITLEFT-=1
-ping -n 2 127.0.0.1 >nul
+"%PING%" -n 2 127.0.0.1 >nul
 goto :wait_deleted_loop
 :wait_deleted_fail
 echo uninstall.cmd: the %SVC% service is still registered, probably marked for deletion; close the Services console and retry 1>&2
