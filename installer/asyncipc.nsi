@@ -4,9 +4,16 @@
 ;
 ; Installs from the dist tree: bin\ (asyncipc-broker.exe, aipc.exe, asyncipc.dll), include\,
 ; lib\ (import library + CMake package), docs\. Registers the AsyncIPCBroker service (automatic
-; start, restart on failure) and starts it; writes %ProgramData%\AsyncIPC\broker.json only when
+; start, restart on failure) to run as its own virtual account NT SERVICE\AsyncIPCBroker with
+; only SeChangeNotifyPrivilege, and starts it; writes %ProgramData%\AsyncIPC\broker.json only when
 ; there is none. Over an existing installation (an upgrade) it stops the service first, replaces
 ; the files, keeps the configuration and starts the service again.
+; Before anything changes, asyncipc-secure.exe (dist bin\, extracted to $PLUGINSDIR, not
+; installed) creates or checks and protects the installation folder when it is outside Program
+; Files, and %ProgramData%\AsyncIPC with logs\; it refuses folders or files a non-administrator
+; owns, reparse points, hard links and unsafe parent folders, and setup then aborts (exit code 2
+; when silent) with nothing installed. Its descriptors are the only definition of those rights.
+; Every program setup runs is given by its full path ($SYSDIR\sc.exe, $PLUGINSDIR\...).
 ; Silent: Setup.exe /S [/D=C:\Path\Without\Quotes]   Uninstall: uninstall.exe /S [/PURGE]
 ; (/PURGE also removes %ProgramData%\AsyncIPC; without it configuration and logs are kept.)
 
@@ -28,6 +35,11 @@ Target amd64-unicode          ; a 64-bit installer: the product is 64-bit, and w
 !define SVC_DESCRIPTION "Routes AsyncIPC messages between local processes (topics, direct messages, requests)."
 !define ARPKEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\AsyncIPC"
 !define SVCKEY "SYSTEM\CurrentControlSet\Services\${SVC}"
+!define SVC_ACCOUNT "NT SERVICE\${SVC}"
+; The only privilege the broker keeps (bypass traverse checking). REG_MULTI_SZ, UTF-16LE with the
+; list's two terminating NULs, for WriteRegMultiStr /REGEDIT5: "SeChangeNotifyPrivilege".
+!define SVC_PRIVS "SeChangeNotifyPrivilege"
+!define SVC_PRIVS_HEX "53,00,65,00,43,00,68,00,61,00,6e,00,67,00,65,00,4e,00,6f,00,74,00,69,00,66,00,79,00,50,00,72,00,69,00,76,00,69,00,6c,00,65,00,67,00,65,00,00,00,00,00"
 
 !include "MUI2.nsh"
 !include "LogicLib.nsh"
@@ -135,6 +147,16 @@ VIAddVersionKey /LANG=1033 "LegalCopyright" "${PUBLISHER}"
   ${EndIf}
 !macroend
 
+; SECURE ARGS WHAT: runs asyncipc-secure.exe (extracted to $PLUGINSDIR) with ARGS; aborts with a
+; message naming WHAT when it refuses (its reason is in the details log) or fails.
+!macro SECURE ARGS WHAT
+  nsExec::ExecToLog '"$PLUGINSDIR\asyncipc-secure.exe" ${ARGS}'
+  Pop $0
+  ${If} $0 != 0
+    Abort "${WHAT} is not safe to use (asyncipc-secure exit code $0; the reason is in the details). Nothing was installed and the service was not changed."
+  ${EndIf}
+!macroend
+
 Function .onInit
   SetShellVarContext all
   UserInfo::GetAccountType
@@ -149,6 +171,12 @@ FunctionEnd
 Section "AsyncIPC" SecMain
   SectionIn RO
   SetShellVarContext all
+
+  ; Folders first, before the service or any file changes: a refusal leaves everything as it was.
+  InitPluginsDir
+  File "/oname=$PLUGINSDIR\asyncipc-secure.exe" "${DIST}/bin/asyncipc-secure.exe"
+  !insertmacro SECURE 'install "$INSTDIR" "$PROGRAMFILES64"' "The installation folder $INSTDIR"
+  !insertmacro SECURE 'data "$APPDATA\AsyncIPC"' "$APPDATA\AsyncIPC"
 
   ; Upgrade / reinstall: the running broker holds its files.
   !insertmacro STOP_SERVICE
@@ -173,7 +201,7 @@ Section "AsyncIPC" SecMain
   SetOutPath "$INSTDIR"
 
   ; Configuration: written once, never overwritten (an upgrade keeps the administrator's edits).
-  CreateDirectory "$APPDATA\AsyncIPC\logs"
+  ; It inherits the protected data folder's rights (the service reads it; users cannot).
   ${If} ${FileExists} "$APPDATA\AsyncIPC\broker.json"
     DetailPrint "Keeping the existing configuration $APPDATA\AsyncIPC\broker.json"
   ${Else}
@@ -212,16 +240,18 @@ Section "AsyncIPC" SecMain
   WriteRegDWORD HKLM "${ARPKEY}" "EstimatedSize" "$0"
 
   ; Service: update an existing registration (sc config; Wine's sc has no config, so fall back
-  ; to delete + create), or create it. $R3 = "create" when it must be created.
+  ; to delete + create), or create it. $R3 = "create" when it must be created. It runs as its
+  ; own virtual account (obj= NT SERVICE\<name>, no password: the service manager manages it).
   StrCpy $R3 "create"
   ClearErrors
   ReadRegStr $R4 HKLM "${SVCKEY}" "ImagePath"
   ${IfNot} ${Errors}
-    nsExec::ExecToLog '"$SYSDIR\sc.exe" config ${SVC} binPath= "\"$INSTDIR\bin\asyncipc-broker.exe\"" start= auto DisplayName= "${SVC_DISPLAY}"'
+    nsExec::ExecToLog '"$SYSDIR\sc.exe" config ${SVC} binPath= "\"$INSTDIR\bin\asyncipc-broker.exe\"" start= auto DisplayName= "${SVC_DISPLAY}" obj= "${SVC_ACCOUNT}"'
     Pop $0
     ${If} $0 == 0
       StrCpy $R3 "keep"
     ${Else}
+      DetailPrint "sc.exe config failed ($0); registering the ${SVC} service again"
       nsExec::ExecToLog '"$SYSDIR\sc.exe" delete ${SVC}'
       Pop $0
       !insertmacro WAIT_GONE
@@ -232,7 +262,7 @@ Section "AsyncIPC" SecMain
   ${EndIf}
   ${If} $R3 == "create"
     DetailPrint "Registering the ${SVC} service..."
-    nsExec::ExecToLog '"$SYSDIR\sc.exe" create ${SVC} binPath= "\"$INSTDIR\bin\asyncipc-broker.exe\"" start= auto DisplayName= "${SVC_DISPLAY}"'
+    nsExec::ExecToLog '"$SYSDIR\sc.exe" create ${SVC} binPath= "\"$INSTDIR\bin\asyncipc-broker.exe\"" start= auto DisplayName= "${SVC_DISPLAY}" obj= "${SVC_ACCOUNT}"'
     Pop $0
     ${If} $0 != 0
       Abort "sc create ${SVC} failed ($0)."
@@ -247,6 +277,34 @@ Section "AsyncIPC" SecMain
   Pop $0
   ${If} $0 != 0
     Abort "sc failure ${SVC} failed ($0)."
+  ${EndIf}
+  ; Least privilege: only SeChangeNotifyPrivilege (no impersonation privilege: impersonating a
+  ; pipe client yields an identification-level token, all the broker needs) and an unrestricted
+  ; service SID. Wine's sc.exe has no privs/sidtype: then warn and write the registry values
+  ; those commands store (Windows may apply values written that way only after a restart).
+  nsExec::ExecToLog '"$SYSDIR\sc.exe" privs ${SVC} ${SVC_PRIVS}'
+  Pop $0
+  ${If} $0 != 0
+    DetailPrint "warning: sc.exe privs failed ($0; Wine's sc.exe has no privs): writing RequiredPrivileges to HKLM\${SVCKEY} instead"
+    ClearErrors
+    WriteRegMultiStr /REGEDIT5 HKLM "${SVCKEY}" "RequiredPrivileges" ${SVC_PRIVS_HEX}
+    ${If} ${Errors}
+      Abort "Cannot write RequiredPrivileges of the ${SVC} service."
+    ${EndIf}
+  ${EndIf}
+  nsExec::ExecToLog '"$SYSDIR\sc.exe" sidtype ${SVC} unrestricted'
+  Pop $0
+  ${If} $0 != 0
+    DetailPrint "warning: sc.exe sidtype failed ($0; Wine's sc.exe has no sidtype): writing ServiceSidType to HKLM\${SVCKEY} instead"
+    ClearErrors
+    WriteRegDWORD HKLM "${SVCKEY}" "ServiceSidType" 1
+    ${If} ${Errors}
+      Abort "Cannot write ServiceSidType of the ${SVC} service."
+    ${EndIf}
+  ${EndIf}
+  ReadRegStr $0 HKLM "${SVCKEY}" "ObjectName"
+  ${If} $0 != "${SVC_ACCOUNT}"
+    Abort "The ${SVC} service is registered to run as '$0', not as ${SVC_ACCOUNT}."
   ${EndIf}
   DetailPrint "Starting the ${SVC} service..."
   nsExec::ExecToLog '"$SYSDIR\sc.exe" start ${SVC}'
@@ -308,6 +366,15 @@ Section "Uninstall"
   ClearErrors
   ${GetOptions} $0 "/PURGE" $1
   ${IfNot} ${Errors}
+    ; Lock the folder, then refuse if a non-administrator owns it or it holds a reparse point
+    ; (RMDir /r must not walk into what a junction points to).
+    InitPluginsDir
+    File "/oname=$PLUGINSDIR\asyncipc-secure.exe" "${DIST}/bin/asyncipc-secure.exe"
+    nsExec::ExecToLog '"$PLUGINSDIR\asyncipc-secure.exe" purge "$APPDATA\AsyncIPC"'
+    Pop $0
+    ${If} $0 != 0
+      Abort "$APPDATA\AsyncIPC was kept: it is not safe to delete automatically (asyncipc-secure exit code $0; the reason is in the details)."
+    ${EndIf}
     DetailPrint "Removing $APPDATA\AsyncIPC (/PURGE)"
     RMDir /r "$APPDATA\AsyncIPC"
   ${Else}
