@@ -5,17 +5,28 @@
  * command line, which `wine prog args...` cannot produce when DIR contains a space).
  *
  *   query NAME                    prints key=value lines: exists, state, pid, start, binpath,
- *                                 display, description, failure_reset, failure_actions
+ *                                 display, account, description, failure_reset, failure_actions
  *   wait NAME STATE|GONE MS       polls (every 100 ms, at most MS) until the service is in
  *                                 STATE (RUNNING, STOPPED, ...) or no longer exists; exit 0/1
  *   run "COMMAND LINE"            CreateProcess with exactly that command line, waits, and exits
  *                                 with its exit code
  *   keepalive SECONDS             stays alive (a service under Wine runs only while an ordinary
  *                                 process of the prefix lives); the test ends it with wineserver -k
+ *   service-sid NAME              prints the SID of the virtual account NT SERVICE\NAME, derived
+ *                                 independently of the installers (SHA-1 of the upper-case name)
+ *   sdcheck KIND SDDL             checks a descriptor the installers apply, as built from its SDDL
+ *                                 (ConvertStringSecurityDescriptorToSecurityDescriptor): owner,
+ *                                 protection, and every ACE against what KIND (data, logs, config,
+ *                                 logfile, install) must grant; a FAIL: line per failed check,
+ *                                 a summary line, exit 0 when all pass. Wine synthesises file descriptors from Unix
+ *                                 permissions, so the descriptor is checked in memory, not on disk.
  *
  * Links only against kernel32/advapi32 (static runtime): it runs in a prefix without AsyncIPC.
  */
 #include <windows.h>
+#include <sddl.h>
+#include <wincrypt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +101,7 @@ static int cmd_query(SC_HANDLE scm, const wchar_t *name)
         printf("start=%s\n", start_name(cfg->dwStartType));
         print_kv("binpath", cfg->lpBinaryPathName);
         print_kv("display", cfg->lpDisplayName);
+        print_kv("account", cfg->lpServiceStartName);
     }
     static BYTE d2[8192];
     if (QueryServiceConfig2W(svc, SERVICE_CONFIG_DESCRIPTION, d2, sizeof d2, &need)) {
@@ -168,6 +180,186 @@ static int cmd_run(const wchar_t *cmdline)
     return (int)code;
 }
 
+/* The virtual account's SID: S-1-5-80 followed by the SHA-1 of the upper-case service name in
+ * UTF-16LE, read as five little-endian 32-bit sub-authorities (what `sc showsid` prints).
+ * Writes it into out (cap characters); 0 or -1. */
+static int service_sid(const wchar_t *name, wchar_t *out, size_t cap)
+{
+    wchar_t up[256];
+    size_t n = wcslen(name);
+    if (n == 0 || n >= 256)
+        return -1;
+    wcscpy(up, name);
+    CharUpperBuffW(up, (DWORD)n);
+    BYTE hash[20];
+    DWORD hl = sizeof hash;
+    HCRYPTPROV prov = 0;
+    HCRYPTHASH h = 0;
+    int ok = CryptAcquireContextW(&prov, NULL, NULL, PROV_RSA_FULL, CRYPT_VERIFYCONTEXT) &&
+             CryptCreateHash(prov, CALG_SHA1, 0, 0, &h) &&
+             CryptHashData(h, (const BYTE *)up, (DWORD)(n * sizeof(wchar_t)), 0) &&
+             CryptGetHashParam(h, HP_HASHVAL, hash, &hl, 0) && hl == 20;
+    if (h)
+        CryptDestroyHash(h);
+    if (prov)
+        CryptReleaseContext(prov, 0);
+    if (!ok)
+        return -1;
+    DWORD sub[5];
+    memcpy(sub, hash, sizeof sub);   /* x86-64 is little-endian, like the hash's reading */
+    _snwprintf(out, cap, L"S-1-5-80-%lu-%lu-%lu-%lu-%lu", sub[0], sub[1], sub[2], sub[3], sub[4]);
+    out[cap - 1] = 0;
+    return 0;
+}
+
+/* "service-sid NAME" */
+static int cmd_service_sid(const wchar_t *name)
+{
+    wchar_t sid[128];
+    if (service_sid(name, sid, 128) != 0) {
+        fprintf(stderr, "cannot hash the service name: %lu\n", GetLastError());
+        return 2;
+    }
+    printf("%ls\n", sid);
+    return 0;
+}
+
+/* One ACE a descriptor must hold: whose, which rights, which inheritance flags. */
+typedef struct want_ace {
+    const wchar_t *who;     /* SDDL SID string or alias */
+    const char *label;
+    DWORD mask;
+    BYTE flags;
+} want_ace;
+
+static int sd_checks, sd_failures;
+
+/* Counts one check; prints it when it fails. */
+static void sd_check(int ok, const char *fmt, ...)
+{
+    sd_checks++;
+    if (ok)
+        return;
+    sd_failures++;
+    va_list ap;
+    va_start(ap, fmt);
+    printf("FAIL: ");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+}
+
+/* True when sid equals the SID that the SDDL SID string `who` names. */
+static int sid_is(PSID sid, const wchar_t *who)
+{
+    PSID w = NULL;
+    if (!ConvertStringSidToSidW(who, &w))
+        return 0;
+    int eq = EqualSid(sid, w);
+    LocalFree(w);
+    return eq;
+}
+
+/* "sdcheck KIND SDDL": the descriptor as built must match KIND's table exactly (same ACEs, no
+ * others, in any order), with the owner and protection KIND requires. The tables are written
+ * from the requirements, not copied from the installers' SDDL: rights are composed from the
+ * Windows constants, the service's SID is derived here. */
+static int cmd_sdcheck(const wchar_t *kind, const wchar_t *sddl)
+{
+    const DWORD RX = FILE_GENERIC_READ | FILE_GENERIC_EXECUTE;
+    const DWORD MODIFY = FILE_GENERIC_READ | FILE_GENERIC_WRITE | FILE_GENERIC_EXECUTE | DELETE;
+    const BYTE TREE = OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE;
+    wchar_t svc[128];
+    if (service_sid(L"AsyncIPCBroker", svc, 128) != 0) {
+        fprintf(stderr, "cannot derive the service SID\n");
+        return 2;
+    }
+    want_ace want[3];
+    int folder = 1;     /* folders: owner Administrators, protected; files: inherited ACEs */
+    want[0] = (want_ace){ L"SY", "SYSTEM", FILE_ALL_ACCESS, TREE };
+    want[1] = (want_ace){ L"BA", "Administrators", FILE_ALL_ACCESS, TREE };
+    if (wcscmp(kind, L"data") == 0) {
+        want[2] = (want_ace){ svc, "the service (read)", RX, TREE };
+    } else if (wcscmp(kind, L"logs") == 0) {
+        want[2] = (want_ace){ svc, "the service (modify)", MODIFY, TREE };
+    } else if (wcscmp(kind, L"install") == 0) {
+        want[2] = (want_ace){ L"BU", "Users (read and execute)", RX, TREE };
+    } else if (wcscmp(kind, L"config") == 0 || wcscmp(kind, L"logfile") == 0) {
+        folder = 0;
+        int cfg = kind[0] == L'c';
+        want[2] = (want_ace){ svc, cfg ? "the service (read)" : "the service (modify)",
+                              cfg ? RX : MODIFY, 0 };
+        for (int i = 0; i < 3; i++)
+            want[i].flags = INHERITED_ACE;
+    } else {
+        fprintf(stderr, "unknown descriptor kind %ls\n", kind);
+        return 2;
+    }
+    PSECURITY_DESCRIPTOR sd = NULL;
+    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd, NULL)) {
+        sd_check(0, "%ls: the SDDL converts to a descriptor (error %lu)", kind, GetLastError());
+        return 1;
+    }
+    sd_checks = sd_failures = 0;
+    PSID owner = NULL;
+    BOOL defaulted, present = FALSE;
+    PACL dacl = NULL;
+    SECURITY_DESCRIPTOR_CONTROL ctl = 0;
+    DWORD rev;
+    GetSecurityDescriptorOwner(sd, &owner, &defaulted);
+    GetSecurityDescriptorControl(sd, &ctl, &rev);
+    if (folder) {
+        sd_check(owner && sid_is(owner, L"BA"), "%ls: owner is Administrators", kind);
+        sd_check((ctl & SE_DACL_PROTECTED) != 0, "%ls: DACL is protected (inherits nothing)", kind);
+    } else {
+        sd_check(!(ctl & SE_DACL_PROTECTED), "%ls: DACL is not protected (it inherits)", kind);
+    }
+    sd_check(GetSecurityDescriptorDacl(sd, &present, &dacl, &defaulted) && present && dacl,
+             "%ls: has a DACL, not a NULL one", kind);
+    if (!dacl) {
+        LocalFree(sd);
+        return 1;
+    }
+    sd_check(dacl->AceCount == 3, "%ls: exactly 3 ACEs (has %u)", kind, dacl->AceCount);
+    int seen[3] = { 0, 0, 0 };
+    for (DWORD i = 0; i < dacl->AceCount; i++) {
+        ACE_HEADER *h;
+        if (!GetAce(dacl, i, (void **)&h)) {
+            sd_check(0, "%ls: ACE %lu readable", kind, i);
+            continue;
+        }
+        ACCESS_ALLOWED_ACE *a = (ACCESS_ALLOWED_ACE *)h;
+        PSID sid = (PSID)&a->SidStart;
+        wchar_t *sidtext = NULL;
+        ConvertSidToStringSidW(sid, &sidtext);
+        int matched = 0;
+        for (int k = 0; k < 3; k++) {
+            if (!sid_is(sid, want[k].who))
+                continue;
+            matched = 1;
+            seen[k]++;
+            sd_check(h->AceType == ACCESS_ALLOWED_ACE_TYPE, "%ls: %s: an allow ACE", kind,
+                     want[k].label);
+            sd_check(a->Mask == want[k].mask, "%ls: %s: rights 0x%lx (want 0x%lx)", kind,
+                     want[k].label, a->Mask, want[k].mask);
+            sd_check(h->AceFlags == want[k].flags, "%ls: %s: inheritance flags 0x%x (want 0x%x)",
+                     kind, want[k].label, h->AceFlags, want[k].flags);
+            if (k == 2)
+                sd_check(!(a->Mask & (WRITE_DAC | WRITE_OWNER | FILE_DELETE_CHILD)),
+                         "%ls: %s cannot change permissions or owner", kind, want[k].label);
+        }
+        sd_check(matched, "%ls: ACE for %ls is expected (no one else gets anything)", kind,
+                 sidtext ? sidtext : L"?");
+        if (sidtext)
+            LocalFree(sidtext);
+    }
+    for (int k = 0; k < 3; k++)
+        sd_check(seen[k] == 1, "%ls: one ACE for %s (found %d)", kind, want[k].label, seen[k]);
+    LocalFree(sd);
+    printf("sdcheck %ls: %d checks, %d failures\n", kind, sd_checks, sd_failures);
+    return sd_failures ? 1 : 0;
+}
+
 /* Dispatches the sub-commands listed at the top of this file. */
 int wmain(int argc, wchar_t **argv)
 {
@@ -179,11 +371,16 @@ int wmain(int argc, wchar_t **argv)
         Sleep((DWORD)wcstoul(argv[2], NULL, 10) * 1000u);
         return 0;
     }
+    if (argc == 3 && wcscmp(argv[1], L"service-sid") == 0)
+        return cmd_service_sid(argv[2]);
+    if (argc == 4 && wcscmp(argv[1], L"sdcheck") == 0)
+        return cmd_sdcheck(argv[2], argv[3]);
     int is_query = argc == 3 && wcscmp(argv[1], L"query") == 0;
     int is_wait = argc == 5 && wcscmp(argv[1], L"wait") == 0;
     if (!is_query && !is_wait) {
         fprintf(stderr, "usage: aipc-installer-helper query NAME | wait NAME STATE|GONE MS |"
-                        " run \"CMDLINE\" | keepalive SECONDS\n");
+                        " run \"CMDLINE\" | keepalive SECONDS | service-sid NAME |"
+                        " sdcheck KIND SDDL\n");
         return 2;
     }
     SC_HANDLE scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);

@@ -4,13 +4,26 @@
 #   AIPC_DIST (dist tree), AIPC_VERSION, AIPC_HELPER (aipc-installer-helper.exe),
 #   AIPC_SOURCE_DIR, AIPC_WORK (scratch folder), AIPC_CMAKE, AIPC_WINE;
 #   nsis only: AIPC_SETUP (the setup program), AIPC_MAKENSIS, AIPC_NSI (to build an older version).
-#  cmd:  (as a simulated standard user: refused) install.cmd -> checks -> edit config -> install.cmd
-#        again (keeps it, restarts) -> checks -> install.cmd over an invalid config (must fail)
-#        -> uninstall.cmd (keeps config) -> uninstall.cmd again -> uninstall.cmd /purge
-#  nsis: Setup-<older>.exe /S -> checks -> edit config -> Setup-<version>.exe /S (upgrade) -> checks
-#        -> setup over an invalid config (must fail) -> QuietUninstallString _?= -> checks
-#        -> Setup /S /D=<custom dir> -> checks -> uninstall /PURGE -> checks
+#  both: no external program is called by a bare name in the elevated scripts (static check of
+#        install.cmd, uninstall.cmd, asyncipc.nsi, itself tested on planted bad lines)
+#  cmd:  descriptors as built (asyncipc-secure show -> helper sdcheck) -> (as a simulated standard
+#        user: refused) -> over a planted %ProgramData%\AsyncIPC (refused, nothing installed)
+#        -> install.cmd -> checks (files, service and its account/privileges, data folder
+#        protection as far as Wine shows it) -> planted broker.json owner / hard link / logs
+#        symlink: refused, running service untouched -> edit config -> install.cmd again (keeps
+#        it, restarts) -> checks -> install.cmd over an invalid config (must fail) -> uninstall.cmd
+#        (keeps config) -> uninstall.cmd again -> /purge over a reparse point (refused, kept)
+#        -> uninstall.cmd /purge
+#  nsis: Setup-<older>.exe /S -> checks -> refusals (planted broker.json, /D= below a folder
+#        everyone may change, /D= a non-empty foreign folder) leave the running install alone
+#        -> edit config -> Setup-<version>.exe /S (upgrade) -> checks -> setup over an invalid
+#        config (must fail) -> QuietUninstallString _?= -> checks -> Setup /S /D=<custom dir>
+#        -> checks (custom folder and its new parent protected) -> uninstall /PURGE -> checks
 # Every wait is a bounded poll on real state. The prefix and its wineserver are removed at the end.
+# Wine enforces no file ACLs and synthesises the descriptors it reports from Unix permissions; it
+# does map a DACL it is given onto them (no Everyone entry: no permission bits for "others"), which
+# is the part of the protection these suites can see on disk. The descriptors themselves are
+# checked as built, in memory (sdcheck).
 set -uo pipefail
 mode=${1:?usage: run_installer_test.sh cmd|nsis}
 for v in AIPC_DIST AIPC_VERSION AIPC_HELPER AIPC_SOURCE_DIR AIPC_WORK AIPC_CMAKE AIPC_WINE; do
@@ -22,7 +35,11 @@ SVC=AsyncIPCBroker
 drive_c="$WINEPREFIX/drive_c"
 pf_win='C:\Program Files\AsyncIPC'
 pf_unix="$drive_c/Program Files/AsyncIPC"
-cfg="$drive_c/ProgramData/AsyncIPC/broker.json"
+data_unix="$drive_c/ProgramData/AsyncIPC"
+data_win='C:\ProgramData\AsyncIPC'
+cfg="$data_unix/broker.json"
+svc_sid=S-1-5-80-1367493681-2980605409-3874299912-3683937316-105123856
+svckey="HKLM\\SYSTEM\\CurrentControlSet\\Services\\$SVC"
 arpkey='HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall\AsyncIPC'
 failures=0; checks=0
 t0=$(date +%s)
@@ -79,6 +96,131 @@ assert_service_running() {
     echo "diag: last broker log lines:"
     tail -n 15 "$drive_c/ProgramData/AsyncIPC/logs/broker.log" 2>/dev/null | tr -d '\r' | sed 's/^/diag:   /'
   fi
+}
+
+# assert_service_account: the service runs as its virtual account with only
+# SeChangeNotifyPrivilege and an unrestricted service SID, in the registry (what sc.exe
+# create obj= / privs / sidtype store, and what the installers write where Wine's sc lacks them).
+regval() { w reg query "$svckey" /v "$1" 2>/dev/null | tr -d '\r' | sed -n "s/^ *$1 *REG_[A-Z_]* *//p"; }
+assert_service_account() {
+  check "registry ObjectName is NT SERVICE\\$SVC (got '$(regval ObjectName)')" \
+    test "$(regval ObjectName)" = "NT SERVICE\\$SVC"
+  check "service manager reports the account NT SERVICE\\$SVC (got '$(svc_field account)')" \
+    test "$(svc_field account)" = "NT SERVICE\\$SVC"
+  check "registry RequiredPrivileges is SeChangeNotifyPrivilege only (got '$(regval RequiredPrivileges)')" \
+    test "$(regval RequiredPrivileges | sed 's/\\0$//')" = SeChangeNotifyPrivilege
+  check "registry ServiceSidType is 1, unrestricted (got '$(regval ServiceSidType)')" \
+    test "$(( $(regval ServiceSidType) ))" = 1
+}
+
+# others_bits UNIX_PATH: the permission bits Wine gives "others" (it maps an Everyone ACE there).
+others_bits() { echo $(( 0$(stat -c %a "$1") & 7 )); }
+
+# assert_data_protected [ITEM...]: %ProgramData%\AsyncIPC, logs\ (and the ITEMs, Unix paths)
+# exist, are plain (no symbolic link) and, as far as Wine shows a DACL, give "others" nothing
+# (folders and files Wine creates are 755/644: the descriptors the installers write are what
+# removes those bits). Wine applies no inheritance to new files, so a file shows its rights only
+# once asyncipc-secure has reset it (on the next install), which is when the suites check files.
+assert_data_protected() {
+  local p
+  for p in "$data_unix" "$data_unix/logs" "$@"; do
+    check "${p#$drive_c/} exists and is no symbolic link" test -e "$p" -a ! -L "$p"
+    check "${p#$drive_c/}: no access for others (mode $(stat -c %a "$p"))" test "$(others_bits "$p")" = 0
+  done
+}
+
+# bare_tool_calls FILE...: prints every line of the elevated scripts that starts a system program
+# by a bare name (PATH search) instead of its full path. .cmd: a program name as a command word,
+# outside comments (full paths sit in variables: "%SC%" ...). .nsi: every Exec*/nsExec call must
+# start "$SYSDIR\..." or "$PLUGINSDIR\...".
+tools='sc|find|findstr|net|net1|ping|icacls|cacls|takeown|xcopy|robocopy|reg|fltmc|timeout|powershell|wmic|whoami|attrib|cmd|wevtutil'
+bare_tool_calls() {
+  local f
+  for f in "$@"; do
+    case "$f" in
+      *.cmd) tr -d '\r' <"$f" | grep -inE "(^|[[:space:]\"(&|@])($tools)(\.exe)?([[:space:]\">|)]|\$)" \
+               | grep -viE '^[0-9]+:[[:space:]]*(@?rem([[:space:]]|$)|::)' | sed "s|^|${f##*/}:|" ;;
+      *.nsi) tr -d '\r' <"$f" | grep -inE '(nsExec::Exec[A-Za-z]*|^[[:space:]]*Exec(Wait|Shell)?)[[:space:]]' \
+               | grep -vE "(nsExec::Exec[A-Za-z]*|Exec(Wait|Shell)?)[[:space:]]+'\"\\\$(SYSDIR|PLUGINSDIR)\\\\" \
+               | grep -vE '^[0-9]+:[[:space:]]*[;#]' | sed "s|^|${f##*/}:|" ;;
+    esac
+  done
+}
+
+# assert_full_paths: the check finds nothing in the shipped scripts, and finds each bare call
+# planted in copies of them (so it can fail).
+assert_full_paths() {
+  local bad
+  bad=$(bare_tool_calls "$AIPC_SOURCE_DIR/installer/install.cmd" "$AIPC_SOURCE_DIR/installer/uninstall.cmd" \
+                        "$AIPC_SOURCE_DIR/installer/asyncipc.nsi")
+  check "no system program called by a bare name in install.cmd/uninstall.cmd/asyncipc.nsi${bad:+: $bad}" test -z "$bad"
+  mkdir -p "$work/planted"
+  printf '%s\r\n' '@echo off' 'rem sc query is fine in a comment' 'sc query x >nul' \
+    'if errorlevel 1 net session >nul 2>&1' '"%SC%" query x | find "RUNNING" >nul' \
+    'ping -n 2 127.0.0.1 >nul' '(icacls "%D%" /reset)' 'reg.exe add x /f' >"$work/planted/bad.cmd"
+  printf '%s\n' "; nsExec::ExecToLog 'sc.exe start x' in a comment is fine" \
+    "  nsExec::ExecToLog 'sc.exe start x'" "  nsExec::ExecToLog '\"sc.exe\" start x'" \
+    "  ExecWait 'icacls.exe x'" "  nsExec::ExecToStack '\"\$SYSDIR\\sc.exe\" query x'" >"$work/planted/bad.nsi"
+  check "the bare-name check flags the 6 planted .cmd lines (got $(bare_tool_calls "$work/planted/bad.cmd" | wc -l))" \
+    test "$(bare_tool_calls "$work/planted/bad.cmd" | wc -l)" = 6
+  check "the bare-name check flags the 3 planted .nsi lines (got $(bare_tool_calls "$work/planted/bad.nsi" | wc -l))" \
+    test "$(bare_tool_calls "$work/planted/bad.nsi" | wc -l)" = 3
+}
+
+# assert_descriptors SECURE_EXE: the descriptors asyncipc-secure.exe applies, as built (its `show`
+# prints them from the built descriptors), each checked by the helper against what it must grant;
+# the service SID it uses is the one derived independently; a tampered descriptor fails sdcheck.
+assert_descriptors() {
+  local out kind sddl k
+  out=$(w "$1" show | tr -d '\r')
+  check "asyncipc-secure show uses the service SID derived from the name (got $(sed -n 's/^service_sid=//p' <<<"$out"))" \
+    test "$(sed -n 's/^service_sid=//p' <<<"$out")" = "$(helper service-sid "$SVC")"
+  check "the derivation reproduces TrustedInstaller's well-known SID" \
+    test "$(helper service-sid TrustedInstaller)" = S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464
+  check "the derivation matches the SID the suite expects" test "$(helper service-sid "$SVC")" = "$svc_sid"
+  for kind in data logs config logfile install; do
+    sddl=$(sed -n "s/^$kind=//p" <<<"$out")
+    k=$(helper sdcheck "$kind" "$sddl"); rc=$?
+    echo "$k" | sed 's/^/    /'
+    check "descriptor '$kind' as built: $sddl" test "$rc" = 0 -a -n "$sddl"
+  done
+  sddl=$(sed -n 's/^data=//p' <<<"$out")
+  helper sdcheck data "${sddl/D:PAI/D:AI}(A;OICI;0x1200a9;;;BU)" >/dev/null; rc=$?
+  check "sdcheck fails a tampered data descriptor (unprotected, Users read)" test "$rc" = 1
+  sddl=$(sed -n 's/^logs=//p' <<<"$out")
+  helper sdcheck data "$sddl" >/dev/null; rc=$?
+  check "sdcheck fails the logs descriptor given as data (service may write)" test "$rc" = 1
+}
+
+# refused_unchanged RC PATTERN ERRFILE PID: an install that must be refused before it changes
+# anything: exit code RC, PATTERN in its message, the running service untouched (same pid).
+refused_unchanged() {
+  local want=$1 pat=$2 errf=$3 pid=$4
+  check "refused with exit code $want (rc $rc): $(tr -d '\r' <"$errf" | grep -m1 -i refused | head -c 300)" test "$rc" = "$want"
+  if [ -n "$pat" ]; then
+    check "the message names the reason ($pat)" grep -qi -- "$pat" "$errf"
+  fi
+  svc_query
+  check "running service untouched (state $(svc_field state), pid $pid -> $(svc_field pid))" \
+    test "$(svc_field state)" = RUNNING -a "$(svc_field pid)" = "$pid"
+}
+
+# foreign_owner PATH...: gives PATH to another Unix user, which Wine reports as a foreign owner
+# (Anonymous Logon, S-1-5-7): the way to simulate what a non-administrator planted. Needs root
+# (or sudo without a password); otherwise says so and returns 1, and the caller skips those checks.
+foreign_owner() {
+  chown 65534 "$@" 2>/dev/null || sudo -n chown 65534 "$@" 2>/dev/null && return 0
+  echo "note: cannot chown (not root, no sudo): the foreign-owner refusal is not simulated"
+  return 1
+}
+own_again() { chown "$(id -u)" "$@" 2>/dev/null || sudo -n chown "$(id -u)" "$@"; }
+
+# run_logged NAME CMD...: runs CMD with stdout/stderr in $work/NAME.out/.err, shows both; rc in $rc.
+run_logged() {
+  local name=$1; shift
+  "$@" >"$work/$name.out" 2>"$work/$name.err"; rc=$?
+  tr -d '\r' <"$work/$name.out" | sed "s/^/    $name: /"
+  tr -d '\r' <"$work/$name.err" | sed "s/^/    $name (stderr): /"
 }
 
 # assert_files UNIX_DIR: everything the installers put in the installation folder.
@@ -189,29 +331,80 @@ if [ "$mode" = cmd ]; then
   inst_cmd="$(winpath "$AIPC_DIST/bin/install.cmd")"
   uninst_cmd="$(winpath "$AIPC_DIST/bin/uninstall.cmd")"
 
+  step "static checks: full paths in the scripts, the descriptors as built"
+  assert_full_paths
+  assert_descriptors "$AIPC_DIST/bin/asyncipc-secure.exe"
+
   step "install.cmd / uninstall.cmd without Administrator rights"
-  # Everything is an administrator under Wine; simulate a standard user by putting a net.exe
-  # and an fltmc.exe that fail (the helper exits 2 on unknown arguments) first in PATH.
-  mkdir -p "$work/nonadmin"
-  cp "$AIPC_HELPER" "$work/nonadmin/net.exe"; cp "$AIPC_HELPER" "$work/nonadmin/fltmc.exe"
+  # Everything is an administrator under Wine; simulate a standard user with a net.exe and an
+  # fltmc.exe that fail (the helper exits 2 on unknown arguments). The scripts call them by full
+  # path, so they replace System32's own for this step (the prefix is a throwaway one; a native
+  # program there runs only with a "native" DLL override), which also shows that the scripts run
+  # exactly those files and nothing found through PATH.
+  sys32="$drive_c/windows/system32"
+  cp "$sys32/net.exe" "$work/net.exe.wine"
+  cp "$AIPC_HELPER" "$sys32/net.exe"; cp "$AIPC_HELPER" "$sys32/fltmc.exe"
   for script in "$inst_cmd" "$uninst_cmd"; do
-    WINEPATH="$(winpath "$work/nonadmin")" w cmd /c "$script" >"$work/nonadmin.out" 2>"$work/nonadmin.err"; rc=$?
+    WINEDLLOVERRIDES="$WINEDLLOVERRIDES;net.exe,fltmc.exe=n" w cmd /c "$script" >"$work/nonadmin.out" 2>"$work/nonadmin.err"; rc=$?
     check "${script##*\\} as a standard user exits 5 (rc $rc)" test "$rc" = 5
     check "${script##*\\} says Administrator rights are required" grep -q "Administrator rights are required" "$work/nonadmin.err"
   done
-  check "nothing was installed" test ! -e "$pf_unix"
+  cp "$work/net.exe.wine" "$sys32/net.exe"; rm -f "$sys32/fltmc.exe"
+  check "nothing was installed" test ! -e "$pf_unix" -a ! -e "$data_unix"
   svc_query
   check "no service was registered" test "$(svc_field exists)" = 0
 
+  step "install.cmd over a %ProgramData%\\AsyncIPC planted by a non-administrator"
+  mkdir -p "$data_unix"
+  printf '{ "sddl": "D:(A;;FA;;;WD)", "log_file": "C:\\\\Windows\\\\evil.dll" }\r\n' >"$cfg"
+  cp "$cfg" "$work/planted.json"
+  if foreign_owner "$data_unix" "$cfg"; then
+    run_logged planted w cmd /c "$inst_cmd"
+    check "install.cmd refuses it with exit code 6 (rc $rc)" test "$rc" = 6
+    check "the message names the folder and its owner" grep -qF 'ProgramData\AsyncIPC" is owned by S-1-5-7' "$work/planted.err"
+    check "nothing was installed" test ! -e "$pf_unix"
+    svc_query
+    check "no service was registered" test "$(svc_field exists)" = 0
+    check "the planted config was left as it was" cmp -s "$cfg" "$work/planted.json"
+  fi
+  rm -rf "$data_unix"
+
   step "install.cmd"
-  w cmd /c "$inst_cmd"; rc=$?
+  run_logged install w cmd /c "$inst_cmd"
   check "install.cmd exits 0 (rc $rc)" test "$rc" = 0
+  check "the data folder was created with its descriptor" grep -qF "created \"$data_win\" (data): O:BA" "$work/install.out"
+  check "the logs folder was created with its descriptor" grep -qF "created \"$data_win\\logs\" (logs): O:BA" "$work/install.out"
+  # Wine's sc.exe has no privs/sidtype: the script must say so and write the registry instead.
+  check "install.cmd warns that sc.exe privs is unavailable" grep -q 'warning: .*sc.exe" privs failed' "$work/install.err"
+  check "install.cmd warns that sc.exe sidtype is unavailable" grep -q 'warning: .*sc.exe" sidtype failed' "$work/install.err"
   assert_files "$pf_unix"
   assert_default_config
+  assert_data_protected
   assert_service_running "$pf_win"
+  assert_service_account
   pid1=$(svc_field pid)
   pubsub_roundtrip "$pf_win" asyncipc.broker
   consumer "$pf_unix" "$pf_win"
+
+  step "install.cmd over items planted in the data folder: refused, the running broker untouched"
+  cp "$cfg" "$work/cfg.before"
+  if foreign_owner "$cfg"; then
+    run_logged planted w cmd /c "$inst_cmd"
+    refused_unchanged 6 'broker.json" is owned by S-1-5-7' "$work/planted.err" "$pid1"
+    check "the config was left as it was" cmp -s "$cfg" "$work/cfg.before"
+    own_again "$cfg"
+  fi
+  ln "$cfg" "$data_unix/planted.json"
+  run_logged planted w cmd /c "$inst_cmd"
+  refused_unchanged 6 'has 2 names (hard links)' "$work/planted.err" "$pid1"
+  rm -f "$data_unix/planted.json"
+  mkdir -p "$work/elsewhere"; mv "$data_unix/logs" "$data_unix/logs.real"
+  ln -s "$work/elsewhere" "$data_unix/logs"
+  run_logged planted w cmd /c "$inst_cmd"
+  refused_unchanged 6 'logs" is a reparse point' "$work/planted.err" "$pid1"
+  check "nothing was written where the link points" test -z "$(ls -A "$work/elsewhere")"
+  rm -f "$data_unix/logs"; mv "$data_unix/logs.real" "$data_unix/logs"
+  check "the config is still the one written at install" cmp -s "$cfg" "$work/cfg.before"
 
   step "edit the config, run install.cmd again"
   sed -i 's/"pipe_name": "asyncipc.broker"/"pipe_name": "asyncipc.reinstalled"/' "$cfg"
@@ -220,7 +413,9 @@ if [ "$mode" = cmd ]; then
   w cmd /c "$inst_cmd"; rc=$?
   check "install.cmd again exits 0 (rc $rc)" test "$rc" = 0
   check "edited config kept byte for byte" cmp -s "$cfg" "$work/broker.json.edited"
+  assert_data_protected "$cfg" "$data_unix/logs/broker.log"
   assert_service_running "$pf_win"
+  assert_service_account
   check "service was restarted (pid $pid1 -> $(svc_field pid))" test "$(svc_field pid)" != "$pid1"
   pubsub_roundtrip "$pf_win" asyncipc.reinstalled
 
@@ -237,6 +432,15 @@ if [ "$mode" = cmd ]; then
   check "config kept" cmp -s "$cfg" "$work/broker.json.edited"
   w cmd /c "$uninst_cmd"; rc=$?
   check "uninstall.cmd with nothing installed exits 0 (rc $rc)" test "$rc" = 0
+  step "uninstall.cmd /purge over a reparse point (refused, kept), then /purge"
+  mkdir -p "$work/elsewhere"; echo keep >"$work/elsewhere/keep.txt"
+  ln -s "$work/elsewhere" "$data_unix/link"
+  run_logged purge w cmd /c "$uninst_cmd" /purge
+  check "uninstall.cmd /purge refuses with exit code 6 (rc $rc)" test "$rc" = 6
+  check "the message names the reparse point" grep -qF 'AsyncIPC\link" is a reparse point' "$work/purge.err"
+  check "the data folder was kept" cmp -s "$cfg" "$work/broker.json.edited"
+  check "what the link points to is untouched" test -s "$work/elsewhere/keep.txt"
+  rm -f "$data_unix/link"
   w cmd /c "$uninst_cmd" /purge; rc=$?
   check "uninstall.cmd /purge exits 0 (rc $rc)" test "$rc" = 0
   check "/purge removed %ProgramData%\\AsyncIPC" test ! -e "$drive_c/ProgramData/AsyncIPC"
@@ -264,15 +468,47 @@ elif [ "$mode" = nsis ]; then
     check "ARP EstimatedSize > 0 KB ($(arp EstimatedSize))" test $(( $(arp EstimatedSize) )) -gt 0
   }
 
+  step "static check: full paths in the scripts"
+  assert_full_paths
+
   step "fresh silent install of $old"
   w "$work/AsyncIPC-Setup-$old.exe" /S; rc=$?
   check "setup $old /S exits 0 (rc $rc)" test "$rc" = 0
   assert_files "$pf_unix"
   check "uninstaller written" test -s "$pf_unix/uninstall.exe"
+  check "asyncipc-secure.exe is not installed" test ! -e "$pf_unix/bin/asyncipc-secure.exe"
   assert_default_config
+  assert_data_protected
   assert_service_running "$pf_win"
+  assert_service_account
   assert_arp "$old" "$pf_win"
   pid1=$(svc_field pid)
+
+  step "refused setups leave the running installation alone (silent: exit code 2)"
+  secure="$AIPC_DIST/bin/asyncipc-secure.exe"
+  cp "$cfg" "$work/cfg.before"
+  if foreign_owner "$cfg"; then
+    w "$AIPC_SETUP" /S; rc=$?
+    refused_unchanged 2 "" /dev/null "$pid1"
+    check "the config was left as it was" cmp -s "$cfg" "$work/cfg.before"
+    own_again "$cfg"
+  fi
+  # A parent folder everyone may change (Wine maps mode 777 to an Everyone ACE with delete and
+  # delete-child rights): a user could rename it and put their own broker in its place.
+  mkdir -p "$drive_c/Unsafe"; chmod 777 "$drive_c/Unsafe"
+  run_verbatim "\"$(winpath "$AIPC_SETUP")\" /S /D=C:\\Unsafe\\AsyncIPC"; rc=$?
+  refused_unchanged 2 "" /dev/null "$pid1"
+  check "the refused folder was not created" test ! -e "$drive_c/Unsafe/AsyncIPC"
+  run_logged secure w "$secure" install 'C:\Unsafe\AsyncIPC' 'C:\Program Files'
+  check "asyncipc-secure gives the reason (rc $rc)" test "$rc" = 3 -a -n "$(grep -F '"C:\Unsafe" grants S-1-1-0' "$work/secure.err")"
+  # An existing folder with other content: setup would take over its permissions.
+  mkdir -p "$drive_c/Other"; echo other >"$drive_c/Other/readme.txt"
+  run_verbatim "\"$(winpath "$AIPC_SETUP")\" /S /D=C:\\Other"; rc=$?
+  refused_unchanged 2 "" /dev/null "$pid1"
+  check "the other folder is unchanged ($(ls "$drive_c/Other" | tr '\n' ' '))" test "$(ls "$drive_c/Other")" = readme.txt
+  run_logged secure w "$secure" install 'C:\Other' 'C:\Program Files'
+  check "asyncipc-secure gives the reason (rc $rc)" test "$rc" = 3 -a -n "$(grep -F 'is not empty and holds no AsyncIPC installation' "$work/secure.err")"
+  check "Add/Remove Programs still names $old in $pf_win" test "$(arp DisplayVersion)" = "$old" -a "$(arp InstallLocation)" = "$pf_win"
 
   step "edit the config, upgrade to $AIPC_VERSION"
   sed -i 's/"pipe_name": "asyncipc.broker"/"pipe_name": "asyncipc.upgraded"/' "$cfg"
@@ -285,6 +521,8 @@ elif [ "$mode" = nsis ]; then
   assert_files "$pf_unix"
   assert_service_running "$pf_win"
   check "service was restarted by the upgrade (pid $pid1 -> $(svc_field pid))" test "$(svc_field pid)" != "$pid1"
+  assert_service_account
+  assert_data_protected "$cfg" "$data_unix/logs/broker.log"
   assert_arp "$AIPC_VERSION" "$pf_win"
   pubsub_roundtrip "$pf_win" asyncipc.upgraded
   consumer "$pf_unix" "$pf_win" asyncipc.upgraded
@@ -314,7 +552,13 @@ elif [ "$mode" = nsis ]; then
   run_verbatim "\"$(winpath "$AIPC_SETUP")\" /S /D=$custom_win"; rc=$?
   check "setup /S /D= exits 0 (rc $rc)" test "$rc" = 0
   assert_files "$custom_unix"
+  # Outside Program Files the folder (and the parent setup had to create) gets the install
+  # descriptor: as far as Wine shows it, no access for others (a plain new folder here is 755).
+  for p in "$drive_c/Apps" "$custom_unix"; do
+    check "${p#$drive_c/}: protected, no access for others (mode $(stat -c %a "$p"))" test "$(others_bits "$p")" = 0
+  done
   assert_service_running "$custom_win"
+  assert_service_account
   check "config still kept" cmp -s "$cfg" "$work/broker.json.edited"
   check "ARP InstallLocation is the custom folder" test "$(arp InstallLocation)" = "$custom_win"
   run_verbatim "\"$custom_win\\uninstall.exe\" /S /PURGE _?=$custom_win"; rc=$?
