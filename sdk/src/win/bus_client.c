@@ -270,6 +270,9 @@ static void try_open(aipc_bus *b)
         return;
     }
     b->h = h;
+    /* A new connection reads at once; a pause of the old one ends with it (a resume task
+     * still queued finds the read pending and does nothing). */
+    InterlockedExchange(&b->rpaused, 0);
     aipc_decoder_init(&b->dec, AIPC_MAX_META, 0);
     AcquireSRWLockShared(&b->lock);
     if (b->max_payload > b->dec.max_payload && b->max_payload <= UINT32_MAX)
@@ -554,6 +557,7 @@ static void on_resume(aipc_op *op, DWORD err, DWORD bytes)
     aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, resume_op);
     (void)err;
     (void)bytes;
+    InterlockedExchange(&b->resume_posted, 0);
     if ((b->st == BS_HELLO || b->st == BS_READY) && !b->rbusy && !aipc_bus_ev_closed(b))
         issue_read(b);
     aipc_bus_unref(b);
@@ -939,9 +943,17 @@ void aipc_bus_close(aipc_bus *b)
 {
     if (!b)
         return;
+    if (aipc_loop_gone(b->loop)) {
+        /* Process exit (a static destructor in a DLL): every other thread is gone, perhaps
+         * inside one of our locks. Nothing can run a callback any more; leave it all. */
+        InterlockedExchange(&b->gate.closed, 1);
+        return;
+    }
+    aipc_bus_ref(b);                     /* a served message may not free it under us */
     AcquireSRWLockExclusive(&b->lock);
     if (b->closing) {
         ReleaseSRWLockExclusive(&b->lock);
+        aipc_bus_unref(b);
         return;
     }
     b->closing = 1;
@@ -959,4 +971,5 @@ void aipc_bus_close(aipc_bus *b)
                      b->pipe_utf8);
         InterlockedDecrement(&b->refs);
     }
+    aipc_bus_unref(b);
 }

@@ -173,10 +173,13 @@ static void ev_item(aipc_dq_item *it, int run)
     if (v->flow) {
         LONG64 left = InterlockedAdd64(&b->dq_bytes, -(LONG64)v->flow);
         if ((uint64_t)left <= b->o.max_dispatch_bytes / 2 &&
-            InterlockedCompareExchange(&b->rpaused, 0, 1) == 1) {
+            InterlockedCompareExchange(&b->rpaused, 0, 1) == 1 &&
+            InterlockedCompareExchange(&b->resume_posted, 1, 0) == 0) {
             aipc_bus_ref(b);
-            if (aipc_loop_gone(b->loop) || !b->loop->eng->post(b->loop, &b->resume_op))
+            if (aipc_loop_gone(b->loop) || !b->loop->eng->post(b->loop, &b->resume_op)) {
+                InterlockedExchange(&b->resume_posted, 0);
                 aipc_bus_unref(b);
+            }
         }
     }
     free(v);
@@ -375,7 +378,8 @@ static void complete_taken(aipc_bus *b, take_fn take, void *arg, int status,
         /* entries are taken only inside the gate: after close shut it, they are close's */
         if (!aipc_gate_enter(&b->gate))
             return;
-        for (;;) {
+        /* stops as soon as close shut the gate: what is left is close's to complete */
+        while (!aipc_gate_is_closed(&b->gate)) {
             aipc_bus_pend e;
             AcquireSRWLockExclusive(&b->lock);
             int got = take(b, &e, arg);

@@ -45,6 +45,7 @@ struct aipc_bus {
     aipc_dispatcher *disp;        /* callbacks go through it (NULL: on the I/O thread) */
     volatile LONG64 dq_bytes;     /* bytes queued for the dispatcher (with overhead) */
     volatile LONG rpaused;        /* the read side waits for the dispatcher to drain */
+    volatile LONG resume_posted;  /* resume_op is queued (posted at most once at a time) */
 
     /* [lock] */
     SRWLOCK lock;

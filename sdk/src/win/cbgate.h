@@ -9,7 +9,10 @@
  * with QS_SENDMESSAGE, then PeekMessage(PM_NOREMOVE | PM_QS_SENDMESSAGE)), so a callback
  * blocked in SendMessage to one of them completes; it ends early when the callback's thread has
  * already exited (process exit: a static destructor in a DLL). Called on the thread that is
- * inside the gate (from the callback itself) it does not wait.
+ * inside the gate (from the callback itself) it does not wait, nor when the runner itself waits
+ * (directly or through a chain) in aipc_gate_close for a callback on the calling thread. While
+ * handling a message sent by another thread it first replies to it (ReplyMessage(0)): the
+ * sender may be the callback it is about to wait for.
  * Thread: any. The gate's fields are guarded by its SRW lock.
  */
 #ifndef AIPC_WIN_CBGATE_H
@@ -21,7 +24,7 @@ typedef struct aipc_gate {
     SRWLOCK lock;
     DWORD running;     /* [lock] id of the thread inside the gate, 0 = none */
     int depth;         /* [lock] nested enters by that thread */
-    int closed;        /* [lock] shut: enter fails */
+    volatile LONG closed; /* [lock] to set, read without it: shut, enter fails */
     int waiters;       /* [lock] closers waiting for `idle` */
     HANDLE idle;       /* [lock] manual-reset event, made by the first waiter, set on leave */
 } aipc_gate;

@@ -79,9 +79,12 @@ int aipc_dispatcher_push(aipc_dispatcher *d, aipc_dq_item *it)
         SetEvent(d->event);
     HWND hwnd = d->hwnd;
     ReleaseSRWLockExclusive(&d->lock);
-    if (wake && !PostMessageW(hwnd, WM_AIPC_WAKE, 0, 0)) {
-        aipc_log(AIPC_LOG_ERROR, "dispatcher: PostMessage failed (%lu); retrying on the next event",
-                 GetLastError());
+    /* A full posted-message queue (10000) refuses PostMessage; a notification is a sent
+     * message, not subject to that quota, and is handled at the window thread's next wait. */
+    if (wake && !PostMessageW(hwnd, WM_AIPC_WAKE, 0, 0) &&
+        !SendNotifyMessageW(hwnd, WM_AIPC_WAKE, 0, 0)) {
+        aipc_log(AIPC_LOG_ERROR, "dispatcher: cannot wake the window thread (%lu); retrying on "
+                 "the next event", GetLastError());
         AcquireSRWLockExclusive(&d->lock);
         d->woken = 0;
         ReleaseSRWLockExclusive(&d->lock);
@@ -112,6 +115,7 @@ static int run_items(aipc_dispatcher *d, uint32_t max, DWORD ms)
 {
     if (aipc_cb_nested() || InterlockedCompareExchange(&d->busy, 1, 0) != 0)
         return 0;
+    aipc_dispatcher_ref(d);       /* a callback may free it and release its last object */
     if (max == 0) {
         AcquireSRWLockShared(&d->lock);
         max = d->count > UINT32_MAX ? UINT32_MAX : (uint32_t)d->count;
@@ -129,6 +133,7 @@ static int run_items(aipc_dispatcher *d, uint32_t max, DWORD ms)
             break;
     }
     InterlockedExchange(&d->busy, 0);
+    aipc_dispatcher_unref(d);
     return (int)(ran > INT32_MAX ? INT32_MAX : ran);
 }
 
@@ -139,25 +144,33 @@ static INIT_ONCE g_class_once = INIT_ONCE_STATIC_INIT;
 static HINSTANCE g_module;
 
 /* Window thread: a wake or a slice timer. */
-static void window_slice(aipc_dispatcher *d)
+/* Continues after `ms` on the window's timer; if no timer can be had, on a posted wake. */
+static void window_later(HWND hwnd, UINT ms)
 {
-    HWND hwnd = d->hwnd;
+    if (!SetTimer(hwnd, TIMER_SLICE, ms, NULL))
+        PostMessageW(hwnd, WM_AIPC_WAKE, 0, 0);
+}
+
+static void window_slice(aipc_dispatcher *d, HWND hwnd)
+{
     KillTimer(hwnd, TIMER_SLICE);
     if (aipc_cb_nested()) {                 /* inside a callback's modal loop: later */
-        SetTimer(hwnd, TIMER_SLICE, NESTED_RETRY_MS, NULL);
+        window_later(hwnd, NESTED_RETRY_MS);
         return;
     }
+    aipc_dispatcher_ref(d);                 /* a callback may free it */
     AcquireSRWLockExclusive(&d->lock);
     d->woken = 0;
     ReleaseSRWLockExclusive(&d->lock);
     run_items(d, UINT32_MAX, SLICE_MS);
     AcquireSRWLockExclusive(&d->lock);
-    int more = d->head != NULL && !d->woken && !d->dead;
+    int more = d->head != NULL && !d->woken && !d->dead && d->hwnd == hwnd;
     if (more)
         d->woken = 1;
     ReleaseSRWLockExclusive(&d->lock);
     if (more)
-        SetTimer(hwnd, TIMER_SLICE, USER_TIMER_MINIMUM, NULL);
+        window_later(hwnd, USER_TIMER_MINIMUM);
+    aipc_dispatcher_unref(d);
 }
 
 static LRESULT CALLBACK window_proc(HWND hwnd, UINT msg, WPARAM wp, LPARAM lp)
@@ -170,11 +183,11 @@ static LRESULT CALLBACK window_proc(HWND hwnd, UINT msg, WPARAM wp, LPARAM lp)
         break;
     case WM_AIPC_WAKE:
         if (d)
-            window_slice(d);
+            window_slice(d, hwnd);
         return 0;
     case WM_TIMER:
         if (d && wp == TIMER_SLICE) {
-            window_slice(d);
+            window_slice(d, hwnd);
             return 0;
         }
         break;

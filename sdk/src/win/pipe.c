@@ -16,7 +16,6 @@
 #define RETRY_FIRST_MS 10u
 #define RETRY_MAX_MS   200u
 
-static void server_listen(aipc_pipe *p);
 static void client_try(aipc_pipe *p);
 
 static const char *role_name(const aipc_pipe *p)
@@ -88,8 +87,12 @@ static void finish_drain(aipc_pipe *p)
     p->state = AIPC_ST_IDLE;
     if (had_peer)
         aipc_pipe_ev_disconnected(p);
-    if (p->state == AIPC_ST_IDLE)      /* not closed from inside OnDisconnected */
-        server_listen(p);
+    if (p->state != AIPC_ST_IDLE)      /* closed from inside OnDisconnected */
+        return;
+    if (aipc_pipe_ev_should_pause(p))
+        p->listen_due = 1;             /* the application is behind: the resume task listens */
+    else
+        aipc_pipe_server_listen(p);
 }
 
 void aipc_pipe_maybe_finish(aipc_pipe *p)
@@ -160,7 +163,7 @@ static void on_listen(aipc_op *op, DWORD err, DWORD bytes)
             connected(p);
         } else if (err == ERROR_NO_DATA) {   /* the client came and went already */
             DisconnectNamedPipe(p->h);
-            server_listen(p);
+            aipc_pipe_server_listen(p);
         } else {
             aipc_log(AIPC_LOG_ERROR, "pipe(%s) server %s: ConnectNamedPipe failed (%lu)",
                      p->eng->name, pname(p), err);
@@ -175,7 +178,7 @@ static void on_listen(aipc_op *op, DWORD err, DWORD bytes)
 }
 
 /* Starts waiting for the next client (all three ConnectNamedPipe outcomes are handled). */
-static void server_listen(aipc_pipe *p)
+void aipc_pipe_server_listen(aipc_pipe *p)
 {
     for (int tries = 0;; tries++) {
         p->state = AIPC_ST_LISTENING;
@@ -219,7 +222,7 @@ static void server_start(aipc_pipe *p)
     p->state = AIPC_ST_IDLE;
     aipc_pipe_ev_create(p, true);
     if (p->state == AIPC_ST_IDLE)
-        server_listen(p);
+        aipc_pipe_server_listen(p);
 }
 
 /* ---- client --------------------------------------------------------------------------------- */

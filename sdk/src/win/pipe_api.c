@@ -329,6 +329,7 @@ bool aipc_pipe_create(aipc_named_pipe *pipe, const wchar_t *pipe_name, PipeType 
     p->name_utf8 = aipc_wname_utf8(full);
     p->role = type;
     p->d = d;
+    p->want_sent = d && d->OnSend;
     if (type == PIPE_SERVER) {
         p->create_err = server_create(p);   /* the start task reports OnCreate(false) */
         if (p->create_err)
@@ -402,16 +403,24 @@ void aipc_pipe_exit(aipc_named_pipe *pipe)
     if (!p)
         return;
     InterlockedCompareExchange(&p->created, 2, 0);   /* a later Create fails */
+    if (aipc_loop_gone(p->loop)) {
+        /* Process exit (a static destructor in a DLL): every other thread is gone, perhaps
+         * inside one of our locks. Nothing can run a callback any more; leave it all. */
+        InterlockedExchange(&p->gate.closed, 1);
+        return;
+    }
+    aipc_pipe_ref(p);                                /* a served message may Release it */
     aipc_pipe_close_send_side(p);
     aipc_gate_close(&p->gate);                       /* no callback from now on */
-    if (InterlockedExchange(&p->exiting, 1))
-        return;
-    if (GetCurrentThreadId() == p->loop->tid) {
-        aipc_pipe_ref(p);
-        aipc_pipe_on_exit(&p->exit_op, 0, 0);        /* drops that reference */
-    } else {
-        post_task(p, &p->exit_op, 1);
+    if (!InterlockedExchange(&p->exiting, 1)) {
+        if (GetCurrentThreadId() == p->loop->tid) {
+            aipc_pipe_ref(p);
+            aipc_pipe_on_exit(&p->exit_op, 0, 0);    /* drops that reference */
+        } else {
+            post_task(p, &p->exit_op, 1);
+        }
     }
+    aipc_pipe_unref(p);
 }
 
 void aipc_pipe_free(aipc_named_pipe *pipe)

@@ -5,8 +5,9 @@
  * event becomes an item (arguments copied, a pipe reference held) that the dispatcher's thread
  * delivers in order. Either way the call passes the pipe's gate, so nothing is called after
  * Exit returns (or, from inside a callback, after that callback).
- * Flow control with a dispatcher: received bytes queued (dq_bytes) above the bound pause the
- * read side; the dispatcher's thread posts the resume task once they are down to half of it.
+ * Flow control with a dispatcher: events queued (dq_bytes: received payloads, connects and
+ * disconnects, each with its overhead) above the bound pause the read side and a server's next
+ * listen; the dispatcher's thread posts the resume task once they are down to half of it.
  * OnSend items count in `unreported`, which aipc_pipe_send adds to its queue bound.
  * Threads: the ev_* entry points run on the I/O thread; ev_item runs on the dispatcher's thread.
  */
@@ -59,7 +60,10 @@ static void deliver(aipc_pipe *p, ev_kind kind, int ok, uint8_t *data, uint32_t 
             d->OnDisconnected(d);
         break;
     case EV_RECV:
-        if (d->OnRecv) {
+        if (d->OnRecv && n == 0) {
+            char empty[1] = {0};             /* the decoder may hand a read-only "" */
+            d->OnRecv(d, empty, 0);
+        } else if (d->OnRecv) {
             uint8_t saved = data[n];
             data[n] = 0;
             d->OnRecv(d, data, (int)n);
@@ -82,15 +86,18 @@ static void ev_item(aipc_dq_item *it, int run)
     aipc_pipe *p = e->p;
     if (run)
         deliver(p, e->kind, e->ok, e->u.data, e->n, e->u.sizes);
-    if (e->kind == EV_RECV) {
+    if (e->kind != EV_SENT) {
         LONG64 left = InterlockedAdd64(&p->dq_bytes, -(LONG64)e->flow);
         if ((uint64_t)left <= aipc_pipe_dispatch_limit(p) / 2 &&
-            InterlockedCompareExchange(&p->rpaused, 0, 1) == 1) {
+            InterlockedCompareExchange(&p->rpaused, 0, 1) == 1 &&
+            InterlockedCompareExchange(&p->resume_posted, 1, 0) == 0) {
             aipc_pipe_ref(p);
-            if (aipc_loop_gone(p->loop) || !p->eng->post(p->loop, &p->resume))
+            if (aipc_loop_gone(p->loop) || !p->eng->post(p->loop, &p->resume)) {
+                InterlockedExchange(&p->resume_posted, 0);
                 aipc_pipe_unref(p);
+            }
         }
-    } else if (e->kind == EV_SENT) {
+    } else {
         InterlockedAdd64(&p->unreported, -(LONG64)e->flow);
     }
     free(e);
@@ -119,6 +126,10 @@ static pipe_ev *ev_new(aipc_pipe *p, ev_kind kind, size_t extra)
 
 static void ev_push(aipc_pipe *p, pipe_ev *e)
 {
+    if (e->kind != EV_SENT) {             /* every received event counts toward the bound */
+        e->flow = e->it.charge;
+        InterlockedAdd64(&p->dq_bytes, (LONG64)e->flow);
+    }
     aipc_pipe_ref(p);
     aipc_dispatcher_push(p->disp, &e->it);   /* a freed dispatcher drops it (ev_item(.., 0)) */
 }
@@ -163,8 +174,6 @@ void aipc_pipe_ev_recv(aipc_pipe *p, uint8_t *data, uint32_t size)
     memcpy(e->u.data, data, size);
     e->u.data[size] = 0;
     e->n = size;
-    e->flow = e->it.charge;
-    InterlockedAdd64(&p->dq_bytes, (LONG64)e->flow);
     ev_push(p, e);
 }
 
@@ -176,7 +185,7 @@ void aipc_pipe_ev_sent(aipc_pipe *p, const uint32_t *sizes, size_t count)
         deliver(p, EV_SENT, 0, NULL, (uint32_t)count, sizes);
         return;
     }
-    if (!p->d || !p->d->OnSend)
+    if (!p->want_sent)                    /* the delegate itself is read only in the gate */
         return;
     pipe_ev *e = ev_new(p, EV_SENT, count * sizeof(uint32_t));
     if (!e)

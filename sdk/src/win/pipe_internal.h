@@ -181,7 +181,9 @@ struct aipc_pipe {
     /* dispatcher flow control (any thread) */
     volatile LONG64 dq_bytes;     /* received bytes queued for the dispatcher (with overhead) */
     volatile LONG64 unreported;   /* written frames whose OnSend is still queued */
-    volatile LONG rpaused;        /* the read side waits for the dispatcher to drain */
+    volatile LONG rpaused;        /* reading/listening waits for the dispatcher to drain */
+    volatile LONG resume_posted;  /* `resume` is queued (posted at most once at a time) */
+    int want_sent;                /* the delegate has OnSend (read at Create, outside the gate) */
     aipc_op resume;               /* task: read again (posted by the dispatcher's thread) */
     aipc_op start_op, exit_op;    /* tasks posted by Create and Exit */
     DWORD create_err;             /* server: CreateNamedPipe's error in Create (0 = ok) */
@@ -207,6 +209,7 @@ struct aipc_pipe {
     uint8_t *rbuf;                /* AIPC_PIPE_BUFSIZE + 1 bytes (room for a NUL) */
     int rdirect;                  /* the pending read targets the decoder's frame buffer */
     int reading;                  /* a read is pending */
+    int listen_due;               /* server: listen once the dispatcher has drained */
     aipc_decoder dec;
 
     /* [io] write side: the in-flight batch is q[qi ^ 1] */
@@ -244,13 +247,15 @@ void aipc_pipe_conn_lost(aipc_pipe *p, DWORD err, const char *what);
 void aipc_pipe_maybe_finish(aipc_pipe *p);
 
 /* ---- pipe_io.c (I/O thread) --------------------------------------------------------------- */
+/* Server: listens for the next peer (pipe.c). */
+void aipc_pipe_server_listen(aipc_pipe *p);
 /* A peer is connected: resets the decoder, issues the first read, starts queued writes. */
 void aipc_pipe_io_begin(aipc_pipe *p);
 /* Drops per-connection read/write state after a drain (no operation pending). */
 void aipc_pipe_io_reset(aipc_pipe *p);
 /* Task posted by Send when it takes the writer token. */
 void aipc_pipe_on_flush(aipc_op *op, DWORD err, DWORD bytes);
-/* Task posted by the dispatcher's thread when the read side may go on. */
+/* Task posted by the dispatcher's thread when reading or listening may go on. */
 void aipc_pipe_on_resume(aipc_op *op, DWORD err, DWORD bytes);
 
 /* ---- pipe_events.c: delegate calls, on the I/O thread or queued to the dispatcher --------- */
@@ -262,8 +267,8 @@ void aipc_pipe_ev_disconnected(aipc_pipe *p);
 void aipc_pipe_ev_recv(aipc_pipe *p, uint8_t *data, uint32_t size);
 /* OnSend for each of `count` written messages. */
 void aipc_pipe_ev_sent(aipc_pipe *p, const uint32_t *sizes, size_t count);
-/* With a dispatcher: 1 when received data queued for it is over the bound, and the read side
- * must pause (a resume task follows once it drained); 0 to read on. */
+/* With a dispatcher: 1 when events queued for it are over the bound, and reading or listening
+ * must pause (a resume task follows once they drained); 0 to go on. */
 int  aipc_pipe_ev_should_pause(aipc_pipe *p);
 /* Bytes of the dispatch bound. */
 uint64_t aipc_pipe_dispatch_limit(const aipc_pipe *p);

@@ -220,8 +220,13 @@ void aipc_pipe_on_resume(aipc_op *op, DWORD err, DWORD bytes)
     aipc_pipe *p = op->pipe;
     (void)err;
     (void)bytes;
-    if (p->state == AIPC_ST_CONNECTED && !p->reading)
+    InterlockedExchange(&p->resume_posted, 0);
+    if (p->state == AIPC_ST_CONNECTED && !p->reading) {
         issue_read(p);
+    } else if (p->state == AIPC_ST_IDLE && p->listen_due && !p->closed) {
+        p->listen_due = 0;
+        aipc_pipe_server_listen(p);
+    }
     aipc_pipe_maybe_finish(p);
     aipc_pipe_unref(p);       /* the task's reference */
 }

@@ -15,8 +15,9 @@
  *   raw-oversize       header with payload_len = --max + 1, then wait for the server to close
  *   raw-oversize-meta  header with meta_len = 65537, then wait for the server to close
  *   raw-truncated      header announcing 1000 payload bytes, 10 bytes, then disconnect
- *   raw-frames         4 valid frames (3 in one write, 1 split over 3 writes); expect 4 echo
- *                      frames with meta_len 0 and the same payloads
+ *   raw-frames         5 valid frames (3 in one write, 1 split over 3 writes, then an empty
+ *                      one whose header is split over 2 writes); expect 5 echo frames with
+ *                      meta_len 0 and the same payloads
  * Logger modes (for test_sdk_log.c; the level comes from AIPC_LOG_LEVEL in the environment):
  *   log         aipc_log_open_file(--log PATH), then one line per level "peer-<level>"
  *   log-stderr  stderr redirected to --log PATH, no log file opened, then one line per level
@@ -299,9 +300,10 @@ static int run_raw(const opts *o, HANDLE ready)
             rc = EXIT_RAW;
         FlushFileBuffers(h);   /* returns once the server has read the bytes */
     } else if (!strcmp(o->mode, "raw-frames")) {
-        static const char *const payloads[4] = {"raw-one", "", "raw-three\0with-nul", "raw-split"};
-        static const uint32_t lens[4] = {7, 0, 18, 9};
-        uint8_t buf[256];
+        static const char *const payloads[5] = {"raw-one", "", "raw-three\0with-nul", "raw-split",
+                                                ""};
+        static const uint32_t lens[5] = {7, 0, 18, 9, 0};
+        uint8_t buf[256], empty_hdr[8] = {0};
         size_t n = 0;
         for (int i = 0; i < 3; i++) {   /* three frames coalesced into one write */
             put_u32(buf + n, 0);
@@ -314,10 +316,12 @@ static int run_raw(const opts *o, HANDLE ready)
         memcpy(buf + n + 8, payloads[3], lens[3]);
         if (raw_write_all(h, buf, n, o->timeout) != 0 || raw_write_all(h, buf + n, 5, o->timeout) != 0 ||
             raw_write_all(h, buf + n + 5, 6, o->timeout) != 0 ||
-            raw_write_all(h, buf + n + 11, 8 + lens[3] - 11, o->timeout) != 0) {
+            raw_write_all(h, buf + n + 11, 8 + lens[3] - 11, o->timeout) != 0 ||
+            raw_write_all(h, empty_hdr, 3, o->timeout) != 0 ||   /* an empty frame, header split */
+            raw_write_all(h, empty_hdr + 3, 5, o->timeout) != 0) {
             rc = EXIT_RAW;
         } else {
-            for (int i = 0; i < 4 && rc == EXIT_OK; i++) {
+            for (int i = 0; i < 5 && rc == EXIT_OK; i++) {
                 uint8_t in[8 + 64];
                 if (raw_read_all(h, in, 8, o->timeout) != 0) {
                     fprintf(stderr, "p2p_peer: raw-frames: no echo header %d\n", i);
