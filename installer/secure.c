@@ -318,11 +318,16 @@ static int print_sd(const char *key, PSECURITY_DESCRIPTOR sd)
     return 0;
 }
 
-/* Writes owner and protected DACL of d through h (SetKernelObjectSecurity: exactly this
- * object, no propagation through the tree, no path look-up). */
+/* Writes owner and protected DACL of d through h. SetKernelObjectSecurity (NtSetSecurityObject)
+ * sets exactly this object: no path look-up and none of the automatic propagation through the
+ * tree that SetSecurityInfo/SetNamedSecurityInfo do (which would walk into whatever the tree
+ * holds before it has been checked); that is also why Microsoft recommends those for files,
+ * and why walk() gives every item below its inherited rights itself. The protection is passed
+ * both ways, as the descriptor's SE_DACL_PROTECTED bit and as PROTECTED_DACL_SECURITY_INFORMATION. */
 static int protect_handle(HANDLE h, const wchar_t *path, const descr *d)
 {
-    if (!SetKernelObjectSecurity(h, OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, d->sd))
+    if (!SetKernelObjectSecurity(h, OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION |
+                                        PROTECTED_DACL_SECURITY_INFORMATION, d->sd))
         return sys_error("protecting", path, GetLastError());
     printf("asyncipc-secure: protected \"%ls\" (%ls): %ls\n", path, d->name, d->sddl);
     return 0;
@@ -393,7 +398,9 @@ static int walk(const wchar_t *dir, int mode, const descr *parent, const wchar_t
             inherited in;
             const descr *from = below_service ? &g_logs : parent;
             rc = build_inherited(from, is_dir, &in);
-            if (rc == 0 && !SetKernelObjectSecurity(h, DACL_SECURITY_INFORMATION, &in.sd))
+            if (rc == 0 && !SetKernelObjectSecurity(h, DACL_SECURITY_INFORMATION |
+                                                           UNPROTECTED_DACL_SECURITY_INFORMATION,
+                                                    &in.sd))
                 rc = sys_error("resetting the rights of", path, GetLastError());
         }
         info_free(&oi);
