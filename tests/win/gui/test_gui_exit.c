@@ -2,7 +2,8 @@
  * test_gui_exit.c - a pipe's Exit/Release on the UI thread, and alertable waits inside
  * callbacks, against a real peer process (p2p_peer.exe) streaming over a real pipe.
  *
- *   exit_while_callback_sends  Exit or Release called from inside the window procedure while
+ *   exit_while_callback_sends  Exit or Release called from inside the window procedure (or
+ *       inside the handler of the very message the callback sent: Exit replies to it first) while
  *       OnRecv (I/O thread, no dispatcher) is blocked in SendMessage to that same window. Made
  *       deterministic: the window procedure arms the callback, waits (without pumping) until the
  *       callback has signalled that it is about to SendMessage, then calls Exit/Release. The
@@ -26,6 +27,7 @@ typedef struct blocker {
     HWND hwnd;
     aipc_named_pipe *pipe;
     int use_release;
+    int exit_in_sent;              /* Exit/Release inside the handler of the callback's message */
     HANDLE cb_blocked;             /* the armed callback is about to SendMessage */
     HANDLE progress;               /* PROGRESS_AT messages received */
     /* callbacks (I/O thread) */
@@ -85,6 +87,24 @@ static void b_recv(aipc_pipe_delegate *d, void *data, int size)
     b_leave(b);
 }
 
+/* Exit or Release on the UI thread, recording what it saw when it returned. */
+static void do_exit(blocker *b)
+{
+    b->in_exit = 1;
+    if (b->use_release) {
+        aipc_pipe_free(b->pipe);
+        b->pipe = NULL;
+    } else {
+        aipc_pipe_exit(b->pipe);
+    }
+    b->in_exit = 0;
+    InterlockedExchange(&b->exit_returned, 1);
+    b->cb_done_at_return = b->cb_done;
+    b->recv_at_return = b->recv;
+    b->callbacks_at_return = b->callbacks;
+    b->done = 1;
+}
+
 static LRESULT CALLBACK blocker_proc(HWND hwnd, UINT msg, WPARAM wp, LPARAM lp)
 {
     blocker *b = gui_window_user(hwnd);
@@ -93,30 +113,29 @@ static LRESULT CALLBACK blocker_proc(HWND hwnd, UINT msg, WPARAM wp, LPARAM lp)
     switch (msg) {
     case WM_APP_DO_EXIT:
         InterlockedExchange(&b->armed, 1);
+        if (b->exit_in_sent) {
+            gui_step("%s inside the handler of the message the running OnRecv sent",
+                     b->use_release ? "Release" : "Exit");
+            return 0;                       /* the loop delivers the callback's message */
+        }
         gui_step("the armed OnRecv signals that it is about to SendMessage");
         /* not pumping: the callback's SendMessage now waits for this thread */
         b->blocked_seen = WaitForSingleObject(b->cb_blocked, WAIT_MS) == WAIT_OBJECT_0;
         gui_step("%s inside the window procedure while OnRecv waits in SendMessage to it",
                  b->use_release ? "Release" : "Exit");
-        b->in_exit = 1;
-        if (b->use_release) {
-            aipc_pipe_free(b->pipe);
-            b->pipe = NULL;
-        } else {
-            aipc_pipe_exit(b->pipe);
-        }
-        b->in_exit = 0;
-        InterlockedExchange(&b->exit_returned, 1);
-        b->cb_done_at_return = b->cb_done;
-        b->recv_at_return = b->recv;
-        b->callbacks_at_return = b->callbacks;
-        b->done = 1;
+        do_exit(b);
         gui_step("after Exit/Release");
         return 0;
     case WM_APP_FROM_CB:
         b->served++;
         if (b->in_exit)
             b->served_in_exit++;
+        if (b->exit_in_sent && !b->done) {
+            /* The sender is the callback Exit must wait for: Exit replies to it first. */
+            b->blocked_seen = 1;
+            do_exit(b);
+            return FROM_CB_RESULT;          /* too late: the sender already got 0 */
+        }
         return FROM_CB_RESULT;
     }
     return DefWindowProcW(hwnd, msg, wp, lp);
@@ -150,8 +169,8 @@ static void spawn_streamer(aipc_proc *peer, PipeType our_role, PipeImplType our_
     ck_assert_msg(w == WAIT_OBJECT_0, "the peer server did not become ready (%lu)", (unsigned long)w);
 }
 
-/* _i: bit 2 = engine (ASYNC, OVERLAPPED), bit 1 = our role (SERVER, CLIENT), bit 0 = Exit or
- * Release. */
+/* _i: bit 3 = Exit inside the handler of the callback's own message, bit 2 = engine (ASYNC,
+ * OVERLAPPED), bit 1 = our role (SERVER, CLIENT), bit 0 = Exit or Release. */
 START_TEST(exit_while_callback_sends)
 {
     static blocker b;   /* static: a callback left running by a failed test finds it alive */
@@ -159,6 +178,7 @@ START_TEST(exit_while_callback_sends)
     PipeImplType engine = (_i & 4) ? PIPE_OVERLAPPED : PIPE_ASYNC;
     PipeType role = (_i & 2) ? PIPE_CLIENT : PIPE_SERVER;
     b.use_release = _i & 1;
+    b.exit_in_sent = (_i & 8) != 0;
     fprintf(stdout, "exit_while_callback_sends: engine %s, role %s, %s\n", gui_engine_arg(engine),
             gui_role_arg(role), b.use_release ? "Release" : "Exit");
     b.d.OnCreate = b_any;
@@ -198,11 +218,15 @@ START_TEST(exit_while_callback_sends)
     ck_assert(gui_pump(blocker_done, &b, NULL, 3 * WAIT_MS, NULL));
     ck_assert_msg(b.blocked_seen, "the armed callback never ran");
     ck_assert_msg(b.served == 1, "the callback's SendMessage was served %d times", b.served);
-    ck_assert_msg(b.served_in_exit == 1, "the callback's SendMessage was not served during %s",
-                  b.use_release ? "Release" : "Exit");
+    if (b.exit_in_sent) {
+        ck_assert_int_eq(b.cb_result, 0);   /* replied to by Exit before it waited */
+    } else {
+        ck_assert_msg(b.served_in_exit == 1, "the callback's SendMessage was not served during %s",
+                      b.use_release ? "Release" : "Exit");
+        ck_assert_int_eq(b.cb_result, FROM_CB_RESULT);
+    }
     ck_assert_msg(b.cb_done_at_return == 1, "%s returned before the running callback finished",
                   b.use_release ? "Release" : "Exit");
-    ck_assert_int_eq(b.cb_result, FROM_CB_RESULT);
 
     /* The peer sees the disconnect and ends; meanwhile the loop keeps running, so a callback
      * that still started (and sent to the window) would be seen. */
@@ -381,7 +405,7 @@ int main(void)
     TCase *t = tcase_create("exit_in_wndproc");
     tcase_add_checked_fixture(t, NULL, gui_teardown);
     tcase_set_timeout(t, 0);
-    tcase_add_loop_test(t, exit_while_callback_sends, 0, 8);
+    tcase_add_loop_test(t, exit_while_callback_sends, 0, 16);
     suite_add_tcase(s, t);
     t = tcase_create("alertable");
     tcase_add_checked_fixture(t, NULL, gui_teardown);
