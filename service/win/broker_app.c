@@ -10,7 +10,10 @@
 #include "broker_app.h"
 
 #include "broker.h"
+#include "client_identity.h"
 #include "engine.h"
+#include "path_guard.h"
+#include "policy.h"
 #include "security.h"
 
 #include "asyncipc/asyncipc.h"
@@ -31,6 +34,7 @@ struct aipc_broker_app {
     HANDLE ready;
     aipc_iov iov[512];          /* scratch for out_next (I/O thread only) */
     int log_open;               /* the configured (or default) log file is open */
+    int service;                /* service mode (path checks) */
 };
 
 typedef struct bconn {
@@ -80,6 +84,29 @@ static void *h_attach(void *ctx, aipc_wconn *w, unsigned long pid)
         return NULL;
     }
     return bc;
+}
+
+/* First read of a connection: who the client is, from Windows, before its hello is
+ * processed. A client whose identity cannot be learnt is disconnected. */
+static int h_identify(void *ctx, void *conn, HANDLE pipe, unsigned long pid)
+{
+    bconn *bc = conn;
+    aipc_peer_identity ci;
+    char why[256];
+    if (aipc_peer_identity_capture(pipe, (DWORD)pid, &ci, why, sizeof why) != 0) {
+        aipc_log(AIPC_LOG_WARN, "broker: refusing the client of pid %lu: %s", pid, why);
+        return -1;
+    }
+    int rc = aipc_client_set_identity(bc->conn.client, &ci.id);
+    if (rc != 0)
+        aipc_log(AIPC_LOG_WARN, "broker: refusing the client of pid %lu: its identity (%s) was "
+                 "not accepted (%s)", pid, ci.user_sid, aipc_strerror(rc));
+    else
+        aipc_log(AIPC_LOG_DEBUG, "broker: client pid %lu is %s, session %u, integrity 0x%x, "
+                 "%u groups", pid, ci.user_sid, (unsigned)ci.id.session,
+                 (unsigned)ci.id.integrity, (unsigned)ci.id.ngroups);
+    aipc_peer_identity_free(&ci);
+    return rc == 0 ? 0 : -1;
 }
 
 static int h_input(void *ctx, void *conn, const uint8_t *data, size_t len)
@@ -265,6 +292,10 @@ static int load_config(aipc_broker_app *a, const aipc_broker_opts *o, char *err,
         snprintf(err, errlen, "cannot determine the config file path");
         return AIPC_BROKER_EXIT_CONFIG;
     }
+    if (o->service && aipc_guard_config(path, err, errlen) != 0) {
+        free(path);
+        return AIPC_BROKER_EXIT_CONFIG;
+    }
     int missing = 0;
     DWORD syserr = 0;
     char *text = read_file(path, &missing, &syserr);
@@ -310,6 +341,19 @@ static char *default_log_path(void)
     return wide_to_utf8(buf);
 }
 
+int aipc_broker_open_default_log(int service_mode)
+{
+    char *dp = default_log_path();
+    char gerr[512];
+    int rc = -1;
+    /* a service never writes through an unsafe path, not even a start-up error */
+    if (dp && (!service_mode || aipc_guard_log(dp, gerr, sizeof gerr) == 0) &&
+        aipc_log_open_file(dp) == 0)
+        rc = 0;
+    free(dp);
+    return rc;
+}
+
 /* Opens the log file named by the config (relative to the config's folder) or the default. */
 static int open_log(aipc_broker_app *a, char *err, size_t errlen)
 {
@@ -327,6 +371,10 @@ static int open_log(aipc_broker_app *a, char *err, size_t errlen)
             snprintf(err, errlen, "cannot find %%ProgramData%% for the default log file");
             return AIPC_BROKER_EXIT_SYSTEM;
         }
+    }
+    if (a->service && aipc_guard_log(path, err, errlen) != 0) {
+        free(path);
+        return AIPC_BROKER_EXIT_CONFIG;
     }
     aipc_log_set_level((aipc_log_level)a->cfg.log_level);
     int rc = path ? aipc_log_open_file(path) : AIPC_ENOMEM;
@@ -351,6 +399,7 @@ int aipc_broker_app_start(aipc_broker_app **out, const aipc_broker_opts *o, char
         snprintf(err, errlen, "out of memory");
         return AIPC_BROKER_EXIT_SYSTEM;
     }
+    a->service = o->service;
     int rc = load_config(a, o, err, errlen);
     if (rc == 0)
         rc = open_log(a, err, errlen);
@@ -385,7 +434,7 @@ int aipc_broker_app_start(aipc_broker_app **out, const aipc_broker_opts *o, char
         ec.sa = &a->sec.sa;
         ec.stop_grace_ms = 3000;
         aipc_engine_handler h = { a, h_attach, h_input, h_detach, h_out_next, h_out_consume,
-                                  h_shutdown, NULL, h_read_direct, h_read_commit };
+                                  h_shutdown, NULL, h_read_direct, h_read_commit, h_identify };
         char eerr[300];
         int er = aipc_engine_create(&a->eng, &ec, &h, eerr, sizeof eerr);
         if (er != AIPC_ENGINE_OK) {
@@ -399,10 +448,8 @@ int aipc_broker_app_start(aipc_broker_app **out, const aipc_broker_opts *o, char
         if (!a->log_open) {
             /* The configured log is unusable (or the config itself is): record the reason in
              * the default log, where an administrator looks for a service that did not start. */
-            char *dp = default_log_path();
-            if (dp && aipc_log_open_file(dp) == 0)
+            if (aipc_broker_open_default_log(a->service) == 0)
                 a->log_open = 1;
-            free(dp);
         }
         aipc_log(AIPC_LOG_ERROR, "broker: start-up failed: %s", err);
         if (o->console)
@@ -414,6 +461,11 @@ int aipc_broker_app_start(aipc_broker_app **out, const aipc_broker_opts *o, char
     aipc_log(AIPC_LOG_INFO, "broker: listening on %s (max_clients %u, max_payload %u, "
              "max_queue_bytes %llu)", up ? up : "?", a->cfg.max_clients, a->cfg.max_payload,
              (unsigned long long)a->cfg.max_queue_bytes);
+    if (a->cfg.policy)
+        aipc_log(AIPC_LOG_INFO, "broker: policy with %u rules", (unsigned)aipc_policy_rule_count(a->cfg.policy));
+    else
+        aipc_log(AIPC_LOG_INFO, "broker: no policy: every client may publish, subscribe, send "
+                 "and request anything");
     free(up);
     if (o->ready_event) {
         a->ready = OpenEventW(EVENT_MODIFY_STATE, FALSE, o->ready_event);
@@ -450,5 +502,6 @@ void aipc_broker_app_free(aipc_broker_app *a)
         CloseHandle(a->ready);
     free(a->pipe_path);
     free(a->config_path);
+    aipc_broker_config_free(&a->cfg);
     free(a);
 }

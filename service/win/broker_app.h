@@ -33,6 +33,8 @@ typedef struct aipc_broker_opts {
     const wchar_t *pipe;        /* --pipe (overrides the config's pipe_name) */
     const wchar_t *ready_event; /* --ready-event NAME: set once listening (for tests/supervisors) */
     int console;                /* print start-up errors to stderr as well */
+    int service;                /* started by the service manager: the config and log paths
+                                 * must be safe from non-administrators (path_guard.h) */
 } aipc_broker_opts;
 
 /* Loads everything and starts listening. Returns AIPC_BROKER_EXIT_OK or an exit code, with a
@@ -44,6 +46,10 @@ int aipc_broker_app_run(aipc_broker_app *a);
 /* Requests a clean stop (bye to every client). Any thread; safe before run is entered. */
 void aipc_broker_app_stop(aipc_broker_app *a);
 void aipc_broker_app_free(aipc_broker_app *a);
+
+/* Opens %ProgramData%\AsyncIPC\logs\broker.log for a start-up error (in service mode only
+ * when path_guard accepts it). 0 when open. */
+int aipc_broker_open_default_log(int service_mode);
 
 /* Resolves the config path: explicit (made absolute against the working directory only when
  * given on the command line) or %ProgramData%\AsyncIPC\broker.json. Returns malloc'd text. */

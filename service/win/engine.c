@@ -84,6 +84,7 @@ struct aipc_wconn {
     bool dirty;             /* on the engine's flush list */
     bool skip_port;         /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is set: ops that succeed
                              * at once queue no packet and are handled inline */
+    bool identified;        /* the handler's identify ran (before the first input) */
     aipc_wconn *prev, *next;    /* all connections (listener included) */
     aipc_wconn *dnext;          /* flush list */
 };
@@ -99,6 +100,8 @@ struct aipc_engine {
     aipc_wconn *ready;          /* connected instances waiting to be attached (dnext chain) */
     size_t nopen;
     bool need_listener;         /* creating an instance failed: retry on a timer */
+    bool squat_logged;          /* "name taken while we had no instance" was logged */
+    unsigned long squat_refusals;   /* retries that found the name held by another server */
     bool stopping, stop_requested;
     LONG stop_posted;
     ULONGLONG stop_deadline;
@@ -234,6 +237,15 @@ static bool read_process(aipc_wconn *c, DWORD err, DWORD n)
         return false;
     }
     int rc = 0;
+    if (n > 0 && !c->identified) {
+        /* Who the client is, before any of its bytes is processed (impersonation works only
+         * once something was read). */
+        c->identified = true;
+        if (e->h.identify && e->h.identify(e->h.ctx, c->user, c->h, c->pid) < 0) {
+            conn_close_now(c);
+            return false;
+        }
+    }
     if (n > 0)
         rc = c->rd_direct ? e->h.read_commit(e->h.ctx, c->user, n)
                           : e->h.input(e->h.ctx, c->user, c->rbuf, n);
@@ -577,15 +589,57 @@ static int post_connect(aipc_wconn *c)
     return -1;
 }
 
+/* Whether any instance of ours still exists (a handle that is open: listening, connected,
+ * or closing with I/O in flight). */
+static bool have_instance(const aipc_engine *e)
+{
+    for (const aipc_wconn *c = e->all; c; c = c->next)
+        if (c->h != INVALID_HANDLE_VALUE)
+            return true;
+    return false;
+}
+
+/* With no instance of ours left, the pipe name is free: whoever creates an instance now owns
+ * the pipe. Our next one must be a FIRST instance; if another server holds the name, we do not
+ * join it (its instances would receive our clients): retry later, logged once per episode.
+ * Returns the new instance or INVALID_HANDLE_VALUE. */
+static HANDLE make_first_again(aipc_engine *e, DWORD *er)
+{
+    /* Wine does not enforce FILE_FLAG_FIRST_PIPE_INSTANCE: probe for a server first. */
+    BOOL exists = WaitNamedPipeW(e->pipe_path, 1);
+    DWORD wer = exists ? 0 : GetLastError();
+    HANDLE h = INVALID_HANDLE_VALUE;
+    *er = ERROR_PIPE_BUSY;
+    if (!exists && wer != ERROR_SEM_TIMEOUT && wer != ERROR_PIPE_BUSY)
+        h = make_instance(e, true, er);
+    if (h != INVALID_HANDLE_VALUE) {
+        if (e->squat_logged)
+            aipc_log(AIPC_LOG_WARN, "broker: the pipe name is ours again");
+        e->squat_logged = false;
+        return h;
+    }
+    if (*er == ERROR_ACCESS_DENIED || *er == ERROR_PIPE_BUSY) {
+        e->squat_refusals++;
+        if (!e->squat_logged)
+            aipc_log(AIPC_LOG_ERROR, "broker: every instance of the pipe was gone and another "
+                     "server now holds its name: not joining it, retrying until it is free");
+        e->squat_logged = true;
+        *er = 0;                    /* reported above */
+    }
+    return INVALID_HANDLE_VALUE;
+}
+
 /* Makes sure one instance is pending in ConnectNamedPipe. Instances that connect at once are
  * queued on e->ready and attached after the new listener is posted. */
 static void listen_next(aipc_engine *e)
 {
     for (int tries = 0; !e->listener && tries < 64; tries++) {
         DWORD er;
-        HANDLE h = make_instance(e, false, &er);
+        HANDLE h = have_instance(e) ? make_instance(e, false, &er) : make_first_again(e, &er);
         if (h == INVALID_HANDLE_VALUE) {
-            aipc_log(AIPC_LOG_ERROR, "broker: CreateNamedPipe failed: %lu (retrying)", (unsigned long)er);
+            if (er)
+                aipc_log(AIPC_LOG_ERROR, "broker: CreateNamedPipe failed: %lu (retrying)",
+                         (unsigned long)er);
             e->need_listener = true;
             return;
         }
@@ -695,6 +749,26 @@ void aipc_engine_request_stop(aipc_engine *e)
 size_t aipc_engine_clients(const aipc_engine *e)
 {
     return e->nopen;
+}
+
+int aipc_engine_listening(const aipc_engine *e)
+{
+    return e->listener != NULL;
+}
+
+unsigned long aipc_engine_squat_refusals(const aipc_engine *e)
+{
+    return e->squat_refusals;
+}
+
+void aipc_engine__test_drop_listener(aipc_engine *e)
+{
+    if (!e->listener)
+        return;
+    aipc_wconn *l = e->listener;
+    e->listener = NULL;
+    e->need_listener = true;
+    conn_close_now(l);
 }
 
 /* Starts stopping: no more listening, goodbyes queued, every client closed once flushed. */

@@ -56,6 +56,11 @@ typedef struct aipc_engine_handler {
      * or detach. read_commit reports n bytes read there (same return values as input). */
     uint8_t *(*read_direct)(void *ctx, void *conn, size_t *want);
     int (*read_commit)(void *ctx, void *conn, size_t n);
+    /* Optional: called once per connection, after its first read completed and before those
+     * bytes go to input, with the connected instance (Windows lets a server impersonate its
+     * client only once it has read from the pipe). Returns < 0 to have the connection closed
+     * at once (its bytes are not processed). */
+    int (*identify)(void *ctx, void *conn, HANDLE pipe, unsigned long pid);
 } aipc_engine_handler;
 
 typedef struct aipc_engine_config {
@@ -87,6 +92,15 @@ void aipc_engine_free(aipc_engine *e);
 void aipc_wconn_want_write(aipc_wconn *c);
 /* I/O thread only: close c once its queued output is written. */
 void aipc_wconn_close(aipc_wconn *c);
+
+/* Whether an instance is pending in ConnectNamedPipe (I/O thread; for diagnostics/tests). */
+int aipc_engine_listening(const aipc_engine *e);
+/* How many times re-creating the pipe after every instance was gone found the name held by
+ * another server (and did not join it). I/O thread. */
+unsigned long aipc_engine_squat_refusals(const aipc_engine *e);
+/* TEST ONLY (I/O thread, e.g. from tick): closes the pending listener as if creating instances
+ * had failed, so the retry path runs. */
+void aipc_engine__test_drop_listener(aipc_engine *e);
 
 /* Number of currently open client connections (I/O thread; for diagnostics). */
 size_t aipc_engine_clients(const aipc_engine *e);

@@ -3,6 +3,7 @@
  */
 #include "security.h"
 
+#include "sd_audit.h"
 #include "winsec.h"
 
 #include <sddl.h>
@@ -79,6 +80,21 @@ int aipc_pipe_security_init(aipc_pipe_security *s, const char *sddl_utf8, char *
     }
     if (!dacl) {
         snprintf(err, errlen, "config key \"sddl\": a NULL DACL would give everyone full control");
+        aipc_pipe_security_free(s);
+        return -1;
+    }
+    /* Only SYSTEM, Administrators and the broker's own account may create instances of the
+     * pipe (a squatter's instance would receive clients) or change its descriptor. */
+    aipc_trust trust;
+    char why[300];
+    int bad = aipc_trust_init(&trust, false);
+    if (bad)
+        snprintf(why, sizeof why, "cannot build the list of trusted accounts");
+    else
+        bad = aipc_sd_audit_pipe(s->sd, &trust, why, sizeof why);
+    aipc_trust_free(&trust);
+    if (bad) {
+        snprintf(err, errlen, "config key \"sddl\": refused: %s", why);
         aipc_pipe_security_free(s);
         return -1;
     }

@@ -90,27 +90,41 @@ static void report_event(int code, const char *err)
     DeregisterEventSource(src);
 }
 
-/* ServiceMain: starts the broker and serves until a stop. Start arguments (sc start NAME
- * --config F) override the ones on the service's command line. */
+int aipc_service_start_args_check(DWORD argc, const wchar_t *const *argv, char *why,
+                                  size_t whylen)
+{
+    if (argc <= 1)
+        return 0;
+    snprintf(why, whylen, "service start arguments are refused (%lu given, the first \"%ls\"): "
+             "whoever may start the service could use them to choose the config or the pipe; "
+             "options belong in the service's command line, set at install time "
+             "(asyncipc-broker install --config FILE)",
+             (unsigned long)(argc - 1), argv[1] ? argv[1] : L"");
+    return -1;
+}
+
+/* ServiceMain: starts the broker and serves until a stop. argv are the START arguments (given
+ * by whoever called StartService, e.g. `sc start NAME ...`), not the service's command line
+ * (set by an administrator, parsed by main): they are refused. */
 static void WINAPI svc_main(DWORD argc, LPWSTR *argv)
 {
-    g_ssh = RegisterServiceCtrlHandlerExW(argc > 0 && argv[0] ? argv[0] : AIPC_SERVICE_NAME,
-                                          svc_ctrl, NULL);
+    g_ssh = RegisterServiceCtrlHandlerExW(AIPC_SERVICE_NAME, svc_ctrl, NULL);
     if (!g_ssh)
         return;
     report(SERVICE_START_PENDING, NO_ERROR, 0, 5000);
     aipc_broker_opts o = g_opts;
-    for (DWORD i = 1; i + 1 < argc; i += 2) {
-        if (wcscmp(argv[i], L"--config") == 0)
-            o.config = argv[i + 1];
-        else if (wcscmp(argv[i], L"--pipe") == 0)
-            o.pipe = argv[i + 1];
-    }
     o.console = 0;
+    o.service = 1;
     char err[1024] = "";
     aipc_broker_app *app = NULL;
+    int rc = 0;
+    if (aipc_service_start_args_check(argc, (const wchar_t *const *)argv, err, sizeof err) != 0) {
+        rc = AIPC_BROKER_EXIT_USAGE;
+        aipc_broker_open_default_log(1);
+    }
     report(SERVICE_START_PENDING, NO_ERROR, 0, 5000);
-    int rc = aipc_broker_app_start(&app, &o, err, sizeof err);
+    if (rc == 0)
+        rc = aipc_broker_app_start(&app, &o, err, sizeof err);
     if (rc != 0) {
         aipc_log(AIPC_LOG_ERROR, "broker: service start failed (service exit code %d: %s): %s",
                  rc, aipc_broker_exit_text((unsigned long)rc), err);

@@ -102,6 +102,45 @@ static void expect_bye(raw_conn *c)
     raw_close(c);
 }
 
+/* Waits (bounded) until the service is STOPPED; returns its service-specific exit code. */
+static DWORD wait_stopped(void)
+{
+    DWORD specific = 0;
+    uint64_t until = aipc_test_now_ms() + 10000;
+    while (svc_state(&specific) != SERVICE_STOPPED && aipc_test_now_ms() < until)
+        Sleep(50);   /* the SCM has no wait primitive for a state: poll, bounded */
+    ck_assert_uint_eq(svc_state(&specific), SERVICE_STOPPED);
+    return specific;
+}
+
+/* The default log's text (NULL when absent). */
+static char *default_log(void)
+{
+    char pd[MAX_PATH], log[MAX_PATH + 64];
+    ck_assert(GetEnvironmentVariableA("ProgramData", pd, MAX_PATH) > 0);
+    snprintf(log, sizeof log, "%s\\AsyncIPC\\logs\\broker.log", pd);
+    size_t n = 0;
+    return aipc_test_read_file(log, &n);
+}
+
+/* What `sc config AsyncIPCBroker binPath= ...` does (Wine's sc has no `config`): the service's
+ * command line, with the config, as an administrator sets it. */
+static void set_binpath(const char *dir, const char *cfg)
+{
+    wchar_t cmd[4 * MAX_PATH];
+    _snwprintf(cmd, 4 * MAX_PATH, L"\"%hsasyncipc-broker.exe\" service --config \"%hs\"", dir,
+               cfg);
+    cmd[4 * MAX_PATH - 1] = 0;
+    SC_HANDLE scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
+    SC_HANDLE svc = scm ? OpenServiceW(scm, L"AsyncIPCBroker", SERVICE_CHANGE_CONFIG) : NULL;
+    ck_assert_msg(svc != NULL, "OpenService: %lu", GetLastError());
+    ck_assert_msg(ChangeServiceConfigW(svc, SERVICE_NO_CHANGE, SERVICE_NO_CHANGE,
+                                       SERVICE_NO_CHANGE, cmd, NULL, NULL, NULL, NULL, NULL,
+                                       NULL), "ChangeServiceConfig: %lu", GetLastError());
+    CloseServiceHandle(svc);
+    CloseServiceHandle(scm);
+}
+
 START_TEST(sc_plain_binpath)
 {
     char dir[MAX_PATH], cfg[MAX_PATH], pipe[96];
@@ -111,16 +150,23 @@ START_TEST(sc_plain_binpath)
     run_cmd("sc delete AsyncIPCBroker");      /* leftovers of an aborted run */
     ck_assert_int_eq(run_cmd("sc create AsyncIPCBroker binPath= \"%sasyncipc-broker.exe\" "
                              "DisplayName= \"AsyncIPC Broker\"", dir), 0);
-    /* start arguments carry the config (the plain binPath has none) */
-    ck_assert_int_eq(run_cmd("sc start AsyncIPCBroker --config \"%s\"", cfg), 0);
+    /* start arguments would let whoever may start the service choose the config: refused
+     * (service-specific exit code 1), the reason in the default log */
+    run_cmd("sc start AsyncIPCBroker --config \"%s\"", cfg);
+    ck_assert_uint_eq(wait_stopped(), 1);
+    char *text = default_log();
+    ck_assert_msg(text && strstr(text, "service start arguments are refused"),
+                  "the default log lacks the refusal");
+    free(text);
+    ck_assert_msg(raw_connect(pipe, 1) == NULL, "a broker listens on the start argument's pipe");
+    /* options set by an administrator in the service's command line are fine */
+    set_binpath(dir, cfg);
+    ck_assert_int_eq(run_cmd("sc start AsyncIPCBroker"), 0);
     raw_conn *c = exchange(pipe);
     ck_assert_uint_eq(svc_state(NULL), SERVICE_RUNNING);
     ck_assert_int_eq(run_cmd("sc stop AsyncIPCBroker"), 0);
     expect_bye(c);
-    uint64_t until = aipc_test_now_ms() + 10000;
-    while (svc_state(NULL) != SERVICE_STOPPED && aipc_test_now_ms() < until)
-        Sleep(50);   /* the SCM has no wait primitive for a state: poll, bounded */
-    ck_assert_uint_eq(svc_state(NULL), SERVICE_STOPPED);
+    ck_assert_uint_eq(wait_stopped(), 0);
     ck_assert_int_eq(run_cmd("sc delete AsyncIPCBroker"), 0);
 }
 END_TEST

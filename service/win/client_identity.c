@@ -1,0 +1,159 @@
+/*
+ * client_identity.c - the identity of a pipe client (see client_identity.h).
+ */
+#include "client_identity.h"
+
+#include "asyncipc/asyncipc.h"
+
+#include <sddl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_app.h"
+
+void aipc_peer_identity_free(aipc_peer_identity *ci)
+{
+    free(ci->groups);
+    free(ci->mem);
+    memset(ci, 0, sizeof *ci);
+}
+
+/* GetTokenInformation into a malloc'd buffer (NULL on failure). */
+static void *token_info(HANDLE tok, TOKEN_INFORMATION_CLASS cls)
+{
+    DWORD need = 0;
+    GetTokenInformation(tok, cls, NULL, 0, &need);
+    if (!need || need > 1024 * 1024)
+        return NULL;
+    void *buf = malloc(need);
+    if (buf && !GetTokenInformation(tok, cls, buf, need, &need)) {
+        free(buf);
+        buf = NULL;
+    }
+    return buf;
+}
+
+/* A SID as text into out (cap bytes); false when it does not fit or cannot be converted. */
+static bool sid_text(PSID sid, char *out, size_t cap)
+{
+    char *s = NULL;
+    if (!sid || !ConvertSidToStringSidA(sid, &s))
+        return false;
+    size_t n = strlen(s);
+    bool ok = n < cap;
+    if (ok)
+        memcpy(out, s, n + 1);
+    LocalFree(s);
+    return ok;
+}
+
+int aipc_peer_identity_from_token(HANDLE tok, aipc_peer_identity *out, char *why,
+                                    size_t whylen)
+{
+    memset(out, 0, sizeof *out);
+    TOKEN_USER *tu = token_info(tok, TokenUser);
+    if (!tu || !sid_text(tu->User.Sid, out->user_sid, sizeof out->user_sid)) {
+        snprintf(why, whylen, "cannot read the client's user (error %lu)", GetLastError());
+        free(tu);
+        return -1;
+    }
+    free(tu);
+    TOKEN_MANDATORY_LABEL *ml = token_info(tok, TokenIntegrityLevel);
+    if (ml && ml->Label.Sid && IsValidSid(ml->Label.Sid) &&
+        *GetSidSubAuthorityCount(ml->Label.Sid) > 0)
+        out->id.integrity =
+            *GetSidSubAuthority(ml->Label.Sid, *GetSidSubAuthorityCount(ml->Label.Sid) - 1u);
+    free(ml);                      /* no label (old systems, Wine): integrity 0 = unknown */
+    TOKEN_GROUPS *tg = token_info(tok, TokenGroups);
+    if (!tg) {
+        snprintf(why, whylen, "cannot read the client's groups (error %lu)", GetLastError());
+        return -1;
+    }
+    if (tg->GroupCount > AIPC_IDENTITY_MAX_GROUPS) {
+        snprintf(why, whylen, "the client's token has %lu groups (at most %u are kept)",
+                 (unsigned long)tg->GroupCount, AIPC_IDENTITY_MAX_GROUPS);
+        free(tg);
+        return -1;
+    }
+    out->groups = calloc(tg->GroupCount ? tg->GroupCount : 1, sizeof *out->groups);
+    out->mem = malloc((size_t)(tg->GroupCount ? tg->GroupCount : 1) * (AIPC_SID_MAX + 1));
+    if (!out->groups || !out->mem) {
+        snprintf(why, whylen, "out of memory");
+        free(tg);
+        aipc_peer_identity_free(out);
+        return -1;
+    }
+    size_t n = 0;
+    for (DWORD i = 0; i < tg->GroupCount; i++) {
+        DWORD a = tg->Groups[i].Attributes;
+        if (a & SE_GROUP_INTEGRITY)
+            continue;              /* the mandatory label: reported as integrity, not a group */
+        char *slot = out->mem + n * (AIPC_SID_MAX + 1);
+        if (!sid_text(tg->Groups[i].Sid, slot, AIPC_SID_MAX + 1)) {
+            snprintf(why, whylen, "cannot read a group of the client (error %lu)",
+                     GetLastError());
+            free(tg);
+            aipc_peer_identity_free(out);
+            return -1;
+        }
+        out->groups[n].sid = slot;
+        out->groups[n].deny_only = (a & SE_GROUP_USE_FOR_DENY_ONLY) || !(a & SE_GROUP_ENABLED);
+        n++;
+    }
+    free(tg);
+    out->id.user_sid = out->user_sid;
+    out->id.groups = out->groups;
+    out->id.ngroups = n;
+    return 0;
+}
+
+/* Impersonation must end before anything else runs on this thread. */
+static void revert_or_die(void)
+{
+    if (RevertToSelf())
+        return;
+    DWORD er = GetLastError();
+    aipc_log(AIPC_LOG_ERROR, "broker: RevertToSelf failed (error %lu) after impersonating a "
+             "client: terminating the process", (unsigned long)er);
+    TerminateProcess(GetCurrentProcess(), AIPC_BROKER_EXIT_SYSTEM);
+    for (;;)                       /* TerminateProcess on ourselves does not return */
+        Sleep(INFINITE);
+}
+
+int aipc_peer_identity_capture(HANDLE pipe, DWORD pid, aipc_peer_identity *out, char *why,
+                                 size_t whylen)
+{
+    memset(out, 0, sizeof *out);
+    /* Under Wine GetNamedPipeClientSessionId returns TRUE without writing: keep a sentinel. */
+    ULONG session = (ULONG)-1;
+    if (!GetNamedPipeClientSessionId(pipe, &session))
+        session = (ULONG)-1;
+    if (session == (ULONG)-1) {
+        DWORD s = 0;
+        if (pid && ProcessIdToSessionId(pid, &s))
+            session = s;
+    }
+    if (session == (ULONG)-1) {
+        snprintf(why, whylen, "cannot learn the client's session (error %lu)", GetLastError());
+        return -1;
+    }
+    if (!ImpersonateNamedPipeClient(pipe)) {
+        snprintf(why, whylen, "ImpersonateNamedPipeClient failed (error %lu)", GetLastError());
+        return -1;
+    }
+    HANDLE tok = NULL;
+    BOOL opened = OpenThreadToken(GetCurrentThread(), TOKEN_QUERY, TRUE, &tok);
+    DWORD er = opened ? 0 : GetLastError();
+    revert_or_die();
+    if (!opened) {
+        snprintf(why, whylen, "OpenThreadToken failed (error %lu)", (unsigned long)er);
+        return -1;
+    }
+    int rc = aipc_peer_identity_from_token(tok, out, why, whylen);
+    CloseHandle(tok);
+    if (rc == 0)
+        out->id.session = (uint32_t)session;
+    return rc;
+}
