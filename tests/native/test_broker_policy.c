@@ -338,6 +338,46 @@ static const struct {
     {pol_b, &id_bob, SEND, "helper", &id_bob, true, -1},
 };
 
+/* Runs the rows written for policy text `text` against p; returns the ops they covered. */
+static unsigned check_rows(const aipc_policy *p, const char *text, const char *what)
+{
+    unsigned seen = 0;
+    for (size_t i = 0; i < N_OF(dec); i++) {
+        if (dec[i].pol != text)
+            continue;
+        aipc_policy_verdict v;
+        if (dec[i].op == PUB || dec[i].op == SUB)
+            v = aipc_policy_check_topic(p, dec[i].who, dec[i].op, dec[i].res,
+                                        strlen(dec[i].res));
+        else
+            v = aipc_policy_check_target(p, dec[i].who, dec[i].op, dec[i].res, dec[i].target);
+        ck_assert_msg(v.allow == dec[i].allow && v.rule == dec[i].rule,
+                      "%s row %u (%s op %u on \"%s\"): got allow=%d rule=%d, want %d/%d", what,
+                      (unsigned)i, dec[i].who ? dec[i].who->user_sid : "(unknown)", dec[i].op,
+                      dec[i].res, v.allow, v.rule, dec[i].allow, dec[i].rule);
+        seen |= dec[i].op;
+    }
+    return seen;
+}
+
+/* The policy of docs/policy-example.json, loaded as the broker loads a config. */
+static aipc_policy *docs_example(void)
+{
+    FILE *f = fopen(AIPC_DOCS_DIR "/policy-example.json", "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", AIPC_DOCS_DIR "/policy-example.json");
+    static char text[8192];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    aipc_broker_config c;
+    char err[300];
+    ck_assert_msg(aipc_broker_config_load_json(&c, text, err, sizeof err) == 0, "%s", err);
+    ck_assert_ptr_nonnull(c.policy);
+    aipc_policy *p = aipc_policy_clone(c.policy);
+    aipc_broker_config_free(&c);
+    return p;
+}
+
 START_TEST(decisions)
 {
     const char *texts[3] = {pol_a, pol_b, pol_c};
@@ -347,22 +387,15 @@ START_TEST(decisions)
         ck_assert_msg(aipc_policy_parse(texts[k], strlen(texts[k]), &pols[k], err, sizeof err) == 0,
                       "policy %d: %s", k, err);
     unsigned seen = 0;
-    for (size_t i = 0; i < N_OF(dec); i++) {
-        const aipc_policy *p = dec[i].pol == pol_a ? pols[0] : dec[i].pol == pol_b ? pols[1]
-                                                                                  : pols[2];
-        aipc_policy_verdict v;
-        if (dec[i].op == PUB || dec[i].op == SUB)
-            v = aipc_policy_check_topic(p, dec[i].who, dec[i].op, dec[i].res,
-                                        strlen(dec[i].res));
-        else
-            v = aipc_policy_check_target(p, dec[i].who, dec[i].op, dec[i].res, dec[i].target);
-        ck_assert_msg(v.allow == dec[i].allow && v.rule == dec[i].rule,
-                      "row %u (%s op %u on \"%s\"): got allow=%d rule=%d, want %d/%d",
-                      (unsigned)i, dec[i].who ? dec[i].who->user_sid : "(unknown)", dec[i].op,
-                      dec[i].res, v.allow, v.rule, dec[i].allow, dec[i].rule);
-        seen |= dec[i].op;
-    }
+    for (int k = 0; k < 3; k++)
+        seen |= check_rows(pols[k], texts[k], k == 0 ? "A" : k == 1 ? "B" : "C");
     ck_assert_uint_eq(seen, PUB | SUB | SEND | REQ);       /* every op is in the table */
+    /* the documented example behaves as policy A, row for row */
+    aipc_policy *doc = docs_example();
+    ck_assert_uint_eq(check_rows(doc, pol_a, "docs example"), PUB | SUB | SEND | REQ);
+    ck_assert(!aipc_policy_check_name(doc, &id_alice, "svc.print"));
+    ck_assert(aipc_policy_check_name(doc, &id_system, "svc.print"));
+    aipc_policy_free(doc);
     for (int k = 0; k < 3; k++)
         aipc_policy_free(pols[k]);
 }
