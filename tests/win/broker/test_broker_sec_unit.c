@@ -308,6 +308,48 @@ START_TEST(guards_on_own_files)
 }
 END_TEST
 
+/* The folder of this suite + name (the build puts guard-link there: a symbolic link). */
+static void beside_me(char *out, size_t cap, const char *name)
+{
+    DWORD n = GetModuleFileNameA(NULL, out, (DWORD)cap);
+    while (n > 0 && out[n - 1] != '\\')
+        n--;
+    snprintf(out + n, cap - n, "%s", name);
+}
+
+/* Paths through a reparse point (a Unix symbolic link, as Wine reports it) are refused, with
+ * the message naming the link. */
+START_TEST(guards_refuse_links)
+{
+    char link[MAX_PATH];
+    beside_me(link, sizeof link, "guard-link");
+    DWORD attr = GetFileAttributesA(link);
+    if (attr == INVALID_FILE_ATTRIBUTES || !(attr & FILE_ATTRIBUTE_REPARSE_POINT)) {
+        fprintf(stderr, "guards_refuse_links: skipped, %s is not a reparse point here\n", link);
+        return;
+    }
+    char log[MAX_PATH + 32], err[600] = "";
+    snprintf(log, sizeof log, "%s\\sub\\broker.log", link);
+    ck_assert_int_eq(aipc_guard_log(log, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "reparse point") && strstr(err, "guard-link"), "%s", err);
+    /* nothing was created through the link */
+    char sub[MAX_PATH + 8];
+    snprintf(sub, sizeof sub, "%s\\sub", link);
+    ck_assert_uint_eq(GetFileAttributesA(sub), INVALID_FILE_ATTRIBUTES);
+    char cfg[MAX_PATH + 32];
+    snprintf(cfg, sizeof cfg, "%s\\broker.json", link);
+    FILE *fp = fopen(cfg, "wb");
+    ck_assert_msg(fp != NULL, "cannot write %s", cfg);
+    fputs("{}", fp);
+    fclose(fp);
+    wchar_t wcfg[MAX_PATH + 32];
+    MultiByteToWideChar(CP_UTF8, 0, cfg, -1, wcfg, MAX_PATH + 32);
+    ck_assert_int_eq(aipc_guard_config(wcfg, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "config folder") && strstr(err, "reparse point"), "%s", err);
+    DeleteFileA(cfg);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("broker_sec_unit");
@@ -318,6 +360,7 @@ int main(void)
     tcase_add_test(tc, start_args);
     tcase_add_test(tc, reparse_walk);
     tcase_add_test(tc, guards_on_own_files);
+    tcase_add_test(tc, guards_refuse_links);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_set_fork_status(r, CK_NOFORK);

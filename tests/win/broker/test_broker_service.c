@@ -236,6 +236,63 @@ START_TEST(service_bad_config)
 }
 END_TEST
 
+/* Service mode: a log path through a reparse point (the build's guard-link, a symbolic link that
+ * Wine reports as one) stops the service with exit code 2, the link named in the default log;
+ * the same config is fine for a console broker (`run` has its user's own rights). */
+START_TEST(service_refuses_linked_log)
+{
+    char dir[MAX_PATH], cfg[MAX_PATH], pipe[96], link[MAX_PATH + 16];
+    bin_dir(dir, sizeof dir);
+    snprintf(link, sizeof link, "%sguard-link", dir);
+    DWORD attr = GetFileAttributesA(link);
+    if (attr == INVALID_FILE_ATTRIBUTES || !(attr & FILE_ATTRIBUTE_REPARSE_POINT)) {
+        fprintf(stderr, "service_refuses_linked_log: skipped, %s is not a reparse point\n", link);
+        return;
+    }
+    aipc_test_name(pipe, sizeof pipe, "svc-link");
+    aipc_test_temp_path(cfg, sizeof cfg, "svc-link", ".json");
+    FILE *fp = fopen(cfg, "wb");
+    ck_assert(fp != NULL);
+    fprintf(fp, "{\"pipe_name\":\"%s\",\"log_file\":\"", pipe);
+    for (const char *p = link; *p; p++)
+        fprintf(fp, *p == '\\' ? "\\\\" : "%c", *p);
+    fprintf(fp, "\\\\broker-%s.log\"}", pipe);
+    fclose(fp);
+    run_cmd("\"%sasyncipc-broker.exe\" uninstall", dir);
+    ck_assert_int_eq(run_cmd("\"%sasyncipc-broker.exe\" install --config \"%s\"", dir, cfg), 0);
+    ck_assert_int_eq(run_cmd("\"%sasyncipc-broker.exe\" start", dir), 2);
+    ck_assert_uint_eq(wait_stopped(), 2);
+    ck_assert_int_eq(run_cmd("\"%sasyncipc-broker.exe\" uninstall", dir), 0);
+    char *text = default_log();
+    ck_assert_msg(text && strstr(text, "refused in service mode") && strstr(text, "guard-link"),
+                  "the default log lacks the refusal of the linked log path");
+    free(text);
+    char target[MAX_PATH + 64];
+    snprintf(target, sizeof target, "%sguard-target\\broker-%s.log", dir, pipe);
+    ck_assert_msg(GetFileAttributesA(target) == INVALID_FILE_ATTRIBUTES,
+                  "the service wrote through the link: %s", target);
+    /* console mode does not apply the service checks */
+    char ready[96], stop[96];
+    aipc_test_name(ready, sizeof ready, "ready");
+    aipc_test_name(stop, sizeof stop, "stop");
+    HANDLE hr = CreateEventA(NULL, TRUE, FALSE, ready), hs = CreateEventA(NULL, TRUE, FALSE, stop);
+    aipc_proc p;
+    ck_assert_int_eq(aipc_proc_spawn(&p, "asyncipc-broker.exe",
+                                     "run --config \"%s\" --ready-event %s --stop-event %s", cfg,
+                                     ready, stop), 0);
+    HANDLE hw[2] = {hr, p.process};
+    ck_assert_int_eq(WaitForMultipleObjects(2, hw, FALSE, W), WAIT_OBJECT_0);
+    SetEvent(hs);
+    ck_assert_int_eq(aipc_proc_wait(&p, 10000), 0);
+    ck_assert_uint_eq(p.exit_code, 0);
+    aipc_proc_close(&p);
+    CloseHandle(hr);
+    CloseHandle(hs);
+    DeleteFileA(target);
+    DeleteFileA(cfg);
+}
+END_TEST
+
 START_TEST(no_command_outside_scm)
 {
     char dir[MAX_PATH];
@@ -294,6 +351,7 @@ int main(void)
     tcase_add_test(tc, sc_plain_binpath);
     tcase_add_test(tc, exe_install_control);
     tcase_add_test(tc, service_bad_config);
+    tcase_add_test(tc, service_refuses_linked_log);
     tcase_add_test(tc, no_command_outside_scm);
     tcase_add_test(tc, defaults_without_config);
     suite_add_tcase(s, tc);
