@@ -158,7 +158,7 @@ typedef struct aipc_rule {
     bool allow;
     unsigned ops;             /* AIPC_POLICY_* */
     aipc_principals who;      /* never empty (default "*") */
-    char *topic;              /* filter template (%u, %s); NULL = "#" */
+    char *topic;              /* filter template (%u, %s); NULL = every topic, "$" included */
     char *to;                 /* name pattern template; NULL = any target */
     aipc_principals to_user;  /* n == 0: any target user */
     int to_session;           /* AIPC_TS_* */

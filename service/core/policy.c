@@ -149,21 +149,18 @@ aipc_policy_verdict aipc_policy_check_topic(const aipc_policy *p, const aipc_ide
         int t = principals_match(&r->who, who, who, r->allow);
         if (t == T_NO)
             continue;
-        size_t fl = 1;
-        const char *f = "#";
-        int e = T_MATCH;
-        if (r->topic) {
-            e = expand(r->topic, who, buf, sizeof buf, &fl);
-            f = buf;
+        if (r->topic) {                   /* no "topic": every topic, "$" ones included */
+            size_t fl = 0;
+            int e = expand(r->topic, who, buf, sizeof buf, &fl);
+            bool m;
+            if (op == AIPC_POLICY_PUB)
+                m = aipc_filter_matches(buf, fl, topic, n);
+            else if (r->allow)
+                m = aipc_filter_covers(buf, fl, topic, n);
+            else
+                m = aipc_filter_overlaps(buf, fl, topic, n);
+            t = t_and(t, m ? e : T_NO);
         }
-        bool m;
-        if (op == AIPC_POLICY_PUB)
-            m = aipc_filter_matches(f, fl, topic, n);
-        else if (r->allow)
-            m = aipc_filter_covers(f, fl, topic, n);
-        else
-            m = aipc_filter_overlaps(f, fl, topic, n);
-        t = t_and(t, m ? e : T_NO);
         if (applies(r, t))
             return verdict(p, (int)i);
     }

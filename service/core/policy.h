@@ -24,8 +24,8 @@
  * own user: useful in "to_user"). A principal matches a client whose user SID is it or which
  * holds it as a group - for allow rules only enabled groups count, for deny rules deny-only
  * groups count too (as in a Windows access check).
- * Resources: pub/sub rules have "topic" (an MQTT filter, default "#"); %u and %s in it stand for
- * the acting client's user SID and session id. A pub matches when its topic matches the filter;
+ * Resources: pub/sub rules may have "topic" (an MQTT filter; absent: every topic, "$" ones
+ * included); %u and %s in it stand for the acting client's user SID and session id. A pub matches when its topic matches the filter;
  * a sub matches an ALLOW rule when every topic its filter can match is matched by the rule's
  * filter, and a DENY rule when the two filters share any topic (so no subscription can ever
  * reach a denied topic). As in MQTT, filters starting with a wildcard never match "$" topics.

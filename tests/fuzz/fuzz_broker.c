@@ -9,6 +9,8 @@
  *   bit 2: structured mode: the rest is records {kind, len, bytes} turned into frames with
  *          meaningful metas (so the fuzzer reaches deep paths without a corpus)
  *   bit 3: the good client reads in 5-byte writes (partial consumes)
+ *   bit 4: a policy is configured and both clients have identities (the good one is SYSTEM,
+ *          allowed everything; the fuzz client is a user under %u/%s rules, reserved names)
  * otherwise the rest is raw wire bytes. */
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -226,6 +228,30 @@ static void good_reply(aipc_broker *b, fz_conn *g)
     }
 }
 
+/* The policy of bit 4, parsed once. */
+static struct aipc_policy *fz_policy(void)
+{
+    static aipc_broker_config pc;
+    static int loaded;
+    if (!loaded) {
+        char err[256];
+        CHECK(aipc_broker_config_load_json(
+                  &pc,
+                  "{\"policy\":{\"rules\":["
+                  "{\"allow\":[\"*\"],\"who\":\"SY\"},"
+                  "{\"deny\":[\"sub\"],\"topic\":\"secret/#\"},"
+                  "{\"allow\":[\"pub\",\"sub\"],\"topic\":\"user/%u/#\"},"
+                  "{\"allow\":[\"pub\",\"sub\"],\"topic\":\"s/%s/+/x\"},"
+                  "{\"allow\":[\"send\"],\"to\":\"go*\",\"to_session\":\"%s\"},"
+                  "{\"deny\":[\"req\"],\"to_user\":\"%u\"},"
+                  "{\"allow\":[\"req\"],\"to_user\":\"SY\"}],"
+                  "\"names\":{\"good\":\"SY\",\"ev*\":\"BU\"}}}",
+                  err, sizeof err) == 0);
+        loaded = 1;
+    }
+    return pc.policy;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
@@ -240,6 +266,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.max_payload = 4096;
     cfg.max_queue_bytes = 65536;
     cfg.max_clients = 4;
+    if (flags & 16)
+        cfg.policy = fz_policy();             /* the broker keeps its own copy */
     aipc_broker *b = aipc_broker_new(&cfg, fz_now);
     CHECK(b);
 
@@ -249,12 +277,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     aipc_decoder_init(&evil.dec, 0, 0x7fffffffu);
     good.chunk = (flags & 8) ? 5 : 0;
     CHECK(aipc_broker_attach(b, &good.conn, 1));
+    static const aipc_identity_group sys_groups[] = {{"S-1-5-32-544", 0}, {"S-1-1-0", 0}};
+    static const aipc_identity_group user_groups[] = {{"S-1-5-32-545", 0}, {"S-1-5-32-544", 1}};
+    static const aipc_identity sys = {"S-1-5-18", 0, 0x4000, sys_groups, 2};
+    static const aipc_identity user = {"S-1-5-21-1-2-3-1001", 1, 0x2000, user_groups, 2};
+    if (flags & 16)
+        CHECK(aipc_client_set_identity(good.conn.client, &sys) == 0);
     good_send(b, &good, "{\"op\":\"hello\",\"proto\":1,\"name\":\"good\"}", NULL);
     good_send(b, &good, "{\"op\":\"sub\",\"topic\":\"#\"}", NULL);
     good_send(b, &good, "{\"op\":\"sub\",\"topic\":\"$bus/#\"}", NULL);
 
     evil.stalled = (flags & 2) != 0;
     CHECK(aipc_broker_attach(b, &evil.conn, 2));
+    if (flags & 16)
+        CHECK(aipc_client_set_identity(evil.conn.client, &user) == 0);
 
     uint8_t *buf = NULL;
     size_t len = 0, cap = 0;

@@ -281,6 +281,7 @@ static const struct {
     {pol_a, &id_admin_ua, PUB, "session/9/x", NULL, false, -1},
     {pol_a, &id_admin_ua, PUB, "session/1/x", NULL, true, 0},
     {pol_a, &id_system, SUB, "#", NULL, true, 6},
+    {pol_a, &id_system, SUB, "$SYS/x", NULL, true, 6},
     /* A: unknown identity - rules without placeholders still apply, %s/%u ones do not */
     {pol_a, NULL, PUB, "shared/x", NULL, true, 2},
     {pol_a, NULL, PUB, "session/1/x", NULL, false, -1},
@@ -298,6 +299,7 @@ static const struct {
     {pol_b, &id_guest, PUB, "a", NULL, false, 0},
     {pol_b, &id_guest, SUB, "a", NULL, false, 0},
     {pol_b, &id_guest, SEND, "x", &id_alice, false, 0},
+    {pol_b, &id_guest, SUB, "$bus/+", NULL, false, 0},   /* no "topic": "$" topics too */
     /* B: deny rules count deny-only groups */
     {pol_b, &id_admin, PUB, "logs/x", NULL, false, 1},
     {pol_b, &id_admin_ua, PUB, "logs/x", NULL, false, 1},
