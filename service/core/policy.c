@@ -22,11 +22,14 @@ static int t_and(int a, int b)
     return (a == T_UNKNOWN || b == T_UNKNOWN) ? T_UNKNOWN : T_MATCH;
 }
 
-/* Does `id` hold `sid` as its user or as a group usable for this kind of rule? */
+/* Does `id` hold `sid` as its user or as a group usable for this kind of rule? A mandatory
+ * label SID ("S-1-16-<rid>", aliases LW/ME/HI/SI) matches the client's integrity level exactly. */
 static bool holds(const aipc_identity *id, const char *sid, bool allow)
 {
     if (strcmp(id->user_sid, sid) == 0)
         return true;
+    if (strncmp(sid, "S-1-16-", 7) == 0 && !strchr(sid + 7, '-'))
+        return id->integrity != 0 && strtoul(sid + 7, NULL, 10) == id->integrity;
     for (size_t i = 0; i < id->ngroups; i++)
         if ((!allow || !id->groups[i].deny_only) && strcmp(id->groups[i].sid, sid) == 0)
             return true;

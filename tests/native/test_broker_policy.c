@@ -237,7 +237,8 @@ static const char pol_c[] =
     "{\"default\":\"allow\",\"rules\":["
     "{\"allow\":[\"send\"],\"to\":\"vault.%u\"},"                 /* 0 */
     "{\"deny\":[\"send\"],\"to\":\"vault*\"},"                    /* 1 */
-    "{\"deny\":[\"pub\"],\"topic\":\"inbox/%u/#\"}]}";            /* 2 */
+    "{\"deny\":[\"pub\"],\"topic\":\"inbox/%u/#\"},"              /* 2 */
+    "{\"deny\":[\"pub\"],\"who\":\"LW\",\"topic\":\"sys/#\"}]}";      /* 3 */
 
 #define PUB AIPC_POLICY_PUB
 #define SUB AIPC_POLICY_SUB
@@ -333,6 +334,11 @@ static const struct {
     {pol_c, NULL, SEND, "vault." SID_ALICE, &id_bob, false, 1},
     {pol_c, &id_alice, SEND, "vault." SID_ALICE, &id_bob, true, 0},
     {pol_c, &id_alice, SEND, "vault.x", &id_bob, false, 1},
+    /* C: an integrity label principal matches that level exactly */
+    {pol_c, &id_guest, PUB, "sys/x", NULL, false, 3},
+    {pol_c, &id_alice, PUB, "sys/x", NULL, true, -1},
+    {pol_c, &id_system, PUB, "sys/x", NULL, true, -1},
+    {pol_c, NULL, PUB, "sys/x", NULL, false, 3},
     /* B: requests only within one's own account, for members of a group */
     {pol_b, &id_alice, REQ, "helper", &id_alice_s2, true, 7},
     {pol_b, &id_alice, REQ, "helper", &id_bob, false, 8},
