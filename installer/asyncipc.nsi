@@ -147,13 +147,13 @@ VIAddVersionKey /LANG=1033 "LegalCopyright" "${PUBLISHER}"
   ${EndIf}
 !macroend
 
-; SECURE ARGS WHAT: runs asyncipc-secure.exe (extracted to $PLUGINSDIR) with ARGS; aborts with a
-; message naming WHAT when it refuses (its reason is in the details log) or fails.
-!macro SECURE ARGS WHAT
+; SECURE ARGS MESSAGE: runs asyncipc-secure.exe (extracted to $PLUGINSDIR) with ARGS; aborts with
+; MESSAGE when it refuses (its reason is in the details log) or fails.
+!macro SECURE ARGS MESSAGE
   nsExec::ExecToLog '"$PLUGINSDIR\asyncipc-secure.exe" ${ARGS}'
   Pop $0
   ${If} $0 != 0
-    Abort "${WHAT} is not safe to use (asyncipc-secure exit code $0; the reason is in the details). Nothing was installed and the service was not changed."
+    Abort "${MESSAGE} (asyncipc-secure exit code $0; the reason is in the details)."
   ${EndIf}
 !macroend
 
@@ -175,8 +175,8 @@ Section "AsyncIPC" SecMain
   ; Folders first, before the service or any file changes: a refusal leaves everything as it was.
   InitPluginsDir
   File "/oname=$PLUGINSDIR\asyncipc-secure.exe" "${DIST}/bin/asyncipc-secure.exe"
-  !insertmacro SECURE 'install "$INSTDIR" "$PROGRAMFILES64"' "The installation folder $INSTDIR"
-  !insertmacro SECURE 'data "$APPDATA\AsyncIPC"' "$APPDATA\AsyncIPC"
+  !insertmacro SECURE 'install "$INSTDIR" "$PROGRAMFILES64"' "The installation folder $INSTDIR is not safe to use; nothing was installed and the service was not changed"
+  !insertmacro SECURE 'data "$APPDATA\AsyncIPC"' "$APPDATA\AsyncIPC is not safe to use; nothing was installed and the service was not changed"
 
   ; Upgrade / reinstall: the running broker holds its files.
   !insertmacro STOP_SERVICE
@@ -223,6 +223,9 @@ Section "AsyncIPC" SecMain
     FileWrite $0 '}$\r$\n'
     FileClose $0
   ${EndIf}
+  ; Once more over the written config: it gets the rights it inherits, and the owner
+  ; Administrators should the installing account own it (what the service accepts).
+  !insertmacro SECURE 'data "$APPDATA\AsyncIPC"' "Cannot protect $APPDATA\AsyncIPC"
 
   ; Uninstaller and the Add/Remove Programs entry.
   WriteUninstaller "$INSTDIR\uninstall.exe"

@@ -102,6 +102,13 @@ if not exist "%CFG%" (
   echo install.cmd: cannot write "%CFG%" 1>&2
   exit /b 1
 )
+rem Once more over the written config: it gets the rights it inherits, and the owner
+rem Administrators should the installing account own it (what the service accepts).
+"%SECURE%" data "%CFGDIR%" >nul
+if errorlevel 1 (
+  echo install.cmd: cannot protect "%CFGDIR%" - see the reason above 1>&2
+  exit /b 1
+)
 
 rem --- service -----------------------------------------------------------------------------------
 rem The service runs as its own virtual account (no password: the service manager manages it).

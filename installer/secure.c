@@ -6,7 +6,9 @@
  *
  *   asyncipc-secure data DIR           DIR = %ProgramData%\AsyncIPC. Creates DIR and DIR\logs with
  *                                      their descriptors, or checks and re-protects existing ones;
- *                                      what is inside gets the rights it inherits from them.
+ *                                      what is inside gets the rights it inherits from them, and
+ *                                      what the installing user's own account owns goes to
+ *                                      Administrators. Run again after writing broker.json.
  *   asyncipc-secure install DIR PF     the installation folder. Inside PF (Program Files) nothing
  *                                      is done (it inherits Program Files' ACL); elsewhere DIR
  *                                      (and missing parents) is created protected, or an existing
@@ -373,7 +375,7 @@ static int walk(const wchar_t *dir, int mode, const descr *parent, const wchar_t
                             path[wcslen(service_dir)] == L'\\';
         int is_skip = skip && _wcsicmp(path, skip) == 0;
         DWORD er;
-        HANDLE h = open_obj(path, mode == WALK_RESET && !is_skip ? WRITE_DAC : 0, &er);
+        HANDLE h = open_obj(path, mode == WALK_RESET && !is_skip ? WRITE_DAC | WRITE_OWNER : 0, &er);
         if (h == INVALID_HANDLE_VALUE) {
             rc = sys_error("opening", path, er);
             break;
@@ -398,9 +400,15 @@ static int walk(const wchar_t *dir, int mode, const descr *parent, const wchar_t
             inherited in;
             const descr *from = below_service ? &g_logs : parent;
             rc = build_inherited(from, is_dir, &in);
-            if (rc == 0 && !SetKernelObjectSecurity(h, DACL_SECURITY_INFORMATION |
-                                                           UNPROTECTED_DACL_SECURITY_INFORMATION,
-                                                    &in.sd))
+            /* An item the installing administrator's own account owns (the "object creator"
+             * default-owner policy) goes to Administrators: the service trusts well-known
+             * owners and its own account, not one administrator's user. */
+            SECURITY_INFORMATION si = DACL_SECURITY_INFORMATION | UNPROTECTED_DACL_SECURITY_INFORMATION;
+            if (rc == 0 && EqualSid(oi.owner, g_sid_user) && !EqualSid(oi.owner, g_sid_ba) &&
+                !EqualSid(oi.owner, g_sid_sy) && !EqualSid(oi.owner, g_sid_ti) &&
+                SetSecurityDescriptorOwner(&in.sd, g_sid_ba, FALSE))
+                si |= OWNER_SECURITY_INFORMATION;
+            if (rc == 0 && !SetKernelObjectSecurity(h, si, &in.sd))
                 rc = sys_error("resetting the rights of", path, GetLastError());
         }
         info_free(&oi);

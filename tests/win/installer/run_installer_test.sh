@@ -120,7 +120,8 @@ others_bits() { echo $(( 0$(stat -c %a "$1") & 7 )); }
 # exist, are plain (no symbolic link) and, as far as Wine shows a DACL, give "others" nothing
 # (folders and files Wine creates are 755/644: the descriptors the installers write are what
 # removes those bits). Wine applies no inheritance to new files, so a file shows its rights only
-# once asyncipc-secure has reset it (on the next install), which is when the suites check files.
+# once asyncipc-secure has reset it: the installers run it again after writing broker.json, and
+# a log file the broker created is reset by the next install.
 assert_data_protected() {
   local p
   for p in "$data_unix" "$data_unix/logs" "$@"; do
@@ -379,7 +380,7 @@ if [ "$mode" = cmd ]; then
   check "install.cmd warns that sc.exe sidtype is unavailable" grep -q 'warning: .*sc.exe" sidtype failed' "$work/install.err"
   assert_files "$pf_unix"
   assert_default_config
-  assert_data_protected
+  assert_data_protected "$cfg"
   assert_service_running "$pf_win"
   assert_service_account
   pid1=$(svc_field pid)
@@ -478,7 +479,7 @@ elif [ "$mode" = nsis ]; then
   check "uninstaller written" test -s "$pf_unix/uninstall.exe"
   check "asyncipc-secure.exe is not installed" test ! -e "$pf_unix/bin/asyncipc-secure.exe"
   assert_default_config
-  assert_data_protected
+  assert_data_protected "$cfg"
   assert_service_running "$pf_win"
   assert_service_account
   assert_arp "$old" "$pf_win"
