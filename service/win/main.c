@@ -7,6 +7,7 @@
  *   asyncipc-broker uninstall | start | stop | status
  *   asyncipc-broker service [--config F] [--pipe NAME]  (what `install` registers)
  *   asyncipc-broker                                     started by the SCM (plain sc create)
+ *   asyncipc-broker --version | --help                  print the version / the usage, exit 0
  *
  * Threads: in `run`, the main thread is the broker's I/O thread and the console control handler
  * (a thread Windows creates) only requests the stop.
@@ -45,13 +46,22 @@ static void console_set_app(aipc_broker_app *a)
     ReleaseSRWLockExclusive(&g_console_lock);
 }
 
-static void usage(void)
+/* The usage text: on stdout for --help (exit 0), on stderr for a usage error (exit 1). */
+static void usage_to(FILE *to)
 {
-    fprintf(stderr,
+    fprintf(to,
             "usage: asyncipc-broker run [--config FILE] [--pipe NAME]\n"
             "       asyncipc-broker install [--config FILE] [--start auto|demand]\n"
             "       asyncipc-broker uninstall | start | stop | status\n"
-            "Without a command the program expects to be started by the service manager.\n");
+            "       asyncipc-broker --version | --help\n"
+            "Without a command the program expects to be started by the service manager.\n"
+            "Exit codes: 0 success, 1 usage, 2 configuration, 3 pipe name in use, 4 system error,\n"
+            "5 service control.\n");
+}
+
+static void usage(void)
+{
+    usage_to(stderr);
 }
 
 /* Console control handler (its own thread): Ctrl+C, Ctrl+Break, close -> clean stop. */
@@ -156,6 +166,20 @@ int main(void)
     const wchar_t *start = NULL, *stop = NULL;
     int rc;
     const wchar_t *cmd = argc > 1 ? argv[1] : NULL;
+    /* --help / --version anywhere answer at once (exit 0) */
+    for (int i = 1; i < argc; i++) {
+        if (wcscmp(argv[i], L"--help") == 0 || wcscmp(argv[i], L"-h") == 0 ||
+            wcscmp(argv[i], L"/?") == 0) {
+            usage_to(stdout);
+            LocalFree(argv);
+            return 0;
+        }
+        if (wcscmp(argv[i], L"--version") == 0) {
+            printf("asyncipc-broker %s\n", aipc_version_string());
+            LocalFree(argv);
+            return 0;
+        }
+    }
     if (!cmd) {
         rc = cmd_service(&o, 0);
     } else if (wcscmp(cmd, L"run") == 0) {
