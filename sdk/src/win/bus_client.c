@@ -537,10 +537,15 @@ static void on_read_done(aipc_op *op, DWORD err, DWORD bytes)
         return;
     }
     int rc;
+    /* Without a dispatcher the callbacks of this read run here: hold the gate once for all of
+     * them (each still checks it, so close waits only for the one running). */
+    int held = !b->disp && aipc_gate_enter(&b->gate);
     if (b->rdirect)
         rc = aipc_decoder_commit(&b->dec, bytes, on_frame, b);
     else
         rc = aipc_decoder_feed(&b->dec, b->rbuf, bytes, on_frame, b, NULL);
+    if (held)
+        aipc_gate_leave(&b->gate);
     if (rc < 0 && (b->st == BS_HELLO || b->st == BS_READY)) {
         aipc_bus_ev_error(b, AIPC_EPROTO, "", "malformed frame from the broker");
         conn_lost(b, AIPC_EPROTO);

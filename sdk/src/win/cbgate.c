@@ -70,11 +70,18 @@ void aipc_gate_init(aipc_gate *g)
 int aipc_gate_enter(aipc_gate *g)
 {
     DWORD me = GetCurrentThreadId();
+    if (*(volatile DWORD *)&g->running == me) {
+        /* Nested (a batch holds the gate): only this thread changes running/depth now. */
+        if (aipc_gate_is_closed(g))
+            return 0;
+        g->depth++;
+        return 1;
+    }
     int ok = 0;
     AcquireSRWLockExclusive(&g->lock);
-    if (!g->closed && (g->running == 0 || g->running == me)) {
+    if (!g->closed && g->running == 0) {
         g->running = me;
-        g->depth++;
+        g->depth = 1;
         ok = 1;
     }
     ReleaseSRWLockExclusive(&g->lock);
@@ -85,13 +92,16 @@ int aipc_gate_enter(aipc_gate *g)
 
 void aipc_gate_leave(aipc_gate *g)
 {
+    if (g->depth > 1) {                 /* nested: this thread still holds the gate */
+        g->depth--;
+        return;
+    }
     aipc_cb_leave();
     AcquireSRWLockExclusive(&g->lock);
-    if (--g->depth == 0) {
-        g->running = 0;
-        if (g->waiters)
-            SetEvent(g->idle);
-    }
+    g->depth = 0;
+    g->running = 0;
+    if (g->waiters)
+        SetEvent(g->idle);
     ReleaseSRWLockExclusive(&g->lock);
 }
 

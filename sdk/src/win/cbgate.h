@@ -23,14 +23,17 @@
 typedef struct aipc_gate {
     SRWLOCK lock;
     DWORD running;     /* [lock] id of the thread inside the gate, 0 = none */
-    int depth;         /* [lock] nested enters by that thread */
+    int depth;         /* nested enters by that thread (changed by it alone while inside) */
     volatile LONG closed; /* [lock] to set, read without it: shut, enter fails */
     int waiters;       /* [lock] closers waiting for `idle` */
     HANDLE idle;       /* [lock] manual-reset event, made by the first waiter, set on leave */
 } aipc_gate;
 
 void aipc_gate_init(aipc_gate *g);
-/* 1: the caller may run a callback (call aipc_gate_leave after it); 0: the gate is shut. */
+/* 1: the caller may run a callback (call aipc_gate_leave after it); 0: the gate is shut.
+ * Nested enters by the thread inside the gate take no lock: a batch of callbacks (all the
+ * messages of one read) holds the gate once, and each callback still checks it, so a close
+ * waits only for the callback that is running. */
 int  aipc_gate_enter(aipc_gate *g);
 void aipc_gate_leave(aipc_gate *g);
 /* Shuts the gate (idempotent) and waits as described above. */

@@ -40,10 +40,15 @@ static void read_done(aipc_pipe *p, DWORD bytes)
 {
     int rc;
     p->in_read = 1;
+    /* Without a dispatcher every OnRecv of this read runs here: hold the gate once for all of
+     * them (each still checks it, so Exit waits only for the one running). */
+    int held = !p->disp && aipc_gate_enter(&p->gate);
     if (p->rdirect)
         rc = aipc_decoder_commit(&p->dec, bytes, on_frame, p);
     else
         rc = aipc_decoder_feed(&p->dec, p->rbuf, bytes, on_frame, p, NULL);
+    if (held)
+        aipc_gate_leave(&p->gate);
     p->in_read = 0;
     if (p->flush_due) {
         /* A reply sent from OnRecv: write it now, in one batch with any other replies of this
