@@ -240,9 +240,12 @@ int aipc_service_install(const wchar_t *config, const wchar_t *start)
     SC_HANDLE scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CREATE_SERVICE);
     if (!scm)
         return fail("OpenSCManager");
+    /* Its own virtual account (NT SERVICE\AsyncIPCBroker, no password), as the installers do:
+     * least privilege, and the owner the SDK's clients expect of the broker pipe. */
     SC_HANDLE svc = CreateServiceW(scm, AIPC_SERVICE_NAME, AIPC_SERVICE_DISPLAY,
                                    SERVICE_ALL_ACCESS, SERVICE_WIN32_OWN_PROCESS, start_type,
-                                   SERVICE_ERROR_NORMAL, cmd, NULL, NULL, NULL, NULL, NULL);
+                                   SERVICE_ERROR_NORMAL, cmd, NULL, NULL, NULL,
+                                   L"NT SERVICE\\" AIPC_SERVICE_NAME, NULL);
     if (!svc) {
         int rc = fail("CreateService");
         CloseServiceHandle(scm);
@@ -250,6 +253,15 @@ int aipc_service_install(const wchar_t *config, const wchar_t *start)
     }
     SERVICE_DESCRIPTIONW desc = { (LPWSTR)L"AsyncIPC message broker (named pipe \\\\.\\pipe\\asyncipc.broker by default)." };
     ChangeServiceConfig2W(svc, SERVICE_CONFIG_DESCRIPTION, &desc);
+    /* Only the privilege every process needs, and an unrestricted service SID. Wine's service
+     * manager does not know these levels: a warning, not a failure. */
+    static wchar_t privs[] = L"SeChangeNotifyPrivilege\0";
+    SERVICE_REQUIRED_PRIVILEGES_INFOW rp = { privs };
+    SERVICE_SID_INFO sid = { SERVICE_SID_TYPE_UNRESTRICTED };
+    if (!ChangeServiceConfig2W(svc, SERVICE_CONFIG_REQUIRED_PRIVILEGES_INFO, &rp) ||
+        !ChangeServiceConfig2W(svc, SERVICE_CONFIG_SERVICE_SID_INFO, &sid))
+        fprintf(stderr, "asyncipc-broker: warning: cannot restrict the service's privileges or "
+                "set its SID type (error %lu)\n", GetLastError());
     printf("installed service %ls\n", AIPC_SERVICE_NAME);
     CloseServiceHandle(svc);
     CloseServiceHandle(scm);
