@@ -1,8 +1,11 @@
 /*
- * bus.hpp - C++17 wrapper of the bus client (aipc_bus_* in asyncipc.h): asyncipc::BusClient.
+ * bus.hpp - C++ wrapper of the bus client (aipc_bus_* in asyncipc.h): asyncipc::BusClient.
  *
  * Header-only; link against asyncipc.dll like the C API. May be included before or after
- * <asyncipc/asyncipc.hpp>.
+ * <asyncipc/asyncipc.hpp>. Needs C++11. Payloads are asyncipc::BytesView: std::string_view
+ * from C++17 on (MSVC: /std:c++17 or later), before that a small class of this header with the
+ * same data()/size()/begin()/end()/empty()/[]/== members; a std::string or a string literal
+ * converts to either. std::string(view.data(), view.size()) copies one in every version.
  *
  * Threads: see the threading contract below (the same as the C API). In short - every member
  * function is thread-safe and non-blocking except close() and the destructor, which wait only
@@ -16,7 +19,7 @@
  * Example
  *   asyncipc::BusClient bus;
  *   bus.onMessage([](const std::string &topic, const asyncipc::BusPeer &from, bool retained,
- *                    std::string_view data) { ... });
+ *                    asyncipc::BytesView data) { ... });   // or std::string_view (C++17)
  *   asyncipc::BusClient::Options o;
  *   o.name = "ui";
  *   if (bus.connect(o) == 0) { bus.subscribe("sensors/#"); bus.publish("ui/started", "1"); }
@@ -71,13 +74,57 @@
 #endif
 #include "asyncipc.h"
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
+
+#if !defined(ASYNCIPC_HAS_STRING_VIEW)
+#  if __cplusplus >= 201703L || (defined(_MSVC_LANG) && _MSVC_LANG >= 201703L)
+#    define ASYNCIPC_HAS_STRING_VIEW 1
+#  else
+#    define ASYNCIPC_HAS_STRING_VIEW 0
+#  endif
+#endif
+#if ASYNCIPC_HAS_STRING_VIEW
 #include <string_view>
+#endif
 
 namespace asyncipc {
+
+#if ASYNCIPC_HAS_STRING_VIEW
+/* A payload: a view of bytes, valid during the call that receives it. */
+using BytesView = std::string_view;
+#else
+/* C++11/14: a read-only view of bytes, the part of std::string_view this API needs.
+ * Valid only as long as what it views (during the call that receives it). */
+class BytesView {
+public:
+    BytesView() noexcept : p_(nullptr), n_(0) {}
+    BytesView(const char *p, std::size_t n) noexcept : p_(p), n_(n) {}
+    BytesView(const char *s) noexcept : p_(s), n_(s ? std::strlen(s) : 0) {}
+    BytesView(const std::string &s) noexcept : p_(s.data()), n_(s.size()) {}
+    const char *data() const noexcept { return p_; }
+    std::size_t size() const noexcept { return n_; }
+    std::size_t length() const noexcept { return n_; }
+    bool empty() const noexcept { return n_ == 0; }
+    const char *begin() const noexcept { return p_; }
+    const char *end() const noexcept { return p_ + n_; }
+    char operator[](std::size_t i) const noexcept { return p_[i]; }
+    explicit operator std::string() const { return std::string(p_, n_); }
+
+private:
+    const char *p_;
+    std::size_t n_;
+};
+inline bool operator==(BytesView a, BytesView b) noexcept
+{
+    return a.size() == b.size() && (a.size() == 0 || std::memcmp(a.data(), b.data(), a.size()) == 0);
+}
+inline bool operator!=(BytesView a, BytesView b) noexcept { return !(a == b); }
+#endif
 
 /* A client as stamped by the broker (copied out of aipc_bus_peer). */
 struct BusPeer {
@@ -127,18 +174,18 @@ public:
     using Options = BusOptions;
 
     using MessageHandler = std::function<void(const std::string &topic, const BusPeer &from,
-                                              bool retained, std::string_view data)>;
-    using DirectHandler = std::function<void(const BusPeer &from, std::string_view data)>;
+                                              bool retained, BytesView data)>;
+    using DirectHandler = std::function<void(const BusPeer &from, BytesView data)>;
     /* Answer with reply(from.id, reqId, ...) now or later, from any thread. */
     using RequestHandler = std::function<void(const BusPeer &from, uint64_t reqId,
-                                              std::string_view data)>;
+                                              BytesView data)>;
     using PresenceHandler = std::function<void(bool joined, const BusPeer &who)>;
     using StateHandler = std::function<void(aipc_bus_state state, int error)>;
     using DroppedHandler = std::function<void(uint64_t count)>;
     using ErrorHandler = std::function<void(int error, const std::string &code,
                                             const std::string &message)>;
     /* status 0: data is the answer; otherwise an AIPC_E* code (see aipc_bus_reply_fn). */
-    using ReplyHandler = std::function<void(int status, const BusPeer &from, std::string_view data)>;
+    using ReplyHandler = std::function<void(int status, const BusPeer &from, BytesView data)>;
 
     BusClient() = default;
     ~BusClient() { close(); }
@@ -183,16 +230,16 @@ public:
 
     int subscribe(const std::string &filter) { return bus_ ? aipc_bus_subscribe(bus_, filter.c_str()) : AIPC_ECLOSED; }
     int unsubscribe(const std::string &filter) { return bus_ ? aipc_bus_unsubscribe(bus_, filter.c_str()) : AIPC_ECLOSED; }
-    int publish(const std::string &topic, std::string_view data, bool retain = false)
+    int publish(const std::string &topic, BytesView data, bool retain = false)
     {
         return bus_ ? aipc_bus_publish(bus_, topic.c_str(), data.data(), data.size(), retain) : AIPC_ECLOSED;
     }
-    int send(const std::string &to, std::string_view data)
+    int send(const std::string &to, BytesView data)
     {
         return bus_ ? aipc_bus_send(bus_, to.c_str(), data.data(), data.size()) : AIPC_ECLOSED;
     }
     /* Returns the request id (> 0) or AIPC_E*; `cb` runs exactly once when the id is > 0. */
-    int64_t request(const std::string &to, std::string_view data, uint32_t timeoutMs, ReplyHandler cb)
+    int64_t request(const std::string &to, BytesView data, uint32_t timeoutMs, ReplyHandler cb)
     {
         if (!bus_)
             return AIPC_ECLOSED;
@@ -203,7 +250,7 @@ public:
             delete h;
         return id;
     }
-    int reply(uint64_t toId, uint64_t reqId, std::string_view data)
+    int reply(uint64_t toId, uint64_t reqId, BytesView data)
     {
         return bus_ ? aipc_bus_reply(bus_, toId, reqId, data.data(), data.size()) : AIPC_ECLOSED;
     }
@@ -242,17 +289,17 @@ private:
                          bool retained, const void *data, size_t len)
     {
         self(u)->message_(topic, BusPeer::from(from), retained,
-                          std::string_view(static_cast<const char *>(data), len));
+                          BytesView(static_cast<const char *>(data), len));
     }
     static void tDirect(aipc_bus *, void *u, const aipc_bus_peer *from, const void *data, size_t len)
     {
-        self(u)->direct_(BusPeer::from(from), std::string_view(static_cast<const char *>(data), len));
+        self(u)->direct_(BusPeer::from(from), BytesView(static_cast<const char *>(data), len));
     }
     static void tRequest(aipc_bus *, void *u, const aipc_bus_peer *from, uint64_t req,
                          const void *data, size_t len)
     {
         self(u)->request_(BusPeer::from(from), req,
-                          std::string_view(static_cast<const char *>(data), len));
+                          BytesView(static_cast<const char *>(data), len));
     }
     static void tPresence(aipc_bus *, void *u, bool joined, const aipc_bus_peer *who)
     {
@@ -273,7 +320,7 @@ private:
     {
         std::unique_ptr<ReplyHandler> h(static_cast<ReplyHandler *>(u));
         if (*h)
-            (*h)(status, BusPeer::from(from), std::string_view(static_cast<const char *>(data), len));
+            (*h)(status, BusPeer::from(from), BytesView(static_cast<const char *>(data), len));
     }
 
     aipc_bus *bus_ = nullptr;
