@@ -98,7 +98,7 @@ extern "C" {
 ASYNCIPC_API uint32_t aipc_version(void);
 ASYNCIPC_API const char *aipc_version_string(void);
 
-/* Wire protocol version spoken by this SDK (SPEC section 3). */
+/* Wire protocol version spoken by this SDK (docs/protocol.md). */
 #define AIPC_PROTO_VERSION 1
 
 /* ---- errors (append-only; always negative) ------------------------------------------------ */
@@ -127,7 +127,7 @@ ASYNCIPC_API const char *aipc_strerror(int code);
 
 /* ---- limits ------------------------------------------------------------------------------ */
 #define AIPC_FRAME_HEADER_SIZE   8u                   /* u32 meta_len, u32 payload_len (LE) */
-#define AIPC_MAX_META            65536u               /* meta_len limit (SPEC section 3) */
+#define AIPC_MAX_META            65536u               /* meta_len limit (docs/protocol.md 1) */
 #define AIPC_DEFAULT_MAX_PAYLOAD (16u * 1024u * 1024u) /* default payload_len limit */
 #define AIPC_DEFAULT_CONNECT_TIMEOUT_MS 5000u          /* client waits this long for a server */
 #define AIPC_DEFAULT_MAX_QUEUE   (64u * 1024u * 1024u) /* pipe send queue (see AIPC_PIPE_OPT_MAX_QUEUE) */
@@ -141,7 +141,7 @@ ASYNCIPC_API const char *aipc_strerror(int code);
 
 /*
  * Behaviour of the point-to-point pipes (both engines, any engine talks to any other):
- *   - Wire: every message is one frame {u32 meta_len = 0, u32 payload_len} + payload (SPEC 3)
+ *   - Wire: every message is one frame {u32 meta_len = 0, u32 payload_len} + payload
  *     on a byte-mode pipe. A peer frame with meta_len != 0 or over the maximum message size is
  *     a protocol error: it is logged at ERROR and the connection is closed (OnDisconnected).
  *   - Threads: PIPE_ASYNC runs every PIPE_ASYNC pipe of the process on one I/O thread (APCs,
@@ -353,7 +353,7 @@ ASYNCIPC_API void aipc_log(aipc_log_level level, const char *fmt, ...)
 
 /*
  * The bus client connects to the AsyncIPC broker (asyncipc-broker.exe) and speaks wire protocol
- * v1 (SPEC section 3): publish/subscribe with MQTT topic filters, retained messages, direct
+ * v1 (docs/protocol.md): publish/subscribe with MQTT topic filters, retained messages, direct
  * messages, request/reply, presence, ping and broker statistics.
  *
  * Threads (see "Threading contract" at the top)
