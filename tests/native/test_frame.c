@@ -273,10 +273,21 @@ END_TEST
 
 START_TEST(strerror_covers_every_code)
 {
-    for (int c = AIPC_OK; c >= AIPC_ENOTSUP; c--)
+    for (int c = AIPC_OK; c >= AIPC_EUNTRUSTED; c--) {
         ck_assert_str_ne(aipc_strerror(c), "unknown error");
+        ck_assert_str_ne(aipc_err_name(c), "UNKNOWN");
+    }
+    /* names and values come from the same list */
+#define CHECK_NAME(name, value, text)                          \
+    ck_assert_str_eq(aipc_err_name(AIPC_##name), #name);       \
+    ck_assert_str_eq(aipc_strerror(value), text);
+    AIPC_ERRNO_MAP(CHECK_NAME)
+#undef CHECK_NAME
+    ck_assert_str_eq(aipc_err_name(AIPC_OK), "OK");
+    ck_assert_str_eq(aipc_strerror(AIPC_OK), "success");
     ck_assert_str_eq(aipc_strerror(-1000), "unknown error");
     ck_assert_str_eq(aipc_strerror(5), "unknown error");
+    ck_assert_str_eq(aipc_err_name(-1000), "UNKNOWN");
     ck_assert_uint_eq(aipc_version(), AIPC_VERSION);
 }
 END_TEST

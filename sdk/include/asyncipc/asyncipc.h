@@ -102,13 +102,34 @@ ASYNCIPC_API const char *aipc_version_string(void);
 #define AIPC_PROTO_VERSION 1
 
 /* ---- errors (append-only; always negative) ------------------------------------------------ */
+/* One list of every code: XX(NAME, value, text). Append-only. aipc_strerror and aipc_err_name
+ * are generated from it; the #defines below repeat the values for #if and switch use (the SDK
+ * checks at build time that they agree). */
+#define AIPC_ERRNO_MAP(XX)                                                                       \
+    XX(EINVAL,        -1, "invalid argument")                                                    \
+    XX(ENOMEM,        -2, "out of memory")                                                       \
+    XX(ETOOBIG,       -3, "message too large")                                                   \
+    XX(ECLOSED,       -4, "pipe closed")                                                         \
+    XX(ESTATE,        -5, "invalid state for this call")                                         \
+    XX(ESYS,          -6, "system call failed")                                                  \
+    XX(ETIMEDOUT,     -7, "timed out")                                                           \
+    XX(EPROTO,        -8, "protocol error")                                                      \
+    XX(ENOTFOUND,     -9, "not found")                                                           \
+    XX(EBUSY,        -10, "busy")                                                                \
+    XX(EQUEUEFULL,   -11, "queue full")                                                          \
+    XX(EDISCONNECTED,-12, "disconnected")                                                        \
+    XX(EREFUSED,     -13, "refused by the broker")                                               \
+    XX(ENOTSUP,      -14, "not supported")                                                       \
+    XX(EACCESS,      -15, "access denied")                                                       \
+    XX(EUNTRUSTED,   -16, "the server is not owned by an expected principal")
+
 #define AIPC_OK             0
 #define AIPC_EINVAL        (-1)   /* invalid argument */
 #define AIPC_ENOMEM        (-2)   /* out of memory */
 #define AIPC_ETOOBIG       (-3)   /* message or frame larger than the configured limit */
 #define AIPC_ECLOSED       (-4)   /* the pipe/connection is closed or was never opened */
 #define AIPC_ESTATE        (-5)   /* call not valid in the current state (e.g. Create twice) */
-#define AIPC_ESYS          (-6)   /* a Win32 call failed; see the log for GetLastError() */
+#define AIPC_ESYS          (-6)   /* a Win32 call failed; aipc_pipe_get_error gives its code */
 #define AIPC_ETIMEDOUT     (-7)   /* a wait or request timed out */
 #define AIPC_EPROTO        (-8)   /* malformed frame or protocol violation */
 #define AIPC_ENOTFOUND     (-9)   /* pipe/broker/client not found */
@@ -119,11 +140,13 @@ ASYNCIPC_API const char *aipc_version_string(void);
 #define AIPC_ENOTSUP       (-14)  /* not supported by this engine/build */
 #define AIPC_EACCESS       (-15)  /* access denied: the pipe's descriptor does not let us in */
 #define AIPC_EUNTRUSTED    (-16)  /* the server's owner is not an expected principal: nothing
-                                     was sent (see AIPC_PIPE_OPT / aipc_bus_options
-                                     server_owners) */
+                                     was sent (see aipc_pipe_set_security and
+                                     aipc_bus_options.server_owners) */
 
 /* Text for an AIPC_E* code; never NULL ("unknown error" for codes this version doesn't know). */
 ASYNCIPC_API const char *aipc_strerror(int code);
+/* The code's name without the prefix ("EINVAL", "OK"); never NULL ("UNKNOWN"). */
+ASYNCIPC_API const char *aipc_err_name(int code);
 
 /* ---- limits ------------------------------------------------------------------------------ */
 #define AIPC_FRAME_HEADER_SIZE   8u                   /* u32 meta_len, u32 payload_len (LE) */

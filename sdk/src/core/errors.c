@@ -1,32 +1,32 @@
 /* errors.c - error text and version queries (portable). */
 #include "asyncipc/asyncipc.h"
 
-/* Index = -code. Append-only, in step with the AIPC_E* list in asyncipc.h. */
-static const char *const messages[] = {
-    "success",
-    "invalid argument",
-    "out of memory",
-    "message too large",
-    "pipe closed",
-    "invalid state for this call",
-    "system call failed",
-    "timed out",
-    "protocol error",
-    "not found",
-    "busy",
-    "queue full",
-    "disconnected",
-    "refused by the broker",
-    "not supported",
-    "access denied",
-    "the server is not owned by an expected principal",
-};
+/* Every #define agrees with the list (a mismatch fails the build). */
+#define AIPC_CHECK_CODE(name, value, text) \
+    _Static_assert(AIPC_##name == (value), "AIPC_" #name " disagrees with AIPC_ERRNO_MAP");
+AIPC_ERRNO_MAP(AIPC_CHECK_CODE)
+#undef AIPC_CHECK_CODE
 
 const char *aipc_strerror(int code)
 {
-    if (code > 0 || -code >= (int)(sizeof messages / sizeof messages[0]))
-        return "unknown error";
-    return messages[-code];
+    switch (code) {
+    case AIPC_OK: return "success";
+#define AIPC_TEXT_CASE(name, value, text) case value: return text;
+    AIPC_ERRNO_MAP(AIPC_TEXT_CASE)
+#undef AIPC_TEXT_CASE
+    default: return "unknown error";
+    }
+}
+
+const char *aipc_err_name(int code)
+{
+    switch (code) {
+    case AIPC_OK: return "OK";
+#define AIPC_NAME_CASE(name, value, text) case value: return #name;
+    AIPC_ERRNO_MAP(AIPC_NAME_CASE)
+#undef AIPC_NAME_CASE
+    default: return "UNKNOWN";
+    }
 }
 
 uint32_t aipc_version(void)
