@@ -58,13 +58,15 @@ aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(v
         b->cfg.max_payload = def.max_payload;
     if (!b->cfg.max_queue_bytes)
         b->cfg.max_queue_bytes = def.max_queue_bytes;
+    if (!b->cfg.hello_timeout_ms)
+        b->cfg.hello_timeout_ms = def.hello_timeout_ms;
     b->cfg.policy = NULL;                 /* the broker's own copy, below */
     if (cfg && cfg->policy && !(b->policy = aipc_policy_clone(cfg->policy))) {
         free(b);
         return NULL;
     }
     b->now_ms = now_ms ? now_ms : default_now_ms;
-    b->started_ms = b->now_ms();
+    b->started_ms = aipc_now(b);
     b->next_id = 1;
     return b;
 }
@@ -106,6 +108,7 @@ void aipc_broker_free(aipc_broker *b)
     while (b->clients) {
         aipc_client *c = b->clients;
         client_unlink(b, c);
+        aipc_dq_remove(&b->hello_q, &c->t_hello);
         aipc_unsubscribe_all(b, c);
         while (c->reqs_out)
             aipc_reqs_remove(b, c->reqs_out);
@@ -146,6 +149,7 @@ aipc_client *aipc_broker_attach(aipc_broker *b, aipc_conn *conn, uint32_t pid)
     b->clients = c;
     b->nclients++;
     b->st.clients_total++;
+    aipc_dq_push(&b->hello_q, &c->t_hello, aipc_now(b) + b->cfg.hello_timeout_ms);
     conn->client = c;
     return c;
 }
@@ -225,6 +229,7 @@ void aipc_broker_detach(aipc_broker *b, aipc_client *cl)
     bool joined = cl->id != 0;
     client_unlink(b, cl);
     cl->state = AIPC_CL_CLOSING;          /* nothing is queued to it from now on */
+    aipc_dq_remove(&b->hello_q, &cl->t_hello);
     aipc_registry_remove(b, cl);
     aipc_unsubscribe_all(b, cl);
     aipc_reqs_client_gone(b, cl);

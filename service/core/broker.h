@@ -87,6 +87,8 @@ struct aipc_conn {
 #define AIPC_BROKER_MAX_QUEUE_LIMIT     (1ull << 40)
 #define AIPC_BROKER_DEFAULT_MAX_RETAINED (64ull * 1024u * 1024u)     /* 64 MiB */
 #define AIPC_BROKER_MAX_RETAINED_LIMIT  (1ull << 40)                 /* max_retained_bytes 0.. */
+#define AIPC_BROKER_MAX_TIMEOUT_MS      86400000u                    /* timeouts: 1 ms .. 1 day */
+#define AIPC_BROKER_DEFAULT_HELLO_TIMEOUT 10000u                     /* hello_timeout_ms */
 
 typedef struct aipc_broker_config {
     char     pipe_name[257];     /* short pipe name (no "\\.\pipe\" prefix), 1..256 chars */
@@ -95,6 +97,8 @@ typedef struct aipc_broker_config {
     uint64_t max_queue_bytes;    /* per-client outbound queue bound for publications */
     uint64_t max_retained_bytes; /* bound on the retained store: topic + payload bytes of all
                                   * retained messages; 0 = no retained message is accepted */
+    uint32_t hello_timeout_ms;   /* a connection without a successful hello this long after
+                                  * attach gets error hello_timeout and is closed */
     int      log_level;          /* aipc_log_level: 0 error .. 4 trace; default 2 (info) */
     char     log_file[1024];     /* "" = engine default. Relative paths are kept as written:
                                   * the ENGINE resolves them against the config file's folder */
@@ -106,7 +110,8 @@ typedef struct aipc_broker_config {
 } aipc_broker_config;
 
 /* Fills *out with the defaults (pipe asyncipc.broker, 1024 clients, 16 MiB payload,
- * 8 MiB queue, 64 MiB retained store, info, no log file, default DACL, no policy). */
+ * 8 MiB queue, 64 MiB retained store, 10 s hello timeout, info, no log file, default DACL,
+ * no policy). */
 void aipc_broker_config_defaults(aipc_broker_config *out);
 /* Releases what a loaded config owns (its policy); the struct is left with no policy. */
 void aipc_broker_config_free(aipc_broker_config *cfg);
@@ -117,6 +122,7 @@ void aipc_broker_config_free(aipc_broker_config *cfg);
  *   pipe_name (string, "\\.\pipe\NAME" or "NAME"), max_clients (integer 1..65536),
  *   max_payload (integer 1..1 GiB), max_queue_bytes (integer 64 KiB..1 TiB),
  *   max_retained_bytes (integer 0..1 TiB; 0 = retained messages are refused),
+ *   hello_timeout_ms (integer 1..86400000),
  *   log_level ("error"|"warn"|"info"|"debug"|"trace" or integer 0..4),
  *   log_file (string, may be empty), sddl (string, may be empty),
  *   policy (object: access rules and reserved names, see policy.h and docs/protocol.md).
@@ -132,8 +138,8 @@ int aipc_broker_config_load_json(aipc_broker_config *out, const char *json_text,
 /* Creates a broker. cfg is copied (NULL = defaults; zero numeric fields mean the default,
  * except max_retained_bytes, where 0 is a real setting: no retained messages - so start from
  * aipc_broker_config_defaults; values are not range-checked here, so tests may use tiny
- * queues). now_ms: a monotonic
- * millisecond clock for uptime (NULL = time(NULL) * 1000). Returns NULL on out of memory. */
+ * queues). now_ms: a monotonic millisecond clock for uptime and every timeout (NULL =
+ * time(NULL) * 1000; tests pass a fake clock). Returns NULL on out of memory. */
 aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(void));
 /* Frees the broker and any client still attached (no callbacks are made, and the engine's
  * aipc_conn structs are not touched: they may already be gone). */
@@ -213,6 +219,12 @@ int aipc_client_set_identity(aipc_client *cl, const aipc_identity *id);
 /* The identity given by set_identity (pointers into the client), or NULL. */
 const aipc_identity *aipc_client_identity(const aipc_client *cl);
 
+/* Time: runs what is due at now_ms() (hello timeouts, ...): answers are queued and closes
+ * requested through the callbacks, as in input. Call it regularly, at the latest after the
+ * number of milliseconds it returned (0: more work is pending, call again soon; UINT64_MAX:
+ * nothing is scheduled until the next input/attach). Cheap when nothing is due. */
+uint64_t aipc_broker_tick(aipc_broker *b);
+
 /* Stopping: queues {"op":"bye","reason":"shutdown"} to every client and asks to close each
  * (ops->close). The engine flushes, then detaches them and frees the broker. Input arriving
  * afterwards is ignored, and new attaches are refused (NULL). */
@@ -234,6 +246,7 @@ typedef struct aipc_broker_stats {
     uint64_t drops;            /* publication copies dropped on full queues */
     uint64_t errors;           /* error frames sent */
     uint64_t denied;           /* operations the policy refused (forbidden, name_reserved) */
+    uint64_t hello_timeouts;   /* connections closed for not saying hello in time */
     uint64_t uptime_ms;
 } aipc_broker_stats;
 

@@ -20,6 +20,7 @@ void aipc_broker_config_defaults(aipc_broker_config *out)
     out->max_payload = AIPC_DEFAULT_MAX_PAYLOAD;
     out->max_queue_bytes = AIPC_BROKER_DEFAULT_MAX_QUEUE;
     out->max_retained_bytes = AIPC_BROKER_DEFAULT_MAX_RETAINED;
+    out->hello_timeout_ms = AIPC_BROKER_DEFAULT_HELLO_TIMEOUT;
     out->log_level = AIPC_LOG_INFO;
 }
 
@@ -156,6 +157,11 @@ static int apply(const cJSON *v, aipc_broker_config *c, char *err, size_t errlen
     if (strcmp(k, "max_retained_bytes") == 0) {
         rc = get_uint(v, 0, AIPC_BROKER_MAX_RETAINED_LIMIT, &n, err, errlen);
         c->max_retained_bytes = n;
+        return rc;
+    }
+    if (strcmp(k, "hello_timeout_ms") == 0) {
+        rc = get_uint(v, 1, AIPC_BROKER_MAX_TIMEOUT_MS, &n, err, errlen);
+        c->hello_timeout_ms = (uint32_t)n;
         return rc;
     }
     if (strcmp(k, "log_level") == 0)

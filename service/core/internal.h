@@ -16,6 +16,8 @@
  *   identity.c  the client's identity (set by the engine) and its `from` object
  *   filter.c    filter/filter relations (matches, covers, overlaps) for the policy
  *   policy.c    policy evaluation (policy.h); policy_load.c parses it from the config
+ *   deadline.c  deadline queues (sorted intrusive lists) for the core's timers
+ *   timers.c    aipc_broker_tick: what expires (hello timeout, ...)
  */
 #ifndef AIPC_BROKER_INTERNAL_H
 #define AIPC_BROKER_INTERNAL_H
@@ -32,6 +34,25 @@
 #define AIPC_TOPIC_MAX_LEVELS 256u      /* recursion bound for the tries */
 #define AIPC_TOPIC_MAX_BYTES  32000u    /* escaped ('"' and '\\' double) it fits a meta */
 #define AIPC_ID_MAX_EXACT   9007199254740991.0   /* 2^53 - 1: ids are exact JSON numbers */
+
+#define AIPC_CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- deadline queues (deadline.c) --------------------------------------------------------
+ * Every timer class has one timeout for all its entries, so appending at the tail keeps a
+ * queue sorted by due time: expiry looks at the head only, removal is O(1). */
+typedef struct aipc_dnode {
+    struct aipc_dnode *prev, *next;
+    uint64_t due;             /* broker clock (now_ms) at which it expires */
+    bool on;                  /* linked in a queue */
+} aipc_dnode;
+typedef struct aipc_dq {
+    aipc_dnode *head, *tail;
+} aipc_dq;
+
+void aipc_dq_push(aipc_dq *q, aipc_dnode *n, uint64_t due);   /* (re)appends at the tail */
+void aipc_dq_remove(aipc_dq *q, aipc_dnode *n);               /* no-op when not linked */
+/* The head if it is due at `now`, else NULL. */
+aipc_dnode *aipc_dq_due(const aipc_dq *q, uint64_t now);
 
 /* ---- hash maps ------------------------------------------------------------------------- */
 typedef struct aipc_strmap_ent {
@@ -211,6 +232,7 @@ struct aipc_client {
     aipc_sub *subs;           /* list of its subscriptions */
     aipc_req *reqs_out;       /* pending requests it sent */
     aipc_req *reqs_in;        /* pending requests waiting on it */
+    aipc_dnode t_hello;       /* in b->hello_q until its hello succeeds or it closes */
     bool in_input;            /* inside aipc_broker_input for this client */
     bool kill;                /* must be closed now (input returns < 0) */
     bool quiet;               /* inside out_consume: no want_write callback */
@@ -249,6 +271,7 @@ struct aipc_broker {
     uint64_t pub_seq;
 
     aipc_pmap reqs;           /* (requester id, rid) -> aipc_req */
+    aipc_dq hello_q;          /* clients that have not said hello, by attach time */
     aipc_policy *policy;      /* NULL: the open bus */
 
     aipc_sbuf meta;           /* scratch for outgoing metas */
@@ -314,6 +337,9 @@ void aipc_retained_free(aipc_broker *b);
 /* router.c */
 int aipc_router_frame(aipc_broker *b, aipc_client *c, const uint8_t *meta, uint32_t meta_len,
                       const uint8_t *payload, uint32_t payload_len);
+
+/* timers.c */
+uint64_t aipc_now(const aipc_broker *b);
 
 /* broker.c */
 void aipc_logf(aipc_broker *b, int level, const char *fmt, ...)

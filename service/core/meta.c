@@ -28,6 +28,7 @@ void aipc_request_close(aipc_client *c)
     if (c->state == AIPC_CL_CLOSING)
         return;
     c->state = AIPC_CL_CLOSING;
+    aipc_dq_remove(&c->b->hello_q, &c->t_hello);
     if (c->conn->ops && c->conn->ops->close)
         c->conn->ops->close(c->conn);
 }

@@ -168,6 +168,7 @@ static void op_hello(opctx *x)
         return;
     }
     c->state = AIPC_CL_READY;
+    aipc_dq_remove(&x->b->hello_q, &c->t_hello);
     aipc_send_welcome(c, x->has_id, x->id);
     aipc_logf(x->b, AIPC_LOG_INFO, "client %" PRIu64 " (%s, pid %u) joined", c->id,
               nlen ? c->name : "anonymous", c->pid);
@@ -358,7 +359,7 @@ static void op_rep(opctx *x)
 /* stats: {"op":"stats","re":id?} + the counters as a JSON payload. */
 static void op_stats(opctx *x)
 {
-    char json[1024];
+    char json[2048];
     size_t n = aipc_broker_stats_json(x->b, json, sizeof json);
     if (n >= sizeof json)
         n = sizeof json - 1;

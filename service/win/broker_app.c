@@ -158,6 +158,14 @@ static int h_read_commit(void *ctx, void *conn, size_t n)
     return aipc_client_read_commit(a->core, bc->conn.client, n);
 }
 
+/* The core's timeouts, on the engine's loop (GetTickCount64 is the core's clock). */
+static DWORD h_timer(void *ctx)
+{
+    aipc_broker_app *a = ctx;
+    uint64_t ms = aipc_broker_tick(a->core);
+    return ms >= INFINITE ? INFINITE : (DWORD)ms;
+}
+
 static void h_shutdown(void *ctx)
 {
     aipc_broker_app *a = ctx;
@@ -434,7 +442,8 @@ int aipc_broker_app_start(aipc_broker_app **out, const aipc_broker_opts *o, char
         ec.sa = &a->sec.sa;
         ec.stop_grace_ms = 3000;
         aipc_engine_handler h = { a, h_attach, h_input, h_detach, h_out_next, h_out_consume,
-                                  h_shutdown, NULL, h_read_direct, h_read_commit, h_identify };
+                                  h_shutdown, NULL, h_read_direct, h_read_commit, h_identify,
+                                  h_timer };
         char eerr[300];
         int er = aipc_engine_create(&a->eng, &ec, &h, eerr, sizeof eerr);
         if (er != AIPC_ENGINE_OK) {

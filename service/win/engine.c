@@ -106,6 +106,7 @@ struct aipc_engine {
     LONG stop_posted;
     ULONGLONG stop_deadline;
     bool hard_cancelled;
+    DWORD timer_wait;           /* what the handler's timer asked for last (I/O thread) */
 };
 
 static void conn_close_now(aipc_wconn *c);
@@ -813,6 +814,7 @@ int aipc_engine_run(aipc_engine *e)
 {
     OVERLAPPED_ENTRY ent[1];
     drain_ready(e);
+    e->timer_wait = e->h.timer ? e->h.timer(e->h.ctx) : INFINITE;
     flush_dirty(e);
     for (;;) {
         if (e->stopping) {
@@ -842,6 +844,8 @@ int aipc_engine_run(aipc_engine *e)
         }
         if (e->h.tick && timeout > 1000)
             timeout = 1000;
+        if (timeout > e->timer_wait)
+            timeout = e->timer_wait;
         /* One entry per call: under Wine each dequeue is a remove_completion request, and
          * GetQueuedCompletionStatusEx asks once more after the last entry (a request on the
          * critical path of every wake-up); the single-entry call does not. */
@@ -882,6 +886,8 @@ int aipc_engine_run(aipc_engine *e)
         drain_ready(e);
         if (e->h.tick)
             e->h.tick(e->h.ctx);
+        if (e->h.timer)
+            e->timer_wait = e->h.timer(e->h.ctx);
         flush_dirty(e);
     }
     return 0;

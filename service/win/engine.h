@@ -61,6 +61,10 @@ typedef struct aipc_engine_handler {
      * client only once it has read from the pipe). Returns < 0 to have the connection closed
      * at once (its bytes are not processed). */
     int (*identify)(void *ctx, void *conn, HANDLE pipe, unsigned long pid);
+    /* Optional timers: called once per loop turn (after tick); runs what is due and returns
+     * how many milliseconds the loop may wait before calling it again (0: at once, INFINITE:
+     * no deadline). The loop never sleeps past it. */
+    DWORD (*timer)(void *ctx);
 } aipc_engine_handler;
 
 typedef struct aipc_engine_config {

@@ -11,6 +11,8 @@
  *   bit 3: the good client reads in 5-byte writes (partial consumes)
  *   bit 4: a policy is configured and both clients have identities (the good one is SYSTEM,
  *          allowed everything; the fuzz client is a user under %u/%s rules, reserved names)
+ * The broker's clock advances 3 ms per chunk with small timeouts (hello 1 s), ticked after
+ * every chunk, so the timeouts fire in the middle of inputs.
  * otherwise the rest is raw wire bytes. */
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -183,9 +185,13 @@ static void build_structured(const uint8_t *d, size_t n, uint8_t **buf, size_t *
     }
 }
 
+/* The broker's clock: moves 3 ms per chunk fed, so the timeouts (small in this config) fire
+ * in the middle of long inputs; aipc_broker_tick runs after every chunk. */
+static uint64_t fz_clock;
+
 static uint64_t fz_now(void)
 {
-    return 0;
+    return fz_clock;
 }
 
 /* The good client's scripted part: hello, subscriptions, and answers to requests. */
@@ -266,6 +272,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.max_payload = 4096;
     cfg.max_queue_bytes = 65536;
     cfg.max_clients = 4;
+    cfg.hello_timeout_ms = 1000;
+    fz_clock = 0;
     if (flags & 16)
         cfg.policy = fz_policy();             /* the broker keeps its own copy */
     aipc_broker *b = aipc_broker_new(&cfg, fz_now);
@@ -316,6 +324,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int rc = aipc_broker_input(b, evil.conn.client, buf + i, n);
         if (rc < 0)
             cut = true;                           /* engine: close now, no flush */
+        fz_clock += 3;
+        aipc_broker_tick(b);
         drain(&evil);
         drain(&good);
         good_reply(b, &good);

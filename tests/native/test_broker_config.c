@@ -2,6 +2,8 @@
  * name the key (unknown keys, wrong types, out-of-range values, duplicates). */
 #include "test_broker_fake.h"
 
+#include <stddef.h>
+
 /* Loads text expecting failure; the message must mention `needle`. */
 static void expect_fail(const char *json, const char *needle)
 {
@@ -153,6 +155,66 @@ START_TEST(not_an_object)
 }
 END_TEST
 
+/* The resource limits (issue "every resource a client can make the broker hold is bounded"):
+ * each key's default, both ends of its range accepted, one past each end refused naming the
+ * key, and a wrong type refused. */
+typedef struct limit_key {
+    const char *key;
+    uint64_t lo, hi, def;
+    size_t off, size;          /* the field in aipc_broker_config */
+} limit_key;
+
+#define LK(k, lo, hi, def, field)                                                           \
+    { k, lo, hi, def, offsetof(aipc_broker_config, field),                                  \
+      sizeof(((aipc_broker_config *)0)->field) }
+
+static const limit_key limit_keys[] = {
+    LK("hello_timeout_ms", 1, 86400000, 10000, hello_timeout_ms),
+};
+
+static uint64_t field_of(const aipc_broker_config *c, const limit_key *k)
+{
+    const char *p = (const char *)c + k->off;
+    if (k->size == 4) {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+START_TEST(limit_keys_ranges)
+{
+    for (size_t i = 0; i < sizeof limit_keys / sizeof limit_keys[0]; i++) {
+        const limit_key *k = &limit_keys[i];
+        aipc_broker_config c;
+        aipc_broker_config_defaults(&c);
+        ck_assert_msg(field_of(&c, k) == k->def, "%s default", k->key);
+        char json[160], err[256];
+        uint64_t ends[2] = {k->lo, k->hi};
+        for (int e = 0; e < 2; e++) {
+            snprintf(json, sizeof json, "{\"%s\":%llu}", k->key, (unsigned long long)ends[e]);
+            ck_assert_msg(aipc_broker_config_load_json(&c, json, err, sizeof err) == 0, "%s: %s",
+                          json, err);
+            ck_assert_msg(field_of(&c, k) == ends[e], "%s", json);
+        }
+        char needle[96];
+        snprintf(needle, sizeof needle, "\"%s\" must be between", k->key);
+        if (k->lo > 0) {
+            snprintf(json, sizeof json, "{\"%s\":%llu}", k->key, (unsigned long long)k->lo - 1);
+            expect_fail(json, needle);
+        }
+        snprintf(json, sizeof json, "{\"%s\":%llu}", k->key, (unsigned long long)k->hi + 1);
+        expect_fail(json, needle);
+        snprintf(json, sizeof json, "{\"%s\":\"1\"}", k->key);
+        snprintf(needle, sizeof needle, "\"%s\" must be an integer", k->key);
+        expect_fail(json, needle);
+    }
+}
+END_TEST
+
 /* The broker fills zero fields with defaults (max_retained_bytes excepted: 0 is a real
  * setting, "no retained messages"; test_broker_retained covers it). */
 START_TEST(broker_new_fills_defaults)
@@ -185,6 +247,7 @@ int main(void)
     tcase_add_test(tc, out_of_range);
     tcase_add_test(tc, not_an_object);
     tcase_add_test(tc, broker_new_fills_defaults);
+    tcase_add_test(tc, limit_keys_ranges);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

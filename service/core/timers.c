@@ -1,0 +1,42 @@
+/* timers.c - the core's sense of time: aipc_broker_tick runs what is due on the broker's clock
+ * (the engine's now_ms, a fake clock in tests) and says when it wants to run next.
+ *   hello_q  connections that have not said hello: hello_timeout_ms after attach they get
+ *            error hello_timeout and are closed (D-Bus auth_timeout). */
+#include "internal.h"
+
+#include "asyncipc/asyncipc.h"
+
+#include <inttypes.h>
+
+uint64_t aipc_now(const aipc_broker *b)
+{
+    return b->now_ms();
+}
+
+/* Milliseconds from now until a queue's head is due (UINT64_MAX: empty). */
+static uint64_t until(const aipc_dq *q, uint64_t now)
+{
+    if (!q->head)
+        return UINT64_MAX;
+    return q->head->due > now ? q->head->due - now : 0;
+}
+
+/* A connection that did not say hello in time. */
+static void hello_expired(aipc_broker *b, aipc_client *c)
+{
+    aipc_dq_remove(&b->hello_q, &c->t_hello);
+    b->st.hello_timeouts++;
+    aipc_logf(b, AIPC_LOG_INFO, "closing the connection of pid %u: no hello within %u ms",
+              c->pid, b->cfg.hello_timeout_ms);
+    aipc_send_error(c, false, 0, "hello_timeout", "no hello within the broker's hello_timeout_ms");
+    aipc_request_close(c);
+}
+
+uint64_t aipc_broker_tick(aipc_broker *b)
+{
+    uint64_t now = aipc_now(b);
+    aipc_dnode *n;
+    while ((n = aipc_dq_due(&b->hello_q, now)))
+        hello_expired(b, AIPC_CONTAINER(n, aipc_client, t_hello));
+    return until(&b->hello_q, now);
+}

@@ -1,0 +1,153 @@
+/*
+ * test_broker_limits.c - the broker's resource limits end to end under Wine: the real
+ * asyncipc-broker.exe with small limits, raw connections (raw_proto.c, no SDK) playing the
+ * hostile client, and a well-behaved client that must keep getting everything in order while
+ * the limit acts. Each test prints the broker's private bytes before, at the peak and after.
+ * Every wait is bounded and event-driven (protocol round trips, pipe reads).
+ */
+#include <check.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raw_proto.h"
+
+#define W 30000u                /* bound for single protocol waits */
+
+static raw_broker *g_broker;
+
+static void broker_start(raw_broker *b, const char *tag, const char *extra)
+{
+    ck_assert_int_eq(raw_broker_start(b, tag, extra), 0);
+    g_broker = b;
+}
+
+static void teardown(void)
+{
+    if (g_broker && g_broker->process)
+        raw_broker_stop(g_broker, 0);
+    g_broker = NULL;
+}
+
+/* One stats counter of the broker, asked through c. */
+static double stat_of(raw_conn *c, const char *key)
+{
+    static long long id = 1000;
+    char meta[64];
+    snprintf(meta, sizeof meta, "{\"op\":\"stats\",\"id\":%lld}", ++id);
+    ck_assert_int_eq(raw_send(c, meta, NULL, 0, W), 0);
+    raw_frame f;
+    ck_assert_int_eq(raw_expect(c, &f, "stats", id, W), 1);
+    cJSON *st = cJSON_ParseWithLength((const char *)f.payload, f.payload_len);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(st, key);
+    ck_assert_msg(cJSON_IsNumber(v), "no %s in %s", key, f.payload);
+    double d = v->valuedouble;
+    cJSON_Delete(st);
+    raw_frame_free(&f);
+    return d;
+}
+
+/* The well-behaved client: publishes n messages on its own topic and must get them all back,
+ * in order (it is subscribed), within the usual bound. */
+typedef struct good_client {
+    raw_conn *c;
+    unsigned seq;
+} good_client;
+
+static void good_start(good_client *g, const raw_broker *b)
+{
+    g->c = raw_connect(b->pipe, W);
+    ck_assert_ptr_nonnull(g->c);
+    ck_assert(raw_hello(g->c, "good", W) > 0);
+    ck_assert_int_eq(raw_sub(g->c, "good/echo", 1, W), 0);
+    g->seq = 0;
+}
+
+static void good_round(good_client *g, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        char pl[32];
+        int len = snprintf(pl, sizeof pl, "%u", g->seq + i);
+        ck_assert_int_eq(raw_queue(g->c, "{\"op\":\"pub\",\"topic\":\"good/echo\"}", pl,
+                                   (uint32_t)len), 0);
+    }
+    ck_assert_int_eq(raw_flush(g->c, W), 0);
+    for (unsigned i = 0; i < n; i++) {
+        raw_frame f;
+        ck_assert_int_eq(raw_expect(g->c, &f, "msg", -1, W), 1);
+        ck_assert_uint_eq(strtoul((const char *)f.payload, NULL, 10), g->seq + i);
+        raw_frame_free(&f);
+    }
+    g->seq += n;
+}
+
+static void mem_report(const char *what, size_t before, size_t peak, size_t after)
+{
+    fprintf(stderr, "%s: broker private bytes before %zu KiB, peak %zu KiB, after %zu KiB\n",
+            what, before / 1024, peak / 1024, after / 1024);
+}
+
+/* ---- hello timeout ------------------------------------------------------------------------- */
+/* Connections that never say hello get error hello_timeout and are closed about
+ * hello_timeout_ms after they connected; the good client is served throughout. */
+START_TEST(no_hello)
+{
+    enum { MUTE = 40, TIMEOUT = 1500 };
+    raw_broker b;
+    broker_start(&b, "nohello", "\"hello_timeout_ms\":1500");
+    good_client g;
+    good_start(&g, &b);
+    size_t mem0 = raw_broker_private_bytes(&b);
+    raw_conn *mute[MUTE];
+    uint64_t t0 = aipc_test_now_ms();
+    for (int i = 0; i < MUTE; i++) {
+        mute[i] = raw_connect(b.pipe, W);
+        ck_assert_ptr_nonnull(mute[i]);
+    }
+    good_round(&g, 50);
+    ck_assert_int_eq((int)stat_of(g.c, "clients"), MUTE + 1);
+    size_t peak = raw_broker_private_bytes(&b);
+    for (int i = 0; i < MUTE; i++) {
+        raw_frame f;
+        ck_assert_int_eq(raw_recv(mute[i], &f, W), 1);
+        ck_assert_str_eq(raw_op(&f), "error");
+        ck_assert_str_eq(raw_str(&f, "code"), "hello_timeout");
+        raw_frame_free(&f);
+        ck_assert_int_eq(raw_recv(mute[i], &f, W), -1);     /* then closed */
+    }
+    uint64_t took = aipc_test_now_ms() - t0;
+    ck_assert_msg(took >= TIMEOUT - 50 && took < TIMEOUT + 5000, "closed after %llu ms",
+                  (unsigned long long)took);
+    good_round(&g, 50);
+    ck_assert_int_eq((int)stat_of(g.c, "clients"), 1);
+    ck_assert_int_eq((int)stat_of(g.c, "hello_timeouts"), MUTE);
+    size_t mem1 = raw_broker_private_bytes(&b);
+    mem_report("no hello", mem0, peak, mem1);
+    for (int i = 0; i < MUTE; i++)
+        raw_close(mute[i]);
+    raw_close(g.c);
+    ck_assert_int_eq(raw_broker_stop(&b, 5000), 0);
+}
+END_TEST
+
+static void add(Suite *s, const char *name, const TTest *t)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, 240);
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_test(tc, t);
+    suite_add_tcase(s, tc);
+}
+
+int main(int argc, char **argv)
+{
+    Suite *s = suite_create("broker_limits");
+    add(s, "no_hello", no_hello);
+    SRunner *r = srunner_create(s);
+    srunner_set_fork_status(r, CK_NOFORK);
+    srunner_run(r, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? 1 : 0;
+}
