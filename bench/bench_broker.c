@@ -438,6 +438,7 @@ static unsigned __stdcall replier_main(void *arg)
 
 typedef struct reqstate {
     uint64_t want;
+    uint32_t plen;
 } reqstate;
 
 static int requester_frame(rclient *c, const char *m, uint32_t ml, const uint8_t *pl, uint32_t pn)
@@ -445,7 +446,7 @@ static int requester_frame(rclient *c, const char *m, uint32_t ml, const uint8_t
     reqstate *s = c->user;
     if (meta_is(m, ml, "rep")) {
         uint64_t re = 0;
-        if (!meta_u64(m, ml, "\"re\":", &re) || re != s->want || pn != 64)
+        if (!meta_u64(m, ml, "\"re\":", &re) || re != s->want || pn != s->plen)
             bench_fail("wrong reply %.*s", (int)ml, m);
         c->stop = 1;
         return 1;
@@ -455,11 +456,14 @@ static int requester_frame(rclient *c, const char *m, uint32_t ml, const uint8_t
     return 0;
 }
 
-static double run_reqrep(rclient *q, uint32_t iters)
+static double run_reqrep(rclient *q, uint32_t iters, uint32_t plen)
 {
     reqstate s;
-    uint8_t payload[64];
-    memset(payload, 0x33, sizeof payload);
+    uint8_t *payload = malloc(plen);
+    if (!payload)
+        bench_fail("out of memory");
+    memset(payload, 0x33, plen);
+    s.plen = plen;
     q->user = &s;
     q->on_frame = requester_frame;
     double t0 = bench_now();
@@ -467,11 +471,13 @@ static double run_reqrep(rclient *q, uint32_t iters)
         char meta[100];
         snprintf(meta, sizeof meta, "{\"op\":\"req\",\"to\":\"bench-rep\",\"id\":%u}", i);
         s.want = i;
-        rc_send(q, meta, payload, sizeof payload);
+        rc_send(q, meta, payload, plen);
         if (rc_pump(q, RBUF) != 0)
             bench_fail("broker closed during req/rep");
     }
-    return (bench_now() - t0) / iters;
+    double dt = (bench_now() - t0) / iters;
+    free(payload);
+    return dt;
 }
 
 static void bench_reqrep(void)
@@ -482,17 +488,24 @@ static void bench_reqrep(void)
     rc_connect(&q, "bench-req");
     rp.thread = (HANDLE)_beginthreadex(NULL, 0, replier_main, &rp, 0, NULL);
     if (g_fixed) {
-        printf("count: reqrep %u: %.6f s\n", g_fixed, run_reqrep(&q, g_fixed) * g_fixed);
+        printf("count: reqrep %u: %.6f s\n", g_fixed, run_reqrep(&q, g_fixed, 64) * g_fixed);
         fflush(stdout);
         broker_stop();
         ExitProcess(0);
     }
-    double t = run_reqrep(&q, 30);
-    uint32_t iters = bench_calibrate(t, 0.3, 30, 5000);
-    double v[REPS];
-    for (int r = 0; r < REPS; r++)
-        v[r] = run_reqrep(&q, iters) * 1e6;
-    bench_report("broker.reqrep.rtt.64B", "us", v, REPS, "\"iters\":%u", iters);
+    /* 64 B .. 1 MiB request and reply payloads (the same sizes as bench_nng's req/rep). */
+    static const uint32_t sizes[] = {64, 1024, 64 * 1024, 1024 * 1024};
+    static const char *names[] = {"64B", "1KiB", "64KiB", "1MiB"};
+    for (int z = 0; z < 4; z++) {
+        double t = run_reqrep(&q, sizes[z] >= 65536 ? 5 : 30, sizes[z]);
+        uint32_t iters = bench_calibrate(t, 0.3, sizes[z] >= 65536 ? 10 : 30, 5000);
+        double v[REPS];
+        for (int r = 0; r < REPS; r++)
+            v[r] = run_reqrep(&q, iters, sizes[z]) * 1e6;
+        char nm[64];
+        snprintf(nm, sizeof nm, "broker.reqrep.rtt.%s", names[z]);
+        bench_report(nm, "us", v, REPS, "\"iters\":%u", iters);
+    }
     rc_close(&q);
     CloseHandle(rp.c.h);          /* the replier's read fails: its thread ends */
     WaitForSingleObject(rp.thread, 10000);
@@ -740,6 +753,8 @@ int wmain(int argc, wchar_t **argv)
         bench_pubsub("pubsub.1to1.64B", 1, 0, 64);
         bench_pubsub("pubsub.1to16.64B", NFAST, 0, 64);
         bench_pubsub("pubsub.1to16.64B.slow", NFAST, 1, 64);
+        bench_pubsub("pubsub.1to1.1KiB", 1, 0, 1024);      /* for the nng comparison */
+        bench_pubsub("pubsub.1to1.64KiB", 1, 0, 64u << 10);
         bench_pubsub("pubsub.1to1.1MiB", 1, 0, 1u << 20);
     }
     broker_stop();
