@@ -50,6 +50,59 @@ def cell(r):
     return "%s (%s..%s)" % (fmt(r["median"]), fmt(r["min"]), fmt(r["max"]))
 
 
+def nng_tables(res, med, ratio, sizes, engines):
+    """The nng 1.5.2 comparison (bench_nng, ipc:// = a named pipe, two processes): ours is the
+    SDK point-to-point for pair, the broker for req/rep and pub/sub; every ratio from this run."""
+    if not any(k.startswith("nng.") for k in res):
+        return []
+    L = ["## nng 1.5.2 over ipc:// (same run, two processes)\n",
+         "Round trips: a ratio below 1 means ours is faster; rates: above 1 means ours is faster. "
+         "Ours is the SDK point-to-point for pair and the broker (a third process in between) for "
+         "req/rep and pub/sub. nng pub/sub is credit-limited by the bench so that it loses "
+         "nothing, like the broker's.\n"]
+
+    def both(ours, nng, raw):
+        return "%s (%sx nng, %sx raw)" % (cell(res.get(ours)), fmt(ratio(ours, nng)),
+                                          fmt(ratio(ours, raw)))
+
+    L.append("| size | raw ping-pong RTT us | nng pair1 RTT us | " + " | ".join(
+        "SDK %s RTT us (ours/nng, ours/raw)" % e for e in engines) + " |")
+    L.append("| --- | --- | --- | " + " | ".join("---" for _ in engines) + " |")
+    for s in sizes:
+        raw, nng = "raw.pingpong.%s.rtt" % s, "nng.pair.rtt.%s" % s
+        L.append("| %s | %s | %s | %s |" % (s, cell(res.get(raw)), cell(res.get(nng)), " | ".join(
+            both("p2p.%s.rtt.%s" % (e, s), nng, raw) for e in engines)))
+    L.append("")
+    L.append("| size | raw 1 WriteFile/msg msg/s | nng pair1 one-way msg/s, MB/s | " + " | ".join(
+        "SDK %s one-way msg/s (ours/nng, ours/raw)" % e for e in engines) + " |")
+    L.append("| --- | --- | --- | " + " | ".join("---" for _ in engines) + " |")
+    for s in sizes:
+        raw, nng = "raw.stream.%s.msgs" % s, "nng.pair.stream.%s.msgs" % s
+        L.append("| %s | %s | %s, %s | %s |" % (
+            s, cell(res.get(raw)), cell(res.get(nng)), fmt(med("nng.pair.stream.%s.mbs" % s)),
+            " | ".join(both("p2p.%s.stream.%s.msgs" % (e, s), nng, raw) for e in engines)))
+    L.append("")
+    L.append("| size | raw ping-pong RTT us | nng req/rep RTT us | broker req/rep RTT us "
+             "(ours/nng, ours/raw) |")
+    L.append("| --- | --- | --- | --- |")
+    for s in sizes:
+        raw, nng = "raw.pingpong.%s.rtt" % s, "nng.reqrep.rtt.%s" % s
+        L.append("| %s | %s | %s | %s |" % (s, cell(res.get(raw)), cell(res.get(nng)),
+                                            both("broker.reqrep.rtt.%s" % s, nng, raw)))
+    L.append("")
+    L.append("| size | raw 1 WriteFile/msg msg/s | nng pub/sub 1->1 msg/s, MB/s | broker pub/sub "
+             "1->1 msg/s (ours/nng, ours/raw), MB/s |")
+    L.append("| --- | --- | --- | --- |")
+    for s in sizes:
+        raw, nng = "raw.stream.%s.msgs" % s, "nng.pubsub.1to1.%s.msgs" % s
+        ours = "broker.pubsub.1to1.%s.msgs" % s
+        L.append("| %s | %s | %s, %s | %s, %s |" % (
+            s, cell(res.get(raw)), cell(res.get(nng)), fmt(med("nng.pubsub.1to1.%s.mbs" % s)),
+            both(ours, nng, raw), fmt(med("broker.pubsub.1to1.%s.mbs" % s))))
+    L.append("")
+    return L
+
+
 def main():
     out_dir, doc = sys.argv[1], sys.argv[2]
     res, failures = load(out_dir)
@@ -191,6 +244,8 @@ def main():
         L.append("")
         L.append("Memory source: %s." % mem.get("source"))
     L.append("")
+
+    L.extend(nng_tables(res, med, ratio, sizes, engines))
 
     L.append("## Native broker core (Linux, no I/O, one core)\n")
     L.append("| scenario | publications/s | deliveries/s | heap allocations per publication |")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools/bench.sh - builds and runs every benchmark (bench/): the Windows ones under Wine (raw
-# Win32 pipe baselines, SDK point-to-point, broker) and the native broker-core one, then prints
+# Win32 pipe baselines, SDK point-to-point, broker, the same figures with nng) and the native broker-core one, then prints
 # the table and writes build/bench/results.json and docs/performance.md.
 # Speed is never pass/fail: the exit code is non-zero only if a bench could not measure
 # (lost messages, timeouts, build failure). Bounded: every program runs under a timeout.
@@ -19,11 +19,13 @@ start=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 [ -d build/deps/mingw ] || bash tools/setup.sh || { echo "bench: setup failed" >&2; exit 1; }
+# nng, for the comparison rows only (CI's tools/test.sh does not build it); ~2 min the first time.
+bash tools/setup-nng.sh || { echo "bench: building nng failed" >&2; exit 1; }
 
 echo "== building (Windows: $win, native: $nat)"
 cmake -S . -B "$win" -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake -DCMAKE_BUILD_TYPE=Release \
       -DBUILD_TESTING=OFF >"$out/build-win.txt" 2>&1 &&
-cmake --build "$win" -j2 --target asyncipc asyncipc-broker bench_raw bench_p2p bench_broker \
+cmake --build "$win" -j2 --target asyncipc asyncipc-broker bench_raw bench_p2p bench_broker bench_nng \
       >>"$out/build-win.txt" 2>&1 || { echo "bench: Windows build failed (see $out/build-win.txt)" >&2; exit 1; }
 cmake -S bench -B "$nat" -DCMAKE_BUILD_TYPE=Release >"$out/build-native.txt" 2>&1 &&
 cmake --build "$nat" -j2 --target bench_core >>"$out/build-native.txt" 2>&1 ||
@@ -43,7 +45,8 @@ run() {
 tools/wine-run cmd /c exit 0 >/dev/null 2>&1    # creates the prefix on first use (not timed)
 run bench_raw 120 tools/wine-run "$win/bin/bench_raw.exe"
 run bench_p2p 240 tools/wine-run "$win/bin/bench_p2p.exe"
-run bench_broker 180 tools/wine-run "$win/bin/bench_broker.exe"
+run bench_broker 240 tools/wine-run "$win/bin/bench_broker.exe"
+run bench_nng 240 tools/wine-run "$win/bin/bench_nng.exe"
 wineserver -k 2>/dev/null
 run bench_core 120 "$nat/bench_core"
 
