@@ -60,6 +60,10 @@ aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(v
         b->cfg.max_queue_bytes = def.max_queue_bytes;
     if (!b->cfg.hello_timeout_ms)
         b->cfg.hello_timeout_ms = def.hello_timeout_ms;
+    if (!b->cfg.max_subscriptions)
+        b->cfg.max_subscriptions = def.max_subscriptions;
+    if (!b->cfg.max_subscription_bytes)
+        b->cfg.max_subscription_bytes = def.max_subscription_bytes;
     b->cfg.policy = NULL;                 /* the broker's own copy, below */
     if (cfg && cfg->policy && !(b->policy = aipc_policy_clone(cfg->policy))) {
         free(b);

@@ -89,6 +89,11 @@ struct aipc_conn {
 #define AIPC_BROKER_MAX_RETAINED_LIMIT  (1ull << 40)                 /* max_retained_bytes 0.. */
 #define AIPC_BROKER_MAX_TIMEOUT_MS      86400000u                    /* timeouts: 1 ms .. 1 day */
 #define AIPC_BROKER_DEFAULT_HELLO_TIMEOUT 10000u                     /* hello_timeout_ms */
+#define AIPC_BROKER_DEFAULT_MAX_SUBS    1024u                        /* max_subscriptions */
+#define AIPC_BROKER_MAX_SUBS_LIMIT      1000000u
+#define AIPC_BROKER_DEFAULT_MAX_SUB_BYTES (1024u * 1024u)            /* max_subscription_bytes */
+#define AIPC_BROKER_MIN_SUB_BYTES       4096u
+#define AIPC_BROKER_MAX_SUB_BYTES_LIMIT (1ull << 32)
 
 typedef struct aipc_broker_config {
     char     pipe_name[257];     /* short pipe name (no "\\.\pipe\" prefix), 1..256 chars */
@@ -99,6 +104,10 @@ typedef struct aipc_broker_config {
                                   * retained messages; 0 = no retained message is accepted */
     uint32_t hello_timeout_ms;   /* a connection without a successful hello this long after
                                   * attach gets error hello_timeout and is closed */
+    uint32_t max_subscriptions;  /* filters one client may hold (D-Bus
+                                  * max_match_rules_per_connection) */
+    uint64_t max_subscription_bytes; /* memory one client's filters may cost in the trie, each
+                                  * charged aipc_subscription_cost() (by its real size) */
     int      log_level;          /* aipc_log_level: 0 error .. 4 trace; default 2 (info) */
     char     log_file[1024];     /* "" = engine default. Relative paths are kept as written:
                                   * the ENGINE resolves them against the config file's folder */
@@ -110,8 +119,8 @@ typedef struct aipc_broker_config {
 } aipc_broker_config;
 
 /* Fills *out with the defaults (pipe asyncipc.broker, 1024 clients, 16 MiB payload,
- * 8 MiB queue, 64 MiB retained store, 10 s hello timeout, info, no log file, default DACL,
- * no policy). */
+ * 8 MiB queue, 64 MiB retained store, 10 s hello timeout, 1024 subscriptions and 1 MiB of
+ * them per client, info, no log file, default DACL, no policy). */
 void aipc_broker_config_defaults(aipc_broker_config *out);
 /* Releases what a loaded config owns (its policy); the struct is left with no policy. */
 void aipc_broker_config_free(aipc_broker_config *cfg);
@@ -122,7 +131,8 @@ void aipc_broker_config_free(aipc_broker_config *cfg);
  *   pipe_name (string, "\\.\pipe\NAME" or "NAME"), max_clients (integer 1..65536),
  *   max_payload (integer 1..1 GiB), max_queue_bytes (integer 64 KiB..1 TiB),
  *   max_retained_bytes (integer 0..1 TiB; 0 = retained messages are refused),
- *   hello_timeout_ms (integer 1..86400000),
+ *   hello_timeout_ms (integer 1..86400000), max_subscriptions (integer 1..1000000),
+ *   max_subscription_bytes (integer 4096..4 GiB),
  *   log_level ("error"|"warn"|"info"|"debug"|"trace" or integer 0..4),
  *   log_file (string, may be empty), sddl (string, may be empty),
  *   policy (object: access rules and reserved names, see policy.h and docs/protocol.md).
@@ -219,6 +229,11 @@ int aipc_client_set_identity(aipc_client *cl, const aipc_identity *id);
 /* The identity given by set_identity (pointers into the client), or NULL. */
 const aipc_identity *aipc_client_identity(const aipc_client *cl);
 
+/* What one subscription to a valid filter is charged against max_subscription_bytes: an
+ * upper bound of the memory it can add (its record and index slots, and one trie node with
+ * its child table and level name per level, as if it shared no node with other filters). */
+uint64_t aipc_subscription_cost(const char *filter, size_t n);
+
 /* Time: runs what is due at now_ms() (hello timeouts, ...): answers are queued and closes
  * requested through the callbacks, as in input. Call it regularly, at the latest after the
  * number of milliseconds it returned (0: more work is pending, call again soon; UINT64_MAX:
@@ -247,6 +262,9 @@ typedef struct aipc_broker_stats {
     uint64_t errors;           /* error frames sent */
     uint64_t denied;           /* operations the policy refused (forbidden, name_reserved) */
     uint64_t hello_timeouts;   /* connections closed for not saying hello in time */
+    uint64_t subscription_bytes; /* what the subscriptions now are charged (upper bound of the
+                                * trie memory they hold) */
+    uint64_t subs_refused;     /* subs refused with too_many_subscriptions */
     uint64_t uptime_ms;
 } aipc_broker_stats;
 

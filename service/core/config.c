@@ -21,6 +21,8 @@ void aipc_broker_config_defaults(aipc_broker_config *out)
     out->max_queue_bytes = AIPC_BROKER_DEFAULT_MAX_QUEUE;
     out->max_retained_bytes = AIPC_BROKER_DEFAULT_MAX_RETAINED;
     out->hello_timeout_ms = AIPC_BROKER_DEFAULT_HELLO_TIMEOUT;
+    out->max_subscriptions = AIPC_BROKER_DEFAULT_MAX_SUBS;
+    out->max_subscription_bytes = AIPC_BROKER_DEFAULT_MAX_SUB_BYTES;
     out->log_level = AIPC_LOG_INFO;
 }
 
@@ -162,6 +164,17 @@ static int apply(const cJSON *v, aipc_broker_config *c, char *err, size_t errlen
     if (strcmp(k, "hello_timeout_ms") == 0) {
         rc = get_uint(v, 1, AIPC_BROKER_MAX_TIMEOUT_MS, &n, err, errlen);
         c->hello_timeout_ms = (uint32_t)n;
+        return rc;
+    }
+    if (strcmp(k, "max_subscriptions") == 0) {
+        rc = get_uint(v, 1, AIPC_BROKER_MAX_SUBS_LIMIT, &n, err, errlen);
+        c->max_subscriptions = (uint32_t)n;
+        return rc;
+    }
+    if (strcmp(k, "max_subscription_bytes") == 0) {
+        rc = get_uint(v, AIPC_BROKER_MIN_SUB_BYTES, AIPC_BROKER_MAX_SUB_BYTES_LIMIT, &n, err,
+                      errlen);
+        c->max_subscription_bytes = n;
         return rc;
     }
     if (strcmp(k, "log_level") == 0)

@@ -149,6 +149,7 @@ struct aipc_sub {
     aipc_client *client;
     aipc_tnode *node;
     uint32_t idx;             /* position in node->subs */
+    uint32_t cost;            /* aipc_subscription_cost, charged to client->sub_bytes */
     aipc_sub *cprev, *cnext;  /* the client's subscriptions */
 };
 
@@ -230,6 +231,8 @@ struct aipc_client {
     uint64_t dropped_pending; /* publications dropped and not reported yet */
     uint64_t mark;            /* publication sequence: dedup across overlapping filters */
     aipc_sub *subs;           /* list of its subscriptions */
+    uint32_t nsubs;           /* how many (<= max_subscriptions) */
+    uint64_t sub_bytes;       /* their cost (<= max_subscription_bytes) */
     aipc_req *reqs_out;       /* pending requests it sent */
     aipc_req *reqs_in;        /* pending requests waiting on it */
     aipc_dnode t_hello;       /* in b->hello_q until its hello succeeds or it closes */
@@ -264,6 +267,7 @@ struct aipc_broker {
     aipc_tnode sub_root;      /* subscription trie */
     aipc_pmap sub_index;      /* (client, node) -> aipc_sub */
     uint64_t nsubs;
+    uint64_t sub_bytes;       /* sum of every client's sub_bytes */
     aipc_tnode ret_root;      /* retained trie */
     uint64_t nretained;
     uint64_t retained_bytes;  /* sum of ret_bytes, <= cfg.max_retained_bytes */
@@ -321,6 +325,9 @@ aipc_frame *aipc_build_msg(aipc_broker *b, const char *topic, size_t tlen, const
                            size_t from_len, bool retained, const uint8_t *payload, size_t plen);
 
 /* topic routing (topic.c / retained.c) */
+/* aipc_subscribe's results besides 0 and AIPC_ENOMEM (nothing subscribed). */
+#define AIPC_SUB_TOO_MANY  1       /* the client holds max_subscriptions filters */
+#define AIPC_SUB_TOO_BIG   2       /* it would cost more than max_subscription_bytes */
 int aipc_subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n);
 void aipc_unsubscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n);
 void aipc_unsubscribe_all(aipc_broker *b, aipc_client *c);

@@ -188,7 +188,19 @@ static void op_sub(opctx *x)
     }
     if (!topic_allowed(x, AIPC_POLICY_SUB, f, n))
         return;
-    if (aipc_subscribe(x->b, x->c, f, n) != 0) {
+    int rc = aipc_subscribe(x->b, x->c, f, n);
+    if (rc == AIPC_SUB_TOO_MANY || rc == AIPC_SUB_TOO_BIG) {
+        x->b->st.subs_refused++;
+        aipc_logf(x->b, AIPC_LOG_DEBUG, "client %" PRIu64 " (pid %u): subscription refused (%s)",
+                  x->c->id, x->c->pid, rc == AIPC_SUB_TOO_MANY ? "max_subscriptions"
+                                                               : "max_subscription_bytes");
+        fail(x, "too_many_subscriptions",
+             rc == AIPC_SUB_TOO_MANY
+                 ? "you hold max_subscriptions filters: unsubscribe first"
+                 : "your filters would take more than max_subscription_bytes: unsubscribe first");
+        return;
+    }
+    if (rc != 0) {
         fail(x, "internal", "out of memory");
         return;
     }

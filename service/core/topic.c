@@ -192,14 +192,48 @@ void aipc_trie_free(aipc_tnode *root)
 
 /* ---- subscriptions ---------------------------------------------------------------------- */
 
-/* Adds (client, filter) once; a repeated sub is a no-op (it still gets the retained matches). */
+/* Per allocation, what the heap adds to the bytes asked for (header and rounding). */
+#define HEAP_OVERHEAD 16u
+/* A trie level: its node with the level name and NUL inline, the heap's share, and for a
+ * literal level its slots in the parent's child table (a table holds at least 4 and is kept
+ * under 3/4 full, so one child costs at most 4 slots; '+' and '#' children have their own
+ * pointers instead). */
+#define NODE_COST (sizeof(aipc_tnode) + HEAP_OVERHEAD + 1)
+#define KID_COST (4 * sizeof(aipc_strmap_ent))
+/* A subscription: its record, the node's pointer array (doubling: two slots each) and the
+ * (client, node) index (kept under 3/4 full after doubling: under 3 slots each, 4 charged). */
+#define SUB_FIXED (sizeof(aipc_sub) + HEAP_OVERHEAD + 2 * sizeof(aipc_sub *) +              \
+                   4 * sizeof(aipc_pmap_ent))
+
+uint64_t aipc_subscription_cost(const char *filter, size_t n)
+{
+    uint64_t cost = SUB_FIXED + n;
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && filter[i] != '/')
+            continue;
+        bool wild = i - start == 1 && (filter[start] == '+' || filter[start] == '#');
+        cost += NODE_COST + (wild ? 0 : KID_COST);
+        start = i + 1;
+    }
+    return cost;
+}
+
+/* Adds (client, filter) once; a repeated sub is a no-op (it still gets the retained matches).
+ * A new one must fit the client's max_subscriptions and max_subscription_bytes. */
 int aipc_subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n)
 {
-    aipc_tnode *node = aipc_trie_path(&b->sub_root, filter, n, true);
+    aipc_tnode *node = aipc_trie_path(&b->sub_root, filter, n, false);
+    if (node && aipc_pmap_get(&b->sub_index, (uintptr_t)c, (uintptr_t)node))
+        return 0;
+    uint64_t cost = aipc_subscription_cost(filter, n);
+    if (c->nsubs >= b->cfg.max_subscriptions)
+        return AIPC_SUB_TOO_MANY;
+    if (c->sub_bytes + cost > b->cfg.max_subscription_bytes)
+        return AIPC_SUB_TOO_BIG;
+    node = aipc_trie_path(&b->sub_root, filter, n, true);
     if (!node)
         return AIPC_ENOMEM;
-    if (aipc_pmap_get(&b->sub_index, (uintptr_t)c, (uintptr_t)node))
-        return 0;
     aipc_sub *s = calloc(1, sizeof *s);
     if (!s)
         goto oom;
@@ -215,6 +249,10 @@ int aipc_subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n)
         goto oom;
     s->client = c;
     s->node = node;
+    s->cost = (uint32_t)cost;            /* < 2^32: filters are at most 32000 bytes */
+    c->nsubs++;
+    c->sub_bytes += cost;
+    b->sub_bytes += cost;
     s->idx = node->nsubs;
     node->subs[node->nsubs++] = s;
     s->cnext = c->subs;
@@ -244,6 +282,9 @@ static void sub_remove(aipc_broker *b, aipc_sub *s)
         c->subs = s->cnext;
     if (s->cnext)
         s->cnext->cprev = s->cprev;
+    c->nsubs--;
+    c->sub_bytes -= s->cost;
+    b->sub_bytes -= s->cost;
     free(s);
     b->nsubs--;
     aipc_trie_prune(node);

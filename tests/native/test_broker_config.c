@@ -170,6 +170,8 @@ typedef struct limit_key {
 
 static const limit_key limit_keys[] = {
     LK("hello_timeout_ms", 1, 86400000, 10000, hello_timeout_ms),
+    LK("max_subscriptions", 1, 1000000, 1024, max_subscriptions),
+    LK("max_subscription_bytes", 4096, 1ull << 32, 1048576, max_subscription_bytes),
 };
 
 static uint64_t field_of(const aipc_broker_config *c, const limit_key *k)

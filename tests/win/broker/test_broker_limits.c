@@ -131,6 +131,98 @@ START_TEST(no_hello)
 }
 END_TEST
 
+/* ---- subscriptions per client ------------------------------------------------------------- */
+static int g_refused;          /* refusals seen by sub_until_refused */
+
+/* Subscribes filter(i) for i = 0.. in batches until the broker refuses one with
+ * too_many_subscriptions; returns how many were accepted. */
+static int sub_until_refused(raw_conn *c, void (*filter)(char *out, size_t cap, int i),
+                             good_client *g)
+{
+    static char f[1100], meta[1200];
+    for (int base = 0;; base += 50) {
+        for (int i = base; i < base + 50; i++) {
+            filter(f, sizeof f, i);
+            snprintf(meta, sizeof meta, "{\"op\":\"sub\",\"topic\":\"%s\",\"id\":%d}", f, i);
+            ck_assert_int_eq(raw_queue(c, meta, NULL, 0), 0);
+        }
+        ck_assert_int_eq(raw_flush(c, W), 0);
+        int refused_at = -1;
+        for (int i = base; i < base + 50; i++) {
+            raw_frame fr;
+            ck_assert_int_eq(raw_recv(c, &fr, W), 1);
+            ck_assert_int_eq((int)raw_num(&fr, "re"), i);
+            if (strcmp(raw_op(&fr), "error") == 0) {
+                ck_assert_str_eq(raw_str(&fr, "code"), "too_many_subscriptions");
+                g_refused++;
+                if (refused_at < 0)
+                    refused_at = i;
+            } else {
+                ck_assert_str_eq(raw_op(&fr), "ok");
+                ck_assert_int_lt(refused_at, 0);         /* nothing fits after a refusal */
+            }
+            raw_frame_free(&fr);
+        }
+        good_round(g, 10);
+        if (refused_at >= 0)
+            return refused_at;
+    }
+}
+
+static void flat_filter(char *out, size_t cap, int i)
+{
+    snprintf(out, cap, "flood/%d/#", i);
+}
+
+/* 256 literal levels, the first one unique. */
+static void deep_filter(char *out, size_t cap, int i)
+{
+    int n = snprintf(out, cap, "d%d", i);
+    for (int l = 1; l < 256 && (size_t)n + 3 < cap; l++) {
+        out[n++] = '/';
+        out[n++] = 'x';
+    }
+    out[n] = 0;
+}
+
+/* A subscription flood stops at max_subscriptions, deep filters at max_subscription_bytes
+ * (charged by their real size: far fewer fit); the good client is served throughout. */
+START_TEST(subscription_flood)
+{
+    raw_broker b;
+    broker_start(&b, "subflood", "\"max_subscriptions\":2000,\"max_subscription_bytes\":2097152");
+    good_client g;
+    good_start(&g, &b);
+    size_t mem0 = raw_broker_private_bytes(&b);
+    raw_conn *flood = raw_connect(b.pipe, W), *deep = raw_connect(b.pipe, W);
+    ck_assert(raw_hello(flood, "flood", W) > 0);
+    ck_assert(raw_hello(deep, "deep", W) > 0);
+    g_refused = 0;
+    ck_assert_int_eq(sub_until_refused(flood, flat_filter, &g), 2000);
+    int ndeep = sub_until_refused(deep, deep_filter, &g);
+    double charged = stat_of(g.c, "subscription_bytes");
+    fprintf(stderr, "subscription flood: 2000 flat filters, %d deep ones; charged %.0f bytes\n",
+            ndeep, charged);
+    /* A 256-level filter of ~515 bytes is charged about 100 times that. */
+    ck_assert_int_ge(ndeep, 2097152 / (120 * 515));
+    ck_assert_int_le(ndeep, 2097152 / (100 * 515));
+    ck_assert_double_le(charged, 2.0 * 2097152 + 1);
+    ck_assert_int_eq((int)stat_of(g.c, "subs_refused"), g_refused);
+    size_t peak = raw_broker_private_bytes(&b);
+    raw_close(flood);
+    raw_close(deep);
+    ck_assert_int_eq(raw_sync(g.c, 9, W), 0);
+    for (int i = 0; i < 100 && stat_of(g.c, "clients") > 1; i++)
+        good_round(&g, 1);                                /* the broker sees both leave */
+    ck_assert_int_eq((int)stat_of(g.c, "subscriptions"), 1);
+    good_round(&g, 50);
+    size_t mem1 = raw_broker_private_bytes(&b);
+    mem_report("subscription flood", mem0, peak, mem1);
+    raw_close(g.c);
+    ck_assert_int_eq(raw_broker_stop(&b, 5000), 0);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
     TCase *tc = tcase_create(name);
@@ -144,6 +236,7 @@ int main(int argc, char **argv)
 {
     Suite *s = suite_create("broker_limits");
     add(s, "no_hello", no_hello);
+    add(s, "subscription_flood", subscription_flood);
     SRunner *r = srunner_create(s);
     srunner_set_fork_status(r, CK_NOFORK);
     srunner_run(r, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
