@@ -143,16 +143,25 @@ int aipc_peer_identity_capture(HANDLE pipe, DWORD pid, aipc_peer_identity *out, 
         snprintf(why, whylen, "ImpersonateNamedPipeClient failed (error %lu)", GetLastError());
         return -1;
     }
-    HANDLE tok = NULL;
-    BOOL opened = OpenThreadToken(GetCurrentThread(), TOKEN_QUERY, TRUE, &tok);
-    DWORD er = opened ? 0 : GetLastError();
-    revert_or_die();
-    if (!opened) {
-        snprintf(why, whylen, "OpenThreadToken failed (error %lu)", (unsigned long)er);
-        return -1;
+    /* Read the client's token through the thread's effective-token pseudo-handle while
+     * impersonating: no handle is opened, so no access check against the client token's DACL
+     * (which names the client's user and SYSTEM, not NT SERVICE\AsyncIPCBroker: OpenThreadToken
+     * fails there for an unprivileged service account). OpenThreadToken is the fallback for
+     * systems without the pseudo-handle. */
+    HANDLE effective = (HANDLE)(LONG_PTR)-6;          /* GetCurrentThreadEffectiveToken() */
+    int rc = aipc_peer_identity_from_token(effective, out, why, whylen);
+    if (rc != 0) {
+        HANDLE tok = NULL;
+        BOOL opened = OpenThreadToken(GetCurrentThread(), TOKEN_QUERY, TRUE, &tok);
+        DWORD er = opened ? 0 : GetLastError();
+        if (opened) {
+            rc = aipc_peer_identity_from_token(tok, out, why, whylen);
+            CloseHandle(tok);
+        } else {
+            snprintf(why, whylen, "cannot read the client's token (error %lu)", (unsigned long)er);
+        }
     }
-    int rc = aipc_peer_identity_from_token(tok, out, why, whylen);
-    CloseHandle(tok);
+    revert_or_die();
     if (rc == 0)
         out->id.session = (uint32_t)session;
     return rc;

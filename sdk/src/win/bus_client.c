@@ -235,7 +235,7 @@ static void conn_lost(aipc_bus *b, int err)
 /* Tries to open the broker pipe; retries a busy/absent pipe until the attempt deadline. [io] */
 static void try_open(aipc_bus *b)
 {
-    HANDLE h = CreateFileW(b->pipe, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+    HANDLE h = CreateFileW(b->pipe, AIPC_SEC_CLIENT_ACCESS, 0, NULL, OPEN_EXISTING,
                            FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
                            NULL);
     if (h == INVALID_HANDLE_VALUE) {

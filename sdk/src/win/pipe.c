@@ -247,7 +247,7 @@ static void on_retry(aipc_timer *t)
 /* One connect attempt; a missing or busy pipe is retried until the deadline. */
 static void client_try(aipc_pipe *p)
 {
-    HANDLE h = CreateFileW(p->name, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+    HANDLE h = CreateFileW(p->name, AIPC_SEC_CLIENT_ACCESS, 0, NULL, OPEN_EXISTING,
                            FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
                            NULL);
     if (h != INVALID_HANDLE_VALUE) {

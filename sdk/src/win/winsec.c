@@ -12,6 +12,11 @@
 
 #include "asyncipc/asyncipc.h"
 
+_Static_assert((AIPC_SEC_CLIENT_ACCESS & ~AIPC_SEC_USER_PIPE_ACCESS) == 0,
+               "clients must ask only for rights the broker grants its users");
+_Static_assert((AIPC_SEC_CLIENT_ACCESS & FILE_CREATE_PIPE_INSTANCE) == 0,
+               "clients never ask for FILE_CREATE_PIPE_INSTANCE");
+
 /* ---- SIDs ----------------------------------------------------------------------------------- */
 
 static PSID sid_dup(PSID s)
@@ -61,7 +66,10 @@ PSID aipc_sec_service_sid(const wchar_t *name)
     if (!up)
         return NULL;
     memcpy(up, name, (n + 1) * sizeof *up);
-    CharUpperBuffW(up, (DWORD)n);
+    /* Windows upper-cases service names locale-independently (not CharUpper: Turkish 'i'). */
+    if (!LCMapStringEx(LOCALE_NAME_INVARIANT, LCMAP_UPPERCASE, name, (int)n, up, (int)n, NULL,
+                       NULL, 0))
+        CharUpperBuffW(up, (DWORD)n);
     BYTE hash[20];
     DWORD hlen = sizeof hash;
     HCRYPTPROV prov = 0;

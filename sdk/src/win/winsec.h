@@ -31,6 +31,14 @@
 /* Default principals a point-to-point client accepts as its server's owner. */
 #define AIPC_SEC_P2P_OWNERS "self"
 
+/* What a client asks for when it opens a server's pipe: read, write data, and write attributes
+ * (SetNamedPipeHandleState). Not GENERIC_WRITE: for a pipe that includes FILE_APPEND_DATA, which
+ * is FILE_CREATE_PIPE_INSTANCE, a right servers rightly withhold from their clients (the
+ * broker grants users 0x12019B), so a standard user's open would be denied. */
+#define AIPC_SEC_CLIENT_ACCESS (FILE_GENERIC_READ | FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES)
+/* The rights the broker grants its clients (must contain AIPC_SEC_CLIENT_ACCESS). */
+#define AIPC_SEC_USER_PIPE_ACCESS 0x0012019Bu
+
 typedef struct aipc_sec_expect {
     PSID *sids;        /* malloc'd copies */
     size_t n;
