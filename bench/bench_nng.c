@@ -194,9 +194,14 @@ static void drv_open(drv *d, const char *kind)
 
 static void drv_close(drv *d, const char *kind)
 {
+    /* Any message that is not ECHO/DATA/END makes the peer quit; resent until it has (a
+     * publication sent just before nng_close could be lost). */
     uint32_t quit[2] = {0xffffffffu, 0};
-    nng_send(d->s, quit, sizeof quit, 0);      /* pair: the peer quits; others: times out */
-    Sleep(20);
+    for (int i = 0; i < 50; i++) {
+        nng_send(d->s, quit, sizeof quit, NNG_FLAG_NONBLOCK);
+        if (WaitForSingleObject(d->child, 200) == WAIT_OBJECT_0)
+            break;
+    }
     nng_close(d->s);
     if (strcmp(kind, "pubsub") == 0)
         nng_close(d->ctrl);
