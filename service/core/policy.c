@@ -23,13 +23,21 @@ static int t_and(int a, int b)
 }
 
 /* Does `id` hold `sid` as its user or as a group usable for this kind of rule? A mandatory
- * label SID ("S-1-16-<rid>", aliases LW/ME/HI/SI) matches the client's integrity level exactly. */
+ * label SID ("S-1-16-<rid>", aliases LW/ME/HI/SI) is a threshold, not an exact level: a process
+ * can always lower its own integrity (to 0x1001, say), so a deny rule matches a client at that
+ * level or BELOW it (an unknown level, 0, included), and an allow rule one at that level or
+ * ABOVE it (a known level only). Lowering one's level can then never escape a deny rule, and
+ * never earn an allow rule. */
 static bool holds(const aipc_identity *id, const char *sid, bool allow)
 {
     if (strcmp(id->user_sid, sid) == 0)
         return true;
-    if (strncmp(sid, "S-1-16-", 7) == 0 && !strchr(sid + 7, '-'))
-        return id->integrity != 0 && strtoul(sid + 7, NULL, 10) == id->integrity;
+    if (strncmp(sid, "S-1-16-", 7) == 0 && !strchr(sid + 7, '-')) {
+        unsigned long level = strtoul(sid + 7, NULL, 10);
+        if (allow)
+            return id->integrity != 0 && id->integrity >= level;
+        return id->integrity <= level;
+    }
     for (size_t i = 0; i < id->ngroups; i++)
         if ((!allow || !id->groups[i].deny_only) && strcmp(id->groups[i].sid, sid) == 0)
             return true;

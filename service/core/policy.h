@@ -23,7 +23,9 @@
  * alias of a well-known SID (BA, BU, AU, IU, SY, LS, NS, WD, ...), or "%u" (the acting client's
  * own user: useful in "to_user"). A principal matches a client whose user SID is it or which
  * holds it as a group - for allow rules only enabled groups count, for deny rules deny-only
- * groups count too (as in a Windows access check).
+ * groups count too. Integrity labels (LW, ME, HI, SI, "S-1-16-<level>") are thresholds: in a
+ * deny rule they match a client at that level or below (a process can lower its own level), in
+ * an allow rule one at that level or above.
  * Resources: pub/sub rules may have "topic" (an MQTT filter; absent: every topic, "$" ones
  * included); %u and %s in it stand for the acting client's user SID and session id. A pub matches when its topic matches the filter;
  * a sub matches an ALLOW rule when every topic its filter can match is matched by the rule's

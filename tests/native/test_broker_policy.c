@@ -240,6 +240,23 @@ static const char pol_c[] =
     "{\"deny\":[\"pub\"],\"topic\":\"inbox/%u/#\"},"              /* 2 */
     "{\"deny\":[\"pub\"],\"who\":\"LW\",\"topic\":\"sys/#\"}]}";      /* 3 */
 
+/* D: integrity labels are thresholds - deny rules match at or below the level, allow rules at
+ * or above it. */
+static const char pol_d[] =
+    "{\"default\":\"allow\",\"rules\":["
+    "{\"deny\":[\"pub\"],\"who\":\"ME\",\"topic\":\"admin/#\"},"     /* 0 */
+    "{\"deny\":[\"pub\"],\"who\":\"LW\",\"topic\":\"sys/#\"},"       /* 1 */
+    "{\"allow\":[\"sub\"],\"who\":\"HI\",\"topic\":\"logs/#\"},"     /* 2 */
+    "{\"deny\":[\"sub\"],\"topic\":\"logs/#\"}]}";                    /* 3 */
+
+/* Integrity levels between and below the named ones (a process may lower its own). */
+static const aipc_identity id_alice_lowplus = {SID_ALICE, 1, 0x1001, g_alice, N_OF(g_alice)};
+static const aipc_identity id_alice_untrusted = {SID_ALICE, 1, 0x0, g_alice, N_OF(g_alice)};
+static const aipc_identity id_alice_medplus = {SID_ALICE, 1, 0x2100, g_alice, N_OF(g_alice)};
+static const aipc_identity id_alice_0fff = {SID_ALICE, 1, 0x0fff, g_alice, N_OF(g_alice)};
+static const aipc_identity id_admin_highplus = {SID_ADMIN, 1, 0x3100, g_admin_elev,
+                                                N_OF(g_admin_elev)};
+
 #define PUB AIPC_POLICY_PUB
 #define SUB AIPC_POLICY_SUB
 #define SEND AIPC_POLICY_SEND
@@ -334,11 +351,32 @@ static const struct {
     {pol_c, NULL, SEND, "vault." SID_ALICE, &id_bob, false, 1},
     {pol_c, &id_alice, SEND, "vault." SID_ALICE, &id_bob, true, 0},
     {pol_c, &id_alice, SEND, "vault.x", &id_bob, false, 1},
-    /* C: an integrity label principal matches that level exactly */
+    /* C: a deny rule on an integrity label matches that level and below */
     {pol_c, &id_guest, PUB, "sys/x", NULL, false, 3},
+    {pol_c, &id_alice_0fff, PUB, "sys/x", NULL, false, 3},
+    {pol_c, &id_alice_untrusted, PUB, "sys/x", NULL, false, 3},
     {pol_c, &id_alice, PUB, "sys/x", NULL, true, -1},
     {pol_c, &id_system, PUB, "sys/x", NULL, true, -1},
     {pol_c, NULL, PUB, "sys/x", NULL, false, 3},
+    /* D: lowering one's level (medium to 0x1001) does not escape a deny on ME ... */
+    {pol_d, &id_alice, PUB, "admin/x", NULL, false, 0},
+    {pol_d, &id_alice_lowplus, PUB, "admin/x", NULL, false, 0},
+    {pol_d, &id_guest, PUB, "admin/x", NULL, false, 0},
+    {pol_d, &id_alice_untrusted, PUB, "admin/x", NULL, false, 0},
+    {pol_d, &id_alice_medplus, PUB, "admin/x", NULL, true, -1},
+    {pol_d, &id_admin, PUB, "admin/x", NULL, true, -1},
+    {pol_d, &id_system, PUB, "admin/x", NULL, true, -1},
+    /* ... 0x1001 is above LW (not denied by it), 0x1000 is not */
+    {pol_d, &id_alice_lowplus, PUB, "sys/x", NULL, true, -1},
+    {pol_d, &id_guest, PUB, "sys/x", NULL, false, 1},
+    /* ... and an allow on HI needs high or more */
+    {pol_d, &id_admin, SUB, "logs/#", NULL, true, 2},
+    {pol_d, &id_admin_highplus, SUB, "logs/#", NULL, true, 2},
+    {pol_d, &id_system, SUB, "logs/#", NULL, true, 2},
+    {pol_d, &id_alice, SUB, "logs/#", NULL, false, 3},
+    {pol_d, &id_admin_ua, SUB, "logs/#", NULL, false, 3},
+    {pol_d, &id_alice_untrusted, SUB, "logs/#", NULL, false, 3},
+    {pol_d, NULL, SUB, "logs/#", NULL, false, 3},
     /* B: requests only within one's own account, for members of a group */
     {pol_b, &id_alice, REQ, "helper", &id_alice_s2, true, 7},
     {pol_b, &id_alice, REQ, "helper", &id_bob, false, 8},
@@ -388,15 +426,15 @@ static aipc_policy *docs_example(void)
 
 START_TEST(decisions)
 {
-    const char *texts[3] = {pol_a, pol_b, pol_c};
-    aipc_policy *pols[3];
+    const char *texts[4] = {pol_a, pol_b, pol_c, pol_d};
+    aipc_policy *pols[4];
     char err[300];
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         ck_assert_msg(aipc_policy_parse(texts[k], strlen(texts[k]), &pols[k], err, sizeof err) == 0,
                       "policy %d: %s", k, err);
     unsigned seen = 0;
-    for (int k = 0; k < 3; k++)
-        seen |= check_rows(pols[k], texts[k], k == 0 ? "A" : k == 1 ? "B" : "C");
+    for (int k = 0; k < 4; k++)
+        seen |= check_rows(pols[k], texts[k], k == 0 ? "A" : k == 1 ? "B" : k == 2 ? "C" : "D");
     ck_assert_uint_eq(seen, PUB | SUB | SEND | REQ);       /* every op is in the table */
     /* the documented example behaves as policy A, row for row */
     aipc_policy *doc = docs_example();
@@ -404,7 +442,7 @@ START_TEST(decisions)
     ck_assert(!aipc_policy_check_name(doc, &id_alice, "svc.print"));
     ck_assert(aipc_policy_check_name(doc, &id_system, "svc.print"));
     aipc_policy_free(doc);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         aipc_policy_free(pols[k]);
 }
 END_TEST
