@@ -64,6 +64,10 @@ aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(v
         b->cfg.max_subscriptions = def.max_subscriptions;
     if (!b->cfg.max_subscription_bytes)
         b->cfg.max_subscription_bytes = def.max_subscription_bytes;
+    if (!b->cfg.max_pending_requests)
+        b->cfg.max_pending_requests = def.max_pending_requests;
+    if (!b->cfg.request_timeout_ms)
+        b->cfg.request_timeout_ms = def.request_timeout_ms;
     b->cfg.policy = NULL;                 /* the broker's own copy, below */
     if (cfg && cfg->policy && !(b->policy = aipc_policy_clone(cfg->policy))) {
         free(b);

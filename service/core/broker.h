@@ -94,6 +94,9 @@ struct aipc_conn {
 #define AIPC_BROKER_DEFAULT_MAX_SUB_BYTES (1024u * 1024u)            /* max_subscription_bytes */
 #define AIPC_BROKER_MIN_SUB_BYTES       4096u
 #define AIPC_BROKER_MAX_SUB_BYTES_LIMIT (1ull << 32)
+#define AIPC_BROKER_DEFAULT_MAX_PENDING 1024u                        /* max_pending_requests */
+#define AIPC_BROKER_MAX_PENDING_LIMIT   1000000u
+#define AIPC_BROKER_DEFAULT_REQ_TIMEOUT 60000u                       /* request_timeout_ms */
 
 typedef struct aipc_broker_config {
     char     pipe_name[257];     /* short pipe name (no "\\.\pipe\" prefix), 1..256 chars */
@@ -108,6 +111,10 @@ typedef struct aipc_broker_config {
                                   * max_match_rules_per_connection) */
     uint64_t max_subscription_bytes; /* memory one client's filters may cost in the trie, each
                                   * charged aipc_subscription_cost() (by its real size) */
+    uint32_t max_pending_requests; /* requests one client may have waiting for an answer
+                                  * (D-Bus max_replies_per_connection) */
+    uint32_t request_timeout_ms; /* a request unanswered this long fails with error timeout
+                                  * (D-Bus reply_timeout) */
     int      log_level;          /* aipc_log_level: 0 error .. 4 trace; default 2 (info) */
     char     log_file[1024];     /* "" = engine default. Relative paths are kept as written:
                                   * the ENGINE resolves them against the config file's folder */
@@ -120,7 +127,8 @@ typedef struct aipc_broker_config {
 
 /* Fills *out with the defaults (pipe asyncipc.broker, 1024 clients, 16 MiB payload,
  * 8 MiB queue, 64 MiB retained store, 10 s hello timeout, 1024 subscriptions and 1 MiB of
- * them per client, info, no log file, default DACL, no policy). */
+ * them per client, 1024 pending requests per client, 60 s request timeout, info, no log file,
+ * default DACL, no policy). */
 void aipc_broker_config_defaults(aipc_broker_config *out);
 /* Releases what a loaded config owns (its policy); the struct is left with no policy. */
 void aipc_broker_config_free(aipc_broker_config *cfg);
@@ -132,7 +140,8 @@ void aipc_broker_config_free(aipc_broker_config *cfg);
  *   max_payload (integer 1..1 GiB), max_queue_bytes (integer 64 KiB..1 TiB),
  *   max_retained_bytes (integer 0..1 TiB; 0 = retained messages are refused),
  *   hello_timeout_ms (integer 1..86400000), max_subscriptions (integer 1..1000000),
- *   max_subscription_bytes (integer 4096..4 GiB),
+ *   max_subscription_bytes (integer 4096..4 GiB), max_pending_requests (integer 1..1000000),
+ *   request_timeout_ms (integer 1..86400000),
  *   log_level ("error"|"warn"|"info"|"debug"|"trace" or integer 0..4),
  *   log_file (string, may be empty), sddl (string, may be empty),
  *   policy (object: access rules and reserved names, see policy.h and docs/protocol.md).
@@ -265,6 +274,9 @@ typedef struct aipc_broker_stats {
     uint64_t subscription_bytes; /* what the subscriptions now are charged (upper bound of the
                                 * trie memory they hold) */
     uint64_t subs_refused;     /* subs refused with too_many_subscriptions */
+    uint64_t pending_requests; /* requests waiting for their answer now */
+    uint64_t reqs_refused;     /* reqs refused with too_many_requests */
+    uint64_t request_timeouts; /* requests answered with error timeout */
     uint64_t uptime_ms;
 } aipc_broker_stats;
 

@@ -23,6 +23,8 @@ void aipc_broker_config_defaults(aipc_broker_config *out)
     out->hello_timeout_ms = AIPC_BROKER_DEFAULT_HELLO_TIMEOUT;
     out->max_subscriptions = AIPC_BROKER_DEFAULT_MAX_SUBS;
     out->max_subscription_bytes = AIPC_BROKER_DEFAULT_MAX_SUB_BYTES;
+    out->max_pending_requests = AIPC_BROKER_DEFAULT_MAX_PENDING;
+    out->request_timeout_ms = AIPC_BROKER_DEFAULT_REQ_TIMEOUT;
     out->log_level = AIPC_LOG_INFO;
 }
 
@@ -175,6 +177,16 @@ static int apply(const cJSON *v, aipc_broker_config *c, char *err, size_t errlen
         rc = get_uint(v, AIPC_BROKER_MIN_SUB_BYTES, AIPC_BROKER_MAX_SUB_BYTES_LIMIT, &n, err,
                       errlen);
         c->max_subscription_bytes = n;
+        return rc;
+    }
+    if (strcmp(k, "max_pending_requests") == 0) {
+        rc = get_uint(v, 1, AIPC_BROKER_MAX_PENDING_LIMIT, &n, err, errlen);
+        c->max_pending_requests = (uint32_t)n;
+        return rc;
+    }
+    if (strcmp(k, "request_timeout_ms") == 0) {
+        rc = get_uint(v, 1, AIPC_BROKER_MAX_TIMEOUT_MS, &n, err, errlen);
+        c->request_timeout_ms = (uint32_t)n;
         return rc;
     }
     if (strcmp(k, "log_level") == 0)

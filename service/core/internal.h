@@ -100,7 +100,16 @@ void aipc_sbuf_i64(aipc_sbuf *s, int64_t v);
 void aipc_sbuf_jstr(aipc_sbuf *s, const char *str, size_t n);   /* "escaped" */
 
 /* ---- frames and queues ------------------------------------------------------------------- */
-enum { AIPC_FK_CONTROL = 0, AIPC_FK_PUB = 1, AIPC_FK_DIRECT = 2 };
+/* ANSWER: a control frame that settles a pending request (no_reply, timeout, queue_full for a
+ * lost rep). It is exempt from the control-frame cut-off: each one holds a slot of its
+ * requester's max_pending_requests until it is written, which bounds them. */
+enum { AIPC_FK_CONTROL = 0, AIPC_FK_PUB = 1, AIPC_FK_DIRECT = 2, AIPC_FK_ANSWER = 3 };
+
+/* Publications and point-to-point frames: what max_queue_bytes bounds. */
+static inline bool aipc_fk_data(uint32_t kind)
+{
+    return kind == AIPC_FK_PUB || kind == AIPC_FK_DIRECT;
+}
 
 typedef struct aipc_frame {
     uint32_t refs;
@@ -234,6 +243,10 @@ struct aipc_client {
     uint32_t nsubs;           /* how many (<= max_subscriptions) */
     uint64_t sub_bytes;       /* their cost (<= max_subscription_bytes) */
     aipc_req *reqs_out;       /* pending requests it sent */
+    uint32_t nreqs_out;       /* how many */
+    uint32_t answers_queued;  /* ANSWER frames queued to it and not written yet: with
+                               * nreqs_out, bounded by max_pending_requests */
+    uint64_t answer_bytes;    /* their size (not counted by the control-frame cut-off) */
     aipc_req *reqs_in;        /* pending requests waiting on it */
     aipc_dnode t_hello;       /* in b->hello_q until its hello succeeds or it closes */
     bool in_input;            /* inside aipc_broker_input for this client */
@@ -247,6 +260,7 @@ struct aipc_req {
     int64_t rid;
     aipc_req *oprev, *onext;  /* requester->reqs_out */
     aipc_req *iprev, *inext;  /* target->reqs_in */
+    aipc_dnode t_due;         /* in b->req_q: request_timeout_ms after it was forwarded */
 };
 
 /* ---- broker ------------------------------------------------------------------------------ */
@@ -276,6 +290,8 @@ struct aipc_broker {
 
     aipc_pmap reqs;           /* (requester id, rid) -> aipc_req */
     aipc_dq hello_q;          /* clients that have not said hello, by attach time */
+    aipc_dq req_q;            /* pending requests, by forwarding time */
+    uint64_t npending;        /* pending requests (all clients) */
     aipc_policy *policy;      /* NULL: the open bus */
 
     aipc_sbuf meta;           /* scratch for outgoing metas */
@@ -302,6 +318,8 @@ int aipc_make_from(aipc_client *c);       /* builds c->from at hello */
 void aipc_identity_free(aipc_client *c);
 
 /* reqs.c */
+bool aipc_reqs_room(const aipc_broker *b, const aipc_client *c);   /* under max_pending */
+void aipc_reqs_expire(aipc_broker *b, aipc_req *r);                /* request_timeout_ms */
 int aipc_reqs_add(aipc_broker *b, aipc_client *from, aipc_client *to, int64_t rid);
 aipc_req *aipc_reqs_find(aipc_broker *b, uint64_t requester_id, int64_t rid);
 void aipc_reqs_remove(aipc_broker *b, aipc_req *r);
@@ -313,6 +331,8 @@ int aipc_queue_frame(aipc_client *c, aipc_frame *f);   /* 0 / AIPC_EQUEUEFULL / 
 void aipc_send_ok(aipc_client *c, bool has_id, int64_t id);
 void aipc_send_error(aipc_client *c, bool has_id, int64_t id, const char *code,
                      const char *message);
+/* The error that settles a pending request of c (ANSWER frame: never cut off, see above). */
+void aipc_send_answer_error(aipc_client *c, int64_t rid, const char *code, const char *message);
 void aipc_send_simple(aipc_client *c, const char *op, bool has_id, int64_t id);
 void aipc_send_welcome(aipc_client *c, bool has_id, int64_t id);
 void aipc_send_dropped(aipc_client *c);

@@ -5,7 +5,9 @@
  *     counted, and reported later with `dropped`;
  *   - direct/req/rep frames over the bound are refused (the caller answers queue_full);
  *   - control frames (ok, error, welcome, pong, stats, dropped, bye) are never dropped, but a
- *     client that lets more than max_queue_bytes + 1 MiB of them pile up is cut off. */
+ *     client that lets more than max_queue_bytes + 1 MiB of them pile up is cut off;
+ *   - answers that settle a pending request (ANSWER) are exempt from that cut-off: their number
+ *     is bounded by max_pending_requests (see aipc_reqs_room). */
 #include "internal.h"
 
 #include "asyncipc/asyncipc.h"
@@ -41,7 +43,7 @@ int aipc_queue_frame(aipc_client *c, aipc_frame *f)
     if (c->state == AIPC_CL_CLOSING)
         return AIPC_ECLOSED;
     uint64_t max = b->cfg.max_queue_bytes;
-    if (f->kind != AIPC_FK_CONTROL) {
+    if (aipc_fk_data(f->kind)) {
         if (c->q.data_bytes && c->q.data_bytes + f->len > max) {
             if (f->kind == AIPC_FK_PUB) {
                 c->dropped_pending++;
@@ -54,8 +56,11 @@ int aipc_queue_frame(aipc_client *c, aipc_frame *f)
             if (c->state == AIPC_CL_CLOSING)
                 return AIPC_ECLOSED;
         }
-    } else if (c->q.bytes + c->q.head_off - c->q.data_bytes + f->len > max + CONTROL_SLACK) {
-        /* (bytes + head_off is the whole size of the queued frames; minus data: control) */
+    } else if (f->kind == AIPC_FK_CONTROL &&
+               c->q.bytes + c->q.head_off - c->q.data_bytes - c->answer_bytes + f->len >
+                   max + CONTROL_SLACK) {
+        /* (bytes + head_off is the whole size of the queued frames; minus data and answers:
+         * control) */
         aipc_logf(b, AIPC_LOG_WARN, "client %" PRIu64 " does not read its answers: closing it",
                   c->id);
         c->kill = true;
@@ -69,6 +74,10 @@ int aipc_queue_frame(aipc_client *c, aipc_frame *f)
             b->st.drops++;
         }
         return AIPC_ENOMEM;
+    }
+    if (f->kind == AIPC_FK_ANSWER) {
+        c->answers_queued++;
+        c->answer_bytes += f->len;
     }
     if (was_empty && !c->quiet && c->conn->ops && c->conn->ops->want_write)
         c->conn->ops->want_write(c->conn);
@@ -120,9 +129,9 @@ static aipc_frame *finish(aipc_broker *b, int kind, const uint8_t *payload, size
 }
 
 /* Queues a control frame built in the scratch buffer (payload optional). */
-static void send_control(aipc_client *c, const uint8_t *payload, size_t plen)
+static void send_kind(aipc_client *c, int kind, const uint8_t *payload, size_t plen)
 {
-    aipc_frame *f = finish(c->b, AIPC_FK_CONTROL, payload, plen);
+    aipc_frame *f = finish(c->b, kind, payload, plen);
     if (!f) {
         c->kill = true;                /* cannot even answer: cut the connection */
         aipc_request_close(c);
@@ -130,6 +139,11 @@ static void send_control(aipc_client *c, const uint8_t *payload, size_t plen)
     }
     aipc_queue_frame(c, f);
     aipc_frame_unref(f);
+}
+
+static void send_control(aipc_client *c, const uint8_t *payload, size_t plen)
+{
+    send_kind(c, AIPC_FK_CONTROL, payload, plen);
 }
 
 /* Starts a control meta: {"op":"<op>" and, when the request had an id, ,"re":id. */
@@ -155,9 +169,8 @@ void aipc_send_ok(aipc_client *c, bool has_id, int64_t id)
     send_control(c, NULL, 0);
 }
 
-/* {"op":"error","re":id?,"code":"...","message":"..."} - sent with or without an id. */
-void aipc_send_error(aipc_client *c, bool has_id, int64_t id, const char *code,
-                     const char *message)
+static void send_error_kind(aipc_client *c, int kind, bool has_id, int64_t id, const char *code,
+                            const char *message)
 {
     aipc_broker *b = c->b;
     if (!aipc_client_can_queue(c))
@@ -169,7 +182,19 @@ void aipc_send_error(aipc_client *c, bool has_id, int64_t id, const char *code,
     aipc_sbuf_lit(&b->meta, ",\"message\":");
     aipc_sbuf_jstr(&b->meta, message, strlen(message));
     aipc_sbuf_lit(&b->meta, "}");
-    send_control(c, NULL, 0);
+    send_kind(c, kind, NULL, 0);
+}
+
+/* {"op":"error","re":id?,"code":"...","message":"..."} - sent with or without an id. */
+void aipc_send_error(aipc_client *c, bool has_id, int64_t id, const char *code,
+                     const char *message)
+{
+    send_error_kind(c, AIPC_FK_CONTROL, has_id, id, code, message);
+}
+
+void aipc_send_answer_error(aipc_client *c, int64_t rid, const char *code, const char *message)
+{
+    send_error_kind(c, AIPC_FK_ANSWER, true, rid, code, message);
 }
 
 /* A payload-less answer such as {"op":"pong","re":id}. */

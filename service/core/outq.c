@@ -65,7 +65,7 @@ int aipc_outq_push(aipc_outq *q, aipc_frame *f)
     q->count++;
     f->refs++;
     q->bytes += f->len;
-    if (f->kind != AIPC_FK_CONTROL)
+    if (aipc_fk_data(f->kind))
         q->data_bytes += f->len;
     return 0;
 }
@@ -115,8 +115,12 @@ void aipc_client_out_consume(aipc_client *cl, size_t nbytes)
         q->head_off = 0;
         q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
-        if (f->kind != AIPC_FK_CONTROL)
+        if (aipc_fk_data(f->kind))
             q->data_bytes -= f->len;
+        else if (f->kind == AIPC_FK_ANSWER) {
+            cl->answers_queued--;
+            cl->answer_bytes -= f->len;
+        }
         b->st.msgs_out++;
         aipc_frame_unref(f);
     }

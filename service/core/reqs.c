@@ -1,10 +1,21 @@
 /* reqs.c - pending requests: who asked whom with which id, so a reply is only forwarded to the
- * requester that is really waiting, and a target that leaves produces no_reply errors. */
+ * requester that is really waiting, and a target that leaves produces no_reply errors.
+ * Bounded per requester (max_pending_requests, counting the answers still queued to it) and in
+ * time (request_timeout_ms: error timeout). Every pending request ends with exactly one answer
+ * - the rep, or an ANSWER error (no_reply, timeout, queue_full) that is never cut off - unless
+ * its requester leaves first. */
 #include "internal.h"
 
 #include "asyncipc/asyncipc.h"
 
 #include <stdlib.h>
+
+/* Whether c may have one more request pending: its pending requests plus the answers that
+ * settled earlier ones and are still queued to it stay within max_pending_requests. */
+bool aipc_reqs_room(const aipc_broker *b, const aipc_client *c)
+{
+    return (uint64_t)c->nreqs_out + c->answers_queued < b->cfg.max_pending_requests;
+}
 
 /* Records a forwarded request. A (requester, id) pair still pending is refused by the caller. */
 int aipc_reqs_add(aipc_broker *b, aipc_client *from, aipc_client *to, int64_t rid)
@@ -28,6 +39,9 @@ int aipc_reqs_add(aipc_broker *b, aipc_client *from, aipc_client *to, int64_t ri
     if (to->reqs_in)
         to->reqs_in->iprev = r;
     to->reqs_in = r;
+    from->nreqs_out++;
+    b->npending++;
+    aipc_dq_push(&b->req_q, &r->t_due, aipc_now(b) + b->cfg.request_timeout_ms);
     return 0;
 }
 
@@ -53,7 +67,21 @@ void aipc_reqs_remove(aipc_broker *b, aipc_req *r)
         r->target->reqs_in = r->inext;
     if (r->inext)
         r->inext->iprev = r->iprev;
+    r->requester->nreqs_out--;
+    b->npending--;
+    aipc_dq_remove(&b->req_q, &r->t_due);
     free(r);
+}
+
+/* No answer within request_timeout_ms: the requester gets error timeout (a later rep from the
+ * target is no_such_request). */
+void aipc_reqs_expire(aipc_broker *b, aipc_req *r)
+{
+    aipc_client *req = r->requester;
+    int64_t rid = r->rid;
+    aipc_reqs_remove(b, r);
+    b->st.request_timeouts++;
+    aipc_send_answer_error(req, rid, "timeout", "no reply within the broker's request_timeout_ms");
 }
 
 /* A client leaves: its own requests are forgotten; requests waiting on it fail with no_reply. */
@@ -66,6 +94,6 @@ void aipc_reqs_client_gone(aipc_broker *b, aipc_client *c)
         aipc_client *req = r->requester;
         int64_t rid = r->rid;
         aipc_reqs_remove(b, r);
-        aipc_send_error(req, true, rid, "no_reply", "the target left before replying");
+        aipc_send_answer_error(req, rid, "no_reply", "the target left before replying");
     }
 }

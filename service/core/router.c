@@ -313,6 +313,12 @@ static void op_req(opctx *x)
         fail(x, "bad_request", "a request with this id is still pending");
         return;
     }
+    if (!aipc_reqs_room(x->b, x->c)) {
+        x->b->st.reqs_refused++;
+        fail(x, "too_many_requests",
+             "you have max_pending_requests requests waiting for an answer");
+        return;
+    }
     aipc_frame *f = aipc_build_delivery(x->b, "req", x->c->from, x->c->from_len, "id", true,
                                         x->id, x->payload, x->plen);
     if (!f || aipc_reqs_add(x->b, x->c, t, x->id) != 0) {
@@ -355,14 +361,14 @@ static void op_rep(opctx *x)
                                         x->payload, x->plen);
     if (!f) {
         fail(x, "internal", "out of memory");
-        aipc_send_error(req, true, re, "no_reply", "the reply was lost (out of memory)");
+        aipc_send_answer_error(req, re, "no_reply", "the reply was lost (out of memory)");
         return;
     }
     int rc = aipc_queue_frame(req, f);
     aipc_frame_unref(f);
     if (rc != 0) {
         fail(x, "queue_full", "the requester's queue is full");
-        aipc_send_error(req, true, re, "queue_full", "the reply did not fit your queue");
+        aipc_send_answer_error(req, re, "queue_full", "the reply did not fit your queue");
         return;
     }
     aipc_send_ok(x->c, x->has_id, x->id);

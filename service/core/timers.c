@@ -1,7 +1,9 @@
 /* timers.c - the core's sense of time: aipc_broker_tick runs what is due on the broker's clock
  * (the engine's now_ms, a fake clock in tests) and says when it wants to run next.
  *   hello_q  connections that have not said hello: hello_timeout_ms after attach they get
- *            error hello_timeout and are closed (D-Bus auth_timeout). */
+ *            error hello_timeout and are closed (D-Bus auth_timeout).
+ *   req_q    pending requests: request_timeout_ms after forwarding the requester gets error
+ *            timeout (D-Bus reply_timeout). */
 #include "internal.h"
 
 #include "asyncipc/asyncipc.h"
@@ -38,5 +40,8 @@ uint64_t aipc_broker_tick(aipc_broker *b)
     aipc_dnode *n;
     while ((n = aipc_dq_due(&b->hello_q, now)))
         hello_expired(b, AIPC_CONTAINER(n, aipc_client, t_hello));
-    return until(&b->hello_q, now);
+    while ((n = aipc_dq_due(&b->req_q, now)))
+        aipc_reqs_expire(b, AIPC_CONTAINER(n, aipc_req, t_due));
+    uint64_t next = until(&b->hello_q, now), r = until(&b->req_q, now);
+    return r < next ? r : next;
 }

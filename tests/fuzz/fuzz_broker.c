@@ -11,8 +11,9 @@
  *   bit 3: the good client reads in 5-byte writes (partial consumes)
  *   bit 4: a policy is configured and both clients have identities (the good one is SYSTEM,
  *          allowed everything; the fuzz client is a user under %u/%s rules, reserved names)
- * The broker's clock advances 3 ms per chunk with small timeouts (hello 1 s), ticked after
- * every chunk, so the timeouts fire in the middle of inputs.
+ * The broker's clock advances 3 ms per chunk with small timeouts (hello 1 s, requests 300 ms)
+ * and small limits (16 subscriptions, 8 pending requests), ticked after every chunk, so the
+ * limits act in the middle of inputs.
  * otherwise the rest is raw wire bytes. */
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -273,6 +274,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.max_queue_bytes = 65536;
     cfg.max_clients = 4;
     cfg.hello_timeout_ms = 1000;
+    cfg.max_subscriptions = 16;
+    cfg.max_subscription_bytes = 8192;
+    cfg.max_pending_requests = 8;
+    cfg.request_timeout_ms = 300;
     fz_clock = 0;
     if (flags & 16)
         cfg.policy = fz_policy();             /* the broker keeps its own copy */

@@ -223,6 +223,132 @@ START_TEST(subscription_flood)
 }
 END_TEST
 
+/* ---- pending requests ----------------------------------------------------------------------- */
+/* Reads n forwarded requests on the target. */
+static void target_reads(raw_conn *t, int n)
+{
+    for (int i = 0; i < n; i++) {
+        raw_frame f;
+        ck_assert_int_eq(raw_recv(t, &f, W), 1);
+        ck_assert_str_eq(raw_op(&f), "req");
+        raw_frame_free(&f);
+    }
+}
+
+/* Sends n requests (ids first..first+n-1) to `to` in batches of 200; when the target's
+ * connection t is given, it reads each batch before the next (its queue stays small). */
+static void send_reqs(raw_conn *c, const char *to, int first, int n, raw_conn *t)
+{
+    char meta[128];
+    for (int i = first; i < first + n; i++) {
+        snprintf(meta, sizeof meta, "{\"op\":\"req\",\"to\":\"%s\",\"id\":%d}", to, i);
+        ck_assert_int_eq(raw_queue(c, meta, "q", 1), 0);
+        if ((i - first) % 200 == 199 || i == first + n - 1) {
+            ck_assert_int_eq(raw_flush(c, W), 0);
+            if (t)
+                target_reads(t, (i - first) % 200 + 1);
+        }
+    }
+}
+
+/* Reads n error answers with `code`, each re in [first, first + n) once. */
+static void read_answers(raw_conn *c, const char *code, int first, int n)
+{
+    char *seen = calloc((size_t)n, 1);
+    for (int k = 0; k < n; k++) {
+        raw_frame f;
+        ck_assert_int_eq(raw_recv(c, &f, W), 1);
+        ck_assert_str_eq(raw_op(&f), "error");
+        ck_assert_str_eq(raw_str(&f, "code"), code);
+        int re = (int)raw_num(&f, "re") - first;
+        ck_assert(re >= 0 && re < n && !seen[re]);
+        seen[re] = 1;
+        raw_frame_free(&f);
+    }
+    free(seen);
+}
+
+/* A request flood stops at max_pending_requests (too_many_requests); when the target with all
+ * of them pending leaves, the requester - which read nothing meanwhile - gets every no_reply,
+ * although they add up to more than max_queue_bytes + 1 MiB (where other control frames would
+ * cut it off). */
+START_TEST(request_flood_target_leaves)
+{
+    enum { MAX = 15000 };
+    raw_broker b;
+    broker_start(&b, "reqflood", "\"max_pending_requests\":15000,\"max_queue_bytes\":65536");
+    good_client g;
+    good_start(&g, &b);
+    size_t mem0 = raw_broker_private_bytes(&b);
+    raw_conn *svc = raw_connect(b.pipe, W), *cli = raw_connect(b.pipe, W);
+    ck_assert(raw_hello(svc, "svc", W) > 0);
+    ck_assert(raw_hello(cli, "cli", W) > 0);
+    send_reqs(cli, "svc", 1, MAX, svc);                        /* the target gets them all */
+    send_reqs(cli, "svc", MAX + 1, 1, NULL);
+    raw_frame f;
+    ck_assert_int_eq(raw_recv(cli, &f, W), 1);                /* the only answer so far */
+    ck_assert_str_eq(raw_str(&f, "code"), "too_many_requests");
+    ck_assert_int_eq((int)raw_num(&f, "re"), MAX + 1);
+    raw_frame_free(&f);
+    good_round(&g, 20);
+    ck_assert_int_eq((int)stat_of(g.c, "pending_requests"), MAX);
+    size_t peak = raw_broker_private_bytes(&b);
+    raw_close(svc);
+    good_round(&g, 20);                                        /* the broker saw it leave */
+    for (int i = 0; i < 100 && stat_of(g.c, "pending_requests") > 0; i++)
+        good_round(&g, 1);
+    ck_assert_int_eq((int)stat_of(g.c, "pending_requests"), 0);
+    read_answers(cli, "no_reply", 1, MAX);                     /* ~1.4 MB: none lost */
+    ck_assert_int_eq(raw_sync(cli, 1, W), 0);
+    ck_assert_int_eq((int)stat_of(g.c, "reqs_refused"), 1);
+    size_t mem1 = raw_broker_private_bytes(&b);
+    mem_report("request flood", mem0, peak, mem1);
+    raw_close(cli);
+    raw_close(g.c);
+    ck_assert_int_eq(raw_broker_stop(&b, 5000), 0);
+}
+END_TEST
+
+/* Requests nobody answers fail with error timeout after request_timeout_ms. */
+START_TEST(request_timeout)
+{
+    enum { N = 200, TIMEOUT = 1500 };
+    raw_broker b;
+    broker_start(&b, "reqtime", "\"request_timeout_ms\":1500");
+    good_client g;
+    good_start(&g, &b);
+    raw_conn *svc = raw_connect(b.pipe, W), *cli = raw_connect(b.pipe, W);
+    ck_assert(raw_hello(svc, "mute", W) > 0);
+    ck_assert(raw_hello(cli, "cli", W) > 0);
+    uint64_t t0 = aipc_test_now_ms();
+    send_reqs(cli, "mute", 1, N, NULL);
+    good_round(&g, 20);
+    read_answers(cli, "timeout", 1, N);
+    uint64_t took = aipc_test_now_ms() - t0;
+    ck_assert_msg(took >= TIMEOUT - 50 && took < TIMEOUT + 5000, "answered after %llu ms",
+                  (unsigned long long)took);
+    ck_assert_int_eq((int)stat_of(g.c, "request_timeouts"), N);
+    ck_assert_int_eq((int)stat_of(g.c, "pending_requests"), 0);
+    /* The target's late reply is refused. */
+    raw_frame f;
+    ck_assert_int_eq(raw_recv(svc, &f, W), 1);
+    long long from = (long long)cJSON_GetObjectItem(cJSON_GetObjectItem(f.meta, "from"), "id")->valuedouble;
+    long long id = (long long)raw_num(&f, "id");
+    raw_frame_free(&f);
+    char meta[128];
+    snprintf(meta, sizeof meta, "{\"op\":\"rep\",\"to\":%lld,\"re\":%lld,\"id\":5}", from, id);
+    ck_assert_int_eq(raw_send(svc, meta, "late", 4, W), 0);
+    ck_assert_int_eq(raw_expect(svc, &f, "error", 5, W), 1);
+    ck_assert_str_eq(raw_str(&f, "code"), "no_such_request");
+    raw_frame_free(&f);
+    good_round(&g, 20);
+    raw_close(svc);
+    raw_close(cli);
+    raw_close(g.c);
+    ck_assert_int_eq(raw_broker_stop(&b, 5000), 0);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
     TCase *tc = tcase_create(name);
@@ -237,6 +363,8 @@ int main(int argc, char **argv)
     Suite *s = suite_create("broker_limits");
     add(s, "no_hello", no_hello);
     add(s, "subscription_flood", subscription_flood);
+    add(s, "request_flood_target_leaves", request_flood_target_leaves);
+    add(s, "request_timeout", request_timeout);
     SRunner *r = srunner_create(s);
     srunner_set_fork_status(r, CK_NOFORK);
     srunner_run(r, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
