@@ -6,6 +6,10 @@
 #include "asyncipc/asyncipc.h"
 
 #include <cjson/cJSON.h>
+#ifdef _WIN32
+#include <windows.h>
+#include <sddl.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +23,66 @@ static const struct {
     {"IU", "S-1-5-4"},      {"NU", "S-1-5-2"},      {"SU", "S-1-5-6"},
     {"BA", "S-1-5-32-544"}, {"BU", "S-1-5-32-545"}, {"BG", "S-1-5-32-546"},
     {"PU", "S-1-5-32-547"}, {"RD", "S-1-5-32-555"}, {"SY", "S-1-5-18"},
-    {"LS", "S-1-5-19"},     {"NS", "S-1-5-20"},     {"RC", "S-1-5-12"},
-    {"AC", "S-1-15-2-1"},   {"LW", "S-1-16-4096"},  {"ME", "S-1-16-8192"},
-    {"HI", "S-1-16-12288"}, {"SI", "S-1-16-16384"},
+    {"LS", "S-1-5-19"},     {"NS", "S-1-5-20"},     {"LW", "S-1-16-4096"},
+    {"ME", "S-1-16-8192"},  {"HI", "S-1-16-12288"}, {"SI", "S-1-16-16384"},
 };
+
+/* SIDs that never appear in a token's TokenGroups, so a rule naming them would silently do
+ * nothing: refused at load. RC (RESTRICTED) is only ever a restricting SID, AC (ALL APPLICATION
+ * PACKAGES) is matched by an access check against an AppContainer token's package SID, not
+ * held as a group. */
+static const struct {
+    const char *alias, *sid, *why;
+} never_held[] = {
+    {"RC", "S-1-5-12", "RESTRICTED is only a restricting SID of a restricted token"},
+    {"AC", "S-1-15-2-1", "ALL APPLICATION PACKAGES is not a group of an AppContainer token"},
+};
+
+/* Canonical text of a valid "S-1-..." string into out (AIPC_SID_MAX + 1): leading zeros of each
+ * number removed ("S-1-5-32-0544" is "S-1-5-32-544", as ConvertSidToStringSid prints it, and as
+ * the identities the engine captures are written). -1 when a number is out of range (the
+ * authority above 2^48 - 1, a sub-authority above 2^32 - 1): no token holds such a SID. On
+ * Windows the result is also round-tripped through ConvertStringSidToSid/ConvertSidToStringSid
+ * and must come back unchanged. */
+static int sid_canonical(const char *s, char *out)
+{
+    size_t w = 0, n = strlen(s);
+    int part = 0;
+    memcpy(out, "S-1-", 4);
+    w = 4;
+    for (size_t i = 4; i < n; part++) {
+        size_t start = i;
+        while (i < n && s[i] != '-')
+            i++;
+        size_t j = start;
+        while (j + 1 < i && s[j] == '0')
+            j++;
+        unsigned long long v = 0;
+        for (size_t k = j; k < i; k++)
+            v = v * 10 + (unsigned)(s[k] - '0');       /* at most 15 digits (aipc_sid_valid) */
+        if (v > (part == 0 ? 0xFFFFFFFFFFFFull : 0xFFFFFFFFull))
+            return -1;
+        if (part)
+            out[w++] = '-';
+        memcpy(out + w, s + j, i - j);
+        w += i - j;
+        i++;                                            /* the '-' */
+    }
+    out[w] = 0;
+#ifdef _WIN32
+    PSID bin = NULL;
+    char *back = NULL;
+    int ok = ConvertStringSidToSidA(out, &bin) && ConvertSidToStringSidA(bin, &back) &&
+             strcmp(back, out) == 0;
+    if (back)
+        LocalFree(back);
+    if (bin)
+        LocalFree(bin);
+    if (!ok)
+        return -1;
+#endif
+    return 0;
+}
 
 typedef struct pctx {
     char *err;
@@ -120,18 +180,26 @@ static int principal_one(pctx *x, const char *sub, const char *s, bool self_ok,
     for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
         if (strcmp(s, aliases[i].alias) == 0)
             sid = aliases[i].sid;
-    char norm[AIPC_SID_MAX + 1];
+    char norm[AIPC_SID_MAX + 1], canon[AIPC_SID_MAX + 1];
     if (!sid) {
         size_t n = strlen(s);
+        for (size_t i = 0; i < sizeof never_held / sizeof never_held[0]; i++)
+            if (strcmp(s, never_held[i].alias) == 0)
+                return perr(x, sub, "\"%s\" cannot be used: %s, so the rule would never match",
+                            s, never_held[i].why);
         if (n > AIPC_SID_MAX)
             return perr(x, sub, "is not a SID (\"S-1-...\"), an alias (BA, AU, SY, ...) or \"*\"");
         memcpy(norm, s, n + 1);
         if (norm[0] == 's')
             norm[0] = 'S';
-        if (!aipc_sid_valid(norm))
+        if (!aipc_sid_valid(norm) || sid_canonical(norm, canon) != 0)
             return perr(x, sub, "\"%.64s\" is not a SID (\"S-1-...\"), an alias (BA, AU, SY, ...) "
                         "or \"*\"", s);
-        sid = norm;
+        for (size_t i = 0; i < sizeof never_held / sizeof never_held[0]; i++)
+            if (strcmp(canon, never_held[i].sid) == 0)
+                return perr(x, sub, "\"%s\" cannot be used: %s, so the rule would never match",
+                            s, never_held[i].why);
+        sid = canon;
     }
     out->kind = AIPC_PR_SID;
     out->sid = dup_str(sid);

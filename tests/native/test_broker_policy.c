@@ -7,6 +7,8 @@
 
 #include "policy.h"
 
+#define PUB_OP AIPC_POLICY_PUB
+
 /* ---- filter relations ---------------------------------------------------------------------- */
 
 static const struct {
@@ -118,6 +120,20 @@ static const struct {
     {"{\"names\":{\"svc\":\"SY\",\"svc\":\"BA\"}}", "appears twice"},
     {"{\"rules\":[{\"allow\":[\"pub\"],\"topic\":\"%u%u%u%u%u%u%u%u%s\"}]}",
      "\"policy.rules[0].topic\""},
+    /* SIDs no token holds as a group: refused, naming the key */
+    {"{\"rules\":[{\"deny\":[\"*\"],\"who\":\"RC\"}]}", "\"policy.rules[0].who\" \"RC\""},
+    {"{\"rules\":[{\"deny\":[\"*\"],\"who\":[\"BG\",\"AC\"]}]}",
+     "\"policy.rules[0].who\" \"AC\""},
+    {"{\"rules\":[{\"deny\":[\"*\"],\"who\":\"S-1-5-012\"}]}", "\"policy.rules[0].who\""},
+    {"{\"rules\":[{\"deny\":[\"*\"],\"who\":\"S-1-15-2-1\"}]}", "never match"},
+    {"{\"rules\":[{\"allow\":[\"send\"],\"to_user\":\"RC\"}]}",
+     "\"policy.rules[0].to_user\""},
+    {"{\"names\":{\"svc\":\"AC\"}}", "\"policy.names.svc\""},
+    /* numbers out of range: no token holds such a SID */
+    {"{\"rules\":[{\"deny\":[\"*\"],\"who\":\"S-1-5-32-4294967296\"}]}",
+     "\"policy.rules[0].who\""},
+    {"{\"rules\":[{\"deny\":[\"*\"],\"who\":\"S-1-281474976710656-1\"}]}",
+     "\"policy.rules[0].who\""},
 };
 
 START_TEST(parse_errors)
@@ -202,6 +218,57 @@ START_TEST(config_key)
     aipc_broker_config_free(&c);
     ck_assert_ptr_null(c.policy);
     aipc_broker_config_free(&c);                  /* idempotent */
+}
+END_TEST
+
+/* SIDs are canonicalised at load: leading zeros go, so the text compares equal to what the
+ * engine captures (ConvertSidToStringSid's form). */
+START_TEST(sid_canonical)
+{
+    static const struct {
+        const char *who;
+        const aipc_identity *denied, *allowed;
+    } rows[] = {
+        {"S-1-5-32-0544", &id_admin, &id_alice},
+        {"S-1-5-32-000544", &id_admin_ua, &id_bob},        /* deny: deny-only groups count */
+        {"S-1-05-018", &id_system, &id_admin},
+        {"s-1-5-21-100-200-0300-01001", &id_alice, &id_bob},
+        {"S-1-16-04096", &id_guest, &id_alice},
+        {"S-1-5-32-544", &id_admin, &id_alice},
+        {"S-1-0-0", NULL, &id_alice},                      /* a lone 0 stays */
+        {"S-1-5-21-100-200-300-4294967295", NULL, &id_alice},
+    };
+    for (size_t i = 0; i < N_OF(rows); i++) {
+        char json[256], err[300];
+        snprintf(json, sizeof json, "{\"default\":\"allow\",\"rules\":[{\"deny\":[\"pub\"],"
+                 "\"who\":\"%s\"}]}", rows[i].who);
+        aipc_policy *p;
+        ck_assert_msg(aipc_policy_parse(json, strlen(json), &p, err, sizeof err) == 0, "%s: %s",
+                      rows[i].who, err);
+        if (rows[i].denied)
+            ck_assert_msg(!aipc_policy_check_topic(p, rows[i].denied, PUB_OP, "x", 1).allow,
+                          "%s does not deny %s", rows[i].who, rows[i].denied->user_sid);
+        ck_assert_msg(aipc_policy_check_topic(p, rows[i].allowed, PUB_OP, "x", 1).allow,
+                      "%s denies %s", rows[i].who, rows[i].allowed->user_sid);
+        /* a clone (re-parsed from the source) canonicalises the same way */
+        aipc_policy *c = aipc_policy_clone(p);
+        ck_assert_ptr_nonnull(c);
+        if (rows[i].denied)
+            ck_assert(!aipc_policy_check_topic(c, rows[i].denied, PUB_OP, "x", 1).allow);
+        aipc_policy_free(c);
+        aipc_policy_free(p);
+    }
+    /* names and to_user too */
+    const char *js = "{\"default\":\"allow\",\"rules\":[{\"deny\":[\"send\"],"
+                     "\"to_user\":\"S-1-5-0018\"}],\"names\":{\"ui\":\"S-1-5-21-100-200-300-001001\"}}";
+    aipc_policy *p;
+    char err[300];
+    ck_assert_msg(aipc_policy_parse(js, strlen(js), &p, err, sizeof err) == 0, "%s", err);
+    ck_assert(aipc_policy_check_name(p, &id_alice, "ui"));
+    ck_assert(!aipc_policy_check_name(p, &id_bob, "ui"));
+    ck_assert(!aipc_policy_check_target(p, &id_alice, AIPC_POLICY_SEND, "svc", &id_system).allow);
+    ck_assert(aipc_policy_check_target(p, &id_alice, AIPC_POLICY_SEND, "x", &id_bob).allow);
+    aipc_policy_free(p);
 }
 END_TEST
 
@@ -499,6 +566,7 @@ int main(void)
     tcase_add_test(tc, parse_errors);
     tcase_add_test(tc, parse_bounds);
     tcase_add_test(tc, config_key);
+    tcase_add_test(tc, sid_canonical);
     tcase_add_test(tc, decisions);
     tcase_add_test(tc, reserved_names);
     suite_add_tcase(s, tc);
