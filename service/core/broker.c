@@ -68,6 +68,10 @@ aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(v
         b->cfg.max_pending_requests = def.max_pending_requests;
     if (!b->cfg.request_timeout_ms)
         b->cfg.request_timeout_ms = def.request_timeout_ms;
+    if (!b->cfg.max_incomplete_bytes)
+        b->cfg.max_incomplete_bytes = def.max_incomplete_bytes;
+    if (!b->cfg.frame_timeout_ms)
+        b->cfg.frame_timeout_ms = def.frame_timeout_ms;
     b->cfg.policy = NULL;                 /* the broker's own copy, below */
     if (cfg && cfg->policy && !(b->policy = aipc_policy_clone(cfg->policy))) {
         free(b);
@@ -117,6 +121,7 @@ void aipc_broker_free(aipc_broker *b)
         aipc_client *c = b->clients;
         client_unlink(b, c);
         aipc_dq_remove(&b->hello_q, &c->t_hello);
+        aipc_partial_release(b, c);
         aipc_unsubscribe_all(b, c);
         while (c->reqs_out)
             aipc_reqs_remove(b, c->reqs_out);
@@ -199,36 +204,55 @@ static int after_decode(aipc_broker *b, aipc_client *c, int rc)
 int aipc_broker_input(aipc_broker *b, aipc_client *cl, const uint8_t *data, size_t len)
 {
     b->st.bytes_in += len;
-    if (cl->state == AIPC_CL_CLOSING || b->shutting_down)
+    cl->direct_out = false;               /* this read went to the engine's own buffer */
+    if (cl->state == AIPC_CL_CLOSING || b->shutting_down) {
+        aipc_partial_after_input(b, cl);  /* a partial frame left by the close goes */
         return cl->kill ? AIPC_EQUEUEFULL : 0;
+    }
     cl->in_input = true;
     int rc = aipc_decoder_feed(&cl->dec, data, len, on_frame, cl, NULL);
     cl->in_input = false;
-    return after_decode(b, cl, rc);
+    rc = after_decode(b, cl, rc);
+    aipc_partial_after_input(b, cl);
+    return rc;
 }
 
-/* Lets the engine read a big payload straight into the frame being assembled. */
+/* Lets the engine read a big payload straight into the frame being assembled (the buffer
+ * grows by one step here: charged like input). */
 uint8_t *aipc_client_read_direct(aipc_client *cl, size_t *want)
 {
+    aipc_broker *b = cl->b;
     if (cl->state == AIPC_CL_CLOSING) {
         *want = 0;
         return NULL;
     }
-    return aipc_decoder_direct(&cl->dec, want);
+    uint8_t *p = aipc_decoder_direct(&cl->dec, want);
+    aipc_partial_after_input(b, cl);
+    if (cl->state == AIPC_CL_CLOSING) {   /* the growth took the total over the bound */
+        *want = 0;
+        return NULL;
+    }
+    cl->direct_out = p != NULL;
+    return p;
 }
 
 /* Completes a direct read; a whole frame is routed like input. */
 int aipc_client_read_commit(aipc_broker *b, aipc_client *cl, size_t n)
 {
     b->st.bytes_in += n;
-    if (cl->state == AIPC_CL_CLOSING || b->shutting_down)
+    cl->direct_out = false;
+    if (cl->state == AIPC_CL_CLOSING || b->shutting_down) {
+        aipc_partial_after_input(b, cl);
         return cl->kill ? AIPC_EQUEUEFULL : 0;
+    }
     cl->in_input = true;
     int rc = aipc_decoder_commit(&cl->dec, n, on_frame, cl);
     cl->in_input = false;
     if (rc > 0)
         rc = 0;
-    return after_decode(b, cl, rc);
+    rc = after_decode(b, cl, rc);
+    aipc_partial_after_input(b, cl);
+    return rc;
 }
 
 /* The pipe is gone: undo everything the client took part in, tell the others, free it. */
@@ -238,6 +262,7 @@ void aipc_broker_detach(aipc_broker *b, aipc_client *cl)
     client_unlink(b, cl);
     cl->state = AIPC_CL_CLOSING;          /* nothing is queued to it from now on */
     aipc_dq_remove(&b->hello_q, &cl->t_hello);
+    aipc_partial_release(b, cl);
     aipc_registry_remove(b, cl);
     aipc_unsubscribe_all(b, cl);
     aipc_reqs_client_gone(b, cl);

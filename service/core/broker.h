@@ -97,6 +97,10 @@ struct aipc_conn {
 #define AIPC_BROKER_DEFAULT_MAX_PENDING 1024u                        /* max_pending_requests */
 #define AIPC_BROKER_MAX_PENDING_LIMIT   1000000u
 #define AIPC_BROKER_DEFAULT_REQ_TIMEOUT 60000u                       /* request_timeout_ms */
+#define AIPC_BROKER_DEFAULT_MAX_INCOMPLETE (64ull * 1024u * 1024u)   /* max_incomplete_bytes */
+#define AIPC_BROKER_MIN_INCOMPLETE      65536u
+#define AIPC_BROKER_MAX_INCOMPLETE_LIMIT (1ull << 40)
+#define AIPC_BROKER_DEFAULT_FRAME_TIMEOUT 30000u                     /* frame_timeout_ms */
 
 typedef struct aipc_broker_config {
     char     pipe_name[257];     /* short pipe name (no "\\.\pipe\" prefix), 1..256 chars */
@@ -115,6 +119,10 @@ typedef struct aipc_broker_config {
                                   * (D-Bus max_replies_per_connection) */
     uint32_t request_timeout_ms; /* a request unanswered this long fails with error timeout
                                   * (D-Bus reply_timeout) */
+    uint64_t max_incomplete_bytes; /* memory all connections' partially received frames may
+                                  * hold together (D-Bus max_incomplete_message_bytes) */
+    uint32_t frame_timeout_ms;   /* a partially received frame that gets no byte this long
+                                  * closes its connection (error frame_timeout) */
     int      log_level;          /* aipc_log_level: 0 error .. 4 trace; default 2 (info) */
     char     log_file[1024];     /* "" = engine default. Relative paths are kept as written:
                                   * the ENGINE resolves them against the config file's folder */
@@ -127,8 +135,9 @@ typedef struct aipc_broker_config {
 
 /* Fills *out with the defaults (pipe asyncipc.broker, 1024 clients, 16 MiB payload,
  * 8 MiB queue, 64 MiB retained store, 10 s hello timeout, 1024 subscriptions and 1 MiB of
- * them per client, 1024 pending requests per client, 60 s request timeout, info, no log file,
- * default DACL, no policy). */
+ * them per client, 1024 pending requests per client, 60 s request timeout, 64 MiB of
+ * incomplete frames in total, 30 s frame stall timeout, info, no log file, default DACL, no
+ * policy). */
 void aipc_broker_config_defaults(aipc_broker_config *out);
 /* Releases what a loaded config owns (its policy); the struct is left with no policy. */
 void aipc_broker_config_free(aipc_broker_config *cfg);
@@ -141,7 +150,8 @@ void aipc_broker_config_free(aipc_broker_config *cfg);
  *   max_retained_bytes (integer 0..1 TiB; 0 = retained messages are refused),
  *   hello_timeout_ms (integer 1..86400000), max_subscriptions (integer 1..1000000),
  *   max_subscription_bytes (integer 4096..4 GiB), max_pending_requests (integer 1..1000000),
- *   request_timeout_ms (integer 1..86400000),
+ *   request_timeout_ms (integer 1..86400000), max_incomplete_bytes (integer 64 KiB..1 TiB),
+ *   frame_timeout_ms (integer 1..86400000),
  *   log_level ("error"|"warn"|"info"|"debug"|"trace" or integer 0..4),
  *   log_file (string, may be empty), sddl (string, may be empty),
  *   policy (object: access rules and reserved names, see policy.h and docs/protocol.md).
@@ -277,6 +287,9 @@ typedef struct aipc_broker_stats {
     uint64_t pending_requests; /* requests waiting for their answer now */
     uint64_t reqs_refused;     /* reqs refused with too_many_requests */
     uint64_t request_timeouts; /* requests answered with error timeout */
+    uint64_t incomplete_bytes; /* memory held by partially received frames now */
+    uint64_t incomplete_refused; /* connections closed with incomplete_full */
+    uint64_t frame_timeouts;   /* connections closed with frame_timeout */
     uint64_t uptime_ms;
 } aipc_broker_stats;
 

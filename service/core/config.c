@@ -25,6 +25,8 @@ void aipc_broker_config_defaults(aipc_broker_config *out)
     out->max_subscription_bytes = AIPC_BROKER_DEFAULT_MAX_SUB_BYTES;
     out->max_pending_requests = AIPC_BROKER_DEFAULT_MAX_PENDING;
     out->request_timeout_ms = AIPC_BROKER_DEFAULT_REQ_TIMEOUT;
+    out->max_incomplete_bytes = AIPC_BROKER_DEFAULT_MAX_INCOMPLETE;
+    out->frame_timeout_ms = AIPC_BROKER_DEFAULT_FRAME_TIMEOUT;
     out->log_level = AIPC_LOG_INFO;
 }
 
@@ -187,6 +189,17 @@ static int apply(const cJSON *v, aipc_broker_config *c, char *err, size_t errlen
     if (strcmp(k, "request_timeout_ms") == 0) {
         rc = get_uint(v, 1, AIPC_BROKER_MAX_TIMEOUT_MS, &n, err, errlen);
         c->request_timeout_ms = (uint32_t)n;
+        return rc;
+    }
+    if (strcmp(k, "max_incomplete_bytes") == 0) {
+        rc = get_uint(v, AIPC_BROKER_MIN_INCOMPLETE, AIPC_BROKER_MAX_INCOMPLETE_LIMIT, &n, err,
+                      errlen);
+        c->max_incomplete_bytes = n;
+        return rc;
+    }
+    if (strcmp(k, "frame_timeout_ms") == 0) {
+        rc = get_uint(v, 1, AIPC_BROKER_MAX_TIMEOUT_MS, &n, err, errlen);
+        c->frame_timeout_ms = (uint32_t)n;
         return rc;
     }
     if (strcmp(k, "log_level") == 0)

@@ -18,6 +18,7 @@
  *   policy.c    policy evaluation (policy.h); policy_load.c parses it from the config
  *   deadline.c  deadline queues (sorted intrusive lists) for the core's timers
  *   timers.c    aipc_broker_tick: what expires (hello timeout, ...)
+ *   partial.c   partially received frames: their memory in total, their stall timeout
  */
 #ifndef AIPC_BROKER_INTERNAL_H
 #define AIPC_BROKER_INTERNAL_H
@@ -249,6 +250,10 @@ struct aipc_client {
     uint64_t answer_bytes;    /* their size (not counted by the control-frame cut-off) */
     aipc_req *reqs_in;        /* pending requests waiting on it */
     aipc_dnode t_hello;       /* in b->hello_q until its hello succeeds or it closes */
+    aipc_dnode t_frame;       /* in b->frame_q while a frame is partly received */
+    uint64_t partial_charge;  /* dec.body_cap counted in b->incomplete_bytes */
+    bool direct_out;          /* the engine may be reading into dec's buffer (read_direct
+                               * returned it; until read_commit or the next input) */
     bool in_input;            /* inside aipc_broker_input for this client */
     bool kill;                /* must be closed now (input returns < 0) */
     bool quiet;               /* inside out_consume: no want_write callback */
@@ -291,6 +296,8 @@ struct aipc_broker {
     aipc_pmap reqs;           /* (requester id, rid) -> aipc_req */
     aipc_dq hello_q;          /* clients that have not said hello, by attach time */
     aipc_dq req_q;            /* pending requests, by forwarding time */
+    aipc_dq frame_q;          /* clients with a partial frame, by time of their last byte */
+    uint64_t incomplete_bytes;/* sum of partial_charge (<= max_incomplete_bytes) */
     uint64_t npending;        /* pending requests (all clients) */
     aipc_policy *policy;      /* NULL: the open bus */
 
@@ -367,6 +374,12 @@ int aipc_router_frame(aipc_broker *b, aipc_client *c, const uint8_t *meta, uint3
 
 /* timers.c */
 uint64_t aipc_now(const aipc_broker *b);
+
+/* partial.c */
+void aipc_partial_after_input(aipc_broker *b, aipc_client *c);
+void aipc_partial_expire(aipc_broker *b, aipc_client *c);
+void aipc_partial_closing(aipc_broker *b, aipc_client *c);
+void aipc_partial_release(aipc_broker *b, aipc_client *c);
 
 /* broker.c */
 void aipc_logf(aipc_broker *b, int level, const char *fmt, ...)

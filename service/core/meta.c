@@ -31,6 +31,7 @@ void aipc_request_close(aipc_client *c)
         return;
     c->state = AIPC_CL_CLOSING;
     aipc_dq_remove(&c->b->hello_q, &c->t_hello);
+    aipc_partial_closing(c->b, c);
     if (c->conn->ops && c->conn->ops->close)
         c->conn->ops->close(c->conn);
 }

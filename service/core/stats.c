@@ -14,6 +14,7 @@ void aipc_broker_get_stats(const aipc_broker *b, aipc_broker_stats *out)
     out->subscriptions = b->nsubs;
     out->subscription_bytes = b->sub_bytes;
     out->pending_requests = b->npending;
+    out->incomplete_bytes = b->incomplete_bytes;
     out->retained_topics = b->nretained;
     out->retained_bytes = b->retained_bytes;
     uint64_t now = aipc_now(b);
@@ -35,12 +36,14 @@ size_t aipc_broker_stats_json(const aipc_broker *b, char *out, size_t cap)
                      ",\"denied\":%" PRIu64 ",\"hello_timeouts\":%" PRIu64
                      ",\"subscription_bytes\":%" PRIu64 ",\"subs_refused\":%" PRIu64
                      ",\"pending_requests\":%" PRIu64 ",\"reqs_refused\":%" PRIu64
-                     ",\"request_timeouts\":%" PRIu64
+                     ",\"request_timeouts\":%" PRIu64 ",\"incomplete_bytes\":%" PRIu64
+                     ",\"incomplete_refused\":%" PRIu64 ",\"frame_timeouts\":%" PRIu64
                      ",\"uptime_ms\":%" PRIu64 "}",
                      s.clients, s.clients_total, s.subscriptions, s.retained_topics,
                      s.retained_bytes, s.msgs_in, s.bytes_in, s.msgs_out, s.bytes_out,
                      s.publications, s.deliveries, s.drops, s.errors, s.denied, s.hello_timeouts,
                      s.subscription_bytes, s.subs_refused, s.pending_requests, s.reqs_refused,
-                     s.request_timeouts, s.uptime_ms);
+                     s.request_timeouts, s.incomplete_bytes, s.incomplete_refused,
+                     s.frame_timeouts, s.uptime_ms);
     return n < 0 ? 0 : (size_t)n;
 }

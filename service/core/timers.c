@@ -3,7 +3,9 @@
  *   hello_q  connections that have not said hello: hello_timeout_ms after attach they get
  *            error hello_timeout and are closed (D-Bus auth_timeout).
  *   req_q    pending requests: request_timeout_ms after forwarding the requester gets error
- *            timeout (D-Bus reply_timeout). */
+ *            timeout (D-Bus reply_timeout).
+ *   frame_q  connections with a partly received frame: frame_timeout_ms after its last byte
+ *            they get error frame_timeout and are closed (partial.c). */
 #include "internal.h"
 
 #include "asyncipc/asyncipc.h"
@@ -42,6 +44,14 @@ uint64_t aipc_broker_tick(aipc_broker *b)
         hello_expired(b, AIPC_CONTAINER(n, aipc_client, t_hello));
     while ((n = aipc_dq_due(&b->req_q, now)))
         aipc_reqs_expire(b, AIPC_CONTAINER(n, aipc_req, t_due));
-    uint64_t next = until(&b->hello_q, now), r = until(&b->req_q, now);
-    return r < next ? r : next;
+    while ((n = aipc_dq_due(&b->frame_q, now)))
+        aipc_partial_expire(b, AIPC_CONTAINER(n, aipc_client, t_frame));
+    uint64_t next = until(&b->hello_q, now);
+    const aipc_dq *more[] = {&b->req_q, &b->frame_q};
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        uint64_t t = until(more[i], now);
+        if (t < next)
+            next = t;
+    }
+    return next;
 }

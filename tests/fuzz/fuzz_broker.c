@@ -12,8 +12,8 @@
  *   bit 4: a policy is configured and both clients have identities (the good one is SYSTEM,
  *          allowed everything; the fuzz client is a user under %u/%s rules, reserved names)
  * The broker's clock advances 3 ms per chunk with small timeouts (hello 1 s, requests 300 ms)
- * and small limits (16 subscriptions, 8 pending requests), ticked after every chunk, so the
- * limits act in the middle of inputs.
+ * and small limits (16 subscriptions, 8 pending requests, 64 KiB of partial frames), ticked
+ * after every chunk, so the limits act in the middle of inputs.
  * otherwise the rest is raw wire bytes. */
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -278,6 +278,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.max_subscription_bytes = 8192;
     cfg.max_pending_requests = 8;
     cfg.request_timeout_ms = 300;
+    cfg.max_incomplete_bytes = 65536;
+    cfg.frame_timeout_ms = 100;
     fz_clock = 0;
     if (flags & 16)
         cfg.policy = fz_policy();             /* the broker keeps its own copy */

@@ -174,6 +174,8 @@ static const limit_key limit_keys[] = {
     LK("max_subscription_bytes", 4096, 1ull << 32, 1048576, max_subscription_bytes),
     LK("max_pending_requests", 1, 1000000, 1024, max_pending_requests),
     LK("request_timeout_ms", 1, 86400000, 60000, request_timeout_ms),
+    LK("max_incomplete_bytes", 65536, 1ull << 40, 64ull << 20, max_incomplete_bytes),
+    LK("frame_timeout_ms", 1, 86400000, 30000, frame_timeout_ms),
 };
 
 static uint64_t field_of(const aipc_broker_config *c, const limit_key *k)

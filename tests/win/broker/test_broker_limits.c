@@ -349,6 +349,71 @@ START_TEST(request_timeout)
 }
 END_TEST
 
+/* ---- incomplete frames ---------------------------------------------------------------------- */
+/* Slowloris: clients that each send a 16 MiB frame's header, meta and 200 KB of payload, then
+ * stall. Partial frames together may hold max_incomplete_bytes (a client that would go over
+ * gets incomplete_full); the others get frame_timeout once their frame got no byte for
+ * frame_timeout_ms. Each is closed after its one error; the good client is served throughout;
+ * the partial frames' memory is back to 0 at the end. */
+START_TEST(slowloris)
+{
+    enum { N = 12, PART = 200000, TIMEOUT = 1500 };
+    raw_broker b;
+    broker_start(&b, "slowloris", "\"max_incomplete_bytes\":1048576,\"frame_timeout_ms\":1500");
+    good_client g;
+    good_start(&g, &b);
+    size_t mem0 = raw_broker_private_bytes(&b);
+    const char *meta = "{\"op\":\"pub\",\"topic\":\"slow\"}";
+    size_t ml = strlen(meta);
+    uint8_t *part = calloc(1, 8 + ml + PART);
+    uint32_t hdr[2] = {(uint32_t)ml, 16u << 20};
+    memcpy(part, hdr, 8);
+    memcpy(part + 8, meta, ml);
+    raw_conn *c[N];
+    uint64_t t0 = aipc_test_now_ms();
+    for (int i = 0; i < N; i++) {
+        c[i] = raw_connect(b.pipe, W);
+        ck_assert(raw_hello(c[i], NULL, W) > 0);
+        raw_write(c[i], part, 8 + ml + PART, W);      /* fails when refused half-way */
+        good_round(&g, 5);
+        ck_assert_double_le(stat_of(g.c, "incomplete_bytes"), 1048576);
+    }
+    size_t peak = raw_broker_private_bytes(&b);
+    int full = 0, timed_out = 0;
+    for (int i = 0; i < N; i++) {
+        raw_frame f;
+        ck_assert_int_eq(raw_recv(c[i], &f, W), 1);
+        ck_assert_str_eq(raw_op(&f), "error");
+        const char *code = raw_str(&f, "code");
+        if (strcmp(code, "incomplete_full") == 0)
+            full++;
+        else if (strcmp(code, "frame_timeout") == 0)
+            timed_out++;
+        else
+            ck_abort_msg("client %d got %s", i, code);
+        raw_frame_free(&f);
+        ck_assert_int_eq(raw_recv(c[i], &f, W), -1);
+    }
+    uint64_t took = aipc_test_now_ms() - t0;
+    fprintf(stderr, "slowloris: %d refused (incomplete_full), %d timed out after %llu ms\n",
+            full, timed_out, (unsigned long long)took);
+    ck_assert_int_gt(full, 0);                        /* 12 x ~256 KiB do not fit 1 MiB */
+    ck_assert_int_gt(timed_out, 0);
+    ck_assert(took >= TIMEOUT - 50);
+    good_round(&g, 50);
+    ck_assert_int_eq((int)stat_of(g.c, "incomplete_refused"), full);
+    ck_assert_int_eq((int)stat_of(g.c, "frame_timeouts"), timed_out);
+    ck_assert_int_eq((int)stat_of(g.c, "incomplete_bytes"), 0);
+    size_t mem1 = raw_broker_private_bytes(&b);
+    mem_report("slowloris", mem0, peak, mem1);
+    for (int i = 0; i < N; i++)
+        raw_close(c[i]);
+    free(part);
+    raw_close(g.c);
+    ck_assert_int_eq(raw_broker_stop(&b, 5000), 0);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
     TCase *tc = tcase_create(name);
@@ -365,6 +430,7 @@ int main(int argc, char **argv)
     add(s, "subscription_flood", subscription_flood);
     add(s, "request_flood_target_leaves", request_flood_target_leaves);
     add(s, "request_timeout", request_timeout);
+    add(s, "slowloris", slowloris);
     SRunner *r = srunner_create(s);
     srunner_set_fork_status(r, CK_NOFORK);
     srunner_run(r, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
