@@ -35,7 +35,12 @@ struct aipc_broker_app {
     aipc_iov iov[512];          /* scratch for out_next (I/O thread only) */
     int log_open;               /* the configured (or default) log file is open */
     int service;                /* service mode (path checks) */
+    /* identity refusals (I/O thread): one WARN per IDENT_WARN_MS, the rest at DEBUG */
+    uint64_t ident_warned_at;   /* GetTickCount64 of the last WARN, 0 = none yet */
+    unsigned long ident_quiet;  /* refusals logged at DEBUG since that WARN */
 };
+
+#define IDENT_WARN_MS 60000u
 
 typedef struct bconn {
     aipc_conn conn;             /* first: the core's view of the connection */
@@ -67,7 +72,12 @@ static void ops_close(aipc_conn *c)
     aipc_wconn_close(((bconn *)c)->w);
 }
 
-static const aipc_conn_ops g_ops = { ops_want_write, ops_close };
+static void ops_abort(aipc_conn *c)
+{
+    aipc_wconn_abort(((bconn *)c)->w);
+}
+
+static const aipc_conn_ops g_ops = { ops_want_write, ops_close, ops_abort };
 
 /* ---- engine handler (I/O thread) ---------------------------------------------------------- */
 
@@ -88,19 +98,38 @@ static void *h_attach(void *ctx, aipc_wconn *w, unsigned long pid)
 
 /* First read of a connection: who the client is, from Windows, before its hello is
  * processed. A client whose identity cannot be learnt is disconnected. */
+/* Level for an identity refusal: any local user can open connections without end, so like
+ * the policy's refusals these must not flood the log: the first one, and then one per
+ * IDENT_WARN_MS (saying how many went to DEBUG meanwhile), at WARN. */
+static aipc_log_level ident_refusal_level(aipc_broker_app *a)
+{
+    uint64_t now = GetTickCount64();
+    if (a->ident_warned_at && now - a->ident_warned_at < IDENT_WARN_MS) {
+        a->ident_quiet++;
+        return AIPC_LOG_DEBUG;
+    }
+    if (a->ident_quiet)
+        aipc_log(AIPC_LOG_WARN, "broker: %lu more clients were refused for their identity in the "
+                 "last %u s (logged at debug)", a->ident_quiet, IDENT_WARN_MS / 1000u);
+    a->ident_warned_at = now ? now : 1;
+    a->ident_quiet = 0;
+    return AIPC_LOG_WARN;
+}
+
 static int h_identify(void *ctx, void *conn, HANDLE pipe, unsigned long pid)
 {
+    aipc_broker_app *a = ctx;
     bconn *bc = conn;
     aipc_peer_identity ci;
     char why[256];
     if (aipc_peer_identity_capture(pipe, (DWORD)pid, &ci, why, sizeof why) != 0) {
-        aipc_log(AIPC_LOG_WARN, "broker: refusing the client of pid %lu: %s", pid, why);
+        aipc_log(ident_refusal_level(a), "broker: refusing the client of pid %lu: %s", pid, why);
         return -1;
     }
     int rc = aipc_client_set_identity(bc->conn.client, &ci.id);
     if (rc != 0)
-        aipc_log(AIPC_LOG_WARN, "broker: refusing the client of pid %lu: its identity (%s) was "
-                 "not accepted (%s)", pid, ci.user_sid, aipc_strerror(rc));
+        aipc_log(ident_refusal_level(a), "broker: refusing the client of pid %lu: its identity "
+                 "(%s) was not accepted (%s)", pid, ci.user_sid, aipc_strerror(rc));
     else
         aipc_log(AIPC_LOG_DEBUG, "broker: client pid %lu is %s, session %u, integrity 0x%x, "
                  "%u groups", pid, ci.user_sid, (unsigned)ci.id.session,
@@ -300,13 +329,19 @@ static int load_config(aipc_broker_app *a, const aipc_broker_opts *o, char *err,
         snprintf(err, errlen, "cannot determine the config file path");
         return AIPC_BROKER_EXIT_CONFIG;
     }
-    if (o->service && aipc_guard_config(path, err, errlen) != 0) {
-        free(path);
-        return AIPC_BROKER_EXIT_CONFIG;
-    }
     int missing = 0;
     DWORD syserr = 0;
-    char *text = read_file(path, &missing, &syserr);
+    char *text = NULL;
+    if (o->service) {
+        /* checked and read through one handle (path_guard.h) */
+        if (aipc_guard_config_read(path, &text, &missing, err, errlen) != 0) {
+            free(path);
+            return AIPC_BROKER_EXIT_CONFIG;
+        }
+        syserr = ERROR_FILE_NOT_FOUND;
+    } else {
+        text = read_file(path, &missing, &syserr);
+    }
     char *upath = wide_to_utf8(path);
     if (!text) {
         if (missing && !o->config) {

@@ -13,6 +13,9 @@
 #include <check.h>
 
 #include <sddl.h>
+#include <aclapi.h>
+#include <shlobj.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -345,8 +348,99 @@ START_TEST(guards_refuse_links)
     wchar_t wcfg[MAX_PATH + 32];
     MultiByteToWideChar(CP_UTF8, 0, cfg, -1, wcfg, MAX_PATH + 32);
     ck_assert_int_eq(aipc_guard_config(wcfg, err, sizeof err), -1);
-    ck_assert_msg(strstr(err, "config folder") && strstr(err, "reparse point"), "%s", err);
+    /* the handle's final path is not the path asked for: the link was followed */
+    ck_assert_msg(strstr(err, "config file") && strstr(err, "reached as") &&
+                  strstr(err, "guard-target"), "%s", err);
+    char *text = (char *)1;
+    int missing = 1;
+    ck_assert_int_eq(aipc_guard_config_read(wcfg, &text, &missing, err, sizeof err), -1);
+    ck_assert_ptr_null(text);
+    ck_assert_int_eq(missing, 0);
     DeleteFileA(cfg);
+}
+END_TEST
+
+/* The config is read through the handle that was checked; only "not found" means absent; a
+ * second name (hard link) is refused. */
+START_TEST(guard_config_read)
+{
+    char cfg[MAX_PATH], err[600] = "";
+    aipc_test_temp_path(cfg, sizeof cfg, "guard-read", ".json");
+    FILE *fp = fopen(cfg, "wb");
+    ck_assert(fp != NULL);
+    fputs("{\"max_clients\": 7}", fp);
+    fclose(fp);
+    wchar_t wcfg[MAX_PATH];
+    MultiByteToWideChar(CP_UTF8, 0, cfg, -1, wcfg, MAX_PATH);
+    char *text = NULL;
+    int missing = 1;
+    ck_assert_msg(aipc_guard_config_read(wcfg, &text, &missing, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(missing, 0);
+    ck_assert_str_eq(text, "{\"max_clients\": 7}");
+    free(text);
+    /* a second name */
+    char hl[MAX_PATH + 8];
+    snprintf(hl, sizeof hl, "%s.hl", cfg);
+    if (CreateHardLinkA(hl, cfg, NULL)) {
+        text = NULL;
+        ck_assert_int_eq(aipc_guard_config_read(wcfg, &text, &missing, err, sizeof err), -1);
+        ck_assert_msg(strstr(err, "hard links"), "%s", err);
+        ck_assert_ptr_null(text);
+        DeleteFileA(hl);
+    } else {
+        fprintf(stderr, "guard_config_read: no hard links here (%lu)\n", GetLastError());
+    }
+    DeleteFileA(cfg);
+    text = (char *)1;
+    ck_assert_int_eq(aipc_guard_config_read(wcfg, &text, &missing, err, sizeof err), 0);
+    ck_assert_int_eq(missing, 1);
+    ck_assert_ptr_null(text);
+    /* a folder where the file should be cannot be opened as a file: refused, not "absent" */
+    ck_assert(CreateDirectoryA(cfg, NULL));
+    ck_assert_int_eq(aipc_guard_config_read(wcfg, &text, &missing, err, sizeof err), -1);
+    ck_assert_int_eq(missing, 0);
+    ck_assert_msg(strstr(err, "config file") && strstr(err, "refused"), "%s", err);
+    RemoveDirectoryA(cfg);
+}
+END_TEST
+
+/* Service mode never creates %ProgramData%\AsyncIPC; it creates its logs with the installers'
+ * descriptor (owner Administrators, protected). */
+START_TEST(guard_data_folder)
+{
+    char pd[MAX_PATH], data[MAX_PATH + 16], logs[MAX_PATH + 32], log[MAX_PATH + 64];
+    char err[600] = "";
+    ck_assert(SUCCEEDED(SHGetFolderPathA(NULL, CSIDL_COMMON_APPDATA, NULL, 0, pd)));
+    snprintf(data, sizeof data, "%s\\AsyncIPC", pd);
+    snprintf(logs, sizeof logs, "%s\\logs", data);
+    snprintf(log, sizeof log, "%s\\guard-test.log", logs);
+    if (GetFileAttributesA(data) != INVALID_FILE_ATTRIBUTES) {
+        fprintf(stderr, "guard_data_folder: skipped, %s exists\n", data);
+        return;
+    }
+    ck_assert_int_eq(aipc_guard_log(log, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "data folder") && strstr(err, "installer"), "%s", err);
+    ck_assert_uint_eq(GetFileAttributesA(data), INVALID_FILE_ATTRIBUTES);
+    /* the installers made it: logs is created by the broker, as the installers would */
+    ck_assert(CreateDirectoryA(data, NULL));
+    ck_assert_msg(aipc_guard_log(log, err, sizeof err) == 0, "%s", err);
+    PSECURITY_DESCRIPTOR sd = NULL;
+    PSID owner = NULL;
+    ck_assert_uint_eq(GetNamedSecurityInfoA(logs, SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION |
+                                            DACL_SECURITY_INFORMATION, &owner, NULL, NULL, NULL,
+                                            &sd), ERROR_SUCCESS);
+    PSID ba = NULL;
+    ck_assert(ConvertStringSidToSidA("S-1-5-32-544", &ba));
+    /* Wine keeps a descriptor it is given for a new folder; Windows does too */
+    ck_assert_msg(EqualSid(owner, ba), "logs is not owned by Administrators");
+    SECURITY_DESCRIPTOR_CONTROL ctl = 0;
+    DWORD rev;
+    ck_assert(GetSecurityDescriptorControl(sd, &ctl, &rev));
+    ck_assert_msg(ctl & SE_DACL_PROTECTED, "logs' DACL is not protected");
+    LocalFree(ba);
+    LocalFree(sd);
+    RemoveDirectoryA(logs);
+    RemoveDirectoryA(data);
 }
 END_TEST
 
@@ -361,6 +455,8 @@ int main(void)
     tcase_add_test(tc, reparse_walk);
     tcase_add_test(tc, guards_on_own_files);
     tcase_add_test(tc, guards_refuse_links);
+    tcase_add_test(tc, guard_config_read);
+    tcase_add_test(tc, guard_data_folder);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_set_fork_status(r, CK_NOFORK);
