@@ -274,14 +274,16 @@ END_TEST
 
 /* ---- decisions ---------------------------------------------------------------------------- */
 
-/* A: the example policy of docs/protocol.md (isolated sessions, per-user area, shared area). */
+/* A: the example policy of docs/protocol.md (per-user areas within a session - a session id
+ * alone isolates nothing: session 0 holds services, SSH and scheduled-task logons, and ids are
+ * reused - a per-user area, a shared area). */
 static const char pol_a[] =
     "{\"rules\":["
-    "{\"allow\":[\"pub\",\"sub\"],\"topic\":\"session/%s/#\"},"          /* 0 */
+    "{\"allow\":[\"pub\",\"sub\"],\"topic\":\"session/%s/%u/#\"},"       /* 0 */
     "{\"allow\":[\"pub\",\"sub\"],\"topic\":\"user/%u/#\"},"             /* 1 */
     "{\"allow\":[\"pub\",\"sub\"],\"topic\":\"shared/#\"},"              /* 2 */
     "{\"allow\":[\"sub\"],\"topic\":\"$bus/#\"},"                        /* 3 */
-    "{\"allow\":[\"send\",\"req\"],\"to_session\":\"%s\"},"             /* 4 */
+    "{\"allow\":[\"send\",\"req\"],\"to_session\":\"%s\",\"to_user\":\"%u\"},"  /* 4 */
     "{\"allow\":[\"send\",\"req\"],\"to_user\":\"SY\"},"                /* 5 */
     "{\"allow\":[\"*\"],\"who\":[\"SY\",\"BA\"]}],"                     /* 6 */
     "\"names\":{\"svc.*\":[\"SY\",\"BA\"]}}";
@@ -316,6 +318,10 @@ static const char pol_d[] =
     "{\"allow\":[\"sub\"],\"who\":\"HI\",\"topic\":\"logs/#\"},"     /* 2 */
     "{\"deny\":[\"sub\"],\"topic\":\"logs/#\"}]}";                    /* 3 */
 
+/* Users logged on in session 0 (SSH, a scheduled task). */
+static const aipc_identity id_alice_s0 = {SID_ALICE, 0, 0x2000, g_alice, N_OF(g_alice)};
+static const aipc_identity id_bob_s0 = {SID_BOB, 0, 0x2000, g_bob, N_OF(g_bob)};
+
 /* Integrity levels between and below the named ones (a process may lower its own). */
 static const aipc_identity id_alice_lowplus = {SID_ALICE, 1, 0x1001, g_alice, N_OF(g_alice)};
 static const aipc_identity id_alice_untrusted = {SID_ALICE, 1, 0x0, g_alice, N_OF(g_alice)};
@@ -338,15 +344,23 @@ static const struct {
     bool allow;
     int rule;
 } dec[] = {
-    /* A: sessions, %s */
-    {pol_a, &id_alice, PUB, "session/1/x", NULL, true, 0},
-    {pol_a, &id_alice, PUB, "session/2/x", NULL, false, -1},
-    {pol_a, &id_alice_s2, PUB, "session/2/x", NULL, true, 0},
-    {pol_a, &id_bob, PUB, "session/2/x", NULL, true, 0},
-    {pol_a, &id_alice, SUB, "session/1/#", NULL, true, 0},
-    {pol_a, &id_alice, SUB, "session/1", NULL, true, 0},
+    /* A: per-user areas in a session, %s and %u */
+    {pol_a, &id_alice, PUB, "session/1/" SID_ALICE "/x", NULL, true, 0},
+    {pol_a, &id_alice, PUB, "session/1/" SID_BOB "/x", NULL, false, -1},
+    {pol_a, &id_alice, PUB, "session/2/" SID_ALICE "/x", NULL, false, -1},
+    {pol_a, &id_alice_s2, PUB, "session/2/" SID_ALICE "/x", NULL, true, 0},
+    {pol_a, &id_bob, PUB, "session/2/" SID_BOB "/x", NULL, true, 0},
+    {pol_a, &id_bob, PUB, "session/2/" SID_ALICE "/x", NULL, false, -1},
+    {pol_a, &id_alice, SUB, "session/1/" SID_ALICE "/#", NULL, true, 0},
+    {pol_a, &id_alice, SUB, "session/1/" SID_ALICE, NULL, true, 0},
+    {pol_a, &id_alice, SUB, "session/1/#", NULL, false, -1},
+    {pol_a, &id_alice, SUB, "session/1/+/x", NULL, false, -1},
     {pol_a, &id_alice, SUB, "session/+/x", NULL, false, -1},
     {pol_a, &id_alice, SUB, "session/#", NULL, false, -1},
+    /* A: session 0 (services, SSH, scheduled tasks) is no shared area for users */
+    {pol_a, &id_alice_s0, PUB, "session/0/" SID_ALICE "/x", NULL, true, 0},
+    {pol_a, &id_bob_s0, SUB, "session/0/" SID_ALICE "/#", NULL, false, -1},
+    {pol_a, &id_bob_s0, SUB, "session/0/#", NULL, false, -1},
     /* A: users, %u */
     {pol_a, &id_alice, PUB, "user/" SID_ALICE "/notes", NULL, true, 1},
     {pol_a, &id_alice, SUB, "user/" SID_ALICE "/+", NULL, true, 1},
@@ -364,18 +378,24 @@ static const struct {
      * nothing */
     {pol_a, &id_admin, PUB, "session/9/x", NULL, true, 6},
     {pol_a, &id_admin_ua, PUB, "session/9/x", NULL, false, -1},
-    {pol_a, &id_admin_ua, PUB, "session/1/x", NULL, true, 0},
+    {pol_a, &id_admin_ua, PUB, "session/1/" SID_ADMIN "/x", NULL, true, 0},
     {pol_a, &id_system, SUB, "#", NULL, true, 6},
     {pol_a, &id_system, SUB, "$SYS/x", NULL, true, 6},
     /* A: unknown identity - rules without placeholders still apply, %s/%u ones do not */
     {pol_a, NULL, PUB, "shared/x", NULL, true, 2},
     {pol_a, NULL, PUB, "session/1/x", NULL, false, -1},
     {pol_a, NULL, SUB, "user/+/x", NULL, false, -1},
-    /* A: send/req within a session, to SYSTEM services, never across sessions */
-    {pol_a, &id_alice, SEND, "ui", &id_admin, true, 4},
+    /* A: send/req to one's own user in one's own session, to SYSTEM services; never to another
+     * user in the same session (session 0 included), nor across sessions */
+    {pol_a, &id_alice, SEND, "ui", &id_alice, true, 4},
+    {pol_a, &id_alice, SEND, "ui", &id_admin, false, -1},
+    {pol_a, &id_alice, SEND, "ui", &id_alice_s2, false, -1},
     {pol_a, &id_alice, REQ, "ui", &id_bob, false, -1},
     {pol_a, &id_alice, SEND, "ui", &id_bob, false, -1},
-    {pol_a, &id_bob, SEND, "ui", &id_alice_s2, true, 4},
+    {pol_a, &id_bob, SEND, "ui", &id_alice_s2, false, -1},
+    {pol_a, &id_alice_s0, SEND, "x", &id_bob_s0, false, -1},
+    {pol_a, &id_alice_s0, REQ, "x", &id_alice_s0, true, 4},
+    {pol_a, &id_bob_s0, REQ, "svc.print", &id_system, true, 5},
     {pol_a, &id_alice, REQ, "svc.print", &id_system, true, 5},
     {pol_a, &id_alice, SEND, "x", NULL, false, -1},
     {pol_a, NULL, SEND, "x", &id_alice, false, -1},
