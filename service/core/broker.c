@@ -72,6 +72,8 @@ aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(v
         b->cfg.max_incomplete_bytes = def.max_incomplete_bytes;
     if (!b->cfg.frame_timeout_ms)
         b->cfg.frame_timeout_ms = def.frame_timeout_ms;
+    if (!b->cfg.close_linger_ms)
+        b->cfg.close_linger_ms = def.close_linger_ms;
     b->cfg.policy = NULL;                 /* the broker's own copy, below */
     if (cfg && cfg->policy && !(b->policy = aipc_policy_clone(cfg->policy))) {
         free(b);
@@ -121,6 +123,7 @@ void aipc_broker_free(aipc_broker *b)
         aipc_client *c = b->clients;
         client_unlink(b, c);
         aipc_dq_remove(&b->hello_q, &c->t_hello);
+        aipc_dq_remove(&b->linger_q, &c->t_linger);
         aipc_partial_release(b, c);
         aipc_unsubscribe_all(b, c);
         while (c->reqs_out)
@@ -262,6 +265,7 @@ void aipc_broker_detach(aipc_broker *b, aipc_client *cl)
     client_unlink(b, cl);
     cl->state = AIPC_CL_CLOSING;          /* nothing is queued to it from now on */
     aipc_dq_remove(&b->hello_q, &cl->t_hello);
+    aipc_dq_remove(&b->linger_q, &cl->t_linger);
     aipc_partial_release(b, cl);
     aipc_registry_remove(b, cl);
     aipc_unsubscribe_all(b, cl);

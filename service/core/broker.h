@@ -22,7 +22,8 @@
  *      own buffer, or write straight from the pointers), then aipc_client_out_consume(n) with
  *      the number of bytes the write completed. Always call out_next again after a consume.
  *   4. ops->close(conn) asks you to close after flushing: keep writing until out_next returns
- *      0, then disconnect. Input after close was requested is ignored by the core.
+ *      0, then disconnect. Input after close was requested is ignored by the core. If it has
+ *      not drained within close_linger_ms, ops->abort(conn) asks you to close it now.
  *   5. when the pipe is gone (either side), call aipc_broker_detach(b, cl) exactly once; after
  *      it returns, cl and every pointer obtained from out_next are invalid, so never detach
  *      while a write that uses those pointers is still in flight (wait for its completion or
@@ -67,6 +68,10 @@ typedef struct aipc_conn_ops {
     /* The core wants c closed once what is queued now has been written (error frames, bye).
      * Called at most once per client. Do not detach from inside the callback. */
     void (*close)(aipc_conn *c);
+    /* Optional: a close requested through `close` has not drained within close_linger_ms (the
+     * client does not read): close c now, dropping what is still queued, and detach it as
+     * usual once its I/O is done. At most once per client; do not detach from inside it. */
+    void (*abort)(aipc_conn *c);
 } aipc_conn_ops;
 
 /* Engines embed this as the FIRST member of their connection struct. `client` is set by
@@ -101,6 +106,7 @@ struct aipc_conn {
 #define AIPC_BROKER_MIN_INCOMPLETE      65536u
 #define AIPC_BROKER_MAX_INCOMPLETE_LIMIT (1ull << 40)
 #define AIPC_BROKER_DEFAULT_FRAME_TIMEOUT 30000u                     /* frame_timeout_ms */
+#define AIPC_BROKER_DEFAULT_LINGER      5000u                        /* close_linger_ms */
 
 typedef struct aipc_broker_config {
     char     pipe_name[257];     /* short pipe name (no "\\.\pipe\" prefix), 1..256 chars */
@@ -123,6 +129,8 @@ typedef struct aipc_broker_config {
                                   * hold together (D-Bus max_incomplete_message_bytes) */
     uint32_t frame_timeout_ms;   /* a partially received frame that gets no byte this long
                                   * closes its connection (error frame_timeout) */
+    uint32_t close_linger_ms;    /* a connection the broker closes (after an error, a timeout,
+                                  * bye) whose output has not drained this long is aborted */
     int      log_level;          /* aipc_log_level: 0 error .. 4 trace; default 2 (info) */
     char     log_file[1024];     /* "" = engine default. Relative paths are kept as written:
                                   * the ENGINE resolves them against the config file's folder */
@@ -136,8 +144,8 @@ typedef struct aipc_broker_config {
 /* Fills *out with the defaults (pipe asyncipc.broker, 1024 clients, 16 MiB payload,
  * 8 MiB queue, 64 MiB retained store, 10 s hello timeout, 1024 subscriptions and 1 MiB of
  * them per client, 1024 pending requests per client, 60 s request timeout, 64 MiB of
- * incomplete frames in total, 30 s frame stall timeout, info, no log file, default DACL, no
- * policy). */
+ * incomplete frames in total, 30 s frame stall timeout, 5 s close linger, info, no log file,
+ * default DACL, no policy). */
 void aipc_broker_config_defaults(aipc_broker_config *out);
 /* Releases what a loaded config owns (its policy); the struct is left with no policy. */
 void aipc_broker_config_free(aipc_broker_config *cfg);
@@ -151,7 +159,7 @@ void aipc_broker_config_free(aipc_broker_config *cfg);
  *   hello_timeout_ms (integer 1..86400000), max_subscriptions (integer 1..1000000),
  *   max_subscription_bytes (integer 4096..4 GiB), max_pending_requests (integer 1..1000000),
  *   request_timeout_ms (integer 1..86400000), max_incomplete_bytes (integer 64 KiB..1 TiB),
- *   frame_timeout_ms (integer 1..86400000),
+ *   frame_timeout_ms (integer 1..86400000), close_linger_ms (integer 1..86400000),
  *   log_level ("error"|"warn"|"info"|"debug"|"trace" or integer 0..4),
  *   log_file (string, may be empty), sddl (string, may be empty),
  *   policy (object: access rules and reserved names, see policy.h and docs/protocol.md).
@@ -290,6 +298,7 @@ typedef struct aipc_broker_stats {
     uint64_t incomplete_bytes; /* memory held by partially received frames now */
     uint64_t incomplete_refused; /* connections closed with incomplete_full */
     uint64_t frame_timeouts;   /* connections closed with frame_timeout */
+    uint64_t linger_aborts;    /* closing connections aborted after close_linger_ms */
     uint64_t uptime_ms;
 } aipc_broker_stats;
 

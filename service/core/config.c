@@ -27,6 +27,7 @@ void aipc_broker_config_defaults(aipc_broker_config *out)
     out->request_timeout_ms = AIPC_BROKER_DEFAULT_REQ_TIMEOUT;
     out->max_incomplete_bytes = AIPC_BROKER_DEFAULT_MAX_INCOMPLETE;
     out->frame_timeout_ms = AIPC_BROKER_DEFAULT_FRAME_TIMEOUT;
+    out->close_linger_ms = AIPC_BROKER_DEFAULT_LINGER;
     out->log_level = AIPC_LOG_INFO;
 }
 
@@ -200,6 +201,11 @@ static int apply(const cJSON *v, aipc_broker_config *c, char *err, size_t errlen
     if (strcmp(k, "frame_timeout_ms") == 0) {
         rc = get_uint(v, 1, AIPC_BROKER_MAX_TIMEOUT_MS, &n, err, errlen);
         c->frame_timeout_ms = (uint32_t)n;
+        return rc;
+    }
+    if (strcmp(k, "close_linger_ms") == 0) {
+        rc = get_uint(v, 1, AIPC_BROKER_MAX_TIMEOUT_MS, &n, err, errlen);
+        c->close_linger_ms = (uint32_t)n;
         return rc;
     }
     if (strcmp(k, "log_level") == 0)

@@ -251,6 +251,7 @@ struct aipc_client {
     aipc_req *reqs_in;        /* pending requests waiting on it */
     aipc_dnode t_hello;       /* in b->hello_q until its hello succeeds or it closes */
     aipc_dnode t_frame;       /* in b->frame_q while a frame is partly received */
+    aipc_dnode t_linger;      /* in b->linger_q from the close request to the detach */
     uint64_t partial_charge;  /* dec.body_cap counted in b->incomplete_bytes */
     bool direct_out;          /* the engine may be reading into dec's buffer (read_direct
                                * returned it; until read_commit or the next input) */
@@ -297,6 +298,7 @@ struct aipc_broker {
     aipc_dq hello_q;          /* clients that have not said hello, by attach time */
     aipc_dq req_q;            /* pending requests, by forwarding time */
     aipc_dq frame_q;          /* clients with a partial frame, by time of their last byte */
+    aipc_dq linger_q;         /* clients the broker closes, by time of the close request */
     uint64_t incomplete_bytes;/* sum of partial_charge (<= max_incomplete_bytes) */
     uint64_t npending;        /* pending requests (all clients) */
     aipc_policy *policy;      /* NULL: the open bus */

@@ -32,6 +32,7 @@ void aipc_request_close(aipc_client *c)
     c->state = AIPC_CL_CLOSING;
     aipc_dq_remove(&c->b->hello_q, &c->t_hello);
     aipc_partial_closing(c->b, c);
+    aipc_dq_push(&c->b->linger_q, &c->t_linger, aipc_now(c->b) + c->b->cfg.close_linger_ms);
     if (c->conn->ops && c->conn->ops->close)
         c->conn->ops->close(c->conn);
 }

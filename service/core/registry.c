@@ -61,12 +61,14 @@ fail:
     return AIPC_ENOMEM;
 }
 
-/* Forgets a leaving client's id and name (the id itself is never handed out again). */
+/* Forgets a leaving client's id and name (the id itself is never handed out again). Safe to
+ * call twice: a name taken by a newer client in between is left to that client. */
 void aipc_registry_remove(aipc_broker *b, aipc_client *c)
 {
     if (!c->id)
         return;
-    aipc_pmap_del(&b->by_id, c->id, 0);
-    if (c->name_len)
+    if (aipc_pmap_get(&b->by_id, c->id, 0) == c)
+        aipc_pmap_del(&b->by_id, c->id, 0);
+    if (c->name_len && aipc_strmap_get(&b->by_name, c->name, c->name_len) == c)
         aipc_strmap_del(&b->by_name, c->name, c->name_len);
 }

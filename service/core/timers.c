@@ -5,7 +5,10 @@
  *   req_q    pending requests: request_timeout_ms after forwarding the requester gets error
  *            timeout (D-Bus reply_timeout).
  *   frame_q  connections with a partly received frame: frame_timeout_ms after its last byte
- *            they get error frame_timeout and are closed (partial.c). */
+ *            they get error frame_timeout and are closed (partial.c).
+ *   linger_q connections the broker closes: close_linger_ms after the close request, one whose
+ *            output has not drained (its client does not read) is aborted, its name freed at
+ *            once. */
 #include "internal.h"
 
 #include "asyncipc/asyncipc.h"
@@ -36,6 +39,19 @@ static void hello_expired(aipc_broker *b, aipc_client *c)
     aipc_request_close(c);
 }
 
+/* A close that did not drain in time: the engine drops the rest and detaches the client. */
+static void linger_expired(aipc_broker *b, aipc_client *c)
+{
+    aipc_dq_remove(&b->linger_q, &c->t_linger);
+    b->st.linger_aborts++;
+    aipc_logf(b, AIPC_LOG_INFO,
+              "client %" PRIu64 " (pid %u) did not read its last %" PRIu64 " bytes within %u ms: "
+              "cutting it off", c->id, c->pid, aipc_client_out_pending(c), b->cfg.close_linger_ms);
+    aipc_registry_remove(b, c);         /* its name is free for a successor right away */
+    if (c->conn->ops && c->conn->ops->abort)
+        c->conn->ops->abort(c->conn);
+}
+
 uint64_t aipc_broker_tick(aipc_broker *b)
 {
     uint64_t now = aipc_now(b);
@@ -46,8 +62,10 @@ uint64_t aipc_broker_tick(aipc_broker *b)
         aipc_reqs_expire(b, AIPC_CONTAINER(n, aipc_req, t_due));
     while ((n = aipc_dq_due(&b->frame_q, now)))
         aipc_partial_expire(b, AIPC_CONTAINER(n, aipc_client, t_frame));
+    while ((n = aipc_dq_due(&b->linger_q, now)))
+        linger_expired(b, AIPC_CONTAINER(n, aipc_client, t_linger));
     uint64_t next = until(&b->hello_q, now);
-    const aipc_dq *more[] = {&b->req_q, &b->frame_q};
+    const aipc_dq *more[] = {&b->req_q, &b->frame_q, &b->linger_q};
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
         uint64_t t = until(more[i], now);
         if (t < next)

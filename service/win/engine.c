@@ -81,6 +81,7 @@ struct aipc_wconn {
     bool writing;           /* a write is in flight */
     bool rd_direct;         /* the read in flight targets the handler's frame buffer */
     bool close_flush;       /* close once output is drained */
+    bool abort;             /* close now, whatever is queued (aipc_wconn_abort) */
     bool dirty;             /* on the engine's flush list */
     bool skip_port;         /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is set: ops that succeed
                              * at once queue no packet and are handled inline */
@@ -348,6 +349,10 @@ static void conn_pump_write(aipc_wconn *c)
     aipc_engine *e = c->e;
     aipc_wiov iov[ENG_IOV];
 again:
+    if (c->st == C_OPEN && c->abort) {
+        conn_close_now(c);          /* cancels a write that never completes, too */
+        return;
+    }
     if (c->st != C_OPEN || c->writing)
         return;
     int k = e->h.out_next(e->h.ctx, c->user, iov, ENG_IOV);
@@ -474,6 +479,14 @@ void aipc_wconn_close(aipc_wconn *c)
         return;
     c->close_flush = true;
     conn_mark_dirty(c);
+}
+
+void aipc_wconn_abort(aipc_wconn *c)
+{
+    if (c->st != C_OPEN)
+        return;
+    c->abort = true;
+    conn_mark_dirty(c);             /* flush_dirty closes it, outside the handler's callback */
 }
 
 /* Abortive close: cancel everything in flight; the last completion frees the connection. */

@@ -96,6 +96,9 @@ void aipc_engine_free(aipc_engine *e);
 void aipc_wconn_want_write(aipc_wconn *c);
 /* I/O thread only: close c once its queued output is written. */
 void aipc_wconn_close(aipc_wconn *c);
+/* I/O thread only: close c now, dropping queued output (a reader that stopped reading); the
+ * handler's detach follows once its I/O is done. Takes effect after the current callback. */
+void aipc_wconn_abort(aipc_wconn *c);
 
 /* Whether an instance is pending in ConnectNamedPipe (I/O thread; for diagnostics/tests). */
 int aipc_engine_listening(const aipc_engine *e);

@@ -40,7 +40,7 @@ typedef struct fz_conn {
     bool good;                /* the well-behaved client */
     bool stalled;
     size_t chunk;             /* write size, 0 = all */
-    int closes;
+    int closes, aborts;
     aipc_decoder dec;
     int pongs;
     /* replies the good client owes (req frames it received) */
@@ -109,7 +109,16 @@ static void fz_close(aipc_conn *conn)
     CHECK(!c->good || c->stalled);              /* the good client is only closed at shutdown */
 }
 
-static const aipc_conn_ops fz_ops = {fz_want_write, fz_close};
+/* The close did not drain (close_linger_ms): the engine would cut it. Only the fuzz client
+ * (stalled, closed) may get there; the loop below stops feeding it. */
+static void fz_abort(aipc_conn *conn)
+{
+    fz_conn *c = (fz_conn *)conn;
+    CHECK(!c->good && c->closes == 1);
+    c->aborts++;
+}
+
+static const aipc_conn_ops fz_ops = {fz_want_write, fz_close, fz_abort};
 
 /* Encodes one frame onto a growing buffer. */
 static void put_frame(uint8_t **buf, size_t *len, size_t *cap, const char *meta, size_t ml,
@@ -280,6 +289,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.request_timeout_ms = 300;
     cfg.max_incomplete_bytes = 65536;
     cfg.frame_timeout_ms = 100;
+    cfg.close_linger_ms = 50;
     fz_clock = 0;
     if (flags & 16)
         cfg.policy = fz_policy();             /* the broker keeps its own copy */

@@ -176,6 +176,7 @@ static const limit_key limit_keys[] = {
     LK("request_timeout_ms", 1, 86400000, 60000, request_timeout_ms),
     LK("max_incomplete_bytes", 65536, 1ull << 40, 64ull << 20, max_incomplete_bytes),
     LK("frame_timeout_ms", 1, 86400000, 30000, frame_timeout_ms),
+    LK("close_linger_ms", 1, 86400000, 5000, close_linger_ms),
 };
 
 static uint64_t field_of(const aipc_broker_config *c, const limit_key *k)

@@ -27,7 +27,7 @@ typedef struct fake {
     aipc_conn conn;           /* first member, as engines do */
     aipc_broker *b;
     aipc_client *cl;
-    int want_write_calls, close_calls;
+    int want_write_calls, close_calls, abort_calls;
     bool stalled;             /* true: the "pipe" is not written, output piles up */
     size_t write_chunk;       /* 0: consume everything; else at most this per write */
     aipc_decoder dec;
@@ -96,7 +96,13 @@ static inline void fake_close(aipc_conn *c)
     ((fake *)c)->close_calls++;
 }
 
-static const aipc_conn_ops fake_ops = {fake_want_write, fake_close};
+/* The core's linger ran out: a real engine would cancel and detach; tests detach themselves. */
+static inline void fake_abort(aipc_conn *c)
+{
+    ((fake *)c)->abort_calls++;
+}
+
+static const aipc_conn_ops fake_ops = {fake_want_write, fake_close, fake_abort};
 
 /* A new connection (attached); NULL client if the broker refused it. */
 static inline fake *fake_new(aipc_broker *b, uint32_t pid)

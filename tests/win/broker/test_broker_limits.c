@@ -414,6 +414,62 @@ START_TEST(slowloris)
 }
 END_TEST
 
+/* ---- linger of a graceful close --------------------------------------------------------------- */
+/* A client that stopped reading (its pipe and queue hold 400 KB of publications) sends an
+ * oversize frame: too_large + close, which cannot drain; close_linger_ms later the broker cuts
+ * it off, its name is free for a successor, and the good client is served throughout. */
+START_TEST(non_reader_after_close)
+{
+    enum { LINGER = 1000 };
+    raw_broker b;
+    broker_start(&b, "linger", "\"close_linger_ms\":1000,\"max_payload\":65536");
+    good_client g;
+    good_start(&g, &b);
+    ck_assert_int_eq(raw_sub(g.c, "$bus/left", 2, W), 0);
+    size_t mem0 = raw_broker_private_bytes(&b);
+    raw_conn *victim = raw_connect(b.pipe, W), *pub = raw_connect(b.pipe, W);
+    ck_assert(raw_hello(victim, "victim", W) > 0);
+    ck_assert(raw_hello(pub, "pub", W) > 0);
+    ck_assert_int_eq(raw_sub(victim, "flood", 1, W), 0);
+    static uint8_t pl[4000];
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(raw_queue(pub, "{\"op\":\"pub\",\"topic\":\"flood\"}", pl, sizeof pl), 0);
+    ck_assert_int_eq(raw_flush(pub, W), 0);
+    ck_assert_int_eq(raw_sync(pub, 3, W), 0);                  /* all routed */
+    uint32_t hdr[2] = {10, 1u << 20};                          /* over max_payload */
+    uint64_t t0 = aipc_test_now_ms();
+    ck_assert_int_eq(raw_write(victim, hdr, sizeof hdr, W), 0);
+    raw_conn *early = raw_connect(b.pipe, W);
+    ck_assert(raw_hello(early, "victim", W) < 0);              /* name_taken: still held */
+    raw_close(early);
+    size_t peak = raw_broker_private_bytes(&b);
+    good_round(&g, 20);
+    raw_frame f;                                               /* its $bus/left: detached */
+    for (;;) {
+        ck_assert_int_eq(raw_expect(g.c, &f, "msg", -1, W), 1);
+        int left = strcmp(raw_str(&f, "topic"), "$bus/left") == 0 &&
+                   strstr((const char *)f.payload, "\"victim\"") != NULL;
+        raw_frame_free(&f);
+        if (left)
+            break;
+    }
+    uint64_t took = aipc_test_now_ms() - t0;
+    fprintf(stderr, "non-reader after close: cut off after %llu ms\n", (unsigned long long)took);
+    ck_assert(took >= LINGER - 50 && took < LINGER + 5000);
+    raw_conn *succ = raw_connect(b.pipe, W);
+    ck_assert(raw_hello(succ, "victim", W) > 0);               /* the name is free */
+    ck_assert_int_eq((int)stat_of(g.c, "linger_aborts"), 1);
+    good_round(&g, 20);
+    size_t mem1 = raw_broker_private_bytes(&b);
+    mem_report("non-reader after close", mem0, peak, mem1);
+    raw_close(succ);
+    raw_close(victim);
+    raw_close(pub);
+    raw_close(g.c);
+    ck_assert_int_eq(raw_broker_stop(&b, 5000), 0);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
     TCase *tc = tcase_create(name);
@@ -431,6 +487,7 @@ int main(int argc, char **argv)
     add(s, "request_flood_target_leaves", request_flood_target_leaves);
     add(s, "request_timeout", request_timeout);
     add(s, "slowloris", slowloris);
+    add(s, "non_reader_after_close", non_reader_after_close);
     SRunner *r = srunner_create(s);
     srunner_set_fork_status(r, CK_NOFORK);
     srunner_run(r, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
