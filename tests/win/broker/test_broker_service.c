@@ -141,9 +141,22 @@ static void set_binpath(const char *dir, const char *cfg)
     CloseServiceHandle(scm);
 }
 
+/* The data folder the installers create (a service broker never creates it: it refuses to
+ * start without it). A fresh prefix has none. */
+static void ensure_data_folder(void)
+{
+    char data[MAX_PATH];
+    DWORD n = GetEnvironmentVariableA("ProgramData", data, sizeof data);
+    ck_assert(n > 0 && n < sizeof data - 16);
+    strcat(data, "\\AsyncIPC");
+    ck_assert_msg(CreateDirectoryA(data, NULL) || GetLastError() == ERROR_ALREADY_EXISTS,
+                  "cannot create %s (%lu)", data, GetLastError());
+}
+
 START_TEST(sc_plain_binpath)
 {
     char dir[MAX_PATH], cfg[MAX_PATH], pipe[96];
+    ensure_data_folder();
     bin_dir(dir, sizeof dir);
     aipc_test_name(pipe, sizeof pipe, "svc");
     write_config(cfg, sizeof cfg, pipe);
@@ -174,6 +187,7 @@ END_TEST
 START_TEST(exe_install_control)
 {
     char dir[MAX_PATH], cfg[MAX_PATH], pipe[96];
+    ensure_data_folder();
     bin_dir(dir, sizeof dir);
     aipc_test_name(pipe, sizeof pipe, "svc2");
     write_config(cfg, sizeof cfg, pipe);
@@ -213,6 +227,7 @@ END_TEST
 START_TEST(service_bad_config)
 {
     char dir[MAX_PATH], cfg[MAX_PATH], pd[MAX_PATH], log[MAX_PATH + 64];
+    ensure_data_folder();
     bin_dir(dir, sizeof dir);
     aipc_test_temp_path(cfg, sizeof cfg, "badsvc", ".json");
     FILE *fp = fopen(cfg, "wb");
@@ -242,6 +257,7 @@ END_TEST
 START_TEST(service_refuses_linked_log)
 {
     char dir[MAX_PATH], cfg[MAX_PATH], pipe[96], link[MAX_PATH + 16];
+    ensure_data_folder();
     bin_dir(dir, sizeof dir);
     snprintf(link, sizeof link, "%sguard-link", dir);
     DWORD attr = GetFileAttributesA(link);
