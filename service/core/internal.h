@@ -118,7 +118,19 @@ typedef struct aipc_frame {
     uint64_t len;             /* header + meta + payload */
     uint8_t *data;            /* the encoded frame: right after this struct, or inside mem */
     void *mem;                /* NULL, or an adopted block holding data (freed with the frame) */
+    uint64_t mem_len;         /* bytes of the adopted block (0 without one) */
 } aipc_frame;
+
+/* Per allocation, what the heap adds to the bytes asked for (header, rounding): used where
+ * the core charges memory by its real size. */
+#define AIPC_HEAP_OVERHEAD 16u
+
+/* The heap a frame holds (its struct and data, or its struct and adopted block). */
+static inline uint64_t aipc_frame_heap(const aipc_frame *f)
+{
+    return f->mem ? sizeof *f + AIPC_HEAP_OVERHEAD + f->mem_len + AIPC_HEAP_OVERHEAD
+                  : sizeof *f + f->len + AIPC_HEAP_OVERHEAD;
+}
 
 /* Inbound payloads this large that the decoder assembled are forwarded without a copy: the
  * outgoing header and meta are written into the gap the decoder leaves before the payload. */
@@ -143,6 +155,8 @@ void aipc_outq_free(aipc_outq *q);
 /* ---- topics ------------------------------------------------------------------------------ */
 typedef struct aipc_sub aipc_sub;
 typedef struct aipc_tnode aipc_tnode;
+typedef struct aipc_ret aipc_ret;
+typedef struct aipc_rcursor aipc_rcursor;
 struct aipc_tnode {
     aipc_tnode *parent;
     char *name;               /* this level (owned), "" allowed */
@@ -151,8 +165,27 @@ struct aipc_tnode {
     aipc_tnode *plus, *hash;  /* wildcard children ('+', '#'), kept out of kids */
     aipc_sub **subs;          /* subscription trie: subscribers of exactly this filter */
     uint32_t nsubs, subcap;
-    aipc_frame *retained;     /* retained trie: the frame to deliver (retained:true) */
-    uint64_t ret_bytes;       /* retained trie: topic + payload bytes charged for it */
+    aipc_ret *ret;            /* retained trie: this topic's retained message, or NULL */
+};
+
+/* One retained message (retained.c). */
+struct aipc_ret {
+    aipc_tnode *node;         /* its topic */
+    aipc_frame *frame;        /* encoded once with "retained":true */
+    uint64_t seq;             /* b->ret_seq when stored: the list below is in seq order */
+    uint64_t charge;          /* frame heap + this record, part of b->retained_bytes */
+    aipc_ret *prev, *next;    /* b->ret_head..ret_tail, oldest store first */
+};
+
+/* A retained delivery in progress for one subscription (retained.c): walks the retained list
+ * in bounded slices, pausing while the subscriber's queue is full. */
+struct aipc_rcursor {
+    aipc_sub *sub;            /* whose filter (the sub's node path) and client */
+    aipc_ret *next;           /* next entry to look at; NULL: done */
+    uint64_t until;           /* entries stored later (seq > until) went out live: not again */
+    uint64_t wait_len;        /* > 0: paused until a frame this long fits the client's queue */
+    bool exact;               /* the filter has no wildcard: `next` is its one entry */
+    aipc_rcursor *prev, *nextc; /* b->cursors */
 };
 
 struct aipc_sub {
@@ -160,6 +193,7 @@ struct aipc_sub {
     aipc_tnode *node;
     uint32_t idx;             /* position in node->subs */
     uint32_t cost;            /* aipc_subscription_cost, charged to client->sub_bytes */
+    aipc_rcursor *cur;        /* its retained delivery still in progress, or NULL */
     aipc_sub *cprev, *cnext;  /* the client's subscriptions */
 };
 
@@ -167,8 +201,12 @@ bool aipc_topic_valid_pub(const char *t, size_t n);
 bool aipc_topic_valid_filter(const char *f, size_t n);
 bool aipc_utf8_valid(const char *s, size_t n);
 
-aipc_tnode *aipc_trie_path(aipc_tnode *root, const char *topic, size_t n, bool create);
-void aipc_trie_prune(aipc_tnode *node);
+/* mem (may be NULL): the heap the trie's nodes and child tables take, kept exact. */
+aipc_tnode *aipc_trie_path(aipc_tnode *root, uint64_t *mem, const char *topic, size_t n,
+                           bool create);
+/* What creating the path of topic would add to mem (0 when it exists). */
+uint64_t aipc_trie_add_cost(const aipc_tnode *root, const char *topic, size_t n);
+void aipc_trie_prune(aipc_tnode *node, uint64_t *mem);
 void aipc_trie_free(aipc_tnode *root);
 
 /* ---- policy (policy.h) ------------------------------------------------------------------- */
@@ -290,7 +328,11 @@ struct aipc_broker {
     uint64_t sub_bytes;       /* sum of every client's sub_bytes */
     aipc_tnode ret_root;      /* retained trie */
     uint64_t nretained;
-    uint64_t retained_bytes;  /* sum of ret_bytes, <= cfg.max_retained_bytes */
+    uint64_t retained_bytes;  /* heap of the retained trie's nodes and tables + every
+                               * aipc_ret's charge, <= cfg.max_retained_bytes */
+    aipc_ret *ret_head, *ret_tail; /* every retained message, by seq */
+    uint64_t ret_seq;         /* last seq handed out (stores and subs) */
+    aipc_rcursor *cursors, *cursors_tail; /* retained deliveries in progress */
     bool retained_full_logged;/* the "store is full" warning was logged since the last store */
     uint64_t pub_seq;
 
@@ -357,17 +399,25 @@ aipc_frame *aipc_build_msg(aipc_broker *b, const char *topic, size_t tlen, const
 /* aipc_subscribe's results besides 0 and AIPC_ENOMEM (nothing subscribed). */
 #define AIPC_SUB_TOO_MANY  1       /* the client holds max_subscriptions filters */
 #define AIPC_SUB_TOO_BIG   2       /* it would cost more than max_subscription_bytes */
-int aipc_subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n);
+int aipc_subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n,
+                   aipc_sub **out);
 void aipc_unsubscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n);
 void aipc_unsubscribe_all(aipc_broker *b, aipc_client *c);
 /* aipc_publish's result besides 0 and AIPC_ENOMEM (delivered, retained store unchanged). */
 #define AIPC_PUB_RETAINED_FULL 1   /* delivered, but not retained: over max_retained_bytes */
 int aipc_publish(aipc_broker *b, const char *topic, size_t tlen, const char *from,
                  size_t from_len, const uint8_t *payload, size_t plen, bool retain);
-bool aipc_retained_fits(aipc_broker *b, const char *topic, size_t tlen, size_t plen);
-int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame *f,
-                      size_t plen);
-void aipc_retained_deliver(aipc_broker *b, aipc_client *c, const char *filter, size_t n);
+/* Stores f (reference taken) as topic's retained message, or clears it (f NULL). 0,
+ * AIPC_PUB_RETAINED_FULL (store unchanged) or AIPC_ENOMEM. */
+int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame *f);
+/* Starts delivering the retained matches of s's filter to its client (right after the ok):
+ * a first slice at once, the rest from aipc_broker_tick. */
+void aipc_retained_deliver(aipc_broker *b, aipc_sub *s);
+void aipc_retained_cursor_free(aipc_broker *b, aipc_sub *s);
+/* The charge of topic's retained message now (0 when none). */
+uint64_t aipc_retained_held(aipc_broker *b, const char *topic, size_t tlen);
+/* Runs retained deliveries for up to `budget` entries; true when some can go on at once. */
+bool aipc_retained_run(aipc_broker *b, uint32_t budget);
 void aipc_retained_free(aipc_broker *b);
 
 /* router.c */

@@ -100,6 +100,7 @@ static aipc_frame *adopt(aipc_broker *b, int kind, const uint8_t *payload, size_
     aipc_frame *f = malloc(sizeof *f);
     if (!f)
         return NULL;
+    f->mem_len = (uint64_t)d->meta_len + 1 + d->gap + d->payload_len + 1; /* its layout */
     f->mem = aipc_decoder_adopt(d);
     if (!f->mem) {
         free(f);

@@ -23,6 +23,7 @@ aipc_frame *aipc_frame_make(int kind, const char *meta, size_t meta_len,
     f->len = len;
     f->data = (uint8_t *)(f + 1);
     f->mem = NULL;
+    f->mem_len = 0;
     aipc_frame_put_header(f->data, (uint32_t)meta_len, (uint32_t)payload_len);
     if (meta_len)
         memcpy(f->data + AIPC_HDR_SIZE, meta, meta_len);

@@ -1,109 +1,313 @@
-/* retained.c - retained messages: a trie of topics holding, per topic, the last retained
- * publication already encoded with "retained":true, so a new subscriber gets it by reference. */
+/* retained.c - retained messages: a trie of topics (for lookups and clears) whose nodes point to
+ * aipc_ret records, each holding the last retained publication already encoded with
+ * "retained":true, so a new subscriber gets it by reference. The records also form one list in
+ * store order (a replaced message moves to the tail), which retained deliveries walk.
+ *
+ * Memory: b->retained_bytes is the heap the store really holds - the trie's nodes and child
+ * tables (kept exact by topic.c), each record and its frame (aipc_frame_heap) - and a store
+ * that would take it over max_retained_bytes is refused before anything changes.
+ *
+ * Delivery after a sub: a cursor per subscription walks the list in slices (a first one at
+ * once, the rest from aipc_broker_tick, a budget of entries per turn shared round-robin), so a
+ * "#" against a large store never holds the I/O thread for long; it pauses while the
+ * subscriber's queue has no room for the next frame (nothing is dropped) and skips what was
+ * stored after the sub (that went out live). */
 #include "internal.h"
 
 #include "asyncipc/asyncipc.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-/* True when retaining plen payload bytes on topic keeps the store within max_retained_bytes:
- * the store counts topic + payload bytes, and a replacement is charged only the difference. */
-bool aipc_retained_fits(aipc_broker *b, const char *topic, size_t tlen, size_t plen)
+#define RET_FIRST_SLICE 1024u   /* entries looked at inside the sub itself */
+
+/* ---- store --------------------------------------------------------------------------------- */
+
+static uint64_t rec_heap(void)
 {
-    const aipc_tnode *node = aipc_trie_path(&b->ret_root, topic, tlen, false);
-    uint64_t old = node && node->retained ? node->ret_bytes : 0;
-    uint64_t need = (uint64_t)tlen + (uint64_t)plen;
-    return b->retained_bytes - old + need <= b->cfg.max_retained_bytes;
+    return sizeof(aipc_ret) + AIPC_HEAP_OVERHEAD;
 }
 
-/* Stores f (ownership taken; its payload is plen bytes) as the retained message of topic, or
- * clears it when f is NULL, keeping retained_bytes exact. The caller checked the bound
- * (aipc_retained_fits). On AIPC_ENOMEM the store is unchanged. */
-int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame *f,
-                      size_t plen)
+uint64_t aipc_retained_held(aipc_broker *b, const char *topic, size_t tlen)
 {
-    aipc_tnode *node = aipc_trie_path(&b->ret_root, topic, tlen, f != NULL);
-    if (!node) {
-        aipc_frame_unref(f);
-        return f ? AIPC_ENOMEM : 0;
-    }
-    if (node->retained) {
-        aipc_frame_unref(node->retained);
+    const aipc_tnode *node = aipc_trie_path(&b->ret_root, NULL, topic, tlen, false);
+    return node && node->ret ? node->ret->charge : 0;
+}
+
+/* Cursors looking at e next move past it (it is going, or moving to the tail with a seq newer
+ * than any cursor's `until`). */
+static void cursors_skip(aipc_broker *b, const aipc_ret *e)
+{
+    for (aipc_rcursor *k = b->cursors; k; k = k->nextc)
+        if (k->next == e)
+            k->next = k->exact ? NULL : e->next;
+}
+
+static void list_unlink(aipc_broker *b, aipc_ret *e)
+{
+    cursors_skip(b, e);
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        b->ret_head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        b->ret_tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void list_append(aipc_broker *b, aipc_ret *e)
+{
+    e->seq = ++b->ret_seq;
+    e->prev = b->ret_tail;
+    e->next = NULL;
+    if (b->ret_tail)
+        b->ret_tail->next = e;
+    else
+        b->ret_head = e;
+    b->ret_tail = e;
+}
+
+/* Stores f (a new reference is taken) as topic's retained message, or clears it (f NULL,
+ * never refused). A store is charged the heap it adds: the frame, plus for a new topic its
+ * record and the trie nodes and table growth it needs; a replacement only the difference of
+ * the frames. Over max_retained_bytes: AIPC_PUB_RETAINED_FULL, nothing changed. */
+int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame *f)
+{
+    aipc_tnode *node = aipc_trie_path(&b->ret_root, NULL, topic, tlen, false);
+    aipc_ret *old = node ? node->ret : NULL;
+    if (!f) {
+        if (!old)
+            return 0;
+        list_unlink(b, old);
+        b->retained_bytes -= old->charge;
         b->nretained--;
-        b->retained_bytes -= node->ret_bytes;
+        aipc_frame_unref(old->frame);
+        free(old);
+        node->ret = NULL;
+        aipc_trie_prune(node, &b->retained_bytes);
+        return 0;
     }
-    node->retained = f;
-    node->ret_bytes = f ? (uint64_t)tlen + (uint64_t)plen : 0;
-    if (f) {
-        b->nretained++;
-        b->retained_bytes += node->ret_bytes;
-    } else {
-        aipc_trie_prune(node);
+    uint64_t fheap = aipc_frame_heap(f);
+    uint64_t need = old ? fheap : fheap + rec_heap() +
+                                      (node ? 0 : aipc_trie_add_cost(&b->ret_root, topic, tlen));
+    uint64_t freed = old ? aipc_frame_heap(old->frame) : 0;
+    if (b->retained_bytes - freed + need > b->cfg.max_retained_bytes)
+        return AIPC_PUB_RETAINED_FULL;
+    f->refs++;
+    if (old) {                          /* replace: same record, moved to the tail */
+        list_unlink(b, old);
+        aipc_frame_unref(old->frame);
+        old->frame = f;
+        old->charge = old->charge - freed + fheap;
+        b->retained_bytes = b->retained_bytes - freed + fheap;
+        list_append(b, old);
+        return 0;
     }
+    aipc_ret *e = calloc(1, sizeof *e);
+    if (!e) {
+        aipc_frame_unref(f);
+        return AIPC_ENOMEM;
+    }
+    if (!node && !(node = aipc_trie_path(&b->ret_root, &b->retained_bytes, topic, tlen, true))) {
+        free(e);
+        aipc_frame_unref(f);
+        return AIPC_ENOMEM;
+    }
+    e->node = node;
+    e->frame = f;
+    e->charge = fheap + rec_heap();
+    node->ret = e;
+    b->retained_bytes += e->charge;
+    b->nretained++;
+    list_append(b, e);
     return 0;
 }
 
-/* Queues one retained frame (it is a publication: the slow-consumer drop rule applies). */
-static void give(aipc_broker *b, aipc_client *c, const aipc_tnode *n)
-{
-    if (n->retained && aipc_queue_frame(c, n->retained) == 0)
-        b->st.deliveries++;
-}
-
-/* Everything at and below n ('#'); skip_dollar hides '$' topics at the first level. */
-static void give_all(aipc_broker *b, aipc_client *c, const aipc_tnode *n, bool skip_dollar)
-{
-    give(b, c, n);
-    for (uint32_t i = 0; i < n->kids.cap; i++) {
-        const aipc_tnode *k = n->kids.ents[i].val;
-        if (k && !(skip_dollar && k->len > 0 && k->name[0] == '$'))
-            give_all(b, c, k, false);
-    }
-}
-
-/* Walks the retained trie along a filter's levels starting at lvl (first: level 1). */
-static void walk(aipc_broker *b, aipc_client *c, const aipc_tnode *n, const char *lvl,
-                 const char *end, bool first)
-{
-    const char *slash = memchr(lvl, '/', (size_t)(end - lvl));
-    const char *lend = slash ? slash : end;
-    size_t len = (size_t)(lend - lvl);
-    if (len == 1 && lvl[0] == '#') {
-        give_all(b, c, n, first);       /* also the parent level itself: "a/#" matches "a" */
-        return;
-    }
-    if (len == 1 && lvl[0] == '+') {
-        for (uint32_t i = 0; i < n->kids.cap; i++) {
-            const aipc_tnode *k = n->kids.ents[i].val;
-            if (!k || (first && k->len > 0 && k->name[0] == '$'))
-                continue;
-            if (slash)
-                walk(b, c, k, slash + 1, end, false);
-            else
-                give(b, c, k);
-        }
-        return;
-    }
-    const aipc_tnode *k = aipc_strmap_get(&n->kids, lvl, len);
-    if (!k)
-        return;
-    if (slash)
-        walk(b, c, k, slash + 1, end, false);
-    else
-        give(b, c, k);
-}
-
-/* Delivers the retained messages matching a (validated) filter to c, right after its ok. */
-void aipc_retained_deliver(aipc_broker *b, aipc_client *c, const char *filter, size_t n)
-{
-    if (b->nretained)
-        walk(b, c, &b->ret_root, filter, filter + n, true);
-}
-
-/* Frees every retained message (broker teardown). */
+/* Frees every retained message (broker teardown; cursors went with the subscriptions). */
 void aipc_retained_free(aipc_broker *b)
 {
+    for (aipc_ret *e = b->ret_head, *n; e; e = n) {
+        n = e->next;
+        aipc_frame_unref(e->frame);
+        free(e);
+    }
+    b->ret_head = b->ret_tail = NULL;
     aipc_trie_free(&b->ret_root);
     b->nretained = 0;
     b->retained_bytes = 0;
+}
+
+/* ---- delivery ------------------------------------------------------------------------------ */
+
+/* The levels of a trie node's path, root excluded (at most AIPC_TOPIC_MAX_LEVELS). */
+static size_t levels_of(const aipc_tnode *n, const aipc_tnode **out)
+{
+    size_t k = 0;
+    for (const aipc_tnode *p = n; p->parent; p = p->parent)
+        k++;
+    size_t i = k;
+    for (const aipc_tnode *p = n; p->parent; p = p->parent)
+        out[--i] = p;
+    return k;
+}
+
+static bool is_wild(const aipc_tnode *l, char w)
+{
+    return l->len == 1 && l->name[0] == w;
+}
+
+/* MQTT match of a filter (subscription trie path f[0..nf)) against a topic (retained trie
+ * path t[0..nt)); filters starting with a wildcard do not match '$' topics. */
+static bool levels_match(const aipc_tnode *const *f, size_t nf, const aipc_tnode *const *t,
+                         size_t nt)
+{
+    bool dollar = nt > 0 && t[0]->len > 0 && t[0]->name[0] == '$';
+    for (size_t i = 0;; i++) {
+        if (i == nf)
+            return i == nt;
+        if (is_wild(f[i], '#'))
+            return !(i == 0 && dollar);
+        if (i == nt)
+            return false;
+        if (is_wild(f[i], '+')) {
+            if (i == 0 && dollar)
+                return false;
+        } else if (f[i]->len != t[i]->len || memcmp(f[i]->name, t[i]->name, f[i]->len) != 0) {
+            return false;
+        }
+    }
+}
+
+static void cursor_unlink(aipc_broker *b, aipc_rcursor *k)
+{
+    if (k->prev)
+        k->prev->nextc = k->nextc;
+    else
+        b->cursors = k->nextc;
+    if (k->nextc)
+        k->nextc->prev = k->prev;
+    else
+        b->cursors_tail = k->prev;
+    k->prev = k->nextc = NULL;
+}
+
+static void cursor_append(aipc_broker *b, aipc_rcursor *k)
+{
+    k->prev = b->cursors_tail;
+    k->nextc = NULL;
+    if (b->cursors_tail)
+        b->cursors_tail->nextc = k;
+    else
+        b->cursors = k;
+    b->cursors_tail = k;
+}
+
+void aipc_retained_cursor_free(aipc_broker *b, aipc_sub *s)
+{
+    if (!s->cur)
+        return;
+    cursor_unlink(b, s->cur);
+    free(s->cur);
+    s->cur = NULL;
+}
+
+/* Whether the client has room for a publication of len bytes (the queue's drop rule). */
+static bool room(const aipc_client *c, uint64_t len)
+{
+    return !c->q.data_bytes || c->q.data_bytes + len <= c->b->cfg.max_queue_bytes;
+}
+
+/* One slice of k: looks at up to *budget entries (deducted). Returns true when k is done (then
+ * it is freed), false when it paused or ran out of budget. */
+static bool cursor_slice(aipc_broker *b, aipc_rcursor *k, uint32_t *budget)
+{
+    aipc_sub *s = k->sub;
+    aipc_client *c = s->client;
+    const aipc_tnode *f[AIPC_TOPIC_MAX_LEVELS + 1], *t[AIPC_TOPIC_MAX_LEVELS + 1];
+    size_t nf = k->exact ? 0 : levels_of(s->node, f);
+    if (c->state != AIPC_CL_READY)
+        k->next = NULL;
+    k->wait_len = 0;
+    while (k->next && *budget) {
+        aipc_ret *e = k->next;
+        if (e->seq > k->until) {        /* stored after the sub, and so is the rest */
+            k->next = NULL;
+            break;
+        }
+        (*budget)--;
+        if (!k->exact && !levels_match(f, nf, t, levels_of(e->node, t))) {
+            k->next = e->next;
+            continue;
+        }
+        if (!room(c, e->frame->len)) {
+            k->wait_len = e->frame->len;
+            return false;
+        }
+        if (aipc_queue_frame(c, e->frame) == 0)
+            b->st.deliveries++;
+        k->next = k->exact ? NULL : e->next;
+    }
+    if (k->next)
+        return false;
+    aipc_retained_cursor_free(b, s);
+    return true;
+}
+
+/* After the sub's ok: the retained matches of its filter, a first slice at once. A repeated
+ * sub starts over. Filters without wildcards look up their one topic. */
+void aipc_retained_deliver(aipc_broker *b, aipc_sub *s)
+{
+    aipc_retained_cursor_free(b, s);
+    if (!b->nretained)
+        return;
+    aipc_rcursor *k = calloc(1, sizeof *k);
+    if (!k)
+        return;                         /* out of memory: no retained delivery */
+    k->sub = s;
+    k->until = b->ret_seq;
+    const aipc_tnode *f[AIPC_TOPIC_MAX_LEVELS + 1];
+    size_t nf = levels_of(s->node, f);
+    k->exact = true;
+    for (size_t i = 0; i < nf; i++)
+        if (is_wild(f[i], '+') || is_wild(f[i], '#'))
+            k->exact = false;
+    if (k->exact) {
+        const aipc_tnode *n = &b->ret_root;
+        for (size_t i = 0; i < nf && n; i++)
+            n = aipc_strmap_get(&n->kids, f[i]->name, f[i]->len);
+        k->next = n ? n->ret : NULL;
+    } else {
+        k->next = b->ret_head;
+    }
+    s->cur = k;
+    cursor_append(b, k);
+    uint32_t budget = RET_FIRST_SLICE;
+    cursor_slice(b, k, &budget);
+}
+
+/* Runs cursors round-robin for up to budget entries; each one that ran moves to the tail.
+ * Returns true when one could go on at once (not paused for room). */
+bool aipc_retained_run(aipc_broker *b, uint32_t budget)
+{
+    aipc_rcursor *stop = b->cursors_tail;
+    for (aipc_rcursor *k = b->cursors, *n; k && budget; k = n) {
+        n = k->nextc;
+        bool last = k == stop;
+        aipc_client *c = k->sub->client;
+        if (!k->wait_len || room(c, k->wait_len) || c->state != AIPC_CL_READY) {
+            if (!cursor_slice(b, k, &budget)) {
+                cursor_unlink(b, k);
+                cursor_append(b, k);
+            }
+        }
+        if (last)
+            break;
+    }
+    for (const aipc_rcursor *k = b->cursors; k; k = k->nextc)
+        if (!k->wait_len || room(k->sub->client, k->wait_len) ||
+            k->sub->client->state != AIPC_CL_READY)
+            return true;
+    return false;
 }

@@ -188,7 +188,8 @@ static void op_sub(opctx *x)
     }
     if (!topic_allowed(x, AIPC_POLICY_SUB, f, n))
         return;
-    int rc = aipc_subscribe(x->b, x->c, f, n);
+    aipc_sub *s = NULL;
+    int rc = aipc_subscribe(x->b, x->c, f, n, &s);
     if (rc == AIPC_SUB_TOO_MANY || rc == AIPC_SUB_TOO_BIG) {
         x->b->st.subs_refused++;
         aipc_logf(x->b, AIPC_LOG_DEBUG, "client %" PRIu64 " (pid %u): subscription refused (%s)",
@@ -205,7 +206,7 @@ static void op_sub(opctx *x)
         return;
     }
     aipc_send_ok(x->c, x->has_id, x->id);
-    aipc_retained_deliver(x->b, x->c, f, n);
+    aipc_retained_deliver(x->b, s);
 }
 
 /* unsub: drop the filter (not subscribed is fine). */

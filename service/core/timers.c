@@ -8,12 +8,16 @@
  *            they get error frame_timeout and are closed (partial.c).
  *   linger_q connections the broker closes: close_linger_ms after the close request, one whose
  *            output has not drained (its client does not read) is aborted, its name freed at
- *            once. */
+ *            once.
+ * Besides deadlines, each tick runs a slice of the retained deliveries in progress
+ * (retained.c) and asks to be called again at once while one can go on. */
 #include "internal.h"
 
 #include "asyncipc/asyncipc.h"
 
 #include <inttypes.h>
+
+#define RET_TICK_BUDGET 4096u   /* retained entries looked at per tick, all cursors together */
 
 uint64_t aipc_now(const aipc_broker *b)
 {
@@ -64,6 +68,8 @@ uint64_t aipc_broker_tick(aipc_broker *b)
         aipc_partial_expire(b, AIPC_CONTAINER(n, aipc_client, t_frame));
     while ((n = aipc_dq_due(&b->linger_q, now)))
         linger_expired(b, AIPC_CONTAINER(n, aipc_client, t_linger));
+    if (b->cursors && aipc_retained_run(b, RET_TICK_BUDGET))
+        return 0;
     uint64_t next = until(&b->hello_q, now);
     const aipc_dq *more[] = {&b->req_q, &b->frame_q, &b->linger_q};
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {

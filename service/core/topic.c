@@ -100,8 +100,25 @@ static aipc_tnode *node_new(aipc_tnode *parent, const char *name, size_t len)
     return n;
 }
 
-/* The child of n for one level, created on demand. */
-static aipc_tnode *child(aipc_tnode *n, const char *lvl, size_t len, bool create)
+/* The heap of a node (its level name and NUL inline) and of a child table of cap slots. */
+static uint64_t node_mem(size_t len)
+{
+    return sizeof(aipc_tnode) + len + 1 + AIPC_HEAP_OVERHEAD;
+}
+
+static uint64_t table_mem(uint32_t cap)
+{
+    return cap ? (uint64_t)cap * sizeof(aipc_strmap_ent) + AIPC_HEAP_OVERHEAD : 0;
+}
+
+static void mem_add(uint64_t *mem, uint64_t add, uint64_t sub)
+{
+    if (mem)
+        *mem = *mem + add - sub;
+}
+
+/* The child of n for one level, created on demand (heap accounted in *mem). */
+static aipc_tnode *child(aipc_tnode *n, uint64_t *mem, const char *lvl, size_t len, bool create)
 {
     aipc_tnode **slot = NULL;
     if (len == 1 && lvl[0] == '+')
@@ -109,56 +126,99 @@ static aipc_tnode *child(aipc_tnode *n, const char *lvl, size_t len, bool create
     else if (len == 1 && lvl[0] == '#')
         slot = &n->hash;
     if (slot) {
-        if (!*slot && create)
-            *slot = node_new(n, lvl, len);
+        if (!*slot && create && (*slot = node_new(n, lvl, len)))
+            mem_add(mem, node_mem(len), 0);
         return *slot;
     }
     aipc_tnode *k = aipc_strmap_get(&n->kids, lvl, len);
     if (k || !create)
         return k;
     k = node_new(n, lvl, len);
-    if (k && aipc_strmap_put(&n->kids, k->name, k->len, k) != 0) {
+    if (!k)
+        return NULL;
+    uint32_t cap = n->kids.cap;
+    if (aipc_strmap_put(&n->kids, k->name, k->len, k) != 0) {
         free(k);
         return NULL;
     }
+    mem_add(mem, node_mem(len) + table_mem(n->kids.cap), table_mem(cap));
     return k;
 }
 
 /* Walks (or builds) the node path of a validated topic or filter. NULL: absent or no memory. */
-aipc_tnode *aipc_trie_path(aipc_tnode *root, const char *topic, size_t n, bool create)
+aipc_tnode *aipc_trie_path(aipc_tnode *root, uint64_t *mem, const char *topic, size_t n,
+                           bool create)
 {
     aipc_tnode *node = root;
     size_t start = 0;
     for (size_t i = 0; i <= n && node; i++) {
         if (i < n && topic[i] != '/')
             continue;
-        aipc_tnode *k = child(node, topic + start, i - start, create);
+        aipc_tnode *k = child(node, mem, topic + start, i - start, create);
         if (!k && create)
-            aipc_trie_prune(node);   /* undo what this call created */
+            aipc_trie_prune(node, mem);   /* undo what this call created */
         node = k;
         start = i + 1;
     }
     return node;
 }
 
+/* Mirrors child()/strmap_put for a literal path: the nodes it would create, the new nodes'
+ * one-key tables and the growth of the table of the deepest existing node. */
+uint64_t aipc_trie_add_cost(const aipc_tnode *root, const char *topic, size_t n)
+{
+    const aipc_tnode *node = root;
+    uint64_t cost = 0;
+    bool missing = false;
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && topic[i] != '/')
+            continue;
+        size_t len = i - start;
+        if (!missing) {
+            const aipc_tnode *k = aipc_strmap_get(&node->kids, topic + start, len);
+            if (k) {
+                node = k;
+                start = i + 1;
+                continue;
+            }
+            missing = true;
+            uint32_t cap = node->kids.cap;
+            if ((node->kids.count + 1) * 4 > cap * 3)
+                cost += table_mem(cap ? cap * 2 : 4) - table_mem(cap);
+        } else {
+            cost += table_mem(4);           /* the previous new node's table, one key */
+        }
+        cost += node_mem(len);
+        start = i + 1;
+    }
+    return cost;
+}
+
 /* True when a node carries nothing and can go. */
 static bool node_empty(const aipc_tnode *n)
 {
-    return !n->nsubs && !n->retained && !n->kids.count && !n->plus && !n->hash;
+    return !n->nsubs && !n->ret && !n->kids.count && !n->plus && !n->hash;
 }
 
 /* Removes empty nodes from node up to (not including) the root, so the trie only holds live
- * filters and topics. */
-void aipc_trie_prune(aipc_tnode *node)
+ * filters and topics; a child table left empty goes too. */
+void aipc_trie_prune(aipc_tnode *node, uint64_t *mem)
 {
     while (node && node->parent && node_empty(node)) {
         aipc_tnode *p = node->parent;
-        if (p->plus == node)
+        if (p->plus == node) {
             p->plus = NULL;
-        else if (p->hash == node)
+        } else if (p->hash == node) {
             p->hash = NULL;
-        else
+        } else {
             aipc_strmap_del(&p->kids, node->name, node->len);
+            if (!p->kids.count) {
+                mem_add(mem, 0, table_mem(p->kids.cap));
+                aipc_strmap_free(&p->kids);
+            }
+        }
+        mem_add(mem, 0, node_mem(node->len) + table_mem(node->kids.cap));
         aipc_strmap_free(&node->kids);
         free(node->subs);
         free(node);
@@ -178,7 +238,6 @@ static void subtree_free(aipc_tnode *n)
         subtree_free(n->hash);
     aipc_strmap_free(&n->kids);
     free(n->subs);
-    aipc_frame_unref(n->retained);
     if (n->parent)
         free(n);
 }
@@ -192,18 +251,18 @@ void aipc_trie_free(aipc_tnode *root)
 
 /* ---- subscriptions ---------------------------------------------------------------------- */
 
-/* Per allocation, what the heap adds to the bytes asked for (header and rounding). */
-#define HEAP_OVERHEAD 16u
+#define HEAP_OVERHEAD AIPC_HEAP_OVERHEAD
 /* A trie level: its node with the level name and NUL inline, the heap's share, and for a
  * literal level its slots in the parent's child table (a table holds at least 4 and is kept
  * under 3/4 full, so one child costs at most 4 slots; '+' and '#' children have their own
  * pointers instead). */
 #define NODE_COST (sizeof(aipc_tnode) + HEAP_OVERHEAD + 1)
 #define KID_COST (4 * sizeof(aipc_strmap_ent))
-/* A subscription: its record, the node's pointer array (doubling: two slots each) and the
- * (client, node) index (kept under 3/4 full after doubling: under 3 slots each, 4 charged). */
+/* A subscription: its record, the node's pointer array (doubling: two slots each), the
+ * (client, node) index (kept under 3/4 full after doubling: under 3 slots each, 4 charged)
+ * and the cursor of its retained delivery while one runs. */
 #define SUB_FIXED (sizeof(aipc_sub) + HEAP_OVERHEAD + 2 * sizeof(aipc_sub *) +              \
-                   4 * sizeof(aipc_pmap_ent))
+                   4 * sizeof(aipc_pmap_ent) + sizeof(aipc_rcursor) + HEAP_OVERHEAD)
 
 uint64_t aipc_subscription_cost(const char *filter, size_t n)
 {
@@ -221,17 +280,21 @@ uint64_t aipc_subscription_cost(const char *filter, size_t n)
 
 /* Adds (client, filter) once; a repeated sub is a no-op (it still gets the retained matches).
  * A new one must fit the client's max_subscriptions and max_subscription_bytes. */
-int aipc_subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n)
+int aipc_subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n,
+                   aipc_sub **out)
 {
-    aipc_tnode *node = aipc_trie_path(&b->sub_root, filter, n, false);
-    if (node && aipc_pmap_get(&b->sub_index, (uintptr_t)c, (uintptr_t)node))
+    aipc_tnode *node = aipc_trie_path(&b->sub_root, NULL, filter, n, false);
+    aipc_sub *held = node ? aipc_pmap_get(&b->sub_index, (uintptr_t)c, (uintptr_t)node) : NULL;
+    if (held) {
+        *out = held;
         return 0;
+    }
     uint64_t cost = aipc_subscription_cost(filter, n);
     if (c->nsubs >= b->cfg.max_subscriptions)
         return AIPC_SUB_TOO_MANY;
     if (c->sub_bytes + cost > b->cfg.max_subscription_bytes)
         return AIPC_SUB_TOO_BIG;
-    node = aipc_trie_path(&b->sub_root, filter, n, true);
+    node = aipc_trie_path(&b->sub_root, NULL, filter, n, true);
     if (!node)
         return AIPC_ENOMEM;
     aipc_sub *s = calloc(1, sizeof *s);
@@ -260,10 +323,11 @@ int aipc_subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n)
         c->subs->cprev = s;
     c->subs = s;
     b->nsubs++;
+    *out = s;
     return 0;
 oom:
     free(s);
-    aipc_trie_prune(node);
+    aipc_trie_prune(node, NULL);
     return AIPC_ENOMEM;
 }
 
@@ -272,6 +336,7 @@ static void sub_remove(aipc_broker *b, aipc_sub *s)
 {
     aipc_tnode *node = s->node;
     aipc_client *c = s->client;
+    aipc_retained_cursor_free(b, s);
     aipc_pmap_del(&b->sub_index, (uintptr_t)c, (uintptr_t)node);
     aipc_sub *last = node->subs[--node->nsubs];
     node->subs[s->idx] = last;
@@ -287,13 +352,13 @@ static void sub_remove(aipc_broker *b, aipc_sub *s)
     b->sub_bytes -= s->cost;
     free(s);
     b->nsubs--;
-    aipc_trie_prune(node);
+    aipc_trie_prune(node, NULL);
 }
 
 /* Drops (client, filter) if present; unknown filters are fine (idempotent). */
 void aipc_unsubscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n)
 {
-    aipc_tnode *node = aipc_trie_path(&b->sub_root, filter, n, false);
+    aipc_tnode *node = aipc_trie_path(&b->sub_root, NULL, filter, n, false);
     if (!node)
         return;
     aipc_sub *s = aipc_pmap_get(&b->sub_index, (uintptr_t)c, (uintptr_t)node);
@@ -395,11 +460,13 @@ int aipc_publish(aipc_broker *b, const char *topic, size_t tlen, const char *fro
     if (!retain)
         return 0;
     if (plen == 0)
-        return aipc_retained_set(b, topic, tlen, NULL, 0);
-    if (!aipc_retained_fits(b, topic, tlen, plen))
-        return AIPC_PUB_RETAINED_FULL;      /* checked first: no frame is built for nothing */
+        return aipc_retained_set(b, topic, tlen, NULL);
+    if (b->retained_bytes + plen > b->cfg.max_retained_bytes + aipc_retained_held(b, topic, tlen))
+        return AIPC_PUB_RETAINED_FULL;      /* cannot fit whatever else: no frame built */
     aipc_frame *rf = aipc_build_msg(b, topic, tlen, from, from_len, true, payload, plen);
     if (!rf)
         return AIPC_ENOMEM;
-    return aipc_retained_set(b, topic, tlen, rf, plen);
+    int rc = aipc_retained_set(b, topic, tlen, rf);
+    aipc_frame_unref(rf);
+    return rc;
 }
