@@ -215,11 +215,12 @@ typedef struct busrec {
     volatile LONG state, error, untrusted_errors;
 } busrec;
 
+/* Records the first failed attempt (later ones find no server at all). */
 static void bus_state(aipc_bus *b, void *u, aipc_bus_state s, int err)
 {
     busrec *r = u;
-    if (s == AIPC_BUS_DISCONNECTED || s == AIPC_BUS_RECONNECTING) {
-        InterlockedExchange(&r->state, (LONG)s);
+    if ((s == AIPC_BUS_DISCONNECTED || s == AIPC_BUS_RECONNECTING) &&
+        InterlockedCompareExchange(&r->state, (LONG)s, 0) == 0) {
         InterlockedExchange(&r->error, err);
         SetEvent(r->done);
     }
@@ -240,7 +241,8 @@ static aipc_bus *bus_client(busrec *r, const wchar_t *pipe, const char *owners)
     aipc_bus_options_init(&o);
     o.pipe_name = pipe;
     o.user = r;
-    o.reconnect = 0;
+    o.reconnect = 1;              /* publications queue while there is no trusted broker */
+    o.backoff_min_ms = 50;
     o.connect_timeout_ms = 3000;
     o.on_state = bus_state;
     o.on_error = bus_error;
@@ -258,7 +260,7 @@ START_TEST(bus_refuses_other_owner)
     busrec r;
     aipc_bus *b = bus_client(&r, f.wname, NULL);
     ck_assert_msg(aipc_test_wait(r.done, W), "no state change");
-    ck_assert_int_eq(r.state, AIPC_BUS_DISCONNECTED);
+    ck_assert_int_eq(r.state, AIPC_BUS_RECONNECTING);      /* refused, retried later */
     ck_assert_int_eq(r.error, AIPC_EUNTRUSTED);
     ck_assert_int_eq(r.untrusted_errors, 1);
     aipc_bus_close(b);
