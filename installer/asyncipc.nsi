@@ -3,7 +3,7 @@
 ;   makensis -DVERSION=0.1.0 -DDIST=<build>/dist/AsyncIPC-0.1.0 -DOUTFILE=<exe> asyncipc.nsi
 ;
 ; Installs from the dist tree: bin\ (asyncipc-broker.exe, aipc.exe, asyncipc.dll), include\,
-; lib\ (import library + CMake package), docs\. Registers the AsyncIPCBroker service (automatic
+; lib\ (import libraries + CMake package), docs\. Registers the AsyncIPCBroker service (automatic
 ; start, restart on failure) to run as its own virtual account NT SERVICE\AsyncIPCBroker with
 ; only SeChangeNotifyPrivilege, and starts it; writes %ProgramData%\AsyncIPC\broker.json only when
 ; there is none. Over an existing installation (an upgrade) it stops the service first, replaces
@@ -193,6 +193,7 @@ Section "AsyncIPC" SecMain
   File /nonfatal "${DIST}/include/asyncipc/*.hpp"
   SetOutPath "$INSTDIR\lib"
   File "${DIST}/lib/libasyncipc.dll.a"
+  File /nonfatal "${DIST}/lib/asyncipc.lib"
   SetOutPath "$INSTDIR\lib\cmake\AsyncIPC"
   File "${DIST}/lib/cmake/AsyncIPC/AsyncIPCConfig.cmake"
   File "${DIST}/lib/cmake/AsyncIPC/AsyncIPCConfigVersion.cmake"
@@ -357,6 +358,7 @@ Section "Uninstall"
   Delete "$INSTDIR\include\async_ipc.h"
   RMDir "$INSTDIR\include"
   Delete "$INSTDIR\lib\libasyncipc.dll.a"
+  Delete "$INSTDIR\lib\asyncipc.lib"
   RMDir /r "$INSTDIR\lib\cmake\AsyncIPC"
   RMDir "$INSTDIR\lib\cmake"
   RMDir "$INSTDIR\lib"

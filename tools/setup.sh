@@ -11,7 +11,9 @@ deps="$top/build/deps"
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 
-pkgs=(cmake make gcc g++ clang libclang-rt-14-dev pkg-config dpkg-dev
+# llvm: llvm-dlltool/llvm-readobj make the MSVC import library asyncipc.lib; lld: lld-link, with
+# which the installer suites link a program against it the Visual Studio way.
+pkgs=(cmake make gcc g++ clang libclang-rt-14-dev llvm lld pkg-config dpkg-dev
       gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 binutils-mingw-w64-x86-64 mingw-w64-x86-64-dev
       wine64 wine check libcjson-dev nsis valgrind procps python3 xvfb xauth)
 missing=()
