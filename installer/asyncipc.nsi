@@ -4,17 +4,21 @@
 ;
 ; Installs from the dist tree: bin\ (asyncipc-broker.exe, aipc.exe, asyncipc.dll), include\,
 ; lib\ (import libraries + CMake package), docs\. Registers the AsyncIPCBroker service (automatic
-; start, restart on failure) to run as its own virtual account NT SERVICE\AsyncIPCBroker with
-; only SeChangeNotifyPrivilege, and starts it; writes %ProgramData%\AsyncIPC\broker.json only when
-; there is none. Over an existing installation (an upgrade) it stops the service first, replaces
-; the files, keeps the configuration and starts the service again.
+; start, restart on failure, also after a stop with an error of its own: failureflag) to run as
+; its own virtual account NT SERVICE\AsyncIPCBroker with only SeChangeNotifyPrivilege, and starts
+; it; writes %ProgramData%\AsyncIPC\broker.json only when there is none; adds bin\ to the system
+; PATH (the component "Add to PATH", on by default; /NOPATH when silent turns it off). Over an
+; existing installation (an upgrade) it stops the service and waits until its process has exited,
+; replaces the files (one still in use by a running program is renamed aside and deleted at the
+; next restart of Windows), keeps the configuration and starts the service again. The uninstaller
+; removes the PATH entry.
 ; Before anything changes, asyncipc-secure.exe (dist bin\, extracted to $PLUGINSDIR, not
 ; installed) creates or checks and protects the installation folder when it is outside Program
 ; Files, and %ProgramData%\AsyncIPC with logs\; it refuses folders or files a non-administrator
 ; owns, reparse points, hard links and unsafe parent folders, and setup then aborts (exit code 2
 ; when silent) with nothing installed. Its descriptors are the only definition of those rights.
 ; Every program setup runs is given by its full path ($SYSDIR\sc.exe, $PLUGINSDIR\...).
-; Silent: Setup.exe /S [/D=C:\Path\Without\Quotes]   Uninstall: uninstall.exe /S [/PURGE]
+; Silent: Setup.exe /S [/NOPATH] [/D=C:\Path\Without\Quotes]   Uninstall: uninstall.exe /S [/PURGE]
 ; (/PURGE also removes %ProgramData%\AsyncIPC; without it configuration and logs are kept.)
 
 Target amd64-unicode          ; a 64-bit installer: the product is 64-bit, and wine64 runs no 32-bit code here
@@ -46,7 +50,6 @@ Target amd64-unicode          ; a 64-bit installer: the product is 64-bit, and w
 !include "FileFunc.nsh"
 !include "StrFunc.nsh"
 ${StrStr}
-${UnStrStr}
 
 Name "${PRODUCT} ${VERSION}"
 OutFile "${OUTFILE}"
@@ -66,6 +69,7 @@ VIAddVersionKey /LANG=1033 "LegalCopyright" "${PUBLISHER}"
 
 !define MUI_ABORTWARNING
 !insertmacro MUI_PAGE_WELCOME
+!insertmacro MUI_PAGE_COMPONENTS
 !insertmacro MUI_PAGE_DIRECTORY
 !insertmacro MUI_PAGE_INSTFILES
 !insertmacro MUI_PAGE_FINISH
@@ -74,7 +78,7 @@ VIAddVersionKey /LANG=1033 "LegalCopyright" "${PUBLISHER}"
 !insertmacro MUI_LANGUAGE "English"
 
 ; ---- service helpers (macros so that installer and uninstaller each get a copy) --------------
-; WAIT_STATE STATE: polls `sc query` (every 500 ms, 30 s at most) until the output names STATE;
+; WAIT_STATE STATE (installer only): polls `sc query` (every 500 ms, 30 s at most) until the output names STATE;
 ; leaves "ok", "timeout" or (waiting for RUNNING) "stopped" in $R9.
 !macro WAIT_STATE STATE
   StrCpy $R8 0
@@ -82,22 +86,14 @@ VIAddVersionKey /LANG=1033 "LegalCopyright" "${PUBLISHER}"
     nsExec::ExecToStack '"$SYSDIR\sc.exe" query ${SVC}'
     Pop $R7
     Pop $R6
-    !ifdef __UNINSTALL__
-      ${UnStrStr} $R5 $R6 "${STATE}"
-    !else
-      ${StrStr} $R5 $R6 "${STATE}"
-    !endif
+    ${StrStr} $R5 $R6 "${STATE}"
     ${If} $R5 != ""
       StrCpy $R9 "ok"
       ${Break}
     ${EndIf}
     !if "${STATE}" == "RUNNING"
       ; STOPPED again after a successful "sc start": the broker failed during start-up.
-      !ifdef __UNINSTALL__
-        ${UnStrStr} $R5 $R6 "STOPPED"
-      !else
-        ${StrStr} $R5 $R6 "STOPPED"
-      !endif
+      ${StrStr} $R5 $R6 "STOPPED"
       ${If} $R5 != ""
         StrCpy $R9 "stopped"
         ${Break}
@@ -132,18 +128,32 @@ VIAddVersionKey /LANG=1033 "LegalCopyright" "${PUBLISHER}"
   ${Loop}
 !macroend
 
-; STOP_SERVICE: stops the broker if it is registered and not stopped; aborts when it won't stop.
+; STOP_SERVICE: stops the broker if it is registered and running, and waits (30 s at most) until
+; the service manager reports STOPPED and the broker's process has exited (it holds its files a
+; little longer than its service status says); aborts when it won't stop. Needs
+; $PLUGINSDIR\asyncipc-secure.exe.
 !macro STOP_SERVICE
   ClearErrors
   ReadRegStr $R4 HKLM "${SVCKEY}" "ImagePath"
   ${IfNot} ${Errors}
     DetailPrint "Stopping the ${SVC} service..."
-    nsExec::ExecToLog '"$SYSDIR\sc.exe" stop ${SVC}'
+    nsExec::ExecToLog '"$PLUGINSDIR\asyncipc-secure.exe" stop-service ${SVC} 30000'
     Pop $R7
-    !insertmacro WAIT_STATE "STOPPED"
-    ${If} $R9 != "ok"
-      Abort "The ${SVC} service did not stop within 30 s."
+    ${If} $R7 != 0
+      Abort "The ${SVC} service or its process did not stop within 30 s (asyncipc-secure exit code $R7)."
     ${EndIf}
+  ${EndIf}
+!macroend
+
+; INSTALL_BIN NAME: puts the new bin\NAME in place. A copy in use by a running program (a client
+; that loaded asyncipc.dll, a running aipc.exe) is renamed aside and deleted at the next restart
+; of Windows (asyncipc-secure replace; its message is in the details log).
+!macro INSTALL_BIN NAME
+  File "/oname=$PLUGINSDIR\bin\${NAME}" "${DIST}/bin/${NAME}"
+  nsExec::ExecToLog '"$PLUGINSDIR\asyncipc-secure.exe" replace "$PLUGINSDIR\bin\${NAME}" "$INSTDIR\bin"'
+  Pop $0
+  ${If} $0 != 0
+    Abort "Cannot install $INSTDIR\bin\${NAME} (asyncipc-secure exit code $0; the reason is in the details)."
   ${EndIf}
 !macroend
 
@@ -157,18 +167,7 @@ VIAddVersionKey /LANG=1033 "LegalCopyright" "${PUBLISHER}"
   ${EndIf}
 !macroend
 
-Function .onInit
-  SetShellVarContext all
-  UserInfo::GetAccountType
-  Pop $0
-  ${If} $0 != "Admin"
-    MessageBox MB_ICONSTOP|MB_OK "Administrator rights are required to install ${PRODUCT}." /SD IDOK
-    SetErrorLevel 5
-    Quit
-  ${EndIf}
-FunctionEnd
-
-Section "AsyncIPC" SecMain
+Section "AsyncIPC (programs, service, SDK)" SecMain
   SectionIn RO
   SetShellVarContext all
 
@@ -183,9 +182,10 @@ Section "AsyncIPC" SecMain
 
   SetOverwrite on
   SetOutPath "$INSTDIR\bin"
-  File "${DIST}/bin/asyncipc-broker.exe"
-  File "${DIST}/bin/aipc.exe"
-  File "${DIST}/bin/asyncipc.dll"
+  CreateDirectory "$PLUGINSDIR\bin"
+  !insertmacro INSTALL_BIN "asyncipc-broker.exe"
+  !insertmacro INSTALL_BIN "aipc.exe"
+  !insertmacro INSTALL_BIN "asyncipc.dll"
   SetOutPath "$INSTDIR\include"
   File "${DIST}/include/async_ipc.h"
   SetOutPath "$INSTDIR\include\asyncipc"
@@ -282,6 +282,18 @@ Section "AsyncIPC" SecMain
   ${If} $0 != 0
     Abort "sc failure ${SVC} failed ($0)."
   ${EndIf}
+  ; The failure actions also when the broker stops with an error of its own (a service-specific
+  ; exit code, e.g. 3 when another program holds the pipe name), not only when it crashes.
+  nsExec::ExecToLog '"$SYSDIR\sc.exe" failureflag ${SVC} 1'
+  Pop $0
+  ${If} $0 != 0
+    DetailPrint "warning: sc.exe failureflag failed ($0; Wine's sc.exe has no failureflag): writing FailureActionsOnNonCrashFailures to HKLM\${SVCKEY} instead"
+    ClearErrors
+    WriteRegDWORD HKLM "${SVCKEY}" "FailureActionsOnNonCrashFailures" 1
+    ${If} ${Errors}
+      Abort "Cannot write FailureActionsOnNonCrashFailures of the ${SVC} service."
+    ${EndIf}
+  ${EndIf}
   ; Least privilege: only SeChangeNotifyPrivilege (no impersonation privilege: impersonating a
   ; pipe client yields an identification-level token, all the broker needs) and an unrestricted
   ; service SID. Wine's sc.exe has no privs/sidtype: then warn and write the registry values
@@ -320,6 +332,35 @@ Section "AsyncIPC" SecMain
   ${EndIf}
 SectionEnd
 
+; aipc and asyncipc-broker by name in new Command Prompts. asyncipc-secure edits the registry
+; value itself: an NSIS string holds 1024 characters, a PATH up to 32767.
+Section "Add AsyncIPC to the system PATH" SecPath
+  SetShellVarContext all
+  nsExec::ExecToLog '"$PLUGINSDIR\asyncipc-secure.exe" path-add "$INSTDIR\bin"'
+  Pop $0
+  ${If} $0 != 0
+    DetailPrint "warning: $INSTDIR\bin was not added to the system PATH (asyncipc-secure exit code $0); use the full paths"
+  ${EndIf}
+SectionEnd
+
+Function .onInit
+  SetShellVarContext all
+  UserInfo::GetAccountType
+  Pop $0
+  ${If} $0 != "Admin"
+    MessageBox MB_ICONSTOP|MB_OK "Administrator rights are required to install ${PRODUCT}." /SD IDOK
+    SetErrorLevel 5
+    Quit
+  ${EndIf}
+  ; /NOPATH: leave the system PATH alone (the component unticked).
+  ${GetParameters} $0
+  ClearErrors
+  ${GetOptions} $0 "/NOPATH" $1
+  ${IfNot} ${Errors}
+    SectionSetFlags ${SecPath} 0
+  ${EndIf}
+FunctionEnd
+
 Function un.onInit
   SetShellVarContext all
   UserInfo::GetAccountType
@@ -333,6 +374,8 @@ FunctionEnd
 
 Section "Uninstall"
   SetShellVarContext all
+  InitPluginsDir
+  File "/oname=$PLUGINSDIR\asyncipc-secure.exe" "${DIST}/bin/asyncipc-secure.exe"
   !insertmacro STOP_SERVICE
   ClearErrors
   ReadRegStr $R4 HKLM "${SVCKEY}" "ImagePath"
@@ -349,11 +392,20 @@ Section "Uninstall"
     ${EndIf}
   ${EndIf}
 
+  ; The PATH entry the setup program added (none when it was installed with /NOPATH).
+  nsExec::ExecToLog '"$PLUGINSDIR\asyncipc-secure.exe" path-remove "$INSTDIR\bin"'
+  Pop $0
+  ${If} $0 != 0
+    DetailPrint "warning: could not remove $INSTDIR\bin from the system PATH (asyncipc-secure exit code $0)"
+  ${EndIf}
+
   ; Only what the setup program installed: $INSTDIR may be a folder the user chose with /D=.
-  Delete "$INSTDIR\bin\asyncipc-broker.exe"
-  Delete "$INSTDIR\bin\aipc.exe"
-  Delete "$INSTDIR\bin\asyncipc.dll"
-  RMDir "$INSTDIR\bin"
+  ; A file in use by a running program is deleted at the next restart of Windows.
+  Delete /REBOOTOK "$INSTDIR\bin\asyncipc-broker.exe"
+  Delete /REBOOTOK "$INSTDIR\bin\aipc.exe"
+  Delete /REBOOTOK "$INSTDIR\bin\asyncipc.dll"
+  Delete /REBOOTOK "$INSTDIR\bin\*.old"
+  RMDir /REBOOTOK "$INSTDIR\bin"
   RMDir /r "$INSTDIR\include\asyncipc"
   Delete "$INSTDIR\include\async_ipc.h"
   RMDir "$INSTDIR\include"
@@ -373,8 +425,6 @@ Section "Uninstall"
   ${IfNot} ${Errors}
     ; Lock the folder, then refuse if a non-administrator owns it or it holds a reparse point
     ; (RMDir /r must not walk into what a junction points to).
-    InitPluginsDir
-    File "/oname=$PLUGINSDIR\asyncipc-secure.exe" "${DIST}/bin/asyncipc-secure.exe"
     nsExec::ExecToLog '"$PLUGINSDIR\asyncipc-secure.exe" purge "$APPDATA\AsyncIPC"'
     Pop $0
     ${If} $0 != 0

@@ -1,22 +1,28 @@
 @echo off
 rem install.cmd - installs AsyncIPC by hand with sc.exe (the NSIS setup program does the same).
 rem
-rem Usage (from an elevated Command Prompt):  install.cmd [/nostart]
+rem Usage (from an elevated Command Prompt):  install.cmd [/nostart] [/nopath]
 rem
 rem Source layout: this script sits in the folder that holds the binaries (bin\ of a build's
 rem dist tree, e.g. build\win\dist\AsyncIPC-<version>\bin):
 rem     asyncipc-broker.exe  aipc.exe  asyncipc.dll          (required, installed)
-rem     asyncipc-secure.exe                                  (required, run from here: protects
-rem                                                           the data folder, not installed)
+rem     asyncipc-secure.exe                                  (required, run from here, not
+rem                                                           installed: protects the data folder,
+rem                                                           stops the service, replaces files,
+rem                                                           edits the system PATH)
 rem     ..\include\asyncipc\  ..\lib\  ..\docs\               (SDK and docs; copied when present)
-rem Result: %ProgramFiles%\AsyncIPC\{bin,include,lib,docs}, the service AsyncIPCBroker (auto
-rem start, restarts on failure) running as its own virtual account NT SERVICE\AsyncIPCBroker with
-rem only SeChangeNotifyPrivilege, and %ProgramData%\AsyncIPC (owner Administrators, protected ACL:
-rem SYSTEM and Administrators full control, the service read, in logs\ modify; users nothing)
-rem with broker.json written only if there is none yet (an existing config is never overwritten).
+rem Result: %ProgramFiles%\AsyncIPC\{bin,include,lib,docs}, bin\ added to the system PATH (not
+rem with /nopath), the service AsyncIPCBroker (auto start, restarts on failure - also when it
+rem stops with an error of its own: failureflag) running as its own virtual account
+rem NT SERVICE\AsyncIPCBroker with only SeChangeNotifyPrivilege, and %ProgramData%\AsyncIPC
+rem (owner Administrators, protected ACL: SYSTEM and Administrators full control, the service
+rem read, in logs\ modify; users nothing) with broker.json written only if there is none yet (an existing config is never overwritten).
 rem An existing %ProgramData%\AsyncIPC, broker.json or logs\ that a non-administrator owns, or a
 rem reparse point or hard link there, is refused (exit code 6) before any file or the service changes.
-rem Safe to run again: it stops the service, replaces the files, updates the service, restarts it.
+rem Safe to run again: it stops the service and waits until its process has exited, replaces the
+rem files, updates the service, restarts it. A file still in use by a running program (a client
+rem that loaded asyncipc.dll, a running aipc.exe) is renamed aside and deleted at the next restart
+rem of Windows; the new one is in place at once (asyncipc-secure replace says so).
 rem Exit code 0 on success; non-zero with a message on stderr otherwise.
 rem
 rem Every external program is called by its full path under %SystemRoot%\System32 (an elevated
@@ -51,9 +57,25 @@ set "DEST=%PFDIR%\AsyncIPC"
 set "CFGDIR=%ProgramData%\AsyncIPC"
 set "CFG=%CFGDIR%\broker.json"
 set "NOSTART="
-if /i "%~1"=="/nostart" set "NOSTART=1"
+set "NOPATH="
+:args
+if "%~1"=="" goto :args_done
+if /i "%~1"=="/nostart" goto :arg_nostart
+if /i "%~1"=="/nopath" goto :arg_nopath
 if "%~1"=="/?" goto :usage
 if /i "%~1"=="/h" goto :usage
+echo install.cmd: unknown option "%~1" 1>&2
+call :usage
+exit /b 1
+:arg_nostart
+set "NOSTART=1"
+shift
+goto :args
+:arg_nopath
+set "NOPATH=1"
+shift
+goto :args
+:args_done
 
 rem --- checks ----------------------------------------------------------------------------------
 call :is_admin
@@ -70,11 +92,16 @@ echo Protecting "%CFGDIR%"...
 if errorlevel 1 goto :unsafe_data
 
 rem --- stop a running broker so that its files can be replaced --------------------------------
+rem The service manager reports STOPPED before the broker's process has exited (and released
+rem its files): asyncipc-secure waits for both, 30 s at most.
 "%SC%" query %SVC% >nul 2>&1
 if errorlevel 1 goto :copy
 echo Stopping the %SVC% service...
-call :stop_service
-if errorlevel 1 exit /b 1
+"%SECURE%" stop-service %SVC% 30000
+if errorlevel 1 (
+  echo install.cmd: the %SVC% service or its process did not stop within 30 s 1>&2
+  exit /b 1
+)
 
 rem --- program files ---------------------------------------------------------------------------
 :copy
@@ -88,7 +115,14 @@ if exist "%SRC%\..\lib\" call :copy_tree "%SRC%\..\lib" "%DEST%\lib"
 if exist "%SRC%\..\docs\" call :copy_tree "%SRC%\..\docs" "%DEST%\docs"
 if defined FAILED exit /b 1
 
+rem --- the system PATH: "aipc" and "asyncipc-broker" by name in new Command Prompts -------------
+rem asyncipc-secure edits the registry value itself (no setx: it cuts a PATH at 1024 characters).
+if defined NOPATH goto :config
+"%SECURE%" path-add "%DEST%\bin"
+if errorlevel 1 echo install.cmd: warning: "%DEST%\bin" was not added to the system PATH; use the full paths. 1>&2
+
 rem --- configuration (written once, never overwritten; it inherits the data folder's rights) ----
+:config
 if not exist "%CFGDIR%\logs\" (
   echo install.cmd: the folder "%CFGDIR%\logs" is missing 1>&2
   exit /b 1
@@ -140,6 +174,11 @@ if errorlevel 1 (
   echo install.cmd: "%SC%" failure %SVC% failed 1>&2
   exit /b 1
 )
+rem The failure actions also when the broker stops with an error of its own (a service-specific
+rem exit code, e.g. 3 when another program holds the pipe name), not only when it crashes.
+"%SC%" failureflag %SVC% 1 >nul 2>&1
+if errorlevel 1 call :reg_fallback failureflag FailureActionsOnNonCrashFailures REG_DWORD 1
+if errorlevel 1 exit /b 1
 call :least_privilege
 if errorlevel 1 exit /b 1
 if defined NOSTART goto :done
@@ -157,13 +196,16 @@ if errorlevel 1 (
 )
 :done
 echo AsyncIPC is installed in "%DEST%".
+if not defined NOPATH echo Open a new Command Prompt to run aipc and asyncipc-broker by name.
 exit /b 0
 
 rem ================================================================================================
 :usage
-echo Usage: install.cmd [/nostart]
-echo   Installs AsyncIPC into "%DEST%" and registers the %SVC% service with automatic start.
-echo   Run it from an elevated Command Prompt; the binaries must sit next to this script.
+echo Usage: install.cmd [/nostart] [/nopath]
+echo   Installs AsyncIPC into "%DEST%", adds its bin folder to the system PATH
+echo   (not with /nopath) and registers the %SVC% service with automatic start; /nostart
+echo   leaves it stopped. Run it from an elevated Command Prompt; the binaries must sit next
+echo   to this script.
 exit /b 0
 
 :not_admin
@@ -233,11 +275,12 @@ echo install.cmd: "%~nx1" is missing from the source folder "%~dp1" 1>&2
 set "FAILED=1"
 exit /b 1
 
-rem copy_file SOURCE DESTDIR - copies one file, sets FAILED on error.
+rem copy_file SOURCE DESTDIR - copies one file, sets FAILED on error. A file in use is renamed
+rem aside and deleted at the next restart of Windows (asyncipc-secure replace prints that).
 :copy_file
-copy /y "%~1" "%~2\" >nul 2>&1
+"%SECURE%" replace "%~1" "%~2"
 if not errorlevel 1 exit /b 0
-echo install.cmd: cannot copy "%~1" to "%~2" - is the file in use? 1>&2
+echo install.cmd: cannot copy "%~1" to "%~2" 1>&2
 set "FAILED=1"
 exit /b 1
 
@@ -266,27 +309,6 @@ rem stdout is not a console.
 >> "%CFG%" echo }
 echo Wrote the default configuration "%CFG%".
 exit /b 0
-
-rem stop_service - asks the service to stop and waits (30 s at most) until it is STOPPED.
-:stop_service
-"%SC%" query %SVC% | "%FIND%" "STOPPED" >nul
-if not errorlevel 1 exit /b 0
-"%SC%" stop %SVC% >nul 2>&1
-call :wait_state STOPPED 30
-if not errorlevel 1 exit /b 0
-echo install.cmd: the %SVC% service did not stop within 30 s 1>&2
-exit /b 1
-
-rem wait_state STATE SECONDS - polls the service's state once a second until the service is in STATE.
-:wait_state
-set /a WAITLEFT=%~2
-:wait_state_loop
-"%SC%" query %SVC% | "%FIND%" "%~1" >nul
-if not errorlevel 1 exit /b 0
-if %WAITLEFT% leq 0 exit /b 1
-set /a WAITLEFT-=1
-"%PING%" -n 2 127.0.0.1 >nul
-goto :wait_state_loop
 
 rem wait_running - after "sc start": 0 when the service is RUNNING, 2 as soon as it is STOPPED
 rem again (it failed during start-up), 1 when it is still starting after 30 s.

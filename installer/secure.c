@@ -17,9 +17,11 @@
  *                                      and refuses when it holds a reparse point. 0 also when DIR
  *                                      does not exist.
  *   asyncipc-secure show               prints the service SID and every descriptor (SDDL).
+ *   asyncipc-secure stop-service | replace | path-add | path-remove
+ *                                      the installers' other chores: setup_ops.c.
  *
  * Exit codes: 0 done, 1 usage, 3 refused (stderr names the path, the reason and what to do),
- * 4 system error.
+ * 4 system error (5: setup_ops.c).
  *
  * Rules (docs/security.md "Installation: folders, service account, tools" explains them):
  *  - "trusted" owners: Administrators, SYSTEM, TrustedInstaller and the user running this
@@ -35,6 +37,8 @@
  *    DELETE, FILE_DELETE_CHILD, WRITE_DAC, WRITE_OWNER or GENERIC_ALL: otherwise a user could
  *    rename a parent away and put a folder of their own in its place.
  */
+#include "setup_ops.h"
+
 #include <windows.h>
 #include <aclapi.h>
 #include <sddl.h>
@@ -699,7 +703,8 @@ static int cmd_show(void)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: asyncipc-secure data DIR | install DIR PROGRAMFILES | purge DIR | show\n");
+    fprintf(stderr, "usage: asyncipc-secure data DIR | install DIR PROGRAMFILES | purge DIR | show\n%s",
+            aipc_setup_ops_usage);
     return EXIT_USAGE;
 }
 
@@ -708,6 +713,9 @@ int wmain(int argc, wchar_t **argv)
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 2)
         return usage();
+    int ops = aipc_setup_ops_main(argc, argv);
+    if (ops >= 0)
+        return ops;
     enable_privileges();
     int rc = init();
     if (rc)

@@ -3,10 +3,12 @@ rem uninstall.cmd - removes what install.cmd (or the setup program) installed.
 rem
 rem Usage (from an elevated Command Prompt):  uninstall.cmd [/purge]
 rem
-rem Stops and deletes the AsyncIPCBroker service and removes %ProgramFiles%\AsyncIPC. The
-rem configuration and logs in %ProgramData%\AsyncIPC are kept unless /purge is given; /purge
-rem needs asyncipc-secure.exe next to this script, which first checks that the folder was made by
-rem an administrator and holds no reparse point (exit code 6 otherwise; the folder is kept).
+rem Stops and deletes the AsyncIPCBroker service (waiting until its process has exited), removes
+rem %ProgramFiles%\AsyncIPC and its bin folder from the system PATH. The configuration and logs in
+rem %ProgramData%\AsyncIPC are kept unless /purge is given; /purge needs asyncipc-secure.exe next
+rem to this script, which first checks that the folder was made by an administrator and holds no
+rem reparse point (exit code 6 otherwise; the folder is kept). Without asyncipc-secure.exe next to
+rem it, it waits for the service state only and leaves the PATH entry (with a warning).
 rem Safe to run again (nothing installed is not an error). Exit code 0 on success.
 rem Like install.cmd it calls every external program by its full path and avoids the constructs
 rem Wine's cmd.exe gets wrong (see there).
@@ -40,13 +42,17 @@ rem --- service ----------------------------------------------------------------
 "%SC%" query %SVC% >nul 2>&1
 if errorlevel 1 goto :files
 echo Stopping the %SVC% service...
+if not exist "%SECURE%" goto :stop_by_state
+rem The service manager reports STOPPED before the process has exited and released its files.
+"%SECURE%" stop-service %SVC% 30000
+if errorlevel 1 goto :stop_failed
+goto :stopped
+:stop_by_state
 "%SC%" query %SVC% | "%FIND%" "STOPPED" >nul
 if errorlevel 1 "%SC%" stop %SVC% >nul 2>&1
 call :wait_state STOPPED 30
-if errorlevel 1 (
-  echo uninstall.cmd: the %SVC% service did not stop within 30 s 1>&2
-  exit /b 1
-)
+if errorlevel 1 goto :stop_failed
+:stopped
 echo Deleting the %SVC% service...
 "%SC%" delete %SVC% >nul
 if errorlevel 1 (
@@ -56,8 +62,17 @@ if errorlevel 1 (
 call :wait_deleted
 if errorlevel 1 exit /b 1
 
-rem --- program files ---------------------------------------------------------------------------
+rem --- the system PATH entry install.cmd or the setup program added -------------------------------
 :files
+if not exist "%SECURE%" goto :path_kept
+"%SECURE%" path-remove "%DEST%\bin"
+if errorlevel 1 echo uninstall.cmd: warning: could not remove "%DEST%\bin" from the system PATH 1>&2
+goto :program_files
+:path_kept
+echo uninstall.cmd: warning: without "%SECURE%" the system PATH keeps "%DEST%\bin" if it holds it 1>&2
+
+rem --- program files ---------------------------------------------------------------------------
+:program_files
 if not exist "%DEST%\" goto :registry
 echo Removing "%DEST%"...
 rd /s /q "%DEST%" >nul 2>&1
@@ -111,6 +126,10 @@ exit /b 1
 
 :fail_cfg
 echo uninstall.cmd: cannot remove "%CFGDIR%" completely - is a file in it open? 1>&2
+exit /b 1
+
+:stop_failed
+echo uninstall.cmd: the %SVC% service or its process did not stop within 30 s 1>&2
 exit /b 1
 
 :no_secure
