@@ -5,7 +5,8 @@
  * command line, which `wine prog args...` cannot produce when DIR contains a space).
  *
  *   query NAME                    prints key=value lines: exists, state, pid, start, binpath,
- *                                 display, account, description, failure_reset, failure_actions
+ *                                 display, account, description, failure_reset, failure_actions,
+ *                                 failure_flag (failure actions on non-crash failures)
  *   wait NAME STATE|GONE MS       polls (every 100 ms, at most MS) until the service is in
  *                                 STATE (RUNNING, STOPPED, ...) or no longer exists; exit 0/1
  *   run "COMMAND LINE"            CreateProcess with exactly that command line, waits, and exits
@@ -14,6 +15,13 @@
  *                                 process of the prefix lives); the test ends it with wineserver -k
  *   service-sid NAME              prints the SID of the virtual account NT SERVICE\NAME, derived
  *                                 independently of the installers (SHA-1 of the upper-case name)
+ *   hold-dll PATH SECONDS         a client holding a DLL: LoadLibrary(PATH), prints "loaded", sleeps
+ *   (no arguments, started by the service manager as the service's binary)
+ *                                 a broker stand-in that lingers: RUNNING until asked to stop,
+ *                                 then reports STOPPED and keeps running (its .exe in use) for
+ *                                 3 s before it exits, as a process may after its service stopped.
+ *                                 It appends "stopped UNIXTIME_MS" and "exiting UNIXTIME_MS" to
+ *                                 <its own path>.linger.log.
  *   sdcheck KIND SDDL             checks a descriptor the installers apply, as built from its SDDL
  *                                 (ConvertStringSecurityDescriptorToSecurityDescriptor): owner,
  *                                 protection, and every ACE against what KIND (data, logs, config,
@@ -122,6 +130,10 @@ static int cmd_query(SC_HANDLE scm, const wchar_t *name)
         /* Wine's SCM keeps no failure actions (sc failure "succeeds" and stores nothing). */
         printf("failure_query_error=%lu\n", GetLastError());
     }
+    if (QueryServiceConfig2W(svc, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, d2, sizeof d2, &need))
+        printf("failure_flag=%d\n", ((SERVICE_FAILURE_ACTIONS_FLAG *)d2)->fFailureActionsOnNonCrashFailures ? 1 : 0);
+    else
+        printf("failure_flag_query_error=%lu\n", GetLastError());
     CloseServiceHandle(svc);
     return 0;
 }
@@ -360,10 +372,80 @@ static int cmd_sdcheck(const wchar_t *kind, const wchar_t *sddl)
     return sd_failures ? 1 : 0;
 }
 
+/* ---- the lingering broker stand-in (no arguments, started by the service manager) ---------- */
+static SERVICE_STATUS_HANDLE g_linger_status;
+static HANDLE g_linger_stop;
+
+static DWORD WINAPI linger_ctrl(DWORD code, DWORD type, LPVOID data, LPVOID ctx)
+{
+    (void)type; (void)data; (void)ctx;
+    if (code == SERVICE_CONTROL_STOP || code == SERVICE_CONTROL_SHUTDOWN)
+        SetEvent(g_linger_stop);
+    return NO_ERROR;
+}
+
+/* Milliseconds since 1970 (comparable with file times seen from Linux). */
+static unsigned long long unix_ms(void)
+{
+    FILETIME ft;
+    GetSystemTimeAsFileTime(&ft);
+    ULONGLONG t = ((ULONGLONG)ft.dwHighDateTime << 32) | ft.dwLowDateTime;
+    return (t - 116444736000000000ULL) / 10000ULL;
+}
+
+static void linger_log(const char *what)
+{
+    wchar_t path[MAX_PATH + 32];
+    DWORD n = GetModuleFileNameW(NULL, path, MAX_PATH);
+    if (!n || n >= MAX_PATH)
+        return;
+    wcscat(path, L".linger.log");
+    FILE *f = _wfopen(path, L"a");
+    if (f) {
+        fprintf(f, "%s %llu\n", what, unix_ms());
+        fclose(f);
+    }
+}
+
+static void WINAPI linger_main(DWORD argc, LPWSTR *argv)
+{
+    (void)argc; (void)argv;
+    SERVICE_STATUS st = { SERVICE_WIN32_OWN_PROCESS, SERVICE_RUNNING, SERVICE_ACCEPT_STOP, 0, 0, 0, 0 };
+    g_linger_stop = CreateEventW(NULL, TRUE, FALSE, NULL);
+    g_linger_status = RegisterServiceCtrlHandlerExW(L"", linger_ctrl, NULL);
+    if (!g_linger_status || !g_linger_stop)
+        return;
+    SetServiceStatus(g_linger_status, &st);
+    linger_log("running");
+    WaitForSingleObject(g_linger_stop, INFINITE);
+    st.dwCurrentState = SERVICE_STOPPED;
+    st.dwControlsAccepted = 0;
+    linger_log("stopped");
+    SetServiceStatus(g_linger_status, &st);
+}
+
 /* Dispatches the sub-commands listed at the top of this file. */
 int wmain(int argc, wchar_t **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc == 1) {
+        SERVICE_TABLE_ENTRYW table[] = { { (LPWSTR)L"", linger_main }, { NULL, NULL } };
+        if (StartServiceCtrlDispatcherW(table)) {
+            Sleep(3000);    /* STOPPED reported, the process (and its .exe) still there */
+            linger_log("exiting");
+            return 0;
+        }
+    }
+    if (argc == 4 && wcscmp(argv[1], L"hold-dll") == 0) {
+        HMODULE m = LoadLibraryW(argv[2]);
+        if (!m) {
+            fprintf(stderr, "LoadLibrary(%ls) failed: %lu\n", argv[2], GetLastError());
+            return 1;
+        }
+        printf("loaded %ls\n", argv[2]);
+        Sleep((DWORD)wcstoul(argv[3], NULL, 10) * 1000u);
+        return 0;
+    }
     if (argc == 3 && wcscmp(argv[1], L"run") == 0) {
         return cmd_run(argv[2]);
     }
@@ -380,7 +462,7 @@ int wmain(int argc, wchar_t **argv)
     if (!is_query && !is_wait) {
         fprintf(stderr, "usage: aipc-installer-helper query NAME | wait NAME STATE|GONE MS |"
                         " run \"CMDLINE\" | keepalive SECONDS | service-sid NAME |"
-                        " sdcheck KIND SDDL\n");
+                        " sdcheck KIND SDDL | hold-dll PATH SECONDS\n");
         return 2;
     }
     SC_HANDLE scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);

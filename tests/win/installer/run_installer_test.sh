@@ -46,6 +46,8 @@ t0=$(date +%s)
 
 pass() { checks=$((checks + 1)); echo "ok: $*"; }
 fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*"; }
+# ge A B: both are numbers and A >= B.
+ge() { [[ "$1" =~ ^[0-9]+$ && "$2" =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ]; }
 # check DESCRIPTION COMMAND... : one assertion.
 check() { local d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
 step() { echo "== [$(( $(date +%s) - t0 ))s] $*"; }
@@ -58,6 +60,7 @@ run_verbatim() { w "$AIPC_HELPER" run "$1"; }
 
 cleanup() {
   [ -n "${keepalive_pid:-}" ] && kill "$keepalive_pid" 2>/dev/null
+  [ -n "${hold_pid:-}" ] && kill "$hold_pid" 2>/dev/null
   wineserver -k >/dev/null 2>&1
   wait 2>/dev/null
   rm -rf "$work"
@@ -232,8 +235,18 @@ assert_files() {
            lib/cmake/AsyncIPC/AsyncIPCConfigVersion.cmake docs/README.md; do
     check "installed $f" test -s "$d/$f"
   done
+  if [ -e "$AIPC_DIST/lib/asyncipc.lib" ]; then
+    check "installed lib/asyncipc.lib (Visual Studio import library)" cmp -s "$d/lib/asyncipc.lib" "$AIPC_DIST/lib/asyncipc.lib"
+  else
+    echo "note: this build made no asyncipc.lib (no llvm-dlltool/llvm-readobj)"
+  fi
   check "installed broker is the built one" cmp -s "$d/bin/asyncipc-broker.exe" "$AIPC_DIST/bin/asyncipc-broker.exe"
   check "installed DLL is the built one" cmp -s "$d/bin/asyncipc.dll" "$AIPC_DIST/bin/asyncipc.dll"
+  # Shipped headers and docs refer only to what is shipped: no project-internal SPEC.md, issue
+  # numbers or team notes.
+  local refs
+  refs=$(grep -rnIiE 'SPEC(\.md| section| [0-9])|\bissues? #?[0-9]|see issue|TEAM-NOTES' "$d/include" "$d/docs" 2>/dev/null | head -5)
+  check "installed headers and docs cite no unshipped SPEC.md/issues${refs:+: $refs}" test -z "$refs"
 }
 
 # assert_default_config: a config the installer wrote, with the documented keys.
@@ -265,38 +278,204 @@ pubsub_roundtrip() {
   check "aipc sub printed the published message (got: $(tr -d '\r' <"$out" | head -c 200))" grep -q "$msg" "$out"
 }
 
-# consumer INSTALL_DIR_UNIX INSTALL_DIR_WIN [PIPE]: a program built against the installed
-# package (find_package(AsyncIPC) with CMAKE_PREFIX_PATH = the installation folder) runs with
-# the installed DLL and talks through the installed broker.
+# readme_block NAME: the fenced block that follows the README line "<!-- installer-test: NAME ...".
+readme_block() {
+  awk -v m="<!-- installer-test: $1 " 'index($0, m) == 1 { f = 1; next }
+    f == 1 && /^```/ { f = 2; next }  f == 2 && /^```/ { exit }  f == 2 { print }' "$AIPC_SOURCE_DIR/README.md"
+}
+
+# dll_path INSTALL_DIR_WIN: nothing while the system Path is short (programs find the installed
+# asyncipc.dll through it); DIR\bin once it is longer than 1000 characters, which Wine cuts at
+# about 1024 when it builds a process environment from the registry (Windows does not).
+dll_path() { [ "$(path_reg | wc -c)" -le 1000 ] || echo "$1\bin"; }
+
+# consumer INSTALL_DIR_UNIX INSTALL_DIR_WIN [PIPE]: programs built against the installed package
+# with the README's own CMakeLists.txt and commands, run VERBATIM (bash -e on the README's text,
+# with ASYNCIPC_SRC = this source tree and ASYNCIPC_DIR = the installation folder): the C
+# consumer (consumer.c as the README's main.c) and the C++ consumers (consumer/, C++11 and C++17).
+# They run with the installed DLL found through the system PATH the installer set, and talk
+# through the installed broker.
 consumer() {
-  local du=$1 dw=$2 pipe=${3:-} b="$work/consumer-build"
-  rm -rf "$b"
-  if "$AIPC_CMAKE" -S "$AIPC_SOURCE_DIR/tests/win/installer/consumer" -B "$b" \
-       -DCMAKE_TOOLCHAIN_FILE="$AIPC_SOURCE_DIR/tests/win/installer/consumer/toolchain.cmake" \
-       -DCMAKE_PREFIX_PATH="$du" -DCMAKE_BUILD_TYPE=Release >"$work/consumer.cmake.log" 2>&1; then
-    pass "consumer project configured with find_package(AsyncIPC)"
-  else
-    fail "consumer project configured with find_package(AsyncIPC): $(tail -20 "$work/consumer.cmake.log")"
-    return
-  fi
-  check "find_package used the installed package ($(grep -o 'AsyncIPC .* from .*' "$work/consumer.cmake.log"))" \
-    grep -qF "from $du/lib/cmake/AsyncIPC" "$work/consumer.cmake.log"
-  if "$AIPC_CMAKE" --build "$b" >"$work/consumer.build.log" 2>&1; then
-    pass "consumer built against the installed headers and import library"
-  else
-    fail "consumer built: $(tail -20 "$work/consumer.build.log")"
-    return
-  fi
-  check "no asyncipc.dll next to the consumer (the installed one must be used)" test ! -e "$b/asyncipc.dll"
-  local out rc
-  out=$(WINEPATH="$dw\\bin" w "$b/consumer.exe" $pipe 2>&1 | tr -d '\r'); rc=$?
-  echo "$out" | sed 's/^/    consumer: /'
-  check "consumer exchanged messages (p2p and through the broker) and exited 0" \
+  local du=$1 dw=$2 pipe=${3:-} lists cmds d rc out exe
+  lists=$(readme_block cmakelists); cmds=$(readme_block cross-build)
+  check "README holds the CMakeLists.txt and the cross-build commands the suite runs" \
+    test -n "$lists" -a -n "$(grep -c cmake <<<"$cmds")"
+  echo "$cmds" | sed 's/^/    README commands: /'
+  rm -rf "$work/myapp" "$work/myapp-cpp"; mkdir -p "$work/myapp"
+  printf '%s\n' "$lists" >"$work/myapp/CMakeLists.txt"
+  cp "$AIPC_SOURCE_DIR/tests/win/installer/consumer/consumer.c" "$work/myapp/main.c"
+  cp -r "$AIPC_SOURCE_DIR/tests/win/installer/consumer" "$work/myapp-cpp"
+  for d in myapp myapp-cpp; do
+    (cd "$work/$d" && export ASYNCIPC_SRC="$AIPC_SOURCE_DIR" ASYNCIPC_DIR="$du" \
+       PATH="$(dirname "$AIPC_CMAKE"):$PATH" && bash -e -c "$cmds") >"$work/$d.log" 2>&1; rc=$?
+    if [ "$rc" = 0 ]; then
+      pass "the README's commands, verbatim, configure and build $d with the project's toolchain file"
+    else
+      fail "the README's commands, verbatim, configure and build $d (rc $rc): $(tail -20 "$work/$d.log")"
+      return
+    fi
+  done
+  check "find_package used the installed package ($(grep -o 'AsyncIPC .* from .*' "$work/myapp-cpp.log"))" \
+    grep -qF "from $du/lib/cmake/AsyncIPC" "$work/myapp-cpp.log"
+  check "no asyncipc.dll next to the programs (the installed one must be found)" \
+    test ! -e "$work/myapp/build/asyncipc.dll" -a ! -e "$work/myapp-cpp/build/asyncipc.dll"
+  out=$(WINEPATH=$(dll_path "$dw") w "$work/myapp/build/myapp.exe" $pipe 2>&1 | tr -d '\r'); rc=$?
+  echo "$out" | sed 's/^/    myapp: /'
+  check "C consumer (README's CMakeLists.txt) exchanged messages (p2p and through the broker) and exited 0" \
     test "$rc" = 0 -a -n "$(grep -x 'PASSED (0 failures)' <<<"$out")"
-  out=$(WINEPATH="$dw\\bin" w "$b/consumer_cpp.exe" 2>&1 | tr -d '\r'); rc=$?
-  echo "$out" | sed 's/^/    consumer_cpp: /'
-  check "C++ consumer (installed asyncipc.hpp/bus.hpp) exchanged messages and exited 0" \
-    test "$rc" = 0 -a -n "$(grep '^PASSED' <<<"$out")"
+  for exe in "consumer_cpp11:C++ 201103, string_view no" "consumer_cpp17:C++ 201703, string_view yes"; do
+    out=$(WINEPATH=$(dll_path "$dw") w "$work/myapp-cpp/build/${exe%%:*}.exe" $pipe 2>&1 | tr -d '\r'); rc=$?
+    echo "$out" | sed "s/^/    ${exe%%:*}: /"
+    check "${exe%%:*} (installed asyncipc.hpp/bus.hpp: ${exe#*:}) exchanged messages and exited 0" \
+      test "$rc" = 0 -a -n "$(grep '^PASSED' <<<"$out")" -a -n "$(grep -xF "${exe#*:}" <<<"$out")"
+  done
+  msvc_consumer "$du" "$dw"
+}
+
+# msvc_consumer INSTALL_DIR_UNIX INSTALL_DIR_WIN: the Visual Studio way, as far as Linux allows.
+# asyncipc.lib must name every function asyncipc.h declares (llvm-nm); a C program compiled by
+# clang in MSVC mode (x86_64-pc-windows-msvc, COFF objects as cl.exe makes them) and linked by
+# lld-link (link.exe's command line) against the installed asyncipc.lib takes the address of
+# every one of them and calls some, then runs with the installed DLL. There is no MSVC C runtime
+# here, so it has its own entry point and imports three kernel32 functions (kernel32.lib made
+# with llvm-dlltool); wchar.h, which asyncipc.h includes, is a stub for the same reason.
+msvc_consumer() {
+  local du=$1 dw=$2 lib="$1/lib/asyncipc.lib" m="$work/msvc" names missing t out rc
+  if [ ! -e "$AIPC_DIST/lib/asyncipc.lib" ]; then
+    echo "note: this build made no asyncipc.lib (no llvm-dlltool/llvm-readobj): MSVC checks skipped"
+    return
+  fi
+  check "asyncipc.lib is installed" test -s "$lib"
+  names=$(grep -oE '^ASYNCIPC_API[^(]*[^A-Za-z0-9_(]([A-Za-z_][A-Za-z0-9_]*)\(' "$du/include/asyncipc/asyncipc.h" \
+          | sed -E 's/.*[^A-Za-z0-9_]([A-Za-z_][A-Za-z0-9_]*)\($/\1/' | sort -u)
+  check "asyncipc.h declares functions ($(wc -w <<<"$names"))" test "$(wc -w <<<"$names")" -gt 20
+  for t in llvm-nm clang lld-link llvm-dlltool; do
+    command -v $t >/dev/null || { echo "note: $t not found (Debian: llvm, clang, lld): MSVC link test skipped"; return; }
+  done
+  t=$(llvm-nm "$lib" 2>/dev/null)
+  missing=$(for n in $names; do grep -qE " T __imp_$n\$" <<<"$t" || echo "$n"; done)
+  check "asyncipc.lib imports every function asyncipc.h declares${missing:+ (missing: $missing)}" test -z "$missing"
+  rm -rf "$m"; mkdir -p "$m/stub"
+  printf '/* stand-in for the C runtime'"'"'s wchar.h (none on Linux): wchar_t comes from stddef.h */\n#include <stddef.h>\n' >"$m/stub/wchar.h"
+  { echo "#define AIPC_EXPORTS(X) \\"; for n in $names; do echo "    X($n) \\"; done; echo; } >"$m/aipc_exports.h"
+  printf 'LIBRARY kernel32.dll\nEXPORTS\n  GetStdHandle\n  WriteFile\n  ExitProcess\n' >"$m/kernel32.def"
+  if llvm-dlltool -m i386:x86-64 -d "$m/kernel32.def" -l "$m/kernel32.lib" >"$m/log" 2>&1 \
+     && clang --target=x86_64-pc-windows-msvc -ffreestanding -fno-stack-protector -O1 -Wall -Werror \
+          -I"$du/include" -I"$m/stub" -I"$m" -c "$AIPC_SOURCE_DIR/tests/win/installer/consumer/msvc_consumer.c" \
+          -o "$m/msvc_consumer.obj" >>"$m/log" 2>&1 \
+     && lld-link /nologo /entry:start /subsystem:console /nodefaultlib /out:"$m/msvc_consumer.exe" \
+          "$m/msvc_consumer.obj" /libpath:"$du/lib" asyncipc.lib "$m/kernel32.lib" >>"$m/log" 2>&1; then
+    pass "a program compiled in MSVC mode links with lld-link against the installed asyncipc.lib"
+  else
+    fail "MSVC-mode build against asyncipc.lib: $(tail -20 "$m/log")"
+    return
+  fi
+  out=$(WINEPATH=$(dll_path "$dw") w "$m/msvc_consumer.exe" 2>&1 | tr -d '\r'); rc=$?
+  echo "$out" | sed 's/^/    msvc_consumer: /'
+  check "the MSVC-linked program runs with the installed asyncipc.dll (rc $rc)" \
+    test "$rc" = 0 -a -n "$(grep -x PASSED <<<"$out")"
+}
+
+# ---- the system PATH ----------------------------------------------------------------------------
+envkey='HKLM\System\CurrentControlSet\Control\Session Manager\Environment'
+# path_reg: the system Path as the registry holds it (unexpanded).
+path_reg() { w reg query "$envkey" /v Path 2>/dev/null | tr -d '\r' | sed -n 's/^ *Path *REG_[A-Z_]* *//Ip'; }
+# path_count DIR_WIN: how many entries of the system Path name DIR_WIN (any case).
+path_count() { tr ';' '\n' <<<"$(path_reg)" | grep -cixF -- "$1"; }
+# long_path: the prefix's Path made longer than the 1024 characters an NSIS string or setx holds,
+# with an empty entry and a %VARIABLE% entry that must survive as they are; its value in $path0.
+long_path() {
+  local p i
+  p=$(path_reg)
+  for i in $(seq -w 1 60); do p="$p;C:\aipc-test\unrelated-folder-$i"; done
+  p="$p;;%SystemRoot%\aipc-test-expand"
+  w reg add "$envkey" /v Path /t REG_EXPAND_SZ /d "$p" /f >/dev/null
+  path0=$(path_reg)
+  check "the system Path was made ${#path0} characters long" test "${#path0}" -gt 2000 -a "$path0" = "$p"
+}
+# assert_on_path DIR_WIN: the installer appended DIR_WIN\bin once and kept the rest; a new
+# Command Prompt runs the installed programs by name.
+assert_on_path() {
+  local bin="$1\bin" out
+  check "the system Path is the old one plus ;$bin (length ${#path0} -> $(path_reg | wc -c))" \
+    test "$(path_reg)" = "$path0;$bin"
+  check "$bin is in the system Path once (got $(path_count "$bin"))" test "$(path_count "$bin")" = 1
+  if [ "$(path_reg | wc -c)" -le 1000 ]; then
+    out=$(w cmd /c "asyncipc-broker --version" 2>&1 | tr -d '\r')
+    check "a new Command Prompt runs asyncipc-broker by name (got '$out')" \
+      test "$out" = "asyncipc-broker $AIPC_VERSION"
+  else
+    echo "note: Wine cuts a Path read from the registry at about 1024 characters: running by name is checked with a short Path"
+  fi
+}
+assert_path_restored() {
+  check "the system Path is back to what it was before the installation (${#path0} characters)" \
+    test "$(path_reg)" = "$path0"
+}
+
+# assert_failure_flag: failure actions also after a stop with an error exit code - what
+# "sc failureflag NAME 1" sets, as the service manager reports it, or (Wine's sc has no
+# failureflag) the registry value the installers write instead.
+assert_failure_flag() {
+  if [ -n "$(svc_field failure_flag)" ]; then
+    check "failure actions flag (non-crash failures) is 1" test "$(svc_field failure_flag)" = 1
+  else
+    echo "note: this service manager does not report the failure actions flag (Wine: error $(svc_field failure_flag_query_error))"
+  fi
+  check "registry FailureActionsOnNonCrashFailures is 1 (got '$(regval FailureActionsOnNonCrashFailures)')" \
+    test "$(( $(regval FailureActionsOnNonCrashFailures) ))" = 1
+}
+
+# ---- an upgrade over a busy installation ---------------------------------------------------------
+# prepare_busy INSTALL_DIR_UNIX INSTALL_DIR_WIN: the service's binary becomes the helper's broker
+# stand-in, which reports STOPPED and then keeps running (its .exe in use) for 3 s, and a client
+# process holds the installed asyncipc.dll. Sets pid1 (the stand-in) and hold_pid.
+prepare_busy() {
+  local du=$1 dw=$2 i
+  w sc stop "$SVC" >/dev/null 2>&1
+  check "the broker stopped for the stand-in" w "$AIPC_HELPER" wait "$SVC" STOPPED 30000
+  # A new file, not written into the one the old process may still map.
+  rm -f "$du/bin/asyncipc-broker.exe" "$du/bin/asyncipc-broker.exe.linger.log" "$du/bin/"*.old
+  cp "$AIPC_HELPER" "$du/bin/asyncipc-broker.exe"
+  w sc start "$SVC" >/dev/null 2>&1
+  check "the lingering stand-in runs as the service" w "$AIPC_HELPER" wait "$SVC" RUNNING 30000
+  svc_query; pid1=$(svc_field pid)
+  timeout 600 "$AIPC_WINE" "$AIPC_HELPER" hold-dll "$dw\bin\asyncipc.dll" 500 >"$work/hold.out" 2>&1 &
+  hold_pid=$!
+  for i in $(seq 1 100); do grep -q '^loaded' "$work/hold.out" 2>/dev/null && break; sleep 0.2; done
+  check "a client process holds the installed asyncipc.dll" grep -q '^loaded' "$work/hold.out"
+}
+# assert_busy_handled INSTALL_DIR_UNIX [INSTALLER_OUTPUT]: after the upgrade over prepare_busy:
+# the installer waited for the stand-in's process to exit before writing asyncipc-broker.exe
+# (the new file is younger than the exit, and needed no renaming), and replaced the held
+# asyncipc.dll by renaming it aside (deleted at the next restart) while the client runs on.
+assert_busy_handled() {
+  local du=$1 outf=${2:-} log="$1/bin/asyncipc-broker.exe.linger.log" stopped exited written pending waited
+  stopped=$(sed -n 's/^stopped //p' "$log" 2>/dev/null | tail -n1 | tr -d '\r')
+  exited=$(sed -n 's/^exiting //p' "$log" 2>/dev/null | tail -n1 | tr -d '\r')
+  written=$(find "$du/bin/asyncipc-broker.exe" -printf '%C@' 2>/dev/null | awk '{ printf "%.0f", $1 * 1000 }')
+  check "the stand-in reported STOPPED, then exited about 3 s later (stopped $stopped, exited $exited)" \
+    ge "$exited" "$(( ${stopped:-0} + 2500 ))"
+  check "asyncipc-broker.exe was replaced after the old process exited (exit $exited ms, written $written ms)" \
+    ge "$written" "$exited"
+  check "the installed broker is the built one" cmp -s "$du/bin/asyncipc-broker.exe" "$AIPC_DIST/bin/asyncipc-broker.exe"
+  check "asyncipc-broker.exe needed no renaming (it was free when copied): $(ls "$du/bin" | tr '\n' ' ')" \
+    test -z "$(ls "$du/bin" | grep '^asyncipc-broker\.exe\..*old$')"
+  check "the held asyncipc.dll was renamed aside to asyncipc.dll.1.old" test -e "$du/bin/asyncipc.dll.1.old"
+  check "the new asyncipc.dll is in place" cmp -s "$du/bin/asyncipc.dll" "$AIPC_DIST/bin/asyncipc.dll"
+  pending=$(w reg query 'HKLM\System\CurrentControlSet\Control\Session Manager' /v PendingFileRenameOperations 2>/dev/null | tr -d '\r')
+  check "asyncipc.dll.1.old is deleted at the next restart (PendingFileRenameOperations)" \
+    grep -qiF 'AsyncIPC\bin\asyncipc.dll.1.old' <<<"$pending"
+  check "the client holding the old DLL still runs" kill -0 "$hold_pid"
+  if [ -n "$outf" ]; then
+    waited=$(sed -n 's/.*exited \([0-9]*\) ms after the service manager reported STOPPED.*/\1/p' "$outf" | tail -n1)
+    check "the installer says it waited for the broker's process (${waited:-?} ms after STOPPED)" \
+      ge "$waited" 2000
+    check "the installer says asyncipc.dll was in use and its old copy goes at the next restart" \
+      grep -q 'asyncipc.dll" is in use by a running program.*deleted at the next restart' "$outf"
+  fi
+  kill "$hold_pid" 2>/dev/null; wait "$hold_pid" 2>/dev/null; hold_pid=
+  rm -f "$log" "$du/bin/"*.old
 }
 
 # broken_config_fails CMD...: with an unknown key in broker.json the broker refuses to start;
@@ -371,6 +550,7 @@ if [ "$mode" = cmd ]; then
   rm -rf "$data_unix"
 
   step "install.cmd"
+  path0=$(path_reg)
   run_logged install w cmd /c "$inst_cmd"
   check "install.cmd exits 0 (rc $rc)" test "$rc" = 0
   check "the data folder was created with its descriptor" grep -qF "created \"$data_win\" (data): O:BA" "$work/install.out"
@@ -378,11 +558,14 @@ if [ "$mode" = cmd ]; then
   # Wine's sc.exe has no privs/sidtype: the script must say so and write the registry instead.
   check "install.cmd warns that sc.exe privs is unavailable" grep -q 'warning: .*sc.exe" privs failed' "$work/install.err"
   check "install.cmd warns that sc.exe sidtype is unavailable" grep -q 'warning: .*sc.exe" sidtype failed' "$work/install.err"
+  check "install.cmd warns that sc.exe failureflag is unavailable" grep -q 'warning: .*sc.exe" failureflag failed' "$work/install.err"
   assert_files "$pf_unix"
   assert_default_config
   assert_data_protected "$cfg"
   assert_service_running "$pf_win"
   assert_service_account
+  assert_failure_flag
+  assert_on_path "$pf_win"
   pid1=$(svc_field pid)
   pubsub_roundtrip "$pf_win" asyncipc.broker
   consumer "$pf_unix" "$pf_win"
@@ -407,17 +590,21 @@ if [ "$mode" = cmd ]; then
   rm -f "$data_unix/logs"; mv "$data_unix/logs.real" "$data_unix/logs"
   check "the config is still the one written at install" cmp -s "$cfg" "$work/cfg.before"
 
-  step "edit the config, run install.cmd again"
+  step "edit the config, run install.cmd again over a lingering broker process and a held asyncipc.dll"
   sed -i 's/"pipe_name": "asyncipc.broker"/"pipe_name": "asyncipc.reinstalled"/' "$cfg"
   check "config edited" grep -q asyncipc.reinstalled "$cfg"
   cp "$cfg" "$work/broker.json.edited"
-  w cmd /c "$inst_cmd"; rc=$?
+  prepare_busy "$pf_unix" "$pf_win"
+  run_logged reinstall w cmd /c "$inst_cmd"
   check "install.cmd again exits 0 (rc $rc)" test "$rc" = 0
+  assert_busy_handled "$pf_unix" "$work/reinstall.out"
   check "edited config kept byte for byte" cmp -s "$cfg" "$work/broker.json.edited"
   assert_data_protected "$cfg" "$data_unix/logs/broker.log"
   assert_service_running "$pf_win"
   assert_service_account
   check "service was restarted (pid $pid1 -> $(svc_field pid))" test "$(svc_field pid)" != "$pid1"
+  assert_failure_flag
+  assert_on_path "$pf_win"
   pubsub_roundtrip "$pf_win" asyncipc.reinstalled
 
   step "install.cmd over an invalid config"
@@ -431,8 +618,10 @@ if [ "$mode" = cmd ]; then
   check "service is gone" test "$(svc_field exists)" = 0
   check "program files are gone" test ! -e "$pf_unix"
   check "config kept" cmp -s "$cfg" "$work/broker.json.edited"
+  assert_path_restored
   w cmd /c "$uninst_cmd"; rc=$?
   check "uninstall.cmd with nothing installed exits 0 (rc $rc)" test "$rc" = 0
+  assert_path_restored
   step "uninstall.cmd /purge over a reparse point (refused, kept), then /purge"
   mkdir -p "$work/elsewhere"; echo keep >"$work/elsewhere/keep.txt"
   ln -s "$work/elsewhere" "$data_unix/link"
@@ -472,7 +661,8 @@ elif [ "$mode" = nsis ]; then
   step "static check: full paths in the scripts"
   assert_full_paths
 
-  step "fresh silent install of $old"
+  step "fresh silent install of $old (over a system Path longer than 1024 characters)"
+  long_path
   w "$work/AsyncIPC-Setup-$old.exe" /S; rc=$?
   check "setup $old /S exits 0 (rc $rc)" test "$rc" = 0
   assert_files "$pf_unix"
@@ -482,7 +672,9 @@ elif [ "$mode" = nsis ]; then
   assert_data_protected "$cfg"
   assert_service_running "$pf_win"
   assert_service_account
+  assert_failure_flag
   assert_arp "$old" "$pf_win"
+  assert_on_path "$pf_win"
   pid1=$(svc_field pid)
 
   step "refused setups leave the running installation alone (silent: exit code 2)"
@@ -511,13 +703,15 @@ elif [ "$mode" = nsis ]; then
   check "asyncipc-secure gives the reason (rc $rc)" test "$rc" = 3 -a -n "$(grep -F 'is not empty and holds no AsyncIPC installation' "$work/secure.err")"
   check "Add/Remove Programs still names $old in $pf_win" test "$(arp DisplayVersion)" = "$old" -a "$(arp InstallLocation)" = "$pf_win"
 
-  step "edit the config, upgrade to $AIPC_VERSION"
+  step "edit the config, upgrade to $AIPC_VERSION over a lingering broker process and a held asyncipc.dll"
   sed -i 's/"pipe_name": "asyncipc.broker"/"pipe_name": "asyncipc.upgraded"/' "$cfg"
   check "config edited" grep -q asyncipc.upgraded "$cfg"
   cp "$cfg" "$work/broker.json.edited"
   rm -f "$pf_unix/bin/aipc.exe"      # the upgrade must put every file back
+  prepare_busy "$pf_unix" "$pf_win"
   w "$AIPC_SETUP" /S; rc=$?
   check "setup $AIPC_VERSION /S over $old exits 0 (rc $rc)" test "$rc" = 0
+  assert_busy_handled "$pf_unix"
   check "edited config kept byte for byte" cmp -s "$cfg" "$work/broker.json.edited"
   assert_files "$pf_unix"
   assert_service_running "$pf_win"
@@ -525,6 +719,8 @@ elif [ "$mode" = nsis ]; then
   assert_service_account
   assert_data_protected "$cfg" "$data_unix/logs/broker.log"
   assert_arp "$AIPC_VERSION" "$pf_win"
+  assert_failure_flag
+  assert_on_path "$pf_win"
   pubsub_roundtrip "$pf_win" asyncipc.upgraded
   consumer "$pf_unix" "$pf_win" asyncipc.upgraded
 
@@ -546,12 +742,14 @@ elif [ "$mode" = nsis ]; then
   rm -rf "$pf_unix"
   check "Add/Remove Programs entry is gone" arp_gone
   check "config kept" cmp -s "$cfg" "$work/broker.json.edited"
+  assert_path_restored
 
-  step "silent install into a custom folder (/D=), uninstall with /PURGE"
+  step "silent install into a custom folder (/D=) without the PATH entry (/NOPATH), uninstall with /PURGE"
   custom_win='C:\Apps\AsyncIPC Custom'
   custom_unix="$drive_c/Apps/AsyncIPC Custom"
-  run_verbatim "\"$(winpath "$AIPC_SETUP")\" /S /D=$custom_win"; rc=$?
-  check "setup /S /D= exits 0 (rc $rc)" test "$rc" = 0
+  run_verbatim "\"$(winpath "$AIPC_SETUP")\" /S /NOPATH /D=$custom_win"; rc=$?
+  check "setup /S /NOPATH /D= exits 0 (rc $rc)" test "$rc" = 0
+  check "/NOPATH: the system Path was left alone" test "$(path_reg)" = "$path0"
   assert_files "$custom_unix"
   # Outside Program Files the folder (and the parent setup had to create) gets the install
   # descriptor: as far as Wine shows it, no access for others (a plain new folder here is 755).
@@ -569,6 +767,7 @@ elif [ "$mode" = nsis ]; then
   check "custom folder holds only uninstall.exe" test "$(ls "$custom_unix" 2>/dev/null)" = uninstall.exe
   check "Add/Remove Programs entry is gone" arp_gone
   check "/PURGE removed %ProgramData%\\AsyncIPC" test ! -e "$drive_c/ProgramData/AsyncIPC"
+  assert_path_restored
 else
   echo "FAIL: unknown mode $mode"; exit 2
 fi

@@ -194,11 +194,14 @@ static void test_bus(void)
         aipc_bus_close(sub);
 }
 
-/* Runs every check; exit code 0 only when all passed. */
-int wmain(int argc, wchar_t **argv)
+/* Runs every check; exit code 0 only when all passed. A plain main(), so that the README's
+ * CMakeLists.txt builds it as it is (no -municode). */
+int main(int argc, char **argv)
 {
+    static wchar_t pipe[256];
     setvbuf(stdout, NULL, _IONBF, 0);
-    g_broker_pipe = argc > 1 ? argv[1] : NULL;
+    if (argc > 1 && MultiByteToWideChar(CP_ACP, 0, argv[1], -1, pipe, 256) > 0)
+        g_broker_pipe = pipe;
     printf("AsyncIPC headers %s, DLL %s\n", AIPC_VERSION_STRING, aipc_version_string());
     check(aipc_version() == AIPC_VERSION, "DLL version equals header version");
     test_p2p();
