@@ -26,49 +26,21 @@ static int trust_take(aipc_trust *t, PSID s)
     return 0;
 }
 
-static PSID sid_copy(PSID s)
-{
-    DWORD n = GetLengthSid(s);
-    PSID d = malloc(n);
-    if (d && !CopySid(n, d, s)) {
-        free(d);
-        d = NULL;
-    }
-    return d;
-}
-
 int aipc_trust_add(aipc_trust *t, const char *sid)
 {
     PSID s = NULL;
     if (!ConvertStringSidToSidA(sid, &s))
         return -1;
-    PSID c = sid_copy(s);
+    PSID c = aipc_sec_sid_dup(s);
     LocalFree(s);
     return trust_take(t, c);
-}
-
-/* This process's user SID (malloc'd). */
-static PSID own_user(void)
-{
-    HANDLE tok = NULL;
-    PSID out = NULL;
-    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok))
-        return NULL;
-    DWORD need = 0;
-    GetTokenInformation(tok, TokenUser, NULL, 0, &need);
-    TOKEN_USER *tu = need ? malloc(need) : NULL;
-    if (tu && GetTokenInformation(tok, TokenUser, tu, need, &need))
-        out = sid_copy(tu->User.Sid);
-    free(tu);
-    CloseHandle(tok);
-    return out;
 }
 
 int aipc_trust_init(aipc_trust *t, bool with_trusted_installer)
 {
     memset(t, 0, sizeof *t);
     if (aipc_trust_add(t, "S-1-5-18") || aipc_trust_add(t, "S-1-5-32-544") ||
-        trust_take(t, own_user()) || trust_take(t, aipc_sec_service_sid(AIPC_SEC_BROKER_SERVICE)) ||
+        trust_take(t, aipc_sec_user_sid()) || trust_take(t, aipc_sec_service_sid(AIPC_SEC_BROKER_SERVICE)) ||
         (with_trusted_installer && aipc_trust_add(t, trusted_installer))) {
         aipc_trust_free(t);
         return -1;

@@ -19,7 +19,7 @@ _Static_assert((AIPC_SEC_CLIENT_ACCESS & FILE_CREATE_PIPE_INSTANCE) == 0,
 
 /* ---- SIDs ----------------------------------------------------------------------------------- */
 
-static PSID sid_dup(PSID s)
+PSID aipc_sec_sid_dup(PSID s)
 {
     DWORD n = GetLengthSid(s);
     PSID d = malloc(n);
@@ -30,8 +30,7 @@ static PSID sid_dup(PSID s)
     return d;
 }
 
-/* This process's user SID (malloc'd) or NULL. */
-static PSID user_sid(void)
+PSID aipc_sec_user_sid(void)
 {
     HANDLE tok = NULL;
     PSID out = NULL;
@@ -41,7 +40,7 @@ static PSID user_sid(void)
     GetTokenInformation(tok, TokenUser, NULL, 0, &need);
     TOKEN_USER *tu = need ? malloc(need) : NULL;
     if (tu && GetTokenInformation(tok, TokenUser, tu, need, &need))
-        out = sid_dup(tu->User.Sid);
+        out = aipc_sec_sid_dup(tu->User.Sid);
     free(tu);
     CloseHandle(tok);
     return out;
@@ -49,7 +48,7 @@ static PSID user_sid(void)
 
 wchar_t *aipc_sec_user_sid_string(void)
 {
-    PSID s = user_sid();
+    PSID s = aipc_sec_user_sid();
     wchar_t *str = NULL;
     if (s && !ConvertSidToStringSidW(s, &str))
         str = NULL;
@@ -94,7 +93,7 @@ PSID aipc_sec_service_sid(const wchar_t *name)
     if (!AllocateAndInitializeSid(&nt, 6, SECURITY_SERVICE_ID_BASE_RID, sub[0], sub[1], sub[2],
                                   sub[3], sub[4], 0, 0, &tmp))
         return NULL;
-    PSID out = sid_dup(tmp);
+    PSID out = aipc_sec_sid_dup(tmp);
     FreeSid(tmp);
     return out;
 }
@@ -118,7 +117,7 @@ static PSID item_sid(const char *item, size_t len)
     memcpy(buf, item, len);
     buf[len] = 0;
     if (strcmp(buf, "self") == 0)
-        return user_sid();
+        return aipc_sec_user_sid();
     if (strncmp(buf, "service:", 8) == 0) {
         wchar_t w[256];
         if (!MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, buf + 8, -1, w, 256) || !w[0])
@@ -128,7 +127,7 @@ static PSID item_sid(const char *item, size_t len)
     PSID s = NULL;
     if (!ConvertStringSidToSidA(buf, &s))   /* SID strings and SDDL aliases (SY, BA, ...) */
         return NULL;
-    PSID out = sid_dup(s);
+    PSID out = aipc_sec_sid_dup(s);
     LocalFree(s);
     return out;
 }

@@ -56,6 +56,10 @@ int  aipc_sec_verify_server(HANDLE h, const aipc_sec_expect *e, const char *what
 
 /* The SID of NT SERVICE\<name> (S-1-5-80-<SHA-1 of the upper-case name>), malloc'd. */
 PSID aipc_sec_service_sid(const wchar_t *name);
+/* A malloc'd copy of a SID, or NULL. */
+PSID aipc_sec_sid_dup(PSID s);
+/* This process's user SID (malloc'd), or NULL. */
+PSID aipc_sec_user_sid(void);
 /* This process's user SID as a string (LocalFree), or NULL. */
 wchar_t *aipc_sec_user_sid_string(void);
 
