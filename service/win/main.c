@@ -9,8 +9,11 @@
  *   asyncipc-broker                                     started by the SCM (plain sc create)
  *   asyncipc-broker --version | --help                  print the version / the usage, exit 0
  *
- * Threads: in `run`, the main thread is the broker's I/O thread and the console control handler
- * (a thread Windows creates) only requests the stop.
+ * Threads: in `run`, the main thread is the broker's I/O thread; the console control handler
+ * (a thread Windows creates) and the end-session window's thread request the stop. When the
+ * process is about to be ended (console closed, logoff, shutdown) they also wait, bounded, until
+ * the stop has finished - the clients have their "bye" - because Windows ends the process as
+ * soon as they return.
  */
 #include "broker_app.h"
 #include "service.h"
@@ -28,6 +31,12 @@
  * posts to a freed engine or a closed port handle. */
 static aipc_broker_app *g_console_app;
 static SRWLOCK g_console_lock = SRWLOCK_INIT;
+/* Set by cmd_run once the broker has stopped (every client got its "bye") and been freed. */
+static HANDLE g_console_stopped;
+/* How long a handler whose return ends the process waits for the stop: Windows allows about
+ * 5 s after a console close (and for logoff/shutdown) before it ends the process anyway; the
+ * engine's stop waits at most 3 s for the goodbyes to be written. */
+#define CONSOLE_END_WAIT_MS 4500
 
 /* Requests a stop of the console broker if one is running (any thread). */
 static void console_request_stop(void)
@@ -64,12 +73,80 @@ static void usage(void)
     usage_to(stderr);
 }
 
-/* Console control handler (its own thread): Ctrl+C, Ctrl+Break, close -> clean stop. */
+/* Requests the stop and waits (bounded) until it has finished: for the handlers whose return
+ * lets Windows end the process. */
+static void console_stop_and_wait(void)
+{
+    console_request_stop();
+    if (g_console_stopped)
+        WaitForSingleObject(g_console_stopped, CONSOLE_END_WAIT_MS);
+}
+
+/* Console control handler (its own thread). Ctrl+C, Ctrl+Break: clean stop. Console closed,
+ * shutdown: clean stop, finished before returning (Windows ends the process on return).
+ * CTRL_LOGOFF_EVENT reaches only processes outside the interactive session (under a service
+ * wrapper, say) and names no user: not ours to stop for; the user's own logoff reaches the
+ * end-session window below. */
 static BOOL WINAPI console_ctrl(DWORD type)
 {
-    (void)type;
-    console_request_stop();
+    if (type == CTRL_LOGOFF_EVENT)
+        return TRUE;
+    if (type == CTRL_CLOSE_EVENT || type == CTRL_SHUTDOWN_EVENT)
+        console_stop_and_wait();
+    else
+        console_request_stop();
     return TRUE;
+}
+
+/* The end-session window: the broker loads user32, so Windows treats it as a GUI process and
+ * tells it about logoff and shutdown with WM_QUERYENDSESSION/WM_ENDSESSION to its top-level
+ * windows instead of console control events, and ends it when WM_ENDSESSION returns. A hidden
+ * top-level window (a message-only one gets no broadcasts) finishes the stop first. */
+static LRESULT CALLBACK end_session_proc(HWND w, UINT msg, WPARAM wp, LPARAM lp)
+{
+    if (msg == WM_QUERYENDSESSION)
+        return TRUE;
+    if (msg == WM_ENDSESSION) {
+        if (wp)
+            console_stop_and_wait();
+        return 0;
+    }
+    return DefWindowProcW(w, msg, wp, lp);
+}
+
+/* Whether to make that window. Not under Wine unless AIPC_BROKER_END_SESSION_WINDOW=1 (the
+ * test that simulates a logoff sets it): Wine has no logoff, and the first top-level window of
+ * a prefix starts its desktop process, which - started without a display - makes the top-level
+ * windows of other programs in the prefix fail while it lives. */
+static int want_end_session_window(void)
+{
+    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+    if (!ntdll || !GetProcAddress(ntdll, "wine_get_version"))
+        return 1;
+    wchar_t v[8];
+    DWORD n = GetEnvironmentVariableW(L"AIPC_BROKER_END_SESSION_WINDOW", v, 8);
+    return n == 1 && v[0] == L'1';
+}
+
+/* Its thread: creates the window and pumps its messages until the process ends. Without a
+ * desktop there is no window and nothing to do. */
+static DWORD WINAPI end_session_thread(LPVOID unused)
+{
+    (void)unused;
+    WNDCLASSW wc = { 0 };
+    wc.lpfnWndProc = end_session_proc;
+    wc.hInstance = GetModuleHandleW(NULL);
+    wc.lpszClassName = L"AsyncIPCBrokerEndSession";
+    if (!RegisterClassW(&wc))
+        return 0;
+    HWND w = CreateWindowExW(0, wc.lpszClassName, L"asyncipc-broker", WS_OVERLAPPED, 0, 0, 0, 0,
+                             NULL, NULL, wc.hInstance, NULL);
+    if (!w)
+        return 0;
+    MSG m;
+    while (GetMessageW(&m, NULL, 0, 0) > 0)
+        DispatchMessageW(&m);
+    return 0;
 }
 
 /* Parses --config/--pipe/--ready-event/--stop-event/--start into o (and *start, *stop).
@@ -119,7 +196,12 @@ static int cmd_run(const aipc_broker_opts *o, const wchar_t *stop_event)
     if (rc != 0)
         return rc;
     console_set_app(a);
+    g_console_stopped = CreateEventW(NULL, TRUE, FALSE, NULL);
     SetConsoleCtrlHandler(console_ctrl, TRUE);
+    HANDLE es = want_end_session_window() ? CreateThread(NULL, 0, end_session_thread, NULL, 0, NULL)
+                                          : NULL;
+    if (es)
+        CloseHandle(es);   /* it ends with the process */
     if (stop_event) {
         HANDLE ev = OpenEventW(SYNCHRONIZE, FALSE, stop_event);
         HANDLE th = ev ? CreateThread(NULL, 0, stop_event_thread, ev, 0, NULL) : NULL;
@@ -137,6 +219,8 @@ static int cmd_run(const aipc_broker_opts *o, const wchar_t *stop_event)
     console_set_app(NULL);
     aipc_broker_app_free(a);
     fprintf(stderr, "asyncipc-broker: stopped\n");
+    if (g_console_stopped)
+        SetEvent(g_console_stopped);   /* a handler waiting for the stop may return now */
     return 0;
 }
 
