@@ -209,7 +209,10 @@ void aipc_broker_detach(aipc_broker *b, aipc_client *cl);
 
 /* Fills up to max_iov entries with the queued bytes in order (pointing into shared frames; no
  * copy). Returns the number of entries filled, 0 when nothing is queued. The pointers stay
- * valid until consumed or until the client is detached. */
+ * valid until consumed or until the client is detached. When nothing is partly written and
+ * publications were dropped since the last report, a `dropped` report is put first (ahead of
+ * the queued frames): so call it only when no write of its previous answer is in flight, and
+ * again after every consume. */
 int aipc_client_out_next(aipc_client *cl, aipc_iov *iov, int max_iov);
 /* nbytes (<= what out_next returned in total) were written: releases finished frames and
  * updates the queue accounting; may queue a `dropped` report (call out_next again). */
@@ -299,6 +302,8 @@ typedef struct aipc_broker_stats {
     uint64_t incomplete_refused; /* connections closed with incomplete_full */
     uint64_t frame_timeouts;   /* connections closed with frame_timeout */
     uint64_t linger_aborts;    /* closing connections aborted after close_linger_ms */
+    uint64_t drop_reports;     /* `dropped` reports sent (each coalesces the drops since the
+                                * previous one) */
     uint64_t uptime_ms;
 } aipc_broker_stats;
 

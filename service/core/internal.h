@@ -150,6 +150,7 @@ typedef struct aipc_outq {
 } aipc_outq;
 
 int aipc_outq_push(aipc_outq *q, aipc_frame *f);    /* takes a new reference on success */
+int aipc_outq_push_front(aipc_outq *q, aipc_frame *f);  /* same, at the head (head_off 0) */
 void aipc_outq_free(aipc_outq *q);
 
 /* ---- topics ------------------------------------------------------------------------------ */
@@ -276,7 +277,12 @@ struct aipc_client {
     uint32_t denied;          /* operations the policy refused (the first one is logged) */
     aipc_decoder dec;
     aipc_outq q;
-    uint64_t dropped_pending; /* publications dropped and not reported yet */
+    uint64_t dropped_pending; /* publications dropped and not reported yet: one report with
+                               * them goes at the head of the queue at the next frame
+                               * boundary (aipc_client_out_next) */
+    aipc_frame *report;       /* that report while queued (identity only, not a reference) */
+    bool report_wait;         /* a report was written: the next one waits until another frame
+                               * is, so reports never starve the queue */
     uint64_t mark;            /* publication sequence: dedup across overlapping filters */
     aipc_sub *subs;           /* list of its subscriptions */
     uint32_t nsubs;           /* how many (<= max_subscriptions) */
@@ -295,7 +301,6 @@ struct aipc_client {
                                * returned it; until read_commit or the next input) */
     bool in_input;            /* inside aipc_broker_input for this client */
     bool kill;                /* must be closed now (input returns < 0) */
-    bool quiet;               /* inside out_consume: no want_write callback */
 };
 
 struct aipc_req {
@@ -386,7 +391,6 @@ void aipc_send_error(aipc_client *c, bool has_id, int64_t id, const char *code,
 void aipc_send_answer_error(aipc_client *c, int64_t rid, const char *code, const char *message);
 void aipc_send_simple(aipc_client *c, const char *op, bool has_id, int64_t id);
 void aipc_send_welcome(aipc_client *c, bool has_id, int64_t id);
-void aipc_send_dropped(aipc_client *c);
 void aipc_send_simple_bye(aipc_client *c);
 void aipc_request_close(aipc_client *c);
 aipc_frame *aipc_build_delivery(aipc_broker *b, const char *op, const char *from, size_t from_len,

@@ -2,7 +2,7 @@
  * and queueing them to one client under the queue rules:
  *   - publications (msg) are dropped for a client whose queued publication/direct bytes would
  *     exceed max_queue_bytes (unless none are queued: one frame may always be in flight),
- *     counted, and reported later with `dropped`;
+ *     counted, and reported with `dropped` at the head of its queue (outq.c);
  *   - direct/req/rep frames over the bound are refused (the caller answers queue_full);
  *   - control frames (ok, error, welcome, pong, stats, dropped, bye) are never dropped, but a
  *     client that lets more than max_queue_bytes + 1 MiB of them pile up is cut off;
@@ -53,11 +53,6 @@ int aipc_queue_frame(aipc_client *c, aipc_frame *f)
             }
             return AIPC_EQUEUEFULL;
         }
-        if (f->kind == AIPC_FK_PUB && c->dropped_pending) {
-            aipc_send_dropped(c);      /* the gap is reported before what follows it */
-            if (c->state == AIPC_CL_CLOSING)
-                return AIPC_ECLOSED;
-        }
     } else if (f->kind == AIPC_FK_CONTROL &&
                c->q.bytes + c->q.head_off - c->q.data_bytes - c->answer_bytes + f->len >
                    max + CONTROL_SLACK) {
@@ -81,7 +76,7 @@ int aipc_queue_frame(aipc_client *c, aipc_frame *f)
         c->answers_queued++;
         c->answer_bytes += f->len;
     }
-    if (was_empty && !c->quiet && c->conn->ops && c->conn->ops->want_write)
+    if (was_empty && c->conn->ops && c->conn->ops->want_write)
         c->conn->ops->want_write(c->conn);
     return 0;
 }
@@ -224,21 +219,6 @@ void aipc_send_welcome(aipc_client *c, bool has_id, int64_t id)
         aipc_sbuf_lit(&b->meta, "null");
     aipc_sbuf_lit(&b->meta, ",\"max_payload\":");
     aipc_sbuf_u64(&b->meta, b->cfg.max_payload);
-    aipc_sbuf_lit(&b->meta, "}");
-    send_control(c, NULL, 0);
-}
-
-/* {"op":"dropped","count":n}: reports (and resets) the publications dropped for c. */
-void aipc_send_dropped(aipc_client *c)
-{
-    aipc_broker *b = c->b;
-    uint64_t n = c->dropped_pending;
-    if (!n || !aipc_client_can_queue(c))
-        return;
-    c->dropped_pending = 0;
-    begin(b, "dropped", false, 0);
-    aipc_sbuf_lit(&b->meta, ",\"count\":");
-    aipc_sbuf_u64(&b->meta, n);
     aipc_sbuf_lit(&b->meta, "}");
     send_control(c, NULL, 0);
 }

@@ -1,9 +1,14 @@
 /* outq.c - refcounted encoded frames and the per-client outbound queue: a ring array of frame
- * references (grows geometrically; no node per message), drained through a scatter list. */
+ * references (grows geometrically; no node per message), drained through a scatter list.
+ * Publications dropped for a slow client are reported promptly and coalesced: one counter per
+ * client, turned into a `dropped` frame at the head of its queue as soon as the writer is at a
+ * frame boundary (ahead of the publications still queued), however many drops happened. */
 #include "internal.h"
 
 #include "asyncipc/asyncipc.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +76,21 @@ int aipc_outq_push(aipc_outq *q, aipc_frame *f)
     return 0;
 }
 
+/* Puts a frame reference before everything queued; only at a frame boundary (head_off 0). */
+int aipc_outq_push_front(aipc_outq *q, aipc_frame *f)
+{
+    if (q->count == q->cap && outq_grow(q) != 0)
+        return AIPC_ENOMEM;
+    q->head = (q->head + q->cap - 1) & (q->cap - 1);
+    q->ring[q->head] = f;
+    q->count++;
+    f->refs++;
+    q->bytes += f->len;
+    if (aipc_fk_data(f->kind))
+        q->data_bytes += f->len;
+    return 0;
+}
+
 /* Releases every queued frame (client detached). */
 void aipc_outq_free(aipc_outq *q)
 {
@@ -80,10 +100,32 @@ void aipc_outq_free(aipc_outq *q)
     memset(q, 0, sizeof *q);
 }
 
-/* Scatter list of what is queued, starting inside the first frame if it is partly written. */
+/* The pending drops become one `dropped` report at the head of the queue, when nothing is
+ * partly written (never inside a frame). Out of memory: they stay pending for the next try. */
+static void report_drops(aipc_client *cl)
+{
+    aipc_outq *q = &cl->q;
+    if (!cl->dropped_pending || q->head_off || cl->report || cl->report_wait ||
+        cl->state == AIPC_CL_CLOSING)
+        return;
+    char meta[64];
+    int n = snprintf(meta, sizeof meta, "{\"op\":\"dropped\",\"count\":%" PRIu64 "}",
+                     cl->dropped_pending);
+    aipc_frame *f = aipc_frame_make(AIPC_FK_CONTROL, meta, (size_t)n, NULL, 0);
+    if (f && aipc_outq_push_front(q, f) == 0) {
+        cl->report = f;
+        cl->dropped_pending = 0;
+        cl->b->st.drop_reports++;
+    }
+    aipc_frame_unref(f);
+}
+
+/* Scatter list of what is queued, starting inside the first frame if it is partly written
+ * (a report of the drops since the last one first, at a frame boundary). */
 int aipc_client_out_next(aipc_client *cl, aipc_iov *iov, int max_iov)
 {
     aipc_outq *q = &cl->q;
+    report_drops(cl);
     int n = 0;
     for (uint32_t i = 0; i < q->count && n < max_iov; i++) {
         aipc_frame *f = q->ring[(q->head + i) & (q->cap - 1)];
@@ -95,8 +137,7 @@ int aipc_client_out_next(aipc_client *cl, aipc_iov *iov, int max_iov)
     return n;
 }
 
-/* Accounts written bytes: whole frames are released; a partial one keeps its offset. When the
- * queue has drained and publications were dropped meanwhile, the `dropped` report is queued. */
+/* Accounts written bytes: whole frames are released; a partial one keeps its offset. */
 void aipc_client_out_consume(aipc_client *cl, size_t nbytes)
 {
     aipc_outq *q = &cl->q;
@@ -122,14 +163,11 @@ void aipc_client_out_consume(aipc_client *cl, size_t nbytes)
             cl->answers_queued--;
             cl->answer_bytes -= f->len;
         }
+        cl->report_wait = f == cl->report;      /* a report out: the next after progress */
+        if (f == cl->report)
+            cl->report = NULL;
         b->st.msgs_out++;
         aipc_frame_unref(f);
-    }
-    if (q->count == 0 && cl->dropped_pending && cl->state != AIPC_CL_CLOSING)
-    {
-        cl->quiet = true;          /* the engine calls out_next after consuming anyway */
-        aipc_send_dropped(cl);
-        cl->quiet = false;
     }
 }
 

@@ -38,13 +38,13 @@ size_t aipc_broker_stats_json(const aipc_broker *b, char *out, size_t cap)
                      ",\"pending_requests\":%" PRIu64 ",\"reqs_refused\":%" PRIu64
                      ",\"request_timeouts\":%" PRIu64 ",\"incomplete_bytes\":%" PRIu64
                      ",\"incomplete_refused\":%" PRIu64 ",\"frame_timeouts\":%" PRIu64
-                     ",\"linger_aborts\":%" PRIu64
+                     ",\"linger_aborts\":%" PRIu64 ",\"drop_reports\":%" PRIu64
                      ",\"uptime_ms\":%" PRIu64 "}",
                      s.clients, s.clients_total, s.subscriptions, s.retained_topics,
                      s.retained_bytes, s.msgs_in, s.bytes_in, s.msgs_out, s.bytes_out,
                      s.publications, s.deliveries, s.drops, s.errors, s.denied, s.hello_timeouts,
                      s.subscription_bytes, s.subs_refused, s.pending_requests, s.reqs_refused,
                      s.request_timeouts, s.incomplete_bytes, s.incomplete_refused,
-                     s.frame_timeouts, s.linger_aborts, s.uptime_ms);
+                     s.frame_timeouts, s.linger_aborts, s.drop_reports, s.uptime_ms);
     return n < 0 ? 0 : (size_t)n;
 }

@@ -6,7 +6,8 @@
 #include "internal.h"
 
 /* Publications beyond max_queue_bytes are dropped for the slow client only, counted, and
- * reported once its queue has drained; the fast client gets everything. */
+ * reported in one `dropped` at the head of its queue, ahead of what it still has to read; the
+ * fast client gets everything. */
 START_TEST(slow_consumer_drops_and_report)
 {
     aipc_broker *b = test_broker(65536, 0, 0);
@@ -39,12 +40,14 @@ START_TEST(slow_consumer_drops_and_report)
     /* Control frames are never dropped, even now. */
     fake_sendt(slow, "{\"op\":\"ping\",\"id\":42}", NULL);
     slow->stalled = false;
+    rx_frame *d = fake_expect(slow, "dropped");
+    ck_assert_int_eq((int)rx_num(d, "count"), 20 - kept);
     for (int i = 0; i < kept; i++)
         fake_expect(slow, "msg");
     ck_assert_int_eq((int)rx_num(fake_expect(slow, "pong"), "re"), 42);
-    rx_frame *d = fake_expect(slow, "dropped");
-    ck_assert_int_eq((int)rx_num(d, "count"), 20 - kept);
     ck_assert_ptr_null(fake_next(slow));
+    aipc_broker_get_stats(b, &st);
+    ck_assert_uint_eq(st.drop_reports, 1);
     /* Reported once: the next publication arrives plainly. */
     fake_send(p, "{\"op\":\"pub\",\"topic\":\"d\"}", "z", 1);
     fake_expect(slow, "msg");
@@ -57,7 +60,7 @@ START_TEST(slow_consumer_drops_and_report)
 END_TEST
 
 /* When room returns before the queue is empty, the report precedes the next publication. */
-START_TEST(dropped_report_precedes_next_publication)
+START_TEST(dropped_report_at_the_head)
 {
     aipc_broker *b = test_broker(65536, 0, 0);
     fake *s = fake_new(b, 1), *p = fake_new(b, 3);
@@ -70,18 +73,87 @@ START_TEST(dropped_report_precedes_next_publication)
     s->stalled = true;
     for (int i = 0; i < 4; i++)
         fake_send(p, "{\"op\":\"pub\",\"topic\":\"d\"}", pl, sizeof pl);   /* 2 kept, 2 dropped */
-    /* Write one frame only: room for one more. */
+    /* The writer's next piece is the report, before the two queued publications. */
     aipc_iov iov[1];
     ck_assert_int_eq(aipc_client_out_next(s->cl, iov, 1), 1);
+    ck_assert_uint_lt(iov[0].len, 100);
     ck_assert_int_eq(aipc_decoder_feed(&s->dec, iov[0].base, iov[0].len, fake_on_frame, s, NULL), 0);
     aipc_client_out_consume(s->cl, iov[0].len);
-    fake_send(p, "{\"op\":\"pub\",\"topic\":\"d\"}", "new", 3);
-    s->stalled = false;
-    fake_expect(s, "msg");
-    fake_expect(s, "msg");
     ck_assert_int_eq((int)rx_num(fake_expect(s, "dropped"), "count"), 2);
+    /* Half a publication written: drops meanwhile wait for the frame boundary, coalesced. */
+    ck_assert_int_eq(aipc_client_out_next(s->cl, iov, 1), 1);
+    ck_assert_int_eq(aipc_decoder_feed(&s->dec, iov[0].base, 1000, fake_on_frame, s, NULL), 0);
+    aipc_client_out_consume(s->cl, 1000);
+    for (int i = 0; i < 3; i++)
+        fake_send(p, "{\"op\":\"pub\",\"topic\":\"d\"}", pl, sizeof pl);   /* dropped */
+    ck_assert_int_eq(aipc_client_out_next(s->cl, iov, 1), 1);
+    ck_assert_uint_gt(iov[0].len, sizeof pl - 1000);         /* still the publication's rest */
+    ck_assert_int_eq(aipc_decoder_feed(&s->dec, iov[0].base, iov[0].len, fake_on_frame, s, NULL), 0);
+    aipc_client_out_consume(s->cl, iov[0].len);                /* the first one completes */
+    fake_expect(s, "msg");
+    s->stalled = false;
+    ck_assert_int_eq((int)rx_num(fake_expect(s, "dropped"), "count"), 3);
+    fake_expect(s, "msg");
+    fake_send(p, "{\"op\":\"pub\",\"topic\":\"d\"}", "new", 3);
     ck_assert_str_eq((char *)fake_expect(s, "msg")->payload, "new");
     ck_assert_ptr_null(fake_next(s));
+    aipc_broker_stats st;
+    aipc_broker_get_stats(b, &st);
+    ck_assert_uint_eq(st.drop_reports, 2);
+    ck_assert_uint_eq(st.drops, 5);
+    fake_free(s);
+    fake_free(p);
+    aipc_broker_free(b);
+}
+END_TEST
+
+/* A slow consumer with a long backlog learns of drops at once, not after the backlog: each
+ * time its writer reaches a frame boundary, all drops since the last report arrive in one
+ * report, so reports add up to the drops and none waits behind queued publications. */
+START_TEST(dropped_report_prompt_and_coalesced)
+{
+    aipc_broker *b = test_broker(1u << 20, 0, 0);
+    fake *s = fake_new(b, 1), *p = fake_new(b, 3);
+    fake_hello(s, NULL);
+    fake_hello(p, NULL);
+    fake_sendt(s, "{\"op\":\"sub\",\"topic\":\"d\"}", NULL);
+    fake_skip_all(s);
+    static char pl[1000];
+    s->stalled = true;
+    for (int i = 0; i < 2000; i++)                            /* ~1000 queued, ~1000 dropped */
+        fake_send(p, "{\"op\":\"pub\",\"topic\":\"d\"}", pl, sizeof pl);
+    uint64_t reported = 0, msgs = 0;
+    for (int round = 0; round < 200; round++) {
+        /* The consumer reads one frame per round; the publisher keeps overflowing it. */
+        for (int i = 0; i < 5; i++)
+            fake_send(p, "{\"op\":\"pub\",\"topic\":\"d\"}", pl, sizeof pl);
+        aipc_iov iov[1];
+        ck_assert_int_eq(aipc_client_out_next(s->cl, iov, 1), 1);
+        size_t before = s->nrx;
+        ck_assert_int_eq(aipc_decoder_feed(&s->dec, iov[0].base, iov[0].len, fake_on_frame, s, NULL), 0);
+        aipc_client_out_consume(s->cl, iov[0].len);
+        ck_assert_uint_eq(s->nrx, before + 1);
+        rx_frame *r = fake_next(s);
+        if (strcmp(rx_str(r, "op"), "dropped") == 0) {
+            reported += (uint64_t)rx_num(r, "count");
+            ck_assert_uint_eq(round % 2, 0);                   /* every other frame: at once */
+        } else {
+            ck_assert_str_eq(rx_str(r, "op"), "msg");
+            msgs++;
+        }
+    }
+    aipc_broker_stats st;
+    aipc_broker_get_stats(b, &st);
+    ck_assert_uint_eq(st.drop_reports, 100);
+    ck_assert_uint_eq(msgs, 100);
+    /* The rest of the backlog: everything dropped so far has been reported but the drops of
+     * the last round, which come first now. */
+    s->stalled = false;
+    for (rx_frame *r; (r = fake_next(s));)
+        if (strcmp(rx_str(r, "op"), "dropped") == 0)
+            reported += (uint64_t)rx_num(r, "count");
+    aipc_broker_get_stats(b, &st);
+    ck_assert_uint_eq(reported, st.drops);
     fake_free(s);
     fake_free(p);
     aipc_broker_free(b);
@@ -96,7 +168,7 @@ START_TEST(oversize_publication_to_idle_queue)
     fake_hello(s, NULL);
     fake_hello(p, NULL);
     fake_sendt(s, "{\"op\":\"sub\",\"topic\":\"big\",\"id\":1}", NULL);
-    s->stalled = true;                 /* the ok is still queued: control bytes do not count */
+    s->stalled = true;
     size_t n = 200000;
     uint8_t *pl = malloc(n);
     for (size_t i = 0; i < n; i++)
@@ -104,11 +176,11 @@ START_TEST(oversize_publication_to_idle_queue)
     fake_send(p, "{\"op\":\"pub\",\"topic\":\"big\"}", pl, n);
     fake_send(p, "{\"op\":\"pub\",\"topic\":\"big\"}", pl, n);     /* this one is dropped */
     s->stalled = false;
-    fake_expect(s, "ok");
+    fake_expect(s, "ok");                                      /* received before the stall */
+    ck_assert_int_eq((int)rx_num(fake_expect(s, "dropped"), "count"), 1);   /* then first */
     rx_frame *m = fake_expect(s, "msg");
     ck_assert_uint_eq(m->plen, n);
     ck_assert_mem_eq(m->payload, pl, n);
-    ck_assert_int_eq((int)rx_num(fake_expect(s, "dropped"), "count"), 1);
     free(pl);
     fake_free(s);
     fake_free(p);
@@ -279,6 +351,8 @@ START_TEST(partial_publication_then_control)
     ck_assert_int_eq(s->close_calls, 0);
     fake_send(p, "{\"op\":\"pub\",\"topic\":\"x\"}", pl, 20000);   /* over the bound: dropped */
     s->stalled = false;
+    /* The writer was inside the publication: its rest and the pong go in that write, the
+     * report at the next boundary. */
     ck_assert_uint_eq(fake_expect(s, "msg")->plen, sizeof pl);
     fake_expect(s, "pong");
     ck_assert_int_eq((int)rx_num(fake_expect(s, "dropped"), "count"), 1);
@@ -294,7 +368,8 @@ int main(void)
     TCase *tc = tcase_create("queue");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, slow_consumer_drops_and_report);
-    tcase_add_test(tc, dropped_report_precedes_next_publication);
+    tcase_add_test(tc, dropped_report_at_the_head);
+    tcase_add_test(tc, dropped_report_prompt_and_coalesced);
     tcase_add_test(tc, oversize_publication_to_idle_queue);
     tcase_add_test(tc, per_publisher_order_with_partial_writes);
     tcase_add_test(tc, fanout_shares_one_frame);

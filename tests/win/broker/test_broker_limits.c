@@ -589,6 +589,60 @@ START_TEST(wildcard_sub_large_store)
 }
 END_TEST
 
+/* ---- dropped reports ------------------------------------------------------------------------ */
+/* A subscriber that stopped reading has 1 MiB of publications queued at the broker when the
+ * rest of a flood is dropped for it; when it reads again, the `dropped` report comes right
+ * after what was already in the pipe or being written, long before the queued backlog; the
+ * reports add up to the drops. */
+START_TEST(drop_report_prompt)
+{
+    enum { N = 3000, SZ = 1000 };
+    raw_broker b;
+    broker_start(&b, "dropreport", "\"max_queue_bytes\":1048576");
+    good_client g;
+    good_start(&g, &b);
+    raw_conn *slow = raw_connect(b.pipe, W), *p = raw_connect(b.pipe, W);
+    ck_assert(raw_hello(slow, "slow", W) > 0);
+    ck_assert(raw_hello(p, "pub", W) > 0);
+    ck_assert_int_eq(raw_sub(slow, "flood", 1, W), 0);
+    static uint8_t pl[SZ];
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(raw_queue(p, "{\"op\":\"pub\",\"topic\":\"flood\"}", pl, SZ), 0);
+        if (i % 100 == 99)
+            ck_assert_int_eq(raw_flush(p, W), 0);
+    }
+    ck_assert_int_eq(raw_sync(p, 2, W), 0);
+    good_round(&g, 20);
+    unsigned msgs = 0, dropped = 0, before_report = 0;
+    int reports = 0;
+    while (msgs + dropped < N) {
+        raw_frame f;
+        ck_assert_int_eq(raw_recv(slow, &f, W), 1);
+        if (strcmp(raw_op(&f), "dropped") == 0) {
+            if (!reports++)
+                before_report = msgs;
+            dropped += (unsigned)raw_num(&f, "count");
+        } else {
+            ck_assert_str_eq(raw_op(&f), "msg");
+            msgs++;
+        }
+        raw_frame_free(&f);
+    }
+    fprintf(stderr, "drop report: %u of %u publications read before it (queue holds ~%u); "
+            "%u delivered, %u dropped in %d reports\n", before_report, msgs,
+            1048576 / (SZ + 60), msgs, dropped, reports);
+    ck_assert_int_ge(reports, 1);
+    ck_assert_uint_lt(before_report * (SZ + 60), 600000);  /* not behind the 1 MiB backlog */
+    ck_assert_uint_gt(dropped, 0);
+    ck_assert_int_eq((int)stat_of(g.c, "drops"), (int)dropped);
+    ck_assert_int_eq((int)stat_of(g.c, "drop_reports"), reports);
+    raw_close(slow);
+    raw_close(p);
+    raw_close(g.c);
+    ck_assert_int_eq(raw_broker_stop(&b, 5000), 0);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
     TCase *tc = tcase_create(name);
@@ -609,6 +663,7 @@ int main(int argc, char **argv)
     add(s, "non_reader_after_close", non_reader_after_close);
     add(s, "retained_flood_deep", retained_flood_deep);
     add(s, "wildcard_sub_large_store", wildcard_sub_large_store);
+    add(s, "drop_report_prompt", drop_report_prompt);
     SRunner *r = srunner_create(s);
     srunner_set_fork_status(r, CK_NOFORK);
     srunner_run(r, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
