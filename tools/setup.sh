@@ -56,10 +56,19 @@ build_dep() { # name cmake-args...
     && cmake --build "$bld" -j"$(nproc)" --target install >>"$bld.log" 2>&1 \
     || { echo "setup: building $name failed, see $bld.log" >&2; exit 1; }
 }
-if [ ! -f "$deps/mingw/lib/libcjson.a" ]; then
+# cJSON's own default marks its functions __declspec(dllexport) even in a static library, and
+# asyncipc.dll would then export them (and its import libraries offer them to every program):
+# built with its symbols hidden; a library made before that is rebuilt.
+cjson_exports() {
+  local d
+  d=$(x86_64-w64-mingw32-objdump -s -j .drectve "$deps/mingw/lib/libcjson.a" 2>/dev/null) || return 1
+  grep -q -- '-export' <<<"$d"
+}
+if [ ! -f "$deps/mingw/lib/libcjson.a" ] || cjson_exports; then
   echo "setup: cross-building cJSON from the Debian source package" >&2
   build_dep cjson -DBUILD_SHARED_LIBS=OFF -DBUILD_SHARED_AND_STATIC_LIBS=OFF \
-    -DENABLE_CJSON_TEST=OFF -DENABLE_CUSTOM_COMPILER_FLAGS=OFF -DENABLE_CJSON_UTILS=OFF
+    -DENABLE_CJSON_TEST=OFF -DENABLE_CUSTOM_COMPILER_FLAGS=OFF -DENABLE_CJSON_UTILS=OFF \
+    -DENABLE_PUBLIC_SYMBOLS=OFF -DENABLE_HIDDEN_SYMBOLS=ON
 fi
 if [ ! -f "$deps/mingw/lib/libcheck.a" ]; then
   echo "setup: cross-building Check from the Debian source package" >&2

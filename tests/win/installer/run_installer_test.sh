@@ -8,17 +8,22 @@
 #        install.cmd, uninstall.cmd, asyncipc.nsi, itself tested on planted bad lines)
 #  cmd:  descriptors as built (asyncipc-secure show -> helper sdcheck) -> (as a simulated standard
 #        user: refused) -> over a planted %ProgramData%\AsyncIPC (refused, nothing installed)
-#        -> install.cmd -> checks (files, service and its account/privileges, data folder
-#        protection as far as Wine shows it) -> planted broker.json owner / hard link / logs
-#        symlink: refused, running service untouched -> edit config -> install.cmd again (keeps
-#        it, restarts) -> checks -> install.cmd over an invalid config (must fail) -> uninstall.cmd
-#        (keeps config) -> uninstall.cmd again -> /purge over a reparse point (refused, kept)
-#        -> uninstall.cmd /purge
-#  nsis: Setup-<older>.exe /S -> checks -> refusals (planted broker.json, /D= below a folder
-#        everyone may change, /D= a non-empty foreign folder) leave the running install alone
-#        -> edit config -> Setup-<version>.exe /S (upgrade) -> checks -> setup over an invalid
-#        config (must fail) -> QuietUninstallString _?= -> checks -> Setup /S /D=<custom dir>
-#        -> checks (custom folder and its new parent protected) -> uninstall /PURGE -> checks
+#        -> install.cmd -> checks (files, service and its account/privileges/failure flag, data
+#        folder protection as far as Wine shows it, system Path, programs built with the
+#        README's commands verbatim, one linked the MSVC way against asyncipc.lib) -> planted
+#        broker.json owner / hard link / logs symlink: refused, running service untouched
+#        -> edit config -> busy installation (a stand-in broker that lingers after STOPPED, a
+#        client holding asyncipc.dll) -> install.cmd again (waits, keeps the config, renames the
+#        held DLL aside, restarts) -> checks -> install.cmd over an invalid config (must fail)
+#        -> uninstall.cmd (keeps config, Path restored) -> uninstall.cmd again -> /purge over a
+#        reparse point (refused, kept) -> uninstall.cmd /purge
+#  nsis: a system Path over 1024 characters -> Setup-<older>.exe /S -> checks -> refusals
+#        (planted broker.json, /D= below a folder everyone may change, /D= a non-empty foreign
+#        folder) leave the running install alone -> edit config -> busy installation
+#        -> Setup-<version>.exe /S (upgrade) -> checks (as cmd) -> setup over an invalid config
+#        (must fail) -> QuietUninstallString _?= -> checks (Path restored exactly)
+#        -> Setup /S /NOPATH /D=<custom dir> -> checks (custom folder and its new parent
+#        protected, Path untouched) -> uninstall /PURGE -> checks
 # Every wait is a bounded poll on real state. The prefix and its wineserver are removed at the end.
 # Wine enforces no file ACLs and synthesises the descriptors it reports from Unix permissions; it
 # does map a DACL it is given onto them (no Everyone entry: no permission bits for "others"), which
@@ -340,7 +345,7 @@ consumer() {
 # here, so it has its own entry point and imports three kernel32 functions (kernel32.lib made
 # with llvm-dlltool); wchar.h, which asyncipc.h includes, is a stub for the same reason.
 msvc_consumer() {
-  local du=$1 dw=$2 lib="$1/lib/asyncipc.lib" m="$work/msvc" names missing t out rc
+  local du=$1 dw=$2 lib="$1/lib/asyncipc.lib" m="$work/msvc" names missing extra t out rc
   if [ ! -e "$AIPC_DIST/lib/asyncipc.lib" ]; then
     echo "note: this build made no asyncipc.lib (no llvm-dlltool/llvm-readobj): MSVC checks skipped"
     return
@@ -355,6 +360,9 @@ msvc_consumer() {
   t=$(llvm-nm "$lib" 2>/dev/null)
   missing=$(for n in $names; do grep -qE " T __imp_$n\$" <<<"$t" || echo "$n"; done)
   check "asyncipc.lib imports every function asyncipc.h declares${missing:+ (missing: $missing)}" test -z "$missing"
+  # The .lib is made from the DLL's export table: nothing beyond the header (no cJSON, say).
+  extra=$(sed -n 's/.* T __imp_//p' <<<"$t" | sort -u | comm -13 <(tr ' ' '\n' <<<"$names" | sort -u) -)
+  check "asyncipc.dll exports nothing asyncipc.h does not declare${extra:+ (extra: $(echo $extra | head -c 300))}" test -z "$extra"
   rm -rf "$m"; mkdir -p "$m/stub"
   printf '/* stand-in for the C runtime'"'"'s wchar.h (none on Linux): wchar_t comes from stddef.h */\n#include <stddef.h>\n' >"$m/stub/wchar.h"
   { echo "#define AIPC_EXPORTS(X) \\"; for n in $names; do echo "    X($n) \\"; done; echo; } >"$m/aipc_exports.h"
