@@ -112,7 +112,8 @@ typedef struct aipc_broker_config {
     char     pipe_name[257];     /* short pipe name (no "\\.\pipe\" prefix), 1..256 chars */
     uint32_t max_clients;        /* simultaneous connections (attached clients) */
     uint32_t max_payload;        /* payload_len limit of incoming frames */
-    uint64_t max_queue_bytes;    /* per-client outbound queue bound for publications */
+    uint64_t max_queue_bytes;    /* per-client outbound queue bound for publications and
+                                  * directs: their bytes plus each frame's overhead */
     uint64_t max_retained_bytes; /* bound on the retained store: topic + payload bytes of all
                                   * retained messages; 0 = no retained message is accepted */
     uint32_t hello_timeout_ms;   /* a connection without a successful hello this long after

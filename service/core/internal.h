@@ -147,7 +147,20 @@ typedef struct aipc_outq {
     uint64_t head_off;        /* bytes of ring[head] already written */
     uint64_t bytes;           /* bytes queued and not yet written */
     uint64_t data_bytes;      /* bytes of queued publications/directs (whole frames) */
+    uint64_t data_frames;     /* how many such frames */
 } aipc_outq;
+
+/* What a queued frame costs besides its bytes: its struct and the heap's share (as if the
+ * client held it alone) and two ring slots (the ring doubles). */
+#define AIPC_QUEUED_FRAME_OVERHEAD (sizeof(aipc_frame) + AIPC_HEAP_OVERHEAD + 2 * sizeof(void *))
+
+/* What max_queue_bytes bounds: the queued publications/directs with their overhead, as they
+ * would stand with one more frame of len bytes (0: as they stand). */
+static inline uint64_t aipc_outq_data_cost(const aipc_outq *q, uint64_t len)
+{
+    uint64_t frames = q->data_frames + (len ? 1 : 0);
+    return q->data_bytes + len + frames * AIPC_QUEUED_FRAME_OVERHEAD;
+}
 
 int aipc_outq_push(aipc_outq *q, aipc_frame *f);    /* takes a new reference on success */
 int aipc_outq_push_front(aipc_outq *q, aipc_frame *f);  /* same, at the head (head_off 0) */

@@ -1,7 +1,8 @@
 /* meta.c - building outgoing frames (metas written by hand into the broker's scratch buffer)
  * and queueing them to one client under the queue rules:
- *   - publications (msg) are dropped for a client whose queued publication/direct bytes would
- *     exceed max_queue_bytes (unless none are queued: one frame may always be in flight),
+ *   - publications (msg) are dropped for a client whose queued publications/directs would
+ *     exceed max_queue_bytes, each counted with its overhead (AIPC_QUEUED_FRAME_OVERHEAD: the
+ *     bound is on memory; unless none are queued: one frame may always be in flight),
  *     counted, and reported with `dropped` at the head of its queue (outq.c);
  *   - direct/req/rep frames over the bound are refused (the caller answers queue_full);
  *   - control frames (ok, error, welcome, pong, stats, dropped, bye) are never dropped, but a
@@ -46,7 +47,7 @@ int aipc_queue_frame(aipc_client *c, aipc_frame *f)
         return AIPC_ECLOSED;
     uint64_t max = b->cfg.max_queue_bytes;
     if (aipc_fk_data(f->kind)) {
-        if (c->q.data_bytes && c->q.data_bytes + f->len > max) {
+        if (c->q.data_bytes && aipc_outq_data_cost(&c->q, f->len) > max) {
             if (f->kind == AIPC_FK_PUB) {
                 c->dropped_pending++;
                 b->st.drops++;

@@ -71,8 +71,10 @@ int aipc_outq_push(aipc_outq *q, aipc_frame *f)
     q->count++;
     f->refs++;
     q->bytes += f->len;
-    if (aipc_fk_data(f->kind))
+    if (aipc_fk_data(f->kind)) {
         q->data_bytes += f->len;
+        q->data_frames++;
+    }
     return 0;
 }
 
@@ -86,8 +88,10 @@ int aipc_outq_push_front(aipc_outq *q, aipc_frame *f)
     q->count++;
     f->refs++;
     q->bytes += f->len;
-    if (aipc_fk_data(f->kind))
+    if (aipc_fk_data(f->kind)) {
         q->data_bytes += f->len;
+        q->data_frames++;
+    }
     return 0;
 }
 
@@ -157,8 +161,10 @@ void aipc_client_out_consume(aipc_client *cl, size_t nbytes)
         q->head_off = 0;
         q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
-        if (aipc_fk_data(f->kind))
+        if (aipc_fk_data(f->kind)) {
             q->data_bytes -= f->len;
+            q->data_frames--;
+        }
         else if (f->kind == AIPC_FK_ANSWER) {
             cl->answers_queued--;
             cl->answer_bytes -= f->len;

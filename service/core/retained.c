@@ -216,7 +216,7 @@ void aipc_retained_cursor_free(aipc_broker *b, aipc_sub *s)
 /* Whether the client has room for a publication of len bytes (the queue's drop rule). */
 static bool room(const aipc_client *c, uint64_t len)
 {
-    return !c->q.data_bytes || c->q.data_bytes + len <= c->b->cfg.max_queue_bytes;
+    return !c->q.data_bytes || aipc_outq_data_cost(&c->q, len) <= c->b->cfg.max_queue_bytes;
 }
 
 /* One slice of k: looks at up to *budget entries (deducted). Returns true when k is done (then
