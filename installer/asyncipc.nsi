@@ -39,6 +39,7 @@ Target amd64-unicode          ; a 64-bit installer: the product is 64-bit, and w
 !define SVC_DESCRIPTION "Routes AsyncIPC messages between local processes (topics, direct messages, requests)."
 !define ARPKEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\AsyncIPC"
 !define SVCKEY "SYSTEM\CurrentControlSet\Services\${SVC}"
+!define EVENTKEY "SYSTEM\CurrentControlSet\Services\EventLog\Application\${SVC}"
 !define SVC_ACCOUNT "NT SERVICE\${SVC}"
 ; The only privilege the broker keeps (bypass traverse checking). REG_MULTI_SZ, UTF-16LE with the
 ; list's two terminating NULs, for WriteRegMultiStr /REGEDIT5: "SeChangeNotifyPrivilege".
@@ -318,6 +319,14 @@ Section "AsyncIPC (programs, service, SDK)" SecMain
       Abort "Cannot write ServiceSidType of the ${SVC} service."
     ${EndIf}
   ${EndIf}
+  ; The broker's Application-log events read as text in Event Viewer: the event source's
+  ; messages are the message table in asyncipc-broker.exe.
+  ClearErrors
+  WriteRegExpandStr HKLM "${EVENTKEY}" "EventMessageFile" "$INSTDIR\bin\asyncipc-broker.exe"
+  WriteRegDWORD HKLM "${EVENTKEY}" "TypesSupported" 7
+  ${If} ${Errors}
+    Abort "Cannot register the event source HKLM\${EVENTKEY}."
+  ${EndIf}
   ReadRegStr $0 HKLM "${SVCKEY}" "ObjectName"
   ${If} $0 != "${SVC_ACCOUNT}"
     Abort "The ${SVC} service is registered to run as '$0', not as ${SVC_ACCOUNT}."
@@ -418,6 +427,7 @@ Section "Uninstall"
   Delete "$INSTDIR\uninstall.exe"
   RMDir "$INSTDIR"
   DeleteRegKey HKLM "${ARPKEY}"
+  DeleteRegKey HKLM "${EVENTKEY}"
 
   ${GetParameters} $0
   ClearErrors

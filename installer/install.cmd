@@ -37,6 +37,7 @@ setlocal EnableExtensions DisableDelayedExpansion
 set "SVC=AsyncIPCBroker"
 set "SVCACCOUNT=NT SERVICE\%SVC%"
 set "SVCKEY=HKLM\SYSTEM\CurrentControlSet\Services\%SVC%"
+set "EVENTKEY=HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\%SVC%"
 set "SRC=%~dp0"
 if "%SRC:~-1%"=="\" set "SRC=%SRC:~0,-1%"
 if not defined SystemRoot goto :no_env
@@ -181,6 +182,12 @@ if errorlevel 1 call :reg_fallback failureflag FailureActionsOnNonCrashFailures 
 if errorlevel 1 exit /b 1
 call :least_privilege
 if errorlevel 1 exit /b 1
+rem The broker's Application-log events (a start-up failure) read as text in Event Viewer: the
+rem event source's messages are the message table in asyncipc-broker.exe.
+"%REG%" add "%EVENTKEY%" /v EventMessageFile /t REG_EXPAND_SZ /d "%DEST%\bin\asyncipc-broker.exe" /f >nul
+if errorlevel 1 goto :fail_eventlog
+"%REG%" add "%EVENTKEY%" /v TypesSupported /t REG_DWORD /d 7 /f >nul
+if errorlevel 1 goto :fail_eventlog
 if defined NOSTART goto :done
 echo Starting the %SVC% service...
 "%SC%" start %SVC% >nul
@@ -218,6 +225,10 @@ exit /b 1
 
 :fail_dest
 echo install.cmd: cannot create the folder "%DEST%\bin" 1>&2
+exit /b 1
+
+:fail_eventlog
+echo install.cmd: cannot register the event source %EVENTKEY% 1>&2
 exit /b 1
 
 :no_env

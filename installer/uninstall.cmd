@@ -30,6 +30,7 @@ if not defined PFDIR set "PFDIR=%ProgramFiles%"
 set "DEST=%PFDIR%\AsyncIPC"
 set "CFGDIR=%ProgramData%\AsyncIPC"
 set "ARPKEY=HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall\AsyncIPC"
+set "EVENTKEY=HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\%SVC%"
 set "PURGE="
 if /i "%~1"=="/purge" set "PURGE=1"
 if "%~1"=="/?" goto :usage
@@ -78,8 +79,18 @@ echo Removing "%DEST%"...
 rd /s /q "%DEST%" >nul 2>&1
 if exist "%DEST%\" goto :fail_dest
 
-rem --- Add/Remove Programs entry of the setup program, if it installed this copy ---------------
+rem --- Add/Remove Programs entry of the setup program, if it installed this copy, and the event
+rem source (the events already logged stay; Event Viewer shows them without their text) ---------
 :registry
+"%REG%" query "%EVENTKEY%" >nul 2>&1
+if errorlevel 1 goto :arp
+"%REG%" delete "%EVENTKEY%" /f >nul 2>&1
+"%REG%" query "%EVENTKEY%" >nul 2>&1
+if not errorlevel 1 (
+  echo uninstall.cmd: cannot delete the registry key %EVENTKEY% 1>&2
+  exit /b 1
+)
+:arp
 "%REG%" query "%ARPKEY%" >nul 2>&1
 if errorlevel 1 goto :config
 "%REG%" delete "%ARPKEY%" /f >nul 2>&1

@@ -211,6 +211,25 @@ static int wait_state(SC_HANDLE svc, DWORD pending, DWORD timeout_ms, SERVICE_ST
     }
 }
 
+/* The Application-log event source: Event Viewer reads the broker's events through the
+ * message table in this exe (broker_msg.mc). The installers register the same values. */
+#define AIPC_EVENT_KEY L"SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\" AIPC_SERVICE_NAME
+
+static int register_event_source(const wchar_t *exe)
+{
+    HKEY k;
+    DWORD types = EVENTLOG_ERROR_TYPE | EVENTLOG_WARNING_TYPE | EVENTLOG_INFORMATION_TYPE;
+    if (RegCreateKeyExW(HKEY_LOCAL_MACHINE, AIPC_EVENT_KEY, 0, NULL, 0, KEY_SET_VALUE, NULL, &k,
+                        NULL) != ERROR_SUCCESS)
+        return -1;
+    LONG r = RegSetValueExW(k, L"EventMessageFile", 0, REG_EXPAND_SZ, (const BYTE *)exe,
+                            (DWORD)((wcslen(exe) + 1) * sizeof(wchar_t)));
+    if (r == ERROR_SUCCESS)
+        r = RegSetValueExW(k, L"TypesSupported", 0, REG_DWORD, (const BYTE *)&types, sizeof types);
+    RegCloseKey(k);
+    return r == ERROR_SUCCESS ? 0 : -1;
+}
+
 int aipc_service_install(const wchar_t *config, const wchar_t *start)
 {
     DWORD start_type = SERVICE_DEMAND_START;
@@ -262,6 +281,19 @@ int aipc_service_install(const wchar_t *config, const wchar_t *start)
         !ChangeServiceConfig2W(svc, SERVICE_CONFIG_SERVICE_SID_INFO, &sid))
         fprintf(stderr, "asyncipc-broker: warning: cannot restrict the service's privileges or "
                 "set its SID type (error %lu)\n", GetLastError());
+    /* Restart after 5 s, 5 s, 30 s (count reset after a day), also after a stop with an error
+     * exit code (the failure flag), as the installers register it. */
+    SC_ACTION acts[3] = { { SC_ACTION_RESTART, 5000 }, { SC_ACTION_RESTART, 5000 },
+                          { SC_ACTION_RESTART, 30000 } };
+    SERVICE_FAILURE_ACTIONSW fa = { 86400, NULL, NULL, 3, acts };
+    SERVICE_FAILURE_ACTIONS_FLAG ff = { TRUE };
+    if (!ChangeServiceConfig2W(svc, SERVICE_CONFIG_FAILURE_ACTIONS, &fa) ||
+        !ChangeServiceConfig2W(svc, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, &ff))
+        fprintf(stderr, "asyncipc-broker: warning: cannot set the service's failure actions "
+                "(error %lu)\n", GetLastError());
+    if (register_event_source(exe) != 0)
+        fprintf(stderr, "asyncipc-broker: warning: cannot register the event source "
+                "HKLM\\%ls\n", AIPC_EVENT_KEY);
     printf("installed service %ls\n", AIPC_SERVICE_NAME);
     CloseServiceHandle(svc);
     CloseServiceHandle(scm);
@@ -313,8 +345,10 @@ int aipc_service_uninstall(void)
     int rc = stop_service(svc, 1);
     if (rc == 0 && !DeleteService(svc))
         rc = fail("DeleteService");
-    if (rc == 0)
+    if (rc == 0) {
+        RegDeleteKeyW(HKEY_LOCAL_MACHINE, AIPC_EVENT_KEY);
         printf("removed service %ls\n", AIPC_SERVICE_NAME);
+    }
     CloseServiceHandle(svc);
     CloseServiceHandle(scm);
     return rc;

@@ -15,6 +15,9 @@
  *                                 process of the prefix lives); the test ends it with wineserver -k
  *   service-sid NAME              prints the SID of the virtual account NT SERVICE\NAME, derived
  *                                 independently of the installers (SHA-1 of the upper-case name)
+ *   message FILE ID TEXT          formats message ID of FILE's message table with TEXT as %1, as
+ *                                 Event Viewer does for an event source's EventMessageFile;
+ *                                 prints it (exit 1 when FILE has no such message)
  *   hold-dll PATH SECONDS         a client holding a DLL: LoadLibrary(PATH), prints "loaded", sleeps
  *   (no arguments, started by the service manager as the service's binary)
  *                                 a broker stand-in that lingers: RUNNING until asked to stop,
@@ -436,6 +439,23 @@ int wmain(int argc, wchar_t **argv)
             return 0;
         }
     }
+    if (argc == 5 && wcscmp(argv[1], L"message") == 0) {
+        HMODULE m = LoadLibraryExW(argv[2], NULL, LOAD_LIBRARY_AS_DATAFILE);
+        wchar_t buf[2048];
+        DWORD_PTR args[1] = { (DWORD_PTR)argv[4] };
+        DWORD n = m ? FormatMessageW(FORMAT_MESSAGE_FROM_HMODULE | FORMAT_MESSAGE_ARGUMENT_ARRAY,
+                                     m, (DWORD)wcstoul(argv[3], NULL, 10), 0, buf, 2048,
+                                     (va_list *)args)
+                    : 0;
+        if (!n) {
+            fprintf(stderr, "no message %ls in %ls: error %lu\n", argv[3], argv[2], GetLastError());
+            return 1;
+        }
+        while (n && (buf[n - 1] == L'\n' || buf[n - 1] == L'\r'))
+            buf[--n] = 0;
+        printf("%ls\n", buf);
+        return 0;
+    }
     if (argc == 4 && wcscmp(argv[1], L"hold-dll") == 0) {
         HMODULE m = LoadLibraryW(argv[2]);
         if (!m) {
@@ -462,7 +482,7 @@ int wmain(int argc, wchar_t **argv)
     if (!is_query && !is_wait) {
         fprintf(stderr, "usage: aipc-installer-helper query NAME | wait NAME STATE|GONE MS |"
                         " run \"CMDLINE\" | keepalive SECONDS | service-sid NAME |"
-                        " sdcheck KIND SDDL | hold-dll PATH SECONDS\n");
+                        " sdcheck KIND SDDL | hold-dll PATH SECONDS | message FILE ID TEXT\n");
         return 2;
     }
     SC_HANDLE scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);

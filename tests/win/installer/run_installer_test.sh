@@ -384,6 +384,25 @@ msvc_consumer() {
     test "$rc" = 0 -a -n "$(grep -x PASSED <<<"$out")"
 }
 
+# assert_event_source INSTALL_DIR_WIN: the Application-log source AsyncIPCBroker names the
+# installed broker as its message file, and that file's message table turns the broker's event
+# ids (1000 + the service-specific exit code) into text, as Event Viewer does (Wine's event log
+# keeps no events, so the lookup is what can be checked).
+evkey="HKLM\\SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\$SVC"
+evval() { w reg query "$evkey" /v "$1" 2>/dev/null | tr -d '\r' | sed -n "s/^ *$1 *REG_[A-Z_]* *//p"; }
+assert_event_source() {
+  local exe="$1\bin\asyncipc-broker.exe" id out
+  check "event source EventMessageFile is the installed broker (got '$(evval EventMessageFile)')" \
+    test "$(evval EventMessageFile)" = "$exe"
+  check "event source TypesSupported is 7 (got '$(evval TypesSupported)')" test "$(( $(evval TypesSupported) ))" = 7
+  for id in 1001 1002 1003 1004 1005; do
+    out=$(helper message "$exe" $id "AsyncIPC Broker could not start (test $id)")
+    check "the broker's message table reads event $id as text (got '$out')" \
+      test "$out" = "AsyncIPC Broker could not start (test $id)"
+  done
+}
+event_source_gone() { ! w reg query "$evkey" >/dev/null 2>&1; }
+
 # ---- the system PATH ----------------------------------------------------------------------------
 envkey='HKLM\System\CurrentControlSet\Control\Session Manager\Environment'
 # path_reg: the system Path as the registry holds it (unexpanded).
@@ -573,6 +592,7 @@ if [ "$mode" = cmd ]; then
   assert_service_running "$pf_win"
   assert_service_account
   assert_failure_flag
+  assert_event_source "$pf_win"
   assert_on_path "$pf_win"
   pid1=$(svc_field pid)
   pubsub_roundtrip "$pf_win" asyncipc.broker
@@ -627,6 +647,7 @@ if [ "$mode" = cmd ]; then
   check "program files are gone" test ! -e "$pf_unix"
   check "config kept" cmp -s "$cfg" "$work/broker.json.edited"
   assert_path_restored
+  check "the event source is unregistered" event_source_gone
   w cmd /c "$uninst_cmd"; rc=$?
   check "uninstall.cmd with nothing installed exits 0 (rc $rc)" test "$rc" = 0
   assert_path_restored
@@ -681,6 +702,7 @@ elif [ "$mode" = nsis ]; then
   assert_service_running "$pf_win"
   assert_service_account
   assert_failure_flag
+  assert_event_source "$pf_win"
   assert_arp "$old" "$pf_win"
   assert_on_path "$pf_win"
   pid1=$(svc_field pid)
@@ -749,6 +771,7 @@ elif [ "$mode" = nsis ]; then
     test "$(ls "$pf_unix" 2>/dev/null)" = uninstall.exe
   rm -rf "$pf_unix"
   check "Add/Remove Programs entry is gone" arp_gone
+  check "the event source is unregistered" event_source_gone
   check "config kept" cmp -s "$cfg" "$work/broker.json.edited"
   assert_path_restored
 
@@ -766,6 +789,7 @@ elif [ "$mode" = nsis ]; then
   done
   assert_service_running "$custom_win"
   assert_service_account
+  assert_event_source "$custom_win"
   check "config still kept" cmp -s "$cfg" "$work/broker.json.edited"
   check "ARP InstallLocation is the custom folder" test "$(arp InstallLocation)" = "$custom_win"
   run_verbatim "\"$custom_win\\uninstall.exe\" /S /PURGE _?=$custom_win"; rc=$?
