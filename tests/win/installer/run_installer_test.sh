@@ -334,7 +334,35 @@ consumer() {
     check "${exe%%:*} (installed asyncipc.hpp/bus.hpp: ${exe#*:}) exchanged messages and exited 0" \
       test "$rc" = 0 -a -n "$(grep '^PASSED' <<<"$out")" -a -n "$(grep -xF "${exe#*:}" <<<"$out")"
   done
+  [ -z "$pipe" ] && getting_started "$du" "$dw" "$cmds"
   msvc_consumer "$du" "$dw"
+}
+
+# getting_started INSTALL_DIR_UNIX INSTALL_DIR_WIN README_COMMANDS: the programs and the
+# CMakeLists.txt of docs/getting-started.md, taken from the page as written, built with the
+# README's commands and run against the installed broker (on its default pipe).
+getting_started() {
+  local du=$1 dw=$2 cmds=$3 g="$work/hello" f out rc
+  rm -rf "$g"; mkdir -p "$g"
+  for f in hello.c hello.cpp CMakeLists.txt; do
+    awk -v m="<!-- getting-started: $f -->" 'index($0, m) == 1 { st = 1; next }
+      st == 1 && /^```/ { st = 2; next }  st == 2 && /^```/ { exit }  st == 2 { print }' \
+      "$AIPC_SOURCE_DIR/docs/getting-started.md" >"$g/$f"
+    check "docs/getting-started.md holds $f" test -s "$g/$f"
+  done
+  (cd "$g" && export ASYNCIPC_SRC="$AIPC_SOURCE_DIR" ASYNCIPC_DIR="$du" \
+     PATH="$(dirname "$AIPC_CMAKE"):$PATH" && bash -e -c "$cmds") >"$g.log" 2>&1; rc=$?
+  if [ "$rc" != 0 ]; then
+    fail "getting-started programs built with the README's commands (rc $rc): $(tail -20 "$g.log")"
+    return
+  fi
+  pass "getting-started programs built with the README's commands"
+  for f in "hello_c:hi from C (from hello-c)" "hello_cpp:hi from C++ (from hello-cpp)"; do
+    out=$(WINEPATH=$(dll_path "$dw") w "$g/build/${f%%:*}.exe" 2>&1 | tr -d '\r'); rc=$?
+    echo "$out" | sed "s/^/    ${f%%:*}: /"
+    check "getting-started ${f%%:*} got its publication back through the broker (rc $rc)" \
+      test "$rc" = 0 -a "$out" = "hello/world: ${f#*:}"
+  done
 }
 
 # msvc_consumer INSTALL_DIR_UNIX INSTALL_DIR_WIN: the Visual Studio way, as far as Linux allows.
