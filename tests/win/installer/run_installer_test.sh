@@ -703,12 +703,21 @@ elif [ "$mode" = nsis ]; then
     "$AIPC_NSI" >"$work/makensis.log" 2>&1
   check "makensis built AsyncIPC-Setup-$old.exe" test -s "$work/AsyncIPC-Setup-$old.exe"
 
-  arp() { w reg query "$arpkey" /v "$1" 2>/dev/null | tr -d '\r' | sed -n "s/^ *$1 *REG_[A-Z_]* *//p"; }
+  # reg.exe under a loaded Wine occasionally fails to start (ERROR_INTERNAL_ERROR): an empty
+  # answer is asked again, at most 3 times, before it counts.
+  arp() {
+    local v= i
+    for i in 1 2 3; do
+      v=$(w reg query "$arpkey" /v "$1" 2>/dev/null | tr -d '\r' | sed -n "s/^ *$1 *REG_[A-Z_]* *//p")
+      [ -n "$v" ] && break
+    done
+    printf '%s\n' "$v"
+  }
   arp_gone() { ! w reg query "$arpkey" >/dev/null 2>&1; }
   assert_arp() { # VERSION INSTALL_DIR_WIN
     check "ARP DisplayName AsyncIPC" test "$(arp DisplayName)" = AsyncIPC
     check "ARP DisplayVersion $1 (got '$(arp DisplayVersion)')" test "$(arp DisplayVersion)" = "$1"
-    check "ARP InstallLocation $2" test "$(arp InstallLocation)" = "$2"
+    check "ARP InstallLocation $2 (got '$(arp InstallLocation)')" test "$(arp InstallLocation)" = "$2"
     check "ARP UninstallString" test "$(arp UninstallString)" = "\"$2\\uninstall.exe\""
     check "ARP QuietUninstallString" test "$(arp QuietUninstallString)" = "\"$2\\uninstall.exe\" /S"
     check "ARP Publisher" test -n "$(arp Publisher)"
