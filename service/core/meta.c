@@ -6,7 +6,8 @@
  *     counted, and reported with `dropped` at the head of its queue (outq.c);
  *   - direct/req/rep frames over the bound are refused (the caller answers queue_full);
  *   - control frames (ok, error, welcome, pong, stats, dropped, bye) are never dropped, but a
- *     client that lets more than max_queue_bytes + 1 MiB of them pile up is cut off;
+ *     client that lets more than max_queue_bytes + 1 MiB of them (overhead included) pile up
+ *     is cut off;
  *   - answers that settle a pending request (ANSWER) are exempt from that cut-off: their number
  *     is bounded by max_pending_requests (see aipc_reqs_room). */
 #include "internal.h"
@@ -38,6 +39,17 @@ void aipc_request_close(aipc_client *c)
         c->conn->ops->close(c->conn);
 }
 
+/* The memory of c's queued control frames with one more of len bytes: bytes + head_off is the
+ * whole size of the queued frames, minus data and answers is control; each frame also counts
+ * its overhead, as data frames do (a small pong costs more in overhead than in bytes). */
+static uint64_t control_cost(const aipc_client *c, uint64_t len)
+{
+    const aipc_outq *q = &c->q;
+    uint64_t bytes = q->bytes + q->head_off - q->data_bytes - c->answer_bytes + len;
+    uint64_t frames = q->count - q->data_frames - c->answers_queued + 1;
+    return bytes + frames * AIPC_QUEUED_FRAME_OVERHEAD;
+}
+
 /* Queues a frame reference to c applying the drop rules above; wakes the engine's writer when
  * the queue was empty. Returns 0, AIPC_EQUEUEFULL, AIPC_ECLOSED or AIPC_ENOMEM. */
 int aipc_queue_frame(aipc_client *c, aipc_frame *f)
@@ -54,11 +66,7 @@ int aipc_queue_frame(aipc_client *c, aipc_frame *f)
             }
             return AIPC_EQUEUEFULL;
         }
-    } else if (f->kind == AIPC_FK_CONTROL &&
-               c->q.bytes + c->q.head_off - c->q.data_bytes - c->answer_bytes + f->len >
-                   max + CONTROL_SLACK) {
-        /* (bytes + head_off is the whole size of the queued frames; minus data and answers:
-         * control) */
+    } else if (f->kind == AIPC_FK_CONTROL && control_cost(c, f->len) > max + CONTROL_SLACK) {
         aipc_logf(b, AIPC_LOG_WARN, "client %" PRIu64 " does not read its answers: closing it",
                   c->id);
         c->kill = true;

@@ -2,6 +2,7 @@
  * report, control frames never dropped, partial writes, per-publisher ordering, fan-out
  * sharing one encoded frame. */
 #include "test_broker_fake.h"
+#include "test_heap.h"
 
 #include "internal.h"
 
@@ -313,19 +314,22 @@ START_TEST(want_write_on_empty_to_nonempty)
 }
 END_TEST
 
-/* A client that never reads but keeps asking for answers is cut off (input returns < 0). */
+/* A client that never reads but keeps asking for answers is cut off (input returns < 0), before
+ * its small answers hold more than max_queue_bytes + 1 MiB of memory (overhead included). */
 START_TEST(control_flood_is_cut_off)
 {
     aipc_broker *b = test_broker(65536, 0, 0);
     fake *c = fake_new(b, 1);
     fake_hello(c, NULL);
     c->stalled = true;
+    size_t h0 = heap_live_bytes();
     int rc = 0, i;
     for (i = 0; i < 200000 && rc == 0; i++)
         rc = fake_sendt(c, "{\"op\":\"ping\",\"id\":123456789}", NULL);
     ck_assert_int_lt(rc, 0);
     ck_assert_int_eq(c->close_calls, 1);
     ck_assert(aipc_client_out_pending(c->cl) <= 65536 + 1024 * 1024);
+    ck_assert_uint_le(heap_live_bytes() - h0, 65536 + 1024 * 1024 + 64 * 1024);
     fake_free(c);
     aipc_broker_free(b);
 }
