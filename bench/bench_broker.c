@@ -27,7 +27,7 @@
 #include <process.h>
 #include <psapi.h>
 
-#include "frame.h"
+#include "proto/frame.h"
 
 #define REPS        7
 #define WAIT_MS     60000u

@@ -27,7 +27,7 @@
 #include <time.h>
 
 #include "broker.h"
-#include "frame.h"
+#include "proto/frame.h"
 
 /* ---- allocation counting ------------------------------------------------------------------ */
 extern void *__libc_malloc(size_t n);

@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #include "broker.h"
-#include "frame.h"
+#include "proto/frame.h"
 #include "policy.h"
 
 #define AIPC_NAME_MAX       128u

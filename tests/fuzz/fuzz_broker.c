@@ -24,7 +24,7 @@
 
 #include "asyncipc/asyncipc.h"
 #include "broker.h"
-#include "frame.h"
+#include "proto/frame.h"
 
 #define CHECK(cond)                                                                           \
     do {                                                                                      \

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "bus_core.h"
-#include "frame.h"
+#include "proto/frame.h"
 
 /* Per frame: parse the meta as the client does, then use the payload as a presence payload and
  * as a filter/topic pair. */

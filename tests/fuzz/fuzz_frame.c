@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "frame.h"
+#include "proto/frame.h"
 
 static int on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *pl, uint32_t pn)
 {

@@ -15,7 +15,7 @@
 
 #include "asyncipc/asyncipc.h"
 #include "broker.h"
-#include "frame.h"
+#include "proto/frame.h"
 
 typedef struct rx_frame {
     cJSON *meta;              /* NULL when the meta was not JSON (never expected) */

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "bus_core.h"
-#include "frame.h"
+#include "proto/frame.h"
 
 static aipc_bus_pend mk(uint64_t id, uint64_t deadline, const char *desc)
 {

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "asyncipc/asyncipc.h"
-#include "frame.h"
+#include "proto/frame.h"
 
 typedef struct {
     int count;

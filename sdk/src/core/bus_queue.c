@@ -1,6 +1,6 @@
 /* bus_queue.c - bounded FIFO of encoded frames, drained in coalesced batches (portable). */
 #include "bus_core.h"
-#include "frame.h"
+#include "proto/frame.h"
 
 #include <stdlib.h>
 #include <string.h>

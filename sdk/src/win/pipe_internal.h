@@ -36,7 +36,7 @@
 #include "asyncipc/asyncipc.h"
 #include "cbgate.h"
 #include "dispatcher.h"
-#include "frame.h"
+#include "proto/frame.h"
 #include "winsec.h"
 
 typedef struct aipc_pipe aipc_pipe;

@@ -8,8 +8,8 @@
  * assembled in a buffer allocated only after the header passed the size limits, and grown with
  * the bytes that actually arrive (a peer cannot reserve memory by merely declaring a size).
  */
-#ifndef AIPC_CORE_FRAME_H
-#define AIPC_CORE_FRAME_H
+#ifndef AIPC_PROTO_FRAME_H
+#define AIPC_PROTO_FRAME_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* frame.c - wire protocol v1 frame codec (see frame.h). Portable C11. */
-#include "frame.h"
+#include "proto/frame.h"
 #include "asyncipc/asyncipc.h"
 
 #include <stdlib.h>
