@@ -28,12 +28,15 @@
  * inline instead of through a dequeue; what a read produced is written before the next read is
  * issued; the port is drained one entry per GetQueuedCompletionStatus call.
  *
- * Listening: exactly one instance always waits in ConnectNamedPipe. When it connects, the next
- * instance is posted BEFORE the connected one is handed to the handler.
+ * Listening: `backlog` instances (default 2) always wait in ConnectNamedPipe, so clients that
+ * connect at the same moment do not see ERROR_PIPE_BUSY. When one connects, the backlog is
+ * refilled BEFORE the connected one is handed to the handler.
  */
 #include "engine.h"
 
 #include "asyncipc/asyncipc.h"
+#include "win_error.h"
+#include "win_listen.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -51,6 +54,8 @@
 #define ENG_KEY_IO    1
 #define ENG_KEY_STOP  2
 #define ENG_RETRY_MS  100
+#define ENG_BACKLOG   2         /* instances kept pending in ConnectNamedPipe (default) ... */
+#define ENG_BACKLOG_MAX 4       /* ... and at most: a burst of connects finds one free */
 #define ENG_INLINE    4         /* reads handled inline in a row before yielding to the port
                                  * (more starves write completions: 1 MiB pub/sub measured
                                  * 1.6 s at 4 against 2.4 s at 16) */
@@ -86,6 +91,9 @@ struct aipc_wconn {
     bool skip_port;         /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is set: ops that succeed
                              * at once queue no packet and are handled inline */
     bool identified;        /* the handler's identify ran (before the first input) */
+    bool listening;         /* counted in e->nlisten: its accept is pending */
+    bool dropped;           /* a listener closed on purpose: its handle goes once the
+                             * cancelled accept completes and no longer holds the name */
     aipc_wconn *prev, *next;    /* all connections (listener included) */
     aipc_wconn *dnext;          /* flush list */
 };
@@ -95,7 +103,8 @@ struct aipc_engine {
     aipc_engine_config cfg;
     wchar_t *pipe_path;
     aipc_engine_handler h;
-    aipc_wconn *listener;       /* the instance pending in ConnectNamedPipe */
+    int nlisten;                /* instances pending in ConnectNamedPipe (c->listening) */
+    int backlog;                /* how many we keep pending (cfg.listen_backlog, 1..4) */
     aipc_wconn *all;
     aipc_wconn *dirty;
     aipc_wconn *ready;          /* connected instances waiting to be attached (dnext chain) */
@@ -116,15 +125,7 @@ static void listen_next(aipc_engine *e);
 /* Formats GetLastError-style text into err. */
 static void set_err(char *err, size_t n, const char *what, DWORD code)
 {
-    char msg[256] = "";
-    if (!err || !n)
-        return;
-    FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, code, 0,
-                   msg, sizeof msg, NULL);
-    size_t l = strlen(msg);
-    while (l && (msg[l - 1] == '\n' || msg[l - 1] == '\r' || msg[l - 1] == ' '))
-        msg[--l] = 0;
-    snprintf(err, n, "%s: error %lu%s%s", what, (unsigned long)code, l ? " - " : "", msg);
+    aipc__win_errtext(err, n, what, code);
 }
 
 wchar_t *aipc_pipe_path_from_utf8(const char *name)
@@ -232,7 +233,7 @@ static bool read_process(aipc_wconn *c, DWORD err, DWORD n)
 {
     aipc_engine *e = c->e;
     if (err != 0 && err != ERROR_MORE_DATA) {
-        if (err != ERROR_BROKEN_PIPE && err != ERROR_PIPE_NOT_CONNECTED && err != ERROR_NO_DATA)
+        if (!aipc__win_peer_gone(err))
             aipc_log(AIPC_LOG_WARN, "broker: read from client pid %lu failed: %lu", c->pid,
                      (unsigned long)err);
         conn_close_now(c);
@@ -317,7 +318,7 @@ static void conn_post_read(aipc_wconn *c)
             c->inflight++;
             return;
         }
-        if (er != ERROR_BROKEN_PIPE && er != ERROR_NO_DATA && er != ERROR_PIPE_NOT_CONNECTED)
+        if (!aipc__win_peer_gone(er))
             aipc_log(AIPC_LOG_WARN, "broker: ReadFile on client pid %lu failed: %lu", c->pid,
                      (unsigned long)er);
         conn_close_now(c);
@@ -415,7 +416,7 @@ again:
                 goto again;
             }
             DWORD er = GetLastError();
-            if (er != ERROR_BROKEN_PIPE && er != ERROR_NO_DATA && er != ERROR_PIPE_NOT_CONNECTED)
+            if (!aipc__win_peer_gone(er))
                 aipc_log(AIPC_LOG_WARN, "broker: write to client pid %lu failed: %lu", c->pid,
                          (unsigned long)er);
             conn_close_now(c);
@@ -431,7 +432,7 @@ again:
         c->writing = true;
         return;
     }
-    if (er != ERROR_BROKEN_PIPE && er != ERROR_NO_DATA && er != ERROR_PIPE_NOT_CONNECTED)
+    if (!aipc__win_peer_gone(er))
         aipc_log(AIPC_LOG_WARN, "broker: WriteFile to client pid %lu failed: %lu", c->pid,
                  (unsigned long)er);
     conn_close_now(c);
@@ -458,7 +459,7 @@ static void on_write(eng_op *op, DWORD err, DWORD n)
         return;
     }
     if (err != 0) {
-        if (err != ERROR_BROKEN_PIPE && err != ERROR_NO_DATA && err != ERROR_PIPE_NOT_CONNECTED)
+        if (!aipc__win_peer_gone(err))
             aipc_log(AIPC_LOG_WARN, "broker: write to client pid %lu failed: %lu", c->pid,
                      (unsigned long)err);
         conn_close_now(c);
@@ -531,21 +532,43 @@ static void conn_accept(aipc_wconn *c)
     conn_post_read(c);      /* last: a failed read may finish (free) c */
 }
 
-/* Connect completion of the listening instance (I/O thread). */
+/* c's accept is over (completed, or about to be cancelled): it no longer counts as pending. */
+static void listener_forget(aipc_wconn *c)
+{
+    if (c->listening) {
+        c->listening = false;
+        c->e->nlisten--;
+    }
+}
+
+/* Closes every instance pending in ConnectNamedPipe. */
+static void close_listeners(aipc_engine *e)
+{
+    for (aipc_wconn *c = e->all, *n; c && e->nlisten; c = n) {
+        n = c->next;            /* c stays linked until its cancelled accept completes */
+        if (c->listening) {
+            listener_forget(c);
+            c->dropped = true;
+            conn_close_now(c);
+        }
+    }
+}
+
+/* Connect completion of a listening instance (I/O thread). */
 static void on_connect(eng_op *op, DWORD err, DWORD n)
 {
     aipc_wconn *c = op->c;
     aipc_engine *e = c->e;
     c->inflight--;
-    if (e->listener == c)
-        e->listener = NULL;
+    listener_forget(c);
     if (c->st == C_CLOSING) {
         conn_maybe_finish(c);
         return;
     }
-    if (err != 0 && err != ERROR_PIPE_CONNECTED) {
-        /* ERROR_NO_DATA: the client came and went; anything else: drop this instance. */
-        if (err != ERROR_NO_DATA && err != ERROR_OPERATION_ABORTED)
+    aipc__accept a = aipc__listen_done(err);
+    if (a != AIPC__ACCEPT_CONNECTED) {
+        /* GONE: the client came and went; anything else: drop this instance. */
+        if (a == AIPC__ACCEPT_FAILED && err != ERROR_OPERATION_ABORTED)
             aipc_log(AIPC_LOG_WARN, "broker: ConnectNamedPipe completed with %lu", (unsigned long)err);
         conn_close_now(c);
         if (!e->stopping)
@@ -558,59 +581,59 @@ static void on_connect(eng_op *op, DWORD err, DWORD n)
     conn_accept(c);
 }
 
-/* Creates one pipe instance; first = with FILE_FLAG_FIRST_PIPE_INSTANCE. */
+/* Creates one pipe instance (win_listen.c) bound to the port; first = with
+ * FILE_FLAG_FIRST_PIPE_INSTANCE. */
 static HANDLE make_instance(aipc_engine *e, bool first, DWORD *err)
 {
-    DWORD open_mode = PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED |
-                      (first ? FILE_FLAG_FIRST_PIPE_INSTANCE : 0);
-    DWORD mode = PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS;
-    DWORD buf = e->cfg.pipe_buffer ? e->cfg.pipe_buffer : 64u * 1024u;
-    HANDLE h = CreateNamedPipeW(e->pipe_path, open_mode, mode, PIPE_UNLIMITED_INSTANCES, buf, buf,
-                                0, e->cfg.sa);
-    if (h == INVALID_HANDLE_VALUE) {
-        *err = GetLastError();
+    aipc__listen_cfg lc = {e->pipe_path, e->cfg.sa, PIPE_UNLIMITED_INSTANCES,
+                           e->cfg.pipe_buffer ? e->cfg.pipe_buffer : 64u * 1024u};
+    HANDLE h = aipc__listen_instance(&lc, first, err);
+    if (h == INVALID_HANDLE_VALUE)
         return h;
-    }
     if (!CreateIoCompletionPort(h, e->port, ENG_KEY_IO, 0)) {
         *err = GetLastError();
         CloseHandle(h);
         return INVALID_HANDLE_VALUE;
     }
-    *err = 0;
     return h;
 }
 
-/* Posts ConnectNamedPipe on instance c. Returns 1 pending, 0 connected already, -1 failed. */
+/* Starts accepting on instance c. Returns 1 pending, 0 connected already, -1 failed. */
 static int post_connect(aipc_wconn *c)
 {
     memset(&c->cn.ov, 0, sizeof c->cn.ov);
     c->cn.cb = on_connect;
     c->st = C_LISTEN;
-    if (ConnectNamedPipe(c->h, &c->cn.ov)) {
-        /* Overlapped connect finished synchronously: its packet is queued as well. */
+    DWORD er;
+    switch (aipc__listen_accept(c->h, &c->cn.ov, &er)) {
+    case AIPC__ACCEPT_PENDING:      /* a packet comes, also when it finished at once */
         c->inflight++;
         return 1;
-    }
-    DWORD er = GetLastError();
-    if (er == ERROR_IO_PENDING) {
-        c->inflight++;
-        return 1;
-    }
-    if (er == ERROR_PIPE_CONNECTED)
-        return 0;                   /* a client got in between create and connect: no packet */
-    if (er != ERROR_NO_DATA)
+    case AIPC__ACCEPT_CONNECTED:    /* a client got in between create and accept: no packet */
+        return 0;
+    case AIPC__ACCEPT_GONE:
+        return -1;
+    default:
         aipc_log(AIPC_LOG_WARN, "broker: ConnectNamedPipe failed: %lu", (unsigned long)er);
-    return -1;
+        return -1;
+    }
 }
 
-/* Whether any instance of ours still exists (a handle that is open: listening, connected,
- * or closing with I/O in flight). */
-static bool have_instance(const aipc_engine *e)
+/* Whether any instance of ours still exists: 1 = a handle that is open (listening, connected,
+ * or closing with I/O in flight), 0 = none, -1 = only dropped listeners whose cancelled accept
+ * has not completed yet (wait for them: a client could still reach them, and they do not hold
+ * the name for long). */
+static int have_instance(const aipc_engine *e)
 {
-    for (const aipc_wconn *c = e->all; c; c = c->next)
-        if (c->h != INVALID_HANDLE_VALUE)
-            return true;
-    return false;
+    int r = 0;
+    for (const aipc_wconn *c = e->all; c; c = c->next) {
+        if (c->h == INVALID_HANDLE_VALUE)
+            continue;
+        if (!c->dropped)
+            return 1;
+        r = -1;
+    }
+    return r;
 }
 
 /* With no instance of ours left, the pipe name is free: whoever creates an instance now owns
@@ -620,11 +643,9 @@ static bool have_instance(const aipc_engine *e)
 static HANDLE make_first_again(aipc_engine *e, DWORD *er)
 {
     /* Wine does not enforce FILE_FLAG_FIRST_PIPE_INSTANCE: probe for a server first. */
-    BOOL exists = WaitNamedPipeW(e->pipe_path, 1);
-    DWORD wer = exists ? 0 : GetLastError();
     HANDLE h = INVALID_HANDLE_VALUE;
     *er = ERROR_PIPE_BUSY;
-    if (!exists && wer != ERROR_SEM_TIMEOUT && wer != ERROR_PIPE_BUSY)
+    if (!aipc__listen_name_served(e->pipe_path))
         h = make_instance(e, true, er);
     if (h != INVALID_HANDLE_VALUE) {
         if (e->squat_logged)
@@ -647,9 +668,14 @@ static HANDLE make_first_again(aipc_engine *e, DWORD *er)
  * queued on e->ready and attached after the new listener is posted. */
 static void listen_next(aipc_engine *e)
 {
-    for (int tries = 0; !e->listener && tries < 64; tries++) {
+    for (int tries = 0; e->nlisten < e->backlog && tries < 64; tries++) {
         DWORD er;
-        HANDLE h = have_instance(e) ? make_instance(e, false, &er) : make_first_again(e, &er);
+        int have = have_instance(e);
+        if (have < 0) {
+            e->need_listener = true;
+            return;
+        }
+        HANDLE h = have ? make_instance(e, false, &er) : make_first_again(e, &er);
         if (h == INVALID_HANDLE_VALUE) {
             if (er)
                 aipc_log(AIPC_LOG_ERROR, "broker: CreateNamedPipe failed: %lu (retrying)",
@@ -666,7 +692,8 @@ static void listen_next(aipc_engine *e)
         c->h = h;
         int r = post_connect(c);
         if (r == 1) {
-            e->listener = c;
+            c->listening = true;
+            e->nlisten++;
         } else if (r == 0) {
             c->dnext = e->ready;
             e->ready = c;
@@ -675,7 +702,7 @@ static void listen_next(aipc_engine *e)
             conn_finish(c);
         }
     }
-    e->need_listener = (e->listener == NULL);
+    e->need_listener = e->nlisten < e->backlog;
 }
 
 /* Attaches instances that connected synchronously (after a listener is pending again). */
@@ -700,6 +727,9 @@ int aipc_engine_create(aipc_engine **out, const aipc_engine_config *cfg,
     }
     e->cfg = *cfg;
     e->h = *h;
+    e->backlog = cfg->listen_backlog ? (int)cfg->listen_backlog : ENG_BACKLOG;
+    if (e->backlog > ENG_BACKLOG_MAX)
+        e->backlog = ENG_BACKLOG_MAX;
     e->pipe_path = _wcsdup(cfg->pipe_path);
     e->port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1);
     if (!e->pipe_path || !e->port) {
@@ -708,11 +738,9 @@ int aipc_engine_create(aipc_engine **out, const aipc_engine_config *cfg,
         return AIPC_ENGINE_SYS;
     }
     /* Probe: an existing server of this name means "in use" even where the kernel does not
-     * enforce FILE_FLAG_FIRST_PIPE_INSTANCE (Wine). WaitNamedPipe succeeds or times out only
-     * when an instance exists; other failures are left to CreateNamedPipe to report. */
-    BOOL exists = WaitNamedPipeW(e->pipe_path, 1);
-    DWORD wer = exists ? 0 : GetLastError();
-    if (exists || wer == ERROR_SEM_TIMEOUT || wer == ERROR_PIPE_BUSY) {
+     * enforce FILE_FLAG_FIRST_PIPE_INSTANCE (Wine); other failures are left to creating the
+     * instance to report. */
+    if (aipc__listen_name_served(e->pipe_path)) {
         snprintf(err, errlen, "pipe name is in use by another server");
         aipc_engine_free(e);
         return AIPC_ENGINE_PIPE_BUSY;
@@ -740,16 +768,16 @@ int aipc_engine_create(aipc_engine **out, const aipc_engine_config *cfg,
     c->h = first;
     int r = post_connect(c);
     if (r == 1) {
-        e->listener = c;
+        c->listening = true;
+        e->nlisten++;
     } else if (r == 0) {
         c->dnext = e->ready;
         e->ready = c;
-        listen_next(e);
     } else {
         c->st = C_CLOSING;
         conn_finish(c);
-        listen_next(e);
     }
+    listen_next(e);                 /* the rest of the backlog */
     *out = e;
     return AIPC_ENGINE_OK;
 }
@@ -767,7 +795,7 @@ size_t aipc_engine_clients(const aipc_engine *e)
 
 int aipc_engine_listening(const aipc_engine *e)
 {
-    return e->listener != NULL;
+    return e->nlisten;
 }
 
 unsigned long aipc_engine_squat_refusals(const aipc_engine *e)
@@ -777,12 +805,10 @@ unsigned long aipc_engine_squat_refusals(const aipc_engine *e)
 
 void aipc_engine__test_drop_listener(aipc_engine *e)
 {
-    if (!e->listener)
+    if (!e->nlisten)
         return;
-    aipc_wconn *l = e->listener;
-    e->listener = NULL;
+    close_listeners(e);
     e->need_listener = true;
-    conn_close_now(l);
 }
 
 /* Starts stopping: no more listening, goodbyes queued, every client closed once flushed. */
@@ -794,11 +820,7 @@ static void begin_stop(aipc_engine *e)
     DWORD grace = e->cfg.stop_grace_ms ? e->cfg.stop_grace_ms : 3000;
     e->stop_deadline = GetTickCount64() + grace;
     aipc_log(AIPC_LOG_INFO, "broker: stopping (%lu clients)", (unsigned long)e->nopen);
-    if (e->listener) {
-        aipc_wconn *l = e->listener;
-        e->listener = NULL;
-        conn_close_now(l);
-    }
+    close_listeners(e);
     while (e->ready) {
         aipc_wconn *c = e->ready;
         e->ready = c->dnext;
@@ -894,7 +916,7 @@ int aipc_engine_run(aipc_engine *e)
         }
         if (e->stop_requested && !e->stopping)
             begin_stop(e);
-        if (e->need_listener && !e->stopping && !e->listener)
+        if (e->need_listener && !e->stopping)
             listen_next(e);
         drain_ready(e);
         if (e->h.tick)

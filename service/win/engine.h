@@ -72,6 +72,7 @@ typedef struct aipc_engine_config {
     SECURITY_ATTRIBUTES *sa;       /* descriptor for every instance (kept by the caller) */
     DWORD pipe_buffer;             /* in/out buffer size hint per instance (0 = 64 KiB) */
     DWORD stop_grace_ms;           /* how long a stop waits for goodbyes to flush (0 = 3000) */
+    DWORD listen_backlog;          /* instances kept waiting for clients (0 = 2; at most 4) */
 } aipc_engine_config;
 
 /* Start-up error classes (aipc_engine_create's return value). */
@@ -100,12 +101,12 @@ void aipc_wconn_close(aipc_wconn *c);
  * handler's detach follows once its I/O is done. Takes effect after the current callback. */
 void aipc_wconn_abort(aipc_wconn *c);
 
-/* Whether an instance is pending in ConnectNamedPipe (I/O thread; for diagnostics/tests). */
+/* How many instances are pending in ConnectNamedPipe (I/O thread; for diagnostics/tests). */
 int aipc_engine_listening(const aipc_engine *e);
 /* How many times re-creating the pipe after every instance was gone found the name held by
  * another server (and did not join it). I/O thread. */
 unsigned long aipc_engine_squat_refusals(const aipc_engine *e);
-/* TEST ONLY (I/O thread, e.g. from tick): closes the pending listener as if creating instances
+/* TEST ONLY (I/O thread, e.g. from tick): closes the pending listeners as if creating instances
  * had failed, so the retry path runs. */
 void aipc_engine__test_drop_listener(aipc_engine *e);
 

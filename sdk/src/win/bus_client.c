@@ -28,6 +28,8 @@
  * pipe handle is closed once, on the I/O thread, when no operation is pending on it.
  */
 #include "bus_internal.h"
+#include "win_dial.h"
+#include "win_error.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,18 +68,10 @@ static uint64_t now_ms(void)
     return GetTickCount64();
 }
 
-/* Maps the Win32 error of a failed connection/operation to an AIPC_E* code. */
+/* Maps the Win32 error of a failed connection/operation to an AIPC_E* code (win_error.c). */
 static int map_win32(DWORD e)
 {
-    switch (e) {
-    case ERROR_FILE_NOT_FOUND: case ERROR_PATH_NOT_FOUND: return AIPC_ENOTFOUND;
-    case ERROR_PIPE_BUSY: return AIPC_EBUSY;
-    case ERROR_BROKEN_PIPE: case ERROR_PIPE_NOT_CONNECTED: case ERROR_NO_DATA:
-    case ERROR_OPERATION_ABORTED: return AIPC_EDISCONNECTED;
-    case ERROR_NOT_ENOUGH_MEMORY: case ERROR_OUTOFMEMORY: return AIPC_ENOMEM;
-    case ERROR_ACCESS_DENIED: return AIPC_EACCESS;
-    default: return AIPC_ESYS;
-    }
+    return aipc__win_err(e);
 }
 
 const char *aipc_bus_state_name(aipc_bus_state s)
@@ -235,40 +229,30 @@ static void conn_lost(aipc_bus *b, int err)
 /* Tries to open the broker pipe; retries a busy/absent pipe until the attempt deadline. [io] */
 static void try_open(aipc_bus *b)
 {
-    HANDLE h = CreateFileW(b->pipe, AIPC_SEC_CLIENT_ACCESS, 0, NULL, OPEN_EXISTING,
-                           FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
-                           NULL);
-    if (h == INVALID_HANDLE_VALUE) {
-        DWORD e = GetLastError();
-        int err = map_win32(e);
-        uint64_t now = now_ms();
-        if ((e == ERROR_PIPE_BUSY || e == ERROR_FILE_NOT_FOUND) && now < b->deadline) {
-            DWORD wait = b->open_retry;
-            if (wait > b->deadline - now)
-                wait = (DWORD)(b->deadline - now);
-            if (b->open_retry < BUS_OPEN_RETRY_MAX)
-                b->open_retry *= 2;
-            aipc_timer_start(b->loop, &b->conn_timer, wait, on_conn_timer);
-            return;
-        }
-        if (e == ERROR_ACCESS_DENIED)
-            aipc_log(AIPC_LOG_WARN, "bus(%s): access denied by the broker pipe's descriptor",
-                     b->pipe_utf8);
-        else
-            aipc_log(AIPC_LOG_DEBUG, "bus(%s): connect failed (%lu)", b->pipe_utf8, e);
-        after_failure(b, err == AIPC_EBUSY ? AIPC_ETIMEDOUT : err);
+    aipc__dial_result r;
+    aipc__dial_verdict v = aipc__dial(b->pipe, &b->owners, b->pipe_utf8, &r);
+    uint64_t now = now_ms();
+    if (v == AIPC__DIAL_RETRY && now < b->deadline) {
+        uint64_t left = b->deadline - now;
+        DWORD wait = b->open_retry < left ? b->open_retry : (DWORD)left;
+        if (b->open_retry < BUS_OPEN_RETRY_MAX)
+            b->open_retry *= 2;
+        aipc_timer_start(b->loop, &b->conn_timer, wait, on_conn_timer);
         return;
     }
-    /* Who serves this name? Checked before hello: nothing goes to an impostor. */
-    int trust = aipc_sec_verify_server(h, &b->owners, b->pipe_utf8);
-    if (trust != 0) {
-        CloseHandle(h);
-        if (trust == AIPC_EUNTRUSTED)
+    if (v != AIPC__DIAL_OK) {
+        if (r.code == AIPC_EUNTRUSTED)    /* who serves this name: nothing goes to an impostor */
             aipc_bus_ev_error(b, AIPC_EUNTRUSTED, "untrusted_server",
                               "the broker pipe is owned by an unexpected account; nothing sent");
-        after_failure(b, trust);
+        else if (r.win32 == ERROR_ACCESS_DENIED)
+            aipc_log(AIPC_LOG_WARN, "bus(%s): access denied by the broker pipe's descriptor",
+                     b->pipe_utf8);
+        else if (r.win32)
+            aipc_log(AIPC_LOG_DEBUG, "bus(%s): connect failed (%lu)", b->pipe_utf8, r.win32);
+        after_failure(b, r.code == AIPC_EBUSY ? AIPC_ETIMEDOUT : r.code);
         return;
     }
+    HANDLE h = r.h;
     b->h = h;
     /* A new connection reads at once; a pause of the old one ends with it (a resume task
      * still queued finds the read pending and does nothing). */

@@ -4,7 +4,7 @@
  *  - Reads and writes use ReadFileEx/WriteFileEx; their completion routines run on this thread
  *    (the thread that issued them) during its alertable wait.
  *  - Public calls are marshalled here with QueueUserAPC.
- *  - A server's overlapped ConnectNamedPipe signals an event. The I/O thread itself waits for
+ *  - A server's overlapped accept (win_listen.c) signals an event. The I/O thread itself waits for
  *    up to MAXIMUM_WAIT_OBJECTS such events in its alertable WaitForMultipleObjectsEx (no extra
  *    thread, deterministic handle use); beyond that, RegisterWaitForSingleObject watches the
  *    event on a thread-pool thread whose callback only QueueUserAPCs the completion here.
@@ -14,6 +14,7 @@
  * so FreeLibrary cannot unmap code it runs).
  */
 #include "pipe_internal.h"
+#include "win_listen.h"
 
 #include <errno.h>
 #include <process.h>
@@ -209,11 +210,9 @@ static DWORD apc_listen(aipc_pipe *p, aipc_op *op)
     op->h = p->h;
     op->ov.hEvent = op->event;
     ResetEvent(op->event);
-    if (!ConnectNamedPipe(p->h, &op->ov)) {
-        DWORD e = GetLastError();
-        if (e != ERROR_IO_PENDING)
-            return e;   /* ERROR_PIPE_CONNECTED (no completion) or a failure */
-    }
+    DWORD e;
+    if (aipc__listen_accept(p->h, &op->ov, &e) != AIPC__ACCEPT_PENDING)
+        return e;   /* ERROR_PIPE_CONNECTED / ERROR_NO_DATA (no completion) or a failure */
     /* Pending, or completed at once (the event is then signalled): the wait delivers both. */
     op->wait = NULL;
     if (g_nwait < MAXIMUM_WAIT_OBJECTS) {
@@ -224,7 +223,8 @@ static DWORD apc_listen(aipc_pipe *p, aipc_op *op)
     }
     if (!RegisterWaitForSingleObject(&op->wait, op->event, apc_listen_signaled, op, INFINITE,
                                      WT_EXECUTEONLYONCE)) {
-        DWORD e = GetLastError(), bytes;
+        DWORD bytes;
+        e = GetLastError();
         op->wait = NULL;
         CancelIoEx(p->h, &op->ov);
         GetOverlappedResult(p->h, &op->ov, &bytes, TRUE);   /* the event must not fire later */

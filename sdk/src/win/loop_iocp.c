@@ -2,13 +2,14 @@
  * loop_iocp.c - engine PIPE_OVERLAPPED: one process-wide I/O thread on an I/O completion port.
  *
  *  - Pipe handles are associated with the port (key KEY_IO); overlapped ReadFile, WriteFile
- *    and ConnectNamedPipe complete there. Each aipc_op starts with its OVERLAPPED and is
+ *    and accepts (win_listen.c) complete there. Each aipc_op starts with its OVERLAPPED and is
  *    recovered with CONTAINING_RECORD, then its callback runs.
  *  - Public calls are marshalled with PostQueuedCompletionStatus (key KEY_TASK).
  *  - Timers: the port wait times out at the next timer deadline.
  * The thread is started on first use and lives until the process exits (the module is pinned).
  */
 #include "pipe_internal.h"
+#include "win_listen.h"
 
 #include <errno.h>
 #include <process.h>
@@ -139,17 +140,15 @@ static DWORD iocp_write(HANDLE h, aipc_op *op, const void *buf, DWORD len)
     return issued(WriteFile(h, buf, len, NULL, &op->ov));
 }
 
-/* ConnectNamedPipe outcomes: pending (completion comes), ERROR_PIPE_CONNECTED (a client is
- * already there; no completion), any other error (no completion). A TRUE return means it
- * completed synchronously, which on a port-bound handle still queues a completion. */
+/* Starts accepting a client (win_listen.c). Pending (also a synchronous success: on a
+ * port-bound handle that still queues a completion) returns 0; ERROR_PIPE_CONNECTED and
+ * ERROR_NO_DATA (no completion) and failures are returned as such. */
 static DWORD iocp_listen(aipc_pipe *p, aipc_op *op)
 {
     memset(&op->ov, 0, sizeof op->ov);
     op->h = p->h;
-    if (ConnectNamedPipe(p->h, &op->ov))
-        return 0;
-    DWORD e = GetLastError();
-    return e == ERROR_IO_PENDING ? 0 : (e ? e : ERROR_GEN_FAILURE);
+    DWORD e;
+    return aipc__listen_accept(p->h, &op->ov, &e) == AIPC__ACCEPT_PENDING ? 0 : e;
 }
 
 const aipc_engine aipc_engine_iocp = {

@@ -4,7 +4,7 @@
  * Server: CreateNamedPipe (one instance, byte mode, local clients only) -> OnCreate -> listen
  *         (ConnectNamedPipe) -> OnConnected(true) -> data -> peer leaves -> drain -> OnDisconnected
  *         -> DisconnectNamedPipe -> listen again.
- * Client: OnCreate(true) -> CreateFile, retried on a loop timer while the pipe is missing or busy
+ * Client: OnCreate(true) -> open (win_dial.c), retried on a loop timer while the pipe is missing or busy
  *         -> OnConnected(true) or, after the connect timeout, OnConnected(false).
  * "Drain": when a connection breaks or Exit runs, all I/O on the handle is cancelled
  * (CancelIoEx) and the next step (relisten, close) waits until every completion has arrived,
@@ -12,6 +12,9 @@
  * Thread: everything here runs on the engine's I/O thread.
  */
 #include "pipe_internal.h"
+#include "win_dial.h"
+#include "win_error.h"
+#include "win_listen.h"
 
 #define RETRY_FIRST_MS 10u
 #define RETRY_MAX_MS   200u
@@ -106,9 +109,8 @@ void aipc_pipe_conn_lost(aipc_pipe *p, DWORD err, const char *what)
     if (p->state != AIPC_ST_CONNECTED)
         return;
     if (what) {
-        int gone = err == ERROR_BROKEN_PIPE || err == ERROR_PIPE_NOT_CONNECTED ||
-                   err == ERROR_NO_DATA || err == ERROR_HANDLE_EOF;
-        aipc_pipe_set_error(p, gone ? AIPC_EDISCONNECTED : AIPC_ESYS, err);
+        int gone = aipc__win_peer_gone(err);
+        aipc_pipe_set_error(p, aipc__win_err(err), err);
         aipc_log(gone ? AIPC_LOG_INFO : AIPC_LOG_WARN, "pipe(%s) %s %s: %s (%s, error %lu)",
                  p->eng->name, role_name(p), pname(p),
                  gone ? "peer disconnected" : "connection failed", what, err);
@@ -159,9 +161,10 @@ static void on_listen(aipc_op *op, DWORD err, DWORD bytes)
     aipc_pipe *p = op->pipe;
     p->ops--;
     if (p->state == AIPC_ST_LISTENING) {
-        if (err == 0 || err == ERROR_PIPE_CONNECTED) {
+        aipc__accept a = aipc__listen_done(err);
+        if (a == AIPC__ACCEPT_CONNECTED) {
             connected(p);
-        } else if (err == ERROR_NO_DATA) {   /* the client came and went already */
+        } else if (a == AIPC__ACCEPT_GONE) {  /* the client came and went already */
             DisconnectNamedPipe(p->h);
             aipc_pipe_server_listen(p);
         } else {
@@ -189,11 +192,12 @@ void aipc_pipe_server_listen(aipc_pipe *p)
             aipc_pipe_ref(p);
             return;
         }
-        if (e == ERROR_PIPE_CONNECTED) {       /* a client connected in between: no completion */
+        aipc__accept a = aipc__listen_done(e);
+        if (a == AIPC__ACCEPT_CONNECTED) {     /* a client connected in between: no completion */
             connected(p);
             return;
         }
-        if (e == ERROR_NO_DATA && tries < 3) { /* a client connected and already left */
+        if (a == AIPC__ACCEPT_GONE && tries < 3) { /* a client connected and already left */
             DisconnectNamedPipe(p->h);
             continue;
         }
@@ -244,26 +248,13 @@ static void on_retry(aipc_timer *t)
     aipc_pipe_unref(p);                   /* the timer's reference */
 }
 
-/* One connect attempt; a missing or busy pipe is retried until the deadline. */
+/* One connect attempt (win_dial.c); a missing or busy pipe is retried until the deadline. */
 static void client_try(aipc_pipe *p)
 {
-    HANDLE h = CreateFileW(p->name, AIPC_SEC_CLIENT_ACCESS, 0, NULL, OPEN_EXISTING,
-                           FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
-                           NULL);
-    if (h != INVALID_HANDLE_VALUE) {
-        /* Who serves this name? Checked before anything is written to it. */
-        int trust = aipc_sec_verify_server(h, &p->owners, pname(p));
-        if (trust != 0) {
-            CloseHandle(h);
-            aipc_pipe_set_error(p, trust, 0);
-            client_fail(p);
-            return;
-        }
-        p->h = h;
-        DWORD mode = PIPE_READMODE_BYTE;
-        if (!SetNamedPipeHandleState(h, &mode, NULL, NULL))
-            aipc_log(AIPC_LOG_DEBUG, "pipe(%s) client %s: SetNamedPipeHandleState (%lu)",
-                     p->eng->name, pname(p), GetLastError());
+    aipc__dial_result r;
+    aipc__dial_verdict v = aipc__dial(p->name, &p->owners, pname(p), &r);
+    if (v == AIPC__DIAL_OK) {
+        p->h = r.h;
         DWORD e = p->eng->attach(p);
         if (e) {
             aipc_log(AIPC_LOG_ERROR, "pipe(%s) client %s: cannot attach the handle (%lu)",
@@ -276,10 +267,14 @@ static void client_try(aipc_pipe *p)
         connected(p);
         return;
     }
-    DWORD e = GetLastError();
+    if (v == AIPC__DIAL_FAILED && r.win32 == 0) {   /* the server's owner check (logged) */
+        aipc_pipe_set_error(p, r.code, 0);
+        client_fail(p);
+        return;
+    }
+    DWORD e = r.win32;
     ULONGLONG now = GetTickCount64();
-    int transient = e == ERROR_FILE_NOT_FOUND || e == ERROR_PIPE_BUSY;
-    if (transient && now < p->deadline) {
+    if (v == AIPC__DIAL_RETRY && now < p->deadline) {
         ULONGLONG left = p->deadline - now;
         DWORD delay = p->backoff < left ? p->backoff : (DWORD)left;
         p->backoff = p->backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : p->backoff * 2;
@@ -287,19 +282,16 @@ static void client_try(aipc_pipe *p)
         aipc_timer_start(p->loop, &p->retry, delay, on_retry);
         return;
     }
-    if (transient) {
+    if (v == AIPC__DIAL_RETRY)
         aipc_log(AIPC_LOG_WARN, "pipe(%s) client %s: no server within %u ms (%s)", p->eng->name,
                  pname(p), p->connect_timeout_ms, e == ERROR_PIPE_BUSY ? "busy" : "not found");
-        aipc_pipe_set_error(p, e == ERROR_PIPE_BUSY ? AIPC_EBUSY : AIPC_ENOTFOUND, e);
-    } else if (e == ERROR_ACCESS_DENIED) {
+    else if (e == ERROR_ACCESS_DENIED)
         aipc_log(AIPC_LOG_WARN, "pipe(%s) client %s: access denied by the server's pipe "
                  "descriptor", p->eng->name, pname(p));
-        aipc_pipe_set_error(p, AIPC_EACCESS, e);
-    } else {
+    else
         aipc_log(AIPC_LOG_ERROR, "pipe(%s) client %s: cannot open the pipe (%lu)", p->eng->name,
                  pname(p), e);
-        aipc_pipe_set_error(p, AIPC_ESYS, e);
-    }
+    aipc_pipe_set_error(p, r.code, e);
     client_fail(p);
 }
 

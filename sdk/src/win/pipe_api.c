@@ -16,6 +16,8 @@
  *     (pending I/O, queued tasks, timers, running callbacks) is dropped, on whatever thread.
  */
 #include "pipe_internal.h"
+#include "win_error.h"
+#include "win_listen.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -290,11 +292,8 @@ static DWORD server_create(aipc_pipe *p)
     if (!sd)
         return e;
     SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
-    p->h = CreateNamedPipeW(p->name,
-                            PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE,
-                            PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
-                            1, AIPC_PIPE_BUFSIZE, AIPC_PIPE_BUFSIZE, 0, &sa);
-    e = p->h == INVALID_HANDLE_VALUE ? (GetLastError() ? GetLastError() : ERROR_GEN_FAILURE) : 0;
+    aipc__listen_cfg lc = {p->name, &sa, 1, AIPC_PIPE_BUFSIZE};
+    p->h = aipc__listen_instance(&lc, 1, &e);
     LocalFree(sd);
     if (e)
         return e;
@@ -333,9 +332,7 @@ bool aipc_pipe_create(aipc_named_pipe *pipe, const wchar_t *pipe_name, PipeType 
     if (type == PIPE_SERVER) {
         p->create_err = server_create(p);   /* the start task reports OnCreate(false) */
         if (p->create_err)
-            aipc_pipe_set_error(p, p->create_err == ERROR_ACCESS_DENIED ? AIPC_EACCESS
-                                   : p->create_err == ERROR_PIPE_BUSY ? AIPC_EBUSY : AIPC_ESYS,
-                                p->create_err);
+            aipc_pipe_set_error(p, aipc__win_err(p->create_err), p->create_err);
     } else if (!p->owners.any && p->owners.n == 0 &&
                aipc_sec_expect_parse(AIPC_SEC_P2P_OWNERS, &p->owners) != 0) {
         aipc_log(AIPC_LOG_ERROR, "pipe: Create: cannot resolve this process's user");

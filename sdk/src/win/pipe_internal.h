@@ -13,6 +13,9 @@
  *   wname.c      pipe name normalisation ("NAME" -> "\\.\pipe\NAME") and UTF-8 for logs.
  *   loop_apc.c   engine PIPE_ASYNC: one alertable thread, ReadFileEx/WriteFileEx, QueueUserAPC.
  *   loop_iocp.c  engine PIPE_OVERLAPPED: one thread on an I/O completion port.
+ *   win_dial.c   the one client-side open of a pipe (SQOS, owner check, byte mode).
+ *   win_listen.c the one place creating pipe instances and accepting on them (also the broker's).
+ *   win_error.c  the one Win32 -> AIPC_E* map and "peer is gone" test.
  *
  * Threads
  *   Each engine has ONE process-wide I/O thread (started on first use, lives until process
