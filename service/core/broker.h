@@ -46,6 +46,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/limits.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -109,7 +111,8 @@ struct aipc_conn {
 #define AIPC_BROKER_DEFAULT_LINGER      5000u                        /* close_linger_ms */
 
 typedef struct aipc_broker_config {
-    char     pipe_name[257];     /* short pipe name (no "\\.\pipe\" prefix), 1..256 chars */
+    char     pipe_name[AIPC_PROTO_PIPE_NAME_BUF];  /* short pipe name (no "\\.\pipe\" prefix),
+                                                    * proto/names.h's rules */
     uint32_t max_clients;        /* simultaneous connections (attached clients) */
     uint32_t max_payload;        /* payload_len limit of incoming frames */
     uint64_t max_queue_bytes;    /* per-client outbound queue bound for publications and

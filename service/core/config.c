@@ -86,34 +86,19 @@ static int get_str(const cJSON *v, char *dst, size_t cap, bool allow_empty, char
     return 0;
 }
 
-/* pipe_name: "\\.\pipe\NAME" or "NAME"; stored short. NAME: 1..256 chars, no backslash. */
+/* pipe_name: "\\.\pipe\NAME" or "NAME" (proto/names.h's rules); stored short. */
 static int get_pipe(const cJSON *v, aipc_broker_config *c, char *err, size_t errlen)
 {
-    static const char prefix[] = "\\\\.\\pipe\\";
-    char tmp[512];
-    int rc = get_str(v, tmp, sizeof tmp, false, err, errlen);
-    if (rc)
-        return rc;
-    const char *name = tmp;
-    size_t pl = sizeof prefix - 1;
-    if (strlen(tmp) >= pl) {
-        bool match = true;
-        for (size_t i = 0; i < pl; i++) {
-            char a = tmp[i], p = prefix[i];
-            if (a >= 'A' && a <= 'Z')
-                a = (char)(a - 'A' + 'a');
-            if (a != p)
-                match = false;
-        }
-        if (match)
-            name = tmp + pl;
-    }
-    size_t n = strlen(name);
-    if (n == 0 || n >= sizeof c->pipe_name || strchr(name, '\\'))
+    char full[AIPC_PROTO_PIPE_BUF];
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return cfg_err(err, errlen, "config: \"%s\" must be a string", v->string);
+    size_t n = aipc_proto_pipe_name(v->valuestring, full);
+    if (n == 0)
         return cfg_err(err, errlen,
-                       "config: \"pipe_name\" must be \\\\.\\pipe\\NAME or NAME (1..256 chars, "
-                       "no backslash)");
-    memcpy(c->pipe_name, name, n + 1);
+                       "config: \"pipe_name\" must be \\\\.\\pipe\\NAME or NAME (NAME without "
+                       "backslashes or control characters, the whole name at most %u UTF-16 "
+                       "characters)", AIPC_PROTO_PIPE_MAX);
+    memcpy(c->pipe_name, full + AIPC_PROTO_PIPE_PREFIX_LEN, n - AIPC_PROTO_PIPE_PREFIX_LEN + 1);
     return 0;
 }
 

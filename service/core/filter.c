@@ -1,6 +1,6 @@
-/* filter.c - relations between MQTT topic filters for the policy (policy.h): does a filter match
- * a topic, does one filter cover another, do two filters overlap. Iterative, one pass over the
- * levels (at most AIPC_TOPIC_MAX_LEVELS), no allocation.
+/* filter.c - relations between MQTT topic filters for the policy (policy.h): does one filter
+ * cover another, do two filters overlap (whether a filter matches a topic is proto/topic.h's).
+ * Iterative, one pass over the levels (at most AIPC_PROTO_TOPIC_MAX_LEVELS), no allocation.
  *
  * MQTT's "$" rule applies throughout: a filter whose first level is '+' or '#' matches no topic
  * whose first level starts with '$'. */
@@ -65,30 +65,6 @@ static bool is_dollar(const lvl *l)
 static bool same(const lvl *a, const lvl *b)
 {
     return a->len == b->len && memcmp(a->p, b->p, a->len) == 0;
-}
-
-bool aipc_filter_matches(const char *filter, size_t fn, const char *topic, size_t tn)
-{
-    lvl f, t;
-    lvl_init(&f, filter, fn);
-    lvl_init(&t, topic, tn);
-    for (bool first = true;; first = false) {
-        bool fh = lvl_get(&f), th = lvl_get(&t);
-        if (!fh)
-            return !th;
-        if (is_hash(&f))                  /* any rest, none included ("a/#" matches "a") */
-            return !(first && th && t.len && t.p[0] == '$');
-        if (!th)
-            return false;
-        if (is_plus(&f)) {
-            if (first && t.len && t.p[0] == '$')
-                return false;
-        } else if (!same(&f, &t)) {
-            return false;
-        }
-        lvl_next(&f);
-        lvl_next(&t);
-    }
 }
 
 bool aipc_filter_covers(const char *outer, size_t on, const char *inner, size_t in)

@@ -4,9 +4,9 @@
  *   map.c       open-addressing hash maps (string keys, 128-bit keys)
  *   sbuf.c      growable byte buffer + JSON writers (escaping)
  *   outq.c      refcounted frames and the per-client ring of frame references
- *   topic.c     topic/filter validation and the subscription trie
+ *   topic.c     the subscription trie (validation and matching rules: proto/topic.h)
  *   retained.c  retained messages (a trie of topics walked by a filter)
- *   registry.c  client ids and names
+ *   registry.c  client ids and names (the name rule: proto/names.h)
  *   reqs.c      pending requests (req/rep correlation, no_reply)
  *   meta.c      outgoing control/delivery frames
  *   router.c    incoming frame dispatch (the ops)
@@ -14,7 +14,7 @@
  *   config.c    JSON config loader
  *   stats.c     counters and their JSON form
  *   identity.c  the client's identity (set by the engine) and its `from` object
- *   filter.c    filter/filter relations (matches, covers, overlaps) for the policy
+ *   filter.c    filter/filter relations (covers, overlaps) for the policy
  *   policy.c    policy evaluation (policy.h); policy_load.c parses it from the config
  *   deadline.c  deadline queues (sorted intrusive lists) for the core's timers
  *   timers.c    aipc_broker_tick: what expires (hello timeout, ...)
@@ -29,12 +29,11 @@
 
 #include "broker.h"
 #include "proto/frame.h"
+#include "proto/limits.h"
+#include "proto/names.h"
+#include "proto/topic.h"
 #include "policy.h"
 
-#define AIPC_NAME_MAX       128u
-#define AIPC_TOPIC_MAX_LEVELS 256u      /* recursion bound for the tries */
-#define AIPC_TOPIC_MAX_BYTES  32000u    /* escaped ('"' and '\\' double) it fits a meta */
-#define AIPC_ID_MAX_EXACT   9007199254740991.0   /* 2^53 - 1: ids are exact JSON numbers */
 
 #define AIPC_CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -211,10 +210,6 @@ struct aipc_sub {
     aipc_sub *cprev, *cnext;  /* the client's subscriptions */
 };
 
-bool aipc_topic_valid_pub(const char *t, size_t n);
-bool aipc_topic_valid_filter(const char *f, size_t n);
-bool aipc_utf8_valid(const char *s, size_t n);
-
 /* mem (may be NULL): the heap the trie's nodes and child tables take, kept exact. */
 aipc_tnode *aipc_trie_path(aipc_tnode *root, uint64_t *mem, const char *topic, size_t n,
                            bool create);
@@ -278,7 +273,7 @@ struct aipc_client {
     int state;
     uint64_t id;              /* 0 until hello */
     uint32_t pid;
-    char name[AIPC_NAME_MAX + 1];
+    char name[AIPC_PROTO_NAME_MAX + 1];
     uint32_t name_len;
     char *from;               /* {"id":..,"name":..,"pid":..[,"sid","session","integrity"]}
                                * stamped on what it sends */
@@ -376,7 +371,6 @@ struct aipc_broker {
 };
 
 /* registry.c */
-bool aipc_name_valid(const char *s, size_t n);
 aipc_client *aipc_registry_find_name(aipc_broker *b, const char *name, size_t n);
 aipc_client *aipc_registry_find_id(aipc_broker *b, uint64_t id);
 int aipc_registry_add(aipc_broker *b, aipc_client *c, const char *name, size_t n);

@@ -165,7 +165,7 @@ aipc_policy_verdict aipc_policy_check_topic(const aipc_policy *p, const aipc_ide
             int e = expand(r->topic, who, buf, sizeof buf, &fl);
             bool m;
             if (op == AIPC_POLICY_PUB)
-                m = aipc_filter_matches(buf, fl, topic, n);
+                m = aipc_proto_topic_match(buf, fl, topic, n);
             else if (r->allow)
                 m = aipc_filter_covers(buf, fl, topic, n);
             else

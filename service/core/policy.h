@@ -51,6 +51,7 @@
 #include <stdint.h>
 
 #include "broker.h"
+#include "proto/topic.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -105,9 +106,7 @@ bool aipc_policy_check_name(const aipc_policy *p, const aipc_identity *who, cons
  * match also match `outer`? Do the two filters share at least one topic? Both valid filters. */
 bool aipc_filter_covers(const char *outer, size_t on, const char *inner, size_t in);
 bool aipc_filter_overlaps(const char *a, size_t an, const char *b, size_t bn);
-/* Does the valid filter match the topic (MQTT rules, "$" topics excepted from leading
- * wildcards)? */
-bool aipc_filter_matches(const char *filter, size_t fn, const char *topic, size_t tn);
+/* Whether a filter matches a topic is proto/topic.h's aipc_proto_topic_match. */
 
 #ifdef __cplusplus
 }

@@ -259,14 +259,14 @@ static int name_pattern_check(pctx *x, const char *sub, const char *s, bool tpl)
         return rc;
     size_t n = strlen(s);
     size_t body = s[n - 1] == '*' ? n - 1 : n;
-    if (body > AIPC_NAME_MAX)
+    if (body > AIPC_PROTO_NAME_MAX)
         return perr(x, sub, "is longer than a client name");
     for (size_t i = 0; i < body; i++) {
         if (tpl && s[i] == '%' && (s[i + 1] == 'u' || s[i + 1] == 's')) {
             i++;
             continue;
         }
-        if (!aipc_name_valid(s + i, 1))
+        if (!aipc_proto_name_valid(s + i, 1))
             return perr(x, sub, "must be a client name, \"prefix*\" or \"*\"");
     }
     return 0;
@@ -309,7 +309,7 @@ static int topic_parse(pctx *x, const char *k, const cJSON *v, aipc_rule *r)
     int rc = template_check(x, k, v->valuestring);
     if (rc)
         return rc;
-    if (!aipc_topic_valid_filter(v->valuestring, strlen(v->valuestring)))
+    if (!aipc_proto_filter_valid(v->valuestring, strlen(v->valuestring)))
         return perr(x, k, "is not a valid topic filter");
     r->topic = dup_str(v->valuestring);
     return r->topic ? 0 : AIPC_ENOMEM;

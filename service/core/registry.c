@@ -1,25 +1,11 @@
-/* registry.c - client identity: ids (64-bit counter, never reused) and unique names. */
+/* registry.c - client identity: ids (64-bit counter, never reused) and unique names (their
+ * syntax: proto/names.h). */
 #include "internal.h"
 
 #include "asyncipc/asyncipc.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* Names are [A-Za-z0-9._-]{1,128}: safe in logs and JSON without escaping. */
-bool aipc_name_valid(const char *s, size_t n)
-{
-    if (n == 0 || n > AIPC_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
 
 /* The client registered under a name, if any. */
 aipc_client *aipc_registry_find_name(aipc_broker *b, const char *name, size_t n)

@@ -141,43 +141,22 @@ void aipc_retained_free(aipc_broker *b)
 
 /* ---- delivery ------------------------------------------------------------------------------ */
 
-/* The levels of a trie node's path, root excluded (at most AIPC_TOPIC_MAX_LEVELS). */
-static size_t levels_of(const aipc_tnode *n, const aipc_tnode **out)
+/* The levels of a trie node's path, root excluded (at most AIPC_PROTO_TOPIC_MAX_LEVELS), in
+ * the form proto's matcher takes. */
+static size_t levels_of(const aipc_tnode *n, aipc_proto_level *out)
 {
     size_t k = 0;
     for (const aipc_tnode *p = n; p->parent; p = p->parent)
         k++;
     size_t i = k;
     for (const aipc_tnode *p = n; p->parent; p = p->parent)
-        out[--i] = p;
+        out[--i] = (aipc_proto_level){p->name, p->len};
     return k;
 }
 
-static bool is_wild(const aipc_tnode *l, char w)
+static bool is_wild(const aipc_proto_level *l)
 {
-    return l->len == 1 && l->name[0] == w;
-}
-
-/* MQTT match of a filter (subscription trie path f[0..nf)) against a topic (retained trie
- * path t[0..nt)); filters starting with a wildcard do not match '$' topics. */
-static bool levels_match(const aipc_tnode *const *f, size_t nf, const aipc_tnode *const *t,
-                         size_t nt)
-{
-    bool dollar = nt > 0 && t[0]->len > 0 && t[0]->name[0] == '$';
-    for (size_t i = 0;; i++) {
-        if (i == nf)
-            return i == nt;
-        if (is_wild(f[i], '#'))
-            return !(i == 0 && dollar);
-        if (i == nt)
-            return false;
-        if (is_wild(f[i], '+')) {
-            if (i == 0 && dollar)
-                return false;
-        } else if (f[i]->len != t[i]->len || memcmp(f[i]->name, t[i]->name, f[i]->len) != 0) {
-            return false;
-        }
-    }
+    return l->len == 1 && (l->s[0] == '+' || l->s[0] == '#');
 }
 
 static void cursor_unlink(aipc_broker *b, aipc_rcursor *k)
@@ -225,7 +204,7 @@ static bool cursor_slice(aipc_broker *b, aipc_rcursor *k, uint32_t *budget)
 {
     aipc_sub *s = k->sub;
     aipc_client *c = s->client;
-    const aipc_tnode *f[AIPC_TOPIC_MAX_LEVELS + 1], *t[AIPC_TOPIC_MAX_LEVELS + 1];
+    aipc_proto_level f[AIPC_PROTO_TOPIC_MAX_LEVELS + 1], t[AIPC_PROTO_TOPIC_MAX_LEVELS + 1];
     size_t nf = k->exact ? 0 : levels_of(s->node, f);
     if (c->state != AIPC_CL_READY)
         k->next = NULL;
@@ -237,7 +216,7 @@ static bool cursor_slice(aipc_broker *b, aipc_rcursor *k, uint32_t *budget)
             break;
         }
         (*budget)--;
-        if (!k->exact && !levels_match(f, nf, t, levels_of(e->node, t))) {
+        if (!k->exact && !aipc_proto_match_levels(f, nf, t, levels_of(e->node, t))) {
             k->next = e->next;
             continue;
         }
@@ -267,16 +246,16 @@ void aipc_retained_deliver(aipc_broker *b, aipc_sub *s)
         return;                         /* out of memory: no retained delivery */
     k->sub = s;
     k->until = b->ret_seq;
-    const aipc_tnode *f[AIPC_TOPIC_MAX_LEVELS + 1];
+    aipc_proto_level f[AIPC_PROTO_TOPIC_MAX_LEVELS + 1];
     size_t nf = levels_of(s->node, f);
     k->exact = true;
     for (size_t i = 0; i < nf; i++)
-        if (is_wild(f[i], '+') || is_wild(f[i], '#'))
+        if (is_wild(&f[i]))
             k->exact = false;
     if (k->exact) {
         const aipc_tnode *n = &b->ret_root;
         for (size_t i = 0; i < nf && n; i++)
-            n = aipc_strmap_get(&n->kids, f[i]->name, f[i]->len);
+            n = aipc_strmap_get(&n->kids, f[i].s, f[i].len);
         k->next = n ? n->ret : NULL;
     } else {
         k->next = b->ret_head;

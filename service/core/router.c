@@ -27,7 +27,7 @@ static bool get_int(const cJSON *v, int64_t *out)
     if (!cJSON_IsNumber(v))
         return false;
     double d = v->valuedouble;
-    if (!(d >= -AIPC_ID_MAX_EXACT && d <= AIPC_ID_MAX_EXACT) || floor(d) != d)
+    if (!(d >= -AIPC_PROTO_ID_MAX_EXACT && d <= AIPC_PROTO_ID_MAX_EXACT) || floor(d) != d)
         return false;
     *out = (int64_t)d;
     return true;
@@ -147,7 +147,7 @@ static void op_hello(opctx *x)
     size_t nlen = 0;
     if (nm && !cJSON_IsNull(nm)) {
         if (!cJSON_IsString(nm) || !nm->valuestring ||
-            !aipc_name_valid(nm->valuestring, strlen(nm->valuestring))) {
+            !aipc_proto_name_valid(nm->valuestring, strlen(nm->valuestring))) {
             fail(x, "bad_name", "names are 1..128 of [A-Za-z0-9._-]");
             return;
         }
@@ -175,17 +175,24 @@ static void op_hello(opctx *x)
     aipc_presence(x->b, c, true);
 }
 
+/* The "topic" of sub/unsub, a valid filter; NULL (and bad_request or bad_topic sent) if not. */
+static const char *need_filter(opctx *x, size_t *n)
+{
+    const char *f = need_str(x, "topic", n);
+    if (f && !aipc_proto_filter_valid(f, *n)) {
+        fail(x, "bad_topic", "invalid topic filter");
+        return NULL;
+    }
+    return f;
+}
+
 /* sub: add the filter, answer ok, then deliver the retained matches. */
 static void op_sub(opctx *x)
 {
     size_t n;
-    const char *f = need_str(x, "topic", &n);
+    const char *f = need_filter(x, &n);
     if (!f)
         return;
-    if (!aipc_topic_valid_filter(f, n)) {
-        fail(x, "bad_topic", "invalid topic filter");
-        return;
-    }
     if (!topic_allowed(x, AIPC_POLICY_SUB, f, n))
         return;
     aipc_sub *s = NULL;
@@ -213,13 +220,9 @@ static void op_sub(opctx *x)
 static void op_unsub(opctx *x)
 {
     size_t n;
-    const char *f = need_str(x, "topic", &n);
+    const char *f = need_filter(x, &n);
     if (!f)
         return;
-    if (!aipc_topic_valid_filter(f, n)) {
-        fail(x, "bad_topic", "invalid topic filter");
-        return;
-    }
     aipc_unsubscribe(x->b, x->c, f, n);
     aipc_send_ok(x->c, x->has_id, x->id);
 }
@@ -245,7 +248,7 @@ static void retained_full(opctx *x, size_t tlen)
 /* The part of pub shared by the cJSON path and the fast path (pub_fast). */
 static void do_pub(opctx *x, const char *t, size_t n, bool retain)
 {
-    if (!aipc_topic_valid_pub(t, n)) {
+    if (!aipc_proto_topic_valid(t, n)) {
         fail(x, "bad_topic", "invalid topic (wildcards or a leading '$')");
         return;
     }

@@ -1,90 +1,14 @@
-/* topic.c - topic and filter rules (MQTT style) and the subscription trie: one node per level,
- * literal children in a hash map, '+' and '#' children kept aside so matching a publication
- * costs one lookup per level plus the wildcard branches. */
+/* topic.c - the subscription trie: one node per level, literal children in a hash map, '+' and
+ * '#' children kept aside so matching a publication costs one lookup per level plus the
+ * wildcard branches. The rules (validity, what matches) are proto/topic.h's: callers validate
+ * first, and tests/native/test_rules_agree.c checks that fan-out agrees with
+ * aipc_proto_topic_match. */
 #include "internal.h"
 
 #include "asyncipc/asyncipc.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF): what we echo must stay valid. */
-bool aipc_utf8_valid(const char *s, size_t n)
-{
-    const uint8_t *p = (const uint8_t *)s, *e = p + n;
-    while (p < e) {
-        uint8_t c = *p;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        size_t k;
-        uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) { k = 1; cp = c & 0x1F; }
-        else if (c >= 0xE0 && c <= 0xEF) { k = 2; cp = c & 0x0F; }
-        else if (c >= 0xF0 && c <= 0xF4) { k = 3; cp = c & 0x07; }
-        else return false;
-        if ((size_t)(e - p) <= k)
-            return false;
-        for (size_t i = 1; i <= k; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3F);
-        }
-        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        p += k + 1;
-    }
-    return true;
-}
-
-/* Common rules: 1..AIPC_TOPIC_MAX_BYTES bytes of valid UTF-8 without control characters
- * (so the escaped topic always fits a 64 KiB meta), at most AIPC_TOPIC_MAX_LEVELS levels. */
-static bool topic_common(const char *t, size_t n)
-{
-    if (n == 0 || n > AIPC_TOPIC_MAX_BYTES || !aipc_utf8_valid(t, n))
-        return false;
-    size_t levels = 1;
-    for (size_t i = 0; i < n; i++) {
-        if ((uint8_t)t[i] < 0x20)
-            return false;
-        if (t[i] == '/' && ++levels > AIPC_TOPIC_MAX_LEVELS)
-            return false;
-    }
-    return true;
-}
-
-/* A publication topic: no wildcards anywhere and no leading '$' (reserved for the broker). */
-bool aipc_topic_valid_pub(const char *t, size_t n)
-{
-    if (!topic_common(t, n) || t[0] == '$')
-        return false;
-    return !memchr(t, '+', n) && !memchr(t, '#', n);
-}
-
-/* A filter: '+' only as a whole level, '#' only as the whole last level. */
-bool aipc_topic_valid_filter(const char *f, size_t n)
-{
-    if (!topic_common(f, n))
-        return false;
-    size_t start = 0;
-    for (size_t i = 0; i <= n; i++) {
-        if (i < n && f[i] != '/')
-            continue;
-        size_t len = i - start;
-        const char *lvl = f + start;
-        bool has_wild = memchr(lvl, '+', len) || memchr(lvl, '#', len);
-        if (has_wild) {
-            if (len != 1)
-                return false;
-            if (lvl[0] == '#' && i != n)
-                return false;
-        }
-        start = i + 1;
-    }
-    return true;
-}
 
 /* Allocates a node with its level name stored inline. */
 static aipc_tnode *node_new(aipc_tnode *parent, const char *name, size_t len)
@@ -226,7 +150,7 @@ void aipc_trie_prune(aipc_tnode *node, uint64_t *mem)
     }
 }
 
-/* Frees a node's subtree (depth is bounded by AIPC_TOPIC_MAX_LEVELS). */
+/* Frees a node's subtree (depth is bounded by AIPC_PROTO_TOPIC_MAX_LEVELS). */
 static void subtree_free(aipc_tnode *n)
 {
     for (uint32_t i = 0; i < n->kids.cap; i++)

@@ -128,39 +128,6 @@ static void set_err(char *err, size_t n, const char *what, DWORD code)
     aipc__win_errtext(err, n, what, code);
 }
 
-wchar_t *aipc_pipe_path_from_utf8(const char *name)
-{
-    static const wchar_t prefix[] = L"\\\\.\\pipe\\";
-    if (!name || !*name)
-        return NULL;
-    int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, name, -1, NULL, 0);
-    if (n <= 1 || n > 256)
-        return NULL;
-    wchar_t *w = malloc(((size_t)n + 16) * sizeof *w);
-    if (!w)
-        return NULL;
-    MultiByteToWideChar(CP_UTF8, 0, name, -1, w, n);
-    size_t plen = wcslen(prefix);
-    if (_wcsnicmp(w, prefix, plen) == 0) {
-        if (w[plen] == 0) {
-            free(w);
-            return NULL;
-        }
-        return w;
-    }
-    if (wcschr(w, L'\\') || wcschr(w, L'/') == w) {
-        free(w);
-        return NULL;
-    }
-    wchar_t *full = malloc((plen + (size_t)n) * sizeof *full);
-    if (full) {
-        wcscpy(full, prefix);
-        wcscat(full, w);
-    }
-    free(w);
-    return full;
-}
-
 /* Allocates a connection record (no handle yet). */
 static aipc_wconn *conn_alloc(aipc_engine *e)
 {

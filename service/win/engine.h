@@ -113,11 +113,6 @@ void aipc_engine__test_drop_listener(aipc_engine *e);
 /* Number of currently open client connections (I/O thread; for diagnostics). */
 size_t aipc_engine_clients(const aipc_engine *e);
 
-/* Normalises a pipe name: "NAME" -> "\\.\pipe\NAME"; a name already in the full form is kept.
- * Rejects empty names, names with '\' in the short form, and overlong names. Returns a
- * malloc'd string or NULL. */
-wchar_t *aipc_pipe_path_from_utf8(const char *name);
-
 #ifdef __cplusplus
 }
 #endif

@@ -69,7 +69,7 @@ static const struct {
 START_TEST(filter_matches)
 {
     for (size_t i = 0; i < N_OF(mat); i++)
-        ck_assert_msg(aipc_filter_matches(mat[i].filter, strlen(mat[i].filter), mat[i].topic,
+        ck_assert_msg(aipc_proto_topic_match(mat[i].filter, strlen(mat[i].filter), mat[i].topic,
                                           strlen(mat[i].topic)) == mat[i].match,
                       "matches(%s, %s) != %d", mat[i].filter, mat[i].topic, mat[i].match);
 }

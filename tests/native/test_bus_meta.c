@@ -214,12 +214,12 @@ START_TEST(validation)
     ck_assert(!aipc_bus_filter_valid("a/b#"));
     ck_assert(!aipc_bus_filter_valid(""));
 
-    char *huge = malloc(AIPC_BUS_TOPIC_MAX + 2);
-    memset(huge, 'a', AIPC_BUS_TOPIC_MAX + 1);
-    huge[AIPC_BUS_TOPIC_MAX + 1] = 0;
+    char *huge = malloc(AIPC_PROTO_TOPIC_MAX_BYTES + 2);
+    memset(huge, 'a', AIPC_PROTO_TOPIC_MAX_BYTES + 1);
+    huge[AIPC_PROTO_TOPIC_MAX_BYTES + 1] = 0;
     ck_assert(!aipc_bus_topic_valid(huge));
     ck_assert(!aipc_bus_filter_valid(huge));
-    huge[AIPC_BUS_TOPIC_MAX] = 0;
+    huge[AIPC_PROTO_TOPIC_MAX_BYTES] = 0;
     ck_assert(aipc_bus_topic_valid(huge));
     free(huge);
 

@@ -18,6 +18,9 @@
 #include <windows.h>
 
 #include <stdint.h>
+
+#include "proto/names.h"
+#include "proto/topic.h"
 #include <stdio.h>
 
 #include "asyncipc/asyncipc.h"
@@ -78,7 +81,7 @@ typedef struct aipc_cli {
     char message[512];            /* the one-line failure text */
     int long_running;             /* sub/serve: report broker errors, survive reconnects */
     volatile LONG64 seen;         /* sub/serve: messages handled */
-    char pipe[300];               /* full pipe name, for messages */
+    char pipe[AIPC_PROTO_PIPE_BUF];   /* canonical full pipe name, for messages */
     wchar_t *wpipe;
     /* the one pending req/stats/ping at a time and its answer */
     const char *what;             /* "request", "stats", ... for messages */
@@ -98,9 +101,6 @@ void cli_set_usage(aipc_cli *c, const char *fmt, ...);
 
 /* ---- argument checks --------------------------------------------------------------------- */
 int cli_parse_u32(const char *s, uint32_t *out);
-int cli_name_ok(const char *s);     /* [A-Za-z0-9._-]{1,128} */
-int cli_topic_ok(const char *s);    /* no wildcards, no leading '$' */
-int cli_filter_ok(const char *s);   /* '+' and '#' whole levels, '#' last */
 char **cli_utf8_args(int *argc);
 
 /* ---- connection -------------------------------------------------------------------------- */

@@ -98,8 +98,9 @@ static const char *cause_text(int err)
     }
 }
 
-/* ---- argument checks (the rules the SDK and the broker apply, checked before connecting so
- * that bad arguments are exit code 2 with a precise message) ------------------------------- */
+/* ---- argument checks (names, topics, filters and pipe names are checked before connecting
+ * with proto/'s functions, the ones the SDK and the broker apply, so that bad arguments are
+ * exit code 2 with a precise message) ------------------------------------------------------ */
 
 int cli_parse_u32(const char *s, uint32_t *out)
 {
@@ -110,39 +111,6 @@ int cli_parse_u32(const char *s, uint32_t *out)
     if (*end || v > 0xFFFFFFFFull)
         return 0;
     *out = (uint32_t)v;
-    return 1;
-}
-
-int cli_name_ok(const char *s)
-{
-    size_t n = 0;
-    for (; s[n]; n++) {
-        char ch = s[n];
-        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-              ch == '.' || ch == '_' || ch == '-') || n >= 128)
-            return 0;
-    }
-    return n > 0;
-}
-
-int cli_topic_ok(const char *s)
-{
-    return s[0] && s[0] != '$' && !strpbrk(s, "+#");
-}
-
-int cli_filter_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '+' && s[i] != '#')
-            continue;
-        if ((i > 0 && s[i - 1] != '/') || (i + 1 < n && s[i + 1] != '/'))
-            return 0;
-        if (s[i] == '#' && i + 1 != n)
-            return 0;
-    }
     return 1;
 }
 
@@ -266,17 +234,17 @@ int cli_init(aipc_cli *c, const aipc_args *a, aipc_bus_options *o)
     InitializeCriticalSection(&c->lock);
     c->long_running = a->cmd == CMD_SUB || a->cmd == CMD_SERVE;
     c->what = a->cmd_name;
-    const char *p = a->pipe ? a->pipe : "asyncipc.broker";
-    snprintf(c->pipe, sizeof c->pipe, "%s%s",
-             strncmp(p, "\\\\.\\pipe\\", 9) == 0 ? "" : "\\\\.\\pipe\\", p);
     if (!c->ev_state || !c->ev_done || !c->ev_reply) {
         cli_line("cannot create events (error %lu)", (unsigned long)GetLastError());
         return EXIT_FAIL;
     }
+    if (!aipc_proto_pipe_name(a->pipe ? a->pipe : "asyncipc.broker", c->pipe))
+        return cli_bad_args("bad pipe name '%s' (NAME or \\\\.\\pipe\\NAME; NAME without "
+                            "backslashes or control characters)", a->pipe);
     aipc_bus_options_init(o);
     if (a->pipe) {
         c->wpipe = to_wide(a->pipe);
-        if (!c->wpipe || !c->wpipe[0])
+        if (!c->wpipe)
             return cli_bad_args("bad pipe name '%s'", a->pipe);
         o->pipe_name = c->wpipe;
     }

@@ -234,13 +234,14 @@ int main(void)
     }
 
     /* what the SDK would reject, with a precise message */
-    if (a.cmd == CMD_PUB && !cli_topic_ok(a.args[0]))
+    if (a.cmd == CMD_PUB && !aipc_proto_topic_valid(a.args[0], strlen(a.args[0])))
         return cli_bad_args("bad topic '%s' (no wildcards, no leading '$')", a.args[0]);
     for (int i = 0; a.cmd == CMD_SUB && i < a.nargs; i++)
-        if (!cli_filter_ok(a.args[i]))
+        if (!aipc_proto_filter_valid(a.args[i], strlen(a.args[i])))
             return cli_bad_args("bad filter '%s' ('+' and '#' must be whole levels, '#' last)",
                                 a.args[i]);
-    if ((a.cmd & (CMD_SEND | CMD_REQ | CMD_SERVE)) && !cli_name_ok(a.args[0]))
+    if ((a.cmd & (CMD_SEND | CMD_REQ | CMD_SERVE)) &&
+        !aipc_proto_name_valid(a.args[0], strlen(a.args[0])))
         return cli_bad_args("bad client name '%s' (1-128 of A-Z a-z 0-9 . _ -)", a.args[0]);
 
     return cmd->run(&a);

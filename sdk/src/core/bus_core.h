@@ -1,7 +1,8 @@
 /*
  * bus_core.h - portable protocol logic of the bus client (no I/O, no <windows.h>).
  *
- *   bus_meta.c     meta JSON building/parsing (cJSON), topic/filter/name validation, matching
+ *   bus_meta.c     meta JSON building/parsing (cJSON); topic/filter/name validation and
+ *                  matching on C strings, by proto/'s rules (the broker's own)
  *   bus_pending.c  table of outstanding requests/acks keyed by id, with deadlines
  *   bus_subs.c     the subscription set re-sent after every reconnect
  *   bus_backoff.c  capped exponential backoff with jitter
@@ -16,23 +17,25 @@
 #include <stdint.h>
 
 #include "asyncipc/asyncipc.h"
+#include "proto/limits.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define AIPC_BUS_NAME_MAX  128u     /* client names: [A-Za-z0-9._-]{1,128} */
-#define AIPC_BUS_TOPIC_MAX 32768u   /* longest topic/filter this client sends */
+#define AIPC_BUS_NAME_MAX AIPC_PROTO_NAME_MAX   /* client names (proto/names.h) */
 
 /* ---- validation and matching (bus_meta.c) ------------------------------------------------ */
+/* proto/names.h and proto/topic.h on C strings (NULL is invalid / matches nothing): what the
+ * SDK refuses synchronously is exactly what the broker would refuse. */
 
 /* 1 if `name` is a valid client name. */
 int aipc_bus_name_valid(const char *name);
-/* 1 if `topic` may be published: non-empty, no '+'/'#', no leading '$', not too long. */
+/* 1 if `topic` may be published. */
 int aipc_bus_topic_valid(const char *topic);
-/* 1 if `filter` is a valid MQTT filter: '+' and '#' are whole levels, '#' only last. */
+/* 1 if `filter` is a valid filter. */
 int aipc_bus_filter_valid(const char *filter);
-/* 1 if `topic` matches `filter`. Filters starting with '+' or '#' never match '$' topics. */
+/* 1 if `topic` matches `filter`. */
 int aipc_bus_topic_match(const char *filter, const char *topic);
 /* If `to` is all decimal digits (1..20 of them, fits u64) stores it in *id and returns 1. */
 int aipc_bus_to_is_id(const char *to, uint64_t *id);

@@ -1,93 +1,33 @@
-/* bus_meta.c - bus meta JSON building/parsing, validation and topic matching (portable). */
+/* bus_meta.c - bus meta JSON building/parsing; validation and topic matching through proto/
+ * (portable). */
 #include "bus_core.h"
+
+#include "proto/names.h"
+#include "proto/topic.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The protocol's rules (proto/) on C strings: the broker applies the same functions. */
 int aipc_bus_name_valid(const char *name)
 {
-    if (!name)
-        return 0;
-    size_t n = 0;
-    for (const char *p = name; *p; p++, n++) {
-        char c = *p;
-        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                 c == '.' || c == '_' || c == '-';
-        if (!ok || n >= AIPC_BUS_NAME_MAX)
-            return 0;
-    }
-    return n > 0;
-}
-
-/* Common length check for topics and filters (bounded scan: never reads past the limit). */
-static size_t bounded_len(const char *s)
-{
-    size_t n = 0;
-    while (n <= AIPC_BUS_TOPIC_MAX && s[n])
-        n++;
-    return n;
+    return name && aipc_proto_name_valid(name, strlen(name));
 }
 
 int aipc_bus_topic_valid(const char *topic)
 {
-    if (!topic || !topic[0] || topic[0] == '$')
-        return 0;
-    size_t n = bounded_len(topic);
-    if (n > AIPC_BUS_TOPIC_MAX)
-        return 0;
-    return strpbrk(topic, "+#") == NULL;
+    return topic && aipc_proto_topic_valid(topic, strlen(topic));
 }
 
 int aipc_bus_filter_valid(const char *filter)
 {
-    if (!filter || !filter[0])
-        return 0;
-    size_t n = bounded_len(filter);
-    if (n > AIPC_BUS_TOPIC_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = filter[i];
-        if (c != '+' && c != '#')
-            continue;
-        int starts_level = (i == 0 || filter[i - 1] == '/');
-        int ends_level = (i + 1 == n || filter[i + 1] == '/');
-        if (!starts_level || !ends_level)
-            return 0;
-        if (c == '#' && i + 1 != n)
-            return 0;
-    }
-    return 1;
+    return filter && aipc_proto_filter_valid(filter, strlen(filter));
 }
 
 int aipc_bus_topic_match(const char *filter, const char *topic)
 {
-    if (!filter || !topic)
-        return 0;
-    if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
-        return 0;
-    const char *f = filter, *t = topic;
-    for (;;) {
-        if (f[0] == '#' && f[1] == 0)
-            return 1;                       /* '#' matches the rest, including the parent level */
-        /* the current level of each */
-        const char *fe = strchr(f, '/');
-        const char *te = strchr(t, '/');
-        size_t fl = fe ? (size_t)(fe - f) : strlen(f);
-        size_t tl = te ? (size_t)(te - t) : strlen(t);
-        if (!(fl == 1 && f[0] == '+') && (fl != tl || memcmp(f, t, fl) != 0))
-            return 0;
-        if (!fe && !te)
-            return 1;
-        if (!te) {
-            /* topic ended: "a/#" matches "a" */
-            return fe && fe[1] == '#' && fe[2] == 0;
-        }
-        if (!fe)
-            return 0;
-        f = fe + 1;
-        t = te + 1;
-    }
+    return filter && topic && aipc_proto_topic_match(filter, strlen(filter), topic, strlen(topic));
 }
 
 int aipc_bus_to_is_id(const char *to, uint64_t *id)

@@ -10,7 +10,7 @@
  *                OnRecv/OnSend dispatch.
  *   batch.c      growable send batch (frames + per-message sizes).
  *   timer.c      timers of one I/O loop (I/O thread only).
- *   wname.c      pipe name normalisation ("NAME" -> "\\.\pipe\NAME") and UTF-8 for logs.
+ *   wname.c      pipe names in UTF-16 (wname.h): conversions around proto/names.h, UTF-8 for logs.
  *   loop_apc.c   engine PIPE_ASYNC: one alertable thread, ReadFileEx/WriteFileEx, QueueUserAPC.
  *   loop_iocp.c  engine PIPE_OVERLAPPED: one thread on an I/O completion port.
  *   win_dial.c   the one client-side open of a pipe (SQOS, owner check, byte mode).
@@ -40,6 +40,7 @@
 #include "cbgate.h"
 #include "dispatcher.h"
 #include "proto/frame.h"
+#include "wname.h"
 #include "winsec.h"
 
 typedef struct aipc_pipe aipc_pipe;
@@ -142,12 +143,6 @@ void  aipc_timer_start(aipc_loop *l, aipc_timer *t, DWORD ms, aipc_timer_cb cb);
 int   aipc_timer_stop(aipc_loop *l, aipc_timer *t);
 /* Runs every due timer; returns the milliseconds until the next one (INFINITE if none). */
 DWORD aipc_timers_run(aipc_loop *l);
-
-/* ---- wname.c ------------------------------------------------------------------------------- */
-/* Normalises "NAME" or "\\.\pipe\NAME" to a new malloc'ed full name. 0 or AIPC_EINVAL/ENOMEM. */
-int  aipc_wname_normalize(const wchar_t *in, wchar_t **out);
-/* UTF-8 copy of a wide string for log lines (malloc'ed; NULL on failure). */
-char *aipc_wname_utf8(const wchar_t *w);
 
 /* ---- the pipe object ------------------------------------------------------------------------ */
 typedef enum {

@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "raw_proto.h"
 #include "security.h"
+#include "wname.h"
 
 /* Finds the ACCESS_ALLOWED ACE for a well-known SID; returns its mask or 0. */
 static DWORD ace_mask_for(PACL dacl, WELL_KNOWN_SID_TYPE type, int *count)
@@ -132,15 +133,15 @@ END_TEST
 
 START_TEST(pipe_names)
 {
-    wchar_t *p = aipc_pipe_path_from_utf8("asyncipc.broker");
+    wchar_t *p = aipc_wname_from_utf8("asyncipc.broker");
     ck_assert(p && wcscmp(p, L"\\\\.\\pipe\\asyncipc.broker") == 0);
     free(p);
-    p = aipc_pipe_path_from_utf8("\\\\.\\pipe\\x.y");
+    p = aipc_wname_from_utf8("\\\\.\\pipe\\x.y");
     ck_assert(p && wcscmp(p, L"\\\\.\\pipe\\x.y") == 0);
     free(p);
-    ck_assert(aipc_pipe_path_from_utf8("") == NULL);
-    ck_assert(aipc_pipe_path_from_utf8("\\\\.\\pipe\\") == NULL);
-    ck_assert(aipc_pipe_path_from_utf8("a\\b") == NULL);
+    ck_assert(aipc_wname_from_utf8("") == NULL);
+    ck_assert(aipc_wname_from_utf8("\\\\.\\pipe\\") == NULL);
+    ck_assert(aipc_wname_from_utf8("a\\b") == NULL);
 }
 END_TEST
 
@@ -248,7 +249,7 @@ START_TEST(engine_echo_close_protocol)
     echo_state st = { 0 };
     char name[96];
     aipc_test_name(name, sizeof name, "eng");
-    wchar_t *path = aipc_pipe_path_from_utf8(name);
+    wchar_t *path = aipc_wname_from_utf8(name);
     DWORD h0 = aipc_test_handle_count();
     aipc_pipe_security sec;
     char err[256];

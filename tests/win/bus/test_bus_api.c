@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bus_test.h"
+#include "rules_table.h"
 
 #define W AIPC_TEST_WAIT_MS
 
@@ -459,6 +460,66 @@ START_TEST(invalid_arguments)
 }
 END_TEST
 
+/* The SDK's verdict on one row of rules_table.h through the API: AIPC_EINVAL at once or not.
+ * Returns -1 for a pipe-name row that UTF-16 cannot carry (bad UTF-8). */
+static int api_verdict(bt_client *c, const rule_case *r, const char *s)
+{
+    int rc;
+    if (r->kind == R_TOPIC)
+        return aipc_bus_publish(c->bus, s, "x", 1, false) != AIPC_EINVAL;
+    if (r->kind == R_FILTER) {
+        rc = aipc_bus_subscribe(c->bus, s);
+        ck_assert_int_eq(aipc_bus_unsubscribe(c->bus, s) == AIPC_EINVAL, rc == AIPC_EINVAL);
+        return rc != AIPC_EINVAL;
+    }
+    static wchar_t w[1024];
+    aipc_bus_options o;
+    aipc_bus_options_init(&o);
+    o.reconnect = 0;
+    o.connect_timeout_ms = 300;
+    o.pipe_name = g_broker.wpipe;
+    if (r->kind == R_NAME) {
+        o.name = s;
+    } else {
+        if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, 1024) <= 0)
+            return -1;
+        o.pipe_name = w;
+    }
+    aipc_bus *b = NULL;
+    rc = aipc_bus_connect(&o, &b);
+    if (b)
+        aipc_bus_close(b);
+    return rc != AIPC_EINVAL;
+}
+
+/* Every row of tests/common/rules_table.h through the real API to the real broker: the SDK
+ * refuses at once (AIPC_EINVAL) exactly the rows the table refuses, and the broker answers no
+ * error to what the SDK let through. */
+START_TEST(api_gives_each_rule_verdict)
+{
+    bt_client c;
+    ck_assert_int_eq(bt_open(&c, g_broker.wpipe, NULL, 0), 0);
+    int checked = 0;
+    for (int i = 0; i < N_RULE_CASES; i++) {
+        const rule_case *r = &rule_cases[i];
+        size_t n;
+        char *s = rule_text(r, &n);
+        int got = api_verdict(&c, r, s);
+        if (got >= 0) {
+            ck_assert_msg(got == r->ok, "row %d (%s, %u bytes, \"%.40s\"): the SDK %s it", i,
+                          rule_kind_name(r->kind), (unsigned)n, s, got ? "accepts" : "refuses");
+            checked++;
+        }
+        free(s);
+    }
+    ck_assert_int_gt(checked, N_RULE_CASES - 4);
+    ck_assert(bt_sync(&c, W));
+    ck_assert_msg(bt_get(&c, &c.errors) == 0, "the broker refused what the SDK accepted: %s",
+                  c.last_error_code);
+    ck_assert(bt_close(&c));
+}
+END_TEST
+
 START_TEST(large_payload_and_many_frames)
 {
     char t[96];
@@ -507,6 +568,7 @@ static Suite *suite(void)
     tcase_add_test(tc, name_taken);
     tcase_add_test(tc, close_inside_callback);
     tcase_add_test(tc, invalid_arguments);
+    tcase_add_test(tc, api_gives_each_rule_verdict);
     tcase_add_test(tc, large_payload_and_many_frames);
     suite_add_tcase(s, tc);
     return s;
