@@ -77,53 +77,73 @@ bool aipc_proto_filter_valid(const char *f, size_t n)
     return true;
 }
 
-size_t aipc_proto_levels(const char *s, size_t n, aipc_proto_level *out, size_t cap)
-{
-    size_t k = 0, start = 0;
-    for (size_t i = 0; i <= n; i++) {
-        if (i < n && s[i] != '/')
-            continue;
-        if (k == cap)
-            return 0;
-        out[k].s = s + start;
-        out[k].len = i - start;
-        k++;
-        start = i + 1;
-    }
-    return k;
-}
-
 static bool is_wild(const aipc_proto_level *l, char w)
 {
     return l->len == 1 && l->s[0] == w;
 }
 
-bool aipc_proto_match_levels(const aipc_proto_level *f, size_t nf, const aipc_proto_level *t,
-                             size_t nt)
+/* The levels of a topic or filter, from an array or split off a string as the matcher goes (no
+ * array to fill: a mismatch in the first level costs one level's scan). */
+typedef struct cursor {
+    const aipc_proto_level *arr;
+    const char *s;
+    size_t n, pos;            /* arr: count and next index; s: length and next offset */
+} cursor;
+
+static inline bool next_level(cursor *c, aipc_proto_level *l, bool arr)
 {
-    bool dollar = nt > 0 && t[0].len > 0 && t[0].s[0] == '$';
-    for (size_t i = 0;; i++) {
-        if (i == nf)
-            return i == nt;
-        if (is_wild(&f[i], '#'))
-            return !(i == 0 && dollar);   /* any rest, none included ("a/#" matches "a") */
-        if (i == nt)
+    if (arr) {
+        if (c->pos == c->n)
             return false;
-        if (is_wild(&f[i], '+')) {
-            if (i == 0 && dollar)
+        *l = c->arr[c->pos++];
+        return true;
+    }
+    if (c->pos > c->n)
+        return false;
+    const char *start = c->s + c->pos;
+    const char *slash = memchr(start, '/', c->n - c->pos);
+    l->s = start;
+    l->len = slash ? (size_t)(slash - start) : c->n - c->pos;
+    c->pos += l->len + 1;
+    return true;
+}
+
+/* The one matcher, over either kind of level source (arr: a constant at each call, so the
+ * compiler drops the other kind's branch). */
+static inline bool match(cursor *f, cursor *t, bool arr)
+{
+    aipc_proto_level fl, tl;
+    bool dollar = false;
+    for (bool first = true;; first = false) {
+        bool fh = next_level(f, &fl, arr), th = next_level(t, &tl, arr);
+        if (first)
+            dollar = th && tl.len > 0 && tl.s[0] == '$';
+        if (!fh)
+            return !th;
+        if (is_wild(&fl, '#'))
+            return !(first && dollar);    /* any rest, none included ("a/#" matches "a") */
+        if (!th)
+            return false;
+        if (is_wild(&fl, '+')) {
+            if (first && dollar)
                 return false;
-        } else if (f[i].len != t[i].len || memcmp(f[i].s, t[i].s, f[i].len) != 0) {
+        } else if (fl.len != tl.len || memcmp(fl.s, tl.s, fl.len) != 0) {
             return false;
         }
     }
 }
 
+bool aipc_proto_match_levels(const aipc_proto_level *f, size_t nf, const aipc_proto_level *t,
+                             size_t nt)
+{
+    cursor fc = {f, NULL, nf, 0}, tc = {t, NULL, nt, 0};
+    return match(&fc, &tc, true);
+}
+
 bool aipc_proto_topic_match(const char *filter, size_t fn, const char *topic, size_t tn)
 {
-    aipc_proto_level f[AIPC_PROTO_TOPIC_MAX_LEVELS], t[AIPC_PROTO_TOPIC_MAX_LEVELS];
     if (!filter || !topic)
         return false;
-    size_t nf = aipc_proto_levels(filter, fn, f, AIPC_PROTO_TOPIC_MAX_LEVELS);
-    size_t nt = aipc_proto_levels(topic, tn, t, AIPC_PROTO_TOPIC_MAX_LEVELS);
-    return nf && nt && aipc_proto_match_levels(f, nf, t, nt);
+    cursor fc = {NULL, filter, fn, 0}, tc = {NULL, topic, tn, 0};
+    return match(&fc, &tc, false);
 }

@@ -39,15 +39,11 @@ typedef struct aipc_proto_level {
     size_t len;
 } aipc_proto_level;
 
-/* Splits s[0..n) at '/' into out[0..cap); returns the number of levels, or 0 when there are
- * more than cap. */
-size_t aipc_proto_levels(const char *s, size_t n, aipc_proto_level *out, size_t cap);
 /* The matcher: filter levels f[0..nf) against topic levels t[0..nt) (the broker's retained
  * store calls it with the levels of its trie paths). */
 bool aipc_proto_match_levels(const aipc_proto_level *f, size_t nf, const aipc_proto_level *t,
                              size_t nt);
-/* Whether topic[0..tn) matches filter[0..fn). Inputs with more than
- * AIPC_PROTO_TOPIC_MAX_LEVELS levels (never valid) match nothing. */
+/* Whether topic[0..tn) matches filter[0..fn) (the same matcher, levels split as it goes). */
 bool aipc_proto_topic_match(const char *filter, size_t fn, const char *topic, size_t tn);
 
 #ifdef __cplusplus
