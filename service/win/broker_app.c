@@ -31,7 +31,7 @@ struct aipc_broker_app {
     wchar_t *pipe_path;
     aipc_pipe_security sec;
     aipc_broker *core;
-    aipc_engine *eng;
+    broker_engine *eng;
     HANDLE ready;
     aipc_iov iov[512];          /* scratch for out_next (I/O thread only) */
     int log_open;               /* the configured (or default) log file is open */
@@ -473,20 +473,20 @@ int aipc_broker_app_start(aipc_broker_app **out, const aipc_broker_opts *o, char
         }
     }
     if (rc == 0) {
-        aipc_engine_config ec = { 0 };
+        broker_engine_config ec = { 0 };
         ec.pipe_path = a->pipe_path;
         ec.sa = &a->sec.sa;
         ec.stop_grace_ms = 3000;
-        aipc_engine_handler h = { a, h_attach, h_input, h_detach, h_out_next, h_out_consume,
-                                  h_shutdown, NULL, h_read_direct, h_read_commit, h_identify,
-                                  h_timer };
+        broker_engine_handler h = { a, h_attach, h_input, h_detach, h_out_next, h_out_consume,
+                                    h_shutdown, NULL, h_read_direct, h_read_commit, h_identify,
+                                    h_timer };
         char eerr[300];
-        int er = aipc_engine_create(&a->eng, &ec, &h, eerr, sizeof eerr);
-        if (er != AIPC_ENGINE_OK) {
+        int er = broker_engine_create(&a->eng, &ec, &h, eerr, sizeof eerr);
+        if (er != BROKER_ENGINE_OK) {
             char *up = wide_to_utf8(a->pipe_path);
             snprintf(err, errlen, "cannot listen on %s: %s", up ? up : "?", eerr);
             free(up);
-            rc = er == AIPC_ENGINE_PIPE_BUSY ? AIPC_BROKER_EXIT_PIPE_BUSY : AIPC_BROKER_EXIT_SYSTEM;
+            rc = er == BROKER_ENGINE_PIPE_BUSY ? AIPC_BROKER_EXIT_PIPE_BUSY : AIPC_BROKER_EXIT_SYSTEM;
         }
     }
     if (rc != 0) {
@@ -525,7 +525,7 @@ int aipc_broker_app_start(aipc_broker_app **out, const aipc_broker_opts *o, char
 
 int aipc_broker_app_run(aipc_broker_app *a)
 {
-    aipc_engine_run(a->eng);
+    broker_engine_run(a->eng);
     aipc_log(AIPC_LOG_INFO, "broker: stopped");
     return 0;
 }
@@ -533,14 +533,14 @@ int aipc_broker_app_run(aipc_broker_app *a)
 void aipc_broker_app_stop(aipc_broker_app *a)
 {
     if (a && a->eng)
-        aipc_engine_request_stop(a->eng);
+        broker_engine_request_stop(a->eng);
 }
 
 void aipc_broker_app_free(aipc_broker_app *a)
 {
     if (!a)
         return;
-    aipc_engine_free(a->eng);
+    broker_engine_free(a->eng);
     aipc_broker_free(a->core);
     aipc_pipe_security_free(&a->sec);
     if (a->ready)

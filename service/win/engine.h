@@ -1,12 +1,12 @@
 /*
  * engine.h - the broker's Windows connection engine: named-pipe listener and connections on one
- * I/O completion port, driven by ONE I/O thread (the thread that calls aipc_engine_run).
+ * I/O completion port, driven by ONE I/O thread (the thread that calls broker_engine_run).
  *
  * Thread model
- *   - aipc_engine_run() is the only thread that touches connections, buffers and the handler.
+ *   - broker_engine_run() is the only thread that touches connections, buffers and the handler.
  *     Every handler callback runs on it, so the handler (the single-threaded broker core) needs
  *     no lock.
- *   - aipc_engine_request_stop() may be called from any thread (console control handler, SCM
+ *   - broker_engine_request_stop() may be called from any thread (console control handler, SCM
  *     control handler): it only posts a packet to the completion port.
  *
  * The engine knows nothing about the protocol: it hands received bytes to the handler and asks
@@ -24,7 +24,7 @@
 extern "C" {
 #endif
 
-typedef struct aipc_engine aipc_engine;
+typedef struct broker_engine broker_engine;
 typedef struct aipc_wconn aipc_wconn;
 
 /* One piece of queued output (owned by the handler until consumed). */
@@ -34,7 +34,7 @@ typedef struct aipc_wiov {
 } aipc_wiov;
 
 /* What the engine calls. Every member runs on the I/O thread. */
-typedef struct aipc_engine_handler {
+typedef struct broker_engine_handler {
     void *ctx;
     /* A client connected (pid of the peer process). Returns the per-connection handle that the
      * other calls get, or NULL to refuse (the engine closes the pipe instance). */
@@ -65,32 +65,32 @@ typedef struct aipc_engine_handler {
      * how many milliseconds the loop may wait before calling it again (0: at once, INFINITE:
      * no deadline). The loop never sleeps past it. */
     DWORD (*timer)(void *ctx);
-} aipc_engine_handler;
+} broker_engine_handler;
 
-typedef struct aipc_engine_config {
+typedef struct broker_engine_config {
     const wchar_t *pipe_path;      /* full form \\.\pipe\NAME */
     SECURITY_ATTRIBUTES *sa;       /* descriptor for every instance (kept by the caller) */
     DWORD pipe_buffer;             /* in/out buffer size hint per instance (0 = 64 KiB) */
     DWORD stop_grace_ms;           /* how long a stop waits for goodbyes to flush (0 = 3000) */
     DWORD listen_backlog;          /* instances kept waiting for clients (0 = 2; at most 4) */
-} aipc_engine_config;
+} broker_engine_config;
 
-/* Start-up error classes (aipc_engine_create's return value). */
-#define AIPC_ENGINE_OK         0
-#define AIPC_ENGINE_PIPE_BUSY  1   /* the pipe name is in use by another server */
-#define AIPC_ENGINE_SYS        2   /* any other Win32 failure (err holds the text) */
+/* Start-up error classes (broker_engine_create's return value). */
+#define BROKER_ENGINE_OK         0
+#define BROKER_ENGINE_PIPE_BUSY  1   /* the pipe name is in use by another server */
+#define BROKER_ENGINE_SYS        2   /* any other Win32 failure (err holds the text) */
 
 /* Creates the completion port and the first (FILE_FLAG_FIRST_PIPE_INSTANCE) listening instance.
  * On failure writes a one-line reason into err. */
-int aipc_engine_create(aipc_engine **out, const aipc_engine_config *cfg,
-                       const aipc_engine_handler *h, char *err, size_t errlen);
+int broker_engine_create(broker_engine **out, const broker_engine_config *cfg,
+                         const broker_engine_handler *h, char *err, size_t errlen);
 /* Runs the I/O loop until a requested stop has finished (goodbyes flushed or grace expired).
  * Returns 0. */
-int aipc_engine_run(aipc_engine *e);
+int broker_engine_run(broker_engine *e);
 /* Asks the loop to stop. Any thread; idempotent. */
-void aipc_engine_request_stop(aipc_engine *e);
+void broker_engine_request_stop(broker_engine *e);
 /* Frees an engine whose loop has returned (or never ran). */
-void aipc_engine_free(aipc_engine *e);
+void broker_engine_free(broker_engine *e);
 
 /* I/O thread only (from handler callbacks): output was queued for c; a write starts after the
  * current batch of completions. */
@@ -102,16 +102,16 @@ void aipc_wconn_close(aipc_wconn *c);
 void aipc_wconn_abort(aipc_wconn *c);
 
 /* How many instances are pending in ConnectNamedPipe (I/O thread; for diagnostics/tests). */
-int aipc_engine_listening(const aipc_engine *e);
+int broker_engine_listening(const broker_engine *e);
 /* How many times re-creating the pipe after every instance was gone found the name held by
  * another server (and did not join it). I/O thread. */
-unsigned long aipc_engine_squat_refusals(const aipc_engine *e);
+unsigned long broker_engine_squat_refusals(const broker_engine *e);
 /* TEST ONLY (I/O thread, e.g. from tick): closes the pending listeners as if creating instances
  * had failed, so the retry path runs. */
-void aipc_engine__test_drop_listener(aipc_engine *e);
+void broker_engine__test_drop_listener(broker_engine *e);
 
 /* Number of currently open client connections (I/O thread; for diagnostics). */
-size_t aipc_engine_clients(const aipc_engine *e);
+size_t broker_engine_clients(const broker_engine *e);
 
 #ifdef __cplusplus
 }

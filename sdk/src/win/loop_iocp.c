@@ -1,10 +1,10 @@
 /*
  * loop_iocp.c - engine PIPE_OVERLAPPED: one process-wide I/O thread on an I/O completion port.
  *
- *  - Pipe handles are associated with the port (key KEY_IO); overlapped ReadFile, WriteFile
- *    and accepts (win_listen.c) complete there. Each aipc_op starts with its OVERLAPPED and is
- *    recovered with CONTAINING_RECORD, then its callback runs.
- *  - Public calls are marshalled with PostQueuedCompletionStatus (key KEY_TASK).
+ *  - Pipe handles are bound to the port; overlapped ReadFile, WriteFile and accepts
+ *    (win_listen.c) complete there and win_iocp.c's dispatcher - the broker's too - recovers
+ *    each aipc_op with CONTAINING_RECORD and runs its callback.
+ *  - Public calls are marshalled as tasks (aipc__iocp_post).
  *  - Timers: the port wait times out at the next timer deadline.
  * The thread is started on first use and lives until the process exits (the module is pinned).
  */
@@ -15,48 +15,17 @@
 #include <process.h>
 #include <string.h>
 
-#define KEY_IO   1
-#define KEY_TASK 2
-
 static aipc_loop g_loop;
 static INIT_ONCE g_once = INIT_ONCE_STATIC_INIT;
 
-/* Win32 error of a finished operation (0 on success; ERROR_MORE_DATA is passed through). */
-static DWORD op_error(aipc_op *op)
-{
-    if (op->ov.Internal == 0)
-        return 0;
-    DWORD bytes;
-    if (GetOverlappedResult(op->h, &op->ov, &bytes, FALSE))
-        return 0;
-    DWORD e = GetLastError();
-    return e ? e : ERROR_GEN_FAILURE;
-}
-
-/* The I/O thread: dequeue one completion per wait and dispatch it to its op. One entry per
- * GetQueuedCompletionStatus rather than batches from GetQueuedCompletionStatusEx: under Wine the
- * Ex call costs an extra server round trip per wake-up on the latency path, while throughput does
- * not depend on the number of completions (writes are coalesced into few large ones). */
+/* The I/O thread: run due timers, then wait for completions until the next timer is due and
+ * dispatch them (win_iocp.c: one entry per wake-up, see there why). */
 static unsigned __stdcall iocp_thread(void *arg)
 {
     aipc_loop *l = arg;
     for (;;) {
         DWORD wait = aipc_timers_run(l);
-        DWORD bytes = 0;
-        ULONG_PTR key = 0;
-        OVERLAPPED *ov = NULL;
-        BOOL ok = GetQueuedCompletionStatus(l->port, &bytes, &key, &ov, wait);
-        if (!ov) {                       /* timeout, or the port itself failed */
-            DWORD e = ok ? 0 : GetLastError();
-            if (!ok && e != WAIT_TIMEOUT) {
-                aipc_log(AIPC_LOG_ERROR, "pipe(iocp): GetQueuedCompletionStatus failed (%lu)", e);
-                Sleep(10);
-            }
-            continue;
-        }
-        aipc_op *op = CONTAINING_RECORD(ov, aipc_op, ov);
-        DWORD err = key == KEY_IO ? op_error(op) : 0;
-        op->cb(op, err, bytes);
+        aipc__iocp_dispatch(l->port, wait, 1, "pipe(iocp)");
     }
     return 0;
 }
@@ -95,19 +64,13 @@ static aipc_loop *iocp_loop(void)
 
 static BOOL iocp_post(aipc_loop *l, aipc_op *op)
 {
-    memset(&op->ov, 0, sizeof op->ov);
-    if (PostQueuedCompletionStatus(l->port, 0, KEY_TASK, &op->ov))
-        return TRUE;
-    aipc_log(AIPC_LOG_ERROR, "pipe(iocp): PostQueuedCompletionStatus failed (%lu)", GetLastError());
-    return FALSE;
+    return aipc__iocp_post(l->port, op, "pipe(iocp)");
 }
 
 /* Associates a new pipe handle with the port (once per handle). */
 static DWORD iocp_attach(aipc_pipe *p)
 {
-    if (CreateIoCompletionPort(p->h, p->loop->port, KEY_IO, 0) != p->loop->port)
-        return GetLastError();
-    return 0;
+    return aipc__iocp_bind(p->loop->port, p->h);
 }
 
 static void iocp_detach(aipc_pipe *p)

@@ -13,6 +13,7 @@
  *   wname.c      pipe names in UTF-16 (wname.h): conversions around proto/names.h, UTF-8 for logs.
  *   loop_apc.c   engine PIPE_ASYNC: one alertable thread, ReadFileEx/WriteFileEx, QueueUserAPC.
  *   loop_iocp.c  engine PIPE_OVERLAPPED: one thread on an I/O completion port.
+ *   win_iocp.c   the op record's completion-port loop (also the broker's: service/win).
  *   win_dial.c   the one client-side open of a pipe (SQOS, owner check, byte mode).
  *   win_listen.c the one place creating pipe instances and accepting on them (also the broker's).
  *   win_error.c  the one Win32 -> AIPC_E* map and "peer is gone" test.
@@ -40,12 +41,12 @@
 #include "cbgate.h"
 #include "dispatcher.h"
 #include "proto/frame.h"
+#include "win_io.h"
 #include "wname.h"
 #include "winsec.h"
 
 typedef struct aipc_pipe aipc_pipe;
 typedef struct aipc_loop aipc_loop;
-typedef struct aipc_op aipc_op;
 typedef struct aipc_timer aipc_timer;
 typedef struct aipc_engine aipc_engine;
 
@@ -63,22 +64,8 @@ typedef struct aipc_engine aipc_engine;
  * largest message), resolved at each Send so options may be set in any order. */
 #define AIPC_QUEUE_AUTO UINT64_MAX
 
-/*
- * One asynchronous kernel operation or one marshalled task. The OVERLAPPED comes first so both
- * engines recover the record with CONTAINING_RECORD; `cb` runs on the I/O thread with the
- * Win32 error (0 = success) and the byte count.
- */
-typedef void (*aipc_op_cb)(aipc_op *op, DWORD err, DWORD bytes);
-struct aipc_op {
-    OVERLAPPED ov;
-    aipc_op_cb cb;
-    aipc_pipe *pipe;  /* the pipe owning the op (NULL for bus client ops) */
-    HANDLE h;         /* the handle the operation was issued on (set by the engine) */
-    HANDLE event;     /* PIPE_ASYNC listen op: manual-reset event of ConnectNamedPipe */
-    HANDLE wait;      /* PIPE_ASYNC listen op: thread-pool wait (only beyond 64 listeners) */
-    aipc_op *dnext;   /* PIPE_ASYNC: completion deferred while a callback runs (loop_apc.c) */
-    DWORD derr, dbytes;
-};
+/* One asynchronous kernel operation or one marshalled task: aipc_op (win_io.h). Both engines
+ * recover it from its OVERLAPPED with CONTAINING_RECORD; `cb` runs on the I/O thread. */
 
 /* A one-shot timer of an I/O loop. [io] */
 typedef void (*aipc_timer_cb)(aipc_timer *t);

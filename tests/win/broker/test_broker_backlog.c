@@ -24,7 +24,7 @@
 #define MAXB    4
 
 typedef struct bl_state {
-    aipc_engine *e;
+    broker_engine *e;
     wchar_t path[128];
     volatile LONG want;         /* tick: set ev_ready once this many instances are pending */
     HANDLE ev_ready;
@@ -67,7 +67,7 @@ static void bl_tick(void *ctx)
 {
     bl_state *st = ctx;
     LONG want = InterlockedCompareExchange(&st->want, 0, 0);
-    if (want && aipc_engine_listening(st->e) >= want) {
+    if (want && broker_engine_listening(st->e) >= want) {
         InterlockedExchange(&st->want, 0);
         SetEvent(st->ev_ready);
     }
@@ -75,7 +75,7 @@ static void bl_tick(void *ctx)
 
 static DWORD WINAPI bl_run(void *p)
 {
-    aipc_engine_run(p);
+    broker_engine_run(p);
     return 0;
 }
 
@@ -107,14 +107,14 @@ static void run_bursts(DWORD backlog, int burst)
     st.ev_ready = CreateEventW(NULL, FALSE, FALSE, NULL);
     st.sem_attached = CreateSemaphoreW(NULL, 0, 1000, NULL);
     st.sem_detached = CreateSemaphoreW(NULL, 0, 1000, NULL);
-    aipc_engine_config ec = {0};
+    broker_engine_config ec = {0};
     ec.pipe_path = st.path;
     ec.stop_grace_ms = 1000;
     ec.listen_backlog = backlog;
-    aipc_engine_handler h = {&st, bl_attach, bl_input, bl_detach, bl_out_next, bl_out_consume,
-                             bl_shutdown, bl_tick, NULL, NULL, NULL, NULL};
+    broker_engine_handler h = {&st, bl_attach, bl_input, bl_detach, bl_out_next, bl_out_consume,
+                               bl_shutdown, bl_tick, NULL, NULL, NULL, NULL};
     char err[256];
-    ck_assert_int_eq(aipc_engine_create(&st.e, &ec, &h, err, sizeof err), AIPC_ENGINE_OK);
+    ck_assert_int_eq(broker_engine_create(&st.e, &ec, &h, err, sizeof err), BROKER_ENGINE_OK);
     HANDLE th = CreateThread(NULL, 0, bl_run, st.e, 0, NULL);
     HANDLE go = CreateEventW(NULL, TRUE, FALSE, NULL);
     InterlockedExchange(&st.want, burst);
@@ -149,10 +149,10 @@ static void run_bursts(DWORD backlog, int burst)
             ck_assert_msg(aipc_test_wait(st.sem_detached, W), "round %d: a client was not "
                           "detached", round);
     }
-    aipc_engine_request_stop(st.e);
+    broker_engine_request_stop(st.e);
     ck_assert_uint_eq(WaitForSingleObject(th, W), WAIT_OBJECT_0);
     CloseHandle(th);
-    aipc_engine_free(st.e);
+    broker_engine_free(st.e);
     CloseHandle(go);
     CloseHandle(st.ev_ready);
     CloseHandle(st.sem_attached);

@@ -125,7 +125,7 @@ END_TEST
 /* ---- the engine against a squatter ---------------------------------------------------------- */
 
 typedef struct sq_state {
-    aipc_engine *e;
+    broker_engine *e;
     wchar_t path[128];
     volatile LONG drop;         /* test -> tick: drop the listener and plant the squatter */
     volatile LONG watch;        /* test -> tick: report when listening again */
@@ -193,7 +193,7 @@ static void sq_tick(void *ctx)
 {
     sq_state *st = ctx;
     if (InterlockedExchange(&st->drop, 0)) {
-        aipc_engine__test_drop_listener(st->e);
+        broker_engine__test_drop_listener(st->e);
         /* a squatter listening on the name, as another server would */
         st->squatter = CreateNamedPipeW(st->path, PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED,
                                         PIPE_TYPE_BYTE, 1, 4096, 4096, 0, NULL);
@@ -201,11 +201,11 @@ static void sq_tick(void *ctx)
         if (st->squatter != INVALID_HANDLE_VALUE)
             ConnectNamedPipe(st->squatter, &st->sq_ov);
     }
-    if (aipc_engine_squat_refusals(st->e) > 0 && WaitForSingleObject(st->ev_refused, 0) != 0) {
-        st->listening_when_refused = aipc_engine_listening(st->e);
+    if (broker_engine_squat_refusals(st->e) > 0 && WaitForSingleObject(st->ev_refused, 0) != 0) {
+        st->listening_when_refused = broker_engine_listening(st->e);
         SetEvent(st->ev_refused);
     }
-    if (st->watch && aipc_engine_listening(st->e)) {
+    if (st->watch && broker_engine_listening(st->e)) {
         st->watch = 0;
         SetEvent(st->ev_listening);
     }
@@ -213,7 +213,7 @@ static void sq_tick(void *ctx)
 
 static DWORD WINAPI sq_run(void *p)
 {
-    aipc_engine_run(p);
+    broker_engine_run(p);
     return 0;
 }
 
@@ -224,13 +224,13 @@ START_TEST(retry_refuses_squatter)
     _snwprintf(st.path, 128, L"\\\\.\\pipe\\aipc-sec-sq-%lu", GetCurrentProcessId());
     st.ev_refused = CreateEventW(NULL, TRUE, FALSE, NULL);
     st.ev_listening = CreateEventW(NULL, TRUE, FALSE, NULL);
-    aipc_engine_config ec = {0};
+    broker_engine_config ec = {0};
     ec.pipe_path = st.path;
     ec.stop_grace_ms = 1000;
-    aipc_engine_handler h = {&st, sq_attach, sq_input, sq_detach, sq_out_next, sq_out_consume,
-                             sq_shutdown, sq_tick, NULL, NULL, NULL};
+    broker_engine_handler h = {&st, sq_attach, sq_input, sq_detach, sq_out_next, sq_out_consume,
+                               sq_shutdown, sq_tick, NULL, NULL, NULL};
     char err[256];
-    ck_assert_int_eq(aipc_engine_create(&st.e, &ec, &h, err, sizeof err), AIPC_ENGINE_OK);
+    ck_assert_int_eq(broker_engine_create(&st.e, &ec, &h, err, sizeof err), BROKER_ENGINE_OK);
     HANDLE th = CreateThread(NULL, 0, sq_run, st.e, 0, NULL);
     InterlockedExchange(&st.drop, 1);
     /* the tick runs at least once a second: the drop happens, then the retry meets the
@@ -258,10 +258,10 @@ START_TEST(retry_refuses_squatter)
     ck_assert(ReadFile(cli, back, 3, &n, NULL) && n == 3 && memcmp(back, "abc", 3) == 0);
     ck_assert_int_eq(st.attached, 1);
     CloseHandle(cli);
-    aipc_engine_request_stop(st.e);
+    broker_engine_request_stop(st.e);
     ck_assert_uint_eq(WaitForSingleObject(th, W), WAIT_OBJECT_0);
     CloseHandle(th);
-    aipc_engine_free(st.e);
+    broker_engine_free(st.e);
     CloseHandle(st.sq_ov.hEvent);
     CloseHandle(st.ev_refused);
     CloseHandle(st.ev_listening);

@@ -239,7 +239,7 @@ static void echo_shutdown(void *ctx)
 
 static DWORD WINAPI engine_thread(LPVOID e)
 {
-    aipc_engine_run(e);
+    broker_engine_run(e);
     return 0;
 }
 
@@ -254,14 +254,14 @@ START_TEST(engine_echo_close_protocol)
     aipc_pipe_security sec;
     char err[256];
     ck_assert_int_eq(aipc_pipe_security_init(&sec, NULL, err, sizeof err), 0);
-    aipc_engine_config cfg = { path, &sec.sa, 0, 2000 };
-    aipc_engine_handler h = { &st, echo_attach, echo_input, echo_detach, echo_out_next,
-                              echo_out_consume, echo_shutdown, NULL, NULL, NULL };
-    aipc_engine *e = NULL;
-    ck_assert_int_eq(aipc_engine_create(&e, &cfg, &h, err, sizeof err), AIPC_ENGINE_OK);
+    broker_engine_config cfg = { path, &sec.sa, 0, 2000 };
+    broker_engine_handler h = { &st, echo_attach, echo_input, echo_detach, echo_out_next,
+                                echo_out_consume, echo_shutdown, NULL, NULL, NULL };
+    broker_engine *e = NULL;
+    ck_assert_int_eq(broker_engine_create(&e, &cfg, &h, err, sizeof err), BROKER_ENGINE_OK);
     /* a second engine on the same name is refused as "in use" */
-    aipc_engine *e2 = NULL;
-    ck_assert_int_eq(aipc_engine_create(&e2, &cfg, &h, err, sizeof err), AIPC_ENGINE_PIPE_BUSY);
+    broker_engine *e2 = NULL;
+    ck_assert_int_eq(broker_engine_create(&e2, &cfg, &h, err, sizeof err), BROKER_ENGINE_PIPE_BUSY);
     HANDLE th = CreateThread(NULL, 0, engine_thread, e, 0, NULL);
 
     static uint8_t big[300000];
@@ -287,7 +287,7 @@ START_TEST(engine_echo_close_protocol)
         raw_close(c[i]);
         c[i] = NULL;
     }
-    aipc_engine_request_stop(e);
+    broker_engine_request_stop(e);
     ck_assert_int_eq(WaitForSingleObject(th, 10000), WAIT_OBJECT_0);
     CloseHandle(th);
     ck_assert_int_eq(st.attached, N);
@@ -302,7 +302,7 @@ START_TEST(engine_echo_close_protocol)
         ck_assert_int_eq(r, -1);
         raw_close(c[i]);
     }
-    aipc_engine_free(e);
+    broker_engine_free(e);
     aipc_pipe_security_free(&sec);
     free(path);
     DWORD h1 = aipc_test_handle_count();
