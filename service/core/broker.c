@@ -21,7 +21,7 @@ static uint64_t default_now_ms(void)
 }
 
 /* Formats one log line for the engine's sink; nothing happens without a sink. */
-void aipc_logf(aipc_broker *b, int level, const char *fmt, ...)
+void aipc__logf(aipc_broker *b, int level, const char *fmt, ...)
 {
     if (!b->log || level > b->cfg.log_level)
         return;
@@ -34,10 +34,10 @@ void aipc_logf(aipc_broker *b, int level, const char *fmt, ...)
 }
 
 /* Publishes $bus/joined or $bus/left with the client's {"id","name","pid"} as payload. */
-void aipc_presence(aipc_broker *b, aipc_client *c, bool joined)
+void aipc__presence(aipc_broker *b, aipc_client *c, bool joined)
 {
     const char *topic = joined ? "$bus/joined" : "$bus/left";
-    aipc_publish(b, topic, strlen(topic), broker_from, sizeof broker_from - 1,
+    aipc__publish(b, topic, strlen(topic), broker_from, sizeof broker_from - 1,
                  (const uint8_t *)c->from, c->from_len, false);
 }
 
@@ -80,7 +80,7 @@ aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(v
         return NULL;
     }
     b->now_ms = now_ms ? now_ms : default_now_ms;
-    b->started_ms = aipc_now(b);
+    b->started_ms = aipc__now(b);
     b->next_id = 1;
     return b;
 }
@@ -97,7 +97,7 @@ static void client_free(aipc_client *c)
 {
     aipc_outq_free(&c->q);
     aipc_decoder_free(&c->dec);
-    aipc_identity_free(c);
+    aipc__identity_free(c);
     free(c->from);
     free(c);
 }
@@ -114,6 +114,19 @@ static void client_unlink(aipc_broker *b, aipc_client *c)
     b->nclients--;
 }
 
+/* Asks the engine to close c after flushing; nothing more is queued to it afterwards. */
+void aipc__request_close(aipc_client *c)
+{
+    if (c->state == AIPC_CL_CLOSING)
+        return;
+    c->state = AIPC_CL_CLOSING;
+    aipc_dq_remove(&c->b->hello_q, &c->t_hello);
+    aipc_partial_closing(c->b, c);
+    aipc_dq_push(&c->b->linger_q, &c->t_linger, aipc__now(c->b) + c->b->cfg.close_linger_ms);
+    if (c->conn->ops && c->conn->ops->close)
+        c->conn->ops->close(c->conn);
+}
+
 /* Tears everything down without callbacks: at this point the engine is gone or stopping. */
 void aipc_broker_free(aipc_broker *b)
 {
@@ -125,7 +138,7 @@ void aipc_broker_free(aipc_broker *b)
         aipc_dq_remove(&b->hello_q, &c->t_hello);
         aipc_dq_remove(&b->linger_q, &c->t_linger);
         aipc_partial_release(b, c);
-        aipc_unsubscribe_all(b, c);
+        aipc__unsubscribe_all(b, c);
         while (c->reqs_out)
             aipc_reqs_remove(b, c->reqs_out);
         while (c->reqs_in)
@@ -147,7 +160,7 @@ void aipc_broker_free(aipc_broker *b)
 aipc_client *aipc_broker_attach(aipc_broker *b, aipc_conn *conn, uint32_t pid)
 {
     if (b->shutting_down || b->nclients >= b->cfg.max_clients) {
-        aipc_logf(b, AIPC_LOG_WARN, "refusing a connection from pid %u (%s)", pid,
+        aipc__logf(b, AIPC_LOG_WARN, "refusing a connection from pid %u (%s)", pid,
                   b->shutting_down ? "shutting down" : "max_clients reached");
         return NULL;
     }
@@ -165,7 +178,7 @@ aipc_client *aipc_broker_attach(aipc_broker *b, aipc_conn *conn, uint32_t pid)
     b->clients = c;
     b->nclients++;
     b->st.clients_total++;
-    aipc_dq_push(&b->hello_q, &c->t_hello, aipc_now(b) + b->cfg.hello_timeout_ms);
+    aipc_dq_push(&b->hello_q, &c->t_hello, aipc__now(b) + b->cfg.hello_timeout_ms);
     conn->client = c;
     return c;
 }
@@ -183,7 +196,7 @@ static int on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *
     b->in_payload = NULL;
     b->in_plen = 0;
     if (b->in_frame) {                  /* it adopted the block holding meta and payload */
-        aipc_frame_unref(b->in_frame);
+        aipc__frame_unref(b->in_frame);
         b->in_frame = NULL;
     }
     return rc;
@@ -193,10 +206,10 @@ static int on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *
 static int after_decode(aipc_broker *b, aipc_client *c, int rc)
 {
     if (rc == AIPC_ETOOBIG) {
-        aipc_logf(b, AIPC_LOG_WARN, "client %" PRIu64 " (pid %u) sent an oversize frame",
+        aipc__logf(b, AIPC_LOG_WARN, "client %" PRIu64 " (pid %u) sent an oversize frame",
                   c->id, c->pid);
-        aipc_send_error(c, false, 0, "too_large", "frame over the meta or payload limit");
-        aipc_request_close(c);
+        aipc__send_error(c, false, 0, "too_large", "frame over the meta or payload limit");
+        aipc__request_close(c);
     } else if (rc == AIPC_ENOMEM) {
         return AIPC_ENOMEM;
     }
@@ -268,12 +281,12 @@ void aipc_broker_detach(aipc_broker *b, aipc_client *cl)
     aipc_dq_remove(&b->linger_q, &cl->t_linger);
     aipc_partial_release(b, cl);
     aipc_registry_remove(b, cl);
-    aipc_unsubscribe_all(b, cl);
+    aipc__unsubscribe_all(b, cl);
     aipc_reqs_client_gone(b, cl);
     if (joined) {
-        aipc_logf(b, AIPC_LOG_INFO, "client %" PRIu64 " (%s, pid %u) left", cl->id,
+        aipc__logf(b, AIPC_LOG_INFO, "client %" PRIu64 " (%s, pid %u) left", cl->id,
                   cl->name_len ? cl->name : "anonymous", cl->pid);
-        aipc_presence(b, cl, false);
+        aipc__presence(b, cl, false);
     }
     cl->conn->client = NULL;
     client_free(cl);
@@ -284,8 +297,8 @@ void aipc_broker_shutdown(aipc_broker *b)
 {
     b->shutting_down = true;
     for (aipc_client *c = b->clients; c; c = c->next) {
-        aipc_send_simple_bye(c);
-        aipc_request_close(c);
+        aipc__send_bye(c);
+        aipc__request_close(c);
     }
 }
 

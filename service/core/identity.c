@@ -31,7 +31,7 @@ bool aipc_sid_valid(const char *s)
     return true;
 }
 
-void aipc_identity_free(aipc_client *c)
+void aipc__identity_free(aipc_client *c)
 {
     free(c->ident_mem);
     free(c->ident_groups);
@@ -88,7 +88,7 @@ const aipc_identity *aipc_client_identity(const aipc_client *cl)
 }
 
 /* Builds the `from` object (precomputed once, at hello). */
-int aipc_make_from(aipc_client *c)
+int aipc__make_from(aipc_client *c)
 {
     aipc_sbuf s = {0};
     aipc_sbuf_lit(&s, "{\"id\":");

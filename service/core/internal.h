@@ -1,14 +1,19 @@
 /*
  * internal.h - private structures shared by the broker core's files (not for engines).
+ * Functions shared between the core's files carry a module prefix (aipc_outq_, aipc_reqs_, ...)
+ * or aipc__; only broker.h's aipc_broker_* / aipc_client_* are the core's interface.
  *
  *   map.c       open-addressing hash maps (string keys, 128-bit keys)
  *   sbuf.c      growable byte buffer + JSON writers (escaping)
- *   outq.c      refcounted frames and the per-client ring of frame references
- *   topic.c     the subscription trie (validation and matching rules: proto/topic.h)
+ *   outframe.c  outgoing frames: built once, refcounted, their metas written by hand
+ *   outq.c      the per-client outbound queue and its rules (drop, refuse, cut off)
+ *   trie.c      the topic trie (validation and matching rules: proto/topic.h)
+ *   subs.c      subscriptions: cost, subscribe, unsubscribe
+ *   publish.c   publication fan-out to the subscribers, then the retained store
  *   retained.c  retained messages (a trie of topics walked by a filter)
  *   registry.c  client ids and names (the name rule: proto/names.h)
  *   reqs.c      pending requests (req/rep correlation, no_reply)
- *   meta.c      outgoing control/delivery frames
+ *   pub_meta.c  the router's fast path: pub metas recognised without cJSON
  *   router.c    incoming frame dispatch (the ops)
  *   broker.c    broker lifecycle, attach/input/detach/shutdown
  *   config.c    JSON config loader
@@ -136,9 +141,9 @@ static inline uint64_t aipc_frame_heap(const aipc_frame *f)
 #define AIPC_ADOPT_MIN  (64u * 1024u)
 #define AIPC_ADOPT_GAP  1024u
 
-aipc_frame *aipc_frame_make(int kind, const char *meta, size_t meta_len,
+aipc_frame *aipc__frame_make(int kind, const char *meta, size_t meta_len,
                             const uint8_t *payload, size_t payload_len);
-void aipc_frame_unref(aipc_frame *f);
+void aipc__frame_unref(aipc_frame *f);
 
 typedef struct aipc_outq {
     aipc_frame **ring;
@@ -360,7 +365,7 @@ struct aipc_broker {
 
     aipc_sbuf meta;           /* scratch for outgoing metas */
     /* The inbound frame being routed (set around aipc_router_frame): the first outgoing frame
-     * built from its large assembled payload adopts the decoder's block (see finish in meta.c)
+     * built from its large assembled payload adopts the decoder's block (see finish in outframe.c)
      * and is kept referenced in in_frame until routing returns, so the inbound meta and
      * payload stay valid for the router. */
     aipc_decoder *in_dec;
@@ -377,8 +382,8 @@ int aipc_registry_add(aipc_broker *b, aipc_client *c, const char *name, size_t n
 void aipc_registry_remove(aipc_broker *b, aipc_client *c);
 
 /* identity.c */
-int aipc_make_from(aipc_client *c);       /* builds c->from at hello */
-void aipc_identity_free(aipc_client *c);
+int aipc__make_from(aipc_client *c);       /* builds c->from at hello */
+void aipc__identity_free(aipc_client *c);
 
 /* reqs.c */
 bool aipc_reqs_room(const aipc_broker *b, const aipc_client *c);   /* under max_pending */
@@ -388,35 +393,39 @@ aipc_req *aipc_reqs_find(aipc_broker *b, uint64_t requester_id, int64_t rid);
 void aipc_reqs_remove(aipc_broker *b, aipc_req *r);
 void aipc_reqs_client_gone(aipc_broker *b, aipc_client *c);
 
-/* meta.c: queueing to one client */
-bool aipc_client_can_queue(const aipc_client *c);
-int aipc_queue_frame(aipc_client *c, aipc_frame *f);   /* 0 / AIPC_EQUEUEFULL / ... */
-void aipc_send_ok(aipc_client *c, bool has_id, int64_t id);
-void aipc_send_error(aipc_client *c, bool has_id, int64_t id, const char *code,
+/* outq.c: queueing to one client under the queue's rules */
+bool aipc__client_can_queue(const aipc_client *c);
+int aipc__queue_frame(aipc_client *c, aipc_frame *f);   /* 0 / AIPC_EQUEUEFULL / ... */
+
+/* broker.c: asks the engine to close c after flushing; nothing more is queued to it. */
+void aipc__request_close(aipc_client *c);
+
+/* outframe.c: building frames, and control answers built and queued to one client */
+void aipc__send_ok(aipc_client *c, bool has_id, int64_t id);
+void aipc__send_error(aipc_client *c, bool has_id, int64_t id, const char *code,
                      const char *message);
 /* The error that settles a pending request of c (ANSWER frame: never cut off, see above). */
-void aipc_send_answer_error(aipc_client *c, int64_t rid, const char *code, const char *message);
-void aipc_send_simple(aipc_client *c, const char *op, bool has_id, int64_t id);
-void aipc_send_welcome(aipc_client *c, bool has_id, int64_t id);
-void aipc_send_simple_bye(aipc_client *c);
-void aipc_request_close(aipc_client *c);
-aipc_frame *aipc_build_delivery(aipc_broker *b, const char *op, const char *from, size_t from_len,
+void aipc__send_answer_error(aipc_client *c, int64_t rid, const char *code, const char *message);
+void aipc__send_simple(aipc_client *c, const char *op, bool has_id, int64_t id);
+void aipc__send_welcome(aipc_client *c, bool has_id, int64_t id);
+void aipc__send_bye(aipc_client *c);
+aipc_frame *aipc__build_delivery(aipc_broker *b, const char *op, const char *from, size_t from_len,
                                 const char *extra_key, bool has_extra, int64_t extra,
                                 const uint8_t *payload, size_t plen);
-aipc_frame *aipc_build_msg(aipc_broker *b, const char *topic, size_t tlen, const char *from,
+aipc_frame *aipc__build_msg(aipc_broker *b, const char *topic, size_t tlen, const char *from,
                            size_t from_len, bool retained, const uint8_t *payload, size_t plen);
 
-/* topic routing (topic.c / retained.c) */
-/* aipc_subscribe's results besides 0 and AIPC_ENOMEM (nothing subscribed). */
+/* topic routing (subs.c, publish.c, retained.c) */
+/* aipc__subscribe's results besides 0 and AIPC_ENOMEM (nothing subscribed). */
 #define AIPC_SUB_TOO_MANY  1       /* the client holds max_subscriptions filters */
 #define AIPC_SUB_TOO_BIG   2       /* it would cost more than max_subscription_bytes */
-int aipc_subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n,
+int aipc__subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n,
                    aipc_sub **out);
-void aipc_unsubscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n);
-void aipc_unsubscribe_all(aipc_broker *b, aipc_client *c);
-/* aipc_publish's result besides 0 and AIPC_ENOMEM (delivered, retained store unchanged). */
+void aipc__unsubscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n);
+void aipc__unsubscribe_all(aipc_broker *b, aipc_client *c);
+/* aipc__publish's result besides 0 and AIPC_ENOMEM (delivered, retained store unchanged). */
 #define AIPC_PUB_RETAINED_FULL 1   /* delivered, but not retained: over max_retained_bytes */
-int aipc_publish(aipc_broker *b, const char *topic, size_t tlen, const char *from,
+int aipc__publish(aipc_broker *b, const char *topic, size_t tlen, const char *from,
                  size_t from_len, const uint8_t *payload, size_t plen, bool retain);
 /* Stores f (reference taken) as topic's retained message, or clears it (f NULL). 0,
  * AIPC_PUB_RETAINED_FULL (store unchanged) or AIPC_ENOMEM. */
@@ -431,12 +440,23 @@ uint64_t aipc_retained_held(aipc_broker *b, const char *topic, size_t tlen);
 bool aipc_retained_run(aipc_broker *b, uint32_t budget);
 void aipc_retained_free(aipc_broker *b);
 
+/* pub_meta.c: a pub meta in the common shape, recognised without cJSON (the router's fast
+ * path); false: anything else, which takes the cJSON path. topic points into meta. */
+typedef struct aipc_pub_meta {
+    const char *topic;
+    size_t tlen;
+    bool retain;
+    bool has_id;
+    int64_t id;
+} aipc_pub_meta;
+bool aipc__pub_meta_scan(const uint8_t *meta, size_t len, aipc_pub_meta *out);
+
 /* router.c */
 int aipc_router_frame(aipc_broker *b, aipc_client *c, const uint8_t *meta, uint32_t meta_len,
                       const uint8_t *payload, uint32_t payload_len);
 
 /* timers.c */
-uint64_t aipc_now(const aipc_broker *b);
+uint64_t aipc__now(const aipc_broker *b);
 
 /* partial.c */
 void aipc_partial_after_input(aipc_broker *b, aipc_client *c);
@@ -445,11 +465,11 @@ void aipc_partial_closing(aipc_broker *b, aipc_client *c);
 void aipc_partial_release(aipc_broker *b, aipc_client *c);
 
 /* broker.c */
-void aipc_logf(aipc_broker *b, int level, const char *fmt, ...)
+void aipc__logf(aipc_broker *b, int level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-void aipc_presence(aipc_broker *b, aipc_client *c, bool joined);
+void aipc__presence(aipc_broker *b, aipc_client *c, bool joined);
 
 #endif

@@ -1,5 +1,16 @@
-/* outq.c - refcounted encoded frames and the per-client outbound queue: a ring array of frame
- * references (grows geometrically; no node per message), drained through a scatter list.
+/* outq.c - the per-client outbound queue: a ring array of frame references (grows
+ * geometrically; no node per message), drained through a scatter list, and the rules that
+ * decide what may be queued:
+ *   - publications (msg) are dropped for a client whose queued publications/directs would
+ *     exceed max_queue_bytes, each counted with its overhead (AIPC_QUEUED_FRAME_OVERHEAD: the
+ *     bound is on memory; unless none are queued: one frame may always be in flight),
+ *     counted, and reported with `dropped` at the head of its queue;
+ *   - direct/req/rep frames over the bound are refused (the caller answers queue_full);
+ *   - control frames (ok, error, welcome, pong, stats, dropped, bye) are never dropped, but a
+ *     client that lets more than max_queue_bytes + 1 MiB of them (overhead included) pile up
+ *     is cut off;
+ *   - answers that settle a pending request (ANSWER) are exempt from that cut-off: their number
+ *     is bounded by max_pending_requests (see aipc_reqs_room).
  * Publications dropped for a slow client are reported promptly and coalesced: one counter per
  * client, turned into a `dropped` frame at the head of its queue as soon as the writer is at a
  * frame boundary (ahead of the publications still queued), however many drops happened. */
@@ -12,38 +23,63 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Encodes header + meta + payload once into one refcounted buffer (refs = 1), so one
- * publication is shared by every subscriber's queue without copies. */
-aipc_frame *aipc_frame_make(int kind, const char *meta, size_t meta_len,
-                            const uint8_t *payload, size_t payload_len)
+#define CONTROL_SLACK (1024u * 1024u)
+
+/* Whether anything may still be queued to c (not closing). */
+bool aipc__client_can_queue(const aipc_client *c)
 {
-    if (meta_len > UINT32_MAX || payload_len > UINT32_MAX)
-        return NULL;
-    uint64_t len = (uint64_t)AIPC_HDR_SIZE + meta_len + payload_len;
-    aipc_frame *f = malloc(sizeof *f + (size_t)len);
-    if (!f)
-        return NULL;
-    f->refs = 1;
-    f->kind = (uint32_t)kind;
-    f->len = len;
-    f->data = (uint8_t *)(f + 1);
-    f->mem = NULL;
-    f->mem_len = 0;
-    aipc_frame_put_header(f->data, (uint32_t)meta_len, (uint32_t)payload_len);
-    if (meta_len)
-        memcpy(f->data + AIPC_HDR_SIZE, meta, meta_len);
-    if (payload_len)
-        memcpy(f->data + AIPC_HDR_SIZE + meta_len, payload, payload_len);
-    return f;
+    return c->state != AIPC_CL_CLOSING;
 }
 
-/* Drops one reference; the last one frees the frame (and the block it adopted, if any). */
-void aipc_frame_unref(aipc_frame *f)
+/* The memory of c's queued control frames with one more of len bytes: bytes + head_off is the
+ * whole size of the queued frames, minus data and answers is control; each frame also counts
+ * its overhead, as data frames do (a small pong costs more in overhead than in bytes). */
+static uint64_t control_cost(const aipc_client *c, uint64_t len)
 {
-    if (f && --f->refs == 0) {
-        free(f->mem);
-        free(f);
+    const aipc_outq *q = &c->q;
+    uint64_t bytes = q->bytes + q->head_off - q->data_bytes - c->answer_bytes + len;
+    uint64_t frames = q->count - q->data_frames - c->answers_queued + 1;
+    return bytes + frames * AIPC_QUEUED_FRAME_OVERHEAD;
+}
+
+/* Queues a frame reference to c applying the drop rules above; wakes the engine's writer when
+ * the queue was empty. Returns 0, AIPC_EQUEUEFULL, AIPC_ECLOSED or AIPC_ENOMEM. */
+int aipc__queue_frame(aipc_client *c, aipc_frame *f)
+{
+    aipc_broker *b = c->b;
+    if (c->state == AIPC_CL_CLOSING)
+        return AIPC_ECLOSED;
+    uint64_t max = b->cfg.max_queue_bytes;
+    if (aipc_fk_data(f->kind)) {
+        if (c->q.data_bytes && aipc_outq_data_cost(&c->q, f->len) > max) {
+            if (f->kind == AIPC_FK_PUB) {
+                c->dropped_pending++;
+                b->st.drops++;
+            }
+            return AIPC_EQUEUEFULL;
+        }
+    } else if (f->kind == AIPC_FK_CONTROL && control_cost(c, f->len) > max + CONTROL_SLACK) {
+        aipc__logf(b, AIPC_LOG_WARN, "client %" PRIu64 " does not read its answers: closing it",
+                  c->id);
+        c->kill = true;
+        aipc__request_close(c);
+        return AIPC_EQUEUEFULL;
     }
+    bool was_empty = c->q.count == 0;
+    if (aipc_outq_push(&c->q, f) != 0) {
+        if (f->kind == AIPC_FK_PUB) {
+            c->dropped_pending++;
+            b->st.drops++;
+        }
+        return AIPC_ENOMEM;
+    }
+    if (f->kind == AIPC_FK_ANSWER) {
+        c->answers_queued++;
+        c->answer_bytes += f->len;
+    }
+    if (was_empty && c->conn->ops && c->conn->ops->want_write)
+        c->conn->ops->want_write(c->conn);
+    return 0;
 }
 
 /* Doubles the ring, unwrapping it so head is 0 again. */
@@ -99,7 +135,7 @@ int aipc_outq_push_front(aipc_outq *q, aipc_frame *f)
 void aipc_outq_free(aipc_outq *q)
 {
     for (uint32_t i = 0; i < q->count; i++)
-        aipc_frame_unref(q->ring[(q->head + i) & (q->cap - 1)]);
+        aipc__frame_unref(q->ring[(q->head + i) & (q->cap - 1)]);
     free(q->ring);
     memset(q, 0, sizeof *q);
 }
@@ -115,13 +151,13 @@ static void report_drops(aipc_client *cl)
     char meta[64];
     int n = snprintf(meta, sizeof meta, "{\"op\":\"dropped\",\"count\":%" PRIu64 "}",
                      cl->dropped_pending);
-    aipc_frame *f = aipc_frame_make(AIPC_FK_CONTROL, meta, (size_t)n, NULL, 0);
+    aipc_frame *f = aipc__frame_make(AIPC_FK_CONTROL, meta, (size_t)n, NULL, 0);
     if (f && aipc_outq_push_front(q, f) == 0) {
         cl->report = f;
         cl->dropped_pending = 0;
         cl->b->st.drop_reports++;
     }
-    aipc_frame_unref(f);
+    aipc__frame_unref(f);
 }
 
 /* Scatter list of what is queued, starting inside the first frame if it is partly written
@@ -173,7 +209,7 @@ void aipc_client_out_consume(aipc_client *cl, size_t nbytes)
         if (f == cl->report)
             cl->report = NULL;
         b->st.msgs_out++;
-        aipc_frame_unref(f);
+        aipc__frame_unref(f);
     }
 }
 

@@ -42,31 +42,31 @@ void aipc_partial_after_input(aipc_broker *b, aipc_client *c)
         return;
     }
     if (aipc_decoder_partial(&c->dec))
-        aipc_dq_push(&b->frame_q, &c->t_frame, aipc_now(b) + b->cfg.frame_timeout_ms);
+        aipc_dq_push(&b->frame_q, &c->t_frame, aipc__now(b) + b->cfg.frame_timeout_ms);
     else
         aipc_dq_remove(&b->frame_q, &c->t_frame);
     if (b->incomplete_bytes <= b->cfg.max_incomplete_bytes)
         return;
     b->st.incomplete_refused++;
-    aipc_logf(b, AIPC_LOG_WARN,
+    aipc__logf(b, AIPC_LOG_WARN,
               "client %" PRIu64 " (pid %u): incomplete frames would hold %" PRIu64
               " bytes (max_incomplete_bytes %" PRIu64 "): closing it",
               c->id, c->pid, b->incomplete_bytes, b->cfg.max_incomplete_bytes);
-    aipc_send_error(c, false, 0, "incomplete_full",
+    aipc__send_error(c, false, 0, "incomplete_full",
                     "the broker holds max_incomplete_bytes of partially received frames");
-    aipc_request_close(c);              /* frees the buffer unless the engine reads into it */
+    aipc__request_close(c);              /* frees the buffer unless the engine reads into it */
 }
 
 /* No byte of c's partial frame for frame_timeout_ms. */
 void aipc_partial_expire(aipc_broker *b, aipc_client *c)
 {
     b->st.frame_timeouts++;
-    aipc_logf(b, AIPC_LOG_INFO,
+    aipc__logf(b, AIPC_LOG_INFO,
               "client %" PRIu64 " (pid %u): a frame stalled for %u ms: closing it", c->id,
               c->pid, b->cfg.frame_timeout_ms);
-    aipc_send_error(c, false, 0, "frame_timeout",
+    aipc__send_error(c, false, 0, "frame_timeout",
                     "a partly sent frame got no byte for the broker's frame_timeout_ms");
-    aipc_request_close(c);
+    aipc__request_close(c);
 }
 
 /* A close was requested for c: its partial frame will never complete. Freed now unless the

@@ -28,7 +28,7 @@ int aipc_registry_add(aipc_broker *b, aipc_client *c, const char *name, size_t n
     c->name[n] = 0;
     c->name_len = (uint32_t)n;
     c->id = id;
-    if (aipc_make_from(c) != 0)
+    if (aipc__make_from(c) != 0)
         goto fail;
     if (aipc_pmap_put(&b->by_id, id, 0, c) != 0)
         goto fail;

@@ -41,7 +41,7 @@ int aipc_reqs_add(aipc_broker *b, aipc_client *from, aipc_client *to, int64_t ri
     to->reqs_in = r;
     from->nreqs_out++;
     b->npending++;
-    aipc_dq_push(&b->req_q, &r->t_due, aipc_now(b) + b->cfg.request_timeout_ms);
+    aipc_dq_push(&b->req_q, &r->t_due, aipc__now(b) + b->cfg.request_timeout_ms);
     return 0;
 }
 
@@ -81,7 +81,7 @@ void aipc_reqs_expire(aipc_broker *b, aipc_req *r)
     int64_t rid = r->rid;
     aipc_reqs_remove(b, r);
     b->st.request_timeouts++;
-    aipc_send_answer_error(req, rid, "timeout", "no reply within the broker's request_timeout_ms");
+    aipc__send_answer_error(req, rid, "timeout", "no reply within the broker's request_timeout_ms");
 }
 
 /* A client leaves: its own requests are forgotten; requests waiting on it fail with no_reply. */
@@ -94,6 +94,6 @@ void aipc_reqs_client_gone(aipc_broker *b, aipc_client *c)
         aipc_client *req = r->requester;
         int64_t rid = r->rid;
         aipc_reqs_remove(b, r);
-        aipc_send_answer_error(req, rid, "no_reply", "the target left before replying");
+        aipc__send_answer_error(req, rid, "no_reply", "the target left before replying");
     }
 }

@@ -4,7 +4,7 @@
  * store order (a replaced message moves to the tail), which retained deliveries walk.
  *
  * Memory: b->retained_bytes is the heap the store really holds - the trie's nodes and child
- * tables (kept exact by topic.c), each record and its frame (aipc_frame_heap) - and a store
+ * tables (kept exact by trie.c), each record and its frame (aipc_frame_heap) - and a store
  * that would take it over max_retained_bytes is refused before anything changes.
  *
  * Delivery after a sub: a cursor per subscription walks the list in slices (a first one at
@@ -83,7 +83,7 @@ int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame
         list_unlink(b, old);
         b->retained_bytes -= old->charge;
         b->nretained--;
-        aipc_frame_unref(old->frame);
+        aipc__frame_unref(old->frame);
         free(old);
         node->ret = NULL;
         aipc_trie_prune(node, &b->retained_bytes);
@@ -98,7 +98,7 @@ int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame
     f->refs++;
     if (old) {                          /* replace: same record, moved to the tail */
         list_unlink(b, old);
-        aipc_frame_unref(old->frame);
+        aipc__frame_unref(old->frame);
         old->frame = f;
         old->charge = old->charge - freed + fheap;
         b->retained_bytes = b->retained_bytes - freed + fheap;
@@ -107,12 +107,12 @@ int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame
     }
     aipc_ret *e = calloc(1, sizeof *e);
     if (!e) {
-        aipc_frame_unref(f);
+        aipc__frame_unref(f);
         return AIPC_ENOMEM;
     }
     if (!node && !(node = aipc_trie_path(&b->ret_root, &b->retained_bytes, topic, tlen, true))) {
         free(e);
-        aipc_frame_unref(f);
+        aipc__frame_unref(f);
         return AIPC_ENOMEM;
     }
     e->node = node;
@@ -130,7 +130,7 @@ void aipc_retained_free(aipc_broker *b)
 {
     for (aipc_ret *e = b->ret_head, *n; e; e = n) {
         n = e->next;
-        aipc_frame_unref(e->frame);
+        aipc__frame_unref(e->frame);
         free(e);
     }
     b->ret_head = b->ret_tail = NULL;
@@ -224,7 +224,7 @@ static bool cursor_slice(aipc_broker *b, aipc_rcursor *k, uint32_t *budget)
             k->wait_len = e->frame->len;
             return false;
         }
-        if (aipc_queue_frame(c, e->frame) == 0)
+        if (aipc__queue_frame(c, e->frame) == 0)
             b->st.deliveries++;
         k->next = k->exact ? NULL : e->next;
     }

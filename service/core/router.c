@@ -1,5 +1,5 @@
 /* router.c - one incoming frame: parse the meta (cJSON), check the common fields, and run the
- * op (hello, sub, unsub, pub, send, req, rep, ping, stats). Answers go through meta.c. */
+ * op (hello, sub, unsub, pub, send, req, rep, ping, stats). Answers are built by outframe.c. */
 #include "internal.h"
 
 #include "asyncipc/asyncipc.h"
@@ -36,7 +36,7 @@ static bool get_int(const cJSON *v, int64_t *out)
 /* The error answer for the current op. */
 static void fail(opctx *x, const char *code, const char *message)
 {
-    aipc_send_error(x->c, x->has_id, x->id, code, message);
+    aipc__send_error(x->c, x->has_id, x->id, code, message);
 }
 
 /* A required string member; NULL (and bad_request sent) when missing or not a string. */
@@ -90,7 +90,7 @@ static void refuse(opctx *x, const char *code, const char *what, const char *res
         snprintf(by, sizeof by, "rule %d", rule);
     else
         snprintf(by, sizeof by, "the default");
-    aipc_logf(b, c->denied++ ? AIPC_LOG_DEBUG : AIPC_LOG_INFO,
+    aipc__logf(b, c->denied++ ? AIPC_LOG_DEBUG : AIPC_LOG_INFO,
               "policy: client %" PRIu64 " (pid %u, %s, session %u) may not %s \"%.*s\" (%s)",
               c->id, c->pid, id ? id->user_sid : "no identity", id ? (unsigned)id->session : 0u,
               what, (int)(rlen > 200 ? 200 : rlen), res, by);
@@ -159,7 +159,7 @@ static void op_hello(opctx *x)
         }
         if (aipc_registry_find_name(x->b, name, nlen)) {
             fail(x, "name_taken", "another client uses this name");
-            aipc_request_close(c);
+            aipc__request_close(c);
             return;
         }
     }
@@ -169,10 +169,10 @@ static void op_hello(opctx *x)
     }
     c->state = AIPC_CL_READY;
     aipc_dq_remove(&x->b->hello_q, &c->t_hello);
-    aipc_send_welcome(c, x->has_id, x->id);
-    aipc_logf(x->b, AIPC_LOG_INFO, "client %" PRIu64 " (%s, pid %u) joined", c->id,
+    aipc__send_welcome(c, x->has_id, x->id);
+    aipc__logf(x->b, AIPC_LOG_INFO, "client %" PRIu64 " (%s, pid %u) joined", c->id,
               nlen ? c->name : "anonymous", c->pid);
-    aipc_presence(x->b, c, true);
+    aipc__presence(x->b, c, true);
 }
 
 /* The "topic" of sub/unsub, a valid filter; NULL (and bad_request or bad_topic sent) if not. */
@@ -196,10 +196,10 @@ static void op_sub(opctx *x)
     if (!topic_allowed(x, AIPC_POLICY_SUB, f, n))
         return;
     aipc_sub *s = NULL;
-    int rc = aipc_subscribe(x->b, x->c, f, n, &s);
+    int rc = aipc__subscribe(x->b, x->c, f, n, &s);
     if (rc == AIPC_SUB_TOO_MANY || rc == AIPC_SUB_TOO_BIG) {
         x->b->st.subs_refused++;
-        aipc_logf(x->b, AIPC_LOG_DEBUG, "client %" PRIu64 " (pid %u): subscription refused (%s)",
+        aipc__logf(x->b, AIPC_LOG_DEBUG, "client %" PRIu64 " (pid %u): subscription refused (%s)",
                   x->c->id, x->c->pid, rc == AIPC_SUB_TOO_MANY ? "max_subscriptions"
                                                                : "max_subscription_bytes");
         fail(x, "too_many_subscriptions",
@@ -212,7 +212,7 @@ static void op_sub(opctx *x)
         fail(x, "internal", "out of memory");
         return;
     }
-    aipc_send_ok(x->c, x->has_id, x->id);
+    aipc__send_ok(x->c, x->has_id, x->id);
     aipc_retained_deliver(x->b, s);
 }
 
@@ -223,8 +223,8 @@ static void op_unsub(opctx *x)
     const char *f = need_filter(x, &n);
     if (!f)
         return;
-    aipc_unsubscribe(x->b, x->c, f, n);
-    aipc_send_ok(x->c, x->has_id, x->id);
+    aipc__unsubscribe(x->b, x->c, f, n);
+    aipc__send_ok(x->c, x->has_id, x->id);
 }
 
 /* A retain refused by max_retained_bytes: the publisher gets retained_full (the publication
@@ -235,7 +235,7 @@ static void retained_full(opctx *x, size_t tlen)
     aipc_broker *b = x->b;
     if (!b->retained_full_logged) {
         b->retained_full_logged = true;
-        aipc_logf(b, AIPC_LOG_WARN,
+        aipc__logf(b, AIPC_LOG_WARN,
                   "retained store full (%" PRIu64 " of max_retained_bytes %" PRIu64
                   "): client %" PRIu64 " could not retain %" PRIu64 " bytes on a %" PRIu64
                   "-byte topic", b->retained_bytes, b->cfg.max_retained_bytes, x->c->id,
@@ -254,7 +254,7 @@ static void do_pub(opctx *x, const char *t, size_t n, bool retain)
     }
     if (!topic_allowed(x, AIPC_POLICY_PUB, t, n))
         return;
-    int rc = aipc_publish(x->b, t, n, x->c->from, x->c->from_len, x->payload, x->plen, retain);
+    int rc = aipc__publish(x->b, t, n, x->c->from, x->c->from_len, x->payload, x->plen, retain);
     if (rc == AIPC_PUB_RETAINED_FULL) {
         retained_full(x, n);
         return;
@@ -264,7 +264,7 @@ static void do_pub(opctx *x, const char *t, size_t n, bool retain)
     if (rc < 0)
         fail(x, "internal", "out of memory: delivered but not retained");
     else
-        aipc_send_ok(x->c, x->has_id, x->id);
+        aipc__send_ok(x->c, x->has_id, x->id);
 }
 
 /* pub: route to subscribers; retain stores (or clears with an empty payload). */
@@ -288,18 +288,18 @@ static void op_send(opctx *x)
     aipc_client *t = resolve_to(x);
     if (!t || !target_allowed(x, AIPC_POLICY_SEND, t))
         return;
-    aipc_frame *f = aipc_build_delivery(x->b, "direct", x->c->from, x->c->from_len, NULL, false,
+    aipc_frame *f = aipc__build_delivery(x->b, "direct", x->c->from, x->c->from_len, NULL, false,
                                         0, x->payload, x->plen);
     if (!f) {
         fail(x, "internal", "out of memory");
         return;
     }
-    int rc = aipc_queue_frame(t, f);
-    aipc_frame_unref(f);
+    int rc = aipc__queue_frame(t, f);
+    aipc__frame_unref(f);
     if (rc != 0)
         fail(x, "queue_full", "the target's queue is full");
     else
-        aipc_send_ok(x->c, x->has_id, x->id);
+        aipc__send_ok(x->c, x->has_id, x->id);
 }
 
 /* req: forward with the requester's id and remember it; the answer is the rep (or an error),
@@ -323,15 +323,15 @@ static void op_req(opctx *x)
              "you have max_pending_requests requests waiting for an answer");
         return;
     }
-    aipc_frame *f = aipc_build_delivery(x->b, "req", x->c->from, x->c->from_len, "id", true,
+    aipc_frame *f = aipc__build_delivery(x->b, "req", x->c->from, x->c->from_len, "id", true,
                                         x->id, x->payload, x->plen);
     if (!f || aipc_reqs_add(x->b, x->c, t, x->id) != 0) {
-        aipc_frame_unref(f);
+        aipc__frame_unref(f);
         fail(x, "internal", "out of memory");
         return;
     }
-    int rc = aipc_queue_frame(t, f);
-    aipc_frame_unref(f);
+    int rc = aipc__queue_frame(t, f);
+    aipc__frame_unref(f);
     if (rc != 0) {
         aipc_reqs_remove(x->b, aipc_reqs_find(x->b, x->c->id, x->id));
         fail(x, "queue_full", "the target's queue is full");
@@ -357,25 +357,25 @@ static void op_rep(opctx *x)
     }
     aipc_client *req = r->requester;
     aipc_reqs_remove(x->b, r);
-    if (!aipc_client_can_queue(req)) {
+    if (!aipc__client_can_queue(req)) {
         fail(x, "no_such_client", "the requester is leaving");
         return;
     }
-    aipc_frame *f = aipc_build_delivery(x->b, "rep", x->c->from, x->c->from_len, "re", true, re,
+    aipc_frame *f = aipc__build_delivery(x->b, "rep", x->c->from, x->c->from_len, "re", true, re,
                                         x->payload, x->plen);
     if (!f) {
         fail(x, "internal", "out of memory");
-        aipc_send_answer_error(req, re, "no_reply", "the reply was lost (out of memory)");
+        aipc__send_answer_error(req, re, "no_reply", "the reply was lost (out of memory)");
         return;
     }
-    int rc = aipc_queue_frame(req, f);
-    aipc_frame_unref(f);
+    int rc = aipc__queue_frame(req, f);
+    aipc__frame_unref(f);
     if (rc != 0) {
         fail(x, "queue_full", "the requester's queue is full");
-        aipc_send_answer_error(req, re, "queue_full", "the reply did not fit your queue");
+        aipc__send_answer_error(req, re, "queue_full", "the reply did not fit your queue");
         return;
     }
-    aipc_send_ok(x->c, x->has_id, x->id);
+    aipc__send_ok(x->c, x->has_id, x->id);
 }
 
 /* stats: {"op":"stats","re":id?} + the counters as a JSON payload. */
@@ -395,19 +395,19 @@ static void op_stats(opctx *x)
     aipc_sbuf_lit(m, "}");
     aipc_frame *f = NULL;
     if (!m->oom)
-        f = aipc_frame_make(AIPC_FK_CONTROL, m->p, m->len, (const uint8_t *)json, n);
+        f = aipc__frame_make(AIPC_FK_CONTROL, m->p, m->len, (const uint8_t *)json, n);
     if (!f) {
         fail(x, "internal", "out of memory");
         return;
     }
-    aipc_queue_frame(x->c, f);
-    aipc_frame_unref(f);
+    aipc__queue_frame(x->c, f);
+    aipc__frame_unref(f);
 }
 
 /* ping: pong. */
 static void op_ping(opctx *x)
 {
-    aipc_send_simple(x->c, "pong", x->has_id, x->id);
+    aipc__send_simple(x->c, "pong", x->has_id, x->id);
 }
 
 static const struct {
@@ -424,7 +424,7 @@ static void reject(opctx *x, const char *code, const char *message)
 {
     fail(x, code, message);
     if (x->c->state == AIPC_CL_NEW)
-        aipc_request_close(x->c);
+        aipc__request_close(x->c);
 }
 
 /* cJSON strings are C strings: a NUL (raw or escaped as \u0000) would silently cut a name or
@@ -461,112 +461,16 @@ static cJSON *parse_meta(const uint8_t *meta, size_t len)
     return j;
 }
 
-/* ---- fast path for the hot op -------------------------------------------------------------
- * Publications dominate the broker's work, and parsing their meta with cJSON (7 allocations,
- * key lookups by strcmp) cost about half of the routing time. pub_fast recognises the common
- * shape - a flat object with the keys op (= "pub"), topic, optional retain and id, each at most
- * once, no escapes, no other keys - and hands it to the same do_pub. Anything else (escapes,
- * other keys, duplicates, odd numbers, NUL bytes) returns false and takes the cJSON path, so
- * the accepted language and every answer stay exactly the same. */
-
-static const char *skip_ws(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-        p++;
-    return p;
-}
-
-/* A string without escapes or control characters: sets s and n, returns the byte after it. */
-static const char *plain_str(const char *p, const char *end, const char **s, size_t *n)
-{
-    if (p >= end || *p != '"')
-        return NULL;
-    const char *q = ++p;
-    while (q < end && *q != '"') {
-        if (*q == '\\' || (unsigned char)*q < 0x20)
-            return NULL;
-        q++;
-    }
-    if (q >= end)
-        return NULL;
-    *s = p;
-    *n = (size_t)(q - p);
-    return q + 1;
-}
-
-/* Returns true when the frame was a pub in the common shape and has been handled. */
+/* The fast path for the hot op (pub_meta.c): true when the frame was a pub in the common
+ * shape and has been handled. */
 static bool pub_fast(opctx *x, const uint8_t *meta, size_t len)
 {
-    const char *p = (const char *)meta, *end = p + len;
-    const char *t = NULL;
-    size_t tn = 0;
-    bool op_ok = false, have_retain = false, retain = false, have_id = false;
-    int64_t id = 0;
-    p = skip_ws(p, end);
-    if (p >= end || *p++ != '{')
+    aipc_pub_meta pm;
+    if (!aipc__pub_meta_scan(meta, len, &pm))
         return false;
-    for (;;) {
-        const char *k;
-        size_t kn;
-        p = skip_ws(p, end);
-        if (!(p = plain_str(p, end, &k, &kn)))
-            return false;
-        p = skip_ws(p, end);
-        if (p >= end || *p++ != ':')
-            return false;
-        p = skip_ws(p, end);
-        if (kn == 2 && memcmp(k, "op", 2) == 0 && !op_ok) {
-            const char *v;
-            size_t vn;
-            if (!(p = plain_str(p, end, &v, &vn)) || vn != 3 || memcmp(v, "pub", 3) != 0)
-                return false;
-            op_ok = true;
-        } else if (kn == 5 && memcmp(k, "topic", 5) == 0 && !t) {
-            if (!(p = plain_str(p, end, &t, &tn)))
-                return false;
-        } else if (kn == 6 && memcmp(k, "retain", 6) == 0 && !have_retain) {
-            if (end - p >= 4 && memcmp(p, "true", 4) == 0) {
-                retain = true;
-                p += 4;
-            } else if (end - p >= 5 && memcmp(p, "false", 5) == 0) {
-                p += 5;
-            } else {
-                return false;
-            }
-            have_retain = true;
-        } else if (kn == 2 && memcmp(k, "id", 2) == 0 && !have_id) {
-            /* Plain integers of up to 15 digits only: exact in a double, as get_int wants. */
-            bool neg = p < end && *p == '-';
-            const char *d = neg ? p + 1 : p;
-            int digits = 0;
-            int64_t v = 0;
-            while (d < end && *d >= '0' && *d <= '9' && digits < 16) {
-                v = v * 10 + (*d++ - '0');
-                digits++;
-            }
-            if (digits == 0 || digits > 15 || (digits > 1 && d[-digits] == '0') ||
-                (d < end && (*d == '.' || *d == 'e' || *d == 'E' || (*d >= '0' && *d <= '9'))))
-                return false;
-            id = neg ? -v : v;
-            have_id = true;
-            p = d;
-        } else {
-            return false;
-        }
-        p = skip_ws(p, end);
-        if (p < end && *p == ',') {
-            p++;
-            continue;
-        }
-        if (p < end && *p == '}')
-            break;
-        return false;
-    }
-    if (skip_ws(p + 1, end) != end || !op_ok || !t)
-        return false;
-    x->has_id = have_id;
-    x->id = id;
-    do_pub(x, t, tn, retain);
+    x->has_id = pm.has_id;
+    x->id = pm.id;
+    do_pub(x, pm.topic, pm.tlen, pm.retain);
     return true;
 }
 

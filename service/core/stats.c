@@ -17,7 +17,7 @@ void aipc_broker_get_stats(const aipc_broker *b, aipc_broker_stats *out)
     out->incomplete_bytes = b->incomplete_bytes;
     out->retained_topics = b->nretained;
     out->retained_bytes = b->retained_bytes;
-    uint64_t now = aipc_now(b);
+    uint64_t now = aipc__now(b);
     out->uptime_ms = now > b->started_ms ? now - b->started_ms : 0;
 }
 

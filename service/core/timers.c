@@ -19,7 +19,7 @@
 
 #define RET_TICK_BUDGET 4096u   /* retained entries looked at per tick, all cursors together */
 
-uint64_t aipc_now(const aipc_broker *b)
+uint64_t aipc__now(const aipc_broker *b)
 {
     return b->now_ms();
 }
@@ -37,10 +37,10 @@ static void hello_expired(aipc_broker *b, aipc_client *c)
 {
     aipc_dq_remove(&b->hello_q, &c->t_hello);
     b->st.hello_timeouts++;
-    aipc_logf(b, AIPC_LOG_INFO, "closing the connection of pid %u: no hello within %u ms",
+    aipc__logf(b, AIPC_LOG_INFO, "closing the connection of pid %u: no hello within %u ms",
               c->pid, b->cfg.hello_timeout_ms);
-    aipc_send_error(c, false, 0, "hello_timeout", "no hello within the broker's hello_timeout_ms");
-    aipc_request_close(c);
+    aipc__send_error(c, false, 0, "hello_timeout", "no hello within the broker's hello_timeout_ms");
+    aipc__request_close(c);
 }
 
 /* A close that did not drain in time: the engine drops the rest and detaches the client. */
@@ -48,7 +48,7 @@ static void linger_expired(aipc_broker *b, aipc_client *c)
 {
     aipc_dq_remove(&b->linger_q, &c->t_linger);
     b->st.linger_aborts++;
-    aipc_logf(b, AIPC_LOG_INFO,
+    aipc__logf(b, AIPC_LOG_INFO,
               "client %" PRIu64 " (pid %u) did not read its last %" PRIu64 " bytes within %u ms: "
               "cutting it off", c->id, c->pid, aipc_client_out_pending(c), b->cfg.close_linger_ms);
     aipc_registry_remove(b, c);         /* its name is free for a successor right away */
@@ -58,7 +58,7 @@ static void linger_expired(aipc_broker *b, aipc_client *c)
 
 uint64_t aipc_broker_tick(aipc_broker *b)
 {
-    uint64_t now = aipc_now(b);
+    uint64_t now = aipc__now(b);
     aipc_dnode *n;
     while ((n = aipc_dq_due(&b->hello_q, now)))
         hello_expired(b, AIPC_CONTAINER(n, aipc_client, t_hello));

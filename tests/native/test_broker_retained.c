@@ -108,7 +108,7 @@ START_TEST(retained_wildcards)
     }
     static const char from[] = "{\"id\":0,\"name\":\"$broker\",\"pid\":0}";
     /* A '$' topic retained by the broker itself (clients cannot publish those). */
-    aipc_publish(b, "$sys/v", 6, from, sizeof from - 1, (const uint8_t *)"1", 1, true);
+    aipc__publish(b, "$sys/v", 6, from, sizeof from - 1, (const uint8_t *)"1", 1, true);
     struct {
         const char *filter;
         int count;

@@ -83,7 +83,7 @@ START_TEST(filter_matches_topic)
     ck_assert_int_eq((int)rx_num(fake_expect(sub, "ok"), "re"), 1);
     if (mc->topic[0] == '$') {
         static const char from[] = "{\"id\":0,\"name\":\"$broker\",\"pid\":0}";
-        aipc_publish(b, mc->topic, strlen(mc->topic), from, sizeof from - 1,
+        aipc__publish(b, mc->topic, strlen(mc->topic), from, sizeof from - 1,
                      (const uint8_t *)"x", 1, false);
     } else {
         snprintf(meta, sizeof meta, "{\"op\":\"pub\",\"topic\":\"%s\"}", mc->topic);
