@@ -2,10 +2,10 @@
  * broker_app.c - glue between the IOCP engine and the portable broker core (see broker_app.h).
  *
  * The engine calls the handler below on its single I/O thread; the handler is the only code
- * that calls the core, so the core needs no lock. Each engine connection gets a bconn whose
- * first member is the core's aipc_conn; the core's want_write/close callbacks only mark the
- * engine connection (the engine starts writes after the current batch of completions), so the
- * core is never re-entered from its own callbacks.
+ * that calls the core, so the core needs no lock. Each engine connection begins with the core's
+ * aipc_conn (engine.h) and is attached as it is; the core's want_write/close callbacks (the
+ * engine's own) only mark the connection (the engine starts writes after the current batch of
+ * completions), so the core is never re-entered from its own callbacks.
  */
 #include "broker_app.h"
 
@@ -33,7 +33,6 @@ struct aipc_broker_app {
     aipc_broker *core;
     broker_engine *eng;
     HANDLE ready;
-    aipc_iov iov[512];          /* scratch for out_next (I/O thread only) */
     int log_open;               /* the configured (or default) log file is open */
     int service;                /* service mode (path checks) */
     /* identity refusals (I/O thread): one WARN per IDENT_WARN_MS, the rest at DEBUG */
@@ -42,11 +41,6 @@ struct aipc_broker_app {
 };
 
 #define IDENT_WARN_MS 60000u
-
-typedef struct bconn {
-    aipc_conn conn;             /* first: the core's view of the connection */
-    aipc_wconn *w;
-} bconn;
 
 const char *aipc_broker_exit_text(unsigned long code)
 {
@@ -61,40 +55,14 @@ const char *aipc_broker_exit_text(unsigned long code)
     }
 }
 
-/* ---- core callbacks (broker thread) -------------------------------------------------------- */
-
-static void ops_want_write(aipc_conn *c)
-{
-    aipc_wconn_want_write(((bconn *)c)->w);
-}
-
-static void ops_close(aipc_conn *c)
-{
-    aipc_wconn_close(((bconn *)c)->w);
-}
-
-static void ops_abort(aipc_conn *c)
-{
-    aipc_wconn_abort(((bconn *)c)->w);
-}
-
-static const aipc_conn_ops g_ops = { ops_want_write, ops_close, ops_abort };
-
-/* ---- engine handler (I/O thread) ---------------------------------------------------------- */
+/* ---- engine handler (I/O thread) ----------------------------------------------------------
+ * The engine's connection begins with the core's connection interface (engine.h), so it is
+ * attached to the core as it is; the handler's per-connection handle is the core's client. */
 
 static void *h_attach(void *ctx, aipc_wconn *w, unsigned long pid)
 {
     aipc_broker_app *a = ctx;
-    bconn *bc = calloc(1, sizeof *bc);
-    if (!bc)
-        return NULL;
-    bc->conn.ops = &g_ops;
-    bc->w = w;
-    if (!aipc_broker_attach(a->core, &bc->conn, (uint32_t)pid)) {
-        free(bc);
-        return NULL;
-    }
-    return bc;
+    return aipc_broker_attach(a->core, aipc_wconn_conn(w), (uint32_t)pid);
 }
 
 /* First read of a connection: who the client is, from Windows, before its hello is
@@ -120,14 +88,14 @@ static aipc_log_level ident_refusal_level(aipc_broker_app *a)
 static int h_identify(void *ctx, void *conn, HANDLE pipe, unsigned long pid)
 {
     aipc_broker_app *a = ctx;
-    bconn *bc = conn;
+    aipc_client *cl = conn;
     aipc_peer_identity ci;
     char why[256];
     if (aipc_peer_identity_capture(pipe, (DWORD)pid, &ci, why, sizeof why) != 0) {
         aipc_log(ident_refusal_level(a), "broker: refusing the client of pid %lu: %s", pid, why);
         return -1;
     }
-    int rc = aipc_client_set_identity(bc->conn.client, &ci.id);
+    int rc = aipc_client_set_identity(cl, &ci.id);
     if (rc != 0)
         aipc_log(ident_refusal_level(a), "broker: refusing the client of pid %lu: its identity "
                  "(%s) was not accepted (%s)", pid, ci.user_sid, aipc_strerror(rc));
@@ -142,50 +110,35 @@ static int h_identify(void *ctx, void *conn, HANDLE pipe, unsigned long pid)
 static int h_input(void *ctx, void *conn, const uint8_t *data, size_t len)
 {
     aipc_broker_app *a = ctx;
-    bconn *bc = conn;
-    return aipc_broker_input(a->core, bc->conn.client, data, len);
+    return aipc_broker_input(a->core, conn, data, len);
 }
 
 static void h_detach(void *ctx, void *conn)
 {
     aipc_broker_app *a = ctx;
-    bconn *bc = conn;
-    if (bc->conn.client)
-        aipc_broker_detach(a->core, bc->conn.client);
-    free(bc);
+    aipc_broker_detach(a->core, conn);
 }
 
-static int h_out_next(void *ctx, void *conn, aipc_wiov *iov, int max)
+/* The core's scatter list goes to the engine's WriteFile as it is (one aipc_iov type). */
+static int h_out_next(void *ctx, void *conn, aipc_iov *iov, int max)
 {
-    aipc_broker_app *a = ctx;
-    bconn *bc = conn;
-    if (max > (int)(sizeof a->iov / sizeof a->iov[0]))
-        max = (int)(sizeof a->iov / sizeof a->iov[0]);
-    int n = aipc_client_out_next(bc->conn.client, a->iov, max);
-    for (int i = 0; i < n; i++) {
-        iov[i].base = a->iov[i].base;
-        iov[i].len = a->iov[i].len;
-    }
-    return n;
+    return aipc_client_out_next(conn, iov, max);
 }
 
 static void h_out_consume(void *ctx, void *conn, size_t n)
 {
-    bconn *bc = conn;
-    aipc_client_out_consume(bc->conn.client, n);
+    aipc_client_out_consume(conn, n);
 }
 
 static uint8_t *h_read_direct(void *ctx, void *conn, size_t *want)
 {
-    bconn *bc = conn;
-    return aipc_client_read_direct(bc->conn.client, want);
+    return aipc_client_read_direct(conn, want);
 }
 
 static int h_read_commit(void *ctx, void *conn, size_t n)
 {
     aipc_broker_app *a = ctx;
-    bconn *bc = conn;
-    return aipc_client_read_commit(a->core, bc->conn.client, n);
+    return aipc_client_read_commit(a->core, conn, n);
 }
 
 /* The core's timeouts, on the engine's loop (GetTickCount64 is the core's clock). */

@@ -20,18 +20,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conn.h"   /* aipc_conn (a connection's first member), aipc_iov (output pieces) */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct broker_engine broker_engine;
+/* A connection. It begins with the core's connection interface (service/core/conn.h), whose
+ * ops are the engine's aipc_wconn_want_write/close/abort: the handler hands aipc_wconn_conn(c)
+ * to the core (aipc_broker_attach) as it is, no wrapper object. */
 typedef struct aipc_wconn aipc_wconn;
-
-/* One piece of queued output (owned by the handler until consumed). */
-typedef struct aipc_wiov {
-    const void *base;
-    size_t len;
-} aipc_wiov;
 
 /* What the engine calls. Every member runs on the I/O thread. */
 typedef struct broker_engine_handler {
@@ -44,7 +43,7 @@ typedef struct broker_engine_handler {
     /* The connection is gone and no I/O on it is pending any more: forget it. */
     void (*detach)(void *ctx, void *conn);
     /* Fills up to max pieces of queued output (from the oldest unwritten byte); returns the count. */
-    int (*out_next)(void *ctx, void *conn, aipc_wiov *iov, int max);
+    int (*out_next)(void *ctx, void *conn, aipc_iov *iov, int max);
     /* n bytes from the front of the queued output were written. */
     void (*out_consume)(void *ctx, void *conn, size_t n);
     /* The engine is stopping: queue a goodbye to every client (then flushed and closed). */
@@ -91,6 +90,12 @@ int broker_engine_run(broker_engine *e);
 void broker_engine_request_stop(broker_engine *e);
 /* Frees an engine whose loop has returned (or never ran). */
 void broker_engine_free(broker_engine *e);
+
+/* The core's connection interface that c begins with (ops: the three calls below). */
+static inline aipc_conn *aipc_wconn_conn(aipc_wconn *c)
+{
+    return (aipc_conn *)c;
+}
 
 /* I/O thread only (from handler callbacks): output was queued for c; a write starts after the
  * current batch of completions. */

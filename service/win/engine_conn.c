@@ -47,6 +47,24 @@
 static void on_read(aipc_op *op, DWORD err, DWORD n);
 static void on_write(aipc_op *op, DWORD err, DWORD n);
 
+/* The core's connection interface, implemented by the engine (the connection begins with it). */
+static void conn_ops_want_write(aipc_conn *c)
+{
+    aipc_wconn_want_write((aipc_wconn *)c);
+}
+
+static void conn_ops_close(aipc_conn *c)
+{
+    aipc_wconn_close((aipc_wconn *)c);
+}
+
+static void conn_ops_abort(aipc_conn *c)
+{
+    aipc_wconn_abort((aipc_wconn *)c);
+}
+
+static const aipc_conn_ops g_conn_ops = { conn_ops_want_write, conn_ops_close, conn_ops_abort };
+
 /* Allocates a connection record (no handle yet). */
 aipc_wconn *eng_conn_alloc(broker_engine *e)
 {
@@ -59,6 +77,7 @@ aipc_wconn *eng_conn_alloc(broker_engine *e)
         free(c);
         return NULL;
     }
+    c->conn.ops = &g_conn_ops;
     c->e = e;
     c->h = INVALID_HANDLE_VALUE;
     c->next = e->all;
@@ -227,7 +246,7 @@ static void on_read(aipc_op *op, DWORD err, DWORD n)
 static void conn_pump_write(aipc_wconn *c)
 {
     broker_engine *e = c->e;
-    aipc_wiov iov[ENG_IOV];
+    aipc_iov iov[ENG_IOV];
 again:
     if (c->st == C_OPEN && c->abort) {
         eng_conn_close_now(c);          /* cancels a write that never completes, too */

@@ -21,6 +21,7 @@
 enum { C_LISTEN, C_OPEN, C_CLOSING };
 
 struct aipc_wconn {
+    aipc_conn conn;         /* first: the core's view (aipc_wconn_conn); ops = the engine's */
     broker_engine *e;
     HANDLE h;
     aipc_op cn, rd, wr;     /* accept, read, write */

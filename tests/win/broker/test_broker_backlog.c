@@ -49,7 +49,7 @@ static void bl_detach(void *ctx, void *conn)
     ReleaseSemaphore(st->sem_detached, 1, NULL);
 }
 
-static int bl_out_next(void *ctx, void *conn, aipc_wiov *iov, int max)
+static int bl_out_next(void *ctx, void *conn, aipc_iov *iov, int max)
 {
     return 0;
 }

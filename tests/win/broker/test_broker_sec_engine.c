@@ -167,7 +167,7 @@ static void sq_detach(void *ctx, void *conn)
     free(conn);
 }
 
-static int sq_out_next(void *ctx, void *conn, aipc_wiov *iov, int max)
+static int sq_out_next(void *ctx, void *conn, aipc_iov *iov, int max)
 {
     sq_conn *c = conn;
     if (!c->len || max < 1)

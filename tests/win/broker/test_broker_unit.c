@@ -214,7 +214,7 @@ static void echo_detach(void *ctx, void *conn)
     free(c);
 }
 
-static int echo_out_next(void *ctx, void *conn, aipc_wiov *iov, int max)
+static int echo_out_next(void *ctx, void *conn, aipc_iov *iov, int max)
 {
     echo_conn *c = conn;
     if (!c->len)
