@@ -2,12 +2,25 @@
 """bench/report.py - turns the RESULT lines of the bench programs into build/bench/results.json,
 a plain-text table on stdout and docs/performance.md (called by tools/bench.sh).
 
-usage: report.py OUT_DIR DOC_PATH   (OUT_DIR holds *.log from the bench runs and env.json)
+usage: report.py OUT_DIR DOC_PATH
+           OUT_DIR holds *.log (and *.rc) from the bench runs and env.json; writes
+           OUT_DIR/results.json, prints the tables, writes DOC_PATH
+       report.py --json RESULTS_JSON DOC_PATH
+           standalone: the figures, environment and failures of an earlier run's results.json;
+           prints the tables and writes DOC_PATH (RESULTS_JSON is only read)
+
+Every verdict and every sentence of the results part of DOC_PATH is computed here from the
+figures; the text before it (bench/performance-intro.md) describes the method only.
 """
 import glob
 import json
 import os
 import sys
+
+SIZES = ["64B", "1KiB", "64KiB", "1MiB"]
+ENGINES = ["async", "overlapped"]
+GROUP_BASE = "Targets"
+GROUP_LARGE = "Targets: large payloads (same-run ratios)"
 
 
 def load(out_dir):
@@ -103,72 +116,160 @@ def nng_tables(res, med, ratio, sizes, engines):
     return L
 
 
-def main():
-    out_dir, doc = sys.argv[1], sys.argv[2]
-    res, failures = load(out_dir)
-    env = json.load(open(os.path.join(out_dir, "env.json")))
+class Figures:
+    """The results of one run, with the helpers every table uses."""
 
-    def med(name):
-        r = res.get(name)
+    def __init__(self, res):
+        self.res = res
+
+    def med(self, name):
+        r = self.res.get(name)
         return r["median"] if r else None
 
-    def ratio(a, b):
-        a, b = med(a), med(b)
+    def ratio(self, a, b):
+        a, b = self.med(a), self.med(b)
         return a / b if a is not None and b else None
 
-    sizes = ["64B", "1KiB", "64KiB", "1MiB"]
-    engines = ["async", "overlapped"]
+
+def compute_targets(fig):
+    """Every target with its measured value and verdict (met: True/False, None = not measured)."""
+    med, ratio = fig.med, fig.ratio
     targets = []
 
-    def target(what, value, op, limit, unit, figure, baseline):
+    def target(group, what, value, op, limit, unit, figure, baseline):
         ok = None
         if value is not None:
             ok = value <= limit if op == "<=" else value >= limit
-        targets.append({"target": what, "measured": value, "op": op, "limit": limit,
-                        "unit": unit, "figure": figure, "baseline": baseline,
+        targets.append({"group": group, "target": what, "measured": value, "op": op,
+                        "limit": limit, "unit": unit, "figure": figure, "baseline": baseline,
                         "met": ok})
 
-    for e in engines:
-        target("SDK p2p round trip (%s, 64 B) vs raw ping-pong" % e,
+    g = GROUP_BASE
+    for e in ENGINES:
+        target(g, "SDK p2p round trip (%s, 64 B) vs raw ping-pong" % e,
                ratio("p2p.%s.rtt.64B" % e, "raw.pingpong.64B.rtt"), "<=", 1.3, "x",
                "p2p.%s.rtt.64B" % e, "raw.pingpong.64B.rtt")
-    for e in engines:
-        target("SDK streaming 64 B (%s) vs raw one-WriteFile-per-message" % e,
+    for e in ENGINES:
+        target(g, "SDK streaming 64 B (%s) vs raw one-WriteFile-per-message" % e,
                ratio("p2p.%s.stream.64B.msgs" % e, "raw.stream.64B.msgs"), ">=", 20, "x",
                "p2p.%s.stream.64B.msgs" % e, "raw.stream.64B.msgs")
-    target("broker req/rep round trip vs raw ping-pong (64 B)",
+    target(g, "broker req/rep round trip vs raw ping-pong (64 B)",
            ratio("broker.reqrep.rtt.64B", "raw.pingpong.64B.rtt"), "<=", 2.5, "x",
            "broker.reqrep.rtt.64B", "raw.pingpong.64B.rtt")
-    target("broker pub/sub 1->1 64 B vs raw one-WriteFile-per-message",
+    target(g, "broker pub/sub 1->1 64 B vs raw one-WriteFile-per-message",
            ratio("broker.pubsub.1to1.64B.msgs", "raw.stream.64B.msgs"), ">=", 10, "x",
            "broker.pubsub.1to1.64B.msgs", "raw.stream.64B.msgs")
-    target("broker pub/sub 1->16 aggregate, slow subscriber present, vs raw",
+    target(g, "broker pub/sub 1->16 aggregate, slow subscriber present, vs raw",
            ratio("broker.pubsub.1to16.64B.slow.msgs", "raw.stream.64B.msgs"), ">=", 5, "x",
            "broker.pubsub.1to16.64B.slow.msgs", "raw.stream.64B.msgs")
-    target("broker 1 MiB payloads vs raw 1 MiB MB/s",
+    target(g, "broker 1 MiB payloads vs raw 1 MiB MB/s",
            ratio("broker.pubsub.1to1.1MiB.mbs", "raw.stream.1MiB.mbs"), ">=", 0.4, "x",
            "broker.pubsub.1to1.1MiB.mbs", "raw.stream.1MiB.mbs")
-    target("broker private memory per idle client", med("broker.idle.mem_per_client"), "<=", 32,
-           "KiB", "broker.idle.mem_per_client", None)
+    target(g, "broker private memory per idle client", med("broker.idle.mem_per_client"), "<=",
+           32, "KiB", "broker.idle.mem_per_client", None)
     for sc in ["exact.10", "exact.100k", "wildcard.10", "wildcard.100k", "fanout.16"]:
         v = med("core.%s.pubs" % sc)
-        target("native core routed publications/s (%s)" % sc, v / 1e6 if v else None, ">=", 2.0,
-               "M/s", "core.%s.pubs" % sc, None)
+        target(g, "native core routed publications/s (%s)" % sc, v / 1e6 if v else None, ">=",
+               2.0, "M/s", "core.%s.pubs" % sc, None)
     for k in ["exact", "wildcard"]:
-        target("native core %s: 10-subscription rate / 100k-subscription rate" % k,
+        target(g, "native core %s: 10-subscription rate / 100k-subscription rate" % k,
                ratio("core.%s.10.pubs" % k, "core.%s.100k.pubs" % k), "<=", 2.0, "x",
                "core.%s.100k.pubs" % k, "core.%s.10.pubs" % k)
     a1, a16 = med("core.fanout.1.allocs_per_pub"), med("core.fanout.16.allocs_per_pub")
-    target("native core heap allocations per message per subscriber (fan-out 1 vs 16)",
+    target(g, "native core heap allocations per message per subscriber (fan-out 1 vs 16)",
            (a16 - a1) / 15 if a1 is not None and a16 is not None else None, "<=", 0, "allocs",
            "core.fanout.16.allocs_per_pub", "core.fanout.1.allocs_per_pub")
 
-    data = {"environment": env, "results": res, "targets": targets, "failures": failures}
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
+    # Large payloads at pipe speed. One-way stream, same size on both sides,
+    # so the ratio of messages/s is the ratio of MB/s.
+    g = GROUP_LARGE
+    for s in ["64KiB", "1MiB"]:
+        for e in ENGINES:
+            ours = "p2p.%s.stream.%s.msgs" % (e, s)
+            target(g, "SDK p2p one-way %s (%s) vs raw one-WriteFile-per-message" % (s, e),
+                   ratio(ours, "raw.stream.%s.msgs" % s), ">=", 0.9, "x", ours,
+                   "raw.stream.%s.msgs" % s)
+            target(g, "SDK p2p one-way %s (%s) vs nng pair1 one-way" % (s, e),
+                   ratio(ours, "nng.pair.stream.%s.msgs" % s), ">=", 1.0, "x", ours,
+                   "nng.pair.stream.%s.msgs" % s)
+    target(g, "broker pub/sub 1->1 1MiB vs nng pub/sub 1->1",
+           ratio("broker.pubsub.1to1.1MiB.msgs", "nng.pubsub.1to1.1MiB.msgs"), ">=", 1.0, "x",
+           "broker.pubsub.1to1.1MiB.msgs", "nng.pubsub.1to1.1MiB.msgs")
+    return targets
 
-    # ---- tables --------------------------------------------------------------------------
+
+def verdict(t):
+    return "n/a" if t["met"] is None else ("yes" if t["met"] else "**NO**")
+
+
+def measured(t):
+    return "n/a" if t["measured"] is None else ("%.3g %s" % (t["measured"], t["unit"]))
+
+
+def required(t):
+    return "%s %g %s" % (t["op"], t["limit"], t["unit"])
+
+
+def target_tables(targets):
     L = []
+    for group in [GROUP_BASE, GROUP_LARGE]:
+        rows = [t for t in targets if t.get("group", GROUP_BASE) == group]
+        if not rows:
+            continue
+        L.append("## %s\n" % group)
+        L.append("| target | measured | required | met |")
+        L.append("| --- | --- | --- | --- |")
+        for t in rows:
+            L.append("| %s | %s | %s | %s |" % (t["target"], measured(t), required(t), verdict(t)))
+        L.append("")
+    return L
+
+
+def spread(res):
+    """max/min of the repetitions of every Wine figure (the native core excluded): (median
+    spread, worst spread, its figure), or None."""
+    s = sorted((r["max"] / r["min"], name) for name, r in res.items()
+               if r.get("program") != "bench_core" and r.get("min") and r.get("max"))
+    if not s:
+        return None
+    return s[len(s) // 2][0], s[-1][0], s[-1][1]
+
+
+def summary(targets, res, failures):
+    """The findings of this run, each sentence computed from the figures and verdicts."""
+    L = ["## Summary\n"]
+    for group in [GROUP_BASE, GROUP_LARGE]:
+        rows = [t for t in targets if t.get("group", GROUP_BASE) == group]
+        if not rows:
+            continue
+        met = [t for t in rows if t["met"] is True]
+        missed = [t for t in rows if t["met"] is False]
+        na = [t for t in rows if t["met"] is None]
+        L.append("- %s: %d of %d met%s%s." % (
+            group, len(met), len(rows), ", %d not met" % len(missed) if missed else "",
+            ", %d not measured" % len(na) if na else ""))
+        for t in missed:
+            L.append("  - not met: %s (measured %s, required %s)" % (t["target"], measured(t),
+                                                                  required(t)))
+        for t in na:
+            L.append("  - not measured: %s" % t["target"])
+    sp = spread(res)
+    if sp:
+        L.append("- Spread of the repetitions (max/min) over the Wine figures: %sx for the median "
+                 "figure, %sx at worst (%s)." % (fmt(sp[0]), fmt(sp[1]), sp[2]))
+    if failures:
+        L.append("- %d benchmark program(s) could not measure: %s (see Failures)." % (
+            len(failures), ", ".join(f["program"] for f in failures)))
+    L.append("")
+    return L
+
+
+def tables(fig, env, targets, failures):
+    """The whole results part: summary, environment, targets, figures (also printed)."""
+    res, med, ratio = fig.res, fig.med, fig.ratio
+    sizes, engines = SIZES, ENGINES
+    L = []
+    L.extend(summary(targets, res, failures))
     L.append("## Environment\n")
     for k in ["date", "cpu", "cores", "wine", "kernel", "os", "load_before", "load_after",
               "duration_s", "commit"]:
@@ -179,15 +280,7 @@ def main():
     L.append("Every figure: median of %s repetitions (min..max in brackets). Ratios are ratios of "
              "medians to a baseline measured in the same run.\n" % "/".join(str(n) for n in reps))
 
-    L.append("## Targets\n")
-    L.append("| target | measured | required | met |")
-    L.append("| --- | --- | --- | --- |")
-    for t in targets:
-        m = "n/a" if t["measured"] is None else ("%.3g %s" % (t["measured"], t["unit"]))
-        met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**NO**")
-        L.append("| %s | %s | %s %g %s | %s |" % (t["target"], m, t["op"], t["limit"], t["unit"],
-                                                 met))
-    L.append("")
+    L.extend(target_tables(targets))
 
     L.append("## Point-to-point (two processes)\n")
     L.append("| size | raw ping-pong RTT us | " + " | ".join(
@@ -261,16 +354,38 @@ def main():
             L.append("- %s exited with %s (see build/bench/%s.log)" % (f["program"], f["exit_code"],
                                                                      f["program"]))
         L.append("")
-    table = "\n".join(L)
+    return "\n".join(L)
+
+
+def main(argv):
+    if len(argv) == 4 and argv[1] == "--json":
+        data = json.load(open(argv[2]))
+        res, env, failures = data["results"], data.get("environment", {}), data.get("failures", [])
+        out_json = None
+    elif len(argv) == 3 and not argv[1].startswith("-"):
+        res, failures = load(argv[1])
+        env = json.load(open(os.path.join(argv[1], "env.json")))
+        out_json = os.path.join(argv[1], "results.json")
+    else:
+        sys.stderr.write(__doc__)
+        return 2
+    doc = argv[-1]
+    fig = Figures(res)
+    targets = compute_targets(fig)
+    if out_json:
+        data = {"environment": env, "results": res, "targets": targets, "failures": failures}
+        with open(out_json, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+    table = tables(fig, env, targets, failures)
     print(table)
 
-    # ---- docs/performance.md: a fixed introduction + the latest tables ---------------------
+    # ---- docs/performance.md: the method (fixed text) + the results of this run -------------
     intro_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "performance-intro.md")
     intro = open(intro_path).read() if os.path.exists(intro_path) else "# Performance\n"
     with open(doc, "w") as f:
-        f.write(intro.rstrip() + "\n\n# Latest results\n\n" + table + "\n")
+        f.write(intro.rstrip() + "\n\n# Results of the latest run\n\n" + table + "\n")
     return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))
