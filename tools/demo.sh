@@ -13,29 +13,38 @@
 # script exits non-zero if anything fails and stops the prefix's wineserver at the end.
 # Overrides (optional): AIPC_BUILD_DIR (default build/win), WINEPREFIX (default build/wineprefix),
 # AIPC_GUI_WINEPREFIX (the GUI part's prefix, default build/wineprefix-gui), AIPC_DEMO_COUNT
-# (messages per client, default 5).
+# (messages per client, default 5), AIPC_DEMO_PARTS (which parts, default "bus c cpp gui"),
+# AIPC_DEMO_PREBUILT=1 (no set-up and no build: AIPC_BUILD_DIR is already built, and the prefix's
+# wineserver belongs to the caller, which is left running: the test suite's way, win.demo).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 build="${AIPC_BUILD_DIR:-build/win}"
 count="${AIPC_DEMO_COUNT:-5}"
 
-bash tools/setup.sh || { echo "demo: setup failed" >&2; exit 1; }
-export WINEPREFIX="${WINEPREFIX:-$top/build/wineprefix}" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
-trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
+parts=" ${AIPC_DEMO_PARTS:-bus c cpp gui} "
+prebuilt="${AIPC_DEMO_PREBUILT:-}"
 
-echo "== demo: configure + build ($build)"
-cmake -S . -B "$build" -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake >"$build.demo-cmake.log" 2>&1 \
-  || { cat "$build.demo-cmake.log"; exit 1; }
-cmake --build "$build" -j2 --target aipc-example-server aipc-example-client \
-      aipc-example-server-cpp aipc-example-client-cpp asyncipc-broker aipc bus_publisher \
-      bus_subscriber gui_chat >"$build.demo-build.log" 2>&1 \
-  || { tail -40 "$build.demo-build.log"; exit 1; }
-bin="$top/$build/bin"
-[ -d "$bin" ] || bin="$build/bin"
-# One persistent wineserver for the whole demo (the EXIT trap ends it), with the prefix's own
-# processes started on /dev/null so they do not hold on to this script's output.
-wineserver -p </dev/null >/dev/null 2>&1 || true
+[ -n "$prebuilt" ] || bash tools/setup.sh || { echo "demo: setup failed" >&2; exit 1; }
+export WINEPREFIX="${WINEPREFIX:-$top/build/wineprefix}" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+if [ -z "$prebuilt" ]; then
+  trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
+  echo "== demo: configure + build ($build)"
+  cmake -S . -B "$build" -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake >"$build.demo-cmake.log" 2>&1 \
+    || { cat "$build.demo-cmake.log"; exit 1; }
+  cmake --build "$build" -j2 --target aipc-example-server aipc-example-client \
+        aipc-example-server-cpp aipc-example-client-cpp asyncipc-broker aipc bus_publisher \
+        bus_subscriber gui_chat >"$build.demo-build.log" 2>&1 \
+    || { tail -40 "$build.demo-build.log"; exit 1; }
+fi
+case $build in /*) ;; *) build="$top/$build" ;; esac
+bin="$build/bin"
+if [ -z "$prebuilt" ]; then
+  # One persistent wineserver for the whole demo (the EXIT trap ends it), with the prefix's own
+  # processes started on /dev/null so they do not hold on to this script's output.
+  wineserver -p </dev/null >/dev/null 2>&1 || true
+fi
+# The prefix up (created on first use) before anything is timed.
 "$top/tools/wine-run" cmd.exe /c exit </dev/null >/dev/null 2>&1 || true
 
 # run_pair TITLE SERVER_EXE SERVER_ENGINE CLIENT_EXE CLIENT_ENGINE PIPE
@@ -58,34 +67,129 @@ run_pair() {
   echo "== demo: $title OK"
 }
 
-# run_bus: the broker with several bus clients - a subscriber/responder (examples/bus), a
-# publisher/requester (examples/bus), and aipc.exe publishing, requesting and reading stats.
+# ---- the bus part -------------------------------------------------------------------------------
+# Every line a process prints is shown with a label saying which process (and which client name)
+# printed it. The foreground steps run one after the other; the subscriber runs throughout and
+# its lines are read from its own stream at the points where the story expects them (reads that
+# block until the line arrives, bounded), so the transcript is in causal order. The broker's own
+# log is its own section at the end.
+
+# label TAG: copies stdin to stdout, each line prefixed with "[TAG]" (Windows "\r" removed).
+label() {
+  local line
+  while IFS= read -r line || [ -n "$line" ]; do printf '%-13s %s\n' "[$1]" "${line%$'\r'}"; done
+}
+
+# client TAG TIMEOUT EXE ARGS...: runs one client to completion, its command line (without the
+# demo's --pipe) and then its output labelled; returns its exit code.
+client() {
+  local tag=$1 t=$2 shown a skip=
+  shift 2
+  shown=${1##*/}
+  for a in "${@:2}"; do
+    if [ -n "$skip" ]; then skip=; continue; fi
+    if [ "$a" = --pipe ]; then skip=1; continue; fi
+    [[ $a == *[' ?()']* ]] && a="\"$a\""
+    shown+=" $a"
+  done
+  printf '%-13s > %s\n' "[$tag]" "$shown"
+  timeout "$t" "$top/tools/wine-run" "$@" 2>&1 | label "$tag"
+  return "${PIPESTATUS[0]}"
+}
+
+# expect_sub REGEX N: prints the subscriber's lines (label [svc/sub]) until N of them matched
+# REGEX; N = 0: until its stream ends (its exit code is then in sub_rc). Fails when the stream
+# ends first or a line takes more than 60 s.
+expect_sub() {
+  local re=$1 n=$2 seen=0 line
+  while [ "$n" = 0 ] || [ "$seen" -lt "$n" ]; do
+    if ! IFS= read -r -t 60 -u "$sub_fd" line; then
+      echo "demo: the subscriber printed nothing matching '$re' for 60 s" >&2
+      return 1
+    fi
+    line=${line%$'\r'}
+    if [[ $line == "$sub_end "* ]]; then
+      sub_rc=${line#"$sub_end "}
+      [ "$n" = 0 ] && return 0
+      echo "demo: the subscriber exited ($sub_rc) before printing '$re'" >&2
+      return 1
+    fi
+    printf '%-13s %s\n' "[svc/sub]" "$line"
+    [[ $line =~ $re ]] && seen=$((seen + 1))
+  done
+}
+
+# stats_table: the broker's stats JSON (stdin) as a small table.
+stats_table() {
+  python3 -c '
+import json, sys
+s = json.loads(sys.stdin.read())
+rows = [("clients connected now / since start", "%s / %s" % (s["clients"], s["clients_total"])),
+        ("subscriptions now", s["subscriptions"]),
+        ("publications (incl. presence)", s["publications"]),
+        ("deliveries to subscribers / dropped", "%s / %s" % (s["deliveries"], s["drops"])),
+        ("frames in / out", "%s / %s" % (s["msgs_in"], s["msgs_out"])),
+        ("bytes in / out", "%s / %s" % (s["bytes_in"], s["bytes_out"])),
+        ("retained topics (bytes)", "%s (%s)" % (s["retained_topics"], s["retained_bytes"])),
+        ("errors sent / denied", "%s / %s" % (s["errors"], s["denied"])),
+        ("uptime", "%.1f s" % (s["uptime_ms"] / 1000.0))]
+print("broker stats:")
+for k, v in rows:
+    print("  %-38s %s" % (k, v))' 2>/dev/null
+}
+
+# run_bus: the broker with four named bus clients - example-svc (examples/bus subscriber/
+# responder), alice (examples/bus publisher/requester), and aipc.exe as bob, carol and admin.
 run_bus() {
-  local pipe="asyncipc.demo.bus.$$" w="$top/tools/wine-run" brk sub rc=0
+  local pipe="asyncipc.demo.bus.$$" w="$top/tools/wine-run" brk rc=0 cfg="$build/demo-broker.json"
+  local log="$build/demo-broker.log" sub_fd sub_rc= sub_end="--demo: subscriber exited--" stats
   echo
   echo "== demo: broker + bus clients (pipe $pipe)"
-  timeout 120 "$w" "$bin/asyncipc-broker.exe" run --pipe "$pipe" &
-  brk=$!
-  # aipc waits up to --connect-timeout for the broker's pipe to appear.
-  timeout 60 "$w" "$bin/aipc.exe" ping --pipe "$pipe" --connect-timeout 30000 || rc=1
-  # The subscriber/responder: prints every publication on example/# and who joins or leaves;
-  # exits after 6 publications (5 from the publisher, 1 from aipc).
-  timeout 90 "$w" "$bin/bus_subscriber.exe" --pipe "$pipe" --count 6 &
-  sub=$!
-  # Wait (bounded) until the responder answers: it is then subscribed too.
-  local i
-  for i in $(seq 1 60); do
-    timeout 20 "$w" "$bin/aipc.exe" req example-svc "time? (from aipc)" --pipe "$pipe" --timeout 1000 \
-      2>/dev/null && break
-    [ "$i" = 60 ] && { echo "demo: the responder never answered" >&2; rc=1; }
-  done
-  timeout 60 "$w" "$bin/bus_publisher.exe" --pipe "$pipe" --count 5 || rc=1
-  timeout 30 "$w" "$bin/aipc.exe" pub example/note "hello from aipc.exe" --pipe "$pipe" || rc=1
-  wait "$sub" || rc=1
-  echo "-- broker stats:"
-  timeout 30 "$w" "$bin/aipc.exe" stats --pipe "$pipe" || rc=1
+  echo "   [broker]      asyncipc-broker.exe run: routes everything below (its log is printed last)"
+  echo "   [svc/sub]     bus_subscriber.exe as example-svc: subscribes to example/#, answers requests"
+  echo "   [alice/pub]   bus_publisher.exe as alice: publishes 5 readings, asks example-svc the time"
+  echo "   [admin/aipc], [carol/aipc], [bob/aipc]   aipc.exe with --name: ping, req, pub, stats"
+  echo "   (\"> ...\" is the command a client was started with; each also gets --pipe $pipe)"
   echo
+  # The broker logs (at info: where it listens, every client joining and leaving, by name) to
+  # a file of its own, next to the config (Z: is the Linux root under Wine).
+  printf '{ "log_level": "info", "log_file": "demo-broker.log" }\n' >"$cfg"
+  rm -f "$log"
+  timeout 120 "$w" "$bin/asyncipc-broker.exe" run --config "Z:${cfg//\//\\}" --pipe "$pipe" \
+          >"$log.console" 2>&1 &
+  brk=$!
+  # The subscriber/responder, read through its own stream; it exits after 6 publications (5 from
+  # alice, 1 from bob). It waits (bounded, then retries) for the broker's pipe to appear; its
+  # "state: connected" line means the broker knows example-svc. From then on it sees every
+  # client come and go: after each client's step the demo reads its lines up to that client's
+  # "left" (or its last expected line), so the transcript is in causal order.
+  exec {sub_fd}< <(timeout 90 "$w" "$bin/bus_subscriber.exe" --pipe "$pipe" --count 6 2>&1
+                   echo "$sub_end $?")
+  expect_sub '^state: connected' 1 || rc=1
+  client admin/aipc 60 "$bin/aipc.exe" ping --name admin --pipe "$pipe" --connect-timeout 30000 || rc=1
+  expect_sub '^\* admin left ' 1 || rc=1
+  # The answer comes back on example-svc's connection after its subscription (the same
+  # connection, in order): once carol has it, publications reach the subscriber.
+  client carol/aipc 30 "$bin/aipc.exe" req example-svc "time? (from carol)" --name carol \
+         --pipe "$pipe" || rc=1
+  expect_sub '^\* carol left ' 1 || rc=1
+  client alice/pub 60 "$bin/bus_publisher.exe" --pipe "$pipe" --count 5 --name alice || rc=1
+  expect_sub '^(\[example/temperature.* from alice |\* alice left )' 6 || rc=1
+  client bob/aipc 30 "$bin/aipc.exe" pub example/note "hello from aipc.exe" --name bob \
+         --pipe "$pipe" || rc=1
+  expect_sub '' 0 || rc=1
+  [ "$sub_rc" = 0 ] || { echo "demo: bus_subscriber.exe exited with '$sub_rc'" >&2; rc=1; }
+  exec {sub_fd}<&-
+  printf '%-13s > %s\n' "[admin/aipc]" "aipc.exe stats --name admin   (its JSON shown as a table)"
+  stats=$(timeout 30 "$w" "$bin/aipc.exe" stats --name admin --pipe "$pipe" 2>&1) || rc=1
+  { stats_table <<<"$stats" || printf '%s\n' "$stats"; } | label admin/aipc
   kill "$brk" 2>/dev/null; wait "$brk" 2>/dev/null
+  echo
+  # Its console line, then its log: "TIME LEVEL message" (without the date, pid and thread).
+  cat "$log.console" "$log" 2>/dev/null |
+    sed -E 's/^[0-9]{4}-[0-9]{2}-[0-9]{2} ([0-9:.]+) ([A-Z]+) +pid=[0-9]+ tid=[0-9]+ /\1 \2 /' |
+    label broker
+  echo
   if [ $rc != 0 ]; then echo "demo: broker + bus clients FAILED" >&2; return 1; fi
   echo "== demo: broker + bus clients OK"
 }
@@ -148,12 +252,17 @@ run_gui() {
 }
 
 status=0
-run_bus || status=1
-run_pair "C server + C client" aipc-example-server overlapped aipc-example-client async \
-         "asyncipc.demo.c.$$" || status=1
-run_pair "C++ server + C++ client" aipc-example-server-cpp async aipc-example-client-cpp overlapped \
-         "asyncipc.demo.cpp.$$" || status=1
-run_gui || status=1
+part() { [[ $parts == *" $1 "* ]]; }
+if part bus; then run_bus || status=1; fi
+if part c; then
+  run_pair "C server + C client" aipc-example-server overlapped aipc-example-client async \
+           "asyncipc.demo.c.$$" || status=1
+fi
+if part cpp; then
+  run_pair "C++ server + C++ client" aipc-example-server-cpp async aipc-example-client-cpp overlapped \
+           "asyncipc.demo.cpp.$$" || status=1
+fi
+if part gui; then run_gui || status=1; fi
 echo
 if [ $status = 0 ]; then echo "demo: OK"; else echo "demo: FAILED" >&2; fi
 exit $status

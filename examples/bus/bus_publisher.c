@@ -1,11 +1,12 @@
 /*
  * bus_publisher.c - example: a bus publisher and requester (C API).
  *
- *   bus_publisher [--pipe NAME] [--count N]
+ *   bus_publisher [--pipe NAME] [--count N] [--name NAME]
  *
- * Connects (anonymously), publishes N readings on "example/temperature" (the last one
- * retained, so late subscribers see it), then asks "example-svc" (bus_subscriber.exe) for the
- * time with a request and prints the reply. Exits 0 on success, 1 on failure.
+ * Connects (as NAME with --name, otherwise anonymously), publishes N readings on
+ * "example/temperature" (the last one retained, so late subscribers see it), printing each,
+ * then asks "example-svc" (bus_subscriber.exe) for the time with a request and prints the
+ * reply. Exits 0 on success, 1 on failure.
  */
 #include <windows.h>
 
@@ -48,12 +49,15 @@ static void on_reply(aipc_bus *bus, void *user, int status, const aipc_bus_peer 
 int main(int argc, char **argv)
 {
     wchar_t pipe[256] = L"";
+    const char *name = NULL;
     int count = 5;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--pipe") == 0)
             MultiByteToWideChar(CP_UTF8, 0, argv[i + 1], -1, pipe, 256);
         else if (strcmp(argv[i], "--count") == 0)
             count = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--name") == 0)
+            name = argv[i + 1];
     }
     g_connected = CreateEventW(NULL, TRUE, FALSE, NULL);
     g_replied = CreateEventW(NULL, TRUE, FALSE, NULL);
@@ -61,6 +65,7 @@ int main(int argc, char **argv)
     aipc_bus_options o;
     aipc_bus_options_init(&o);
     o.pipe_name = pipe[0] ? pipe : NULL;
+    o.name = name;                   /* NULL: anonymous */
     o.reconnect = 0;                 /* a one-shot tool: fail instead of waiting for a broker */
     o.connect_timeout_ms = 3000;
     o.on_state = on_state;
@@ -81,8 +86,11 @@ int main(int argc, char **argv)
         rc = aipc_bus_publish(bus, "example/temperature", reading, (size_t)n, i == count - 1);
         if (rc != 0)
             fprintf(stderr, "publish: %s\n", aipc_strerror(rc));
+        else
+            printf("published example/temperature: %s%s\n", reading,
+                   i == count - 1 ? " (retained)" : "");
     }
-    printf("published %d readings\n", count);
+    fflush(stdout);
     int64_t id = aipc_bus_request(bus, "example-svc", "time?", 5, 5000, on_reply, NULL);
     if (id < 0) {
         fprintf(stderr, "request: %s\n", aipc_strerror((int)id));

@@ -57,6 +57,7 @@ typedef struct aipc_args {
     const char **args;            /* positional arguments after the command */
     int nargs;
     const char *pipe;             /* --pipe as given, NULL = default */
+    const char *name;             /* --name / -i, NULL = anonymous (serve: its NAME argument) */
     uint32_t connect_timeout_ms;  /* --connect-timeout */
     uint32_t timeout_ms;          /* --timeout (req, ping, stats; pub/send's barrier) */
     uint32_t count;               /* --count (sub, serve), 0 = until stopped */

@@ -248,6 +248,7 @@ int cli_init(aipc_cli *c, const aipc_args *a, aipc_bus_options *o)
             return cli_bad_args("bad pipe name '%s'", a->pipe);
         o->pipe_name = c->wpipe;
     }
+    o->name = a->name;            /* serve sets its NAME argument after this */
     o->user = c;
     o->reconnect = a->reconnect;
     o->connect_timeout_ms = a->connect_timeout_ms;

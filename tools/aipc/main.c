@@ -9,6 +9,7 @@
  *   aipc stats                                  broker counters (JSON)
  *   aipc ping                                   round trip to the broker
  *   common: --pipe NAME   --connect-timeout MS   --help   --version
+ *   all but serve: --name NAME (-i NAME): the client's name on the bus (default: anonymous)
  *   sub, serve: --no-reconnect (exit 1 when the connection is lost instead of reconnecting)
  *
  * Exit codes: 0 success; 1 the operation failed (no broker, refused, timed out, connection
@@ -44,7 +45,7 @@ static const command commands[] = {
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 enum { O_HELP, O_VERSION, O_PIPE, O_CONNECT_TIMEOUT, O_COUNT, O_TIMEOUT, O_RETAIN, O_JSON,
-       O_NO_RECONNECT, O_STDIN_LINE, O_STDIN_FILE, O_COUNT_OF };
+       O_NO_RECONNECT, O_STDIN_LINE, O_STDIN_FILE, O_NAME, O_COUNT_OF };
 
 typedef enum { OPT_FLAG, OPT_STRING, OPT_NUMBER } opt_kind;
 
@@ -67,6 +68,7 @@ static const option options[] = {
     {"--no-reconnect", NULL, OPT_FLAG, CMD_SUB | CMD_SERVE, O_NO_RECONNECT},
     {"--stdin-line", "-l", OPT_FLAG, CMD_PUB, O_STDIN_LINE},
     {"--stdin-file", "-s", OPT_FLAG, CMD_PUB, O_STDIN_FILE},
+    {"--name", "-i", OPT_STRING, CMD_ALL & ~CMD_SERVE, O_NAME},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -87,7 +89,8 @@ static void usage(FILE *to)
           "sub, serve: reconnect when the broker restarts (state lines on stderr);\n"
           "       --no-reconnect exits 1 instead\n"
           "options: --pipe NAME (default \\\\.\\pipe\\asyncipc.broker), --connect-timeout MS\n"
-          "       (default 2000), --timeout MS (default 5000), -- ends the options\n"
+          "       (default 2000), --timeout MS (default 5000), -- ends the options;\n"
+          "       -i|--name NAME connects under that name (all but serve; default anonymous)\n"
           "exit codes: 0 success, 1 failure, 2 bad arguments\n", to);
 }
 
@@ -181,6 +184,7 @@ int main(void)
             return cli_bad_args("%s needs a positive number, not '%s'", arg, v);
         switch (opt->id) {
         case O_PIPE: a.pipe = v; break;
+        case O_NAME: a.name = v; break;
         case O_CONNECT_TIMEOUT: a.connect_timeout_ms = n; break;
         case O_COUNT: a.count = n; break;
         case O_TIMEOUT: a.timeout_ms = n; break;
@@ -240,6 +244,8 @@ int main(void)
         if (!aipc_proto_filter_valid(a.args[i], strlen(a.args[i])))
             return cli_bad_args("bad filter '%s' ('+' and '#' must be whole levels, '#' last)",
                                 a.args[i]);
+    if (a.name && !aipc_proto_name_valid(a.name, strlen(a.name)))
+        return cli_bad_args("bad client name '%s' (1-128 of A-Z a-z 0-9 . _ -)", a.name);
     if ((a.cmd & (CMD_SEND | CMD_REQ | CMD_SERVE)) &&
         !aipc_proto_name_valid(a.args[0], strlen(a.args[0])))
         return cli_bad_args("bad client name '%s' (1-128 of A-Z a-z 0-9 . _ -)", a.args[0]);

@@ -1,7 +1,7 @@
 /* test_cli.c - aipc.exe end to end (SPEC section 5): pub/sub/send/req/serve/stats/ping against
  * the real broker, exit codes, and one-line stderr messages for bad arguments and an absent
- * broker; --version/--help of aipc and asyncipc-broker; pub's stdin modes (-, -s, -l); the
- * retained marker of plain sub output and null names in --json; sub and serve reconnecting
+ * broker; --name/-i; --version/--help of aipc and asyncipc-broker; pub's stdin modes (-, -s,
+ * -l); the retained marker of plain sub output and null names in --json; sub and serve reconnecting
  * across a broker kill + restart (and exiting with --no-reconnect). aipc.exe runs as a child
  * process with captured output (bt_child) or with live pipes (cli_proc.h); an in-process bus
  * client is the other side where one is needed. Waits are on processes, events and condition
@@ -41,7 +41,8 @@ START_TEST(bad_arguments_exit_2)
         "ping --pipe", "serve", "sub x --frobnicate", "stats --retain", "sub x --count 0",
         "pub a b c", "pub t x -l", "pub t x --stdin-file", "pub t -l -s", "sub x -l",
         "ping --no-reconnect", "req a b --no-reconnect", "pub t x --no-reconnect",
-        "stats --json", "send a b --count 2",
+        "stats --json", "send a b --count 2", "ping --name bad/name", "serve s --name other",
+        "pub t x -i",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bt_child ch;
@@ -235,6 +236,37 @@ START_TEST(serve_req_send)
         bt_child_free(&ch);
     }
     ck_assert(bt_close(&mute) && bt_close(&w));
+}
+END_TEST
+
+/* --name/-i: the client's name on the bus, as receivers see the sender (all but serve) */
+START_TEST(client_name)
+{
+    bt_client c;
+    ck_assert_int_eq(bt_open(&c, g_br.wpipe, "cli-name-watch", 1), 0);
+    ck_assert_int_eq(aipc_bus_subscribe(c.bus, "cli/name/#"), 0);
+    ck_assert(bt_sync(&c, W));
+    const char *cmds[] = {"pub cli/name/a one --name cli-alice", "pub cli/name/b two -i cli-bob",
+                          "send cli-name-watch three --name cli-carol"};
+    char args[256];
+    bt_child ch;
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "%s --pipe %s", cmds[i], g_br.pipe);
+        run(&ch, args, NULL);
+        ck_assert_msg(ch.exit_code == 0, "aipc %s: exit %lu '%s'", args, ch.exit_code, ch.err);
+        bt_child_free(&ch);
+    }
+    ck_assert(bt_wait(&c, &c.msgs, 2, W) && bt_wait(&c, &c.directs, 1, W));
+    ck_assert_str_eq(bt_kept(&c, 0)->from_name, "cli-alice");
+    ck_assert_str_eq(bt_kept(&c, 1)->from_name, "cli-bob");
+    ck_assert_str_eq(bt_kept(&c, 2)->from_name, "cli-carol");
+    snprintf(args, sizeof args, "ping --name cli-name-watch --pipe %s", g_br.pipe);   /* taken */
+    run(&ch, args, NULL);
+    ck_assert_msg(ch.exit_code == 1, "aipc %s: exit %lu", args, ch.exit_code);
+    expect_one_line(&ch, args);
+    ck_assert_msg(strstr(ch.err, "another client uses this name") != NULL, "'%s'", ch.err);
+    bt_child_free(&ch);
+    ck_assert(bt_close(&c));
 }
 END_TEST
 
@@ -569,6 +601,7 @@ static Suite *suite(void)
     tcase_add_test(tc, retained_then_sub_json);
     tcase_add_test(tc, sub_live_count);
     tcase_add_test(tc, serve_req_send);
+    tcase_add_test(tc, client_name);
     tcase_add_test(tc, version_and_help);
     tcase_add_test(tc, pub_stdin_modes);
     tcase_add_test(tc, sub_plain_marks_retained);
