@@ -3,14 +3,17 @@
 # under Wine, printing every message as it goes:
 #   1. C server (overlapped engine)  + C client (APC engine)
 #   2. C++ server (APC engine)       + C++ client (overlapped engine)
-#   0. first of all: asyncipc-broker.exe with bus clients exchanging pub/sub and request/reply
-#      traffic (examples/bus subscriber/responder and publisher/requester, aipc.exe)
+#   0. first of all: asyncipc-broker.exe with named bus clients exchanging pub/sub and
+#      request/reply traffic (examples/bus subscriber/responder and publisher/requester,
+#      aipc.exe --name), in causal order, the stats as a table, the broker's log last
+# Every line says which process printed it ([broker], [svc/sub], [alice/pub], [c/server], ...).
 #   3. last: two gui_chat.exe windows (examples/gui) chatting over a pipe and through a broker,
 #      every SDK callback on their UI thread; under xvfb-run (or on $DISPLAY), skipped without
 #      either
 # Each client sends messages, the server echoes them, the client checks every echo and exits 0;
 # the server (--once) exits when its client leaves. Every step is bounded by a timeout; the
-# script exits non-zero if anything fails and stops the prefix's wineserver at the end.
+# script exits non-zero if anything fails and stops the prefix's wineserver at the end (not
+# with AIPC_DEMO_PREBUILT).
 # Overrides (optional): AIPC_BUILD_DIR (default build/win), WINEPREFIX (default build/wineprefix),
 # AIPC_GUI_WINEPREFIX (the GUI part's prefix, default build/wineprefix-gui), AIPC_DEMO_COUNT
 # (messages per client, default 5), AIPC_DEMO_PARTS (which parts, default "bus c cpp gui"),
@@ -47,19 +50,23 @@ fi
 # The prefix up (created on first use) before anything is timed.
 "$top/tools/wine-run" cmd.exe /c exit </dev/null >/dev/null 2>&1 || true
 
-# run_pair TITLE SERVER_EXE SERVER_ENGINE CLIENT_EXE CLIENT_ENGINE PIPE
+# run_pair TITLE SERVER_EXE SERVER_ENGINE CLIENT_EXE CLIENT_ENGINE PIPE TAG: the two processes'
+# lines labelled [TAG/server] and [TAG/client], as they come.
 run_pair() {
-  local title=$1 srv=$2 srv_engine=$3 cli=$4 cli_engine=$5 pipe=$6 srv_pid srv_rc cli_rc
+  local title=$1 srv=$2 srv_engine=$3 cli=$4 cli_engine=$5 pipe=$6 tag=$7 lab_pid srv_rc cli_rc
+  local rcf="$build.demo-$tag-server.rc"
   echo
   echo "== demo: $title (server: $srv_engine, client: $cli_engine, pipe $pipe)"
-  timeout 90 "$top/tools/wine-run" "$bin/$srv.exe" --engine "$srv_engine" --pipe "$pipe" --once &
-  srv_pid=$!
+  rm -f "$rcf"
+  { timeout 90 "$top/tools/wine-run" "$bin/$srv.exe" --engine "$srv_engine" --pipe "$pipe" --once 2>&1
+    echo $? >"$rcf"; } | label "$tag/server" &
+  lab_pid=$!
   # The client waits (up to --timeout ms) for the server's pipe to appear.
   timeout 90 "$top/tools/wine-run" "$bin/$cli.exe" --engine "$cli_engine" --pipe "$pipe" \
-          --count "$count" --timeout 30000
-  cli_rc=$?
-  wait "$srv_pid"
-  srv_rc=$?
+          --count "$count" --timeout 30000 2>&1 | label "$tag/client"
+  cli_rc=${PIPESTATUS[0]}
+  wait "$lab_pid"      # the server has exited and all its lines are out
+  srv_rc=$(cat "$rcf" 2>/dev/null || echo "?")
   if [ "$cli_rc" != 0 ] || [ "$srv_rc" != 0 ]; then
     echo "demo: $title FAILED (client exit $cli_rc, server exit $srv_rc)" >&2
     return 1
@@ -256,11 +263,11 @@ part() { [[ $parts == *" $1 "* ]]; }
 if part bus; then run_bus || status=1; fi
 if part c; then
   run_pair "C server + C client" aipc-example-server overlapped aipc-example-client async \
-           "asyncipc.demo.c.$$" || status=1
+           "asyncipc.demo.c.$$" c || status=1
 fi
 if part cpp; then
   run_pair "C++ server + C++ client" aipc-example-server-cpp async aipc-example-client-cpp overlapped \
-           "asyncipc.demo.cpp.$$" || status=1
+           "asyncipc.demo.cpp.$$" cpp || status=1
 fi
 if part gui; then run_gui || status=1; fi
 echo

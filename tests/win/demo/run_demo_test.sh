@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# run_demo_test.sh SOURCE_DIR BUILD_DIR - runs the bus part of tools/demo.sh on BUILD_DIR's
-# programs and checks its transcript: exit 0; every line of the part is labelled with the process
-# that printed it; every client has a name (nothing "anonymous"); the subscriber saw alice's five
-# readings after alice printed them and bob's note after bob published it; carol got the
-# responder's answer; the stats come as a table; the broker's log is its own labelled section.
+# run_demo_test.sh SOURCE_DIR BUILD_DIR - runs the bus and point-to-point parts of tools/demo.sh
+# on BUILD_DIR's programs and checks the transcript: exit 0; every line of the bus part is
+# labelled with the process that printed it; every client has a name (nothing "anonymous"); the
+# story is in causal order (each client's command, its output, the subscriber seeing it); the
+# stats come as a table; the broker's log is its own labelled section; every line of the
+# point-to-point parts is labelled server or client.
 set -uo pipefail
 src=${1:?usage: run_demo_test.sh SOURCE_DIR BUILD_DIR} build=${2:?usage: run_demo_test.sh SOURCE_DIR BUILD_DIR}
 failures=0
 check() { local d=$1; shift; if "$@"; then echo "ok: $d"; else echo "FAIL: $d"; failures=$((failures + 1)); fi; }
 
 t0=$(date +%s)
-out=$(AIPC_DEMO_PREBUILT=1 AIPC_DEMO_PARTS=bus AIPC_BUILD_DIR="$build" bash "$src/tools/demo.sh" 2>&1)
+out=$(AIPC_DEMO_PREBUILT=1 AIPC_DEMO_PARTS="bus c cpp" AIPC_BUILD_DIR="$build" bash "$src/tools/demo.sh" 2>&1)
 rc=$?
 echo "---- demo transcript ($(( $(date +%s) - t0 )) s)"
 printf '%s\n' "$out"
@@ -62,6 +63,18 @@ check "... with the clients row" grep -qE '^\[admin/aipc\] +  clients connected 
 check "... and the deliveries row" grep -qE '^\[admin/aipc\] +  deliveries to subscribers / dropped +[0-9]+ / 0$' <<<"$body"
 check "the broker's log is the last section" test "$(first '^\[broker\] ')" -gt "$(last '^\[(svc/sub|admin/aipc)\] ')"
 check "the broker's log says where it listened" grep -qE '^\[broker\] .*listening on ' <<<"$body"
+
+# The point-to-point parts: server and client lines, each labelled.
+for t in "c:C server + C client" "cpp:C++ server + C++ client"; do
+  tag=${t%%:*} title=${t#*:}
+  check "$title ends OK" grep -qxF "== demo: $title OK" <<<"$out"
+  part=$(awk -v h="== demo: $title (" -v e="== demo: $title OK" \
+             'index($0, h) == 1 { on = 1; next } $0 == e { on = 0 } on' <<<"$out")
+  bad=$(grep -v '^$' <<<"$part" | grep -Ev "^\[$tag/(server|client)\] ")
+  check "$title: every line labelled [$tag/server] or [$tag/client] (others: '$bad')" test -z "$bad"
+  check "$title: the client got its echoes" grep -qE "^\[$tag/client\] +client(\+\+)?: exit 0 \(5/5 echoes\)" <<<"$part"
+  check "$title: the server saw them" grep -qE "^\[$tag/server\] +server(\+\+)?: .*5 messages echoed" <<<"$part"
+done
 
 echo "demo test: $failures failure(s)"
 [ "$failures" = 0 ]
