@@ -20,6 +20,11 @@
 ; Every program setup runs is given by its full path ($SYSDIR\sc.exe, $PLUGINSDIR\...).
 ; Silent: Setup.exe /S [/NOPATH] [/D=C:\Path\Without\Quotes]   Uninstall: uninstall.exe /S [/PURGE]
 ; (/PURGE also removes %ProgramData%\AsyncIPC; without it configuration and logs are kept.)
+; /NOPATH over an existing installation leaves the system PATH as it is (an entry an earlier
+; installation added stays; the uninstaller removes it). A file the uninstaller finds in use (a
+; client that loaded asyncipc.dll, a running aipc.exe) is deleted at the next restart of Windows
+; with the folders holding it; the uninstaller then says so (details, a message box when not
+; silent) and exits with 3010 (ERROR_SUCCESS_REBOOT_REQUIRED) instead of 0.
 
 Target amd64-unicode          ; a 64-bit installer: the product is 64-bit, and wine64 runs no 32-bit code here
 !ifndef VERSION
@@ -425,7 +430,15 @@ Section "Uninstall"
   RMDir "$INSTDIR\lib"
   RMDir /r "$INSTDIR\docs"
   Delete "$INSTDIR\uninstall.exe"
-  RMDir "$INSTDIR"
+  ${If} ${RebootFlag}
+    ; A file above was in use: it goes at the next restart, and the folder holding it after it.
+    RMDir /REBOOTOK "$INSTDIR"
+    DetailPrint "Files in use by running programs (above) are deleted at the next restart of Windows."
+    MessageBox MB_ICONINFORMATION|MB_OK "${PRODUCT} is uninstalled. Some of its files were in use by running programs; Windows deletes them at its next restart." /SD IDOK
+    SetErrorLevel 3010   ; ERROR_SUCCESS_REBOOT_REQUIRED: what silent callers look for
+  ${Else}
+    RMDir "$INSTDIR"
+  ${EndIf}
   DeleteRegKey HKLM "${ARPKEY}"
   DeleteRegKey HKLM "${EVENTKEY}"
 

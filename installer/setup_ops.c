@@ -17,6 +17,13 @@
  *                                          MOVEFILE_DELAY_UNTIL_REBOOT); the new copy is in
  *                                          place at once, running programs keep the old one
  *                                          until they restart. Prints what it did.
+ *   asyncipc-secure remove-tree DIR        deletes DIR and everything in it, without entering a
+ *                                          reparse point (a junction or link inside is removed
+ *                                          itself, not what it points to). A file in use (a
+ *                                          client that loaded asyncipc.dll, a running aipc.exe)
+ *                                          and the folders holding it are deleted at the next
+ *                                          restart instead (MOVEFILE_DELAY_UNTIL_REBOOT, files
+ *                                          before their folders); it says so for each.
  *   asyncipc-secure path-add DIR           adds DIR to the system PATH (HKLM ... Session Manager\
  *   asyncipc-secure path-remove DIR        Environment, Path, REG_EXPAND_SZ) unless an entry
  *                                          already names it (compared expanded, without case and
@@ -193,6 +200,112 @@ static int cmd_replace(const wchar_t *src, const wchar_t *dir)
     return OPS_OK;
 }
 
+/* ---- remove-tree ----------------------------------------------------------------------------- */
+
+enum { TREE_MAX_DEPTH = 32 };
+
+/* Deletes at the next restart of Windows (the caller has deleted what it could): a file in
+ * use, or a folder that still holds one. */
+static int remove_at_restart(const wchar_t *path, const char *what, int *pending)
+{
+    if (!MoveFileExW(path, NULL, MOVEFILE_DELAY_UNTIL_REBOOT))
+        return ops_error("scheduling the deletion at the next restart of", path, GetLastError());
+    printf("asyncipc-secure: \"%ls\" %s; it is deleted at the next restart of Windows\n", path,
+           what);
+    (*pending)++;
+    return OPS_OK;
+}
+
+/* Removes one item found in a folder listing (attrs from the listing). */
+static int remove_item(const wchar_t *path, DWORD attrs, int depth, int *pending);
+
+/* Removes what dir holds, then dir itself. */
+static int remove_dir(const wchar_t *dir, int depth, int *pending)
+{
+    if (depth > TREE_MAX_DEPTH)
+        return ops_error("removing (nested too deep)", dir, ERROR_FILENAME_EXCED_RANGE);
+    wchar_t pattern[MAX_PATH * 2], path[MAX_PATH * 2];
+    if (_snwprintf(pattern, MAX_PATH * 2, L"%ls\\*", dir) < 0)
+        return ops_error("listing", dir, ERROR_FILENAME_EXCED_RANGE);
+    int rc = OPS_OK, before = *pending;
+    WIN32_FIND_DATAW fd;
+    HANDLE f = FindFirstFileW(pattern, &fd);
+    if (f == INVALID_HANDLE_VALUE) {
+        DWORD er = GetLastError();
+        if (er != ERROR_FILE_NOT_FOUND)
+            return ops_error("listing", dir, er);
+    } else {
+        do {
+            if (wcscmp(fd.cFileName, L".") == 0 || wcscmp(fd.cFileName, L"..") == 0)
+                continue;
+            if (_snwprintf(path, MAX_PATH * 2, L"%ls\\%ls", dir, fd.cFileName) < 0)
+                rc = ops_error("removing", dir, ERROR_FILENAME_EXCED_RANGE);
+            else
+                rc = remove_item(path, fd.dwFileAttributes, depth + 1, pending);
+        } while (rc == OPS_OK && FindNextFileW(f, &fd));
+        FindClose(f);
+    }
+    if (rc != OPS_OK)
+        return rc;
+    if (RemoveDirectoryW(dir))
+        return OPS_OK;
+    DWORD er = GetLastError();
+    if (er == ERROR_DIR_NOT_EMPTY && *pending > before)
+        return remove_at_restart(dir, "still holds files in use", pending);
+    if (in_use(er))
+        return remove_at_restart(dir, "is in use by a running program", pending);
+    return ops_error("removing the folder", dir, er);
+}
+
+static int remove_item(const wchar_t *path, DWORD attrs, int depth, int *pending)
+{
+    if (attrs & FILE_ATTRIBUTE_REPARSE_POINT) {
+        /* The link itself (a junction or folder link is removed as a folder), never what it
+         * points to. Wine cannot remove a Unix symbolic link to a folder that way: an error. */
+        BOOL ok = attrs & FILE_ATTRIBUTE_DIRECTORY ? RemoveDirectoryW(path) : DeleteFileW(path);
+        return ok ? OPS_OK : ops_error("removing the link", path, GetLastError());
+    }
+    if (attrs & FILE_ATTRIBUTE_DIRECTORY)
+        return remove_dir(path, depth, pending);
+    if (attrs & FILE_ATTRIBUTE_READONLY)
+        SetFileAttributesW(path, attrs & ~(DWORD)FILE_ATTRIBUTE_READONLY);
+    if (DeleteFileW(path))
+        return OPS_OK;
+    DWORD er = GetLastError();
+    if (in_use(er))
+        return remove_at_restart(path, "is in use by a running program", pending);
+    return ops_error("deleting", path, er);
+}
+
+static int cmd_remove_tree(const wchar_t *arg)
+{
+    wchar_t dir[MAX_PATH * 2];
+    DWORD n = GetFullPathNameW(arg, MAX_PATH * 2, dir, NULL);
+    if (!n || n >= MAX_PATH * 2)
+        return ops_error("resolving", arg, n ? ERROR_FILENAME_EXCED_RANGE : GetLastError());
+    while (n > 3 && dir[n - 1] == L'\\')
+        dir[--n] = 0;
+    if (n <= 3)
+        return ops_error("removing a drive's root", dir, ERROR_INVALID_PARAMETER);
+    DWORD attrs = GetFileAttributesW(dir);
+    if (attrs == INVALID_FILE_ATTRIBUTES) {
+        DWORD er = GetLastError();
+        if (er == ERROR_FILE_NOT_FOUND || er == ERROR_PATH_NOT_FOUND) {
+            printf("asyncipc-secure: \"%ls\" does not exist\n", dir);
+            return OPS_OK;
+        }
+        return ops_error("reading the attributes of", dir, er);
+    }
+    int pending = 0;
+    int rc = remove_item(dir, attrs, 0, &pending);
+    if (rc == OPS_OK && pending)
+        printf("asyncipc-secure: removed \"%ls\" but for %d item(s) in use or holding files in "
+               "use, which Windows deletes at its next restart\n", dir, pending);
+    else if (rc == OPS_OK)
+        printf("asyncipc-secure: removed \"%ls\"\n", dir);
+    return rc;
+}
+
 /* ---- path-add / path-remove ------------------------------------------------------------------ */
 
 /* Normalises one PATH entry or directory for comparison: expanded, quotes and surrounding
@@ -346,7 +459,8 @@ static int cmd_path(const wchar_t *dir_arg, int add)
 /* ---- dispatch -------------------------------------------------------------------------------- */
 
 const char aipc_setup_ops_usage[] =
-    "       asyncipc-secure stop-service NAME MS | replace SRC DIR | path-add DIR | path-remove DIR\n";
+    "       asyncipc-secure stop-service NAME MS | replace SRC DIR | remove-tree DIR |\n"
+    "                       path-add DIR | path-remove DIR\n";
 
 int aipc_setup_ops_main(int argc, wchar_t **argv)
 {
@@ -354,6 +468,8 @@ int aipc_setup_ops_main(int argc, wchar_t **argv)
         return cmd_stop_service(argv[2], (DWORD)wcstoul(argv[3], NULL, 10));
     if (argc == 4 && wcscmp(argv[1], L"replace") == 0)
         return cmd_replace(argv[2], argv[3]);
+    if (argc == 3 && wcscmp(argv[1], L"remove-tree") == 0)
+        return cmd_remove_tree(argv[2]);
     if (argc == 3 && wcscmp(argv[1], L"path-add") == 0)
         return cmd_path(argv[2], 1);
     if (argc == 3 && wcscmp(argv[1], L"path-remove") == 0)

@@ -4,7 +4,11 @@ rem
 rem Usage (from an elevated Command Prompt):  uninstall.cmd [/purge]
 rem
 rem Stops and deletes the AsyncIPCBroker service (waiting until its process has exited), removes
-rem %ProgramFiles%\AsyncIPC and its bin folder from the system PATH. The configuration and logs in
+rem %ProgramFiles%\AsyncIPC and its bin folder from the system PATH. A file still in use by a
+rem running program (a client that loaded asyncipc.dll, a running aipc.exe) and the folders
+rem holding it are deleted at the next restart of Windows instead, and the output says so
+rem (asyncipc-secure remove-tree; without asyncipc-secure.exe next to this script such a file makes
+rem it fail). The configuration and logs in
 rem %ProgramData%\AsyncIPC are kept unless /purge is given; /purge needs asyncipc-secure.exe next
 rem to this script, which first checks that the folder was made by an administrator and holds no
 rem reparse point (exit code 6 otherwise; the folder is kept). Without asyncipc-secure.exe next to
@@ -76,6 +80,12 @@ rem --- program files ----------------------------------------------------------
 :program_files
 if not exist "%DEST%\" goto :registry
 echo Removing "%DEST%"...
+if not exist "%SECURE%" goto :rd_dest
+rem It never follows a junction or link inside, and a file in use goes at the next restart.
+"%SECURE%" remove-tree "%DEST%"
+if errorlevel 1 goto :fail_dest
+goto :registry
+:rd_dest
 rd /s /q "%DEST%" >nul 2>&1
 if exist "%DEST%\" goto :fail_dest
 

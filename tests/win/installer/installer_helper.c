@@ -9,8 +9,8 @@
  *                                 failure_flag (failure actions on non-crash failures)
  *   wait NAME STATE|GONE MS       polls (every 100 ms, at most MS) until the service is in
  *                                 STATE (RUNNING, STOPPED, ...) or no longer exists; exit 0/1
- *   run "COMMAND LINE"            CreateProcess with exactly that command line, waits, and exits
- *                                 with its exit code
+ *   run "COMMAND LINE"            CreateProcess with exactly that command line, waits, prints
+ *                                 "exit code N" and exits with its exit code
  *   keepalive SECONDS             stays alive (a service under Wine runs only while an ordinary
  *                                 process of the prefix lives); the test ends it with wineserver -k
  *   service-sid NAME              prints the SID of the virtual account NT SERVICE\NAME, derived
@@ -192,6 +192,8 @@ static int cmd_run(const wchar_t *cmdline)
     }
     CloseHandle(pi.hThread);
     CloseHandle(pi.hProcess);
+    /* The whole code: a Unix exit status keeps only its low 8 bits (3010 would read 194). */
+    printf("exit code %lu\n", (unsigned long)code);
     return (int)code;
 }
 

@@ -15,15 +15,19 @@
 #        -> edit config -> busy installation (a stand-in broker that lingers after STOPPED, a
 #        client holding asyncipc.dll) -> install.cmd again (waits, keeps the config, renames the
 #        held DLL aside, restarts) -> checks -> install.cmd over an invalid config (must fail)
-#        -> uninstall.cmd (keeps config, Path restored) -> uninstall.cmd again -> /purge over a
-#        reparse point (refused, kept) -> uninstall.cmd /purge
+#        -> install.cmd /nopath (the Path entry stays) -> uninstall.cmd while a client holds
+#        asyncipc.dll (it goes at the next restart, the output says so; a simulated restart runs
+#        the pending deletions) -> checks (keeps config, Path restored) -> uninstall.cmd again
+#        -> /purge over a reparse point (refused, kept) -> uninstall.cmd /purge
 #  nsis: a system Path over 1024 characters -> Setup-<older>.exe /S -> checks -> refusals
 #        (planted broker.json, /D= below a folder everyone may change, /D= a non-empty foreign
 #        folder) leave the running install alone -> edit config -> busy installation
-#        -> Setup-<version>.exe /S (upgrade) -> checks (as cmd) -> setup over an invalid config
-#        (must fail) -> QuietUninstallString _?= -> checks (Path restored exactly)
-#        -> Setup /S /NOPATH /D=<custom dir> -> checks (custom folder and its new parent
-#        protected, Path untouched) -> uninstall /PURGE -> checks
+#        -> Setup-<version>.exe /S (upgrade) -> checks (as cmd) -> Setup /S /NOPATH over it (the
+#        Path entry stays) -> setup over an invalid config (must fail) -> QuietUninstallString
+#        _?= -> checks (Path restored exactly) -> Setup /S /NOPATH /D=<custom dir> -> checks
+#        (custom folder and its new parent protected, Path untouched) -> uninstall /PURGE
+#        -> checks -> Setup /S, uninstall while a client holds asyncipc.dll (exit code 3010, the
+#        DLL and its folders go at the next restart; a simulated restart runs them)
 # Every wait is a bounded poll on real state. The prefix and its wineserver are removed at the end.
 # Wine enforces no file ACLs and synthesises the descriptors it reports from Unix permissions; it
 # does map a DACL it is given onto them (no Everyone entry: no permission bits for "others"), which
@@ -486,7 +490,7 @@ assert_failure_flag() {
 # stand-in, which reports STOPPED and then keeps running (its .exe in use) for 3 s, and a client
 # process holds the installed asyncipc.dll. Sets pid1 (the stand-in) and hold_pid.
 prepare_busy() {
-  local du=$1 dw=$2 i
+  local du=$1 dw=$2
   w sc stop "$SVC" >/dev/null 2>&1
   check "the broker stopped for the stand-in" w "$AIPC_HELPER" wait "$SVC" STOPPED 30000
   # A new file, not written into the one the old process may still map.
@@ -495,7 +499,12 @@ prepare_busy() {
   w sc start "$SVC" >/dev/null 2>&1
   check "the lingering stand-in runs as the service" w "$AIPC_HELPER" wait "$SVC" RUNNING 30000
   svc_query; pid1=$(svc_field pid)
-  timeout 600 "$AIPC_WINE" "$AIPC_HELPER" hold-dll "$dw\bin\asyncipc.dll" 500 >"$work/hold.out" 2>&1 &
+  hold_dll "$dw"
+}
+# hold_dll INSTALL_DIR_WIN: a client process that loaded the installed asyncipc.dll (hold_pid).
+hold_dll() {
+  local i
+  timeout 600 "$AIPC_WINE" "$AIPC_HELPER" hold-dll "$1\bin\asyncipc.dll" 500 >"$work/hold.out" 2>&1 &
   hold_pid=$!
   for i in $(seq 1 100); do grep -q '^loaded' "$work/hold.out" 2>/dev/null && break; sleep 0.2; done
   check "a client process holds the installed asyncipc.dll" grep -q '^loaded' "$work/hold.out"
@@ -531,6 +540,45 @@ assert_busy_handled() {
   fi
   kill "$hold_pid" 2>/dev/null; wait "$hold_pid" 2>/dev/null; hold_pid=
   rm -f "$log" "$du/bin/"*.old
+}
+
+# ---- an uninstall while a client holds asyncipc.dll ----------------------------------------------
+# pending_ops: PendingFileRenameOperations, one name per line (the pairs' empty targets dropped,
+# a folder's trailing backslash too: NSIS writes one, MoveFileEx callers need not).
+pending_ops() {
+  w reg query 'HKLM\System\CurrentControlSet\Control\Session Manager' /v PendingFileRenameOperations \
+    2>/dev/null | tr -d '\r' | sed -n 's/^ *PendingFileRenameOperations *REG_MULTI_SZ *//p' |
+    sed 's/\\0/\n/g' | grep -v '^$' | sed 's/\\$//'
+}
+# pending_line SUFFIX: the line number of the first pending operation ending with SUFFIX (0 if
+# none; compared as a plain string).
+pending_line() {
+  pending_ops | SUF=$1 awk 'substr($0, length($0) - length(ENVIRON["SUF"]) + 1) == ENVIRON["SUF"] { n = NR; exit }
+                            END { print n + 0 }'
+}
+# assert_held_uninstalled UNIX_DIR "LEFT" [OUTPUT]: after an uninstall while hold_dll's client
+# ran: all but the held DLL is gone now (LEFT: what `find` still lists, sorted, space-separated);
+# the DLL, then bin, then the folder are deleted at the next restart; the uninstaller said so
+# (OUTPUT); the client ran on. Then the client ends and Windows restarts - simulated by
+# `wineboot -r`, which runs the pending operations as Windows does while it boots: bin is gone.
+assert_held_uninstalled() {
+  local du=$1 want=$2 outf=${3:-} left dll bin top
+  left=$(cd "$du" 2>/dev/null && find . -mindepth 1 | sort | tr '\n' ' ')
+  check "only what was in use is left until the restart (want '$want', got '$left')" test "$left" = "$want"
+  dll=$(pending_line "${du##*/}\\bin\\asyncipc.dll")
+  bin=$(pending_line "${du##*/}\\bin")
+  top=$(pending_line "\\${du##*/}")
+  check "asyncipc.dll, then bin, then the folder are deleted at the next restart (PendingFileRenameOperations lines $dll, $bin, $top of: $(pending_ops | tr '\n' ' '))" \
+    test "$dll" -gt 0 -a "$bin" -gt "$dll" -a "$top" -gt "$bin"
+  check "the client holding the DLL still runs" kill -0 "$hold_pid"
+  if [ -n "$outf" ]; then
+    check "the uninstaller says asyncipc.dll is in use and goes at the next restart" \
+      grep -q 'asyncipc.dll" is in use by a running program; it is deleted at the next restart' "$outf"
+  fi
+  kill "$hold_pid" 2>/dev/null; wait "$hold_pid" 2>/dev/null; hold_pid=
+  w wineboot -r >/dev/null 2>&1
+  check "after the (simulated) restart bin is gone" test ! -e "$du/bin"
+  check "... and nothing is pending any more ($(pending_ops | wc -l) operations)" test -z "$(pending_ops)"
 }
 
 # broken_config_fails CMD...: with an unknown key in broker.json the broker refuses to start;
@@ -569,6 +617,18 @@ if [ "$mode" = cmd ]; then
   step "static checks: full paths in the scripts, the descriptors as built"
   assert_full_paths
   assert_descriptors "$AIPC_DIST/bin/asyncipc-secure.exe"
+
+  step "asyncipc-secure remove-tree (uninstall.cmd's removal) never follows a link inside"
+  mkdir -p "$work/rt/AsyncIPC/bin" "$work/rt-target/deep"
+  echo keep >"$work/rt-target/deep/keep.txt"; echo x >"$work/rt/AsyncIPC/bin/aipc.exe"
+  ln -s "$work/rt-target" "$work/rt/AsyncIPC/link"
+  run_logged removetree w "$AIPC_DIST/bin/asyncipc-secure.exe" remove-tree "$(winpath "$work/rt/AsyncIPC")"
+  check "what the link points to is untouched (rc $rc)" test -s "$work/rt-target/deep/keep.txt"
+  # Windows removes the link itself; Wine cannot remove a Unix symbolic link to a folder
+  # through the Win32 API, and then the removal fails naming it.
+  check "the link was removed, or the failure names it (rc $rc)" \
+    eval 'test "$rc" = 0 -a ! -e "$work/rt/AsyncIPC/link" || grep -q "removing the link \".*AsyncIPC.link\"" "$work/removetree.err"'
+  rm -rf "$work/rt" "$work/rt-target"
 
   step "install.cmd / uninstall.cmd without Administrator rights"
   # Everything is an administrator under Wine; simulate a standard user with a net.exe and an
@@ -663,13 +723,21 @@ if [ "$mode" = cmd ]; then
   assert_on_path "$pf_win"
   pubsub_roundtrip "$pf_win" asyncipc.reinstalled
 
+  step "install.cmd /nopath over the installation: the system Path keeps the entry added before"
+  run_logged nopath w cmd /c "$inst_cmd" /nopath
+  check "install.cmd /nopath exits 0 (rc $rc)" test "$rc" = 0
+  assert_on_path "$pf_win"
+  assert_service_running "$pf_win"
+
   step "install.cmd over an invalid config"
   broken_config_fails w cmd /c "$inst_cmd"
   check "install.cmd names the cause" grep -q "stopped while starting" "$work/broken.err"
 
-  step "uninstall.cmd (service registered but stopped)"
-  w cmd /c "$uninst_cmd"; rc=$?
+  step "uninstall.cmd (service registered but stopped) while a client holds asyncipc.dll"
+  hold_dll "$pf_win"
+  run_logged uninstall w cmd /c "$uninst_cmd"
   check "uninstall.cmd exits 0 (rc $rc)" test "$rc" = 0
+  assert_held_uninstalled "$pf_unix" "./bin ./bin/asyncipc.dll " "$work/uninstall.out"
   svc_query
   check "service is gone" test "$(svc_field exists)" = 0
   check "program files are gone" test ! -e "$pf_unix"
@@ -791,6 +859,12 @@ elif [ "$mode" = nsis ]; then
   pubsub_roundtrip "$pf_win" asyncipc.upgraded
   consumer "$pf_unix" "$pf_win" asyncipc.upgraded
 
+  step "setup /S /NOPATH over the installation: the system Path keeps the entry added before"
+  w "$AIPC_SETUP" /S /NOPATH; rc=$?
+  check "setup $AIPC_VERSION /S /NOPATH over $AIPC_VERSION exits 0 (rc $rc)" test "$rc" = 0
+  assert_on_path "$pf_win"
+  assert_service_running "$pf_win"
+
   step "setup /S over an invalid config"
   broken_config_fails w "$AIPC_SETUP" /S
 
@@ -837,6 +911,22 @@ elif [ "$mode" = nsis ]; then
   check "Add/Remove Programs entry is gone" arp_gone
   check "/PURGE removed %ProgramData%\\AsyncIPC" test ! -e "$drive_c/ProgramData/AsyncIPC"
   assert_path_restored
+
+  step "silent install, then a silent uninstall while a client holds asyncipc.dll"
+  rm -rf "$custom_unix"
+  w "$AIPC_SETUP" /S; rc=$?
+  check "setup /S exits 0 (rc $rc)" test "$rc" = 0
+  assert_service_running "$pf_win"
+  hold_dll "$pf_win"
+  code=$(run_verbatim "\"$pf_win\\uninstall.exe\" /S _?=$pf_win" | tr -d '\r' | sed -n 's/^exit code //p')
+  check "the uninstaller exits 3010, success with a restart to finish (exit code $code)" test "$code" = 3010
+  svc_query
+  check "service is gone" test "$(svc_field exists)" = 0
+  check "Add/Remove Programs entry is gone" arp_gone
+  assert_path_restored
+  assert_held_uninstalled "$pf_unix" "./bin ./bin/asyncipc.dll ./uninstall.exe "
+  check "after the restart only uninstall.exe (run in place) is left" \
+    test "$(ls "$pf_unix" 2>/dev/null)" = uninstall.exe
 else
   echo "FAIL: unknown mode $mode"; exit 2
 fi
