@@ -437,8 +437,17 @@ event_source_gone() { ! w reg query "$evkey" >/dev/null 2>&1; }
 
 # ---- the system PATH ----------------------------------------------------------------------------
 envkey='HKLM\System\CurrentControlSet\Control\Session Manager\Environment'
-# path_reg: the system Path as the registry holds it (unexpanded).
-path_reg() { w reg query "$envkey" /v Path 2>/dev/null | tr -d '\r' | sed -n 's/^ *Path *REG_[A-Z_]* *//Ip'; }
+# path_reg: the system Path as the registry holds it (unexpanded). reg.exe under a loaded Wine
+# occasionally fails to start: an empty answer is asked again, at most 3 times (Path is never
+# empty here).
+path_reg() {
+  local v= i
+  for i in 1 2 3; do
+    v=$(w reg query "$envkey" /v Path 2>/dev/null | tr -d '\r' | sed -n 's/^ *Path *REG_[A-Z_]* *//Ip')
+    [ -n "$v" ] && break
+  done
+  printf '%s\n' "$v"
+}
 # path_count DIR_WIN: how many entries of the system Path name DIR_WIN (any case).
 path_count() { tr ';' '\n' <<<"$(path_reg)" | grep -cixF -- "$1"; }
 # long_path: the prefix's Path made longer than the 1024 characters an NSIS string or setx holds,
@@ -468,8 +477,10 @@ assert_on_path() {
   fi
 }
 assert_path_restored() {
-  check "the system Path is back to what it was before the installation (${#path0} characters)" \
-    test "$(path_reg)" = "$path0"
+  local now
+  now=$(path_reg)
+  check "the system Path is back to what it was before the installation (${#path0} characters; now ${#now}${now:+, ends '${now: -60}'})" \
+    test "$now" = "$path0"
 }
 
 # assert_failure_flag: failure actions also after a stop with an error exit code - what
