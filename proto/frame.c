@@ -47,6 +47,9 @@ void aipc_decoder_init(aipc_decoder *d, uint32_t max_meta, uint32_t max_payload)
 void aipc_decoder_free(aipc_decoder *d)
 {
     free(d->body);
+    free(d->spare);
+    d->spare = NULL;
+    d->spare_cap = 0;
     d->body = NULL;
     d->body_need = d->body_have = 0;
     d->hdr_have = 0;
@@ -66,17 +69,32 @@ static int check_header(aipc_decoder *d)
     return 0;
 }
 
+/* keep_max: after its frame was delivered, keeps the block for the next frame or frees it. */
+static void keep_or_free(aipc_decoder *d, uint8_t *block, size_t cap)
+{
+    if (!block)
+        return;
+    if (cap > d->keep_max || cap <= d->spare_cap) {
+        free(block);
+        return;
+    }
+    free(d->spare);
+    d->spare = block;
+    d->spare_cap = cap;
+}
+
 /* Delivers the assembled frame and resets for the next header. */
 static int deliver_body(aipc_decoder *d, aipc_frame_cb cb, void *ctx)
 {
     uint8_t *body = d->body;
+    size_t cap = d->body_cap;
     const uint8_t *payload = body + d->meta_len + 1 + d->gap;
     d->body = NULL;
     d->body_need = d->body_have = 0;
     d->body_cap = 0;
     d->hdr_have = 0;
     /* Layout: meta, NUL, [gap], payload, NUL - both parts readable as C strings. */
-    if (!d->adopt_gap) {
+    if (!d->adopt_gap && !d->keep_max) {
         /* d may be gone after the callback: only the local copy is used afterwards. */
         int rc = cb(ctx, body, d->meta_len, payload, d->payload_len);
         free(body);
@@ -84,7 +102,10 @@ static int deliver_body(aipc_decoder *d, aipc_frame_cb cb, void *ctx)
     }
     d->cur = body;          /* the callback may take it (aipc_decoder_adopt) */
     int rc = cb(ctx, body, d->meta_len, payload, d->payload_len);
-    free(d->cur);
+    if (d->keep_max)
+        keep_or_free(d, d->cur, cap);
+    else
+        free(d->cur);
     d->cur = NULL;
     return rc;
 }
@@ -105,6 +126,16 @@ static int begin_body(aipc_decoder *d)
     d->gap = d->adopt_gap;
     uint64_t full = need + 2 + d->gap;
     size_t cap = full < AIPC_DECODER_INITIAL ? (size_t)full : AIPC_DECODER_INITIAL;
+    /* A kept block that holds the whole frame, unless it is over 4 times its size. */
+    if (d->spare && d->spare_cap >= full && d->spare_cap / 4 <= full) {
+        d->body = d->spare;
+        d->body_cap = d->spare_cap;
+        d->spare = NULL;
+        d->spare_cap = 0;
+        d->body_need = need;
+        d->body_have = 0;
+        return 0;
+    }
     d->body = malloc(cap);
     if (!d->body)
         return d->error = AIPC_ENOMEM;
@@ -235,13 +266,15 @@ uint8_t *aipc_decoder_direct(aipc_decoder *d, size_t *want)
         *want = 0;
         return NULL;
     }
-    *want = (size_t)(d->body_cap - 2 - d->gap - d->body_have);
+    uint64_t room = d->body_cap - 2 - d->gap - d->body_have;   /* a kept block may be larger */
+    *want = (size_t)(room < missing ? room : missing);
     return d->body + d->body_have + 1 + d->gap;
 }
 
 int aipc_decoder_commit(aipc_decoder *d, size_t n, aipc_frame_cb cb, void *ctx)
 {
-    if (!d->body || n > d->body_cap - 2 - d->gap - d->body_have || d->body_have < d->meta_len)
+    if (!d->body || n > d->body_cap - 2 - d->gap - d->body_have || d->body_have < d->meta_len ||
+        n > d->body_need - d->body_have)
         return AIPC_EINVAL;
     d->body_have += n;
     if (d->body_have < d->body_need)

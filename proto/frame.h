@@ -52,9 +52,12 @@ typedef struct aipc_decoder {
     size_t   body_cap;       /* bytes allocated for body (grows with the data, not the header) */
     int      error;          /* sticky: once a stream is bad it stays bad */
     uint32_t adopt_gap;      /* 0, or set by an owner that adopts frames (aipc_decoder_adopt) */
+    size_t   keep_max;       /* 0, or set by an owner that reuses blocks (see below) */
     /* private */
     uint32_t gap;            /* adopt_gap of the frame being assembled */
     uint8_t *cur;            /* while an assembled frame is being delivered: its block */
+    uint8_t *spare;          /* keep_max: the block of the last assembled frame, for the next */
+    size_t   spare_cap;
 } aipc_decoder;
 
 /* Initialises a decoder with the given limits (0 = protocol defaults: 64 KiB meta, 16 MiB). */
@@ -96,6 +99,17 @@ int aipc_decoder_commit(aipc_decoder *d, size_t n, aipc_frame_cb cb, void *ctx);
  * already. With adopt_gap 0 (the default) nothing changes for a decoder's users.
  */
 uint8_t *aipc_decoder_adopt(aipc_decoder *d);
+
+/*
+ * Reusing assembly blocks (large frames without an allocation each). An owner that sets
+ * d->keep_max = K > 0 after aipc_decoder_init promises, as for adopt_gap, that the decoder
+ * outlives every callback it makes. The block of a delivered assembled frame (not adopted) of
+ * at most K bytes is then kept and the next assembled frame that fits in it (and is not much
+ * smaller) is assembled there: a stream of large frames reads each one whole into a block it
+ * already holds (aipc_decoder_direct offers the whole rest of the frame). The decoder then
+ * holds at most K bytes beyond its frame in progress, all of it memory that frames already
+ * filled (a header alone never reserves it); aipc_decoder_free releases it.
+ */
 
 /* Total encoded size of a frame, or 0 if over the protocol limits of the types. */
 uint64_t aipc_frame_size(uint32_t meta_len, uint64_t payload_len);

@@ -271,6 +271,92 @@ START_TEST(declared_size_is_not_reserved)
 }
 END_TEST
 
+/* Reads one frame (header through feed, the payload through direct/commit in reads of at most
+ * `step` bytes); returns the number of direct reads it took. */
+static int read_frame_direct(aipc_decoder *d, const uint8_t *pl, uint32_t n, size_t step, sink *s)
+{
+    uint8_t h[8];
+    aipc_frame_put_header(h, 0, n);
+    int before = s->count, reads = 0;
+    ck_assert_int_eq(aipc_decoder_feed(d, h, sizeof h, on_frame, s, NULL), 0);
+    size_t off = 0;
+    while (s->count == before) {
+        size_t want;
+        uint8_t *dst = aipc_decoder_direct(d, &want);
+        ck_assert_ptr_nonnull(dst);
+        ck_assert_uint_le(want, n - off);           /* never beyond this frame */
+        size_t take = want < step ? want : step;
+        memcpy(dst, pl + off, take);
+        off += take;
+        reads++;
+        ck_assert_int_eq(aipc_decoder_commit(d, take, on_frame, s), 0);
+    }
+    ck_assert_uint_eq(off, n);
+    return reads;
+}
+
+/* keep_max: the block of a delivered frame is reused for the next frame that fits it, which is
+ * then offered whole to a direct read; a larger kept block never lets a read run past its frame;
+ * blocks over keep_max, or much larger than the frame, are not used; free releases the block. */
+START_TEST(kept_block_reused_for_next_frame)
+{
+    const uint32_t big = 1u << 20;
+    uint8_t *pl = malloc(big + 1000);
+    for (uint32_t i = 0; i < big + 1000; i++)
+        pl[i] = (uint8_t)(i * 13 + 5);
+    aipc_decoder d;
+    aipc_decoder_init(&d, 0, 0);
+    d.keep_max = 2u * big;
+    sink s = {0};
+    int first = read_frame_direct(&d, pl, big, SIZE_MAX, &s);
+    ck_assert_int_gt(first, 1);                      /* the first frame grows step by step */
+    ck_assert_ptr_nonnull(d.spare);
+    ck_assert_int_eq(read_frame_direct(&d, pl + 1, big, SIZE_MAX, &s), 1);   /* one read */
+    ck_assert_ptr_nonnull(d.spare);
+    /* A smaller frame in the kept block: offered exactly its own size, then a frame after it. */
+    ck_assert_int_eq(read_frame_direct(&d, pl + 2, big - 1000, SIZE_MAX, &s), 1);
+    uint8_t two[16];
+    size_t len = 0;
+    put_frame(two, &len, "", "xy", 2);
+    ck_assert_int_eq(aipc_decoder_feed(&d, two, len, on_frame, &s, NULL), 0);
+    /* Much smaller than the block: assembled elsewhere, the big block stays kept. */
+    uint8_t *kept = d.spare;
+    read_frame_direct(&d, pl + 3, 40000, 7000, &s);
+    ck_assert_ptr_eq(d.spare, kept);
+    ck_assert_int_eq(s.count, 5);
+    ck_assert_uint_eq(s.payload_len[0], big);
+    ck_assert_mem_eq(s.payload[0], pl, big);
+    ck_assert_mem_eq(s.payload[1], pl + 1, big);
+    ck_assert_uint_eq(s.payload_len[2], big - 1000);
+    ck_assert_mem_eq(s.payload[2], pl + 2, big - 1000);
+    ck_assert_uint_eq(s.payload_len[3], 2);
+    ck_assert_mem_eq(s.payload[3], "xy", 2);
+    ck_assert_uint_eq(s.payload_len[4], 40000);
+    ck_assert_mem_eq(s.payload[4], pl + 3, 40000);
+    /* A commit past the frame's end is refused. */
+    uint8_t h[8];
+    aipc_frame_put_header(h, 0, 100);
+    ck_assert_int_eq(aipc_decoder_feed(&d, h, sizeof h, on_frame, &s, NULL), 0);
+    size_t want = 0;
+    ck_assert_ptr_nonnull(aipc_decoder_direct(&d, &want));
+    ck_assert_uint_eq(want, 100);
+    ck_assert_int_eq(aipc_decoder_commit(&d, 101, on_frame, &s), AIPC_EINVAL);
+    aipc_decoder_free(&d);
+    ck_assert_ptr_null(d.spare);
+    sink_free(&s);
+
+    /* Over keep_max: nothing is kept. */
+    sink t = {0};
+    aipc_decoder_init(&d, 0, 0);
+    d.keep_max = big / 2;
+    read_frame_direct(&d, pl, big, SIZE_MAX, &t);
+    ck_assert_ptr_null(d.spare);
+    aipc_decoder_free(&d);
+    sink_free(&t);
+    free(pl);
+}
+END_TEST
+
 START_TEST(strerror_covers_every_code)
 {
     for (int c = AIPC_OK; c >= AIPC_EUNTRUSTED; c--) {
@@ -304,6 +390,7 @@ int main(void)
     tcase_add_test(tc, callback_stop_reports_consumed);
     tcase_add_test(tc, direct_read_large_payload);
     tcase_add_test(tc, declared_size_is_not_reserved);
+    tcase_add_test(tc, kept_block_reused_for_next_frame);
     tcase_add_test(tc, strerror_covers_every_code);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -6,9 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Buffers above these sizes are released when the batch is emptied, so one burst of large
- * messages does not pin memory for the rest of the pipe's life. */
-#define BATCH_KEEP_BYTES  (4u * 1024u * 1024u)
+/* Buffers up to BATCH_KEEP_SMALL are kept. A larger one (up to BATCH_KEEP_MAX) is kept while
+ * the batches use it - a stream of large messages then copies each one once and allocates
+ * nothing - and released after BATCH_SPARSE_RUNS batches in a row used less than a sixteenth
+ * of it, so one burst of large messages does not pin memory for the rest of the pipe's life. */
+#define BATCH_KEEP_SMALL  (1u * 1024u * 1024u)
+#define BATCH_KEEP_MAX    (16u * 1024u * 1024u)
+#define BATCH_SPARSE_RUNS 8u
 #define BATCH_KEEP_SIZES  (64u * 1024u)
 
 /* Grows *buf to hold at least `need` elements of `elem` bytes (doubling, from `first`). */
@@ -35,6 +39,11 @@ int aipc_batch_append(aipc_batch *b, const void *data, uint32_t size)
     size_t need = b->len + AIPC_HDR_SIZE + (size_t)size;
     if (need < b->len)
         return AIPC_ENOMEM;
+    if (b->len == 0 && need > b->cap && b->buf) {
+        free(b->buf);         /* an empty batch's buffer has nothing to copy */
+        b->buf = NULL;
+        b->cap = 0;
+    }
     if (grow((void **)&b->buf, &b->cap, need, 1, 64u * 1024u) != 0)
         return AIPC_ENOMEM;
     if (grow((void **)&b->sizes, &b->scap, b->count + 1, sizeof *b->sizes, 256) != 0)
@@ -49,12 +58,15 @@ int aipc_batch_append(aipc_batch *b, const void *data, uint32_t size)
 
 void aipc_batch_clear(aipc_batch *b)
 {
+    if (b->cap > BATCH_KEEP_SMALL)
+        b->sparse = b->len < b->cap / 16 ? b->sparse + 1 : 0;
     b->len = 0;
     b->count = 0;
-    if (b->cap > BATCH_KEEP_BYTES) {
+    if (b->cap > BATCH_KEEP_MAX || (b->cap > BATCH_KEEP_SMALL && b->sparse >= BATCH_SPARSE_RUNS)) {
         free(b->buf);
         b->buf = NULL;
         b->cap = 0;
+        b->sparse = 0;
     }
     if (b->scap > BATCH_KEEP_SIZES) {
         free(b->sizes);

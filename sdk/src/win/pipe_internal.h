@@ -56,7 +56,16 @@ typedef struct aipc_engine aipc_engine;
 #define AIPC_PIPE_BUFSIZE   (256u * 1024u)
 /* A frame body at least this large is read straight into the decoder's frame buffer. */
 #define AIPC_DIRECT_MIN     (32u * 1024u)
-/* Largest single ReadFile/WriteFile length (bigger batches are written in pieces). */
+/* A batch is written in pieces of at most this many bytes, OnSend reported for the messages each
+ * piece finished. A write completes once its bytes fit the pipe's buffer, so with pieces of the
+ * buffer's size one piece sits in the pipe while the next is already issued: the reader never
+ * waits for the writer's wake-up (one 4 MiB write completed only when the pipe was drained, and
+ * the next started after a round of wake-ups), and the sender's flow control sees progress. */
+#define AIPC_WRITE_PIECE    AIPC_PIPE_BUFSIZE
+/* Assembly blocks of received frames up to this size are reused for the next large frame
+ * (aipc_decoder keep_max): a stream of large messages allocates nothing per message. */
+#define AIPC_RECV_KEEP_MAX  (4u * 1024u * 1024u + 64u)
+/* Largest single ReadFile length. */
 #define AIPC_IO_CHUNK_MAX   (256u * 1024u * 1024u)
 /* Upper bound for AIPC_PIPE_OPT_MAX_MESSAGE (sizes are reported as int to the delegate). */
 #define AIPC_MAX_MESSAGE_LIMIT (1u << 30)
@@ -116,11 +125,13 @@ typedef struct aipc_batch {
     size_t len, cap;
     uint32_t *sizes;       /* payload size of each message, in order */
     size_t count, scap;
+    unsigned sparse;       /* clears in a row that used a small part of a large buffer */
 } aipc_batch;
 
 /* Appends one frame (meta_len 0). Returns 0 or AIPC_ENOMEM (the batch is then unchanged). */
 int  aipc_batch_append(aipc_batch *b, const void *data, uint32_t size);
-/* Empties the batch, keeping moderate buffers for reuse and dropping very large ones. */
+/* Empties the batch, keeping its buffers for reuse; a large buffer goes when it is too large to
+ * keep at all, or when the recent batches used only a small part of it. */
 void aipc_batch_clear(aipc_batch *b);
 void aipc_batch_free(aipc_batch *b);
 
@@ -197,8 +208,10 @@ struct aipc_pipe {
     int listen_due;               /* server: listen once the dispatcher has drained */
     aipc_decoder dec;
 
-    /* [io] write side: the in-flight batch is q[qi ^ 1] */
+    /* [io] write side: the in-flight batch is q[qi ^ 1], written in pieces of whole frames */
     size_t wr_off;                /* bytes of the in-flight batch already written */
+    size_t wr_end;                /* end of the last message reported written */
+    size_t wr_msg;                /* the first message not yet reported written */
     int in_read;                  /* OnRecv of this pipe may be running (read_done on the stack) */
     int flush_due;                /* a Send inside OnRecv took the writer token: write after it */
 
@@ -210,7 +223,7 @@ struct aipc_pipe {
     int wbusy;                    /* writer token: a write is in flight or a flush is queued */
     int send_closed;              /* Send returns AIPC_ECLOSED */
     aipc_op flush;                /* task that starts a write (posted by Send) */
-    size_t inflight;              /* [lock] bytes of the batch being written (0 if none) */
+    size_t inflight;              /* [lock] bytes of the in-flight batch not yet reported written */
 };
 
 /* ---- pipe_api.c --------------------------------------------------------------------------- */

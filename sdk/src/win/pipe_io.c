@@ -4,9 +4,12 @@
  * Reads: one read is always pending while connected, into a 256 KiB buffer (many frames per
  * read) or, for the rest of a large frame, straight into the decoder's frame buffer
  * (aipc_decoder_direct/commit). Every whole frame becomes one OnRecv.
+ * A stream of large frames reads each one whole into a block kept from the previous one
+ * (decoder keep_max), so a 1 MiB message costs about two reads and no allocation.
  * Writes: Send appends frames to the pending batch under the pipe lock; the holder of the
- * "writer token" (wbusy) swaps the pending batch with the empty in-flight one and writes the
- * whole batch with one WriteFile, then reports OnSend once per message of it.
+ * "writer token" (wbusy) swaps the pending batch with the empty in-flight one and writes it in
+ * pieces of AIPC_WRITE_PIECE bytes (one WriteFile each), reporting OnSend for the messages a
+ * piece finished as it completes.
  * With a dispatcher, reading pauses while the received messages queued for it exceed the
  * pipe's dispatch bound; the dispatcher's thread posts `resume` when they have drained.
  * Thread: the engine's I/O thread.
@@ -120,23 +123,25 @@ static void issue_read(aipc_pipe *p)
 
 /* ---- write side ------------------------------------------------------------------------------ */
 
-/* Drops the in-flight batch (its messages get no OnSend) and gives the writer token back. */
+/* Drops the in-flight batch (its unwritten messages get no OnSend) and gives the writer token
+ * back. */
 static void drop_inflight(aipc_pipe *p)
 {
     aipc_batch_clear(&p->q[p->qi ^ 1]);
-    p->wr_off = 0;
+    p->wr_off = p->wr_end = 0;
+    p->wr_msg = 0;
     AcquireSRWLockExclusive(&p->lock);
     p->wbusy = 0;
     p->inflight = 0;
     ReleaseSRWLockExclusive(&p->lock);
 }
 
-/* Writes (the rest of) the in-flight batch. */
+/* Writes the next piece of the in-flight batch: at most AIPC_WRITE_PIECE bytes. */
 static void issue_write(aipc_pipe *p)
 {
     aipc_batch *b = &p->q[p->qi ^ 1];
     size_t left = b->len - p->wr_off;
-    DWORD len = left > AIPC_IO_CHUNK_MAX ? AIPC_IO_CHUNK_MAX : (DWORD)left;
+    DWORD len = left > AIPC_WRITE_PIECE ? AIPC_WRITE_PIECE : (DWORD)left;
     p->wr.cb = on_write;
     DWORD e = p->eng->write(p->h, &p->wr, b->buf + p->wr_off, len);
     if (e == 0) {
@@ -148,7 +153,7 @@ static void issue_write(aipc_pipe *p)
     drop_inflight(p);
 }
 
-/* The whole batch is written: one OnSend per message, then the next batch. */
+/* A write completed: OnSend for the messages it finished, then the next piece or batch. */
 static void write_done(aipc_pipe *p, DWORD bytes)
 {
     aipc_batch *b = &p->q[p->qi ^ 1];
@@ -158,21 +163,27 @@ static void write_done(aipc_pipe *p, DWORD bytes)
         return;
     }
     p->wr_off += bytes;
+    size_t first = p->wr_msg;
+    while (p->wr_msg < b->count && p->wr_end + AIPC_HDR_SIZE + b->sizes[p->wr_msg] <= p->wr_off)
+        p->wr_end += AIPC_HDR_SIZE + (size_t)b->sizes[p->wr_msg++];
+    if (p->wr_msg > first) {
+        AcquireSRWLockExclusive(&p->lock);
+        p->inflight = b->len - p->wr_end;   /* written: no longer counts against the queue limit */
+        ReleaseSRWLockExclusive(&p->lock);
+        if (!p->closed)
+            aipc_pipe_ev_sent(p, b->sizes + first, p->wr_msg - first);
+        if (p->state != AIPC_ST_CONNECTED) {
+            drop_inflight(p);
+            return;
+        }
+    }
     if (p->wr_off < b->len) {
         issue_write(p);
         return;
     }
-    AcquireSRWLockExclusive(&p->lock);
-    p->inflight = 0;          /* written: no longer counts against the queue limit */
-    ReleaseSRWLockExclusive(&p->lock);
-    if (!p->closed)
-        aipc_pipe_ev_sent(p, b->sizes, b->count);
-    if (p->state != AIPC_ST_CONNECTED) {
-        drop_inflight(p);
-        return;
-    }
     aipc_batch_clear(b);
-    p->wr_off = 0;
+    p->wr_off = p->wr_end = 0;
+    p->wr_msg = 0;
     start_write(p);
 }
 
@@ -206,7 +217,8 @@ static void start_write(aipc_pipe *p)
     p->qi ^= 1;               /* pending -> in flight; the empty in-flight batch collects next */
     p->inflight = p->q[p->qi ^ 1].len;
     ReleaseSRWLockExclusive(&p->lock);
-    p->wr_off = 0;
+    p->wr_off = p->wr_end = 0;
+    p->wr_msg = 0;
     issue_write(p);
 }
 
@@ -240,8 +252,10 @@ void aipc_pipe_on_resume(aipc_op *op, DWORD err, DWORD bytes)
 
 void aipc_pipe_io_begin(aipc_pipe *p)
 {
+    aipc_decoder_free(&p->dec);   /* a block kept from the previous peer, if any */
     aipc_decoder_init(&p->dec, 0, p->max_msg);
     p->dec.max_meta = 0;      /* point-to-point frames carry no meta: reject before allocating */
+    p->dec.keep_max = AIPC_RECV_KEEP_MAX;   /* the pipe outlives its decoder's callbacks */
     p->rdirect = 0;
     InterlockedExchange(&p->rpaused, 0);
     issue_read(p);
@@ -267,5 +281,6 @@ void aipc_pipe_io_reset(aipc_pipe *p)
     p->inflight = 0;
     ReleaseSRWLockExclusive(&p->lock);
     aipc_batch_clear(&p->q[p->qi ^ 1]);
-    p->wr_off = 0;
+    p->wr_off = p->wr_end = 0;
+    p->wr_msg = 0;
 }

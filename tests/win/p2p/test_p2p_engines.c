@@ -1,6 +1,7 @@
 /*
  * test_p2p_engines.c - point-to-point data path between two real processes: every engine/role
- * pair, payload sizes from 0 B to 16 MiB byte-exact, 100,000 small messages in order, Send from
+ * pair, payload sizes from 0 B to 16 MiB byte-exact, sizes at the data path's thresholds mixed with
+ * small messages in one stream, 100,000 small messages in order, Send from
  * several threads at once, Send before the peer connects.
  *
  * This suite is one end (an aipc_probe); tests/win/p2p/p2p_peer.exe, started with
@@ -105,6 +106,68 @@ START_TEST(payload_sizes_byte_exact)
     ck_assert_int_eq(p->msgs[NSIZES].size, (int)sizeof nuls);
     ck_assert_mem_eq(p->msgs[NSIZES].data, nuls, sizeof nuls);
     WAIT_FOR(p, sent_count, (long long)NSIZES + 1, "OnSend per message");
+    ck_assert_msg(aipc_probe_exit(p, WAIT_MS), "Exit did not return");
+    PEER_DONE(&peer, 0);
+    ASSERT_PROBE_CLEAN(p);
+    free_probe(p);
+}
+END_TEST
+
+/* Sizes at the data path's thresholds (sdk/src/win/pipe_internal.h, sdk/src/core/frame.h): the
+ * direct read (AIPC_DIRECT_MIN 32 KiB), the decoder's first block (64 KiB), the read buffer,
+ * pipe buffer and write piece (256 KiB; payload + 8-byte header around it), the batch buffer
+ * kept (1 MiB), the received block kept for reuse (4 MiB + 64: blocks of payload + 2 bytes),
+ * repeated large sizes (a kept block reused), a smaller frame after a large one (in the kept
+ * block) and a much smaller one (not). */
+static const size_t k_edges[] = {
+    32767, 32768, 32769, 65534, 65535, 65536, 262135, 262136, 262137, 262143, 262144, 262145,
+    1048575, 1048576, 1048576, 1048577, 300000, 33000, 4194304, 4194366, 4194367, 4194304,
+    1048576, 2097152 + 3,
+};
+#define NEDGES (sizeof k_edges / sizeof k_edges[0])
+
+/* Every edge size, each followed by a small message, in one stream through an echo peer (both
+ * directions): all arrive byte-exact and in order. _i bit 0: this side's engine, bit 1: the
+ * peer's. */
+START_TEST(threshold_sizes_mixed_in_order)
+{
+    PipeImplType mine = (_i & 1) ? PIPE_OVERLAPPED : PIPE_ASYNC;
+    PipeImplType theirs = (_i & 2) ? PIPE_OVERLAPPED : PIPE_ASYNC;
+    char name[96];
+    aipc_test_name(name, sizeof name, "edges");
+    aipc_probe *p = new_probe();
+    p->keep = 1;
+    start_probe(p, mine, PIPE_SERVER, name, 0, 0);
+    aipc_proc peer;
+    ck_assert_int_eq(aipc_proc_spawn(&peer, "p2p_peer.exe",
+                                     "--mode echo --role client --engine %s --pipe %s",
+                                     engine_arg(theirs), name), AIPC_OK);
+    WAIT_FOR(p, connected, 1, "connect");
+
+    uint8_t *buf = malloc(4u << 21);
+    ck_assert_ptr_nonnull(buf);
+    for (size_t i = 0; i < NEDGES; i++) {
+        aipc_pattern_fill(buf, k_edges[i], (uint32_t)(2000 + i));
+        ck_assert_int_eq(aipc_probe_send(p, buf, k_edges[i]), AIPC_OK);
+        aipc_pattern_fill(buf, i % 17 + 1, (uint32_t)(3000 + i));
+        ck_assert_int_eq(aipc_probe_send(p, buf, i % 17 + 1), AIPC_OK);
+    }
+    free(buf);
+
+    WAIT_FOR(p, recv_count, (long long)NEDGES * 2, "echoes of every size");
+    ck_assert_int_eq((int)p->nmsgs, (int)NEDGES * 2);
+    for (size_t i = 0; i < NEDGES; i++) {
+        const aipc_probe_msg *big = &p->msgs[2 * i], *small = &p->msgs[2 * i + 1];
+        ck_assert_msg(big->size == (int)k_edges[i], "message %zu: %d bytes, want %zu", 2 * i,
+                      big->size, k_edges[i]);
+        long long bad = aipc_pattern_check(big->data, k_edges[i], (uint32_t)(2000 + i));
+        ck_assert_msg(bad < 0, "size %zu (#%zu): first wrong byte at %lld", k_edges[i], i, bad);
+        ck_assert_msg(small->size == (int)(i % 17 + 1), "message %zu: %d bytes, want %zu",
+                      2 * i + 1, small->size, i % 17 + 1);
+        ck_assert_msg(aipc_pattern_check(small->data, i % 17 + 1, (uint32_t)(3000 + i)) < 0,
+                      "small message %zu damaged", 2 * i + 1);
+    }
+    WAIT_FOR(p, sent_count, (long long)NEDGES * 2, "OnSend per message");
     ck_assert_msg(aipc_probe_exit(p, WAIT_MS), "Exit did not return");
     PEER_DONE(&peer, 0);
     ASSERT_PROBE_CLEAN(p);
@@ -346,6 +409,7 @@ static Suite *p2p_engines_suite(void)
     tcase_add_checked_fixture(t, p2p_setup, p2p_teardown);
     tcase_set_timeout(t, 0);
     tcase_add_loop_test(t, payload_sizes_byte_exact, 0, 4);
+    tcase_add_loop_test(t, threshold_sizes_mixed_in_order, 0, 4);
     tcase_add_loop_test(t, send_over_max_is_refused, 0, 2);
     tcase_add_loop_test(t, hundred_thousand_in_order, 0, 2);
     suite_add_tcase(s, t);
