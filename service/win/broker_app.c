@@ -29,7 +29,7 @@ struct aipc_broker_app {
     aipc_broker_config cfg;
     wchar_t *config_path;       /* the file read, or NULL when defaults were used */
     wchar_t *pipe_path;
-    aipc_pipe_security sec;
+    broker_pipe_security sec;
     aipc_broker *core;
     broker_engine *eng;
     HANDLE ready;
@@ -413,7 +413,7 @@ int aipc_broker_app_start(aipc_broker_app **out, const aipc_broker_opts *o, char
         }
         free(upipe);
     }
-    if (rc == 0 && aipc_pipe_security_init(&a->sec, a->cfg.sddl[0] ? a->cfg.sddl : NULL, err,
+    if (rc == 0 && broker_pipe_security_init(&a->sec, a->cfg.sddl[0] ? a->cfg.sddl : NULL, err,
                                            errlen) != 0)
         rc = AIPC_BROKER_EXIT_CONFIG;
     if (rc == 0) {
@@ -495,7 +495,7 @@ void aipc_broker_app_free(aipc_broker_app *a)
         return;
     broker_engine_free(a->eng);
     aipc_broker_free(a->core);
-    aipc_pipe_security_free(&a->sec);
+    broker_pipe_security_free(&a->sec);
     if (a->ready)
         CloseHandle(a->ready);
     free(a->pipe_path);

@@ -17,7 +17,7 @@
 static const wchar_t base_sddl[] =
     L"D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;0x12019b;;;IU)(A;;0x12019b;;;AU)";
 
-wchar_t *aipc_default_pipe_sddl(void)
+wchar_t *broker_default_pipe_sddl(void)
 {
     /* The broker's own account must keep FILE_CREATE_PIPE_INSTANCE, or it could not create its
      * second instance when it runs unelevated (Administrators is deny-only then). */
@@ -37,7 +37,7 @@ wchar_t *aipc_default_pipe_sddl(void)
     return out;
 }
 
-int aipc_pipe_security_init(aipc_pipe_security *s, const char *sddl_utf8, char *err, size_t errlen)
+int broker_pipe_security_init(broker_pipe_security *s, const char *sddl_utf8, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
     if (sddl_utf8) {
@@ -53,7 +53,7 @@ int aipc_pipe_security_init(aipc_pipe_security *s, const char *sddl_utf8, char *
         }
         MultiByteToWideChar(CP_UTF8, 0, sddl_utf8, -1, s->sddl, n);
     } else {
-        s->sddl = aipc_default_pipe_sddl();
+        s->sddl = broker_default_pipe_sddl();
         if (!s->sddl) {
             snprintf(err, errlen, "out of memory");
             return -1;
@@ -75,12 +75,12 @@ int aipc_pipe_security_init(aipc_pipe_security *s, const char *sddl_utf8, char *
     PACL dacl = NULL;
     if (!GetSecurityDescriptorDacl(s->sd, &present, &dacl, &defaulted) || !present) {
         snprintf(err, errlen, "config key \"sddl\": the descriptor has no DACL (\"D:\" part)");
-        aipc_pipe_security_free(s);
+        broker_pipe_security_free(s);
         return -1;
     }
     if (!dacl) {
         snprintf(err, errlen, "config key \"sddl\": a NULL DACL would give everyone full control");
-        aipc_pipe_security_free(s);
+        broker_pipe_security_free(s);
         return -1;
     }
     /* Only SYSTEM, Administrators and the broker's own account may create instances of the
@@ -95,7 +95,7 @@ int aipc_pipe_security_init(aipc_pipe_security *s, const char *sddl_utf8, char *
     aipc_trust_free(&trust);
     if (bad) {
         snprintf(err, errlen, "config key \"sddl\": refused: %s", why);
-        aipc_pipe_security_free(s);
+        broker_pipe_security_free(s);
         return -1;
     }
     s->sa.nLength = sizeof s->sa;
@@ -104,7 +104,7 @@ int aipc_pipe_security_init(aipc_pipe_security *s, const char *sddl_utf8, char *
     return 0;
 }
 
-void aipc_pipe_security_free(aipc_pipe_security *s)
+void broker_pipe_security_free(broker_pipe_security *s)
 {
     if (s->sd)
         LocalFree(s->sd);

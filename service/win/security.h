@@ -15,21 +15,21 @@ extern "C" {
  * FILE_CREATE_PIPE_INSTANCE (== FILE_APPEND_DATA, 0x4). */
 #define AIPC_PIPE_CLIENT_ACCESS 0x0012019Bu
 
-typedef struct aipc_pipe_security {
+typedef struct broker_pipe_security {
     SECURITY_ATTRIBUTES sa;
     PSECURITY_DESCRIPTOR sd;    /* LocalAlloc'd by ConvertStringSecurityDescriptor... */
     wchar_t *sddl;              /* the SDDL actually used */
-} aipc_pipe_security;
+} broker_pipe_security;
 
 /* The default SDDL: SYSTEM, Administrators and the broker's own account full control;
  * interactive and authenticated users read/write without FILE_CREATE_PIPE_INSTANCE.
  * Returns a malloc'd string (the broker's user SID is appended when it is not SYSTEM). */
-wchar_t *aipc_default_pipe_sddl(void);
+wchar_t *broker_default_pipe_sddl(void);
 
 /* Builds the descriptor from sddl_utf8 (NULL = the default). On failure returns -1 and writes
  * a one-line reason into err. */
-int aipc_pipe_security_init(aipc_pipe_security *s, const char *sddl_utf8, char *err, size_t errlen);
-void aipc_pipe_security_free(aipc_pipe_security *s);
+int broker_pipe_security_init(broker_pipe_security *s, const char *sddl_utf8, char *err, size_t errlen);
+void broker_pipe_security_free(broker_pipe_security *s);
 
 #ifdef __cplusplus
 }

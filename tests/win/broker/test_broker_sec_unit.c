@@ -3,7 +3,7 @@
  * enforces no descriptor and synthesises file ones, so the decisions are tested on descriptors
  * built from SDDL):
  *   - the file audit (config file/folder, log folder/file in service mode): owners and ACEs;
- *   - the pipe audit behind the config key "sddl" (aipc_pipe_security_init refuses, naming the
+ *   - the pipe audit behind the config key "sddl" (broker_pipe_security_init refuses, naming the
  *     key, what lets an untrusted SID create instances or change the descriptor);
  *   - service start arguments are refused;
  *   - the log path's reparse-point walk (over a table of attributes).
@@ -176,23 +176,23 @@ START_TEST(pipe_sddl_table)
     LocalFree(svc_str);
     free(svc);
     for (size_t i = 0; i < N_OF(pipes); i++) {
-        aipc_pipe_security s;
+        broker_pipe_security s;
         char err[512] = "";
-        int rc = aipc_pipe_security_init(&s, pipes[i].sddl, err, sizeof err);
+        int rc = broker_pipe_security_init(&s, pipes[i].sddl, err, sizeof err);
         ck_assert_msg((rc == 0) == pipes[i].ok, "row %u %s: %s (%s)", (unsigned)i, pipes[i].sddl,
                       rc ? "refused" : "accepted", err);
         if (rc == 0) {
-            aipc_pipe_security_free(&s);
+            broker_pipe_security_free(&s);
             continue;
         }
         ck_assert_msg(strstr(err, "config key \"sddl\"") && strstr(err, pipes[i].needle),
                       "row %u: \"%s\" lacks the key or %s", (unsigned)i, err, pipes[i].needle);
     }
     /* the default descriptor passes its own audit */
-    aipc_pipe_security s;
+    broker_pipe_security s;
     char err[512] = "";
-    ck_assert_msg(aipc_pipe_security_init(&s, NULL, err, sizeof err) == 0, "%s", err);
-    aipc_pipe_security_free(&s);
+    ck_assert_msg(broker_pipe_security_init(&s, NULL, err, sizeof err) == 0, "%s", err);
+    broker_pipe_security_free(&s);
 }
 END_TEST
 

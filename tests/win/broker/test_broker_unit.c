@@ -35,9 +35,9 @@ static DWORD ace_mask_for(PACL dacl, WELL_KNOWN_SID_TYPE type, int *count)
 
 START_TEST(default_descriptor_aces)
 {
-    aipc_pipe_security s;
+    broker_pipe_security s;
     char err[256] = "";
-    ck_assert_int_eq(aipc_pipe_security_init(&s, NULL, err, sizeof err), 0);
+    ck_assert_int_eq(broker_pipe_security_init(&s, NULL, err, sizeof err), 0);
     BOOL present = FALSE, defaulted = FALSE;
     PACL dacl = NULL;
     ck_assert(GetSecurityDescriptorDacl(s.sd, &present, &dacl, &defaulted));
@@ -74,30 +74,30 @@ START_TEST(default_descriptor_aces)
     ck_assert_msg(wcsstr(text, L"(A;;FA;;;SY)") && wcsstr(text, L"(A;;FA;;;BA)"),
                   "round trip: %ls", text);
     LocalFree(text);
-    aipc_pipe_security_free(&s);
+    broker_pipe_security_free(&s);
 }
 END_TEST
 
 START_TEST(sddl_override_and_invalid)
 {
-    aipc_pipe_security s;
+    broker_pipe_security s;
     char err[256] = "";
-    ck_assert_int_eq(aipc_pipe_security_init(&s, "D:P(A;;FA;;;SY)", err, sizeof err), 0);
+    ck_assert_int_eq(broker_pipe_security_init(&s, "D:P(A;;FA;;;SY)", err, sizeof err), 0);
     PACL dacl = NULL;
     BOOL present, defaulted;
     ck_assert(GetSecurityDescriptorDacl(s.sd, &present, &dacl, &defaulted) && dacl);
     ck_assert_int_eq(dacl->AceCount, 1);
-    aipc_pipe_security_free(&s);
+    broker_pipe_security_free(&s);
 
-    ck_assert_int_eq(aipc_pipe_security_init(&s, "D:(A;;XYZ;;;NOPE", err, sizeof err), -1);
+    ck_assert_int_eq(broker_pipe_security_init(&s, "D:(A;;XYZ;;;NOPE", err, sizeof err), -1);
     ck_assert_msg(strstr(err, "sddl") != NULL, "%s", err);
-    ck_assert_int_eq(aipc_pipe_security_init(&s, "O:SY", err, sizeof err), -1);
+    ck_assert_int_eq(broker_pipe_security_init(&s, "O:SY", err, sizeof err), -1);
     ck_assert_msg(strstr(err, "sddl") != NULL, "%s", err);
     /* A NULL DACL (everyone full control) is refused. Wine parses NO_ACCESS_CONTROL as an
      * empty DACL instead, which is accepted (it denies everyone): check only on Windows. */
-    if (aipc_pipe_security_init(&s, "D:NO_ACCESS_CONTROL", err, sizeof err) == 0) {
+    if (broker_pipe_security_init(&s, "D:NO_ACCESS_CONTROL", err, sizeof err) == 0) {
         ck_assert(GetSecurityDescriptorDacl(s.sd, &present, &dacl, &defaulted) && dacl);
-        aipc_pipe_security_free(&s);
+        broker_pipe_security_free(&s);
     }
 }
 END_TEST
@@ -106,9 +106,9 @@ END_TEST
  * enforce it): read the DACL back from a created instance. */
 START_TEST(descriptor_on_pipe)
 {
-    aipc_pipe_security s;
+    broker_pipe_security s;
     char err[256];
-    ck_assert_int_eq(aipc_pipe_security_init(&s, NULL, err, sizeof err), 0);
+    ck_assert_int_eq(broker_pipe_security_init(&s, NULL, err, sizeof err), 0);
     wchar_t name[128];
     _snwprintf(name, 128, L"\\\\.\\pipe\\aipc-unit-sd-%lu", GetCurrentProcessId());
     HANDLE h = CreateNamedPipeW(name, PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE,
@@ -127,7 +127,7 @@ START_TEST(descriptor_on_pipe)
     if (sd)
         LocalFree(sd);
     CloseHandle(h);
-    aipc_pipe_security_free(&s);
+    broker_pipe_security_free(&s);
 }
 END_TEST
 
@@ -251,9 +251,9 @@ START_TEST(engine_echo_close_protocol)
     aipc_test_name(name, sizeof name, "eng");
     wchar_t *path = aipc_wname_from_utf8(name);
     DWORD h0 = aipc_test_handle_count();
-    aipc_pipe_security sec;
+    broker_pipe_security sec;
     char err[256];
-    ck_assert_int_eq(aipc_pipe_security_init(&sec, NULL, err, sizeof err), 0);
+    ck_assert_int_eq(broker_pipe_security_init(&sec, NULL, err, sizeof err), 0);
     broker_engine_config cfg = { path, &sec.sa, 0, 2000 };
     broker_engine_handler h = { &st, echo_attach, echo_input, echo_detach, echo_out_next,
                                 echo_out_consume, echo_shutdown, NULL, NULL, NULL };
@@ -303,7 +303,7 @@ START_TEST(engine_echo_close_protocol)
         raw_close(c[i]);
     }
     broker_engine_free(e);
-    aipc_pipe_security_free(&sec);
+    broker_pipe_security_free(&sec);
     free(path);
     DWORD h1 = aipc_test_handle_count();
     fprintf(stderr, "engine: handles %lu before, %lu after\n", (unsigned long)h0, (unsigned long)h1);
