@@ -1,5 +1,6 @@
 /* test_broker_config.c - the strict JSON config loader: defaults, every key, and errors that
  * name the key (unknown keys, wrong types, out-of-range values, duplicates). */
+#include "check_main.h"
 #include "test_broker_fake.h"
 
 #include <stddef.h>
@@ -243,7 +244,7 @@ START_TEST(broker_new_fills_defaults)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_config");
     TCase *tc = tcase_create("config");
@@ -256,9 +257,7 @@ int main(void)
     tcase_add_test(tc, broker_new_fills_defaults);
     tcase_add_test(tc, limit_keys_ranges);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

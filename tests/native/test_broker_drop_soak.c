@@ -6,6 +6,7 @@
  * Before, a report queued per drop episode behind the backlog and per-frame overhead outside
  * the bound let the heap grow (3 MB over 320k publications of 64..264 bytes), until the slow
  * client was cut off for not reading its answers. */
+#include "check_main.h"
 #include "test_broker_fake.h"
 #include "test_heap.h"
 
@@ -121,7 +122,7 @@ START_TEST(mixed_sizes_partial_writes)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_drop_soak");
     TCase *tc = tcase_create("drop_soak");
@@ -129,9 +130,7 @@ int main(void)
     tcase_add_test(tc, small_publications_one_frame_reads);
     tcase_add_test(tc, mixed_sizes_partial_writes);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

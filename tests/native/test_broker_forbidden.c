@@ -2,6 +2,7 @@
  * send and req get `forbidden` (with "re" when the op had an id) and have no effect; a reserved
  * name gets `name_reserved` and the client may say hello again; replies are never refused; the
  * `denied` counter; no policy = the open bus. */
+#include "check_main.h"
 #include "test_broker_fake.h"
 #include "test_broker_idents.h"
 
@@ -215,7 +216,7 @@ START_TEST(no_identity_under_policy)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_forbidden");
     TCase *tc = tcase_create("forbidden");
@@ -225,9 +226,7 @@ int main(void)
     tcase_add_test(tc, open_bus);
     tcase_add_test(tc, no_identity_under_policy);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

@@ -1,6 +1,7 @@
 /* test_broker_hello_timeout.c - a connection that never says hello is closed hello_timeout_ms
  * after attach (error hello_timeout, stat hello_timeouts), on the broker's clock (the fake
  * clock here, moved by the test; aipc_broker_tick runs what is due). */
+#include "check_main.h"
 #include "test_broker_fake.h"
 
 #define HELLO_MS 500u
@@ -148,7 +149,7 @@ START_TEST(many_in_order)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_hello_timeout");
     TCase *tc = tcase_create("hello_timeout");
@@ -158,9 +159,7 @@ int main(void)
     tcase_add_test(tc, gone_before_the_deadline);
     tcase_add_test(tc, many_in_order);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

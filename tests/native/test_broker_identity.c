@@ -2,6 +2,7 @@
  * group bound, only before hello), stamped into every `from` the broker sends for that client
  * (msg, direct, req, rep) and into presence; clients without identity are stamped without the
  * fields. */
+#include "check_main.h"
 #include "test_broker_fake.h"
 #include "test_broker_idents.h"
 
@@ -140,7 +141,7 @@ START_TEST(identity_checked)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_identity");
     TCase *tc = tcase_create("identity");
@@ -148,9 +149,7 @@ int main(void)
     tcase_add_test(tc, no_identity_no_fields);
     tcase_add_test(tc, identity_checked);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

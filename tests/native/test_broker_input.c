@@ -1,5 +1,6 @@
 /* test_broker_input.c - bad input: hello first, invalid JSON, non-object metas, unknown or
  * missing op, bad ids, oversize frames (too_large + close), byte-by-byte input, ping, stats. */
+#include "check_main.h"
 #include "test_broker_fake.h"
 
 /* Anything but hello first gets an error and a close. */
@@ -336,7 +337,7 @@ START_TEST(log_sink)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_input");
     TCase *tc = tcase_create("input");
@@ -351,9 +352,7 @@ int main(void)
     tcase_add_test(tc, stats_and_ping);
     tcase_add_test(tc, log_sink);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

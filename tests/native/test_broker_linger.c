@@ -2,6 +2,7 @@
  * not keep its slot and name forever when its client never reads: close_linger_ms after the
  * close request the engine is told to abort it (ops->abort, stat linger_aborts), and its name
  * is free for a successor at once. Driven by the fake clock. */
+#include "check_main.h"
 #include "test_broker_fake.h"
 
 #define LINGER 700u
@@ -125,7 +126,7 @@ START_TEST(every_close_lingers)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_linger");
     TCase *tc = tcase_create("linger");
@@ -134,9 +135,7 @@ int main(void)
     tcase_add_test(tc, drained_close_not_aborted);
     tcase_add_test(tc, every_close_lingers);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

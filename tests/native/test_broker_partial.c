@@ -3,6 +3,7 @@
  * together are bounded by max_incomplete_bytes (the client that would go over gets
  * incomplete_full, its buffer freed at once), and a frame stalled for frame_timeout_ms closes
  * its connection (frame_timeout). The fake clock drives the timeout. */
+#include "check_main.h"
 #include "test_broker_fake.h"
 #include "test_heap.h"
 
@@ -234,7 +235,7 @@ START_TEST(stall_during_direct_read)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_partial");
     TCase *tc = tcase_create("partial");
@@ -245,9 +246,7 @@ int main(void)
     tcase_add_test(tc, stall_timeout_exact);
     tcase_add_test(tc, stall_during_direct_read);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

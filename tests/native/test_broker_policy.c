@@ -2,6 +2,7 @@
  * overlaps), parse errors naming their key, and decisions for synthetic identities (users,
  * groups, deny-only groups, sessions, unknown identities) over every op, with %u/%s
  * substitution, first-match order, defaults and reserved names. */
+#include "check_main.h"
 #include "test_broker_fake.h"
 #include "test_broker_idents.h"
 
@@ -577,7 +578,7 @@ START_TEST(reserved_names)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_policy");
     TCase *tc = tcase_create("policy");
@@ -590,9 +591,7 @@ int main(void)
     tcase_add_test(tc, decisions);
     tcase_add_test(tc, reserved_names);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

@@ -1,6 +1,7 @@
 /* test_broker_queue.c - per-client outbound queues: slow-consumer drops and the `dropped`
  * report, control frames never dropped, partial writes, per-publisher ordering, fan-out
  * sharing one encoded frame. */
+#include "check_main.h"
 #include "test_broker_fake.h"
 #include "test_heap.h"
 
@@ -366,7 +367,7 @@ START_TEST(partial_publication_then_control)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_queue");
     TCase *tc = tcase_create("queue");
@@ -381,9 +382,7 @@ int main(void)
     tcase_add_test(tc, control_flood_is_cut_off);
     tcase_add_test(tc, partial_publication_then_control);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

@@ -1,5 +1,6 @@
 /* test_broker_registry.c - ids and names: welcome fields, unique names (name_taken closes),
  * invalid names, ids never reused, presence $bus/joined and $bus/left, max_clients, shutdown. */
+#include "check_main.h"
 #include "test_broker_fake.h"
 
 /* welcome carries proto, id, name and max_payload; ids count up from 1. */
@@ -221,7 +222,7 @@ START_TEST(free_with_clients_attached)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_registry");
     TCase *tc = tcase_create("registry");
@@ -234,9 +235,7 @@ int main(void)
     tcase_add_test(tc, shutdown_says_bye);
     tcase_add_test(tc, free_with_clients_attached);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

@@ -2,6 +2,7 @@
  * too_many_requests) and in time (request_timeout_ms, error timeout), and every pending request
  * ends with one answer that no queue bound can lose: no_reply and timeout errors reach a
  * requester that is not reading even when they pile up far beyond the control-frame cut-off. */
+#include "check_main.h"
 #include "test_broker_fake.h"
 #include "test_heap.h"
 
@@ -252,7 +253,7 @@ START_TEST(pending_request_memory)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_req_limits");
     TCase *tc = tcase_create("req_limits");
@@ -264,9 +265,7 @@ int main(void)
     tcase_add_test(tc, pings_still_cut_off);
     tcase_add_test(tc, pending_request_memory);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

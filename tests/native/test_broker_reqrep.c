@@ -1,5 +1,6 @@
 /* test_broker_reqrep.c - send and req/rep: forwarding with a stamped `from`, correlation by the
  * requester's id, no_reply when the target leaves, and the error paths. */
+#include "check_main.h"
 #include "test_broker_fake.h"
 
 typedef struct {
@@ -220,7 +221,7 @@ START_TEST(queue_full_direct)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_reqrep");
     TCase *tc = tcase_create("reqrep");
@@ -232,9 +233,7 @@ int main(void)
     tcase_add_test(tc, request_to_self);
     tcase_add_test(tc, queue_full_direct);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

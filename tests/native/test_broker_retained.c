@@ -1,6 +1,7 @@
 /* test_broker_retained.c - retained messages: stored by retain:true, delivered right after the
  * sub's ok with "retained":true, replaced, cleared by an empty payload, matched by wildcards,
  * and bounded by max_retained_bytes (retained_full, still delivered, replacement accounting). */
+#include "check_main.h"
 #include "test_broker_fake.h"
 
 #include "internal.h"
@@ -420,7 +421,7 @@ START_TEST(retained_default_bound)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_retained");
     TCase *tc = tcase_create("retained");
@@ -435,9 +436,7 @@ int main(void)
     tcase_add_test(tc, retained_bound_zero_and_loaded);
     tcase_add_test(tc, retained_default_bound);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

@@ -3,6 +3,7 @@
  * stays within 2x of the counted heap, and a wildcard sub against a large store is delivered in
  * bounded slices (the sub itself, then aipc_broker_tick) that pause while the subscriber's queue
  * is full instead of dropping, and cope with the store changing underneath. */
+#include "check_main.h"
 #include "test_broker_fake.h"
 #include "test_heap.h"
 
@@ -313,7 +314,7 @@ START_TEST(exact_filter_waits_for_room)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_retained_limits");
     TCase *tc = tcase_create("retained_limits");
@@ -325,9 +326,7 @@ int main(void)
     tcase_add_test(tc, store_changes_during_delivery);
     tcase_add_test(tc, exact_filter_waits_for_room);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

@@ -2,6 +2,7 @@
  * max_subscription_bytes (each filter charged aipc_subscription_cost, its real size in the
  * trie): refused exactly at the bound with too_many_subscriptions (nothing subscribed),
  * counted in subs_refused, per client only; the charge bounds the heap the trie really takes. */
+#include "check_main.h"
 #include "test_broker_fake.h"
 #include "test_heap.h"
 
@@ -211,7 +212,7 @@ START_TEST(charge_bounds_the_heap)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_sub_limits");
     TCase *tc = tcase_create("sub_limits");
@@ -220,9 +221,7 @@ int main(void)
     tcase_add_test(tc, bytes_bound_exact);
     tcase_add_test(tc, charge_bounds_the_heap);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

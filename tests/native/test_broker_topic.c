@@ -1,5 +1,6 @@
 /* test_broker_topic.c - topic filter matching (+, #, $, empty levels), filter and topic
  * validation, subscription dedup and unsub, through real broker clients. */
+#include "check_main.h"
 #include "test_broker_fake.h"
 
 #include "internal.h"
@@ -323,11 +324,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
-}
+CHECK_MAIN(suite);

@@ -1,5 +1,5 @@
 /* test_frame.c - the portable frame decoder: whole/split frames, limits, errors. */
-#include <check.h>
+#include "check_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -378,7 +378,7 @@ START_TEST(strerror_covers_every_code)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("frame");
     TCase *tc = tcase_create("decoder");
@@ -393,9 +393,7 @@ int main(void)
     tcase_add_test(tc, kept_block_reused_for_next_frame);
     tcase_add_test(tc, strerror_covers_every_code);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

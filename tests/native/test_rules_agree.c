@@ -4,6 +4,7 @@
  * dispatch filter set) and (b) from the broker core through fake connections (hello, sub,
  * unsub, pub frames answered with ok/welcome or the broker's error; the config's pipe_name;
  * live and retained delivery through the broker's tries). */
+#include "check_main.h"
 #include "test_broker_fake.h"
 
 #include "bus_core.h"
@@ -232,11 +233,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
-}
+CHECK_MAIN(suite);

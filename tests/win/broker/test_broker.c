@@ -4,7 +4,7 @@
  * Synchronisation is by named events, process exits and protocol round trips (ping -> pong);
  * every wait is bounded.
  */
-#include <check.h>
+#include "check_main.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -844,7 +844,7 @@ static void add(Suite *s, const char *name, const TTest *t)
     suite_add_tcase(s, tc);
 }
 
-int main(int argc, char **argv)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker");
     add(s, "startup_errors", startup_errors);
@@ -857,10 +857,7 @@ int main(int argc, char **argv)
     add(s, "slow_consumer", slow_consumer);
     add(s, "fanout_64_clients", fanout_64_clients);
     add(s, "many_connections_presence", many_connections_presence);
-    SRunner *r = srunner_create(s);
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run(r, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

@@ -10,7 +10,7 @@
  */
 #include <windows.h>
 
-#include <check.h>
+#include "check_main.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,7 +173,7 @@ START_TEST(backlog_of_four_takes_four)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_backlog");
     TCase *tc = tcase_create("burst");
@@ -181,10 +181,7 @@ int main(void)
     tcase_add_test(tc, default_backlog_takes_a_pair);
     tcase_add_test(tc, backlog_of_four_takes_four);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

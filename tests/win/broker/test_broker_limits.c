@@ -5,7 +5,7 @@
  * the limit acts. Each test prints the broker's private bytes before, at the peak and after.
  * Every wait is bounded and event-driven (protocol round trips, pipe reads).
  */
-#include <check.h>
+#include "check_main.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -652,7 +652,7 @@ static void add(Suite *s, const char *name, const TTest *t)
     suite_add_tcase(s, tc);
 }
 
-int main(int argc, char **argv)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_limits");
     add(s, "no_hello", no_hello);
@@ -664,10 +664,7 @@ int main(int argc, char **argv)
     add(s, "retained_flood_deep", retained_flood_deep);
     add(s, "wildcard_sub_large_store", wildcard_sub_large_store);
     add(s, "drop_report_prompt", drop_report_prompt);
-    SRunner *r = srunner_create(s);
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run(r, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

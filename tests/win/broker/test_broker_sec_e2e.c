@@ -11,7 +11,7 @@
  */
 #include <windows.h>
 
-#include <check.h>
+#include "check_main.h"
 
 #include <sddl.h>
 #include <stdio.h>
@@ -407,7 +407,7 @@ START_TEST(bad_policy_refused)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_sec_e2e");
     TCase *tc = tcase_create("e2e");
@@ -417,10 +417,7 @@ int main(void)
     tcase_add_test(tc, bad_sddl_refused);
     tcase_add_test(tc, bad_policy_refused);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

@@ -9,7 +9,7 @@
  */
 #include <windows.h>
 
-#include <check.h>
+#include "check_main.h"
 
 #include <sddl.h>
 #include <stdio.h>
@@ -268,7 +268,7 @@ START_TEST(retry_refuses_squatter)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_sec_engine");
     TCase *tc = tcase_create("engine");
@@ -277,10 +277,7 @@ int main(void)
     tcase_add_test(tc, token_groups);
     tcase_add_test(tc, retry_refuses_squatter);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

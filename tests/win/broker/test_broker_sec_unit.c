@@ -10,7 +10,7 @@
  */
 #include <windows.h>
 
-#include <check.h>
+#include "check_main.h"
 
 #include <sddl.h>
 #include <aclapi.h>
@@ -444,7 +444,7 @@ START_TEST(guard_data_folder)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_sec_unit");
     TCase *tc = tcase_create("sec");
@@ -458,10 +458,7 @@ int main(void)
     tcase_add_test(tc, guard_config_read);
     tcase_add_test(tc, guard_data_folder);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

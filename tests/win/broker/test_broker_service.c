@@ -4,7 +4,7 @@
  * messages with the running service, bye on stop, and a start-up failure reported to the SCM.
  * This suite process stays alive throughout, which keeps Wine's service processes running.
  */
-#include <check.h>
+#include "check_main.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,7 +359,7 @@ START_TEST(defaults_without_config)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_service");
     TCase *tc = tcase_create("service");
@@ -371,10 +371,7 @@ int main(void)
     tcase_add_test(tc, no_command_outside_scm);
     tcase_add_test(tc, defaults_without_config);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

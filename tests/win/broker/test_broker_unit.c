@@ -2,7 +2,7 @@
  * test_broker_unit.c - in-process checks of the broker's Windows pieces that Wine cannot
  * enforce: the pipe security descriptor (converted back and its ACEs inspected), and path rules.
  */
-#include <check.h>
+#include "check_main.h"
 
 #include <aclapi.h>
 #include <sddl.h>
@@ -311,7 +311,7 @@ START_TEST(engine_echo_close_protocol)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_unit");
     TCase *tc = tcase_create("unit");
@@ -322,10 +322,7 @@ int main(void)
     tcase_add_test(tc, paths_relative_to_config);
     tcase_add_test(tc, engine_echo_close_protocol);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

@@ -1,6 +1,6 @@
 /* test_bus_api.c - every aipc_bus_* call against the real broker (asyncipc-broker.exe in its
  * own process), plus peers in other processes (aipc.exe). Waits are event-based and bounded. */
-#include <check.h>
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -574,17 +574,18 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
+static int start_broker(void)
 {
     if (bt_broker_start(&g_broker, "busapi") != 0) {
         fprintf(stderr, "cannot start asyncipc-broker.exe\n");
         return 1;
     }
-    SRunner *r = srunner_create(suite());
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    bt_broker_stop(&g_broker);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return 0;
 }
+
+static void stop_broker(void)
+{
+    bt_broker_stop(&g_broker);
+}
+
+CHECK_MAIN_EX(suite, start_broker, stop_broker, 0u);

@@ -4,7 +4,7 @@
 #include <asyncipc/asyncipc.hpp>
 #include <asyncipc/bus.hpp>
 
-#include <check.h>
+#include "check_main.h"
 
 #include <chrono>
 #include <condition_variable>
@@ -232,15 +232,14 @@ static Suite *suite()
     return s;
 }
 
-int main()
+static int start_broker()
 {
-    if (bt_broker_start(&g_br, "buscpp") != 0)
-        return 1;
-    SRunner *r = srunner_create(suite());
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    bt_broker_stop(&g_br);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return bt_broker_start(&g_br, "buscpp") != 0 ? 1 : 0;
 }
+
+static void stop_broker()
+{
+    bt_broker_stop(&g_br);
+}
+
+CHECK_MAIN_EX(suite, start_broker, stop_broker, 0u);

@@ -2,7 +2,7 @@
  * same pipe: clients report the state changes, reconnect with backoff, re-send hello with their
  * name, resubscribe, get messages published after the restart; pending requests fail instead of
  * hanging; no handle leaks. Waits are event-based and bounded. */
-#include <check.h>
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,12 +183,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *r = srunner_create(suite());
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(suite);

@@ -1,7 +1,7 @@
 /* test_bus_stress.c - 100 bus clients in one process share the SDK's I/O thread; 4 threads
  * publish at once through them; every subscriber gets every publication, in per-publisher
  * order; then all clients close without leaking handles. Waits are event-based and bounded. */
-#include <check.h>
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,12 +115,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *r = srunner_create(suite());
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+CHECK_MAIN(suite);

@@ -6,7 +6,7 @@
  * process with captured output (bt_child) or with live pipes (cli_proc.h); an in-process bus
  * client is the other side where one is needed. Waits are on processes, events and condition
  * variables, all bounded. */
-#include <check.h>
+#include "check_main.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -615,15 +615,14 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
+static int start_broker(void)
 {
-    if (bt_broker_start(&g_br, "cli") != 0)
-        return 1;
-    SRunner *r = srunner_create(suite());
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    bt_broker_stop(&g_br);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return bt_broker_start(&g_br, "cli") != 0 ? 1 : 0;
 }
+
+static void stop_broker(void)
+{
+    bt_broker_stop(&g_br);
+}
+
+CHECK_MAIN_EX(suite, start_broker, stop_broker, 0u);

@@ -454,18 +454,13 @@ int gui_publish_numbered(aipc_bus *bus, const char *topic, long long first, long
 }
 
 /* ---- runner ------------------------------------------------------------------------------- */
-int gui_run_suite(Suite *s)
+int gui_suite_start(void)
 {
-    setvbuf(stdout, NULL, _IONBF, 0);
     wd_start();
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    /* each test's result line as soon as it ends: a later hang (the watchdog ends the process)
-     * or crash must not take the earlier results with it */
-    srunner_set_log(sr, "-");
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    return 0;
+}
+
+void gui_suite_end(void)
+{
     gui_step_done();
-    return failed == 0 ? 0 : 1;
 }

@@ -25,7 +25,7 @@
 #ifndef __USE_MINGW_ANSI_STDIO
 #define __USE_MINGW_ANSI_STDIO 1
 #endif
-#include <check.h>
+#include "check_main.h"
 /* check.h declares its printf-like assertion with format(printf), which mingw GCC checks as the
  * Microsoft dialect: silence that false alarm for the ck_assert_* macros (as p2p_common.h). */
 #if defined(__MINGW32__) && defined(__GNUC__)
@@ -185,9 +185,12 @@ int gui_busrec_all_in(void *goal);
 int gui_publish_numbered(aipc_bus *bus, const char *topic, long long first, long long n, size_t size);
 
 /* ---- runner ------------------------------------------------------------------------------- */
-/* Starts the watchdog, runs the suite in no-fork mode (unbuffered; each result printed when its
- * test ends), returns 0 if all passed. */
-int gui_run_suite(Suite *s);
+/* The suites' set-up (starts the watchdog) and clean-up (disarms it), for GUI_CHECK_MAIN. */
+int gui_suite_start(void);
+void gui_suite_end(void);
+/* Names a GUI suite for the shared main (tests/common/check_main.h): the watchdog around the
+ * run, stdout unbuffered and each result printed when its test ends. */
+#define GUI_CHECK_MAIN(make) CHECK_MAIN_EX(make, gui_suite_start, gui_suite_end, CHECK_MAIN_LOG_EACH)
 
 #ifdef __cplusplus
 }

@@ -373,7 +373,7 @@ START_TEST(close_with_slow_backlog)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("gui_bus_close");
     TCase *t = tcase_create("bus_close");
@@ -382,5 +382,7 @@ int main(void)
     tcase_add_test(t, close_from_wndproc_while_on_message_sends);
     tcase_add_loop_test(t, close_with_slow_backlog, 0, 2);
     suite_add_tcase(s, t);
-    return gui_run_suite(s);
+    return s;
 }
+
+GUI_CHECK_MAIN(make_suite);

@@ -307,7 +307,7 @@ START_TEST(classic_pattern)
 END_TEST
 
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("gui_classic");
     TCase *t = tcase_create("classic");
@@ -315,5 +315,7 @@ int main(void)
     tcase_set_timeout(t, 0);
     tcase_add_loop_test(t, classic_pattern, 0, 4);
     suite_add_tcase(s, t);
-    return gui_run_suite(s);
+    return s;
 }
+
+GUI_CHECK_MAIN(make_suite);

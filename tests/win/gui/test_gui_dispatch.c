@@ -495,7 +495,7 @@ START_TEST(window_stall_bounded)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("gui_dispatch");
     TCase *t = tcase_create("window");
@@ -506,5 +506,7 @@ int main(void)
     tcase_add_loop_test(t, window_modal_dialog_loop, 0, 2);
     tcase_add_loop_test(t, window_stall_bounded, 0, 4);
     suite_add_tcase(s, t);
-    return gui_run_suite(s);
+    return s;
 }
+
+GUI_CHECK_MAIN(make_suite);

@@ -399,7 +399,7 @@ START_TEST(alertable_wait_no_nesting)
 END_TEST
 
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("gui_exit");
     TCase *t = tcase_create("exit_in_wndproc");
@@ -412,5 +412,7 @@ int main(void)
     tcase_set_timeout(t, 0);
     tcase_add_loop_test(t, alertable_wait_no_nesting, 0, 2);
     suite_add_tcase(s, t);
-    return gui_run_suite(s);
+    return s;
 }
+
+GUI_CHECK_MAIN(make_suite);

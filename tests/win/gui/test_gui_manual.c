@@ -257,7 +257,7 @@ START_TEST(manual_bus_in_order)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("gui_manual");
     TCase *t = tcase_create("manual");
@@ -267,5 +267,7 @@ int main(void)
     tcase_add_loop_test(t, manual_on_other_thread, 0, 2);
     tcase_add_test(t, manual_bus_in_order);
     suite_add_tcase(s, t);
-    return gui_run_suite(s);
+    return s;
 }
+
+GUI_CHECK_MAIN(make_suite);

@@ -91,7 +91,7 @@ START_TEST(release_at_process_exit)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("gui_procexit");
     TCase *t = tcase_create("procexit");
@@ -99,5 +99,7 @@ int main(void)
     tcase_set_timeout(t, 0);
     tcase_add_loop_test(t, release_at_process_exit, 0, 12);
     suite_add_tcase(s, t);
-    return gui_run_suite(s);
+    return s;
 }
+
+GUI_CHECK_MAIN(make_suite);

@@ -12,7 +12,7 @@
 #ifndef __USE_MINGW_ANSI_STDIO
 #define __USE_MINGW_ANSI_STDIO 1
 #endif
-#include <check.h>
+#include "check_main.h"
 /* check.h declares its assertion printf with format(printf), which mingw GCC checks as the
  * Microsoft dialect (no %jd); the library itself formats with C99 rules. Silence that false
  * alarm for the ck_assert_* macros. */
@@ -135,19 +135,6 @@ static void p2p_teardown(void)
         DeleteFileA(g_log_path);
         g_log_path[0] = 0;
     }
-}
-
-/* Runs one suite in no-fork mode and returns the process exit code. */
-static inline int run_suite(Suite *s)
-{
-    /* Unbuffered: each test's verbose line reaches ctest's log even if a hang gets us killed. */
-    setvbuf(stdout, NULL, _IONBF, 0);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_VERBOSE);   /* one line per test, also if ctest has to kill us */
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
 }
 
 #endif

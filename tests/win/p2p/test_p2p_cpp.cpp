@@ -4,7 +4,7 @@
 // instead of unwinding into the C SDK.
 #include <asyncipc/asyncipc.hpp>
 
-#include <check.h>
+#include "check_main.h"
 
 #include <chrono>
 #include <condition_variable>
@@ -186,9 +186,8 @@ static void cpp_teardown(void)
     aipc_log_open_file(nullptr);
 }
 
-int main()
+static Suite *make_suite(void)
 {
-    std::setvbuf(stdout, nullptr, _IONBF, 0);   // verbose lines survive a kill by ctest
     Suite *s = suite_create("p2p_cpp");
     TCase *t = tcase_create("hpp");
     tcase_add_checked_fixture(t, nullptr, cpp_teardown);
@@ -197,10 +196,7 @@ int main()
     tcase_add_loop_test(t, cpp_release_inside_onrecv, 0, 2);
     tcase_add_loop_test(t, cpp_exception_is_caught_and_logged, 0, 2);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_VERBOSE);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return s;
 }
+
+CHECK_MAIN_EX(make_suite, nullptr, nullptr, CHECK_MAIN_VERBOSE);  // a line per test, unbuffered

@@ -117,7 +117,4 @@ static Suite *p2p_robust_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(p2p_robust_suite());
-}
+CHECK_MAIN_EX(p2p_robust_suite, NULL, NULL, CHECK_MAIN_VERBOSE); /* a line per test, unbuffered */

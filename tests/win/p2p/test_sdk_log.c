@@ -263,7 +263,4 @@ static Suite *sdk_log_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(sdk_log_suite());
-}
+CHECK_MAIN_EX(sdk_log_suite, NULL, NULL, CHECK_MAIN_VERBOSE); /* a line per test, unbuffered */

@@ -11,7 +11,7 @@
 #include <windows.h>
 
 #include <aclapi.h>
-#include <check.h>
+#include "check_main.h"
 #include <sddl.h>
 #include <stdio.h>
 #include <string.h>
@@ -296,7 +296,7 @@ START_TEST(bus_bad_owner_list)
 }
 END_TEST
 
-int main(void)
+static Suite *make_suite(void)
 {
     Suite *s = suite_create("security");
     TCase *tc = tcase_create("owners");
@@ -310,10 +310,13 @@ int main(void)
     tcase_add_test(tc, bus_accepts_named_service_owner);
     tcase_add_test(tc, bus_bad_owner_list);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    aipc_proc_kill_all();
-    return failed ? 1 : 0;
+    return s;
 }
+
+/* whatever a failed test left running */
+static void kill_children(void)
+{
+    aipc_proc_kill_all();
+}
+
+CHECK_MAIN_EX(make_suite, NULL, kill_children, 0u);

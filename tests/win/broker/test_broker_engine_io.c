@@ -1,10 +1,10 @@
 /*
- * test_broker_review.c - engine edge cases under Wine (asyncipc-broker.exe in its own process,
- * raw-protocol connections of this process): pipelined input handled inline (read-buffer growth,
- * inline rounds, yields to the port), a large in-place read whose client vanishes mid-frame, and
- * a stop while a client's write is stalled. Every wait is bounded.
+ * test_broker_engine_io.c - the broker engine's I/O edge cases under Wine (asyncipc-broker.exe
+ * in its own process, raw-protocol connections of this process): pipelined input handled inline
+ * (read-buffer growth, inline rounds, yields to the port), a large in-place read whose client
+ * vanishes mid-frame, and a stop while a client's write is stalled. Every wait is bounded.
  */
-#include <check.h>
+#include "check_main.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,16 +137,13 @@ static void add(Suite *s, const char *name, const TTest *t)
     suite_add_tcase(s, tc);
 }
 
-int main(int argc, char **argv)
+static Suite *make_suite(void)
 {
-    Suite *s = suite_create("broker_review");
+    Suite *s = suite_create("broker_engine_io");
     add(s, "pipelined_pings", pipelined_pings);
     add(s, "direct_read_client_vanishes", direct_read_client_vanishes);
     add(s, "stop_with_stalled_writer", stop_with_stalled_writer);
-    SRunner *r = srunner_create(s);
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run(r, NULL, argc > 1 ? argv[1] : NULL, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return s;
 }
+
+CHECK_MAIN(make_suite);

@@ -1,5 +1,5 @@
 /*
- * test_p2p_review.c - point-to-point SDK cases from the code review: the send-queue bound,
+ * test_p2p_bounds_lifetime.c - point-to-point SDK bounds and lifetimes: the send-queue bound,
  * ConnectNamedPipe's outcomes at the first listen, more than 64 PIPE_ASYNC listeners (the
  * thread-pool wait path), Exit/Release inside every kind of callback, a busy server, 32 MiB
  * messages, and Send racing Exit.
@@ -654,9 +654,9 @@ START_TEST(send_races_exit)
 }
 END_TEST
 
-static Suite *p2p_review_suite(void)
+static Suite *p2p_bounds_lifetime_suite(void)
 {
-    Suite *s = suite_create("p2p_review");
+    Suite *s = suite_create("p2p_bounds_lifetime");
     TCase *t = tcase_create("queue");
     tcase_add_checked_fixture(t, p2p_setup, p2p_teardown);
     tcase_set_timeout(t, 300);
@@ -680,7 +680,4 @@ static Suite *p2p_review_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return run_suite(p2p_review_suite());
-}
+CHECK_MAIN_EX(p2p_bounds_lifetime_suite, NULL, NULL, CHECK_MAIN_VERBOSE); /* a line per test, unbuffered */
