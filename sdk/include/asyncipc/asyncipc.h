@@ -64,10 +64,10 @@ extern "C" {
  *     on_state(AIPC_BUS_CLOSED)) run on the thread that calls aipc_bus_close, before it returns.
  *
  * Which calls wait, and for what
- *   - Never wait: CreateInstance/aipc_pipe_new, Create/aipc_pipe_create (a server creates its
- *     pipe instance, a client starts connecting; OnCreate/OnConnected follow as callbacks),
- *     Send/SendData/aipc_pipe_send, aipc_pipe_set_option, and every aipc_bus_* call except
- *     aipc_bus_close.
+ *   - Never wait: CreateInstance/aipc_pipe_new, Create/aipc_pipe_create/aipc_pipe_create_ex (a
+ *     server creates its pipe instance, a client starts connecting; OnCreate/OnConnected or
+ *     on_create/on_connected follow as callbacks), Send/SendData/aipc_pipe_send,
+ *     aipc_pipe_set_option, and every aipc_bus_* call except aipc_bus_close.
  *   - Exit/Release/aipc_pipe_exit/aipc_pipe_free/aipc_bus_close and the C++ destructors wait
  *     only for a callback of the same object that is running at that moment on another thread:
  *     never for queued callbacks, I/O, or the I/O thread. While they wait they serve messages
@@ -308,6 +308,62 @@ ASYNCIPC_API int  aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t
 ASYNCIPC_API void aipc_pipe_exit(aipc_named_pipe *pipe);
 /* Exit if needed, then frees the pipe. Any thread, including inside the pipe's own callback. */
 ASYNCIPC_API void aipc_pipe_free(aipc_named_pipe *pipe);
+
+/*
+ * Versioned pipe events: the delegate for new code (the classic aipc_pipe_delegate keeps
+ * working; both run on the same code path). Fill an aipc_pipe_events with `size` =
+ * sizeof(aipc_pipe_events) and start the pipe with aipc_pipe_create_ex instead of Create.
+ *   - Ownership: aipc_pipe_create_ex copies the struct (it need not outlive the call); `user`
+ *     belongs to the application and is handed to every callback untouched - the SDK never
+ *     reads or frees it. `user` must stay valid while callbacks can run: until
+ *     aipc_pipe_exit/aipc_pipe_free has returned (or, called inside a callback, until that
+ *     callback returns).
+ *   - Versions: members are only ever appended. A program built against an older header passes
+ *     its smaller `size` and gets exactly the callbacks it has (a member counts only if it lies
+ *     wholly inside `size`); a `size` larger than this DLL knows is accepted and the members it
+ *     does not know are never called (compare aipc_version() with the version that added
+ *     them). A `size` below AIPC_PIPE_EVENTS_MIN_SIZE (0 included) is refused (AIPC_EINVAL).
+ *   - Any callback may be NULL (event ignored). Each receives the pipe and `user`.
+ *   - Thread: every member is called on the SDK's I/O thread (one per process per engine), or
+ *     on the pipe's dispatcher thread when it has one; never concurrently for one pipe, in the
+ *     order the events happened, and never after aipc_pipe_exit/aipc_pipe_free has returned
+ *     (see "Threading contract"). Pointers a callback receives are valid during the call only.
+ */
+typedef struct aipc_pipe_events aipc_pipe_events;
+struct aipc_pipe_events {
+    uint32_t size;   /* sizeof(aipc_pipe_events) as compiled by the caller: the version */
+    void *user;      /* the application's; passed to every callback */
+    /* -- first version (AsyncIPC 0.1) -- */
+    /* Setup finished: server - the pipe instance exists and is listening; client - the connect
+     * attempt has started. ok=false: it failed (aipc_pipe_get_error says why). */
+    void (*on_create)(aipc_named_pipe *pipe, void *user, bool ok);
+    /* A peer connected (ok=true; a server: once per peer), or a client gave up (ok=false:
+     * connect timeout, refused owner, ... - aipc_pipe_get_error says why). */
+    void (*on_connected)(aipc_named_pipe *pipe, void *user, bool ok);
+    /* One message of `size` payload bytes was fully written to the pipe. */
+    void (*on_send)(aipc_named_pipe *pipe, void *user, size_t size);
+    /* One whole message arrived: `size` bytes at `data`, followed by a NUL not counted in
+     * `size`; valid during the call only. */
+    void (*on_recv)(aipc_named_pipe *pipe, void *user, const void *data, size_t size);
+    /* The connected peer went away (or the connection was closed for a protocol error). A
+     * server then listens again for the next peer. */
+    void (*on_disconnected)(aipc_named_pipe *pipe, void *user);
+};
+/* The smallest accepted `size`: the header (size and user) without any callback. */
+#define AIPC_PIPE_EVENTS_MIN_SIZE ((uint32_t)offsetof(aipc_pipe_events, on_create))
+
+/* aipc_pipe_create with versioned events: starts the pipe as server or client on `pipe_name`
+ * and returns without waiting for any callback. Returns 0 when the setup started (a server
+ * has created its pipe instance, a client has started connecting; on_create and then
+ * on_connected follow), or:
+ *   AIPC_EINVAL   NULL pipe or events, a `size` below AIPC_PIPE_EVENTS_MIN_SIZE, a bad type
+ *                 or pipe name (no callback follows)
+ *   AIPC_ESTATE   the pipe was already created or exited (no callback follows)
+ *   another code  a server could not create its pipe instance: AIPC_EACCESS or AIPC_EBUSY (the
+ *                 name is taken), AIPC_ESYS (refused: aipc_pipe_get_error() gives the Win32
+ *                 error), ...; on_create(false) follows too. */
+ASYNCIPC_API int  aipc_pipe_create_ex(aipc_named_pipe *pipe, const wchar_t *pipe_name,
+                                      PipeType type, const aipc_pipe_events *events);
 
 /* ======================================================================================== */
 /* Dispatchers: callbacks on the application's thread                                       */

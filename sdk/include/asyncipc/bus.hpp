@@ -45,10 +45,10 @@
  *     on_state(AIPC_BUS_CLOSED)) run on the thread that calls aipc_bus_close, before it returns.
  *
  * Which calls wait, and for what
- *   - Never wait: CreateInstance/aipc_pipe_new, Create/aipc_pipe_create (a server creates its
- *     pipe instance, a client starts connecting; OnCreate/OnConnected follow as callbacks),
- *     Send/SendData/aipc_pipe_send, aipc_pipe_set_option, and every aipc_bus_* call except
- *     aipc_bus_close.
+ *   - Never wait: CreateInstance/aipc_pipe_new, Create/aipc_pipe_create/aipc_pipe_create_ex (a
+ *     server creates its pipe instance, a client starts connecting; OnCreate/OnConnected or
+ *     on_create/on_connected follow as callbacks), Send/SendData/aipc_pipe_send,
+ *     aipc_pipe_set_option, and every aipc_bus_* call except aipc_bus_close.
  *   - Exit/Release/aipc_pipe_exit/aipc_pipe_free/aipc_bus_close and the C++ destructors wait
  *     only for a callback of the same object that is running at that moment on another thread:
  *     never for queued callbacks, I/O, or the I/O thread. While they wait they serve messages

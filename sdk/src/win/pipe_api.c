@@ -306,42 +306,82 @@ static DWORD server_create(aipc_pipe *p)
     return e;
 }
 
-bool aipc_pipe_create(aipc_named_pipe *pipe, const wchar_t *pipe_name, PipeType type,
-                      aipc_pipe_delegate *d)
+/* Create and aipc_pipe_create_ex: starts the pipe with `ev` (already copied into p->ev's
+ * shape; installed only once the pipe is ours). 0 or AIPC_E*. */
+static int pipe_start(aipc_pipe *p, const wchar_t *pipe_name, PipeType type,
+                      const aipc_pipe_events *ev, int want_sent)
 {
-    aipc_pipe *p = (aipc_pipe *)pipe;
-    if (!p || (type != PIPE_SERVER && type != PIPE_CLIENT)) {
+    if (type != PIPE_SERVER && type != PIPE_CLIENT) {
         aipc_log(AIPC_LOG_ERROR, "pipe: Create: invalid argument");
-        return false;
+        return AIPC_EINVAL;
     }
     wchar_t *full = NULL;
-    if (aipc_wname_normalize(pipe_name, &full) != 0) {
+    int rc = aipc_wname_normalize(pipe_name, &full);
+    if (rc != 0) {
         aipc_log(AIPC_LOG_ERROR, "pipe: Create: invalid pipe name");
-        return false;
+        return rc;
     }
     if (InterlockedCompareExchange(&p->created, 1, 0) != 0) {
         free(full);
         aipc_log(AIPC_LOG_ERROR, "pipe: Create: already created or exited");
-        return false;
+        return AIPC_ESTATE;
     }
     p->name = full;
     p->name_utf8 = aipc_wname_utf8(full);
     p->role = type;
-    p->d = d;
-    p->want_sent = d && d->OnSend;
+    p->ev = *ev;
+    p->want_sent = want_sent;
+    rc = 0;
     if (type == PIPE_SERVER) {
         p->create_err = server_create(p);   /* the start task reports OnCreate(false) */
-        if (p->create_err)
-            aipc_pipe_set_error(p, aipc__win_err(p->create_err), p->create_err);
+        if (p->create_err) {
+            rc = aipc__win_err(p->create_err);
+            aipc_pipe_set_error(p, rc, p->create_err);
+        }
     } else if (!p->owners.any && p->owners.n == 0 &&
                aipc_sec_expect_parse(AIPC_SEC_P2P_OWNERS, &p->owners) != 0) {
+        DWORD e = GetLastError();
         aipc_log(AIPC_LOG_ERROR, "pipe: Create: cannot resolve this process's user");
-        aipc_pipe_set_error(p, AIPC_ESYS, GetLastError());
+        aipc_pipe_set_error(p, AIPC_ESYS, e);
+        return AIPC_ESYS;
+    }
+    if (!post_task(p, &p->start_op, 0)) {
+        DWORD e = GetLastError();
+        if (rc == 0 && aipc_loop_gone(p->loop))
+            rc = AIPC_ECLOSED;               /* process exit: the I/O thread is gone */
+        else if (rc == 0) {
+            rc = AIPC_ESYS;
+            aipc_pipe_set_error(p, rc, e);
+        }
+    }
+    return rc;
+}
+
+bool aipc_pipe_create(aipc_named_pipe *pipe, const wchar_t *pipe_name, PipeType type,
+                      aipc_pipe_delegate *d)
+{
+    aipc_pipe *p = (aipc_pipe *)pipe;
+    if (!p) {
+        aipc_log(AIPC_LOG_ERROR, "pipe: Create: invalid argument");
         return false;
     }
-    if (!post_task(p, &p->start_op, 0))
-        return false;
-    return p->create_err == 0;
+    aipc_pipe_events ev;
+    int want_sent;
+    aipc_pipe_events_classic(d, &ev, &want_sent);
+    return pipe_start(p, pipe_name, type, &ev, want_sent) == 0;
+}
+
+int aipc_pipe_create_ex(aipc_named_pipe *pipe, const wchar_t *pipe_name, PipeType type,
+                        const aipc_pipe_events *events)
+{
+    aipc_pipe *p = (aipc_pipe *)pipe;
+    aipc_pipe_events ev;
+    if (!p || aipc_pipe_events_copy(events, &ev) != 0) {
+        aipc_log(AIPC_LOG_ERROR, "pipe: Create: invalid argument (events missing or their size "
+                                 "below AIPC_PIPE_EVENTS_MIN_SIZE)");
+        return AIPC_EINVAL;
+    }
+    return pipe_start(p, pipe_name, type, &ev, ev.on_send != NULL);
 }
 
 /* The send-queue limit in bytes (0 = unbounded). Never below one frame of the largest message,

@@ -39,41 +39,119 @@ uint64_t aipc_pipe_dispatch_limit(const aipc_pipe *p)
     return one > AIPC_DEFAULT_MAX_DISPATCH ? one : AIPC_DEFAULT_MAX_DISPATCH;
 }
 
-/* Calls the delegate for one event, through the gate. Any thread. */
+/* ---- the classic delegate on the versioned events ---------------------------------------- */
+/* Each reads the delegate's member at the call (a classic delegate may change its members). */
+static void classic_create(aipc_named_pipe *pipe, void *user, bool ok)
+{
+    aipc_pipe_delegate *d = user;
+    (void)pipe;
+    if (d->OnCreate)
+        d->OnCreate(d, ok);
+}
+
+static void classic_connected(aipc_named_pipe *pipe, void *user, bool ok)
+{
+    aipc_pipe_delegate *d = user;
+    (void)pipe;
+    if (d->OnConnected)
+        d->OnConnected(d, ok);
+}
+
+static void classic_send(aipc_named_pipe *pipe, void *user, size_t size)
+{
+    aipc_pipe_delegate *d = user;
+    (void)pipe;
+    if (d->OnSend)
+        d->OnSend(d, (int)size);         /* size <= AIPC_MAX_MESSAGE_LIMIT */
+}
+
+static void classic_recv(aipc_named_pipe *pipe, void *user, const void *data, size_t size)
+{
+    aipc_pipe_delegate *d = user;
+    (void)pipe;
+    if (d->OnRecv)
+        d->OnRecv(d, (void *)data, (int)size);  /* the classic signature: our writable copy */
+}
+
+static void classic_disconnected(aipc_named_pipe *pipe, void *user)
+{
+    aipc_pipe_delegate *d = user;
+    (void)pipe;
+    if (d->OnDisconnected)
+        d->OnDisconnected(d);
+}
+
+void aipc_pipe_events_classic(aipc_pipe_delegate *d, aipc_pipe_events *out, int *want_sent)
+{
+    memset(out, 0, sizeof *out);
+    out->size = (uint32_t)sizeof *out;
+    *want_sent = d && d->OnSend;
+    if (!d)
+        return;
+    out->user = d;
+    out->on_create = classic_create;
+    out->on_connected = classic_connected;
+    out->on_send = classic_send;
+    out->on_recv = classic_recv;
+    out->on_disconnected = classic_disconnected;
+}
+
+int aipc_pipe_events_copy(const aipc_pipe_events *events, aipc_pipe_events *out)
+{
+    if (!events || events->size < AIPC_PIPE_EVENTS_MIN_SIZE)
+        return AIPC_EINVAL;
+    memset(out, 0, sizeof *out);
+    memcpy(out, events, events->size < sizeof *out ? events->size : sizeof *out);
+    out->size = (uint32_t)sizeof *out;
+    /* A member cut by the caller's size is not one it has. */
+#define AIPC_EV_KEEP(m) \
+    if (events->size < offsetof(aipc_pipe_events, m) + sizeof out->m) \
+        out->m = NULL;
+    AIPC_EV_KEEP(on_create)
+    AIPC_EV_KEEP(on_connected)
+    AIPC_EV_KEEP(on_send)
+    AIPC_EV_KEEP(on_recv)
+    AIPC_EV_KEEP(on_disconnected)
+#undef AIPC_EV_KEEP
+    return 0;
+}
+
+/* Calls the events for one event, through the gate. Any thread. */
 static void deliver(aipc_pipe *p, ev_kind kind, int ok, uint8_t *data, uint32_t n,
                     const uint32_t *sizes)
 {
-    aipc_pipe_delegate *d = p->d;
-    if (!d || !aipc_gate_enter(&p->gate))
+    const aipc_pipe_events *ev = &p->ev;
+    aipc_named_pipe *pub = &p->pub;
+    if (!aipc_gate_enter(&p->gate))
         return;
     switch (kind) {
     case EV_CREATE:
-        if (d->OnCreate)
-            d->OnCreate(d, ok != 0);
+        if (ev->on_create)
+            ev->on_create(pub, ev->user, ok != 0);
         break;
     case EV_CONNECTED:
-        if (d->OnConnected)
-            d->OnConnected(d, ok != 0);
+        if (ev->on_connected)
+            ev->on_connected(pub, ev->user, ok != 0);
         break;
     case EV_DISCONNECTED:
-        if (d->OnDisconnected)
-            d->OnDisconnected(d);
+        if (ev->on_disconnected)
+            ev->on_disconnected(pub, ev->user);
         break;
     case EV_RECV:
-        if (d->OnRecv && n == 0) {
+        if (ev->on_recv && n == 0) {
             char empty[1] = {0};             /* the decoder may hand a read-only "" */
-            d->OnRecv(d, empty, 0);
-        } else if (d->OnRecv) {
+            ev->on_recv(pub, ev->user, empty, 0);
+        } else if (ev->on_recv) {
             uint8_t saved = data[n];
             data[n] = 0;
-            d->OnRecv(d, data, (int)n);
+            ev->on_recv(pub, ev->user, data, n);
             data[n] = saved;
         }
         break;
     case EV_SENT:
         /* Exit inside an OnSend shuts the gate: the rest of the batch is not reported. */
-        for (uint32_t i = 0; i < n && !aipc_gate_is_closed(&p->gate) && d->OnSend; i++)
-            d->OnSend(d, (int)sizes[i]);
+        for (uint32_t i = 0; i < n && !aipc_gate_is_closed(&p->gate) && ev->on_send; i++)
+            ev->on_send(pub, ev->user, sizes[i]);
         break;
     }
     aipc_gate_leave(&p->gate);

@@ -179,7 +179,7 @@ struct aipc_pipe {
     volatile LONG64 unreported;   /* written frames whose OnSend is still queued */
     volatile LONG rpaused;        /* reading/listening waits for the dispatcher to drain */
     volatile LONG resume_posted;  /* `resume` is queued (posted at most once at a time) */
-    int want_sent;                /* the delegate has OnSend (read at Create, outside the gate) */
+    int want_sent;                /* the events have on_send (read at Create, outside the gate) */
     aipc_op resume;               /* task: read again (posted by the dispatcher's thread) */
     aipc_op start_op, exit_op;    /* tasks posted by Create and Exit */
     DWORD create_err;             /* server: CreateNamedPipe's error in Create (0 = ok) */
@@ -188,7 +188,8 @@ struct aipc_pipe {
     PipeType role;
     wchar_t *name;                /* full "\\.\pipe\NAME" */
     char *name_utf8;              /* for log lines */
-    aipc_pipe_delegate *d;
+    aipc_pipe_events ev;          /* copied by Create: the versioned events, or for a classic
+                                     delegate the trampolines of pipe_events.c (user = it) */
 
     /* [io] state machine */
     aipc_pipe_state state;
@@ -257,6 +258,12 @@ void aipc_pipe_on_flush(aipc_op *op, DWORD err, DWORD bytes);
 void aipc_pipe_on_resume(aipc_op *op, DWORD err, DWORD bytes);
 
 /* ---- pipe_events.c: delegate calls, on the I/O thread or queued to the dispatcher --------- */
+/* The events Create uses for a classic delegate (NULL: none): trampolines that read d's members
+ * at each call, as the classic API always did. *want_sent: d has OnSend now. */
+void aipc_pipe_events_classic(aipc_pipe_delegate *d, aipc_pipe_events *out, int *want_sent);
+/* Copies versioned events into *out: the members that lie wholly inside events->size, the rest
+ * NULL. AIPC_EINVAL for NULL or a size below AIPC_PIPE_EVENTS_MIN_SIZE. */
+int  aipc_pipe_events_copy(const aipc_pipe_events *events, aipc_pipe_events *out);
 /* Each passes the pipe's gate (never after Exit). Called on the I/O thread. */
 void aipc_pipe_ev_create(aipc_pipe *p, bool ok);
 void aipc_pipe_ev_connected(aipc_pipe *p, bool ok);
