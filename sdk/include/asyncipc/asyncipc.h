@@ -129,7 +129,9 @@ ASYNCIPC_API const char *aipc_version_string(void);
 #define AIPC_ETOOBIG       (-3)   /* message or frame larger than the configured limit */
 #define AIPC_ECLOSED       (-4)   /* the pipe/connection is closed or was never opened */
 #define AIPC_ESTATE        (-5)   /* call not valid in the current state (e.g. Create twice) */
-#define AIPC_ESYS          (-6)   /* a Win32 call failed; aipc_pipe_get_error gives its code */
+#define AIPC_ESYS          (-6)   /* a Win32 call failed; aipc_last_syserr (a call's result),
+                                     aipc_pipe_get_error and aipc_bus_get_error (a failure
+                                     reported by a callback) give its code */
 #define AIPC_ETIMEDOUT     (-7)   /* a wait or request timed out */
 #define AIPC_EPROTO        (-8)   /* malformed frame or protocol violation */
 #define AIPC_ENOTFOUND     (-9)   /* pipe/broker/client not found */
@@ -147,6 +149,11 @@ ASYNCIPC_API const char *aipc_version_string(void);
 ASYNCIPC_API const char *aipc_strerror(int code);
 /* The code's name without the prefix ("EINVAL", "OK"); never NULL ("UNKNOWN"). */
 ASYNCIPC_API const char *aipc_err_name(int code);
+/* The Win32 error (a GetLastError code) behind the last AIPC_ESYS that an aipc_* call returned
+ * on the calling thread, as errno is: read it right after such a call; other calls leave it
+ * unchanged. 0 if no call of this thread has returned AIPC_ESYS. Failures that arrive by
+ * callback are kept per object instead: aipc_pipe_get_error, aipc_bus_get_error. */
+ASYNCIPC_API uint32_t aipc_last_syserr(void);
 
 /* ---- limits ------------------------------------------------------------------------------ */
 #define AIPC_FRAME_HEADER_SIZE   8u                   /* u32 meta_len, u32 payload_len (LE) */
@@ -616,6 +623,11 @@ ASYNCIPC_API int64_t aipc_bus_stats(aipc_bus *bus, uint32_t timeout_ms, aipc_bus
 /* Current state and the broker-assigned id of this client (0 when not connected). */
 ASYNCIPC_API aipc_bus_state aipc_bus_get_state(aipc_bus *bus);
 ASYNCIPC_API uint64_t aipc_bus_client_id(aipc_bus *bus);
+/* Why the connection last failed: the AIPC_E* code on_state last reported with DISCONNECTED or
+ * RECONNECTING (0 if it never failed; a later success does not clear it); *win32 (may be NULL)
+ * gets the Win32 error behind it, 0 if the failure was not a system call's (a timeout waiting
+ * for welcome, a refusal, a protocol error, an untrusted owner). Any thread. */
+ASYNCIPC_API int aipc_bus_get_error(aipc_bus *bus, uint32_t *win32);
 
 /*
  * Closes the client and frees the handle. It waits at most for a callback of this client that

@@ -1,4 +1,6 @@
-/* errors.c - error text and version queries (portable). */
+/* errors.c - error text, the system error behind AIPC_ESYS, and version queries (portable). */
+#include "errors.h"
+
 #include "asyncipc/asyncipc.h"
 
 /* Every #define agrees with the list (a mismatch fails the build). */
@@ -27,6 +29,20 @@ const char *aipc_err_name(int code)
 #undef AIPC_NAME_CASE
     default: return "UNKNOWN";
     }
+}
+
+/* The calling thread's system error behind its last AIPC_ESYS (aipc__syserr). */
+static _Thread_local uint32_t t_syserr;
+
+int aipc__syserr(uint32_t err)
+{
+    t_syserr = err;
+    return AIPC_ESYS;
+}
+
+uint32_t aipc_last_syserr(void)
+{
+    return t_syserr;
 }
 
 uint32_t aipc_version(void)

@@ -183,6 +183,7 @@ static void after_failure(aipc_bus *b, int err)
 static void start_attempt(aipc_bus *b)
 {
     b->st = BS_OPENING;
+    b->sys_err = 0;
     b->deadline = now_ms() + b->o.connect_timeout_ms;
     b->open_retry = BUS_OPEN_RETRY_MIN;
     try_open(b);
@@ -231,6 +232,7 @@ static void try_open(aipc_bus *b)
 {
     aipc__dial_result r;
     aipc__dial_verdict v = aipc__dial(b->pipe, &b->owners, b->pipe_utf8, &r);
+    b->sys_err = r.win32;
     uint64_t now = now_ms();
     if (v == AIPC__DIAL_RETRY && now < b->deadline) {
         uint64_t left = b->deadline - now;
@@ -329,6 +331,7 @@ static void issue_write(aipc_bus *b)
     aipc_bus_ref(b);
     DWORD e = aipc_engine_apc.write(b->h, &b->wr, b->wbuf + b->woff, chunk);
     if (e) {
+        b->sys_err = e;
         aipc_bus_unref(b);
         conn_lost(b, map_win32(e));
         return;
@@ -366,6 +369,7 @@ static void on_write_done(aipc_op *op, DWORD err, DWORD bytes)
     b->wbusy = 0;
     if (b->st == BS_HELLO || b->st == BS_READY) {
         if (err) {
+            b->sys_err = err;
             conn_lost(b, map_win32(err));
         } else {
             b->woff += bytes;
@@ -406,6 +410,7 @@ static void issue_read(aipc_bus *b)
     aipc_bus_ref(b);
     DWORD e = aipc_engine_apc.read(b->h, &b->rd, dst, len);
     if (e) {
+        b->sys_err = e;
         aipc_bus_unref(b);
         conn_lost(b, map_win32(e));
         return;
@@ -516,6 +521,7 @@ static void on_read_done(aipc_op *op, DWORD err, DWORD bytes)
         return;
     }
     if (err && err != ERROR_MORE_DATA) {
+        b->sys_err = err;
         conn_lost(b, map_win32(err));
         aipc_bus_unref(b);
         return;
@@ -703,7 +709,7 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
     if (rc == 0 && !(b->rbuf = malloc(BUS_READ_SIZE + 1)))
         rc = AIPC_ENOMEM;
     if (rc == 0 && !(b->loop = aipc_engine_apc.loop()))
-        rc = AIPC_ESYS;
+        rc = aipc__syserr(GetLastError());
     b->refs = 1;
     aipc_bus_queue_init(&b->q, (size_t)(b->o.max_queue_bytes > SIZE_MAX ? SIZE_MAX
                                                                          : b->o.max_queue_bytes));
@@ -729,9 +735,10 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
              (uint32_t)GetTickCount64();
     aipc_bus_ref(b);
     if (!b->loop->eng->post(b->loop, &b->start_op)) {
+        DWORD e = GetLastError();
         b->refs = 1;
         aipc_bus_unref(b);
-        return AIPC_ESYS;
+        return aipc__syserr(e);
     }
     aipc_log(AIPC_LOG_INFO, "bus(%s): connecting as '%s'", b->pipe_utf8,
              b->name ? b->name : "(anonymous)");
@@ -921,6 +928,15 @@ aipc_bus_state aipc_bus_get_state(aipc_bus *bus)
 {
     return bus ? (aipc_bus_state)InterlockedCompareExchange(&bus->pub_state, 0, 0)
                : AIPC_BUS_CLOSED;
+}
+
+int aipc_bus_get_error(aipc_bus *bus, uint32_t *win32)
+{
+    if (!bus)
+        return AIPC_EINVAL;
+    if (win32)
+        *win32 = (uint32_t)InterlockedCompareExchange(&bus->fail_win32, 0, 0);
+    return (int)InterlockedCompareExchange(&bus->fail_code, 0, 0);
 }
 
 uint64_t aipc_bus_client_id(aipc_bus *bus)

@@ -261,6 +261,10 @@ static void emit(aipc_bus *b, bus_ev *stack, const aipc_bus_peer *peer, const ch
 
 void aipc_bus_ev_state(aipc_bus *b, aipc_bus_state s, int err)
 {
+    if (err) {                            /* aipc_bus_get_error: this failure and its cause */
+        InterlockedExchange(&b->fail_win32, (LONG)b->sys_err);
+        InterlockedExchange(&b->fail_code, err);
+    }
     InterlockedExchange(&b->pub_state, (LONG)s);
     aipc_log(s == AIPC_BUS_CONNECTED ? AIPC_LOG_INFO : AIPC_LOG_WARN, "bus(%s): %s%s%s",
              b->pipe_utf8, aipc_bus_state_name(s), err ? ": " : "", err ? aipc_strerror(err) : "");

@@ -46,6 +46,8 @@ struct aipc_bus {
     volatile LONG64 dq_bytes;     /* bytes queued for the dispatcher (with overhead) */
     volatile LONG rpaused;        /* the read side waits for the dispatcher to drain */
     volatile LONG resume_posted;  /* resume_op is queued (posted at most once at a time) */
+    volatile LONG fail_code;      /* aipc_bus_get_error: the last failure on_state reported */
+    volatile LONG fail_win32;     /* and the Win32 error behind it (0 if none) */
 
     /* [lock] */
     SRWLOCK lock;
@@ -65,6 +67,7 @@ struct aipc_bus {
     int ever_connected;
     uint32_t attempt;             /* failed attempts since the last welcome (backoff exponent) */
     int last_error;               /* cause of the current disconnect */
+    DWORD sys_err;                /* Win32 error that failed the current attempt (0: none) */
     ULONGLONG deadline;           /* end of the current attempt (OPENING/HELLO) */
     DWORD open_retry;             /* next CreateFile retry delay */
     HANDLE h;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "cbgate.h"
+#include "errors.h"
 
 #define WM_AIPC_WAKE    (WM_APP + 0x3A1)
 #define TIMER_SLICE     1
@@ -248,20 +249,23 @@ int aipc_dispatcher_new(int mode, aipc_dispatcher **out)
     if (mode == AIPC_DISPATCH_MANUAL) {
         d->event = CreateEventW(NULL, TRUE, FALSE, NULL);
         if (!d->event) {
+            DWORD e = GetLastError();
             free(d);
-            return AIPC_ESYS;
+            return aipc__syserr(e);
         }
     } else {
         if (!InitOnceExecuteOnce(&g_class_once, register_class, NULL, NULL)) {
+            DWORD e = GetLastError();
             free(d);
-            return AIPC_ESYS;
+            return aipc__syserr(e);
         }
         d->refs = 2;                        /* the window's reference */
         d->hwnd = CreateWindowExW(0, k_class, L"", 0, 0, 0, 0, 0, HWND_MESSAGE, NULL, g_module, d);
         if (!d->hwnd) {
-            aipc_log(AIPC_LOG_ERROR, "dispatcher: CreateWindowEx failed (%lu)", GetLastError());
+            DWORD e = GetLastError();
+            aipc_log(AIPC_LOG_ERROR, "dispatcher: CreateWindowEx failed (%lu)", e);
             free(d);
-            return AIPC_ESYS;
+            return aipc__syserr(e);
         }
     }
     *out = d;

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "asyncipc/asyncipc.h"
+#include "errors.h"
 
 #define LOG_PREFIX_ROOM 96      /* bytes reserved in front of the message for the prefix */
 #define LOG_STACK_MSG   1024    /* messages up to this size are formatted on the stack */
@@ -277,9 +278,10 @@ int aipc_log_open_file(const char *path_utf8)
     if (!w)
         return AIPC_EINVAL;
     HANDLE h = open_append(w);
+    DWORD e = GetLastError();
     free(w);
     if (h == INVALID_HANDLE_VALUE)
-        return AIPC_ESYS;
+        return aipc__syserr(e);
     AcquireSRWLockExclusive(&g_lock);
     close_locked();
     g_file = h;

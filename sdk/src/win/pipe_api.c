@@ -134,7 +134,7 @@ int aipc_pipe_new(PipeImplType engine, aipc_named_pipe **out)
         return AIPC_EINVAL;
     aipc_loop *loop = eng->loop();
     if (!loop)
-        return AIPC_ESYS;
+        return aipc__syserr(GetLastError());
     aipc_pipe *p = calloc(1, sizeof *p);
     if (!p)
         return AIPC_ENOMEM;
@@ -336,6 +336,8 @@ static int pipe_start(aipc_pipe *p, const wchar_t *pipe_name, PipeType type,
         p->create_err = server_create(p);   /* the start task reports OnCreate(false) */
         if (p->create_err) {
             rc = aipc__win_err(p->create_err);
+            if (rc == AIPC_ESYS)
+                aipc__syserr(p->create_err);
             aipc_pipe_set_error(p, rc, p->create_err);
         }
     } else if (!p->owners.any && p->owners.n == 0 &&
@@ -343,14 +345,14 @@ static int pipe_start(aipc_pipe *p, const wchar_t *pipe_name, PipeType type,
         DWORD e = GetLastError();
         aipc_log(AIPC_LOG_ERROR, "pipe: Create: cannot resolve this process's user");
         aipc_pipe_set_error(p, AIPC_ESYS, e);
-        return AIPC_ESYS;
+        return aipc__syserr(e);
     }
     if (!post_task(p, &p->start_op, 0)) {
         DWORD e = GetLastError();
         if (rc == 0 && aipc_loop_gone(p->loop))
             rc = AIPC_ECLOSED;               /* process exit: the I/O thread is gone */
         else if (rc == 0) {
-            rc = AIPC_ESYS;
+            rc = aipc__syserr(e);
             aipc_pipe_set_error(p, rc, e);
         }
     }

@@ -40,6 +40,7 @@
 #include "asyncipc/asyncipc.h"
 #include "cbgate.h"
 #include "dispatcher.h"
+#include "errors.h"
 #include "proto/frame.h"
 #include "win_io.h"
 #include "wname.h"
