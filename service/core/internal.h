@@ -373,6 +373,8 @@ struct aipc_broker {
     size_t in_plen;
     aipc_frame *in_frame;
     aipc_broker_stats st;
+    bool pub_fast_off;        /* tests: every pub takes the cJSON path (tests/fuzz/fuzz_pub_fast.c
+                               * checks that both paths answer alike); false in the broker */
 };
 
 /* registry.c */

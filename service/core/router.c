@@ -483,7 +483,8 @@ int aipc_router_frame(aipc_broker *b, aipc_client *c, const uint8_t *meta, uint3
         return 1;
     opctx x = {b, c, NULL, false, 0, payload, payload_len};
     cJSON *j = NULL;
-    if (c->state == AIPC_CL_READY && !memchr(meta, 0, meta_len) && pub_fast(&x, meta, meta_len))
+    if (c->state == AIPC_CL_READY && !b->pub_fast_off && !memchr(meta, 0, meta_len) &&
+        pub_fast(&x, meta, meta_len))
         goto done;
     if (has_nul(meta, meta_len)) {
         reject(&x, "bad_meta", "NUL characters are not allowed in the meta");
