@@ -48,8 +48,8 @@ extern "C" {
  *
  * Where callbacks run
  *   - Default: on the SDK's I/O thread of the object's engine - one process-wide thread per
- *     engine: PIPE_ASYNC pipes and every bus client on the APC thread, PIPE_OVERLAPPED pipes on
- *     the completion-port thread.
+ *     engine: PIPE_ASYNC pipes and bus clients (aipc_bus_options.engine, default PIPE_ASYNC)
+ *     on the APC thread, PIPE_OVERLAPPED pipes and bus clients on the completion-port thread.
  *   - With a dispatcher (aipc_pipe_set_dispatcher, aipc_bus_options.dispatcher, C++
  *     SetDispatcher / BusOptions::dispatcher): on the application's thread.
  *     AIPC_DISPATCH_WINDOW: inside the message loop of the thread that created the dispatcher
@@ -566,6 +566,13 @@ typedef struct aipc_bus_options {
                                       data is sent, on_error(AIPC_EUNTRUSTED,
                                       "untrusted_server"), and the attempt fails with
                                       AIPC_EUNTRUSTED (retried with backoff when reconnecting) */
+    /* --- appended in 0.3 --- */
+    PipeImplType engine;           /* which I/O thread runs the client (as aipc_pipe_new):
+                                      PIPE_ASYNC (default, 0): the APC thread shared with
+                                      PIPE_ASYNC pipes; PIPE_OVERLAPPED: the completion-port
+                                      thread shared with PIPE_OVERLAPPED pipes. Callbacks
+                                      without a dispatcher run on that thread. Another value
+                                      is AIPC_EINVAL */
 } aipc_bus_options;
 
 #define AIPC_BUS_DEFAULT_SERVER_OWNERS "service:AsyncIPCBroker;SY;BA;self"

@@ -35,8 +35,8 @@
  *
  * Where callbacks run
  *   - Default: on the SDK's I/O thread of the object's engine - one process-wide thread per
- *     engine: PIPE_ASYNC pipes and every bus client on the APC thread, PIPE_OVERLAPPED pipes on
- *     the completion-port thread.
+ *     engine: PIPE_ASYNC pipes and bus clients (aipc_bus_options.engine, default PIPE_ASYNC)
+ *     on the APC thread, PIPE_OVERLAPPED pipes and bus clients on the completion-port thread.
  *   - With a dispatcher (aipc_pipe_set_dispatcher, aipc_bus_options.dispatcher, C++
  *     SetDispatcher / BusOptions::dispatcher): on the application's thread.
  *     AIPC_DISPATCH_WINDOW: inside the message loop of the thread that created the dispatcher

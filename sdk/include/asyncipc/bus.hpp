@@ -29,8 +29,8 @@
  *
  * Where callbacks run
  *   - Default: on the SDK's I/O thread of the object's engine - one process-wide thread per
- *     engine: PIPE_ASYNC pipes and every bus client on the APC thread, PIPE_OVERLAPPED pipes on
- *     the completion-port thread.
+ *     engine: PIPE_ASYNC pipes and bus clients (aipc_bus_options.engine, default PIPE_ASYNC)
+ *     on the APC thread, PIPE_OVERLAPPED pipes and bus clients on the completion-port thread.
  *   - With a dispatcher (aipc_pipe_set_dispatcher, aipc_bus_options.dispatcher, C++
  *     SetDispatcher / BusOptions::dispatcher): on the application's thread.
  *     AIPC_DISPATCH_WINDOW: inside the message loop of the thread that created the dispatcher
@@ -162,6 +162,7 @@ struct BusOptions {
     aipc_dispatcher *dispatcher = nullptr;  /* handlers on this dispatcher's thread */
     uint64_t maxDispatchBytes = 0;          /* 0 = AIPC_DEFAULT_MAX_DISPATCH */
     std::string serverOwners;               /* empty = AIPC_BUS_DEFAULT_SERVER_OWNERS */
+    PipeImplType engine = PIPE_ASYNC;       /* I/O thread: PIPE_ASYNC (APC) or PIPE_OVERLAPPED */
 };
 
 /*
@@ -218,6 +219,7 @@ public:
         o.dispatcher = opt.dispatcher;
         o.max_dispatch_bytes = opt.maxDispatchBytes;
         o.server_owners = opt.serverOwners.empty() ? nullptr : opt.serverOwners.c_str();
+        o.engine = opt.engine;
         o.on_message = message_ ? &BusClient::tMessage : nullptr;
         o.on_direct = direct_ ? &BusClient::tDirect : nullptr;
         o.on_request = request_ ? &BusClient::tRequest : nullptr;

@@ -194,6 +194,7 @@ static void maybe_finish_drain(aipc_bus *b)
 {
     if (b->rbusy || b->wbusy || b->h == INVALID_HANDLE_VALUE)
         return;
+    b->loop->eng->detach(b->loop, b->h, NULL);
     CloseHandle(b->h);
     b->h = INVALID_HANDLE_VALUE;
     free(b->wbuf);
@@ -255,6 +256,15 @@ static void try_open(aipc_bus *b)
         return;
     }
     HANDLE h = r.h;
+    /* bound to the engine (the IOCP engine's port) before the first read or write */
+    DWORD ae = b->loop->eng->attach(b->loop, h, NULL);
+    if (ae) {
+        aipc_log(AIPC_LOG_ERROR, "bus(%s): cannot attach the pipe to the %s engine (%lu)",
+                 b->pipe_utf8, b->loop->eng->name, ae);
+        CloseHandle(h);
+        after_failure(b, AIPC_ESYS);
+        return;
+    }
     b->h = h;
     /* A new connection reads at once; a pause of the old one ends with it (a resume task
      * still queued finds the read pending and does nothing). */
@@ -329,7 +339,7 @@ static void issue_write(aipc_bus *b)
     DWORD chunk = left > AIPC_IO_CHUNK_MAX ? AIPC_IO_CHUNK_MAX : (DWORD)left;
     b->wr.cb = on_write_done;
     aipc_bus_ref(b);
-    DWORD e = aipc_engine_apc.write(b->h, &b->wr, b->wbuf + b->woff, chunk);
+    DWORD e = b->loop->eng->write(b->h, &b->wr, b->wbuf + b->woff, chunk);
     if (e) {
         b->sys_err = e;
         aipc_bus_unref(b);
@@ -408,7 +418,7 @@ static void issue_read(aipc_bus *b)
     }
     b->rd.cb = on_read_done;
     aipc_bus_ref(b);
-    DWORD e = aipc_engine_apc.read(b->h, &b->rd, dst, len);
+    DWORD e = b->loop->eng->read(b->h, &b->rd, dst, len);
     if (e) {
         b->sys_err = e;
         aipc_bus_unref(b);
@@ -659,6 +669,9 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
         return AIPC_EINVAL;
     if (opts->name && !aipc_bus_name_valid(opts->name))
         return AIPC_EINVAL;
+    if (opts->size >= offsetof(aipc_bus_options, engine) + sizeof opts->engine &&
+        opts->engine != PIPE_ASYNC && opts->engine != PIPE_OVERLAPPED)
+        return AIPC_EINVAL;
     aipc_bus *b = calloc(1, sizeof *b);
     if (!b)
         return AIPC_ENOMEM;
@@ -689,6 +702,8 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
     aipc_gate_init(&b->gate);
     if (opts->size < offsetof(aipc_bus_options, server_owners) + sizeof(char *))
         b->o.server_owners = NULL;
+    if (opts->size < offsetof(aipc_bus_options, engine) + sizeof b->o.engine)
+        b->o.engine = PIPE_ASYNC;
     int orc = aipc_sec_expect_parse(b->o.server_owners ? b->o.server_owners
                                                        : AIPC_BUS_DEFAULT_SERVER_OWNERS, &b->owners);
     b->o.server_owners = NULL;      /* the caller's string is not kept */
@@ -708,7 +723,8 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
         rc = AIPC_ENOMEM;
     if (rc == 0 && !(b->rbuf = malloc(BUS_READ_SIZE + 1)))
         rc = AIPC_ENOMEM;
-    if (rc == 0 && !(b->loop = aipc_engine_apc.loop()))
+    const aipc_engine *eng = b->o.engine == PIPE_OVERLAPPED ? &aipc_engine_iocp : &aipc_engine_apc;
+    if (rc == 0 && !(b->loop = eng->loop()))
         rc = aipc__syserr(GetLastError());
     b->refs = 1;
     aipc_bus_queue_init(&b->q, (size_t)(b->o.max_queue_bytes > SIZE_MAX ? SIZE_MAX
@@ -740,8 +756,8 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
         aipc_bus_unref(b);
         return aipc__syserr(e);
     }
-    aipc_log(AIPC_LOG_INFO, "bus(%s): connecting as '%s'", b->pipe_utf8,
-             b->name ? b->name : "(anonymous)");
+    aipc_log(AIPC_LOG_INFO, "bus(%s): connecting as '%s' (%s engine)", b->pipe_utf8,
+             b->name ? b->name : "(anonymous)", b->loop->eng->name);
     *out = b;
     return 0;
 }

@@ -138,20 +138,25 @@ static void CALLBACK apc_io_done(DWORD err, DWORD bytes, LPOVERLAPPED ov)
     apc_run(CONTAINING_RECORD(ov, aipc_op, ov), err, bytes);
 }
 
-/* The server handle gets a manual-reset event for its overlapped ConnectNamedPipe. */
-static DWORD apc_attach(aipc_pipe *p)
+/* A server handle's listen op gets a manual-reset event for its overlapped ConnectNamedPipe;
+ * a client handle needs nothing (completion routines run on the issuing thread). */
+static DWORD apc_attach(aipc_loop *l, HANDLE h, aipc_op *listen)
 {
-    if (p->role != PIPE_SERVER || p->cn.event)
+    (void)l;
+    (void)h;
+    if (!listen || listen->event)
         return 0;
-    p->cn.event = CreateEventW(NULL, TRUE, FALSE, NULL);
-    return p->cn.event ? 0 : GetLastError();
+    listen->event = CreateEventW(NULL, TRUE, FALSE, NULL);
+    return listen->event ? 0 : GetLastError();
 }
 
-static void apc_detach(aipc_pipe *p)
+static void apc_detach(aipc_loop *l, HANDLE h, aipc_op *listen)
 {
-    if (p->cn.event) {
-        CloseHandle(p->cn.event);
-        p->cn.event = NULL;
+    (void)l;
+    (void)h;
+    if (listen && listen->event) {
+        CloseHandle(listen->event);
+        listen->event = NULL;
     }
 }
 

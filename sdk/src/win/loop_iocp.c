@@ -67,15 +67,18 @@ static BOOL iocp_post(aipc_loop *l, aipc_op *op)
     return aipc__iocp_post(l->port, op, "pipe(iocp)");
 }
 
-/* Associates a new pipe handle with the port (once per handle). */
-static DWORD iocp_attach(aipc_pipe *p)
+/* Associates a new pipe handle (server or client) with the port (once per handle). */
+static DWORD iocp_attach(aipc_loop *l, HANDLE h, aipc_op *listen)
 {
-    return aipc__iocp_bind(p->loop->port, p->h);
+    (void)listen;
+    return aipc__iocp_bind(l->port, h);
 }
 
-static void iocp_detach(aipc_pipe *p)
+static void iocp_detach(aipc_loop *l, HANDLE h, aipc_op *listen)
 {
-    (void)p;   /* the association ends with the handle */
+    (void)l;   /* the association ends with the handle */
+    (void)h;
+    (void)listen;
 }
 
 /* Issue results: success and pending both complete through the port. */

@@ -36,7 +36,7 @@ static void release_handle(aipc_pipe *p)
 {
     if (p->h == INVALID_HANDLE_VALUE)
         return;
-    p->eng->detach(p);
+    p->eng->detach(p->loop, p->h, p->role == PIPE_SERVER ? &p->cn : NULL);
     CloseHandle(p->h);
     p->h = INVALID_HANDLE_VALUE;
 }
@@ -255,7 +255,7 @@ static void client_try(aipc_pipe *p)
     aipc__dial_verdict v = aipc__dial(p->name, &p->owners, pname(p), &r);
     if (v == AIPC__DIAL_OK) {
         p->h = r.h;
-        DWORD e = p->eng->attach(p);
+        DWORD e = p->eng->attach(p->loop, p->h, p->role == PIPE_SERVER ? &p->cn : NULL);
         if (e) {
             aipc_log(AIPC_LOG_ERROR, "pipe(%s) client %s: cannot attach the handle (%lu)",
                      p->eng->name, pname(p), e);

@@ -33,7 +33,7 @@ void aipc_pipe_ref(aipc_pipe *p)
 static void pipe_destroy(aipc_pipe *p)
 {
     if (p->h != INVALID_HANDLE_VALUE) {
-        p->eng->detach(p);
+        p->eng->detach(p->loop, p->h, p->role == PIPE_SERVER ? &p->cn : NULL);
         CloseHandle(p->h);
     }
     if (p->disp)
@@ -297,9 +297,9 @@ static DWORD server_create(aipc_pipe *p)
     LocalFree(sd);
     if (e)
         return e;
-    e = p->eng->attach(p);
+    e = p->eng->attach(p->loop, p->h, p->role == PIPE_SERVER ? &p->cn : NULL);
     if (e) {
-        p->eng->detach(p);
+        p->eng->detach(p->loop, p->h, p->role == PIPE_SERVER ? &p->cn : NULL);
         CloseHandle(p->h);
         p->h = INVALID_HANDLE_VALUE;
     }

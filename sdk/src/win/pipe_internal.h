@@ -107,8 +107,11 @@ struct aipc_engine {
     const char *name;
     aipc_loop *(*loop)(void);                    /* lazily started loop; NULL on failure */
     BOOL  (*post)(aipc_loop *l, aipc_op *op);    /* run op->cb(op, 0, 0) on the I/O thread */
-    DWORD (*attach)(aipc_pipe *p);               /* p->h is new: bind it to the engine */
-    void  (*detach)(aipc_pipe *p);               /* p->h is about to be closed, nothing pending */
+    /* h is new: bind it to the engine. `listen` is the op a server handle listens with (the
+     * APC engine gives it an event), NULL for a client handle. */
+    DWORD (*attach)(aipc_loop *l, HANDLE h, aipc_op *listen);
+    /* h is about to be closed, nothing pending on it; `listen` as given to attach. */
+    void  (*detach)(aipc_loop *l, HANDLE h, aipc_op *listen);
     DWORD (*read)(HANDLE h, aipc_op *op, void *buf, DWORD len);
     DWORD (*write)(HANDLE h, aipc_op *op, const void *buf, DWORD len);
     DWORD (*listen)(aipc_pipe *p, aipc_op *op);

@@ -163,6 +163,7 @@ static int rec_open(rec *r, const char *pipe, const char *name, int presence)
     aipc_test_wname(wpipe, 128, pipe);
     aipc_bus_options o;
     aipc_bus_options_init(&o);
+    o.engine = aipc_test_bus_engine();
     o.pipe_name = wpipe;
     o.name = name;
     o.user = r;

@@ -301,6 +301,7 @@ void bt_options(bt_client *c, aipc_bus_options *o, const wchar_t *pipe, const ch
                 int reconnect)
 {
     aipc_bus_options_init(o);
+    o->engine = aipc_test_bus_engine();
     o->pipe_name = pipe;
     o->name = name;
     o->user = c;

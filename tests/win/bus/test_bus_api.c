@@ -444,6 +444,7 @@ START_TEST(invalid_arguments)
     ck_assert_int_eq(aipc_bus_reply(c.bus, 0, 1, "x", 1), AIPC_EINVAL);
     aipc_bus_options o;
     aipc_bus_options_init(&o);
+    o.engine = aipc_test_bus_engine();
     aipc_bus *b = NULL;
     o.name = "bad/name";
     ck_assert_int_eq(aipc_bus_connect(&o, &b), AIPC_EINVAL);
@@ -451,6 +452,7 @@ START_TEST(invalid_arguments)
     o.size = 8;
     ck_assert_int_eq(aipc_bus_connect(&o, &b), AIPC_EINVAL);
     aipc_bus_options_init(&o);
+    o.engine = aipc_test_bus_engine();
     o.pipe_name = L"\\\\server\\pipe\\x";
     ck_assert_int_eq(aipc_bus_connect(&o, &b), AIPC_EINVAL);
     ck_assert_ptr_null(b);
@@ -475,6 +477,7 @@ static int api_verdict(bt_client *c, const rule_case *r, const char *s)
     static wchar_t w[1024];
     aipc_bus_options o;
     aipc_bus_options_init(&o);
+    o.engine = aipc_test_bus_engine();
     o.reconnect = 0;
     o.connect_timeout_ms = 300;
     o.pipe_name = g_broker.wpipe;
@@ -517,6 +520,65 @@ START_TEST(api_gives_each_rule_verdict)
     ck_assert_msg(bt_get(&c, &c.errors) == 0, "the broker refused what the SDK accepted: %s",
                   c.last_error_code);
     ck_assert(bt_close(&c));
+}
+END_TEST
+
+/* aipc_bus_options.engine: each client's callbacks run on its engine's I/O thread, the default
+ * (and a caller's struct from before the field) is PIPE_ASYNC, other values are refused. */
+START_TEST(engine_option)
+{
+    char t[96], f[128];
+    topic(t, sizeof t, "engine");
+    snprintf(f, sizeof f, "%s/#", t);
+    aipc_bus_options o;
+    static bt_client apc, iocp, def, old, env;   /* zeroed: keep 0, req_mode ECHO */
+    aipc_bus *b = NULL;
+    bt_options(&apc, &o, g_broker.wpipe, NULL, 1);
+    o.engine = (PipeImplType)7;
+    ck_assert_int_eq(aipc_bus_connect(&o, &b), AIPC_EINVAL);
+    ck_assert_ptr_null(b);
+    o.engine = PIPE_ASYNC;
+    ck_assert_int_eq(bt_connect(&apc, &o), 0);
+    bt_options(&iocp, &o, g_broker.wpipe, NULL, 1);
+    o.engine = PIPE_OVERLAPPED;
+    ck_assert_int_eq(bt_connect(&iocp, &o), 0);
+    bt_options(&def, &o, g_broker.wpipe, NULL, 1);
+    aipc_bus_options init;
+    aipc_bus_options_init(&init);
+    o.engine = init.engine;                             /* what aipc_bus_options_init gives */
+    ck_assert_int_eq(bt_connect(&def, &o), 0);
+    bt_options(&old, &o, g_broker.wpipe, NULL, 1);
+    o.size = (uint32_t)offsetof(aipc_bus_options, engine);   /* built before the field */
+    o.engine = (PipeImplType)7;                          /* not part of that struct: ignored */
+    ck_assert_int_eq(bt_connect(&old, &o), 0);
+    bt_options(&env, &o, g_broker.wpipe, NULL, 1);      /* this run's engine (the suite's) */
+    ck_assert_int_eq(bt_connect(&env, &o), 0);
+    bt_client *all[] = {&apc, &iocp, &def, &old, &env};
+    for (int i = 0; i < 5; i++) {
+        ck_assert(bt_wait(all[i], &all[i]->connected, 1, W));
+        ck_assert_int_eq(aipc_bus_subscribe(all[i]->bus, f), 0);
+        ck_assert(bt_sync(all[i], W));
+    }
+    /* every client publishes once and receives all five: data flows both ways on each */
+    for (int i = 0; i < 5; i++) {
+        char tt[128];
+        snprintf(tt, sizeof tt, "%s/%d", t, i);
+        ck_assert_int_eq(aipc_bus_publish(all[i]->bus, tt, "x", 1, false), 0);
+    }
+    for (int i = 0; i < 5; i++)
+        ck_assert(bt_wait(all[i], &all[i]->msgs, 5, W));
+    ck_assert_uint_ne(apc.io_thread, 0);
+    ck_assert_uint_ne(iocp.io_thread, 0);
+    ck_assert_uint_ne(apc.io_thread, iocp.io_thread);   /* two engines, two threads */
+    ck_assert_uint_eq(def.io_thread, apc.io_thread);    /* default: PIPE_ASYNC */
+    ck_assert_uint_eq(old.io_thread, apc.io_thread);    /* older struct: PIPE_ASYNC */
+    ck_assert_uint_eq(env.io_thread, aipc_test_bus_engine() == PIPE_OVERLAPPED ? iocp.io_thread
+                                                                              : apc.io_thread);
+    for (int i = 0; i < 5; i++) {
+        ck_assert(bt_close(all[i]));
+        ck_assert_int_eq(all[i]->closed, 1);
+        ck_assert_str_eq(all[i]->error, "");
+    }
 }
 END_TEST
 
@@ -570,6 +632,7 @@ static Suite *suite(void)
     tcase_add_test(tc, invalid_arguments);
     tcase_add_test(tc, api_gives_each_rule_verdict);
     tcase_add_test(tc, large_payload_and_many_frames);
+    tcase_add_test(tc, engine_option);
     suite_add_tcase(s, tc);
     return s;
 }

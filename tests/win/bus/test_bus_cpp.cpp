@@ -104,6 +104,7 @@ static BusClient::Options opts(const char *name)
     if (name)
         o.name = name;
     o.backoffMinMs = 20;
+    o.engine = aipc_test_bus_engine();
     return o;
 }
 

@@ -400,6 +400,7 @@ int gui_busrec_connect(gui_busrec *r, const wchar_t *wpipe, const char *name, co
 {
     aipc_bus_options o;
     aipc_bus_options_init(&o);
+    o.engine = aipc_test_bus_engine();
     o.pipe_name = wpipe;
     o.name = name;
     o.user = r;

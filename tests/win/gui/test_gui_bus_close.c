@@ -166,6 +166,7 @@ START_TEST(close_from_wndproc_while_on_message_sends)
 
     aipc_bus_options o;
     aipc_bus_options_init(&o);
+    o.engine = aipc_test_bus_engine();
     o.pipe_name = gui_broker.wpipe;
     o.name = "gui-close-sub";
     o.user = &c;
@@ -303,6 +304,7 @@ START_TEST(close_with_slow_backlog)
 
     aipc_bus_options o;
     aipc_bus_options_init(&o);
+    o.engine = aipc_test_bus_engine();
     o.pipe_name = gui_broker.wpipe;
     o.name = "gui-slow-sub";
     o.user = &s;

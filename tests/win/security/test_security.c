@@ -239,6 +239,7 @@ static aipc_bus *bus_client(busrec *r, const wchar_t *pipe, const char *owners)
     r->done = CreateEventW(NULL, TRUE, FALSE, NULL);
     aipc_bus_options o;
     aipc_bus_options_init(&o);
+    o.engine = aipc_test_bus_engine();
     o.pipe_name = pipe;
     o.user = r;
     o.reconnect = 1;              /* publications queue while there is no trusted broker */
@@ -288,6 +289,7 @@ START_TEST(bus_bad_owner_list)
 {
     aipc_bus_options o;
     aipc_bus_options_init(&o);
+    o.engine = aipc_test_bus_engine();
     o.reconnect = 0;
     o.server_owners = "S-1-5-bogus";
     aipc_bus *b = NULL;

@@ -228,6 +228,13 @@ uint64_t aipc_test_now_ms(void)
     return GetTickCount64();
 }
 
+PipeImplType aipc_test_bus_engine(void)
+{
+    char v[16];
+    DWORD n = GetEnvironmentVariableA("AIPC_TEST_BUS_ENGINE", v, sizeof v);
+    return n > 0 && n < sizeof v && _stricmp(v, "iocp") == 0 ? PIPE_OVERLAPPED : PIPE_ASYNC;
+}
+
 /* ---- waits -------------------------------------------------------------------------------- */
 DWORD aipc_test_wait_ms(void)
 {

@@ -74,6 +74,11 @@ char *aipc_test_read_file(const char *path, size_t *len);
 /* Milliseconds from a monotonic clock. */
 uint64_t aipc_test_now_ms(void);
 
+/* ---- engines ------------------------------------------------------------------------------ */
+/* The engine the suites' bus clients run on: PIPE_OVERLAPPED when the environment variable
+ * AIPC_TEST_BUS_ENGINE is "iocp" (the suites' "_iocp" ctest variants), else PIPE_ASYNC. */
+PipeImplType aipc_test_bus_engine(void);
+
 /* ---- waits -------------------------------------------------------------------------------- */
 /* 1 if `h` is signalled within `ms`, else 0. */
 int aipc_test_wait(HANDLE h, DWORD ms);
