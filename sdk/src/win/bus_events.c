@@ -175,15 +175,15 @@ static void ev_item(aipc_dq_item *it, int run)
         if ((uint64_t)left <= b->o.max_dispatch_bytes / 2 &&
             InterlockedCompareExchange(&b->rpaused, 0, 1) == 1 &&
             InterlockedCompareExchange(&b->resume_posted, 1, 0) == 0) {
-            aipc_bus_ref(b);
+            aipc__bus_ref(b);
             if (aipc_loop_gone(b->loop) || !b->loop->eng->post(b->loop, &b->resume_op)) {
                 InterlockedExchange(&b->resume_posted, 0);
-                aipc_bus_unref(b);
+                aipc__bus_unref(b);
             }
         }
     }
     free(v);
-    aipc_bus_unref(b);
+    aipc__bus_unref(b);
 }
 
 /* ---- queueing (I/O thread) ----------------------------------------------------------------- */
@@ -235,7 +235,7 @@ static void ev_push(aipc_bus *b, bus_ev *v)
 {
     v->flow = v->it.charge;
     InterlockedAdd64(&b->dq_bytes, (LONG64)v->flow);
-    aipc_bus_ref(b);
+    aipc__bus_ref(b);
     aipc_dispatcher_push(b->disp, &v->it);   /* a freed dispatcher drops it (ev_item(.., 0)) */
 }
 
@@ -259,7 +259,7 @@ static void emit(aipc_bus *b, bus_ev *stack, const aipc_bus_peer *peer, const ch
     ev_push(b, v);
 }
 
-void aipc_bus_ev_state(aipc_bus *b, aipc_bus_state s, int err)
+void aipc__bus_ev_state(aipc_bus *b, aipc_bus_state s, int err)
 {
     if (err) {                            /* aipc_bus_get_error: this failure and its cause */
         InterlockedExchange(&b->fail_win32, (LONG)b->sys_err);
@@ -274,7 +274,7 @@ void aipc_bus_ev_state(aipc_bus *b, aipc_bus_state s, int err)
     emit(b, &v, NULL, NULL, NULL, NULL, 0);
 }
 
-void aipc_bus_ev_error(aipc_bus *b, int err, const char *code, const char *msg)
+void aipc__bus_ev_error(aipc_bus *b, int err, const char *code, const char *msg)
 {
     aipc_log(AIPC_LOG_WARN, "bus(%s): error %s: %s", b->pipe_utf8, code, msg);
     if (!b->o.on_error)
@@ -283,8 +283,8 @@ void aipc_bus_ev_error(aipc_bus *b, int err, const char *code, const char *msg)
     emit(b, &v, NULL, code, msg, NULL, 0);
 }
 
-void aipc_bus_ev_message(aipc_bus *b, const char *topic, const aipc_bus_peer *from, int retained,
-                         const void *data, size_t len)
+void aipc__bus_ev_message(aipc_bus *b, const char *topic, const aipc_bus_peer *from, int retained,
+                          const void *data, size_t len)
 {
     if (!b->o.on_message)
         return;
@@ -293,7 +293,7 @@ void aipc_bus_ev_message(aipc_bus *b, const char *topic, const aipc_bus_peer *fr
     emit(b, &v, from, topic, NULL, data ? data : "", len);
 }
 
-void aipc_bus_ev_direct(aipc_bus *b, const aipc_bus_peer *from, const void *data, size_t len)
+void aipc__bus_ev_direct(aipc_bus *b, const aipc_bus_peer *from, const void *data, size_t len)
 {
     if (!b->o.on_direct)
         return;
@@ -301,14 +301,14 @@ void aipc_bus_ev_direct(aipc_bus *b, const aipc_bus_peer *from, const void *data
     emit(b, &v, from, NULL, NULL, data ? data : "", len);
 }
 
-void aipc_bus_ev_request(aipc_bus *b, const aipc_bus_peer *from, uint64_t req_id,
-                         const void *data, size_t len)
+void aipc__bus_ev_request(aipc_bus *b, const aipc_bus_peer *from, uint64_t req_id,
+                          const void *data, size_t len)
 {
     bus_ev v = {.kind = EV_REQUEST, .u = req_id, .peer = *from, .data = data, .len = len};
     emit(b, &v, from, NULL, NULL, data ? data : "", len);
 }
 
-void aipc_bus_ev_presence(aipc_bus *b, int joined, const aipc_bus_peer *who)
+void aipc__bus_ev_presence(aipc_bus *b, int joined, const aipc_bus_peer *who)
 {
     if (!b->o.on_presence)
         return;
@@ -316,7 +316,7 @@ void aipc_bus_ev_presence(aipc_bus *b, int joined, const aipc_bus_peer *who)
     emit(b, &v, who, NULL, NULL, NULL, 0);
 }
 
-void aipc_bus_ev_dropped(aipc_bus *b, uint64_t count)
+void aipc__bus_ev_dropped(aipc_bus *b, uint64_t count)
 {
     if (!b->o.on_dropped)
         return;
@@ -447,27 +447,27 @@ static int take_sent(aipc_bus *b, aipc_bus_pend *out, void *arg)
     return out->kind == AIPC_BUS_PEND_ACK ? 2 : 1;
 }
 
-int aipc_bus_ev_answer(aipc_bus *b, uint64_t id, int status, const aipc_bus_peer *from,
-                       const void *data, size_t len)
+int aipc__bus_ev_answer(aipc_bus *b, uint64_t id, int status, const aipc_bus_peer *from,
+                        const void *data, size_t len)
 {
     answer_arg a = {id, 0, 0};
     complete_taken(b, take_answer, &a, status, from, data, len);
     return a.found;
 }
 
-void aipc_bus_ev_expire(aipc_bus *b)
+void aipc__bus_ev_expire(aipc_bus *b)
 {
     complete_taken(b, take_expired, NULL, AIPC_ETIMEDOUT, NULL, NULL, 0);
 }
 
-void aipc_bus_ev_fail_pending(aipc_bus *b, int all, int status)
+void aipc__bus_ev_fail_pending(aipc_bus *b, int all, int status)
 {
     complete_taken(b, take_sent, &all, status, NULL, NULL, 0);
 }
 
 /* ---- flow control, close ------------------------------------------------------------------- */
 
-int aipc_bus_ev_should_pause(aipc_bus *b)
+int aipc__bus_ev_should_pause(aipc_bus *b)
 {
     if (!b->disp)
         return 0;
@@ -481,12 +481,12 @@ int aipc_bus_ev_should_pause(aipc_bus *b)
     return 1;
 }
 
-int aipc_bus_ev_closed(aipc_bus *b)
+int aipc__bus_ev_closed(aipc_bus *b)
 {
     return aipc_gate_is_closed(&b->gate);
 }
 
-void aipc_bus_ev_final(aipc_bus *b)
+void aipc__bus_ev_final(aipc_bus *b)
 {
     aipc_cb_enter();                   /* these are callbacks: nothing nests inside them */
     /* Pending entries first, then the parked ones, in one hold of the lock: an entry moves
@@ -536,7 +536,7 @@ void aipc_bus_ev_final(aipc_bus *b)
     aipc_cb_leave();
 }
 
-void aipc_bus_ev_free_done(aipc_bus *b)
+void aipc__bus_ev_free_done(aipc_bus *b)
 {
     bus_done *d = b->done_head;
     b->done_head = b->done_tail = NULL;

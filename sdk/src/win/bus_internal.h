@@ -1,13 +1,20 @@
 /*
  * bus_internal.h - internals of the bus client (Windows only, not installed).
  *
- *   bus_client.c  connection life cycle, read/write paths, public aipc_bus_* calls
- *   bus_events.c  user callbacks: at once on the I/O thread (through the client's gate) or
- *                 queued to the client's dispatcher; request completions; the final callbacks
- *                 that aipc_bus_close runs on its caller's thread
+ *   bus_api.c      the exported aipc_bus_* calls (any thread): options, frames queued under
+ *                  `lock`, wake/start/close tasks posted to the I/O thread; object lifetime
+ *   bus_conn.c     the connection (I/O thread): open with retry and backoff, hello/welcome,
+ *                  read loop, write pump, reconnect, request deadlines, the posted tasks
+ *   bus_dispatch.c one frame from the broker (I/O thread): welcome, answers to pending
+ *                  requests, publications through the subscription set, events
+ *   bus_events.c   user callbacks: at once on the I/O thread (through the client's gate) or
+ *                  queued to the client's dispatcher; request completions; the final callbacks
+ *                  that aipc_bus_close runs on its caller's thread
  *
- * Threads: fields marked [io] belong to the APC engine's I/O thread, [lock] to `lock` (any
- * thread), [gate] to whichever thread is inside the client's callback gate.
+ * Threads: fields marked [io] belong to the I/O thread of the client's engine
+ * (aipc_bus_options.engine: the APC thread, loop_apc.c, or the completion-port thread,
+ * loop_iocp.c), [lock] to `lock` (any thread), [gate] to whichever thread is inside the
+ * client's callback gate. All I/O goes through the engine table (b->loop->eng).
  */
 #ifndef AIPC_WIN_BUS_INTERNAL_H
 #define AIPC_WIN_BUS_INTERNAL_H
@@ -18,7 +25,7 @@
 
 #define BUS_READ_SIZE       (256u * 1024u)       /* one read */
 #define BUS_BATCH_MAX       (4u * 1024u * 1024u) /* one coalesced write */
-#define BUS_OPEN_RETRY_MIN  10u                  /* ms between CreateFile retries, doubling */
+#define BUS_OPEN_RETRY_MIN  10u                  /* ms between dial retries, doubling */
 #define BUS_OPEN_RETRY_MAX  200u
 #define BUS_REQ_TIMEOUT_DEF 30000u
 #define BUS_PING_TIMEOUT_DEF 5000u
@@ -69,9 +76,9 @@ struct aipc_bus {
     int last_error;               /* cause of the current disconnect */
     DWORD sys_err;                /* Win32 error that failed the current attempt (0: none) */
     ULONGLONG deadline;           /* end of the current attempt (OPENING/HELLO) */
-    DWORD open_retry;             /* next CreateFile retry delay */
+    DWORD open_retry;             /* next dial retry delay */
     HANDLE h;
-    aipc_op rd, wr;               /* kernel read/write through the APC engine */
+    aipc_op rd, wr;               /* kernel read/write through the client's engine */
     int rbusy, wbusy;
     uint8_t *rbuf;
     int rdirect;                  /* the pending read targets the decoder's frame buffer */
@@ -86,36 +93,52 @@ struct aipc_bus {
     uint32_t rnd;                 /* jitter state */
 };
 
-void aipc_bus_ref(aipc_bus *b);
-void aipc_bus_unref(aipc_bus *b);
+/* ---- bus_api.c ------------------------------------------------------------------------------ */
+void aipc__bus_ref(aipc_bus *b);
+void aipc__bus_unref(aipc_bus *b);   /* frees the client at zero (any thread) */
+
+/* ---- bus_conn.c (I/O thread, except aipc__bus_conn_init) ----------------------------------- */
+/* Sets the connection fields and the tasks' callbacks of a new client (before any post). */
+void aipc__bus_conn_init(aipc_bus *b);
+/* The broker welcomed us (HELLO -> READY): resubscribe, write what is queued, CONNECTED. */
+void aipc__bus_conn_welcome(aipc_bus *b, const aipc_bus_in *in);
+/* The connection broke (HELLO or READY): cancel I/O, fail sent requests, then back off or give
+ * up once the handle is closed. `err` is the AIPC_E* cause. */
+void aipc__bus_conn_lost(aipc_bus *b, int err);
+
+/* ---- bus_dispatch.c (I/O thread) ----------------------------------------------------------- */
+/* One whole frame from the broker (aipc_decoder callback; ctx = the client). Non-zero stops
+ * decoding: the connection was lost or the client closed inside a callback. */
+int aipc__bus_on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *pl,
+                       uint32_t pn);
 
 /* ---- bus_events.c: user callbacks (called on the I/O thread) ------------------------------ */
-void aipc_bus_ev_state(aipc_bus *b, aipc_bus_state s, int err);
-void aipc_bus_ev_error(aipc_bus *b, int err, const char *code, const char *msg);
-void aipc_bus_ev_message(aipc_bus *b, const char *topic, const aipc_bus_peer *from, int retained,
-                         const void *data, size_t len);
-void aipc_bus_ev_direct(aipc_bus *b, const aipc_bus_peer *from, const void *data, size_t len);
-void aipc_bus_ev_request(aipc_bus *b, const aipc_bus_peer *from, uint64_t req_id,
-                         const void *data, size_t len);
-void aipc_bus_ev_presence(aipc_bus *b, int joined, const aipc_bus_peer *who);
-void aipc_bus_ev_dropped(aipc_bus *b, uint64_t count);
+void aipc__bus_ev_state(aipc_bus *b, aipc_bus_state s, int err);
+void aipc__bus_ev_error(aipc_bus *b, int err, const char *code, const char *msg);
+void aipc__bus_ev_message(aipc_bus *b, const char *topic, const aipc_bus_peer *from, int retained,
+                          const void *data, size_t len);
+void aipc__bus_ev_direct(aipc_bus *b, const aipc_bus_peer *from, const void *data, size_t len);
+void aipc__bus_ev_request(aipc_bus *b, const aipc_bus_peer *from, uint64_t req_id,
+                          const void *data, size_t len);
+void aipc__bus_ev_presence(aipc_bus *b, int joined, const aipc_bus_peer *who);
+void aipc__bus_ev_dropped(aipc_bus *b, uint64_t count);
 /* The broker answered request `id` (status 0 or AIPC_EREFUSED with data = its code).
  * Returns 0 when no such request was pending (with a dispatcher: when none was pending). */
-int  aipc_bus_ev_answer(aipc_bus *b, uint64_t id, int status, const aipc_bus_peer *from,
-                        const void *data, size_t len);
+int  aipc__bus_ev_answer(aipc_bus *b, uint64_t id, int status, const aipc_bus_peer *from,
+                         const void *data, size_t len);
 /* Completes every expired request with AIPC_ETIMEDOUT (and drops its unsent frame). */
-void aipc_bus_ev_expire(aipc_bus *b);
+void aipc__bus_ev_expire(aipc_bus *b);
 /* Completes with `status` every request already sent (all=0) or every request (all=1). */
-void aipc_bus_ev_fail_pending(aipc_bus *b, int all, int status);
+void aipc__bus_ev_fail_pending(aipc_bus *b, int all, int status);
 /* 1 when callbacks queued for the dispatcher are over the bound: the read side must pause
  * (the resume task follows once they drained); 0 to read on. */
-int  aipc_bus_ev_should_pause(aipc_bus *b);
+int  aipc__bus_ev_should_pause(aipc_bus *b);
 /* 1 when the client's callbacks are shut (aipc_bus_close ran). */
-int  aipc_bus_ev_closed(aipc_bus *b);
+int  aipc__bus_ev_closed(aipc_bus *b);
 /* aipc_bus_close on the caller's thread, after the gate is shut: deliver completions that were
  * queued, fail the rest with AIPC_ECLOSED, then on_state(CLOSED). */
-void aipc_bus_ev_final(aipc_bus *b);
+void aipc__bus_ev_final(aipc_bus *b);
 /* Frees completions still queued (object teardown). */
-void aipc_bus_ev_free_done(aipc_bus *b);
+void aipc__bus_ev_free_done(aipc_bus *b);
 
 #endif

@@ -1,0 +1,504 @@
+/*
+ * bus_conn.c - the bus client's connection to the broker, on its engine's I/O thread
+ * (aipc_bus_options.engine: loop_apc.c or loop_iocp.c): open with retry and backoff, hello and
+ * welcome, the read loop (frames go to bus_dispatch.c), the write pump (coalesced batches of
+ * the control and user queues), reconnect, request deadlines, and the tasks that public calls
+ * post (start, wake, close) and the dispatcher posts (resume).
+ *
+ * Every function here runs on the I/O thread ([io] fields); `lock` guards what public calls
+ * share. All I/O goes through the engine table (b->loop->eng: attach, read, write, detach,
+ * post) with the client's aipc_op records, so either engine runs it the same way: each
+ * completion or task runs its op's callback on the I/O thread (the APC engine defers it while
+ * a user callback runs there). Each kernel operation and posted task holds a reference.
+ *
+ * Connection life cycle (`st`)
+ *   OPENING   dial the pipe (win_dial.c); busy/absent pipe: retry timer until the deadline
+ *   HELLO     pipe open, hello written, read pending; timer = welcome deadline (a full
+ *             connect timeout from the open)
+ *   READY     welcomed: resubscribe frames (ctl queue) and then the user queue are written
+ *   DRAINING  connection lost: I/O cancelled; the handle closes when no operation is pending,
+ *             then BACKOFF (reconnect on) or DOWN
+ *   BACKOFF   waiting for the next attempt (timer)
+ *   DOWN      gave up (reconnect off): calls return AIPC_EDISCONNECTED
+ *   CLOSED    the close task ran (completions may still be in flight); aipc_bus_close itself
+ *             shut the callbacks and ran the final ones on its caller's thread
+ *
+ * The pipe handle is closed once, here, when no operation is pending on it; the buffers handed
+ * to the kernel (rbuf, wbuf, the decoder's frame) live at least until then.
+ */
+#include "bus_internal.h"
+#include "win_dial.h"
+#include "win_error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t now_ms(void)
+{
+    return GetTickCount64();
+}
+
+/* Maps the Win32 error of a failed connection/operation to an AIPC_E* code (win_error.c). */
+static int map_win32(DWORD e)
+{
+    return aipc__win_err(e);
+}
+
+/* ---- timers --------------------------------------------------------------------------------- */
+
+static void on_req_timer(aipc_timer *t);
+
+/* Arms req_timer for `due` if that is earlier than what is armed. [io] */
+static void arm_req_timer(aipc_bus *b, uint64_t due)
+{
+    if (!due || b->st == BS_CLOSED)
+        return;
+    if (b->req_timer_due && b->req_timer_due <= due)
+        return;
+    uint64_t now = now_ms();
+    DWORD ms = due > now ? (DWORD)((due - now) > 0x7FFFFFFF ? 0x7FFFFFFF : (due - now)) : 0;
+    aipc_timer_start(b->loop, &b->req_timer, ms, on_req_timer);
+    b->req_timer_due = due;
+}
+
+/* Fails every expired request with AIPC_ETIMEDOUT (and drops its frame if still unsent). */
+static void on_req_timer(aipc_timer *t)
+{
+    aipc_bus *b = CONTAINING_RECORD(t, aipc_bus, req_timer);
+    b->req_timer_due = 0;
+    if (b->st == BS_CLOSED)
+        return;
+    aipc__bus_ref(b);
+    aipc__bus_ev_expire(b);
+    AcquireSRWLockExclusive(&b->lock);
+    uint64_t next = aipc_bus_pending_next_deadline(&b->pend);
+    ReleaseSRWLockExclusive(&b->lock);
+    arm_req_timer(b, next);
+    aipc__bus_unref(b);
+}
+
+/* ---- connection ----------------------------------------------------------------------------- */
+
+static void start_attempt(aipc_bus *b);
+static void try_open(aipc_bus *b);
+static void conn_lost(aipc_bus *b, int err);
+static void issue_read(aipc_bus *b);
+static void pump_write(aipc_bus *b);
+
+/* Appends a control frame (hello, resubscribe) for the I/O thread to write first. [io] */
+static int push_ctl(aipc_bus *b, const aipc_bus_out *o)
+{
+    size_t ml;
+    char *meta = aipc_bus_meta_build(o, &ml);
+    aipc_bus_qnode *n = meta ? aipc_bus_frame_new(meta, ml, NULL, 0, 0) : NULL;
+    free(meta);
+    if (!n)
+        return AIPC_ENOMEM;
+    aipc_bus_queue_push(&b->ctl, n, 0);
+    return 0;
+}
+
+static void on_conn_timer(aipc_timer *t)
+{
+    aipc_bus *b = CONTAINING_RECORD(t, aipc_bus, conn_timer);
+    aipc__bus_ref(b);
+    switch (b->st) {
+    case BS_OPENING: try_open(b); break;
+    case BS_HELLO: conn_lost(b, AIPC_ETIMEDOUT); break;
+    case BS_BACKOFF: start_attempt(b); break;
+    default: break;
+    }
+    aipc__bus_unref(b);
+}
+
+/* After a failed attempt or a lost connection (handle closed): back off or give up. [io] */
+static void after_failure(aipc_bus *b, int err)
+{
+    if (b->st == BS_CLOSED)
+        return;
+    if (b->o.reconnect) {
+        b->rnd = b->rnd * 1664525u + 1013904223u;
+        uint32_t delay = aipc_bus_backoff_delay(b->o.backoff_min_ms, b->o.backoff_max_ms,
+                                                b->attempt, b->rnd >> 8);
+        if (b->attempt < 64)
+            b->attempt++;
+        b->st = BS_BACKOFF;
+        aipc_timer_start(b->loop, &b->conn_timer, delay, on_conn_timer);
+        aipc__bus_ev_state(b, AIPC_BUS_RECONNECTING, err);
+        return;
+    }
+    /* reconnect off: final. Queued frames are discarded, every request fails. */
+    b->st = BS_DOWN;
+    AcquireSRWLockExclusive(&b->lock);
+    b->down = 1;
+    aipc_bus_queue_free(&b->q);
+    ReleaseSRWLockExclusive(&b->lock);
+    aipc__bus_ev_fail_pending(b, 1, AIPC_EDISCONNECTED);
+    aipc__bus_ev_state(b, AIPC_BUS_DISCONNECTED, err);
+}
+
+/* Starts one connection attempt (bounded by connect_timeout_ms). [io] */
+static void start_attempt(aipc_bus *b)
+{
+    b->st = BS_OPENING;
+    b->sys_err = 0;
+    b->deadline = now_ms() + b->o.connect_timeout_ms;
+    b->open_retry = BUS_OPEN_RETRY_MIN;
+    try_open(b);
+}
+
+/* Closes the pipe handle once nothing is pending on it, then moves on. [io] */
+static void maybe_finish_drain(aipc_bus *b)
+{
+    if (b->rbusy || b->wbusy || b->h == INVALID_HANDLE_VALUE)
+        return;
+    b->loop->eng->detach(b->loop, b->h, NULL);
+    CloseHandle(b->h);
+    b->h = INVALID_HANDLE_VALUE;
+    free(b->wbuf);
+    b->wbuf = NULL;
+    b->wlen = b->woff = 0;
+    aipc_decoder_free(&b->dec);
+    if (b->st == BS_DRAINING)
+        after_failure(b, b->last_error);
+}
+
+/* The connection broke (or an attempt failed after the pipe opened). [io] */
+static void conn_lost(aipc_bus *b, int err)
+{
+    if (b->st != BS_HELLO && b->st != BS_READY)
+        return;
+    int was_ready = b->st == BS_READY;
+    b->st = BS_DRAINING;
+    b->last_error = err ? err : AIPC_EDISCONNECTED;
+    aipc_timer_stop(b->loop, &b->conn_timer);
+    AcquireSRWLockExclusive(&b->lock);
+    b->ready = 0;
+    ReleaseSRWLockExclusive(&b->lock);
+    InterlockedExchange64(&b->client_id, 0);
+    aipc_bus_queue_free(&b->ctl);
+    if (b->rbusy || b->wbusy)
+        CancelIoEx(b->h, NULL);
+    /* requests already handed to the broker will never be answered on a new connection */
+    aipc__bus_ev_fail_pending(b, 0, AIPC_EDISCONNECTED);
+    if (was_ready)
+        aipc__bus_ev_state(b, AIPC_BUS_DISCONNECTED, b->last_error);
+    maybe_finish_drain(b);
+}
+
+void aipc__bus_conn_lost(aipc_bus *b, int err)
+{
+    conn_lost(b, err);
+}
+
+/* Tries to open the broker pipe; retries a busy/absent pipe until the attempt deadline. [io] */
+static void try_open(aipc_bus *b)
+{
+    aipc__dial_result r;
+    aipc__dial_verdict v = aipc__dial(b->pipe, &b->owners, b->pipe_utf8, &r);
+    b->sys_err = r.win32;
+    uint64_t now = now_ms();
+    if (v == AIPC__DIAL_RETRY && now < b->deadline) {
+        uint64_t left = b->deadline - now;
+        DWORD wait = b->open_retry < left ? b->open_retry : (DWORD)left;
+        if (b->open_retry < BUS_OPEN_RETRY_MAX)
+            b->open_retry *= 2;
+        aipc_timer_start(b->loop, &b->conn_timer, wait, on_conn_timer);
+        return;
+    }
+    if (v != AIPC__DIAL_OK) {
+        if (r.code == AIPC_EUNTRUSTED)    /* who serves this name: nothing goes to an impostor */
+            aipc__bus_ev_error(b, AIPC_EUNTRUSTED, "untrusted_server",
+                               "the broker pipe is owned by an unexpected account; nothing sent");
+        else if (r.win32 == ERROR_ACCESS_DENIED)
+            aipc_log(AIPC_LOG_WARN, "bus(%s): access denied by the broker pipe's descriptor",
+                     b->pipe_utf8);
+        else if (r.win32)
+            aipc_log(AIPC_LOG_DEBUG, "bus(%s): connect failed (%lu)", b->pipe_utf8, r.win32);
+        after_failure(b, r.code == AIPC_EBUSY ? AIPC_ETIMEDOUT : r.code);
+        return;
+    }
+    HANDLE h = r.h;
+    /* bound to the engine (the IOCP engine's port) before the first read or write */
+    DWORD ae = b->loop->eng->attach(b->loop, h, NULL);
+    if (ae) {
+        aipc_log(AIPC_LOG_ERROR, "bus(%s): cannot attach the pipe to the %s engine (%lu)",
+                 b->pipe_utf8, b->loop->eng->name, ae);
+        CloseHandle(h);
+        after_failure(b, AIPC_ESYS);
+        return;
+    }
+    b->h = h;
+    /* A new connection reads at once; a pause of the old one ends with it (a resume task
+     * still queued finds the read pending and does nothing). */
+    InterlockedExchange(&b->rpaused, 0);
+    aipc_decoder_init(&b->dec, AIPC_MAX_META, 0);
+    AcquireSRWLockShared(&b->lock);
+    if (b->max_payload > b->dec.max_payload && b->max_payload <= UINT32_MAX)
+        b->dec.max_payload = (uint32_t)b->max_payload;
+    ReleaseSRWLockShared(&b->lock);
+    b->st = BS_HELLO;
+    aipc_bus_queue_free(&b->ctl);
+    if (push_ctl(b, &(aipc_bus_out){.op = "hello", .name = b->name}) != 0) {
+        conn_lost(b, AIPC_ENOMEM);
+        return;
+    }
+    /* the welcome gets a full connect timeout of its own, however long opening took */
+    aipc_timer_start(b->loop, &b->conn_timer, b->o.connect_timeout_ms, on_conn_timer);
+    issue_read(b);
+    pump_write(b);
+}
+
+/* Marks a request's frame as handed to the pipe (called under the lock by take_batch). */
+static void mark_sent(void *ctx, uint64_t tag)
+{
+    aipc_bus *b = ctx;
+    aipc_bus_pend *e = aipc_bus_pending_find(&b->pend, tag);
+    if (e)
+        e->sent = 1;
+}
+
+/* The broker welcomed us: resubscribe, then let queued frames flow. [io] (bus_dispatch.c) */
+void aipc__bus_conn_welcome(aipc_bus *b, const aipc_bus_in *in)
+{
+    aipc_timer_stop(b->loop, &b->conn_timer);
+    b->st = BS_READY;
+    b->attempt = 0;
+    b->ever_connected = 1;
+    InterlockedExchange64(&b->client_id, (LONG64)in->id);
+    if (b->o.on_presence) {
+        push_ctl(b, &(aipc_bus_out){.op = "sub", .topic = "$bus/joined"});
+        push_ctl(b, &(aipc_bus_out){.op = "sub", .topic = "$bus/left"});
+    }
+    AcquireSRWLockExclusive(&b->lock);
+    if (in->max_payload)
+        b->max_payload = in->max_payload;
+    if (b->max_payload > b->dec.max_payload && b->max_payload <= UINT32_MAX)
+        b->dec.max_payload = (uint32_t)b->max_payload;
+    for (size_t i = 0; i < b->subs.count; i++) {
+        uint64_t id = (uint64_t)InterlockedIncrement64(&b->next_id);
+        char desc[96];
+        snprintf(desc, sizeof desc, "subscribe '%.64s'", b->subs.filters[i]);
+        aipc_bus_pend e = {.id = id, .kind = AIPC_BUS_PEND_ACK, .desc = desc, .sent = 1};
+        if (push_ctl(b, &(aipc_bus_out){.op = "sub", .topic = b->subs.filters[i], .id = id}) == 0)
+            aipc_bus_pending_add(&b->pend, &e);
+    }
+    b->ready = 1;
+    ReleaseSRWLockExclusive(&b->lock);
+    aipc_log(AIPC_LOG_INFO, "bus(%s): welcome, client id %llu", b->pipe_utf8,
+             (unsigned long long)in->id);
+    pump_write(b);
+    aipc__bus_ev_state(b, AIPC_BUS_CONNECTED, 0);
+}
+
+/* ---- write path ----------------------------------------------------------------------------- */
+
+static void on_write_done(aipc_op *op, DWORD err, DWORD bytes);
+
+/* Writes the rest of the current batch. [io] */
+static void issue_write(aipc_bus *b)
+{
+    size_t left = b->wlen - b->woff;
+    DWORD chunk = left > AIPC_IO_CHUNK_MAX ? AIPC_IO_CHUNK_MAX : (DWORD)left;
+    b->wr.cb = on_write_done;
+    aipc__bus_ref(b);
+    DWORD e = b->loop->eng->write(b->h, &b->wr, b->wbuf + b->woff, chunk);
+    if (e) {
+        b->sys_err = e;
+        aipc__bus_unref(b);
+        conn_lost(b, map_win32(e));
+        return;
+    }
+    b->wbusy = 1;
+}
+
+/* Starts the next coalesced write if the pipe is idle: ctl frames first, then user frames
+ * once welcomed. [io] */
+static void pump_write(aipc_bus *b)
+{
+    if (b->wbusy || (b->st != BS_HELLO && b->st != BS_READY))
+        return;
+    size_t len = 0;
+    uint8_t *buf = NULL;
+    if (b->ctl.head) {
+        buf = aipc_bus_queue_take_batch(&b->ctl, BUS_BATCH_MAX, &len, NULL, NULL);
+    } else if (b->st == BS_READY) {
+        AcquireSRWLockExclusive(&b->lock);
+        buf = aipc_bus_queue_take_batch(&b->q, BUS_BATCH_MAX, &len, mark_sent, b);
+        ReleaseSRWLockExclusive(&b->lock);
+    }
+    if (!buf)
+        return;
+    free(b->wbuf);
+    b->wbuf = buf;
+    b->wlen = len;
+    b->woff = 0;
+    issue_write(b);
+}
+
+static void on_write_done(aipc_op *op, DWORD err, DWORD bytes)
+{
+    aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, wr);
+    b->wbusy = 0;
+    if (b->st == BS_HELLO || b->st == BS_READY) {
+        if (err) {
+            b->sys_err = err;
+            conn_lost(b, map_win32(err));
+        } else {
+            b->woff += bytes;
+            if (b->woff < b->wlen) {
+                issue_write(b);
+            } else {
+                free(b->wbuf);
+                b->wbuf = NULL;
+                b->wlen = b->woff = 0;
+                pump_write(b);
+            }
+        }
+    } else {
+        maybe_finish_drain(b);
+    }
+    aipc__bus_unref(b);
+}
+
+/* ---- read path ------------------------------------------------------------------------------ */
+
+static void on_read_done(aipc_op *op, DWORD err, DWORD bytes);
+
+/* Issues the next read: straight into a large frame's buffer when one is being assembled. [io] */
+static void issue_read(aipc_bus *b)
+{
+    size_t want = 0;
+    uint8_t *dst = aipc_decoder_direct(&b->dec, &want);
+    DWORD len;
+    if (dst && want >= AIPC_DIRECT_MIN) {
+        b->rdirect = 1;
+        len = want > BUS_READ_SIZE * 16u ? BUS_READ_SIZE * 16u : (DWORD)want;
+    } else {
+        b->rdirect = 0;
+        dst = b->rbuf;
+        len = BUS_READ_SIZE;
+    }
+    b->rd.cb = on_read_done;
+    aipc__bus_ref(b);
+    DWORD e = b->loop->eng->read(b->h, &b->rd, dst, len);
+    if (e) {
+        b->sys_err = e;
+        aipc__bus_unref(b);
+        conn_lost(b, map_win32(e));
+        return;
+    }
+    b->rbusy = 1;
+}
+
+static void on_read_done(aipc_op *op, DWORD err, DWORD bytes)
+{
+    aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, rd);
+    b->rbusy = 0;
+    if (b->st != BS_HELLO && b->st != BS_READY) {
+        maybe_finish_drain(b);
+        aipc__bus_unref(b);
+        return;
+    }
+    if (err && err != ERROR_MORE_DATA) {
+        b->sys_err = err;
+        conn_lost(b, map_win32(err));
+        aipc__bus_unref(b);
+        return;
+    }
+    int rc;
+    /* Without a dispatcher the callbacks of this read run here: hold the gate once for all of
+     * them (each still checks it, so close waits only for the one running). */
+    int held = !b->disp && aipc_gate_enter(&b->gate);
+    if (b->rdirect)
+        rc = aipc_decoder_commit(&b->dec, bytes, aipc__bus_on_frame, b);
+    else
+        rc = aipc_decoder_feed(&b->dec, b->rbuf, bytes, aipc__bus_on_frame, b, NULL);
+    if (held)
+        aipc_gate_leave(&b->gate);
+    if (rc < 0 && (b->st == BS_HELLO || b->st == BS_READY)) {
+        aipc__bus_ev_error(b, AIPC_EPROTO, "", "malformed frame from the broker");
+        conn_lost(b, AIPC_EPROTO);
+    }
+    if ((b->st == BS_HELLO || b->st == BS_READY) && !aipc__bus_ev_closed(b) &&
+        !aipc__bus_ev_should_pause(b))
+        issue_read(b);        /* paused: the dispatcher's thread posts the resume task */
+    aipc__bus_unref(b);
+}
+
+/* The dispatcher caught up: read again. [io] */
+static void on_resume(aipc_op *op, DWORD err, DWORD bytes)
+{
+    aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, resume_op);
+    (void)err;
+    (void)bytes;
+    InterlockedExchange(&b->resume_posted, 0);
+    if ((b->st == BS_HELLO || b->st == BS_READY) && !b->rbusy && !aipc__bus_ev_closed(b))
+        issue_read(b);
+    aipc__bus_unref(b);
+}
+
+/* ---- tasks posted from other threads ------------------------------------------------------ */
+
+/* Wake: new frames to write and/or a new request deadline. [io] */
+static void on_wake(aipc_op *op, DWORD err, DWORD bytes)
+{
+    aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, wake_op);
+    AcquireSRWLockExclusive(&b->lock);
+    b->wake_posted = 0;
+    uint64_t due = b->new_deadline;
+    b->new_deadline = 0;
+    ReleaseSRWLockExclusive(&b->lock);
+    if (b->st != BS_CLOSED) {
+        arm_req_timer(b, due);
+        pump_write(b);
+    }
+    aipc__bus_unref(b);
+}
+
+static void on_start(aipc_op *op, DWORD err, DWORD bytes)
+{
+    aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, start_op);
+    if (b->st == BS_OPENING)
+        start_attempt(b);
+    aipc__bus_unref(b);
+}
+
+/* Teardown on the I/O thread after aipc_bus_close (whose caller ran the final callbacks):
+ * timers stop, I/O is cancelled (the handle closes when the completions are in), and the
+ * user's reference goes. */
+static void on_close(aipc_op *op, DWORD err, DWORD bytes)
+{
+    aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, close_op);
+    (void)err;
+    (void)bytes;
+    int had_conn = b->st == BS_HELLO || b->st == BS_READY;
+    b->st = BS_CLOSED;
+    aipc_timer_stop(b->loop, &b->conn_timer);
+    aipc_timer_stop(b->loop, &b->req_timer);
+    b->req_timer_due = 0;
+    AcquireSRWLockExclusive(&b->lock);
+    aipc_bus_queue_free(&b->q);          /* what wakes before this task did not write */
+    ReleaseSRWLockExclusive(&b->lock);
+    aipc_bus_queue_free(&b->ctl);
+    if (b->h != INVALID_HANDLE_VALUE) {
+        if (had_conn || b->rbusy || b->wbusy)
+            CancelIoEx(b->h, NULL);
+        maybe_finish_drain(b);
+    }
+    aipc__bus_unref(b);                  /* the user's reference */
+    aipc__bus_unref(b);                  /* this task's reference */
+}
+
+void aipc__bus_conn_init(aipc_bus *b)
+{
+    b->h = INVALID_HANDLE_VALUE;
+    b->wake_op.cb = on_wake;
+    b->start_op.cb = on_start;
+    b->close_op.cb = on_close;
+    b->resume_op.cb = on_resume;
+    b->st = BS_OPENING;
+    b->rnd = (uint32_t)GetCurrentProcessId() * 2654435761u ^ (uint32_t)(uintptr_t)b ^
+             (uint32_t)GetTickCount64();
+}
