@@ -175,6 +175,10 @@ static void conn_lost(aipc_bus *b, int err)
     aipc_timer_stop(b->loop, &b->conn_timer);
     AcquireSRWLockExclusive(&b->lock);
     b->ready = 0;
+    /* Reconnect off: final. Calls fail from now on, not only once the handle has drained
+     * (after_failure): on_state(DISCONNECTED) below must not come before that. */
+    if (!b->o.reconnect)
+        b->down = 1;
     ReleaseSRWLockExclusive(&b->lock);
     InterlockedExchange64(&b->client_id, 0);
     aipc_bus_queue_free(&b->ctl);
