@@ -321,6 +321,10 @@ def tables(fig, env, targets, failures):
         ("private memory per idle client (KiB)", "broker.idle.mem_per_client", None),
         ("touched (RSS) memory per idle client (KiB)", "broker.idle.rss_per_client", None),
         ("time to connect 1,000 clients (s)", "broker.idle.connect_time", None),
+        ("SDK bus clients pub/sub 1->1, 64 B, PIPE_ASYNC (msg/s delivered)",
+         "bus.pubsub.1to1.64B.apc.msgs", "raw.stream.64B.msgs"),
+        ("SDK bus clients pub/sub 1->1, 64 B, PIPE_OVERLAPPED (msg/s delivered)",
+         "bus.pubsub.1to1.64B.iocp.msgs", "raw.stream.64B.msgs"),
     ]
     for label, name, base in rows:
         r = ratio(name, base) if base else None

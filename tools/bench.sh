@@ -25,7 +25,7 @@ bash tools/setup-nng.sh || { echo "bench: building nng failed" >&2; exit 1; }
 echo "== building (Windows: $win, native: $nat)"
 cmake -S . -B "$win" -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake -DCMAKE_BUILD_TYPE=Release \
       -DBUILD_TESTING=OFF >"$out/build-win.txt" 2>&1 &&
-cmake --build "$win" -j2 --target asyncipc asyncipc-broker bench_raw bench_p2p bench_broker bench_nng \
+cmake --build "$win" -j2 --target asyncipc asyncipc-broker bench_raw bench_p2p bench_broker bench_bus bench_nng \
       >>"$out/build-win.txt" 2>&1 || { echo "bench: Windows build failed (see $out/build-win.txt)" >&2; exit 1; }
 cmake -S bench -B "$nat" -DCMAKE_BUILD_TYPE=Release >"$out/build-native.txt" 2>&1 &&
 cmake --build "$nat" -j2 --target bench_core >>"$out/build-native.txt" 2>&1 ||
@@ -46,6 +46,8 @@ tools/wine-run cmd /c exit 0 >/dev/null 2>&1    # creates the prefix on first us
 run bench_raw 120 tools/wine-run "$win/bin/bench_raw.exe"
 run bench_p2p 240 tools/wine-run "$win/bin/bench_p2p.exe"
 run bench_broker 240 tools/wine-run "$win/bin/bench_broker.exe"
+run bench_bus_apc 120 tools/wine-run "$win/bin/bench_bus.exe" apc
+run bench_bus_iocp 120 tools/wine-run "$win/bin/bench_bus.exe" iocp
 run bench_nng 240 tools/wine-run "$win/bin/bench_nng.exe"
 wineserver -k 2>/dev/null
 run bench_core 120 "$nat/bench_core"
