@@ -405,7 +405,7 @@ int aipc_broker_app_start(aipc_broker_app **out, const aipc_broker_opts *o, char
         if (o->pipe) {
             upipe = wide_to_utf8(o->pipe);
         }
-        a->pipe_path = aipc_wname_from_utf8(upipe ? upipe : a->cfg.pipe_name);
+        a->pipe_path = aipc__wname_from_utf8(upipe ? upipe : a->cfg.pipe_name);
         if (!a->pipe_path) {
             snprintf(err, errlen, "%s: invalid pipe name \"%s\"", upipe ? "--pipe" : "config key \"pipe_name\"",
                      upipe ? upipe : a->cfg.pipe_name);

@@ -23,7 +23,7 @@
 #endif
 
 /* Task posted by broker_engine_request_stop (I/O thread). */
-static void on_stop(aipc_op *op, DWORD err, DWORD n)
+static void on_stop(aipc__op *op, DWORD err, DWORD n)
 {
     broker_engine *e = CONTAINING_RECORD(op, broker_engine, stop_op);
     (void)err;

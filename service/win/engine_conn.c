@@ -44,8 +44,8 @@
                                  * (more starves write completions: 1 MiB pub/sub measured
                                  * 1.6 s at 4 against 2.4 s at 16) */
 
-static void on_read(aipc_op *op, DWORD err, DWORD n);
-static void on_write(aipc_op *op, DWORD err, DWORD n);
+static void on_read(aipc__op *op, DWORD err, DWORD n);
+static void on_write(aipc__op *op, DWORD err, DWORD n);
 
 /* The core's connection interface, implemented by the engine (the connection begins with it). */
 static void conn_ops_want_write(aipc_conn *c)
@@ -227,7 +227,7 @@ static void conn_post_read(aipc_wconn *c)
     }
 }
 
-static void on_read(aipc_op *op, DWORD err, DWORD n)
+static void on_read(aipc__op *op, DWORD err, DWORD n)
 {
     aipc_wconn *c = CONTAINING_RECORD(op, aipc_wconn, rd);
     c->inflight--;
@@ -347,7 +347,7 @@ static void conn_mark_dirty(aipc_wconn *c)
     c->e->dirty = c;
 }
 
-static void on_write(aipc_op *op, DWORD err, DWORD n)
+static void on_write(aipc__op *op, DWORD err, DWORD n)
 {
     aipc_wconn *c = CONTAINING_RECORD(op, aipc_wconn, wr);
     broker_engine *e = c->e;

@@ -4,7 +4,7 @@
  *   engine_listen.c  the instances waiting for clients (backlog, first instance, squatters)
  *   engine_conn.c    one client connection: reads, coalesced writes, flush list, close
  *
- * Every overlapped operation is an aipc_op (sdk/src/win/win_io.h) embedded in its connection
+ * Every overlapped operation is an aipc__op (sdk/src/win/win_io.h) embedded in its connection
  * (cn, rd, wr) and recovered with CONTAINING_RECORD; the completion port is dispatched by the
  * SDK's aipc__iocp_dispatch, the same code as the SDK's PIPE_OVERLAPPED thread. Everything here
  * runs on the thread in broker_engine_run (the I/O thread), except broker_engine_request_stop.
@@ -24,7 +24,7 @@ struct aipc_wconn {
     aipc_conn conn;         /* first: the core's view (aipc_wconn_conn); ops = the engine's */
     broker_engine *e;
     HANDLE h;
-    aipc_op cn, rd, wr;     /* accept, read, write */
+    aipc__op cn, rd, wr;     /* accept, read, write */
     int inflight;           /* ops handed to the kernel whose completion has not been dequeued */
     int st;
     void *user;             /* handler's connection, NULL until attached */
@@ -64,7 +64,7 @@ struct broker_engine {
     unsigned long squat_refusals;   /* retries that found the name held by another server */
     bool stopping, stop_requested;
     LONG stop_posted;
-    aipc_op stop_op;            /* task posted by broker_engine_request_stop */
+    aipc__op stop_op;            /* task posted by broker_engine_request_stop */
     ULONGLONG stop_deadline;
     bool hard_cancelled;
     DWORD timer_wait;           /* what the handler's timer asked for last (I/O thread) */

@@ -43,7 +43,7 @@ void eng_close_listeners(broker_engine *e)
 }
 
 /* Connect completion of a listening instance (I/O thread). */
-static void on_connect(aipc_op *op, DWORD err, DWORD n)
+static void on_connect(aipc__op *op, DWORD err, DWORD n)
 {
     aipc_wconn *c = CONTAINING_RECORD(op, aipc_wconn, cn);
     broker_engine *e = c->e;

@@ -373,14 +373,14 @@ int aipc_guard_config(const wchar_t *config_path, char *err, size_t errlen)
 static PSECURITY_DESCRIPTOR protected_folder_sd(void)
 {
     DWORD er = 0;
-    return aipc_sec_descriptor(L"D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;%U)", NULL, &er);
+    return aipc__sec_descriptor(L"D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;%U)", NULL, &er);
 }
 
 /* The installers' descriptor for %ProgramData%\AsyncIPC\logs (installer/secure.c): owner
  * Administrators, protected, SYSTEM and Administrators full control, the service modify. */
 static PSECURITY_DESCRIPTOR installer_logs_sd(void)
 {
-    PSID svc = aipc_sec_service_sid(AIPC_SEC_BROKER_SERVICE);
+    PSID svc = aipc__sec_service_sid(AIPC_SEC_BROKER_SERVICE);
     wchar_t *ss = NULL;
     PSECURITY_DESCRIPTOR sd = NULL;
     if (svc && ConvertSidToStringSidW(svc, &ss)) {

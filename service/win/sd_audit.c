@@ -31,7 +31,7 @@ int aipc_trust_add(aipc_trust *t, const char *sid)
     PSID s = NULL;
     if (!ConvertStringSidToSidA(sid, &s))
         return -1;
-    PSID c = aipc_sec_sid_dup(s);
+    PSID c = aipc__sec_sid_dup(s);
     LocalFree(s);
     return trust_take(t, c);
 }
@@ -40,7 +40,7 @@ int aipc_trust_init(aipc_trust *t, bool with_trusted_installer)
 {
     memset(t, 0, sizeof *t);
     if (aipc_trust_add(t, "S-1-5-18") || aipc_trust_add(t, "S-1-5-32-544") ||
-        trust_take(t, aipc_sec_user_sid()) || trust_take(t, aipc_sec_service_sid(AIPC_SEC_BROKER_SERVICE)) ||
+        trust_take(t, aipc__sec_user_sid()) || trust_take(t, aipc__sec_service_sid(AIPC_SEC_BROKER_SERVICE)) ||
         (with_trusted_installer && aipc_trust_add(t, trusted_installer))) {
         aipc_trust_free(t);
         return -1;

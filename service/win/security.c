@@ -21,7 +21,7 @@ wchar_t *broker_default_pipe_sddl(void)
 {
     /* The broker's own account must keep FILE_CREATE_PIPE_INSTANCE, or it could not create its
      * second instance when it runs unelevated (Administrators is deny-only then). */
-    wchar_t *user = aipc_sec_user_sid_string();
+    wchar_t *user = aipc__sec_user_sid_string();
     size_t n = wcslen(base_sddl) + (user ? wcslen(user) + 16 : 0) + 1;
     wchar_t *out = malloc(n * sizeof *out);
     if (out) {
@@ -59,10 +59,10 @@ int broker_pipe_security_init(broker_pipe_security *s, const char *sddl_utf8, ch
             return -1;
         }
     }
-    /* aipc_sec_descriptor adds "O:<our user>" when the SDDL names no owner: clients check the
+    /* aipc__sec_descriptor adds "O:<our user>" when the SDDL names no owner: clients check the
      * owner of the pipe they open (a default descriptor may come back without one). */
     DWORD er = 0;
-    s->sd = aipc_sec_descriptor(s->sddl, NULL, &er);
+    s->sd = aipc__sec_descriptor(s->sddl, NULL, &er);
     if (!s->sd) {
         snprintf(err, errlen, "config key \"sddl\": invalid security descriptor (error %lu)",
                  (unsigned long)er);

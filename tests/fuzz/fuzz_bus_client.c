@@ -11,16 +11,16 @@
  * as a filter/topic pair. */
 static int on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *pl, uint32_t pn)
 {
-    aipc_bus_in in;
-    if (aipc_bus_meta_parse(meta, ml, &in) == 0) {
+    aipc__bus_in in;
+    if (aipc__bus_meta_parse(meta, ml, &in) == 0) {
         volatile size_t sink = strlen(in.topic) + strlen(in.code) + strlen(in.message) +
                                strlen(in.from.name) + strlen(in.name) + strlen(in.reason);
         (void)sink;
-        aipc_bus_in_free(&in);
+        aipc__bus_in_free(&in);
     }
     aipc_bus_peer who;
     char name[AIPC_BUS_NAME_MAX + 1];
-    aipc_bus_presence_parse(pl, pn, &who, name, sizeof name);
+    aipc__bus_presence_parse(pl, pn, &who, name, sizeof name);
     char *a = malloc((size_t)pn + 1);
     if (a) {
         memcpy(a, pl, pn);
@@ -31,11 +31,11 @@ static int on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *
             *b = 0;
             topic = b + 1;
         }
-        aipc_bus_filter_valid(a);
-        aipc_bus_topic_valid(topic);
-        aipc_bus_name_valid(a);
-        aipc_bus_to_is_id(a, NULL);
-        aipc_bus_topic_match(a, topic);
+        aipc__bus_filter_valid(a);
+        aipc__bus_topic_valid(topic);
+        aipc__bus_name_valid(a);
+        aipc__bus_to_is_id(a, NULL);
+        aipc__bus_topic_match(a, topic);
         free(a);
     }
     return 0;

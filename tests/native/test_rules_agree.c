@@ -18,9 +18,9 @@
 static bool sdk_accepts(const rule_case *r, const char *s, char canon[AIPC_PROTO_PIPE_BUF])
 {
     switch (r->kind) {
-    case R_TOPIC: return aipc_bus_topic_valid(s);
-    case R_FILTER: return aipc_bus_filter_valid(s);
-    case R_NAME: return aipc_bus_name_valid(s);
+    case R_TOPIC: return aipc__bus_topic_valid(s);
+    case R_FILTER: return aipc__bus_filter_valid(s);
+    case R_NAME: return aipc__bus_name_valid(s);
     case R_PIPE: return aipc_proto_pipe_name(s, canon) != 0;   /* wname.c converts around it */
     }
     return false;
@@ -44,13 +44,13 @@ END_TEST
 START_TEST(sdk_dispatch_matches_each_pair)
 {
     const match_row *m = &match_rows[_i];
-    aipc_bus_subs subs;
-    aipc_bus_subs_init(&subs);
-    ck_assert_int_eq(aipc_bus_subs_add(&subs, m->filter), 1);
-    ck_assert_msg(aipc_bus_subs_match(&subs, m->topic) == (int)m->match,
+    aipc__bus_subs subs;
+    aipc__bus_subs_init(&subs);
+    ck_assert_int_eq(aipc__bus_subs_add(&subs, m->filter), 1);
+    ck_assert_msg(aipc__bus_subs_match(&subs, m->topic) == (int)m->match,
                   "SDK: filter \"%s\" on topic \"%s\" should %s", m->filter, m->topic,
                   m->match ? "match" : "not match");
-    aipc_bus_subs_free(&subs);
+    aipc__bus_subs_free(&subs);
 }
 END_TEST
 

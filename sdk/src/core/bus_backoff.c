@@ -1,7 +1,7 @@
 /* bus_backoff.c - reconnect delay: capped exponential backoff with jitter (portable). */
 #include "bus_core.h"
 
-uint32_t aipc_bus_backoff_delay(uint32_t min_ms, uint32_t max_ms, uint32_t attempt, uint32_t rnd)
+uint32_t aipc__bus_backoff_delay(uint32_t min_ms, uint32_t max_ms, uint32_t attempt, uint32_t rnd)
 {
     if (min_ms == 0)
         min_ms = 1;

@@ -30,20 +30,20 @@ extern "C" {
  * SDK refuses synchronously is exactly what the broker would refuse. */
 
 /* 1 if `name` is a valid client name. */
-int aipc_bus_name_valid(const char *name);
+int aipc__bus_name_valid(const char *name);
 /* 1 if `topic` may be published. */
-int aipc_bus_topic_valid(const char *topic);
+int aipc__bus_topic_valid(const char *topic);
 /* 1 if `filter` is a valid filter. */
-int aipc_bus_filter_valid(const char *filter);
+int aipc__bus_filter_valid(const char *filter);
 /* 1 if `topic` matches `filter`. */
-int aipc_bus_topic_match(const char *filter, const char *topic);
+int aipc__bus_topic_match(const char *filter, const char *topic);
 /* If `to` is all decimal digits (1..20 of them, fits u64) stores it in *id and returns 1. */
-int aipc_bus_to_is_id(const char *to, uint64_t *id);
+int aipc__bus_to_is_id(const char *to, uint64_t *id);
 
 /* ---- meta building (bus_meta.c) ---------------------------------------------------------- */
 
 /* What a client sends. Unused string fields NULL, unused numbers 0. */
-typedef struct aipc_bus_out {
+typedef struct aipc__bus_out {
     const char *op;        /* "hello", "sub", "unsub", "pub", "send", "req", "rep", "ping", "stats" */
     const char *name;      /* hello: client name (optional) */
     const char *topic;     /* sub/unsub/pub */
@@ -52,11 +52,11 @@ typedef struct aipc_bus_out {
     uint64_t id;           /* "id" when non-zero */
     uint64_t re;           /* rep: the request id */
     int retain;            /* pub: adds "retain":true when non-zero */
-} aipc_bus_out;
+} aipc__bus_out;
 
 /* Serialises `o` as compact JSON; returns a malloc'd NUL-terminated string (free with free())
  * and its length in *len, or NULL (bad fields or out of memory). */
-char *aipc_bus_meta_build(const aipc_bus_out *o, size_t *len);
+char *aipc__bus_meta_build(const aipc__bus_out *o, size_t *len);
 
 /* ---- meta parsing (bus_meta.c) ----------------------------------------------------------- */
 
@@ -65,12 +65,12 @@ typedef enum {
     AIPC_BUS_IN_WELCOME, AIPC_BUS_IN_OK, AIPC_BUS_IN_ERROR, AIPC_BUS_IN_MSG, AIPC_BUS_IN_DIRECT,
     AIPC_BUS_IN_REQ, AIPC_BUS_IN_REP, AIPC_BUS_IN_PONG, AIPC_BUS_IN_STATS, AIPC_BUS_IN_DROPPED,
     AIPC_BUS_IN_BYE
-} aipc_bus_in_op;
+} aipc__bus_in_op;
 
-/* A parsed broker frame. Strings point into the parse tree: valid until aipc_bus_in_free().
+/* A parsed broker frame. Strings point into the parse tree: valid until aipc__bus_in_free().
  * Absent strings are "" (never NULL); has_* flags say whether a number was present. */
-typedef struct aipc_bus_in {
-    aipc_bus_in_op op;
+typedef struct aipc__bus_in {
+    aipc__bus_in_op op;
     const char *op_text;     /* the "op" string as received */
     const char *topic;       /* msg */
     aipc_bus_peer from;      /* msg/direct/req/rep; name "" when absent */
@@ -86,18 +86,18 @@ typedef struct aipc_bus_in {
     const char *message;     /* error */
     const char *reason;      /* bye */
     void *root_;             /* private: the cJSON tree */
-} aipc_bus_in;
+} aipc__bus_in;
 
-/* Parses a meta object. Returns 0 (free with aipc_bus_in_free even for op UNKNOWN) or
+/* Parses a meta object. Returns 0 (free with aipc__bus_in_free even for op UNKNOWN) or
  * AIPC_EPROTO (not a JSON object or no "op" string; nothing to free). */
-int aipc_bus_meta_parse(const uint8_t *meta, size_t len, aipc_bus_in *in);
-void aipc_bus_in_free(aipc_bus_in *in);
+int aipc__bus_meta_parse(const uint8_t *meta, size_t len, aipc__bus_in *in);
+void aipc__bus_in_free(aipc__bus_in *in);
 
 /* Parses a presence payload {"id","name","pid","sid","session","integrity"}; copies the name
  * into name_buf (cap bytes, truncated, NUL-terminated) and the SID after it when it fits whole
  * (else ""), and points who->name / who->user_sid there. Returns 0 or AIPC_EPROTO. */
 #define AIPC_BUS_PRESENCE_BUF (AIPC_BUS_NAME_MAX + 1 + 192)
-int aipc_bus_presence_parse(const uint8_t *payload, size_t len, aipc_bus_peer *who,
+int aipc__bus_presence_parse(const uint8_t *payload, size_t len, aipc_bus_peer *who,
                             char *name_buf, size_t cap);
 
 /* ---- pending table (bus_pending.c) ------------------------------------------------------- */
@@ -107,58 +107,58 @@ typedef enum {
     AIPC_BUS_PEND_PING,      /* ping: cb on pong */
     AIPC_BUS_PEND_STATS,     /* stats: cb with the payload */
     AIPC_BUS_PEND_ACK        /* sub/unsub/send: only errors matter (desc names the op) */
-} aipc_bus_pend_kind;
+} aipc__bus_pend_kind;
 
-typedef struct aipc_bus_pend {
+typedef struct aipc__bus_pend {
     uint64_t id;
     uint64_t deadline_ms;    /* absolute, on the caller's clock; 0 = none */
-    aipc_bus_pend_kind kind;
+    aipc__bus_pend_kind kind;
     aipc_bus_reply_fn cb;
     void *user;
     char *desc;              /* malloc'd description ("send to 'x'"), owned by the entry */
     int sent;                /* the frame was handed to the pipe (a disconnect now fails it) */
-    struct aipc_bus_pend *next_;   /* private: bucket chain */
-} aipc_bus_pend;
+    struct aipc__bus_pend *next_;   /* private: bucket chain */
+} aipc__bus_pend;
 
-typedef struct aipc_bus_pending {
-    aipc_bus_pend **buckets;
+typedef struct aipc__bus_pending {
+    aipc__bus_pend **buckets;
     size_t nbuckets;         /* power of two */
     size_t count;
-} aipc_bus_pending;
+} aipc__bus_pending;
 
-void aipc_bus_pending_init(aipc_bus_pending *p);
+void aipc__bus_pending_init(aipc__bus_pending *p);
 /* Frees every entry (callbacks are not called). */
-void aipc_bus_pending_free(aipc_bus_pending *p);
+void aipc__bus_pending_free(aipc__bus_pending *p);
 /* Adds an entry (copied; desc duplicated). AIPC_EINVAL for id 0 or a duplicate id,
  * AIPC_ENOMEM. */
-int aipc_bus_pending_add(aipc_bus_pending *p, const aipc_bus_pend *e);
+int aipc__bus_pending_add(aipc__bus_pending *p, const aipc__bus_pend *e);
 /* The entry with `id`, or NULL (the table keeps it). */
-aipc_bus_pend *aipc_bus_pending_find(aipc_bus_pending *p, uint64_t id);
+aipc__bus_pend *aipc__bus_pending_find(aipc__bus_pending *p, uint64_t id);
 /* Removes the entry with `id` into *out (caller frees out->desc); returns 1, or 0 if absent. */
-int aipc_bus_pending_take(aipc_bus_pending *p, uint64_t id, aipc_bus_pend *out);
+int aipc__bus_pending_take(aipc__bus_pending *p, uint64_t id, aipc__bus_pend *out);
 /* Removes one entry whose deadline is <= now into *out; returns 1, or 0 when none is due. */
-int aipc_bus_pending_take_expired(aipc_bus_pending *p, uint64_t now_ms, aipc_bus_pend *out);
+int aipc__bus_pending_take_expired(aipc__bus_pending *p, uint64_t now_ms, aipc__bus_pend *out);
 /* Removes one entry with sent != 0 (or any entry when all != 0) into *out; 1 or 0. */
-int aipc_bus_pending_take_sent(aipc_bus_pending *p, int all, aipc_bus_pend *out);
+int aipc__bus_pending_take_sent(aipc__bus_pending *p, int all, aipc__bus_pend *out);
 /* The earliest deadline, or 0 when no entry has one. */
-uint64_t aipc_bus_pending_next_deadline(const aipc_bus_pending *p);
+uint64_t aipc__bus_pending_next_deadline(const aipc__bus_pending *p);
 
 /* ---- subscription set (bus_subs.c) ------------------------------------------------------- */
 
-typedef struct aipc_bus_subs {
+typedef struct aipc__bus_subs {
     char **filters;
     size_t count, cap;
-} aipc_bus_subs;
+} aipc__bus_subs;
 
-void aipc_bus_subs_init(aipc_bus_subs *s);
-void aipc_bus_subs_free(aipc_bus_subs *s);
+void aipc__bus_subs_init(aipc__bus_subs *s);
+void aipc__bus_subs_free(aipc__bus_subs *s);
 /* 1 added, 0 already present, AIPC_ENOMEM. */
-int aipc_bus_subs_add(aipc_bus_subs *s, const char *filter);
+int aipc__bus_subs_add(aipc__bus_subs *s, const char *filter);
 /* 1 removed, 0 absent. */
-int aipc_bus_subs_remove(aipc_bus_subs *s, const char *filter);
-int aipc_bus_subs_contains(const aipc_bus_subs *s, const char *filter);
+int aipc__bus_subs_remove(aipc__bus_subs *s, const char *filter);
+int aipc__bus_subs_contains(const aipc__bus_subs *s, const char *filter);
 /* 1 if any filter matches `topic`. */
-int aipc_bus_subs_match(const aipc_bus_subs *s, const char *topic);
+int aipc__bus_subs_match(const aipc__bus_subs *s, const char *topic);
 
 /* ---- backoff (bus_backoff.c) ------------------------------------------------------------- */
 
@@ -167,45 +167,45 @@ int aipc_bus_subs_match(const aipc_bus_subs *s, const char *topic);
  * at max_ms, then jittered into [d/2, d] using `rnd` (any random 32-bit value), never below
  * min_ms (unless min_ms > max_ms, then max_ms). min 0 is treated as 1.
  */
-uint32_t aipc_bus_backoff_delay(uint32_t min_ms, uint32_t max_ms, uint32_t attempt, uint32_t rnd);
+uint32_t aipc__bus_backoff_delay(uint32_t min_ms, uint32_t max_ms, uint32_t attempt, uint32_t rnd);
 
 /* ---- frame queue (bus_queue.c) ----------------------------------------------------------- */
 
-typedef struct aipc_bus_qnode {
-    struct aipc_bus_qnode *next;
+typedef struct aipc__bus_qnode {
+    struct aipc__bus_qnode *next;
     uint64_t tag;            /* request id for req frames, else 0 */
     size_t len;              /* encoded frame length */
     uint8_t data[];          /* header + meta + payload */
-} aipc_bus_qnode;
+} aipc__bus_qnode;
 
-typedef struct aipc_bus_queue {
-    aipc_bus_qnode *head, *tail;
+typedef struct aipc__bus_queue {
+    aipc__bus_qnode *head, *tail;
     size_t bytes;            /* sum of len */
     size_t count;
     size_t max_bytes;        /* bound for bounded pushes */
-} aipc_bus_queue;
+} aipc__bus_queue;
 
 /* Encodes one frame into a new node (meta_len <= AIPC_MAX_META, payload <= UINT32_MAX);
  * NULL on bad sizes or out of memory. */
-aipc_bus_qnode *aipc_bus_frame_new(const void *meta, size_t meta_len, const void *payload,
+aipc__bus_qnode *aipc__bus_frame_new(const void *meta, size_t meta_len, const void *payload,
                                    size_t payload_len, uint64_t tag);
-void aipc_bus_queue_init(aipc_bus_queue *q, size_t max_bytes);
-void aipc_bus_queue_free(aipc_bus_queue *q);
+void aipc__bus_queue_init(aipc__bus_queue *q, size_t max_bytes);
+void aipc__bus_queue_free(aipc__bus_queue *q);
 /* Appends node. bounded: fails with AIPC_EQUEUEFULL (node not taken) if bytes would exceed
  * max_bytes; unbounded pushes always succeed. */
-int aipc_bus_queue_push(aipc_bus_queue *q, aipc_bus_qnode *n, int bounded);
+int aipc__bus_queue_push(aipc__bus_queue *q, aipc__bus_qnode *n, int bounded);
 /* Moves all of `from` to the front (prepend=1) or back of q (no bound check). */
-void aipc_bus_queue_splice(aipc_bus_queue *q, aipc_bus_queue *from, int prepend);
+void aipc__bus_queue_splice(aipc__bus_queue *q, aipc__bus_queue *from, int prepend);
 /* Removes and frees the nodes with this tag (a request that timed out before it was sent).
  * Returns how many. */
-size_t aipc_bus_queue_remove_tag(aipc_bus_queue *q, uint64_t tag);
+size_t aipc__bus_queue_remove_tag(aipc__bus_queue *q, uint64_t tag);
 /*
  * Takes frames from the head into one malloc'd buffer of at most max_len bytes (at least one
  * frame, whatever its size) for one coalesced write. on_tag (may be NULL) is called for each
  * taken node with a non-zero tag. Returns the buffer (length in *len) or NULL when empty or
  * out of memory (then nothing is taken; *len = 0).
  */
-uint8_t *aipc_bus_queue_take_batch(aipc_bus_queue *q, size_t max_len, size_t *len,
+uint8_t *aipc__bus_queue_take_batch(aipc__bus_queue *q, size_t max_len, size_t *len,
                                    void (*on_tag)(void *ctx, uint64_t tag), void *ctx);
 
 #ifdef __cplusplus

@@ -10,27 +10,27 @@
 #include <string.h>
 
 /* The protocol's rules (proto/) on C strings: the broker applies the same functions. */
-int aipc_bus_name_valid(const char *name)
+int aipc__bus_name_valid(const char *name)
 {
     return name && aipc_proto_name_valid(name, strlen(name));
 }
 
-int aipc_bus_topic_valid(const char *topic)
+int aipc__bus_topic_valid(const char *topic)
 {
     return topic && aipc_proto_topic_valid(topic, strlen(topic));
 }
 
-int aipc_bus_filter_valid(const char *filter)
+int aipc__bus_filter_valid(const char *filter)
 {
     return filter && aipc_proto_filter_valid(filter, strlen(filter));
 }
 
-int aipc_bus_topic_match(const char *filter, const char *topic)
+int aipc__bus_topic_match(const char *filter, const char *topic)
 {
     return filter && topic && aipc_proto_topic_match(filter, strlen(filter), topic, strlen(topic));
 }
 
-int aipc_bus_to_is_id(const char *to, uint64_t *id)
+int aipc__bus_to_is_id(const char *to, uint64_t *id)
 {
     if (!to || !to[0])
         return 0;
@@ -55,7 +55,7 @@ static int add_u64(cJSON *o, const char *key, uint64_t v)
     return cJSON_AddNumberToObject(o, key, (double)v) != NULL;
 }
 
-char *aipc_bus_meta_build(const aipc_bus_out *o, size_t *len)
+char *aipc__bus_meta_build(const aipc__bus_out *o, size_t *len)
 {
     if (!o || !o->op)
         return NULL;
@@ -72,7 +72,7 @@ char *aipc_bus_meta_build(const aipc_bus_out *o, size_t *len)
         ok = cJSON_AddStringToObject(j, "topic", o->topic) != NULL;
     if (ok && o->to) {
         uint64_t id;
-        if (aipc_bus_to_is_id(o->to, &id))
+        if (aipc__bus_to_is_id(o->to, &id))
             ok = add_u64(j, "to", id);
         else
             ok = cJSON_AddStringToObject(j, "to", o->to) != NULL;
@@ -109,7 +109,7 @@ static const char *get_str(const cJSON *o, const char *key)
     return (cJSON_IsString(v) && v->valuestring) ? v->valuestring : "";
 }
 
-static const struct { const char *text; aipc_bus_in_op op; } op_names[] = {
+static const struct { const char *text; aipc__bus_in_op op; } op_names[] = {
     {"welcome", AIPC_BUS_IN_WELCOME}, {"ok", AIPC_BUS_IN_OK}, {"error", AIPC_BUS_IN_ERROR},
     {"msg", AIPC_BUS_IN_MSG}, {"direct", AIPC_BUS_IN_DIRECT}, {"req", AIPC_BUS_IN_REQ},
     {"rep", AIPC_BUS_IN_REP}, {"pong", AIPC_BUS_IN_PONG}, {"stats", AIPC_BUS_IN_STATS},
@@ -138,7 +138,7 @@ static int get_peer(const cJSON *o, aipc_bus_peer *p)
     return has;
 }
 
-int aipc_bus_meta_parse(const uint8_t *meta, size_t len, aipc_bus_in *in)
+int aipc__bus_meta_parse(const uint8_t *meta, size_t len, aipc__bus_in *in)
 {
     memset(in, 0, sizeof *in);
     if (!meta || len == 0)
@@ -176,7 +176,7 @@ int aipc_bus_meta_parse(const uint8_t *meta, size_t len, aipc_bus_in *in)
     return 0;
 }
 
-void aipc_bus_in_free(aipc_bus_in *in)
+void aipc__bus_in_free(aipc__bus_in *in)
 {
     if (in && in->root_) {
         cJSON_Delete((cJSON *)in->root_);
@@ -184,7 +184,7 @@ void aipc_bus_in_free(aipc_bus_in *in)
     }
 }
 
-int aipc_bus_presence_parse(const uint8_t *payload, size_t len, aipc_bus_peer *who,
+int aipc__bus_presence_parse(const uint8_t *payload, size_t len, aipc_bus_peer *who,
                             char *name_buf, size_t cap)
 {
     if (!payload || len == 0 || !name_buf || cap == 0)

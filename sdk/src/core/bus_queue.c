@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-aipc_bus_qnode *aipc_bus_frame_new(const void *meta, size_t meta_len, const void *payload,
+aipc__bus_qnode *aipc__bus_frame_new(const void *meta, size_t meta_len, const void *payload,
                                    size_t payload_len, uint64_t tag)
 {
     if (meta_len > AIPC_MAX_META || payload_len > UINT32_MAX ||
@@ -14,7 +14,7 @@ aipc_bus_qnode *aipc_bus_frame_new(const void *meta, size_t meta_len, const void
     size_t total = AIPC_HDR_SIZE + meta_len + payload_len;
     if (total < payload_len)
         return NULL;
-    aipc_bus_qnode *n = malloc(sizeof *n + total);
+    aipc__bus_qnode *n = malloc(sizeof *n + total);
     if (!n)
         return NULL;
     n->next = NULL;
@@ -28,17 +28,17 @@ aipc_bus_qnode *aipc_bus_frame_new(const void *meta, size_t meta_len, const void
     return n;
 }
 
-void aipc_bus_queue_init(aipc_bus_queue *q, size_t max_bytes)
+void aipc__bus_queue_init(aipc__bus_queue *q, size_t max_bytes)
 {
     memset(q, 0, sizeof *q);
     q->max_bytes = max_bytes;
 }
 
-void aipc_bus_queue_free(aipc_bus_queue *q)
+void aipc__bus_queue_free(aipc__bus_queue *q)
 {
-    aipc_bus_qnode *n = q->head;
+    aipc__bus_qnode *n = q->head;
     while (n) {
-        aipc_bus_qnode *next = n->next;
+        aipc__bus_qnode *next = n->next;
         free(n);
         n = next;
     }
@@ -46,7 +46,7 @@ void aipc_bus_queue_free(aipc_bus_queue *q)
     q->bytes = q->count = 0;
 }
 
-int aipc_bus_queue_push(aipc_bus_queue *q, aipc_bus_qnode *n, int bounded)
+int aipc__bus_queue_push(aipc__bus_queue *q, aipc__bus_qnode *n, int bounded)
 {
     if (bounded && (n->len > q->max_bytes || q->bytes > q->max_bytes - n->len))
         return AIPC_EQUEUEFULL;
@@ -61,7 +61,7 @@ int aipc_bus_queue_push(aipc_bus_queue *q, aipc_bus_qnode *n, int bounded)
     return 0;
 }
 
-void aipc_bus_queue_splice(aipc_bus_queue *q, aipc_bus_queue *from, int prepend)
+void aipc__bus_queue_splice(aipc__bus_queue *q, aipc__bus_queue *from, int prepend)
 {
     if (!from->head)
         return;
@@ -81,12 +81,12 @@ void aipc_bus_queue_splice(aipc_bus_queue *q, aipc_bus_queue *from, int prepend)
     from->bytes = from->count = 0;
 }
 
-size_t aipc_bus_queue_remove_tag(aipc_bus_queue *q, uint64_t tag)
+size_t aipc__bus_queue_remove_tag(aipc__bus_queue *q, uint64_t tag)
 {
     size_t removed = 0;
-    aipc_bus_qnode *prev = NULL;
-    for (aipc_bus_qnode **l = &q->head; *l;) {
-        aipc_bus_qnode *n = *l;
+    aipc__bus_qnode *prev = NULL;
+    for (aipc__bus_qnode **l = &q->head; *l;) {
+        aipc__bus_qnode *n = *l;
         if (tag != 0 && n->tag == tag) {
             *l = n->next;
             q->bytes -= n->len;
@@ -102,7 +102,7 @@ size_t aipc_bus_queue_remove_tag(aipc_bus_queue *q, uint64_t tag)
     return removed;
 }
 
-uint8_t *aipc_bus_queue_take_batch(aipc_bus_queue *q, size_t max_len, size_t *len,
+uint8_t *aipc__bus_queue_take_batch(aipc__bus_queue *q, size_t max_len, size_t *len,
                                    void (*on_tag)(void *ctx, uint64_t tag), void *ctx)
 {
     *len = 0;
@@ -110,7 +110,7 @@ uint8_t *aipc_bus_queue_take_batch(aipc_bus_queue *q, size_t max_len, size_t *le
         return NULL;
     /* how many frames fit (always at least the first) */
     size_t total = q->head->len;
-    aipc_bus_qnode *end = q->head->next;
+    aipc__bus_qnode *end = q->head->next;
     while (end && total + end->len <= max_len) {
         total += end->len;
         end = end->next;
@@ -120,7 +120,7 @@ uint8_t *aipc_bus_queue_take_batch(aipc_bus_queue *q, size_t max_len, size_t *le
         return NULL;
     size_t at = 0;
     while (q->head != end) {
-        aipc_bus_qnode *n = q->head;
+        aipc__bus_qnode *n = q->head;
         memcpy(buf + at, n->data, n->len);
         at += n->len;
         if (n->tag && on_tag)

@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-void aipc_bus_subs_init(aipc_bus_subs *s)
+void aipc__bus_subs_init(aipc__bus_subs *s)
 {
     memset(s, 0, sizeof *s);
 }
 
-void aipc_bus_subs_free(aipc_bus_subs *s)
+void aipc__bus_subs_free(aipc__bus_subs *s)
 {
     for (size_t i = 0; i < s->count; i++)
         free(s->filters[i]);
@@ -18,7 +18,7 @@ void aipc_bus_subs_free(aipc_bus_subs *s)
 }
 
 /* Index of filter or -1 (sets are small: a linear scan keeps insertion order for resubscribe). */
-static long find(const aipc_bus_subs *s, const char *filter)
+static long find(const aipc__bus_subs *s, const char *filter)
 {
     for (size_t i = 0; i < s->count; i++)
         if (strcmp(s->filters[i], filter) == 0)
@@ -26,12 +26,12 @@ static long find(const aipc_bus_subs *s, const char *filter)
     return -1;
 }
 
-int aipc_bus_subs_contains(const aipc_bus_subs *s, const char *filter)
+int aipc__bus_subs_contains(const aipc__bus_subs *s, const char *filter)
 {
     return find(s, filter) >= 0;
 }
 
-int aipc_bus_subs_add(aipc_bus_subs *s, const char *filter)
+int aipc__bus_subs_add(aipc__bus_subs *s, const char *filter)
 {
     if (find(s, filter) >= 0)
         return 0;
@@ -52,7 +52,7 @@ int aipc_bus_subs_add(aipc_bus_subs *s, const char *filter)
     return 1;
 }
 
-int aipc_bus_subs_remove(aipc_bus_subs *s, const char *filter)
+int aipc__bus_subs_remove(aipc__bus_subs *s, const char *filter)
 {
     long i = find(s, filter);
     if (i < 0)
@@ -63,10 +63,10 @@ int aipc_bus_subs_remove(aipc_bus_subs *s, const char *filter)
     return 1;
 }
 
-int aipc_bus_subs_match(const aipc_bus_subs *s, const char *topic)
+int aipc__bus_subs_match(const aipc__bus_subs *s, const char *topic)
 {
     for (size_t i = 0; i < s->count; i++)
-        if (aipc_bus_topic_match(s->filters[i], topic))
+        if (aipc__bus_topic_match(s->filters[i], topic))
             return 1;
     return 0;
 }

@@ -34,7 +34,7 @@ static int grow(void **buf, size_t *cap, size_t need, size_t elem, size_t first)
     return 0;
 }
 
-int aipc_batch_append(aipc_batch *b, const void *data, uint32_t size)
+int aipc__batch_append(aipc__batch *b, const void *data, uint32_t size)
 {
     size_t need = b->len + AIPC_HDR_SIZE + (size_t)size;
     if (need < b->len)
@@ -56,7 +56,7 @@ int aipc_batch_append(aipc_batch *b, const void *data, uint32_t size)
     return 0;
 }
 
-void aipc_batch_clear(aipc_batch *b)
+void aipc__batch_clear(aipc__batch *b)
 {
     if (b->cap > BATCH_KEEP_SMALL)
         b->sparse = b->len < b->cap / 16 ? b->sparse + 1 : 0;
@@ -75,7 +75,7 @@ void aipc_batch_clear(aipc_batch *b)
     }
 }
 
-void aipc_batch_free(aipc_batch *b)
+void aipc__batch_free(aipc__batch *b)
 {
     free(b->buf);
     free(b->sizes);

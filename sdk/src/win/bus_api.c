@@ -27,14 +27,14 @@ void aipc__bus_unref(aipc_bus *b)
     if (InterlockedDecrement(&b->refs) != 0)
         return;
     aipc__bus_ev_free_done(b);
-    aipc_gate_free(&b->gate);
-    aipc_sec_expect_free(&b->owners);
+    aipc__gate_free(&b->gate);
+    aipc__sec_expect_free(&b->owners);
     if (b->disp)
-        aipc_dispatcher_unref(b->disp);
-    aipc_bus_queue_free(&b->q);
-    aipc_bus_queue_free(&b->ctl);
-    aipc_bus_subs_free(&b->subs);
-    aipc_bus_pending_free(&b->pend);
+        aipc__dispatcher_unref(b->disp);
+    aipc__bus_queue_free(&b->q);
+    aipc__bus_queue_free(&b->ctl);
+    aipc__bus_subs_free(&b->subs);
+    aipc__bus_pending_free(&b->pend);
     aipc_decoder_free(&b->dec);
     free(b->wbuf);
     free(b->rbuf);
@@ -103,7 +103,7 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
     *out = NULL;
     if (!opts || opts->size < BUS_OPTS_MIN_SIZE)
         return AIPC_EINVAL;
-    if (opts->name && !aipc_bus_name_valid(opts->name))
+    if (opts->name && !aipc__bus_name_valid(opts->name))
         return AIPC_EINVAL;
     if (opts->size >= offsetof(aipc_bus_options, engine) + sizeof opts->engine &&
         opts->engine != PIPE_ASYNC && opts->engine != PIPE_OVERLAPPED)
@@ -135,12 +135,12 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
     if (opts->size < offsetof(aipc_bus_options, max_dispatch_bytes) + sizeof(uint64_t) ||
         !b->o.max_dispatch_bytes)
         b->o.max_dispatch_bytes = AIPC_DEFAULT_MAX_DISPATCH;
-    aipc_gate_init(&b->gate);
+    aipc__gate_init(&b->gate);
     if (opts->size < offsetof(aipc_bus_options, server_owners) + sizeof(char *))
         b->o.server_owners = NULL;
     if (opts->size < offsetof(aipc_bus_options, engine) + sizeof b->o.engine)
         b->o.engine = PIPE_ASYNC;
-    int orc = aipc_sec_expect_parse(b->o.server_owners ? b->o.server_owners
+    int orc = aipc__sec_expect_parse(b->o.server_owners ? b->o.server_owners
                                                        : AIPC_BUS_DEFAULT_SERVER_OWNERS, &b->owners);
     b->o.server_owners = NULL;      /* the caller's string is not kept */
     if (orc != 0) {
@@ -149,23 +149,23 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
     }
     b->disp = b->o.dispatcher;
     if (b->disp)
-        aipc_dispatcher_ref(b->disp);
+        aipc__dispatcher_ref(b->disp);
 
-    int rc = aipc_wname_normalize(opts->pipe_name ? opts->pipe_name : AIPC_DEFAULT_BROKER_PIPE,
+    int rc = aipc__wname_normalize(opts->pipe_name ? opts->pipe_name : AIPC_DEFAULT_BROKER_PIPE,
                                   &b->pipe);
-    if (rc == 0 && !(b->pipe_utf8 = aipc_wname_utf8(b->pipe)))
+    if (rc == 0 && !(b->pipe_utf8 = aipc__wname_utf8(b->pipe)))
         rc = AIPC_ENOMEM;
     if (rc == 0 && opts->name && !(b->name = dup_str(opts->name)))
         rc = AIPC_ENOMEM;
     if (rc == 0 && !(b->rbuf = malloc(BUS_READ_SIZE + 1)))
         rc = AIPC_ENOMEM;
-    const aipc_engine *eng = b->o.engine == PIPE_OVERLAPPED ? &aipc_engine_iocp : &aipc_engine_apc;
+    const aipc__engine *eng = b->o.engine == PIPE_OVERLAPPED ? &aipc__engine_iocp : &aipc__engine_apc;
     if (rc == 0 && !(b->loop = eng->loop()))
         rc = aipc__syserr(GetLastError());
     b->refs = 1;
-    aipc_bus_queue_init(&b->q, (size_t)(b->o.max_queue_bytes > SIZE_MAX ? SIZE_MAX
+    aipc__bus_queue_init(&b->q, (size_t)(b->o.max_queue_bytes > SIZE_MAX ? SIZE_MAX
                                                                          : b->o.max_queue_bytes));
-    aipc_bus_queue_init(&b->ctl, SIZE_MAX);
+    aipc__bus_queue_init(&b->ctl, SIZE_MAX);
     if (rc != 0) {
         aipc__bus_unref(b);
         return rc;
@@ -173,8 +173,8 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
     b->o.pipe_name = b->pipe;
     b->o.name = b->name;
     InitializeSRWLock(&b->lock);
-    aipc_bus_subs_init(&b->subs);
-    aipc_bus_pending_init(&b->pend);
+    aipc__bus_subs_init(&b->subs);
+    aipc__bus_pending_init(&b->pend);
     b->max_payload = AIPC_DEFAULT_MAX_PAYLOAD;
     aipc__bus_conn_init(b);
     b->pub_state = AIPC_BUS_CONNECTING;
@@ -205,20 +205,20 @@ static int usable_locked(const aipc_bus *b)
  * Builds a frame and queues it (bounded), optionally with a pending entry; posts a wake.
  * `pend` (may be NULL) gets its id set to `id`. Returns 0 or AIPC_E*.
  */
-static int enqueue(aipc_bus *b, const aipc_bus_out *o, const void *data, size_t len,
-                   aipc_bus_pend *pend, uint64_t tag)
+static int enqueue(aipc_bus *b, const aipc__bus_out *o, const void *data, size_t len,
+                   aipc__bus_pend *pend, uint64_t tag)
 {
     if (len && !data)
         return AIPC_EINVAL;
     size_t ml;
-    char *meta = aipc_bus_meta_build(o, &ml);
+    char *meta = aipc__bus_meta_build(o, &ml);
     if (!meta)
         return AIPC_ENOMEM;
     if (ml > AIPC_MAX_META) {
         free(meta);
         return AIPC_ETOOBIG;
     }
-    aipc_bus_qnode *n = aipc_bus_frame_new(meta, ml, data, len, tag);
+    aipc__bus_qnode *n = aipc__bus_frame_new(meta, ml, data, len, tag);
     free(meta);
     if (!n)
         return AIPC_ENOMEM;
@@ -227,12 +227,12 @@ static int enqueue(aipc_bus *b, const aipc_bus_out *o, const void *data, size_t 
     if (rc == 0 && len > b->max_payload)
         rc = AIPC_ETOOBIG;
     if (rc == 0 && pend)
-        rc = aipc_bus_pending_add(&b->pend, pend);
+        rc = aipc__bus_pending_add(&b->pend, pend);
     if (rc == 0) {
-        rc = aipc_bus_queue_push(&b->q, n, 1);
+        rc = aipc__bus_queue_push(&b->q, n, 1);
         if (rc != 0 && pend) {
-            aipc_bus_pend undo;
-            if (aipc_bus_pending_take(&b->pend, pend->id, &undo))
+            aipc__bus_pend undo;
+            if (aipc__bus_pending_take(&b->pend, pend->id, &undo))
                 free(undo.desc);
         }
     }
@@ -253,31 +253,31 @@ static int enqueue(aipc_bus *b, const aipc_bus_out *o, const void *data, size_t 
  * re-sends the whole set). */
 static int sub_op(aipc_bus *b, const char *filter, int add)
 {
-    if (!b || !aipc_bus_filter_valid(filter))
+    if (!b || !aipc__bus_filter_valid(filter))
         return AIPC_EINVAL;
     uint64_t id = (uint64_t)InterlockedIncrement64(&b->next_id);
     size_t ml;
-    char *meta = aipc_bus_meta_build(&(aipc_bus_out){.op = add ? "sub" : "unsub",
+    char *meta = aipc__bus_meta_build(&(aipc__bus_out){.op = add ? "sub" : "unsub",
                                                      .topic = filter, .id = id}, &ml);
-    aipc_bus_qnode *n = meta ? aipc_bus_frame_new(meta, ml, NULL, 0, 0) : NULL;
+    aipc__bus_qnode *n = meta ? aipc__bus_frame_new(meta, ml, NULL, 0, 0) : NULL;
     free(meta);
     if (!n)
         return AIPC_ENOMEM;
     char desc[96];
     snprintf(desc, sizeof desc, "%s '%.64s'", add ? "subscribe" : "unsubscribe", filter);
-    aipc_bus_pend e = {.id = id, .kind = AIPC_BUS_PEND_ACK, .desc = desc};
+    aipc__bus_pend e = {.id = id, .kind = AIPC_BUS_PEND_ACK, .desc = desc};
     AcquireSRWLockExclusive(&b->lock);
     int rc = usable_locked(b);
     int changed = 0;
     if (rc == 0) {
-        changed = add ? aipc_bus_subs_add(&b->subs, filter) : aipc_bus_subs_remove(&b->subs, filter);
+        changed = add ? aipc__bus_subs_add(&b->subs, filter) : aipc__bus_subs_remove(&b->subs, filter);
         if (changed < 0)
             rc = changed;
     }
     if (rc == 0 && changed && b->ready) {
         /* control traffic: not subject to the queue bound */
-        if (aipc_bus_pending_add(&b->pend, &e) == 0) {
-            aipc_bus_queue_push(&b->q, n, 0);
+        if (aipc__bus_pending_add(&b->pend, &e) == 0) {
+            aipc__bus_queue_push(&b->q, n, 0);
             n = NULL;
             wake_locked(b);
         }
@@ -299,16 +299,16 @@ int aipc_bus_unsubscribe(aipc_bus *bus, const char *filter)
 
 int aipc_bus_publish(aipc_bus *bus, const char *topic, const void *data, size_t len, bool retain)
 {
-    if (!bus || !aipc_bus_topic_valid(topic))
+    if (!bus || !aipc__bus_topic_valid(topic))
         return AIPC_EINVAL;
-    return enqueue(bus, &(aipc_bus_out){.op = "pub", .topic = topic, .retain = retain}, data, len,
+    return enqueue(bus, &(aipc__bus_out){.op = "pub", .topic = topic, .retain = retain}, data, len,
                    NULL, 0);
 }
 
 /* Validates a send/req target: a client name or a decimal id. */
 static int target_valid(const char *to)
 {
-    return to && (aipc_bus_name_valid(to) || aipc_bus_to_is_id(to, NULL));
+    return to && (aipc__bus_name_valid(to) || aipc__bus_to_is_id(to, NULL));
 }
 
 int aipc_bus_send(aipc_bus *bus, const char *to, const void *data, size_t len)
@@ -318,19 +318,19 @@ int aipc_bus_send(aipc_bus *bus, const char *to, const void *data, size_t len)
     uint64_t id = (uint64_t)InterlockedIncrement64(&bus->next_id);
     char desc[160];
     snprintf(desc, sizeof desc, "send to '%s'", to);
-    aipc_bus_pend e = {.id = id, .kind = AIPC_BUS_PEND_ACK, .desc = desc};
-    return enqueue(bus, &(aipc_bus_out){.op = "send", .to = to, .id = id}, data, len, &e, id);
+    aipc__bus_pend e = {.id = id, .kind = AIPC_BUS_PEND_ACK, .desc = desc};
+    return enqueue(bus, &(aipc__bus_out){.op = "send", .to = to, .id = id}, data, len, &e, id);
 }
 
 /* Shared by request/ping/stats: a pending entry with a deadline and a callback. */
-static int64_t call_op(aipc_bus *b, const aipc_bus_out *o, const void *data, size_t len,
-                       uint32_t timeout_ms, aipc_bus_pend_kind kind, aipc_bus_reply_fn cb,
+static int64_t call_op(aipc_bus *b, const aipc__bus_out *o, const void *data, size_t len,
+                       uint32_t timeout_ms, aipc__bus_pend_kind kind, aipc_bus_reply_fn cb,
                        void *user)
 {
     uint64_t id = (uint64_t)InterlockedIncrement64(&b->next_id);
-    aipc_bus_out out = *o;
+    aipc__bus_out out = *o;
     out.id = id;
-    aipc_bus_pend e = {.id = id, .deadline_ms = GetTickCount64() + timeout_ms, .kind = kind,
+    aipc__bus_pend e = {.id = id, .deadline_ms = GetTickCount64() + timeout_ms, .kind = kind,
                        .cb = cb, .user = user};
     int rc = enqueue(b, &out, data, len, &e, id);
     return rc ? rc : (int64_t)id;
@@ -341,7 +341,7 @@ int64_t aipc_bus_request(aipc_bus *bus, const char *to, const void *data, size_t
 {
     if (!bus || !target_valid(to) || !cb)
         return AIPC_EINVAL;
-    return call_op(bus, &(aipc_bus_out){.op = "req", .to = to}, data, len,
+    return call_op(bus, &(aipc__bus_out){.op = "req", .to = to}, data, len,
                    timeout_ms ? timeout_ms : BUS_REQ_TIMEOUT_DEF, AIPC_BUS_PEND_REQ, cb, user);
 }
 
@@ -349,7 +349,7 @@ int aipc_bus_reply(aipc_bus *bus, uint64_t to_id, uint64_t req_id, const void *d
 {
     if (!bus || !to_id || !req_id)
         return AIPC_EINVAL;
-    return enqueue(bus, &(aipc_bus_out){.op = "rep", .to_id = to_id, .re = req_id}, data, len,
+    return enqueue(bus, &(aipc__bus_out){.op = "rep", .to_id = to_id, .re = req_id}, data, len,
                    NULL, 0);
 }
 
@@ -357,7 +357,7 @@ int64_t aipc_bus_ping(aipc_bus *bus, uint32_t timeout_ms, aipc_bus_reply_fn cb, 
 {
     if (!bus || !cb)
         return AIPC_EINVAL;
-    return call_op(bus, &(aipc_bus_out){.op = "ping"}, NULL, 0,
+    return call_op(bus, &(aipc__bus_out){.op = "ping"}, NULL, 0,
                    timeout_ms ? timeout_ms : BUS_PING_TIMEOUT_DEF, AIPC_BUS_PEND_PING, cb, user);
 }
 
@@ -365,7 +365,7 @@ int64_t aipc_bus_stats(aipc_bus *bus, uint32_t timeout_ms, aipc_bus_reply_fn cb,
 {
     if (!bus || !cb)
         return AIPC_EINVAL;
-    return call_op(bus, &(aipc_bus_out){.op = "stats"}, NULL, 0,
+    return call_op(bus, &(aipc__bus_out){.op = "stats"}, NULL, 0,
                    timeout_ms ? timeout_ms : BUS_PING_TIMEOUT_DEF, AIPC_BUS_PEND_STATS, cb, user);
 }
 
@@ -393,7 +393,7 @@ void aipc_bus_close(aipc_bus *b)
 {
     if (!b)
         return;
-    if (aipc_loop_gone(b->loop)) {
+    if (aipc__loop_gone(b->loop)) {
         /* Process exit (a static destructor in a DLL): every other thread is gone, perhaps
          * inside one of our locks. Nothing can run a callback any more; leave it all. */
         InterlockedExchange(&b->gate.closed, 1);
@@ -410,13 +410,13 @@ void aipc_bus_close(aipc_bus *b)
     b->ready = 0;
     ReleaseSRWLockExclusive(&b->lock);
     /* No callback from now on; waits only for one running on another thread. */
-    aipc_gate_close(&b->gate);
+    aipc__gate_close(&b->gate);
     aipc__bus_ev_final(b);
     /* The I/O thread closes the connection and drops the user's reference. At process exit
      * the thread may be gone (e.g. a static destructor in a DLL): the client is left as is. */
     aipc__bus_ref(b);
-    if (aipc_loop_gone(b->loop) || !b->loop->eng->post(b->loop, &b->close_op)) {
-        if (!aipc_loop_gone(b->loop))
+    if (aipc__loop_gone(b->loop) || !b->loop->eng->post(b->loop, &b->close_op)) {
+        if (!aipc__loop_gone(b->loop))
             aipc_log(AIPC_LOG_ERROR, "bus(%s): cannot post the close task; leaking the client",
                      b->pipe_utf8);
         InterlockedDecrement(&b->refs);

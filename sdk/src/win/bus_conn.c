@@ -7,7 +7,7 @@
  *
  * Every function here runs on the I/O thread ([io] fields); `lock` guards what public calls
  * share. All I/O goes through the engine table (b->loop->eng: attach, read, write, detach,
- * post) with the client's aipc_op records, so either engine runs it the same way: each
+ * post) with the client's aipc__op records, so either engine runs it the same way: each
  * completion or task runs its op's callback on the I/O thread (the APC engine defers it while
  * a user callback runs there). Each kernel operation and posted task holds a reference.
  *
@@ -47,7 +47,7 @@ static int map_win32(DWORD e)
 
 /* ---- timers --------------------------------------------------------------------------------- */
 
-static void on_req_timer(aipc_timer *t);
+static void on_req_timer(aipc__timer *t);
 
 /* Arms req_timer for `due` if that is earlier than what is armed. [io] */
 static void arm_req_timer(aipc_bus *b, uint64_t due)
@@ -58,12 +58,12 @@ static void arm_req_timer(aipc_bus *b, uint64_t due)
         return;
     uint64_t now = now_ms();
     DWORD ms = due > now ? (DWORD)((due - now) > 0x7FFFFFFF ? 0x7FFFFFFF : (due - now)) : 0;
-    aipc_timer_start(b->loop, &b->req_timer, ms, on_req_timer);
+    aipc__timer_start(b->loop, &b->req_timer, ms, on_req_timer);
     b->req_timer_due = due;
 }
 
 /* Fails every expired request with AIPC_ETIMEDOUT (and drops its frame if still unsent). */
-static void on_req_timer(aipc_timer *t)
+static void on_req_timer(aipc__timer *t)
 {
     aipc_bus *b = CONTAINING_RECORD(t, aipc_bus, req_timer);
     b->req_timer_due = 0;
@@ -72,7 +72,7 @@ static void on_req_timer(aipc_timer *t)
     aipc__bus_ref(b);
     aipc__bus_ev_expire(b);
     AcquireSRWLockExclusive(&b->lock);
-    uint64_t next = aipc_bus_pending_next_deadline(&b->pend);
+    uint64_t next = aipc__bus_pending_next_deadline(&b->pend);
     ReleaseSRWLockExclusive(&b->lock);
     arm_req_timer(b, next);
     aipc__bus_unref(b);
@@ -87,19 +87,19 @@ static void issue_read(aipc_bus *b);
 static void pump_write(aipc_bus *b);
 
 /* Appends a control frame (hello, resubscribe) for the I/O thread to write first. [io] */
-static int push_ctl(aipc_bus *b, const aipc_bus_out *o)
+static int push_ctl(aipc_bus *b, const aipc__bus_out *o)
 {
     size_t ml;
-    char *meta = aipc_bus_meta_build(o, &ml);
-    aipc_bus_qnode *n = meta ? aipc_bus_frame_new(meta, ml, NULL, 0, 0) : NULL;
+    char *meta = aipc__bus_meta_build(o, &ml);
+    aipc__bus_qnode *n = meta ? aipc__bus_frame_new(meta, ml, NULL, 0, 0) : NULL;
     free(meta);
     if (!n)
         return AIPC_ENOMEM;
-    aipc_bus_queue_push(&b->ctl, n, 0);
+    aipc__bus_queue_push(&b->ctl, n, 0);
     return 0;
 }
 
-static void on_conn_timer(aipc_timer *t)
+static void on_conn_timer(aipc__timer *t)
 {
     aipc_bus *b = CONTAINING_RECORD(t, aipc_bus, conn_timer);
     aipc__bus_ref(b);
@@ -119,12 +119,12 @@ static void after_failure(aipc_bus *b, int err)
         return;
     if (b->o.reconnect) {
         b->rnd = b->rnd * 1664525u + 1013904223u;
-        uint32_t delay = aipc_bus_backoff_delay(b->o.backoff_min_ms, b->o.backoff_max_ms,
+        uint32_t delay = aipc__bus_backoff_delay(b->o.backoff_min_ms, b->o.backoff_max_ms,
                                                 b->attempt, b->rnd >> 8);
         if (b->attempt < 64)
             b->attempt++;
         b->st = BS_BACKOFF;
-        aipc_timer_start(b->loop, &b->conn_timer, delay, on_conn_timer);
+        aipc__timer_start(b->loop, &b->conn_timer, delay, on_conn_timer);
         aipc__bus_ev_state(b, AIPC_BUS_RECONNECTING, err);
         return;
     }
@@ -132,7 +132,7 @@ static void after_failure(aipc_bus *b, int err)
     b->st = BS_DOWN;
     AcquireSRWLockExclusive(&b->lock);
     b->down = 1;
-    aipc_bus_queue_free(&b->q);
+    aipc__bus_queue_free(&b->q);
     ReleaseSRWLockExclusive(&b->lock);
     aipc__bus_ev_fail_pending(b, 1, AIPC_EDISCONNECTED);
     aipc__bus_ev_state(b, AIPC_BUS_DISCONNECTED, err);
@@ -172,7 +172,7 @@ static void conn_lost(aipc_bus *b, int err)
     int was_ready = b->st == BS_READY;
     b->st = BS_DRAINING;
     b->last_error = err ? err : AIPC_EDISCONNECTED;
-    aipc_timer_stop(b->loop, &b->conn_timer);
+    aipc__timer_stop(b->loop, &b->conn_timer);
     AcquireSRWLockExclusive(&b->lock);
     b->ready = 0;
     /* Reconnect off: final. Calls fail from now on, not only once the handle has drained
@@ -181,7 +181,7 @@ static void conn_lost(aipc_bus *b, int err)
         b->down = 1;
     ReleaseSRWLockExclusive(&b->lock);
     InterlockedExchange64(&b->client_id, 0);
-    aipc_bus_queue_free(&b->ctl);
+    aipc__bus_queue_free(&b->ctl);
     if (b->rbusy || b->wbusy)
         CancelIoEx(b->h, NULL);
     /* requests already handed to the broker will never be answered on a new connection */
@@ -208,7 +208,7 @@ static void try_open(aipc_bus *b)
         DWORD wait = b->open_retry < left ? b->open_retry : (DWORD)left;
         if (b->open_retry < BUS_OPEN_RETRY_MAX)
             b->open_retry *= 2;
-        aipc_timer_start(b->loop, &b->conn_timer, wait, on_conn_timer);
+        aipc__timer_start(b->loop, &b->conn_timer, wait, on_conn_timer);
         return;
     }
     if (v != AIPC__DIAL_OK) {
@@ -243,13 +243,13 @@ static void try_open(aipc_bus *b)
         b->dec.max_payload = (uint32_t)b->max_payload;
     ReleaseSRWLockShared(&b->lock);
     b->st = BS_HELLO;
-    aipc_bus_queue_free(&b->ctl);
-    if (push_ctl(b, &(aipc_bus_out){.op = "hello", .name = b->name}) != 0) {
+    aipc__bus_queue_free(&b->ctl);
+    if (push_ctl(b, &(aipc__bus_out){.op = "hello", .name = b->name}) != 0) {
         conn_lost(b, AIPC_ENOMEM);
         return;
     }
     /* the welcome gets a full connect timeout of its own, however long opening took */
-    aipc_timer_start(b->loop, &b->conn_timer, b->o.connect_timeout_ms, on_conn_timer);
+    aipc__timer_start(b->loop, &b->conn_timer, b->o.connect_timeout_ms, on_conn_timer);
     issue_read(b);
     pump_write(b);
 }
@@ -258,22 +258,22 @@ static void try_open(aipc_bus *b)
 static void mark_sent(void *ctx, uint64_t tag)
 {
     aipc_bus *b = ctx;
-    aipc_bus_pend *e = aipc_bus_pending_find(&b->pend, tag);
+    aipc__bus_pend *e = aipc__bus_pending_find(&b->pend, tag);
     if (e)
         e->sent = 1;
 }
 
 /* The broker welcomed us: resubscribe, then let queued frames flow. [io] (bus_dispatch.c) */
-void aipc__bus_conn_welcome(aipc_bus *b, const aipc_bus_in *in)
+void aipc__bus_conn_welcome(aipc_bus *b, const aipc__bus_in *in)
 {
-    aipc_timer_stop(b->loop, &b->conn_timer);
+    aipc__timer_stop(b->loop, &b->conn_timer);
     b->st = BS_READY;
     b->attempt = 0;
     b->ever_connected = 1;
     InterlockedExchange64(&b->client_id, (LONG64)in->id);
     if (b->o.on_presence) {
-        push_ctl(b, &(aipc_bus_out){.op = "sub", .topic = "$bus/joined"});
-        push_ctl(b, &(aipc_bus_out){.op = "sub", .topic = "$bus/left"});
+        push_ctl(b, &(aipc__bus_out){.op = "sub", .topic = "$bus/joined"});
+        push_ctl(b, &(aipc__bus_out){.op = "sub", .topic = "$bus/left"});
     }
     AcquireSRWLockExclusive(&b->lock);
     if (in->max_payload)
@@ -284,9 +284,9 @@ void aipc__bus_conn_welcome(aipc_bus *b, const aipc_bus_in *in)
         uint64_t id = (uint64_t)InterlockedIncrement64(&b->next_id);
         char desc[96];
         snprintf(desc, sizeof desc, "subscribe '%.64s'", b->subs.filters[i]);
-        aipc_bus_pend e = {.id = id, .kind = AIPC_BUS_PEND_ACK, .desc = desc, .sent = 1};
-        if (push_ctl(b, &(aipc_bus_out){.op = "sub", .topic = b->subs.filters[i], .id = id}) == 0)
-            aipc_bus_pending_add(&b->pend, &e);
+        aipc__bus_pend e = {.id = id, .kind = AIPC_BUS_PEND_ACK, .desc = desc, .sent = 1};
+        if (push_ctl(b, &(aipc__bus_out){.op = "sub", .topic = b->subs.filters[i], .id = id}) == 0)
+            aipc__bus_pending_add(&b->pend, &e);
     }
     b->ready = 1;
     ReleaseSRWLockExclusive(&b->lock);
@@ -298,7 +298,7 @@ void aipc__bus_conn_welcome(aipc_bus *b, const aipc_bus_in *in)
 
 /* ---- write path ----------------------------------------------------------------------------- */
 
-static void on_write_done(aipc_op *op, DWORD err, DWORD bytes);
+static void on_write_done(aipc__op *op, DWORD err, DWORD bytes);
 
 /* Writes the rest of the current batch. [io] */
 static void issue_write(aipc_bus *b)
@@ -326,10 +326,10 @@ static void pump_write(aipc_bus *b)
     size_t len = 0;
     uint8_t *buf = NULL;
     if (b->ctl.head) {
-        buf = aipc_bus_queue_take_batch(&b->ctl, BUS_BATCH_MAX, &len, NULL, NULL);
+        buf = aipc__bus_queue_take_batch(&b->ctl, BUS_BATCH_MAX, &len, NULL, NULL);
     } else if (b->st == BS_READY) {
         AcquireSRWLockExclusive(&b->lock);
-        buf = aipc_bus_queue_take_batch(&b->q, BUS_BATCH_MAX, &len, mark_sent, b);
+        buf = aipc__bus_queue_take_batch(&b->q, BUS_BATCH_MAX, &len, mark_sent, b);
         ReleaseSRWLockExclusive(&b->lock);
     }
     if (!buf)
@@ -341,7 +341,7 @@ static void pump_write(aipc_bus *b)
     issue_write(b);
 }
 
-static void on_write_done(aipc_op *op, DWORD err, DWORD bytes)
+static void on_write_done(aipc__op *op, DWORD err, DWORD bytes)
 {
     aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, wr);
     b->wbusy = 0;
@@ -368,7 +368,7 @@ static void on_write_done(aipc_op *op, DWORD err, DWORD bytes)
 
 /* ---- read path ------------------------------------------------------------------------------ */
 
-static void on_read_done(aipc_op *op, DWORD err, DWORD bytes);
+static void on_read_done(aipc__op *op, DWORD err, DWORD bytes);
 
 /* Issues the next read: straight into a large frame's buffer when one is being assembled. [io] */
 static void issue_read(aipc_bus *b)
@@ -396,7 +396,7 @@ static void issue_read(aipc_bus *b)
     b->rbusy = 1;
 }
 
-static void on_read_done(aipc_op *op, DWORD err, DWORD bytes)
+static void on_read_done(aipc__op *op, DWORD err, DWORD bytes)
 {
     aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, rd);
     b->rbusy = 0;
@@ -414,13 +414,13 @@ static void on_read_done(aipc_op *op, DWORD err, DWORD bytes)
     int rc;
     /* Without a dispatcher the callbacks of this read run here: hold the gate once for all of
      * them (each still checks it, so close waits only for the one running). */
-    int held = !b->disp && aipc_gate_enter(&b->gate);
+    int held = !b->disp && aipc__gate_enter(&b->gate);
     if (b->rdirect)
         rc = aipc_decoder_commit(&b->dec, bytes, aipc__bus_on_frame, b);
     else
         rc = aipc_decoder_feed(&b->dec, b->rbuf, bytes, aipc__bus_on_frame, b, NULL);
     if (held)
-        aipc_gate_leave(&b->gate);
+        aipc__gate_leave(&b->gate);
     if (rc < 0 && (b->st == BS_HELLO || b->st == BS_READY)) {
         aipc__bus_ev_error(b, AIPC_EPROTO, "", "malformed frame from the broker");
         conn_lost(b, AIPC_EPROTO);
@@ -432,7 +432,7 @@ static void on_read_done(aipc_op *op, DWORD err, DWORD bytes)
 }
 
 /* The dispatcher caught up: read again. [io] */
-static void on_resume(aipc_op *op, DWORD err, DWORD bytes)
+static void on_resume(aipc__op *op, DWORD err, DWORD bytes)
 {
     aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, resume_op);
     (void)err;
@@ -446,7 +446,7 @@ static void on_resume(aipc_op *op, DWORD err, DWORD bytes)
 /* ---- tasks posted from other threads ------------------------------------------------------ */
 
 /* Wake: new frames to write and/or a new request deadline. [io] */
-static void on_wake(aipc_op *op, DWORD err, DWORD bytes)
+static void on_wake(aipc__op *op, DWORD err, DWORD bytes)
 {
     aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, wake_op);
     AcquireSRWLockExclusive(&b->lock);
@@ -461,7 +461,7 @@ static void on_wake(aipc_op *op, DWORD err, DWORD bytes)
     aipc__bus_unref(b);
 }
 
-static void on_start(aipc_op *op, DWORD err, DWORD bytes)
+static void on_start(aipc__op *op, DWORD err, DWORD bytes)
 {
     aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, start_op);
     if (b->st == BS_OPENING)
@@ -472,20 +472,20 @@ static void on_start(aipc_op *op, DWORD err, DWORD bytes)
 /* Teardown on the I/O thread after aipc_bus_close (whose caller ran the final callbacks):
  * timers stop, I/O is cancelled (the handle closes when the completions are in), and the
  * user's reference goes. */
-static void on_close(aipc_op *op, DWORD err, DWORD bytes)
+static void on_close(aipc__op *op, DWORD err, DWORD bytes)
 {
     aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, close_op);
     (void)err;
     (void)bytes;
     int had_conn = b->st == BS_HELLO || b->st == BS_READY;
     b->st = BS_CLOSED;
-    aipc_timer_stop(b->loop, &b->conn_timer);
-    aipc_timer_stop(b->loop, &b->req_timer);
+    aipc__timer_stop(b->loop, &b->conn_timer);
+    aipc__timer_stop(b->loop, &b->req_timer);
     b->req_timer_due = 0;
     AcquireSRWLockExclusive(&b->lock);
-    aipc_bus_queue_free(&b->q);          /* what wakes before this task did not write */
+    aipc__bus_queue_free(&b->q);          /* what wakes before this task did not write */
     ReleaseSRWLockExclusive(&b->lock);
-    aipc_bus_queue_free(&b->ctl);
+    aipc__bus_queue_free(&b->ctl);
     if (b->h != INVALID_HANDLE_VALUE) {
         if (had_conn || b->rbusy || b->wbusy)
             CancelIoEx(b->h, NULL);

@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* Delivers a request to on_request, or answers it empty when nobody listens. [io] */
-static void dispatch_req(aipc_bus *b, const aipc_bus_in *in, const uint8_t *pl, uint32_t pn)
+static void dispatch_req(aipc_bus *b, const aipc__bus_in *in, const uint8_t *pl, uint32_t pn)
 {
     if (!in->has_id || !in->has_from)
         return;
@@ -20,7 +20,7 @@ static void dispatch_req(aipc_bus *b, const aipc_bus_in *in, const uint8_t *pl, 
 }
 
 /* A publication: presence first (internal $bus subscriptions), then on_message. [io] */
-static void dispatch_msg(aipc_bus *b, const aipc_bus_in *in, const uint8_t *pl, uint32_t pn)
+static void dispatch_msg(aipc_bus *b, const aipc__bus_in *in, const uint8_t *pl, uint32_t pn)
 {
     const char *topic = in->topic;
     if (topic[0] == '$') {
@@ -29,11 +29,11 @@ static void dispatch_msg(aipc_bus *b, const aipc_bus_in *in, const uint8_t *pl, 
         if ((joined || left) && b->o.on_presence) {
             aipc_bus_peer who;
             char name[AIPC_BUS_PRESENCE_BUF];
-            if (aipc_bus_presence_parse(pl, pn, &who, name, sizeof name) == 0)
+            if (aipc__bus_presence_parse(pl, pn, &who, name, sizeof name) == 0)
                 aipc__bus_ev_presence(b, joined != 0, &who);
         }
         AcquireSRWLockShared(&b->lock);
-        int wanted = aipc_bus_subs_match(&b->subs, topic);
+        int wanted = aipc__bus_subs_match(&b->subs, topic);
         ReleaseSRWLockShared(&b->lock);
         if (!wanted)
             return;
@@ -42,7 +42,7 @@ static void dispatch_msg(aipc_bus *b, const aipc_bus_in *in, const uint8_t *pl, 
 }
 
 /* An answer carrying "re": completes the matching pending entry. [io] */
-static void dispatch_answer(aipc_bus *b, const aipc_bus_in *in, const uint8_t *pl, uint32_t pn)
+static void dispatch_answer(aipc_bus *b, const aipc__bus_in *in, const uint8_t *pl, uint32_t pn)
 {
     int found;
     if (!in->has_re)
@@ -60,8 +60,8 @@ static void dispatch_answer(aipc_bus *b, const aipc_bus_in *in, const uint8_t *p
 int aipc__bus_on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *pl, uint32_t pn)
 {
     aipc_bus *b = ctx;
-    aipc_bus_in in;
-    if (aipc_bus_meta_parse(meta, ml, &in) != 0) {
+    aipc__bus_in in;
+    if (aipc__bus_meta_parse(meta, ml, &in) != 0) {
         aipc_log(AIPC_LOG_WARN, "bus(%s): ignoring a frame with bad meta", b->pipe_utf8);
         return 0;
     }
@@ -73,7 +73,7 @@ int aipc__bus_on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_
                 aipc__bus_ev_error(b, AIPC_EREFUSED, in.code, in.message[0] ? in.message : in.code);
             aipc__bus_conn_lost(b, in.op == AIPC_BUS_IN_ERROR ? AIPC_EREFUSED : AIPC_EDISCONNECTED);
         }
-        aipc_bus_in_free(&in);
+        aipc__bus_in_free(&in);
         return (b->st == BS_READY && !aipc__bus_ev_closed(b)) ? 0 : 1;
     }
     switch (in.op) {
@@ -97,6 +97,6 @@ int aipc__bus_on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_
         aipc_log(AIPC_LOG_DEBUG, "bus(%s): ignoring op '%s'", b->pipe_utf8, in.op_text);
         break;
     }
-    aipc_bus_in_free(&in);
+    aipc__bus_in_free(&in);
     return (b->st == BS_READY && !aipc__bus_ev_closed(b)) ? 0 : 1;
 }

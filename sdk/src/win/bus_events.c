@@ -26,7 +26,7 @@ struct bus_done {
     bus_done *next, *prev;   /* [lock] in b->done_* while linked */
     volatile LONG refs;
     int linked;              /* [lock] */
-    aipc_bus_pend e;         /* the entry taken from the pending table */
+    aipc__bus_pend e;         /* the entry taken from the pending table */
     int status;
     int has_from;
     aipc_bus_peer from;      /* from.name points into `buf` */
@@ -40,7 +40,7 @@ typedef enum {
 } ev_kind;
 
 typedef struct bus_ev {
-    aipc_dq_item it;         /* first */
+    aipc__dq_item it;         /* first */
     aipc_bus *b;             /* referenced */
     ev_kind kind;
     int i;                   /* state / error / joined / retained */
@@ -64,7 +64,7 @@ static void call_error(aipc_bus *b, int err, const char *code, const char *msg)
 }
 
 /* Completes one entry taken out of the pending table (frees its description). */
-static void complete(aipc_bus *b, aipc_bus_pend *e, int status, const aipc_bus_peer *from,
+static void complete(aipc_bus *b, aipc__bus_pend *e, int status, const aipc_bus_peer *from,
                      const void *data, size_t len)
 {
     if (e->kind == AIPC_BUS_PEND_ACK) {
@@ -150,11 +150,11 @@ static void done_deliver(aipc_bus *b, bus_done *d)
 }
 
 /* Dispatcher's thread: deliver (run) or drop the item, then release it. */
-static void ev_item(aipc_dq_item *it, int run)
+static void ev_item(aipc__dq_item *it, int run)
 {
     bus_ev *v = (bus_ev *)it;
     aipc_bus *b = v->b;
-    if (run && aipc_gate_enter(&b->gate)) {
+    if (run && aipc__gate_enter(&b->gate)) {
         if (v->kind == EV_DONE) {
             AcquireSRWLockExclusive(&b->lock);
             int mine = done_unlink(b, v->done);
@@ -166,7 +166,7 @@ static void ev_item(aipc_dq_item *it, int run)
         } else {
             deliver(b, v);
         }
-        aipc_gate_leave(&b->gate);
+        aipc__gate_leave(&b->gate);
     }
     if (v->done)
         done_unref(v->done);                 /* the item's reference */
@@ -176,7 +176,7 @@ static void ev_item(aipc_dq_item *it, int run)
             InterlockedCompareExchange(&b->rpaused, 0, 1) == 1 &&
             InterlockedCompareExchange(&b->resume_posted, 1, 0) == 0) {
             aipc__bus_ref(b);
-            if (aipc_loop_gone(b->loop) || !b->loop->eng->post(b->loop, &b->resume_op)) {
+            if (aipc__loop_gone(b->loop) || !b->loop->eng->post(b->loop, &b->resume_op)) {
                 InterlockedExchange(&b->resume_posted, 0);
                 aipc__bus_unref(b);
             }
@@ -236,7 +236,7 @@ static void ev_push(aipc_bus *b, bus_ev *v)
     v->flow = v->it.charge;
     InterlockedAdd64(&b->dq_bytes, (LONG64)v->flow);
     aipc__bus_ref(b);
-    aipc_dispatcher_push(b->disp, &v->it);   /* a freed dispatcher drops it (ev_item(.., 0)) */
+    aipc__dispatcher_push(b->disp, &v->it);   /* a freed dispatcher drops it (ev_item(.., 0)) */
 }
 
 /* Direct delivery on the I/O thread through the gate, or a queued item. */
@@ -244,9 +244,9 @@ static void emit(aipc_bus *b, bus_ev *stack, const aipc_bus_peer *peer, const ch
                  const char *s2, const void *data, size_t len)
 {
     if (!b->disp) {
-        if (aipc_gate_enter(&b->gate)) {
+        if (aipc__gate_enter(&b->gate)) {
             deliver(b, stack);
-            aipc_gate_leave(&b->gate);
+            aipc__gate_leave(&b->gate);
         }
         return;
     }
@@ -327,7 +327,7 @@ void aipc__bus_ev_dropped(aipc_bus *b, uint64_t count)
 /* ---- request completions ------------------------------------------------------------------- */
 
 /* Parks a taken entry's result for the dispatcher and queues its item. Lock held. */
-static void park_locked(aipc_bus *b, aipc_bus_pend *e, int status, const aipc_bus_peer *from,
+static void park_locked(aipc_bus *b, aipc__bus_pend *e, int status, const aipc_bus_peer *from,
                         const void *data, size_t len, bus_ev **out)
 {
     size_t np = from ? slen(from->name) : 0, ns = from ? slen(from->user_sid) : 0;
@@ -373,18 +373,18 @@ static void park_locked(aipc_bus *b, aipc_bus_pend *e, int status, const aipc_bu
 }
 
 /* Takes entries with `take` (under the lock) and completes each with `status`. */
-typedef int (*take_fn)(aipc_bus *b, aipc_bus_pend *out, void *arg);
+typedef int (*take_fn)(aipc_bus *b, aipc__bus_pend *out, void *arg);
 
 static void complete_taken(aipc_bus *b, take_fn take, void *arg, int status,
                            const aipc_bus_peer *from, const void *data, size_t len)
 {
     if (!b->disp) {
         /* entries are taken only inside the gate: after close shut it, they are close's */
-        if (!aipc_gate_enter(&b->gate))
+        if (!aipc__gate_enter(&b->gate))
             return;
         /* stops as soon as close shut the gate: what is left is close's to complete */
-        while (!aipc_gate_is_closed(&b->gate)) {
-            aipc_bus_pend e;
+        while (!aipc__gate_is_closed(&b->gate)) {
+            aipc__bus_pend e;
             AcquireSRWLockExclusive(&b->lock);
             int got = take(b, &e, arg);
             ReleaseSRWLockExclusive(&b->lock);
@@ -395,11 +395,11 @@ static void complete_taken(aipc_bus *b, take_fn take, void *arg, int status,
             else
                 complete(b, &e, status, from, data, len);
         }
-        aipc_gate_leave(&b->gate);
+        aipc__gate_leave(&b->gate);
         return;
     }
     for (;;) {
-        aipc_bus_pend e;
+        aipc__bus_pend e;
         bus_ev *v = NULL;
         AcquireSRWLockExclusive(&b->lock);
         int got = take(b, &e, arg);
@@ -418,30 +418,30 @@ static void complete_taken(aipc_bus *b, take_fn take, void *arg, int status,
 /* take functions: 1 = complete it, 2 = drop it silently, 0 = no more. Lock held. */
 typedef struct answer_arg { uint64_t id; int done, found; } answer_arg;
 
-static int take_answer(aipc_bus *b, aipc_bus_pend *out, void *arg)
+static int take_answer(aipc_bus *b, aipc__bus_pend *out, void *arg)
 {
     answer_arg *a = arg;
     if (a->done)
         return 0;
     a->done = 1;
-    a->found = aipc_bus_pending_take(&b->pend, a->id, out);
+    a->found = aipc__bus_pending_take(&b->pend, a->id, out);
     return a->found ? 1 : 0;
 }
 
-static int take_expired(aipc_bus *b, aipc_bus_pend *out, void *arg)
+static int take_expired(aipc_bus *b, aipc__bus_pend *out, void *arg)
 {
     (void)arg;
-    if (!aipc_bus_pending_take_expired(&b->pend, GetTickCount64(), out))
+    if (!aipc__bus_pending_take_expired(&b->pend, GetTickCount64(), out))
         return 0;
     if (!out->sent)
-        aipc_bus_queue_remove_tag(&b->q, out->id);
+        aipc__bus_queue_remove_tag(&b->q, out->id);
     return 1;
 }
 
-static int take_sent(aipc_bus *b, aipc_bus_pend *out, void *arg)
+static int take_sent(aipc_bus *b, aipc__bus_pend *out, void *arg)
 {
     int all = *(int *)arg;
-    if (!aipc_bus_pending_take_sent(&b->pend, all, out))
+    if (!aipc__bus_pending_take_sent(&b->pend, all, out))
         return 0;
     /* an ack nobody waits for: the disconnect itself is reported */
     return out->kind == AIPC_BUS_PEND_ACK ? 2 : 1;
@@ -483,20 +483,20 @@ int aipc__bus_ev_should_pause(aipc_bus *b)
 
 int aipc__bus_ev_closed(aipc_bus *b)
 {
-    return aipc_gate_is_closed(&b->gate);
+    return aipc__gate_is_closed(&b->gate);
 }
 
 void aipc__bus_ev_final(aipc_bus *b)
 {
-    aipc_cb_enter();                   /* these are callbacks: nothing nests inside them */
+    aipc__cb_enter();                   /* these are callbacks: nothing nests inside them */
     /* Pending entries first, then the parked ones, in one hold of the lock: an entry moves
      * from `pend` to `done` under the lock, so every one is in exactly one of the two. */
-    aipc_bus_pend *left = NULL;
+    aipc__bus_pend *left = NULL;
     size_t nleft = 0, cap = 0;
     AcquireSRWLockExclusive(&b->lock);
     for (;;) {
-        aipc_bus_pend e;
-        if (!aipc_bus_pending_take_sent(&b->pend, 1, &e))
+        aipc__bus_pend e;
+        if (!aipc__bus_pending_take_sent(&b->pend, 1, &e))
             break;
         if (e.kind == AIPC_BUS_PEND_ACK) {
             free(e.desc);
@@ -504,7 +504,7 @@ void aipc__bus_ev_final(aipc_bus *b)
         }
         if (nleft == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            aipc_bus_pend *n = realloc(left, ncap * sizeof *n);
+            aipc__bus_pend *n = realloc(left, ncap * sizeof *n);
             if (!n) {                  /* cannot keep it: complete it now, under the lock */
                 aipc_log(AIPC_LOG_ERROR, "bus(%s): out of memory at close", b->pipe_utf8);
                 free(e.desc);
@@ -533,7 +533,7 @@ void aipc__bus_ev_final(aipc_bus *b)
     aipc_log(AIPC_LOG_INFO, "bus(%s): closed", b->pipe_utf8);
     if (b->o.on_state)
         b->o.on_state(b, b->o.user, AIPC_BUS_CLOSED, 0);
-    aipc_cb_leave();
+    aipc__cb_leave();
 }
 
 void aipc__bus_ev_free_done(aipc_bus *b)

@@ -42,13 +42,13 @@ struct aipc_bus {
     wchar_t *pipe;                /* full "\\.\pipe\NAME" */
     char *pipe_utf8;              /* for log lines */
     char *name;                   /* client name or NULL */
-    aipc_loop *loop;
+    aipc__loop *loop;
     volatile LONG refs;
     volatile LONG64 next_id;      /* ids for req/ping/stats/acks */
     volatile LONG pub_state;      /* aipc_bus_state for aipc_bus_get_state */
     volatile LONG64 client_id;    /* broker-assigned id while connected */
-    aipc_gate gate;               /* every user callback passes it; close shuts it */
-    aipc_sec_expect owners;       /* accepted owners of the broker's pipe */
+    aipc__gate gate;               /* every user callback passes it; close shuts it */
+    aipc__sec_expect owners;       /* accepted owners of the broker's pipe */
     aipc_dispatcher *disp;        /* callbacks go through it (NULL: on the I/O thread) */
     volatile LONG64 dq_bytes;     /* bytes queued for the dispatcher (with overhead) */
     volatile LONG rpaused;        /* the read side waits for the dispatcher to drain */
@@ -58,9 +58,9 @@ struct aipc_bus {
 
     /* [lock] */
     SRWLOCK lock;
-    aipc_bus_queue q;             /* frames accepted from callers, not yet written */
-    aipc_bus_subs subs;           /* user filters, re-sent after reconnect */
-    aipc_bus_pending pend;        /* outstanding req/ping/stats/acks */
+    aipc__bus_queue q;             /* frames accepted from callers, not yet written */
+    aipc__bus_subs subs;           /* user filters, re-sent after reconnect */
+    aipc__bus_pending pend;        /* outstanding req/ping/stats/acks */
     bus_done *done_head, *done_tail;  /* completions queued for the dispatcher, not yet run */
     int ready;                    /* welcomed: new frames may be written at once */
     int down;                     /* DOWN: calls fail with AIPC_EDISCONNECTED */
@@ -78,18 +78,18 @@ struct aipc_bus {
     ULONGLONG deadline;           /* end of the current attempt (OPENING/HELLO) */
     DWORD open_retry;             /* next dial retry delay */
     HANDLE h;
-    aipc_op rd, wr;               /* kernel read/write through the client's engine */
+    aipc__op rd, wr;               /* kernel read/write through the client's engine */
     int rbusy, wbusy;
     uint8_t *rbuf;
     int rdirect;                  /* the pending read targets the decoder's frame buffer */
     aipc_decoder dec;
-    aipc_bus_queue ctl;           /* hello and resubscribe frames, written before q */
+    aipc__bus_queue ctl;           /* hello and resubscribe frames, written before q */
     uint8_t *wbuf;                /* the batch being written */
     size_t wlen, woff;
-    aipc_timer conn_timer;        /* OPENING retry, HELLO deadline, BACKOFF delay */
-    aipc_timer req_timer;         /* earliest pending deadline */
+    aipc__timer conn_timer;        /* OPENING retry, HELLO deadline, BACKOFF delay */
+    aipc__timer req_timer;         /* earliest pending deadline */
     uint64_t req_timer_due;       /* 0 when req_timer is not armed */
-    aipc_op wake_op, start_op, close_op, resume_op;
+    aipc__op wake_op, start_op, close_op, resume_op;
     uint32_t rnd;                 /* jitter state */
 };
 
@@ -101,7 +101,7 @@ void aipc__bus_unref(aipc_bus *b);   /* frees the client at zero (any thread) */
 /* Sets the connection fields and the tasks' callbacks of a new client (before any post). */
 void aipc__bus_conn_init(aipc_bus *b);
 /* The broker welcomed us (HELLO -> READY): resubscribe, write what is queued, CONNECTED. */
-void aipc__bus_conn_welcome(aipc_bus *b, const aipc_bus_in *in);
+void aipc__bus_conn_welcome(aipc_bus *b, const aipc__bus_in *in);
 /* The connection broke (HELLO or READY): cancel I/O, fail sent requests, then back off or give
  * up once the handle is closed. `err` is the AIPC_E* cause. */
 void aipc__bus_conn_lost(aipc_bus *b, int err);

@@ -1,9 +1,9 @@
 /*
  * cbgate.c - the callback gate of one SDK object (see cbgate.h).
  *
- * Waiting in aipc_gate_close, in this order of concern:
+ * Waiting in aipc__gate_close, in this order of concern:
  *   - the runner is this thread (inside the callback): no wait;
- *   - the runner waits, directly or through a chain, in aipc_gate_close for a gate whose
+ *   - the runner waits, directly or through a chain, in aipc__gate_close for a gate whose
  *     callback runs on this thread (two objects closing each other from their callbacks):
  *     no wait, or both would wait forever (`g_waits` records who waits for which gate);
  *   - this thread handles a message sent by another thread: it is replied to first
@@ -35,21 +35,21 @@ static DWORD tls(void)
     return g_tls;
 }
 
-void aipc_cb_enter(void)
+void aipc__cb_enter(void)
 {
     DWORD t = tls();
     if (t != TLS_OUT_OF_INDEXES)
         TlsSetValue(t, (void *)((uintptr_t)TlsGetValue(t) + 1));
 }
 
-void aipc_cb_leave(void)
+void aipc__cb_leave(void)
 {
     DWORD t = tls();
     if (t != TLS_OUT_OF_INDEXES)
         TlsSetValue(t, (void *)((uintptr_t)TlsGetValue(t) - 1));
 }
 
-int aipc_cb_nested(void)
+int aipc__cb_nested(void)
 {
     DWORD t = tls();
     return t != TLS_OUT_OF_INDEXES && TlsGetValue(t) != NULL;
@@ -57,7 +57,7 @@ int aipc_cb_nested(void)
 
 /* ---- the gate ------------------------------------------------------------------------------- */
 
-void aipc_gate_init(aipc_gate *g)
+void aipc__gate_init(aipc__gate *g)
 {
     InitializeSRWLock(&g->lock);
     g->running = 0;
@@ -67,12 +67,12 @@ void aipc_gate_init(aipc_gate *g)
     g->idle = NULL;
 }
 
-int aipc_gate_enter(aipc_gate *g)
+int aipc__gate_enter(aipc__gate *g)
 {
     DWORD me = GetCurrentThreadId();
     if (*(volatile DWORD *)&g->running == me) {
         /* Nested (a batch holds the gate): only this thread changes running/depth now. */
-        if (aipc_gate_is_closed(g))
+        if (aipc__gate_is_closed(g))
             return 0;
         g->depth++;
         return 1;
@@ -86,17 +86,17 @@ int aipc_gate_enter(aipc_gate *g)
     }
     ReleaseSRWLockExclusive(&g->lock);
     if (ok)
-        aipc_cb_enter();
+        aipc__cb_enter();
     return ok;
 }
 
-void aipc_gate_leave(aipc_gate *g)
+void aipc__gate_leave(aipc__gate *g)
 {
     if (g->depth > 1) {                 /* nested: this thread still holds the gate */
         g->depth--;
         return;
     }
-    aipc_cb_leave();
+    aipc__cb_leave();
     AcquireSRWLockExclusive(&g->lock);
     g->depth = 0;
     g->running = 0;
@@ -105,12 +105,12 @@ void aipc_gate_leave(aipc_gate *g)
     ReleaseSRWLockExclusive(&g->lock);
 }
 
-int aipc_gate_is_closed(aipc_gate *g)
+int aipc__gate_is_closed(aipc__gate *g)
 {
     return InterlockedCompareExchange(&g->closed, 0, 0) != 0;
 }
 
-DWORD aipc_wait_serving_sent(DWORD n, const HANDLE *hs, DWORD ms)
+DWORD aipc__wait_serving_sent(DWORD n, const HANDLE *hs, DWORD ms)
 {
     ULONGLONG end = ms == INFINITE ? 0 : GetTickCount64() + ms;
     for (;;) {
@@ -128,11 +128,11 @@ DWORD aipc_wait_serving_sent(DWORD n, const HANDLE *hs, DWORD ms)
     }
 }
 
-/* Who waits in aipc_gate_close for which gate (nodes live on the waiters' stacks). */
+/* Who waits in aipc__gate_close for which gate (nodes live on the waiters' stacks). */
 typedef struct wait_node {
     struct wait_node *next;
     DWORD tid;
-    aipc_gate *gate;
+    aipc__gate *gate;
 } wait_node;
 
 static SRWLOCK g_waits_lock = SRWLOCK_INIT;
@@ -154,7 +154,7 @@ static int would_deadlock(DWORD runner, DWORD me)
     return 0;
 }
 
-void aipc_gate_close(aipc_gate *g)
+void aipc__gate_close(aipc__gate *g)
 {
     DWORD me = GetCurrentThreadId();
     wait_node self = {NULL, me, g};
@@ -192,7 +192,7 @@ void aipc_gate_close(aipc_gate *g)
         int gone = !th && GetLastError() == ERROR_INVALID_PARAMETER;   /* no such thread */
         if (!gone) {
             HANDLE hs[2] = {idle, th};
-            DWORD r = aipc_wait_serving_sent(th ? 2 : 1, hs, INFINITE);
+            DWORD r = aipc__wait_serving_sent(th ? 2 : 1, hs, INFINITE);
             gone = th && r == WAIT_OBJECT_0 + 1;
             if (r == WAIT_FAILED)
                 Sleep(1);                    /* never spin hard; the loop looks again */
@@ -217,7 +217,7 @@ void aipc_gate_close(aipc_gate *g)
     ReleaseSRWLockExclusive(&g->lock);
 }
 
-void aipc_gate_free(aipc_gate *g)
+void aipc__gate_free(aipc__gate *g)
 {
     if (g->idle)
         CloseHandle(g->idle);

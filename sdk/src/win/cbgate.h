@@ -1,8 +1,8 @@
 /*
  * cbgate.h - the callback gate of one SDK object (pipe or bus client).
  *
- * Every user callback of an object runs between aipc_gate_enter and aipc_gate_leave, on
- * whichever thread delivers it (the I/O thread or a dispatcher's thread). aipc_gate_close
+ * Every user callback of an object runs between aipc__gate_enter and aipc__gate_leave, on
+ * whichever thread delivers it (the I/O thread or a dispatcher's thread). aipc__gate_close
  * (Exit/Release/close) shuts the gate: no callback enters afterwards, and it waits only for a
  * callback that is inside the gate at that moment on ANOTHER thread - never for queued ones.
  * The wait serves messages sent to the calling thread's windows (MsgWaitForMultipleObjectsEx
@@ -10,7 +10,7 @@
  * blocked in SendMessage to one of them completes; it ends early when the callback's thread has
  * already exited (process exit: a static destructor in a DLL). Called on the thread that is
  * inside the gate (from the callback itself) it does not wait, nor when the runner itself waits
- * (directly or through a chain) in aipc_gate_close for a callback on the calling thread. While
+ * (directly or through a chain) in aipc__gate_close for a callback on the calling thread. While
  * handling a message sent by another thread it first replies to it (ReplyMessage(0)): the
  * sender may be the callback it is about to wait for.
  * Thread: any. The gate's fields are guarded by its SRW lock.
@@ -20,38 +20,38 @@
 
 #include <windows.h>
 
-typedef struct aipc_gate {
+typedef struct aipc__gate {
     SRWLOCK lock;
     DWORD running;     /* [lock] id of the thread inside the gate, 0 = none */
     int depth;         /* nested enters by that thread (changed by it alone while inside) */
     volatile LONG closed; /* [lock] to set, read without it: shut, enter fails */
     int waiters;       /* [lock] closers waiting for `idle` */
     HANDLE idle;       /* [lock] manual-reset event, made by the first waiter, set on leave */
-} aipc_gate;
+} aipc__gate;
 
-void aipc_gate_init(aipc_gate *g);
-/* 1: the caller may run a callback (call aipc_gate_leave after it); 0: the gate is shut.
+void aipc__gate_init(aipc__gate *g);
+/* 1: the caller may run a callback (call aipc__gate_leave after it); 0: the gate is shut.
  * Nested enters by the thread inside the gate take no lock: a batch of callbacks (all the
  * messages of one read) holds the gate once, and each callback still checks it, so a close
  * waits only for the callback that is running. */
-int  aipc_gate_enter(aipc_gate *g);
-void aipc_gate_leave(aipc_gate *g);
+int  aipc__gate_enter(aipc__gate *g);
+void aipc__gate_leave(aipc__gate *g);
 /* Shuts the gate (idempotent) and waits as described above. */
-void aipc_gate_close(aipc_gate *g);
+void aipc__gate_close(aipc__gate *g);
 /* 1 when shut (a hint: it may shut right after). */
-int  aipc_gate_is_closed(aipc_gate *g);
+int  aipc__gate_is_closed(aipc__gate *g);
 /* Frees the event (the gate must not be used afterwards). */
-void aipc_gate_free(aipc_gate *g);
+void aipc__gate_free(aipc__gate *g);
 
-/* Callback nesting on the calling thread: every user callback runs between aipc_cb_enter and
- * aipc_cb_leave (the gate does it). While the depth is non-zero the APC engine defers
+/* Callback nesting on the calling thread: every user callback runs between aipc__cb_enter and
+ * aipc__cb_leave (the gate does it). While the depth is non-zero the APC engine defers
  * completions and dispatchers run nothing, so callbacks never nest. */
-void aipc_cb_enter(void);
-void aipc_cb_leave(void);
-int  aipc_cb_nested(void);
+void aipc__cb_enter(void);
+void aipc__cb_leave(void);
+int  aipc__cb_nested(void);
 
 /* Waits for any of `n` (< MAXIMUM_WAIT_OBJECTS) handles while serving messages sent to the
  * calling thread's windows. Returns the WaitForMultipleObjects-style result. */
-DWORD aipc_wait_serving_sent(DWORD n, const HANDLE *hs, DWORD ms);
+DWORD aipc__wait_serving_sent(DWORD n, const HANDLE *hs, DWORD ms);
 
 #endif

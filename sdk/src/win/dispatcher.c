@@ -31,7 +31,7 @@ struct aipc_dispatcher {
     DWORD owner;             /* creating thread */
     HANDLE event;            /* AIPC_DISPATCH_MANUAL */
     SRWLOCK lock;
-    aipc_dq_item *head, *tail;   /* [lock] */
+    aipc__dq_item *head, *tail;   /* [lock] */
     uint64_t count, bytes;       /* [lock] */
     int woken;               /* [lock] window: a wake message or timer is pending */
     int dead;                /* [lock] aipc_dispatcher_free ran: pushes drop */
@@ -40,12 +40,12 @@ struct aipc_dispatcher {
 
 /* ---- references ----------------------------------------------------------------------------- */
 
-void aipc_dispatcher_ref(aipc_dispatcher *d)
+void aipc__dispatcher_ref(aipc_dispatcher *d)
 {
     InterlockedIncrement(&d->refs);
 }
 
-void aipc_dispatcher_unref(aipc_dispatcher *d)
+void aipc__dispatcher_unref(aipc_dispatcher *d)
 {
     if (InterlockedDecrement(&d->refs) != 0)
         return;
@@ -56,7 +56,7 @@ void aipc_dispatcher_unref(aipc_dispatcher *d)
 
 /* ---- queue ---------------------------------------------------------------------------------- */
 
-int aipc_dispatcher_push(aipc_dispatcher *d, aipc_dq_item *it)
+int aipc__dispatcher_push(aipc_dispatcher *d, aipc__dq_item *it)
 {
     it->next = NULL;
     AcquireSRWLockExclusive(&d->lock);
@@ -93,10 +93,10 @@ int aipc_dispatcher_push(aipc_dispatcher *d, aipc_dq_item *it)
     return 0;
 }
 
-static aipc_dq_item *pop(aipc_dispatcher *d)
+static aipc__dq_item *pop(aipc_dispatcher *d)
 {
     AcquireSRWLockExclusive(&d->lock);
-    aipc_dq_item *it = d->head;
+    aipc__dq_item *it = d->head;
     if (it) {
         d->head = it->next;
         if (!d->head)
@@ -114,9 +114,9 @@ static aipc_dq_item *pop(aipc_dispatcher *d)
  * milliseconds (INFINITE = no limit). Returns how many ran. */
 static int run_items(aipc_dispatcher *d, uint32_t max, DWORD ms)
 {
-    if (aipc_cb_nested() || InterlockedCompareExchange(&d->busy, 1, 0) != 0)
+    if (aipc__cb_nested() || InterlockedCompareExchange(&d->busy, 1, 0) != 0)
         return 0;
-    aipc_dispatcher_ref(d);       /* a callback may free it and release its last object */
+    aipc__dispatcher_ref(d);       /* a callback may free it and release its last object */
     if (max == 0) {
         AcquireSRWLockShared(&d->lock);
         max = d->count > UINT32_MAX ? UINT32_MAX : (uint32_t)d->count;
@@ -125,7 +125,7 @@ static int run_items(aipc_dispatcher *d, uint32_t max, DWORD ms)
     ULONGLONG end = ms == INFINITE ? 0 : GetTickCount64() + ms;
     uint32_t ran = 0;
     while (ran < max) {
-        aipc_dq_item *it = pop(d);
+        aipc__dq_item *it = pop(d);
         if (!it)
             break;
         it->fn(it, 1);
@@ -134,7 +134,7 @@ static int run_items(aipc_dispatcher *d, uint32_t max, DWORD ms)
             break;
     }
     InterlockedExchange(&d->busy, 0);
-    aipc_dispatcher_unref(d);
+    aipc__dispatcher_unref(d);
     return (int)(ran > INT32_MAX ? INT32_MAX : ran);
 }
 
@@ -155,11 +155,11 @@ static void window_later(HWND hwnd, UINT ms)
 static void window_slice(aipc_dispatcher *d, HWND hwnd)
 {
     KillTimer(hwnd, TIMER_SLICE);
-    if (aipc_cb_nested()) {                 /* inside a callback's modal loop: later */
+    if (aipc__cb_nested()) {                 /* inside a callback's modal loop: later */
         window_later(hwnd, NESTED_RETRY_MS);
         return;
     }
-    aipc_dispatcher_ref(d);                 /* a callback may free it */
+    aipc__dispatcher_ref(d);                 /* a callback may free it */
     AcquireSRWLockExclusive(&d->lock);
     d->woken = 0;
     ReleaseSRWLockExclusive(&d->lock);
@@ -171,7 +171,7 @@ static void window_slice(aipc_dispatcher *d, HWND hwnd)
     ReleaseSRWLockExclusive(&d->lock);
     if (more)
         window_later(hwnd, USER_TIMER_MINIMUM);
-    aipc_dispatcher_unref(d);
+    aipc__dispatcher_unref(d);
 }
 
 static LRESULT CALLBACK window_proc(HWND hwnd, UINT msg, WPARAM wp, LPARAM lp)
@@ -201,7 +201,7 @@ static LRESULT CALLBACK window_proc(HWND hwnd, UINT msg, WPARAM wp, LPARAM lp)
             AcquireSRWLockExclusive(&d->lock);
             d->hwnd = NULL;
             ReleaseSRWLockExclusive(&d->lock);
-            aipc_dispatcher_unref(d);       /* the window's reference */
+            aipc__dispatcher_unref(d);       /* the window's reference */
         }
         break;
     default:
@@ -303,7 +303,7 @@ void aipc_dispatcher_free(aipc_dispatcher *d)
         return;
     AcquireSRWLockExclusive(&d->lock);
     d->dead = 1;
-    aipc_dq_item *it = d->head;
+    aipc__dq_item *it = d->head;
     d->head = d->tail = NULL;
     d->count = d->bytes = 0;
     HWND hwnd = d->hwnd;
@@ -311,7 +311,7 @@ void aipc_dispatcher_free(aipc_dispatcher *d)
         ResetEvent(d->event);
     ReleaseSRWLockExclusive(&d->lock);
     while (it) {
-        aipc_dq_item *next = it->next;
+        aipc__dq_item *next = it->next;
         it->fn(it, 0);
         it = next;
     }
@@ -321,5 +321,5 @@ void aipc_dispatcher_free(aipc_dispatcher *d)
         else
             PostMessageW(hwnd, WM_CLOSE, 0, 0);
     }
-    aipc_dispatcher_unref(d);
+    aipc__dispatcher_unref(d);
 }

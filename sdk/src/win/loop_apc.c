@@ -20,24 +20,24 @@
 #include <process.h>
 #include <string.h>
 
-static aipc_loop g_loop;
+static aipc__loop g_loop;
 static INIT_ONCE g_once = INIT_ONCE_STATIC_INIT;
 
 /* Listen events the I/O thread waits on itself, and their ops. [io] */
 static HANDLE g_events[MAXIMUM_WAIT_OBJECTS];
-static aipc_op *g_waiters[MAXIMUM_WAIT_OBJECTS];
+static aipc__op *g_waiters[MAXIMUM_WAIT_OBJECTS];
 static DWORD g_nwait;
 
 /* Completions and tasks that arrived while a user callback ran on this thread (an alertable
  * wait inside a callback): run after it returns, in arrival order. [io] */
-static aipc_op *g_def_head, *g_def_tail;
+static aipc__op *g_def_head, *g_def_tail;
 
-static void listen_done(aipc_op *op);
+static void listen_done(aipc__op *op);
 
 /* Every completion and task of this engine enters here. */
-static void apc_run(aipc_op *op, DWORD err, DWORD bytes)
+static void apc_run(aipc__op *op, DWORD err, DWORD bytes)
 {
-    if (aipc_cb_nested()) {
+    if (aipc__cb_nested()) {
         op->derr = err;
         op->dbytes = bytes;
         op->dnext = NULL;
@@ -54,7 +54,7 @@ static void apc_run(aipc_op *op, DWORD err, DWORD bytes)
 static void run_deferred(void)
 {
     while (g_def_head) {
-        aipc_op *op = g_def_head;
+        aipc__op *op = g_def_head;
         g_def_head = op->dnext;
         if (!g_def_head)
             g_def_tail = NULL;
@@ -66,10 +66,10 @@ static void run_deferred(void)
  * the listen events, if any. */
 static unsigned __stdcall apc_thread(void *arg)
 {
-    aipc_loop *l = arg;
+    aipc__loop *l = arg;
     for (;;) {
         run_deferred();
-        DWORD wait = aipc_timers_run(l);
+        DWORD wait = aipc__timers_run(l);
         if (g_def_head)
             continue;                       /* a timer callback waited alertably */
         if (g_nwait == 0) {
@@ -79,7 +79,7 @@ static unsigned __stdcall apc_thread(void *arg)
         DWORD r = WaitForMultipleObjectsEx(g_nwait, g_events, FALSE, wait, TRUE);
         if (r < WAIT_OBJECT_0 + g_nwait) {
             DWORD i = r - WAIT_OBJECT_0;
-            aipc_op *op = g_waiters[i];
+            aipc__op *op = g_waiters[i];
             g_nwait--;                      /* keep the arrays dense: move the last one here */
             g_events[i] = g_events[g_nwait];
             g_waiters[i] = g_waiters[g_nwait];
@@ -99,7 +99,7 @@ static BOOL CALLBACK apc_init(PINIT_ONCE once, void *param, void **ctx)
     HMODULE self;
     GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,
                        (LPCWSTR)(void *)&apc_thread, &self);
-    g_loop.eng = &aipc_engine_apc;
+    g_loop.eng = &aipc__engine_apc;
     unsigned tid = 0;
     uintptr_t th = _beginthreadex(NULL, 0, apc_thread, &g_loop, CREATE_SUSPENDED, &tid);
     if (!th) {
@@ -113,7 +113,7 @@ static BOOL CALLBACK apc_init(PINIT_ONCE once, void *param, void **ctx)
     return TRUE;
 }
 
-static aipc_loop *apc_loop(void)
+static aipc__loop *apc_loop(void)
 {
     return InitOnceExecuteOnce(&g_once, apc_init, NULL, NULL) ? &g_loop : NULL;
 }
@@ -121,10 +121,10 @@ static aipc_loop *apc_loop(void)
 /* APC entry for marshalled tasks. */
 static void CALLBACK apc_task(ULONG_PTR arg)
 {
-    apc_run((aipc_op *)arg, 0, 0);
+    apc_run((aipc__op *)arg, 0, 0);
 }
 
-static BOOL apc_post(aipc_loop *l, aipc_op *op)
+static BOOL apc_post(aipc__loop *l, aipc__op *op)
 {
     if (QueueUserAPC(apc_task, l->thread, (ULONG_PTR)op))
         return TRUE;
@@ -135,12 +135,12 @@ static BOOL apc_post(aipc_loop *l, aipc_op *op)
 /* Completion routine of ReadFileEx/WriteFileEx (I/O thread). */
 static void CALLBACK apc_io_done(DWORD err, DWORD bytes, LPOVERLAPPED ov)
 {
-    apc_run(CONTAINING_RECORD(ov, aipc_op, ov), err, bytes);
+    apc_run(CONTAINING_RECORD(ov, aipc__op, ov), err, bytes);
 }
 
 /* A server handle's listen op gets a manual-reset event for its overlapped ConnectNamedPipe;
  * a client handle needs nothing (completion routines run on the issuing thread). */
-static DWORD apc_attach(aipc_loop *l, HANDLE h, aipc_op *listen)
+static DWORD apc_attach(aipc__loop *l, HANDLE h, aipc__op *listen)
 {
     (void)l;
     (void)h;
@@ -150,7 +150,7 @@ static DWORD apc_attach(aipc_loop *l, HANDLE h, aipc_op *listen)
     return listen->event ? 0 : GetLastError();
 }
 
-static void apc_detach(aipc_loop *l, HANDLE h, aipc_op *listen)
+static void apc_detach(aipc__loop *l, HANDLE h, aipc__op *listen)
 {
     (void)l;
     (void)h;
@@ -160,7 +160,7 @@ static void apc_detach(aipc_loop *l, HANDLE h, aipc_op *listen)
     }
 }
 
-static DWORD apc_read(HANDLE h, aipc_op *op, void *buf, DWORD len)
+static DWORD apc_read(HANDLE h, aipc__op *op, void *buf, DWORD len)
 {
     memset(&op->ov, 0, sizeof op->ov);
     op->h = h;
@@ -172,7 +172,7 @@ static DWORD apc_read(HANDLE h, aipc_op *op, void *buf, DWORD len)
     return e ? e : ERROR_GEN_FAILURE;
 }
 
-static DWORD apc_write(HANDLE h, aipc_op *op, const void *buf, DWORD len)
+static DWORD apc_write(HANDLE h, aipc__op *op, const void *buf, DWORD len)
 {
     memset(&op->ov, 0, sizeof op->ov);
     op->h = h;
@@ -183,7 +183,7 @@ static DWORD apc_write(HANDLE h, aipc_op *op, const void *buf, DWORD len)
 }
 
 /* I/O thread: the listen event fired: read the ConnectNamedPipe result. */
-static void listen_done(aipc_op *op)
+static void listen_done(aipc__op *op)
 {
     DWORD bytes = 0, err = 0;
     if (!GetOverlappedResult(op->h, &op->ov, &bytes, FALSE))
@@ -193,7 +193,7 @@ static void listen_done(aipc_op *op)
 
 static void CALLBACK apc_listen_done(ULONG_PTR arg)
 {
-    aipc_op *op = (aipc_op *)arg;
+    aipc__op *op = (aipc__op *)arg;
     if (op->wait) {
         UnregisterWaitEx(op->wait, INVALID_HANDLE_VALUE);
         op->wait = NULL;
@@ -209,7 +209,7 @@ static void CALLBACK apc_listen_signaled(void *ctx, BOOLEAN timed_out)
                  GetLastError());
 }
 
-static DWORD apc_listen(aipc_pipe *p, aipc_op *op)
+static DWORD apc_listen(aipc__pipe *p, aipc__op *op)
 {
     memset(&op->ov, 0, sizeof op->ov);
     op->h = p->h;
@@ -238,6 +238,6 @@ static DWORD apc_listen(aipc_pipe *p, aipc_op *op)
     return 0;
 }
 
-const aipc_engine aipc_engine_apc = {
+const aipc__engine aipc__engine_apc = {
     "apc", apc_loop, apc_post, apc_attach, apc_detach, apc_read, apc_write, apc_listen,
 };

@@ -3,7 +3,7 @@
  *
  *  - Pipe handles are bound to the port; overlapped ReadFile, WriteFile and accepts
  *    (win_listen.c) complete there and win_iocp.c's dispatcher - the broker's too - recovers
- *    each aipc_op with CONTAINING_RECORD and runs its callback.
+ *    each aipc__op with CONTAINING_RECORD and runs its callback.
  *  - Public calls are marshalled as tasks (aipc__iocp_post).
  *  - Timers: the port wait times out at the next timer deadline.
  * The thread is started on first use and lives until the process exits (the module is pinned).
@@ -15,16 +15,16 @@
 #include <process.h>
 #include <string.h>
 
-static aipc_loop g_loop;
+static aipc__loop g_loop;
 static INIT_ONCE g_once = INIT_ONCE_STATIC_INIT;
 
 /* The I/O thread: run due timers, then wait for completions until the next timer is due and
  * dispatch them (win_iocp.c: one entry per wake-up, see there why). */
 static unsigned __stdcall iocp_thread(void *arg)
 {
-    aipc_loop *l = arg;
+    aipc__loop *l = arg;
     for (;;) {
-        DWORD wait = aipc_timers_run(l);
+        DWORD wait = aipc__timers_run(l);
         aipc__iocp_dispatch(l->port, wait, 1, "pipe(iocp)");
     }
     return 0;
@@ -36,7 +36,7 @@ static BOOL CALLBACK iocp_init(PINIT_ONCE once, void *param, void **ctx)
     HMODULE self;
     GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,
                        (LPCWSTR)(void *)&iocp_thread, &self);
-    g_loop.eng = &aipc_engine_iocp;
+    g_loop.eng = &aipc__engine_iocp;
     g_loop.port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1);
     if (!g_loop.port) {
         aipc_log(AIPC_LOG_ERROR, "pipe(iocp): CreateIoCompletionPort failed (%lu)", GetLastError());
@@ -57,24 +57,24 @@ static BOOL CALLBACK iocp_init(PINIT_ONCE once, void *param, void **ctx)
     return TRUE;
 }
 
-static aipc_loop *iocp_loop(void)
+static aipc__loop *iocp_loop(void)
 {
     return InitOnceExecuteOnce(&g_once, iocp_init, NULL, NULL) ? &g_loop : NULL;
 }
 
-static BOOL iocp_post(aipc_loop *l, aipc_op *op)
+static BOOL iocp_post(aipc__loop *l, aipc__op *op)
 {
     return aipc__iocp_post(l->port, op, "pipe(iocp)");
 }
 
 /* Associates a new pipe handle (server or client) with the port (once per handle). */
-static DWORD iocp_attach(aipc_loop *l, HANDLE h, aipc_op *listen)
+static DWORD iocp_attach(aipc__loop *l, HANDLE h, aipc__op *listen)
 {
     (void)listen;
     return aipc__iocp_bind(l->port, h);
 }
 
-static void iocp_detach(aipc_loop *l, HANDLE h, aipc_op *listen)
+static void iocp_detach(aipc__loop *l, HANDLE h, aipc__op *listen)
 {
     (void)l;   /* the association ends with the handle */
     (void)h;
@@ -92,14 +92,14 @@ static DWORD issued(BOOL ok)
     return e ? e : ERROR_GEN_FAILURE;
 }
 
-static DWORD iocp_read(HANDLE h, aipc_op *op, void *buf, DWORD len)
+static DWORD iocp_read(HANDLE h, aipc__op *op, void *buf, DWORD len)
 {
     memset(&op->ov, 0, sizeof op->ov);
     op->h = h;
     return issued(ReadFile(h, buf, len, NULL, &op->ov));
 }
 
-static DWORD iocp_write(HANDLE h, aipc_op *op, const void *buf, DWORD len)
+static DWORD iocp_write(HANDLE h, aipc__op *op, const void *buf, DWORD len)
 {
     memset(&op->ov, 0, sizeof op->ov);
     op->h = h;
@@ -109,7 +109,7 @@ static DWORD iocp_write(HANDLE h, aipc_op *op, const void *buf, DWORD len)
 /* Starts accepting a client (win_listen.c). Pending (also a synchronous success: on a
  * port-bound handle that still queues a completion) returns 0; ERROR_PIPE_CONNECTED and
  * ERROR_NO_DATA (no completion) and failures are returned as such. */
-static DWORD iocp_listen(aipc_pipe *p, aipc_op *op)
+static DWORD iocp_listen(aipc__pipe *p, aipc__op *op)
 {
     memset(&op->ov, 0, sizeof op->ov);
     op->h = p->h;
@@ -117,6 +117,6 @@ static DWORD iocp_listen(aipc_pipe *p, aipc_op *op)
     return aipc__listen_accept(p->h, &op->ov, &e) == AIPC__ACCEPT_PENDING ? 0 : e;
 }
 
-const aipc_engine aipc_engine_iocp = {
+const aipc__engine aipc__engine_iocp = {
     "iocp", iocp_loop, iocp_post, iocp_attach, iocp_detach, iocp_read, iocp_write, iocp_listen,
 };

@@ -19,20 +19,20 @@
 #define RETRY_FIRST_MS 10u
 #define RETRY_MAX_MS   200u
 
-static void client_try(aipc_pipe *p);
+static void client_try(aipc__pipe *p);
 
-static const char *role_name(const aipc_pipe *p)
+static const char *role_name(const aipc__pipe *p)
 {
     return p->role == PIPE_SERVER ? "server" : "client";
 }
 
-static const char *pname(const aipc_pipe *p)
+static const char *pname(const aipc__pipe *p)
 {
     return p->name_utf8 ? p->name_utf8 : "?";
 }
 
 /* Closes the pipe handle exactly once; only called when no operation is pending on it. */
-static void release_handle(aipc_pipe *p)
+static void release_handle(aipc__pipe *p)
 {
     if (p->h == INVALID_HANDLE_VALUE)
         return;
@@ -42,34 +42,34 @@ static void release_handle(aipc_pipe *p)
 }
 
 /* Rejects further Sends and drops what is queued (the client never reconnects). */
-void aipc_pipe_close_send_side(aipc_pipe *p)
+void aipc__pipe_close_send_side(aipc__pipe *p)
 {
     AcquireSRWLockExclusive(&p->lock);
     p->send_closed = 1;
     p->sendable = 0;
-    aipc_batch_clear(&p->q[p->qi]);
+    aipc__batch_clear(&p->q[p->qi]);
     ReleaseSRWLockExclusive(&p->lock);
 }
 
 /* A peer is connected (either role). */
-static void connected(aipc_pipe *p)
+static void connected(aipc__pipe *p)
 {
     p->state = AIPC_ST_CONNECTED;
     p->was_connected = 1;
     aipc_log(AIPC_LOG_INFO, "pipe(%s) %s %s: connected", p->eng->name, role_name(p), pname(p));
-    aipc_pipe_ev_connected(p, true);
+    aipc__pipe_ev_connected(p, true);
     if (p->state == AIPC_ST_CONNECTED)
-        aipc_pipe_io_begin(p);
+        aipc__pipe_io_begin(p);
 }
 
 /* ---- drain / teardown ------------------------------------------------------------------------ */
 
 /* The drain is over (nothing pending): close, or report the disconnect and listen again. */
-static void finish_drain(aipc_pipe *p)
+static void finish_drain(aipc__pipe *p)
 {
     int had_peer = p->was_connected;
     p->was_connected = 0;
-    aipc_pipe_io_reset(p);
+    aipc__pipe_io_reset(p);
     if (p->closed) {
         release_handle(p);
         p->state = AIPC_ST_CLOSED;
@@ -79,9 +79,9 @@ static void finish_drain(aipc_pipe *p)
     if (p->role == PIPE_CLIENT) {
         release_handle(p);
         p->state = AIPC_ST_CLOSED;
-        aipc_pipe_close_send_side(p);
+        aipc__pipe_close_send_side(p);
         if (had_peer)
-            aipc_pipe_ev_disconnected(p);
+            aipc__pipe_ev_disconnected(p);
         return;
     }
     if (!DisconnectNamedPipe(p->h))
@@ -89,28 +89,28 @@ static void finish_drain(aipc_pipe *p)
                  pname(p), GetLastError());
     p->state = AIPC_ST_IDLE;
     if (had_peer)
-        aipc_pipe_ev_disconnected(p);
+        aipc__pipe_ev_disconnected(p);
     if (p->state != AIPC_ST_IDLE)      /* closed from inside OnDisconnected */
         return;
-    if (aipc_pipe_ev_should_pause(p))
+    if (aipc__pipe_ev_should_pause(p))
         p->listen_due = 1;             /* the application is behind: the resume task listens */
     else
-        aipc_pipe_server_listen(p);
+        aipc__pipe_server_listen(p);
 }
 
-void aipc_pipe_maybe_finish(aipc_pipe *p)
+void aipc__pipe_maybe_finish(aipc__pipe *p)
 {
     while (p->state == AIPC_ST_DRAINING && p->ops == 0)
         finish_drain(p);
 }
 
-void aipc_pipe_conn_lost(aipc_pipe *p, DWORD err, const char *what)
+void aipc__pipe_conn_lost(aipc__pipe *p, DWORD err, const char *what)
 {
     if (p->state != AIPC_ST_CONNECTED)
         return;
     if (what) {
         int gone = aipc__win_peer_gone(err);
-        aipc_pipe_set_error(p, aipc__win_err(err), err);
+        aipc__pipe_set_error(p, aipc__win_err(err), err);
         aipc_log(gone ? AIPC_LOG_INFO : AIPC_LOG_WARN, "pipe(%s) %s %s: %s (%s, error %lu)",
                  p->eng->name, role_name(p), pname(p),
                  gone ? "peer disconnected" : "connection failed", what, err);
@@ -128,37 +128,37 @@ void aipc_pipe_conn_lost(aipc_pipe *p, DWORD err, const char *what)
 }
 
 /* Exit, on the I/O thread: cancels I/O; the handle closes when the drain is over. */
-static void close_io(aipc_pipe *p)
+static void close_io(aipc__pipe *p)
 {
     if (p->closed)
         return;
     p->closed = 1;
-    aipc_pipe_close_send_side(p);
-    if (aipc_timer_stop(p->loop, &p->retry))
-        aipc_pipe_unref(p);            /* the caller holds another reference */
+    aipc__pipe_close_send_side(p);
+    if (aipc__timer_stop(p->loop, &p->retry))
+        aipc__pipe_unref(p);            /* the caller holds another reference */
     if (p->state == AIPC_ST_NEW || p->state == AIPC_ST_CLOSED)
         return;
     p->state = AIPC_ST_DRAINING;
     if (p->ops > 0)
         CancelIoEx(p->h, NULL);
-    aipc_pipe_maybe_finish(p);
+    aipc__pipe_maybe_finish(p);
 }
 
-void aipc_pipe_on_exit(aipc_op *op, DWORD err, DWORD bytes)
+void aipc__pipe_on_exit(aipc__op *op, DWORD err, DWORD bytes)
 {
-    aipc_pipe *p = op->pipe;
+    aipc__pipe *p = op->pipe;
     (void)err;
     (void)bytes;
     close_io(p);
-    aipc_pipe_unref(p);                /* the task's reference */
+    aipc__pipe_unref(p);                /* the task's reference */
 }
 
 /* ---- server --------------------------------------------------------------------------------- */
 
 /* Completion of ConnectNamedPipe. */
-static void on_listen(aipc_op *op, DWORD err, DWORD bytes)
+static void on_listen(aipc__op *op, DWORD err, DWORD bytes)
 {
-    aipc_pipe *p = op->pipe;
+    aipc__pipe *p = op->pipe;
     p->ops--;
     if (p->state == AIPC_ST_LISTENING) {
         aipc__accept a = aipc__listen_done(err);
@@ -166,22 +166,22 @@ static void on_listen(aipc_op *op, DWORD err, DWORD bytes)
             connected(p);
         } else if (a == AIPC__ACCEPT_GONE) {  /* the client came and went already */
             DisconnectNamedPipe(p->h);
-            aipc_pipe_server_listen(p);
+            aipc__pipe_server_listen(p);
         } else {
             aipc_log(AIPC_LOG_ERROR, "pipe(%s) server %s: ConnectNamedPipe failed (%lu)",
                      p->eng->name, pname(p), err);
-            aipc_pipe_set_error(p, AIPC_ESYS, err);
+            aipc__pipe_set_error(p, AIPC_ESYS, err);
             p->state = AIPC_ST_FAILED;
-            aipc_pipe_close_send_side(p);
-            aipc_pipe_ev_connected(p, false);
+            aipc__pipe_close_send_side(p);
+            aipc__pipe_ev_connected(p, false);
         }
     }
-    aipc_pipe_maybe_finish(p);
-    aipc_pipe_unref(p);
+    aipc__pipe_maybe_finish(p);
+    aipc__pipe_unref(p);
 }
 
 /* Starts waiting for the next client (all three ConnectNamedPipe outcomes are handled). */
-void aipc_pipe_server_listen(aipc_pipe *p)
+void aipc__pipe_server_listen(aipc__pipe *p)
 {
     for (int tries = 0;; tries++) {
         p->state = AIPC_ST_LISTENING;
@@ -189,7 +189,7 @@ void aipc_pipe_server_listen(aipc_pipe *p)
         DWORD e = p->eng->listen(p, &p->cn);
         if (e == 0) {                          /* pending: on_listen follows */
             p->ops++;
-            aipc_pipe_ref(p);
+            aipc__pipe_ref(p);
             return;
         }
         aipc__accept a = aipc__listen_done(e);
@@ -203,53 +203,53 @@ void aipc_pipe_server_listen(aipc_pipe *p)
         }
         aipc_log(AIPC_LOG_ERROR, "pipe(%s) server %s: ConnectNamedPipe failed (%lu)",
                  p->eng->name, pname(p), e);
-        aipc_pipe_set_error(p, AIPC_ESYS, e);
+        aipc__pipe_set_error(p, AIPC_ESYS, e);
         p->state = AIPC_ST_FAILED;
-        aipc_pipe_close_send_side(p);
-        aipc_pipe_ev_connected(p, false);
+        aipc__pipe_close_send_side(p);
+        aipc__pipe_ev_connected(p, false);
         return;
     }
 }
 
 /* The instance Create made: report it and start listening. */
-static void server_start(aipc_pipe *p)
+static void server_start(aipc__pipe *p)
 {
     if (p->create_err || p->h == INVALID_HANDLE_VALUE) {
         aipc_log(AIPC_LOG_ERROR, "pipe(%s) server %s: cannot create the pipe (%lu)", p->eng->name,
                  pname(p), p->create_err);
         p->state = AIPC_ST_FAILED;
-        aipc_pipe_close_send_side(p);
-        aipc_pipe_ev_create(p, false);
+        aipc__pipe_close_send_side(p);
+        aipc__pipe_ev_create(p, false);
         return;
     }
     aipc_log(AIPC_LOG_INFO, "pipe(%s) server %s: listening", p->eng->name, pname(p));
     p->state = AIPC_ST_IDLE;
-    aipc_pipe_ev_create(p, true);
+    aipc__pipe_ev_create(p, true);
     if (p->state == AIPC_ST_IDLE)
-        aipc_pipe_server_listen(p);
+        aipc__pipe_server_listen(p);
 }
 
 /* ---- client --------------------------------------------------------------------------------- */
 
-static void client_fail(aipc_pipe *p)
+static void client_fail(aipc__pipe *p)
 {
     p->state = AIPC_ST_FAILED;
-    aipc_pipe_close_send_side(p);
-    aipc_pipe_ev_connected(p, false);
+    aipc__pipe_close_send_side(p);
+    aipc__pipe_ev_connected(p, false);
 }
 
 /* Retry timer fired. */
-static void on_retry(aipc_timer *t)
+static void on_retry(aipc__timer *t)
 {
-    aipc_pipe *p = CONTAINING_RECORD(t, aipc_pipe, retry);
+    aipc__pipe *p = CONTAINING_RECORD(t, aipc__pipe, retry);
     if (p->state == AIPC_ST_OPENING)
         client_try(p);
-    aipc_pipe_maybe_finish(p);
-    aipc_pipe_unref(p);                   /* the timer's reference */
+    aipc__pipe_maybe_finish(p);
+    aipc__pipe_unref(p);                   /* the timer's reference */
 }
 
 /* One connect attempt (win_dial.c); a missing or busy pipe is retried until the deadline. */
-static void client_try(aipc_pipe *p)
+static void client_try(aipc__pipe *p)
 {
     aipc__dial_result r;
     aipc__dial_verdict v = aipc__dial(p->name, &p->owners, pname(p), &r);
@@ -260,7 +260,7 @@ static void client_try(aipc_pipe *p)
             aipc_log(AIPC_LOG_ERROR, "pipe(%s) client %s: cannot attach the handle (%lu)",
                      p->eng->name, pname(p), e);
             release_handle(p);
-            aipc_pipe_set_error(p, AIPC_ESYS, e);
+            aipc__pipe_set_error(p, AIPC_ESYS, e);
             client_fail(p);
             return;
         }
@@ -268,7 +268,7 @@ static void client_try(aipc_pipe *p)
         return;
     }
     if (v == AIPC__DIAL_FAILED && r.win32 == 0) {   /* the server's owner check (logged) */
-        aipc_pipe_set_error(p, r.code, 0);
+        aipc__pipe_set_error(p, r.code, 0);
         client_fail(p);
         return;
     }
@@ -278,8 +278,8 @@ static void client_try(aipc_pipe *p)
         ULONGLONG left = p->deadline - now;
         DWORD delay = p->backoff < left ? p->backoff : (DWORD)left;
         p->backoff = p->backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : p->backoff * 2;
-        aipc_pipe_ref(p);
-        aipc_timer_start(p->loop, &p->retry, delay, on_retry);
+        aipc__pipe_ref(p);
+        aipc__timer_start(p->loop, &p->retry, delay, on_retry);
         return;
     }
     if (v == AIPC__DIAL_RETRY)
@@ -291,21 +291,21 @@ static void client_try(aipc_pipe *p)
     else
         aipc_log(AIPC_LOG_ERROR, "pipe(%s) client %s: cannot open the pipe (%lu)", p->eng->name,
                  pname(p), e);
-    aipc_pipe_set_error(p, r.code, e);
+    aipc__pipe_set_error(p, r.code, e);
     client_fail(p);
 }
 
 /* ---- start ---------------------------------------------------------------------------------- */
 
-void aipc_pipe_on_start(aipc_op *op, DWORD err, DWORD bytes)
+void aipc__pipe_on_start(aipc__op *op, DWORD err, DWORD bytes)
 {
-    aipc_pipe *p = op->pipe;           /* the task's reference keeps it alive */
+    aipc__pipe *p = op->pipe;           /* the task's reference keeps it alive */
     (void)err;
     (void)bytes;
     if (p->closed || p->state != AIPC_ST_NEW) {
         release_handle(p);             /* Exit came first: the server instance goes */
         p->state = AIPC_ST_CLOSED;
-        aipc_pipe_unref(p);
+        aipc__pipe_unref(p);
         return;
     }
     if (p->role == PIPE_SERVER) {
@@ -315,10 +315,10 @@ void aipc_pipe_on_start(aipc_op *op, DWORD err, DWORD bytes)
         p->deadline = GetTickCount64() + p->connect_timeout_ms;
         p->backoff = RETRY_FIRST_MS;
         aipc_log(AIPC_LOG_INFO, "pipe(%s) client %s: connecting", p->eng->name, pname(p));
-        aipc_pipe_ev_create(p, true);
+        aipc__pipe_ev_create(p, true);
         if (p->state == AIPC_ST_OPENING)
             client_try(p);
     }
-    aipc_pipe_maybe_finish(p);
-    aipc_pipe_unref(p);
+    aipc__pipe_maybe_finish(p);
+    aipc__pipe_unref(p);
 }

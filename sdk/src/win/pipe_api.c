@@ -24,33 +24,33 @@
 
 /* ---- reference counting ---------------------------------------------------------------------- */
 
-void aipc_pipe_ref(aipc_pipe *p)
+void aipc__pipe_ref(aipc__pipe *p)
 {
     InterlockedIncrement(&p->refs);
 }
 
 /* Last reference: nothing is pending, so every buffer and handle can go. */
-static void pipe_destroy(aipc_pipe *p)
+static void pipe_destroy(aipc__pipe *p)
 {
     if (p->h != INVALID_HANDLE_VALUE) {
         p->eng->detach(p->loop, p->h, p->role == PIPE_SERVER ? &p->cn : NULL);
         CloseHandle(p->h);
     }
     if (p->disp)
-        aipc_dispatcher_unref(p->disp);
-    aipc_gate_free(&p->gate);
-    aipc_sec_expect_free(&p->owners);
+        aipc__dispatcher_unref(p->disp);
+    aipc__gate_free(&p->gate);
+    aipc__sec_expect_free(&p->owners);
     free(p->server_sddl);
     aipc_decoder_free(&p->dec);
-    aipc_batch_free(&p->q[0]);
-    aipc_batch_free(&p->q[1]);
+    aipc__batch_free(&p->q[0]);
+    aipc__batch_free(&p->q[1]);
     free(p->rbuf);
     free(p->name);
     free(p->name_utf8);
     free(p);
 }
 
-void aipc_pipe_unref(aipc_pipe *p)
+void aipc__pipe_unref(aipc__pipe *p)
 {
     if (InterlockedDecrement(&p->refs) == 0)
         pipe_destroy(p);
@@ -58,7 +58,7 @@ void aipc_pipe_unref(aipc_pipe *p)
 
 /* ---- tasks for the I/O thread ----------------------------------------------------------------- */
 
-int aipc_loop_gone(const aipc_loop *l)
+int aipc__loop_gone(const aipc__loop *l)
 {
     return l->thread && WaitForSingleObject(l->thread, 0) == WAIT_OBJECT_0;
 }
@@ -67,16 +67,16 @@ int aipc_loop_gone(const aipc_loop *l)
  * failure is retried until it works: an Exit that silently did not happen would leave the pipe
  * open. Such failures only come from momentary resource exhaustion; at process exit (the I/O
  * thread is gone) nothing can run the task and it is dropped. Returns 1 if posted. */
-static int post_task(aipc_pipe *p, aipc_op *op, int must)
+static int post_task(aipc__pipe *p, aipc__op *op, int must)
 {
     for (int logged = 0;; logged = 1) {
-        if (aipc_loop_gone(p->loop))
+        if (aipc__loop_gone(p->loop))
             return 0;
-        aipc_pipe_ref(p);
+        aipc__pipe_ref(p);
         if (p->eng->post(p->loop, op))
             return 1;
         DWORD e = GetLastError();
-        aipc_pipe_unref(p);
+        aipc__pipe_unref(p);
         if (!logged)
             aipc_log(AIPC_LOG_ERROR, "pipe: cannot hand a task to the I/O thread (%lu)%s", e,
                      must ? "; retrying" : "");
@@ -127,15 +127,15 @@ int aipc_pipe_new(PipeImplType engine, aipc_named_pipe **out)
     if (!out)
         return AIPC_EINVAL;
     *out = NULL;
-    const aipc_engine *eng = engine == PIPE_ASYNC       ? &aipc_engine_apc
-                             : engine == PIPE_OVERLAPPED ? &aipc_engine_iocp
+    const aipc__engine *eng = engine == PIPE_ASYNC       ? &aipc__engine_apc
+                             : engine == PIPE_OVERLAPPED ? &aipc__engine_iocp
                                                          : NULL;
     if (!eng)
         return AIPC_EINVAL;
-    aipc_loop *loop = eng->loop();
+    aipc__loop *loop = eng->loop();
     if (!loop)
         return aipc__syserr(GetLastError());
-    aipc_pipe *p = calloc(1, sizeof *p);
+    aipc__pipe *p = calloc(1, sizeof *p);
     if (!p)
         return AIPC_ENOMEM;
     p->rbuf = malloc(AIPC_PIPE_BUFSIZE + 1);
@@ -158,12 +158,12 @@ int aipc_pipe_new(PipeImplType engine, aipc_named_pipe **out)
     p->h = INVALID_HANDLE_VALUE;
     p->rd.pipe = p->wr.pipe = p->cn.pipe = p->flush.pipe = p;
     p->resume.pipe = p->start_op.pipe = p->exit_op.pipe = p;
-    p->flush.cb = aipc_pipe_on_flush;
-    p->resume.cb = aipc_pipe_on_resume;
-    p->start_op.cb = aipc_pipe_on_start;
-    p->exit_op.cb = aipc_pipe_on_exit;
+    p->flush.cb = aipc__pipe_on_flush;
+    p->resume.cb = aipc__pipe_on_resume;
+    p->start_op.cb = aipc__pipe_on_start;
+    p->exit_op.cb = aipc__pipe_on_exit;
     InitializeSRWLock(&p->lock);
-    aipc_gate_init(&p->gate);
+    aipc__gate_init(&p->gate);
     *out = &p->pub;
     return 0;
 }
@@ -175,7 +175,7 @@ int CreateInstance(PipeImplType engine, INamedPipe **pipe)
 
 int aipc_pipe_set_option(aipc_named_pipe *pipe, int option, uint64_t value)
 {
-    aipc_pipe *p = (aipc_pipe *)pipe;
+    aipc__pipe *p = (aipc__pipe *)pipe;
     if (!p)
         return AIPC_EINVAL;
     if (p->created)
@@ -206,7 +206,7 @@ int aipc_pipe_set_option(aipc_named_pipe *pipe, int option, uint64_t value)
     }
 }
 
-void aipc_pipe_set_error(aipc_pipe *p, int code, DWORD win32)
+void aipc__pipe_set_error(aipc__pipe *p, int code, DWORD win32)
 {
     InterlockedExchange(&p->last_win32, (LONG)win32);
     InterlockedExchange(&p->last_err, code);
@@ -214,7 +214,7 @@ void aipc_pipe_set_error(aipc_pipe *p, int code, DWORD win32)
 
 int aipc_pipe_get_error(aipc_named_pipe *pipe, uint32_t *win32)
 {
-    aipc_pipe *p = (aipc_pipe *)pipe;
+    aipc__pipe *p = (aipc__pipe *)pipe;
     if (!p)
         return AIPC_EINVAL;
     if (win32)
@@ -225,7 +225,7 @@ int aipc_pipe_get_error(aipc_named_pipe *pipe, uint32_t *win32)
 int aipc_pipe_set_security(aipc_named_pipe *pipe, const char *server_sddl,
                            const char *server_owners)
 {
-    aipc_pipe *p = (aipc_pipe *)pipe;
+    aipc__pipe *p = (aipc__pipe *)pipe;
     if (!p)
         return AIPC_EINVAL;
     if (p->created)
@@ -240,7 +240,7 @@ int aipc_pipe_set_security(aipc_named_pipe *pipe, const char *server_sddl,
             return AIPC_ENOMEM;
         MultiByteToWideChar(CP_UTF8, 0, server_sddl, -1, sddl, n);
         DWORD e = 0;
-        PSECURITY_DESCRIPTOR sd = aipc_sec_descriptor(sddl, NULL, &e);
+        PSECURITY_DESCRIPTOR sd = aipc__sec_descriptor(sddl, NULL, &e);
         if (!sd) {
             aipc_log(AIPC_LOG_ERROR, "pipe: invalid server SDDL \"%s\" (%lu)", server_sddl, e);
             free(sddl);
@@ -249,13 +249,13 @@ int aipc_pipe_set_security(aipc_named_pipe *pipe, const char *server_sddl,
         LocalFree(sd);
     }
     if (server_owners) {
-        aipc_sec_expect e;
-        int rc = aipc_sec_expect_parse(server_owners, &e);
+        aipc__sec_expect e;
+        int rc = aipc__sec_expect_parse(server_owners, &e);
         if (rc != 0) {
             free(sddl);
             return rc;
         }
-        aipc_sec_expect_free(&p->owners);
+        aipc__sec_expect_free(&p->owners);
         p->owners = e;
     }
     if (sddl) {
@@ -267,15 +267,15 @@ int aipc_pipe_set_security(aipc_named_pipe *pipe, const char *server_sddl,
 
 int aipc_pipe_set_dispatcher(aipc_named_pipe *pipe, aipc_dispatcher *d)
 {
-    aipc_pipe *p = (aipc_pipe *)pipe;
+    aipc__pipe *p = (aipc__pipe *)pipe;
     if (!p)
         return AIPC_EINVAL;
     if (p->created)
         return AIPC_ESTATE;
     if (d)
-        aipc_dispatcher_ref(d);
+        aipc__dispatcher_ref(d);
     if (p->disp)
-        aipc_dispatcher_unref(p->disp);
+        aipc__dispatcher_unref(p->disp);
     p->disp = d;
     return 0;
 }
@@ -285,10 +285,10 @@ int aipc_pipe_set_dispatcher(aipc_named_pipe *pipe, aipc_dispatcher *d)
  * Everyone/Anonymous read access as the default descriptor would give). */
 #define P2P_DEFAULT_SDDL L"D:P(A;;FA;;;SY)(A;;FA;;;%U)"
 
-static DWORD server_create(aipc_pipe *p)
+static DWORD server_create(aipc__pipe *p)
 {
     DWORD e = 0;
-    PSECURITY_DESCRIPTOR sd = aipc_sec_descriptor(p->server_sddl, P2P_DEFAULT_SDDL, &e);
+    PSECURITY_DESCRIPTOR sd = aipc__sec_descriptor(p->server_sddl, P2P_DEFAULT_SDDL, &e);
     if (!sd)
         return e;
     SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
@@ -308,7 +308,7 @@ static DWORD server_create(aipc_pipe *p)
 
 /* Create and aipc_pipe_create_ex: starts the pipe with `ev` (already copied into p->ev's
  * shape; installed only once the pipe is ours). 0 or AIPC_E*. */
-static int pipe_start(aipc_pipe *p, const wchar_t *pipe_name, PipeType type,
+static int pipe_start(aipc__pipe *p, const wchar_t *pipe_name, PipeType type,
                       const aipc_pipe_events *ev, int want_sent)
 {
     if (type != PIPE_SERVER && type != PIPE_CLIENT) {
@@ -316,7 +316,7 @@ static int pipe_start(aipc_pipe *p, const wchar_t *pipe_name, PipeType type,
         return AIPC_EINVAL;
     }
     wchar_t *full = NULL;
-    int rc = aipc_wname_normalize(pipe_name, &full);
+    int rc = aipc__wname_normalize(pipe_name, &full);
     if (rc != 0) {
         aipc_log(AIPC_LOG_ERROR, "pipe: Create: invalid pipe name");
         return rc;
@@ -327,7 +327,7 @@ static int pipe_start(aipc_pipe *p, const wchar_t *pipe_name, PipeType type,
         return AIPC_ESTATE;
     }
     p->name = full;
-    p->name_utf8 = aipc_wname_utf8(full);
+    p->name_utf8 = aipc__wname_utf8(full);
     p->role = type;
     p->ev = *ev;
     p->want_sent = want_sent;
@@ -338,22 +338,22 @@ static int pipe_start(aipc_pipe *p, const wchar_t *pipe_name, PipeType type,
             rc = aipc__win_err(p->create_err);
             if (rc == AIPC_ESYS)
                 aipc__syserr(p->create_err);
-            aipc_pipe_set_error(p, rc, p->create_err);
+            aipc__pipe_set_error(p, rc, p->create_err);
         }
     } else if (!p->owners.any && p->owners.n == 0 &&
-               aipc_sec_expect_parse(AIPC_SEC_P2P_OWNERS, &p->owners) != 0) {
+               aipc__sec_expect_parse(AIPC_SEC_P2P_OWNERS, &p->owners) != 0) {
         DWORD e = GetLastError();
         aipc_log(AIPC_LOG_ERROR, "pipe: Create: cannot resolve this process's user");
-        aipc_pipe_set_error(p, AIPC_ESYS, e);
+        aipc__pipe_set_error(p, AIPC_ESYS, e);
         return aipc__syserr(e);
     }
     if (!post_task(p, &p->start_op, 0)) {
         DWORD e = GetLastError();
-        if (rc == 0 && aipc_loop_gone(p->loop))
+        if (rc == 0 && aipc__loop_gone(p->loop))
             rc = AIPC_ECLOSED;               /* process exit: the I/O thread is gone */
         else if (rc == 0) {
             rc = aipc__syserr(e);
-            aipc_pipe_set_error(p, rc, e);
+            aipc__pipe_set_error(p, rc, e);
         }
     }
     return rc;
@@ -362,23 +362,23 @@ static int pipe_start(aipc_pipe *p, const wchar_t *pipe_name, PipeType type,
 bool aipc_pipe_create(aipc_named_pipe *pipe, const wchar_t *pipe_name, PipeType type,
                       aipc_pipe_delegate *d)
 {
-    aipc_pipe *p = (aipc_pipe *)pipe;
+    aipc__pipe *p = (aipc__pipe *)pipe;
     if (!p) {
         aipc_log(AIPC_LOG_ERROR, "pipe: Create: invalid argument");
         return false;
     }
     aipc_pipe_events ev;
     int want_sent;
-    aipc_pipe_events_classic(d, &ev, &want_sent);
+    aipc__pipe_events_classic(d, &ev, &want_sent);
     return pipe_start(p, pipe_name, type, &ev, want_sent) == 0;
 }
 
 int aipc_pipe_create_ex(aipc_named_pipe *pipe, const wchar_t *pipe_name, PipeType type,
                         const aipc_pipe_events *events)
 {
-    aipc_pipe *p = (aipc_pipe *)pipe;
+    aipc__pipe *p = (aipc__pipe *)pipe;
     aipc_pipe_events ev;
-    if (!p || aipc_pipe_events_copy(events, &ev) != 0) {
+    if (!p || aipc__pipe_events_copy(events, &ev) != 0) {
         aipc_log(AIPC_LOG_ERROR, "pipe: Create: invalid argument (events missing or their size "
                                  "below AIPC_PIPE_EVENTS_MIN_SIZE)");
         return AIPC_EINVAL;
@@ -388,7 +388,7 @@ int aipc_pipe_create_ex(aipc_named_pipe *pipe, const wchar_t *pipe_name, PipeTyp
 
 /* The send-queue limit in bytes (0 = unbounded). Never below one frame of the largest message,
  * and a message into an empty queue is always accepted (see aipc_pipe_send). */
-static uint64_t queue_limit(const aipc_pipe *p)
+static uint64_t queue_limit(const aipc__pipe *p)
 {
     if (p->max_queue != AIPC_QUEUE_AUTO)
         return p->max_queue;
@@ -398,7 +398,7 @@ static uint64_t queue_limit(const aipc_pipe *p)
 
 int aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size)
 {
-    aipc_pipe *p = (aipc_pipe *)pipe;
+    aipc__pipe *p = (aipc__pipe *)pipe;
     if (!p || (!data && size))
         return AIPC_EINVAL;
     if (size > p->max_msg)
@@ -417,7 +417,7 @@ int aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size)
         ReleaseSRWLockExclusive(&p->lock);
         return AIPC_EQUEUEFULL;
     }
-    int rc = aipc_batch_append(&p->q[p->qi], data, (uint32_t)size);
+    int rc = aipc__batch_append(&p->q[p->qi], data, (uint32_t)size);
     int poke = rc == 0 && p->sendable && !p->wbusy;
     if (poke)
         p->wbusy = 1;           /* this caller now holds the writer token */
@@ -425,9 +425,9 @@ int aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size)
     if (poke && GetCurrentThreadId() == p->loop->tid && p->in_read) {
         p->flush_due = 1;       /* inside this pipe's OnRecv: read_done writes after the callback */
     } else if (poke) {
-        aipc_pipe_ref(p);
+        aipc__pipe_ref(p);
         if (!p->eng->post(p->loop, &p->flush)) {
-            aipc_pipe_unref(p);
+            aipc__pipe_unref(p);
             AcquireSRWLockExclusive(&p->lock);
             p->wbusy = 0;
             ReleaseSRWLockExclusive(&p->lock);
@@ -438,35 +438,35 @@ int aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size)
 
 void aipc_pipe_exit(aipc_named_pipe *pipe)
 {
-    aipc_pipe *p = (aipc_pipe *)pipe;
+    aipc__pipe *p = (aipc__pipe *)pipe;
     if (!p)
         return;
     InterlockedCompareExchange(&p->created, 2, 0);   /* a later Create fails */
-    if (aipc_loop_gone(p->loop)) {
+    if (aipc__loop_gone(p->loop)) {
         /* Process exit (a static destructor in a DLL): every other thread is gone, perhaps
          * inside one of our locks. Nothing can run a callback any more; leave it all. */
         InterlockedExchange(&p->gate.closed, 1);
         return;
     }
-    aipc_pipe_ref(p);                                /* a served message may Release it */
-    aipc_pipe_close_send_side(p);
-    aipc_gate_close(&p->gate);                       /* no callback from now on */
+    aipc__pipe_ref(p);                                /* a served message may Release it */
+    aipc__pipe_close_send_side(p);
+    aipc__gate_close(&p->gate);                       /* no callback from now on */
     if (!InterlockedExchange(&p->exiting, 1)) {
         if (GetCurrentThreadId() == p->loop->tid) {
-            aipc_pipe_ref(p);
-            aipc_pipe_on_exit(&p->exit_op, 0, 0);    /* drops that reference */
+            aipc__pipe_ref(p);
+            aipc__pipe_on_exit(&p->exit_op, 0, 0);    /* drops that reference */
         } else {
             post_task(p, &p->exit_op, 1);
         }
     }
-    aipc_pipe_unref(p);
+    aipc__pipe_unref(p);
 }
 
 void aipc_pipe_free(aipc_named_pipe *pipe)
 {
-    aipc_pipe *p = (aipc_pipe *)pipe;
+    aipc__pipe *p = (aipc__pipe *)pipe;
     if (!p)
         return;
     aipc_pipe_exit(pipe);
-    aipc_pipe_unref(p);
+    aipc__pipe_unref(p);
 }

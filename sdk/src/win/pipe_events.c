@@ -19,8 +19,8 @@
 typedef enum { EV_CREATE, EV_CONNECTED, EV_DISCONNECTED, EV_RECV, EV_SENT } ev_kind;
 
 typedef struct pipe_ev {
-    aipc_dq_item it;         /* first */
-    aipc_pipe *p;            /* referenced */
+    aipc__dq_item it;         /* first */
+    aipc__pipe *p;            /* referenced */
     ev_kind kind;
     int ok;
     uint32_t n;              /* EV_RECV: payload bytes; EV_SENT: count of sizes */
@@ -31,7 +31,7 @@ typedef struct pipe_ev {
     } u;
 } pipe_ev;
 
-uint64_t aipc_pipe_dispatch_limit(const aipc_pipe *p)
+uint64_t aipc__pipe_dispatch_limit(const aipc__pipe *p)
 {
     if (p->max_dispatch)
         return p->max_dispatch;
@@ -81,7 +81,7 @@ static void classic_disconnected(aipc_named_pipe *pipe, void *user)
         d->OnDisconnected(d);
 }
 
-void aipc_pipe_events_classic(aipc_pipe_delegate *d, aipc_pipe_events *out, int *want_sent)
+void aipc__pipe_events_classic(aipc_pipe_delegate *d, aipc_pipe_events *out, int *want_sent)
 {
     memset(out, 0, sizeof *out);
     out->size = (uint32_t)sizeof *out;
@@ -96,7 +96,7 @@ void aipc_pipe_events_classic(aipc_pipe_delegate *d, aipc_pipe_events *out, int 
     out->on_disconnected = classic_disconnected;
 }
 
-int aipc_pipe_events_copy(const aipc_pipe_events *events, aipc_pipe_events *out)
+int aipc__pipe_events_copy(const aipc_pipe_events *events, aipc_pipe_events *out)
 {
     if (!events || events->size < AIPC_PIPE_EVENTS_MIN_SIZE)
         return AIPC_EINVAL;
@@ -117,12 +117,12 @@ int aipc_pipe_events_copy(const aipc_pipe_events *events, aipc_pipe_events *out)
 }
 
 /* Calls the events for one event, through the gate. Any thread. */
-static void deliver(aipc_pipe *p, ev_kind kind, int ok, uint8_t *data, uint32_t n,
+static void deliver(aipc__pipe *p, ev_kind kind, int ok, uint8_t *data, uint32_t n,
                     const uint32_t *sizes)
 {
     const aipc_pipe_events *ev = &p->ev;
     aipc_named_pipe *pub = &p->pub;
-    if (!aipc_gate_enter(&p->gate))
+    if (!aipc__gate_enter(&p->gate))
         return;
     switch (kind) {
     case EV_CREATE:
@@ -150,40 +150,40 @@ static void deliver(aipc_pipe *p, ev_kind kind, int ok, uint8_t *data, uint32_t 
         break;
     case EV_SENT:
         /* Exit inside an OnSend shuts the gate: the rest of the batch is not reported. */
-        for (uint32_t i = 0; i < n && !aipc_gate_is_closed(&p->gate) && ev->on_send; i++)
+        for (uint32_t i = 0; i < n && !aipc__gate_is_closed(&p->gate) && ev->on_send; i++)
             ev->on_send(pub, ev->user, sizes[i]);
         break;
     }
-    aipc_gate_leave(&p->gate);
+    aipc__gate_leave(&p->gate);
 }
 
 /* Dispatcher's thread: deliver (run) or drop, then release the item and its accounting. */
-static void ev_item(aipc_dq_item *it, int run)
+static void ev_item(aipc__dq_item *it, int run)
 {
     pipe_ev *e = (pipe_ev *)it;
-    aipc_pipe *p = e->p;
+    aipc__pipe *p = e->p;
     if (run)
         deliver(p, e->kind, e->ok, e->u.data, e->n, e->u.sizes);
     if (e->kind != EV_SENT) {
         LONG64 left = InterlockedAdd64(&p->dq_bytes, -(LONG64)e->flow);
-        if ((uint64_t)left <= aipc_pipe_dispatch_limit(p) / 2 &&
+        if ((uint64_t)left <= aipc__pipe_dispatch_limit(p) / 2 &&
             InterlockedCompareExchange(&p->rpaused, 0, 1) == 1 &&
             InterlockedCompareExchange(&p->resume_posted, 1, 0) == 0) {
-            aipc_pipe_ref(p);
-            if (aipc_loop_gone(p->loop) || !p->eng->post(p->loop, &p->resume)) {
+            aipc__pipe_ref(p);
+            if (aipc__loop_gone(p->loop) || !p->eng->post(p->loop, &p->resume)) {
                 InterlockedExchange(&p->resume_posted, 0);
-                aipc_pipe_unref(p);
+                aipc__pipe_unref(p);
             }
         }
     } else {
         InterlockedAdd64(&p->unreported, -(LONG64)e->flow);
     }
     free(e);
-    aipc_pipe_unref(p);
+    aipc__pipe_unref(p);
 }
 
 /* Queues an event for the dispatcher (I/O thread). `extra` bytes follow the header. */
-static pipe_ev *ev_new(aipc_pipe *p, ev_kind kind, size_t extra)
+static pipe_ev *ev_new(aipc__pipe *p, ev_kind kind, size_t extra)
 {
     size_t sz = offsetof(pipe_ev, u) + extra;
     pipe_ev *e = malloc(sz > sizeof(pipe_ev) ? sz : sizeof(pipe_ev));
@@ -202,17 +202,17 @@ static pipe_ev *ev_new(aipc_pipe *p, ev_kind kind, size_t extra)
     return e;
 }
 
-static void ev_push(aipc_pipe *p, pipe_ev *e)
+static void ev_push(aipc__pipe *p, pipe_ev *e)
 {
     if (e->kind != EV_SENT) {             /* every received event counts toward the bound */
         e->flow = e->it.charge;
         InterlockedAdd64(&p->dq_bytes, (LONG64)e->flow);
     }
-    aipc_pipe_ref(p);
-    aipc_dispatcher_push(p->disp, &e->it);   /* a freed dispatcher drops it (ev_item(.., 0)) */
+    aipc__pipe_ref(p);
+    aipc__dispatcher_push(p->disp, &e->it);   /* a freed dispatcher drops it (ev_item(.., 0)) */
 }
 
-static void simple(aipc_pipe *p, ev_kind kind, int ok)
+static void simple(aipc__pipe *p, ev_kind kind, int ok)
 {
     if (!p->disp) {
         deliver(p, kind, ok, NULL, 0, NULL);
@@ -225,22 +225,22 @@ static void simple(aipc_pipe *p, ev_kind kind, int ok)
     ev_push(p, e);
 }
 
-void aipc_pipe_ev_create(aipc_pipe *p, bool ok)
+void aipc__pipe_ev_create(aipc__pipe *p, bool ok)
 {
     simple(p, EV_CREATE, ok);
 }
 
-void aipc_pipe_ev_connected(aipc_pipe *p, bool ok)
+void aipc__pipe_ev_connected(aipc__pipe *p, bool ok)
 {
     simple(p, EV_CONNECTED, ok);
 }
 
-void aipc_pipe_ev_disconnected(aipc_pipe *p)
+void aipc__pipe_ev_disconnected(aipc__pipe *p)
 {
     simple(p, EV_DISCONNECTED, 0);
 }
 
-void aipc_pipe_ev_recv(aipc_pipe *p, uint8_t *data, uint32_t size)
+void aipc__pipe_ev_recv(aipc__pipe *p, uint8_t *data, uint32_t size)
 {
     if (!p->disp) {
         deliver(p, EV_RECV, 0, data, size, NULL);
@@ -255,7 +255,7 @@ void aipc_pipe_ev_recv(aipc_pipe *p, uint8_t *data, uint32_t size)
     ev_push(p, e);
 }
 
-void aipc_pipe_ev_sent(aipc_pipe *p, const uint32_t *sizes, size_t count)
+void aipc__pipe_ev_sent(aipc__pipe *p, const uint32_t *sizes, size_t count)
 {
     if (count == 0)
         return;
@@ -276,11 +276,11 @@ void aipc_pipe_ev_sent(aipc_pipe *p, const uint32_t *sizes, size_t count)
     ev_push(p, e);
 }
 
-int aipc_pipe_ev_should_pause(aipc_pipe *p)
+int aipc__pipe_ev_should_pause(aipc__pipe *p)
 {
     if (!p->disp)
         return 0;
-    uint64_t limit = aipc_pipe_dispatch_limit(p);
+    uint64_t limit = aipc__pipe_dispatch_limit(p);
     if ((uint64_t)InterlockedCompareExchange64(&p->dq_bytes, 0, 0) <= limit)
         return 0;
     InterlockedExchange(&p->rpaused, 1);

@@ -21,7 +21,7 @@
  * Threads
  *   Each engine has ONE process-wide I/O thread (started on first use, lives until process
  *   exit). Every field marked [io] is touched only on that thread. Fields marked [lock] are
- *   guarded by aipc_pipe.lock (an SRW lock) and may be touched by any thread. `refs` is atomic.
+ *   guarded by aipc__pipe.lock (an SRW lock) and may be touched by any thread. `refs` is atomic.
  *
  * Lifetime
  *   The pipe object is reference counted. References: the user's (from aipc_pipe_new until
@@ -46,10 +46,10 @@
 #include "wname.h"
 #include "winsec.h"
 
-typedef struct aipc_pipe aipc_pipe;
-typedef struct aipc_loop aipc_loop;
-typedef struct aipc_timer aipc_timer;
-typedef struct aipc_engine aipc_engine;
+typedef struct aipc__pipe aipc__pipe;
+typedef struct aipc__loop aipc__loop;
+typedef struct aipc__timer aipc__timer;
+typedef struct aipc__engine aipc__engine;
 
 /* Pipe buffer sizes given to CreateNamedPipe and the size of each pipe's read buffer. Under
  * Wine every ReadFile/WriteFile is a wineserver round trip, so reads are large and writes are
@@ -74,25 +74,25 @@ typedef struct aipc_engine aipc_engine;
  * largest message), resolved at each Send so options may be set in any order. */
 #define AIPC_QUEUE_AUTO UINT64_MAX
 
-/* One asynchronous kernel operation or one marshalled task: aipc_op (win_io.h). Both engines
+/* One asynchronous kernel operation or one marshalled task: aipc__op (win_io.h). Both engines
  * recover it from its OVERLAPPED with CONTAINING_RECORD; `cb` runs on the I/O thread. */
 
 /* A one-shot timer of an I/O loop. [io] */
-typedef void (*aipc_timer_cb)(aipc_timer *t);
-struct aipc_timer {
-    aipc_timer *next;
+typedef void (*aipc__timer_cb)(aipc__timer *t);
+struct aipc__timer {
+    aipc__timer *next;
     ULONGLONG due;         /* GetTickCount64() deadline */
-    aipc_timer_cb cb;
+    aipc__timer_cb cb;
     int armed;
 };
 
 /* A process-wide I/O loop (one per engine). */
-struct aipc_loop {
-    const aipc_engine *eng;
+struct aipc__loop {
+    const aipc__engine *eng;
     HANDLE thread;         /* the I/O thread (target of QueueUserAPC for PIPE_ASYNC) */
     DWORD tid;
     HANDLE port;           /* PIPE_OVERLAPPED: the completion port */
-    aipc_timer *timers;    /* [io] sorted by due */
+    aipc__timer *timers;    /* [io] sorted by due */
 };
 
 /*
@@ -103,48 +103,48 @@ struct aipc_loop {
  * a client was already there. While a user callback runs on the I/O thread (an alertable wait
  * inside a PIPE_ASYNC callback), completions and tasks are deferred until it returns.
  */
-struct aipc_engine {
+struct aipc__engine {
     const char *name;
-    aipc_loop *(*loop)(void);                    /* lazily started loop; NULL on failure */
-    BOOL  (*post)(aipc_loop *l, aipc_op *op);    /* run op->cb(op, 0, 0) on the I/O thread */
+    aipc__loop *(*loop)(void);                    /* lazily started loop; NULL on failure */
+    BOOL  (*post)(aipc__loop *l, aipc__op *op);    /* run op->cb(op, 0, 0) on the I/O thread */
     /* h is new: bind it to the engine. `listen` is the op a server handle listens with (the
      * APC engine gives it an event), NULL for a client handle. */
-    DWORD (*attach)(aipc_loop *l, HANDLE h, aipc_op *listen);
+    DWORD (*attach)(aipc__loop *l, HANDLE h, aipc__op *listen);
     /* h is about to be closed, nothing pending on it; `listen` as given to attach. */
-    void  (*detach)(aipc_loop *l, HANDLE h, aipc_op *listen);
-    DWORD (*read)(HANDLE h, aipc_op *op, void *buf, DWORD len);
-    DWORD (*write)(HANDLE h, aipc_op *op, const void *buf, DWORD len);
-    DWORD (*listen)(aipc_pipe *p, aipc_op *op);
+    void  (*detach)(aipc__loop *l, HANDLE h, aipc__op *listen);
+    DWORD (*read)(HANDLE h, aipc__op *op, void *buf, DWORD len);
+    DWORD (*write)(HANDLE h, aipc__op *op, const void *buf, DWORD len);
+    DWORD (*listen)(aipc__pipe *p, aipc__op *op);
 };
 
 /* 1 when the loop's I/O thread has exited (process exit): nothing posted to it will run. */
-int aipc_loop_gone(const aipc_loop *l);
+int aipc__loop_gone(const aipc__loop *l);
 
-extern const aipc_engine aipc_engine_apc;    /* loop_apc.c */
-extern const aipc_engine aipc_engine_iocp;   /* loop_iocp.c */
+extern const aipc__engine aipc__engine_apc;    /* loop_apc.c */
+extern const aipc__engine aipc__engine_iocp;   /* loop_iocp.c */
 
 /* ---- batch.c: frames queued for one WriteFile ---------------------------------------------- */
-typedef struct aipc_batch {
+typedef struct aipc__batch {
     uint8_t *buf;          /* header+payload of each message, back to back */
     size_t len, cap;
     uint32_t *sizes;       /* payload size of each message, in order */
     size_t count, scap;
     unsigned sparse;       /* clears in a row that used a small part of a large buffer */
-} aipc_batch;
+} aipc__batch;
 
 /* Appends one frame (meta_len 0). Returns 0 or AIPC_ENOMEM (the batch is then unchanged). */
-int  aipc_batch_append(aipc_batch *b, const void *data, uint32_t size);
+int  aipc__batch_append(aipc__batch *b, const void *data, uint32_t size);
 /* Empties the batch, keeping its buffers for reuse; a large buffer goes when it is too large to
  * keep at all, or when the recent batches used only a small part of it. */
-void aipc_batch_clear(aipc_batch *b);
-void aipc_batch_free(aipc_batch *b);
+void aipc__batch_clear(aipc__batch *b);
+void aipc__batch_free(aipc__batch *b);
 
 /* ---- timer.c (I/O thread only) --------------------------------------------------------------- */
-void  aipc_timer_start(aipc_loop *l, aipc_timer *t, DWORD ms, aipc_timer_cb cb);
+void  aipc__timer_start(aipc__loop *l, aipc__timer *t, DWORD ms, aipc__timer_cb cb);
 /* Returns 1 if the timer was armed (it will not fire), 0 if it was not. */
-int   aipc_timer_stop(aipc_loop *l, aipc_timer *t);
+int   aipc__timer_stop(aipc__loop *l, aipc__timer *t);
 /* Runs every due timer; returns the milliseconds until the next one (INFINITE if none). */
-DWORD aipc_timers_run(aipc_loop *l);
+DWORD aipc__timers_run(aipc__loop *l);
 
 /* ---- the pipe object ------------------------------------------------------------------------ */
 typedef enum {
@@ -156,16 +156,16 @@ typedef enum {
     AIPC_ST_DRAINING,    /* I/O cancelled, waiting for completions before the next step */
     AIPC_ST_FAILED,      /* setup failed (handle may still be open until Exit) */
     AIPC_ST_CLOSED       /* handle closed; nothing more happens */
-} aipc_pipe_state;
+} aipc__pipe_state;
 
-struct aipc_pipe {
+struct aipc__pipe {
     aipc_named_pipe pub;          /* first: the public table of operations */
-    const aipc_engine *eng;
-    aipc_loop *loop;
+    const aipc__engine *eng;
+    aipc__loop *loop;
     volatile LONG refs;
     volatile LONG created;        /* 0 before Create, 1 after, 2 = Exit came first */
     volatile LONG exiting;        /* Exit has posted (or run) the close task */
-    aipc_gate gate;               /* every delegate call passes it; Exit shuts it */
+    aipc__gate gate;               /* every delegate call passes it; Exit shuts it */
 
     /* options: written before Create only */
     uint32_t max_msg;
@@ -174,7 +174,7 @@ struct aipc_pipe {
     uint64_t max_dispatch;        /* AIPC_PIPE_OPT_MAX_DISPATCH; 0 = the default */
     aipc_dispatcher *disp;        /* callbacks go through it (NULL: on the I/O thread) */
     wchar_t *server_sddl;         /* aipc_pipe_set_security (NULL = the default) */
-    aipc_sec_expect owners;       /* client: accepted owners of the server's pipe */
+    aipc__sec_expect owners;       /* client: accepted owners of the server's pipe */
     volatile LONG last_err;       /* aipc_pipe_get_error: AIPC_E* and the Win32 error */
     volatile LONG last_win32;
 
@@ -184,8 +184,8 @@ struct aipc_pipe {
     volatile LONG rpaused;        /* reading/listening waits for the dispatcher to drain */
     volatile LONG resume_posted;  /* `resume` is queued (posted at most once at a time) */
     int want_sent;                /* the events have on_send (read at Create, outside the gate) */
-    aipc_op resume;               /* task: read again (posted by the dispatcher's thread) */
-    aipc_op start_op, exit_op;    /* tasks posted by Create and Exit */
+    aipc__op resume;               /* task: read again (posted by the dispatcher's thread) */
+    aipc__op start_op, exit_op;    /* tasks posted by Create and Exit */
     DWORD create_err;             /* server: CreateNamedPipe's error in Create (0 = ok) */
 
     /* fixed once Create has started */
@@ -196,13 +196,13 @@ struct aipc_pipe {
                                      delegate the trampolines of pipe_events.c (user = it) */
 
     /* [io] state machine */
-    aipc_pipe_state state;
+    aipc__pipe_state state;
     int closed;                   /* Exit ran: no more callbacks, ever */
     int was_connected;            /* OnConnected(true) was reported for the current peer */
     int ops;                      /* kernel operations in flight on h */
     HANDLE h;
-    aipc_op rd, wr, cn;           /* read, write, listen (ConnectNamedPipe) */
-    aipc_timer retry;             /* client connect retry */
+    aipc__op rd, wr, cn;           /* read, write, listen (ConnectNamedPipe) */
+    aipc__timer retry;             /* client connect retry */
     ULONGLONG deadline;           /* client: give up after this tick */
     DWORD backoff;                /* client: next retry delay */
 
@@ -222,64 +222,64 @@ struct aipc_pipe {
 
     /* [lock] send side */
     SRWLOCK lock;
-    aipc_batch q[2];              /* q[qi] collects Send()s; qi changes only on the I/O thread */
+    aipc__batch q[2];              /* q[qi] collects Send()s; qi changes only on the I/O thread */
     int qi;
     int sendable;                 /* connected: a Send may start a write */
     int wbusy;                    /* writer token: a write is in flight or a flush is queued */
     int send_closed;              /* Send returns AIPC_ECLOSED */
-    aipc_op flush;                /* task that starts a write (posted by Send) */
+    aipc__op flush;                /* task that starts a write (posted by Send) */
     size_t inflight;              /* [lock] bytes of the in-flight batch not yet reported written */
 };
 
 /* ---- pipe_api.c --------------------------------------------------------------------------- */
 /* Records why the pipe failed (aipc_pipe_get_error). */
-void aipc_pipe_set_error(aipc_pipe *p, int code, DWORD win32);
-void aipc_pipe_ref(aipc_pipe *p);
-void aipc_pipe_unref(aipc_pipe *p);   /* frees the object at zero (any thread) */
+void aipc__pipe_set_error(aipc__pipe *p, int code, DWORD win32);
+void aipc__pipe_ref(aipc__pipe *p);
+void aipc__pipe_unref(aipc__pipe *p);   /* frees the object at zero (any thread) */
 
 /* ---- pipe.c (I/O thread) ------------------------------------------------------------------ */
 /* Task posted by Create: starts the server (its instance was created by Create) or client. */
-void aipc_pipe_on_start(aipc_op *op, DWORD err, DWORD bytes);
+void aipc__pipe_on_start(aipc__op *op, DWORD err, DWORD bytes);
 /* Task posted by Exit. */
-void aipc_pipe_on_exit(aipc_op *op, DWORD err, DWORD bytes);
+void aipc__pipe_on_exit(aipc__op *op, DWORD err, DWORD bytes);
 /* Rejects further Sends and drops what is queued (any thread). */
-void aipc_pipe_close_send_side(aipc_pipe *p);
+void aipc__pipe_close_send_side(aipc__pipe *p);
 /* The connection broke (error already known): cancel I/O, report, relisten/close when drained. */
-void aipc_pipe_conn_lost(aipc_pipe *p, DWORD err, const char *what);
+void aipc__pipe_conn_lost(aipc__pipe *p, DWORD err, const char *what);
 /* Called at the end of every completion handler: finishes a drain when nothing is pending. */
-void aipc_pipe_maybe_finish(aipc_pipe *p);
+void aipc__pipe_maybe_finish(aipc__pipe *p);
 
 /* ---- pipe_io.c (I/O thread) --------------------------------------------------------------- */
 /* Server: listens for the next peer (pipe.c). */
-void aipc_pipe_server_listen(aipc_pipe *p);
+void aipc__pipe_server_listen(aipc__pipe *p);
 /* A peer is connected: resets the decoder, issues the first read, starts queued writes. */
-void aipc_pipe_io_begin(aipc_pipe *p);
+void aipc__pipe_io_begin(aipc__pipe *p);
 /* Drops per-connection read/write state after a drain (no operation pending). */
-void aipc_pipe_io_reset(aipc_pipe *p);
+void aipc__pipe_io_reset(aipc__pipe *p);
 /* Task posted by Send when it takes the writer token. */
-void aipc_pipe_on_flush(aipc_op *op, DWORD err, DWORD bytes);
+void aipc__pipe_on_flush(aipc__op *op, DWORD err, DWORD bytes);
 /* Task posted by the dispatcher's thread when reading or listening may go on. */
-void aipc_pipe_on_resume(aipc_op *op, DWORD err, DWORD bytes);
+void aipc__pipe_on_resume(aipc__op *op, DWORD err, DWORD bytes);
 
 /* ---- pipe_events.c: delegate calls, on the I/O thread or queued to the dispatcher --------- */
 /* The events Create uses for a classic delegate (NULL: none): trampolines that read d's members
  * at each call, as the classic API always did. *want_sent: d has OnSend now. */
-void aipc_pipe_events_classic(aipc_pipe_delegate *d, aipc_pipe_events *out, int *want_sent);
+void aipc__pipe_events_classic(aipc_pipe_delegate *d, aipc_pipe_events *out, int *want_sent);
 /* Copies versioned events into *out: the members that lie wholly inside events->size, the rest
  * NULL. AIPC_EINVAL for NULL or a size below AIPC_PIPE_EVENTS_MIN_SIZE. */
-int  aipc_pipe_events_copy(const aipc_pipe_events *events, aipc_pipe_events *out);
+int  aipc__pipe_events_copy(const aipc_pipe_events *events, aipc_pipe_events *out);
 /* Each passes the pipe's gate (never after Exit). Called on the I/O thread. */
-void aipc_pipe_ev_create(aipc_pipe *p, bool ok);
-void aipc_pipe_ev_connected(aipc_pipe *p, bool ok);
-void aipc_pipe_ev_disconnected(aipc_pipe *p);
+void aipc__pipe_ev_create(aipc__pipe *p, bool ok);
+void aipc__pipe_ev_connected(aipc__pipe *p, bool ok);
+void aipc__pipe_ev_disconnected(aipc__pipe *p);
 /* One received message; `data` has a spare byte at data[size] the callee may overwrite. */
-void aipc_pipe_ev_recv(aipc_pipe *p, uint8_t *data, uint32_t size);
+void aipc__pipe_ev_recv(aipc__pipe *p, uint8_t *data, uint32_t size);
 /* OnSend for each of `count` written messages. */
-void aipc_pipe_ev_sent(aipc_pipe *p, const uint32_t *sizes, size_t count);
+void aipc__pipe_ev_sent(aipc__pipe *p, const uint32_t *sizes, size_t count);
 /* With a dispatcher: 1 when events queued for it are over the bound, and reading or listening
  * must pause (a resume task follows once they drained); 0 to go on. */
-int  aipc_pipe_ev_should_pause(aipc_pipe *p);
+int  aipc__pipe_ev_should_pause(aipc__pipe *p);
 /* Bytes of the dispatch bound. */
-uint64_t aipc_pipe_dispatch_limit(const aipc_pipe *p);
+uint64_t aipc__pipe_dispatch_limit(const aipc__pipe *p);
 
 #endif

@@ -16,9 +16,9 @@
  */
 #include "pipe_internal.h"
 
-static void issue_read(aipc_pipe *p);
-static void start_write(aipc_pipe *p);
-static void on_write(aipc_op *op, DWORD err, DWORD bytes);
+static void issue_read(aipc__pipe *p);
+static void start_write(aipc__pipe *p);
+static void on_write(aipc__op *op, DWORD err, DWORD bytes);
 
 /* ---- read side ------------------------------------------------------------------------------- */
 
@@ -26,7 +26,7 @@ static void on_write(aipc_op *op, DWORD err, DWORD bytes);
 static int on_frame(void *ctx, const uint8_t *meta, uint32_t meta_len, const uint8_t *payload,
                     uint32_t payload_len)
 {
-    aipc_pipe *p = ctx;
+    aipc__pipe *p = ctx;
     (void)meta;
     if (meta_len != 0)
         return AIPC_EPROTO;
@@ -34,24 +34,24 @@ static int on_frame(void *ctx, const uint8_t *meta, uint32_t meta_len, const uin
         return 1;
     /* The byte after the payload is ours (read buffer has a spare byte; assembled frames end
      * with a NUL), so the callee may NUL-terminate in place. */
-    aipc_pipe_ev_recv(p, (uint8_t *)payload, payload_len);
+    aipc__pipe_ev_recv(p, (uint8_t *)payload, payload_len);
     return p->state == AIPC_ST_CONNECTED ? 0 : 1;   /* stop if Exit ran inside OnRecv */
 }
 
 /* Parses what a read returned, then reads again. */
-static void read_done(aipc_pipe *p, DWORD bytes)
+static void read_done(aipc__pipe *p, DWORD bytes)
 {
     int rc;
     p->in_read = 1;
     /* Without a dispatcher every OnRecv of this read runs here: hold the gate once for all of
      * them (each still checks it, so Exit waits only for the one running). */
-    int held = !p->disp && aipc_gate_enter(&p->gate);
+    int held = !p->disp && aipc__gate_enter(&p->gate);
     if (p->rdirect)
         rc = aipc_decoder_commit(&p->dec, bytes, on_frame, p);
     else
         rc = aipc_decoder_feed(&p->dec, p->rbuf, bytes, on_frame, p, NULL);
     if (held)
-        aipc_gate_leave(&p->gate);
+        aipc__gate_leave(&p->gate);
     p->in_read = 0;
     if (p->flush_due) {
         /* A reply sent from OnRecv: write it now, in one batch with any other replies of this
@@ -61,10 +61,10 @@ static void read_done(aipc_pipe *p, DWORD bytes)
     }
     if (p->state != AIPC_ST_CONNECTED)
         return;
-    if (rc == 0 && aipc_pipe_ev_should_pause(p))
+    if (rc == 0 && aipc__pipe_ev_should_pause(p))
         return;               /* the dispatcher's thread posts the resume task */
     if (rc != 0) {
-        aipc_pipe_set_error(p, rc == AIPC_ENOMEM ? AIPC_ENOMEM : AIPC_EPROTO, 0);
+        aipc__pipe_set_error(p, rc == AIPC_ENOMEM ? AIPC_ENOMEM : AIPC_EPROTO, 0);
         if (rc == AIPC_ENOMEM)
             aipc_log(AIPC_LOG_ERROR, "pipe(%s) %s: out of memory for an incoming message; closing",
                      p->eng->name, p->name_utf8 ? p->name_utf8 : "?");
@@ -73,31 +73,31 @@ static void read_done(aipc_pipe *p, DWORD bytes)
                      "pipe(%s) %s: protocol error from peer (frame with meta_len != 0 or payload "
                      "over %u bytes); closing", p->eng->name, p->name_utf8 ? p->name_utf8 : "?",
                      p->max_msg);
-        aipc_pipe_conn_lost(p, 0, NULL);
+        aipc__pipe_conn_lost(p, 0, NULL);
         return;
     }
     issue_read(p);
 }
 
 /* Read completion. ERROR_MORE_DATA is a partial read, not an error. */
-static void on_read(aipc_op *op, DWORD err, DWORD bytes)
+static void on_read(aipc__op *op, DWORD err, DWORD bytes)
 {
-    aipc_pipe *p = op->pipe;
+    aipc__pipe *p = op->pipe;
     p->ops--;
     p->reading = 0;
     if (err == ERROR_MORE_DATA)
         err = 0;
     if (p->state == AIPC_ST_CONNECTED) {
         if (err)
-            aipc_pipe_conn_lost(p, err, "read");
+            aipc__pipe_conn_lost(p, err, "read");
         else
             read_done(p, bytes);
     }
-    aipc_pipe_maybe_finish(p);
-    aipc_pipe_unref(p);
+    aipc__pipe_maybe_finish(p);
+    aipc__pipe_unref(p);
 }
 
-static void issue_read(aipc_pipe *p)
+static void issue_read(aipc__pipe *p)
 {
     size_t want = 0;
     uint8_t *dst = aipc_decoder_direct(&p->dec, &want);
@@ -115,19 +115,19 @@ static void issue_read(aipc_pipe *p)
     if (e == 0) {
         p->ops++;
         p->reading = 1;
-        aipc_pipe_ref(p);
+        aipc__pipe_ref(p);
         return;
     }
-    aipc_pipe_conn_lost(p, e, "read");
+    aipc__pipe_conn_lost(p, e, "read");
 }
 
 /* ---- write side ------------------------------------------------------------------------------ */
 
 /* Drops the in-flight batch (its unwritten messages get no OnSend) and gives the writer token
  * back. */
-static void drop_inflight(aipc_pipe *p)
+static void drop_inflight(aipc__pipe *p)
 {
-    aipc_batch_clear(&p->q[p->qi ^ 1]);
+    aipc__batch_clear(&p->q[p->qi ^ 1]);
     p->wr_off = p->wr_end = 0;
     p->wr_msg = 0;
     AcquireSRWLockExclusive(&p->lock);
@@ -137,28 +137,28 @@ static void drop_inflight(aipc_pipe *p)
 }
 
 /* Writes the next piece of the in-flight batch: at most AIPC_WRITE_PIECE bytes. */
-static void issue_write(aipc_pipe *p)
+static void issue_write(aipc__pipe *p)
 {
-    aipc_batch *b = &p->q[p->qi ^ 1];
+    aipc__batch *b = &p->q[p->qi ^ 1];
     size_t left = b->len - p->wr_off;
     DWORD len = left > AIPC_WRITE_PIECE ? AIPC_WRITE_PIECE : (DWORD)left;
     p->wr.cb = on_write;
     DWORD e = p->eng->write(p->h, &p->wr, b->buf + p->wr_off, len);
     if (e == 0) {
         p->ops++;
-        aipc_pipe_ref(p);
+        aipc__pipe_ref(p);
         return;
     }
-    aipc_pipe_conn_lost(p, e, "write");
+    aipc__pipe_conn_lost(p, e, "write");
     drop_inflight(p);
 }
 
 /* A write completed: OnSend for the messages it finished, then the next piece or batch. */
-static void write_done(aipc_pipe *p, DWORD bytes)
+static void write_done(aipc__pipe *p, DWORD bytes)
 {
-    aipc_batch *b = &p->q[p->qi ^ 1];
+    aipc__batch *b = &p->q[p->qi ^ 1];
     if (bytes == 0) {
-        aipc_pipe_conn_lost(p, ERROR_NO_DATA, "write made no progress");
+        aipc__pipe_conn_lost(p, ERROR_NO_DATA, "write made no progress");
         drop_inflight(p);
         return;
     }
@@ -171,7 +171,7 @@ static void write_done(aipc_pipe *p, DWORD bytes)
         p->inflight = b->len - p->wr_end;   /* written: no longer counts against the queue limit */
         ReleaseSRWLockExclusive(&p->lock);
         if (!p->closed)
-            aipc_pipe_ev_sent(p, b->sizes + first, p->wr_msg - first);
+            aipc__pipe_ev_sent(p, b->sizes + first, p->wr_msg - first);
         if (p->state != AIPC_ST_CONNECTED) {
             drop_inflight(p);
             return;
@@ -181,31 +181,31 @@ static void write_done(aipc_pipe *p, DWORD bytes)
         issue_write(p);
         return;
     }
-    aipc_batch_clear(b);
+    aipc__batch_clear(b);
     p->wr_off = p->wr_end = 0;
     p->wr_msg = 0;
     start_write(p);
 }
 
 /* Write completion. */
-static void on_write(aipc_op *op, DWORD err, DWORD bytes)
+static void on_write(aipc__op *op, DWORD err, DWORD bytes)
 {
-    aipc_pipe *p = op->pipe;
+    aipc__pipe *p = op->pipe;
     p->ops--;
     if (p->state != AIPC_ST_CONNECTED) {
         drop_inflight(p);
     } else if (err) {
-        aipc_pipe_conn_lost(p, err, "write");
+        aipc__pipe_conn_lost(p, err, "write");
         drop_inflight(p);
     } else {
         write_done(p, bytes);
     }
-    aipc_pipe_maybe_finish(p);
-    aipc_pipe_unref(p);
+    aipc__pipe_maybe_finish(p);
+    aipc__pipe_unref(p);
 }
 
 /* Holder of the writer token: swap the pending batch in and write it, or give the token back. */
-static void start_write(aipc_pipe *p)
+static void start_write(aipc__pipe *p)
 {
     AcquireSRWLockExclusive(&p->lock);
     if (!p->sendable || p->q[p->qi].len == 0) {
@@ -222,19 +222,19 @@ static void start_write(aipc_pipe *p)
     issue_write(p);
 }
 
-void aipc_pipe_on_flush(aipc_op *op, DWORD err, DWORD bytes)
+void aipc__pipe_on_flush(aipc__op *op, DWORD err, DWORD bytes)
 {
-    aipc_pipe *p = op->pipe;
+    aipc__pipe *p = op->pipe;
     (void)err;
     (void)bytes;
     start_write(p);           /* gives the token back when not connected */
-    aipc_pipe_maybe_finish(p);
-    aipc_pipe_unref(p);       /* the task's reference */
+    aipc__pipe_maybe_finish(p);
+    aipc__pipe_unref(p);       /* the task's reference */
 }
 
-void aipc_pipe_on_resume(aipc_op *op, DWORD err, DWORD bytes)
+void aipc__pipe_on_resume(aipc__op *op, DWORD err, DWORD bytes)
 {
-    aipc_pipe *p = op->pipe;
+    aipc__pipe *p = op->pipe;
     (void)err;
     (void)bytes;
     InterlockedExchange(&p->resume_posted, 0);
@@ -242,15 +242,15 @@ void aipc_pipe_on_resume(aipc_op *op, DWORD err, DWORD bytes)
         issue_read(p);
     } else if (p->state == AIPC_ST_IDLE && p->listen_due && !p->closed) {
         p->listen_due = 0;
-        aipc_pipe_server_listen(p);
+        aipc__pipe_server_listen(p);
     }
-    aipc_pipe_maybe_finish(p);
-    aipc_pipe_unref(p);       /* the task's reference */
+    aipc__pipe_maybe_finish(p);
+    aipc__pipe_unref(p);       /* the task's reference */
 }
 
 /* ---- connection start / reset ---------------------------------------------------------------- */
 
-void aipc_pipe_io_begin(aipc_pipe *p)
+void aipc__pipe_io_begin(aipc__pipe *p)
 {
     aipc_decoder_free(&p->dec);   /* a block kept from the previous peer, if any */
     aipc_decoder_init(&p->dec, 0, p->max_msg);
@@ -271,16 +271,16 @@ void aipc_pipe_io_begin(aipc_pipe *p)
         start_write(p);
 }
 
-void aipc_pipe_io_reset(aipc_pipe *p)
+void aipc__pipe_io_reset(aipc__pipe *p)
 {
     aipc_decoder_free(&p->dec);
     p->rdirect = 0;
     AcquireSRWLockExclusive(&p->lock);
     p->sendable = 0;
-    aipc_batch_clear(&p->q[p->qi]);     /* unsent messages belonged to the old peer */
+    aipc__batch_clear(&p->q[p->qi]);     /* unsent messages belonged to the old peer */
     p->inflight = 0;
     ReleaseSRWLockExclusive(&p->lock);
-    aipc_batch_clear(&p->q[p->qi ^ 1]);
+    aipc__batch_clear(&p->q[p->qi ^ 1]);
     p->wr_off = p->wr_end = 0;
     p->wr_msg = 0;
 }

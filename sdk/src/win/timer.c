@@ -4,24 +4,24 @@
 #include "pipe_internal.h"
 
 /* Arms `t` to call `cb` on the I/O thread after `ms` milliseconds (re-arms if armed). */
-void aipc_timer_start(aipc_loop *l, aipc_timer *t, DWORD ms, aipc_timer_cb cb)
+void aipc__timer_start(aipc__loop *l, aipc__timer *t, DWORD ms, aipc__timer_cb cb)
 {
-    aipc_timer_stop(l, t);
+    aipc__timer_stop(l, t);
     t->due = GetTickCount64() + ms;
     t->cb = cb;
     t->armed = 1;
-    aipc_timer **pp = &l->timers;
+    aipc__timer **pp = &l->timers;
     while (*pp && (*pp)->due <= t->due)
         pp = &(*pp)->next;
     t->next = *pp;
     *pp = t;
 }
 
-int aipc_timer_stop(aipc_loop *l, aipc_timer *t)
+int aipc__timer_stop(aipc__loop *l, aipc__timer *t)
 {
     if (!t->armed)
         return 0;
-    for (aipc_timer **pp = &l->timers; *pp; pp = &(*pp)->next) {
+    for (aipc__timer **pp = &l->timers; *pp; pp = &(*pp)->next) {
         if (*pp == t) {
             *pp = t->next;
             break;
@@ -32,10 +32,10 @@ int aipc_timer_stop(aipc_loop *l, aipc_timer *t)
     return 1;
 }
 
-DWORD aipc_timers_run(aipc_loop *l)
+DWORD aipc__timers_run(aipc__loop *l)
 {
     for (;;) {
-        aipc_timer *t = l->timers;
+        aipc__timer *t = l->timers;
         if (!t)
             return INFINITE;
         ULONGLONG now = GetTickCount64();

@@ -5,7 +5,7 @@
 
 #include "win_error.h"
 
-aipc__dial_verdict aipc__dial(const wchar_t *path, const aipc_sec_expect *owners, const char *what,
+aipc__dial_verdict aipc__dial(const wchar_t *path, const aipc__sec_expect *owners, const char *what,
                               aipc__dial_result *r)
 {
     r->h = INVALID_HANDLE_VALUE;
@@ -24,7 +24,7 @@ aipc__dial_verdict aipc__dial(const wchar_t *path, const aipc_sec_expect *owners
         return AIPC__DIAL_FAILED;
     }
     /* Who serves this name? Checked before anything is written to it. */
-    int trust = aipc_sec_verify_server(h, owners, what);
+    int trust = aipc__sec_verify_server(h, owners, what);
     if (trust != 0) {
         CloseHandle(h);
         r->code = trust;

@@ -30,11 +30,11 @@ typedef struct aipc__dial_result {
  * One attempt to open `path` (full "\\.\pipe\NAME"):
  *   CreateFileW with AIPC_SEC_CLIENT_ACCESS, FILE_FLAG_OVERLAPPED and identification-level
  *   impersonation only (SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION), then the owner of the
- *   server's end is checked against `owners` (aipc_sec_verify_server: AIPC_EUNTRUSTED or
+ *   server's end is checked against `owners` (aipc__sec_verify_server: AIPC_EUNTRUSTED or
  *   AIPC_ESYS on failure, the handle is then closed), then byte read mode is set.
  * `what` names the pipe in log lines.
  */
-aipc__dial_verdict aipc__dial(const wchar_t *path, const aipc_sec_expect *owners, const char *what,
+aipc__dial_verdict aipc__dial(const wchar_t *path, const aipc__sec_expect *owners, const char *what,
                               aipc__dial_result *r);
 
 #endif

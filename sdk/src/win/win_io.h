@@ -13,18 +13,18 @@
 
 #include <windows.h>
 
-typedef struct aipc_op aipc_op;
-struct aipc_pipe;
+typedef struct aipc__op aipc__op;
+struct aipc__pipe;
 
-typedef void (*aipc_op_cb)(aipc_op *op, DWORD err, DWORD bytes);
-struct aipc_op {
+typedef void (*aipc__op_cb)(aipc__op *op, DWORD err, DWORD bytes);
+struct aipc__op {
     OVERLAPPED ov;
-    aipc_op_cb cb;
-    struct aipc_pipe *pipe; /* the pipe owning the op (NULL for bus client and broker ops) */
+    aipc__op_cb cb;
+    struct aipc__pipe *pipe; /* the pipe owning the op (NULL for bus client and broker ops) */
     HANDLE h;         /* the handle the operation was issued on (set by whoever issues it) */
     HANDLE event;     /* PIPE_ASYNC listen op: manual-reset event of ConnectNamedPipe */
     HANDLE wait;      /* PIPE_ASYNC listen op: thread-pool wait (only beyond 64 listeners) */
-    aipc_op *dnext;   /* PIPE_ASYNC: completion deferred while a callback runs (loop_apc.c) */
+    aipc__op *dnext;   /* PIPE_ASYNC: completion deferred while a callback runs (loop_apc.c) */
     DWORD derr, dbytes;
 };
 
@@ -37,7 +37,7 @@ DWORD aipc__iocp_bind(HANDLE port, HANDLE h);
 
 /* Queues op as a task: op->cb(op, 0, 0) runs on the thread dispatching the port. Any thread.
  * FALSE (logged, GetLastError set) if the port refused it. */
-BOOL aipc__iocp_post(HANDLE port, aipc_op *op, const char *who);
+BOOL aipc__iocp_post(HANDLE port, aipc__op *op, const char *who);
 
 /*
  * Waits up to `ms` for a completion on `port` and runs the callback of each dequeued op on the

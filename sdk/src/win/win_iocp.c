@@ -25,7 +25,7 @@ DWORD aipc__iocp_bind(HANDLE port, HANDLE h)
     return 0;
 }
 
-BOOL aipc__iocp_post(HANDLE port, aipc_op *op, const char *who)
+BOOL aipc__iocp_post(HANDLE port, aipc__op *op, const char *who)
 {
     memset(&op->ov, 0, sizeof op->ov);
     if (PostQueuedCompletionStatus(port, 0, AIPC__KEY_TASK, &op->ov))
@@ -37,7 +37,7 @@ BOOL aipc__iocp_post(HANDLE port, aipc_op *op, const char *who)
 }
 
 /* Win32 error of a finished operation (0 on success; ERROR_MORE_DATA is passed through). */
-static DWORD op_error(aipc_op *op)
+static DWORD op_error(aipc__op *op)
 {
     if (op->ov.Internal == 0)
         return 0;
@@ -50,7 +50,7 @@ static DWORD op_error(aipc_op *op)
 
 static void run_entry(ULONG_PTR key, OVERLAPPED *ov, DWORD bytes)
 {
-    aipc_op *op = CONTAINING_RECORD(ov, aipc_op, ov);
+    aipc__op *op = CONTAINING_RECORD(ov, aipc__op, ov);
     op->cb(op, key == AIPC__KEY_IO ? op_error(op) : 0, bytes);
 }
 

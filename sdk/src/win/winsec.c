@@ -19,7 +19,7 @@ _Static_assert((AIPC_SEC_CLIENT_ACCESS & FILE_CREATE_PIPE_INSTANCE) == 0,
 
 /* ---- SIDs ----------------------------------------------------------------------------------- */
 
-PSID aipc_sec_sid_dup(PSID s)
+PSID aipc__sec_sid_dup(PSID s)
 {
     DWORD n = GetLengthSid(s);
     PSID d = malloc(n);
@@ -30,7 +30,7 @@ PSID aipc_sec_sid_dup(PSID s)
     return d;
 }
 
-PSID aipc_sec_user_sid(void)
+PSID aipc__sec_user_sid(void)
 {
     HANDLE tok = NULL;
     PSID out = NULL;
@@ -40,15 +40,15 @@ PSID aipc_sec_user_sid(void)
     GetTokenInformation(tok, TokenUser, NULL, 0, &need);
     TOKEN_USER *tu = need ? malloc(need) : NULL;
     if (tu && GetTokenInformation(tok, TokenUser, tu, need, &need))
-        out = aipc_sec_sid_dup(tu->User.Sid);
+        out = aipc__sec_sid_dup(tu->User.Sid);
     free(tu);
     CloseHandle(tok);
     return out;
 }
 
-wchar_t *aipc_sec_user_sid_string(void)
+wchar_t *aipc__sec_user_sid_string(void)
 {
-    PSID s = aipc_sec_user_sid();
+    PSID s = aipc__sec_user_sid();
     wchar_t *str = NULL;
     if (s && !ConvertSidToStringSidW(s, &str))
         str = NULL;
@@ -56,7 +56,7 @@ wchar_t *aipc_sec_user_sid_string(void)
     return str;
 }
 
-PSID aipc_sec_service_sid(const wchar_t *name)
+PSID aipc__sec_service_sid(const wchar_t *name)
 {
     /* S-1-5-80-a-b-c-d-e: the SHA-1 of the upper-case service name (UTF-16LE) read as five
      * little-endian 32-bit sub-authorities (the virtual service account's SID). */
@@ -93,14 +93,14 @@ PSID aipc_sec_service_sid(const wchar_t *name)
     if (!AllocateAndInitializeSid(&nt, 6, SECURITY_SERVICE_ID_BASE_RID, sub[0], sub[1], sub[2],
                                   sub[3], sub[4], 0, 0, &tmp))
         return NULL;
-    PSID out = aipc_sec_sid_dup(tmp);
+    PSID out = aipc__sec_sid_dup(tmp);
     FreeSid(tmp);
     return out;
 }
 
 /* ---- principal lists ------------------------------------------------------------------------ */
 
-void aipc_sec_expect_free(aipc_sec_expect *e)
+void aipc__sec_expect_free(aipc__sec_expect *e)
 {
     for (size_t i = 0; i < e->n; i++)
         free(e->sids[i]);
@@ -117,22 +117,22 @@ static PSID item_sid(const char *item, size_t len)
     memcpy(buf, item, len);
     buf[len] = 0;
     if (strcmp(buf, "self") == 0)
-        return aipc_sec_user_sid();
+        return aipc__sec_user_sid();
     if (strncmp(buf, "service:", 8) == 0) {
         wchar_t w[256];
         if (!MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, buf + 8, -1, w, 256) || !w[0])
             return NULL;
-        return aipc_sec_service_sid(w);
+        return aipc__sec_service_sid(w);
     }
     PSID s = NULL;
     if (!ConvertStringSidToSidA(buf, &s))   /* SID strings and SDDL aliases (SY, BA, ...) */
         return NULL;
-    PSID out = aipc_sec_sid_dup(s);
+    PSID out = aipc__sec_sid_dup(s);
     LocalFree(s);
     return out;
 }
 
-int aipc_sec_expect_parse(const char *list, aipc_sec_expect *out)
+int aipc__sec_expect_parse(const char *list, aipc__sec_expect *out)
 {
     memset(out, 0, sizeof *out);
     if (!list)
@@ -156,7 +156,7 @@ int aipc_sec_expect_parse(const char *list, aipc_sec_expect *out)
                 aipc_log(AIPC_LOG_ERROR, "security: bad principal '%.*s' in \"%s\"", (int)len,
                          p, list);
                 free(s);
-                aipc_sec_expect_free(out);
+                aipc__sec_expect_free(out);
                 return nomem ? AIPC_ENOMEM : AIPC_EINVAL;
             }
             out->sids = grown;
@@ -169,7 +169,7 @@ int aipc_sec_expect_parse(const char *list, aipc_sec_expect *out)
     return 0;
 }
 
-int aipc_sec_owner_allowed(const aipc_sec_expect *e, PSID owner)
+int aipc__sec_owner_allowed(const aipc__sec_expect *e, PSID owner)
 {
     if (e->any)
         return 1;
@@ -181,7 +181,7 @@ int aipc_sec_owner_allowed(const aipc_sec_expect *e, PSID owner)
     return 0;
 }
 
-int aipc_sec_verify_server(HANDLE h, const aipc_sec_expect *e, const char *what)
+int aipc__sec_verify_server(HANDLE h, const aipc__sec_expect *e, const char *what)
 {
     if (e->any)
         return 0;
@@ -193,7 +193,7 @@ int aipc_sec_verify_server(HANDLE h, const aipc_sec_expect *e, const char *what)
         aipc_log(AIPC_LOG_WARN, "security: %s: cannot read the server's owner (%lu)", what, rc);
         return AIPC_ESYS;
     }
-    int ok = aipc_sec_owner_allowed(e, owner);
+    int ok = aipc__sec_owner_allowed(e, owner);
     if (!ok) {
         wchar_t *str = NULL;
         if (owner && IsValidSid(owner))
@@ -231,10 +231,10 @@ static wchar_t *expand_user(const wchar_t *in, const wchar_t *user)
     return out;
 }
 
-PSECURITY_DESCRIPTOR aipc_sec_descriptor(const wchar_t *sddl, const wchar_t *def_sddl, DWORD *err)
+PSECURITY_DESCRIPTOR aipc__sec_descriptor(const wchar_t *sddl, const wchar_t *def_sddl, DWORD *err)
 {
     *err = 0;
-    wchar_t *user = aipc_sec_user_sid_string();
+    wchar_t *user = aipc__sec_user_sid_string();
     if (!user) {
         *err = GetLastError() ? GetLastError() : ERROR_NO_TOKEN;
         return NULL;

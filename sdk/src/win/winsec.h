@@ -39,33 +39,33 @@
 /* The rights the broker grants its clients (must contain AIPC_SEC_CLIENT_ACCESS). */
 #define AIPC_SEC_USER_PIPE_ACCESS 0x0012019Bu
 
-typedef struct aipc_sec_expect {
+typedef struct aipc__sec_expect {
     PSID *sids;        /* malloc'd copies */
     size_t n;
     int any;           /* "*": every owner */
-} aipc_sec_expect;
+} aipc__sec_expect;
 
 /* Parses a principal list. 0, AIPC_EINVAL (with the bad item logged) or AIPC_ENOMEM. */
-int  aipc_sec_expect_parse(const char *list, aipc_sec_expect *out);
-void aipc_sec_expect_free(aipc_sec_expect *e);
+int  aipc__sec_expect_parse(const char *list, aipc__sec_expect *out);
+void aipc__sec_expect_free(aipc__sec_expect *e);
 /* 1 if `owner` (may be NULL: no owner recorded) is acceptable. */
-int  aipc_sec_owner_allowed(const aipc_sec_expect *e, PSID owner);
+int  aipc__sec_owner_allowed(const aipc__sec_expect *e, PSID owner);
 /* Checks the owner of the server end of client handle `h`. 0 if acceptable, AIPC_EUNTRUSTED
  * (logged at WARN with the owner's SID, `what` names the pipe), or AIPC_ESYS. */
-int  aipc_sec_verify_server(HANDLE h, const aipc_sec_expect *e, const char *what);
+int  aipc__sec_verify_server(HANDLE h, const aipc__sec_expect *e, const char *what);
 
 /* The SID of NT SERVICE\<name> (S-1-5-80-<SHA-1 of the upper-case name>), malloc'd. */
-PSID aipc_sec_service_sid(const wchar_t *name);
+PSID aipc__sec_service_sid(const wchar_t *name);
 /* A malloc'd copy of a SID, or NULL. */
-PSID aipc_sec_sid_dup(PSID s);
+PSID aipc__sec_sid_dup(PSID s);
 /* This process's user SID (malloc'd), or NULL. */
-PSID aipc_sec_user_sid(void);
+PSID aipc__sec_user_sid(void);
 /* This process's user SID as a string (LocalFree), or NULL. */
-wchar_t *aipc_sec_user_sid_string(void);
+wchar_t *aipc__sec_user_sid_string(void);
 
 /* A self-relative descriptor (LocalFree) from `sddl`; NULL sddl = `def_sddl`. "%U" in either
  * stands for this process's user SID. When the result has no owner, "O:<user>" is added so
  * clients can check it. NULL on failure with *err set to the Win32 error. */
-PSECURITY_DESCRIPTOR aipc_sec_descriptor(const wchar_t *sddl, const wchar_t *def_sddl, DWORD *err);
+PSECURITY_DESCRIPTOR aipc__sec_descriptor(const wchar_t *sddl, const wchar_t *def_sddl, DWORD *err);
 
 #endif

@@ -46,7 +46,7 @@ static int from_utf8(const char *name, wchar_t **out)
     return 0;
 }
 
-int aipc_wname_normalize(const wchar_t *in, wchar_t **out)
+int aipc__wname_normalize(const wchar_t *in, wchar_t **out)
 {
     char *u;
     *out = NULL;
@@ -60,13 +60,13 @@ int aipc_wname_normalize(const wchar_t *in, wchar_t **out)
     return rc;
 }
 
-wchar_t *aipc_wname_from_utf8(const char *name)
+wchar_t *aipc__wname_from_utf8(const char *name)
 {
     wchar_t *w;
     return from_utf8(name, &w) == 0 ? w : NULL;
 }
 
-char *aipc_wname_utf8(const wchar_t *w)
+char *aipc__wname_utf8(const wchar_t *w)
 {
     char *s;
     return to_utf8(w, 0, &s) == 0 ? s : NULL;

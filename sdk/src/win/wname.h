@@ -8,11 +8,11 @@
 
 /* Normalises "NAME" or "\\.\pipe\NAME" to a new malloc'ed canonical full name.
  * 0, AIPC_EINVAL (not a valid pipe name, or not valid UTF-16) or AIPC_ENOMEM. */
-int aipc_wname_normalize(const wchar_t *in, wchar_t **out);
+int aipc__wname_normalize(const wchar_t *in, wchar_t **out);
 /* The same from UTF-8 (a config value, a command line): the malloc'ed canonical full name, or
  * NULL when `name` is not a valid pipe name (or out of memory). */
-wchar_t *aipc_wname_from_utf8(const char *name);
+wchar_t *aipc__wname_from_utf8(const char *name);
 /* UTF-8 copy of a wide string for log lines (malloc'ed; NULL on failure). */
-char *aipc_wname_utf8(const wchar_t *w);
+char *aipc__wname_utf8(const wchar_t *w);
 
 #endif

@@ -25,7 +25,7 @@
 /* Own token facts. */
 static void own_facts(char *sid, size_t cap, DWORD *session, DWORD *integrity)
 {
-    wchar_t *me = aipc_sec_user_sid_string();
+    wchar_t *me = aipc__sec_user_sid_string();
     ck_assert_ptr_nonnull(me);
     snprintf(sid, cap, "%ls", me);
     LocalFree(me);

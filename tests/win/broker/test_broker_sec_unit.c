@@ -120,7 +120,7 @@ START_TEST(own_trust)
 {
     aipc_trust t;
     ck_assert_int_eq(aipc_trust_init(&t, true), 0);
-    wchar_t *me = aipc_sec_user_sid_string();
+    wchar_t *me = aipc__sec_user_sid_string();
     ck_assert_ptr_nonnull(me);
     char sddl[512];
     snprintf(sddl, sizeof sddl, "O:%lsD:(A;OICI;FA;;;SY)(A;OICI;FA;;;%ls)(A;OICI;0x1200a9;;;WD)",
@@ -129,7 +129,7 @@ START_TEST(own_trust)
     char why[400] = "";
     ck_assert_msg(aipc_sd_audit_file(sd, &t, why, sizeof why) == 0, "%s", why);
     LocalFree(sd);
-    PSID svc = aipc_sec_service_sid(L"AsyncIPCBroker");
+    PSID svc = aipc__sec_service_sid(L"AsyncIPCBroker");
     ck_assert(aipc_trust_has(&t, svc));
     free(svc);
     PSID bu = NULL;
@@ -169,7 +169,7 @@ static const struct {
 START_TEST(pipe_sddl_table)
 {
     /* the row above spells NT SERVICE\AsyncIPCBroker's SID out: check it */
-    PSID svc = aipc_sec_service_sid(L"AsyncIPCBroker");
+    PSID svc = aipc__sec_service_sid(L"AsyncIPCBroker");
     char *svc_str = NULL;
     ck_assert(svc && ConvertSidToStringSidA(svc, &svc_str));
     ck_assert_msg(strstr(pipes[N_OF(pipes) - 1].sddl, svc_str), "service SID is %s", svc_str);

@@ -133,15 +133,15 @@ END_TEST
 
 START_TEST(pipe_names)
 {
-    wchar_t *p = aipc_wname_from_utf8("asyncipc.broker");
+    wchar_t *p = aipc__wname_from_utf8("asyncipc.broker");
     ck_assert(p && wcscmp(p, L"\\\\.\\pipe\\asyncipc.broker") == 0);
     free(p);
-    p = aipc_wname_from_utf8("\\\\.\\pipe\\x.y");
+    p = aipc__wname_from_utf8("\\\\.\\pipe\\x.y");
     ck_assert(p && wcscmp(p, L"\\\\.\\pipe\\x.y") == 0);
     free(p);
-    ck_assert(aipc_wname_from_utf8("") == NULL);
-    ck_assert(aipc_wname_from_utf8("\\\\.\\pipe\\") == NULL);
-    ck_assert(aipc_wname_from_utf8("a\\b") == NULL);
+    ck_assert(aipc__wname_from_utf8("") == NULL);
+    ck_assert(aipc__wname_from_utf8("\\\\.\\pipe\\") == NULL);
+    ck_assert(aipc__wname_from_utf8("a\\b") == NULL);
 }
 END_TEST
 
@@ -249,7 +249,7 @@ START_TEST(engine_echo_close_protocol)
     echo_state st = { 0 };
     char name[96];
     aipc_test_name(name, sizeof name, "eng");
-    wchar_t *path = aipc_wname_from_utf8(name);
+    wchar_t *path = aipc__wname_from_utf8(name);
     DWORD h0 = aipc_test_handle_count();
     broker_pipe_security sec;
     char err[256];
