@@ -154,6 +154,18 @@ double probe_fresh_run(uint32_t size, uint32_t count, uint32_t window, uint32_t 
     return bench_now() - t0;
 }
 
+/* A fresh RING_SLOTS x size section (name into nm[96]), mapped for writing and zeroed. */
+static uint8_t *new_ring(wchar_t *nm, uint32_t size, HANDLE *s)
+{
+    probe_section_name(nm, 96, L"Local\\");
+    *s = probe_create_section(nm, (uint64_t)size * RING_SLOTS);
+    uint8_t *v = *s ? MapViewOfFile(*s, FILE_MAP_WRITE, 0, 0, 0) : NULL;
+    if (!v)
+        bench_fail("ring create/map: %lu", GetLastError());
+    memset(v, 0, (size_t)size * RING_SLOTS);
+    return v;
+}
+
 /* One 8-slot section mapped once by both; seconds for count messages. With `link`, the peer on
  * probe_pipe is a relay (the broker) forwarding to the peer serving pipe `link`, and the time
  * runs until the relay reports that the last message was acked behind it. */
@@ -162,12 +174,8 @@ static double ring_run_via(uint32_t size, uint32_t count, uint32_t window, uint3
 {
     wchar_t nm[96];
     probe_reply r;
-    probe_section_name(nm, 96, L"Local\\");
-    HANDLE s = probe_create_section(nm, (uint64_t)size * RING_SLOTS);
-    uint8_t *v = s ? MapViewOfFile(s, FILE_MAP_WRITE, 0, 0, 0) : NULL;
-    if (!v)
-        bench_fail("ring create/map: %lu", GetLastError());
-    memset(v, 0, (size_t)size * RING_SLOTS);
+    HANDLE s;
+    uint8_t *v = new_ring(nm, size, &s);
     probe_send_cmd2(link ? OP_RELAY : OP_RING, size, count, mode, nm, link);
     probe_get_reply(&r);
     if (r.err)
@@ -237,11 +245,8 @@ static double fan_run(int n, uint32_t size, uint32_t count, uint32_t mode)
 {
     wchar_t nm[96];
     probe_reply r;
-    probe_section_name(nm, 96, L"Local\\");
-    HANDLE s = probe_create_section(nm, (uint64_t)size * RING_SLOTS);
-    uint8_t *v = s ? MapViewOfFile(s, FILE_MAP_WRITE, 0, 0, 0) : NULL;
-    if (!v)
-        bench_fail("fan create/map: %lu", GetLastError());
+    HANDLE s;
+    uint8_t *v = new_ring(nm, size, &s);
     for (int i = 0; i < n; i++) {
         probe_pipe = g_pipes[i];
         probe_send_cmd(OP_RING, size, count, mode, nm);

@@ -25,29 +25,27 @@ int64_t probe_handle_count(void)
     return (int64_t)n << 32 | next;
 }
 
-/* Committed private bytes (VirtualQuery walk; GetProcessMemoryInfo's PrivateUsage is 0 under
- * Wine 8). */
-int64_t probe_private_bytes(void)
+/* Committed bytes of regions of one type (MEM_PRIVATE, MEM_MAPPED), by a VirtualQuery walk:
+ * GetProcessMemoryInfo's PrivateUsage is 0 under Wine 8; a leaked view shows up as MEM_MAPPED. */
+static int64_t region_bytes(DWORD type)
 {
     MEMORY_BASIC_INFORMATION mb;
     int64_t n = 0;
     for (uint8_t *p = 0; VirtualQuery(p, &mb, sizeof mb) == sizeof mb;
          p = (uint8_t *)mb.BaseAddress + mb.RegionSize)
-        if (mb.State == MEM_COMMIT && mb.Type == MEM_PRIVATE)
+        if (mb.State == MEM_COMMIT && mb.Type == type)
             n += (int64_t)mb.RegionSize;
     return n;
 }
 
-/* Bytes of MEM_MAPPED views in this process (a leaked view shows up here). */
+int64_t probe_private_bytes(void)
+{
+    return region_bytes(MEM_PRIVATE);
+}
+
 int64_t probe_mapped_regions(void)
 {
-    MEMORY_BASIC_INFORMATION mb;
-    int64_t n = 0;
-    for (uint8_t *p = 0; VirtualQuery(p, &mb, sizeof mb) == sizeof mb;
-         p = (uint8_t *)mb.BaseAddress + mb.RegionSize)
-        if (mb.State == MEM_COMMIT && mb.Type == MEM_MAPPED)
-            n += (int64_t)mb.RegionSize;
-    return n;
+    return region_bytes(MEM_MAPPED);
 }
 
 /* probe_sa: a security descriptor from SDDL with %ls replaced by this process's user SID. */
