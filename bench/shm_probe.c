@@ -8,15 +8,16 @@
  *                first touch (memcpy of the payload into the fresh view: page faults + copy),
  *                UnmapViewOfFile, CloseHandle; at 64 KiB, 256 KiB, 1 MiB, 4 MiB.
  *   memcpy.1MiB  a private 1 MiB copy (buffers already faulted in).
- *   raw.*        a byte pipe with 256 KiB buffers (as bench_raw): 1 MiB stream MB/s, 64 B and
- *                1 MiB ping-pong round trips.
+ *   raw.*        a byte pipe with 256 KiB buffers (as bench_raw): 1 MiB, 64 KiB and 16 KiB
+ *                stream MB/s, 64 B and 1 MiB ping-pong round trips.
  *   fresh.*      one fresh named section per message, across processes: the sender creates, maps,
  *                writes 1 MiB, unmaps and sends a descriptor (the name); the peer opens, maps, reads
  *                1 MiB (copy out, or checksum in place), unmaps, closes and acks; the sender closes
  *                its handle on the ack. Window 1 (round trip) and window 4 (stream).
  *   ring.*       one section of 8 slots mapped once by both: per message the sender copies 1 MiB
  *                into a slot and sends {seq, slot}; the peer reads it (copy out or in place) and
- *                acks. Window 1 (round trip) and 8 (stream).
+ *                acks. Window 1 (round trip) and 8 (stream); streams at 64 and 16 KiB too (the
+ *                threshold question: nothing coalesces the descriptors and acks here).
  *   relay.*      the broker's path: the driver (publisher) -> a relay peer that copies each
  *                payload once into its own ring and acks -> a subscriber peer (in place).
  *   fan*.*       one ring read by 4 and 16 peers (aggregate MB/s), against raw pipes to as many.
@@ -349,6 +350,13 @@ static void timed_p2p(void)
             memcpy(probe_dst, probe_src, MIB);
         put("memcpy.1MiB.mbs", rep, 64.0 * MIB / (bench_now() - t0) / 1e6);
         put("raw.stream.1MiB.mbs", rep, 32.0 * MIB / raw_stream(MIB, 32) / 1e6);
+        /* the threshold question: 64 and 16 KiB messages inline vs through a ring */
+        put("raw.stream.64KiB.mbs", rep, 512.0 * 65536 / raw_stream(65536, 512) / 1e6);
+        put("ring.inplace.64KiB.stream.mbs", rep,
+            1024.0 * 65536 / ring_run(65536, 1024, RING_SLOTS, 1) / 1e6);
+        put("raw.stream.16KiB.mbs", rep, 2048.0 * 16384 / raw_stream(16384, 2048) / 1e6);
+        put("ring.inplace.16KiB.stream.mbs", rep,
+            4096.0 * 16384 / ring_run(16384, 4096, RING_SLOTS, 1) / 1e6);
         put("raw.pingpong.64B.rtt", rep, raw_ping(64, 400) * 1e6);
         put("raw.pingpong.1MiB.rtt", rep, raw_ping(MIB, 24) * 1e6);
         probe_reply r;
