@@ -58,6 +58,7 @@ typedef struct aipc_args {
     int nargs;
     const char *pipe;             /* --pipe as given, NULL = default */
     const char *name;             /* --name / -i, NULL = anonymous (serve: its NAME argument) */
+    PipeImplType engine;          /* --engine apc|iocp: PIPE_ASYNC (default) or PIPE_OVERLAPPED */
     uint32_t connect_timeout_ms;  /* --connect-timeout */
     uint32_t timeout_ms;          /* --timeout (req, ping, stats; pub/send's barrier) */
     uint32_t count;               /* --count (sub, serve), 0 = until stopped */
@@ -102,11 +103,13 @@ void cli_set_usage(aipc_cli *c, const char *fmt, ...);
 
 /* ---- argument checks --------------------------------------------------------------------- */
 int cli_parse_u32(const char *s, uint32_t *out);
+/* "apc" -> PIPE_ASYNC, "iocp" -> PIPE_OVERLAPPED (ASCII case ignored). 1, or 0 for another word. */
+int cli_parse_engine(const char *s, PipeImplType *out);
 char **cli_utf8_args(int *argc);
 
 /* ---- connection -------------------------------------------------------------------------- */
-/* Sets up c for the command and fills o with the shared options (pipe, timeouts, reconnect,
- * on_state, on_error, user). Returns 0 or an exit code (bad pipe name). */
+/* Sets up c for the command and fills o with the shared options (pipe, engine, timeouts,
+ * reconnect, on_state, on_error, user). Returns 0 or an exit code (bad pipe name). */
 int cli_init(aipc_cli *c, const aipc_args *a, aipc_bus_options *o);
 /* Connects with o and waits for the first CONNECTED (bounded). Returns 0 or an exit code
  * (the failure is recorded in c). */

@@ -114,6 +114,17 @@ int cli_parse_u32(const char *s, uint32_t *out)
     return 1;
 }
 
+int cli_parse_engine(const char *s, PipeImplType *out)
+{
+    if (_stricmp(s, "apc") == 0)
+        *out = PIPE_ASYNC;
+    else if (_stricmp(s, "iocp") == 0)
+        *out = PIPE_OVERLAPPED;
+    else
+        return 0;
+    return 1;
+}
+
 char **cli_utf8_args(int *argc)
 {
     wchar_t **wv = CommandLineToArgvW(GetCommandLineW(), argc);
@@ -249,6 +260,7 @@ int cli_init(aipc_cli *c, const aipc_args *a, aipc_bus_options *o)
         o->pipe_name = c->wpipe;
     }
     o->name = a->name;            /* serve sets its NAME argument after this */
+    o->engine = a->engine;
     o->user = c;
     o->reconnect = a->reconnect;
     o->connect_timeout_ms = a->connect_timeout_ms;

@@ -8,7 +8,7 @@
  *   aipc serve NAME [--count N]                 answer requests with their own payload (echo)
  *   aipc stats                                  broker counters (JSON)
  *   aipc ping                                   round trip to the broker
- *   common: --pipe NAME   --connect-timeout MS   --help   --version
+ *   common: --pipe NAME   --connect-timeout MS   --engine apc|iocp   --help   --version
  *   all but serve: --name NAME (-i NAME): the client's name on the bus (default: anonymous)
  *   sub, serve: --no-reconnect (exit 1 when the connection is lost instead of reconnecting)
  *
@@ -45,7 +45,7 @@ static const command commands[] = {
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 enum { O_HELP, O_VERSION, O_PIPE, O_CONNECT_TIMEOUT, O_COUNT, O_TIMEOUT, O_RETAIN, O_JSON,
-       O_NO_RECONNECT, O_STDIN_LINE, O_STDIN_FILE, O_NAME, O_COUNT_OF };
+       O_NO_RECONNECT, O_STDIN_LINE, O_STDIN_FILE, O_NAME, O_ENGINE, O_COUNT_OF };
 
 typedef enum { OPT_FLAG, OPT_STRING, OPT_NUMBER } opt_kind;
 
@@ -69,6 +69,7 @@ static const option options[] = {
     {"--stdin-line", "-l", OPT_FLAG, CMD_PUB, O_STDIN_LINE},
     {"--stdin-file", "-s", OPT_FLAG, CMD_PUB, O_STDIN_FILE},
     {"--name", "-i", OPT_STRING, CMD_ALL & ~CMD_SERVE, O_NAME},
+    {"--engine", NULL, OPT_STRING, CMD_ALL, O_ENGINE},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -90,7 +91,9 @@ static void usage(FILE *to)
           "       --no-reconnect exits 1 instead\n"
           "options: --pipe NAME (default \\\\.\\pipe\\asyncipc.broker), --connect-timeout MS\n"
           "       (default 2000), --timeout MS (default 5000), -- ends the options;\n"
-          "       -i|--name NAME connects under that name (all but serve; default anonymous)\n"
+          "       -i|--name NAME connects under that name (all but serve; default anonymous);\n"
+          "       --engine apc|iocp: the bus client's I/O thread, APC (PIPE_ASYNC, default) or\n"
+          "       completion port (PIPE_OVERLAPPED)\n"
           "exit codes: 0 success, 1 failure, 2 bad arguments\n", to);
 }
 
@@ -145,6 +148,7 @@ int main(void)
     aipc_args a;
     memset(&a, 0, sizeof a);
     a.timeout_ms = DEFAULT_REQ_TIMEOUT_MS;
+    a.engine = PIPE_ASYNC;
     a.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
     const char *pos[64];
     const char *given[O_COUNT_OF] = {0};   /* how each option was spelled, NULL = absent */
@@ -185,6 +189,10 @@ int main(void)
         switch (opt->id) {
         case O_PIPE: a.pipe = v; break;
         case O_NAME: a.name = v; break;
+        case O_ENGINE:
+            if (!cli_parse_engine(v, &a.engine))
+                return cli_bad_args("%s needs apc or iocp, not '%s'", arg, v);
+            break;
         case O_CONNECT_TIMEOUT: a.connect_timeout_ms = n; break;
         case O_COUNT: a.count = n; break;
         case O_TIMEOUT: a.timeout_ms = n; break;
