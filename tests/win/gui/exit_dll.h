@@ -23,7 +23,7 @@ extern "C" {
 
 typedef struct exit_args {
     int bus;              /* 0: a pipe (server) on `pipe`; 1: a bus client of the broker `pipe` */
-    int overlapped;       /* pipe engine: PIPE_OVERLAPPED instead of PIPE_ASYNC */
+    int overlapped;       /* engine of the pipe or bus client: PIPE_OVERLAPPED, not PIPE_ASYNC */
     const char *pipe;     /* pipe or broker pipe name */
     int block;            /* 1: return only once a callback is blocked for good */
     const char *marker;   /* file to append the progress lines to */

@@ -84,6 +84,7 @@ __declspec(dllexport) int exit_start(const exit_args *a)
         aipc_bus_options_init(&o);
         o.pipe_name = wpipe;
         o.name = "exit-dllmain";
+        o.engine = a->overlapped ? PIPE_OVERLAPPED : PIPE_ASYNC;
         o.on_state = on_state;
         o.on_message = on_message;
         if (aipc_bus_connect(&o, &g_bus) != AIPC_OK || aipc_bus_subscribe(g_bus, "gui/exit") != AIPC_OK)

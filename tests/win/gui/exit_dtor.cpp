@@ -107,6 +107,7 @@ extern "C" __declspec(dllexport) int exit_start(const exit_args *a)
         asyncipc::BusClient::Options o;
         o.pipe = wpipe;
         o.name = "exit-dtor";
+        o.engine = a->overlapped ? PIPE_OVERLAPPED : PIPE_ASYNC;
         if (g_bus.connect(o) != AIPC_OK || g_bus.subscribe("gui/exit") != AIPC_OK)
             return 1;
         if (wait_for(g_live, a->timeout_ms, "broker welcome"))

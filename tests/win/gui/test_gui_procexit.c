@@ -13,7 +13,9 @@
  * connection end.
  *
  * _i = dll * 6 + object * 2 + block; dll: 0 DllMain, 1 static destructor; object: 0 PIPE_ASYNC,
- * 1 PIPE_OVERLAPPED, 2 bus client.
+ * 1 PIPE_OVERLAPPED, 2 bus client. The bus client runs on the suite's bus engine
+ * (aipc_test_bus_engine): win.gui_procexit on PIPE_ASYNC; win.gui_procexit_iocp runs only the
+ * bus-client cases, on PIPE_OVERLAPPED (the pipe cases already cover both engines).
  */
 #include "gui_test.h"
 
@@ -56,8 +58,9 @@ START_TEST(release_at_process_exit)
                                          gui_engine_arg(object ? PIPE_ASYNC : PIPE_OVERLAPPED), name), AIPC_OK);
     } else {
         gui_bus_start("gui-exit", "gui-exit-pub", 0);
-        ck_assert_int_eq(aipc_proc_spawn(&host, "exit_host.exe", "--dll %s --what bus --pipe %s --block %d --marker \"%s\" --ready %s",
-                                         DLLS[dll], gui_broker.pipe, block, marker, ev_name), AIPC_OK);
+        ck_assert_int_eq(aipc_proc_spawn(&host, "exit_host.exe", "--dll %s --what bus --engine %s --pipe %s --block %d --marker \"%s\" --ready %s",
+                                         DLLS[dll], gui_engine_arg(aipc_test_bus_engine()), gui_broker.pipe,
+                                         block, marker, ev_name), AIPC_OK);
         gui_step("the DLL's bus client is live");
         HANDLE hs[2] = {ready, host.process};
         ck_assert_msg(WaitForMultipleObjects(2, hs, FALSE, WAIT_MS) == WAIT_OBJECT_0,
@@ -97,7 +100,12 @@ static Suite *make_suite(void)
     TCase *t = tcase_create("procexit");
     tcase_add_checked_fixture(t, NULL, gui_teardown);
     tcase_set_timeout(t, 0);
-    tcase_add_loop_test(t, release_at_process_exit, 0, 12);
+    if (aipc_test_bus_engine() == PIPE_ASYNC) {
+        tcase_add_loop_test(t, release_at_process_exit, 0, 12);
+    } else {   /* the bus-client cases: _i 4, 5 (DllMain) and 10, 11 (static destructor) */
+        tcase_add_loop_test(t, release_at_process_exit, 4, 6);
+        tcase_add_loop_test(t, release_at_process_exit, 10, 12);
+    }
     suite_add_tcase(s, t);
     return s;
 }
