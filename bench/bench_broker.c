@@ -28,6 +28,7 @@
 #include <psapi.h>
 
 #include "proto/frame.h"
+#include "wine_procmem.h"
 
 #define REPS        7
 #define WAIT_MS     60000u
@@ -226,64 +227,14 @@ static void broker_stop(void)
     g_broker = NULL;
 }
 
-/* Under Wine, PrivateUsage of another process is not tracked (GetProcessMemoryInfo returns
- * 0 for it), so the broker's private memory is also read from Linux: Wine maps / to Z:, and the
- * broker's Unix process is the one whose /proc/N/cmdline contains our unique pipe name.
- * VmData (private writable mappings: what Wine has committed) is the counterpart of Windows'
- * PrivateUsage (commit charge); RssAnon is the part actually touched. */
-static int read_small_file(const char *path, char *buf, size_t cap)
-{
-    HANDLE h = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL,
-                           OPEN_EXISTING, 0, NULL);
-    if (h == INVALID_HANDLE_VALUE)
-        return -1;
-    DWORD total = 0, n = 0;
-    while (total + 1 < cap && ReadFile(h, buf + total, (DWORD)(cap - 1 - total), &n, NULL) && n)
-        total += n;
-    buf[total] = 0;
-    CloseHandle(h);
-    return (int)total;
-}
-
+/* The broker's Unix process (wine_procmem.h says why): the one whose command line holds our
+ * unique pipe name. */
 static void find_broker_unix_proc(void)
 {
-    char pipe_a[200], buf[4096];
+    char pipe_a[200];
     WideCharToMultiByte(CP_UTF8, 0, wcsrchr(g_pipe, L'\\') + 1, -1, pipe_a, sizeof pipe_a, NULL,
                         NULL);
-    WIN32_FIND_DATAA fd;
-    HANDLE f = FindFirstFileA("Z:\\proc\\*", &fd);
-    if (f == INVALID_HANDLE_VALUE)
-        return;
-    do {
-        if (fd.cFileName[0] < '1' || fd.cFileName[0] > '9')
-            continue;
-        char path[128];
-        snprintf(path, sizeof path, "Z:\\proc\\%s\\cmdline", fd.cFileName);
-        int n = read_small_file(path, buf, sizeof buf);
-        for (int i = 0; i < n; i++)
-            if (!buf[i])
-                buf[i] = ' ';
-        if (n > 0 && strstr(buf, pipe_a) && strstr(buf, "asyncipc-broker")) {
-            snprintf(g_proc_dir, sizeof g_proc_dir, "Z:\\proc\\%s", fd.cFileName);
-            break;
-        }
-    } while (FindNextFileA(f, &fd));
-    FindClose(f);
-}
-
-/* Reads "Key:   N kB" from the broker's /proc status; bytes, or -1 when unavailable. */
-static double proc_status_bytes(const char *key)
-{
-    char path[96], buf[8192];
-    if (!g_proc_dir[0])
-        return -1;
-    snprintf(path, sizeof path, "%s\\status", g_proc_dir);
-    if (read_small_file(path, buf, sizeof buf) <= 0)
-        return -1;
-    char *p = strstr(buf, key);
-    if (!p)
-        return -1;
-    return strtod(p + strlen(key) + 1, NULL) * 1024.0;
+    aipc_procmem_find(g_proc_dir, sizeof g_proc_dir, pipe_a, "asyncipc-broker");
 }
 
 typedef struct memsnap {
@@ -299,8 +250,8 @@ static memsnap broker_mem(void)
     if (!GetProcessMemoryInfo(g_broker, (PROCESS_MEMORY_COUNTERS *)&pm, sizeof pm))
         bench_fail("GetProcessMemoryInfo: %lu", GetLastError());
     m.private_usage = (double)pm.PrivateUsage;
-    m.vmdata = proc_status_bytes("VmData:");
-    m.rssanon = proc_status_bytes("RssAnon:");
+    m.vmdata = aipc_procmem_vmdata(g_proc_dir);
+    m.rssanon = aipc_procmem_status(g_proc_dir, "RssAnon:");
     return m;
 }
 

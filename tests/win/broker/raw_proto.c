@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wine_procmem.h"
+
 #define RAW_HDR 8u
 
 /* Little-endian u32 helpers (the header format of SPEC section 3). */
@@ -348,6 +350,11 @@ int raw_topic_match(const char *filter, const char *topic)
 
 int raw_broker_start(raw_broker *b, const char *tag, const char *extra_json)
 {
+    return raw_broker_start_exe(b, NULL, tag, extra_json);
+}
+
+int raw_broker_start_exe(raw_broker *b, const char *exe, const char *tag, const char *extra_json)
+{
     memset(b, 0, sizeof *b);
     aipc_test_name(b->pipe, sizeof b->pipe, tag);
     aipc_test_temp_path(b->config, sizeof b->config, tag, ".json");
@@ -377,7 +384,7 @@ int raw_broker_start(raw_broker *b, const char *tag, const char *extra_json)
     while (n > 0 && dir[n - 1] != '\\')
         n--;
     dir[n] = 0;
-    snprintf(app, sizeof app, "%sasyncipc-broker.exe", dir);
+    snprintf(app, sizeof app, "%s%s", exe ? "" : dir, exe ? exe : "asyncipc-broker.exe");
     snprintf(cmd, sizeof cmd, "\"%s\" run --config \"%s\" --ready-event %s --stop-event %s", app,
              b->config, evname, b->stop_name);
     STARTUPINFOA si = { sizeof si };
@@ -398,6 +405,7 @@ int raw_broker_start(raw_broker *b, const char *tag, const char *extra_json)
         raw_broker_stop(b, 0);
         return -1;
     }
+    aipc_procmem_find(b->procdir, sizeof b->procdir, b->stop_name, "asyncipc-broker");
     return 0;
 }
 
@@ -429,11 +437,20 @@ int raw_broker_stop(raw_broker *b, DWORD ms)
 
 size_t raw_broker_private_bytes(const raw_broker *b)
 {
+    if (b->procdir[0]) {
+        double v = aipc_procmem_vmdata(b->procdir);
+        return v > 0 ? (size_t)v : 0;
+    }
     PROCESS_MEMORY_COUNTERS_EX pmc = { 0 };
     pmc.cb = sizeof pmc;
     if (!GetProcessMemoryInfo(b->process, (PROCESS_MEMORY_COUNTERS *)&pmc, sizeof pmc))
         return 0;
     return pmc.PrivateUsage ? pmc.PrivateUsage : pmc.PagefileUsage;
+}
+
+int raw_broker_threads(const raw_broker *b)
+{
+    return (int)aipc_procmem_status(b->procdir, "Threads:");
 }
 
 uint32_t raw_msg_seed(unsigned pub, unsigned seq)

@@ -86,17 +86,24 @@ typedef struct raw_broker {
     char pipe[128];             /* short pipe name */
     char config[MAX_PATH];      /* config file written for it */
     char log[MAX_PATH];         /* its log file */
+    char procdir[64];           /* Z:\proc\N of its Unix process under Wine ("" elsewhere) */
 } raw_broker;
 
 /* Writes a config (extra_json: more "key": value members, may be NULL) and starts
  * asyncipc-broker.exe run --config ... --ready-event ..., waiting for it to listen.
  * Returns 0 or -1. */
 int raw_broker_start(raw_broker *b, const char *tag, const char *extra_json);
+/* The same with another broker program (exe: its path; NULL = the one next to this program). */
+int raw_broker_start_exe(raw_broker *b, const char *exe, const char *tag, const char *extra_json);
 /* Asks for a clean stop (its --stop-event) and waits up to ms (0: kill at once).
  * Returns the exit code, or -1 if it had to be killed. */
 int raw_broker_stop(raw_broker *b, DWORD ms);
-/* PrivateUsage (bytes) of the broker process, or 0. */
+/* The broker's private memory in bytes: under Wine the Linux VmData of its process
+ * (wine_procmem.h: Wine does not report PrivateUsage of another process), elsewhere its
+ * PrivateUsage; 0 when unknown. */
 size_t raw_broker_private_bytes(const raw_broker *b);
+/* Its thread count under Wine (Linux Threads), or -1. */
+int raw_broker_threads(const raw_broker *b);
 
 /* Payload of publisher p's i-th message: size and pattern (first 4 bytes identify it). */
 uint32_t raw_msg_seed(unsigned pub, unsigned seq);

@@ -2,7 +2,10 @@
  * test_broker_limits.c - the broker's resource limits end to end under Wine: the real
  * asyncipc-broker.exe with small limits, raw connections (raw_proto.c, no SDK) playing the
  * hostile client, and a well-behaved client that must keep getting everything in order while
- * the limit acts. Each test prints the broker's private bytes before, at the peak and after.
+ * the limit acts. Each test follows the broker's memory (Linux VmData under Wine, sampled
+ * every few ms by broker_mem.c) before, at the peak and after the attack, prints it as one
+ * "MEM {...}" line, and checks the peak against the bound docs/protocol.md section 8 gives for
+ * that class (plus a fixed slack) and that "after" came back near "before".
  * Every wait is bounded and event-driven (protocol round trips, pipe reads).
  */
 #include "check_main.h"
@@ -11,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker_mem.h"
 #include "raw_proto.h"
 
 #define W 30000u                /* bound for single protocol waits */
 
 static raw_broker *g_broker;
+static broker_memwatch g_mw;   /* the running test's memory sampler */
 
 static void broker_start(raw_broker *b, const char *tag, const char *extra)
 {
@@ -25,6 +30,7 @@ static void broker_start(raw_broker *b, const char *tag, const char *extra)
 
 static void teardown(void)
 {
+    broker_memwatch_stop(&g_mw);
     if (g_broker && g_broker->process)
         raw_broker_stop(g_broker, 0);
     g_broker = NULL;
@@ -82,10 +88,35 @@ static void good_round(good_client *g, unsigned n)
     g->seq += n;
 }
 
-static void mem_report(const char *what, size_t before, size_t peak, size_t after)
+/* Memory bounds (docs/protocol.md section 8). A connection: ~1 KB of records, its identity
+ * (up to ~60 KB) and the engine's read/write buffers (up to 64 + 256 KiB while busy). */
+#define KIB ((size_t)1024)
+#define CONN_MEM (KIB + 60 * KIB + 320 * KIB)
+/* What the measure adds to any bound: Wine's heap and mapping growth steps, thread stacks. */
+#define MEM_SLACK (6 * KIB * KIB)
+/* How far above "before" the broker may stay once the attack is over. */
+#define AFTER_SLACK (4 * KIB * KIB)
+
+/* Starts sampling the broker's memory (g_mw); returns the "before" figure. */
+static size_t mem_watch(const raw_broker *b)
 {
-    fprintf(stderr, "%s: broker private bytes before %zu KiB, peak %zu KiB, after %zu KiB\n",
-            what, before / 1024, peak / 1024, after / 1024);
+    ck_assert_int_eq(broker_memwatch_start(&g_mw, b, 5), 0);
+    return g_mw.before;
+}
+
+/* Stops the sampler w, takes the "after" sample, prints the MEM line of cls and checks the peak
+ * against bound (+ MEM_SLACK) and "after" against "before". */
+static void mem_check(const char *cls, broker_memwatch *w, size_t bound)
+{
+    size_t peak = broker_memwatch_stop(w);
+    size_t after = raw_broker_private_bytes(w->b);
+    broker_mem_line(cls, w->before, peak, after, bound, NULL);
+    ck_assert_msg(w->before > 0, "no memory figure for the broker");
+    ck_assert_msg(peak <= w->before + bound + MEM_SLACK, "%s: peak %llu KiB > before %llu KiB "
+                  "+ bound %llu KiB + slack", cls, (unsigned long long)(peak / KIB),
+                  (unsigned long long)(w->before / KIB), (unsigned long long)(bound / KIB));
+    ck_assert_msg(after <= w->before + AFTER_SLACK, "%s: after %llu KiB, before %llu KiB", cls,
+                  (unsigned long long)(after / KIB), (unsigned long long)(w->before / KIB));
 }
 
 /* ---- hello timeout ------------------------------------------------------------------------- */
@@ -98,7 +129,7 @@ START_TEST(no_hello)
     broker_start(&b, "nohello", "\"hello_timeout_ms\":1500");
     good_client g;
     good_start(&g, &b);
-    size_t mem0 = raw_broker_private_bytes(&b);
+    mem_watch(&b);
     raw_conn *mute[MUTE];
     uint64_t t0 = aipc_test_now_ms();
     for (int i = 0; i < MUTE; i++) {
@@ -107,7 +138,6 @@ START_TEST(no_hello)
     }
     good_round(&g, 50);
     ck_assert_int_eq((int)stat_of(g.c, "clients"), MUTE + 1);
-    size_t peak = raw_broker_private_bytes(&b);
     for (int i = 0; i < MUTE; i++) {
         raw_frame f;
         ck_assert_int_eq(raw_recv(mute[i], &f, W), 1);
@@ -122,8 +152,7 @@ START_TEST(no_hello)
     good_round(&g, 50);
     ck_assert_int_eq((int)stat_of(g.c, "clients"), 1);
     ck_assert_int_eq((int)stat_of(g.c, "hello_timeouts"), MUTE);
-    size_t mem1 = raw_broker_private_bytes(&b);
-    mem_report("no hello", mem0, peak, mem1);
+    mem_check("no_hello", &g_mw, MUTE * CONN_MEM);
     for (int i = 0; i < MUTE; i++)
         raw_close(mute[i]);
     raw_close(g.c);
@@ -193,7 +222,7 @@ START_TEST(subscription_flood)
     broker_start(&b, "subflood", "\"max_subscriptions\":2000,\"max_subscription_bytes\":2097152");
     good_client g;
     good_start(&g, &b);
-    size_t mem0 = raw_broker_private_bytes(&b);
+    mem_watch(&b);
     raw_conn *flood = raw_connect(b.pipe, W), *deep = raw_connect(b.pipe, W);
     ck_assert(raw_hello(flood, "flood", W) > 0);
     ck_assert(raw_hello(deep, "deep", W) > 0);
@@ -208,7 +237,6 @@ START_TEST(subscription_flood)
     ck_assert_int_le(ndeep, 2097152 / (90 * 515));
     ck_assert_double_le(charged, 2.0 * 2097152 + 1);
     ck_assert_int_eq((int)stat_of(g.c, "subs_refused"), g_refused);
-    size_t peak = raw_broker_private_bytes(&b);
     raw_close(flood);
     raw_close(deep);
     ck_assert_int_eq(raw_sync(g.c, 9, W), 0);
@@ -216,8 +244,7 @@ START_TEST(subscription_flood)
         good_round(&g, 1);                                /* the broker sees both leave */
     ck_assert_int_eq((int)stat_of(g.c, "subscriptions"), 1);
     good_round(&g, 50);
-    size_t mem1 = raw_broker_private_bytes(&b);
-    mem_report("subscription flood", mem0, peak, mem1);
+    mem_check("subscription_flood", &g_mw, 2 * 2097152 + 3 * CONN_MEM);
     raw_close(g.c);
     ck_assert_int_eq(raw_broker_stop(&b, 5000), 0);
 }
@@ -279,7 +306,7 @@ START_TEST(request_flood_target_leaves)
     broker_start(&b, "reqflood", "\"max_pending_requests\":15000,\"max_queue_bytes\":65536");
     good_client g;
     good_start(&g, &b);
-    size_t mem0 = raw_broker_private_bytes(&b);
+    mem_watch(&b);
     raw_conn *svc = raw_connect(b.pipe, W), *cli = raw_connect(b.pipe, W);
     ck_assert(raw_hello(svc, "svc", W) > 0);
     ck_assert(raw_hello(cli, "cli", W) > 0);
@@ -292,7 +319,6 @@ START_TEST(request_flood_target_leaves)
     raw_frame_free(&f);
     good_round(&g, 20);
     ck_assert_int_eq((int)stat_of(g.c, "pending_requests"), MAX);
-    size_t peak = raw_broker_private_bytes(&b);
     raw_close(svc);
     good_round(&g, 20);                                        /* the broker saw it leave */
     for (int i = 0; i < 100 && stat_of(g.c, "pending_requests") > 0; i++)
@@ -301,8 +327,10 @@ START_TEST(request_flood_target_leaves)
     read_answers(cli, "no_reply", 1, MAX);                     /* ~1.4 MB: none lost */
     ck_assert_int_eq(raw_sync(cli, 1, W), 0);
     ck_assert_int_eq((int)stat_of(g.c, "reqs_refused"), 1);
-    size_t mem1 = raw_broker_private_bytes(&b);
-    mem_report("request flood", mem0, peak, mem1);
+    /* ~330 bytes per pending request with its answer; the target's and the requester's
+     * queues of forwarded requests and unread answers. */
+    mem_check("request_flood_target_leaves", &g_mw,
+              (size_t)MAX * 330 + 2 * (65536 + KIB * KIB) + 3 * CONN_MEM);
     raw_close(cli);
     raw_close(g.c);
     ck_assert_int_eq(raw_broker_stop(&b, 5000), 0);
@@ -317,6 +345,7 @@ START_TEST(request_timeout)
     broker_start(&b, "reqtime", "\"request_timeout_ms\":1500");
     good_client g;
     good_start(&g, &b);
+    mem_watch(&b);
     raw_conn *svc = raw_connect(b.pipe, W), *cli = raw_connect(b.pipe, W);
     ck_assert(raw_hello(svc, "mute", W) > 0);
     ck_assert(raw_hello(cli, "cli", W) > 0);
@@ -342,6 +371,7 @@ START_TEST(request_timeout)
     ck_assert_str_eq(raw_str(&f, "code"), "no_such_request");
     raw_frame_free(&f);
     good_round(&g, 20);
+    mem_check("request_timeout", &g_mw, (size_t)N * 330 + 3 * CONN_MEM);
     raw_close(svc);
     raw_close(cli);
     raw_close(g.c);
@@ -362,7 +392,7 @@ START_TEST(slowloris)
     broker_start(&b, "slowloris", "\"max_incomplete_bytes\":1048576,\"frame_timeout_ms\":1500");
     good_client g;
     good_start(&g, &b);
-    size_t mem0 = raw_broker_private_bytes(&b);
+    mem_watch(&b);
     const char *meta = "{\"op\":\"pub\",\"topic\":\"slow\"}";
     size_t ml = strlen(meta);
     uint8_t *part = calloc(1, 8 + ml + PART);
@@ -378,7 +408,6 @@ START_TEST(slowloris)
         good_round(&g, 5);
         ck_assert_double_le(stat_of(g.c, "incomplete_bytes"), 1048576);
     }
-    size_t peak = raw_broker_private_bytes(&b);
     int full = 0, timed_out = 0;
     for (int i = 0; i < N; i++) {
         raw_frame f;
@@ -404,8 +433,7 @@ START_TEST(slowloris)
     ck_assert_int_eq((int)stat_of(g.c, "incomplete_refused"), full);
     ck_assert_int_eq((int)stat_of(g.c, "frame_timeouts"), timed_out);
     ck_assert_int_eq((int)stat_of(g.c, "incomplete_bytes"), 0);
-    size_t mem1 = raw_broker_private_bytes(&b);
-    mem_report("slowloris", mem0, peak, mem1);
+    mem_check("slowloris", &g_mw, 1048576 + (N + 1) * CONN_MEM);
     for (int i = 0; i < N; i++)
         raw_close(c[i]);
     free(part);
@@ -426,7 +454,7 @@ START_TEST(non_reader_after_close)
     good_client g;
     good_start(&g, &b);
     ck_assert_int_eq(raw_sub(g.c, "$bus/left", 2, W), 0);
-    size_t mem0 = raw_broker_private_bytes(&b);
+    mem_watch(&b);
     raw_conn *victim = raw_connect(b.pipe, W), *pub = raw_connect(b.pipe, W);
     ck_assert(raw_hello(victim, "victim", W) > 0);
     ck_assert(raw_hello(pub, "pub", W) > 0);
@@ -442,7 +470,6 @@ START_TEST(non_reader_after_close)
     raw_conn *early = raw_connect(b.pipe, W);
     ck_assert(raw_hello(early, "victim", W) < 0);              /* name_taken: still held */
     raw_close(early);
-    size_t peak = raw_broker_private_bytes(&b);
     good_round(&g, 20);
     raw_frame f;                                               /* its $bus/left: detached */
     for (;;) {
@@ -460,8 +487,7 @@ START_TEST(non_reader_after_close)
     ck_assert(raw_hello(succ, "victim", W) > 0);               /* the name is free */
     ck_assert_int_eq((int)stat_of(g.c, "linger_aborts"), 1);
     good_round(&g, 20);
-    size_t mem1 = raw_broker_private_bytes(&b);
-    mem_report("non-reader after close", mem0, peak, mem1);
+    mem_check("non_reader_after_close", &g_mw, 9 * KIB * KIB + 4 * CONN_MEM);
     raw_close(succ);
     raw_close(victim);
     raw_close(pub);
@@ -479,7 +505,7 @@ START_TEST(retained_flood_deep)
     broker_start(&b, "retdeep", "\"max_retained_bytes\":1048576");
     good_client g;
     good_start(&g, &b);
-    size_t mem0 = raw_broker_private_bytes(&b);
+    size_t mem0 = mem_watch(&b);
     raw_conn *c = raw_connect(b.pipe, W);
     ck_assert(raw_hello(c, "flood", W) > 0);
     static char topic[1100], meta[1200];
@@ -502,7 +528,7 @@ START_TEST(retained_flood_deep)
             good_round(&g, 2);
     }
     double bytes = stat_of(g.c, "retained_bytes");
-    size_t peak = raw_broker_private_bytes(&b);
+    size_t peak = broker_memwatch_peak(&g_mw);
     fprintf(stderr, "retained flood (256-level topics): %d stored, retained_bytes %.0f\n",
             stored, bytes);
     ck_assert_int_gt(stored, 0);
@@ -511,8 +537,7 @@ START_TEST(retained_flood_deep)
     ck_assert_msg(peak < mem0 + 8u * 1024 * 1024, "broker grew %llu -> %llu",
                   (unsigned long long)mem0, (unsigned long long)peak);
     good_round(&g, 20);
-    size_t mem1 = raw_broker_private_bytes(&b);
-    mem_report("retained flood, deep topics", mem0, peak, mem1);
+    mem_check("retained_flood_deep", &g_mw, 1048576 + 2 * CONN_MEM);
     raw_close(c);
     raw_close(g.c);
     ck_assert_int_eq(raw_broker_stop(&b, 5000), 0);
@@ -542,7 +567,7 @@ START_TEST(wildcard_sub_large_store)
         }
     }
     ck_assert_int_eq((int)stat_of(g.c, "retained_topics"), N);
-    size_t mem0 = raw_broker_private_bytes(&b), peak = mem0;
+    mem_watch(&b);
     ck_assert_int_eq(raw_send(s, "{\"op\":\"sub\",\"topic\":\"#\",\"id\":1}", NULL, 0, W), 0);
     uint64_t t0 = aipc_test_now_ms(), worst = 0;
     int got = 0, pings = 0;
@@ -570,17 +595,13 @@ START_TEST(wildcard_sub_large_store)
             }
             raw_frame_free(&f);
         }
-        size_t m = raw_broker_private_bytes(&b);
-        if (m > peak)
-            peak = m;
     }
     uint64_t took = aipc_test_now_ms() - t0;
     fprintf(stderr, "wildcard sub over %d retained: %llu ms, %d pings, worst round trip %llu ms\n",
             N, (unsigned long long)took, pings, (unsigned long long)worst);
     ck_assert_int_eq((int)stat_of(g.c, "drops"), 0);
     ck_assert_msg(worst < 250, "a round trip took %llu ms", (unsigned long long)worst);
-    size_t mem1 = raw_broker_private_bytes(&b);
-    mem_report("wildcard sub, large store", mem0, peak, mem1);
+    mem_check("wildcard_sub_large_store", &g_mw, 2 * KIB * KIB + 3 * CONN_MEM);
     free(seen);
     raw_close(p);
     raw_close(s);
@@ -601,6 +622,7 @@ START_TEST(drop_report_prompt)
     broker_start(&b, "dropreport", "\"max_queue_bytes\":1048576");
     good_client g;
     good_start(&g, &b);
+    mem_watch(&b);
     raw_conn *slow = raw_connect(b.pipe, W), *p = raw_connect(b.pipe, W);
     ck_assert(raw_hello(slow, "slow", W) > 0);
     ck_assert(raw_hello(p, "pub", W) > 0);
@@ -636,6 +658,7 @@ START_TEST(drop_report_prompt)
     ck_assert_uint_gt(dropped, 0);
     ck_assert_int_eq((int)stat_of(g.c, "drops"), (int)dropped);
     ck_assert_int_eq((int)stat_of(g.c, "drop_reports"), reports);
+    mem_check("drop_report_prompt", &g_mw, 1048576 + 3 * CONN_MEM);
     raw_close(slow);
     raw_close(p);
     raw_close(g.c);
