@@ -11,7 +11,8 @@
  *   - connection churn: short-lived clients that subscribe, publish, and leave, every third
  *     one without reading what it was sent.
  * --no-slow, --no-req, --no-churn leave a part out, --size fixes the payload size (to tell
- * which part costs memory, and whether varied sizes do).
+ * which part costs memory, and whether varied sizes do); --broker EXE runs another broker
+ * program (a build to compare).
  * The run is --epochs broker lifetimes (a clean stop and a fresh broker between them). Every
  * --sample-ms the broker's VmData, threads and handle count and its stats are sampled (a
  * "SAMPLE {...}" line each, and --csv FILE); at the end the least-squares slope of VmData
@@ -42,7 +43,8 @@ static struct {
     const char *csv;
     int no_slow, no_req, no_churn;   /* parts left out (to tell where memory goes) */
     unsigned size;                   /* every payload this size (0: 64 B .. 256 KiB) */
-} opt = { 600, 20, -1, 4, 1024, 40, 2000, NULL, 0, 0, 0, 0 };
+    const char *broker;              /* broker program (NULL: the one next to this program) */
+} opt = { 600, 20, -1, 4, 1024, 40, 2000, NULL, 0, 0, 0, 0, NULL };
 
 static raw_broker g_b;
 static volatile LONG g_stop;    /* publishers, requester and churn stop */
@@ -453,7 +455,7 @@ static void run_epoch(int epoch, uint64_t t_run0, double seconds, FILE *csv)
     g_stop = g_quit = g_ready = 0;
     char tag[32];
     snprintf(tag, sizeof tag, "soak%d", epoch);
-    if (raw_broker_start(&g_b, tag, NULL) != 0) {
+    if (raw_broker_start_exe(&g_b, opt.broker, tag, NULL) != 0) {
         fail("epoch %d: the broker did not start", epoch);
         return;
     }
@@ -523,6 +525,7 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--no-churn")) opt.no_churn = 1, i--;
         else if (!strcmp(k, "--seconds")) opt.seconds = atof(v);
         else if (!strcmp(k, "--size")) opt.size = (unsigned)atoi(v);
+        else if (!strcmp(k, "--broker")) opt.broker = v;
         else if (!strcmp(k, "--epochs")) opt.epochs = atoi(v);
         else if (!strcmp(k, "--fill-s")) opt.fill_s = atof(v);
         else if (!strcmp(k, "--rate")) opt.rate_kib = atoi(v);
@@ -533,7 +536,8 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr, "usage: broker_soak [--seconds S] [--epochs K] [--fill-s S] "
                     "[--rate KiB/s] [--slow-ms MS] [--sample-ms MS] [--max-slope KiB/min] "
-                    "[--csv FILE] [--no-slow] [--no-req] [--no-churn] [--size BYTES]\n");
+                    "[--csv FILE] [--no-slow] [--no-req] [--no-churn] [--size BYTES] "
+                    "[--broker EXE]\n");
             return 2;
         }
     }
