@@ -203,7 +203,21 @@ static void broker_start(void)
     _snwprintf(ev, 120, L"aipc-bench-ready-%lu", (unsigned long)GetCurrentProcessId());
     ev[119] = 0;
     HANDLE ready = CreateEventW(NULL, TRUE, FALSE, ev);
-    _snwprintf(cmd, 600, L"\"%ls\" run --pipe %ls --ready-event %ls", exe, g_pipe, ev);
+    /* The defaults, except the per-process and per-user connection bounds: this one process
+     * plays every client (1000 idle connections). */
+    wchar_t cfg[MAX_PATH + 40];
+    DWORD tn = GetTempPathW(MAX_PATH, cfg);
+    if (!tn || tn > MAX_PATH)
+        bench_fail("no temp folder");
+    _snwprintf(cfg + tn, 40, L"aipc-bench-%lu.json", (unsigned long)GetCurrentProcessId());
+    cfg[MAX_PATH + 39] = 0;
+    FILE *cf = _wfopen(cfg, L"wb");
+    if (!cf)
+        bench_fail("cannot write %ls", cfg);
+    fputs("{\"max_connections_per_process\":0,\"max_connections_per_user\":0}", cf);
+    fclose(cf);
+    _snwprintf(cmd, 600, L"\"%ls\" run --config \"%ls\" --pipe %ls --ready-event %ls", exe, cfg,
+               g_pipe, ev);
     cmd[599] = 0;
     STARTUPINFOW si;
     PROCESS_INFORMATION pi;

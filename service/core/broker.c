@@ -95,6 +95,7 @@ void aipc_broker_set_log(aipc_broker *b, aipc_broker_log_fn fn, void *ctx)
 /* Frees a client's memory (after it was unlinked from everything). */
 static void client_free(aipc_client *c)
 {
+    c->b->answers_queued -= c->answers_queued;
     aipc_outq_free(&c->q);
     aipc_decoder_free(&c->dec);
     aipc__identity_free(c);
@@ -135,6 +136,7 @@ void aipc_broker_free(aipc_broker *b)
     while (b->clients) {
         aipc_client *c = b->clients;
         client_unlink(b, c);
+        aipc_connlim_release(b, c);
         aipc_dq_remove(&b->hello_q, &c->t_hello);
         aipc_dq_remove(&b->linger_q, &c->t_linger);
         aipc_partial_release(b, c);
@@ -153,6 +155,7 @@ void aipc_broker_free(aipc_broker *b)
     aipc_pmap_free(&b->reqs);
     aipc_sbuf_free(&b->meta);
     aipc_policy_free(b->policy);
+    aipc_connlim_free(b);
     free(b);
 }
 
@@ -170,6 +173,7 @@ aipc_client *aipc_broker_attach(aipc_broker *b, aipc_conn *conn, uint32_t pid)
     c->b = b;
     c->conn = conn;
     c->pid = pid;
+    c->q.total = &b->queue_total;
     aipc_decoder_init(&c->dec, AIPC_MAX_META, b->cfg.max_payload);
     c->dec.adopt_gap = AIPC_ADOPT_GAP;  /* the client outlives every decoder callback */
     c->next = b->clients;
@@ -180,6 +184,10 @@ aipc_client *aipc_broker_attach(aipc_broker *b, aipc_conn *conn, uint32_t pid)
     b->st.clients_total++;
     aipc_dq_push(&b->hello_q, &c->t_hello, aipc__now(b) + b->cfg.hello_timeout_ms);
     conn->client = c;
+    if (aipc_connlim_attach(b, c) != 0) {     /* no memory: undone, the engine closes it */
+        aipc_broker_detach(b, c);
+        return NULL;
+    }
     return c;
 }
 
@@ -276,6 +284,7 @@ void aipc_broker_detach(aipc_broker *b, aipc_client *cl)
 {
     bool joined = cl->id != 0;
     client_unlink(b, cl);
+    aipc_connlim_release(b, cl);
     cl->state = AIPC_CL_CLOSING;          /* nothing is queued to it from now on */
     aipc_dq_remove(&b->hello_q, &cl->t_hello);
     aipc_dq_remove(&b->linger_q, &cl->t_linger);

@@ -83,6 +83,11 @@ typedef struct aipc_client aipc_client;
 #define AIPC_BROKER_MAX_INCOMPLETE_LIMIT (1ull << 40)
 #define AIPC_BROKER_DEFAULT_FRAME_TIMEOUT 30000u                     /* frame_timeout_ms */
 #define AIPC_BROKER_DEFAULT_LINGER      5000u                        /* close_linger_ms */
+#define AIPC_BROKER_DEFAULT_MAX_TOTAL_QUEUE (256ull * 1024u * 1024u) /* max_total_queue_bytes */
+#define AIPC_BROKER_DEFAULT_MAX_TOTAL_SUB_BYTES (64ull * 1024u * 1024u) /* ..._subscription_bytes */
+#define AIPC_BROKER_DEFAULT_MAX_TOTAL_PENDING 65536u        /* max_total_pending_requests */
+#define AIPC_BROKER_DEFAULT_CONNS_PER_PROCESS 128u          /* max_connections_per_process */
+#define AIPC_BROKER_DEFAULT_CONNS_PER_USER    512u          /* max_connections_per_user */
 
 typedef struct aipc_broker_config {
     char     pipe_name[AIPC_PROTO_PIPE_NAME_BUF];  /* short pipe name (no "\\.\pipe\" prefix),
@@ -91,6 +96,9 @@ typedef struct aipc_broker_config {
     uint32_t max_payload;        /* payload_len limit of incoming frames */
     uint64_t max_queue_bytes;    /* per-client outbound queue bound for publications and
                                   * directs: their bytes plus each frame's overhead */
+    uint64_t max_total_queue_bytes; /* bound on every client's outbound queue together (all
+                                  * frames, overhead included); 0 = no bound. Over it the
+                                  * largest queue loses publications (qtotal.c) */
     uint64_t max_retained_bytes; /* bound on the retained store: topic + payload bytes of all
                                   * retained messages; 0 = no retained message is accepted */
     uint32_t hello_timeout_ms;   /* a connection without a successful hello this long after
@@ -99,6 +107,10 @@ typedef struct aipc_broker_config {
                                   * max_match_rules_per_connection) */
     uint64_t max_subscription_bytes; /* memory one client's filters may cost in the trie, each
                                   * charged aipc_subscription_cost() (by its real size) */
+    uint64_t max_total_subscription_bytes; /* every client's subscriptions together, charged
+                                  * as above; 0 = no bound. Over it: too_many_subscriptions */
+    uint32_t max_total_pending_requests; /* requests of all clients waiting for an answer
+                                  * (with their queued error answers); 0 = no bound */
     uint32_t max_pending_requests; /* requests one client may have waiting for an answer
                                   * (D-Bus max_replies_per_connection) */
     uint32_t request_timeout_ms; /* a request unanswered this long fails with error timeout
@@ -109,6 +121,10 @@ typedef struct aipc_broker_config {
                                   * closes its connection (error frame_timeout) */
     uint32_t close_linger_ms;    /* a connection the broker closes (after an error, a timeout,
                                   * bye) whose output has not drained this long is aborted */
+    uint32_t max_connections_per_process; /* connections one client process (pid) may have
+                                  * open; 0 = no bound. Over it: too_many_connections */
+    uint32_t max_connections_per_user; /* connections one user (SID of the identity) may have
+                                  * open (D-Bus max_connections_per_user); 0 = no bound */
     int      log_level;          /* aipc_log_level: 0 error .. 4 trace; default 2 (info) */
     char     log_file[1024];     /* "" = engine default. Relative paths are kept as written:
                                   * the ENGINE resolves them against the config file's folder */
@@ -120,10 +136,11 @@ typedef struct aipc_broker_config {
 } aipc_broker_config;
 
 /* Fills *out with the defaults (pipe asyncipc.broker, 1024 clients, 16 MiB payload,
- * 8 MiB queue, 64 MiB retained store, 10 s hello timeout, 1024 subscriptions and 1 MiB of
- * them per client, 1024 pending requests per client, 60 s request timeout, 64 MiB of
- * incomplete frames in total, 30 s frame stall timeout, 5 s close linger, info, no log file,
- * default DACL, no policy). */
+ * 8 MiB queue and 256 MiB of queues in total, 64 MiB retained store, 10 s hello timeout,
+ * 1024 subscriptions and 1 MiB of them per client and 64 MiB in total, 1024 pending requests
+ * per client and 65536 in total, 60 s request timeout, 64 MiB of incomplete frames in total,
+ * 30 s frame stall timeout, 5 s close linger, 128 connections per client process and 512 per
+ * user, info, no log file, default DACL, no policy). */
 void aipc_broker_config_defaults(aipc_broker_config *out);
 /* Releases what a loaded config owns (its policy); the struct is left with no policy. */
 void aipc_broker_config_free(aipc_broker_config *cfg);
@@ -133,11 +150,15 @@ void aipc_broker_config_free(aipc_broker_config *cfg);
  * keys, duplicate keys, wrong types and out-of-range values fail. Keys:
  *   pipe_name (string, "\\.\pipe\NAME" or "NAME"), max_clients (integer 1..65536),
  *   max_payload (integer 1..1 GiB), max_queue_bytes (integer 64 KiB..1 TiB),
+ *   max_total_queue_bytes (integer 0 or 64 KiB..1 TiB; 0 = no bound),
  *   max_retained_bytes (integer 0..1 TiB; 0 = retained messages are refused),
  *   hello_timeout_ms (integer 1..86400000), max_subscriptions (integer 1..1000000),
  *   max_subscription_bytes (integer 4096..4 GiB), max_pending_requests (integer 1..1000000),
+ *   max_total_subscription_bytes (integer 0 or 4096..1 TiB), max_total_pending_requests
+ *   (integer 0..100000000) (0 = no bound),
  *   request_timeout_ms (integer 1..86400000), max_incomplete_bytes (integer 64 KiB..1 TiB),
  *   frame_timeout_ms (integer 1..86400000), close_linger_ms (integer 1..86400000),
+ *   max_connections_per_process, max_connections_per_user (integer 0..65536; 0 = no bound),
  *   log_level ("error"|"warn"|"info"|"debug"|"trace" or integer 0..4),
  *   log_file (string, may be empty), sddl (string, may be empty),
  *   policy (object: access rules and reserved names, see policy.h and docs/protocol.md).
@@ -151,7 +172,9 @@ int aipc_broker_config_load_json(aipc_broker_config *out, const char *json_text,
 /* ---- broker ------------------------------------------------------------------------------- */
 
 /* Creates a broker. cfg is copied (NULL = defaults; zero numeric fields mean the default,
- * except max_retained_bytes, where 0 is a real setting: no retained messages - so start from
+ * except max_retained_bytes (0: no retained messages), max_total_queue_bytes,
+ * max_total_subscription_bytes, max_total_pending_requests and
+ * max_connections_per_process/_user (0: no bound), where 0 is a real setting - so start from
  * aipc_broker_config_defaults; values are not range-checked here, so tests may use tiny
  * queues). now_ms: a monotonic millisecond clock for uptime and every timeout (NULL =
  * time(NULL) * 1000; tests pass a fake clock). Returns NULL on out of memory. */
@@ -165,9 +188,12 @@ void aipc_broker_free(aipc_broker *b);
 typedef void (*aipc_broker_log_fn)(void *ctx, int level, const char *msg);
 void aipc_broker_set_log(aipc_broker *b, aipc_broker_log_fn fn, void *ctx);
 
-/* A new connection was accepted; pid is the client's process id (GetNamedPipeClientProcessId).
- * Returns the client, or NULL when max_clients are attached or memory ran out (the engine then
- * closes the pipe itself; no callback is made). The client has no id until its hello. */
+/* A new connection was accepted; pid is the client's process id (GetNamedPipeClientProcessId;
+ * 0 = unknown: not counted per process). Returns the client, or NULL when max_clients are
+ * attached or memory ran out (the engine then closes the pipe itself; no callback is made).
+ * The client has no id until its hello. A client over max_connections_per_process is returned
+ * too, with error too_many_connections queued and its close requested (ops->close) from
+ * inside this call: the engine writes it and closes as for any close. */
 aipc_client *aipc_broker_attach(aipc_broker *b, aipc_conn *conn, uint32_t pid);
 
 /* Bytes read from the client, any split. Frames are processed in order; replies and deliveries
@@ -228,7 +254,11 @@ typedef struct aipc_identity {
 } aipc_identity;
 
 /* Gives a client its identity (copied). Must be called after attach and before the first
- * aipc_broker_input of the client (before its hello): AIPC_EINVAL afterwards, or when a SID is
+ * aipc_broker_input of the client (before its hello). A client over max_connections_per_user
+ * gets error too_many_connections and its close requested from inside this call (0 is
+ * returned: the engine keeps the connection until the close, its input is ignored); on a
+ * client whose close was already requested it does nothing and returns 0. AIPC_EINVAL after
+ * the first input, or when a SID is
  * not a well-formed "S-1-..." string of at most AIPC_SID_MAX characters, or with more than
  * AIPC_IDENTITY_MAX_GROUPS groups; AIPC_ENOMEM. The engine closes the connection on failure.
  * A client without identity (core tests) is stamped without the identity fields and matches
@@ -282,6 +312,11 @@ typedef struct aipc_broker_stats {
     uint64_t linger_aborts;    /* closing connections aborted after close_linger_ms */
     uint64_t drop_reports;     /* `dropped` reports sent (each coalesces the drops since the
                                 * previous one) */
+    uint64_t queue_bytes;      /* every outbound queue's charge now (max_total_queue_bytes) */
+    uint64_t queue_total_drops; /* publications dropped for max_total_queue_bytes (also in
+                                * drops): evicted from the largest queues, or not queued */
+    uint64_t process_conns_refused; /* connections refused over max_connections_per_process */
+    uint64_t user_conns_refused;    /* connections refused over max_connections_per_user */
     uint64_t uptime_ms;
 } aipc_broker_stats;
 

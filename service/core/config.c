@@ -19,6 +19,7 @@ void aipc_broker_config_defaults(aipc_broker_config *out)
     out->max_clients = AIPC_BROKER_DEFAULT_MAX_CLIENTS;
     out->max_payload = AIPC_DEFAULT_MAX_PAYLOAD;
     out->max_queue_bytes = AIPC_BROKER_DEFAULT_MAX_QUEUE;
+    out->max_total_queue_bytes = AIPC_BROKER_DEFAULT_MAX_TOTAL_QUEUE;
     out->max_retained_bytes = AIPC_BROKER_DEFAULT_MAX_RETAINED;
     out->hello_timeout_ms = AIPC_BROKER_DEFAULT_HELLO_TIMEOUT;
     out->max_subscriptions = AIPC_BROKER_DEFAULT_MAX_SUBS;
@@ -28,6 +29,10 @@ void aipc_broker_config_defaults(aipc_broker_config *out)
     out->max_incomplete_bytes = AIPC_BROKER_DEFAULT_MAX_INCOMPLETE;
     out->frame_timeout_ms = AIPC_BROKER_DEFAULT_FRAME_TIMEOUT;
     out->close_linger_ms = AIPC_BROKER_DEFAULT_LINGER;
+    out->max_total_subscription_bytes = AIPC_BROKER_DEFAULT_MAX_TOTAL_SUB_BYTES;
+    out->max_total_pending_requests = AIPC_BROKER_DEFAULT_MAX_TOTAL_PENDING;
+    out->max_connections_per_process = AIPC_BROKER_DEFAULT_CONNS_PER_PROCESS;
+    out->max_connections_per_user = AIPC_BROKER_DEFAULT_CONNS_PER_USER;
     out->log_level = AIPC_LOG_INFO;
 }
 
@@ -146,6 +151,15 @@ static int apply(const cJSON *v, aipc_broker_config *c, char *err, size_t errlen
         c->max_queue_bytes = n;
         return rc;
     }
+    if (strcmp(k, "max_total_queue_bytes") == 0) {
+        rc = get_uint(v, 0, AIPC_BROKER_MAX_QUEUE_LIMIT, &n, err, errlen);
+        if (rc == 0 && n && n < AIPC_BROKER_MIN_QUEUE)
+            rc = cfg_err(err, errlen, "config: \"max_total_queue_bytes\" must be 0 (no bound) "
+                         "or between %u and %" PRIu64, AIPC_BROKER_MIN_QUEUE,
+                         (uint64_t)AIPC_BROKER_MAX_QUEUE_LIMIT);
+        c->max_total_queue_bytes = n;
+        return rc;
+    }
     if (strcmp(k, "max_retained_bytes") == 0) {
         rc = get_uint(v, 0, AIPC_BROKER_MAX_RETAINED_LIMIT, &n, err, errlen);
         c->max_retained_bytes = n;
@@ -191,6 +205,30 @@ static int apply(const cJSON *v, aipc_broker_config *c, char *err, size_t errlen
     if (strcmp(k, "close_linger_ms") == 0) {
         rc = get_uint(v, 1, AIPC_BROKER_MAX_TIMEOUT_MS, &n, err, errlen);
         c->close_linger_ms = (uint32_t)n;
+        return rc;
+    }
+    if (strcmp(k, "max_total_subscription_bytes") == 0) {
+        rc = get_uint(v, 0, AIPC_BROKER_MAX_RETAINED_LIMIT, &n, err, errlen);
+        if (rc == 0 && n && n < AIPC_BROKER_MIN_SUB_BYTES)
+            rc = cfg_err(err, errlen, "config: \"max_total_subscription_bytes\" must be 0 (no "
+                         "bound) or between %u and %" PRIu64, AIPC_BROKER_MIN_SUB_BYTES,
+                         (uint64_t)AIPC_BROKER_MAX_RETAINED_LIMIT);
+        c->max_total_subscription_bytes = n;
+        return rc;
+    }
+    if (strcmp(k, "max_total_pending_requests") == 0) {
+        rc = get_uint(v, 0, 100000000u, &n, err, errlen);
+        c->max_total_pending_requests = (uint32_t)n;
+        return rc;
+    }
+    if (strcmp(k, "max_connections_per_process") == 0) {
+        rc = get_uint(v, 0, AIPC_BROKER_MAX_CLIENTS_LIMIT, &n, err, errlen);
+        c->max_connections_per_process = (uint32_t)n;
+        return rc;
+    }
+    if (strcmp(k, "max_connections_per_user") == 0) {
+        rc = get_uint(v, 0, AIPC_BROKER_MAX_CLIENTS_LIMIT, &n, err, errlen);
+        c->max_connections_per_user = (uint32_t)n;
         return rc;
     }
     if (strcmp(k, "log_level") == 0)

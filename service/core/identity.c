@@ -43,6 +43,8 @@ void aipc__identity_free(aipc_client *c)
 /* Copies every string into one block; the groups array points into it. */
 int aipc_client_set_identity(aipc_client *cl, const aipc_identity *id)
 {
+    if (cl->state == AIPC_CL_CLOSING && !cl->has_ident && id)
+        return 0;                         /* refused at attach (connlim.c): goes anyway */
     if (!id || cl->state != AIPC_CL_NEW || cl->has_ident || !id->user_sid ||
         !aipc_sid_valid(id->user_sid) || id->ngroups > AIPC_IDENTITY_MAX_GROUPS ||
         (id->ngroups && !id->groups))
@@ -79,7 +81,7 @@ int aipc_client_set_identity(aipc_client *cl, const aipc_identity *id)
     cl->ident_mem = mem;
     cl->ident_groups = g;
     cl->has_ident = true;
-    return 0;
+    return aipc_connlim_identity(cl->b, cl);
 }
 
 const aipc_identity *aipc_client_identity(const aipc_client *cl)

@@ -24,6 +24,8 @@
  *   deadline.c  deadline queues (sorted intrusive lists) for the core's timers
  *   timers.c    aipc_broker_tick: what expires (hello timeout, ...)
  *   partial.c   partially received frames: their memory in total, their stall timeout
+ *   connlim.c   connections per client process and per user
+ *   qtotal.c    all outbound queues together: max_total_queue_bytes, eviction from the largest
  */
 #ifndef AIPC_BROKER_INTERNAL_H
 #define AIPC_BROKER_INTERNAL_H
@@ -152,6 +154,10 @@ typedef struct aipc_outq {
     uint64_t bytes;           /* bytes queued and not yet written */
     uint64_t data_bytes;      /* bytes of queued publications/directs (whole frames) */
     uint64_t data_frames;     /* how many such frames */
+    uint64_t charge;          /* every queued frame's len + AIPC_QUEUED_FRAME_OVERHEAD */
+    uint64_t *total;          /* the broker's sum of every queue's charge (qtotal.c), or NULL */
+    uint32_t handed;          /* frames from the head that the last out_next handed to the
+                               * engine and that are not consumed yet: never evicted */
 } aipc_outq;
 
 /* What a queued frame costs besides its bytes: its struct and the heap's share (as if the
@@ -302,7 +308,8 @@ struct aipc_client {
     uint64_t sub_bytes;       /* their cost (<= max_subscription_bytes) */
     aipc_req *reqs_out;       /* pending requests it sent */
     uint32_t nreqs_out;       /* how many */
-    uint32_t answers_queued;  /* ANSWER frames queued to it and not written yet: with
+    uint32_t answers_queued;  /* ANSWER frames queued to it and not written yet (also in
+                               * b->answers_queued): with
                                * nreqs_out, bounded by max_pending_requests */
     uint64_t answer_bytes;    /* their size (not counted by the control-frame cut-off) */
     aipc_req *reqs_in;        /* pending requests waiting on it */
@@ -314,6 +321,8 @@ struct aipc_client {
                                * returned it; until read_commit or the next input) */
     bool in_input;            /* inside aipc_broker_input for this client */
     bool kill;                /* must be closed now (input returns < 0) */
+    bool pid_counted;         /* counted in b->by_pid (connlim.c) */
+    bool user_counted;        /* counted in b->by_user */
 };
 
 struct aipc_req {
@@ -360,8 +369,13 @@ struct aipc_broker {
     aipc_dq frame_q;          /* clients with a partial frame, by time of their last byte */
     aipc_dq linger_q;         /* clients the broker closes, by time of the close request */
     uint64_t incomplete_bytes;/* sum of partial_charge (<= max_incomplete_bytes) */
+    uint64_t queue_total;     /* every client's q.charge (max_total_queue_bytes, qtotal.c) */
     uint64_t npending;        /* pending requests (all clients) */
+    uint64_t answers_queued;  /* ANSWER frames queued to any client: with npending, bounded
+                               * by max_total_pending_requests */
     aipc_policy *policy;      /* NULL: the open bus */
+    aipc_pmap by_pid;         /* connections per client process (connlim.c) */
+    aipc_strmap by_user;      /* connections per user SID */
 
     aipc_sbuf meta;           /* scratch for outgoing metas */
     /* The inbound frame being routed (set around aipc_router_frame): the first outgoing frame
@@ -389,11 +403,17 @@ void aipc__identity_free(aipc_client *c);
 
 /* reqs.c */
 bool aipc_reqs_room(const aipc_broker *b, const aipc_client *c);   /* under max_pending */
+bool aipc_reqs_total_room(const aipc_broker *b);   /* under max_total_pending_requests */
 void aipc_reqs_expire(aipc_broker *b, aipc_req *r);                /* request_timeout_ms */
 int aipc_reqs_add(aipc_broker *b, aipc_client *from, aipc_client *to, int64_t rid);
 aipc_req *aipc_reqs_find(aipc_broker *b, uint64_t requester_id, int64_t rid);
 void aipc_reqs_remove(aipc_broker *b, aipc_req *r);
 void aipc_reqs_client_gone(aipc_broker *b, aipc_client *c);
+
+/* qtotal.c: whether a frame of len bytes fits under max_total_queue_bytes for c, after
+ * evicting queued publications of clients whose queue is larger than c's would be (they are
+ * reported to them as dropped). */
+bool aipc_qtotal_room(aipc_client *c, uint64_t len);
 
 /* outq.c: queueing to one client under the queue's rules */
 bool aipc__client_can_queue(const aipc_client *c);
@@ -421,6 +441,7 @@ aipc_frame *aipc__build_msg(aipc_broker *b, const char *topic, size_t tlen, cons
 /* aipc__subscribe's results besides 0 and AIPC_ENOMEM (nothing subscribed). */
 #define AIPC_SUB_TOO_MANY  1       /* the client holds max_subscriptions filters */
 #define AIPC_SUB_TOO_BIG   2       /* it would cost more than max_subscription_bytes */
+#define AIPC_SUB_TOTAL_FULL 3      /* all would cost more than max_total_subscription_bytes */
 int aipc__subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n,
                    aipc_sub **out);
 void aipc__unsubscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n);
@@ -465,6 +486,12 @@ void aipc_partial_after_input(aipc_broker *b, aipc_client *c);
 void aipc_partial_expire(aipc_broker *b, aipc_client *c);
 void aipc_partial_closing(aipc_broker *b, aipc_client *c);
 void aipc_partial_release(aipc_broker *b, aipc_client *c);
+
+/* connlim.c */
+int aipc_connlim_attach(aipc_broker *b, aipc_client *c);
+int aipc_connlim_identity(aipc_broker *b, aipc_client *c);
+void aipc_connlim_release(aipc_broker *b, aipc_client *c);
+void aipc_connlim_free(aipc_broker *b);
 
 /* broker.c */
 void aipc__logf(aipc_broker *b, int level, const char *fmt, ...)

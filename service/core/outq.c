@@ -10,7 +10,11 @@
  *     client that lets more than max_queue_bytes + 1 MiB of them (overhead included) pile up
  *     is cut off;
  *   - answers that settle a pending request (ANSWER) are exempt from that cut-off: their number
- *     is bounded by max_pending_requests (see aipc_reqs_room).
+ *     is bounded by max_pending_requests (see aipc_reqs_room);
+ *   - all queues together are bounded by max_total_queue_bytes (qtotal.c): a frame that would
+ *     take the total over it first evicts queued publications of the clients whose queues are
+ *     larger; if that cannot make room, a publication is dropped for c, a direct refused, and
+ *     a client with more than 64 KiB of unread control frames cut off.
  * Publications dropped for a slow client are reported promptly and coalesced: one counter per
  * client, turned into a `dropped` frame at the head of its queue as soon as the writer is at a
  * frame boundary (ahead of the publications still queued), however many drops happened. */
@@ -24,6 +28,9 @@
 #include <string.h>
 
 #define CONTROL_SLACK (1024u * 1024u)
+/* While every queue together is at max_total_queue_bytes, a client with more unread control
+ * frames than this is cut off (it does not read its answers). */
+#define TOTAL_CONTROL_SLACK (64u * 1024u)
 
 /* Whether anything may still be queued to c (not closing). */
 bool aipc__client_can_queue(const aipc_client *c)
@@ -51,19 +58,27 @@ int aipc__queue_frame(aipc_client *c, aipc_frame *f)
         return AIPC_ECLOSED;
     uint64_t max = b->cfg.max_queue_bytes;
     if (aipc_fk_data(f->kind)) {
-        if (c->q.data_bytes && aipc_outq_data_cost(&c->q, f->len) > max) {
+        bool full = c->q.data_bytes && aipc_outq_data_cost(&c->q, f->len) > max;
+        bool total_full = !full && !aipc_qtotal_room(c, f->len);
+        if (full || total_full) {
             if (f->kind == AIPC_FK_PUB) {
                 c->dropped_pending++;
                 b->st.drops++;
+                if (total_full)
+                    b->st.queue_total_drops++;
             }
             return AIPC_EQUEUEFULL;
         }
-    } else if (f->kind == AIPC_FK_CONTROL && control_cost(c, f->len) > max + CONTROL_SLACK) {
+    } else if (f->kind == AIPC_FK_CONTROL &&
+               (control_cost(c, f->len) > max + CONTROL_SLACK ||
+                (control_cost(c, f->len) > TOTAL_CONTROL_SLACK && !aipc_qtotal_room(c, f->len)))) {
         aipc__logf(b, AIPC_LOG_WARN, "client %" PRIu64 " does not read its answers: closing it",
                   c->id);
         c->kill = true;
         aipc__request_close(c);
         return AIPC_EQUEUEFULL;
+    } else {
+        aipc_qtotal_room(c, f->len);    /* queued anyway: room is made where it can be */
     }
     bool was_empty = c->q.count == 0;
     if (aipc_outq_push(&c->q, f) != 0) {
@@ -75,11 +90,27 @@ int aipc__queue_frame(aipc_client *c, aipc_frame *f)
     }
     if (f->kind == AIPC_FK_ANSWER) {
         c->answers_queued++;
+        b->answers_queued++;
         c->answer_bytes += f->len;
     }
     if (was_empty && c->conn->ops && c->conn->ops->want_write)
         c->conn->ops->want_write(c->conn);
     return 0;
+}
+
+/* Keeps the queue's charge and the broker's total (max_total_queue_bytes) with a frame. */
+static void outq_charge(aipc_outq *q, const aipc_frame *f, bool add)
+{
+    uint64_t ch = f->len + AIPC_QUEUED_FRAME_OVERHEAD;
+    if (add) {
+        q->charge += ch;
+        if (q->total)
+            *q->total += ch;
+    } else {
+        q->charge -= ch;
+        if (q->total)
+            *q->total -= ch;
+    }
 }
 
 /* Doubles the ring, unwrapping it so head is 0 again. */
@@ -111,6 +142,7 @@ int aipc_outq_push(aipc_outq *q, aipc_frame *f)
         q->data_bytes += f->len;
         q->data_frames++;
     }
+    outq_charge(q, f, true);
     return 0;
 }
 
@@ -128,6 +160,7 @@ int aipc_outq_push_front(aipc_outq *q, aipc_frame *f)
         q->data_bytes += f->len;
         q->data_frames++;
     }
+    outq_charge(q, f, true);
     return 0;
 }
 
@@ -136,6 +169,8 @@ void aipc_outq_free(aipc_outq *q)
 {
     for (uint32_t i = 0; i < q->count; i++)
         aipc__frame_unref(q->ring[(q->head + i) & (q->cap - 1)]);
+    if (q->total)
+        *q->total -= q->charge;
     free(q->ring);
     memset(q, 0, sizeof *q);
 }
@@ -174,6 +209,7 @@ int aipc_client_out_next(aipc_client *cl, aipc_iov *iov, int max_iov)
         iov[n].len = (size_t)(f->len - off);
         n++;
     }
+    q->handed = (uint32_t)n;
     return n;
 }
 
@@ -197,12 +233,16 @@ void aipc_client_out_consume(aipc_client *cl, size_t nbytes)
         q->head_off = 0;
         q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
+        if (q->handed)
+            q->handed--;
+        outq_charge(q, f, false);
         if (aipc_fk_data(f->kind)) {
             q->data_bytes -= f->len;
             q->data_frames--;
         }
         else if (f->kind == AIPC_FK_ANSWER) {
             cl->answers_queued--;
+            b->answers_queued--;
             cl->answer_bytes -= f->len;
         }
         cl->report_wait = f == cl->report;      /* a report out: the next after progress */

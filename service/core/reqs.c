@@ -17,6 +17,14 @@ bool aipc_reqs_room(const aipc_broker *b, const aipc_client *c)
     return (uint64_t)c->nreqs_out + c->answers_queued < b->cfg.max_pending_requests;
 }
 
+/* Whether one more request may be pending broker-wide: every pending request plus every
+ * queued answer that settled one stay within max_total_pending_requests (0 = no bound). */
+bool aipc_reqs_total_room(const aipc_broker *b)
+{
+    uint64_t max = b->cfg.max_total_pending_requests;
+    return !max || b->npending + b->answers_queued < max;
+}
+
 /* Records a forwarded request. A (requester, id) pair still pending is refused by the caller. */
 int aipc_reqs_add(aipc_broker *b, aipc_client *from, aipc_client *to, int64_t rid)
 {

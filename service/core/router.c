@@ -197,15 +197,18 @@ static void op_sub(opctx *x)
         return;
     aipc_sub *s = NULL;
     int rc = aipc__subscribe(x->b, x->c, f, n, &s);
-    if (rc == AIPC_SUB_TOO_MANY || rc == AIPC_SUB_TOO_BIG) {
+    if (rc == AIPC_SUB_TOO_MANY || rc == AIPC_SUB_TOO_BIG || rc == AIPC_SUB_TOTAL_FULL) {
         x->b->st.subs_refused++;
         aipc__logf(x->b, AIPC_LOG_DEBUG, "client %" PRIu64 " (pid %u): subscription refused (%s)",
-                  x->c->id, x->c->pid, rc == AIPC_SUB_TOO_MANY ? "max_subscriptions"
-                                                               : "max_subscription_bytes");
+                  x->c->id, x->c->pid, rc == AIPC_SUB_TOO_MANY  ? "max_subscriptions"
+                                       : rc == AIPC_SUB_TOO_BIG ? "max_subscription_bytes"
+                                                                : "max_total_subscription_bytes");
         fail(x, "too_many_subscriptions",
              rc == AIPC_SUB_TOO_MANY
                  ? "you hold max_subscriptions filters: unsubscribe first"
-                 : "your filters would take more than max_subscription_bytes: unsubscribe first");
+             : rc == AIPC_SUB_TOO_BIG
+                 ? "your filters would take more than max_subscription_bytes: unsubscribe first"
+                 : "the broker's subscriptions would take more than max_total_subscription_bytes");
         return;
     }
     if (rc != 0) {
@@ -321,6 +324,12 @@ static void op_req(opctx *x)
         x->b->st.reqs_refused++;
         fail(x, "too_many_requests",
              "you have max_pending_requests requests waiting for an answer");
+        return;
+    }
+    if (!aipc_reqs_total_room(x->b)) {
+        x->b->st.reqs_refused++;
+        fail(x, "too_many_requests",
+             "the broker has max_total_pending_requests requests waiting for an answer");
         return;
     }
     aipc_frame *f = aipc__build_delivery(x->b, "req", x->c->from, x->c->from_len, "id", true,

@@ -15,6 +15,7 @@ void aipc_broker_get_stats(const aipc_broker *b, aipc_broker_stats *out)
     out->subscription_bytes = b->sub_bytes;
     out->pending_requests = b->npending;
     out->incomplete_bytes = b->incomplete_bytes;
+    out->queue_bytes = b->queue_total;
     out->retained_topics = b->nretained;
     out->retained_bytes = b->retained_bytes;
     uint64_t now = aipc__now(b);
@@ -39,12 +40,15 @@ size_t aipc_broker_stats_json(const aipc_broker *b, char *out, size_t cap)
                      ",\"request_timeouts\":%" PRIu64 ",\"incomplete_bytes\":%" PRIu64
                      ",\"incomplete_refused\":%" PRIu64 ",\"frame_timeouts\":%" PRIu64
                      ",\"linger_aborts\":%" PRIu64 ",\"drop_reports\":%" PRIu64
+                     ",\"queue_bytes\":%" PRIu64 ",\"queue_total_drops\":%" PRIu64
+                     ",\"process_conns_refused\":%" PRIu64 ",\"user_conns_refused\":%" PRIu64
                      ",\"uptime_ms\":%" PRIu64 "}",
                      s.clients, s.clients_total, s.subscriptions, s.retained_topics,
                      s.retained_bytes, s.msgs_in, s.bytes_in, s.msgs_out, s.bytes_out,
                      s.publications, s.deliveries, s.drops, s.errors, s.denied, s.hello_timeouts,
                      s.subscription_bytes, s.subs_refused, s.pending_requests, s.reqs_refused,
                      s.request_timeouts, s.incomplete_bytes, s.incomplete_refused,
-                     s.frame_timeouts, s.linger_aborts, s.drop_reports, s.uptime_ms);
+                     s.frame_timeouts, s.linger_aborts, s.drop_reports,
+                     s.queue_bytes, s.queue_total_drops, s.process_conns_refused, s.user_conns_refused, s.uptime_ms);
     return n < 0 ? 0 : (size_t)n;
 }

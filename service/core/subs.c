@@ -37,7 +37,8 @@ uint64_t aipc_subscription_cost(const char *filter, size_t n)
 }
 
 /* Adds (client, filter) once; a repeated sub is a no-op (it still gets the retained matches).
- * A new one must fit the client's max_subscriptions and max_subscription_bytes. */
+ * A new one must fit the client's max_subscriptions and max_subscription_bytes, and every
+ * client's subscriptions together max_total_subscription_bytes. */
 int aipc__subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n,
                    aipc_sub **out)
 {
@@ -52,6 +53,9 @@ int aipc__subscribe(aipc_broker *b, aipc_client *c, const char *filter, size_t n
         return AIPC_SUB_TOO_MANY;
     if (c->sub_bytes + cost > b->cfg.max_subscription_bytes)
         return AIPC_SUB_TOO_BIG;
+    if (b->cfg.max_total_subscription_bytes &&
+        b->sub_bytes + cost > b->cfg.max_total_subscription_bytes)
+        return AIPC_SUB_TOTAL_FULL;
     node = aipc_trie_path(&b->sub_root, NULL, filter, n, true);
     if (!node)
         return AIPC_ENOMEM;
