@@ -133,6 +133,8 @@ int broker_engine_run(broker_engine *e)
             timeout = 1000;
         if (timeout > e->timer_wait)
             timeout = e->timer_wait;
+        if (e->dirty)
+            timeout = 0;        /* flushes left over from a slice: poll, then go on */
         /* One entry per dequeue by default (win_iocp.c, README.md: measured under Wine). */
         aipc__iocp_dispatch(e->port, timeout, ENG_IOCP_BATCH, "broker");
         if (e->stop_requested && !e->stopping)

@@ -431,10 +431,10 @@ void eng_conn_accept(aipc_wconn *c)
     conn_post_read(c);      /* last: a failed read may finish (free) c */
 }
 
-/* Flushes every connection that has new output (after a batch of completions). */
+/* Flushes up to ENG_FLUSH_SLICE connections that have new output (engine_internal.h). */
 void eng_flush_dirty(broker_engine *e)
 {
-    while (e->dirty) {
+    for (unsigned n = 0; e->dirty && n < ENG_FLUSH_SLICE; n++) {
         aipc_wconn *c = e->dirty;
         e->dirty = c->dnext;
         c->dnext = NULL;
