@@ -50,18 +50,7 @@ static int good_ping(void)
 
 static double stat_of(const char *key)
 {
-    char meta[64];
-    snprintf(meta, sizeof meta, "{\"op\":\"stats\",\"id\":%lld}", ++g_ping);
-    raw_frame f;
-    if (!g_good || raw_send(g_good, meta, NULL, 0, W) != 0 ||
-        raw_expect(g_good, &f, "stats", g_ping, W) != 1)
-        return -1;
-    cJSON *st = cJSON_ParseWithLength((const char *)f.payload, f.payload_len);
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(st, key);
-    double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
-    cJSON_Delete(st);
-    raw_frame_free(&f);
-    return d;
+    return raw_stat(g_good, key, ++g_ping, W);
 }
 
 /* Waits (polling the stats, a measurement's bounded poll) until the broker lists `clients`
@@ -128,21 +117,6 @@ static void no_hello(void)
             raw_close(c[i]);
 }
 
-static void flat_filter(char *out, size_t cap, int i)
-{
-    snprintf(out, cap, "flood/%d/#", i);
-}
-
-static void deep_filter(char *out, size_t cap, int i)
-{
-    int n = snprintf(out, cap, "d%d", i);
-    for (int l = 1; l < 256 && (size_t)n + 3 < cap; l++) {
-        out[n++] = '/';
-        out[n++] = 'x';
-    }
-    out[n] = 0;
-}
-
 /* Subscribes filter(i) until one is refused or cap are accepted; returns the number accepted. */
 static int sub_flood(raw_conn *c, void (*filter)(char *, size_t, int), int cap)
 {
@@ -187,8 +161,8 @@ static void sub_class(const char *cls, void (*filter)(char *, size_t, int), int 
     end(cls, detail, n >= cap ? capped : NULL);
 }
 
-static void subscription_flood(void) { sub_class("subscription_flood", flat_filter, 100000); }
-static void deep_filters(void) { sub_class("deep_filters", deep_filter, 1000); }
+static void subscription_flood(void) { sub_class("subscription_flood", raw_flat_filter, 100000); }
+static void deep_filters(void) { sub_class("deep_filters", raw_deep_topic, 1000); }
 
 /* The target of the request flood: reads (and forgets) what it is sent until told to stop. */
 static volatile LONG g_target_stop;
@@ -319,7 +293,7 @@ static void retained_deep(void)
     static char topic[1100], meta[1200];
     int stored = 0;
     for (; stored < CAP; stored++) {
-        deep_filter(topic, sizeof topic, stored);
+        raw_deep_topic(topic, sizeof topic, stored);
         snprintf(meta, sizeof meta, "{\"op\":\"pub\",\"topic\":\"%s\",\"retain\":true,\"id\":%d}",
                  topic, stored);
         raw_frame f;

@@ -166,11 +166,16 @@ static DWORD WINAPI publisher(void *arg)
     return 0;
 }
 
-static DWORD WINAPI fast_sub(void *arg)
+/* A subscriber of soak/#: the fast ones (0..NFAST-1) must get every message, in order; the slow
+ * one (NFAST) reads one per --slow-ms while the publishers run, keeps the order of what
+ * arrives, and sums its `dropped` reports. */
+static DWORD WINAPI subscriber(void *arg)
 {
-    int s = (int)(uintptr_t)arg;
+    int s = (int)(uintptr_t)arg, slow = s == NFAST;
+    if (slow && opt.no_slow)
+        return 0;
     char name[32];
-    snprintf(name, sizeof name, "soak-fast%d", s);
+    snprintf(name, sizeof name, slow ? "soak-slow" : "soak-fast%d", s);
     raw_conn *c = client(name);
     if (c && raw_sub(c, "soak/#", 1, W) != 0)
         fail("%s: sub failed", name);
@@ -187,60 +192,27 @@ static DWORD WINAPI fast_sub(void *arg)
         }
         uint64_t seq = 0;
         int p = strcmp(raw_op(&f), "msg") == 0 ? pub_parse(&f, &seq) : -1;
-        if (p < 0)
-            fail("%s: unexpected frame %s (%u bytes)", name, f.meta_text, f.payload_len);
-        else if (seq != next[p])
-            fail("%s: from publisher %d got #%llu, expected #%llu", name, p,
-                 (unsigned long long)seq, (unsigned long long)next[p]);
-        else {
-            next[p]++;
-            AcquireSRWLockExclusive(&g_lock);
-            g_fast_count[s][p]++;
-            g_fast_bytes[s][p] += f.payload_len;
-            ReleaseSRWLockExclusive(&g_lock);
-            WakeAllConditionVariable(&g_cv);
-        }
-        raw_frame_free(&f);
-    }
-    if (c)
-        raw_close(c);
-    return 0;
-}
-
-static DWORD WINAPI slow_sub(void *arg)
-{
-    (void)arg;
-    if (opt.no_slow)
-        return 0;
-    raw_conn *c = client("soak-slow");
-    if (c && raw_sub(c, "soak/#", 1, W) != 0)
-        fail("soak-slow: sub failed");
-    InterlockedIncrement(&g_ready);
-    uint64_t next[NPUB] = {0};
-    while (c && !g_quit) {
-        raw_frame f;
-        int r = raw_recv(c, &f, 200);
-        if (r == 0)
-            continue;
-        if (r < 0) {
-            fail("soak-slow: the broker closed the connection");
-            break;
-        }
-        uint64_t seq = 0;
-        if (strcmp(raw_op(&f), "dropped") == 0) {
+        if (slow && strcmp(raw_op(&f), "dropped") == 0) {
             AcquireSRWLockExclusive(&g_lock);
             g_slow_dropped += (uint64_t)raw_num(&f, "count");
             ReleaseSRWLockExclusive(&g_lock);
+        } else if (p < 0 || seq < next[p] || (!slow && seq != next[p])) {
+            fail("%s: unexpected %s (%u bytes; #%llu, expected #%llu or later)", name,
+                 f.meta_text, f.payload_len, (unsigned long long)seq,
+                 (unsigned long long)(p < 0 ? 0 : next[p]));
         } else {
-            int p = strcmp(raw_op(&f), "msg") == 0 ? pub_parse(&f, &seq) : -1;
-            if (p < 0 || seq < next[p])
-                fail("soak-slow: bad or out-of-order frame %s", f.meta_text);
-            else
-                next[p] = seq + 1;
+            next[p] = seq + 1;
             AcquireSRWLockExclusive(&g_lock);
-            g_slow_arrived++;
+            if (slow) {
+                g_slow_arrived++;
+            } else {
+                g_fast_count[s][p]++;
+                g_fast_bytes[s][p] += f.payload_len;
+            }
             ReleaseSRWLockExclusive(&g_lock);
-            if (!g_stop)
+            if (!slow)
+                WakeAllConditionVariable(&g_cv);
+            else if (!g_stop)
                 Sleep((DWORD)opt.slow_ms);           /* the slow reader's pace */
         }
         raw_frame_free(&f);
@@ -353,21 +325,6 @@ typedef struct sample {
 static sample g_samples[MAXSAMPLES];
 static int g_nsamples;
 
-static double stat_of(raw_conn *c, const char *key, long long id)
-{
-    char meta[64];
-    snprintf(meta, sizeof meta, "{\"op\":\"stats\",\"id\":%lld}", id);
-    raw_frame f;
-    if (raw_send(c, meta, NULL, 0, W) != 0 || raw_expect(c, &f, "stats", id, W) != 1)
-        return -1;
-    cJSON *st = cJSON_ParseWithLength((const char *)f.payload, f.payload_len);
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(st, key);
-    double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
-    cJSON_Delete(st);
-    raw_frame_free(&f);
-    return d;
-}
-
 static void take_sample(raw_conn *mon, int epoch, uint64_t t_run0, uint64_t t_epoch0, FILE *csv)
 {
     static long long id = 100;
@@ -382,8 +339,8 @@ static void take_sample(raw_conn *mon, int epoch, uint64_t t_run0, uint64_t t_ep
     s->threads = raw_broker_threads(&g_b);
     DWORD h = 0;
     s->handles = GetProcessHandleCount(g_b.process, &h) && h ? (int)h : -1;  /* Wine: 0 */
-    s->drops = stat_of(mon, "drops", ++id);
-    s->clients = stat_of(mon, "clients", ++id);
+    s->drops = raw_stat(mon, "drops", ++id, W);
+    s->clients = raw_stat(mon, "clients", ++id, W);
     fprintf(stderr, "SAMPLE {\"t_s\":%.1f,\"epoch\":%d,\"epoch_t_s\":%.1f,\"vmdata_kib\":%.0f,"
             "\"threads\":%d,\"handles\":%d,\"drops\":%.0f,\"clients\":%.0f,\"rtts\":%lld,"
             "\"churns\":%lld}\n", s->t_s, epoch, s->epoch_t_s, s->vmdata_kib, s->threads,
@@ -463,9 +420,8 @@ static void run_epoch(int epoch, uint64_t t_run0, double seconds, FILE *csv)
     raw_conn *mon = client("soak-mon");
     HANDLE th[NPUB + NFAST + 4];
     int n = 0;
-    for (int s = 0; s < NFAST; s++)
-        th[n++] = CreateThread(NULL, 0, fast_sub, (void *)(uintptr_t)s, 0, NULL);
-    th[n++] = CreateThread(NULL, 0, slow_sub, NULL, 0, NULL);
+    for (int s = 0; s <= NFAST; s++)                  /* NFAST: the slow one */
+        th[n++] = CreateThread(NULL, 0, subscriber, (void *)(uintptr_t)s, 0, NULL);
     th[n++] = CreateThread(NULL, 0, replier, NULL, 0, NULL);
     while (g_ready < NFAST + 2 - opt.no_slow - opt.no_req && !g_failures)
         Sleep(10);                        /* short start-up poll of the ready counter */

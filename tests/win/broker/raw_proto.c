@@ -346,6 +346,37 @@ int raw_topic_match(const char *filter, const char *topic)
     }
 }
 
+double raw_stat(raw_conn *c, const char *key, long long id, DWORD timeout_ms)
+{
+    char meta[64];
+    snprintf(meta, sizeof meta, "{\"op\":\"stats\",\"id\":%lld}", id);
+    raw_frame f;
+    if (!c || raw_send(c, meta, NULL, 0, timeout_ms) != 0 ||
+        raw_expect(c, &f, "stats", id, timeout_ms) != 1)
+        return -1;
+    cJSON *st = cJSON_ParseWithLength((const char *)f.payload, f.payload_len);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(st, key);
+    double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+    cJSON_Delete(st);
+    raw_frame_free(&f);
+    return d;
+}
+
+void raw_flat_filter(char *out, size_t cap, int i)
+{
+    snprintf(out, cap, "flood/%d/#", i);
+}
+
+void raw_deep_topic(char *out, size_t cap, int i)
+{
+    int n = snprintf(out, cap, "d%d", i);
+    for (int l = 1; l < 256 && (size_t)n + 3 < cap; l++) {
+        out[n++] = '/';
+        out[n++] = 'x';
+    }
+    out[n] = 0;
+}
+
 /* ---- broker process -------------------------------------------------------------------------- */
 
 int raw_broker_start(raw_broker *b, const char *tag, const char *extra_json)

@@ -74,6 +74,15 @@ int raw_sub(raw_conn *c, const char *filter, long long id, DWORD timeout_ms);
 /* ping with an id and waits for its answer: every earlier frame was processed by then. */
 int raw_sync(raw_conn *c, long long id, DWORD timeout_ms);
 
+/* One counter of the broker's stats (a stats round trip on c with id); -1 when c fails or the
+ * broker has no such counter. */
+double raw_stat(raw_conn *c, const char *key, long long id, DWORD timeout_ms);
+
+/* Attack shapes shared by the limit suite and attack_mem: "flood/<i>/#", and a topic (or
+ * filter) of 256 literal levels whose first one is unique ("d<i>/x/x/.../x"). */
+void raw_flat_filter(char *out, size_t cap, int i);
+void raw_deep_topic(char *out, size_t cap, int i);
+
 /* MQTT filter match (SPEC section 3: '+' one level, '#' last level, no $ for leading wildcards). */
 int raw_topic_match(const char *filter, const char *topic);
 

@@ -198,22 +198,6 @@ static int sub_until_refused(raw_conn *c, void (*filter)(char *out, size_t cap, 
     }
 }
 
-static void flat_filter(char *out, size_t cap, int i)
-{
-    snprintf(out, cap, "flood/%d/#", i);
-}
-
-/* 256 literal levels, the first one unique. */
-static void deep_filter(char *out, size_t cap, int i)
-{
-    int n = snprintf(out, cap, "d%d", i);
-    for (int l = 1; l < 256 && (size_t)n + 3 < cap; l++) {
-        out[n++] = '/';
-        out[n++] = 'x';
-    }
-    out[n] = 0;
-}
-
 /* A subscription flood stops at max_subscriptions, deep filters at max_subscription_bytes
  * (charged by their real size: far fewer fit); the good client is served throughout. */
 START_TEST(subscription_flood)
@@ -227,8 +211,8 @@ START_TEST(subscription_flood)
     ck_assert(raw_hello(flood, "flood", W) > 0);
     ck_assert(raw_hello(deep, "deep", W) > 0);
     g_refused = 0;
-    ck_assert_int_eq(sub_until_refused(flood, flat_filter, &g), 2000);
-    int ndeep = sub_until_refused(deep, deep_filter, &g);
+    ck_assert_int_eq(sub_until_refused(flood, raw_flat_filter, &g), 2000);
+    int ndeep = sub_until_refused(deep, raw_deep_topic, &g);
     double charged = stat_of(g.c, "subscription_bytes");
     fprintf(stderr, "subscription flood: 2000 flat filters, %d deep ones; charged %.0f bytes\n",
             ndeep, charged);
@@ -511,7 +495,7 @@ START_TEST(retained_flood_deep)
     static char topic[1100], meta[1200];
     int stored = 0;
     for (int i = 0; i < 100000; i++) {
-        deep_filter(topic, sizeof topic, i);               /* 256 literal levels */
+        raw_deep_topic(topic, sizeof topic, i);            /* 256 literal levels */
         snprintf(meta, sizeof meta, "{\"op\":\"pub\",\"topic\":\"%s\",\"retain\":true,\"id\":%d}",
                  topic, i);
         ck_assert_int_eq(raw_send(c, meta, "v", 1, W), 0);
