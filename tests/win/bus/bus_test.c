@@ -11,30 +11,6 @@
 
 /* ---- processes -------------------------------------------------------------------------- */
 
-static HANDLE g_job;
-static INIT_ONCE g_job_once = INIT_ONCE_STATIC_INIT;
-
-/* A kill-on-close job: the broker and children die with the suite even if it crashes. */
-static BOOL CALLBACK job_init(PINIT_ONCE once, void *param, void **ctx)
-{
-    HANDLE j = CreateJobObjectW(NULL, NULL);
-    if (j) {
-        JOBOBJECT_EXTENDED_LIMIT_INFORMATION li;
-        memset(&li, 0, sizeof li);
-        li.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
-        SetInformationJobObject(j, JobObjectExtendedLimitInformation, &li, sizeof li);
-        g_job = j;
-    }
-    return TRUE;
-}
-
-static void add_to_job(HANDLE process)
-{
-    InitOnceExecuteOnce(&g_job_once, job_init, NULL, NULL);
-    if (g_job)
-        AssignProcessToJobObject(g_job, process);
-}
-
 /* Full path of a program next to the suite. */
 static void exe_path(char *out, size_t cap, const char *exe)
 {
@@ -85,7 +61,7 @@ int bt_broker_restart(bt_broker *b)
         CloseHandle(ev);
         return -1;
     }
-    add_to_job(pi.hProcess);
+    aipc_test_job_assign(pi.hProcess);
     CloseHandle(pi.hThread);
     b->process = pi.hProcess;
     b->pid = pi.dwProcessId;
@@ -128,6 +104,28 @@ void bt_broker_stop(bt_broker *b)
     WaitForSingleObject(b->process, AIPC_TEST_WAIT_MS);
     CloseHandle(b->process);
     b->process = NULL;
+}
+
+bt_broker bt_suite_broker;
+
+int bt_suite_broker_start(void)
+{
+    if (bt_broker_start(&bt_suite_broker, "suite") != 0) {
+        fprintf(stderr, "cannot start asyncipc-broker.exe\n");
+        return 1;
+    }
+    return 0;
+}
+
+void bt_suite_broker_stop(void)
+{
+    bt_broker_stop(&bt_suite_broker);
+}
+
+void bt_unique_topic(char *out, size_t cap, const char *tag)
+{
+    static volatile LONG n;
+    snprintf(out, cap, "t%ld/%s", (long)InterlockedIncrement(&n), tag);
 }
 
 /* ---- recording client ------------------------------------------------------------------- */
@@ -498,7 +496,7 @@ int bt_child_start(bt_child *ch, const char *exe, const char *args, const char *
         PROCESS_INFORMATION pi;
         if (aipc_test_create_process(app, cmd, TRUE, CREATE_NEW_PROCESS_GROUP, &si,
                            &pi)) {
-            add_to_job(pi.hProcess);
+            aipc_test_job_assign(pi.hProcess);
             CloseHandle(pi.hThread);
             ch->process = pi.hProcess;
             ch->pid = pi.dwProcessId;

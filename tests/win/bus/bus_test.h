@@ -34,6 +34,15 @@ void bt_broker_kill(bt_broker *b);
 /* Clean stop (Ctrl+Break), falling back to a kill. */
 void bt_broker_stop(bt_broker *b);
 
+/* The broker a whole suite shares: CHECK_MAIN_EX(suite, bt_suite_broker_start,
+ * bt_suite_broker_stop, ...) starts it before the first test and stops it after the last. */
+extern bt_broker bt_suite_broker;
+int bt_suite_broker_start(void);   /* 0, or 1 (said on stderr) */
+void bt_suite_broker_stop(void);
+/* A topic prefix unique in this process ("t<n>/<tag>"), so tests sharing a broker never see
+ * each other's messages. */
+void bt_unique_topic(char *out, size_t cap, const char *tag);
+
 /* ---- recording client ---------------------------------------------------------------------- */
 #define BT_MAX_KEEP 4096
 

@@ -7,25 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static HANDLE g_job;
-static INIT_ONCE g_job_once = INIT_ONCE_STATIC_INIT;
-
-static BOOL CALLBACK job_init(PINIT_ONCE once, void *param, void **ctx)
-{
-    (void)once;
-    (void)param;
-    (void)ctx;
-    HANDLE j = CreateJobObjectW(NULL, NULL);
-    if (j) {
-        JOBOBJECT_EXTENDED_LIMIT_INFORMATION li;
-        memset(&li, 0, sizeof li);
-        li.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
-        SetInformationJobObject(j, JobObjectExtendedLimitInformation, &li, sizeof li);
-        g_job = j;
-    }
-    return TRUE;
-}
-
 typedef struct reader_arg {
     cp_child *ch;
     int stream;
@@ -115,9 +96,7 @@ int cp_start(cp_child *ch, const char *exe, const char *args)
         fprintf(stderr, "cp_start: CreateProcess(%s) failed: %lu\n", app, (unsigned long)GetLastError());
         return -1;
     }
-    InitOnceExecuteOnce(&g_job_once, job_init, NULL, NULL);
-    if (g_job)
-        AssignProcessToJobObject(g_job, pi.hProcess);
+    aipc_test_job_assign(pi.hProcess);
     CloseHandle(pi.hThread);
     ch->process = pi.hProcess;
     ch->pid = pi.dwProcessId;

@@ -3,18 +3,6 @@
  */
 #include "cli_test.h"
 
-bt_broker g_br;
-
-int cli_broker_start(void)
-{
-    return bt_broker_start(&g_br, "cli") != 0 ? 1 : 0;
-}
-
-void cli_broker_stop(void)
-{
-    bt_broker_stop(&g_br);
-}
-
 /* args with the suite's engine in front. */
 static void with_engine(char *out, size_t cap, const char *args)
 {

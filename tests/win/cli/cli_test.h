@@ -18,10 +18,7 @@
 
 #define W AIPC_TEST_WAIT_MS
 
-/* The broker of the suite (started before the first test, stopped after the last). */
-extern bt_broker g_br;
-int cli_broker_start(void);   /* CHECK_MAIN_EX hooks */
-void cli_broker_stop(void);
+/* The suite's broker is bus_test.h's bt_suite_broker (started before the first test). */
 
 /* Starts aipc.exe with args (and stdin) and captured output, on the suite's engine. 0 or -1. */
 int cli_start(bt_child *ch, const char *args, const char *in);

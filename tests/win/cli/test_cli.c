@@ -65,13 +65,13 @@ START_TEST(ping_and_stats)
 {
     char args[256];
     bt_child ch;
-    snprintf(args, sizeof args, "ping --pipe %s", g_br.pipe);
+    snprintf(args, sizeof args, "ping --pipe %s", bt_suite_broker.pipe);
     cli_run(&ch, args, NULL);
     ck_assert_int_eq(ch.exit_code, 0);
     ck_assert_ptr_nonnull(strstr(ch.out, "pong from \\\\.\\pipe\\"));
     ck_assert_str_eq(ch.err, "");
     bt_child_free(&ch);
-    snprintf(args, sizeof args, "stats --pipe \\\\.\\pipe\\%s", g_br.pipe);   /* full form */
+    snprintf(args, sizeof args, "stats --pipe \\\\.\\pipe\\%s", bt_suite_broker.pipe);   /* full form */
     cli_run(&ch, args, NULL);
     ck_assert_int_eq(ch.exit_code, 0);
     ck_assert_int_eq(ch.out[0], '{');
@@ -84,21 +84,21 @@ END_TEST
 START_TEST(pub_reaches_subscriber)
 {
     bt_client c;
-    ck_assert_int_eq(bt_open(&c, g_br.wpipe, NULL, 1), 0);
+    ck_assert_int_eq(bt_open(&c, bt_suite_broker.wpipe, NULL, 1), 0);
     ck_assert_int_eq(aipc_bus_subscribe(c.bus, "cli/pub/#"), 0);
     ck_assert(bt_sync(&c, W));
     char args[256];
     bt_child ch;
-    snprintf(args, sizeof args, "pub cli/pub/a \"hello world\" --pipe %s", g_br.pipe);
+    snprintf(args, sizeof args, "pub cli/pub/a \"hello world\" --pipe %s", bt_suite_broker.pipe);
     cli_run(&ch, args, NULL);
     ck_assert_int_eq(ch.exit_code, 0);
     DWORD pid = ch.pid;
     bt_child_free(&ch);
-    snprintf(args, sizeof args, "pub cli/pub/b - --pipe %s", g_br.pipe);
+    snprintf(args, sizeof args, "pub cli/pub/b - --pipe %s", bt_suite_broker.pipe);
     cli_run(&ch, args, "from stdin\n");
     ck_assert_int_eq(ch.exit_code, 0);
     bt_child_free(&ch);
-    snprintf(args, sizeof args, "pub cli/pub/c --pipe %s", g_br.pipe);   /* no MSG: stdin */
+    snprintf(args, sizeof args, "pub cli/pub/c --pipe %s", bt_suite_broker.pipe);   /* no MSG: stdin */
     cli_run(&ch, args, "implicit");
     ck_assert_int_eq(ch.exit_code, 0);
     bt_child_free(&ch);
@@ -116,11 +116,11 @@ START_TEST(retained_then_sub_json)
 {
     char args[256];
     bt_child ch;
-    snprintf(args, sizeof args, "pub cli/ret/x kept-value --retain --pipe %s", g_br.pipe);
+    snprintf(args, sizeof args, "pub cli/ret/x kept-value --retain --pipe %s", bt_suite_broker.pipe);
     cli_run(&ch, args, NULL);
     ck_assert_int_eq(ch.exit_code, 0);
     bt_child_free(&ch);
-    snprintf(args, sizeof args, "sub cli/ret/+ other/# --count 1 --json --pipe %s", g_br.pipe);
+    snprintf(args, sizeof args, "sub cli/ret/+ other/# --count 1 --json --pipe %s", bt_suite_broker.pipe);
     cli_run(&ch, args, NULL);
     ck_assert_int_eq(ch.exit_code, 0);
     ck_assert_int_eq(bt_count_lines(ch.out), 1);
@@ -129,7 +129,7 @@ START_TEST(retained_then_sub_json)
     ck_assert_ptr_nonnull(strstr(ch.out, "\"payload\":\"kept-value\""));
     ck_assert_msg(strstr(ch.out, "\"name\":null") != NULL, "anonymous sender: %s", ch.out);
     bt_child_free(&ch);
-    snprintf(args, sizeof args, "pub cli/ret/x --retain --pipe %s", g_br.pipe);  /* clear */
+    snprintf(args, sizeof args, "pub cli/ret/x --retain --pipe %s", bt_suite_broker.pipe);  /* clear */
     cli_run(&ch, args, "");
     ck_assert_int_eq(ch.exit_code, 0);
     bt_child_free(&ch);
@@ -142,10 +142,10 @@ START_TEST(sub_live_count)
      * pace until it has seen two messages and exits (the wait is on its process handle) */
     char args[256];
     bt_child sub;
-    snprintf(args, sizeof args, "sub cli/live --count 2 --pipe %s", g_br.pipe);
+    snprintf(args, sizeof args, "sub cli/live --count 2 --pipe %s", bt_suite_broker.pipe);
     ck_assert_int_eq(cli_start(&sub, args, NULL), 0);
     bt_client p;
-    ck_assert_int_eq(bt_open(&p, g_br.wpipe, NULL, 0), 0);
+    ck_assert_int_eq(bt_open(&p, bt_suite_broker.wpipe, NULL, 0), 0);
     uint64_t until = aipc_test_now_ms() + W;
     int done = 0;
     while (!done && aipc_test_now_ms() < until) {
@@ -164,11 +164,11 @@ END_TEST
 START_TEST(serve_req_send)
 {
     bt_client w;
-    ck_assert_int_eq(bt_open(&w, g_br.wpipe, "cli-watch", 0), 0);
+    ck_assert_int_eq(bt_open(&w, bt_suite_broker.wpipe, "cli-watch", 0), 0);
     ck_assert(bt_sync(&w, W));
     char args[256];
     bt_child svc;
-    snprintf(args, sizeof args, "serve cli-echo --count 2 --pipe %s", g_br.pipe);
+    snprintf(args, sizeof args, "serve cli-echo --count 2 --pipe %s", bt_suite_broker.pipe);
     ck_assert_int_eq(cli_start(&svc, args, NULL), 0);
     /* wait for the service's presence */
     int seen = 0;
@@ -179,17 +179,17 @@ START_TEST(serve_req_send)
     }
     ck_assert(seen);
     bt_child ch;
-    snprintf(args, sizeof args, "req cli-echo \"echo this\" --pipe %s", g_br.pipe);
+    snprintf(args, sizeof args, "req cli-echo \"echo this\" --pipe %s", bt_suite_broker.pipe);
     cli_run(&ch, args, NULL);
     ck_assert_int_eq(ch.exit_code, 0);
     ck_assert_str_eq(ch.out, "echo this\n");
     bt_child_free(&ch);
-    snprintf(args, sizeof args, "send cli-watch hey --pipe %s", g_br.pipe);
+    snprintf(args, sizeof args, "send cli-watch hey --pipe %s", bt_suite_broker.pipe);
     cli_run(&ch, args, NULL);
     ck_assert_int_eq(ch.exit_code, 0);
     bt_child_free(&ch);
     ck_assert(bt_wait(&w, &w.directs, 1, W));
-    snprintf(args, sizeof args, "req cli-echo again --pipe %s", g_br.pipe);
+    snprintf(args, sizeof args, "req cli-echo again --pipe %s", bt_suite_broker.pipe);
     cli_run(&ch, args, NULL);
     ck_assert_int_eq(ch.exit_code, 0);
     ck_assert_str_eq(ch.out, "again\n");
@@ -207,9 +207,9 @@ START_TEST(serve_req_send)
     };
     bt_client mute;
     mute.req_mode = BT_REQ_IGNORE;
-    ck_assert_int_eq(bt_open(&mute, g_br.wpipe, "cli-mute", 0), 0);
+    ck_assert_int_eq(bt_open(&mute, bt_suite_broker.wpipe, "cli-mute", 0), 0);
     for (size_t i = 0; i < sizeof fails / sizeof fails[0]; i++) {
-        snprintf(args, sizeof args, "%s --pipe %s", fails[i][0], g_br.pipe);
+        snprintf(args, sizeof args, "%s --pipe %s", fails[i][0], bt_suite_broker.pipe);
         cli_run(&ch, args, NULL);
         ck_assert_msg(ch.exit_code == 1, "aipc %s: exit %lu", args, ch.exit_code);
         expect_one_line(&ch, args);
@@ -224,7 +224,7 @@ END_TEST
 START_TEST(client_name)
 {
     bt_client c;
-    ck_assert_int_eq(bt_open(&c, g_br.wpipe, "cli-name-watch", 1), 0);
+    ck_assert_int_eq(bt_open(&c, bt_suite_broker.wpipe, "cli-name-watch", 1), 0);
     ck_assert_int_eq(aipc_bus_subscribe(c.bus, "cli/name/#"), 0);
     ck_assert(bt_sync(&c, W));
     const char *cmds[] = {"pub cli/name/a one --name cli-alice", "pub cli/name/b two -i cli-bob",
@@ -232,7 +232,7 @@ START_TEST(client_name)
     char args[256];
     bt_child ch;
     for (size_t i = 0; i < 3; i++) {
-        snprintf(args, sizeof args, "%s --pipe %s", cmds[i], g_br.pipe);
+        snprintf(args, sizeof args, "%s --pipe %s", cmds[i], bt_suite_broker.pipe);
         cli_run(&ch, args, NULL);
         ck_assert_msg(ch.exit_code == 0, "aipc %s: exit %lu '%s'", args, ch.exit_code, ch.err);
         bt_child_free(&ch);
@@ -241,7 +241,7 @@ START_TEST(client_name)
     ck_assert_str_eq(bt_kept(&c, 0)->from_name, "cli-alice");
     ck_assert_str_eq(bt_kept(&c, 1)->from_name, "cli-bob");
     ck_assert_str_eq(bt_kept(&c, 2)->from_name, "cli-carol");
-    snprintf(args, sizeof args, "ping --name cli-name-watch --pipe %s", g_br.pipe);   /* taken */
+    snprintf(args, sizeof args, "ping --name cli-name-watch --pipe %s", bt_suite_broker.pipe);   /* taken */
     cli_run(&ch, args, NULL);
     ck_assert_msg(ch.exit_code == 1, "aipc %s: exit %lu", args, ch.exit_code);
     expect_one_line(&ch, args);
@@ -322,7 +322,7 @@ START_TEST(engine_option)
     bt_child ch;
     const char *engines[] = {"apc", "iocp", "IOCP"};
     for (size_t i = 0; i < sizeof engines / sizeof engines[0]; i++) {
-        snprintf(args, sizeof args, "ping --engine %s --pipe %s", engines[i], g_br.pipe);
+        snprintf(args, sizeof args, "ping --engine %s --pipe %s", engines[i], bt_suite_broker.pipe);
         cli_run(&ch, args, NULL);
         ck_assert_msg(ch.exit_code == 0, "aipc %s: exit %lu '%s'", args, ch.exit_code, ch.err);
         ck_assert_ptr_nonnull(strstr(ch.out, "pong from \\\\.\\pipe\\"));
@@ -363,4 +363,4 @@ static Suite *suite(void)
     return s;
 }
 
-CHECK_MAIN_EX(suite, cli_broker_start, cli_broker_stop, 0u);
+CHECK_MAIN_EX(suite, bt_suite_broker_start, bt_suite_broker_stop, 0u);

@@ -13,7 +13,7 @@
 static void pub_stdin(const char *topic, const char *mode, const void *in, size_t len)
 {
     cp_child ch;
-    cli_start_live(&ch, "pub %s %s --pipe %s", topic, mode, g_br.pipe);
+    cli_start_live(&ch, "pub %s %s --pipe %s", topic, mode, bt_suite_broker.pipe);
     ck_assert_int_eq(cp_write(&ch, in, len), 0);
     cp_close_stdin(&ch);
     ck_assert(cp_wait_exit(&ch, W));
@@ -35,7 +35,7 @@ static void expect_msg(bt_client *c, size_t i, const char *topic, const void *da
 START_TEST(pub_stdin_modes)
 {
     bt_client c;
-    ck_assert_int_eq(bt_open(&c, g_br.wpipe, NULL, 1), 0);
+    ck_assert_int_eq(bt_open(&c, bt_suite_broker.wpipe, NULL, 1), 0);
     ck_assert_int_eq(aipc_bus_subscribe(c.bus, "cli/in/#"), 0);
     ck_assert(bt_sync(&c, W));
     long long n = 0;
@@ -71,7 +71,7 @@ START_TEST(pub_stdin_modes)
 
     /* -l publishes each line as it arrives, before the end of input */
     cp_child ch;
-    cli_start_live(&ch, "pub cli/in/stream -l --pipe %s", g_br.pipe);
+    cli_start_live(&ch, "pub cli/in/stream -l --pipe %s", bt_suite_broker.pipe);
     ck_assert_int_eq(cp_write(&ch, "first\n", 6), 0);
     ck_assert_msg(bt_wait(&c, &c.msgs, n + 1, W), "the first line was not published before EOF");
     expect_msg(&c, 10, "cli/in/stream", "first", 5);
@@ -110,16 +110,16 @@ START_TEST(sub_plain_marks_retained)
 {
     char args[256];
     bt_child ch;
-    snprintf(args, sizeof args, "pub cli/mark/r kept --retain --pipe %s", g_br.pipe);
+    snprintf(args, sizeof args, "pub cli/mark/r kept --retain --pipe %s", bt_suite_broker.pipe);
     cli_run(&ch, args, NULL);
     ck_assert_int_eq(ch.exit_code, 0);
     bt_child_free(&ch);
     /* the retained message comes on subscribing; then a live one */
     cp_child sub;
-    cli_start_live(&sub, "sub cli/mark/# --count 2 --pipe %s", g_br.pipe);
+    cli_start_live(&sub, "sub cli/mark/# --count 2 --pipe %s", bt_suite_broker.pipe);
     ck_assert(cp_wait_text(&sub, CP_OUT, "cli/mark/r (retained) kept\n", W));
     bt_client p;
-    ck_assert_int_eq(bt_open(&p, g_br.wpipe, NULL, 0), 0);
+    ck_assert_int_eq(bt_open(&p, bt_suite_broker.wpipe, NULL, 0), 0);
     ck_assert_int_eq(aipc_bus_publish(p.bus, "cli/mark/l", "live one", 8, false), 0);
     ck_assert(cp_wait_exit(&sub, W));
     ck_assert_int_eq(sub.exit_code, 0);
@@ -128,10 +128,10 @@ START_TEST(sub_plain_marks_retained)
     cp_free(&sub);
     /* --json: the same flag as "retained", a named sender's name, an anonymous one's null */
     bt_client named;
-    ck_assert_int_eq(bt_open(&named, g_br.wpipe, "cli-namer", 0), 0);
+    ck_assert_int_eq(bt_open(&named, bt_suite_broker.wpipe, "cli-namer", 0), 0);
     ck_assert_int_eq(aipc_bus_publish(named.bus, "cli/mark/n", "x", 1, true), 0);
     ck_assert(bt_sync(&named, W));
-    snprintf(args, sizeof args, "sub cli/mark/n cli/mark/r --count 2 --json --pipe %s", g_br.pipe);
+    snprintf(args, sizeof args, "sub cli/mark/n cli/mark/r --count 2 --json --pipe %s", bt_suite_broker.pipe);
     cli_run(&ch, args, NULL);
     ck_assert_int_eq(ch.exit_code, 0);
     ck_assert_int_eq(bt_count_lines(ch.out), 2);
@@ -269,4 +269,4 @@ static Suite *suite(void)
     return s;
 }
 
-CHECK_MAIN_EX(suite, cli_broker_start, cli_broker_stop, 0u);
+CHECK_MAIN_EX(suite, bt_suite_broker_start, bt_suite_broker_stop, 0u);

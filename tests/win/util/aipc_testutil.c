@@ -56,6 +56,13 @@ static void ensure_job(void)
     ReleaseSRWLockExclusive(&g_procs_lock);
 }
 
+void aipc_test_job_assign(HANDLE process)
+{
+    ensure_job();
+    if (g_job)
+        AssignProcessToJobObject(g_job, process);
+}
+
 /* See aipc_testutil.h: a CreateProcessA that rides out Wine's transient start failures. */
 BOOL aipc_test_create_process(const char *app, char *cmd, BOOL inherit, DWORD flags,
                               STARTUPINFOA *si, PROCESS_INFORMATION *pi)
@@ -98,7 +105,6 @@ int aipc_proc_spawn(aipc_proc *p, const char *exe, const char *args_fmt, ...)
     snprintf(app, sizeof app, "%s%s", dir, exe);
     snprintf(cmd, sizeof cmd, "\"%s\" %s", app, args);
 
-    ensure_job();
     STARTUPINFOA si;
     PROCESS_INFORMATION pi;
     memset(&si, 0, sizeof si);
@@ -108,8 +114,7 @@ int aipc_proc_spawn(aipc_proc *p, const char *exe, const char *args_fmt, ...)
                 (unsigned long)GetLastError());
         return AIPC_ESYS;
     }
-    if (g_job)
-        AssignProcessToJobObject(g_job, pi.hProcess);
+    aipc_test_job_assign(pi.hProcess);
     p->process = pi.hProcess;
     p->thread = pi.hThread;
     p->pid = pi.dwProcessId;

@@ -38,6 +38,11 @@ typedef struct aipc_proc {
     DWORD exit_code;      /* valid after aipc_proc_wait returned 0 */
 } aipc_proc;
 
+/* Puts a child process into the suite's one kill-on-close job object: if the suite dies, its
+ * children go with it (best effort: without jobs, the ctest timeout covers it). Every spawner
+ * of the suites uses it (aipc_proc_spawn, bt_child_start, cp_start). */
+void aipc_test_job_assign(HANDLE process);
+
 /* CreateProcessA for the suites: retries (a few times, 200 ms apart) when Wine reports a
  * transient failure - ERROR_INTERNAL_ERROR (1359) was seen while other tests booted fresh Wine
  * prefixes on the same two cores. Any other error is returned at once. */
