@@ -282,4 +282,12 @@ static inline aipc_broker *test_broker(uint64_t max_queue, uint32_t max_payload,
     return b;
 }
 
+/* The broker's counters now. */
+static inline aipc_broker_stats fake_stats(aipc_broker *b)
+{
+    aipc_broker_stats st;
+    aipc_broker_get_stats(b, &st);
+    return st;
+}
+
 #endif

@@ -39,13 +39,6 @@ static fake *client(aipc_broker *b, uint32_t pid, const aipc_identity *id, const
     return f;
 }
 
-static uint64_t denied(aipc_broker *b)
-{
-    aipc_broker_stats st;
-    aipc_broker_get_stats(b, &st);
-    return st.denied;
-}
-
 /* pub/sub: allowed in one's own session and user area, forbidden elsewhere; a forbidden pub
  * reaches nobody, a forbidden sub subscribes to nothing. */
 START_TEST(topics)
@@ -81,7 +74,7 @@ START_TEST(topics)
     fake_expect(alice, "ok");
     fake_sendt(alice, "{\"op\":\"sub\",\"topic\":\"#\",\"id\":7}", NULL);
     fake_expect_error(alice, "forbidden");
-    ck_assert_uint_eq(denied(b), 4);
+    ck_assert_uint_eq(fake_stats(b).denied, 4);
     /* refusals are answers, not disconnections */
     ck_assert_int_eq(alice->close_calls, 0);
     ck_assert_int_eq(bob->close_calls, 0);
@@ -136,7 +129,7 @@ START_TEST(targets)
     snprintf(meta, sizeof meta, "{\"op\":\"rep\",\"to\":%d,\"re\":4}", (int)rx_from_num(r, "id"));
     fake_sendt(bob, meta, "a");
     fake_expect(admin, "rep");
-    ck_assert_uint_eq(denied(b), 2);
+    ck_assert_uint_eq(fake_stats(b).denied, 2);
     fake_free(alice);
     fake_free(admin);
     fake_free(bob);
@@ -163,7 +156,7 @@ START_TEST(reserved_name)
     fake_expect_error(ua, "name_reserved");
     fake *sys = client(b, 3, &id_system, "svc.print");
     ck_assert_str_eq(aipc_client_name(sys->cl), "svc.print");
-    ck_assert_uint_eq(denied(b), 2);
+    ck_assert_uint_eq(fake_stats(b).denied, 2);
     fake_free(f);
     fake_free(ua);
     fake_free(sys);
@@ -185,7 +178,7 @@ START_TEST(open_bus)
     fake_expect(alice, "ok");
     fake_expect(bob, "msg");
     fake_expect(bob, "direct");
-    ck_assert_uint_eq(denied(b), 0);
+    ck_assert_uint_eq(fake_stats(b).denied, 0);
     char json[1024];
     aipc_broker_stats_json(b, json, sizeof json);
     ck_assert_msg(strstr(json, "\"denied\":0"), "%s", json);

@@ -16,13 +16,6 @@ static aipc_broker *hello_broker(void)
     return b;
 }
 
-static uint64_t stat_hello_timeouts(aipc_broker *b)
-{
-    aipc_broker_stats st;
-    aipc_broker_get_stats(b, &st);
-    return st.hello_timeouts;
-}
-
 /* Exactly at the bound: one millisecond before, nothing; at it, the error and the close. A
  * client that said hello, attached at the same time, is not touched. */
 START_TEST(closed_exactly_at_the_timeout)
@@ -42,7 +35,7 @@ START_TEST(closed_exactly_at_the_timeout)
     ck_assert_uint_eq(aipc_broker_tick(b), AIPC_BROKER_DEFAULT_LINGER);   /* its close lingers */
     fake_expect_error(mute, "hello_timeout");
     ck_assert_int_eq(mute->close_calls, 1);
-    ck_assert_uint_eq(stat_hello_timeouts(b), 1);
+    ck_assert_uint_eq(fake_stats(b).hello_timeouts, 1);
     /* Input after the close request is ignored; the good client goes on. */
     ck_assert_int_eq(fake_sendt(mute, "{\"op\":\"hello\",\"proto\":1}", NULL), 0);
     ck_assert_uint_eq(fake_pending(mute), 0);
@@ -55,7 +48,7 @@ START_TEST(closed_exactly_at_the_timeout)
     fake_clock_ms += 100000;
     ck_assert_uint_eq(aipc_broker_tick(b), UINT64_MAX);
     ck_assert_int_eq(good->close_calls, 0);
-    ck_assert_uint_eq(stat_hello_timeouts(b), 1);
+    ck_assert_uint_eq(fake_stats(b).hello_timeouts, 1);
     fake_free(good);
     aipc_broker_free(b);
 }
@@ -80,7 +73,7 @@ START_TEST(deadline_runs_from_attach)
     fake_expect_error(retry, "hello_timeout");
     ck_assert_int_eq(retry->close_calls, 1);
     ck_assert_int_eq(late->close_calls, 0);
-    ck_assert_uint_eq(stat_hello_timeouts(b), 1);
+    ck_assert_uint_eq(fake_stats(b).hello_timeouts, 1);
     fake_free(retry);
     fake_free(late);
     aipc_broker_free(b);
@@ -103,7 +96,7 @@ START_TEST(gone_before_the_deadline)
     fake_expect_error(stay, "hello_timeout");
     ck_assert_uint_eq(fake_pending(rude), 0);
     ck_assert_int_eq(rude->close_calls, 1);
-    ck_assert_uint_eq(stat_hello_timeouts(b), 1);
+    ck_assert_uint_eq(fake_stats(b).hello_timeouts, 1);
     fake_free(rude);
     fake_free(stay);
     aipc_broker_free(b);
@@ -134,7 +127,7 @@ START_TEST(many_in_order)
         if (i + 1 < N)
             ck_assert_int_eq(f[i + 1]->close_calls, 0);
     }
-    ck_assert_uint_eq(stat_hello_timeouts(b), N);
+    ck_assert_uint_eq(fake_stats(b).hello_timeouts, N);
     fake *s = fake_new(b, 99);
     fake_hello(s, NULL);
     fake_sendt(s, "{\"op\":\"stats\",\"id\":1}", NULL);

@@ -18,13 +18,6 @@ static aipc_broker *linger_broker(void)
     return b;
 }
 
-static uint64_t linger_aborts(aipc_broker *b)
-{
-    aipc_broker_stats st;
-    aipc_broker_get_stats(b, &st);
-    return st.linger_aborts;
-}
-
 /* An oversize frame from a named client that does not read: too_large + close; exactly
  * close_linger_ms later the abort, and the name is free at once (before the engine detaches);
  * the old connection's detach leaves the successor's name alone. */
@@ -52,7 +45,7 @@ START_TEST(non_reader_aborted_and_name_freed)
     fake_clock_ms += 1;
     aipc_broker_tick(b);
     ck_assert_int_eq(old->abort_calls, 1);
-    ck_assert_uint_eq(linger_aborts(b), 1);
+    ck_assert_uint_eq(fake_stats(b).linger_aborts, 1);
     fake *succ = fake_new(b, 4);
     fake_hello(succ, "svc");                                   /* free at once */
     fake_free(old);                                            /* the engine's detach */
@@ -62,7 +55,7 @@ START_TEST(non_reader_aborted_and_name_freed)
     fake_clock_ms += 10 * LINGER;
     aipc_broker_tick(b);
     ck_assert_int_eq(succ->abort_calls + succ->close_calls + peer->close_calls, 0);
-    ck_assert_uint_eq(linger_aborts(b), 1);
+    ck_assert_uint_eq(fake_stats(b).linger_aborts, 1);
     fake_free(succ);
     fake_free(peer);
     aipc_broker_free(b);
@@ -84,7 +77,7 @@ START_TEST(drained_close_not_aborted)
     ck_assert_uint_eq(aipc_broker_tick(b), UINT64_MAX);
     fake_clock_ms += LINGER;
     aipc_broker_tick(b);
-    ck_assert_uint_eq(linger_aborts(b), 0);
+    ck_assert_uint_eq(fake_stats(b).linger_aborts, 0);
     aipc_broker_free(b);
 }
 END_TEST
@@ -119,7 +112,7 @@ START_TEST(every_close_lingers)
     fake_clock_ms += 300;
     aipc_broker_tick(b);
     ck_assert_int_eq(deaf->abort_calls, 1);
-    ck_assert_uint_eq(linger_aborts(b), 2);
+    ck_assert_uint_eq(fake_stats(b).linger_aborts, 2);
     fake_free(mute);
     fake_free(deaf);
     aipc_broker_free(b);

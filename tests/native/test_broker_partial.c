@@ -20,13 +20,6 @@ static aipc_broker *partial_broker(uint64_t max_incomplete, uint32_t frame_ms)
     return b;
 }
 
-static aipc_broker_stats stats_of(aipc_broker *b)
-{
-    aipc_broker_stats st;
-    aipc_broker_get_stats(b, &st);
-    return st;
-}
-
 /* The first `part` bytes of a pub frame with a payload of plen bytes (the rest via
  * send_rest). The frame is kept in *out for the rest. */
 static uint8_t *pub_frame(const char *topic, size_t plen, size_t *len)
@@ -57,12 +50,12 @@ START_TEST(memory_follows_bytes)
     uint8_t *f = pub_frame("big", 16u << 20, &len);
     size_t h0 = heap_live_bytes();
     ck_assert_int_eq(feed(c, f, 100), 0);
-    ck_assert_uint_le(stats_of(b).incomplete_bytes, AIPC_DECODER_INITIAL);
+    ck_assert_uint_le(fake_stats(b).incomplete_bytes, AIPC_DECODER_INITIAL);
     ck_assert_uint_le(heap_live_bytes() - h0, AIPC_DECODER_INITIAL + 1024);
     size_t off = 100;
     ck_assert_int_eq(feed(c, f + off, 1u << 20), 0);         /* 1 MiB more by input */
     off += 1u << 20;
-    uint64_t charged = stats_of(b).incomplete_bytes;
+    uint64_t charged = fake_stats(b).incomplete_bytes;
     ck_assert_uint_ge(charged, off);
     ck_assert_uint_le(charged, 2 * off + AIPC_ADOPT_GAP);
     ck_assert_uint_le(heap_live_bytes() - h0, charged + 1024);
@@ -72,14 +65,14 @@ START_TEST(memory_follows_bytes)
         size_t want = 0;
         uint8_t *dst = aipc_client_read_direct(c->cl, &want);
         ck_assert_ptr_nonnull(dst);
-        ck_assert_uint_le(stats_of(b).incomplete_bytes, 4 * off + AIPC_ADOPT_GAP + 2);
-        ck_assert_uint_le(heap_live_bytes() - h0, stats_of(b).incomplete_bytes + 1024);
+        ck_assert_uint_le(fake_stats(b).incomplete_bytes, 4 * off + AIPC_ADOPT_GAP + 2);
+        ck_assert_uint_le(heap_live_bytes() - h0, fake_stats(b).incomplete_bytes + 1024);
         size_t n = want < len - off ? want : len - off;
         memcpy(dst, f + off, n);
         ck_assert_int_eq(aipc_client_read_commit(b, c->cl, n), 0);
         off += n;
     }
-    ck_assert_uint_eq(stats_of(b).incomplete_bytes, 0);
+    ck_assert_uint_eq(fake_stats(b).incomplete_bytes, 0);
     ck_assert_int_eq(c->close_calls, 0);
     free(f);
     fake_free(c);
@@ -105,23 +98,23 @@ START_TEST(total_bound_exact)
     }
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(feed(c[i], f, 5000), 0);
-    ck_assert_uint_eq(stats_of(b).incomplete_bytes, 3 * cap);
+    ck_assert_uint_eq(fake_stats(b).incomplete_bytes, 3 * cap);
     ck_assert_int_eq(feed(c[3], f, 5000), 0);
     fake_expect_error(c[3], "incomplete_full");
     ck_assert_int_eq(c[3]->close_calls, 1);
-    ck_assert_uint_eq(stats_of(b).incomplete_bytes, 3 * cap);
-    ck_assert_uint_eq(stats_of(b).incomplete_refused, 1);
+    ck_assert_uint_eq(fake_stats(b).incomplete_bytes, 3 * cap);
+    ck_assert_uint_eq(fake_stats(b).incomplete_refused, 1);
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(feed(c[i], f + 5000, len - 5000), 0);
         ck_assert_int_eq(c[i]->close_calls, 0);
         ck_assert_uint_eq(fake_next_nonpresence(sub)->plen, PL);
     }
-    ck_assert_uint_eq(stats_of(b).incomplete_bytes, 0);
+    ck_assert_uint_eq(fake_stats(b).incomplete_bytes, 0);
     ck_assert_int_eq(feed(c[0], f, 5000), 0);                  /* room again */
-    ck_assert_uint_eq(stats_of(b).incomplete_bytes, cap);
+    ck_assert_uint_eq(fake_stats(b).incomplete_bytes, cap);
     for (int i = 0; i < 4; i++)
         fake_free(c[i]);
-    ck_assert_uint_eq(stats_of(b).incomplete_bytes, 0);
+    ck_assert_uint_eq(fake_stats(b).incomplete_bytes, 0);
     fake_free(sub);
     aipc_broker_free(b);
     free(f);
@@ -138,15 +131,15 @@ START_TEST(direct_read_over_the_bound)
     fake *c = fake_new(b, 1);
     fake_hello(c, NULL);
     ck_assert_int_eq(feed(c, f, 50000), 0);
-    ck_assert_uint_eq(stats_of(b).incomplete_bytes, AIPC_DECODER_INITIAL);
+    ck_assert_uint_eq(fake_stats(b).incomplete_bytes, AIPC_DECODER_INITIAL);
     size_t want = 1;
     ck_assert_ptr_null(aipc_client_read_direct(c->cl, &want));  /* would grow to 128 KiB */
     ck_assert_uint_eq(want, 0);
     fake_expect_error(c, "incomplete_full");
     ck_assert_int_eq(c->close_calls, 1);
-    ck_assert_uint_eq(stats_of(b).incomplete_bytes, 0);
+    ck_assert_uint_eq(fake_stats(b).incomplete_bytes, 0);
     ck_assert_int_eq(feed(c, f + 50000, 1000), 0);
-    ck_assert_uint_eq(stats_of(b).incomplete_bytes, 0);
+    ck_assert_uint_eq(fake_stats(b).incomplete_bytes, 0);
     fake_free(c);
     aipc_broker_free(b);
     free(f);
@@ -185,8 +178,8 @@ START_TEST(stall_timeout_exact)
     ck_assert_uint_eq(aipc_broker_tick(b), AIPC_BROKER_DEFAULT_LINGER - (T - 1));
     fake_expect_error(slow, "frame_timeout");
     ck_assert_int_eq(slow->close_calls, 1);
-    ck_assert_uint_eq(stats_of(b).frame_timeouts, 2);
-    ck_assert_uint_eq(stats_of(b).incomplete_bytes, 0);
+    ck_assert_uint_eq(fake_stats(b).frame_timeouts, 2);
+    ck_assert_uint_eq(fake_stats(b).incomplete_bytes, 0);
     fake_clock_ms += 100 * T;
     aipc_broker_tick(b);
     ck_assert_int_eq(idle->close_calls, 0);
@@ -225,10 +218,10 @@ START_TEST(stall_during_direct_read)
     aipc_broker_tick(b);
     fake_expect_error(c, "frame_timeout");
     ck_assert_int_eq(c->close_calls, 1);
-    ck_assert_uint_gt(stats_of(b).incomplete_bytes, 0);        /* still held (and charged) */
+    ck_assert_uint_gt(fake_stats(b).incomplete_bytes, 0);        /* still held (and charged) */
     memset(dst, 'x', want);                                    /* the read completes late */
     ck_assert_int_eq(aipc_client_read_commit(b, c->cl, want), 0);
-    ck_assert_uint_eq(stats_of(b).incomplete_bytes, 0);        /* now it goes */
+    ck_assert_uint_eq(fake_stats(b).incomplete_bytes, 0);        /* now it goes */
     fake_free(c);
     aipc_broker_free(b);
     free(f);

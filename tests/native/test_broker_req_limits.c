@@ -39,13 +39,6 @@ static void pair_down(pair *p)
     aipc_broker_free(p->b);
 }
 
-static aipc_broker_stats stats_of(aipc_broker *b)
-{
-    aipc_broker_stats st;
-    aipc_broker_get_stats(b, &st);
-    return st;
-}
-
 static void req(fake *f, long long id)
 {
     char meta[96];
@@ -72,17 +65,17 @@ START_TEST(pending_bound_exact)
         req(p.cli, i);
     ck_assert_uint_eq(fake_pending(p.svc), MAX);
     ck_assert_uint_eq(fake_pending(p.cli), 0);
-    ck_assert_uint_eq(stats_of(p.b).pending_requests, MAX);
+    ck_assert_uint_eq(fake_stats(p.b).pending_requests, MAX);
     req(p.cli, 6);
     rx_frame *e = fake_expect_error(p.cli, "too_many_requests");
     ck_assert_int_eq((int)rx_num(e, "re"), 6);
     ck_assert_uint_eq(fake_pending(p.svc), MAX);              /* not forwarded */
-    ck_assert_uint_eq(stats_of(p.b).reqs_refused, 1);
+    ck_assert_uint_eq(fake_stats(p.b).reqs_refused, 1);
     fake *other = fake_new(p.b, 300);
     fake_hello(other, "other");
     req(other, 1);
     ck_assert_uint_eq(fake_pending(other), 0);
-    ck_assert_uint_eq(stats_of(p.b).pending_requests, MAX + 1);
+    ck_assert_uint_eq(fake_stats(p.b).pending_requests, MAX + 1);
     fake_skip_all(p.svc);
     rep(&p, 3, 50);
     fake_expect(p.svc, "ok");
@@ -92,7 +85,7 @@ START_TEST(pending_bound_exact)
     ck_assert_str_eq(rx_str(fake_expect(p.svc, "req"), "op"), "req");
     req(p.cli, 8);
     fake_expect_error(p.cli, "too_many_requests");
-    ck_assert_uint_eq(stats_of(p.b).reqs_refused, 2);
+    ck_assert_uint_eq(fake_stats(p.b).reqs_refused, 2);
     fake_free(other);
     pair_down(&p);
 }
@@ -117,16 +110,16 @@ START_TEST(timeout_exact)
     rx_frame *e = fake_expect_error(p.cli, "timeout");
     ck_assert_int_eq((int)rx_num(e, "re"), 1);
     ck_assert_uint_eq(fake_pending(p.cli), 0);
-    ck_assert_uint_eq(stats_of(p.b).request_timeouts, 1);
-    ck_assert_uint_eq(stats_of(p.b).pending_requests, 1);
+    ck_assert_uint_eq(fake_stats(p.b).request_timeouts, 1);
+    ck_assert_uint_eq(fake_stats(p.b).pending_requests, 1);
     fake_skip_all(p.svc);
     rep(&p, 1, 9);
     ck_assert_int_eq((int)rx_num(fake_expect_error(p.svc, "no_such_request"), "re"), 9);
     fake_clock_ms += 400;
     ck_assert_uint_eq(aipc_broker_tick(p.b), UINT64_MAX);
     ck_assert_int_eq((int)rx_num(fake_expect_error(p.cli, "timeout"), "re"), 2);
-    ck_assert_uint_eq(stats_of(p.b).request_timeouts, 2);
-    ck_assert_uint_eq(stats_of(p.b).pending_requests, 0);
+    ck_assert_uint_eq(fake_stats(p.b).request_timeouts, 2);
+    ck_assert_uint_eq(fake_stats(p.b).pending_requests, 0);
     /* An answered request does not time out. */
     req(p.cli, 3);
     rep(&p, 3, 10);
@@ -134,7 +127,7 @@ START_TEST(timeout_exact)
     fake_clock_ms += 5000;
     aipc_broker_tick(p.b);
     ck_assert_uint_eq(fake_pending(p.cli), 0);
-    ck_assert_uint_eq(stats_of(p.b).request_timeouts, 2);
+    ck_assert_uint_eq(fake_stats(p.b).request_timeouts, 2);
     pair_down(&p);
 }
 END_TEST
@@ -166,13 +159,13 @@ START_TEST(no_reply_never_lost)
     pair_up(&p, N, 60000, 65536);
     for (int i = 1; i <= N; i++)
         req(p.cli, i);
-    ck_assert_uint_eq(stats_of(p.b).pending_requests, N);
+    ck_assert_uint_eq(fake_stats(p.b).pending_requests, N);
     p.cli->stalled = true;
     fake_free(p.svc);
     p.svc = NULL;
     ck_assert_int_eq(p.cli->close_calls, 0);
     ck_assert_uint_gt(aipc_client_out_pending(p.cli->cl), 65536u + 1024u * 1024u);
-    ck_assert_uint_eq(stats_of(p.b).pending_requests, 0);
+    ck_assert_uint_eq(fake_stats(p.b).pending_requests, 0);
     /* The queued answers hold the slots: no new request until they are read. */
     fake *svc2 = fake_new(p.b, 400);
     fake_hello(svc2, "svc");
@@ -210,7 +203,7 @@ START_TEST(timeouts_never_lost)
     fake_clock_ms += 500;
     aipc_broker_tick(p.b);
     ck_assert_int_eq(p.cli->close_calls, 0);
-    ck_assert_uint_eq(stats_of(p.b).request_timeouts, N);
+    ck_assert_uint_eq(fake_stats(p.b).request_timeouts, N);
     p.cli->stalled = false;
     expect_all_answers(p.cli, "timeout", N);
     ck_assert_int_eq(p.cli->close_calls, 0);

@@ -19,13 +19,6 @@ static aipc_broker *ret_broker(uint64_t max_retained, uint64_t max_queue)
     return b;
 }
 
-static aipc_broker_stats stats_of(aipc_broker *b)
-{
-    aipc_broker_stats st;
-    aipc_broker_get_stats(b, &st);
-    return st;
-}
-
 /* retain topic = payload (no id: nothing is queued to the publisher on success). */
 static void retain(fake *p, const char *topic, const void *pl, size_t n)
 {
@@ -68,7 +61,7 @@ START_TEST(deep_topics_bounded_by_heap)
         stored++;
     }
     size_t heap = heap_live_bytes() - h0;
-    aipc_broker_stats st = stats_of(b);
+    aipc_broker_stats st = fake_stats(b);
     fprintf(stderr, "deep retained topics: %d stored, charged %llu, heap +%zu\n", stored,
             (unsigned long long)st.retained_bytes, heap);
     ck_assert_int_gt(stored, 5);
@@ -81,7 +74,7 @@ START_TEST(deep_topics_bounded_by_heap)
         deep_topic(topic, sizeof topic, i);
         retain(p, topic, NULL, 0);
     }
-    ck_assert_uint_eq(stats_of(b).retained_bytes, 0);
+    ck_assert_uint_eq(fake_stats(b).retained_bytes, 0);
     ck_assert_uint_le(heap_live_bytes() - h0, 4096);
     fake_free(p);
     aipc_broker_free(b);
@@ -103,7 +96,7 @@ START_TEST(charge_tracks_heap)
         retain(p, topic, pl, i % 100 == 0 ? 70000 + (size_t)i : 1 + (size_t)i % 50);
     }
     size_t heap = heap_live_bytes() - h0;
-    uint64_t charged = stats_of(b).retained_bytes;
+    uint64_t charged = fake_stats(b).retained_bytes;
     fprintf(stderr, "3000 shared topics: charged %llu, heap +%zu\n", (unsigned long long)charged,
             heap);
     ck_assert_uint_le(heap, charged);
@@ -166,7 +159,7 @@ START_TEST(wildcard_sub_in_slices)
     ck_assert_int_eq(got, N);
     ck_assert_uint_eq(aipc_broker_tick(b), UINT64_MAX);        /* done: nothing pending */
     ck_assert_int_ge(ticks, (N - 1024) / 4096);
-    ck_assert_uint_eq(stats_of(b).drops, 0);
+    ck_assert_uint_eq(fake_stats(b).drops, 0);
     free(seen);
     fake_free(p);
     fake_free(s);
@@ -197,7 +190,7 @@ START_TEST(pauses_for_the_queue_bound)
     ck_assert_uint_le(aipc_client_out_pending(s->cl), 65536);
     ck_assert_uint_gt(aipc_client_out_pending(s->cl), 60000);
     ck_assert_uint_eq(aipc_broker_tick(b), UINT64_MAX);        /* paused: nothing to do now */
-    ck_assert_uint_eq(stats_of(b).drops, 0);
+    ck_assert_uint_eq(fake_stats(b).drops, 0);
     s->stalled = false;
     char *seen = calloc(N, 1);
     int got = 0;
@@ -206,7 +199,7 @@ START_TEST(pauses_for_the_queue_bound)
         aipc_broker_tick(b);
     }
     ck_assert_int_eq(got, N);
-    ck_assert_uint_eq(stats_of(b).drops, 0);
+    ck_assert_uint_eq(fake_stats(b).drops, 0);
     free(seen);
     fake_free(p);
     fake_free(s);
@@ -307,7 +300,7 @@ START_TEST(exact_filter_waits_for_room)
     aipc_broker_tick(b);
     ck_assert_str_eq(rx_str(fake_expect(s, "msg"), "topic"), "one");
     ck_assert_str_eq(rx_str(fake_expect(s, "msg"), "topic"), "two");
-    ck_assert_uint_eq(stats_of(b).drops, 0);
+    ck_assert_uint_eq(fake_stats(b).drops, 0);
     fake_free(p);
     fake_free(s);
     aipc_broker_free(b);

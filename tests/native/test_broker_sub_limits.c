@@ -17,13 +17,6 @@ static aipc_broker *sub_broker(uint32_t max_subs, uint64_t max_bytes)
     return b;
 }
 
-static aipc_broker_stats stats_of(aipc_broker *b)
-{
-    aipc_broker_stats st;
-    aipc_broker_get_stats(b, &st);
-    return st;
-}
-
 /* sub with an id; returns the answer's op ("ok" or the error code). */
 static const char *sub_answer(fake *f, const char *filter, int id)
 {
@@ -75,12 +68,12 @@ START_TEST(count_bound_exact)
         ck_assert_str_eq(sub_answer(c, f, i), "ok");
     }
     ck_assert_str_eq(sub_answer(c, "c/extra", 100), "too_many_subscriptions");
-    ck_assert_uint_eq(stats_of(b).subs_refused, 1);
-    ck_assert_uint_eq(stats_of(b).subscriptions, MAX);
+    ck_assert_uint_eq(fake_stats(b).subs_refused, 1);
+    ck_assert_uint_eq(fake_stats(b).subscriptions, MAX);
     ck_assert(!reaches(pub, c, "c/extra"));
     ck_assert(reaches(pub, c, "c/3/x"));
     ck_assert_str_eq(sub_answer(c, "c/3/#", 101), "ok");      /* held already: no charge */
-    ck_assert_uint_eq(stats_of(b).subscriptions, MAX);
+    ck_assert_uint_eq(fake_stats(b).subscriptions, MAX);
     for (int i = 0; i < MAX; i++) {                            /* the other client's own budget */
         snprintf(f, sizeof f, "o/%d", i);
         ck_assert_str_eq(sub_answer(other, f, i), "ok");
@@ -90,7 +83,7 @@ START_TEST(count_bound_exact)
     ck_assert_str_eq(sub_answer(c, "c/extra", 103), "ok");
     ck_assert(reaches(pub, c, "c/extra"));
     ck_assert_str_eq(sub_answer(c, "c/extra2", 104), "too_many_subscriptions");
-    ck_assert_uint_eq(stats_of(b).subs_refused, 2);
+    ck_assert_uint_eq(fake_stats(b).subs_refused, 2);
     /* Without an id the refusal is still answered (errors always are). */
     fake_sendt(c, "{\"op\":\"sub\",\"topic\":\"c/extra3\"}", NULL);
     fake_expect_error(c, "too_many_subscriptions");
@@ -138,14 +131,14 @@ START_TEST(bytes_bound_exact)
     fake_hello(c, NULL);
     for (int i = 0; i < 3; i++)
         ck_assert_str_eq(sub_answer(c, deep[i], i), "ok");
-    ck_assert_uint_eq(stats_of(b).subscription_bytes, 3 * cost);
+    ck_assert_uint_eq(fake_stats(b).subscription_bytes, 3 * cost);
     ck_assert_str_eq(sub_answer(c, deep[3], 3), "too_many_subscriptions");
-    ck_assert_uint_eq(stats_of(b).subs_refused, 1);
-    ck_assert_uint_eq(stats_of(b).subscriptions, 3);
+    ck_assert_uint_eq(fake_stats(b).subs_refused, 1);
+    ck_assert_uint_eq(fake_stats(b).subscriptions, 3);
     /* A short filter still fits? Only if its cost fits the 0 bytes left: no. */
     ck_assert_str_eq(sub_answer(c, "a", 4), "too_many_subscriptions");
     fake_free(c);
-    ck_assert_uint_eq(stats_of(b).subscription_bytes, 0);
+    ck_assert_uint_eq(fake_stats(b).subscription_bytes, 0);
     aipc_broker_free(b);
     /* One byte less: the third no longer fits. */
     b = sub_broker(1000, 3 * cost - 1);
@@ -189,11 +182,11 @@ START_TEST(charge_bounds_the_heap)
         ck_assert_int_eq(fake_sendt(c, meta, NULL), 0);     /* no id: nothing queued */
     }
     size_t after = heap_live_bytes();
-    uint64_t charged = stats_of(b).subscription_bytes;
+    uint64_t charged = fake_stats(b).subscription_bytes;
     size_t used = after - before;
     fprintf(stderr, "%d deep filters: heap +%zu bytes, charged %llu\n", N, used,
             (unsigned long long)charged);
-    ck_assert_uint_eq(stats_of(b).subscriptions, N);
+    ck_assert_uint_eq(fake_stats(b).subscriptions, N);
     ck_assert_uint_le(used, charged);
     ck_assert_uint_ge(used, charged / 2);
     for (int i = 0; i < N; i++) {
@@ -202,7 +195,7 @@ START_TEST(charge_bounds_the_heap)
         ck_assert_int_eq(fake_sendt(c, meta, NULL), 0);
     }
     size_t end = heap_live_bytes();
-    ck_assert_uint_eq(stats_of(b).subscription_bytes, 0);
+    ck_assert_uint_eq(fake_stats(b).subscription_bytes, 0);
     /* What stays is the root's and the index's tables (they do not shrink). */
     ck_assert_uint_le(end - before, 64u * 1024);
     fake_free(c);
