@@ -25,7 +25,7 @@
 #include <string.h>
 #include <wchar.h>
 
-struct aipc_broker_app {
+struct aipc__broker_app {
     aipc_broker_config cfg;
     wchar_t *config_path;       /* the file read, or NULL when defaults were used */
     wchar_t *pipe_path;
@@ -42,7 +42,7 @@ struct aipc_broker_app {
 
 #define IDENT_WARN_MS 60000u
 
-const char *aipc_broker_exit_text(unsigned long code)
+const char *aipc__broker_exit_text(unsigned long code)
 {
     switch (code) {
     case AIPC_BROKER_EXIT_OK: return "ok";
@@ -61,7 +61,7 @@ const char *aipc_broker_exit_text(unsigned long code)
 
 static void *h_attach(void *ctx, aipc_wconn *w, unsigned long pid)
 {
-    aipc_broker_app *a = ctx;
+    aipc__broker_app *a = ctx;
     return aipc_broker_attach(a->core, aipc_wconn_conn(w), (uint32_t)pid);
 }
 
@@ -70,7 +70,7 @@ static void *h_attach(void *ctx, aipc_wconn *w, unsigned long pid)
 /* Level for an identity refusal: any local user can open connections without end, so like
  * the policy's refusals these must not flood the log: the first one, and then one per
  * IDENT_WARN_MS (saying how many went to DEBUG meanwhile), at WARN. */
-static aipc_log_level ident_refusal_level(aipc_broker_app *a)
+static aipc_log_level ident_refusal_level(aipc__broker_app *a)
 {
     uint64_t now = GetTickCount64();
     if (a->ident_warned_at && now - a->ident_warned_at < IDENT_WARN_MS) {
@@ -87,7 +87,7 @@ static aipc_log_level ident_refusal_level(aipc_broker_app *a)
 
 static int h_identify(void *ctx, void *conn, HANDLE pipe, unsigned long pid)
 {
-    aipc_broker_app *a = ctx;
+    aipc__broker_app *a = ctx;
     aipc_client *cl = conn;
     aipc_peer_identity ci;
     char why[256];
@@ -109,13 +109,13 @@ static int h_identify(void *ctx, void *conn, HANDLE pipe, unsigned long pid)
 
 static int h_input(void *ctx, void *conn, const uint8_t *data, size_t len)
 {
-    aipc_broker_app *a = ctx;
+    aipc__broker_app *a = ctx;
     return aipc_broker_input(a->core, conn, data, len);
 }
 
 static void h_detach(void *ctx, void *conn)
 {
-    aipc_broker_app *a = ctx;
+    aipc__broker_app *a = ctx;
     aipc_broker_detach(a->core, conn);
 }
 
@@ -137,21 +137,21 @@ static uint8_t *h_read_direct(void *ctx, void *conn, size_t *want)
 
 static int h_read_commit(void *ctx, void *conn, size_t n)
 {
-    aipc_broker_app *a = ctx;
+    aipc__broker_app *a = ctx;
     return aipc_client_read_commit(a->core, conn, n);
 }
 
 /* The core's timeouts, on the engine's loop (GetTickCount64 is the core's clock). */
 static DWORD h_timer(void *ctx)
 {
-    aipc_broker_app *a = ctx;
+    aipc__broker_app *a = ctx;
     uint64_t ms = aipc_broker_tick(a->core);
     return ms >= INFINITE ? INFINITE : (DWORD)ms;
 }
 
 static void h_shutdown(void *ctx)
 {
-    aipc_broker_app *a = ctx;
+    aipc__broker_app *a = ctx;
     aipc_broker_shutdown(a->core);
 }
 
@@ -192,7 +192,7 @@ static int program_data(wchar_t out[MAX_PATH])
     return SUCCEEDED(SHGetFolderPathW(NULL, CSIDL_COMMON_APPDATA, NULL, 0, out)) ? 0 : -1;
 }
 
-wchar_t *aipc_broker_config_path(const wchar_t *explicit_path)
+wchar_t *aipc__broker_config_path(const wchar_t *explicit_path)
 {
     wchar_t buf[MAX_PATH * 2];
     if (explicit_path) {
@@ -216,7 +216,7 @@ static int is_absolute(const char *p)
     return (p[0] == '\\' && p[1] == '\\');
 }
 
-char *aipc_broker_resolve_path(const char *value, const wchar_t *config_path)
+char *aipc__broker_resolve_path(const char *value, const wchar_t *config_path)
 {
     if (is_absolute(value))
         return _strdup(value);
@@ -275,10 +275,10 @@ static char *read_file(const wchar_t *path, int *missing, DWORD *syserr)
 }
 
 /* Loads the configuration into a->cfg. */
-static int load_config(aipc_broker_app *a, const aipc_broker_opts *o, char *err, size_t errlen)
+static int load_config(aipc__broker_app *a, const aipc__broker_opts *o, char *err, size_t errlen)
 {
     aipc_broker_config_defaults(&a->cfg);
-    wchar_t *path = aipc_broker_config_path(o->config);
+    wchar_t *path = aipc__broker_config_path(o->config);
     if (!path) {
         snprintf(err, errlen, "cannot determine the config file path");
         return AIPC_BROKER_EXIT_CONFIG;
@@ -288,7 +288,7 @@ static int load_config(aipc_broker_app *a, const aipc_broker_opts *o, char *err,
     char *text = NULL;
     if (o->service) {
         /* checked and read through one handle (path_guard.h) */
-        if (aipc_guard_config_read(path, &text, &missing, err, errlen) != 0) {
+        if (aipc__guard_config_read(path, &text, &missing, err, errlen) != 0) {
             free(path);
             return AIPC_BROKER_EXIT_CONFIG;
         }
@@ -338,13 +338,13 @@ static char *default_log_path(void)
     return wide_to_utf8(buf);
 }
 
-int aipc_broker_open_default_log(int service_mode)
+int aipc__broker_open_default_log(int service_mode)
 {
     char *dp = default_log_path();
     char gerr[512];
     int rc = -1;
     /* a service never writes through an unsafe path, not even a start-up error */
-    if (dp && (!service_mode || aipc_guard_log(dp, gerr, sizeof gerr) == 0) &&
+    if (dp && (!service_mode || aipc__guard_log(dp, gerr, sizeof gerr) == 0) &&
         aipc_log_open_file(dp) == 0)
         rc = 0;
     free(dp);
@@ -352,11 +352,11 @@ int aipc_broker_open_default_log(int service_mode)
 }
 
 /* Opens the log file named by the config (relative to the config's folder) or the default. */
-static int open_log(aipc_broker_app *a, char *err, size_t errlen)
+static int open_log(aipc__broker_app *a, char *err, size_t errlen)
 {
     char *path = NULL;
     if (a->cfg.log_file[0]) {
-        path = aipc_broker_resolve_path(a->cfg.log_file, a->config_path);
+        path = aipc__broker_resolve_path(a->cfg.log_file, a->config_path);
         if (!path) {
             snprintf(err, errlen, "config key \"log_file\": \"%s\" is not an absolute path and "
                      "cannot be resolved against the config file's folder", a->cfg.log_file);
@@ -369,7 +369,7 @@ static int open_log(aipc_broker_app *a, char *err, size_t errlen)
             return AIPC_BROKER_EXIT_SYSTEM;
         }
     }
-    if (a->service && aipc_guard_log(path, err, errlen) != 0) {
+    if (a->service && aipc__guard_log(path, err, errlen) != 0) {
         free(path);
         return AIPC_BROKER_EXIT_CONFIG;
     }
@@ -387,11 +387,11 @@ static int open_log(aipc_broker_app *a, char *err, size_t errlen)
     return 0;
 }
 
-int aipc_broker_app_start(aipc_broker_app **out, const aipc_broker_opts *o, char *err,
+int aipc__broker_app_start(aipc__broker_app **out, const aipc__broker_opts *o, char *err,
                           size_t errlen)
 {
     *out = NULL;
-    aipc_broker_app *a = calloc(1, sizeof *a);
+    aipc__broker_app *a = calloc(1, sizeof *a);
     if (!a) {
         snprintf(err, errlen, "out of memory");
         return AIPC_BROKER_EXIT_SYSTEM;
@@ -446,13 +446,13 @@ int aipc_broker_app_start(aipc_broker_app **out, const aipc_broker_opts *o, char
         if (!a->log_open) {
             /* The configured log is unusable (or the config itself is): record the reason in
              * the default log, where an administrator looks for a service that did not start. */
-            if (aipc_broker_open_default_log(a->service) == 0)
+            if (aipc__broker_open_default_log(a->service) == 0)
                 a->log_open = 1;
         }
         aipc_log(AIPC_LOG_ERROR, "broker: start-up failed: %s", err);
         if (o->console)
             fprintf(stderr, "asyncipc-broker: %s\n", err);
-        aipc_broker_app_free(a);
+        aipc__broker_app_free(a);
         return rc;
     }
     char *up = wide_to_utf8(a->pipe_path);
@@ -476,20 +476,20 @@ int aipc_broker_app_start(aipc_broker_app **out, const aipc_broker_opts *o, char
     return 0;
 }
 
-int aipc_broker_app_run(aipc_broker_app *a)
+int aipc__broker_app_run(aipc__broker_app *a)
 {
     broker_engine_run(a->eng);
     aipc_log(AIPC_LOG_INFO, "broker: stopped");
     return 0;
 }
 
-void aipc_broker_app_stop(aipc_broker_app *a)
+void aipc__broker_app_stop(aipc__broker_app *a)
 {
     if (a && a->eng)
         broker_engine_request_stop(a->eng);
 }
 
-void aipc_broker_app_free(aipc_broker_app *a)
+void aipc__broker_app_free(aipc__broker_app *a)
 {
     if (!a)
         return;

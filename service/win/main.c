@@ -29,7 +29,7 @@
 /* The running console broker. Read (shared) by the stop requesters on their own threads and
  * cleared (exclusive) by cmd_run before it frees the app, so a late Ctrl+C or stop event never
  * posts to a freed engine or a closed port handle. */
-static aipc_broker_app *g_console_app;
+static aipc__broker_app *g_console_app;
 static SRWLOCK g_console_lock = SRWLOCK_INIT;
 /* Set by cmd_run once the broker has stopped (every client got its "bye") and been freed. */
 static HANDLE g_console_stopped;
@@ -43,12 +43,12 @@ static void console_request_stop(void)
 {
     AcquireSRWLockShared(&g_console_lock);
     if (g_console_app)
-        aipc_broker_app_stop(g_console_app);
+        aipc__broker_app_stop(g_console_app);
     ReleaseSRWLockShared(&g_console_lock);
 }
 
 /* Publishes (or, with NULL, withdraws) the console broker for the stop requesters. */
-static void console_set_app(aipc_broker_app *a)
+static void console_set_app(aipc__broker_app *a)
 {
     AcquireSRWLockExclusive(&g_console_lock);
     g_console_app = a;
@@ -151,7 +151,7 @@ static DWORD WINAPI end_session_thread(LPVOID unused)
 
 /* Parses --config/--pipe/--ready-event/--stop-event/--start into o (and *start, *stop).
  * Returns 0 or -1. */
-static int parse_opts(int argc, wchar_t **argv, int from, aipc_broker_opts *o,
+static int parse_opts(int argc, wchar_t **argv, int from, aipc__broker_opts *o,
                       const wchar_t **start, const wchar_t **stop)
 {
     for (int i = from; i < argc; i++) {
@@ -188,11 +188,11 @@ static DWORD WINAPI stop_event_thread(LPVOID ev)
 }
 
 /* `run`: console mode. */
-static int cmd_run(const aipc_broker_opts *o, const wchar_t *stop_event)
+static int cmd_run(const aipc__broker_opts *o, const wchar_t *stop_event)
 {
     char err[1024];
-    aipc_broker_app *a = NULL;
-    int rc = aipc_broker_app_start(&a, o, err, sizeof err);
+    aipc__broker_app *a = NULL;
+    int rc = aipc__broker_app_start(&a, o, err, sizeof err);
     if (rc != 0)
         return rc;
     console_set_app(a);
@@ -209,15 +209,15 @@ static int cmd_run(const aipc_broker_opts *o, const wchar_t *stop_event)
             fprintf(stderr, "asyncipc-broker: cannot watch the stop event (error %lu)\n",
                     (unsigned long)GetLastError());
             console_set_app(NULL);
-            aipc_broker_app_free(a);
+            aipc__broker_app_free(a);
             return AIPC_BROKER_EXIT_USAGE;
         }
         CloseHandle(th);    /* the thread keeps ev; both end with the process */
     }
     fprintf(stderr, "asyncipc-broker: running (Ctrl+C stops)\n");
-    aipc_broker_app_run(a);
+    aipc__broker_app_run(a);
     console_set_app(NULL);
-    aipc_broker_app_free(a);
+    aipc__broker_app_free(a);
     fprintf(stderr, "asyncipc-broker: stopped\n");
     if (g_console_stopped)
         SetEvent(g_console_stopped);   /* a handler waiting for the stop may return now */
@@ -225,10 +225,10 @@ static int cmd_run(const aipc_broker_opts *o, const wchar_t *stop_event)
 }
 
 /* `service` or no command: run under the SCM. */
-static int cmd_service(const aipc_broker_opts *o, int explicit_cmd)
+static int cmd_service(const aipc__broker_opts *o, int explicit_cmd)
 {
     DWORD er = 0;
-    if (aipc_service_dispatch(o, &er) == 0)
+    if (aipc__service_dispatch(o, &er) == 0)
         return 0;
     if (er == ERROR_FAILED_SERVICE_CONTROLLER_CONNECT && !explicit_cmd) {
         usage();
@@ -246,7 +246,7 @@ int main(void)
     wchar_t **argv = CommandLineToArgvW(GetCommandLineW(), &argc);
     if (!argv)
         return AIPC_BROKER_EXIT_SYSTEM;
-    aipc_broker_opts o = { 0 };
+    aipc__broker_opts o = { 0 };
     const wchar_t *start = NULL, *stop = NULL;
     int rc;
     const wchar_t *cmd = argc > 1 ? argv[1] : NULL;
@@ -273,15 +273,15 @@ int main(void)
         rc = parse_opts(argc, argv, 2, &o, NULL, NULL) ? AIPC_BROKER_EXIT_USAGE : cmd_service(&o, 1);
     } else if (wcscmp(cmd, L"install") == 0) {
         rc = parse_opts(argc, argv, 2, &o, &start, NULL) ? AIPC_BROKER_EXIT_USAGE
-                                                   : aipc_service_install(o.config, start);
+                                                   : aipc__service_install(o.config, start);
     } else if (argc == 2 && wcscmp(cmd, L"uninstall") == 0) {
-        rc = aipc_service_uninstall();
+        rc = aipc__service_uninstall();
     } else if (argc == 2 && wcscmp(cmd, L"start") == 0) {
-        rc = aipc_service_start();
+        rc = aipc__service_start();
     } else if (argc == 2 && wcscmp(cmd, L"stop") == 0) {
-        rc = aipc_service_stop();
+        rc = aipc__service_stop();
     } else if (argc == 2 && wcscmp(cmd, L"status") == 0) {
-        rc = aipc_service_status();
+        rc = aipc__service_status();
     } else {
         usage();
         rc = AIPC_BROKER_EXIT_USAGE;

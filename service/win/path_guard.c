@@ -52,7 +52,7 @@ static PSECURITY_DESCRIPTOR handle_sd(HANDLE h, PSID *owner, PACL *dacl, DWORD *
 
 /* The file audit of an open object: not a reparse point, owner and DACL through the handle.
  * 0 = passes, -1 = refused (err set). */
-static int audit_handle(HANDLE h, const wchar_t *path, const aipc_trust *t, const char *what,
+static int audit_handle(HANDLE h, const wchar_t *path, const aipc__trust *t, const char *what,
                         char *err, size_t errlen)
 {
     char up[GUARD_PATH_MAX];
@@ -78,7 +78,7 @@ static int audit_handle(HANDLE h, const wchar_t *path, const aipc_trust *t, cons
         return -1;
     }
     char why[400];
-    int bad = aipc_sd_audit_file(sd, t, why, sizeof why);
+    int bad = aipc__sd_audit_file(sd, t, why, sizeof why);
     LocalFree(sd);
     if (bad) {
         snprintf(err, errlen, "%s %s: refused in service mode: %s; only SYSTEM, Administrators "
@@ -89,7 +89,7 @@ static int audit_handle(HANDLE h, const wchar_t *path, const aipc_trust *t, cons
 }
 
 /* The file audit of one path, opened once. 1 = absent, 0 = passes, -1 = refused (err set). */
-static int audit_path(const wchar_t *path, const aipc_trust *t, const char *what, char *err,
+static int audit_path(const wchar_t *path, const aipc__trust *t, const char *what, char *err,
                       size_t errlen)
 {
     DWORD er;
@@ -138,7 +138,7 @@ static size_t root_len(const wchar_t *p)
 #define PARENT_DANGER (DELETE | FILE_DELETE_CHILD | WRITE_DAC | WRITE_OWNER | GENERIC_ALL)
 
 /* "S-1-..." text of a SID for messages (into buf). */
-static const char *aipc_sid_text(PSID s, char *buf, size_t cap)
+static const char *aipc__sid_text(PSID s, char *buf, size_t cap)
 {
     char *str = NULL;
     if (s && IsValidSid(s) && ConvertSidToStringSidA(s, &str)) {
@@ -160,7 +160,7 @@ static bool creator_sid(PSID sid)
  * a root): a plain folder (no reparse point below the root), a trusted owner, and no allowed
  * ACE (not inherit-only) granting PARENT_DANGER to an untrusted SID. 0 = passes, 1 = one is
  * absent (*absent_at is its length), -1 = refused (err set). */
-static int check_ancestors(const wchar_t *path, const aipc_trust *t, const char *what,
+static int check_ancestors(const wchar_t *path, const aipc__trust *t, const char *what,
                            char *err, size_t errlen, size_t *absent_at)
 {
     size_t len = wcslen(path), rl = root_len(path);
@@ -204,10 +204,10 @@ static int check_ancestors(const wchar_t *path, const aipc_trust *t, const char 
             snprintf(err, errlen, "%s: parent folder %s: refused in service mode: its security "
                      "descriptor cannot be read (error %lu)", what, up, (unsigned long)er);
             rc = -1;
-        } else if (!aipc_trust_has(t, owner)) {
+        } else if (!aipc__trust_has(t, owner)) {
             snprintf(err, errlen, "%s: parent folder %s: refused in service mode: it is owned by "
                      "%s, who could rename it and put a folder of their own in its place", what,
-                     up, aipc_sid_text(owner, sb, sizeof sb));
+                     up, aipc__sid_text(owner, sb, sizeof sb));
             rc = -1;
         } else if (!dacl) {
             snprintf(err, errlen, "%s: parent folder %s: refused in service mode: it has no "
@@ -224,11 +224,11 @@ static int check_ancestors(const wchar_t *path, const aipc_trust *t, const char 
             DWORD m = a->Mask & PARENT_DANGER;
             if (root)
                 m &= ~DELETE;
-            if (m && !aipc_trust_has(t, sid) && !creator_sid(sid)) {
+            if (m && !aipc__trust_has(t, sid) && !creator_sid(sid)) {
                 snprintf(err, errlen, "%s: parent folder %s: refused in service mode: it grants "
                          "%s the rights 0x%lx (delete, delete child, change permissions or "
                          "owner): that user could rename it and put a folder of their own in its "
-                         "place", what, up, aipc_sid_text(sid, sb, sizeof sb), (unsigned long)m);
+                         "place", what, up, aipc__sid_text(sid, sb, sizeof sb), (unsigned long)m);
                 rc = -1;
             }
         }
@@ -272,13 +272,13 @@ static bool final_path_is(HANDLE h, const wchar_t *expected, wchar_t *got, size_
     return CompareStringOrdinal(p, -1, want, -1, TRUE) == CSTR_EQUAL;
 }
 
-int aipc_guard_config_read(const wchar_t *config_path, char **text, int *missing, char *err,
+int aipc__guard_config_read(const wchar_t *config_path, char **text, int *missing, char *err,
                            size_t errlen)
 {
     *text = NULL;
     *missing = 0;
-    aipc_trust t;
-    if (aipc_trust_init(&t, true) != 0) {
+    aipc__trust t;
+    if (aipc__trust_init(&t, true) != 0) {
         snprintf(err, errlen, "cannot build the list of trusted accounts");
         return -1;
     }
@@ -355,15 +355,15 @@ int aipc_guard_config_read(const wchar_t *config_path, char **text, int *missing
     }
     if (h != INVALID_HANDLE_VALUE)
         CloseHandle(h);
-    aipc_trust_free(&t);
+    aipc__trust_free(&t);
     return rc;
 }
 
-int aipc_guard_config(const wchar_t *config_path, char *err, size_t errlen)
+int aipc__guard_config(const wchar_t *config_path, char *err, size_t errlen)
 {
     char *text = NULL;
     int missing = 0;
-    int rc = aipc_guard_config_read(config_path, &text, &missing, err, errlen);
+    int rc = aipc__guard_config_read(config_path, &text, &missing, err, errlen);
     free(text);
     return rc;
 }
@@ -465,7 +465,7 @@ static DWORD real_attrs(const wchar_t *path, void *ctx)
     return GetFileAttributesW(path);
 }
 
-int aipc_guard_reparse_walk(const wchar_t *path, DWORD (*attrs)(const wchar_t *, void *),
+int aipc__guard_reparse_walk(const wchar_t *path, DWORD (*attrs)(const wchar_t *, void *),
                             void *ctx, wchar_t *bad, size_t badcap)
 {
     wchar_t cur[GUARD_PATH_MAX];
@@ -485,7 +485,7 @@ int aipc_guard_reparse_walk(const wchar_t *path, DWORD (*attrs)(const wchar_t *,
     return 0;
 }
 
-int aipc_guard_log(const char *log_path_utf8, char *err, size_t errlen)
+int aipc__guard_log(const char *log_path_utf8, char *err, size_t errlen)
 {
     wchar_t path[GUARD_PATH_MAX], cur[GUARD_PATH_MAX];
     if (!MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, log_path_utf8, -1, path,
@@ -494,7 +494,7 @@ int aipc_guard_log(const char *log_path_utf8, char *err, size_t errlen)
         return -1;
     }
     /* No component below the root may redirect. */
-    if (aipc_guard_reparse_walk(path, real_attrs, NULL, cur, GUARD_PATH_MAX) != 0) {
+    if (aipc__guard_reparse_walk(path, real_attrs, NULL, cur, GUARD_PATH_MAX) != 0) {
         char up[GUARD_PATH_MAX];
         to_utf8(cur, up, sizeof up);
         snprintf(err, errlen, "log file %s: refused in service mode: %s is a reparse point "
@@ -512,15 +512,15 @@ int aipc_guard_log(const char *log_path_utf8, char *err, size_t errlen)
         return -1;
     /* Again, now that the folders exist: what was checked before may have been swapped while
      * they were created. */
-    if (aipc_guard_reparse_walk(path, real_attrs, NULL, cur, GUARD_PATH_MAX) != 0) {
+    if (aipc__guard_reparse_walk(path, real_attrs, NULL, cur, GUARD_PATH_MAX) != 0) {
         char up[GUARD_PATH_MAX];
         to_utf8(cur, up, sizeof up);
         snprintf(err, errlen, "log file %s: refused in service mode: %s is a reparse point "
                  "(junction or link)", log_path_utf8, up);
         return -1;
     }
-    aipc_trust t;
-    if (aipc_trust_init(&t, true) != 0) {
+    aipc__trust t;
+    if (aipc__trust_init(&t, true) != 0) {
         snprintf(err, errlen, "cannot build the list of trusted accounts");
         return -1;
     }
@@ -548,6 +548,6 @@ int aipc_guard_log(const char *log_path_utf8, char *err, size_t errlen)
     }
     if (rc >= 0)
         rc = audit_path(path, &t, "log file", err, errlen);
-    aipc_trust_free(&t);
+    aipc__trust_free(&t);
     return rc < 0 ? -1 : 0;
 }

@@ -35,18 +35,18 @@ extern "C" {
  * 0 with *text (malloc'd, NUL-terminated), or 0 with *missing = 1 when the file does not exist
  * (ERROR_FILE_NOT_FOUND / ERROR_PATH_NOT_FOUND only: access denied is a refusal), or -1 with
  * the reason in err. */
-int aipc_guard_config_read(const wchar_t *config_path, char **text, int *missing, char *err,
+int aipc__guard_config_read(const wchar_t *config_path, char **text, int *missing, char *err,
                            size_t errlen);
 /* The same checks, contents discarded. 0, or -1 with the reason in err. */
-int aipc_guard_config(const wchar_t *config_path, char *err, size_t errlen);
+int aipc__guard_config(const wchar_t *config_path, char *err, size_t errlen);
 /* 0, or -1 with the reason in err. Creates the log's missing folders. */
-int aipc_guard_log(const char *log_path_utf8, char *err, size_t errlen);
+int aipc__guard_log(const char *log_path_utf8, char *err, size_t errlen);
 
-/* The reparse-point walk of aipc_guard_log, over an attribute lookup (GetFileAttributesW in
+/* The reparse-point walk of aipc__guard_log, over an attribute lookup (GetFileAttributesW in
  * the broker, a table in tests): the path itself and every parent below the volume root
  * ("C:\", "\\server\share\"). 0, or -1 with the first reparse point found copied to bad
  * (also -1 for a path longer than 3 * MAX_PATH). */
-int aipc_guard_reparse_walk(const wchar_t *path, DWORD (*attrs)(const wchar_t *, void *),
+int aipc__guard_reparse_walk(const wchar_t *path, DWORD (*attrs)(const wchar_t *, void *),
                             void *ctx, wchar_t *bad, size_t badcap);
 
 #ifdef __cplusplus

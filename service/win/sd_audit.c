@@ -14,7 +14,7 @@
 static const char trusted_installer[] =
     "S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464";
 
-static int trust_take(aipc_trust *t, PSID s)
+static int trust_take(aipc__trust *t, PSID s)
 {
     if (!s)
         return -1;
@@ -26,7 +26,7 @@ static int trust_take(aipc_trust *t, PSID s)
     return 0;
 }
 
-int aipc_trust_add(aipc_trust *t, const char *sid)
+int aipc__trust_add(aipc__trust *t, const char *sid)
 {
     PSID s = NULL;
     if (!ConvertStringSidToSidA(sid, &s))
@@ -36,19 +36,19 @@ int aipc_trust_add(aipc_trust *t, const char *sid)
     return trust_take(t, c);
 }
 
-int aipc_trust_init(aipc_trust *t, bool with_trusted_installer)
+int aipc__trust_init(aipc__trust *t, bool with_trusted_installer)
 {
     memset(t, 0, sizeof *t);
-    if (aipc_trust_add(t, "S-1-5-18") || aipc_trust_add(t, "S-1-5-32-544") ||
+    if (aipc__trust_add(t, "S-1-5-18") || aipc__trust_add(t, "S-1-5-32-544") ||
         trust_take(t, aipc__sec_user_sid()) || trust_take(t, aipc__sec_service_sid(AIPC_SEC_BROKER_SERVICE)) ||
-        (with_trusted_installer && aipc_trust_add(t, trusted_installer))) {
-        aipc_trust_free(t);
+        (with_trusted_installer && aipc__trust_add(t, trusted_installer))) {
+        aipc__trust_free(t);
         return -1;
     }
     return 0;
 }
 
-bool aipc_trust_has(const aipc_trust *t, PSID sid)
+bool aipc__trust_has(const aipc__trust *t, PSID sid)
 {
     if (!sid || !IsValidSid(sid))
         return false;
@@ -58,7 +58,7 @@ bool aipc_trust_has(const aipc_trust *t, PSID sid)
     return false;
 }
 
-void aipc_trust_free(aipc_trust *t)
+void aipc__trust_free(aipc__trust *t)
 {
     for (int i = 0; i < t->n; i++)
         free(t->sids[i]);
@@ -84,7 +84,7 @@ static bool is_wellknown(PSID s, WELL_KNOWN_SID_TYPE type)
 }
 
 /* Walks the DACL: the first allowed ACE granting `rights` to an untrusted SID refuses. */
-static int audit(PSECURITY_DESCRIPTOR sd, const aipc_trust *t, DWORD rights, bool file,
+static int audit(PSECURITY_DESCRIPTOR sd, const aipc__trust *t, DWORD rights, bool file,
                  char *why, size_t whylen)
 {
     char sb[200];
@@ -99,7 +99,7 @@ static int audit(PSECURITY_DESCRIPTOR sd, const aipc_trust *t, DWORD rights, boo
         return -1;
     }
     if (owner || file) {
-        if (!aipc_trust_has(t, owner)) {
+        if (!aipc__trust_has(t, owner)) {
             snprintf(why, whylen, "it is owned by %s, not by SYSTEM, Administrators or the "
                      "broker's account", sid_str(owner, sb, sizeof sb));
             return -1;
@@ -133,7 +133,7 @@ static int audit(PSECURITY_DESCRIPTOR sd, const aipc_trust *t, DWORD rights, boo
         }
         ACCESS_ALLOWED_ACE *a = (ACCESS_ALLOWED_ACE *)h;
         PSID sid = (PSID)&a->SidStart;
-        if (!(a->Mask & rights) || aipc_trust_has(t, sid))
+        if (!(a->Mask & rights) || aipc__trust_has(t, sid))
             continue;
         if (owner && is_wellknown(sid, WinCreatorOwnerRightsSid))
             continue;                       /* OWNER RIGHTS: the owner, trusted (above) */
@@ -149,12 +149,12 @@ static int audit(PSECURITY_DESCRIPTOR sd, const aipc_trust *t, DWORD rights, boo
     return 0;
 }
 
-int aipc_sd_audit_file(PSECURITY_DESCRIPTOR sd, const aipc_trust *t, char *why, size_t whylen)
+int aipc__sd_audit_file(PSECURITY_DESCRIPTOR sd, const aipc__trust *t, char *why, size_t whylen)
 {
     return audit(sd, t, AIPC_FILE_CHANGE_RIGHTS, true, why, whylen);
 }
 
-int aipc_sd_audit_pipe(PSECURITY_DESCRIPTOR sd, const aipc_trust *t, char *why, size_t whylen)
+int aipc__sd_audit_pipe(PSECURITY_DESCRIPTOR sd, const aipc__trust *t, char *why, size_t whylen)
 {
     return audit(sd, t, AIPC_PIPE_SERVER_RIGHTS, false, why, whylen);
 }

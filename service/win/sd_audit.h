@@ -34,18 +34,18 @@ extern "C" {
 #define AIPC_TRUST_MAX 8
 
 /* SIDs whose rights do not matter (malloc'd copies). */
-typedef struct aipc_trust {
+typedef struct aipc__trust {
     PSID sids[AIPC_TRUST_MAX];
     int n;
-} aipc_trust;
+} aipc__trust;
 
 /* SYSTEM, Administrators, the broker process's own user, the service SID of AsyncIPCBroker,
  * and TrustedInstaller when with_trusted_installer. 0 or -1 (out of memory / no token). */
-int aipc_trust_init(aipc_trust *t, bool with_trusted_installer);
+int aipc__trust_init(aipc__trust *t, bool with_trusted_installer);
 /* Adds a SID string or SDDL alias. 0 or -1. */
-int aipc_trust_add(aipc_trust *t, const char *sid);
-bool aipc_trust_has(const aipc_trust *t, PSID sid);
-void aipc_trust_free(aipc_trust *t);
+int aipc__trust_add(aipc__trust *t, const char *sid);
+bool aipc__trust_has(const aipc__trust *t, PSID sid);
+void aipc__trust_free(aipc__trust *t);
 
 /* Rights that change a file or folder (see above). */
 #define AIPC_FILE_CHANGE_RIGHTS                                                              \
@@ -57,10 +57,10 @@ void aipc_trust_free(aipc_trust *t);
 
 /* 0 when only trusted principals can change the object; -1 with the reason (naming the SID
  * and the rights) in why. */
-int aipc_sd_audit_file(PSECURITY_DESCRIPTOR sd, const aipc_trust *t, char *why, size_t whylen);
+int aipc__sd_audit_file(PSECURITY_DESCRIPTOR sd, const aipc__trust *t, char *why, size_t whylen);
 /* 0 when no untrusted principal may create pipe instances or change the descriptor; -1 with
  * the reason in why. */
-int aipc_sd_audit_pipe(PSECURITY_DESCRIPTOR sd, const aipc_trust *t, char *why, size_t whylen);
+int aipc__sd_audit_pipe(PSECURITY_DESCRIPTOR sd, const aipc__trust *t, char *why, size_t whylen);
 
 #ifdef __cplusplus
 }

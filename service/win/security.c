@@ -85,14 +85,14 @@ int broker_pipe_security_init(broker_pipe_security *s, const char *sddl_utf8, ch
     }
     /* Only SYSTEM, Administrators and the broker's own account may create instances of the
      * pipe (a squatter's instance would receive clients) or change its descriptor. */
-    aipc_trust trust;
+    aipc__trust trust;
     char why[300];
-    int bad = aipc_trust_init(&trust, false);
+    int bad = aipc__trust_init(&trust, false);
     if (bad)
         snprintf(why, sizeof why, "cannot build the list of trusted accounts");
     else
-        bad = aipc_sd_audit_pipe(s->sd, &trust, why, sizeof why);
-    aipc_trust_free(&trust);
+        bad = aipc__sd_audit_pipe(s->sd, &trust, why, sizeof why);
+    aipc__trust_free(&trust);
     if (bad) {
         snprintf(err, errlen, "config key \"sddl\": refused: %s", why);
         broker_pipe_security_free(s);

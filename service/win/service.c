@@ -21,9 +21,9 @@
 static SERVICE_STATUS_HANDLE g_ssh;
 static SERVICE_STATUS g_status;
 static CRITICAL_SECTION g_lock;
-static aipc_broker_app *g_app;
+static aipc__broker_app *g_app;
 static int g_stop_early;
-static aipc_broker_opts g_opts;
+static aipc__broker_opts g_opts;
 
 /* Reports a state to the SCM (checkpoints advance for pending states). */
 static void report(DWORD state, DWORD win32_exit, DWORD specific_exit, DWORD wait_hint)
@@ -59,7 +59,7 @@ static DWORD WINAPI svc_ctrl(DWORD ctl, DWORD type, LPVOID data, LPVOID ctx)
         if (g_status.dwCurrentState != SERVICE_STOPPED)
             report(SERVICE_STOP_PENDING, NO_ERROR, 0, 5000);
         if (g_app)
-            aipc_broker_app_stop(g_app);
+            aipc__broker_app_stop(g_app);
         else
             g_stop_early = 1;
         LeaveCriticalSection(&g_lock);
@@ -83,14 +83,14 @@ static void report_event(int code, const char *err)
         return;
     wchar_t msg[1200];
     _snwprintf(msg, 1200, L"AsyncIPC Broker could not start (service exit code %d: %hs): %hs",
-               code, aipc_broker_exit_text((unsigned long)code), err);
+               code, aipc__broker_exit_text((unsigned long)code), err);
     msg[1199] = 0;
     const wchar_t *strs[1] = { msg };
     ReportEventW(src, EVENTLOG_ERROR_TYPE, 0, 1000 + (DWORD)code, NULL, 1, 0, strs, NULL);
     DeregisterEventSource(src);
 }
 
-int aipc_service_start_args_check(DWORD argc, const wchar_t *const *argv, char *why,
+int aipc__service_start_args_check(DWORD argc, const wchar_t *const *argv, char *why,
                                   size_t whylen)
 {
     if (argc <= 1)
@@ -112,22 +112,22 @@ static void WINAPI svc_main(DWORD argc, LPWSTR *argv)
     if (!g_ssh)
         return;
     report(SERVICE_START_PENDING, NO_ERROR, 0, 5000);
-    aipc_broker_opts o = g_opts;
+    aipc__broker_opts o = g_opts;
     o.console = 0;
     o.service = 1;
     char err[1024] = "";
-    aipc_broker_app *app = NULL;
+    aipc__broker_app *app = NULL;
     int rc = 0;
-    if (aipc_service_start_args_check(argc, (const wchar_t *const *)argv, err, sizeof err) != 0) {
+    if (aipc__service_start_args_check(argc, (const wchar_t *const *)argv, err, sizeof err) != 0) {
         rc = AIPC_BROKER_EXIT_USAGE;
-        aipc_broker_open_default_log(1);
+        aipc__broker_open_default_log(1);
     }
     report(SERVICE_START_PENDING, NO_ERROR, 0, 5000);
     if (rc == 0)
-        rc = aipc_broker_app_start(&app, &o, err, sizeof err);
+        rc = aipc__broker_app_start(&app, &o, err, sizeof err);
     if (rc != 0) {
         aipc_log(AIPC_LOG_ERROR, "broker: service start failed (service exit code %d: %s): %s",
-                 rc, aipc_broker_exit_text((unsigned long)rc), err);
+                 rc, aipc__broker_exit_text((unsigned long)rc), err);
         report_event(rc, err);
         report(SERVICE_STOPPED, ERROR_SERVICE_SPECIFIC_ERROR, (DWORD)rc, 0);
         return;
@@ -135,20 +135,20 @@ static void WINAPI svc_main(DWORD argc, LPWSTR *argv)
     EnterCriticalSection(&g_lock);
     g_app = app;
     if (g_stop_early)
-        aipc_broker_app_stop(app);
+        aipc__broker_app_stop(app);
     LeaveCriticalSection(&g_lock);
     report(SERVICE_RUNNING, NO_ERROR, 0, 0);
-    aipc_broker_app_run(app);
+    aipc__broker_app_run(app);
     report(SERVICE_STOP_PENDING, NO_ERROR, 0, 3000);
     EnterCriticalSection(&g_lock);
     g_app = NULL;
     LeaveCriticalSection(&g_lock);
-    aipc_broker_app_free(app);
+    aipc__broker_app_free(app);
     aipc_log(AIPC_LOG_INFO, "broker: service stopped");
     report(SERVICE_STOPPED, NO_ERROR, 0, 0);
 }
 
-int aipc_service_dispatch(const aipc_broker_opts *o, DWORD *err)
+int aipc__service_dispatch(const aipc__broker_opts *o, DWORD *err)
 {
     static SERVICE_TABLE_ENTRYW table[] = {
         { (LPWSTR)AIPC_SERVICE_NAME, svc_main },
@@ -230,7 +230,7 @@ static int register_event_source(const wchar_t *exe)
     return r == ERROR_SUCCESS ? 0 : -1;
 }
 
-int aipc_service_install(const wchar_t *config, const wchar_t *start)
+int aipc__service_install(const wchar_t *config, const wchar_t *start)
 {
     DWORD start_type = SERVICE_DEMAND_START;
     if (start && wcscmp(start, L"auto") == 0)
@@ -245,7 +245,7 @@ int aipc_service_install(const wchar_t *config, const wchar_t *start)
         return fail("GetModuleFileName");
     wchar_t cmd[MAX_PATH * 5];
     if (config) {
-        wchar_t *abs = aipc_broker_config_path(config);
+        wchar_t *abs = aipc__broker_config_path(config);
         if (!abs) {
             fprintf(stderr, "asyncipc-broker: invalid --config path\n");
             return AIPC_BROKER_EXIT_USAGE;
@@ -336,7 +336,7 @@ static int stop_service(SC_HANDLE svc, int quiet_if_stopped)
     return 0;
 }
 
-int aipc_service_uninstall(void)
+int aipc__service_uninstall(void)
 {
     SC_HANDLE scm;
     SC_HANDLE svc = open_service(&scm, SERVICE_STOP | SERVICE_QUERY_STATUS | DELETE);
@@ -362,13 +362,13 @@ static void print_status(const SERVICE_STATUS_PROCESS *st)
         printf(" (pid %lu)", (unsigned long)st->dwProcessId);
     if (st->dwWin32ExitCode == ERROR_SERVICE_SPECIFIC_ERROR)
         printf(" exit %lu: %s", (unsigned long)st->dwServiceSpecificExitCode,
-               aipc_broker_exit_text(st->dwServiceSpecificExitCode));
+               aipc__broker_exit_text(st->dwServiceSpecificExitCode));
     else if (st->dwWin32ExitCode)
         printf(" win32 exit %lu", (unsigned long)st->dwWin32ExitCode);
     printf("\n");
 }
 
-int aipc_service_start(void)
+int aipc__service_start(void)
 {
     SC_HANDLE scm;
     SC_HANDLE svc = open_service(&scm, SERVICE_START | SERVICE_QUERY_STATUS);
@@ -391,7 +391,7 @@ int aipc_service_start(void)
     return rc;
 }
 
-int aipc_service_stop(void)
+int aipc__service_stop(void)
 {
     SC_HANDLE scm;
     SC_HANDLE svc = open_service(&scm, SERVICE_STOP | SERVICE_QUERY_STATUS);
@@ -405,7 +405,7 @@ int aipc_service_stop(void)
     return rc;
 }
 
-int aipc_service_status(void)
+int aipc__service_status(void)
 {
     SC_HANDLE scm;
     SC_HANDLE svc = open_service(&scm, SERVICE_QUERY_STATUS);

@@ -13,17 +13,17 @@
 
 /* Connects to the SCM and runs the service until it stops. Returns 0, or -1 with *err set
  * (ERROR_FAILED_SERVICE_CONTROLLER_CONNECT: not started by the SCM). */
-int aipc_service_dispatch(const aipc_broker_opts *o, DWORD *err);
+int aipc__service_dispatch(const aipc__broker_opts *o, DWORD *err);
 /* ServiceMain's arguments are the service START arguments (anyone with SERVICE_START chooses
  * them): any beyond argv[0] (the service name) are refused. 0, or -1 with the reason. */
-int aipc_service_start_args_check(DWORD argc, const wchar_t *const *argv, char *why,
+int aipc__service_start_args_check(DWORD argc, const wchar_t *const *argv, char *why,
                                   size_t whylen);
 
 /* Control commands; each returns a process exit code and prints one line. */
-int aipc_service_install(const wchar_t *config, const wchar_t *start);
-int aipc_service_uninstall(void);
-int aipc_service_start(void);
-int aipc_service_stop(void);
-int aipc_service_status(void);
+int aipc__service_install(const wchar_t *config, const wchar_t *start);
+int aipc__service_uninstall(void);
+int aipc__service_start(void);
+int aipc__service_stop(void);
+int aipc__service_status(void);
 
 #endif

@@ -41,14 +41,14 @@ static PSECURITY_DESCRIPTOR sd_from(const char *sddl)
 }
 
 /* SYSTEM, Administrators, TrustedInstaller and the synthetic service account. */
-static void synthetic_trust(aipc_trust *t)
+static void synthetic_trust(aipc__trust *t)
 {
     memset(t, 0, sizeof *t);
-    ck_assert_int_eq(aipc_trust_add(t, "SY"), 0);
-    ck_assert_int_eq(aipc_trust_add(t, "BA"), 0);
-    ck_assert_int_eq(aipc_trust_add(t, "S-1-5-80-956008885-3418522649-1831038044-1853292631-"
+    ck_assert_int_eq(aipc__trust_add(t, "SY"), 0);
+    ck_assert_int_eq(aipc__trust_add(t, "BA"), 0);
+    ck_assert_int_eq(aipc__trust_add(t, "S-1-5-80-956008885-3418522649-1831038044-1853292631-"
                                        "2271478464"), 0);
-    ck_assert_int_eq(aipc_trust_add(t, SVC_SID), 0);
+    ck_assert_int_eq(aipc__trust_add(t, SVC_SID), 0);
 }
 
 static const struct {
@@ -97,12 +97,12 @@ static const struct {
 
 START_TEST(file_audit_table)
 {
-    aipc_trust t;
+    aipc__trust t;
     synthetic_trust(&t);
     for (size_t i = 0; i < N_OF(files); i++) {
         PSECURITY_DESCRIPTOR sd = sd_from(files[i].sddl);
         char why[400] = "";
-        int rc = aipc_sd_audit_file(sd, &t, why, sizeof why);
+        int rc = aipc__sd_audit_file(sd, &t, why, sizeof why);
         ck_assert_msg((rc == 0) == files[i].ok, "row %u %s: %s (%s)", (unsigned)i, files[i].sddl,
                       rc ? "refused" : "accepted", why);
         if (!files[i].ok)
@@ -110,7 +110,7 @@ START_TEST(file_audit_table)
                           (unsigned)i, why, files[i].needle);
         LocalFree(sd);
     }
-    aipc_trust_free(&t);
+    aipc__trust_free(&t);
 }
 END_TEST
 
@@ -118,8 +118,8 @@ END_TEST
  * Everyone read) and names our user and the service SID. */
 START_TEST(own_trust)
 {
-    aipc_trust t;
-    ck_assert_int_eq(aipc_trust_init(&t, true), 0);
+    aipc__trust t;
+    ck_assert_int_eq(aipc__trust_init(&t, true), 0);
     wchar_t *me = aipc__sec_user_sid_string();
     ck_assert_ptr_nonnull(me);
     char sddl[512];
@@ -127,17 +127,17 @@ START_TEST(own_trust)
              me, me);
     PSECURITY_DESCRIPTOR sd = sd_from(sddl);
     char why[400] = "";
-    ck_assert_msg(aipc_sd_audit_file(sd, &t, why, sizeof why) == 0, "%s", why);
+    ck_assert_msg(aipc__sd_audit_file(sd, &t, why, sizeof why) == 0, "%s", why);
     LocalFree(sd);
     PSID svc = aipc__sec_service_sid(L"AsyncIPCBroker");
-    ck_assert(aipc_trust_has(&t, svc));
+    ck_assert(aipc__trust_has(&t, svc));
     free(svc);
     PSID bu = NULL;
     ck_assert(ConvertStringSidToSidA("BU", &bu));
-    ck_assert(!aipc_trust_has(&t, bu));
+    ck_assert(!aipc__trust_has(&t, bu));
     LocalFree(bu);
     LocalFree(me);
-    aipc_trust_free(&t);
+    aipc__trust_free(&t);
 }
 END_TEST
 
@@ -201,16 +201,16 @@ START_TEST(start_args)
 {
     char why[512] = "";
     const wchar_t *one[] = {L"AsyncIPCBroker"};
-    ck_assert_int_eq(aipc_service_start_args_check(1, one, why, sizeof why), 0);
-    ck_assert_int_eq(aipc_service_start_args_check(0, NULL, why, sizeof why), 0);
+    ck_assert_int_eq(aipc__service_start_args_check(1, one, why, sizeof why), 0);
+    ck_assert_int_eq(aipc__service_start_args_check(0, NULL, why, sizeof why), 0);
     const wchar_t *cfg[] = {L"AsyncIPCBroker", L"--config", L"C:\\evil.json"};
-    ck_assert_int_eq(aipc_service_start_args_check(3, cfg, why, sizeof why), -1);
+    ck_assert_int_eq(aipc__service_start_args_check(3, cfg, why, sizeof why), -1);
     ck_assert_msg(strstr(why, "start arguments are refused") && strstr(why, "--config"), "%s",
                   why);
     const wchar_t *pipe[] = {L"AsyncIPCBroker", L"--pipe", L"x"};
-    ck_assert_int_eq(aipc_service_start_args_check(3, pipe, why, sizeof why), -1);
+    ck_assert_int_eq(aipc__service_start_args_check(3, pipe, why, sizeof why), -1);
     const wchar_t *other[] = {L"AsyncIPCBroker", L"anything"};
-    ck_assert_int_eq(aipc_service_start_args_check(2, other, why, sizeof why), -1);
+    ck_assert_int_eq(aipc__service_start_args_check(2, other, why, sizeof why), -1);
 }
 END_TEST
 
@@ -245,7 +245,7 @@ START_TEST(reparse_walk)
     const wchar_t *log = L"C:\\ProgramData\\AsyncIPC\\logs\\broker.log";
     wchar_t bad[512];
     fake_fs fs = {{NULL}, 0, {NULL}};
-    ck_assert_int_eq(aipc_guard_reparse_walk(log, fake_attrs, &fs, bad, 512), 0);
+    ck_assert_int_eq(aipc__guard_reparse_walk(log, fake_attrs, &fs, bad, 512), 0);
     /* every component below the root, from the file up; not "C:" or "C:\" */
     ck_assert_int_eq(fs.calls, 4);
     ck_assert(wcscmp(fs.asked[0], log) == 0);
@@ -258,19 +258,19 @@ START_TEST(reparse_walk)
     };
     for (size_t i = 0; i < N_OF(cases); i++) {
         fake_fs f2 = {{cases[i][0], NULL}, 0, {NULL}};
-        ck_assert_int_eq(aipc_guard_reparse_walk(log, fake_attrs, &f2, bad, 512), -1);
+        ck_assert_int_eq(aipc__guard_reparse_walk(log, fake_attrs, &f2, bad, 512), -1);
         ck_assert_msg(wcscmp(bad, cases[i][1]) == 0, "case %u: %ls", (unsigned)i, bad);
         fake_free(&f2);
     }
     /* UNC: the share root is not checked, the folders below it are */
     fake_fs f3 = {{NULL}, 0, {NULL}};
-    ck_assert_int_eq(aipc_guard_reparse_walk(L"\\\\srv\\share\\a\\b.log", fake_attrs, &f3, bad,
+    ck_assert_int_eq(aipc__guard_reparse_walk(L"\\\\srv\\share\\a\\b.log", fake_attrs, &f3, bad,
                                              512), 0);
     ck_assert_int_eq(f3.calls, 2);
     ck_assert(wcscmp(f3.asked[1], L"\\\\srv\\share\\a") == 0);
     fake_free(&f3);
     fake_fs f4 = {{L"\\\\srv\\share\\a", NULL}, 0, {NULL}};
-    ck_assert_int_eq(aipc_guard_reparse_walk(L"\\\\srv\\share\\a\\b.log", fake_attrs, &f4, bad,
+    ck_assert_int_eq(aipc__guard_reparse_walk(L"\\\\srv\\share\\a\\b.log", fake_attrs, &f4, bad,
                                              512), -1);
     fake_free(&f4);
     /* the real walk accepts this suite's own folder (no reparse points under Wine's C:) */
@@ -279,7 +279,7 @@ START_TEST(reparse_walk)
     char err[600] = "";
     char tmp[MAX_PATH];
     aipc_test_temp_path(tmp, sizeof tmp, "guard", ".log");
-    ck_assert_msg(aipc_guard_log(tmp, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(aipc__guard_log(tmp, err, sizeof err) == 0, "%s", err);
 }
 END_TEST
 
@@ -295,13 +295,13 @@ START_TEST(guards_on_own_files)
     fclose(fp);
     wchar_t wcfg[MAX_PATH];
     MultiByteToWideChar(CP_UTF8, 0, cfg, -1, wcfg, MAX_PATH);
-    ck_assert_msg(aipc_guard_config(wcfg, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(aipc__guard_config(wcfg, err, sizeof err) == 0, "%s", err);
     DeleteFileA(cfg);
-    ck_assert_msg(aipc_guard_config(wcfg, err, sizeof err) == 0, "missing config: %s", err);
+    ck_assert_msg(aipc__guard_config(wcfg, err, sizeof err) == 0, "missing config: %s", err);
     char dir[MAX_PATH], log[MAX_PATH + 32];
     aipc_test_temp_path(dir, sizeof dir, "guard-dir", "");
     snprintf(log, sizeof log, "%s\\sub\\broker.log", dir);
-    ck_assert_msg(aipc_guard_log(log, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(aipc__guard_log(log, err, sizeof err) == 0, "%s", err);
     char sub[MAX_PATH + 8];
     snprintf(sub, sizeof sub, "%s\\sub", dir);
     DWORD attr = GetFileAttributesA(sub);
@@ -333,7 +333,7 @@ START_TEST(guards_refuse_links)
     }
     char log[MAX_PATH + 32], err[600] = "";
     snprintf(log, sizeof log, "%s\\sub\\broker.log", link);
-    ck_assert_int_eq(aipc_guard_log(log, err, sizeof err), -1);
+    ck_assert_int_eq(aipc__guard_log(log, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "reparse point") && strstr(err, "guard-link"), "%s", err);
     /* nothing was created through the link */
     char sub[MAX_PATH + 8];
@@ -347,13 +347,13 @@ START_TEST(guards_refuse_links)
     fclose(fp);
     wchar_t wcfg[MAX_PATH + 32];
     MultiByteToWideChar(CP_UTF8, 0, cfg, -1, wcfg, MAX_PATH + 32);
-    ck_assert_int_eq(aipc_guard_config(wcfg, err, sizeof err), -1);
+    ck_assert_int_eq(aipc__guard_config(wcfg, err, sizeof err), -1);
     /* the handle's final path is not the path asked for: the link was followed */
     ck_assert_msg(strstr(err, "config file") && strstr(err, "reached as") &&
                   strstr(err, "guard-target"), "%s", err);
     char *text = (char *)1;
     int missing = 1;
-    ck_assert_int_eq(aipc_guard_config_read(wcfg, &text, &missing, err, sizeof err), -1);
+    ck_assert_int_eq(aipc__guard_config_read(wcfg, &text, &missing, err, sizeof err), -1);
     ck_assert_ptr_null(text);
     ck_assert_int_eq(missing, 0);
     DeleteFileA(cfg);
@@ -374,7 +374,7 @@ START_TEST(guard_config_read)
     MultiByteToWideChar(CP_UTF8, 0, cfg, -1, wcfg, MAX_PATH);
     char *text = NULL;
     int missing = 1;
-    ck_assert_msg(aipc_guard_config_read(wcfg, &text, &missing, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(aipc__guard_config_read(wcfg, &text, &missing, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(missing, 0);
     ck_assert_str_eq(text, "{\"max_clients\": 7}");
     free(text);
@@ -383,7 +383,7 @@ START_TEST(guard_config_read)
     snprintf(hl, sizeof hl, "%s.hl", cfg);
     if (CreateHardLinkA(hl, cfg, NULL)) {
         text = NULL;
-        ck_assert_int_eq(aipc_guard_config_read(wcfg, &text, &missing, err, sizeof err), -1);
+        ck_assert_int_eq(aipc__guard_config_read(wcfg, &text, &missing, err, sizeof err), -1);
         ck_assert_msg(strstr(err, "hard links"), "%s", err);
         ck_assert_ptr_null(text);
         DeleteFileA(hl);
@@ -392,12 +392,12 @@ START_TEST(guard_config_read)
     }
     DeleteFileA(cfg);
     text = (char *)1;
-    ck_assert_int_eq(aipc_guard_config_read(wcfg, &text, &missing, err, sizeof err), 0);
+    ck_assert_int_eq(aipc__guard_config_read(wcfg, &text, &missing, err, sizeof err), 0);
     ck_assert_int_eq(missing, 1);
     ck_assert_ptr_null(text);
     /* a folder where the file should be cannot be opened as a file: refused, not "absent" */
     ck_assert(CreateDirectoryA(cfg, NULL));
-    ck_assert_int_eq(aipc_guard_config_read(wcfg, &text, &missing, err, sizeof err), -1);
+    ck_assert_int_eq(aipc__guard_config_read(wcfg, &text, &missing, err, sizeof err), -1);
     ck_assert_int_eq(missing, 0);
     ck_assert_msg(strstr(err, "config file") && strstr(err, "refused"), "%s", err);
     RemoveDirectoryA(cfg);
@@ -418,12 +418,12 @@ START_TEST(guard_data_folder)
         fprintf(stderr, "guard_data_folder: skipped, %s exists\n", data);
         return;
     }
-    ck_assert_int_eq(aipc_guard_log(log, err, sizeof err), -1);
+    ck_assert_int_eq(aipc__guard_log(log, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "data folder") && strstr(err, "installer"), "%s", err);
     ck_assert_uint_eq(GetFileAttributesA(data), INVALID_FILE_ATTRIBUTES);
     /* the installers made it: logs is created by the broker, as the installers would */
     ck_assert(CreateDirectoryA(data, NULL));
-    ck_assert_msg(aipc_guard_log(log, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(aipc__guard_log(log, err, sizeof err) == 0, "%s", err);
     PSECURITY_DESCRIPTOR sd = NULL;
     PSID owner = NULL;
     ck_assert_uint_eq(GetNamedSecurityInfoA(logs, SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION |

@@ -147,19 +147,19 @@ END_TEST
 
 START_TEST(paths_relative_to_config)
 {
-    char *r = aipc_broker_resolve_path("logs\\b.log", L"C:\\cfg\\dir\\broker.json");
+    char *r = aipc__broker_resolve_path("logs\\b.log", L"C:\\cfg\\dir\\broker.json");
     ck_assert(r && strcmp(r, "C:\\cfg\\dir\\logs\\b.log") == 0);
     free(r);
-    r = aipc_broker_resolve_path("..\\b.log", L"C:\\cfg\\dir\\broker.json");
+    r = aipc__broker_resolve_path("..\\b.log", L"C:\\cfg\\dir\\broker.json");
     ck_assert(r && strcmp(r, "C:\\cfg\\b.log") == 0);
     free(r);
-    r = aipc_broker_resolve_path("D:\\x\\y.log", L"C:\\cfg\\broker.json");
+    r = aipc__broker_resolve_path("D:\\x\\y.log", L"C:\\cfg\\broker.json");
     ck_assert(r && strcmp(r, "D:\\x\\y.log") == 0);
     free(r);
-    ck_assert(aipc_broker_resolve_path("b.log", NULL) == NULL);        /* no config folder */
-    ck_assert(aipc_broker_resolve_path("C:b.log", L"C:\\c\\b.json") == NULL); /* drive-relative */
-    ck_assert(aipc_broker_resolve_path("\\b.log", L"C:\\c\\b.json") == NULL); /* rooted, no drive */
-    wchar_t *c = aipc_broker_config_path(NULL);
+    ck_assert(aipc__broker_resolve_path("b.log", NULL) == NULL);        /* no config folder */
+    ck_assert(aipc__broker_resolve_path("C:b.log", L"C:\\c\\b.json") == NULL); /* drive-relative */
+    ck_assert(aipc__broker_resolve_path("\\b.log", L"C:\\c\\b.json") == NULL); /* rooted, no drive */
+    wchar_t *c = aipc__broker_config_path(NULL);
     ck_assert(c && wcsstr(c, L"\\AsyncIPC\\broker.json"));
     free(c);
 }
