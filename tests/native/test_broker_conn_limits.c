@@ -19,13 +19,6 @@ static aipc_broker *conn_broker(uint32_t per_process, uint32_t per_user)
     return b;
 }
 
-static aipc_broker_stats stats_of(aipc_broker *b)
-{
-    aipc_broker_stats st;
-    aipc_broker_get_stats(b, &st);
-    return st;
-}
-
 /* A connection of pid with an identity (as the engine gives it before the first read). */
 static fake *conn_as(aipc_broker *b, uint32_t pid, const aipc_identity *id)
 {
@@ -65,11 +58,11 @@ START_TEST(per_process_exactly_at_the_bound)
     for (int round = 0; round < 3; round++) {   /* refusals hold nothing once detached */
         fake *over = conn_as(b, 7, &id_alice);
         assert_refused(over);
-        ck_assert_uint_eq(stats_of(b).process_conns_refused, (uint64_t)round + 1);
+        ck_assert_uint_eq(fake_stats(b).process_conns_refused, (uint64_t)round + 1);
         fake_free(over);
     }
     ck_assert_uint_eq(heap_live_bytes(), heap0);
-    ck_assert_uint_eq(stats_of(b).clients, LIMIT + 1);
+    ck_assert_uint_eq(fake_stats(b).clients, LIMIT + 1);
     fake *p8 = conn_as(b, 8, &id_alice);          /* same user, another process */
     fake_hello(p8, "p8");
     fake_sendt(f[0], "{\"op\":\"pub\",\"topic\":\"t/x\"}", "1");
@@ -79,8 +72,8 @@ START_TEST(per_process_exactly_at_the_bound)
     fake_free(f[0]);
     f[0] = conn_as(b, 7, &id_alice);              /* room again */
     fake_hello(f[0], NULL);
-    ck_assert_uint_eq(stats_of(b).process_conns_refused, 3);
-    ck_assert_uint_eq(stats_of(b).user_conns_refused, 0);
+    ck_assert_uint_eq(fake_stats(b).process_conns_refused, 3);
+    ck_assert_uint_eq(fake_stats(b).user_conns_refused, 0);
     for (int i = 0; i < LIMIT; i++)
         fake_free(f[i]);
     fake_free(p8);
@@ -109,7 +102,7 @@ START_TEST(per_user_exactly_at_the_bound)
     assert_refused(over);
     fake_free(over);
     ck_assert_uint_eq(heap_live_bytes(), heap0);
-    aipc_broker_stats st = stats_of(b);
+    aipc_broker_stats st = fake_stats(b);
     ck_assert_uint_eq(st.user_conns_refused, 1);
     ck_assert_uint_eq(st.process_conns_refused, 0);
     /* Refused for the user while its process had room: the process is not charged for it. */
@@ -124,7 +117,7 @@ START_TEST(per_user_exactly_at_the_bound)
     fake_sendt(a[0], "{\"op\":\"pub\",\"topic\":\"t/y\"}", "2");
     ck_assert_str_eq((const char *)fake_expect(bob, "msg")->payload, "2");
     ck_assert_int_eq(bob->close_calls, 0);
-    st = stats_of(b);
+    st = fake_stats(b);
     ck_assert_uint_eq(st.user_conns_refused, 2);
     ck_assert_uint_eq(st.clients, LIMIT + 2);
     for (int i = 0; i < LIMIT; i++)
@@ -155,8 +148,8 @@ START_TEST(zero_is_off_and_unknowns_are_not_counted)
         f[3 + i] = conn_as(b, 5, NULL);                /* no identity: the process bound only */
         ck_assert_int_eq(f[3 + i]->close_calls, i == 0 ? 0 : 1);
     }
-    ck_assert_uint_eq(stats_of(b).user_conns_refused, 2);
-    ck_assert_uint_eq(stats_of(b).process_conns_refused, 2);
+    ck_assert_uint_eq(fake_stats(b).user_conns_refused, 2);
+    ck_assert_uint_eq(fake_stats(b).process_conns_refused, 2);
     for (int i = 0; i < 6; i++)
         fake_free(f[i]);
     aipc_broker_free(b);

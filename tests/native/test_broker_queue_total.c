@@ -22,13 +22,6 @@ static aipc_broker *total_broker(uint64_t per_client, uint64_t total)
     return b;
 }
 
-static aipc_broker_stats stats_of(aipc_broker *b)
-{
-    aipc_broker_stats st;
-    aipc_broker_get_stats(b, &st);
-    return st;
-}
-
 static fake *subscriber(aipc_broker *b, uint32_t pid, const char *filter)
 {
     fake *f = fake_new(b, pid);
@@ -96,13 +89,13 @@ START_TEST(largest_loses_small_keeps_everything)
     uint64_t peak_total = 0;
     for (unsigned i = 0; i < N; i++) {
         publish(p, "load/x", i);
-        aipc_broker_stats st = stats_of(b);
+        aipc_broker_stats st = fake_stats(b);
         ck_assert_uint_le(st.queue_bytes, TOTAL);
         if (st.queue_bytes > peak_total)
             peak_total = st.queue_bytes;
     }
     size_t heap_peak = heap_live_bytes();
-    aipc_broker_stats st = stats_of(b);
+    aipc_broker_stats st = fake_stats(b);
     ck_assert_uint_gt(st.queue_total_drops, 0);
     /* at the bound: one more frame's charge (PL + meta + overhead) would not fit */
     ck_assert_uint_gt(peak_total + PL + 200, TOTAL);
@@ -111,9 +104,9 @@ START_TEST(largest_loses_small_keeps_everything)
     uint64_t drops_before = st.drops;
     for (unsigned i = 0; i < SMALL_N; i++) {
         publish(p, "small/y", i);
-        ck_assert_uint_le(stats_of(b).queue_bytes, TOTAL);
+        ck_assert_uint_le(fake_stats(b).queue_bytes, TOTAL);
     }
-    st = stats_of(b);
+    st = fake_stats(b);
     ck_assert_uint_gt(st.drops, drops_before);         /* evictions from the large ones */
     unsigned dropped;
     ck_assert_uint_eq(drain_in_order(small, &dropped), SMALL_N);
@@ -123,7 +116,7 @@ START_TEST(largest_loses_small_keeps_everything)
         ck_assert_uint_gt(dropped, 0);
         ck_assert_uint_eq(got + dropped, N);
     }
-    ck_assert_uint_eq(stats_of(b).queue_bytes, 0);
+    ck_assert_uint_eq(fake_stats(b).queue_bytes, 0);
     ck_assert_uint_eq(fake_pending(p), 0);             /* the publisher is told nothing */
     for (int i = 0; i < SLOW; i++)
         fake_free(slow[i]);
@@ -148,10 +141,10 @@ START_TEST(the_largest_itself_loses)
     big->stalled = true;
     fake *small = subscriber(b, 3, "small/#");
     unsigned i = 0;
-    while (stats_of(b).queue_total_drops == 0)
+    while (fake_stats(b).queue_total_drops == 0)
         publish(p, "load/x", i++);
-    ck_assert_uint_le(stats_of(b).queue_bytes, TOTAL);
-    ck_assert_uint_gt(stats_of(b).queue_bytes + PL + 200, TOTAL);
+    ck_assert_uint_le(fake_stats(b).queue_bytes, TOTAL);
+    ck_assert_uint_gt(fake_stats(b).queue_bytes + PL + 200, TOTAL);
     static char direct[2 * PL];                        /* more than the room left */
     fake_send(p, "{\"op\":\"send\",\"id\":5,\"to\":\"big\"}", direct, sizeof direct);
     ck_assert_int_eq((int)rx_num(fake_expect_error(p, "queue_full"), "re"), 5);
@@ -179,8 +172,8 @@ START_TEST(the_largest_itself_loses)
     }
     for (unsigned k = 0; k < 200; k++)
         publish(p, "load/x", k);
-    ck_assert_uint_gt(stats_of(b).queue_bytes, TOTAL);
-    ck_assert_uint_eq(stats_of(b).queue_total_drops, 0);
+    ck_assert_uint_gt(fake_stats(b).queue_bytes, TOTAL);
+    ck_assert_uint_eq(fake_stats(b).queue_total_drops, 0);
     for (int k = 0; k < 4; k++)
         fake_free(s[k]);
     fake_free(p);
@@ -207,7 +200,7 @@ START_TEST(frames_in_flight_stay)
         publish(p, "load/x", i);
     for (unsigned i = 0; i < 60; i++)                  /* small grows: big gets evicted */
         publish(p, "small/y", i);
-    ck_assert_uint_gt(stats_of(b).queue_total_drops, 0);
+    ck_assert_uint_gt(fake_stats(b).queue_total_drops, 0);
     size_t n = 0;
     for (int i = 0; i < 4; i++) {                      /* the write completes */
         ck_assert_int_eq(aipc_decoder_feed(&big->dec, iov[i].base, iov[i].len, fake_on_frame,

@@ -7,13 +7,6 @@
 #include "test_broker_fake.h"
 #include "test_heap.h"
 
-static aipc_broker_stats stats_of(aipc_broker *b)
-{
-    aipc_broker_stats st;
-    aipc_broker_get_stats(b, &st);
-    return st;
-}
-
 static void sub_as(fake *f, const char *filter, int id, const char *expect_error)
 {
     char meta[128];
@@ -45,18 +38,18 @@ START_TEST(subscriptions_in_total)
     }
     sub_as(c, "u/0000", 100, NULL);
     sub_as(c, "u/0001", 101, NULL);
-    ck_assert_uint_eq(stats_of(b).subscription_bytes, K * cost);   /* exactly at the bound */
+    ck_assert_uint_eq(fake_stats(b).subscription_bytes, K * cost);   /* exactly at the bound */
     ck_assert_uint_le(heap_live_bytes() - heap0, K * cost);        /* the charge bounds it */
     sub_as(a, "t/9999", 50, "too_many_subscriptions");             /* either client */
     sub_as(c, "u/9999", 102, "too_many_subscriptions");
     sub_as(a, "t/0003", 51, NULL);                                  /* held: free */
-    ck_assert_uint_eq(stats_of(b).subs_refused, 2);
+    ck_assert_uint_eq(fake_stats(b).subs_refused, 2);
     fake_sendt(p, "{\"op\":\"pub\",\"topic\":\"u/0001\"}", "x");   /* held ones served */
     ck_assert_str_eq((const char *)fake_expect(c, "msg")->payload, "x");
     fake_sendt(a, "{\"op\":\"unsub\",\"id\":60,\"topic\":\"t/0000\"}", NULL);
     fake_expect(a, "ok");
     sub_as(c, "u/9999", 103, NULL);                                 /* room again */
-    ck_assert_uint_eq(stats_of(b).subscription_bytes, K * cost);
+    ck_assert_uint_eq(fake_stats(b).subscription_bytes, K * cost);
     fake_free(a);
     fake_free(c);
     fake_free(p);
@@ -92,13 +85,13 @@ START_TEST(pending_requests_in_total)
         req_to(r1, "svc", i);
     req_to(r2, "svc", 1);
     req_to(r2, "svc2", 2);
-    ck_assert_uint_eq(stats_of(b).pending_requests, MAX);
+    ck_assert_uint_eq(fake_stats(b).pending_requests, MAX);
     ck_assert_uint_eq(fake_pending(svc), 3 + 1);
     req_to(r2, "svc2", 3);
     ck_assert_int_eq((int)rx_num(fake_expect_error(r2, "too_many_requests"), "re"), 3);
     req_to(r1, "svc2", 4);
     fake_expect_error(r1, "too_many_requests");
-    ck_assert_uint_eq(stats_of(b).reqs_refused, 2);
+    ck_assert_uint_eq(fake_stats(b).reqs_refused, 2);
     fake_skip_all(svc);
     char meta[128];                                   /* one answered: room for one */
     snprintf(meta, sizeof meta, "{\"op\":\"rep\",\"to\":%llu,\"re\":2}", (unsigned long long)r1_id);
@@ -106,11 +99,11 @@ START_TEST(pending_requests_in_total)
     ck_assert_int_eq((int)rx_num(fake_expect(r1, "rep"), "re"), 2);
     req_to(r2, "svc2", 5);
     ck_assert_uint_eq(fake_pending(r2), 0);
-    ck_assert_uint_eq(stats_of(b).pending_requests, MAX);
+    ck_assert_uint_eq(fake_stats(b).pending_requests, MAX);
     /* svc leaves while r1 does not read: its no_reply answers still count. */
     r1->stalled = true;
     fake_free(svc);
-    ck_assert_uint_eq(stats_of(b).pending_requests, 2);  /* r2's 2 and 5, to svc2 */
+    ck_assert_uint_eq(fake_stats(b).pending_requests, 2);  /* r2's 2 and 5, to svc2 */
     ck_assert_int_eq((int)rx_num(fake_expect_error(r2, "no_reply"), "re"), 1);
     req_to(r2, "svc2", 6);                                  /* 2 + 2 answers queued to r1: 5 */
     ck_assert_uint_eq(fake_pending(r2), 0);
@@ -122,7 +115,7 @@ START_TEST(pending_requests_in_total)
     ck_assert_int_eq(re1 * re2 + re1 + re2, 3 + 1 + 3);    /* ids 1 and 3, either order */
     req_to(r2, "svc2", 8);                                  /* answers written: room */
     ck_assert_uint_eq(fake_pending(r2), 0);
-    ck_assert_uint_eq(stats_of(b).pending_requests, 4);
+    ck_assert_uint_eq(fake_stats(b).pending_requests, 4);
     fake_free(r1);
     fake_free(r2);
     fake_free(svc2);
