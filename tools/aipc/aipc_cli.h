@@ -114,6 +114,8 @@ int cli_init(aipc_cli *c, const aipc_args *a, aipc_bus_options *o);
 /* Connects with o and waits for the first CONNECTED (bounded). Returns 0 or an exit code
  * (the failure is recorded in c). */
 int cli_connect(aipc_cli *c, const aipc_bus_options *o, aipc_bus **bus);
+/* cli_init then cli_connect, for the commands that add no option of their own. */
+int cli_open(aipc_cli *c, const aipc_args *a, aipc_bus_options *o, aipc_bus **bus);
 /* Waits for ev_done (count reached, Ctrl+C) or a failure, without a time bound (sub, serve).
  * 1 unless the command failed. */
 int cli_wait_done(aipc_cli *c);
@@ -124,6 +126,11 @@ int cli_wait_reply(aipc_cli *c);
 /* Pings the broker and waits for the pong: everything sent before has been processed by the
  * broker. `what` names the operation in a failure message. 1 or 0. */
 int cli_barrier(aipc_cli *c, aipc_bus *bus, const char *what);
+/* Finishes a req or stats whose call returned id (< 0: "WHAT failed: ..."): waits for the
+ * answer, prints it as one line on stdout, closes the bus; returns the exit code. */
+int cli_print_answer(aipc_cli *c, aipc_bus *bus, int64_t id, const char *what);
+/* One more message handled by sub or serve (I/O thread); ends the command at --count. */
+void cli_count_seen(aipc_cli *c);
 /* Reply callback of req/stats/ping/barriers; `user` is the aipc_cli. Keeps the answer. */
 void cli_on_reply(aipc_bus *bus, void *user, int status, const aipc_bus_peer *from,
                   const void *data, size_t len);

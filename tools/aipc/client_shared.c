@@ -289,6 +289,12 @@ int cli_connect(aipc_cli *c, const aipc_bus_options *o, aipc_bus **bus)
     return c->failed ? cli_finish(c, *bus, 0) : 0;
 }
 
+int cli_open(aipc_cli *c, const aipc_args *a, aipc_bus_options *o, aipc_bus **bus)
+{
+    int rc = cli_init(c, a, o);
+    return rc ? rc : cli_connect(c, o, bus);
+}
+
 int cli_wait_done(aipc_cli *c)
 {
     WaitForSingleObject(c->ev_done, INFINITE);
@@ -321,6 +327,25 @@ int cli_barrier(aipc_cli *c, aipc_bus *bus, const char *what)
         return 0;
     }
     return cli_wait_reply(c);
+}
+
+int cli_print_answer(aipc_cli *c, aipc_bus *bus, int64_t id, const char *what)
+{
+    if (id < 0)
+        cli_set_failed(c, (int)id, "%s failed: %s", what, aipc_strerror((int)id));
+    int ok = id > 0 && cli_wait_reply(c);
+    if (ok && c->reply) {
+        fwrite(c->reply, 1, c->reply_len, stdout);
+        putchar('\n');
+    }
+    return cli_finish(c, bus, ok);
+}
+
+void cli_count_seen(aipc_cli *c)
+{
+    LONG64 n = InterlockedIncrement64(&c->seen);
+    if (c->a->count && n >= c->a->count)
+        SetEvent(c->ev_done);
 }
 
 int cli_finish(aipc_cli *c, aipc_bus *bus, int ok)

@@ -9,18 +9,10 @@ int cmd_stats(const aipc_args *a)
     aipc_cli c;
     aipc_bus_options o;
     aipc_bus *bus;
-    int rc = cli_init(&c, a, &o);
-    if (rc || (rc = cli_connect(&c, &o, &bus)) != 0)
+    int rc = cli_open(&c, a, &o, &bus);
+    if (rc)
         return rc;
-    int64_t id = aipc_bus_stats(bus, a->timeout_ms, cli_on_reply, &c);
-    if (id < 0)
-        cli_set_failed(&c, (int)id, "stats failed: %s", aipc_strerror((int)id));
-    int ok = id > 0 && cli_wait_reply(&c);
-    if (ok && c.reply) {
-        fwrite(c.reply, 1, c.reply_len, stdout);
-        putchar('\n');
-    }
-    return cli_finish(&c, bus, ok);
+    return cli_print_answer(&c, bus, aipc_bus_stats(bus, a->timeout_ms, cli_on_reply, &c), "stats");
 }
 
 int cmd_ping(const aipc_args *a)
@@ -28,8 +20,8 @@ int cmd_ping(const aipc_args *a)
     aipc_cli c;
     aipc_bus_options o;
     aipc_bus *bus;
-    int rc = cli_init(&c, a, &o);
-    if (rc || (rc = cli_connect(&c, &o, &bus)) != 0)
+    int rc = cli_open(&c, a, &o, &bus);
+    if (rc)
         return rc;
     ULONGLONG t0 = GetTickCount64();
     int64_t id = aipc_bus_ping(bus, a->timeout_ms, cli_on_reply, &c);

@@ -102,8 +102,8 @@ int cmd_send(const aipc_args *a)
     aipc_cli c;
     aipc_bus_options o;
     aipc_bus *bus;
-    int rc = cli_init(&c, a, &o);
-    if (rc || (rc = cli_connect(&c, &o, &bus)) != 0)
+    int rc = cli_open(&c, a, &o, &bus);
+    if (rc)
         return rc;
     rc = aipc_bus_send(bus, to, msg, strlen(msg));
     if (rc == AIPC_EINVAL)

@@ -15,21 +15,14 @@ int cmd_req(const aipc_args *a)
     aipc_cli c;
     aipc_bus_options o;
     aipc_bus *bus;
-    int rc = cli_init(&c, a, &o);
-    if (rc || (rc = cli_connect(&c, &o, &bus)) != 0)
+    int rc = cli_open(&c, a, &o, &bus);
+    if (rc)
         return rc;
     c.what = "request";
     int64_t id = aipc_bus_request(bus, to, msg, strlen(msg), a->timeout_ms, cli_on_reply, &c);
     if (id == AIPC_EINVAL)
-        cli_set_usage(&c, "bad client name '%s'", to);
-    else if (id < 0)
-        cli_set_failed(&c, (int)id, "request failed: %s", aipc_strerror((int)id));
-    int ok = id > 0 && cli_wait_reply(&c);
-    if (ok && c.reply) {
-        fwrite(c.reply, 1, c.reply_len, stdout);
-        putchar('\n');
-    }
-    return cli_finish(&c, bus, ok);
+        cli_set_usage(&c, "bad client name '%s'", to);   /* first failure kept: not "request failed" */
+    return cli_print_answer(&c, bus, id, "request");
 }
 
 static void on_request(aipc_bus *bus, void *user, const aipc_bus_peer *from, uint64_t req_id,
@@ -39,9 +32,7 @@ static void on_request(aipc_bus *bus, void *user, const aipc_bus_peer *from, uin
     int rc = aipc_bus_reply(bus, from->id, req_id, data, len);
     if (rc != 0)
         cli_line("cannot reply to request %llu: %s", (unsigned long long)req_id, aipc_strerror(rc));
-    LONG64 n = InterlockedIncrement64(&c->seen);
-    if (c->a->count && n >= c->a->count)
-        SetEvent(c->ev_done);
+    cli_count_seen(c);
 }
 
 int cmd_serve(const aipc_args *a)

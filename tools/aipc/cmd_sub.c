@@ -91,9 +91,7 @@ static void on_message(aipc_bus *bus, void *user, const char *topic, const aipc_
         putchar('\n');
     }
     fflush(stdout);
-    LONG64 n = InterlockedIncrement64(&c->seen);
-    if (a->count && n >= a->count)
-        SetEvent(c->ev_done);
+    cli_count_seen(c);
 }
 
 int cmd_sub(const aipc_args *a)
