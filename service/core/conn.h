@@ -12,17 +12,15 @@
 #define AIPC_BROKER_CONN_H
 #include <stddef.h>
 #include <stdint.h>
+
+#include "proto/iov.h"
 #ifdef __cplusplus
 extern "C" {
 #endif
 typedef struct aipc_client aipc_client;
 typedef struct aipc_conn aipc_conn;
 
-/* One piece of a scatter list of queued output bytes. */
-typedef struct aipc_iov {
-    const uint8_t *base;
-    size_t len;
-} aipc_iov;
+/* aipc_iov: one piece of a scatter list of queued output bytes (proto/iov.h). */
 
 /* What the core asks of the engine for one connection. Both called on the broker thread. */
 typedef struct aipc_conn_ops {

@@ -100,7 +100,7 @@ static void finish_drain(aipc__pipe *p)
 
 void aipc__pipe_maybe_finish(aipc__pipe *p)
 {
-    while (p->state == AIPC_ST_DRAINING && p->ops == 0)
+    while (p->state == AIPC_ST_DRAINING && p->ops == 0 && aipc__conn_pending(&p->io) == 0)
         finish_drain(p);
 }
 
@@ -123,8 +123,7 @@ void aipc__pipe_conn_lost(aipc__pipe *p, DWORD err, const char *what)
     AcquireSRWLockExclusive(&p->lock);
     p->sendable = 0;
     ReleaseSRWLockExclusive(&p->lock);
-    if (p->ops > 0)
-        CancelIoEx(p->h, NULL);
+    aipc__conn_cancel(&p->io);
 }
 
 /* Exit, on the I/O thread: cancels I/O; the handle closes when the drain is over. */
@@ -139,8 +138,9 @@ static void close_io(aipc__pipe *p)
     if (p->state == AIPC_ST_NEW || p->state == AIPC_ST_CLOSED)
         return;
     p->state = AIPC_ST_DRAINING;
+    aipc__conn_cancel(&p->io);
     if (p->ops > 0)
-        CancelIoEx(p->h, NULL);
+        CancelIoEx(p->h, NULL);      /* the pending listen */
     aipc__pipe_maybe_finish(p);
 }
 

@@ -44,7 +44,7 @@ static void pipe_destroy(aipc__pipe *p)
     aipc_decoder_free(&p->dec);
     aipc__batch_free(&p->q[0]);
     aipc__batch_free(&p->q[1]);
-    free(p->rbuf);
+    aipc__conn_free(&p->io);
     free(p->name);
     free(p->name_utf8);
     free(p);
@@ -138,8 +138,9 @@ int aipc_pipe_new(PipeImplType engine, aipc_named_pipe **out)
     aipc__pipe *p = calloc(1, sizeof *p);
     if (!p)
         return AIPC_ENOMEM;
-    p->rbuf = malloc(AIPC_PIPE_BUFSIZE + 1);
-    if (!p->rbuf) {
+    if (aipc__conn_init(&p->io, &aipc__pipe_io_handler, p, AIPC_PIPE_BUFSIZE, AIPC_WRITE_PIECE,
+                        AIPC_DIRECT_MIN, AIPC_IO_CHUNK_MAX) != 0) {
+        aipc__conn_free(&p->io);
         free(p);
         return AIPC_ENOMEM;
     }
@@ -156,7 +157,7 @@ int aipc_pipe_new(PipeImplType engine, aipc_named_pipe **out)
     p->max_queue = AIPC_QUEUE_AUTO;
     p->state = AIPC_ST_NEW;
     p->h = INVALID_HANDLE_VALUE;
-    p->rd.pipe = p->wr.pipe = p->cn.pipe = p->flush.pipe = p;
+    p->cn.pipe = p->flush.pipe = p;
     p->resume.pipe = p->start_op.pipe = p->exit_op.pipe = p;
     p->flush.cb = aipc__pipe_on_flush;
     p->resume.cb = aipc__pipe_on_resume;

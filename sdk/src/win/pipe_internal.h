@@ -6,8 +6,8 @@
  *                reference counting and destruction.
  *   pipe.c       engine-neutral connection state machine: server listen / client connect with
  *                retry, teardown, Exit; delegate dispatch for OnCreate/OnConnected/OnDisconnected.
- *   pipe_io.c    engine-neutral data path: framed reads (aipc_decoder), coalesced writes,
- *                OnRecv/OnSend dispatch.
+ *   pipe_io.c    the pipe's side of its connection (win_conn.c): framed reads (aipc_decoder),
+ *                the send batches as output source, OnRecv/OnSend dispatch.
  *   batch.c      growable send batch (frames + per-message sizes).
  *   timer.c      timers of one I/O loop (I/O thread only).
  *   wname.c      pipe names in UTF-16 (wname.h): conversions around proto/names.h, UTF-8 for logs.
@@ -17,6 +17,7 @@
  *   win_dial.c   the one client-side open of a pipe (SQOS, owner check, byte mode).
  *   win_listen.c the one place creating pipe instances and accepting on them (also the broker's).
  *   win_error.c  the one Win32 -> AIPC_E* map and "peer is gone" test.
+ *   win_conn.c   one connection's data path: pending read, write pump, cancel (also the bus's).
  *
  * Threads
  *   Each engine has ONE process-wide I/O thread (started on first use, lives until process
@@ -42,6 +43,7 @@
 #include "dispatcher.h"
 #include "errors.h"
 #include "proto/frame.h"
+#include "win_conn.h"
 #include "win_io.h"
 #include "wname.h"
 #include "winsec.h"
@@ -199,17 +201,16 @@ struct aipc__pipe {
     aipc__pipe_state state;
     int closed;                   /* Exit ran: no more callbacks, ever */
     int was_connected;            /* OnConnected(true) was reported for the current peer */
-    int ops;                      /* kernel operations in flight on h */
-    HANDLE h;
-    aipc__op rd, wr, cn;           /* read, write, listen (ConnectNamedPipe) */
+    int ops;                      /* listen operations in flight on h (the connection counts its
+                                     reads and writes: aipc__conn_pending) */
+    HANDLE h;                     /* the pipe (server: the instance, kept between peers) */
+    aipc__op cn;                   /* listen (ConnectNamedPipe) */
+    aipc__conn io;                /* the connected peer's reads and writes (win_conn.c) */
     aipc__timer retry;             /* client connect retry */
     ULONGLONG deadline;           /* client: give up after this tick */
     DWORD backoff;                /* client: next retry delay */
 
-    /* [io] read side */
-    uint8_t *rbuf;                /* AIPC_PIPE_BUFSIZE + 1 bytes (room for a NUL) */
-    int rdirect;                  /* the pending read targets the decoder's frame buffer */
-    int reading;                  /* a read is pending */
+    /* [io] read side (the read buffer is the connection's: AIPC_PIPE_BUFSIZE + 1 bytes) */
     int listen_due;               /* server: listen once the dispatcher has drained */
     aipc_decoder dec;
 
@@ -256,6 +257,8 @@ void aipc__pipe_server_listen(aipc__pipe *p);
 void aipc__pipe_io_begin(aipc__pipe *p);
 /* Drops per-connection read/write state after a drain (no operation pending). */
 void aipc__pipe_io_reset(aipc__pipe *p);
+/* The pipe's handler of its connection p->io (ctx = the pipe). */
+extern const aipc__conn_handler aipc__pipe_io_handler;
 /* Task posted by Send when it takes the writer token. */
 void aipc__pipe_on_flush(aipc__op *op, DWORD err, DWORD bytes);
 /* Task posted by the dispatcher's thread when reading or listening may go on. */

@@ -1,0 +1,246 @@
+/*
+ * win_conn.c - one connected pipe's data path (win_conn.h): the pending read, the write pump
+ * over the user's output source, cancel. Everything runs on the I/O thread of the connection's
+ * engine; each operation goes through the engine table (loop_apc.c, loop_iocp.c), so the same
+ * code runs on both.
+ */
+#include "win_conn.h"
+
+#include "pipe_internal.h"   /* the engine table */
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CONN_IOV        64               /* pieces asked of out_next at once */
+#define CONN_INPLACE    (32u * 1024u)    /* a piece this large is written in place */
+#define CONN_WBUF_MIN   (16u * 1024u)    /* coalescing buffer: from this, doubling, to `piece` */
+
+static void on_read(aipc__op *op, DWORD err, DWORD bytes);
+static void on_write(aipc__op *op, DWORD err, DWORD bytes);
+
+int aipc__conn_init(aipc__conn *c, const aipc__conn_handler *hd, void *ctx, size_t rcap,
+                    uint32_t piece, uint32_t direct_min, uint32_t direct_max)
+{
+    memset(c, 0, sizeof *c);
+    c->hd = hd;
+    c->ctx = ctx;
+    c->h = INVALID_HANDLE_VALUE;
+    c->rcap = rcap;
+    c->piece = piece;
+    c->direct_min = direct_min;
+    c->direct_max = direct_max;
+    c->rd.cb = on_read;
+    c->wr.cb = on_write;
+    c->rbuf = malloc(rcap + 1);
+    return c->rbuf ? 0 : AIPC_ENOMEM;
+}
+
+void aipc__conn_free(aipc__conn *c)
+{
+    free(c->rbuf);
+    free(c->wbuf);
+    c->rbuf = c->wbuf = NULL;
+    c->wcap = 0;
+}
+
+/* An operation failed or could not be issued: tell the user once, then cancel the rest. */
+static void fail(aipc__conn *c, DWORD err, const char *what)
+{
+    if (c->open)
+        c->hd->on_error(c, err, what);
+    aipc__conn_cancel(c);
+}
+
+/* ---- read side ------------------------------------------------------------------------------- */
+
+static void issue_read(aipc__conn *c)
+{
+    size_t want = 0;
+    uint8_t *dst = c->hd->read_direct ? c->hd->read_direct(c, &want) : NULL;
+    DWORD len;
+    if (dst && want >= c->direct_min) {
+        c->rdirect = 1;
+        len = want > c->direct_max ? c->direct_max : (DWORD)want;
+    } else {
+        c->rdirect = 0;
+        dst = c->rbuf;
+        len = (DWORD)c->rcap;
+    }
+    c->rdst = dst;
+    c->rd.cb = on_read;
+    DWORD e = c->eng->read(c->h, &c->rd, dst, len);
+    if (e) {
+        fail(c, e, "read");
+        return;
+    }
+    c->ops++;
+    c->reading = 1;
+    c->hd->ref(c);
+}
+
+/* Read completion. ERROR_MORE_DATA is a partial read, not an error. */
+static void on_read(aipc__op *op, DWORD err, DWORD bytes)
+{
+    aipc__conn *c = CONTAINING_RECORD(op, aipc__conn, rd);
+    int again = 0;
+    c->reading = 0;
+    if (err == ERROR_MORE_DATA)
+        err = 0;
+    if (c->open) {
+        if (err)
+            fail(c, err, "read");
+        else
+            again = c->hd->input(c, c->rdst, bytes, c->rdirect) == 0;
+    }
+    c->ops--;
+    if (again && c->open && !c->reading)
+        issue_read(c);
+    c->hd->done(c);
+    c->hd->unref(c);
+}
+
+void aipc__conn_read(aipc__conn *c)
+{
+    if (c->open && !c->reading)
+        issue_read(c);
+}
+
+/* ---- write side ------------------------------------------------------------------------------ */
+
+/* Gathers the small pieces at the head of iov[0..k) into the coalescing buffer; 0 when it
+ * cannot grow (the first piece is then written in place). */
+static size_t gather(aipc__conn *c, const aipc_iov *iov, int k)
+{
+    size_t queued = 0;
+    for (int i = 0; i < k && queued < c->piece && (i == 0 || iov[i].len < CONN_INPLACE); i++)
+        queued += iov[i].len;
+    size_t need = CONN_WBUF_MIN;
+    while (need < queued && need < c->piece)
+        need *= 2;
+    if (need > c->wcap) {
+        uint8_t *nb = realloc(c->wbuf, need);
+        if (!nb)
+            return 0;
+        c->wbuf = nb;
+        c->wcap = need;
+    }
+    size_t used = 0;
+    for (int i = 0; i < k && used < c->wcap; i++) {
+        if (i > 0 && iov[i].len >= CONN_INPLACE)
+            break;                  /* the large piece goes in place with the next write */
+        size_t take = iov[i].len;
+        if (take > c->wcap - used)
+            take = c->wcap - used;
+        memcpy(c->wbuf + used, iov[i].base, take);
+        used += take;
+        if (take < iov[i].len)
+            break;
+    }
+    return used;
+}
+
+/* Starts one write of what the output source offers, if none is in flight. */
+static void pump(aipc__conn *c)
+{
+    if (!c->open || c->writing)
+        return;
+    aipc_iov iov[CONN_IOV];
+    int k = c->hd->out_next(c, iov, CONN_IOV);
+    if (k <= 0) {
+        if (c->wbuf) {              /* idle: a quiet connection keeps no coalescing buffer */
+            free(c->wbuf);
+            c->wbuf = NULL;
+            c->wcap = 0;
+        }
+        return;
+    }
+    const uint8_t *buf = iov[0].base;
+    size_t len = iov[0].len;
+    if (k > 1 && iov[0].len < CONN_INPLACE) {
+        size_t used = gather(c, iov, k);
+        if (used) {
+            buf = c->wbuf;
+            len = used;
+        }
+    }
+    if (len > c->piece)
+        len = c->piece;
+    c->wr.cb = on_write;
+    DWORD e = c->eng->write(c->h, &c->wr, buf, (DWORD)len);
+    if (e) {
+        fail(c, e, "write");
+        c->hd->out_drop(c);
+        return;
+    }
+    c->ops++;
+    c->writing = 1;
+    c->hd->ref(c);
+}
+
+/* Write completion: report what was written, then the next write. A write that moved no byte
+ * would never end: the connection fails. */
+static void on_write(aipc__op *op, DWORD err, DWORD bytes)
+{
+    aipc__conn *c = CONTAINING_RECORD(op, aipc__conn, wr);
+    c->writing = 0;
+    if (c->open) {
+        if (err)
+            fail(c, err, "write");
+        else if (bytes == 0)
+            fail(c, ERROR_NO_DATA, "write made no progress");
+        else
+            c->hd->out_done(c, bytes);
+    }
+    c->ops--;
+    if (!c->open)
+        c->hd->out_drop(c);
+    else
+        pump(c);
+    c->hd->done(c);
+    c->hd->unref(c);
+}
+
+void aipc__conn_kick(aipc__conn *c)
+{
+    pump(c);
+}
+
+/* ---- start, cancel, close -------------------------------------------------------------------- */
+
+void aipc__conn_start(aipc__conn *c, const aipc__engine *eng, aipc__loop *loop, HANDLE h)
+{
+    c->eng = eng;
+    c->loop = loop;
+    c->h = h;
+    c->open = 1;
+    c->rdirect = 0;
+}
+
+void aipc__conn_cancel(aipc__conn *c)
+{
+    c->open = 0;
+    if ((c->reading || c->writing) && c->h != INVALID_HANDLE_VALUE)
+        CancelIoEx(c->h, NULL);
+}
+
+int aipc__conn_pending(const aipc__conn *c)
+{
+    return c->ops;
+}
+
+void aipc__conn_reset(aipc__conn *c)
+{
+    c->open = 0;
+    c->rdirect = 0;
+    c->rdst = NULL;
+    c->h = INVALID_HANDLE_VALUE;
+}
+
+void aipc__conn_close_handle(aipc__conn *c, aipc__op *listen)
+{
+    if (c->h == INVALID_HANDLE_VALUE)
+        return;
+    c->eng->detach(c->loop, c->h, listen);
+    CloseHandle(c->h);
+    aipc__conn_reset(c);
+}

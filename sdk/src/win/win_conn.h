@@ -1,0 +1,115 @@
+/*
+ * win_conn.h - one connected pipe's data path (win_conn.c), shared by point-to-point pipes
+ * (pipe_io.c) and the bus client (bus_conn.c): the handle's one pending read, the write pump,
+ * cancel and drain. In the spirit of nng's win_ipcconn.c.
+ *
+ * Reads: one read is pending while the connection is open and its user does not pause it, into
+ * the connection's read buffer (many frames per read) or, for the rest of a large frame, straight
+ * into the frame's own block (the handler's read_direct: the decoder that grows with the bytes
+ * that arrive, proto/frame.c).
+ * Writes: the handler is an output source. out_next offers the next pieces (aipc_iov, proto/iov.h)
+ * without copying them; several small pieces are gathered into one coalescing buffer, a single
+ * or large piece is written in place. Every WriteFile is capped at `piece` bytes (the pipe
+ * buffer's size): a write completes once its bytes fit the pipe's buffer, so the reader starts
+ * on one piece while the next is written. out_done reports what was written, in order.
+ * Cancel: aipc__conn_cancel closes the connection for I/O (no further read or write is issued)
+ * and cancels what is in flight; the handler's `done` runs after every completion, so its user
+ * finishes a drain when aipc__conn_pending() is 0. The handle is closed once
+ * (aipc__conn_close_handle), only when nothing is pending on it.
+ *
+ * Lifetime: the handler's ref runs for every operation issued and its unref after that
+ * operation's completion has been handled, so the user (and with it the connection, its
+ * buffers and every piece out_next offered) outlives every kernel operation. The read buffer
+ * and the coalescing buffer are freed by aipc__conn_free, which the user calls only when
+ * nothing is pending.
+ *
+ * Threads: every function and every handler callback runs on the I/O thread of the connection's
+ * engine (the APC thread, the SDK's completion-port thread), except aipc__conn_init/free, which
+ * run where the user creates and destroys it (nothing pending then).
+ */
+#ifndef AIPC_WIN_CONN_H
+#define AIPC_WIN_CONN_H
+
+#include "proto/iov.h"
+#include "win_io.h"
+
+struct aipc__engine;
+struct aipc__loop;
+typedef struct aipc__conn aipc__conn;
+
+/* Every callback: on the I/O thread, `c` is the connection, its user is c->ctx. */
+typedef struct aipc__conn_handler {
+    /* Optional. A large frame is being assembled: where its next bytes go and how many it still
+     * misses (*want); NULL when none is. The block stays valid until `input` reports the read. */
+    uint8_t *(*read_direct)(aipc__conn *c, size_t *want);
+    /* A read returned n bytes (n may be 0), in c's read buffer or, when `direct`, in the block
+     * read_direct gave (the bytes at `data` are the ones read). Return 0 to read on, non-zero
+     * to issue no read now (paused: aipc__conn_read resumes; or the connection failed/closed
+     * inside). The read buffer has one spare byte after the bytes read. */
+    int (*input)(aipc__conn *c, uint8_t *data, size_t n, int direct);
+    /* Up to `max` next pieces to write; how many (0: nothing to write now). The pieces stay
+     * valid and unchanged until out_done reports them written or out_drop runs. */
+    int (*out_next)(aipc__conn *c, aipc_iov *iov, int max);
+    /* `bytes` (> 0) of the pieces last offered were written, in order. */
+    void (*out_done)(aipc__conn *c, size_t bytes);
+    /* A write ended while the connection is no longer open (cancelled, failed, or closed by
+     * out_done's callee), or could not be issued: what it offered will not be written. */
+    void (*out_drop)(aipc__conn *c);
+    /* A read or write failed (Win32 error; ERROR_NO_DATA for a write that made no progress), or
+     * could not be issued. `what` names it for the log. The connection is cancelled right after
+     * (aipc__conn_cancel), unless the callee did it already. Called at most once per start. */
+    void (*on_error)(aipc__conn *c, DWORD err, const char *what);
+    /* After every completion has been handled (before unref): finish a drain when
+     * aipc__conn_pending(c) == 0. */
+    void (*done)(aipc__conn *c);
+    void (*ref)(aipc__conn *c);
+    void (*unref)(aipc__conn *c);
+} aipc__conn_handler;
+
+struct aipc__conn {
+    const aipc__conn_handler *hd;
+    void *ctx;                    /* the user */
+    const struct aipc__engine *eng;
+    struct aipc__loop *loop;       /* for detach */
+    HANDLE h;                     /* INVALID_HANDLE_VALUE when not started */
+    aipc__op rd, wr;
+    int ops;                      /* operations issued whose completion has not been handled */
+    int open;                     /* started and not cancelled: reads and writes may be issued */
+    int reading, writing;         /* a read / a write is in flight */
+    int rdirect;                  /* the pending read targets the read_direct block */
+    uint8_t *rdst;                /* where the pending read goes */
+    uint8_t *rbuf;                /* rcap + 1 bytes */
+    size_t rcap;
+    uint8_t *wbuf;                /* coalescing buffer (only for several small pieces) */
+    size_t wcap;
+    uint32_t piece;               /* largest WriteFile */
+    uint32_t direct_min;          /* frames missing at least this much are read in place */
+    uint32_t direct_max;          /* largest ReadFile into a frame's block */
+};
+
+/* Sets c up (not started) with a read buffer of rcap (+1) bytes. 0 or AIPC_ENOMEM. */
+int  aipc__conn_init(aipc__conn *c, const aipc__conn_handler *hd, void *ctx, size_t rcap,
+                     uint32_t piece, uint32_t direct_min, uint32_t direct_max);
+/* Frees the buffers (nothing pending). */
+void aipc__conn_free(aipc__conn *c);
+/* h is connected and attached to `eng` (whose I/O thread calls this): c owns it from now on and
+ * is open. Reading starts with aipc__conn_read, writing with aipc__conn_kick. */
+void aipc__conn_start(aipc__conn *c, const struct aipc__engine *eng, struct aipc__loop *loop,
+                      HANDLE h);
+/* Starts a write of what out_next offers, unless one is in flight or c is not open. */
+void aipc__conn_kick(aipc__conn *c);
+/* Issues the read (the first one, or again after `input` paused it); nothing if one is pending
+ * or c is not open. It may fail at once: on_error runs inside. */
+void aipc__conn_read(aipc__conn *c);
+/* No more I/O is issued; what is in flight is cancelled (its completions still come). */
+void aipc__conn_cancel(aipc__conn *c);
+/* Operations in flight (including the one whose completion is being handled). */
+int  aipc__conn_pending(const aipc__conn *c);
+/* Ends the connection state after a drain (nothing pending): c->h is forgotten (not closed; the
+ * user keeps a server instance for its next client) and c may be started again. */
+void aipc__conn_reset(aipc__conn *c);
+/* Detaches h from the engine (`listen` as given to attach) and closes it, once; nothing may be
+ * pending. The connection is reset. */
+void aipc__conn_close_handle(aipc__conn *c, aipc__op *listen);
+
+#endif
