@@ -37,7 +37,7 @@ void aipc__bus_unref(aipc_bus *b)
     aipc__bus_pending_free(&b->pend);
     aipc_decoder_free(&b->dec);
     free(b->wbuf);
-    free(b->rbuf);
+    aipc__conn_free(&b->io);
     free(b->pipe);
     free(b->pipe_utf8);
     free(b->name);
@@ -157,8 +157,9 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
         rc = AIPC_ENOMEM;
     if (rc == 0 && opts->name && !(b->name = dup_str(opts->name)))
         rc = AIPC_ENOMEM;
-    if (rc == 0 && !(b->rbuf = malloc(BUS_READ_SIZE + 1)))
-        rc = AIPC_ENOMEM;
+    if (rc == 0)
+        rc = aipc__conn_init(&b->io, &aipc__bus_io_handler, b, BUS_READ_SIZE, BUS_WRITE_PIECE,
+                             AIPC_DIRECT_MIN, BUS_DIRECT_MAX);
     const aipc__engine *eng = b->o.engine == PIPE_OVERLAPPED ? &aipc__engine_iocp : &aipc__engine_apc;
     if (rc == 0 && !(b->loop = eng->loop()))
         rc = aipc__syserr(GetLastError());

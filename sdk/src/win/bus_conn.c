@@ -23,8 +23,10 @@
  *   CLOSED    the close task ran (completions may still be in flight); aipc_bus_close itself
  *             shut the callbacks and ran the final ones on its caller's thread
  *
- * The pipe handle is closed once, here, when no operation is pending on it; the buffers handed
- * to the kernel (rbuf, wbuf, the decoder's frame) live at least until then.
+ * The reads and writes are the connection's (b->io, win_conn.c); this file is its handler: the
+ * decoder gets what is read, the queues are its output source. The pipe handle is closed once,
+ * here (aipc__conn_close_handle), when no operation is pending on it; the buffers handed to the
+ * kernel (the connection's read buffer, wbuf, the decoder's frame) live at least until then.
  */
 #include "bus_internal.h"
 #include "win_dial.h"
@@ -83,8 +85,6 @@ static void on_req_timer(aipc__timer *t)
 static void start_attempt(aipc_bus *b);
 static void try_open(aipc_bus *b);
 static void conn_lost(aipc_bus *b, int err);
-static void issue_read(aipc_bus *b);
-static void pump_write(aipc_bus *b);
 
 /* Appends a control frame (hello, resubscribe) for the I/O thread to write first. [io] */
 static int push_ctl(aipc_bus *b, const aipc__bus_out *o)
@@ -151,11 +151,9 @@ static void start_attempt(aipc_bus *b)
 /* Closes the pipe handle once nothing is pending on it, then moves on. [io] */
 static void maybe_finish_drain(aipc_bus *b)
 {
-    if (b->rbusy || b->wbusy || b->h == INVALID_HANDLE_VALUE)
+    if (aipc__conn_pending(&b->io) || b->io.h == INVALID_HANDLE_VALUE)
         return;
-    b->loop->eng->detach(b->loop, b->h, NULL);
-    CloseHandle(b->h);
-    b->h = INVALID_HANDLE_VALUE;
+    aipc__conn_close_handle(&b->io, NULL);
     free(b->wbuf);
     b->wbuf = NULL;
     b->wlen = b->woff = 0;
@@ -182,8 +180,7 @@ static void conn_lost(aipc_bus *b, int err)
     ReleaseSRWLockExclusive(&b->lock);
     InterlockedExchange64(&b->client_id, 0);
     aipc__bus_queue_free(&b->ctl);
-    if (b->rbusy || b->wbusy)
-        CancelIoEx(b->h, NULL);
+    aipc__conn_cancel(&b->io);
     /* requests already handed to the broker will never be answered on a new connection */
     aipc__bus_ev_fail_pending(b, 0, AIPC_EDISCONNECTED);
     if (was_ready)
@@ -233,11 +230,15 @@ static void try_open(aipc_bus *b)
         after_failure(b, AIPC_ESYS);
         return;
     }
-    b->h = h;
+    aipc__conn_start(&b->io, b->loop->eng, b->loop, h);
     /* A new connection reads at once; a pause of the old one ends with it (a resume task
      * still queued finds the read pending and does nothing). */
     InterlockedExchange(&b->rpaused, 0);
     aipc_decoder_init(&b->dec, AIPC_MAX_META, 0);
+    /* A stream of large frames is read whole into a block kept from the previous one: the
+     * decoder is freed only when no read is pending (maybe_finish_drain), never inside its
+     * callbacks. */
+    b->dec.keep_max = AIPC_RECV_KEEP_MAX;
     AcquireSRWLockShared(&b->lock);
     if (b->max_payload > b->dec.max_payload && b->max_payload <= UINT32_MAX)
         b->dec.max_payload = (uint32_t)b->max_payload;
@@ -250,8 +251,8 @@ static void try_open(aipc_bus *b)
     }
     /* the welcome gets a full connect timeout of its own, however long opening took */
     aipc__timer_start(b->loop, &b->conn_timer, b->o.connect_timeout_ms, on_conn_timer);
-    issue_read(b);
-    pump_write(b);
+    aipc__conn_read(&b->io);
+    aipc__conn_kick(&b->io);
 }
 
 /* Marks a request's frame as handed to the pipe (called under the lock by take_batch). */
@@ -292,144 +293,117 @@ void aipc__bus_conn_welcome(aipc_bus *b, const aipc__bus_in *in)
     ReleaseSRWLockExclusive(&b->lock);
     aipc_log(AIPC_LOG_INFO, "bus(%s): welcome, client id %llu", b->pipe_utf8,
              (unsigned long long)in->id);
-    pump_write(b);
+    aipc__conn_kick(&b->io);
     aipc__bus_ev_state(b, AIPC_BUS_CONNECTED, 0);
 }
 
-/* ---- write path ----------------------------------------------------------------------------- */
+/* ---- the connection's handler (win_conn.c does the I/O) ------------------------------------ */
 
-static void on_write_done(aipc__op *op, DWORD err, DWORD bytes);
-
-/* Writes the rest of the current batch. [io] */
-static void issue_write(aipc_bus *b)
+static int live(const aipc_bus *b)
 {
-    size_t left = b->wlen - b->woff;
-    DWORD chunk = left > AIPC_IO_CHUNK_MAX ? AIPC_IO_CHUNK_MAX : (DWORD)left;
-    b->wr.cb = on_write_done;
-    aipc__bus_ref(b);
-    DWORD e = b->loop->eng->write(b->h, &b->wr, b->wbuf + b->woff, chunk);
-    if (e) {
-        b->sys_err = e;
-        aipc__bus_unref(b);
-        conn_lost(b, map_win32(e));
-        return;
-    }
-    b->wbusy = 1;
+    return b->st == BS_HELLO || b->st == BS_READY;
 }
 
-/* Starts the next coalesced write if the pipe is idle: ctl frames first, then user frames
- * once welcomed. [io] */
-static void pump_write(aipc_bus *b)
+static uint8_t *io_read_direct(aipc__conn *c, size_t *want)
 {
-    if (b->wbusy || (b->st != BS_HELLO && b->st != BS_READY))
-        return;
-    size_t len = 0;
-    uint8_t *buf = NULL;
-    if (b->ctl.head) {
-        buf = aipc__bus_queue_take_batch(&b->ctl, BUS_BATCH_MAX, &len, NULL, NULL);
-    } else if (b->st == BS_READY) {
-        AcquireSRWLockExclusive(&b->lock);
-        buf = aipc__bus_queue_take_batch(&b->q, BUS_BATCH_MAX, &len, mark_sent, b);
-        ReleaseSRWLockExclusive(&b->lock);
-    }
-    if (!buf)
-        return;
-    free(b->wbuf);
-    b->wbuf = buf;
-    b->wlen = len;
-    b->woff = 0;
-    issue_write(b);
+    aipc_bus *b = c->ctx;
+    return aipc_decoder_direct(&b->dec, want);
 }
 
-static void on_write_done(aipc__op *op, DWORD err, DWORD bytes)
+/* What a read returned: frames to bus_dispatch.c; 0 to read on. */
+static int io_input(aipc__conn *c, uint8_t *data, size_t n, int direct)
 {
-    aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, wr);
-    b->wbusy = 0;
-    if (b->st == BS_HELLO || b->st == BS_READY) {
-        if (err) {
-            b->sys_err = err;
-            conn_lost(b, map_win32(err));
-        } else {
-            b->woff += bytes;
-            if (b->woff < b->wlen) {
-                issue_write(b);
-            } else {
-                free(b->wbuf);
-                b->wbuf = NULL;
-                b->wlen = b->woff = 0;
-                pump_write(b);
-            }
-        }
-    } else {
-        maybe_finish_drain(b);
-    }
-    aipc__bus_unref(b);
-}
-
-/* ---- read path ------------------------------------------------------------------------------ */
-
-static void on_read_done(aipc__op *op, DWORD err, DWORD bytes);
-
-/* Issues the next read: straight into a large frame's buffer when one is being assembled. [io] */
-static void issue_read(aipc_bus *b)
-{
-    size_t want = 0;
-    uint8_t *dst = aipc_decoder_direct(&b->dec, &want);
-    DWORD len;
-    if (dst && want >= AIPC_DIRECT_MIN) {
-        b->rdirect = 1;
-        len = want > BUS_READ_SIZE * 16u ? BUS_READ_SIZE * 16u : (DWORD)want;
-    } else {
-        b->rdirect = 0;
-        dst = b->rbuf;
-        len = BUS_READ_SIZE;
-    }
-    b->rd.cb = on_read_done;
-    aipc__bus_ref(b);
-    DWORD e = b->loop->eng->read(b->h, &b->rd, dst, len);
-    if (e) {
-        b->sys_err = e;
-        aipc__bus_unref(b);
-        conn_lost(b, map_win32(e));
-        return;
-    }
-    b->rbusy = 1;
-}
-
-static void on_read_done(aipc__op *op, DWORD err, DWORD bytes)
-{
-    aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, rd);
-    b->rbusy = 0;
-    if (b->st != BS_HELLO && b->st != BS_READY) {
-        maybe_finish_drain(b);
-        aipc__bus_unref(b);
-        return;
-    }
-    if (err && err != ERROR_MORE_DATA) {
-        b->sys_err = err;
-        conn_lost(b, map_win32(err));
-        aipc__bus_unref(b);
-        return;
-    }
+    aipc_bus *b = c->ctx;
     int rc;
     /* Without a dispatcher the callbacks of this read run here: hold the gate once for all of
      * them (each still checks it, so close waits only for the one running). */
     int held = !b->disp && aipc__gate_enter(&b->gate);
-    if (b->rdirect)
-        rc = aipc_decoder_commit(&b->dec, bytes, aipc__bus_on_frame, b);
+    if (direct)
+        rc = aipc_decoder_commit(&b->dec, n, aipc__bus_on_frame, b);
     else
-        rc = aipc_decoder_feed(&b->dec, b->rbuf, bytes, aipc__bus_on_frame, b, NULL);
+        rc = aipc_decoder_feed(&b->dec, data, n, aipc__bus_on_frame, b, NULL);
     if (held)
         aipc__gate_leave(&b->gate);
-    if (rc < 0 && (b->st == BS_HELLO || b->st == BS_READY)) {
+    if (rc < 0 && live(b)) {
         aipc__bus_ev_error(b, AIPC_EPROTO, "", "malformed frame from the broker");
         conn_lost(b, AIPC_EPROTO);
     }
-    if ((b->st == BS_HELLO || b->st == BS_READY) && !aipc__bus_ev_closed(b) &&
-        !aipc__bus_ev_should_pause(b))
-        issue_read(b);        /* paused: the dispatcher's thread posts the resume task */
-    aipc__bus_unref(b);
+    /* paused: the dispatcher's thread posts the resume task */
+    return live(b) && !aipc__bus_ev_closed(b) && !aipc__bus_ev_should_pause(b) ? 0 : 1;
 }
+
+/* The output source: the rest of the current batch, else the next coalesced batch - control
+ * frames first, then user frames once welcomed. */
+static int io_out_next(aipc__conn *c, aipc_iov *iov, int max)
+{
+    aipc_bus *b = c->ctx;
+    (void)max;
+    if (!b->wbuf || b->woff >= b->wlen) {
+        size_t len = 0;
+        uint8_t *buf = NULL;
+        if (b->ctl.head) {
+            buf = aipc__bus_queue_take_batch(&b->ctl, BUS_BATCH_MAX, &len, NULL, NULL);
+        } else if (b->st == BS_READY) {
+            AcquireSRWLockExclusive(&b->lock);
+            buf = aipc__bus_queue_take_batch(&b->q, BUS_BATCH_MAX, &len, mark_sent, b);
+            ReleaseSRWLockExclusive(&b->lock);
+        }
+        free(b->wbuf);
+        b->wbuf = buf;
+        b->wlen = buf ? len : 0;
+        b->woff = 0;
+        if (!buf)
+            return 0;
+    }
+    iov[0].base = b->wbuf + b->woff;
+    iov[0].len = b->wlen - b->woff;
+    return 1;
+}
+
+static void io_out_done(aipc__conn *c, size_t bytes)
+{
+    aipc_bus *b = c->ctx;
+    b->woff += bytes;
+}
+
+/* The batch will not be written (the connection is lost): it goes with the connection. */
+static void io_out_drop(aipc__conn *c)
+{
+    aipc_bus *b = c->ctx;
+    free(b->wbuf);
+    b->wbuf = NULL;
+    b->wlen = b->woff = 0;
+}
+
+static void io_on_error(aipc__conn *c, DWORD err, const char *what)
+{
+    aipc_bus *b = c->ctx;
+    (void)what;
+    b->sys_err = err;
+    conn_lost(b, map_win32(err));
+}
+
+static void io_done(aipc__conn *c)
+{
+    aipc_bus *b = c->ctx;
+    if (!live(b))
+        maybe_finish_drain(b);
+}
+
+static void io_ref(aipc__conn *c)
+{
+    aipc__bus_ref(c->ctx);
+}
+
+static void io_unref(aipc__conn *c)
+{
+    aipc__bus_unref(c->ctx);
+}
+
+const aipc__conn_handler aipc__bus_io_handler = {
+    io_read_direct, io_input, io_out_next, io_out_done, io_out_drop, io_on_error, io_done,
+    io_ref, io_unref,
+};
 
 /* The dispatcher caught up: read again. [io] */
 static void on_resume(aipc__op *op, DWORD err, DWORD bytes)
@@ -438,8 +412,8 @@ static void on_resume(aipc__op *op, DWORD err, DWORD bytes)
     (void)err;
     (void)bytes;
     InterlockedExchange(&b->resume_posted, 0);
-    if ((b->st == BS_HELLO || b->st == BS_READY) && !b->rbusy && !aipc__bus_ev_closed(b))
-        issue_read(b);
+    if (live(b) && !aipc__bus_ev_closed(b))
+        aipc__conn_read(&b->io);          /* nothing if a read is pending */
     aipc__bus_unref(b);
 }
 
@@ -456,7 +430,7 @@ static void on_wake(aipc__op *op, DWORD err, DWORD bytes)
     ReleaseSRWLockExclusive(&b->lock);
     if (b->st != BS_CLOSED) {
         arm_req_timer(b, due);
-        pump_write(b);
+        aipc__conn_kick(&b->io);
     }
     aipc__bus_unref(b);
 }
@@ -477,7 +451,6 @@ static void on_close(aipc__op *op, DWORD err, DWORD bytes)
     aipc_bus *b = CONTAINING_RECORD(op, aipc_bus, close_op);
     (void)err;
     (void)bytes;
-    int had_conn = b->st == BS_HELLO || b->st == BS_READY;
     b->st = BS_CLOSED;
     aipc__timer_stop(b->loop, &b->conn_timer);
     aipc__timer_stop(b->loop, &b->req_timer);
@@ -486,9 +459,8 @@ static void on_close(aipc__op *op, DWORD err, DWORD bytes)
     aipc__bus_queue_free(&b->q);          /* what wakes before this task did not write */
     ReleaseSRWLockExclusive(&b->lock);
     aipc__bus_queue_free(&b->ctl);
-    if (b->h != INVALID_HANDLE_VALUE) {
-        if (had_conn || b->rbusy || b->wbusy)
-            CancelIoEx(b->h, NULL);
+    if (b->io.h != INVALID_HANDLE_VALUE) {
+        aipc__conn_cancel(&b->io);
         maybe_finish_drain(b);
     }
     aipc__bus_unref(b);                  /* the user's reference */
@@ -497,7 +469,6 @@ static void on_close(aipc__op *op, DWORD err, DWORD bytes)
 
 void aipc__bus_conn_init(aipc_bus *b)
 {
-    b->h = INVALID_HANDLE_VALUE;
     b->wake_op.cb = on_wake;
     b->start_op.cb = on_start;
     b->close_op.cb = on_close;

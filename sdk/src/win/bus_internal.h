@@ -24,7 +24,9 @@
 #include "bus_core.h"
 
 #define BUS_READ_SIZE       (256u * 1024u)       /* one read */
-#define BUS_BATCH_MAX       (4u * 1024u * 1024u) /* one coalesced write */
+#define BUS_BATCH_MAX       (4u * 1024u * 1024u) /* one coalesced batch */
+#define BUS_WRITE_PIECE     (256u * 1024u)       /* largest WriteFile (see AIPC_WRITE_PIECE) */
+#define BUS_DIRECT_MAX      (BUS_READ_SIZE * 16u)/* largest read into a frame's block */
 #define BUS_OPEN_RETRY_MIN  10u                  /* ms between dial retries, doubling */
 #define BUS_OPEN_RETRY_MAX  200u
 #define BUS_REQ_TIMEOUT_DEF 30000u
@@ -77,14 +79,11 @@ struct aipc_bus {
     DWORD sys_err;                /* Win32 error that failed the current attempt (0: none) */
     ULONGLONG deadline;           /* end of the current attempt (OPENING/HELLO) */
     DWORD open_retry;             /* next dial retry delay */
-    HANDLE h;
-    aipc__op rd, wr;               /* kernel read/write through the client's engine */
-    int rbusy, wbusy;
-    uint8_t *rbuf;
-    int rdirect;                  /* the pending read targets the decoder's frame buffer */
+    aipc__conn io;                /* the pipe's reads and writes (win_conn.c), through the
+                                     client's engine; io.h is the pipe handle */
     aipc_decoder dec;
     aipc__bus_queue ctl;           /* hello and resubscribe frames, written before q */
-    uint8_t *wbuf;                /* the batch being written */
+    uint8_t *wbuf;                /* the batch being written (the connection's output) */
     size_t wlen, woff;
     aipc__timer conn_timer;        /* OPENING retry, HELLO deadline, BACKOFF delay */
     aipc__timer req_timer;         /* earliest pending deadline */
@@ -105,6 +104,8 @@ void aipc__bus_conn_welcome(aipc_bus *b, const aipc__bus_in *in);
 /* The connection broke (HELLO or READY): cancel I/O, fail sent requests, then back off or give
  * up once the handle is closed. `err` is the AIPC_E* cause. */
 void aipc__bus_conn_lost(aipc_bus *b, int err);
+/* The client's handler of its connection b->io (ctx = the client). */
+extern const aipc__conn_handler aipc__bus_io_handler;
 
 /* ---- bus_dispatch.c (I/O thread) ----------------------------------------------------------- */
 /* One whole frame from the broker (aipc_decoder callback; ctx = the client). Non-zero stops
