@@ -158,8 +158,9 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
     if (rc == 0 && opts->name && !(b->name = dup_str(opts->name)))
         rc = AIPC_ENOMEM;
     if (rc == 0)
-        rc = aipc__conn_init(&b->io, &aipc__bus_io_handler, b, BUS_READ_SIZE, BUS_WRITE_PIECE,
-                             AIPC_DIRECT_MIN, BUS_DIRECT_MAX);
+        rc = aipc__conn_init(&b->io, &aipc__bus_io_handler, b, &(aipc__conn_cfg){
+            BUS_READ_SIZE, BUS_READ_SIZE, BUS_WRITE_PIECE, BUS_WRITE_PIECE, AIPC_DIRECT_MIN,
+            BUS_DIRECT_MAX});
     const aipc__engine *eng = b->o.engine == PIPE_OVERLAPPED ? &aipc__engine_iocp : &aipc__engine_apc;
     if (rc == 0 && !(b->loop = eng->loop()))
         rc = aipc__syserr(GetLastError());

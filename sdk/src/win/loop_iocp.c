@@ -81,11 +81,12 @@ static void iocp_detach(aipc__loop *l, HANDLE h, aipc__op *listen)
     (void)listen;
 }
 
-/* Issue results: success and pending both complete through the port. */
-static DWORD issued(BOOL ok)
+/* Issue results: success and pending both complete through the port, except a success on a
+ * handle that skips the port on success (op->skip_port): AIPC__IO_INLINE, no completion. */
+static DWORD issued(const aipc__op *op, BOOL ok)
 {
     if (ok)
-        return 0;
+        return op->skip_port ? AIPC__IO_INLINE : 0;
     DWORD e = GetLastError();
     if (e == ERROR_IO_PENDING || e == ERROR_MORE_DATA)
         return 0;
@@ -96,14 +97,14 @@ static DWORD iocp_read(HANDLE h, aipc__op *op, void *buf, DWORD len)
 {
     memset(&op->ov, 0, sizeof op->ov);
     op->h = h;
-    return issued(ReadFile(h, buf, len, NULL, &op->ov));
+    return issued(op, ReadFile(h, buf, len, NULL, &op->ov));
 }
 
 static DWORD iocp_write(HANDLE h, aipc__op *op, const void *buf, DWORD len)
 {
     memset(&op->ov, 0, sizeof op->ov);
     op->h = h;
-    return issued(WriteFile(h, buf, len, NULL, &op->ov));
+    return issued(op, WriteFile(h, buf, len, NULL, &op->ov));
 }
 
 /* Starts accepting a client (win_listen.c). Pending (also a synchronous success: on a

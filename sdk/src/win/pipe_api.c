@@ -138,8 +138,11 @@ int aipc_pipe_new(PipeImplType engine, aipc_named_pipe **out)
     aipc__pipe *p = calloc(1, sizeof *p);
     if (!p)
         return AIPC_ENOMEM;
-    if (aipc__conn_init(&p->io, &aipc__pipe_io_handler, p, AIPC_PIPE_BUFSIZE, AIPC_WRITE_PIECE,
-                        AIPC_DIRECT_MIN, AIPC_IO_CHUNK_MAX) != 0) {
+    static const aipc__conn_cfg io_cfg = {
+        AIPC_PIPE_BUFSIZE, AIPC_PIPE_BUFSIZE, AIPC_WRITE_PIECE, AIPC_WRITE_PIECE, AIPC_DIRECT_MIN,
+        AIPC_IO_CHUNK_MAX,
+    };
+    if (aipc__conn_init(&p->io, &aipc__pipe_io_handler, p, &io_cfg) != 0) {
         aipc__conn_free(&p->io);
         free(p);
         return AIPC_ENOMEM;

@@ -13,25 +13,26 @@
 
 #define CONN_IOV        64               /* pieces asked of out_next at once */
 #define CONN_INPLACE    (32u * 1024u)    /* a piece this large is written in place */
-#define CONN_WBUF_MIN   (16u * 1024u)    /* coalescing buffer: from this, doubling, to `piece` */
+#define CONN_WBUF_MIN   (16u * 1024u)    /* coalescing buffer: from this, doubling, to gather_max */
+#define CONN_INLINE     4   /* reads handled inline in a row before yielding to the port (more
+                             * starves write completions: broker 1 MiB pub/sub measured 1.6 s at
+                             * 4 against 2.4 s at 16) */
 
 static void on_read(aipc__op *op, DWORD err, DWORD bytes);
 static void on_write(aipc__op *op, DWORD err, DWORD bytes);
 
-int aipc__conn_init(aipc__conn *c, const aipc__conn_handler *hd, void *ctx, size_t rcap,
-                    uint32_t piece, uint32_t direct_min, uint32_t direct_max)
+int aipc__conn_init(aipc__conn *c, const aipc__conn_handler *hd, void *ctx,
+                    const aipc__conn_cfg *cfg)
 {
     memset(c, 0, sizeof *c);
     c->hd = hd;
     c->ctx = ctx;
     c->h = INVALID_HANDLE_VALUE;
-    c->rcap = rcap;
-    c->piece = piece;
-    c->direct_min = direct_min;
-    c->direct_max = direct_max;
+    c->cfg = *cfg;
+    c->rcap = cfg->rfirst;
     c->rd.cb = on_read;
     c->wr.cb = on_write;
-    c->rbuf = malloc(rcap + 1);
+    c->rbuf = malloc(c->rcap + 1);
     return c->rbuf ? 0 : AIPC_ENOMEM;
 }
 
@@ -53,29 +54,77 @@ static void fail(aipc__conn *c, DWORD err, const char *what)
 
 /* ---- read side ------------------------------------------------------------------------------- */
 
-static void issue_read(aipc__conn *c)
+/* Where the next read goes: the rest of a large frame in place, else the read buffer. */
+static DWORD read_target(aipc__conn *c)
 {
     size_t want = 0;
     uint8_t *dst = c->hd->read_direct ? c->hd->read_direct(c, &want) : NULL;
-    DWORD len;
-    if (dst && want >= c->direct_min) {
+    if (dst && want >= c->cfg.direct_min) {
         c->rdirect = 1;
-        len = want > c->direct_max ? c->direct_max : (DWORD)want;
-    } else {
-        c->rdirect = 0;
-        dst = c->rbuf;
-        len = (DWORD)c->rcap;
+        c->rdst = dst;
+        return want > c->cfg.direct_max ? c->cfg.direct_max : (DWORD)want;
     }
-    c->rdst = dst;
-    c->rd.cb = on_read;
-    DWORD e = c->eng->read(c->h, &c->rd, dst, len);
-    if (e) {
-        fail(c, e, "read");
-        return;
+    c->rdirect = 0;
+    c->rdst = c->rbuf;
+    return (DWORD)c->rcap;
+}
+
+/* n bytes were read: to the user; a read that filled a small read buffer grows it (no read is
+ * in flight). Returns 1 to read on. */
+static int read_done(aipc__conn *c, DWORD n)
+{
+    int again = c->hd->input(c, c->rdst, n, c->rdirect) == 0;
+    if (!c->rdirect && n == c->rcap && c->rcap < c->cfg.rmax) {
+        uint8_t *nb = malloc(c->cfg.rmax + 1);
+        if (nb) {
+            free(c->rbuf);
+            c->rbuf = nb;
+            c->rcap = c->cfg.rmax;
+        }
     }
-    c->ops++;
-    c->reading = 1;
-    c->hd->ref(c);
+    return again;
+}
+
+/* Issues the next read (the caller holds a reference). A read that succeeds at once (inline)
+ * is handled here, in a loop; after CONN_INLINE of them in a row the next one's result is
+ * posted to the port instead. */
+static void issue_read(aipc__conn *c)
+{
+    for (int round = 0; c->open && !c->reading; round++) {
+        DWORD len = read_target(c);
+        c->rd.cb = on_read;
+        DWORD e = c->eng->read(c->h, &c->rd, c->rdst, len);
+        if (e == 0) {
+            c->ops++;
+            c->reading = 1;
+            c->hd->ref(c);
+            return;
+        }
+        if (e != AIPC__IO_INLINE) {
+            fail(c, e, "read");
+            return;
+        }
+        DWORD got = 0;
+        DWORD er = GetOverlappedResult(c->h, &c->rd.ov, &got, FALSE) ? 0 : GetLastError();
+        if (er == ERROR_MORE_DATA)
+            er = 0;
+        if (er) {
+            fail(c, er, "read");
+            return;
+        }
+        if (round + 1 >= CONN_INLINE && c->port &&
+            PostQueuedCompletionStatus(c->port, got, AIPC__KEY_IO, &c->rd.ov)) {
+            c->ops++;               /* yield: it comes back through the port like any other */
+            c->reading = 1;
+            c->hd->ref(c);
+            return;
+        }
+        c->ops++;                   /* counted while the user handles it, like a completion */
+        int again = read_done(c, got);
+        c->ops--;
+        if (!again)
+            return;
+    }
 }
 
 /* Read completion. ERROR_MORE_DATA is a partial read, not an error. */
@@ -90,10 +139,10 @@ static void on_read(aipc__op *op, DWORD err, DWORD bytes)
         if (err)
             fail(c, err, "read");
         else
-            again = c->hd->input(c, c->rdst, bytes, c->rdirect) == 0;
+            again = read_done(c, bytes);
     }
     c->ops--;
-    if (again && c->open && !c->reading)
+    if (again)
         issue_read(c);
     c->hd->done(c);
     c->hd->unref(c);
@@ -101,8 +150,11 @@ static void on_read(aipc__op *op, DWORD err, DWORD bytes)
 
 void aipc__conn_read(aipc__conn *c)
 {
-    if (c->open && !c->reading)
-        issue_read(c);
+    if (!c->open || c->reading)
+        return;
+    c->hd->ref(c);
+    issue_read(c);
+    c->hd->unref(c);
 }
 
 /* ---- write side ------------------------------------------------------------------------------ */
@@ -112,10 +164,11 @@ void aipc__conn_read(aipc__conn *c)
 static size_t gather(aipc__conn *c, const aipc_iov *iov, int k)
 {
     size_t queued = 0;
-    for (int i = 0; i < k && queued < c->piece && (i == 0 || iov[i].len < CONN_INPLACE); i++)
+    for (int i = 0; i < k && queued < c->cfg.gather_max && (i == 0 || iov[i].len < CONN_INPLACE);
+         i++)
         queued += iov[i].len;
     size_t need = CONN_WBUF_MIN;
-    while (need < queued && need < c->piece)
+    while (need < queued && need < c->cfg.gather_max)
         need *= 2;
     if (need > c->wcap) {
         uint8_t *nb = realloc(c->wbuf, need);
@@ -139,42 +192,55 @@ static size_t gather(aipc__conn *c, const aipc_iov *iov, int k)
     return used;
 }
 
-/* Starts one write of what the output source offers, if none is in flight. */
+/* Writes what the output source offers, one write at a time (the caller holds a reference).
+ * A write that succeeds at once (inline) is reported here and the next one started, until
+ * nothing is queued or a write stays pending. */
 static void pump(aipc__conn *c)
 {
-    if (!c->open || c->writing)
-        return;
-    aipc_iov iov[CONN_IOV];
-    int k = c->hd->out_next(c, iov, CONN_IOV);
-    if (k <= 0) {
-        if (c->wbuf) {              /* idle: a quiet connection keeps no coalescing buffer */
-            free(c->wbuf);
-            c->wbuf = NULL;
-            c->wcap = 0;
+    while (c->open && !c->writing) {
+        aipc_iov iov[CONN_IOV];
+        int k = c->hd->out_next(c, iov, CONN_IOV);
+        if (k <= 0 || !c->open) {
+            if (c->wbuf) {          /* idle: a quiet connection keeps no coalescing buffer */
+                free(c->wbuf);
+                c->wbuf = NULL;
+                c->wcap = 0;
+            }
+            return;
         }
-        return;
-    }
-    const uint8_t *buf = iov[0].base;
-    size_t len = iov[0].len;
-    if (k > 1 && iov[0].len < CONN_INPLACE) {
-        size_t used = gather(c, iov, k);
-        if (used) {
-            buf = c->wbuf;
-            len = used;
+        const uint8_t *buf = iov[0].base;
+        size_t len = iov[0].len > c->cfg.piece ? c->cfg.piece : iov[0].len;
+        if (k > 1 && iov[0].len < CONN_INPLACE) {
+            size_t used = gather(c, iov, k);
+            if (used) {
+                buf = c->wbuf;
+                len = used;
+            }
+        }
+        c->wr.cb = on_write;
+        DWORD e = c->eng->write(c->h, &c->wr, buf, (DWORD)len);
+        if (e == 0) {
+            c->ops++;
+            c->writing = 1;
+            c->hd->ref(c);
+            return;
+        }
+        DWORD got = 0;
+        if (e == AIPC__IO_INLINE)
+            e = GetOverlappedResult(c->h, &c->wr.ov, &got, FALSE) ? 0 : GetLastError();
+        if (e == 0 && got == 0)
+            e = ERROR_NO_DATA;
+        if (e) {
+            fail(c, e, e == ERROR_NO_DATA ? "write made no progress" : "write");
+            c->hd->out_drop(c);
+            return;
+        }
+        c->hd->out_done(c, got);
+        if (!c->open) {
+            c->hd->out_drop(c);
+            return;
         }
     }
-    if (len > c->piece)
-        len = c->piece;
-    c->wr.cb = on_write;
-    DWORD e = c->eng->write(c->h, &c->wr, buf, (DWORD)len);
-    if (e) {
-        fail(c, e, "write");
-        c->hd->out_drop(c);
-        return;
-    }
-    c->ops++;
-    c->writing = 1;
-    c->hd->ref(c);
 }
 
 /* Write completion: report what was written, then the next write. A write that moved no byte
@@ -202,7 +268,11 @@ static void on_write(aipc__op *op, DWORD err, DWORD bytes)
 
 void aipc__conn_kick(aipc__conn *c)
 {
+    if (!c->open || c->writing)
+        return;
+    c->hd->ref(c);
     pump(c);
+    c->hd->unref(c);
 }
 
 /* ---- start, cancel, close -------------------------------------------------------------------- */

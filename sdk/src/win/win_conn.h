@@ -4,14 +4,19 @@
  * cancel and drain. In the spirit of nng's win_ipcconn.c.
  *
  * Reads: one read is pending while the connection is open and its user does not pause it, into
- * the connection's read buffer (many frames per read) or, for the rest of a large frame, straight
- * into the frame's own block (the handler's read_direct: the decoder that grows with the bytes
- * that arrive, proto/frame.c).
+ * the connection's read buffer (many frames per read; it may start small and grow after a read
+ * that filled it) or, for the rest of a large frame, straight into the frame's own block (the
+ * handler's read_direct: the decoder that grows with the bytes that arrive, proto/frame.c).
  * Writes: the handler is an output source. out_next offers the next pieces (aipc_iov, proto/iov.h)
- * without copying them; several small pieces are gathered into one coalescing buffer, a single
- * or large piece is written in place. Every WriteFile is capped at `piece` bytes (the pipe
- * buffer's size): a write completes once its bytes fit the pipe's buffer, so the reader starts
- * on one piece while the next is written. out_done reports what was written, in order.
+ * without copying them; several small pieces are gathered into one coalescing buffer (at most
+ * gather_max bytes), a single or large piece is written in place, at most `piece` bytes per
+ * WriteFile (the pipe buffer's size): a write completes once its bytes fit the pipe's buffer,
+ * so the reader starts on one piece while the next is written. out_done reports what was
+ * written, in order.
+ * Inline completions (the broker): on a handle with FILE_SKIP_COMPLETION_PORT_ON_SUCCESS
+ * (c->rd.skip_port / c->wr.skip_port set by the user) an operation that succeeds at once queues
+ * no completion; it is handled in place, and after CONN_INLINE reads in a row the next one's
+ * result is posted to c->port instead, so one busy peer cannot starve the others.
  * Cancel: aipc__conn_cancel closes the connection for I/O (no further read or write is issued)
  * and cancels what is in flight; the handler's `done` runs after every completion, so its user
  * finishes a drain when aipc__conn_pending() is 0. The handle is closed once
@@ -19,7 +24,10 @@
  *
  * Lifetime: the handler's ref runs for every operation issued and its unref after that
  * operation's completion has been handled, so the user (and with it the connection, its
- * buffers and every piece out_next offered) outlives every kernel operation. The read buffer
+ * buffers and every piece out_next offered) outlives every kernel operation. aipc__conn_read and
+ * aipc__conn_kick hold a reference of their own while they run (a callback inside may close the
+ * connection): their unref is the last thing they do, so with a user whose unref may free it
+ * (the broker) the caller must not touch c afterwards. The read buffer
  * and the coalescing buffer are freed by aipc__conn_free, which the user calls only when
  * nothing is pending.
  *
@@ -66,6 +74,16 @@ typedef struct aipc__conn_handler {
     void (*unref)(aipc__conn *c);
 } aipc__conn_handler;
 
+/* Sizes of one connection. */
+typedef struct aipc__conn_cfg {
+    size_t rfirst;                /* the read buffer's first size ... */
+    size_t rmax;                  /* ... grown to this after a read that filled it */
+    uint32_t piece;               /* largest WriteFile from the user's memory (in place) */
+    uint32_t gather_max;          /* largest coalescing buffer (several small pieces) */
+    uint32_t direct_min;          /* frames missing at least this much are read in place */
+    uint32_t direct_max;          /* largest ReadFile into a frame's block */
+} aipc__conn_cfg;
+
 struct aipc__conn {
     const aipc__conn_handler *hd;
     void *ctx;                    /* the user */
@@ -82,14 +100,13 @@ struct aipc__conn {
     size_t rcap;
     uint8_t *wbuf;                /* coalescing buffer (only for several small pieces) */
     size_t wcap;
-    uint32_t piece;               /* largest WriteFile */
-    uint32_t direct_min;          /* frames missing at least this much are read in place */
-    uint32_t direct_max;          /* largest ReadFile into a frame's block */
+    HANDLE port;                  /* inline completions: where a yielded read is posted */
+    aipc__conn_cfg cfg;
 };
 
-/* Sets c up (not started) with a read buffer of rcap (+1) bytes. 0 or AIPC_ENOMEM. */
-int  aipc__conn_init(aipc__conn *c, const aipc__conn_handler *hd, void *ctx, size_t rcap,
-                     uint32_t piece, uint32_t direct_min, uint32_t direct_max);
+/* Sets c up (not started) with its read buffer (cfg->rfirst + 1 bytes). 0 or AIPC_ENOMEM. */
+int  aipc__conn_init(aipc__conn *c, const aipc__conn_handler *hd, void *ctx,
+                     const aipc__conn_cfg *cfg);
 /* Frees the buffers (nothing pending). */
 void aipc__conn_free(aipc__conn *c);
 /* h is connected and attached to `eng` (whose I/O thread calls this): c owns it from now on and
@@ -111,5 +128,9 @@ void aipc__conn_reset(aipc__conn *c);
 /* Detaches h from the engine (`listen` as given to attach) and closes it, once; nothing may be
  * pending. The connection is reset. */
 void aipc__conn_close_handle(aipc__conn *c, aipc__op *listen);
+
+/* The IOCP engine's table (loop_iocp.c): its read and write serve any handle bound to a
+ * completion port, also one the SDK's thread does not dispatch (the broker's). */
+extern const struct aipc__engine aipc__engine_iocp;
 
 #endif

@@ -25,8 +25,14 @@ struct aipc__op {
     HANDLE event;     /* PIPE_ASYNC listen op: manual-reset event of ConnectNamedPipe */
     HANDLE wait;      /* PIPE_ASYNC listen op: thread-pool wait (only beyond 64 listeners) */
     aipc__op *dnext;   /* PIPE_ASYNC: completion deferred while a callback runs (loop_apc.c) */
+    int skip_port;    /* h has FILE_SKIP_COMPLETION_PORT_ON_SUCCESS: an I/O that succeeds at once
+                       * queues no completion; the IOCP engine then returns AIPC__IO_INLINE */
     DWORD derr, dbytes;
 };
+
+/* An engine's read/write result: the operation succeeded at once and no completion follows
+ * (op->skip_port); its result is in op->ov (GetOverlappedResult). A customer-defined code. */
+#define AIPC__IO_INLINE 0x20000001u
 
 /* Completion keys: I/O on a bound handle, or a task posted with aipc__iocp_post. */
 #define AIPC__KEY_IO   1
