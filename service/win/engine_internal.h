@@ -2,12 +2,14 @@
  * engine_internal.h - what the broker engine's three files share (not installed):
  *   engine.c         the loop on the caller's thread (broker_engine_run), stop, create/free
  *   engine_listen.c  the instances waiting for clients (backlog, first instance, squatters)
- *   engine_conn.c    one client connection: reads, coalesced writes, flush list, close
+ *   engine_conn.c    one client connection: the handler of its pipe connection (win_conn.c:
+ *                    reads, coalesced writes), flush list, close
  *
  * Every overlapped operation is an aipc__op (sdk/src/win/win_io.h) embedded in its connection
- * (cn, rd, wr) and recovered with CONTAINING_RECORD; the completion port is dispatched by the
- * SDK's aipc__iocp_dispatch, the same code as the SDK's PIPE_OVERLAPPED thread. Everything here
- * runs on the thread in broker_engine_run (the I/O thread), except broker_engine_request_stop.
+ * (the accept cn; the reads and writes are its win_conn.c connection's) and recovered with
+ * CONTAINING_RECORD; the completion port is dispatched by the SDK's aipc__iocp_dispatch, the
+ * same code as the SDK's PIPE_OVERLAPPED thread. Everything here runs on the thread in
+ * broker_engine_run (the I/O thread), except broker_engine_request_stop.
  */
 #ifndef AIPC_BROKER_ENGINE_INTERNAL_H
 #define AIPC_BROKER_ENGINE_INTERNAL_H
@@ -16,6 +18,7 @@
 
 #include <stdbool.h>
 
+#include "win_conn.h"
 #include "win_io.h"
 
 enum { C_LISTEN, C_OPEN, C_CLOSING };
@@ -24,22 +27,16 @@ struct aipc_wconn {
     aipc_conn conn;         /* first: the core's view (aipc_wconn_conn); ops = the engine's */
     broker_engine *e;
     HANDLE h;
-    aipc__op cn, rd, wr;     /* accept, read, write */
-    int inflight;           /* ops handed to the kernel whose completion has not been dequeued */
+    aipc__op cn;             /* accept */
+    aipc__conn io;          /* once connected: its reads and writes (sdk/src/win/win_conn.c) */
+    int inflight;           /* the accept, and (io's ref/unref) every read and write in flight and
+                             * every pump of io running: finished when 0 */
     int st;
     void *user;             /* handler's connection, NULL until attached */
     unsigned long pid;
-    uint8_t *rbuf;
-    uint32_t rcap;          /* ENG_RBUF_MIN until a read fills it, then ENG_RBUF */
-    uint8_t *wbuf;
-    size_t wcap;
-    bool writing;           /* a write is in flight */
-    bool rd_direct;         /* the read in flight targets the handler's frame buffer */
     bool close_flush;       /* close once output is drained */
     bool abort;             /* close now, whatever is queued (aipc_wconn_abort) */
     bool dirty;             /* on the engine's flush list */
-    bool skip_port;         /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is set: ops that succeed
-                             * at once queue no packet and are handled inline */
     bool identified;        /* the handler's identify ran (before the first input) */
     bool listening;         /* counted in e->nlisten: its accept is pending */
     bool dropped;           /* a listener closed on purpose: its handle goes once the
