@@ -1,7 +1,8 @@
 /*
  * win_conn.h - one connected pipe's data path (win_conn.c), shared by point-to-point pipes
- * (pipe_io.c) and the bus client (bus_conn.c): the handle's one pending read, the write pump,
- * cancel and drain. In the spirit of nng's win_ipcconn.c.
+ * (pipe_io.c), the bus client (bus_conn.c) and the broker's connections (service/win/
+ * engine_conn.c): the handle's one pending read, the write pump, cancel and drain. In the spirit
+ * of nng's win_ipcconn.c.
  *
  * Reads: one read is pending while the connection is open and its user does not pause it, into
  * the connection's read buffer (many frames per read; it may start small and grow after a read
@@ -32,8 +33,9 @@
  * nothing is pending.
  *
  * Threads: every function and every handler callback runs on the I/O thread of the connection's
- * engine (the APC thread, the SDK's completion-port thread), except aipc__conn_init/free, which
- * run where the user creates and destroys it (nothing pending then).
+ * engine - the SDK's APC thread (loop_apc.c) or completion-port thread (loop_iocp.c), or the
+ * broker's loop thread (service/win/engine.c, through the IOCP engine's table) - except
+ * aipc__conn_init/free, which run where the user creates and destroys it (nothing pending).
  */
 #ifndef AIPC_WIN_CONN_H
 #define AIPC_WIN_CONN_H
