@@ -16,8 +16,6 @@
 #include "pipe_internal.h"
 #include "win_listen.h"
 
-#include <errno.h>
-#include <process.h>
 #include <string.h>
 
 static aipc__loop g_loop;
@@ -96,21 +94,7 @@ static unsigned __stdcall apc_thread(void *arg)
 /* Starts the thread once per process. */
 static BOOL CALLBACK apc_init(PINIT_ONCE once, void *param, void **ctx)
 {
-    HMODULE self;
-    GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,
-                       (LPCWSTR)(void *)&apc_thread, &self);
-    g_loop.eng = &aipc__engine_apc;
-    unsigned tid = 0;
-    uintptr_t th = _beginthreadex(NULL, 0, apc_thread, &g_loop, CREATE_SUSPENDED, &tid);
-    if (!th) {
-        aipc_log(AIPC_LOG_ERROR, "pipe(apc): cannot start the I/O thread (errno %d)", errno);
-        return FALSE;
-    }
-    g_loop.thread = (HANDLE)th;
-    g_loop.tid = tid;
-    ResumeThread(g_loop.thread);
-    aipc_log(AIPC_LOG_DEBUG, "pipe(apc): I/O thread %u started", tid);
-    return TRUE;
+    return aipc__loop_start(&g_loop, &aipc__engine_apc, apc_thread, "pipe(apc)");
 }
 
 static aipc__loop *apc_loop(void)

@@ -11,8 +11,6 @@
 #include "pipe_internal.h"
 #include "win_listen.h"
 
-#include <errno.h>
-#include <process.h>
 #include <string.h>
 
 static aipc__loop g_loop;
@@ -33,28 +31,16 @@ static unsigned __stdcall iocp_thread(void *arg)
 /* Creates the port and starts the thread once per process. */
 static BOOL CALLBACK iocp_init(PINIT_ONCE once, void *param, void **ctx)
 {
-    HMODULE self;
-    GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,
-                       (LPCWSTR)(void *)&iocp_thread, &self);
-    g_loop.eng = &aipc__engine_iocp;
     g_loop.port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1);
     if (!g_loop.port) {
         aipc_log(AIPC_LOG_ERROR, "pipe(iocp): CreateIoCompletionPort failed (%lu)", GetLastError());
         return FALSE;
     }
-    unsigned tid = 0;
-    uintptr_t th = _beginthreadex(NULL, 0, iocp_thread, &g_loop, CREATE_SUSPENDED, &tid);
-    if (!th) {
-        aipc_log(AIPC_LOG_ERROR, "pipe(iocp): cannot start the I/O thread (errno %d)", errno);
-        CloseHandle(g_loop.port);
-        g_loop.port = NULL;
-        return FALSE;
-    }
-    g_loop.thread = (HANDLE)th;
-    g_loop.tid = tid;
-    ResumeThread(g_loop.thread);
-    aipc_log(AIPC_LOG_DEBUG, "pipe(iocp): I/O thread %u started", tid);
-    return TRUE;
+    if (aipc__loop_start(&g_loop, &aipc__engine_iocp, iocp_thread, "pipe(iocp)"))
+        return TRUE;
+    CloseHandle(g_loop.port);
+    g_loop.port = NULL;
+    return FALSE;
 }
 
 static aipc__loop *iocp_loop(void)

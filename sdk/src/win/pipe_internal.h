@@ -13,11 +13,13 @@
  *   wname.c      pipe names in UTF-16 (wname.h): conversions around proto/names.h, UTF-8 for logs.
  *   loop_apc.c   engine PIPE_ASYNC: one alertable thread, ReadFileEx/WriteFileEx, QueueUserAPC.
  *   loop_iocp.c  engine PIPE_OVERLAPPED: one thread on an I/O completion port.
+ *   loop_thread.c the start of either engine's I/O thread.
  *   win_iocp.c   the op record's completion-port loop (also the broker's: service/win).
  *   win_dial.c   the one client-side open of a pipe (SQOS, owner check, byte mode).
  *   win_listen.c the one place creating pipe instances and accepting on them (also the broker's).
  *   win_error.c  the one Win32 -> AIPC_E* map and "peer is gone" test.
- *   win_conn.c   one connection's data path: pending read, write pump, cancel (also the bus's).
+ *   win_conn.c   one connection's data path: pending read, write pump, cancel (also the bus's
+ *                and the broker's).
  *
  * Threads
  *   Each engine has ONE process-wide I/O thread (started on first use, lives until process
@@ -121,6 +123,10 @@ struct aipc__engine {
 
 /* 1 when the loop's I/O thread has exited (process exit): nothing posted to it will run. */
 int aipc__loop_gone(const aipc__loop *l);
+/* Starts an engine's I/O thread on fn(l), the module pinned first (loop_thread.c). FALSE
+ * (logged, `who` names the engine) if the thread could not start. */
+BOOL aipc__loop_start(aipc__loop *l, const aipc__engine *eng, unsigned(__stdcall *fn)(void *),
+                      const char *who);
 
 extern const aipc__engine aipc__engine_apc;    /* loop_apc.c */
 extern const aipc__engine aipc__engine_iocp;   /* loop_iocp.c */

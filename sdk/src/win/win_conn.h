@@ -20,8 +20,10 @@
  * result is posted to c->port instead, so one busy peer cannot starve the others.
  * Cancel: aipc__conn_cancel closes the connection for I/O (no further read or write is issued)
  * and cancels what is in flight; the handler's `done` runs after every completion, so its user
- * finishes a drain when aipc__conn_pending() is 0. The handle is closed once
- * (aipc__conn_close_handle), only when nothing is pending on it.
+ * finishes a drain when aipc__conn_pending() is 0. The handle is closed once, only when nothing
+ * is pending on it: by aipc__conn_close_handle (the bus client), or by a user that keeps it
+ * beyond the connection (a point-to-point server's instance, pipe.c) or closes it with its
+ * record (the broker, engine_conn.c).
  *
  * Lifetime: the handler's ref runs for every operation issued and its unref after that
  * operation's completion has been handled, so the user (and with it the connection, its
