@@ -159,6 +159,7 @@ void broker_engine_free(broker_engine *e)
      * refused instances may remain. Cancel them and drain their completions (bounded). */
     for (aipc_wconn *c = e->all; c; c = c->next) {
         c->st = C_CLOSING;
+        aipc__conn_cancel(&c->io);  /* not open: a cancelled read is no failure to log */
         if (c->inflight && c->h != INVALID_HANDLE_VALUE)
             CancelIoEx(c->h, NULL);
     }

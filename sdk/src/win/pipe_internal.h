@@ -102,8 +102,9 @@ struct aipc__loop {
 /*
  * Engine operations. The common layer calls them on the I/O thread, except `post` and
  * `attach` (any thread). read/write/listen return 0 when the operation was issued and its
- * completion WILL be delivered to op->cb on the I/O thread, or the Win32 error when it failed
- * at once (no completion comes). listen returns ERROR_PIPE_CONNECTED (no completion comes) when
+ * completion WILL be delivered to op->cb on the I/O thread, AIPC__IO_INLINE (IOCP engine,
+ * op->skip_port) when it succeeded at once and no completion follows (result in op->ov), or the
+ * Win32 error when it failed at once (no completion comes). listen returns ERROR_PIPE_CONNECTED (no completion comes) when
  * a client was already there. While a user callback runs on the I/O thread (an alertable wait
  * inside a PIPE_ASYNC callback), completions and tasks are deferred until it returns.
  */

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONN_IOV        64               /* pieces asked of out_next at once */
+#define CONN_IOV        512              /* pieces asked of out_next at once (the broker core
+                                          * gives one per queued frame: 512 small frames fill
+                                          * one coalesced write, as before the shared pump) */
 #define CONN_INPLACE    (32u * 1024u)    /* a piece this large is written in place */
 #define CONN_WBUF_MIN   (16u * 1024u)    /* coalescing buffer: from this, doubling, to gather_max */
 #define CONN_INLINE     4   /* reads handled inline in a row before yielding to the port (more
@@ -209,7 +211,10 @@ static void pump(aipc__conn *c)
             return;
         }
         const uint8_t *buf = iov[0].base;
-        size_t len = iov[0].len > c->cfg.piece ? c->cfg.piece : iov[0].len;
+        /* In place, at most `piece` bytes - but a remainder that would be left below
+         * CONN_INPLACE goes with this write (a 1 MiB frame's header-and-meta tail, or a frame
+         * just over `piece`, is not written alone or copied into the coalescing buffer). */
+        size_t len = iov[0].len > (size_t)c->cfg.piece + CONN_INPLACE ? c->cfg.piece : iov[0].len;
         if (k > 1 && iov[0].len < CONN_INPLACE) {
             size_t used = gather(c, iov, k);
             if (used) {
@@ -228,10 +233,12 @@ static void pump(aipc__conn *c)
         DWORD got = 0;
         if (e == AIPC__IO_INLINE)
             e = GetOverlappedResult(c->h, &c->wr.ov, &got, FALSE) ? 0 : GetLastError();
+        DWORD e0 = e;               /* the real error (ERROR_NO_DATA: the pipe is closing) */
         if (e == 0 && got == 0)
             e = ERROR_NO_DATA;
         if (e) {
-            fail(c, e, e == ERROR_NO_DATA ? "write made no progress" : "write");
+            fail(c, e, got == 0 && e == ERROR_NO_DATA && e0 == 0 ? "write made no progress"
+                                                                 : "write");
             c->hd->out_drop(c);
             return;
         }

@@ -71,8 +71,10 @@ typedef struct aipc__conn_handler {
      * could not be issued. `what` names it for the log. The connection is cancelled right after
      * (aipc__conn_cancel), unless the callee did it already. Called at most once per start. */
     void (*on_error)(aipc__conn *c, DWORD err, const char *what);
-    /* After every completion has been handled (before unref): finish a drain when
-     * aipc__conn_pending(c) == 0. */
+    /* After every completion delivered through the engine has been handled (before unref):
+     * finish a drain when aipc__conn_pending(c) == 0. Not run for an operation that succeeded
+     * inline (op.skip_port handles only, see win_io.h) and was handled inside aipc__conn_read
+     * or aipc__conn_kick: a user that sets skip_port finishes in unref (as the broker does). */
     void (*done)(aipc__conn *c);
     void (*ref)(aipc__conn *c);
     void (*unref)(aipc__conn *c);

@@ -26,7 +26,9 @@ struct aipc__op {
     HANDLE wait;      /* PIPE_ASYNC listen op: thread-pool wait (only beyond 64 listeners) */
     aipc__op *dnext;   /* PIPE_ASYNC: completion deferred while a callback runs (loop_apc.c) */
     int skip_port;    /* h has FILE_SKIP_COMPLETION_PORT_ON_SUCCESS: an I/O that succeeds at once
-                       * queues no completion; the IOCP engine then returns AIPC__IO_INLINE */
+                       * queues no completion; the IOCP engine then returns AIPC__IO_INLINE.
+                       * Byte-mode pipes only: ERROR_MORE_DATA (message mode) is treated as
+                       * pending, which skip-port does not guarantee to complete through the port */
     DWORD derr, dbytes;
 };
 
