@@ -153,6 +153,24 @@ static HANDLE make_first_again(broker_engine *e, DWORD *er)
     return INVALID_HANDLE_VALUE;
 }
 
+/* Gives the new instance h to record c and posts its ConnectNamedPipe: pending (a listener
+ * more), connected at once (queued on e->ready), or failed (c finished, h closed with it). */
+static void listen_on(broker_engine *e, aipc_wconn *c, HANDLE h)
+{
+    c->h = h;
+    int r = post_connect(c);
+    if (r == 1) {
+        c->listening = true;
+        e->nlisten++;
+    } else if (r == 0) {
+        c->dnext = e->ready;
+        e->ready = c;
+    } else {
+        c->st = C_CLOSING;
+        eng_conn_finish(c);
+    }
+}
+
 /* Makes sure one instance is pending in ConnectNamedPipe. Instances that connect at once are
  * queued on e->ready and attached after the new listener is posted. */
 void eng_listen_next(broker_engine *e)
@@ -178,18 +196,7 @@ void eng_listen_next(broker_engine *e)
             e->need_listener = true;
             return;
         }
-        c->h = h;
-        int r = post_connect(c);
-        if (r == 1) {
-            c->listening = true;
-            e->nlisten++;
-        } else if (r == 0) {
-            c->dnext = e->ready;
-            e->ready = c;
-        } else {
-            c->st = C_CLOSING;
-            eng_conn_finish(c);
-        }
+        listen_on(e, c, h);
     }
     e->need_listener = e->nlisten < e->backlog;
 }
@@ -252,18 +259,7 @@ int eng_listen_start(broker_engine *e, char *err, size_t errlen)
         aipc__win_errtext(err, errlen, "out of memory", ERROR_NOT_ENOUGH_MEMORY);
         return BROKER_ENGINE_SYS;
     }
-    c->h = first;
-    int r = post_connect(c);
-    if (r == 1) {
-        c->listening = true;
-        e->nlisten++;
-    } else if (r == 0) {
-        c->dnext = e->ready;
-        e->ready = c;
-    } else {
-        c->st = C_CLOSING;
-        eng_conn_finish(c);
-    }
+    listen_on(e, c, first);
     eng_listen_next(e);                 /* the rest of the backlog */
     return BROKER_ENGINE_OK;
 }
