@@ -37,6 +37,27 @@ uint64_t aipc_frame_size(uint32_t meta_len, uint64_t payload_len)
     return (uint64_t)AIPC_HDR_SIZE + meta_len + payload_len;
 }
 
+/* The decoder's allocation, through the owner's hook when it set one. */
+static void *blk_alloc(const aipc_decoder *d, size_t n)
+{
+    return d->alloc ? d->alloc->alloc(d->alloc->ctx, n) : malloc(n);
+}
+
+static void *blk_realloc(const aipc_decoder *d, void *p, size_t n)
+{
+    return d->alloc ? d->alloc->realloc(d->alloc->ctx, p, n) : realloc(p, n);
+}
+
+static void blk_free(const aipc_decoder *d, void *p)
+{
+    if (!p)
+        return;
+    if (d->alloc)
+        d->alloc->free(d->alloc->ctx, p);
+    else
+        free(p);
+}
+
 void aipc_decoder_init(aipc_decoder *d, uint32_t max_meta, uint32_t max_payload)
 {
     memset(d, 0, sizeof *d);
@@ -46,8 +67,8 @@ void aipc_decoder_init(aipc_decoder *d, uint32_t max_meta, uint32_t max_payload)
 
 void aipc_decoder_free(aipc_decoder *d)
 {
-    free(d->body);
-    free(d->spare);
+    blk_free(d, d->body);
+    blk_free(d, d->spare);
     d->spare = NULL;
     d->spare_cap = 0;
     d->body = NULL;
@@ -75,10 +96,10 @@ static void keep_or_free(aipc_decoder *d, uint8_t *block, size_t cap)
     if (!block)
         return;
     if (cap > d->keep_max || cap <= d->spare_cap) {
-        free(block);
+        blk_free(d, block);
         return;
     }
-    free(d->spare);
+    blk_free(d, d->spare);
     d->spare = block;
     d->spare_cap = cap;
 }
@@ -95,9 +116,13 @@ static int deliver_body(aipc_decoder *d, aipc_frame_cb cb, void *ctx)
     d->hdr_have = 0;
     /* Layout: meta, NUL, [gap], payload, NUL - both parts readable as C strings. */
     if (!d->adopt_gap && !d->keep_max) {
-        /* d may be gone after the callback: only the local copy is used afterwards. */
+        /* d may be gone after the callback: only the local copies are used afterwards. */
+        const aipc_allocator *al = d->alloc;
         int rc = cb(ctx, body, d->meta_len, payload, d->payload_len);
-        free(body);
+        if (al)
+            al->free(al->ctx, body);
+        else
+            free(body);
         return rc;
     }
     d->cur = body;          /* the callback may take it (aipc_decoder_adopt) */
@@ -105,7 +130,7 @@ static int deliver_body(aipc_decoder *d, aipc_frame_cb cb, void *ctx)
     if (d->keep_max)
         keep_or_free(d, d->cur, cap);
     else
-        free(d->cur);
+        blk_free(d, d->cur);
     d->cur = NULL;
     return rc;
 }
@@ -136,7 +161,7 @@ static int begin_body(aipc_decoder *d)
         d->body_have = 0;
         return 0;
     }
-    d->body = malloc(cap);
+    d->body = blk_alloc(d, cap);
     if (!d->body)
         return d->error = AIPC_ENOMEM;
     d->body_cap = cap;
@@ -158,7 +183,7 @@ static int body_reserve(aipc_decoder *d, uint64_t more)
         cap = want;
     if (cap > final_size)
         cap = final_size;
-    uint8_t *p = realloc(d->body, (size_t)cap);
+    uint8_t *p = blk_realloc(d, d->body, (size_t)cap);
     if (!p)
         return d->error = AIPC_ENOMEM;
     d->body = p;

@@ -40,6 +40,17 @@ void aipc_frame_get_header(const uint8_t in[AIPC_HDR_SIZE], uint32_t *meta_len,
 typedef int (*aipc_frame_cb)(void *ctx, const uint8_t *meta, uint32_t meta_len,
                              const uint8_t *payload, uint32_t payload_len);
 
+/* Where a decoder's assembly blocks come from (and an owner's other memory, e.g. the broker's
+ * frames): alloc/realloc/free with the C library's contract (realloc of NULL allocates) and ctx
+ * passed back. An owner sets aipc_decoder.alloc after aipc_decoder_init; NULL = the CRT's
+ * malloc/realloc/free. The struct must outlive the decoder and every block adopted from it. */
+typedef struct aipc_allocator {
+    void *(*alloc)(void *ctx, size_t n);
+    void *(*realloc)(void *ctx, void *p, size_t n);
+    void (*free)(void *ctx, void *p);
+    void *ctx;
+} aipc_allocator;
+
 typedef struct aipc_decoder {
     uint32_t max_meta;       /* limits, checked before any allocation */
     uint32_t max_payload;
@@ -53,6 +64,7 @@ typedef struct aipc_decoder {
     int      error;          /* sticky: once a stream is bad it stays bad */
     uint32_t adopt_gap;      /* 0, or set by an owner that adopts frames (aipc_decoder_adopt) */
     size_t   keep_max;       /* 0, or set by an owner that reuses blocks (see below) */
+    const aipc_allocator *alloc; /* NULL (CRT), or set by an owner before the first feed */
     /* private */
     uint32_t gap;            /* adopt_gap of the frame being assembled */
     uint8_t *cur;            /* while an assembled frame is being delivered: its block */
@@ -93,7 +105,7 @@ int aipc_decoder_commit(aipc_decoder *d, size_t n, aipc_frame_cb cb, void *ctx);
  * meta, NUL, G spare bytes, payload, NUL - the spare bytes let the owner put a new header and
  * meta right before the payload without touching the meta it is still reading. Inside the
  * callback of an assembled frame (not one delivered in place), aipc_decoder_adopt returns the
- * block that holds it and the caller owns it (free() it); the payload pointer the callback got
+ * block that holds it and the caller owns it (free() it, or d->alloc->free when set); the payload pointer the callback got
  * stays valid, with G writable bytes before it (after the meta's NUL). Returns NULL for
  * in-place frames, outside a callback, when adopt_gap is 0 or when the block was taken
  * already. With adopt_gap 0 (the default) nothing changes for a decoder's users.

@@ -41,6 +41,35 @@ void aipc__presence(aipc_broker *b, aipc_client *c, bool joined)
                  (const uint8_t *)c->from, c->from_len, false);
 }
 
+/* The default frame allocator: the CRT's. */
+static void *crt_alloc(void *ctx, size_t n)
+{
+    (void)ctx;
+    return malloc(n);
+}
+
+static void *crt_realloc(void *ctx, void *p, size_t n)
+{
+    (void)ctx;
+    return realloc(p, n);
+}
+
+static void crt_free(void *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
+
+int aipc_broker_set_frame_allocator(aipc_broker *b, const aipc_allocator *a)
+{
+    if (b->st.clients_total || b->nretained)
+        return AIPC_EINVAL;
+    if (a && (!a->alloc || !a->realloc || !a->free))
+        return AIPC_EINVAL;
+    b->fa = a ? *a : (aipc_allocator){ crt_alloc, crt_realloc, crt_free, NULL };
+    return 0;
+}
+
 /* Copies the config (zero fields = defaults) so the engine's struct need not outlive it. */
 aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(void))
 {
@@ -82,6 +111,7 @@ aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(v
     b->now_ms = now_ms ? now_ms : default_now_ms;
     b->started_ms = aipc__now(b);
     b->next_id = 1;
+    aipc_broker_set_frame_allocator(b, NULL);
     return b;
 }
 
@@ -96,7 +126,7 @@ void aipc_broker_set_log(aipc_broker *b, aipc_broker_log_fn fn, void *ctx)
 static void client_free(aipc_client *c)
 {
     c->b->answers_queued -= c->answers_queued;
-    aipc_outq_free(&c->q);
+    aipc_outq_free(c->b, &c->q);
     aipc_decoder_free(&c->dec);
     aipc__identity_free(c);
     free(c->from);
@@ -176,6 +206,7 @@ aipc_client *aipc_broker_attach(aipc_broker *b, aipc_conn *conn, uint32_t pid)
     c->q.total = &b->queue_total;
     aipc_decoder_init(&c->dec, AIPC_MAX_META, b->cfg.max_payload);
     c->dec.adopt_gap = AIPC_ADOPT_GAP;  /* the client outlives every decoder callback */
+    c->dec.alloc = &b->fa;              /* adopted blocks become frames: the frames' memory */
     c->next = b->clients;
     if (b->clients)
         b->clients->prev = c;
@@ -204,7 +235,7 @@ static int on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *
     b->in_payload = NULL;
     b->in_plen = 0;
     if (b->in_frame) {                  /* it adopted the block holding meta and payload */
-        aipc__frame_unref(b->in_frame);
+        aipc__frame_unref(b, b->in_frame);
         b->in_frame = NULL;
     }
     return rc;

@@ -48,6 +48,7 @@
 
 #include "conn.h"   /* the connection interface: aipc_iov, aipc_conn, aipc_conn_ops */
 
+#include "proto/frame.h"   /* aipc_allocator */
 #include "proto/limits.h"
 
 #ifdef __cplusplus
@@ -182,6 +183,16 @@ aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(v
 /* Frees the broker and any client still attached (no callbacks are made, and the engine's
  * aipc_conn structs are not touched: they may already be gone). */
 void aipc_broker_free(aipc_broker *b);
+
+/* Where the broker's queued frames come from: every outgoing frame, the retained messages, and
+ * the blocks its connections' decoders assemble large inbound frames in (a frame forwarded
+ * without a copy adopts its block). NULL = the CRT's malloc/realloc/free (the default). Lets
+ * an engine keep the frames, which a slow subscriber holds for long, apart from the
+ * short-lived memory of connections and requests (docs/memory.md: fragmentation). The
+ * callbacks run on the broker thread (inside the core's calls and aipc_broker_free); *a is
+ * copied and its ctx must stay valid until aipc_broker_free returns. Only before the first
+ * attach: AIPC_EINVAL afterwards (nothing allocated by one may be freed by another). */
+int aipc_broker_set_frame_allocator(aipc_broker *b, const aipc_allocator *a);
 
 /* Optional log sink for the core's own messages (client joined/left, protocol errors).
  * level is an aipc_log_level; msg is one line without newline. Called on the broker thread. */

@@ -143,9 +143,10 @@ static inline uint64_t aipc_frame_heap(const aipc_frame *f)
 #define AIPC_ADOPT_MIN  (64u * 1024u)
 #define AIPC_ADOPT_GAP  1024u
 
-aipc_frame *aipc__frame_make(int kind, const char *meta, size_t meta_len,
+/* Frames (and the blocks they adopt) come from b->fa (aipc_broker_set_frame_allocator). */
+aipc_frame *aipc__frame_make(aipc_broker *b, int kind, const char *meta, size_t meta_len,
                             const uint8_t *payload, size_t payload_len);
-void aipc__frame_unref(aipc_frame *f);
+void aipc__frame_unref(aipc_broker *b, aipc_frame *f);
 
 typedef struct aipc_outq {
     aipc_frame **ring;
@@ -174,7 +175,7 @@ static inline uint64_t aipc_outq_data_cost(const aipc_outq *q, uint64_t len)
 
 int aipc_outq_push(aipc_outq *q, aipc_frame *f);    /* takes a new reference on success */
 int aipc_outq_push_front(aipc_outq *q, aipc_frame *f);  /* same, at the head (head_off 0) */
-void aipc_outq_free(aipc_outq *q);
+void aipc_outq_free(aipc_broker *b, aipc_outq *q);
 
 /* ---- topics ------------------------------------------------------------------------------ */
 typedef struct aipc_sub aipc_sub;
@@ -377,6 +378,8 @@ struct aipc_broker {
     aipc_pmap by_pid;         /* connections per client process (connlim.c) */
     aipc_strmap by_user;      /* connections per user SID */
 
+    aipc_allocator fa;        /* frames, retained messages and decoder blocks (never NULL
+                               * functions: the CRT's by default) */
     aipc_sbuf meta;           /* scratch for outgoing metas */
     /* The inbound frame being routed (set around aipc_router_frame): the first outgoing frame
      * built from its large assembled payload adopts the decoder's block (see finish in outframe.c)

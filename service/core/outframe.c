@@ -1,7 +1,8 @@
 /* outframe.c - building outgoing frames: encoded once (header + meta + payload) into one
  * refcounted buffer shared by every queue it goes to; metas written by hand into the broker's
  * scratch buffer (ok, error, welcome, bye and other control answers; msg; direct, req and rep
- * deliveries); a large inbound payload adopted in place instead of copied. Queueing them to a
+ * deliveries); a large inbound payload adopted in place instead of copied. Frames and adopted blocks come
+ * from the broker's frame allocator (b->fa, aipc_broker_set_frame_allocator). Queueing them to a
  * client, under the queue's rules, is outq.c's. */
 #include "internal.h"
 
@@ -13,13 +14,13 @@
 
 /* Encodes header + meta + payload once into one refcounted buffer (refs = 1), so one
  * publication is shared by every subscriber's queue without copies. */
-aipc_frame *aipc__frame_make(int kind, const char *meta, size_t meta_len,
+aipc_frame *aipc__frame_make(aipc_broker *b, int kind, const char *meta, size_t meta_len,
                             const uint8_t *payload, size_t payload_len)
 {
     if (meta_len > UINT32_MAX || payload_len > UINT32_MAX)
         return NULL;
     uint64_t len = (uint64_t)AIPC_HDR_SIZE + meta_len + payload_len;
-    aipc_frame *f = malloc(sizeof *f + (size_t)len);
+    aipc_frame *f = b->fa.alloc(b->fa.ctx, sizeof *f + (size_t)len);
     if (!f)
         return NULL;
     f->refs = 1;
@@ -37,11 +38,12 @@ aipc_frame *aipc__frame_make(int kind, const char *meta, size_t meta_len,
 }
 
 /* Drops one reference; the last one frees the frame (and the block it adopted, if any). */
-void aipc__frame_unref(aipc_frame *f)
+void aipc__frame_unref(aipc_broker *b, aipc_frame *f)
 {
     if (f && --f->refs == 0) {
-        free(f->mem);
-        free(f);
+        if (f->mem)
+            b->fa.free(b->fa.ctx, f->mem);
+        b->fa.free(b->fa.ctx, f);
     }
 }
 
@@ -56,13 +58,13 @@ static aipc_frame *adopt(aipc_broker *b, int kind, const uint8_t *payload, size_
     size_t head = AIPC_HDR_SIZE + b->meta.len;
     if (head > d->adopt_gap || plen > UINT32_MAX)
         return NULL;
-    aipc_frame *f = malloc(sizeof *f);
+    aipc_frame *f = b->fa.alloc(b->fa.ctx, sizeof *f);
     if (!f)
         return NULL;
     f->mem_len = (uint64_t)d->meta_len + 1 + d->gap + d->payload_len + 1; /* its layout */
-    f->mem = aipc_decoder_adopt(d);
+    f->mem = aipc_decoder_adopt(d);     /* from b->fa too: the decoder's allocator */
     if (!f->mem) {
-        free(f);
+        b->fa.free(b->fa.ctx, f);
         return NULL;
     }
     /* The gap lies between the inbound meta's NUL and the payload: writing there leaves the
@@ -87,7 +89,7 @@ static aipc_frame *finish(aipc_broker *b, int kind, const uint8_t *payload, size
         if (f)
             return f;
     }
-    return aipc__frame_make(kind, b->meta.p, b->meta.len, payload, plen);
+    return aipc__frame_make(b, kind, b->meta.p, b->meta.len, payload, plen);
 }
 
 /* Queues a control frame built in the scratch buffer (payload optional). */
@@ -100,7 +102,7 @@ static void send_kind(aipc_client *c, int kind, const uint8_t *payload, size_t p
         return;
     }
     aipc__queue_frame(c, f);
-    aipc__frame_unref(f);
+    aipc__frame_unref(c->b, f);
 }
 
 static void send_control(aipc_client *c, const uint8_t *payload, size_t plen)

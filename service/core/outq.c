@@ -165,10 +165,10 @@ int aipc_outq_push_front(aipc_outq *q, aipc_frame *f)
 }
 
 /* Releases every queued frame (client detached). */
-void aipc_outq_free(aipc_outq *q)
+void aipc_outq_free(aipc_broker *b, aipc_outq *q)
 {
     for (uint32_t i = 0; i < q->count; i++)
-        aipc__frame_unref(q->ring[(q->head + i) & (q->cap - 1)]);
+        aipc__frame_unref(b, q->ring[(q->head + i) & (q->cap - 1)]);
     if (q->total)
         *q->total -= q->charge;
     free(q->ring);
@@ -186,13 +186,13 @@ static void report_drops(aipc_client *cl)
     char meta[64];
     int n = snprintf(meta, sizeof meta, "{\"op\":\"dropped\",\"count\":%" PRIu64 "}",
                      cl->dropped_pending);
-    aipc_frame *f = aipc__frame_make(AIPC_FK_CONTROL, meta, (size_t)n, NULL, 0);
+    aipc_frame *f = aipc__frame_make(cl->b, AIPC_FK_CONTROL, meta, (size_t)n, NULL, 0);
     if (f && aipc_outq_push_front(q, f) == 0) {
         cl->report = f;
         cl->dropped_pending = 0;
         cl->b->st.drop_reports++;
     }
-    aipc__frame_unref(f);
+    aipc__frame_unref(cl->b, f);
 }
 
 /* Scatter list of what is queued, starting inside the first frame if it is partly written
@@ -249,7 +249,7 @@ void aipc_client_out_consume(aipc_client *cl, size_t nbytes)
         if (f == cl->report)
             cl->report = NULL;
         b->st.msgs_out++;
-        aipc__frame_unref(f);
+        aipc__frame_unref(b, f);
     }
 }
 

@@ -91,7 +91,7 @@ int aipc__publish(aipc_broker *b, const char *topic, size_t tlen, const char *fr
     b->st.publications++;
     b->pub_seq++;
     match(&x, &b->sub_root, topic, true);
-    aipc__frame_unref(x.frame);
+    aipc__frame_unref(b, x.frame);
     if (!retain)
         return 0;
     if (plen == 0)
@@ -102,6 +102,6 @@ int aipc__publish(aipc_broker *b, const char *topic, size_t tlen, const char *fr
     if (!rf)
         return AIPC_ENOMEM;
     int rc = aipc_retained_set(b, topic, tlen, rf);
-    aipc__frame_unref(rf);
+    aipc__frame_unref(b, rf);
     return rc;
 }

@@ -56,7 +56,7 @@ static uint64_t evict(aipc_broker *b, aipc_client *v, uint64_t want)
             q->data_bytes -= f->len;
             q->data_frames--;
             removed++;
-            aipc__frame_unref(f);
+            aipc__frame_unref(b, f);
             continue;
         }
         q->ring[(q->head + --w) & mask] = f;

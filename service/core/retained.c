@@ -83,7 +83,7 @@ int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame
         list_unlink(b, old);
         b->retained_bytes -= old->charge;
         b->nretained--;
-        aipc__frame_unref(old->frame);
+        aipc__frame_unref(b, old->frame);
         free(old);
         node->ret = NULL;
         aipc_trie_prune(node, &b->retained_bytes);
@@ -98,7 +98,7 @@ int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame
     f->refs++;
     if (old) {                          /* replace: same record, moved to the tail */
         list_unlink(b, old);
-        aipc__frame_unref(old->frame);
+        aipc__frame_unref(b, old->frame);
         old->frame = f;
         old->charge = old->charge - freed + fheap;
         b->retained_bytes = b->retained_bytes - freed + fheap;
@@ -107,12 +107,12 @@ int aipc_retained_set(aipc_broker *b, const char *topic, size_t tlen, aipc_frame
     }
     aipc_ret *e = calloc(1, sizeof *e);
     if (!e) {
-        aipc__frame_unref(f);
+        aipc__frame_unref(b, f);
         return AIPC_ENOMEM;
     }
     if (!node && !(node = aipc_trie_path(&b->ret_root, &b->retained_bytes, topic, tlen, true))) {
         free(e);
-        aipc__frame_unref(f);
+        aipc__frame_unref(b, f);
         return AIPC_ENOMEM;
     }
     e->node = node;
@@ -130,7 +130,7 @@ void aipc_retained_free(aipc_broker *b)
 {
     for (aipc_ret *e = b->ret_head, *n; e; e = n) {
         n = e->next;
-        aipc__frame_unref(e->frame);
+        aipc__frame_unref(b, e->frame);
         free(e);
     }
     b->ret_head = b->ret_tail = NULL;

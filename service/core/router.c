@@ -298,7 +298,7 @@ static void op_send(opctx *x)
         return;
     }
     int rc = aipc__queue_frame(t, f);
-    aipc__frame_unref(f);
+    aipc__frame_unref(x->b, f);
     if (rc != 0)
         fail(x, "queue_full", "the target's queue is full");
     else
@@ -335,12 +335,12 @@ static void op_req(opctx *x)
     aipc_frame *f = aipc__build_delivery(x->b, "req", x->c->from, x->c->from_len, "id", true,
                                         x->id, x->payload, x->plen);
     if (!f || aipc_reqs_add(x->b, x->c, t, x->id) != 0) {
-        aipc__frame_unref(f);
+        aipc__frame_unref(x->b, f);
         fail(x, "internal", "out of memory");
         return;
     }
     int rc = aipc__queue_frame(t, f);
-    aipc__frame_unref(f);
+    aipc__frame_unref(x->b, f);
     if (rc != 0) {
         aipc_reqs_remove(x->b, aipc_reqs_find(x->b, x->c->id, x->id));
         fail(x, "queue_full", "the target's queue is full");
@@ -378,7 +378,7 @@ static void op_rep(opctx *x)
         return;
     }
     int rc = aipc__queue_frame(req, f);
-    aipc__frame_unref(f);
+    aipc__frame_unref(x->b, f);
     if (rc != 0) {
         fail(x, "queue_full", "the requester's queue is full");
         aipc__send_answer_error(req, re, "queue_full", "the reply did not fit your queue");
@@ -404,13 +404,13 @@ static void op_stats(opctx *x)
     aipc_sbuf_lit(m, "}");
     aipc_frame *f = NULL;
     if (!m->oom)
-        f = aipc__frame_make(AIPC_FK_CONTROL, m->p, m->len, (const uint8_t *)json, n);
+        f = aipc__frame_make(x->b, AIPC_FK_CONTROL, m->p, m->len, (const uint8_t *)json, n);
     if (!f) {
         fail(x, "internal", "out of memory");
         return;
     }
     aipc__queue_frame(x->c, f);
-    aipc__frame_unref(f);
+    aipc__frame_unref(x->b, f);
 }
 
 /* ping: pong. */

@@ -12,6 +12,7 @@
 #include "broker.h"
 #include "client_identity.h"
 #include "engine.h"
+#include "frame_heap.h"
 #include "path_guard.h"
 #include "policy.h"
 #include "security.h"
@@ -31,6 +32,7 @@ struct aipc__broker_app {
     wchar_t *pipe_path;
     broker_pipe_security sec;
     aipc_broker *core;
+    HANDLE frame_heap;          /* core's frames (frame_heap.h); destroyed after the core */
     broker_engine *eng;
     HANDLE ready;
     int log_open;               /* the configured (or default) log file is open */
@@ -418,7 +420,9 @@ int aipc__broker_app_start(aipc__broker_app **out, const aipc__broker_opts *o, c
         rc = AIPC_BROKER_EXIT_CONFIG;
     if (rc == 0) {
         a->core = aipc_broker_new(&a->cfg, now_ms);
-        if (!a->core) {
+        if (a->core)
+            a->frame_heap = aipc__frame_heap_install(a->core);
+        if (!a->core || !a->frame_heap) {
             snprintf(err, errlen, "out of memory creating the broker core");
             rc = AIPC_BROKER_EXIT_SYSTEM;
         } else {
@@ -495,6 +499,7 @@ void aipc__broker_app_free(aipc__broker_app *a)
         return;
     broker_engine_free(a->eng);
     aipc_broker_free(a->core);
+    aipc__frame_heap_destroy(a->frame_heap);   /* after the core: it held the frames */
     broker_pipe_security_free(&a->sec);
     if (a->ready)
         CloseHandle(a->ready);

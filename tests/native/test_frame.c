@@ -5,6 +5,7 @@
 
 #include "asyncipc/asyncipc.h"
 #include "proto/frame.h"
+#include "test_count_alloc.h"
 
 typedef struct {
     int count;
@@ -357,6 +358,79 @@ START_TEST(kept_block_reused_for_next_frame)
 }
 END_TEST
 
+/* The allocation hook: with d.alloc set, every block the decoder assembles in (first
+ * allocation, growth, the kept spare, the adopted block) comes from it and goes back to it;
+ * frames delivered in place allocate nothing. */
+static int adopt_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *pl,
+                       uint32_t pn)
+{
+    (void)meta; (void)ml; (void)pl; (void)pn;
+    aipc_decoder *d = ctx;
+    uint8_t *blk = aipc_decoder_adopt(d);
+    ck_assert_ptr_nonnull(blk);
+    d->alloc->free(d->alloc->ctx, blk);      /* the owner frees it with the same allocator */
+    return 0;
+}
+
+START_TEST(allocation_hook_used_for_every_block)
+{
+    static count_alloc ca;
+    count_alloc_init(&ca);
+    const uint32_t big = 300000;
+    uint8_t *buf = malloc(big + 64);
+    size_t len = 0;
+    uint8_t *pl = malloc(big);
+    memset(pl, 'q', big);
+    put_frame(buf, &len, "{}", pl, big);
+    aipc_decoder d;
+    aipc_decoder_init(&d, 0, 0);
+    d.alloc = &ca.a;
+    sink s = {0};
+    /* In place: nothing allocated. */
+    uint8_t small[64];
+    size_t slen = 0;
+    put_frame(small, &slen, "{}", "abc", 3);
+    ck_assert_int_eq(aipc_decoder_feed(&d, small, slen, on_frame, &s, NULL), 0);
+    ck_assert_uint_eq(ca.allocs + ca.reallocs, 0);
+    /* Assembled in pieces: allocated, grown and freed through the hook. */
+    for (size_t i = 0; i < len; i += 10000)
+        ck_assert_int_eq(aipc_decoder_feed(&d, buf + i, len - i < 10000 ? len - i : 10000,
+                                           on_frame, &s, NULL), 0);
+    ck_assert_int_eq(s.count, 2);
+    ck_assert_mem_eq(s.payload[1], pl, big);
+    ck_assert_uint_ge(ca.allocs, 1);
+    ck_assert_uint_ge(ca.reallocs, 1);
+    ck_assert_uint_eq(ca.nblk, 0);                 /* delivered: freed through the hook */
+    /* keep_max: the spare block is the hook's, released by aipc_decoder_free. */
+    d.keep_max = 1u << 20;
+    ck_assert_int_eq(aipc_decoder_feed(&d, buf, len, on_frame, &s, NULL), 0);    /* in place */
+    ck_assert_int_eq(aipc_decoder_feed(&d, buf, 100, on_frame, &s, NULL), 0);
+    ck_assert_int_eq(aipc_decoder_feed(&d, buf + 100, len - 100, on_frame, &s, NULL), 0);
+    ck_assert_int_eq(s.count, 4);
+    ck_assert_ptr_nonnull(d.spare);
+    ck_assert_uint_eq(ca.nblk, 1);
+    aipc_decoder_free(&d);
+    ck_assert_uint_eq(ca.nblk, 0);
+    /* adopt_gap: the adopted block is the hook's; a half-assembled one is freed by free. */
+    size_t before = ca.frees;
+    aipc_decoder_init(&d, 0, 0);
+    d.alloc = &ca.a;
+    d.adopt_gap = 64;
+    ck_assert_int_eq(aipc_decoder_feed(&d, buf, 100, adopt_frame, &d, NULL), 0);
+    ck_assert_int_eq(aipc_decoder_feed(&d, buf + 100, len - 100, adopt_frame, &d, NULL), 0);
+    ck_assert_uint_eq(ca.nblk, 0);
+    ck_assert_uint_eq(ca.frees, before + 1);       /* adopt_frame's free, not the decoder's */
+    ck_assert_int_eq(aipc_decoder_feed(&d, buf, 5000, adopt_frame, &d, NULL), 0);
+    ck_assert_uint_eq(ca.nblk, 1);
+    aipc_decoder_free(&d);
+    ck_assert_uint_eq(ca.nblk, 0);
+    ck_assert_uint_eq(ca.allocs, ca.frees);        /* reallocs replace their block */
+    sink_free(&s);
+    free(pl);
+    free(buf);
+}
+END_TEST
+
 START_TEST(strerror_covers_every_code)
 {
     for (int c = AIPC_OK; c >= AIPC_EUNTRUSTED; c--) {
@@ -391,6 +465,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, direct_read_large_payload);
     tcase_add_test(tc, declared_size_is_not_reserved);
     tcase_add_test(tc, kept_block_reused_for_next_frame);
+    tcase_add_test(tc, allocation_hook_used_for_every_block);
     tcase_add_test(tc, strerror_covers_every_code);
     suite_add_tcase(s, tc);
     return s;
