@@ -1,0 +1,201 @@
+/* shm_seg.c - Win32 shared-memory segments (shm_seg.h). */
+#include "shm_seg.h"
+
+#include <aclapi.h>
+#include <ntsecapi.h>
+#include <sddl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "asyncipc/asyncipc.h"
+#include "secdesc_section.h"
+#include "win_error.h"
+#include "winsec.h"
+
+/* The last number of this process's segment names (unique per process with the pid). */
+static volatile LONG name_seq;
+
+/* "Local\" + name as UTF-16 (the name is ASCII). */
+static void wide_name(wchar_t *out, size_t cap, const char *prefix, const char *name)
+{
+    size_t at = 0;
+    for (const char *p = prefix; *p && at + 1 < cap; p++)
+        out[at++] = (wchar_t)(unsigned char)*p;
+    for (const char *p = name; *p && at + 1 < cap; p++)
+        out[at++] = (wchar_t)(unsigned char)*p;
+    out[at] = 0;
+}
+
+static int fail(aipc__shm_seg *s, DWORD err, int rc)
+{
+    s->syserr = err;
+    return rc;
+}
+
+/* The section's descriptor for this process's user and `reader`; NULL with *rc set. */
+static PSECURITY_DESCRIPTOR section_sd(PSID reader, DWORD integrity, DWORD *err, int *rc)
+{
+    PSID me = aipc__sec_user_sid();
+    char *me_s = NULL, *rd_s = NULL, sddl[512];
+    PSECURITY_DESCRIPTOR sd = NULL;
+    *err = 0;
+    *rc = AIPC_ENOMEM;
+    if (!me || !ConvertSidToStringSidA(me, &me_s) || !ConvertSidToStringSidA(reader, &rd_s)) {
+        *err = GetLastError();
+        *rc = me ? AIPC_EINVAL : AIPC_ESYS;
+    } else {
+        const char *readers[1] = {rd_s};
+        if (!aipc__sec_section_sddl(sddl, sizeof sddl, me_s, readers, 1, integrity)) {
+            *rc = AIPC_EINVAL;                 /* a group, or a bad integrity level */
+        } else if (!ConvertStringSecurityDescriptorToSecurityDescriptorA(sddl, SDDL_REVISION_1, &sd, NULL)) {
+            *err = GetLastError();
+            *rc = AIPC_ESYS;
+            sd = NULL;
+        }
+    }
+    if (me_s)
+        LocalFree(me_s);
+    if (rd_s)
+        LocalFree(rd_s);
+    free(me);
+    return sd;
+}
+
+int aipc__shm_seg_create_named(aipc__shm_seg *s, uint32_t size, PSID reader,
+                               DWORD reader_integrity, const char *name)
+{
+    if (!s)
+        return AIPC_EINVAL;
+    memset(s, 0, sizeof *s);
+    if (size == 0 || !reader || !IsValidSid(reader) || !name || !aipc_shm_name_valid(name, strlen(name)))
+        return AIPC_EINVAL;
+    DWORD err;
+    int rc;
+    PSECURITY_DESCRIPTOR sd = section_sd(reader, reader_integrity, &err, &rc);
+    if (!sd)
+        return fail(s, err, rc);
+    SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
+    wchar_t wname[96];
+    wide_name(wname, 96, "Local\\", name);
+    HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, &sa, PAGE_READWRITE | SEC_COMMIT, 0, size, wname);
+    err = GetLastError();
+    LocalFree(sd);
+    if (h && err == ERROR_ALREADY_EXISTS) {
+        CloseHandle(h);                        /* somebody made it first: never use it */
+        return fail(s, err, AIPC_EUNTRUSTED);
+    }
+    if (!h)                                    /* an existing object we may not open: the same */
+        return fail(s, err, err == ERROR_ACCESS_DENIED || err == ERROR_INVALID_HANDLE ? AIPC_EUNTRUSTED
+                                                                                       : aipc__win_err(err));
+    uint8_t *v = MapViewOfFile(h, FILE_MAP_WRITE, 0, 0, size);
+    if (!v) {
+        err = GetLastError();
+        CloseHandle(h);
+        return fail(s, err, err == ERROR_NOT_ENOUGH_MEMORY ? AIPC_ENOMEM : AIPC_ESYS);
+    }
+    s->h = h;
+    s->view = v;
+    s->size = size;
+    return 0;
+}
+
+int aipc__shm_seg_create(aipc__shm_seg *s, uint32_t size, PSID reader, DWORD reader_integrity,
+                         char *name_out, size_t name_cap)
+{
+    uint8_t rnd[16];
+    char name[AIPC_SHM_NAME_BUF];
+    if (!s)
+        return AIPC_EINVAL;
+    memset(s, 0, sizeof *s);
+    if (!name_out || name_cap < AIPC_SHM_NAME_BUF)
+        return AIPC_EINVAL;
+    if (!RtlGenRandom(rnd, sizeof rnd))
+        return fail(s, GetLastError(), AIPC_ESYS);
+    if (!aipc_shm_name_put(name, sizeof name, (uint32_t)GetCurrentProcessId(), rnd,
+                           (uint32_t)InterlockedIncrement(&name_seq)))
+        return AIPC_EINVAL;
+    int rc = aipc__shm_seg_create_named(s, size, reader, reader_integrity, name);
+    if (rc == 0)
+        memcpy(name_out, name, strlen(name) + 1);
+    return rc;
+}
+
+/* Splits an optional "Local\", "Global\" or "Session\<n>\" prefix off name; NULL if invalid. */
+static const char *name_part(const char *name, char *prefix, size_t cap)
+{
+    const char *slash = strrchr(name, '\\');
+    size_t n = slash ? (size_t)(slash + 1 - name) : 0;
+    const char *base = name + n;
+    if (!aipc_shm_name_valid(base, strlen(base)) || n + 1 > cap)
+        return NULL;
+    if (n == 0) {
+        strcpy(prefix, "Local\\");
+        return base;
+    }
+    memcpy(prefix, name, n);
+    prefix[n] = 0;
+    if (strcmp(prefix, "Local\\") == 0 || strcmp(prefix, "Global\\") == 0)
+        return base;
+    if (strncmp(prefix, "Session\\", 8) != 0 || n < 10)
+        return NULL;
+    for (size_t i = 8; i + 1 < n; i++)
+        if (prefix[i] < '0' || prefix[i] > '9' || (i == 8 && prefix[i] == '0' && i + 2 < n))
+            return NULL;
+    return n - 9 <= 10 ? base : NULL;          /* Session\<up to 10 digits>\ */
+}
+
+int aipc__shm_seg_open(aipc__shm_seg *s, const char *name, uint32_t size, PSID expect_owner)
+{
+    char prefix[24];
+    if (!s)
+        return AIPC_EINVAL;
+    memset(s, 0, sizeof *s);
+    const char *base = name ? name_part(name, prefix, sizeof prefix) : NULL;
+    if (!base || size == 0 || !expect_owner || !IsValidSid(expect_owner))
+        return AIPC_EINVAL;
+    wchar_t wname[96];
+    wide_name(wname, 96, prefix, base);
+    HANDLE h = OpenFileMappingW(FILE_MAP_READ | READ_CONTROL, FALSE, wname);
+    if (!h) {
+        DWORD err = GetLastError();
+        return fail(s, err, err == ERROR_FILE_NOT_FOUND ? AIPC_ENOTFOUND : aipc__win_err(err));
+    }
+    PSID owner = NULL;
+    PSECURITY_DESCRIPTOR sd = NULL;
+    DWORD err = GetSecurityInfo(h, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, &owner, NULL, NULL,
+                                NULL, &sd);
+    if (err != ERROR_SUCCESS || !owner || !EqualSid(owner, expect_owner)) {
+        if (sd)
+            LocalFree(sd);
+        CloseHandle(h);
+        return fail(s, err, err != ERROR_SUCCESS ? aipc__win_err(err) : AIPC_EUNTRUSTED);
+    }
+    LocalFree(sd);
+    uint8_t *v = MapViewOfFile(h, FILE_MAP_COPY, 0, 0, 0);
+    MEMORY_BASIC_INFORMATION mb;
+    if (!v || VirtualQuery(v, &mb, sizeof mb) != sizeof mb || mb.RegionSize < size) {
+        err = v ? 0 : GetLastError();
+        if (v)
+            UnmapViewOfFile(v);
+        CloseHandle(h);
+        return fail(s, err, v ? AIPC_EPROTO : err == ERROR_NOT_ENOUGH_MEMORY ? AIPC_ENOMEM : AIPC_ESYS);
+    }
+    s->h = h;
+    s->view = v;
+    s->size = size;
+    return 0;
+}
+
+void aipc__shm_seg_close(aipc__shm_seg *s)
+{
+    if (!s)
+        return;
+    if (s->view)
+        UnmapViewOfFile(s->view);
+    if (s->h)
+        CloseHandle(s->h);
+    s->view = NULL;
+    s->h = NULL;
+    s->size = 0;
+}
