@@ -318,6 +318,10 @@ def tables(fig, env, targets, failures):
         ("pub/sub 1->16 + 1 slow subscriber, 64 B (msg/s to the 16)",
          "broker.pubsub.1to16.64B.slow.msgs", "raw.stream.64B.msgs"),
         ("pub/sub 1->1, 1 MiB (MB/s)", "broker.pubsub.1to1.1MiB.mbs", "raw.stream.1MiB.mbs"),
+        ("pub/sub 1->1, 1 MiB, against the raw relay (MB/s)", "broker.pubsub.1to1.1MiB.mbs",
+         "raw.relay.1MiB.mbs"),
+        ("raw relay, 1 MiB: raw pipe -> one-thread relay process -> raw pipe (MB/s; the floor "
+         "for a broker with one I/O thread)", "raw.relay.1MiB.mbs", "raw.stream.1MiB.mbs"),
         ("private memory per idle client (KiB)", "broker.idle.mem_per_client", None),
         ("touched (RSS) memory per idle client (KiB)", "broker.idle.rss_per_client", None),
         ("time to connect 1,000 clients (s)", "broker.idle.connect_time", None),
