@@ -178,10 +178,21 @@ void aipc_proc_kill_all(void)
 /* ---- names, paths, time ------------------------------------------------------------------- */
 static volatile LONG g_name_counter;
 
+/* The pid and a counter make names unique within one Wine prefix; two prefixes hand out the
+ * same pids (and start their counters alike), so a clock part taken once per process keeps
+ * two runs side by side from sharing a name (two soaks once sampled the same broker). */
 void aipc_test_name(char *out, size_t cap, const char *tag)
 {
+    static volatile LONG64 run_part;
+    if (run_part == 0) {
+        LARGE_INTEGER t;
+        QueryPerformanceCounter(&t);
+        uint64_t v = (uint64_t)t.QuadPart ^ ((uint64_t)t.QuadPart >> 32) ^ GetTickCount64();
+        InterlockedCompareExchange64(&run_part, (LONG64)(v | 1u), 0);
+    }
     LONG n = InterlockedIncrement(&g_name_counter);
-    snprintf(out, cap, "aipc-test-%s-%lu-%ld", tag, (unsigned long)GetCurrentProcessId(), (long)n);
+    snprintf(out, cap, "aipc-test-%s-%lu-%ld-%08lx", tag, (unsigned long)GetCurrentProcessId(),
+             (long)n, (unsigned long)(uint32_t)run_part);
 }
 
 void aipc_test_wname(wchar_t *out, size_t cap, const char *narrow)

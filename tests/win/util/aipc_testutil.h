@@ -68,11 +68,12 @@ void aipc_proc_close(aipc_proc *p);
 void aipc_proc_kill_all(void);
 
 /* ---- names, paths, time ------------------------------------------------------------------- */
-/* "aipc-test-<tag>-<pid>-<counter>" (a short pipe name; the SDK adds \\.\pipe\). */
+/* "aipc-test-<tag>-<pid>-<counter>-<run>" (a short pipe name; the SDK adds \\.\pipe\); <run> is a
+ * clock value taken once per process, so names differ between Wine prefixes too. */
 void aipc_test_name(char *out, size_t cap, const char *tag);
 /* The same name as UTF-16. */
 void aipc_test_wname(wchar_t *out, size_t cap, const char *narrow);
-/* A unique path in the temp folder: %TEMP%\aipc-test-<tag>-<pid>-<n>-<clock><ext>. */
+/* A unique path in the temp folder: %TEMP%\aipc-test-<tag>-<pid>-<n>-<run>-<clock><ext>. */
 void aipc_test_temp_path(char *out, size_t cap, const char *tag, const char *ext);
 /* Reads a whole file (NUL-terminated copy, caller frees); NULL if it cannot be read. */
 char *aipc_test_read_file(const char *path, size_t *len);
