@@ -192,10 +192,28 @@ void aipc_retained_cursor_free(aipc_broker *b, aipc_sub *s)
     s->cur = NULL;
 }
 
-/* Whether the client has room for a publication of len bytes (the queue's drop rule). */
+/* Whether the client has room for a publication of len bytes: the queue's drop rule, and
+ * every queue together under max_total_queue_bytes as they stand (no eviction: a paused
+ * delivery goes on once the total has room; a frame that can never fit the total is let
+ * through, to be dropped and reported as a live one would be). */
 static bool room(const aipc_client *c, uint64_t len)
 {
-    return !c->q.data_bytes || aipc_outq_data_cost(&c->q, len) <= c->b->cfg.max_queue_bytes;
+    const aipc_broker *b = c->b;
+    uint64_t total = b->cfg.max_total_queue_bytes, need = len + AIPC_QUEUED_FRAME_OVERHEAD;
+    if (total && need <= total && b->queue_total + need > total)
+        return false;
+    return !c->q.data_bytes || aipc_outq_data_cost(&c->q, len) <= b->cfg.max_queue_bytes;
+}
+
+/* room(), after evicting publications of larger queues where the total rule lets it
+ * (qtotal.c): a retained delivery loses to the largest queues as a live publication does. */
+static bool make_room(aipc_client *c, uint64_t len)
+{
+    uint64_t total = c->b->cfg.max_total_queue_bytes;
+    if (total && len + AIPC_QUEUED_FRAME_OVERHEAD <= total && !room(c, len) &&
+        (!c->q.data_bytes || aipc_outq_data_cost(&c->q, len) <= c->b->cfg.max_queue_bytes))
+        aipc_qtotal_room(c, len);
+    return room(c, len);
 }
 
 /* One slice of k: looks at up to *budget entries (deducted). Returns true when k is done (then
@@ -220,7 +238,7 @@ static bool cursor_slice(aipc_broker *b, aipc_rcursor *k, uint32_t *budget)
             k->next = e->next;
             continue;
         }
-        if (!room(c, e->frame->len)) {
+        if (!make_room(c, e->frame->len)) {
             k->wait_len = e->frame->len;
             return false;
         }

@@ -2,7 +2,8 @@
  * (trie nodes and tables, records, frames: deep topics cost what they take), retained_bytes
  * stays within 2x of the counted heap, and a wildcard sub against a large store is delivered in
  * bounded slices (the sub itself, then aipc_broker_tick) that pause while the subscriber's queue
- * is full instead of dropping, and cope with the store changing underneath. */
+ * is full (its own bound, or every queue's together) instead of dropping, and cope with the
+ * store changing underneath. */
 #include "check_main.h"
 #include "test_broker_fake.h"
 #include "test_heap.h"
@@ -207,6 +208,79 @@ START_TEST(pauses_for_the_queue_bound)
 }
 END_TEST
 
+/* The same at the bound of every queue together (max_total_queue_bytes) with a per-client bound
+ * that is far larger: the delivery fills the total and pauses (nothing dropped, the total kept);
+ * another client's larger queue of publications loses to it as to a live publication; as the
+ * subscriber reads, the rest follows. */
+START_TEST(pauses_for_the_total_bound)
+{
+    enum { N = 500 };
+    const uint64_t total = 128 * 1024;
+    aipc_broker_config cfg;
+    aipc_broker_config_defaults(&cfg);
+    cfg.max_retained_bytes = 1ull << 40;
+    cfg.max_queue_bytes = 1u << 20;
+    cfg.max_total_queue_bytes = total;
+    aipc_broker *b = aipc_broker_new(&cfg, fake_now);
+    fake *p = fake_new(b, 1), *s = fake_new(b, 2);
+    fake_hello(p, "p");
+    fake_hello(s, "s");
+    static uint8_t pl[1000];
+    char topic[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(topic, sizeof topic, "r/%d", i);
+        retain(p, topic, pl, sizeof pl);
+    }
+    s->stalled = true;
+    fake_sendt(s, "{\"op\":\"sub\",\"topic\":\"r/+\"}", NULL);
+    for (int i = 0; i < 10; i++)
+        aipc_broker_tick(b);
+    aipc_broker_stats st = fake_stats(b);
+    ck_assert_uint_le(st.queue_bytes, total);
+    ck_assert_uint_gt(st.queue_bytes, total - 2000);
+    ck_assert_uint_eq(aipc_broker_tick(b), UINT64_MAX);        /* paused: nothing to do now */
+    ck_assert_uint_eq(st.drops, 0);
+    s->stalled = false;
+    char *seen = calloc(N, 1);
+    int got = 0;
+    for (int rounds = 0; got < N && rounds < 1000; rounds++) {
+        got += take_retained(s, seen, N);
+        ck_assert_uint_le(fake_stats(b).queue_bytes, total);
+        aipc_broker_tick(b);
+    }
+    ck_assert_int_eq(got, N);
+    ck_assert_uint_eq(fake_stats(b).drops, 0);
+    ck_assert_uint_eq(aipc_broker_tick(b), UINT64_MAX);        /* done */
+
+    /* A larger queue of live publications (l, not reading) loses them to a retained delivery. */
+    fake *l = fake_new(b, 3), *t = fake_new(b, 4);
+    fake_hello(l, "l");
+    fake_hello(t, "t");
+    fake_sendt(l, "{\"op\":\"sub\",\"topic\":\"live\"}", NULL);
+    fake_skip_all(l);
+    l->stalled = true;
+    for (int i = 0; i < 200; i++)
+        fake_send(p, "{\"op\":\"pub\",\"topic\":\"live\"}", pl, sizeof pl);
+    ck_assert_uint_gt(fake_stats(b).queue_bytes, total - 2000);
+    uint64_t drops = fake_stats(b).drops;
+    t->stalled = true;
+    fake_sendt(t, "{\"op\":\"sub\",\"topic\":\"r/+\"}", NULL);
+    for (int i = 0; i < 10; i++)
+        aipc_broker_tick(b);
+    st = fake_stats(b);
+    ck_assert_uint_le(st.queue_bytes, total);
+    ck_assert_uint_gt(aipc_client_out_pending(t->cl), total / 3);   /* t got its share */
+    ck_assert_uint_gt(st.queue_total_drops, 0);                     /* l paid for it */
+    ck_assert_uint_gt(st.drops, drops);
+    free(seen);
+    fake_free(t);
+    fake_free(l);
+    fake_free(p);
+    fake_free(s);
+    aipc_broker_free(b);
+}
+END_TEST
+
 /* The store changes while a delivery is paused: cleared topics are not delivered as retained
  * (their clear went out live, empty), replaced ones came live (not again as retained), topics
  * stored after the sub only live (live ones that met the full queue were dropped and reported,
@@ -316,6 +390,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, charge_tracks_heap);
     tcase_add_test(tc, wildcard_sub_in_slices);
     tcase_add_test(tc, pauses_for_the_queue_bound);
+    tcase_add_test(tc, pauses_for_the_total_bound);
     tcase_add_test(tc, store_changes_during_delivery);
     tcase_add_test(tc, exact_filter_waits_for_room);
     suite_add_tcase(s, tc);
