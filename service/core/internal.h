@@ -417,6 +417,13 @@ void aipc_reqs_client_gone(aipc_broker *b, aipc_client *c);
  * evicting queued publications of clients whose queue is larger than c's would be (they are
  * reported to them as dropped). */
 bool aipc_qtotal_room(aipc_client *c, uint64_t len);
+/* The same for a control frame or an answer to c: then c's own queued publications go too;
+ * false when it would still take the total over the bound by more than the reserve below. */
+bool aipc_qtotal_room_control(aipc_client *c, uint64_t len);
+/* What control frames may take every queue together over max_total_queue_bytes while frames
+ * that cannot be dropped hold it (past it the client is cut); answers are bounded by
+ * max_total_pending_requests instead. */
+#define AIPC_TOTAL_CONTROL_RESERVE (1024u * 1024u)
 
 /* outq.c: queueing to one client under the queue's rules */
 bool aipc__client_can_queue(const aipc_client *c);

@@ -13,8 +13,10 @@
  *     is bounded by max_pending_requests (see aipc_reqs_room);
  *   - all queues together are bounded by max_total_queue_bytes (qtotal.c): a frame that would
  *     take the total over it first evicts queued publications of the clients whose queues are
- *     larger; if that cannot make room, a publication is dropped for c, a direct refused, and
- *     a client with more than 64 KiB of unread control frames cut off.
+ *     larger; if that cannot make room, a publication is dropped for c, a direct refused; a
+ *     control frame or an answer also evicts c's own queued publications, and past that a
+ *     client with more than 64 KiB of unread control frames is cut off, as is any client whose
+ *     control frame would take the total over the bound by more than 1 MiB in all.
  * Publications dropped for a slow client are reported promptly and coalesced: one counter per
  * client, turned into a `dropped` frame at the head of its queue as soon as the writer is at a
  * frame boundary (ahead of the publications still queued), however many drops happened. */
@@ -71,14 +73,16 @@ int aipc__queue_frame(aipc_client *c, aipc_frame *f)
         }
     } else if (f->kind == AIPC_FK_CONTROL &&
                (control_cost(c, f->len) > max + CONTROL_SLACK ||
-                (control_cost(c, f->len) > TOTAL_CONTROL_SLACK && !aipc_qtotal_room(c, f->len)))) {
+                (!aipc_qtotal_room(c, f->len) &&
+                 (control_cost(c, f->len) > TOTAL_CONTROL_SLACK ||
+                  !aipc_qtotal_room_control(c, f->len))))) {
         aipc__logf(b, AIPC_LOG_WARN, "client %" PRIu64 " does not read its answers: closing it",
                   c->id);
         c->kill = true;
         aipc__request_close(c);
         return AIPC_EQUEUEFULL;
-    } else {
-        aipc_qtotal_room(c, f->len);    /* queued anyway: room is made where it can be */
+    } else if (f->kind == AIPC_FK_ANSWER) {
+        aipc_qtotal_room_control(c, f->len);    /* queued anyway (bounded by their number) */
     }
     bool was_empty = c->q.count == 0;
     if (aipc_outq_push(&c->q, f) != 0) {

@@ -9,7 +9,10 @@
  * `dropped` like any drop; a batch of at least an eighth of its queue goes at once, so the work
  * per evicted frame stays constant. If c's queue is the largest, or no room can be made, the
  * caller drops the publication for c (or refuses the direct with queue_full). So a client whose
- * queue is small never loses a publication to the global bound while larger ones hold some. */
+ * queue is small never loses a publication to the global bound while larger ones hold some.
+ * Control frames and answers take room the same way, then from the client's own publications;
+ * only frames that cannot be dropped can hold the total over the bound, and then control
+ * frames go over it by at most AIPC_TOTAL_CONTROL_RESERVE in all (aipc_qtotal_room_control). */
 #include "internal.h"
 
 #include "asyncipc/asyncipc.h"
@@ -73,6 +76,23 @@ static uint64_t evict(aipc_broker *b, aipc_client *v, uint64_t want)
     aipc__logf(b, AIPC_LOG_DEBUG, "client %" PRIu64 ": %u queued publications dropped "
               "(max_total_queue_bytes)", v->id, removed);
     return freed;
+}
+
+/* Control frames and answers are charged like any frame: room is made from the larger queues
+ * (aipc_qtotal_room), then from c's own queued publications (its answers go before them). If
+ * the total is still over (what holds it cannot be dropped: directs, requests, replies,
+ * answers, control frames, frames being written), a control frame may still go over it by
+ * AIPC_TOTAL_CONTROL_RESERVE in all; true when it fits that way. */
+bool aipc_qtotal_room_control(aipc_client *c, uint64_t len)
+{
+    aipc_broker *b = c->b;
+    uint64_t max = b->cfg.max_total_queue_bytes;
+    uint64_t need = len + AIPC_QUEUED_FRAME_OVERHEAD;
+    if (aipc_qtotal_room(c, len))
+        return true;
+    if (c->q.data_frames)
+        evict(b, c, b->queue_total + need - max);
+    return b->queue_total + need <= max + AIPC_TOTAL_CONTROL_RESERVE;
 }
 
 bool aipc_qtotal_room(aipc_client *c, uint64_t len)

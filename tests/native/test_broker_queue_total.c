@@ -2,7 +2,8 @@
  * the bound (counted in stats queue_bytes, and in the heap the test process really holds); the
  * client with the largest queue is the one that loses publications (evicted newest first,
  * reported with `dropped`, order of the rest kept), a client with a small queue loses nothing,
- * frames handed to the engine are never evicted. */
+ * frames handed to the engine are never evicted; control answers are charged to the total
+ * (they evict the client's own publications; over it only by a 1 MiB reserve in all). */
 #include "check_main.h"
 #include "test_broker_fake.h"
 #include "test_heap.h"
@@ -252,6 +253,99 @@ START_TEST(config_and_stats)
 }
 END_TEST
 
+/* A stalled client whose own publications fill the total asks for answers: each answer takes
+ * room from its own queued publications (reported with `dropped`), the total stays under the
+ * bound, and the client is not cut off (its unread answers are under 64 KiB). */
+START_TEST(answers_take_room_from_own_publications)
+{
+    enum { N = 400, PINGS = 200 };
+    aipc_broker *b = total_broker(1u << 20, TOTAL);
+    fake *p = fake_new(b, 1);
+    fake_hello(p, NULL);
+    fake *c = subscriber(b, 2, "mine/#");
+    c->stalled = true;
+    for (unsigned i = 0; i < N; i++)
+        publish(p, "mine/x", i);
+    ck_assert_uint_gt(fake_stats(b).queue_total_drops, 0);  /* c's queue holds the total */
+    char meta[64];
+    for (int i = 1; i <= PINGS; i++) {
+        snprintf(meta, sizeof meta, "{\"op\":\"ping\",\"id\":%d}", i);
+        ck_assert_int_eq(fake_sendt(c, meta, NULL), 0);
+        ck_assert_uint_le(fake_stats(b).queue_bytes, TOTAL);
+    }
+    ck_assert_int_eq(c->close_calls, 0);
+    c->stalled = false;
+    unsigned got = 0, dropped = 0;
+    int pongs = 0;
+    for (rx_frame *r; (r = fake_next(c));) {
+        if (strcmp(rx_str(r, "op"), "pong") == 0)
+            ck_assert_int_eq((int)rx_num(r, "re"), ++pongs);
+        else if (strcmp(rx_str(r, "op"), "dropped") == 0)
+            dropped += (unsigned)rx_num(r, "count");
+        else
+            got++;
+    }
+    ck_assert_int_eq(pongs, PINGS);
+    ck_assert_uint_eq(got + dropped, N);                   /* every publication accounted */
+    fake_free(c);
+    fake_free(p);
+    aipc_broker_free(b);
+}
+END_TEST
+
+/* The total held by frames that cannot be dropped (directs to a client that does not read):
+ * clients that do not read their answers may take it over the bound by at most 1 MiB in all -
+ * each one stays under the 64 KiB cut-off, so it is the reserve that cuts the later ones. */
+START_TEST(answers_over_the_total_bounded_in_all)
+{
+    enum { CLIENTS = 24, PINGS = 550 };
+    const uint64_t reserve = 1024u * 1024u;
+    aipc_broker *b = total_broker(1u << 20, TOTAL);
+    fake *p = fake_new(b, 1);
+    fake_hello(p, "p");
+    fake *d = fake_new(b, 2);
+    fake_hello(d, "d");
+    d->stalled = true;
+    static char pl[PL];
+    memset(pl, 'd', sizeof pl);
+    for (int i = 0; i < 400; i++)
+        fake_send(p, "{\"op\":\"send\",\"to\":\"d\"}", pl, sizeof pl);
+    aipc_broker_stats st = fake_stats(b);
+    ck_assert_uint_le(st.queue_bytes, TOTAL);
+    ck_assert_uint_gt(st.queue_bytes, TOTAL - 2 * PL);         /* held by directs */
+    fake *c[CLIENTS];
+    int cut = 0;
+    uint64_t peak = 0;
+    char meta[64];
+    for (int k = 0; k < CLIENTS; k++) {
+        c[k] = fake_new(b, 10 + (uint32_t)k);
+        fake_hello(c[k], NULL);
+        c[k]->stalled = true;
+    }
+    for (int k = 0; k < CLIENTS; k++) {
+        for (int i = 1; i <= PINGS; i++) {
+            snprintf(meta, sizeof meta, "{\"op\":\"ping\",\"id\":%d}", i);
+            fake_sendt(c[k], meta, NULL);
+            st = fake_stats(b);
+            if (st.queue_bytes > peak)
+                peak = st.queue_bytes;
+        }
+        cut += c[k]->close_calls > 0;
+        if (k < 12)                                             /* 12 x ~60 KB: in the reserve */
+            ck_assert_int_eq(c[k]->close_calls, 0);
+    }
+    ck_assert_uint_le(peak, TOTAL + reserve);
+    ck_assert_uint_gt(peak, TOTAL + reserve - 64 * 1024);
+    ck_assert_int_gt(cut, 0);
+    ck_assert_int_lt(cut, CLIENTS);
+    for (int k = 0; k < CLIENTS; k++)
+        fake_free(c[k]);
+    fake_free(d);
+    fake_free(p);
+    aipc_broker_free(b);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_queue_total");
@@ -261,6 +355,8 @@ static Suite *make_suite(void)
     tcase_add_test(tc, the_largest_itself_loses);
     tcase_add_test(tc, frames_in_flight_stay);
     tcase_add_test(tc, config_and_stats);
+    tcase_add_test(tc, answers_take_room_from_own_publications);
+    tcase_add_test(tc, answers_over_the_total_bounded_in_all);
     suite_add_tcase(s, tc);
     return s;
 }
