@@ -17,8 +17,9 @@
  * --sample-ms the broker's VmData, threads and handle count and its stats are sampled (a
  * "SAMPLE {...}" line each, and --csv FILE); at the end the least-squares slope of VmData
  * (KiB/min) over each epoch's part after --fill-s seconds (its queues full), pooled over the
- * epochs, is printed as "SLOPE {...}". Exit code 0 when every check held (and the slope is
- * within --max-slope KiB/min when given).
+ * epochs, is printed as "SLOPE {...}", and per epoch in --window-s windows (default 120 s;
+ * 0 = none) as "WINDOWS {...}". Exit code 0 when every check held (and the slope is within
+ * --max-slope KiB/min when given).
  */
 #include <windows.h>
 
@@ -38,13 +39,13 @@
 #define MAXSAMPLES 4096
 
 static struct {
-    double seconds, fill_s, max_slope;
+    double seconds, fill_s, max_slope, window_s;
     int epochs, rate_kib, slow_ms, sample_ms;
     const char *csv;
     int no_slow, no_req, no_churn;   /* parts left out (to tell where memory goes) */
     unsigned size;                   /* every payload this size (0: 64 B .. 256 KiB) */
     const char *broker;              /* broker program (NULL: the one next to this program) */
-} opt = { 600, 20, -1, 4, 1024, 40, 2000, NULL, 0, 0, 0, 0, NULL };
+} opt = { 600, 20, -1, 120, 4, 1024, 40, 2000, NULL, 0, 0, 0, 0, NULL };
 
 static raw_broker g_b;
 static volatile LONG g_stop;    /* publishers, requester and churn stop */
@@ -352,9 +353,10 @@ static void take_sample(raw_conn *mon, int epoch, uint64_t t_run0, uint64_t t_ep
     }
 }
 
-/* Least-squares slope per minute of field(sample) over the samples after fill_s in each epoch,
- * within epochs (each epoch its own intercept: a restart resets the broker's memory). */
-static double pooled_slope(int epoch, double (*field)(const sample *))
+/* Least-squares slope per minute of field(sample) over the samples in [from_s, to_s) of each
+ * epoch's time, within epochs (each epoch its own intercept: a restart resets the broker's
+ * memory). */
+static double range_slope(int epoch, double from_s, double to_s, double (*field)(const sample *))
 {
     double num = 0, den = 0;
     for (int e = 0; e < opt.epochs; e++) {
@@ -363,7 +365,8 @@ static double pooled_slope(int epoch, double (*field)(const sample *))
         double st = 0, sm = 0;
         int n = 0;
         for (int i = 0; i < g_nsamples; i++)
-            if (g_samples[i].epoch == e && g_samples[i].epoch_t_s >= opt.fill_s) {
+            if (g_samples[i].epoch == e && g_samples[i].epoch_t_s >= from_s &&
+                g_samples[i].epoch_t_s < to_s) {
                 st += g_samples[i].epoch_t_s / 60.0;
                 sm += field(&g_samples[i]);
                 n++;
@@ -373,13 +376,20 @@ static double pooled_slope(int epoch, double (*field)(const sample *))
         st /= n;
         sm /= n;
         for (int i = 0; i < g_nsamples; i++)
-            if (g_samples[i].epoch == e && g_samples[i].epoch_t_s >= opt.fill_s) {
+            if (g_samples[i].epoch == e && g_samples[i].epoch_t_s >= from_s &&
+                g_samples[i].epoch_t_s < to_s) {
                 double dt = g_samples[i].epoch_t_s / 60.0 - st;
                 num += dt * (field(&g_samples[i]) - sm);
                 den += dt * dt;
             }
     }
     return den > 0 ? num / den : 0;
+}
+
+/* The slope after the queues filled (fill_s) to the end of each epoch. */
+static double pooled_slope(int epoch, double (*field)(const sample *))
+{
+    return range_slope(epoch, opt.fill_s, 1e300, field);
 }
 
 static double f_vmdata(const sample *s) { return s->vmdata_kib; }
@@ -488,12 +498,13 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--slow-ms")) opt.slow_ms = atoi(v);
         else if (!strcmp(k, "--sample-ms")) opt.sample_ms = atoi(v);
         else if (!strcmp(k, "--max-slope")) opt.max_slope = atof(v);
+        else if (!strcmp(k, "--window-s")) opt.window_s = atof(v);
         else if (!strcmp(k, "--csv")) opt.csv = v;
         else {
             fprintf(stderr, "usage: broker_soak [--seconds S] [--epochs K] [--fill-s S] "
                     "[--rate KiB/s] [--slow-ms MS] [--sample-ms MS] [--max-slope KiB/min] "
                     "[--csv FILE] [--no-slow] [--no-req] [--no-churn] [--size BYTES] "
-                    "[--broker EXE]\n");
+                    "[--broker EXE] [--window-s S]\n");
             return 2;
         }
     }
@@ -515,6 +526,16 @@ int main(int argc, char **argv)
     for (int e = 0; e < opt.epochs; e++)
         fprintf(stderr, "%s%.1f", e ? "," : "", pooled_slope(e, f_vmdata));
     fprintf(stderr, "],\"samples\":%d,\"failures\":%ld}\n", g_nsamples, (long)g_failures);
+    /* The same in --window-s windows after fill_s (its noise, and whether it slows down). */
+    for (int e = 0; opt.window_s > 0 && e < opt.epochs; e++) {
+        fprintf(stderr, "WINDOWS {\"epoch\":%d,\"window_s\":%.0f,\"vmdata_kib_per_min\":[", e,
+                opt.window_s);
+        double len = opt.seconds / opt.epochs;
+        for (double a = opt.fill_s; a + opt.window_s <= len + 1; a += opt.window_s)
+            fprintf(stderr, "%s%.1f", a > opt.fill_s ? "," : "",
+                    range_slope(e, a, a + opt.window_s, f_vmdata));
+        fprintf(stderr, "]}\n");
+    }
     if (g_failures)
         return 1;
     if (opt.max_slope >= 0 && slope > opt.max_slope) {
