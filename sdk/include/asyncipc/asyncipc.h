@@ -172,8 +172,11 @@ ASYNCIPC_API uint32_t aipc_last_syserr(void);
 /*
  * Behaviour of the point-to-point pipes (both engines, any engine talks to any other):
  *   - Wire: every message is one frame {u32 meta_len = 0, u32 payload_len} + payload
- *     on a byte-mode pipe. A peer frame with meta_len != 0 or over the maximum message size is
- *     a protocol error: it is logged at ERROR and the connection is closed (OnDisconnected).
+ *     on a pipe read and written in byte mode. A peer frame over the maximum message size, or
+ *     with a meta (meta_len != 0) that is not one of the control frames of shared-memory
+ *     negotiation (docs/protocol.md, point to point), is a protocol error: it is logged at ERROR
+ *     and the connection is closed (OnDisconnected). Peers that never negotiate (older SDKs,
+ *     raw clients, AIPC_SHM_OFF) only ever see and send meta_len = 0 frames.
  *   - Threads: PIPE_ASYNC runs every PIPE_ASYNC pipe of the process on one I/O thread (APCs,
  *     ReadFileEx/WriteFileEx); PIPE_OVERLAPPED runs every PIPE_OVERLAPPED pipe on one I/O thread
  *     waiting on an I/O completion port. Both start on first use and live until process exit.
@@ -273,6 +276,18 @@ ASYNCIPC_API int  aipc_pipe_new(PipeImplType engine, aipc_named_pipe **pipe);
                                                message if that is more; 1 .. 4 GiB. With a
                                                dispatcher, messages written but not yet reported
                                                by OnSend also count against AIPC_PIPE_OPT_MAX_QUEUE */
+#define AIPC_PIPE_OPT_SHM                5  /* shared memory for large messages (docs/sdk.md):
+                                               AIPC_SHM_AUTO (default: a server offers it, a
+                                               client asks for it, each side may keep any message
+                                               inline) or AIPC_SHM_OFF (inline only; a server
+                                               then creates a plain byte pipe as before) */
+#define AIPC_PIPE_OPT_SHM_THRESHOLD      6  /* messages of at least this many bytes go through
+                                               shared memory when the connection negotiated it
+                                               (default AIPC_DEFAULT_SHM_THRESHOLD; 0 = never send
+                                               shared, still accept; up to 1 GiB) */
+#define AIPC_SHM_AUTO 0
+#define AIPC_SHM_OFF  1
+#define AIPC_DEFAULT_SHM_THRESHOLD (64u * 1024u)
 ASYNCIPC_API int  aipc_pipe_set_option(aipc_named_pipe *pipe, int option, uint64_t value);
 /*
  * Security of a pipe (before Create; AIPC_ESTATE after; NULL keeps a default). Strings are
@@ -293,6 +308,23 @@ ASYNCIPC_API int  aipc_pipe_set_security(aipc_named_pipe *pipe, const char *serv
 /* Why the pipe last failed (setup, connect, or a lost connection): an AIPC_E* code, 0 if it did
  * not; *win32 (may be NULL) gets the Win32 error behind it (0 if none). Any thread. */
 ASYNCIPC_API int  aipc_pipe_get_error(aipc_named_pipe *pipe, uint32_t *win32);
+/* Counters of a pipe's current connection (aipc_pipe_get_stats). Members are only ever
+ * appended: set `size` = sizeof(aipc_pipe_stats); the call fills the first `size` bytes (an
+ * older caller's struct) and leaves `size` as it was. Everything is 0 while no peer is
+ * connected. */
+typedef struct aipc_pipe_stats {
+    uint32_t size;            /* sizeof(aipc_pipe_stats) as compiled by the caller */
+    uint32_t shm;             /* 1: shared memory was negotiated with the connected peer */
+    uint64_t shm_bytes;       /* payload bytes of our shared messages the peer has not released */
+    uint32_t shm_segments;    /* shared segments in use: ours (created) + the peer's (mapped) */
+    uint32_t shm_reserved;
+    uint64_t shm_sent;        /* messages sent through shared memory */
+    uint64_t shm_received;    /* messages received through shared memory */
+    uint64_t shm_inline_fallbacks; /* messages at/above the threshold that went inline anyway */
+    uint64_t shm_map_failures;     /* segments we or the peer could not map */
+} aipc_pipe_stats;
+/* Fills *out (see aipc_pipe_stats). 0, or AIPC_EINVAL (NULL, or `size` below 8). Any thread. */
+ASYNCIPC_API int  aipc_pipe_get_stats(aipc_named_pipe *pipe, aipc_pipe_stats *out);
 /* Runs every callback of the pipe through dispatcher `d` (before Create; AIPC_ESTATE after).
  * The pipe keeps `d` alive; NULL goes back to the I/O thread. See "Dispatchers" below. */
 ASYNCIPC_API int  aipc_pipe_set_dispatcher(aipc_named_pipe *pipe, aipc_dispatcher *d);

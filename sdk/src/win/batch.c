@@ -1,5 +1,6 @@
-/* batch.c - growable send batch: frames (header + payload) back to back plus per-message sizes,
- * so the I/O thread can hand a whole batch to one WriteFile and then report OnSend per message.
+/* batch.c - growable send batch: frames (header + meta + payload) back to back plus what to
+ * report per frame (a message's size, or AIPC__BATCH_CTL for a control frame), so the I/O
+ * thread can hand a whole batch to one WriteFile and then report OnSend per message.
  * Thread: callers serialise access (Send under the pipe lock, the I/O thread for its batch). */
 #include "pipe_internal.h"
 
@@ -36,7 +37,13 @@ static int grow(void **buf, size_t *cap, size_t need, size_t elem, size_t first)
 
 int aipc__batch_append(aipc__batch *b, const void *data, uint32_t size)
 {
-    size_t need = b->len + AIPC_HDR_SIZE + (size_t)size;
+    return aipc__batch_append_meta(b, NULL, 0, data, size, size);
+}
+
+int aipc__batch_append_meta(aipc__batch *b, const void *meta, uint32_t meta_len, const void *data,
+                            uint32_t size, uint32_t report)
+{
+    size_t need = b->len + AIPC_HDR_SIZE + (size_t)meta_len + (size_t)size;
     if (need < b->len)
         return AIPC_ENOMEM;
     if (b->len == 0 && need > b->cap && b->buf) {
@@ -48,11 +55,14 @@ int aipc__batch_append(aipc__batch *b, const void *data, uint32_t size)
         return AIPC_ENOMEM;
     if (grow((void **)&b->sizes, &b->scap, b->count + 1, sizeof *b->sizes, 256) != 0)
         return AIPC_ENOMEM;
-    aipc_frame_put_header(b->buf + b->len, 0, size);
+    uint8_t *at = b->buf + b->len;
+    aipc_frame_put_header(at, meta_len, size);
+    if (meta_len)
+        memcpy(at + AIPC_HDR_SIZE, meta, meta_len);
     if (size)
-        memcpy(b->buf + b->len + AIPC_HDR_SIZE, data, size);
+        memcpy(at + AIPC_HDR_SIZE + meta_len, data, size);
     b->len = need;
-    b->sizes[b->count++] = size;
+    b->sizes[b->count++] = report;
     return 0;
 }
 

@@ -1,7 +1,8 @@
 /*
  * pipe.c - engine-neutral connection state machine of a point-to-point pipe.
  *
- * Server: CreateNamedPipe (one instance, byte mode, local clients only) -> OnCreate -> listen
+ * Server: CreateNamedPipe (one instance, byte mode - message type when it offers shared memory,
+ *         local clients only) -> OnCreate -> listen
  *         (ConnectNamedPipe) -> OnConnected(true) -> data -> peer leaves -> drain -> OnDisconnected
  *         -> DisconnectNamedPipe -> listen again.
  * Client: OnCreate(true) -> open (win_dial.c), retried on a loop timer while the pipe is missing or busy
@@ -255,6 +256,7 @@ static void client_try(aipc__pipe *p)
     aipc__dial_verdict v = aipc__dial(p->name, &p->owners, pname(p), &r);
     if (v == AIPC__DIAL_OK) {
         p->h = r.h;
+        p->peer_msg = r.message;          /* a server that offers shared memory (pipe_ctl.c) */
         DWORD e = p->eng->attach(p->loop, p->h, p->role == PIPE_SERVER ? &p->cn : NULL);
         if (e) {
             aipc_log(AIPC_LOG_ERROR, "pipe(%s) client %s: cannot attach the handle (%lu)",

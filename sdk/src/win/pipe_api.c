@@ -158,6 +158,8 @@ int aipc_pipe_new(PipeImplType engine, aipc_named_pipe **out)
     p->max_msg = AIPC_DEFAULT_MAX_PAYLOAD;
     p->connect_timeout_ms = AIPC_DEFAULT_CONNECT_TIMEOUT_MS;
     p->max_queue = AIPC_QUEUE_AUTO;
+    p->shm_mode = AIPC_SHM_AUTO;
+    p->shm_threshold = AIPC_DEFAULT_SHM_THRESHOLD;
     p->state = AIPC_ST_NEW;
     p->h = INVALID_HANDLE_VALUE;
     p->cn.pipe = p->flush.pipe = p;
@@ -205,6 +207,16 @@ int aipc_pipe_set_option(aipc_named_pipe *pipe, int option, uint64_t value)
             return AIPC_EINVAL;
         p->max_dispatch = value;
         return 0;
+    case AIPC_PIPE_OPT_SHM:
+        if (value != AIPC_SHM_AUTO && value != AIPC_SHM_OFF)
+            return AIPC_EINVAL;
+        p->shm_mode = (int)value;
+        return 0;
+    case AIPC_PIPE_OPT_SHM_THRESHOLD:
+        if (value > AIPC_MAX_MESSAGE_LIMIT)
+            return AIPC_EINVAL;
+        p->shm_threshold = (uint32_t)value;
+        return 0;
     default:
         return AIPC_EINVAL;
     }
@@ -224,6 +236,19 @@ int aipc_pipe_get_error(aipc_named_pipe *pipe, uint32_t *win32)
     if (win32)
         *win32 = (uint32_t)InterlockedCompareExchange(&p->last_win32, 0, 0);
     return (int)InterlockedCompareExchange(&p->last_err, 0, 0);
+}
+
+int aipc_pipe_get_stats(aipc_named_pipe *pipe, aipc_pipe_stats *out)
+{
+    aipc__pipe *p = (aipc__pipe *)pipe;
+    if (!p || !out || out->size < offsetof(aipc_pipe_stats, shm_bytes))
+        return AIPC_EINVAL;
+    aipc_pipe_stats s;
+    memset(&s, 0, sizeof s);
+    s.size = out->size;
+    s.shm = (uint32_t)InterlockedCompareExchange(&p->shm_on, 0, 0);
+    memcpy(out, &s, out->size < sizeof s ? out->size : sizeof s);  /* what the caller's has */
+    return 0;
 }
 
 int aipc_pipe_set_security(aipc_named_pipe *pipe, const char *server_sddl,
@@ -296,7 +321,7 @@ static DWORD server_create(aipc__pipe *p)
     if (!sd)
         return e;
     SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
-    aipc__listen_cfg lc = {p->name, &sa, 1, AIPC_PIPE_BUFSIZE};
+    aipc__listen_cfg lc = {p->name, &sa, 1, AIPC_PIPE_BUFSIZE, p->shm_mode == AIPC_SHM_AUTO};
     p->h = aipc__listen_instance(&lc, 1, &e);
     LocalFree(sd);
     if (e)

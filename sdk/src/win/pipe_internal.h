@@ -8,6 +8,7 @@
  *                retry, teardown, Exit; delegate dispatch for OnCreate/OnConnected/OnDisconnected.
  *   pipe_io.c    the pipe's side of its connection (win_conn.c): framed reads (aipc_decoder),
  *                the send batches as output source, OnRecv/OnSend dispatch.
+ *   pipe_ctl.c   control frames (frames with a meta): the shared-memory negotiation.
  *   batch.c      growable send batch (frames + per-message sizes).
  *   timer.c      timers of one I/O loop (I/O thread only).
  *   wname.c      pipe names in UTF-16 (wname.h): conversions around proto/names.h, UTF-8 for logs.
@@ -134,15 +135,22 @@ extern const aipc__engine aipc__engine_iocp;   /* loop_iocp.c */
 
 /* ---- batch.c: frames queued for one WriteFile ---------------------------------------------- */
 typedef struct aipc__batch {
-    uint8_t *buf;          /* header+payload of each message, back to back */
+    uint8_t *buf;          /* header+meta+payload of each frame, back to back */
     size_t len, cap;
-    uint32_t *sizes;       /* payload size of each message, in order */
+    uint32_t *sizes;       /* per frame, in order: the size OnSend reports once it is written,
+                              or AIPC__BATCH_CTL (no OnSend: a control frame, or a shared
+                              message's descriptor whose OnSend comes at its release) */
     size_t count, scap;
     unsigned sparse;       /* clears in a row that used a small part of a large buffer */
 } aipc__batch;
+#define AIPC__BATCH_CTL UINT32_MAX
 
 /* Appends one frame (meta_len 0). Returns 0 or AIPC_ENOMEM (the batch is then unchanged). */
 int  aipc__batch_append(aipc__batch *b, const void *data, uint32_t size);
+/* Appends one frame with a meta; `report`: what OnSend reports once it is written (its size),
+ * or AIPC__BATCH_CTL. 0 or AIPC_ENOMEM (the batch is then unchanged). */
+int  aipc__batch_append_meta(aipc__batch *b, const void *meta, uint32_t meta_len, const void *data,
+                             uint32_t size, uint32_t report);
 /* Empties the batch, keeping its buffers for reuse; a large buffer goes when it is too large to
  * keep at all, or when the recent batches used only a small part of it. */
 void aipc__batch_clear(aipc__batch *b);
@@ -184,6 +192,8 @@ struct aipc__pipe {
     aipc_dispatcher *disp;        /* callbacks go through it (NULL: on the I/O thread) */
     wchar_t *server_sddl;         /* aipc_pipe_set_security (NULL = the default) */
     aipc__sec_expect owners;       /* client: accepted owners of the server's pipe */
+    int shm_mode;                 /* AIPC_PIPE_OPT_SHM: AIPC_SHM_AUTO or AIPC_SHM_OFF */
+    uint32_t shm_threshold;       /* AIPC_PIPE_OPT_SHM_THRESHOLD (0 = never send shared) */
     volatile LONG last_err;       /* aipc_pipe_get_error: AIPC_E* and the Win32 error */
     volatile LONG last_win32;
 
@@ -216,6 +226,12 @@ struct aipc__pipe {
     aipc__timer retry;             /* client connect retry */
     ULONGLONG deadline;           /* client: give up after this tick */
     DWORD backoff;                /* client: next retry delay */
+
+    /* [io] negotiation with the current peer (pipe_ctl.c) */
+    int peer_msg;                 /* client: the server's pipe is message-type (offers shm) */
+    int ctl;                      /* AIPC__CTL_* */
+    uint64_t frames_in;           /* frames received from the current peer */
+    volatile LONG shm_on;         /* negotiated: shared memory may be used (any thread reads) */
 
     /* [io] read side (the read buffer is the connection's: AIPC_PIPE_BUFSIZE + 1 bytes) */
     int listen_due;               /* server: listen once the dispatcher has drained */
@@ -270,6 +286,31 @@ extern const aipc__conn_handler aipc__pipe_io_handler;
 void aipc__pipe_on_flush(aipc__op *op, DWORD err, DWORD bytes);
 /* Task posted by the dispatcher's thread when reading or listening may go on. */
 void aipc__pipe_on_resume(aipc__op *op, DWORD err, DWORD bytes);
+
+/* Queues a control frame (meta only, no OnSend) behind what Send queued, and starts a write
+ * if none is in flight. I/O thread. 0 or AIPC_ENOMEM. */
+int  aipc__pipe_queue_ctl(aipc__pipe *p, const char *meta, uint32_t len);
+
+/* ---- pipe_ctl.c: control frames, the shared-memory negotiation (I/O thread) ----------------- */
+enum {
+    AIPC__CTL_NONE = 0,          /* no negotiation with this peer: metas are refused */
+    AIPC__CTL_WAIT_HELLO,        /* server: the first frame may be the hello */
+    AIPC__CTL_WAIT_ANSWER,       /* client: sent the hello, the server's answer is due */
+    AIPC__CTL_DONE               /* negotiated (p->shm_on says how) */
+};
+/* A peer is connected, the decoder initialised: sets the negotiation state and the decoder's
+ * meta limit; *hello = 1 when the hello must be the first frame written (a client). */
+void aipc__pipe_ctl_begin(aipc__pipe *p, int *hello);
+/* The hello frame's meta. */
+const char *aipc__pipe_ctl_hello(size_t *len);
+/* A frame with a meta arrived: 0, AIPC_EPROTO (not a control frame we expect now) or
+ * AIPC_ENOMEM. */
+int  aipc__pipe_ctl_frame(aipc__pipe *p, const uint8_t *meta, uint32_t meta_len,
+                          const uint8_t *payload, uint32_t payload_len);
+/* A plain message (meta_len 0) arrived. */
+void aipc__pipe_ctl_plain(aipc__pipe *p);
+/* The peer is gone: nothing negotiated. */
+void aipc__pipe_ctl_reset(aipc__pipe *p);
 
 /* ---- pipe_events.c: delegate calls, on the I/O thread or queued to the dispatcher --------- */
 /* The events Create uses for a classic delegate (NULL: none): trampolines that read d's members

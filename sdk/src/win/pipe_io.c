@@ -22,14 +22,16 @@ static void start_write(aipc__pipe *p);
 
 /* ---- read side: the connection's input (win_conn.c) -------------------------------------------- */
 
-/* One whole frame from the decoder. A point-to-point frame must have meta_len == 0. */
+/* One whole frame from the decoder: a message (meta_len 0), or a control frame (pipe_ctl.c). */
 static int on_frame(void *ctx, const uint8_t *meta, uint32_t meta_len, const uint8_t *payload,
                     uint32_t payload_len)
 {
     aipc__pipe *p = ctx;
-    (void)meta;
-    if (meta_len != 0)
-        return AIPC_EPROTO;
+    if (meta_len != 0) {
+        int rc = aipc__pipe_ctl_frame(p, meta, meta_len, payload, payload_len);
+        return rc ? rc : p->state == AIPC_ST_CONNECTED ? 0 : 1;
+    }
+    aipc__pipe_ctl_plain(p);
     if (p->closed)
         return 1;
     /* The byte after the payload is ours (read buffer has a spare byte; assembled frames end
@@ -77,9 +79,9 @@ static int io_input(aipc__conn *c, uint8_t *data, size_t n, int direct)
                      p->eng->name, p->name_utf8 ? p->name_utf8 : "?");
         else
             aipc_log(AIPC_LOG_ERROR,
-                     "pipe(%s) %s: protocol error from peer (frame with meta_len != 0 or payload "
-                     "over %u bytes); closing", p->eng->name, p->name_utf8 ? p->name_utf8 : "?",
-                     p->max_msg);
+                     "pipe(%s) %s: protocol error from peer (a meta that is no control frame "
+                     "expected now, or a payload over %u bytes); closing", p->eng->name,
+                     p->name_utf8 ? p->name_utf8 : "?", p->max_msg);
         aipc__pipe_conn_lost(p, 0, NULL);
         return 1;
     }
@@ -133,6 +135,22 @@ static int io_out_next(aipc__conn *c, aipc_iov *iov, int max)
     return 1;
 }
 
+/* Reports OnSend for frames [from, to) of the batch, skipping control frames (runs of messages
+ * in one call each). */
+static void report_sent(aipc__pipe *p, const aipc__batch *b, size_t from, size_t to)
+{
+    while (from < to && !p->closed) {
+        while (from < to && b->sizes[from] == AIPC__BATCH_CTL)
+            from++;
+        size_t run = from;
+        while (run < to && b->sizes[run] != AIPC__BATCH_CTL)
+            run++;
+        if (run > from)
+            aipc__pipe_ev_sent(p, b->sizes + from, run - from);
+        from = run;
+    }
+}
+
 /* A piece was written: OnSend for the messages it finished. */
 static void io_out_done(aipc__conn *c, size_t bytes)
 {
@@ -140,14 +158,20 @@ static void io_out_done(aipc__conn *c, size_t bytes)
     aipc__batch *b = &p->q[p->qi ^ 1];
     p->wr_off += bytes;
     size_t first = p->wr_msg;
-    while (p->wr_msg < b->count && p->wr_end + AIPC_HDR_SIZE + b->sizes[p->wr_msg] <= p->wr_off)
-        p->wr_end += AIPC_HDR_SIZE + (size_t)b->sizes[p->wr_msg++];
+    while (p->wr_msg < b->count) {
+        uint32_t ml, pl;
+        aipc_frame_get_header(b->buf + p->wr_end, &ml, &pl);
+        size_t end = p->wr_end + AIPC_HDR_SIZE + (size_t)ml + pl;
+        if (end > p->wr_off)
+            break;
+        p->wr_end = end;
+        p->wr_msg++;
+    }
     if (p->wr_msg > first) {
         AcquireSRWLockExclusive(&p->lock);
         p->inflight = b->len - p->wr_end;   /* written: no longer counts against the queue limit */
         ReleaseSRWLockExclusive(&p->lock);
-        if (!p->closed)
-            aipc__pipe_ev_sent(p, b->sizes + first, p->wr_msg - first);
+        report_sent(p, b, first, p->wr_msg);
     }
 }
 
@@ -180,6 +204,21 @@ const aipc__conn_handler aipc__pipe_io_handler = {
     io_read_direct, io_input, io_out_next, io_out_done, io_out_drop, io_on_error, io_done,
     io_ref, io_unref,
 };
+
+int aipc__pipe_queue_ctl(aipc__pipe *p, const char *meta, uint32_t len)
+{
+    AcquireSRWLockExclusive(&p->lock);
+    int rc = aipc__batch_append_meta(&p->q[p->qi], meta, len, NULL, 0, AIPC__BATCH_CTL);
+    int poke = rc == 0 && p->sendable && !p->wbusy;
+    if (poke)
+        p->wbusy = 1;
+    ReleaseSRWLockExclusive(&p->lock);
+    if (poke && p->in_read)
+        p->flush_due = 1;     /* written after this read's frames, with any replies */
+    else if (poke)
+        start_write(p);
+    return rc;
+}
 
 /* Holder of the writer token: write what is pending, or give the token back. */
 static void start_write(aipc__pipe *p)
@@ -226,18 +265,43 @@ void aipc__pipe_io_begin(aipc__pipe *p)
 {
     aipc_decoder_free(&p->dec);   /* a block kept from the previous peer, if any */
     aipc_decoder_init(&p->dec, 0, p->max_msg);
-    p->dec.max_meta = 0;      /* point-to-point frames carry no meta: reject before allocating */
     p->dec.keep_max = AIPC_RECV_KEEP_MAX;   /* the pipe outlives its decoder's callbacks */
+    /* Messages carry no meta: the decoder refuses one before allocating, unless the shared-
+     * memory negotiation takes control frames from this peer (pipe_ctl.c sets max_meta). */
+    int hello = 0;
+    aipc__pipe_ctl_begin(p, &hello);
     InterlockedExchange(&p->rpaused, 0);
     aipc__conn_start(&p->io, p->eng, p->loop, p->h);
+    int start = 0;
+    if (hello) {
+        /* The hello goes first, before what Send queued: it is the in-flight batch (empty
+         * after the reset), written as soon as the token is free. */
+        size_t hl;
+        const char *h = aipc__pipe_ctl_hello(&hl);
+        AcquireSRWLockExclusive(&p->lock);
+        aipc__batch *b = &p->q[p->qi ^ 1];
+        if (aipc__batch_append_meta(b, h, (uint32_t)hl, NULL, 0, AIPC__BATCH_CTL) == 0) {
+            p->inflight = b->len;
+            start = !p->wbusy;
+            p->wbusy = 1;
+        } else {
+            p->ctl = AIPC__CTL_NONE;   /* out of memory: stay inline */
+            p->dec.max_meta = 0;
+        }
+        ReleaseSRWLockExclusive(&p->lock);
+    }
     aipc__conn_read(&p->io);
-    if (p->state != AIPC_ST_CONNECTED)
+    if (p->state != AIPC_ST_CONNECTED) {
+        if (start)
+            start_write(p);   /* not open: gives the token back (the reset drops the hello) */
         return;
+    }
     AcquireSRWLockExclusive(&p->lock);
     p->sendable = 1;
-    int start = !p->wbusy && p->q[p->qi].len > 0;
-    if (start)
+    if (!start && !p->wbusy && p->q[p->qi].len > 0) {
+        start = 1;
         p->wbusy = 1;
+    }
     ReleaseSRWLockExclusive(&p->lock);
     if (start)
         start_write(p);
@@ -246,6 +310,7 @@ void aipc__pipe_io_begin(aipc__pipe *p)
 void aipc__pipe_io_reset(aipc__pipe *p)
 {
     aipc_decoder_free(&p->dec);
+    aipc__pipe_ctl_reset(p);
     aipc__conn_reset(&p->io);
     AcquireSRWLockExclusive(&p->lock);
     p->sendable = 0;

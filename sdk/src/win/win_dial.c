@@ -11,6 +11,7 @@ aipc__dial_verdict aipc__dial(const wchar_t *path, const aipc__sec_expect *owner
     r->h = INVALID_HANDLE_VALUE;
     r->code = 0;
     r->win32 = 0;
+    r->message = 0;
     HANDLE h = CreateFileW(path, AIPC_SEC_CLIENT_ACCESS, 0, NULL, OPEN_EXISTING,
                            FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
                            NULL);
@@ -30,11 +31,16 @@ aipc__dial_verdict aipc__dial(const wchar_t *path, const aipc__sec_expect *owner
         r->code = trust;
         return AIPC__DIAL_FAILED;
     }
-    /* Byte read mode (the servers' pipes are byte pipes; this states what we rely on). */
+    /* Byte read mode (a message-type pipe too: this states what we rely on). */
     DWORD mode = PIPE_READMODE_BYTE;
     if (!SetNamedPipeHandleState(h, &mode, NULL, NULL))
         aipc_log(AIPC_LOG_DEBUG, "pipe %s: SetNamedPipeHandleState (%lu)", what ? what : "?",
                  GetLastError());
+    /* The type the server chose: message = it offers shared memory (a failure reads as byte:
+     * the client then simply stays inline). */
+    DWORD flags = 0;
+    if (GetNamedPipeInfo(h, &flags, NULL, NULL, NULL))
+        r->message = (flags & PIPE_TYPE_MESSAGE) != 0;
     r->h = h;
     return AIPC__DIAL_OK;
 }

@@ -24,6 +24,8 @@ typedef struct aipc__dial_result {
     HANDLE h;             /* AIPC__DIAL_OK: the handle; otherwise INVALID_HANDLE_VALUE */
     int code;             /* AIPC_E* (RETRY: AIPC_EBUSY or AIPC_ENOTFOUND; FAILED: why) */
     DWORD win32;          /* the Win32 error behind `code` (0 for AIPC_EUNTRUSTED) */
+    int message;          /* AIPC__DIAL_OK: the server created a PIPE_TYPE_MESSAGE pipe (a
+                           * point-to-point server offering shared memory; win_listen.h) */
 } aipc__dial_result;
 
 /*
@@ -31,7 +33,8 @@ typedef struct aipc__dial_result {
  *   CreateFileW with AIPC_SEC_CLIENT_ACCESS, FILE_FLAG_OVERLAPPED and identification-level
  *   impersonation only (SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION), then the owner of the
  *   server's end is checked against `owners` (aipc__sec_verify_server: AIPC_EUNTRUSTED or
- *   AIPC_ESYS on failure, the handle is then closed), then byte read mode is set.
+ *   AIPC_ESYS on failure, the handle is then closed), then byte read mode is set and the
+ *   pipe's type read (GetNamedPipeInfo: r->message).
  * `what` names the pipe in log lines.
  */
 aipc__dial_verdict aipc__dial(const wchar_t *path, const aipc__sec_expect *owners, const char *what,

@@ -7,7 +7,8 @@ HANDLE aipc__listen_instance(const aipc__listen_cfg *cfg, int first, DWORD *err)
 {
     DWORD open_mode = PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED |
                       (first ? FILE_FLAG_FIRST_PIPE_INSTANCE : 0);
-    DWORD mode = PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS;
+    DWORD mode = (cfg->message ? PIPE_TYPE_MESSAGE : PIPE_TYPE_BYTE) | PIPE_READMODE_BYTE |
+                 PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS;
     HANDLE h = CreateNamedPipeW(cfg->path, open_mode, mode, cfg->max_instances, cfg->buffer,
                                 cfg->buffer, 0, cfg->sa);
     if (h == INVALID_HANDLE_VALUE) {

@@ -3,8 +3,11 @@
  * waits for clients on them (win_listen.c). Used by the point-to-point server (pipe_api.c, both
  * engines' `listen`) and the broker's listener (service/win).
  *
- * Every instance is a byte pipe, overlapped, local clients only (PIPE_REJECT_REMOTE_CLIENTS),
- * with the caller's explicit security descriptor and buffer size; the first instance of a name
+ * Every instance is read and written in byte mode, overlapped, local clients only
+ * (PIPE_REJECT_REMOTE_CLIENTS), with the caller's explicit security descriptor and buffer size;
+ * its type is byte, or message when the caller asks (`message`: a point-to-point server that
+ * offers shared memory - the type is the capability bit its clients see, docs/design/
+ * shared-memory.md section 3; byte-mode I/O behaves the same on both types); the first instance of a name
  * carries FILE_FLAG_FIRST_PIPE_INSTANCE so a name someone else holds is never joined.
  * Thread: any; one instance's accept and its completion on the caller's I/O thread.
  */
@@ -18,6 +21,7 @@ typedef struct aipc__listen_cfg {
     SECURITY_ATTRIBUTES *sa;    /* the instance's descriptor (kept by the caller) */
     DWORD max_instances;        /* 1, or PIPE_UNLIMITED_INSTANCES */
     DWORD buffer;               /* in and out buffer size */
+    int message;                /* 1: PIPE_TYPE_MESSAGE (still read in byte mode); 0: byte */
 } aipc__listen_cfg;
 
 /* Creates one instance; `first`: with FILE_FLAG_FIRST_PIPE_INSTANCE. INVALID_HANDLE_VALUE on

@@ -4,10 +4,12 @@
  *
  *   p2p_peer --mode MODE --pipe NAME [--role server|client] [--engine async|overlapped]
  *            [--count N] [--size S] [--connect-timeout MS] [--timeout MS] [--once] [--greet]
- *            [--ready EVENT] [--max N]
+ *            [--ready EVENT] [--max N] [--shm-off]
  *
  * SDK modes (role/engine apply):
- *   echo     send every message back; --greet: first send "greet:<pid>" on connect
+ *   echo     send every message back; --greet: first send "greet:<pid>" on connect; the
+ *            message "?shm" is answered "shm:<n>", n = aipc_pipe_stats.shm now
+ * --shm-off: AIPC_PIPE_OPT_SHM = AIPC_SHM_OFF (inline only).
  *   send     on connect send N messages of S bytes (aipc_pattern seed = index), then stay
  *   stream   on connect send S-byte pattern messages forever, keeping 32 in flight (OnSend
  *            paces it), ignoring what arrives
@@ -49,7 +51,7 @@ typedef struct opts {
     long count;
     long size;
     DWORD connect_timeout, timeout;
-    int once, greet;
+    int once, greet, shm_off;
     unsigned long long max;
 } opts;
 
@@ -137,6 +139,13 @@ static void on_recv(aipc_pipe_delegate *d, void *data, int size)
 {
     peer *p = (peer *)d;
     if (!strcmp(p->o.mode, "echo")) {
+        char shm[16];
+        if (size == 4 && !memcmp(data, "?shm", 4)) {   /* the shm suites ask what we negotiated */
+            aipc_pipe_stats st = {sizeof st};
+            aipc_pipe_get_stats(p->pipe, &st);
+            size = snprintf(shm, sizeof shm, "shm:%u", (unsigned)st.shm);
+            data = shm;
+        }
         int rc = aipc_pipe_send(p->pipe, data, (size_t)size);
         if (rc != AIPC_OK) {
             char why[96];
@@ -386,6 +395,10 @@ static int parse(int argc, char **argv, opts *o)
             o->greet = 1;
             continue;
         }
+        if (!strcmp(a, "--shm-off")) {
+            o->shm_off = 1;
+            continue;
+        }
         if (!v)
             return -1;
         i++;
@@ -446,6 +459,8 @@ int main(int argc, char **argv)
     p.chunk = malloc((size_t)p.o.size + 1);
     if (!p.done || !p.chunk || aipc_pipe_new(p.o.engine, &p.pipe) != AIPC_OK)
         return EXIT_CONNECT;
+    if (p.o.shm_off)
+        aipc_pipe_set_option(p.pipe, AIPC_PIPE_OPT_SHM, AIPC_SHM_OFF);
     if (p.o.connect_timeout)
         aipc_pipe_set_option(p.pipe, AIPC_PIPE_OPT_CONNECT_TIMEOUT_MS, p.o.connect_timeout);
     wchar_t wname[256];

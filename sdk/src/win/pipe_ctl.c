@@ -1,0 +1,113 @@
+/*
+ * pipe_ctl.c - a point-to-point connection's control frames (frames with a meta): the
+ * negotiation of shared memory (docs/design/shared-memory.md section 3, docs/protocol.md
+ * "Point to point").
+ *
+ * Nobody speaks first with a meta frame to a peer that has not shown it takes them (an older
+ * SDK closes the pipe on meta_len != 0), so the capability bit is the pipe's type:
+ *   - a server with AIPC_SHM_AUTO creates its instance PIPE_TYPE_MESSAGE (read and written in
+ *     byte mode, win_listen.c) and its decoder accepts metas (up to CTL_MAX_META) from the first
+ *     byte; with AIPC_SHM_OFF it is a byte pipe and takes no meta, as before;
+ *   - a client with AIPC_SHM_AUTO that finds a message-type pipe (win_dial.c) writes the hello
+ *     {"op":"p2p","v":1,"shm":{"v":1}} as its very first frame (before anything Send queued) and
+ *     accepts metas from then on; on a byte pipe, or with AIPC_SHM_OFF, it sends no hello and
+ *     stays inline (an old client on a new server looks the same);
+ *   - the server answers {"op":"p2p","v":1,"shm":{"v":1}} (accepted) or {"op":"p2p","v":1}
+ *     (declined) in its FIFO, after whatever it queued before. It may use shared memory once
+ *     the answer is queued, the client once it has read the answer.
+ * A hello that is not the first frame, a second answer, an answer the client did not ask for,
+ * or a meta that does not parse is a protocol error (the connection closes, like a bad frame).
+ * Thread: the engine's I/O thread.
+ */
+#include "pipe_internal.h"
+
+#include <cjson/cJSON.h>
+#include <string.h>
+
+#define CTL_MAX_META 4096u
+
+static const char HELLO_SHM[] = "{\"op\":\"p2p\",\"v\":1,\"shm\":{\"v\":1}}";
+static const char ANSWER_NO[] = "{\"op\":\"p2p\",\"v\":1}";
+
+void aipc__pipe_ctl_begin(aipc__pipe *p, int *hello)
+{
+    *hello = 0;
+    p->frames_in = 0;
+    InterlockedExchange(&p->shm_on, 0);
+    if (p->shm_mode != AIPC_SHM_AUTO) {
+        p->ctl = AIPC__CTL_NONE;
+    } else if (p->role == PIPE_SERVER) {
+        p->ctl = AIPC__CTL_WAIT_HELLO;
+    } else if (p->peer_msg) {
+        p->ctl = AIPC__CTL_WAIT_ANSWER;
+        *hello = 1;
+    } else {
+        p->ctl = AIPC__CTL_NONE;     /* a byte pipe: an older server, or one with shm off */
+    }
+    p->dec.max_meta = p->ctl == AIPC__CTL_NONE ? 0 : CTL_MAX_META;
+}
+
+const char *aipc__pipe_ctl_hello(size_t *len)
+{
+    *len = sizeof HELLO_SHM - 1;
+    return HELLO_SHM;
+}
+
+void aipc__pipe_ctl_reset(aipc__pipe *p)
+{
+    p->ctl = AIPC__CTL_NONE;
+    p->frames_in = 0;
+    InterlockedExchange(&p->shm_on, 0);
+}
+
+/* 1 when `o` has "shm":{"v":n} with n >= 1 (a version we can speak: ours is 1). */
+static int offers_shm(const cJSON *o)
+{
+    const cJSON *shm = cJSON_GetObjectItemCaseSensitive(o, "shm");
+    const cJSON *v = cJSON_IsObject(shm) ? cJSON_GetObjectItemCaseSensitive(shm, "v") : NULL;
+    return cJSON_IsNumber(v) && v->valuedouble >= 1;
+}
+
+int aipc__pipe_ctl_frame(aipc__pipe *p, const uint8_t *meta, uint32_t meta_len,
+                         const uint8_t *payload, uint32_t payload_len)
+{
+    (void)payload;
+    uint64_t nth = p->frames_in++;
+    if (p->ctl == AIPC__CTL_NONE)
+        return AIPC_EPROTO;          /* the decoder refuses metas then; kept as a guard */
+    cJSON *o = cJSON_ParseWithLength((const char *)meta, meta_len);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return AIPC_EPROTO;
+    }
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "op");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "v");
+    int rc = AIPC_EPROTO;
+    if (cJSON_IsString(op) && !strcmp(op->valuestring, "p2p") && cJSON_IsNumber(v) &&
+        v->valuedouble >= 1 && payload_len == 0) {
+        if (p->role == PIPE_SERVER && p->ctl == AIPC__CTL_WAIT_HELLO && nth == 0) {
+            int yes = offers_shm(o);
+            rc = yes ? aipc__pipe_queue_ctl(p, HELLO_SHM, sizeof HELLO_SHM - 1)
+                     : aipc__pipe_queue_ctl(p, ANSWER_NO, sizeof ANSWER_NO - 1);
+            if (rc == 0) {
+                p->ctl = AIPC__CTL_DONE;
+                if (yes)
+                    InterlockedExchange(&p->shm_on, 1);
+            }
+        } else if (p->role == PIPE_CLIENT && p->ctl == AIPC__CTL_WAIT_ANSWER) {
+            p->ctl = AIPC__CTL_DONE;
+            if (offers_shm(o))
+                InterlockedExchange(&p->shm_on, 1);
+            rc = 0;
+        }
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
+void aipc__pipe_ctl_plain(aipc__pipe *p)
+{
+    p->frames_in++;
+    if (p->role == PIPE_SERVER && p->ctl == AIPC__CTL_WAIT_HELLO)
+        p->ctl = AIPC__CTL_DONE;     /* no hello first: an old or raw client, or shm off */
+}
