@@ -1,168 +1,61 @@
 /*
- * client_identity.c - the identity of a pipe client (see client_identity.h).
+ * client_identity.c - the identity of a pipe client as the core wants it (client_identity.h),
+ * from the SDK's win_ident.
  */
 #include "client_identity.h"
 
-#include "asyncipc/asyncipc.h"
-
-#include <sddl.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker_app.h"
 
+_Static_assert(AIPC__IDENT_SID_MAX == AIPC_SID_MAX, "one SID length limit");
+_Static_assert(AIPC__IDENT_MAX_GROUPS == AIPC_IDENTITY_MAX_GROUPS, "one group count limit");
+
 void aipc_peer_identity_free(aipc_peer_identity *ci)
 {
     free(ci->groups);
-    free(ci->mem);
+    aipc__win_ident_free(&ci->w);
     memset(ci, 0, sizeof *ci);
 }
 
-/* GetTokenInformation into a malloc'd buffer (NULL on failure). */
-static void *token_info(HANDLE tok, TOKEN_INFORMATION_CLASS cls)
+/* Points the core's view at w. */
+static int adapt(aipc_peer_identity *out, char *why, size_t whylen)
 {
-    DWORD need = 0;
-    GetTokenInformation(tok, cls, NULL, 0, &need);
-    if (!need || need > 1024 * 1024)
-        return NULL;
-    void *buf = malloc(need);
-    if (buf && !GetTokenInformation(tok, cls, buf, need, &need)) {
-        free(buf);
-        buf = NULL;
+    out->groups = calloc(out->w.ngroups ? out->w.ngroups : 1, sizeof *out->groups);
+    if (!out->groups) {
+        snprintf(why, whylen, "out of memory");
+        aipc_peer_identity_free(out);
+        return -1;
     }
-    return buf;
-}
-
-/* A SID as text into out (cap bytes); false when it does not fit or cannot be converted. */
-static bool sid_text(PSID sid, char *out, size_t cap)
-{
-    char *s = NULL;
-    if (!sid || !ConvertSidToStringSidA(sid, &s))
-        return false;
-    size_t n = strlen(s);
-    bool ok = n < cap;
-    if (ok)
-        memcpy(out, s, n + 1);
-    LocalFree(s);
-    return ok;
+    for (size_t i = 0; i < out->w.ngroups; i++) {
+        out->groups[i].sid = out->w.groups[i].sid;
+        out->groups[i].deny_only = out->w.groups[i].deny_only;
+    }
+    out->user_sid = out->w.user_sid;
+    out->id.user_sid = out->w.user_sid;
+    out->id.session = out->w.session;
+    out->id.integrity = out->w.integrity;
+    out->id.groups = out->groups;
+    out->id.ngroups = out->w.ngroups;
+    return 0;
 }
 
 int aipc_peer_identity_from_token(HANDLE tok, aipc_peer_identity *out, char *why,
                                     size_t whylen)
 {
     memset(out, 0, sizeof *out);
-    TOKEN_USER *tu = token_info(tok, TokenUser);
-    if (!tu || !sid_text(tu->User.Sid, out->user_sid, sizeof out->user_sid)) {
-        snprintf(why, whylen, "cannot read the client's user (error %lu)", GetLastError());
-        free(tu);
+    if (aipc__win_ident_from_token(tok, &out->w, why, whylen) != 0)
         return -1;
-    }
-    free(tu);
-    TOKEN_MANDATORY_LABEL *ml = token_info(tok, TokenIntegrityLevel);
-    if (ml && ml->Label.Sid && IsValidSid(ml->Label.Sid) &&
-        *GetSidSubAuthorityCount(ml->Label.Sid) > 0)
-        out->id.integrity =
-            *GetSidSubAuthority(ml->Label.Sid, *GetSidSubAuthorityCount(ml->Label.Sid) - 1u);
-    free(ml);                      /* no label (old systems, Wine): integrity 0 = unknown */
-    TOKEN_GROUPS *tg = token_info(tok, TokenGroups);
-    if (!tg) {
-        snprintf(why, whylen, "cannot read the client's groups (error %lu)", GetLastError());
-        return -1;
-    }
-    if (tg->GroupCount > AIPC_IDENTITY_MAX_GROUPS) {
-        snprintf(why, whylen, "the client's token has %lu groups (at most %u are kept)",
-                 (unsigned long)tg->GroupCount, AIPC_IDENTITY_MAX_GROUPS);
-        free(tg);
-        return -1;
-    }
-    out->groups = calloc(tg->GroupCount ? tg->GroupCount : 1, sizeof *out->groups);
-    out->mem = malloc((size_t)(tg->GroupCount ? tg->GroupCount : 1) * (AIPC_SID_MAX + 1));
-    if (!out->groups || !out->mem) {
-        snprintf(why, whylen, "out of memory");
-        free(tg);
-        aipc_peer_identity_free(out);
-        return -1;
-    }
-    size_t n = 0;
-    for (DWORD i = 0; i < tg->GroupCount; i++) {
-        DWORD a = tg->Groups[i].Attributes;
-        if (a & SE_GROUP_INTEGRITY)
-            continue;              /* the mandatory label: reported as integrity, not a group */
-        char *slot = out->mem + n * (AIPC_SID_MAX + 1);
-        if (!sid_text(tg->Groups[i].Sid, slot, AIPC_SID_MAX + 1)) {
-            snprintf(why, whylen, "cannot read a group of the client (error %lu)",
-                     GetLastError());
-            free(tg);
-            aipc_peer_identity_free(out);
-            return -1;
-        }
-        out->groups[n].sid = slot;
-        out->groups[n].deny_only = (a & SE_GROUP_USE_FOR_DENY_ONLY) || !(a & SE_GROUP_ENABLED);
-        n++;
-    }
-    free(tg);
-    out->id.user_sid = out->user_sid;
-    out->id.groups = out->groups;
-    out->id.ngroups = n;
-    return 0;
-}
-
-/* Impersonation must end before anything else runs on this thread. */
-static void revert_or_die(void)
-{
-    if (RevertToSelf())
-        return;
-    DWORD er = GetLastError();
-    aipc_log(AIPC_LOG_ERROR, "broker: RevertToSelf failed (error %lu) after impersonating a "
-             "client: terminating the process", (unsigned long)er);
-    TerminateProcess(GetCurrentProcess(), AIPC_BROKER_EXIT_SYSTEM);
-    for (;;)                       /* TerminateProcess on ourselves does not return */
-        Sleep(INFINITE);
+    return adapt(out, why, whylen);
 }
 
 int aipc_peer_identity_capture(HANDLE pipe, DWORD pid, aipc_peer_identity *out, char *why,
                                  size_t whylen)
 {
     memset(out, 0, sizeof *out);
-    /* Under Wine GetNamedPipeClientSessionId returns TRUE without writing: keep a sentinel. */
-    ULONG session = (ULONG)-1;
-    if (!GetNamedPipeClientSessionId(pipe, &session))
-        session = (ULONG)-1;
-    if (session == (ULONG)-1) {
-        DWORD s = 0;
-        if (pid && ProcessIdToSessionId(pid, &s))
-            session = s;
-    }
-    if (session == (ULONG)-1) {
-        snprintf(why, whylen, "cannot learn the client's session (error %lu)", GetLastError());
+    if (aipc__win_ident_capture(pipe, pid, AIPC_BROKER_EXIT_SYSTEM, &out->w, why, whylen) != 0)
         return -1;
-    }
-    if (!ImpersonateNamedPipeClient(pipe)) {
-        snprintf(why, whylen, "ImpersonateNamedPipeClient failed (error %lu)", GetLastError());
-        return -1;
-    }
-    /* Read the client's token through the thread's effective-token pseudo-handle while
-     * impersonating: no handle is opened, so no access check against the client token's DACL
-     * (which names the client's user and SYSTEM, not NT SERVICE\AsyncIPCBroker: OpenThreadToken
-     * fails there for an unprivileged service account). OpenThreadToken is the fallback for
-     * systems without the pseudo-handle. */
-    HANDLE effective = (HANDLE)(LONG_PTR)-6;          /* GetCurrentThreadEffectiveToken() */
-    int rc = aipc_peer_identity_from_token(effective, out, why, whylen);
-    if (rc != 0) {
-        HANDLE tok = NULL;
-        BOOL opened = OpenThreadToken(GetCurrentThread(), TOKEN_QUERY, TRUE, &tok);
-        DWORD er = opened ? 0 : GetLastError();
-        if (opened) {
-            rc = aipc_peer_identity_from_token(tok, out, why, whylen);
-            CloseHandle(tok);
-        } else {
-            snprintf(why, whylen, "cannot read the client's token (error %lu)", (unsigned long)er);
-        }
-    }
-    revert_or_die();
-    if (rc == 0)
-        out->id.session = (uint32_t)session;
-    return rc;
+    return adapt(out, why, whylen);
 }

@@ -1,14 +1,11 @@
 /*
  * client_identity.h - who is at the other end of a broker pipe instance, as Windows says:
- * session, user SID, integrity level and groups (for the core's aipc_identity).
+ * session, user SID, integrity level and groups, as the core's aipc_identity.
  *
- * The user, integrity and groups come from the client's token through ImpersonateNamedPipeClient
- * at the level the client allowed (SDK clients open with SECURITY_IDENTIFICATION: enough to
- * query, not to act) + OpenThreadToken(TOKEN_QUERY, OpenAsSelf) + GetTokenInformation. The
- * impersonation lasts for the OpenThreadToken call only; if RevertToSelf fails the process is
- * terminated, since the thread would otherwise keep running with a client's identity.
- * Windows lets a server impersonate only after it has read data from the pipe
- * (ERROR_CANNOT_IMPERSONATE before that): the engine calls this on the first read.
+ * The work is the SDK's (sdk/src/win/win_ident.h: identification-level impersonation of the
+ * client's first read, one implementation for the broker and point-to-point servers); this
+ * adapts it to the core's types. If RevertToSelf fails the broker terminates with
+ * AIPC_BROKER_EXIT_SYSTEM. Call it after the engine's first read of a connection.
  * Thread: the broker's I/O thread (it impersonates on the calling thread).
  */
 #ifndef AIPC_BROKER_CLIENT_IDENTITY_H
@@ -19,6 +16,7 @@
 #include <stddef.h>
 
 #include "broker.h"
+#include "win_ident.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,9 +24,9 @@ extern "C" {
 
 typedef struct aipc_peer_identity {
     aipc_identity id;            /* what the core gets; pointers into the members below */
-    char user_sid[AIPC_SID_MAX + 1];
-    aipc_identity_group *groups; /* malloc'd */
-    char *mem;                   /* malloc'd group SID strings */
+    const char *user_sid;        /* w.user_sid */
+    aipc_identity_group *groups; /* malloc'd, sids pointing into w */
+    aipc__win_ident w;
 } aipc_peer_identity;
 
 /* Learns the identity of the client of connected instance `pipe` (pid from

@@ -10,6 +10,10 @@
  *                                              pattern, writes the name to FILE, sets READY and
  *                                              waits to be killed
  *   shm_seg_peer loop PIPE                     serves shm_cmd's from the suite's pipe PIPE
+ *   shm_seg_peer client PIPE SIZE SEED         opens PIPE at identification level, writes one
+ *                                              byte, reads a segment name, opens it expecting
+ *                                              its own user as the owner, checks the pattern and
+ *                                              writes back the result (int32, as an exit code)
  * Exit codes: shm_seg_common.h.
  */
 #include <windows.h>
@@ -78,6 +82,25 @@ static int serve(const char *pipe_name)
     return 0;
 }
 
+static int client(const char *pipe_name, uint32_t size, uint32_t seed)
+{
+    char path[256], name[64];
+    snprintf(path, sizeof path, "\\\\.\\pipe\\%s", pipe_name);
+    HANDLE p = CreateFileA(path, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                           SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
+    DWORD n;
+    if (p == INVALID_HANDLE_VALUE || !WriteFile(p, "h", 1, &n, NULL) ||
+        !ReadFile(p, name, sizeof name, &n, NULL) || n != sizeof name)
+        return SHM_PEER_BADARGS;
+    name[sizeof name - 1] = 0;
+    PSID me = aipc__sec_user_sid();
+    int32_t rc = open_check(name, size, me, seed);
+    free(me);
+    int ok = WriteFile(p, &rc, sizeof rc, &n, NULL) && n == sizeof rc;
+    CloseHandle(p);
+    return ok ? 0 : SHM_PEER_BADARGS;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 6 && strcmp(argv[1], "open") == 0) {
@@ -122,6 +145,8 @@ int main(int argc, char **argv)
         WaitForSingleObject(never, aipc_test_wait_ms());
         return SHM_PEER_TIMEOUT;
     }
+    if (argc == 5 && strcmp(argv[1], "client") == 0)
+        return client(argv[2], (uint32_t)strtoul(argv[3], NULL, 10), (uint32_t)strtoul(argv[4], NULL, 10));
     if (argc == 3 && strcmp(argv[1], "loop") == 0)
         return serve(argv[2]);
     fprintf(stderr, "shm_seg_peer: bad arguments\n");

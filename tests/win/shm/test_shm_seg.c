@@ -10,7 +10,9 @@
  *   - 1000 create/open/map/unmap/close cycles: handles (count and next value), private and
  *     mapped bytes flat in both processes;
  *   - the creator killed (TerminateProcess) while we map its segment: our view is intact, and
- *     the section is gone once we close it.
+ *     the section is gone once we close it;
+ *   - a pipe server learns its client's identity (sdk/src/win/win_ident.c, identification-level
+ *     impersonation of the first byte) and creates a segment the client, and only it, may map.
  */
 #include "check_main.h"
 
@@ -26,6 +28,7 @@
 #include "aipc_testutil.h"
 #include "shm_seg.h"
 #include "shm_seg_common.h"
+#include "win_ident.h"
 #include "winsec.h"
 
 #define SEG 262144u
@@ -328,6 +331,51 @@ START_TEST(creator_killed_view_intact)
 }
 END_TEST
 
+START_TEST(server_grants_the_identified_client)
+{
+    char pn[96], path[128];
+    aipc_test_name(pn, sizeof pn, "shm-ident");
+    snprintf(path, sizeof path, "\\\\.\\pipe\\%s", pn);
+    HANDLE srv = CreateNamedPipeA(path, PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE,
+                                  PIPE_TYPE_BYTE | PIPE_REJECT_REMOTE_CLIENTS, 1, 4096, 4096, 0, NULL);
+    ck_assert_ptr_ne(srv, INVALID_HANDLE_VALUE);
+    aipc_proc p;
+    ck_assert_int_eq(aipc_proc_spawn(&p, "shm_seg_peer.exe", "client %s %u 21", pn, SEG), 0);
+    ck_assert(ConnectNamedPipe(srv, NULL) || GetLastError() == ERROR_PIPE_CONNECTED);
+    char b;
+    DWORD n;
+    ck_assert(ReadFile(srv, &b, 1, &n, NULL) && n == 1);
+    ULONG pid = 0;
+    ck_assert(GetNamedPipeClientProcessId(srv, &pid));
+    ck_assert_uint_eq(pid, p.pid);
+    aipc__win_ident id;
+    char why[256] = "";
+    ck_assert_msg(aipc__win_ident_capture(srv, pid, 77, &id, why, sizeof why) == 0, "%s", why);
+    PSID me = aipc__sec_user_sid();
+    ck_assert(id.user && EqualSid(id.user, me));
+    HANDLE tt = NULL;
+    ck_assert_msg(!OpenThreadToken(GetCurrentThread(), TOKEN_QUERY, TRUE, &tt), "still impersonating");
+    aipc__shm_seg s;
+    char name[64] = {0};
+    ck_assert_int_eq(aipc__shm_seg_create(&s, SEG, id.user, id.integrity, name, sizeof name), 0);
+    check_descriptor(s.h, me, id.user);
+    aipc_pattern_fill(s.view, SEG, 21);
+    ck_assert(WriteFile(srv, name, sizeof name, &n, NULL) && n == sizeof name);
+    int32_t rc = -1;
+    ck_assert(ReadFile(srv, &rc, sizeof rc, &n, NULL) && n == sizeof rc);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(aipc_proc_wait(&p, aipc_test_wait_ms()), 0);
+    ck_assert_uint_eq(p.exit_code, 0);
+    aipc_proc_close(&p);
+    ck_assert_int_eq(aipc_pattern_check(s.view, SEG, 21), -1);
+    aipc__shm_seg_close(&s);
+    aipc__win_ident_free(&id);
+    aipc__win_ident_free(&id);                  /* idempotent */
+    CloseHandle(srv);
+    free(me);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("shm_seg");
@@ -339,6 +387,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, owner_mismatch_and_bad_names);
     tcase_add_test(tc, thousand_cycles_flat);
     tcase_add_test(tc, creator_killed_view_intact);
+    tcase_add_test(tc, server_grants_the_identified_client);
     suite_add_tcase(s, tc);
     return s;
 }
