@@ -28,7 +28,7 @@ START_TEST(exact_descriptor_one_reader)
     char out[512];
     const char *r[] = {PEER};
     size_t n = aipc__sec_section_sddl(out, sizeof out, ME, r, 1, 0);
-    ck_assert_str_eq(out, "O:" ME "D:P(A;;0x20005;;;" PEER ")S:(ML;;NWNR;;;S-1-16-8192)");
+    ck_assert_str_eq(out, "O:" ME "D:P(A;;0x20000;;;S-1-3-4)(A;;0x20005;;;" PEER ")S:(ML;;NWNR;;;S-1-16-8192)");
     ck_assert_uint_eq(n, strlen(out));
     /* Too small by one: refused whole, never truncated into a different descriptor. */
     ck_assert_uint_eq(aipc__sec_section_sddl(out, n, ME, r, 1, 0), 0);
@@ -42,7 +42,7 @@ START_TEST(readers_and_labels)
     char out[1024];
     const char *r[] = {"S-1-5-18", PEER, "S-1-5-80-1-2-3-4-5"};
     aipc__sec_section_sddl(out, sizeof out, ME, r, 3, AIPC__SEC_IL_LOW);
-    ck_assert_str_eq(out, "O:" ME "D:P(A;;0x20005;;;S-1-5-18)(A;;0x20005;;;" PEER
+    ck_assert_str_eq(out, "O:" ME "D:P(A;;0x20000;;;S-1-3-4)(A;;0x20005;;;S-1-5-18)(A;;0x20005;;;" PEER
                           ")(A;;0x20005;;;S-1-5-80-1-2-3-4-5)S:(ML;;NWNR;;;S-1-16-4096)");
     six_fields(out);
     ck_assert_uint_gt(aipc__sec_section_sddl(out, sizeof out, ME, r, 1, AIPC__SEC_IL_HIGH), 0);
@@ -90,6 +90,43 @@ START_TEST(groups_and_aliases_refused)
 }
 END_TEST
 
+/* OWNER RIGHTS (S-1-3-4) gets exactly READ_CONTROL, once, before every reader: the owner's
+ * implicit WRITE_DAC is gone whatever the readers. */
+START_TEST(owner_rights_read_control_only)
+{
+    char out[1024];
+    const char *r[] = {PEER, "S-1-5-18"};
+    ck_assert_uint_gt(aipc__sec_section_sddl(out, sizeof out, ME, r, 2, 0), 0);
+    const char *ace = strstr(out, "(A;;0x20000;;;S-1-3-4)");
+    ck_assert_ptr_nonnull(ace);
+    ck_assert_ptr_eq(ace, strstr(out, "D:P") + 3);
+    ck_assert_ptr_null(strstr(ace + strlen("(A;;0x20000;;;S-1-3-4)"), "S-1-3-4"));
+    ck_assert_ptr_null(strstr(out, "WD"));     /* no WRITE_DAC alias, no Everyone */
+    ck_assert_ptr_null(strstr(out, ";GA;"));
+}
+END_TEST
+
+/* The label is min(reader, creator), 0 meaning medium on either side: a low-IL creator never
+ * labels above itself (Windows: STATUS_INVALID_LABEL), a System creator labels at the reader. */
+START_TEST(label_clamped_to_creator)
+{
+    ck_assert_uint_eq(aipc__sec_section_label(0, 0), AIPC__SEC_IL_MEDIUM);
+    ck_assert_uint_eq(aipc__sec_section_label(AIPC__SEC_IL_HIGH, AIPC__SEC_IL_MEDIUM), AIPC__SEC_IL_MEDIUM);
+    ck_assert_uint_eq(aipc__sec_section_label(AIPC__SEC_IL_SYSTEM, AIPC__SEC_IL_HIGH), AIPC__SEC_IL_HIGH);
+    ck_assert_uint_eq(aipc__sec_section_label(AIPC__SEC_IL_MEDIUM, AIPC__SEC_IL_SYSTEM), AIPC__SEC_IL_MEDIUM);
+    ck_assert_uint_eq(aipc__sec_section_label(AIPC__SEC_IL_LOW, AIPC__SEC_IL_SYSTEM), AIPC__SEC_IL_LOW);
+    ck_assert_uint_eq(aipc__sec_section_label(0, AIPC__SEC_IL_LOW), AIPC__SEC_IL_LOW);
+    ck_assert_uint_eq(aipc__sec_section_label(AIPC__SEC_IL_HIGH, 0), AIPC__SEC_IL_MEDIUM);
+    ck_assert_uint_eq(aipc__sec_section_label(0x2100, AIPC__SEC_IL_HIGH), 0x2100);
+    /* And into the descriptor: a high reader of a medium creator is labelled medium. */
+    char out[512];
+    const char *r[] = {PEER};
+    ck_assert_uint_gt(aipc__sec_section_sddl(out, sizeof out, ME, r, 1,
+                                             aipc__sec_section_label(AIPC__SEC_IL_HIGH, AIPC__SEC_IL_MEDIUM)), 0);
+    ck_assert_ptr_nonnull(strstr(out, "S:(ML;;NWNR;;;S-1-16-8192)"));
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("secdesc_section");
@@ -97,6 +134,8 @@ static Suite *make_suite(void)
     tcase_add_test(tc, exact_descriptor_one_reader);
     tcase_add_test(tc, readers_and_labels);
     tcase_add_test(tc, groups_and_aliases_refused);
+    tcase_add_test(tc, owner_rights_read_control_only);
+    tcase_add_test(tc, label_clamped_to_creator);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -59,7 +59,8 @@ size_t aipc__sec_section_sddl(char *out, size_t cap, const char *creator,
     if (integrity % 0x100 != 0 || integrity > AIPC__SEC_IL_SYSTEM)
         return 0;
     size_t at = 0;
-    int k = snprintf(out, cap, "O:%sD:P", creator);
+    /* OWNER RIGHTS: the owner gets READ_CONTROL only (no implicit WRITE_DAC). */
+    int k = snprintf(out, cap, "O:%sD:P(A;;0x%X;;;S-1-3-4)", creator, AIPC__SEC_SECTION_OWNER_RIGHTS);
     if (k < 0 || (size_t)k >= cap)
         return 0;
     at = (size_t)k;
@@ -75,4 +76,13 @@ size_t aipc__sec_section_sddl(char *out, size_t cap, const char *creator,
     if (k < 0 || (size_t)k >= cap - at)
         return 0;
     return at + (size_t)k;
+}
+
+uint32_t aipc__sec_section_label(uint32_t reader, uint32_t creator)
+{
+    if (reader == 0)
+        reader = AIPC__SEC_IL_MEDIUM;
+    if (creator == 0)
+        creator = AIPC__SEC_IL_MEDIUM;
+    return reader < creator ? reader : creator;
 }

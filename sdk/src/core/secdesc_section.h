@@ -6,15 +6,25 @@
  * The descriptor of every segment:
  *   O:<creator>                               owner: the creator's user (receivers check it)
  *   D:P                                       protected DACL, nothing inherited
+ *   (A;;0x20000;;;S-1-3-4)                    OWNER RIGHTS: READ_CONTROL only. It replaces the
+ *                                             owner's implicit READ_CONTROL | WRITE_DAC, so a
+ *                                             process of the creator's user that is not a
+ *                                             reader cannot rewrite the DACL to map the section
  *   (A;;0x20005;;;<reader>)  for each reader  SECTION_QUERY 0x1 | SECTION_MAP_READ 0x4 |
  *                                             READ_CONTROL 0x20000 (for the owner check): a
  *                                             reader maps read-only or copy-on-write, never
  *                                             writes the shared copy, never changes the DACL
- *   S:(ML;;NWNR;;;S-1-16-<rid>)               mandatory label at the readers' lowest integrity
- *                                             level, no-write-up and no-read-up
+ *   S:(ML;;NWNR;;;S-1-16-<rid>)               mandatory label, no-write-up and no-read-up, at
+ *                                             min(the readers' lowest integrity level, the
+ *                                             creator's): Windows refuses a label above the
+ *                                             creator's own level (STATUS_INVALID_LABEL) and
+ *                                             one above it would protect nothing the creator's
+ *                                             own memory does not expose (aipc__sec_section_label)
  * The creator gets no ACE: the handle CreateFileMappingW returns has all access whatever the
- * DACL says, and nobody needs to open a segment by name for writing (so a same-user process
- * that is not a receiver, e.g. a second instance, gets error 5 too unless it is a reader).
+ * DACL says, and nobody needs to open a segment by name for writing: a same-user process
+ * that is not a reader (e.g. a second instance) gets error 5, and with the OWNER RIGHTS ACE it
+ * cannot grant itself access either (within one user this is hardening, not a boundary:
+ * design section 7).
  * And nothing else: no ACE for Everyone, Users, Authenticated Users, Anonymous, Interactive,
  * Network, Administrators or any other group; SIDs are given as "S-1-..." strings only (no
  * SDDL aliases) and those groups are refused as readers or creator.
@@ -31,6 +41,7 @@ extern "C" {
 #endif
 
 #define AIPC__SEC_SECTION_READ_RIGHTS 0x20005u   /* SECTION_QUERY | SECTION_MAP_READ | READ_CONTROL */
+#define AIPC__SEC_SECTION_OWNER_RIGHTS 0x20000u  /* READ_CONTROL, for OWNER RIGHTS S-1-3-4 */
 #define AIPC__SEC_SECTION_MAX_READERS 64u
 /* Integrity levels (mandatory label RIDs): untrusted 0, low, medium, medium plus, high, system. */
 #define AIPC__SEC_IL_LOW    0x1000u
@@ -49,6 +60,10 @@ bool aipc__sec_sid_str_ok(const char *s);
  * the integrity is invalid, or a SID string is refused by aipc__sec_sid_str_ok. */
 size_t aipc__sec_section_sddl(char *out, size_t cap, const char *creator,
                               const char *const *readers, size_t n, uint32_t integrity);
+
+/* The label RID for a section: min(reader, creator), each 0 (unknown) taken as medium. Pass the
+ * readers' lowest level and the creating process's token integrity. */
+uint32_t aipc__sec_section_label(uint32_t reader, uint32_t creator);
 
 #ifdef __cplusplus
 }
