@@ -5,8 +5,9 @@
  * caller serialises: no locks here).
  *
  * Slots are allocated like a ring: at the head, reclaimed at the tail. A slot of `len` payload
- * bytes holds len + 1 bytes (one spare byte after the payload: OnRecv's callee may write a NUL
- * there, into its private copy-on-write view) rounded up to AIPC_SHM_RING_ALIGN, and starts
+ * bytes holds len + 1 bytes (one spare byte after the payload: always 0, written by the sender
+ * before it sends the descriptor; receivers map read-only and never write) rounded up to
+ * AIPC_SHM_RING_ALIGN, and starts
  * AIPC_SHM_RING_ALIGN-aligned. When the space left before the end is too small, the slot starts
  * at 0 and the skipped tail is charged to that slot. Slots may be released in any order: a slot
  * released before an older one stays charged (its space is reclaimed when every older slot is

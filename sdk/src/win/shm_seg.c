@@ -33,6 +33,21 @@ static int fail(aipc__shm_seg *s, DWORD err, int rc)
     return rc;
 }
 
+/* This process's token integrity RID, 0 when it cannot be read. */
+static DWORD own_integrity(void)
+{
+    HANDLE tok;
+    DWORD rid = 0, n = 0;
+    union { TOKEN_MANDATORY_LABEL ml; uint8_t b[96]; } u;
+    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok))
+        return 0;
+    if (GetTokenInformation(tok, TokenIntegrityLevel, &u, sizeof u, &n) && u.ml.Label.Sid &&
+        IsValidSid(u.ml.Label.Sid) && *GetSidSubAuthorityCount(u.ml.Label.Sid) > 0)
+        rid = *GetSidSubAuthority(u.ml.Label.Sid, *GetSidSubAuthorityCount(u.ml.Label.Sid) - 1u);
+    CloseHandle(tok);
+    return rid;
+}
+
 /* The section's descriptor for this process's user and `reader`; NULL with *rc set. */
 static PSECURITY_DESCRIPTOR section_sd(PSID reader, DWORD integrity, DWORD *err, int *rc)
 {
@@ -43,10 +58,12 @@ static PSECURITY_DESCRIPTOR section_sd(PSID reader, DWORD integrity, DWORD *err,
     *rc = AIPC_ENOMEM;
     if (!me || !ConvertSidToStringSidA(me, &me_s) || !ConvertSidToStringSidA(reader, &rd_s)) {
         *err = GetLastError();
-        *rc = me ? AIPC_EINVAL : AIPC_ESYS;
+        *rc = me ? aipc__win_err(*err) : AIPC_ESYS;
     } else {
         const char *readers[1] = {rd_s};
-        if (!aipc__sec_section_sddl(sddl, sizeof sddl, me_s, readers, 1, integrity)) {
+        /* Never above our own level: Windows refuses to raise a label (STATUS_INVALID_LABEL). */
+        uint32_t label = aipc__sec_section_label(integrity, own_integrity());
+        if (!aipc__sec_section_sddl(sddl, sizeof sddl, me_s, readers, 1, label)) {
             *rc = AIPC_EINVAL;                 /* a group, or a bad integrity level */
         } else if (!ConvertStringSecurityDescriptorToSecurityDescriptorA(sddl, SDDL_REVISION_1, &sd, NULL)) {
             *err = GetLastError();
@@ -145,6 +162,55 @@ static const char *name_part(const char *name, char *prefix, size_t cap)
     return n - 9 <= 10 ? base : NULL;          /* Session\<up to 10 digits>\ */
 }
 
+/* NtQuerySection(SectionBasicInformation) (ntdll; not in the SDK headers). */
+typedef struct {
+    PVOID base;
+    ULONG attributes;
+    LARGE_INTEGER size;
+} shm_section_basic;
+typedef LONG(WINAPI *nt_query_section_fn)(HANDLE, int, PVOID, SIZE_T, SIZE_T *);
+
+#ifndef SEC_FILE
+#define SEC_FILE 0x800000
+#endif
+
+/* 0 when the section is a pagefile-backed committed one of at least `size` bytes (as far as
+ * NtQuerySection tells: if ntdll lacks it the view walk below still runs), else AIPC_EPROTO. */
+static int section_unfit(HANDLE h, uint32_t size, DWORD *err)
+{
+    static nt_query_section_fn query;
+    static volatile LONG looked;
+    *err = 0;
+    if (!looked) {
+        HMODULE nt = GetModuleHandleW(L"ntdll.dll");
+        query = nt ? (nt_query_section_fn)(void (*)(void))GetProcAddress(nt, "NtQuerySection") : NULL;
+        InterlockedExchange(&looked, 1);
+    }
+    shm_section_basic b;
+    memset(&b, 0, sizeof b);
+    if (!query || query(h, 0 /* SectionBasicInformation */, &b, sizeof b, NULL) < 0)
+        return 0;
+    if ((b.attributes & (SEC_RESERVE | SEC_FILE | SEC_IMAGE)) || !(b.attributes & SEC_COMMIT) ||
+        b.size.QuadPart < (LONGLONG)size)
+        return AIPC_EPROTO;
+    return 0;
+}
+
+/* Whether every page of [v, v + size) is committed mapped memory (a SEC_RESERVE section's
+ * reserved pages would fault on the first read). */
+static int view_committed(const uint8_t *v, uint32_t size)
+{
+    const uint8_t *p = v, *end = v + size;
+    while (p < end) {
+        MEMORY_BASIC_INFORMATION mb;
+        if (VirtualQuery(p, &mb, sizeof mb) != sizeof mb || mb.State != MEM_COMMIT ||
+            mb.Type != MEM_MAPPED || mb.RegionSize == 0 || (mb.Protect & (PAGE_NOACCESS | PAGE_GUARD)))
+            return 0;
+        p = (const uint8_t *)mb.BaseAddress + mb.RegionSize;
+    }
+    return 1;
+}
+
 int aipc__shm_seg_open(aipc__shm_seg *s, const char *name, uint32_t size, PSID expect_owner)
 {
     char prefix[24];
@@ -156,7 +222,7 @@ int aipc__shm_seg_open(aipc__shm_seg *s, const char *name, uint32_t size, PSID e
         return AIPC_EINVAL;
     wchar_t wname[96];
     wide_name(wname, 96, prefix, base);
-    HANDLE h = OpenFileMappingW(FILE_MAP_READ | READ_CONTROL, FALSE, wname);
+    HANDLE h = OpenFileMappingW(FILE_MAP_READ | SECTION_QUERY | READ_CONTROL, FALSE, wname);
     if (!h) {
         DWORD err = GetLastError();
         return fail(s, err, err == ERROR_FILE_NOT_FOUND ? AIPC_ENOTFOUND : aipc__win_err(err));
@@ -172,14 +238,25 @@ int aipc__shm_seg_open(aipc__shm_seg *s, const char *name, uint32_t size, PSID e
         return fail(s, err, err != ERROR_SUCCESS ? aipc__win_err(err) : AIPC_EUNTRUSTED);
     }
     LocalFree(sd);
-    uint8_t *v = MapViewOfFile(h, FILE_MAP_COPY, 0, 0, 0);
-    MEMORY_BASIC_INFORMATION mb;
-    if (!v || VirtualQuery(v, &mb, sizeof mb) != sizeof mb || mb.RegionSize < size) {
-        err = v ? 0 : GetLastError();
-        if (v)
-            UnmapViewOfFile(v);
+    int bad = section_unfit(h, size, &err);
+    if (bad) {
         CloseHandle(h);
-        return fail(s, err, v ? AIPC_EPROTO : err == ERROR_NOT_ENOUGH_MEMORY ? AIPC_ENOMEM : AIPC_ESYS);
+        return fail(s, err, bad);
+    }
+    /* Exactly `size` bytes, read-only: a stray write faults instead of freezing a private
+     * copy-on-write page that would hide the creator's later writes to a reused slot. */
+    uint8_t *v = MapViewOfFile(h, FILE_MAP_READ, 0, 0, size);
+    if (!v) {
+        err = GetLastError();
+        CloseHandle(h);
+        return fail(s, err, err == ERROR_NOT_ENOUGH_MEMORY ? AIPC_ENOMEM
+                            : err == ERROR_ACCESS_DENIED || err == ERROR_INVALID_PARAMETER ? AIPC_EPROTO
+                                                                                             : AIPC_ESYS);
+    }
+    if (!view_committed(v, size)) {
+        UnmapViewOfFile(v);
+        CloseHandle(h);
+        return fail(s, 0, AIPC_EPROTO);
     }
     s->h = h;
     s->view = v;

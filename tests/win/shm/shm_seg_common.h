@@ -14,11 +14,18 @@
 #define SHM_PEER_RC(rc)   (100 - (rc))     /* AIPC_EACCESS (-15) -> 115, AIPC_EUNTRUSTED -> 116 */
 #define SHM_PEER_BADARGS  2
 #define SHM_PEER_BADBYTES 3                /* the mapped bytes are not the creator's pattern */
-#define SHM_PEER_NOTPRIV  4                /* a write into the copy-on-write view did not stick */
+#define SHM_PEER_WRITABLE 4                /* the receiver's view is not read-only */
 #define SHM_PEER_TIMEOUT  5
 
 /* Loop mode: the suite sends commands, the peer answers each with a reply. */
-enum { SHM_CMD_CYCLE = 1, SHM_CMD_STAT = 2, SHM_CMD_QUIT = 3 };
+enum {
+    SHM_CMD_CYCLE = 1,     /* open name, check the pattern seed over size bytes, close */
+    SHM_CMD_STAT = 2,      /* aipc_memstat of the peer */
+    SHM_CMD_QUIT = 3,
+    SHM_CMD_MAP = 4,       /* open name (size bytes) and keep the view */
+    SHM_CMD_CHECK = 5,     /* check the pattern seed over the kept view */
+    SHM_CMD_UNMAP = 6,     /* close the kept view */
+};
 typedef struct shm_cmd {
     uint32_t op, size, seed, pad;
     char name[64];

@@ -2,8 +2,9 @@
  * shm_seg_peer.c - the other process of the shm_seg suite (test_shm_seg.c).
  *
  *   shm_seg_peer open NAME SIZE OWNER SEED     opens NAME expecting OWNER (a SID string), checks
- *                                              the pattern SEED over SIZE bytes, writes into its
- *                                              copy-on-write view and checks it reads its write
+ *                                              the pattern SEED over SIZE bytes, that every page
+ *                                              is PAGE_READONLY, and that a write into the view
+ *                                              faults (exit 0 from the fault handler)
  *   shm_seg_peer squat NAME READY GO           creates section Local\NAME itself (no DACL of
  *                                              ours), sets event READY, waits for event GO
  *   shm_seg_peer create SIZE SEED READY FILE   creates a segment for its own user, fills the
@@ -28,24 +29,45 @@
 #include "shm_seg_common.h"
 #include "winsec.h"
 
-static int check_and_write(aipc__shm_seg *s, uint32_t size, uint32_t seed)
+/* The pattern, and every page of the view read-only. */
+static int check_view(aipc__shm_seg *s, uint32_t size, uint32_t seed)
 {
     if (aipc_pattern_check(s->view, size, seed) != -1)
         return SHM_PEER_BADBYTES;
-    memset(s->view, 0xAA, 4096);                 /* private: the creator's copy is untouched */
-    s->view[size - 1] = 0x55;
-    if (s->view[0] != 0xAA || s->view[4095] != 0xAA || s->view[size - 1] != 0x55)
-        return SHM_PEER_NOTPRIV;
+    for (const uint8_t *p = s->view; p < s->view + size;) {
+        MEMORY_BASIC_INFORMATION mb;
+        if (VirtualQuery(p, &mb, sizeof mb) != sizeof mb || mb.Protect != PAGE_READONLY)
+            return SHM_PEER_WRITABLE;
+        p = (const uint8_t *)mb.BaseAddress + mb.RegionSize;
+    }
     return 0;
 }
 
-static int open_check(const char *name, uint32_t size, PSID owner, uint32_t seed)
+static volatile uint8_t *write_target;
+
+/* The expected fault: a write at write_target. Anything else goes on to the default handling. */
+static LONG WINAPI on_fault(EXCEPTION_POINTERS *e)
+{
+    EXCEPTION_RECORD *r = e->ExceptionRecord;
+    if (write_target && r->ExceptionCode == EXCEPTION_ACCESS_VIOLATION && r->NumberParameters >= 2 &&
+        r->ExceptionInformation[0] == 1 && r->ExceptionInformation[1] == (ULONG_PTR)write_target)
+        ExitProcess(0);
+    return EXCEPTION_CONTINUE_SEARCH;
+}
+
+static int open_check(const char *name, uint32_t size, PSID owner, uint32_t seed, int try_write)
 {
     aipc__shm_seg s;
     int rc = aipc__shm_seg_open(&s, name, size, owner);
     if (rc != 0)
         return SHM_PEER_RC(rc);
-    rc = check_and_write(&s, size, seed);
+    rc = check_view(&s, size, seed);
+    if (rc == 0 && try_write) {
+        write_target = s.view + size - 1;
+        AddVectoredExceptionHandler(1, on_fault);
+        *write_target = 0x55;                    /* faults: on_fault exits 0 */
+        rc = SHM_PEER_WRITABLE;
+    }
     aipc__shm_seg_close(&s);
     aipc__shm_seg_close(&s);                     /* idempotent */
     return rc;
@@ -59,6 +81,8 @@ static int serve(const char *pipe_name)
     if (p == INVALID_HANDLE_VALUE)
         return SHM_PEER_BADARGS;
     PSID me = aipc__sec_user_sid();
+    aipc__shm_seg kept;
+    memset(&kept, 0, sizeof kept);
     for (;;) {
         shm_cmd c;
         shm_reply r;
@@ -70,13 +94,23 @@ static int serve(const char *pipe_name)
             break;
         if (c.op == SHM_CMD_CYCLE) {
             c.name[sizeof c.name - 1] = 0;
-            r.rc = open_check(c.name, c.size, me, c.seed);
+            r.rc = open_check(c.name, c.size, me, c.seed, 0);
+        } else if (c.op == SHM_CMD_MAP) {
+            c.name[sizeof c.name - 1] = 0;
+            aipc__shm_seg_close(&kept);
+            int rc = aipc__shm_seg_open(&kept, c.name, c.size, me);
+            r.rc = rc ? SHM_PEER_RC(rc) : 0;
+        } else if (c.op == SHM_CMD_CHECK) {
+            r.rc = kept.view ? check_view(&kept, kept.size, c.seed) : SHM_PEER_BADARGS;
+        } else if (c.op == SHM_CMD_UNMAP) {
+            aipc__shm_seg_close(&kept);
         } else {
             aipc_memstat_take(&r.stat);
         }
         if (!WriteFile(p, &r, sizeof r, &n, NULL) || n != sizeof r)
             break;
     }
+    aipc__shm_seg_close(&kept);
     free(me);
     CloseHandle(p);
     return 0;
@@ -94,7 +128,7 @@ static int client(const char *pipe_name, uint32_t size, uint32_t seed)
         return SHM_PEER_BADARGS;
     name[sizeof name - 1] = 0;
     PSID me = aipc__sec_user_sid();
-    int32_t rc = open_check(name, size, me, seed);
+    int32_t rc = open_check(name, size, me, seed, 0);
     free(me);
     int ok = WriteFile(p, &rc, sizeof rc, &n, NULL) && n == sizeof rc;
     CloseHandle(p);
@@ -108,7 +142,7 @@ int main(int argc, char **argv)
         if (!ConvertStringSidToSidA(argv[4], &owner))
             return SHM_PEER_BADARGS;
         int rc = open_check(argv[2], (uint32_t)strtoul(argv[3], NULL, 10), owner,
-                            (uint32_t)strtoul(argv[5], NULL, 10));
+                            (uint32_t)strtoul(argv[5], NULL, 10), 1);
         LocalFree(owner);
         return rc;
     }

@@ -1,14 +1,18 @@
 /*
  * test_shm_seg.c - Win32 shared-memory segments (sdk/src/win/shm_seg.c) across real processes,
  * the other one being shm_seg_peer.exe:
- *   - a segment created for our user: the peer opens it, reads the bytes, writes into its
- *     copy-on-write view, and the shared copy is untouched;
+ *   - a segment created for our user: the peer opens it, reads the bytes, its view is
+ *     PAGE_READONLY and a write into it faults; the shared copy is untouched;
+ *   - a slot rewritten by the creator while the peer keeps its view: the peer reads the new
+ *     bytes every time (no private copy-on-write page freezing old bytes);
+ *   - a SEC_RESERVE section and a too-small one: open refuses them (AIPC_EPROTO);
  *   - a segment granting only another SID: the peer gets AIPC_EACCESS (Wine enforces section
  *     DACLs; every process here is the same user, so nothing but the DACL refuses it);
  *   - a squatted name: create refuses it (AIPC_EUNTRUSTED), the squatter's object untouched;
  *   - owner mismatch: open refuses (AIPC_EUNTRUSTED), and bad names / missing sections;
  *   - 1000 create/open/map/unmap/close cycles: handles (count and next value), private and
- *     mapped bytes flat in both processes;
+ *     mapped bytes flat in both processes (and a positive control: mapped bytes grow by the
+ *     segment in both while one is mapped);
  *   - the creator killed (TerminateProcess) while we map its segment: our view is intact, and
  *     the section is gone once we close it;
  *   - a pipe server learns its client's identity (sdk/src/win/win_ident.c, identification-level
@@ -40,8 +44,9 @@ static char *sid_string(PSID sid)
     return s;                                   /* LocalFree */
 }
 
-/* The section's DACL as read back: protected, exactly one ACE, allowing 0x20005 to `reader`;
- * its owner is `owner`. */
+/* The section's DACL as read back: protected, exactly two ACEs: OWNER RIGHTS (S-1-3-4) with
+ * READ_CONTROL only (no implicit WRITE_DAC for the owner), then 0x20005 for `reader`; its owner
+ * is `owner`. */
 static void check_descriptor(HANDLE h, PSID owner, PSID reader)
 {
     PSID o = NULL;
@@ -55,9 +60,16 @@ static void check_descriptor(HANDLE h, PSID owner, PSID reader)
     ck_assert(GetSecurityDescriptorControl(sd, &ctl, &rev));
     ck_assert(ctl & SE_DACL_PROTECTED);
     ck_assert_ptr_nonnull(dacl);
-    ck_assert_uint_eq(dacl->AceCount, 1);
+    ck_assert_uint_eq(dacl->AceCount, 2);
     ACCESS_ALLOWED_ACE *ace = NULL;
+    PSID owner_rights = NULL;
+    ck_assert(ConvertStringSidToSidA("S-1-3-4", &owner_rights));
     ck_assert(GetAce(dacl, 0, (void **)&ace));
+    ck_assert_uint_eq(ace->Header.AceType, ACCESS_ALLOWED_ACE_TYPE);
+    ck_assert_uint_eq(ace->Mask, READ_CONTROL);
+    ck_assert(EqualSid((PSID)&ace->SidStart, owner_rights));
+    LocalFree(owner_rights);
+    ck_assert(GetAce(dacl, 1, (void **)&ace));
     ck_assert_uint_eq(ace->Header.AceType, ACCESS_ALLOWED_ACE_TYPE);
     ck_assert_uint_eq(ace->Mask, SECTION_QUERY | SECTION_MAP_READ | READ_CONTROL);
     ck_assert(EqualSid((PSID)&ace->SidStart, reader));
@@ -75,7 +87,7 @@ static int peer_open(const char *name, uint32_t size, const char *owner, uint32_
     return rc;
 }
 
-START_TEST(peer_maps_copy_on_write)
+START_TEST(peer_maps_read_only)
 {
     PSID me = aipc__sec_user_sid();
     char *me_s = sid_string(me), name[AIPC_SHM_NAME_BUF];
@@ -86,7 +98,7 @@ START_TEST(peer_maps_copy_on_write)
     check_descriptor(s.h, me, me);
     aipc_pattern_fill(s.view, SEG, 7);
     ck_assert_int_eq(peer_open(name, SEG, me_s, 7), 0);
-    /* The peer wrote 0xAA over its first page and 0x55 at the end: privately. */
+    /* The peer's write into its read-only view faulted: the shared copy is untouched. */
     ck_assert_int_eq(aipc_pattern_check(s.view, SEG, 7), -1);
     /* A second segment gets another name; the peer still reads ours after we change it. */
     aipc__shm_seg s2;
@@ -266,12 +278,129 @@ static void stat_flat(const aipc_memstat *a, const aipc_memstat *b)
     ck_assert_int_le(b->private_bytes - a->private_bytes, 64 * 1024);
 }
 
+/* A reused slot: the creator rewrites the same bytes while the peer keeps one view; the peer
+ * reads each new payload (with its spare NUL written by the creator). */
+START_TEST(rewritten_slot_seen_by_kept_view)
+{
+    PSID me = aipc__sec_user_sid();
+    loop_peer lp;
+    loop_start(&lp);
+    aipc__shm_seg s;
+    char name[AIPC_SHM_NAME_BUF];
+    ck_assert_int_eq(aipc__shm_seg_create(&s, SEG, me, 0, name, sizeof name), 0);
+    aipc_pattern_fill(s.view, SEG, 1);
+    ck_assert_int_eq(loop_call(&lp, SHM_CMD_MAP, name, SEG, 0).rc, 0);
+    for (uint32_t seed = 1; seed <= 20; seed++) {
+        aipc_pattern_fill(s.view, SEG, seed);
+        s.view[4095] ^= 0xFF;                   /* a new payload byte where the last one ended */
+        ck_assert_int_eq(loop_call(&lp, SHM_CMD_CHECK, NULL, 0, seed).rc, SHM_PEER_BADBYTES);
+        aipc_pattern_fill(s.view, 4096, seed);  /* restore page 0: the whole pattern again */
+        ck_assert_int_eq(loop_call(&lp, SHM_CMD_CHECK, NULL, 0, seed).rc, 0);
+        ck_assert_int_eq(loop_call(&lp, SHM_CMD_CHECK, NULL, 0, seed + 1).rc, SHM_PEER_BADBYTES);
+    }
+    loop_call(&lp, SHM_CMD_UNMAP, NULL, 0, 0);
+    /* In this process too: a second (receiver) view of the same section sees every rewrite. */
+    aipc__shm_seg o;
+    ck_assert_int_eq(aipc__shm_seg_open(&o, name, SEG, me), 0);
+    for (int i = 0; i < 3; i++) {
+        s.view[0] = (uint8_t)('A' + i);
+        s.view[100] = (uint8_t)('a' + i);
+        ck_assert_int_eq(o.view[0], 'A' + i);
+        ck_assert_int_eq(o.view[100], 'a' + i);
+    }
+    aipc__shm_seg_close(&o);
+    aipc__shm_seg_close(&s);
+    shm_cmd q = {SHM_CMD_QUIT, 0, 0, 0, {0}};
+    DWORD n;
+    WriteFile(lp.pipe, &q, sizeof q, &n, NULL);
+    ck_assert_int_eq(aipc_proc_wait(&lp.p, aipc_test_wait_ms()), 0);
+    aipc_proc_close(&lp.p);
+    CloseHandle(lp.pipe);
+    free(me);
+}
+END_TEST
+
+/* A section of our own user named like a segment, with a descriptor admitting us. */
+static HANDLE raw_section(const char *name, DWORD flags, uint32_t size)
+{
+    PSID me = aipc__sec_user_sid();
+    char *me_s = sid_string(me), sddl[256];
+    snprintf(sddl, sizeof sddl, "O:%sD:P(A;;GA;;;%s)", me_s, me_s);
+    PSECURITY_DESCRIPTOR sd = NULL;
+    ck_assert(ConvertStringSecurityDescriptorToSecurityDescriptorA(sddl, SDDL_REVISION_1, &sd, NULL));
+    SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
+    char full[96];
+    wchar_t w[96];
+    snprintf(full, sizeof full, "Local\\%s", name);
+    aipc_test_wname(w, 96, full);
+    HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, &sa, PAGE_READWRITE | flags, 0, size, w);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_uint_ne(GetLastError(), ERROR_ALREADY_EXISTS);
+    LocalFree(sd);
+    LocalFree(me_s);
+    free(me);
+    return h;
+}
+
+/* Reserved (never committed) pages would fault on the receiver's first read; a section smaller
+ * than announced is never mapped past its end. Both AIPC_EPROTO, nothing left mapped. */
+START_TEST(reserved_or_small_section_refused)
+{
+    PSID me = aipc__sec_user_sid();
+    uint8_t rnd[16] = {0x7e, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    char name[AIPC_SHM_NAME_BUF];
+    aipc_shm_name_put(name, sizeof name, GetCurrentProcessId(), rnd, 4000000001u);
+    HANDLE h = raw_section(name, SEC_RESERVE, 1u << 20);
+    aipc__shm_seg o;
+    ck_assert_int_eq(aipc__shm_seg_open(&o, name, 1u << 20, me), AIPC_EPROTO);
+    ck_assert_ptr_null(o.view);
+    ck_assert_ptr_null(o.h);
+    ck_assert_int_eq(aipc__shm_seg_open(&o, name, 4096, me), AIPC_EPROTO);
+    CloseHandle(h);
+    rnd[0] = 0x7f;
+    aipc_shm_name_put(name, sizeof name, GetCurrentProcessId(), rnd, 4000000002u);
+    h = raw_section(name, SEC_COMMIT, 65536);
+    ck_assert_int_eq(aipc__shm_seg_open(&o, name, 65536 + 4096, me), AIPC_EPROTO);
+    ck_assert_ptr_null(o.view);
+    ck_assert_int_eq(aipc__shm_seg_open(&o, name, 1u << 20, me), AIPC_EPROTO);
+    /* The same section at its size, or less, is fine; the view is exactly what was asked. */
+    ck_assert_int_eq(aipc__shm_seg_open(&o, name, 65536, me), 0);
+    aipc__shm_seg_close(&o);
+    ck_assert_int_eq(aipc__shm_seg_open(&o, name, 8192, me), 0);
+    MEMORY_BASIC_INFORMATION mb;
+    ck_assert_uint_eq(VirtualQuery(o.view, &mb, sizeof mb), sizeof mb);
+    ck_assert_uint_eq(mb.RegionSize, 8192);
+    ck_assert_uint_eq(mb.Protect, PAGE_READONLY);
+    aipc__shm_seg_close(&o);
+    CloseHandle(h);
+    free(me);
+}
+END_TEST
+
 START_TEST(thousand_cycles_flat)
 {
     PSID me = aipc__sec_user_sid();
     loop_peer lp;
     loop_start(&lp);
     cycles(&lp, me, 20, SEG);                   /* warm-up: heaps and caches at their size */
+    {
+        /* Positive control: the probe sees a mapped segment in both processes. */
+        aipc_memstat a0, a1, b0, b1;
+        aipc_memstat_take(&a0);
+        b0 = loop_call(&lp, SHM_CMD_STAT, NULL, 0, 0).stat;
+        aipc__shm_seg c;
+        char cname[AIPC_SHM_NAME_BUF];
+        ck_assert_int_eq(aipc__shm_seg_create(&c, SEG, me, 0, cname, sizeof cname), 0);
+        ck_assert_int_eq(loop_call(&lp, SHM_CMD_MAP, cname, SEG, 0).rc, 0);
+        aipc_memstat_take(&a1);
+        b1 = loop_call(&lp, SHM_CMD_STAT, NULL, 0, 0).stat;
+        stat_print("control, suite", &a0, &a1);
+        stat_print("control, peer", &b0, &b1);
+        ck_assert_int_ge(a1.mapped_bytes - a0.mapped_bytes, SEG);
+        ck_assert_int_ge(b1.mapped_bytes - b0.mapped_bytes, SEG);
+        loop_call(&lp, SHM_CMD_UNMAP, NULL, 0, 0);
+        aipc__shm_seg_close(&c);
+    }
     aipc_memstat m0, m1;
     aipc_memstat_take(&m0);
     aipc_memstat p0 = loop_call(&lp, SHM_CMD_STAT, NULL, 0, 0).stat;
@@ -316,8 +445,10 @@ START_TEST(creator_killed_view_intact)
     ck_assert_uint_eq(p.exit_code, 99);
     aipc_proc_close(&p);
     ck_assert_int_eq(aipc_pattern_check(s.view, SEG, 11), -1);
-    s.view[0] ^= 1;                             /* still our private copy-on-write view */
-    ck_assert_int_eq(aipc_pattern_check(s.view, SEG, 11), 0);
+    MEMORY_BASIC_INFORMATION mb;                /* still our read-only view */
+    ck_assert_uint_eq(VirtualQuery(s.view, &mb, sizeof mb), sizeof mb);
+    ck_assert_uint_eq(mb.Protect, PAGE_READONLY);
+    ck_assert_uint_ge(mb.RegionSize, SEG);
     aipc__shm_seg o;                            /* the name still opens while we hold it */
     ck_assert_int_eq(aipc__shm_seg_open(&o, name, SEG, me), 0);
     ck_assert_int_eq(aipc_pattern_check(o.view, SEG, 11), -1);
@@ -381,7 +512,9 @@ static Suite *make_suite(void)
     Suite *s = suite_create("shm_seg");
     TCase *tc = tcase_create("seg");
     tcase_set_timeout(tc, 240);
-    tcase_add_test(tc, peer_maps_copy_on_write);
+    tcase_add_test(tc, peer_maps_read_only);
+    tcase_add_test(tc, rewritten_slot_seen_by_kept_view);
+    tcase_add_test(tc, reserved_or_small_section_refused);
     tcase_add_test(tc, other_sid_only_is_access_denied);
     tcase_add_test(tc, squatted_name_refused);
     tcase_add_test(tc, owner_mismatch_and_bad_names);
