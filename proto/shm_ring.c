@@ -18,12 +18,18 @@ void aipc_shm_ring_free(aipc_shm_ring *r)
 {
     if (!r)
         return;
-    uint32_t size = r->size;
+    uint32_t size = r->size, gen = r->gen;
     memset(r, 0, sizeof *r);
     r->size = size;
+    r->gen = gen;                     /* generations stay unique across a reset */
 }
 
 int aipc_shm_ring_alloc(aipc_shm_ring *r, uint32_t len, uint32_t *off)
+{
+    return aipc_shm_ring_alloc_gen(r, len, off, NULL);
+}
+
+int aipc_shm_ring_alloc_gen(aipc_shm_ring *r, uint32_t len, uint32_t *off, uint32_t *gen)
 {
     uint64_t need = ((uint64_t)len + 1 + AIPC_SHM_RING_ALIGN - 1) / AIPC_SHM_RING_ALIGN * AIPC_SHM_RING_ALIGN;
     if (!r || !off || r->size == 0)
@@ -62,6 +68,11 @@ int aipc_shm_ring_alloc(aipc_shm_ring *r, uint32_t len, uint32_t *off)
     s->start = r->head;
     s->span = span;
     s->done = 0;
+    if (++r->gen == 0)
+        r->gen = 1;
+    s->gen = r->gen;
+    if (gen)
+        *gen = s->gen;
     r->count++;
     r->live++;
     r->used += span;
@@ -72,12 +83,18 @@ int aipc_shm_ring_alloc(aipc_shm_ring *r, uint32_t len, uint32_t *off)
 
 int aipc_shm_ring_release(aipc_shm_ring *r, uint32_t off)
 {
+    return aipc_shm_ring_release_gen(r, off, 0);
+}
+
+/* gen 0: any generation. */
+int aipc_shm_ring_release_gen(aipc_shm_ring *r, uint32_t off, uint32_t gen)
+{
     if (!r || off % AIPC_SHM_RING_ALIGN != 0)
         return AIPC_EINVAL;
     uint32_t i;
     for (i = 0; i < r->count; i++) {
         aipc_shm_ring_slot *s = &r->slot[(r->first + i) % AIPC_SHM_RING_SLOTS];
-        if (s->off == off && !s->done) {
+        if (s->off == off && !s->done && (gen == 0 || s->gen == gen)) {
             s->done = 1;
             break;
         }

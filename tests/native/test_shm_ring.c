@@ -181,14 +181,17 @@ START_TEST(slot_count_bounded)
 END_TEST
 
 /* Random sizes and release orders against a byte map: slots never overlap, stay in bounds and
- * aligned, and `used` returns to 0 when everything is released. */
+ * aligned, and `used` returns to 0 when everything is released. An allocator refusing too much
+ * fails it: an empty ring takes any slot of len + 1 <= size, a slot that fits in the free pages
+ * after the head with nothing wrapped since the ring was last empty is never refused, and most attempts
+ * succeed. */
 START_TEST(random_against_a_model)
 {
     enum { PAGES = 64, LIVE = 40 };
     static aipc_shm_ring r;
     int owner[PAGES];
     uint32_t live_off[LIVE], live_pages[LIVE];
-    int nlive = 0;
+    int nlive = 0, ok = 0, tries = 0, mhead = 0, wrapped = 0;
     srand(12345);
     ck_assert_int_eq(aipc_shm_ring_init(&r, PAGES * K), 0);
     for (int i = 0; i < PAGES; i++)
@@ -197,7 +200,13 @@ START_TEST(random_against_a_model)
         if (nlive < LIVE && (rand() % 3 != 0 || nlive == 0)) {
             uint32_t len = (uint32_t)(rand() % (9 * K));
             uint32_t off;
+            /* The model's head: the end of the last slot allocated since the ring was last
+             * empty; until a slot wraps to 0, [head, PAGES) is free for sure. */
+            int need = (int)((len + 1 + K - 1) / K);
+            int fits = nlive == 0 || (!wrapped && mhead + need <= PAGES);
             int rc = aipc_shm_ring_alloc(&r, len, &off);
+            tries++;
+            ck_assert_msg(rc == 0 || !fits, "refused a fitting slot: len %u, %d live, head %d", len, nlive, mhead);
             if (rc == AIPC_EQUEUEFULL)
                 continue;
             ck_assert_int_eq(rc, 0);
@@ -208,9 +217,15 @@ START_TEST(random_against_a_model)
                 ck_assert_int_eq(owner[p], -1);
                 owner[p] = step;
             }
+            if (nlive == 0)
+                mhead = 0, wrapped = 0;
+            if ((int)(off / K) < mhead)
+                wrapped = 1;
+            mhead = (int)(off / K + pages);
             live_off[nlive] = off;
             live_pages[nlive] = pages;
             nlive++;
+            ok++;
         } else {
             int k = rand() % nlive;
             ck_assert_int_eq(aipc_shm_ring_release(&r, live_off[k]), 0);
@@ -225,6 +240,64 @@ START_TEST(random_against_a_model)
     }
     while (nlive > 0)
         ck_assert_int_eq(aipc_shm_ring_release(&r, live_off[--nlive]), 0);
+    ck_assert_uint_eq(aipc_shm_ring_used(&r), 0);
+    ck_assert_int_gt(ok, tries / 3);         /* 49 % here */
+}
+END_TEST
+
+/* A stale release (the generation of an earlier slot at the same offset) frees nothing. */
+START_TEST(stale_generation_refused)
+{
+    static aipc_shm_ring r;
+    uint32_t off, off2, g1, g2, g3;
+    ck_assert_int_eq(aipc_shm_ring_init(&r, 4 * K), 0);
+    ck_assert_int_eq(aipc_shm_ring_alloc_gen(&r, 100, &off, &g1), 0);
+    ck_assert_uint_ne(g1, 0);
+    ck_assert_int_eq(aipc_shm_ring_release_gen(&r, off, g1 + 1), AIPC_EINVAL);
+    ck_assert_uint_eq(aipc_shm_ring_live(&r), 1);
+    ck_assert_int_eq(aipc_shm_ring_release_gen(&r, off, g1), 0);
+    ck_assert_int_eq(aipc_shm_ring_alloc_gen(&r, 100, &off2, &g2), 0);   /* the same offset */
+    ck_assert_uint_eq(off2, off);
+    ck_assert_uint_ne(g2, g1);
+    ck_assert_int_eq(aipc_shm_ring_release_gen(&r, off, g1), AIPC_EINVAL);   /* repeated done */
+    ck_assert_uint_eq(aipc_shm_ring_live(&r), 1);
+    ck_assert_uint_eq(aipc_shm_ring_used(&r), K);
+    aipc_shm_ring_free(&r);                     /* a reset keeps generations unique */
+    ck_assert_int_eq(aipc_shm_ring_alloc_gen(&r, 100, &off2, &g3), 0);
+    ck_assert_uint_eq(off2, off);
+    ck_assert_uint_ne(g3, g2);
+    ck_assert_uint_ne(g3, g1);
+    ck_assert_int_eq(aipc_shm_ring_release_gen(&r, off, g2), AIPC_EINVAL);
+    ck_assert_int_eq(aipc_shm_ring_release(&r, off), 0);   /* release() takes any generation */
+    ck_assert_uint_eq(aipc_shm_ring_used(&r), 0);
+}
+END_TEST
+
+/* Near 4 GiB: the largest segment the u32 offsets allow, no overflow in need/head/wrap. */
+START_TEST(largest_segment)
+{
+    static aipc_shm_ring r;
+    const uint32_t size = 0xFFFFF000u;
+    uint32_t off, a, b;
+    ck_assert_int_eq(aipc_shm_ring_init(&r, size), 0);
+    ck_assert_int_eq(aipc_shm_ring_alloc(&r, size - 1, &off), 0);   /* len + 1 == size */
+    ck_assert_uint_eq(off, 0);
+    ck_assert_uint_eq(aipc_shm_ring_used(&r), size);
+    ck_assert_int_eq(aipc_shm_ring_alloc(&r, 0, &a), AIPC_EQUEUEFULL);
+    ck_assert_int_eq(aipc_shm_ring_release(&r, 0), 0);
+    ck_assert_int_eq(aipc_shm_ring_alloc(&r, size, &off), AIPC_ETOOBIG);
+    ck_assert_int_eq(aipc_shm_ring_alloc(&r, 0xFFFFFFFFu, &off), AIPC_ETOOBIG);
+    ck_assert_int_eq(aipc_shm_ring_alloc(&r, 0x7FFFF000u, &a), 0);   /* 2 GiB: 0x80000000 */
+    ck_assert_int_eq(aipc_shm_ring_alloc(&r, 0x7FFFD000u, &b), 0);   /* the rest - 4 KiB */
+    ck_assert_uint_eq(a, 0);
+    ck_assert_uint_eq(b, 0x80000000u);
+    ck_assert_int_eq(aipc_shm_ring_alloc(&r, 4096, &off), AIPC_EQUEUEFULL);   /* 8 KiB: no */
+    ck_assert_int_eq(aipc_shm_ring_release(&r, a), 0);
+    ck_assert_int_eq(aipc_shm_ring_alloc(&r, 0x40000000u, &off), 0);   /* wraps: tail skipped */
+    ck_assert_uint_eq(off, 0);
+    ck_assert_uint_eq(aipc_shm_ring_used(&r), 0xC0000000u);   /* b + skipped 4 KiB + the new one */
+    ck_assert_int_eq(aipc_shm_ring_release(&r, b), 0);
+    ck_assert_int_eq(aipc_shm_ring_release(&r, off), 0);
     ck_assert_uint_eq(aipc_shm_ring_used(&r), 0);
 }
 END_TEST
@@ -241,6 +314,8 @@ static Suite *make_suite(void)
     tcase_add_test(tc, bogus_release_refused);
     tcase_add_test(tc, slot_count_bounded);
     tcase_add_test(tc, random_against_a_model);
+    tcase_add_test(tc, largest_segment);
+    tcase_add_test(tc, stale_generation_refused);
     suite_add_tcase(s, tc);
     return s;
 }
