@@ -230,9 +230,11 @@ int aipc_shm_ctl_parse(const char *meta, size_t len, aipc_shm_ctl *c, aipc_shm_r
 {
     idx x;
     char op[16];
-    if (!c || index_obj(meta, len, &x) < 0 || x.n[K_OP] > 1)
+    if (!c)
         return AIPC_EPROTO;
-    memset(c, 0, sizeof *c);
+    memset(c, 0, sizeof *c);                   /* no stale fields after a failure */
+    if (index_obj(meta, len, &x) < 0 || x.n[K_OP] > 1)
+        return AIPC_EPROTO;
     if (x.n[K_OP] == 0 || *x.at[K_OP] != '"' || !get_str(&x, K_OP, op, sizeof op))
         return 0;                              /* no op, not a string, or a long one: not ours */
     if (strcmp(op, "shm_seg") == 0 && x.n[K_RE] == 0) {
