@@ -114,6 +114,8 @@ int aipc__shm_seg_create_named(aipc__shm_seg *s, uint32_t size, PSID reader,
     s->h = h;
     s->view = v;
     s->size = size;
+    if (!ProcessIdToSessionId(GetCurrentProcessId(), &s->session))
+        s->session = 0;
     return 0;
 }
 
@@ -262,6 +264,30 @@ int aipc__shm_seg_open(aipc__shm_seg *s, const char *name, uint32_t size, PSID e
     s->view = v;
     s->size = size;
     return 0;
+}
+
+int aipc__shm_seg_open_in(aipc__shm_seg *s, DWORD creator_session, const char *name, uint32_t size,
+                          PSID expect_owner)
+{
+    DWORD own = 0;
+    char full[24 + AIPC_SHM_NAME_BUF];
+    if (!s)
+        return AIPC_EINVAL;
+    memset(s, 0, sizeof *s);
+    if (!name || !aipc_shm_name_valid(name, strlen(name)))
+        return AIPC_EINVAL;
+    if (!ProcessIdToSessionId(GetCurrentProcessId(), &own))
+        return fail(s, GetLastError(), AIPC_ESYS);
+    if (creator_session == own)
+        snprintf(full, sizeof full, "Local\\%s", name);
+    else if (creator_session == 0)
+        snprintf(full, sizeof full, "Global\\%s", name);
+    else
+        snprintf(full, sizeof full, "Session\\%lu\\%s", (unsigned long)creator_session, name);
+    int rc = aipc__shm_seg_open(s, full, size, expect_owner);
+    if (rc == 0)
+        s->session = creator_session;
+    return rc;
 }
 
 void aipc__shm_seg_close(aipc__shm_seg *s)

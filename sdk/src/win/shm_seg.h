@@ -33,6 +33,8 @@ typedef struct aipc__shm_seg {
     uint8_t *view;       /* creator: read+write view; receiver: READ-ONLY view (never write) */
     uint32_t size;       /* bytes usable from view */
     DWORD syserr;        /* the Win32 error behind the last failure (AIPC_ESYS and the others) */
+    DWORD session;       /* the session whose namespace holds it: create fills this process's
+                          * (send it with the name: a receiver passes it to _open_in) */
 } aipc__shm_seg;
 
 /* Creates a named pagefile-backed section (SEC_COMMIT) of `size` bytes (> 0) in this session's
@@ -60,6 +62,15 @@ int aipc__shm_seg_create_named(aipc__shm_seg *s, uint32_t size, PSID reader,
  * admit us: error 5) / AIPC_ENOTFOUND (no such section) / AIPC_EUNTRUSTED (another owner) /
  * AIPC_EPROTO (smaller than `size`, not committed, file-backed) / AIPC_ENOMEM / AIPC_ESYS. */
 int aipc__shm_seg_open(aipc__shm_seg *s, const char *name, uint32_t size, PSID expect_owner);
+/* The same for a receiver that knows the creator's session from a trusted source (e.g.
+ * GetNamedPipeClientSessionId, never the peer's own word): `name` must be a bare segment name
+ * (aipc_shm_name_valid: no prefix, no backslash) and the namespace is built here: "Local" when
+ * `creator_session` is this process's session, "Global" for session 0 (a session-0 creator's
+ * "Local" is the global namespace), "Session\<n>" otherwise. Same results as _open (a prefixed
+ * name: AIPC_EINVAL). aipc__shm_seg_open accepts prefixes for tests and same-session peers;
+ * code passing a received name uses this one or a bare name. */
+int aipc__shm_seg_open_in(aipc__shm_seg *s, DWORD creator_session, const char *name, uint32_t size,
+                          PSID expect_owner);
 /* Unmaps and closes; idempotent (a zeroed or closed segment is fine). */
 void aipc__shm_seg_close(aipc__shm_seg *s);
 

@@ -202,6 +202,21 @@ START_TEST(owner_mismatch_and_bad_names)
     snprintf(full, sizeof full, "Session\\1\\%s", name);
     ck_assert_int_eq(aipc__shm_seg_open(&o, full, SEG, me), 0);  /* Wine: all in session 1 */
     aipc__shm_seg_close(&o);
+    /* The namespace from the receiver's own knowledge of the creator's session. */
+    DWORD own = 0;
+    ck_assert(ProcessIdToSessionId(GetCurrentProcessId(), &own));
+    ck_assert_uint_eq(s.session, own);
+    ck_assert_int_eq(aipc__shm_seg_open_in(&o, s.session, name, SEG, me), 0);
+    ck_assert_int_eq(aipc_pattern_check(o.view, SEG, 5), -1);
+    ck_assert_uint_eq(o.session, own);
+    aipc__shm_seg_close(&o);
+    if (own != 0)                               /* another session's namespace: not ours */
+        ck_assert_int_eq(aipc__shm_seg_open_in(&o, 0, name, SEG, me), AIPC_ENOTFOUND);
+    snprintf(full, sizeof full, "Local\\%s", name);        /* prefixes never from the wire */
+    ck_assert_int_eq(aipc__shm_seg_open_in(&o, own, full, SEG, me), AIPC_EINVAL);
+    snprintf(full, sizeof full, "Global\\%s", name);
+    ck_assert_int_eq(aipc__shm_seg_open_in(&o, own, full, SEG, me), AIPC_EINVAL);
+    ck_assert_ptr_null(o.h);
     static const char *const bad[] = {"", "x", "aipc-1-xyz-1", "..\\aipc-1-0123456789abcdeffedcba9876543210-1",
                                       "Other\\aipc-1-0123456789abcdeffedcba9876543210-1",
                                       "Session\\x\\aipc-1-0123456789abcdeffedcba9876543210-1"};
