@@ -310,13 +310,15 @@ ASYNCIPC_API int  aipc_pipe_set_security(aipc_named_pipe *pipe, const char *serv
 ASYNCIPC_API int  aipc_pipe_get_error(aipc_named_pipe *pipe, uint32_t *win32);
 /* Counters of a pipe's current connection (aipc_pipe_get_stats). Members are only ever
  * appended: set `size` = sizeof(aipc_pipe_stats); the call fills the first `size` bytes (an
- * older caller's struct) and leaves `size` as it was. Everything is 0 while no peer is
- * connected. */
+ * older caller's struct) and leaves `size` as it was. shm, shm_bytes and shm_segments
+ * describe the current connection (0 while no peer is connected); the message counters count
+ * since the pipe was created. */
 typedef struct aipc_pipe_stats {
     uint32_t size;            /* sizeof(aipc_pipe_stats) as compiled by the caller */
     uint32_t shm;             /* 1: shared memory was negotiated with the connected peer */
     uint64_t shm_bytes;       /* payload bytes of our shared messages the peer has not released */
-    uint32_t shm_segments;    /* shared segments in use: ours (created) + the peer's (mapped) */
+    uint32_t shm_segments;    /* shared segments in use: ours the peer confirmed + the peer's
+                                 we mapped */
     uint32_t shm_reserved;
     uint64_t shm_sent;        /* messages sent through shared memory */
     uint64_t shm_received;    /* messages received through shared memory */

@@ -45,6 +45,8 @@ static void pipe_destroy(aipc__pipe *p)
     aipc__batch_free(&p->q[0]);
     aipc__batch_free(&p->q[1]);
     aipc__conn_free(&p->io);
+    aipc__shm_link_free(p);
+    free(p->xbuf);
     free(p->name);
     free(p->name_utf8);
     free(p);
@@ -247,6 +249,7 @@ int aipc_pipe_get_stats(aipc_named_pipe *pipe, aipc_pipe_stats *out)
     memset(&s, 0, sizeof s);
     s.size = out->size;
     s.shm = (uint32_t)InterlockedCompareExchange(&p->shm_on, 0, 0);
+    aipc__shm_link_stats(p, &s);
     memcpy(out, &s, out->size < sizeof s ? out->size : sizeof s);  /* what the caller's has */
     return 0;
 }
@@ -417,7 +420,7 @@ int aipc_pipe_create_ex(aipc_named_pipe *pipe, const wchar_t *pipe_name, PipeTyp
 
 /* The send-queue limit in bytes (0 = unbounded). Never below one frame of the largest message,
  * and a message into an empty queue is always accepted (see aipc_pipe_send). */
-static uint64_t queue_limit(const aipc__pipe *p)
+uint64_t aipc__pipe_queue_limit(const aipc__pipe *p)
 {
     if (p->max_queue != AIPC_QUEUE_AUTO)
         return p->max_queue;
@@ -438,15 +441,25 @@ int aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size)
         return AIPC_ECLOSED;
     }
     /* Bytes accepted and not yet written: the collecting batch plus the one being written
-     * (with a dispatcher, plus written ones whose OnSend is still queued for it). */
-    uint64_t queued = (uint64_t)p->q[p->qi].len + p->inflight +
+     * (with a dispatcher, plus written ones whose OnSend is still queued for it), plus shared
+     * messages the peer has not released. */
+    uint64_t queued = (uint64_t)p->q[p->qi].len + p->inflight + p->shm.held +
                       (uint64_t)InterlockedCompareExchange64(&p->unreported, 0, 0);
-    uint64_t limit = queue_limit(p);
+    uint64_t limit = aipc__pipe_queue_limit(p);
     if (limit && queued > 0 && queued + AIPC_HDR_SIZE + size > limit) {
         ReleaseSRWLockExclusive(&p->lock);
         return AIPC_EQUEUEFULL;
     }
-    int rc = aipc__batch_append(&p->q[p->qi], data, (uint32_t)size);
+    int rc = 0;
+    if (aipc__shm_link_eligible(p, size)) {
+        rc = aipc__shm_link_send(p, data, (uint32_t)size);   /* 1: its descriptor is queued */
+        if (rc == 0)
+            InterlockedIncrement64(&p->shm.st_fallback);
+    }
+    if (rc == 1)
+        rc = 0;
+    else if (rc == 0)
+        rc = aipc__batch_append(&p->q[p->qi], data, (uint32_t)size);
     int poke = rc == 0 && p->sendable && !p->wbusy;
     if (poke)
         p->wbusy = 1;           /* this caller now holds the writer token */

@@ -15,13 +15,16 @@
  *   - the server answers {"op":"p2p","v":1,"shm":{"v":1}} (accepted) or {"op":"p2p","v":1}
  *     (declined) in its FIFO, after whatever it queued before. It may use shared memory once
  *     the answer is queued, the client once it has read the answer.
- * A hello that is not the first frame, a second answer, an answer the client did not ask for,
- * or a meta that does not parse is a protocol error (the connection closes, like a bad frame).
+ * After a yes, the shared-memory frames (proto/shm.h: shm_seg, shm_done, shm_unseg, and the
+ * descriptors {"shm":[seg,off,len]}) go to shm_link.c. A hello that is not the first frame, a
+ * second answer, an answer the client did not ask for, a shared-memory frame without a yes, or
+ * a meta that does not parse is a protocol error (the connection closes, like a bad frame).
+ * The server learns the client's identity (for its segments' DACL) while handling the hello,
+ * the frame just read (impersonation needs one); without it, it declines.
  * Thread: the engine's I/O thread.
  */
 #include "pipe_internal.h"
 
-#include <cjson/cJSON.h>
 #include <string.h>
 
 #define CTL_MAX_META 4096u
@@ -60,49 +63,59 @@ void aipc__pipe_ctl_reset(aipc__pipe *p)
     InterlockedExchange(&p->shm_on, 0);
 }
 
-/* 1 when `o` has "shm":{"v":n} with n >= 1 (a version we can speak: ours is 1). */
-static int offers_shm(const cJSON *o)
-{
-    const cJSON *shm = cJSON_GetObjectItemCaseSensitive(o, "shm");
-    const cJSON *v = cJSON_IsObject(shm) ? cJSON_GetObjectItemCaseSensitive(shm, "v") : NULL;
-    return cJSON_IsNumber(v) && v->valuedouble >= 1;
-}
-
 int aipc__pipe_ctl_frame(aipc__pipe *p, const uint8_t *meta, uint32_t meta_len,
                          const uint8_t *payload, uint32_t payload_len)
 {
     (void)payload;
     uint64_t nth = p->frames_in++;
-    if (p->ctl == AIPC__CTL_NONE)
-        return AIPC_EPROTO;          /* the decoder refuses metas then; kept as a guard */
-    cJSON *o = cJSON_ParseWithLength((const char *)meta, meta_len);
-    if (!cJSON_IsObject(o)) {
-        cJSON_Delete(o);
+    if (p->ctl == AIPC__CTL_NONE || payload_len != 0)
+        return AIPC_EPROTO;          /* (the decoder refuses metas without negotiation) */
+    aipc_shm_ctl c;
+    aipc_shm_ref refs[AIPC_SHM_DONE_MAX];
+    int r = aipc_shm_ctl_parse((const char *)meta, meta_len, &c, refs, AIPC_SHM_DONE_MAX);
+    if (r < 0)
+        return AIPC_EPROTO;
+    if (r == 1 && c.op == AIPC_SHM_OP_HELLO) {
+        if (p->role == PIPE_SERVER && p->ctl == AIPC__CTL_WAIT_HELLO && nth == 0) {
+            /* The client's identity is learnt now, from the frame just read: without it no
+             * segment could name it, so the answer declines. */
+            int yes = c.shm_v >= 1 && aipc__shm_link_identify(p) == 0;
+            int rc = yes ? aipc__pipe_queue_ctl(p, HELLO_SHM, sizeof HELLO_SHM - 1)
+                         : aipc__pipe_queue_ctl(p, ANSWER_NO, sizeof ANSWER_NO - 1);
+            if (rc != 0)
+                return rc;
+            p->ctl = AIPC__CTL_DONE;
+            if (yes) {
+                InterlockedExchange(&p->shm_on, 1);
+                aipc__shm_link_start(p);   /* the first segment goes with the next write */
+            }
+            return 0;
+        }
+        if (p->role == PIPE_CLIENT && p->ctl == AIPC__CTL_WAIT_ANSWER) {
+            p->ctl = AIPC__CTL_DONE;
+            if (c.shm_v >= 1 && aipc__shm_link_identify(p) == 0) {
+                InterlockedExchange(&p->shm_on, 1);
+                aipc__shm_link_start(p);
+                aipc__pipe_poke(p);        /* announce our first segment */
+            }
+            return 0;
+        }
         return AIPC_EPROTO;
     }
-    const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "op");
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "v");
-    int rc = AIPC_EPROTO;
-    if (cJSON_IsString(op) && !strcmp(op->valuestring, "p2p") && cJSON_IsNumber(v) &&
-        v->valuedouble >= 1 && payload_len == 0) {
-        if (p->role == PIPE_SERVER && p->ctl == AIPC__CTL_WAIT_HELLO && nth == 0) {
-            int yes = offers_shm(o);
-            rc = yes ? aipc__pipe_queue_ctl(p, HELLO_SHM, sizeof HELLO_SHM - 1)
-                     : aipc__pipe_queue_ctl(p, ANSWER_NO, sizeof ANSWER_NO - 1);
-            if (rc == 0) {
-                p->ctl = AIPC__CTL_DONE;
-                if (yes)
-                    InterlockedExchange(&p->shm_on, 1);
-            }
-        } else if (p->role == PIPE_CLIENT && p->ctl == AIPC__CTL_WAIT_ANSWER) {
-            p->ctl = AIPC__CTL_DONE;
-            if (offers_shm(o))
-                InterlockedExchange(&p->shm_on, 1);
-            rc = 0;
-        }
-    }
-    cJSON_Delete(o);
-    return rc;
+    if (p->ctl != AIPC__CTL_DONE || !p->shm_on)
+        return AIPC_EPROTO;          /* shared-memory frames only after a yes */
+    if (r == 1)
+        return aipc__shm_link_ctl(p, &c, refs);
+    aipc_shm_desc d;
+    uint8_t *data;
+    aipc__shm_rx *rx;
+    if (aipc_shm_desc_find((const char *)meta, meta_len, &d) != 1 ||
+        aipc__shm_link_resolve(p, &d, &data, &rx) != 0)
+        return AIPC_EPROTO;
+    if (p->closed)
+        return 1;
+    aipc__pipe_ev_recv_shm(p, data, d.len, rx, d.seg, d.off);
+    return p->state == AIPC_ST_CONNECTED ? 0 : 1;
 }
 
 void aipc__pipe_ctl_plain(aipc__pipe *p)

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { EV_CREATE, EV_CONNECTED, EV_DISCONNECTED, EV_RECV, EV_SENT } ev_kind;
+typedef enum { EV_CREATE, EV_CONNECTED, EV_DISCONNECTED, EV_RECV, EV_SENT, EV_RECV_SHM } ev_kind;
 
 typedef struct pipe_ev {
     aipc__dq_item it;         /* first */
@@ -28,6 +28,11 @@ typedef struct pipe_ev {
     union {
         uint8_t data[1];     /* EV_RECV: n bytes + NUL */
         uint32_t sizes[1];   /* EV_SENT */
+        struct {             /* EV_RECV_SHM: n bytes in the peer's segment, held until run */
+            uint8_t *ptr;
+            aipc__shm_rx *rx;
+            uint32_t gen, seg, off;
+        } shm;
     } u;
 } pipe_ev;
 
@@ -138,9 +143,13 @@ static void deliver(aipc__pipe *p, ev_kind kind, int ok, uint8_t *data, uint32_t
             ev->on_disconnected(pub, ev->user);
         break;
     case EV_RECV:
+    case EV_RECV_SHM:
         if (ev->on_recv && n == 0) {
             char empty[1] = {0};             /* the decoder may hand a read-only "" */
             ev->on_recv(pub, ev->user, empty, 0);
+        } else if (ev->on_recv && data[n] == 0) {
+            ev->on_recv(pub, ev->user, data, n);   /* no write: a shared message's view page
+                                                      would become a private copy */
         } else if (ev->on_recv) {
             uint8_t saved = data[n];
             data[n] = 0;
@@ -163,7 +172,13 @@ static void ev_item(aipc__dq_item *it, int run)
     pipe_ev *e = (pipe_ev *)it;
     aipc__pipe *p = e->p;
     if (run)
-        deliver(p, e->kind, e->ok, e->u.data, e->n, e->u.sizes);
+        deliver(p, e->kind, e->ok, e->kind == EV_RECV_SHM ? e->u.shm.ptr : e->u.data, e->n,
+                e->u.sizes);
+    if (e->kind == EV_RECV_SHM && run)
+        aipc__shm_rx_check(e->u.shm.rx, e->u.shm.ptr, e->n);
+    if (e->kind == EV_RECV_SHM &&    /* the slot goes back to the peer with our next write */
+        aipc__shm_link_release(p, e->u.shm.rx, e->u.shm.gen, e->u.shm.seg, e->u.shm.off))
+        aipc__pipe_poke(p);
     if (e->kind != EV_SENT) {
         LONG64 left = InterlockedAdd64(&p->dq_bytes, -(LONG64)e->flow);
         if ((uint64_t)left <= aipc__pipe_dispatch_limit(p) / 2 &&
@@ -251,6 +266,32 @@ void aipc__pipe_ev_recv(aipc__pipe *p, uint8_t *data, uint32_t size)
         return;
     memcpy(e->u.data, data, size);
     e->u.data[size] = 0;
+    e->n = size;
+    ev_push(p, e);
+}
+
+void aipc__pipe_ev_recv_shm(aipc__pipe *p, uint8_t *data, uint32_t size, aipc__shm_rx *rx,
+                            uint32_t seg, uint32_t off)
+{
+    uint32_t gen = p->shm.gen;           /* changes only on this thread (the reset) */
+    aipc__shm_rx_hold(rx);
+    pipe_ev *e = NULL;
+    if (!p->disp) {
+        deliver(p, EV_RECV, 0, data, size, NULL);
+        aipc__shm_rx_check(rx, data, size);
+    } else
+        e = ev_new(p, EV_RECV_SHM, 0);   /* NULL: out of memory, the message is lost (logged) */
+    if (!e) {
+        if (aipc__shm_link_release(p, rx, gen, seg, off))
+            aipc__pipe_poke(p);
+        return;
+    }
+    e->it.charge = (uint32_t)(AIPC_DISPATCH_ITEM_OVERHEAD + (size > UINT32_MAX / 2 ? UINT32_MAX / 2 : size));
+    e->u.shm.ptr = data;
+    e->u.shm.rx = rx;
+    e->u.shm.gen = gen;
+    e->u.shm.seg = seg;
+    e->u.shm.off = off;
     e->n = size;
     ev_push(p, e);
 }

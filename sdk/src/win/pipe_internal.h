@@ -9,6 +9,8 @@
  *   pipe_io.c    the pipe's side of its connection (win_conn.c): framed reads (aipc_decoder),
  *                the send batches as output source, OnRecv/OnSend dispatch.
  *   pipe_ctl.c   control frames (frames with a meta): the shared-memory negotiation.
+ *   shm_link.c   shared memory of a connection: send pool, the peer's mapped segments,
+ *                descriptors, releases (shm_link.h); p2p_ident.c: who the peer is.
  *   batch.c      growable send batch (frames + per-message sizes).
  *   timer.c      timers of one I/O loop (I/O thread only).
  *   wname.c      pipe names in UTF-16 (wname.h): conversions around proto/names.h, UTF-8 for logs.
@@ -46,6 +48,7 @@
 #include "dispatcher.h"
 #include "errors.h"
 #include "proto/frame.h"
+#include "shm_link.h"
 #include "win_conn.h"
 #include "win_io.h"
 #include "wname.h"
@@ -232,6 +235,7 @@ struct aipc__pipe {
     int ctl;                      /* AIPC__CTL_* */
     uint64_t frames_in;           /* frames received from the current peer */
     volatile LONG shm_on;         /* negotiated: shared memory may be used (any thread reads) */
+    aipc__shm_link shm;           /* its segments, slots and releases (shm_link.c) */
 
     /* [io] read side (the read buffer is the connection's: AIPC_PIPE_BUFSIZE + 1 bytes) */
     int listen_due;               /* server: listen once the dispatcher has drained */
@@ -241,6 +245,8 @@ struct aipc__pipe {
     size_t wr_off;                /* bytes of the in-flight batch already written */
     size_t wr_end;                /* end of the last message reported written */
     size_t wr_msg;                /* the first message not yet reported written */
+    uint8_t *xbuf;                /* a release frame written ahead of the batch (shm_link.c) */
+    size_t xlen, xoff;            /* its length (0: none in flight) and bytes written */
     int in_read;                  /* OnRecv of this pipe may be running (read_done on the stack) */
     int flush_due;                /* a Send inside OnRecv took the writer token: write after it */
 
@@ -256,6 +262,8 @@ struct aipc__pipe {
 };
 
 /* ---- pipe_api.c --------------------------------------------------------------------------- */
+/* The send-queue bound in bytes (0 = unbounded). */
+uint64_t aipc__pipe_queue_limit(const aipc__pipe *p);
 /* Records why the pipe failed (aipc_pipe_get_error). */
 void aipc__pipe_set_error(aipc__pipe *p, int code, DWORD win32);
 void aipc__pipe_ref(aipc__pipe *p);
@@ -290,6 +298,10 @@ void aipc__pipe_on_resume(aipc__op *op, DWORD err, DWORD bytes);
 /* Queues a control frame (meta only, no OnSend) behind what Send queued, and starts a write
  * if none is in flight. I/O thread. 0 or AIPC_ENOMEM. */
 int  aipc__pipe_queue_ctl(aipc__pipe *p, const char *meta, uint32_t len);
+/* Something was queued outside Send (releases owed to the peer, a wanted segment): takes the
+ * writer token if it is free and starts a write (I/O thread) or posts the flush task (any
+ * other thread). */
+void aipc__pipe_poke(aipc__pipe *p);
 
 /* ---- pipe_ctl.c: control frames, the shared-memory negotiation (I/O thread) ----------------- */
 enum {
@@ -325,6 +337,10 @@ void aipc__pipe_ev_connected(aipc__pipe *p, bool ok);
 void aipc__pipe_ev_disconnected(aipc__pipe *p);
 /* One received message; `data` has a spare byte at data[size] the callee may overwrite. */
 void aipc__pipe_ev_recv(aipc__pipe *p, uint8_t *data, uint32_t size);
+/* One received shared message at `data` in segment rx (slot seg/off): the slot is released
+ * (shm_link.c) once the callback ran - here, or on the dispatcher's thread. */
+void aipc__pipe_ev_recv_shm(aipc__pipe *p, uint8_t *data, uint32_t size, aipc__shm_rx *rx,
+                            uint32_t seg, uint32_t off);
 /* OnSend for each of `count` written messages. */
 void aipc__pipe_ev_sent(aipc__pipe *p, const uint32_t *sizes, size_t count);
 /* With a dispatcher: 1 when events queued for it are over the bound, and reading or listening

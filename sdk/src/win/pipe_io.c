@@ -94,6 +94,7 @@ static int io_input(aipc__conn *c, uint8_t *data, size_t n, int direct)
  * back. */
 static void drop_inflight(aipc__pipe *p)
 {
+    p->xlen = p->xoff = 0;
     aipc__batch_clear(&p->q[p->qi ^ 1]);
     p->wr_off = p->wr_end = 0;
     p->wr_msg = 0;
@@ -110,6 +111,19 @@ static int io_out_next(aipc__conn *c, aipc_iov *iov, int max)
     aipc__pipe *p = c->ctx;
     aipc__batch *b = &p->q[p->qi ^ 1];
     (void)max;
+    /* Releases of the peer's shared slots go ahead of the rest, at a frame boundary: the peer's
+     * sends must not wait behind a large batch of ours. */
+    if (!p->xlen && p->wr_off == p->wr_end && p->shm_on) {
+        if (!p->xbuf)
+            p->xbuf = malloc(AIPC__SHM_DONE_FRAME);
+        if (p->xbuf)
+            p->xlen = aipc__shm_link_take_done(p, p->xbuf, AIPC__SHM_DONE_FRAME);
+    }
+    if (p->xlen) {
+        iov[0].base = p->xbuf + p->xoff;
+        iov[0].len = p->xlen - p->xoff;
+        return 1;
+    }
     if (p->wr_off < b->len) {
         iov[0].base = b->buf + p->wr_off;
         iov[0].len = b->len - p->wr_off;
@@ -119,6 +133,7 @@ static int io_out_next(aipc__conn *c, aipc_iov *iov, int max)
         aipc__batch_clear(b);
     p->wr_off = p->wr_end = 0;
     p->wr_msg = 0;
+    aipc__shm_link_pump(p);   /* a wanted segment's announce, owed releases: into this batch */
     AcquireSRWLockExclusive(&p->lock);
     if (!p->sendable || p->q[p->qi].len == 0) {
         p->wbusy = 0;
@@ -156,6 +171,12 @@ static void io_out_done(aipc__conn *c, size_t bytes)
 {
     aipc__pipe *p = c->ctx;
     aipc__batch *b = &p->q[p->qi ^ 1];
+    if (p->xlen) {            /* the release frame (written alone: a piece of its own) */
+        p->xoff += bytes;
+        if (p->xoff >= p->xlen)
+            p->xlen = p->xoff = 0;
+        return;
+    }
     p->wr_off += bytes;
     size_t first = p->wr_msg;
     while (p->wr_msg < b->count) {
@@ -205,18 +226,38 @@ const aipc__conn_handler aipc__pipe_io_handler = {
     io_ref, io_unref,
 };
 
+void aipc__pipe_poke(aipc__pipe *p)
+{
+    AcquireSRWLockExclusive(&p->lock);
+    int take = p->sendable && !p->wbusy;   /* else the write in flight takes it along */
+    if (take)
+        p->wbusy = 1;
+    ReleaseSRWLockExclusive(&p->lock);
+    if (!take)
+        return;
+    if (GetCurrentThreadId() == p->loop->tid) {
+        if (p->in_read)
+            p->flush_due = 1; /* written after this read's frames, with any replies */
+        else
+            start_write(p);
+        return;
+    }
+    aipc__pipe_ref(p);
+    if (!p->eng->post(p->loop, &p->flush)) {
+        aipc__pipe_unref(p);
+        AcquireSRWLockExclusive(&p->lock);
+        p->wbusy = 0;
+        ReleaseSRWLockExclusive(&p->lock);
+    }
+}
+
 int aipc__pipe_queue_ctl(aipc__pipe *p, const char *meta, uint32_t len)
 {
     AcquireSRWLockExclusive(&p->lock);
     int rc = aipc__batch_append_meta(&p->q[p->qi], meta, len, NULL, 0, AIPC__BATCH_CTL);
-    int poke = rc == 0 && p->sendable && !p->wbusy;
-    if (poke)
-        p->wbusy = 1;
     ReleaseSRWLockExclusive(&p->lock);
-    if (poke && p->in_read)
-        p->flush_due = 1;     /* written after this read's frames, with any replies */
-    else if (poke)
-        start_write(p);
+    if (rc == 0)
+        aipc__pipe_poke(p);
     return rc;
 }
 
@@ -311,6 +352,7 @@ void aipc__pipe_io_reset(aipc__pipe *p)
 {
     aipc_decoder_free(&p->dec);
     aipc__pipe_ctl_reset(p);
+    aipc__shm_link_reset(p);   /* nothing pending: every slot and view of this peer goes */
     aipc__conn_reset(&p->io);
     AcquireSRWLockExclusive(&p->lock);
     p->sendable = 0;
@@ -320,4 +362,5 @@ void aipc__pipe_io_reset(aipc__pipe *p)
     aipc__batch_clear(&p->q[p->qi ^ 1]);
     p->wr_off = p->wr_end = 0;
     p->wr_msg = 0;
+    p->xlen = p->xoff = 0;
 }

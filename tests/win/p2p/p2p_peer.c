@@ -4,12 +4,21 @@
  *
  *   p2p_peer --mode MODE --pipe NAME [--role server|client] [--engine async|overlapped]
  *            [--count N] [--size S] [--connect-timeout MS] [--timeout MS] [--once] [--greet]
- *            [--ready EVENT] [--max N] [--shm-off]
+ *            [--ready EVENT] [--max N] [--shm-off] [--stall N] [--hold]
  *
  * SDK modes (role/engine apply):
  *   echo     send every message back; --greet: first send "greet:<pid>" on connect; the
  *            message "?shm" is answered "shm:<n>", n = aipc_pipe_stats.shm now
- * --shm-off: AIPC_PIPE_OPT_SHM = AIPC_SHM_OFF (inline only).
+ *            "go" starts the mixed sequence: --count messages of 10 B, threshold - 1, threshold
+ *            and 256 KiB in turn (pattern seed = index), about 32 in flight (one per OnSend);
+ *            "hold" (with --hold): from then on callbacks are no longer run (a manual
+ *            dispatcher the main thread stops running), so received shared messages keep
+ *            their slots;
+ *            --stall N: the Nth message of more than 64 bytes is never echoed: its callback
+ *            sleeps until the process is killed (it holds that message's shared slot)
+ * --shm-off: AIPC_PIPE_OPT_SHM = AIPC_SHM_OFF (inline only). The suites' test hook
+ * AIPC_TEST_SHM_GRANT_SID is removed from this process's environment at start (it is meant
+ * for the suite's own process only).
  *   send     on connect send N messages of S bytes (aipc_pattern seed = index), then stay
  *   stream   on connect send S-byte pattern messages forever, keeping 32 in flight (OnSend
  *            paces it), ignoring what arrives
@@ -51,7 +60,8 @@ typedef struct opts {
     long count;
     long size;
     DWORD connect_timeout, timeout;
-    int once, greet, shm_off;
+    int once, greet, shm_off, hold;
+    long stall;
     unsigned long long max;
 } opts;
 
@@ -64,6 +74,10 @@ typedef struct peer {
     volatile LONG code;            /* exit code (first failure wins) */
     int created;                   /* I/O thread only */
     long long echoed;
+    long large;                    /* echo: messages of more than 64 bytes seen (--stall) */
+    uint8_t *mixbuf;               /* echo after "go": the mixed sequence's buffer */
+    long mix_next;
+    volatile LONG holding;         /* --hold: the dispatcher is no longer run */
     uint8_t *chunk;                /* stream mode: the message it keeps sending */
 } peer;
 
@@ -127,11 +141,28 @@ static void on_connected(aipc_pipe_delegate *d, bool ok)
 }
 
 /* I/O thread: stream mode keeps the pipe full. */
+/* Echo mode after "go": message i of the mixed sequence (sizes around the shared-memory
+ * threshold, pattern seed i). */
+static const uint32_t g_mix[4] = {10, AIPC_DEFAULT_SHM_THRESHOLD - 1, AIPC_DEFAULT_SHM_THRESHOLD,
+                                  256 * 1024};
+
+static void send_mix(peer *p)
+{
+    if (p->mix_next >= p->o.count)
+        return;
+    uint32_t i = (uint32_t)p->mix_next++;
+    aipc_pattern_fill(p->mixbuf, g_mix[i % 4], i);
+    if (aipc_pipe_send(p->pipe, p->mixbuf, g_mix[i % 4]) != AIPC_OK)
+        fail(p, EXIT_DATA, "go: aipc_pipe_send failed");
+}
+
 static void on_send(aipc_pipe_delegate *d, int size)
 {
     peer *p = (peer *)d;
     if (!strcmp(p->o.mode, "stream"))
         send_pattern(p, (uint32_t)InterlockedIncrement(&g_stream_seq));
+    else if (p->mixbuf)
+        send_mix(p);             /* one more for each one done: about 32 in flight */
 }
 
 /* I/O thread. */
@@ -140,6 +171,17 @@ static void on_recv(aipc_pipe_delegate *d, void *data, int size)
     peer *p = (peer *)d;
     if (!strcmp(p->o.mode, "echo")) {
         char shm[16];
+        if (size > 64 && p->o.stall && ++p->large == p->o.stall) {
+            Sleep(INFINITE);   /* holds this message's slot (and the I/O thread) until killed */
+        }
+        if (size == 2 && !memcmp(data, "go", 2) && !p->mixbuf) {
+            p->mixbuf = malloc(1024 * 1024);
+            for (int i = 0; i < 32 && p->mixbuf; i++)
+                send_mix(p);
+            return;
+        }
+        if (size == 4 && !memcmp(data, "hold", 4))
+            InterlockedExchange(&p->holding, 1);   /* the main thread stops running callbacks */
         if (size == 4 && !memcmp(data, "?shm", 4)) {   /* the shm suites ask what we negotiated */
             aipc_pipe_stats st = {sizeof st};
             aipc_pipe_get_stats(p->pipe, &st);
@@ -399,6 +441,10 @@ static int parse(int argc, char **argv, opts *o)
             o->shm_off = 1;
             continue;
         }
+        if (!strcmp(a, "--hold")) {
+            o->hold = 1;
+            continue;
+        }
         if (!v)
             return -1;
         i++;
@@ -422,6 +468,8 @@ static int parse(int argc, char **argv, opts *o)
             o->connect_timeout = strtoul(v, NULL, 10);
         else if (!strcmp(a, "--timeout"))
             o->timeout = strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--stall"))
+            o->stall = strtol(v, NULL, 10);
         else if (!strcmp(a, "--max"))
             o->max = strtoull(v, NULL, 10);
         else
@@ -444,6 +492,7 @@ int main(int argc, char **argv)
         aipc_test_wname(w, 256, p.o.ready);
         p.ready = OpenEventW(EVENT_MODIFY_STATE, FALSE, w);
     }
+    SetEnvironmentVariableA("AIPC_TEST_SHM_GRANT_SID", NULL);
     if (!strncmp(p.o.mode, "raw-", 4))
         return run_raw(&p.o, p.ready);
     if (!strncmp(p.o.mode, "log", 3))
@@ -461,6 +510,10 @@ int main(int argc, char **argv)
         return EXIT_CONNECT;
     if (p.o.shm_off)
         aipc_pipe_set_option(p.pipe, AIPC_PIPE_OPT_SHM, AIPC_SHM_OFF);
+    aipc_dispatcher *disp = NULL;
+    if (p.o.hold && (aipc_dispatcher_new(AIPC_DISPATCH_MANUAL, &disp) != AIPC_OK ||
+                     aipc_pipe_set_dispatcher(p.pipe, disp) != AIPC_OK))
+        return EXIT_CONNECT;
     if (p.o.connect_timeout)
         aipc_pipe_set_option(p.pipe, AIPC_PIPE_OPT_CONNECT_TIMEOUT_MS, p.o.connect_timeout);
     wchar_t wname[256];
@@ -469,8 +522,28 @@ int main(int argc, char **argv)
         fprintf(stderr, "p2p_peer: aipc_pipe_create failed\n");
         return EXIT_CONNECT;
     }
-    if (WaitForSingleObject(p.done, p.o.timeout) != WAIT_OBJECT_0)
+    if (p.o.hold) {
+        /* Callbacks run here, until "hold" came: from then on they stay queued (received
+         * shared messages keep their slots) until the process ends. */
+        uint64_t end = aipc_test_now_ms() + p.o.timeout;
+        HANDLE hs[2] = {p.done, aipc_dispatcher_event(disp)};
+        for (;;) {
+            uint64_t now = aipc_test_now_ms();
+            if (now >= end) {
+                fail(&p, EXIT_TIMEOUT, "timed out");
+                break;
+            }
+            DWORD w = WaitForMultipleObjects(p.holding ? 1 : 2, hs, FALSE, (DWORD)(end - now));
+            if (w == WAIT_OBJECT_0)
+                break;
+            if (w == WAIT_OBJECT_0 + 1)
+                aipc_dispatcher_run(disp, 0);
+        }
+    } else if (WaitForSingleObject(p.done, p.o.timeout) != WAIT_OBJECT_0) {
         fail(&p, EXIT_TIMEOUT, "timed out");
+    }
     aipc_pipe_free(p.pipe);
+    if (disp)
+        aipc_dispatcher_free(disp);
     return (int)p.code;
 }

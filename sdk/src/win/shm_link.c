@@ -1,0 +1,497 @@
+/*
+ * shm_link.c - shared memory of one point-to-point connection (shm_link.h).
+ */
+#include "pipe_internal.h"
+#include "p2p_ident.h"
+
+#include <sddl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SEG_DEFAULT   (8u * 1024u * 1024u)    /* a segment's size unless a message needs more */
+#define SEG_ROUND     (1024u * 1024u)
+#define POOL_UNBOUNDED (256u * 1024u * 1024u) /* pool bound when the send queue has none */
+#define MAX_REFUSALS  3                       /* the peer could not map this many: stop */
+#define DESC_META_MAX 64u                     /* {"shm":[seg,off,len]} */
+
+enum { TX_ANNOUNCED = 0, TX_OK, TX_REFUSED };
+
+/* ---- identity and start ------------------------------------------------------------------ */
+
+DWORD aipc__shm_link_identify(aipc__pipe *p)
+{
+    aipc__shm_link *L = &p->shm;
+    free(L->peer);
+    L->peer = NULL;
+    L->peer_integrity = 0;
+    DWORD e = p->role == PIPE_SERVER ? aipc__ident_pipe_client(p->h, &L->peer, &L->peer_integrity)
+                                     : aipc__ident_pipe_owner(p->h, &L->peer);
+    if (e)
+        aipc_log(AIPC_LOG_WARN, "pipe(%s) %s: cannot learn the peer's identity (%lu): no shared "
+                 "memory with it", p->eng->name, p->name_utf8 ? p->name_utf8 : "?", e);
+    DWORD s = 0;
+    L->session = ProcessIdToSessionId(GetCurrentProcessId(), &s) ? s : 0;
+    return e;
+}
+
+/* Test hook (tests/win/p2p: the map-denied case): AIPC_TEST_SHM_GRANT_SID names the principal
+ * our segments are granted to instead of the peer. NULL when unset. */
+static PSID test_grant(void)
+{
+    char v[200];
+    DWORD n = GetEnvironmentVariableA("AIPC_TEST_SHM_GRANT_SID", v, sizeof v);
+    PSID sid = NULL, copy = NULL;
+    if (n == 0 || n >= sizeof v || !ConvertStringSidToSidA(v, &sid))
+        return NULL;
+    copy = aipc__ident_sid_dup(sid);
+    LocalFree(sid);
+    return copy;
+}
+
+void aipc__shm_link_start(aipc__pipe *p)
+{
+    aipc__shm_link *L = &p->shm;
+    AcquireSRWLockExclusive(&p->lock);
+    L->active = 1;
+    L->grow_want = SEG_DEFAULT;
+    ReleaseSRWLockExclusive(&p->lock);
+}
+
+/* ---- send side ------------------------------------------------------------------------------ */
+
+static uint64_t pool_max(const aipc__pipe *p)
+{
+    uint64_t q = aipc__pipe_queue_limit(p);
+    return q ? q : POOL_UNBOUNDED;
+}
+
+int aipc__shm_link_eligible(const aipc__pipe *p, size_t size)
+{
+    return p->shm_on && p->shm_threshold && size >= p->shm_threshold;
+}
+
+int aipc__shm_link_send(aipc__pipe *p, const void *data, uint32_t size)
+{
+    aipc__shm_link *L = &p->shm;
+    aipc__shm_tx *t = NULL;
+    uint32_t off = 0;
+    if (!L->active || L->refusals >= MAX_REFUSALS)
+        return 0;
+    for (int i = 0; i < L->ntx && !t; i++)
+        if (L->tx[i]->state == TX_OK && aipc_shm_ring_alloc(&L->tx[i]->ring, size, &off) == 0)
+            t = L->tx[i];
+    if (!t) {
+        /* No room now: go inline, and ask the I/O thread for another segment while the pool
+         * bound allows one (a message larger than the default gets one of its own size). */
+        uint64_t need = (uint64_t)size + 1 < SEG_DEFAULT ? SEG_DEFAULT
+                        : ((uint64_t)size + 1 + SEG_ROUND - 1) / SEG_ROUND * SEG_ROUND;
+        if (L->ntx < AIPC__SHM_TX_MAX && L->pool_bytes + need <= pool_max(p) && need > L->grow_want)
+            L->grow_want = (uint32_t)need;
+        return 0;
+    }
+    if (L->nout == L->capout) {
+        size_t cap = L->capout ? L->capout * 2 : 64;
+        aipc__shm_out *n = realloc(L->out, cap * sizeof *n);
+        if (!n) {
+            aipc_shm_ring_release(&t->ring, off);
+            return AIPC_ENOMEM;
+        }
+        L->out = n;
+        L->capout = cap;
+    }
+    char meta[DESC_META_MAX];
+    aipc_shm_desc d = {t->id, off, size};
+    meta[0] = '{';
+    size_t ml = aipc_shm_desc_put(meta + 1, sizeof meta - 2, &d);
+    meta[1 + ml] = '}';
+    memcpy(t->seg.view + off, data, size);   /* the payload is in place before its descriptor */
+    t->seg.view[off + size] = 0;             /* OnRecv's NUL: the receiver never writes it */
+    if (aipc__batch_append_meta(&p->q[p->qi], meta, (uint32_t)ml + 2, NULL, 0, AIPC__BATCH_CTL)) {
+        aipc_shm_ring_release(&t->ring, off);
+        return AIPC_ENOMEM;
+    }
+    L->out[L->nout].seg = t->id;
+    L->out[L->nout].off = off;
+    L->out[L->nout].len = size;
+    L->nout++;
+    L->held += (uint64_t)size + AIPC_HDR_SIZE;
+    InterlockedIncrement64(&L->st_sent);
+    return 1;
+}
+
+/* Under the lock: appends a control frame to the pending batch. */
+static int queue_locked(aipc__pipe *p, const char *meta, size_t len)
+{
+    return aipc__batch_append_meta(&p->q[p->qi], meta, (uint32_t)len, NULL, 0, AIPC__BATCH_CTL);
+}
+
+/* I/O thread: creates a segment of `size` bytes for the peer and queues its announce. */
+static void create_segment(aipc__pipe *p, uint32_t size)
+{
+    aipc__shm_link *L = &p->shm;
+    aipc__shm_tx *t = calloc(1, sizeof *t);
+    char name[AIPC_SHM_NAME_BUF], meta[256];
+    PSID hook = test_grant();
+    int rc = t ? aipc_shm_ring_init(&t->ring, size) : AIPC_ENOMEM;
+    if (rc == 0)
+        rc = aipc__shm_seg_create(&t->seg, size, hook ? hook : L->peer, L->peer_integrity, name,
+                                  sizeof name);
+    free(hook);
+    size_t ml = 0;
+    if (rc == 0) {
+        t->id = L->next_id++;
+        ml = aipc_shm_seg_put(meta, sizeof meta, t->id, name, size, L->session, t->id);
+        if (!ml)
+            rc = AIPC_EINVAL;
+    }
+    AcquireSRWLockExclusive(&p->lock);
+    L->grow_want = 0;
+    if (rc == 0 && queue_locked(p, meta, ml) == 0) {
+        t->state = TX_ANNOUNCED;
+        L->tx[L->ntx++] = t;
+        L->pool_bytes += size;
+        t = NULL;
+    } else if (rc != 0) {
+        L->refusals++;                     /* a creator that cannot create sends inline */
+    }
+    ReleaseSRWLockExclusive(&p->lock);
+    if (t) {
+        aipc_log(AIPC_LOG_WARN, "pipe %s: cannot create a shared segment of %u bytes (%d): "
+                 "inline", p->name_utf8 ? p->name_utf8 : "?", size, rc);
+        aipc__shm_seg_close(&t->seg);
+        free(t);
+    }
+}
+
+void aipc__shm_link_pump(aipc__pipe *p)
+{
+    aipc__shm_link *L = &p->shm;
+    AcquireSRWLockExclusive(&p->lock);
+    uint32_t want = L->active && L->ntx < AIPC__SHM_TX_MAX ? L->grow_want : 0;
+    ReleaseSRWLockExclusive(&p->lock);
+    if (want)
+        create_segment(p, want);
+}
+
+size_t aipc__shm_link_take_done(aipc__pipe *p, uint8_t *out, size_t cap)
+{
+    aipc__shm_link *L = &p->shm;
+    size_t ml = 0;
+    AcquireSRWLockExclusive(&p->lock);
+    if (L->ndone && cap > AIPC_HDR_SIZE) {
+        size_t n = L->ndone < AIPC_SHM_DONE_MAX ? L->ndone : AIPC_SHM_DONE_MAX;
+        ml = aipc_shm_done_put((char *)out + AIPC_HDR_SIZE, cap - AIPC_HDR_SIZE, L->done, n);
+        if (ml) {
+            memmove(L->done, L->done + n, (L->ndone - n) * sizeof *L->done);
+            L->ndone -= n;
+        }
+    }
+    ReleaseSRWLockExclusive(&p->lock);
+    if (!ml)
+        return 0;
+    aipc_frame_put_header(out, (uint32_t)ml, 0);
+    return AIPC_HDR_SIZE + ml;
+}
+
+/* ---- receive side ------------------------------------------------------------------------- */
+
+static aipc__shm_rx *rx_find(aipc__shm_link *L, uint32_t id, int *slot)
+{
+    for (int i = 0; i < AIPC__SHM_RX_MAX; i++)
+        if (L->rx[i] && L->rx[i]->id == id) {
+            if (slot)
+                *slot = i;
+            return L->rx[i];
+        }
+    return NULL;
+}
+
+void aipc__shm_rx_hold(aipc__shm_rx *rx)
+{
+    InterlockedIncrement(&rx->refs);
+}
+
+static void rx_drop(aipc__shm_rx *rx)
+{
+    if (InterlockedDecrement(&rx->refs) == 0) {
+        aipc__shm_seg_close(&rx->seg);
+        free(rx);
+    }
+}
+
+static const char *open_code(int rc)
+{
+    switch (rc) {
+    case AIPC_EACCESS:
+        return "access_denied";
+    case AIPC_ENOTFOUND:
+        return "not_found";
+    case AIPC_EUNTRUSTED:
+        return "untrusted";
+    default:
+        return "error";
+    }
+}
+
+/* The peer announced a segment: map it and answer. */
+static int on_seg(aipc__pipe *p, const aipc_shm_ctl *c)
+{
+    aipc__shm_link *L = &p->shm;
+    if (rx_find(L, c->seg, NULL))
+        return AIPC_EPROTO;                /* announced twice */
+    int slot = -1;
+    for (int i = 0; i < AIPC__SHM_RX_MAX && slot < 0; i++)
+        if (!L->rx[i])
+            slot = i;
+    aipc__shm_rx *r = slot >= 0 ? calloc(1, sizeof *r) : NULL;
+    int rc = r ? aipc__shm_seg_open(&r->seg, c->name, c->size, L->peer) : AIPC_ENOMEM;
+    if (rc == 0) {
+        r->id = c->seg;
+        r->refs = 1;
+        memcpy(r->name, c->name, sizeof r->name);
+        L->rx[slot] = r;
+    } else {
+        free(r);
+        InterlockedIncrement64(&L->st_mapfail);
+        aipc_log(AIPC_LOG_INFO, "pipe %s: cannot map the peer's segment %u (%d): it stays inline",
+                 p->name_utf8 ? p->name_utf8 : "?", c->seg, rc);
+    }
+    char meta[160];
+    size_t ml = aipc_shm_answer_put(meta, sizeof meta, c->id, c->seg, rc == 0,
+                                    rc == 0 ? NULL : open_code(rc));
+    return ml ? aipc__pipe_queue_ctl(p, meta, (uint32_t)ml) : AIPC_ENOMEM;
+}
+
+/* The peer answered our announce. */
+static int on_answer(aipc__pipe *p, const aipc_shm_ctl *c)
+{
+    aipc__shm_link *L = &p->shm;
+    aipc__shm_tx *gone = NULL;
+    int rc = AIPC_EPROTO;
+    AcquireSRWLockExclusive(&p->lock);
+    for (int i = 0; i < L->ntx; i++) {
+        aipc__shm_tx *t = L->tx[i];
+        if (t->id != c->seg || t->state != TX_ANNOUNCED)
+            continue;
+        rc = 0;
+        if (c->ok) {
+            t->state = TX_OK;
+        } else {                           /* never used: retire it at once */
+            L->refusals++;
+            L->pool_bytes -= t->ring.size;
+            L->tx[i] = L->tx[--L->ntx];
+            gone = t;
+        }
+        break;
+    }
+    ReleaseSRWLockExclusive(&p->lock);
+    if (gone) {
+        InterlockedIncrement64(&L->st_mapfail);
+        aipc_log(AIPC_LOG_INFO, "pipe %s: the peer cannot map our segment %u (%s): inline",
+                 p->name_utf8 ? p->name_utf8 : "?", c->seg, c->code[0] ? c->code : "refused");
+        aipc__shm_seg_close(&gone->seg);
+        free(gone);
+    }
+    return rc;
+}
+
+/* The peer released slots: free them and report OnSend for their messages. */
+static int on_done(aipc__pipe *p, const aipc_shm_ref *refs, size_t n)
+{
+    aipc__shm_link *L = &p->shm;
+    uint32_t sizes[AIPC_SHM_DONE_MAX];
+    size_t k = 0;
+    int rc = 0;
+    AcquireSRWLockExclusive(&p->lock);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t j = 0;
+        while (j < L->nout && (L->out[j].seg != refs[i].seg || L->out[j].off != refs[i].off))
+            j++;
+        aipc__shm_tx *t = NULL;
+        for (int s = 0; j < L->nout && s < L->ntx && !t; s++)
+            if (L->tx[s]->id == refs[i].seg)
+                t = L->tx[s];
+        if (!t || aipc_shm_ring_release(&t->ring, refs[i].off) != 0) {
+            rc = AIPC_EPROTO;              /* a release of nothing we sent */
+            break;
+        }
+        sizes[k++] = L->out[j].len;
+        L->held -= (uint64_t)L->out[j].len + AIPC_HDR_SIZE;
+        memmove(L->out + j, L->out + j + 1, (L->nout - j - 1) * sizeof *L->out);
+        L->nout--;
+    }
+    ReleaseSRWLockExclusive(&p->lock);
+    if (k && !p->closed)
+        aipc__pipe_ev_sent(p, sizes, k);
+    return rc;
+}
+
+int aipc__shm_link_ctl(aipc__pipe *p, const aipc_shm_ctl *c, const aipc_shm_ref *refs)
+{
+    aipc__shm_link *L = &p->shm;
+    switch (c->op) {
+    case AIPC_SHM_OP_SEG:
+        return on_seg(p, c);
+    case AIPC_SHM_OP_SEG_ANSWER:
+        return on_answer(p, c);
+    case AIPC_SHM_OP_DONE:
+        return on_done(p, refs, c->nrefs);
+    case AIPC_SHM_OP_UNSEG: {
+        int slot;
+        aipc__shm_rx *r = rx_find(L, c->seg, &slot);
+        if (!r)
+            return AIPC_EPROTO;
+        L->rx[slot] = NULL;
+        rx_drop(r);
+        return 0;
+    }
+    default:
+        return AIPC_EPROTO;
+    }
+}
+
+/* A receiver's view is copy-on-write: a page a callback wrote into (OnRecv's data is writable
+ * by contract) became a private copy and would show that old content for every later payload
+ * in it. Such a view is replaced by a fresh mapping before the next message is resolved; the
+ * old one goes when the messages still held in it are released. */
+void aipc__shm_rx_check(aipc__shm_rx *rx, const uint8_t *data, uint32_t size)
+{
+    MEMORY_BASIC_INFORMATION mb;
+    const uint8_t *end = data + size + 1;
+    for (const uint8_t *at = data; at < end;) {
+        if (!VirtualQuery(at, &mb, sizeof mb) || mb.Protect != PAGE_WRITECOPY) {
+            InterlockedExchange(&rx->tainted, 1);
+            return;
+        }
+        at = (const uint8_t *)mb.BaseAddress + mb.RegionSize;
+    }
+}
+
+/* I/O thread: maps a tainted segment afresh in table slot `slot`. 0 or the open's error. */
+static int rx_remap(aipc__pipe *p, int slot)
+{
+    aipc__shm_rx *old = p->shm.rx[slot];
+    aipc__shm_rx *r = calloc(1, sizeof *r);
+    if (!r)
+        return AIPC_ENOMEM;
+    int rc = aipc__shm_seg_open(&r->seg, old->name, old->seg.size, p->shm.peer);
+    if (rc != 0) {
+        free(r);
+        return rc;
+    }
+    r->id = old->id;
+    r->refs = 1;
+    memcpy(r->name, old->name, sizeof r->name);
+    p->shm.rx[slot] = r;
+    rx_drop(old);
+    return 0;
+}
+
+int aipc__shm_link_resolve(aipc__pipe *p, const aipc_shm_desc *d, uint8_t **data,
+                           aipc__shm_rx **rx)
+{
+    int slot = 0;
+    aipc__shm_rx *r = rx_find(&p->shm, d->seg, &slot);
+    if (r && r->tainted) {
+        if (rx_remap(p, slot) != 0)
+            return AIPC_EPROTO;            /* cannot read it afresh: closing is safer */
+        r = p->shm.rx[slot];
+    }
+    if (!r || d->off >= r->seg.size || d->len >= r->seg.size - d->off)
+        return AIPC_EPROTO;               /* the payload and its spare byte lie in the view */
+    *data = r->seg.view + d->off;
+    *rx = r;
+    InterlockedIncrement64(&p->shm.st_recv);
+    return 0;
+}
+
+int aipc__shm_link_release(aipc__pipe *p, aipc__shm_rx *rx, uint32_t gen, uint32_t seg,
+                           uint32_t off)
+{
+    aipc__shm_link *L = &p->shm;
+    int first = 0;
+    AcquireSRWLockExclusive(&p->lock);
+    if (gen == L->gen) {
+        if (L->ndone == L->capdone) {
+            size_t cap = L->capdone ? L->capdone * 2 : 64;
+            aipc_shm_ref *n = realloc(L->done, cap * sizeof *n);
+            if (n) {
+                L->done = n;
+                L->capdone = cap;
+            }
+        }
+        if (L->ndone < L->capdone) {       /* out of memory: the peer keeps the slot (bounded) */
+            first = L->ndone == 0;
+            L->done[L->ndone].seg = seg;
+            L->done[L->ndone].off = off;
+            L->ndone++;
+        }
+    }
+    ReleaseSRWLockExclusive(&p->lock);
+    rx_drop(rx);
+    return first;
+}
+
+/* ---- reset, stats ------------------------------------------------------------------------------ */
+
+void aipc__shm_link_reset(aipc__pipe *p)
+{
+    aipc__shm_link *L = &p->shm;
+    aipc__shm_tx *tx[AIPC__SHM_TX_MAX];
+    AcquireSRWLockExclusive(&p->lock);
+    int ntx = L->ntx;
+    memcpy(tx, L->tx, sizeof tx);
+    memset(L->tx, 0, sizeof L->tx);
+    L->ntx = 0;
+    L->pool_bytes = 0;
+    L->nout = 0;
+    L->held = 0;
+    L->grow_want = 0;
+    L->ndone = 0;
+    L->gen++;
+    L->active = 0;
+    ReleaseSRWLockExclusive(&p->lock);
+    for (int i = 0; i < ntx; i++) {
+        aipc__shm_seg_close(&tx[i]->seg);
+        free(tx[i]);
+    }
+    for (int i = 0; i < AIPC__SHM_RX_MAX; i++)
+        if (L->rx[i]) {
+            rx_drop(L->rx[i]);             /* a dispatcher item may keep it a while longer */
+            L->rx[i] = NULL;
+        }
+    free(L->peer);
+    L->peer = NULL;
+    L->refusals = 0;
+    L->next_id = 0;
+}
+
+void aipc__shm_link_free(aipc__pipe *p)
+{
+    aipc__shm_link_reset(p);
+    free(p->shm.out);
+    free(p->shm.done);
+    p->shm.out = NULL;
+    p->shm.done = NULL;
+}
+
+void aipc__shm_link_stats(aipc__pipe *p, aipc_pipe_stats *st)
+{
+    aipc__shm_link *L = &p->shm;
+    AcquireSRWLockShared(&p->lock);
+    uint64_t held = 0;
+    for (size_t i = 0; i < L->nout; i++)
+        held += L->out[i].len;
+    uint32_t segs = 0;
+    for (int i = 0; i < L->ntx; i++)
+        segs += L->tx[i]->state == TX_OK;
+    ReleaseSRWLockShared(&p->lock);
+    for (int i = 0; i < AIPC__SHM_RX_MAX; i++)   /* [io]: a racy but harmless count */
+        segs += L->rx[i] != NULL;
+    st->shm_bytes = held;
+    st->shm_segments = segs;
+    st->shm_sent = (uint64_t)InterlockedCompareExchange64(&L->st_sent, 0, 0);
+    st->shm_received = (uint64_t)InterlockedCompareExchange64(&L->st_recv, 0, 0);
+    st->shm_inline_fallbacks = (uint64_t)InterlockedCompareExchange64(&L->st_fallback, 0, 0);
+    st->shm_map_failures = (uint64_t)InterlockedCompareExchange64(&L->st_mapfail, 0, 0);
+}
