@@ -9,6 +9,10 @@
  *               reported by OnSend, so memory stays bounded), then an end marker; the peer
  *               counts and checks the sequence numbers and answers with the count. Timed from
  *               the first SendData to the answer: messages/s and MB/s.
+ * Shared memory: both ends use the default AIPC_SHM_AUTO, so messages of 64 KiB and more go
+ * through shared memory (the p2p.* rows); "inline" runs the same 1 MiB round trip and stream
+ * with AIPC_PIPE_OPT_SHM = AIPC_SHM_OFF on both ends (p2p.<engine>.inline.* rows), in the same
+ * process run, for the shared/inline/raw ratios.
  * Output: RESULT lines (bench_util.h). Exit code 2 if a message was lost, reordered or a
  * wait timed out.
  */
@@ -86,7 +90,7 @@ static void peer_recv(IPipeDelegate *self, void *data, int size)
     }
 }
 
-static int peer(int engine, const wchar_t *name)
+static int peer(int engine, const wchar_t *name, int shm_off)
 {
     peer_ctx x;
     memset(&x, 0, sizeof x);
@@ -97,6 +101,8 @@ static int peer(int engine, const wchar_t *name)
     if (CreateInstance((PipeImplType)engine, &x.pipe) != 0)
         return 1;
     aipc_pipe_set_option(x.pipe, AIPC_PIPE_OPT_CONNECT_TIMEOUT_MS, 10000);
+    if (shm_off)
+        aipc_pipe_set_option(x.pipe, AIPC_PIPE_OPT_SHM, AIPC_SHM_OFF);
     if (!x.pipe->Create(x.pipe, name, PIPE_CLIENT, &x.d))
         return 1;
     WaitForSingleObject(x.quit, 600000);
@@ -239,7 +245,7 @@ static double run_stream(drv_ctx *x, uint32_t size, uint32_t count)
 /* Full benchmark of one engine; with kind != NULL only one run of that kind (profiling aid:
  * "count async rtt 64 1000" lets wineserver requests be counted per message). */
 static void bench_engine(int engine, const char *ename, const wchar_t *kind, uint32_t csize,
-                         uint32_t cn)
+                         uint32_t cn, int shm_off)
 {
     drv_ctx x;
     memset(&x, 0, sizeof x);
@@ -259,11 +265,13 @@ static void bench_engine(int engine, const char *ename, const wchar_t *kind, uin
     bench_pipe_name(name, 200, engine == PIPE_ASYNC ? L"p2p-apc" : L"p2p-iocp");
     if (CreateInstance((PipeImplType)engine, &x.pipe) != 0)
         bench_fail("CreateInstance");
+    if (shm_off && aipc_pipe_set_option(x.pipe, AIPC_PIPE_OPT_SHM, AIPC_SHM_OFF) != 0)
+        bench_fail("AIPC_PIPE_OPT_SHM");
     if (!x.pipe->Create(x.pipe, name, PIPE_SERVER, &x.d))
         bench_fail("Create(server)");
     if (WaitForSingleObject(x.created, WAIT_MS) != WAIT_OBJECT_0 || !x.create_ok)
         bench_fail("server did not start");
-    _snwprintf(args, 300, L"peer %d %ls", engine, name);
+    _snwprintf(args, 300, L"peer %d %ls%ls", engine, name, shm_off ? L" off" : L"");
     args[299] = 0;
     HANDLE child = bench_spawn_self(args);
     if (WaitForSingleObject(x.connected, WAIT_MS) != WAIT_OBJECT_0 || !x.connect_ok)
@@ -275,16 +283,17 @@ static void bench_engine(int engine, const char *ename, const wchar_t *kind, uin
         printf("count: %s %ls %u x %u B: %.6f s\n", ename, kind, cn, csize, dt);
         goto out;
     }
-    for (int s = 0; s < 4; s++) {
+    for (int s = shm_off ? 3 : 0; s < 4; s++) {   /* inline: the 1 MiB rows only */
         double v[REPS], t = run_rtt(&x, g_sizes[s], 20);
         uint32_t iters = bench_calibrate(t, 0.3, 20, 5000);
         for (int r = 0; r < REPS; r++)
             v[r] = run_rtt(&x, g_sizes[s], iters) * 1e6;
         char nm[96];
-        snprintf(nm, sizeof nm, "p2p.%s.rtt.%s", ename, g_size_names[s]);
+        snprintf(nm, sizeof nm, "p2p.%s%s.rtt.%s", ename, shm_off ? ".inline" : "",
+                 g_size_names[s]);
         bench_report(nm, "us", v, REPS, "\"iters\":%u", iters);
     }
-    for (int s = 0; s < 4; s++) {
+    for (int s = shm_off ? 3 : 0; s < 4; s++) {
         uint32_t size = g_sizes[s];
         double msgs[REPS], mbs[REPS];
         uint32_t warm = size >= 65536 ? 32 : 20000;
@@ -296,9 +305,11 @@ static void bench_engine(int engine, const char *ename, const wchar_t *kind, uin
             mbs[r] = (double)size * count / dt / 1e6;
         }
         char nm[96];
-        snprintf(nm, sizeof nm, "p2p.%s.stream.%s.msgs", ename, g_size_names[s]);
+        snprintf(nm, sizeof nm, "p2p.%s%s.stream.%s.msgs", ename, shm_off ? ".inline" : "",
+                 g_size_names[s]);
         bench_report(nm, "msg/s", msgs, REPS, "\"count\":%u", count);
-        snprintf(nm, sizeof nm, "p2p.%s.stream.%s.mbs", ename, g_size_names[s]);
+        snprintf(nm, sizeof nm, "p2p.%s%s.stream.%s.mbs", ename, shm_off ? ".inline" : "",
+                 g_size_names[s]);
         bench_report(nm, "MB/s", mbs, REPS, "\"count\":%u", count);
     }
 out:;
@@ -314,11 +325,12 @@ out:;
 int wmain(int argc, wchar_t **argv)
 {
     if (argc >= 4 && wcscmp(argv[1], L"peer") == 0)
-        return peer(_wtoi(argv[2]), argv[3]);
+        return peer(_wtoi(argv[2]), argv[3], argc >= 5 && wcscmp(argv[4], L"off") == 0);
     if (argc >= 6 && wcscmp(argv[1], L"count") == 0) {
         int e = wcscmp(argv[2], L"async") == 0 ? PIPE_ASYNC : PIPE_OVERLAPPED;
         bench_engine(e, e == PIPE_ASYNC ? "async" : "overlapped", argv[3],
-                     (uint32_t)_wtoi(argv[4]), (uint32_t)_wtoi(argv[5]));
+                     (uint32_t)_wtoi(argv[4]), (uint32_t)_wtoi(argv[5]),
+                     argc >= 7 && wcscmp(argv[6], L"off") == 0);
         return 0;
     }
     int only = -1;
@@ -326,8 +338,12 @@ int wmain(int argc, wchar_t **argv)
         only = wcscmp(argv[1], L"async") == 0 ? PIPE_ASYNC
                : wcscmp(argv[1], L"overlapped") == 0 ? PIPE_OVERLAPPED : -1;
     if (only != PIPE_OVERLAPPED)
-        bench_engine(PIPE_ASYNC, "async", NULL, 0, 0);
+        bench_engine(PIPE_ASYNC, "async", NULL, 0, 0, 0);
     if (only != PIPE_ASYNC)
-        bench_engine(PIPE_OVERLAPPED, "overlapped", NULL, 0, 0);
+        bench_engine(PIPE_OVERLAPPED, "overlapped", NULL, 0, 0, 0);
+    if (only != PIPE_OVERLAPPED)
+        bench_engine(PIPE_ASYNC, "async", NULL, 0, 0, 1);
+    if (only != PIPE_ASYNC)
+        bench_engine(PIPE_OVERLAPPED, "overlapped", NULL, 0, 0, 1);
     return 0;
 }

@@ -21,6 +21,7 @@ SIZES = ["64B", "1KiB", "64KiB", "1MiB"]
 ENGINES = ["async", "overlapped"]
 GROUP_BASE = "Targets"
 GROUP_LARGE = "Targets: large payloads (same-run ratios)"
+GROUP_SHM = "Targets: shared memory, point to point (same-run ratios)"
 
 
 def load(out_dir):
@@ -195,6 +196,20 @@ def compute_targets(fig):
     target(g, "broker pub/sub 1->1 1MiB vs nng pub/sub 1->1",
            ratio("broker.pubsub.1to1.1MiB.msgs", "nng.pubsub.1to1.1MiB.msgs"), ">=", 1.0, "x",
            "broker.pubsub.1to1.1MiB.msgs", "nng.pubsub.1to1.1MiB.msgs")
+
+    # Shared memory (issue 13 item 3): the default p2p rows use it above the threshold; the
+    # "inline" rows are the same runs with AIPC_PIPE_OPT_SHM = AIPC_SHM_OFF on both ends.
+    g = GROUP_SHM
+    for e in ENGINES:
+        ours = "p2p.%s.stream.1MiB.mbs" % e
+        target(g, "SDK p2p one-way 1 MiB shared (%s) vs raw one-WriteFile-per-message" % e,
+               ratio(ours, "raw.stream.1MiB.mbs"), ">=", 3.0, "x", ours, "raw.stream.1MiB.mbs")
+        target(g, "SDK p2p one-way 1 MiB shared vs inline (%s)" % e,
+               ratio(ours, "p2p.%s.inline.stream.1MiB.mbs" % e), ">=", 1.0, "x", ours,
+               "p2p.%s.inline.stream.1MiB.mbs" % e)
+        target(g, "SDK p2p round trip 1 MiB shared vs 64 B (%s)" % e,
+               ratio("p2p.%s.rtt.1MiB" % e, "p2p.%s.rtt.64B" % e), "<=", 2.0, "x",
+               "p2p.%s.rtt.1MiB" % e, "p2p.%s.rtt.64B" % e)
     return targets
 
 
@@ -212,7 +227,7 @@ def required(t):
 
 def target_tables(targets):
     L = []
-    for group in [GROUP_BASE, GROUP_LARGE]:
+    for group in [GROUP_BASE, GROUP_LARGE, GROUP_SHM]:
         rows = [t for t in targets if t.get("group", GROUP_BASE) == group]
         if not rows:
             continue
@@ -238,7 +253,7 @@ def spread(res):
 def summary(targets, res, failures):
     """The findings of this run, each sentence computed from the figures and verdicts."""
     L = ["## Summary\n"]
-    for group in [GROUP_BASE, GROUP_LARGE]:
+    for group in [GROUP_BASE, GROUP_LARGE, GROUP_SHM]:
         rows = [t for t in targets if t.get("group", GROUP_BASE) == group]
         if not rows:
             continue

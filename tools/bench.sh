@@ -44,7 +44,7 @@ run() {
 
 tools/wine-run cmd /c exit 0 >/dev/null 2>&1    # creates the prefix on first use (not timed)
 run bench_raw 120 tools/wine-run "$win/bin/bench_raw.exe"
-run bench_p2p 240 tools/wine-run "$win/bin/bench_p2p.exe"
+run bench_p2p 360 tools/wine-run "$win/bin/bench_p2p.exe"   # + the inline (shm off) 1 MiB rows
 run bench_broker 240 tools/wine-run "$win/bin/bench_broker.exe"
 run bench_bus_apc 120 tools/wine-run "$win/bin/bench_bus.exe" apc
 run bench_bus_iocp 120 tools/wine-run "$win/bin/bench_bus.exe" iocp
