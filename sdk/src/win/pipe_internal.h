@@ -10,7 +10,7 @@
  *                the send batches as output source, OnRecv/OnSend dispatch.
  *   pipe_ctl.c   control frames (frames with a meta): the shared-memory negotiation.
  *   shm_link.c   shared memory of a connection: send pool, the peer's mapped segments,
- *                descriptors, releases (shm_link.h); p2p_ident.c: who the peer is.
+ *                descriptors, releases (shm_link.h); win_ident.c / winsec.c: who the peer is.
  *   batch.c      growable send batch (frames + per-message sizes).
  *   timer.c      timers of one I/O loop (I/O thread only).
  *   wname.c      pipe names in UTF-16 (wname.h): conversions around proto/names.h, UTF-8 for logs.

@@ -2,7 +2,8 @@
  * shm_link.c - shared memory of one point-to-point connection (shm_link.h).
  */
 #include "pipe_internal.h"
-#include "p2p_ident.h"
+#include "win_ident.h"
+#include "winsec.h"
 
 #include <sddl.h>
 #include <stdlib.h>
@@ -24,8 +25,26 @@ DWORD aipc__shm_link_identify(aipc__pipe *p)
     free(L->peer);
     L->peer = NULL;
     L->peer_integrity = 0;
-    DWORD e = p->role == PIPE_SERVER ? aipc__ident_pipe_client(p->h, &L->peer, &L->peer_integrity)
-                                     : aipc__ident_pipe_owner(p->h, &L->peer);
+    DWORD e = 0;
+    if (p->role == PIPE_SERVER) {
+        /* The client's user and integrity, as the broker learns its clients (win_ident.c). */
+        aipc__win_ident id;
+        char why[160] = "";
+        ULONG pid = 0;
+        GetNamedPipeClientProcessId(p->h, &pid);
+        if (aipc__win_ident_capture(p->h, pid, 3, &id, why, sizeof why) == 0) {
+            L->peer = id.user;                 /* taken over: not freed with the rest */
+            L->peer_integrity = id.integrity;
+            id.user = NULL;
+            aipc__win_ident_free(&id);
+        } else {
+            e = ERROR_ACCESS_DENIED;
+            aipc_log(AIPC_LOG_WARN, "pipe(%s) %s: %s", p->eng->name,
+                     p->name_utf8 ? p->name_utf8 : "?", why);
+        }
+    } else {
+        e = aipc__sec_pipe_owner(p->h, &L->peer);   /* the owner the dial already checked */
+    }
     if (e)
         aipc_log(AIPC_LOG_WARN, "pipe(%s) %s: cannot learn the peer's identity (%lu): no shared "
                  "memory with it", p->eng->name, p->name_utf8 ? p->name_utf8 : "?", e);
@@ -43,7 +62,7 @@ static PSID test_grant(void)
     PSID sid = NULL, copy = NULL;
     if (n == 0 || n >= sizeof v || !ConvertStringSidToSidA(v, &sid))
         return NULL;
-    copy = aipc__ident_sid_dup(sid);
+    copy = aipc__sec_sid_dup(sid);
     LocalFree(sid);
     return copy;
 }

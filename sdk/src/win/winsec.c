@@ -186,10 +186,8 @@ int aipc__sec_verify_server(HANDLE h, const aipc__sec_expect *e, const char *wha
     if (e->any)
         return 0;
     PSID owner = NULL;
-    PSECURITY_DESCRIPTOR sd = NULL;
-    DWORD rc = GetSecurityInfo(h, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, &owner, NULL,
-                               NULL, NULL, &sd);
-    if (rc != ERROR_SUCCESS) {
+    DWORD rc = aipc__sec_pipe_owner(h, &owner);
+    if (rc != ERROR_SUCCESS && rc != ERROR_INVALID_SID) {
         aipc_log(AIPC_LOG_WARN, "security: %s: cannot read the server's owner (%lu)", what, rc);
         return AIPC_ESYS;
     }
@@ -203,8 +201,26 @@ int aipc__sec_verify_server(HANDLE h, const aipc__sec_expect *e, const char *wha
         if (str)
             LocalFree(str);
     }
-    LocalFree(sd);
+    free(owner);
     return ok ? 0 : AIPC_EUNTRUSTED;
+}
+
+DWORD aipc__sec_pipe_owner(HANDLE h, PSID *owner)
+{
+    *owner = NULL;
+    PSID o = NULL;
+    PSECURITY_DESCRIPTOR sd = NULL;
+    DWORD rc = GetSecurityInfo(h, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, &o, NULL, NULL,
+                               NULL, &sd);
+    if (rc == ERROR_SUCCESS) {
+        if (!o || !IsValidSid(o))
+            rc = ERROR_INVALID_SID;            /* no owner recorded */
+        else if (!(*owner = aipc__sec_sid_dup(o)))
+            rc = ERROR_NOT_ENOUGH_MEMORY;
+    }
+    if (sd)
+        LocalFree(sd);
+    return rc;
 }
 
 /* ---- descriptors ---------------------------------------------------------------------------- */

@@ -54,6 +54,9 @@ int  aipc__sec_owner_allowed(const aipc__sec_expect *e, PSID owner);
  * (logged at WARN with the owner's SID, `what` names the pipe), or AIPC_ESYS. */
 int  aipc__sec_verify_server(HANDLE h, const aipc__sec_expect *e, const char *what);
 
+/* The owner of the object behind handle `h` (a pipe's server end), malloc'd into *owner.
+ * 0, ERROR_INVALID_SID when the descriptor records no owner (*owner NULL), or the Win32 error. */
+DWORD aipc__sec_pipe_owner(HANDLE h, PSID *owner);
 /* The SID of NT SERVICE\<name> (S-1-5-80-<SHA-1 of the upper-case name>), malloc'd. */
 PSID aipc__sec_service_sid(const wchar_t *name);
 /* A malloc'd copy of a SID, or NULL. */
