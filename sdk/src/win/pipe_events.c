@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { EV_CREATE, EV_CONNECTED, EV_DISCONNECTED, EV_RECV, EV_SENT, EV_RECV_SHM } ev_kind;
+typedef enum { EV_CREATE, EV_CONNECTED, EV_DISCONNECTED, EV_RECV, EV_SENT } ev_kind;
 
 typedef struct pipe_ev {
     aipc__dq_item it;         /* first */
@@ -28,11 +28,6 @@ typedef struct pipe_ev {
     union {
         uint8_t data[1];     /* EV_RECV: n bytes + NUL */
         uint32_t sizes[1];   /* EV_SENT */
-        struct {             /* EV_RECV_SHM: n bytes in the peer's segment, held until run */
-            uint8_t *ptr;
-            aipc__shm_rx *rx;
-            uint32_t gen, seg, off;
-        } shm;
     } u;
 } pipe_ev;
 
@@ -143,7 +138,6 @@ static void deliver(aipc__pipe *p, ev_kind kind, int ok, uint8_t *data, uint32_t
             ev->on_disconnected(pub, ev->user);
         break;
     case EV_RECV:
-    case EV_RECV_SHM:
         if (ev->on_recv && n == 0) {
             char empty[1] = {0};             /* the decoder may hand a read-only "" */
             ev->on_recv(pub, ev->user, empty, 0);
@@ -172,13 +166,7 @@ static void ev_item(aipc__dq_item *it, int run)
     pipe_ev *e = (pipe_ev *)it;
     aipc__pipe *p = e->p;
     if (run)
-        deliver(p, e->kind, e->ok, e->kind == EV_RECV_SHM ? e->u.shm.ptr : e->u.data, e->n,
-                e->u.sizes);
-    if (e->kind == EV_RECV_SHM && run)
-        aipc__shm_rx_check(e->u.shm.rx, e->u.shm.ptr, e->n);
-    if (e->kind == EV_RECV_SHM &&    /* the slot goes back to the peer with our next write */
-        aipc__shm_link_release(p, e->u.shm.rx, e->u.shm.gen, e->u.shm.seg, e->u.shm.off))
-        aipc__pipe_poke(p);
+        deliver(p, e->kind, e->ok, e->u.data, e->n, e->u.sizes);
     if (e->kind != EV_SENT) {
         LONG64 left = InterlockedAdd64(&p->dq_bytes, -(LONG64)e->flow);
         if ((uint64_t)left <= aipc__pipe_dispatch_limit(p) / 2 &&
@@ -270,30 +258,38 @@ void aipc__pipe_ev_recv(aipc__pipe *p, uint8_t *data, uint32_t size)
     ev_push(p, e);
 }
 
+/* I/O thread. A shared payload reaches the classic OnRecv as a private copy, like an inline
+ * one: OnRecv's data is writable by contract, and the view is read-only (a copy-on-write view
+ * would keep a page a callback wrote into as a private copy for good, hiding later payloads in
+ * it, and Wine cannot tell which pages were written). The slot goes back to the peer at once. */
 void aipc__pipe_ev_recv_shm(aipc__pipe *p, uint8_t *data, uint32_t size, aipc__shm_rx *rx,
                             uint32_t seg, uint32_t off)
 {
     uint32_t gen = p->shm.gen;           /* changes only on this thread (the reset) */
     aipc__shm_rx_hold(rx);
-    pipe_ev *e = NULL;
-    if (!p->disp) {
-        deliver(p, EV_RECV, 0, data, size, NULL);
-        aipc__shm_rx_check(rx, data, size);
-    } else
-        e = ev_new(p, EV_RECV_SHM, 0);   /* NULL: out of memory, the message is lost (logged) */
-    if (!e) {
-        if (aipc__shm_link_release(p, rx, gen, seg, off))
-            aipc__pipe_poke(p);
-        return;
+    if (p->disp) {
+        aipc__pipe_ev_recv(p, data, size);   /* copied into the queued item */
+    } else {
+        aipc__shm_link *L = &p->shm;
+        if (L->rcopy_cap < (size_t)size + 1) {
+            uint8_t *n = malloc((size_t)size + 1);
+            if (n) {
+                free(L->rcopy);
+                L->rcopy = n;
+                L->rcopy_cap = (size_t)size + 1;
+            }
+        }
+        if (L->rcopy_cap >= (size_t)size + 1) {
+            memcpy(L->rcopy, data, size);
+            L->rcopy[size] = 0;
+            deliver(p, EV_RECV, 0, L->rcopy, size, NULL);
+        } else {
+            aipc_log(AIPC_LOG_ERROR, "pipe: out of memory copying a shared message of %lu bytes: "
+                     "lost", (unsigned long)size);
+        }
     }
-    e->it.charge = (uint32_t)(AIPC_DISPATCH_ITEM_OVERHEAD + (size > UINT32_MAX / 2 ? UINT32_MAX / 2 : size));
-    e->u.shm.ptr = data;
-    e->u.shm.rx = rx;
-    e->u.shm.gen = gen;
-    e->u.shm.seg = seg;
-    e->u.shm.off = off;
-    e->n = size;
-    ev_push(p, e);
+    if (aipc__shm_link_release(p, rx, gen, seg, off))
+        aipc__pipe_poke(p);
 }
 
 void aipc__pipe_ev_sent(aipc__pipe *p, const uint32_t *sizes, size_t count)

@@ -369,53 +369,11 @@ int aipc__shm_link_ctl(aipc__pipe *p, const aipc_shm_ctl *c, const aipc_shm_ref 
     }
 }
 
-/* A receiver's view is copy-on-write: a page a callback wrote into (OnRecv's data is writable
- * by contract) became a private copy and would show that old content for every later payload
- * in it. Such a view is replaced by a fresh mapping before the next message is resolved; the
- * old one goes when the messages still held in it are released. */
-void aipc__shm_rx_check(aipc__shm_rx *rx, const uint8_t *data, uint32_t size)
-{
-    MEMORY_BASIC_INFORMATION mb;
-    const uint8_t *end = data + size + 1;
-    for (const uint8_t *at = data; at < end;) {
-        if (!VirtualQuery(at, &mb, sizeof mb) || mb.Protect != PAGE_WRITECOPY) {
-            InterlockedExchange(&rx->tainted, 1);
-            return;
-        }
-        at = (const uint8_t *)mb.BaseAddress + mb.RegionSize;
-    }
-}
-
-/* I/O thread: maps a tainted segment afresh in table slot `slot`. 0 or the open's error. */
-static int rx_remap(aipc__pipe *p, int slot)
-{
-    aipc__shm_rx *old = p->shm.rx[slot];
-    aipc__shm_rx *r = calloc(1, sizeof *r);
-    if (!r)
-        return AIPC_ENOMEM;
-    int rc = aipc__shm_seg_open(&r->seg, old->name, old->seg.size, p->shm.peer);
-    if (rc != 0) {
-        free(r);
-        return rc;
-    }
-    r->id = old->id;
-    r->refs = 1;
-    memcpy(r->name, old->name, sizeof r->name);
-    p->shm.rx[slot] = r;
-    rx_drop(old);
-    return 0;
-}
-
 int aipc__shm_link_resolve(aipc__pipe *p, const aipc_shm_desc *d, uint8_t **data,
                            aipc__shm_rx **rx)
 {
     int slot = 0;
     aipc__shm_rx *r = rx_find(&p->shm, d->seg, &slot);
-    if (r && r->tainted) {
-        if (rx_remap(p, slot) != 0)
-            return AIPC_EPROTO;            /* cannot read it afresh: closing is safer */
-        r = p->shm.rx[slot];
-    }
     if (!r || d->off >= r->seg.size || d->len >= r->seg.size - d->off)
         return AIPC_EPROTO;               /* the payload and its spare byte lie in the view */
     *data = r->seg.view + d->off;
@@ -490,8 +448,11 @@ void aipc__shm_link_free(aipc__pipe *p)
     aipc__shm_link_reset(p);
     free(p->shm.out);
     free(p->shm.done);
+    free(p->shm.rcopy);
     p->shm.out = NULL;
     p->shm.done = NULL;
+    p->shm.rcopy = NULL;
+    p->shm.rcopy_cap = 0;
 }
 
 void aipc__shm_link_stats(aipc__pipe *p, aipc_pipe_stats *st)

@@ -6,9 +6,8 @@
  *
  * Life of a shared message: Send (any thread, under the pipe's lock) copies the payload into a
  * slot of a segment the peer confirmed and queues the descriptor {"shm":[seg,off,len]} in the
- * same FIFO as inline frames; the peer's OnRecv gets a pointer into its copy-on-write view;
- * when the callback returned (with a dispatcher: after it ran on the application's thread) the
- * peer owes a release, written as {"op":"shm_done","r":[[seg,off],...]} with its next write;
+ * same FIFO as inline frames; the peer copies the payload out of its read-only view for its
+ * OnRecv (pipe_events.c) and then owes a release, written as {"op":"shm_done","r":[[seg,off],...]} with its next write;
  * the release frees the slot here and OnSend reports the message. Its bytes count against the
  * send queue bound from Send until the release.
  * Segments: created on the I/O thread (the first when the connection negotiated shared memory,
@@ -48,7 +47,6 @@ typedef struct aipc__shm_rx {
     aipc__shm_seg seg;
     uint32_t id;
     volatile LONG refs;
-    volatile LONG tainted;      /* a callback wrote into the view: map it afresh (see .c) */
     char name[AIPC_SHM_NAME_BUF];
 } aipc__shm_rx;
 
@@ -76,6 +74,8 @@ typedef struct aipc__shm_link {
     uint32_t next_id;
     int refusals;               /* segments the peer could not map (3: stop offering) */
     uint32_t session;
+    uint8_t *rcopy;             /* a shared payload's private copy for OnRecv (reused) */
+    size_t rcopy_cap;
     /* counters (any thread) */
     volatile LONG64 st_sent, st_recv, st_fallback, st_mapfail;
 } aipc__shm_link;
@@ -114,9 +114,6 @@ int  aipc__shm_link_resolve(aipc__pipe *p, const aipc_shm_desc *d, uint8_t **dat
  * when a write should be started to carry it. Takes the pipe's lock. */
 int  aipc__shm_link_release(aipc__pipe *p, aipc__shm_rx *rx, uint32_t gen, uint32_t seg,
                             uint32_t off);
-/* After the callback of a message at data[0..size] of rx ran (any thread): notes whether it
- * wrote into the view (aipc__shm_link_resolve then maps the segment afresh). */
-void aipc__shm_rx_check(aipc__shm_rx *rx, const uint8_t *data, uint32_t size);
 /* Takes one hold on rx (a dispatcher item keeps the view). */
 void aipc__shm_rx_hold(aipc__shm_rx *rx);
 /* I/O thread, nothing pending: the connection is gone; everything is released and unmapped

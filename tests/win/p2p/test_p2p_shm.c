@@ -3,8 +3,8 @@
  * process (a probe) and p2p_peer.exe (a real process, the other engine):
  *   sizes      threshold - 1, threshold, + 1, 1 MiB and the maximum message, byte-exact both
  *              ways (the peer echoes), both engines and roles; shared counters move both ways;
- *   kill       the peer is killed (TerminateProcess) while it holds our slots (its callbacks
- *              queued on a dispatcher it no longer runs): our shared
+ *   kill       the peer is killed (TerminateProcess) while it holds our slots (its OnRecv of
+ *              the first large message never returns, so nothing after it is read): our shared
  *              bytes and segments go back to 0;
  *   denied     our segments are granted to another principal (test hook
  *              AIPC_TEST_SHM_GRANT_SID): the peer really gets error 5, answers ok:false, and the
@@ -20,6 +20,8 @@ START_TEST(sizes_around_threshold_byte_exact)
     PipeImplType mine = (_i & 1) ? PIPE_OVERLAPPED : PIPE_ASYNC;
     aipc_probe *p = new_probe();
     p->keep = 1;
+    p->scribble = 1;   /* our OnRecv writes into every payload: shared ones must not fault, and
+                        * the next payload in a written page must still arrive byte-exact */
     aipc_proc peer;
     pair_up(p, &peer, mine, (_i & 2) != 0, "shmsz", "");
     warm_up(p);
@@ -44,8 +46,8 @@ END_TEST
 
 /* ---- the peer dies holding our slots ---------------------------------------------------------- */
 
-/* _i: this end's engine (server). The peer stops running its callbacks ("hold": its manual
- * dispatcher keeps every message it receives, and their slots); we send 4 x 1 MiB shared and
+/* _i: this end's engine (server). The peer's OnRecv of the first large message never returns
+ * (--stall 1), so it releases nothing and reads nothing more; we send 4 x 1 MiB shared and
  * kill it. Nothing is released by it, yet our shared bytes and segments go back to 0, and the
  * next client is served shared again. */
 START_TEST(peer_killed_holding_slots)
@@ -58,13 +60,12 @@ START_TEST(peer_killed_holding_slots)
     aipc_test_name(name, sizeof name, "shmkill");
     start_probe(p, mine, PIPE_SERVER, name, 0, 0);
     const char *other = engine_arg(mine == PIPE_ASYNC ? PIPE_OVERLAPPED : PIPE_ASYNC);
-    ck_assert_int_eq(aipc_proc_spawn(&peer, "p2p_peer.exe", "--mode echo --role client --hold "
+    /* --stall 1: the peer's OnRecv of the first large message never returns (its I/O thread
+     * sleeps until killed), so that slot is never released and the next ones are never read */
+    ck_assert_int_eq(aipc_proc_spawn(&peer, "p2p_peer.exe", "--mode echo --role client --stall 1 "
                                      "--engine %s --pipe %s", other, name), AIPC_OK);
     WAIT_FOR(p, connected, 1, "the peer connected");
     warm_up(p);
-    long long base = aipc_probe_get(p, &p->recv_count);
-    ck_assert_int_eq(aipc_probe_send(p, "hold", 4), AIPC_OK);
-    WAIT_FOR(p, recv_count, base + 1, "the peer holding");
     uint8_t *buf = malloc(MIB);
     ck_assert_ptr_nonnull(buf);
     aipc_pattern_fill(buf, MIB, 5);

@@ -143,6 +143,8 @@ static void on_recv(aipc_pipe_delegate *d, void *data, int size)
         p->hook(p, data, size);
         InterlockedDecrement(&p->inside);
     }
+    if (p->scribble && data && size >= 0)
+        memset(data, 0xA5, (size_t)size + 1);   /* OnRecv may write into data, its NUL included */
 }
 
 /* I/O thread. */

@@ -33,6 +33,8 @@ struct aipc_probe {
     /* options, set before aipc_probe_start */
     int keep;                         /* keep a copy of every message received (msgs) */
     int echo;                         /* send every received message back from OnRecv */
+    int scribble;                     /* overwrite every received message (and its NUL) at the
+                                         end of OnRecv, as the contract allows */
     aipc_probe_hook hook;
     void *user;
 
