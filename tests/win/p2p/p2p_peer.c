@@ -4,16 +4,13 @@
  *
  *   p2p_peer --mode MODE --pipe NAME [--role server|client] [--engine async|overlapped]
  *            [--count N] [--size S] [--connect-timeout MS] [--timeout MS] [--once] [--greet]
- *            [--ready EVENT] [--max N] [--shm-off] [--stall N] [--hold]
+ *            [--ready EVENT] [--max N] [--shm-off] [--stall N]
  *
  * SDK modes (role/engine apply):
  *   echo     send every message back; --greet: first send "greet:<pid>" on connect; the
  *            message "?shm" is answered "shm:<n>", n = aipc_pipe_stats.shm now
  *            "go" starts the mixed sequence: --count messages of 10 B, threshold - 1, threshold
  *            and 256 KiB in turn (pattern seed = index), about 32 in flight (one per OnSend);
- *            "hold" (with --hold): from then on callbacks are no longer run (a manual
- *            dispatcher the main thread stops running), so received shared messages keep
- *            their slots;
  *            --stall N: the Nth message of more than 64 bytes is never echoed: its callback
  *            sleeps until the process is killed (it holds that message's shared slot)
  * --shm-off: AIPC_PIPE_OPT_SHM = AIPC_SHM_OFF (inline only). The suites' test hook
@@ -60,7 +57,7 @@ typedef struct opts {
     long count;
     long size;
     DWORD connect_timeout, timeout;
-    int once, greet, shm_off, hold;
+    int once, greet, shm_off;
     long stall;
     unsigned long long max;
 } opts;
@@ -77,7 +74,6 @@ typedef struct peer {
     long large;                    /* echo: messages of more than 64 bytes seen (--stall) */
     uint8_t *mixbuf;               /* echo after "go": the mixed sequence's buffer */
     long mix_next;
-    volatile LONG holding;         /* --hold: the dispatcher is no longer run */
     uint8_t *chunk;                /* stream mode: the message it keeps sending */
 } peer;
 
@@ -180,8 +176,6 @@ static void on_recv(aipc_pipe_delegate *d, void *data, int size)
                 send_mix(p);
             return;
         }
-        if (size == 4 && !memcmp(data, "hold", 4))
-            InterlockedExchange(&p->holding, 1);   /* the main thread stops running callbacks */
         if (size == 4 && !memcmp(data, "?shm", 4)) {   /* the shm suites ask what we negotiated */
             aipc_pipe_stats st = {sizeof st};
             aipc_pipe_get_stats(p->pipe, &st);
@@ -441,10 +435,6 @@ static int parse(int argc, char **argv, opts *o)
             o->shm_off = 1;
             continue;
         }
-        if (!strcmp(a, "--hold")) {
-            o->hold = 1;
-            continue;
-        }
         if (!v)
             return -1;
         i++;
@@ -510,10 +500,6 @@ int main(int argc, char **argv)
         return EXIT_CONNECT;
     if (p.o.shm_off)
         aipc_pipe_set_option(p.pipe, AIPC_PIPE_OPT_SHM, AIPC_SHM_OFF);
-    aipc_dispatcher *disp = NULL;
-    if (p.o.hold && (aipc_dispatcher_new(AIPC_DISPATCH_MANUAL, &disp) != AIPC_OK ||
-                     aipc_pipe_set_dispatcher(p.pipe, disp) != AIPC_OK))
-        return EXIT_CONNECT;
     if (p.o.connect_timeout)
         aipc_pipe_set_option(p.pipe, AIPC_PIPE_OPT_CONNECT_TIMEOUT_MS, p.o.connect_timeout);
     wchar_t wname[256];
@@ -522,28 +508,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "p2p_peer: aipc_pipe_create failed\n");
         return EXIT_CONNECT;
     }
-    if (p.o.hold) {
-        /* Callbacks run here, until "hold" came: from then on they stay queued (received
-         * shared messages keep their slots) until the process ends. */
-        uint64_t end = aipc_test_now_ms() + p.o.timeout;
-        HANDLE hs[2] = {p.done, aipc_dispatcher_event(disp)};
-        for (;;) {
-            uint64_t now = aipc_test_now_ms();
-            if (now >= end) {
-                fail(&p, EXIT_TIMEOUT, "timed out");
-                break;
-            }
-            DWORD w = WaitForMultipleObjects(p.holding ? 1 : 2, hs, FALSE, (DWORD)(end - now));
-            if (w == WAIT_OBJECT_0)
-                break;
-            if (w == WAIT_OBJECT_0 + 1)
-                aipc_dispatcher_run(disp, 0);
-        }
-    } else if (WaitForSingleObject(p.done, p.o.timeout) != WAIT_OBJECT_0) {
+    if (WaitForSingleObject(p.done, p.o.timeout) != WAIT_OBJECT_0) {
         fail(&p, EXIT_TIMEOUT, "timed out");
     }
     aipc_pipe_free(p.pipe);
-    if (disp)
-        aipc_dispatcher_free(disp);
     return (int)p.code;
 }
