@@ -103,6 +103,10 @@ aipc_broker *aipc_broker_new(const aipc_broker_config *cfg, uint64_t (*now_ms)(v
         b->cfg.frame_timeout_ms = def.frame_timeout_ms;
     if (!b->cfg.close_linger_ms)
         b->cfg.close_linger_ms = def.close_linger_ms;
+    if (!b->cfg.shm_threshold)
+        b->cfg.shm_threshold = def.shm_threshold;
+    if (!b->cfg.shm_segment_bytes)
+        b->cfg.shm_segment_bytes = def.shm_segment_bytes;
     b->cfg.policy = NULL;                 /* the broker's own copy, below */
     if (cfg && cfg->policy && !(b->policy = aipc_policy_clone(cfg->policy))) {
         free(b);
@@ -175,6 +179,7 @@ void aipc_broker_free(aipc_broker *b)
             aipc_reqs_remove(b, c->reqs_out);
         while (c->reqs_in)
             aipc_reqs_remove(b, c->reqs_in);
+        aipc_shm_client_gone(b, c);
         client_free(c);
     }
     aipc_trie_free(&b->sub_root);
@@ -323,6 +328,7 @@ void aipc_broker_detach(aipc_broker *b, aipc_client *cl)
     aipc_registry_remove(b, cl);
     aipc__unsubscribe_all(b, cl);
     aipc_reqs_client_gone(b, cl);
+    aipc_shm_client_gone(b, cl);
     if (joined) {
         aipc__logf(b, AIPC_LOG_INFO, "client %" PRIu64 " (%s, pid %u) left", cl->id,
                   cl->name_len ? cl->name : "anonymous", cl->pid);

@@ -43,10 +43,12 @@
 #ifndef AIPC_BROKER_H
 #define AIPC_BROKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "conn.h"   /* the connection interface: aipc_iov, aipc_conn, aipc_conn_ops */
+#include "shm_backend.h"   /* aipc_shm_backend: sections made by the engine */
 
 #include "proto/frame.h"   /* aipc_allocator */
 #include "proto/limits.h"
@@ -89,6 +91,12 @@ typedef struct aipc_client aipc_client;
 #define AIPC_BROKER_DEFAULT_MAX_TOTAL_PENDING 65536u        /* max_total_pending_requests */
 #define AIPC_BROKER_DEFAULT_CONNS_PER_PROCESS 128u          /* max_connections_per_process */
 #define AIPC_BROKER_DEFAULT_CONNS_PER_USER    512u          /* max_connections_per_user */
+#define AIPC_BROKER_DEFAULT_SHM_THRESHOLD  65536u           /* shm_threshold */
+#define AIPC_BROKER_MIN_SHM_THRESHOLD      4096u            /* shm_threshold: 4096..max_payload */
+#define AIPC_BROKER_DEFAULT_MAX_SHM   (256ull * 1024u * 1024u) /* max_shm_bytes */
+#define AIPC_BROKER_DEFAULT_SHM_SEGMENT (8u * 1024u * 1024u)   /* shm_segment_bytes */
+#define AIPC_BROKER_MIN_SHM_SEGMENT   (1024u * 1024u)          /* shm_segment_bytes: 1 MiB.. */
+#define AIPC_BROKER_MAX_SHM_SEGMENT   (1024u * 1024u * 1024u)  /* ..1 GiB, multiple of 4096 */
 
 typedef struct aipc_broker_config {
     char     pipe_name[AIPC_PROTO_PIPE_NAME_BUF];  /* short pipe name (no "\\.\pipe\" prefix),
@@ -130,6 +138,14 @@ typedef struct aipc_broker_config {
     char     log_file[1024];     /* "" = engine default. Relative paths are kept as written:
                                   * the ENGINE resolves them against the config file's folder */
     char     sddl[4096];         /* "" = engine's default DACL */
+    bool     shm;                /* offer shared memory to clients that ask (hello "shm"), when
+                                  * the engine installed a backend; false = always inline */
+    uint32_t shm_threshold;      /* payloads of at least this many bytes go to shm clients
+                                  * through shared memory (announced in the welcome) */
+    uint64_t max_shm_bytes;      /* fan-out segments of all pools together; beyond it
+                                  * publications go inline; 0 = no fan-out segments */
+    uint32_t shm_segment_bytes;  /* a fan-out segment is max(this, the payload + 1 rounded up
+                                  * to 1 MiB) bytes */
     struct aipc_policy *policy;  /* the "policy" key (policy.h); NULL = the open bus. Owned
                                   * by the struct that aipc_broker_config_load_json filled:
                                   * release it with aipc_broker_config_free. aipc_broker_new
@@ -141,7 +157,8 @@ typedef struct aipc_broker_config {
  * 1024 subscriptions and 1 MiB of them per client and 64 MiB in total, 1024 pending requests
  * per client and 65536 in total, 60 s request timeout, 64 MiB of incomplete frames in total,
  * 30 s frame stall timeout, 5 s close linger, 128 connections per client process and 512 per
- * user, info, no log file, default DACL, no policy). */
+ * user, info, no log file, default DACL, no policy; shared memory on, 64 KiB threshold, 256 MiB
+ * of fan-out segments, 8 MiB segments). */
 void aipc_broker_config_defaults(aipc_broker_config *out);
 /* Releases what a loaded config owns (its policy); the struct is left with no policy. */
 void aipc_broker_config_free(aipc_broker_config *cfg);
@@ -162,7 +179,10 @@ void aipc_broker_config_free(aipc_broker_config *cfg);
  *   max_connections_per_process, max_connections_per_user (integer 0..65536; 0 = no bound),
  *   log_level ("error"|"warn"|"info"|"debug"|"trace" or integer 0..4),
  *   log_file (string, may be empty), sddl (string, may be empty),
- *   policy (object: access rules and reserved names, see policy.h and docs/protocol.md).
+ *   policy (object: access rules and reserved names, see policy.h and docs/protocol.md),
+ *   shm (boolean), shm_threshold (integer 4096..max_payload; checked against the max_payload
+ *   of the same text, or its default), max_shm_bytes (integer 0..1 TiB; 0 = fan-out always
+ *   inline), shm_segment_bytes (integer 1 MiB..1 GiB, a multiple of 4096).
  * Returns 0, or AIPC_EINVAL with a one-line message naming the key in err (always
  * NUL-terminated when errlen > 0). *out is only written on success; it must not own a policy
  * yet (it is overwritten, not freed): call aipc_broker_config_free on it when done.
@@ -175,7 +195,8 @@ int aipc_broker_config_load_json(aipc_broker_config *out, const char *json_text,
 /* Creates a broker. cfg is copied (NULL = defaults; zero numeric fields mean the default,
  * except max_retained_bytes (0: no retained messages), max_total_queue_bytes,
  * max_total_subscription_bytes, max_total_pending_requests and
- * max_connections_per_process/_user (0: no bound), where 0 is a real setting - so start from
+ * max_connections_per_process/_user (0: no bound), max_shm_bytes (0: no fan-out segments) and
+ * shm (false: never offered), where 0 is a real setting - so start from
  * aipc_broker_config_defaults; values are not range-checked here, so tests may use tiny
  * queues). now_ms: a monotonic millisecond clock for uptime and every timeout (NULL =
  * time(NULL) * 1000; tests pass a fake clock). Returns NULL on out of memory. */
@@ -193,6 +214,12 @@ void aipc_broker_free(aipc_broker *b);
  * copied and its ctx must stay valid until aipc_broker_free returns. Only before the first
  * attach: AIPC_EINVAL afterwards (nothing allocated by one may be freed by another). */
 int aipc_broker_set_frame_allocator(aipc_broker *b, const aipc_allocator *a);
+
+/* Installs the engine's shared-memory backend (shm_backend.h; *be is copied, be->ctx must stay
+ * valid until aipc_broker_free returns; NULL removes it). Only before the first attach:
+ * AIPC_EINVAL afterwards, or when a function is missing. Without a backend the broker never
+ * offers shared memory (welcomes are plain, everything goes inline). */
+int aipc_broker_set_shm_backend(aipc_broker *b, const aipc_shm_backend *be);
 
 /* Optional log sink for the core's own messages (client joined/left, protocol errors).
  * level is an aipc_log_level; msg is one line without newline. Called on the broker thread. */
@@ -329,6 +356,19 @@ typedef struct aipc_broker_stats {
     uint64_t process_conns_refused; /* connections refused over max_connections_per_process */
     uint64_t user_conns_refused;    /* connections refused over max_connections_per_user */
     uint64_t uptime_ms;
+    /* Shared memory (docs/protocol.md, "Shared memory on the bus"). */
+    uint64_t shm_clients;      /* clients welcomed with shm, attached now */
+    uint64_t shm_bytes;        /* fan-out slot bytes held now */
+    uint64_t shm_segments;     /* fan-out segments now */
+    uint64_t shm_client_segments; /* clients' segments mapped now */
+    uint64_t shm_publications; /* pubs/directs/reqs/reps delivered through fan-out slots (once
+                                * per publication) */
+    uint64_t shm_deliveries;   /* descriptors queued, one per receiver */
+    uint64_t shm_inline_fallbacks; /* deliveries that went inline to a shm client (no room, not
+                                * confirmed, refused) */
+    uint64_t shm_map_failures; /* clients' segments the broker could not open */
+    uint64_t shm_in;           /* payloads received through clients' segments */
+    uint64_t shm_bad_releases; /* shm_done pairs naming a slot the client does not hold */
 } aipc_broker_stats;
 
 void aipc_broker_get_stats(const aipc_broker *b, aipc_broker_stats *out);

@@ -34,6 +34,10 @@ void aipc_broker_config_defaults(aipc_broker_config *out)
     out->max_connections_per_process = AIPC_BROKER_DEFAULT_CONNS_PER_PROCESS;
     out->max_connections_per_user = AIPC_BROKER_DEFAULT_CONNS_PER_USER;
     out->log_level = AIPC_LOG_INFO;
+    out->shm = true;
+    out->shm_threshold = AIPC_BROKER_DEFAULT_SHM_THRESHOLD;
+    out->max_shm_bytes = AIPC_BROKER_DEFAULT_MAX_SHM;
+    out->shm_segment_bytes = AIPC_BROKER_DEFAULT_SHM_SEGMENT;
 }
 
 void aipc_broker_config_free(aipc_broker_config *cfg)
@@ -231,6 +235,31 @@ static int apply(const cJSON *v, aipc_broker_config *c, char *err, size_t errlen
         c->max_connections_per_user = (uint32_t)n;
         return rc;
     }
+    if (strcmp(k, "shm") == 0) {
+        if (!cJSON_IsBool(v))
+            return cfg_err(err, errlen, "config: \"shm\" must be true or false");
+        c->shm = cJSON_IsTrue(v);
+        return 0;
+    }
+    if (strcmp(k, "shm_threshold") == 0) {   /* <= max_payload: checked once all keys are in */
+        rc = get_uint(v, AIPC_BROKER_MIN_SHM_THRESHOLD, AIPC_BROKER_MAX_PAYLOAD_LIMIT, &n, err,
+                      errlen);
+        c->shm_threshold = (uint32_t)n;
+        return rc;
+    }
+    if (strcmp(k, "max_shm_bytes") == 0) {
+        rc = get_uint(v, 0, AIPC_BROKER_MAX_QUEUE_LIMIT, &n, err, errlen);
+        c->max_shm_bytes = n;
+        return rc;
+    }
+    if (strcmp(k, "shm_segment_bytes") == 0) {
+        rc = get_uint(v, AIPC_BROKER_MIN_SHM_SEGMENT, AIPC_BROKER_MAX_SHM_SEGMENT, &n, err,
+                      errlen);
+        if (rc == 0 && n % 4096u)
+            rc = cfg_err(err, errlen, "config: \"shm_segment_bytes\" must be a multiple of 4096");
+        c->shm_segment_bytes = (uint32_t)n;
+        return rc;
+    }
     if (strcmp(k, "log_level") == 0)
         return get_level(v, &c->log_level, err, errlen);
     if (strcmp(k, "log_file") == 0)
@@ -274,6 +303,10 @@ int aipc_broker_config_load_json(aipc_broker_config *out, const char *json_text,
         if (rc == 0)
             rc = apply(v, &c, err, errlen);
     }
+    if (rc == 0 && cJSON_GetObjectItemCaseSensitive(j, "shm_threshold") &&
+        c.shm_threshold > c.max_payload)
+        rc = cfg_err(err, errlen, "config: \"shm_threshold\" must be between %u and "
+                     "max_payload (%u)", AIPC_BROKER_MIN_SHM_THRESHOLD, c.max_payload);
     if (rc == 0)
         *out = c;
     else

@@ -26,6 +26,7 @@
  *   partial.c   partially received frames: their memory in total, their stall timeout
  *   connlim.c   connections per client process and per user
  *   qtotal.c    all outbound queues together: max_total_queue_bytes, eviction from the largest
+ *   shm_client.c shared memory per client: the backend, hello/welcome negotiation, detach
  */
 #ifndef AIPC_BROKER_INTERNAL_H
 #define AIPC_BROKER_INTERNAL_H
@@ -324,6 +325,7 @@ struct aipc_client {
     bool kill;                /* must be closed now (input returns < 0) */
     bool pid_counted;         /* counted in b->by_pid (connlim.c) */
     bool user_counted;        /* counted in b->by_user */
+    bool shm_on;              /* welcomed with "shm" (shm_client.c): may get descriptors */
 };
 
 struct aipc_req {
@@ -390,6 +392,9 @@ struct aipc_broker {
     size_t in_plen;
     aipc_frame *in_frame;
     aipc_broker_stats st;
+    aipc_shm_backend shm_be;  /* the engine's backend (valid when shm_have_be) */
+    bool shm_have_be;
+    uint64_t shm_nclients;    /* clients with shm_on (stats shm_clients) */
     bool pub_fast_off;        /* tests: every pub takes the cJSON path (tests/fuzz/fuzz_pub_fast.c
                                * checks that both paths answer alike); false in the broker */
 };
@@ -490,6 +495,18 @@ int aipc_router_frame(aipc_broker *b, aipc_client *c, const uint8_t *meta, uint3
 
 /* timers.c */
 uint64_t aipc__now(const aipc_broker *b);
+
+/* shm_client.c */
+struct cJSON;
+/* Reads the hello's "shm" member: true (and c->shm_on set, counted) when the client asked
+ * for it and the broker may offer it (config shm, a backend, c's identity with a user SID). */
+bool aipc_shm_negotiate(aipc_broker *b, aipc_client *c, const struct cJSON *hello);
+/* A shm_seg / shm_done / shm_unseg frame from c (meta as received): answers, releases, or
+ * bad_request and close for a malformed one or one from a client not welcomed with shm. */
+void aipc_shm_control(aipc_broker *b, aipc_client *c, const uint8_t *meta, size_t len,
+                      const uint8_t *payload, size_t plen);
+/* Releases everything c holds of shared memory (detach, broker free). */
+void aipc_shm_client_gone(aipc_broker *b, aipc_client *c);
 
 /* partial.c */
 void aipc_partial_after_input(aipc_broker *b, aipc_client *c);

@@ -185,6 +185,11 @@ void aipc__send_welcome(aipc_client *c, bool has_id, int64_t id)
         aipc_sbuf_lit(&b->meta, "null");
     aipc_sbuf_lit(&b->meta, ",\"max_payload\":");
     aipc_sbuf_u64(&b->meta, b->cfg.max_payload);
+    if (c->shm_on) {
+        aipc_sbuf_lit(&b->meta, ",\"shm\":{\"v\":1,\"threshold\":");
+        aipc_sbuf_u64(&b->meta, b->cfg.shm_threshold);
+        aipc_sbuf_lit(&b->meta, "}");
+    }
     aipc_sbuf_lit(&b->meta, "}");
     send_control(c, NULL, 0);
 }

@@ -19,6 +19,8 @@ typedef struct opctx {
     int64_t id;
     const uint8_t *payload;
     size_t plen;
+    const uint8_t *meta;      /* the frame's meta as received (for shm_client.c's parser) */
+    size_t meta_len;
 } opctx;
 
 /* Reads an integer that JSON numbers carry exactly (|v| <= 2^53 - 1). */
@@ -169,6 +171,7 @@ static void op_hello(opctx *x)
     }
     c->state = AIPC_CL_READY;
     aipc_dq_remove(&x->b->hello_q, &c->t_hello);
+    aipc_shm_negotiate(x->b, c, x->j);
     aipc__send_welcome(c, x->has_id, x->id);
     aipc__logf(x->b, AIPC_LOG_INFO, "client %" PRIu64 " (%s, pid %u) joined", c->id,
               nlen ? c->name : "anonymous", c->pid);
@@ -390,7 +393,7 @@ static void op_rep(opctx *x)
 /* stats: {"op":"stats","re":id?} + the counters as a JSON payload. */
 static void op_stats(opctx *x)
 {
-    char json[2048];
+    char json[4096];
     size_t n = aipc_broker_stats_json(x->b, json, sizeof json);
     if (n >= sizeof json)
         n = sizeof json - 1;
@@ -413,6 +416,12 @@ static void op_stats(opctx *x)
     aipc__frame_unref(x->b, f);
 }
 
+/* shm_seg, shm_done, shm_unseg: shared memory's control frames (shm_client.c). */
+static void op_shm(opctx *x)
+{
+    aipc_shm_control(x->b, x->c, x->meta, x->meta_len, x->payload, x->plen);
+}
+
 /* ping: pong. */
 static void op_ping(opctx *x)
 {
@@ -426,6 +435,7 @@ static const struct {
     {"pub", op_pub},   {"sub", op_sub},     {"unsub", op_unsub}, {"send", op_send},
     {"req", op_req},   {"rep", op_rep},     {"ping", op_ping},   {"stats", op_stats},
     {"hello", op_hello},
+    {"shm_seg", op_shm}, {"shm_done", op_shm}, {"shm_unseg", op_shm},
 };
 
 /* A protocol error before hello closes the connection (hello must come first). */
@@ -490,7 +500,7 @@ int aipc_router_frame(aipc_broker *b, aipc_client *c, const uint8_t *meta, uint3
     b->st.msgs_in++;
     if (c->state == AIPC_CL_CLOSING || b->shutting_down)
         return 1;
-    opctx x = {b, c, NULL, false, 0, payload, payload_len};
+    opctx x = {b, c, NULL, false, 0, payload, payload_len, meta, meta_len};
     cJSON *j = NULL;
     if (c->state == AIPC_CL_READY && !b->pub_fast_off && !memchr(meta, 0, meta_len) &&
         pub_fast(&x, meta, meta_len))

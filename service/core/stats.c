@@ -18,6 +18,7 @@ void aipc_broker_get_stats(const aipc_broker *b, aipc_broker_stats *out)
     out->queue_bytes = b->queue_total;
     out->retained_topics = b->nretained;
     out->retained_bytes = b->retained_bytes;
+    out->shm_clients = b->shm_nclients;
     uint64_t now = aipc__now(b);
     out->uptime_ms = now > b->started_ms ? now - b->started_ms : 0;
 }
@@ -42,13 +43,21 @@ size_t aipc_broker_stats_json(const aipc_broker *b, char *out, size_t cap)
                      ",\"linger_aborts\":%" PRIu64 ",\"drop_reports\":%" PRIu64
                      ",\"queue_bytes\":%" PRIu64 ",\"queue_total_drops\":%" PRIu64
                      ",\"process_conns_refused\":%" PRIu64 ",\"user_conns_refused\":%" PRIu64
-                     ",\"uptime_ms\":%" PRIu64 "}",
+                     ",\"uptime_ms\":%" PRIu64 ",\"shm_clients\":%" PRIu64
+                     ",\"shm_bytes\":%" PRIu64 ",\"shm_segments\":%" PRIu64
+                     ",\"shm_client_segments\":%" PRIu64 ",\"shm_publications\":%" PRIu64
+                     ",\"shm_deliveries\":%" PRIu64 ",\"shm_inline_fallbacks\":%" PRIu64
+                     ",\"shm_map_failures\":%" PRIu64 ",\"shm_in\":%" PRIu64
+                     ",\"shm_bad_releases\":%" PRIu64 "}",
                      s.clients, s.clients_total, s.subscriptions, s.retained_topics,
                      s.retained_bytes, s.msgs_in, s.bytes_in, s.msgs_out, s.bytes_out,
                      s.publications, s.deliveries, s.drops, s.errors, s.denied, s.hello_timeouts,
                      s.subscription_bytes, s.subs_refused, s.pending_requests, s.reqs_refused,
                      s.request_timeouts, s.incomplete_bytes, s.incomplete_refused,
                      s.frame_timeouts, s.linger_aborts, s.drop_reports,
-                     s.queue_bytes, s.queue_total_drops, s.process_conns_refused, s.user_conns_refused, s.uptime_ms);
+                     s.queue_bytes, s.queue_total_drops, s.process_conns_refused, s.user_conns_refused, s.uptime_ms,
+                     s.shm_clients, s.shm_bytes, s.shm_segments, s.shm_client_segments,
+                     s.shm_publications, s.shm_deliveries, s.shm_inline_fallbacks,
+                     s.shm_map_failures, s.shm_in, s.shm_bad_releases);
     return n < 0 ? 0 : (size_t)n;
 }

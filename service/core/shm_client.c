@@ -1,0 +1,108 @@
+/* shm_client.c - shared memory per client (docs/protocol.md "Shared memory on the bus"): the
+ * engine's backend, the hello/welcome negotiation and what a client's detach releases. */
+#include "internal.h"
+
+#include "asyncipc/asyncipc.h"
+
+#include "proto/shm.h"
+
+#include <cjson/cJSON.h>
+
+int aipc_broker_set_shm_backend(aipc_broker *b, const aipc_shm_backend *be)
+{
+    if (b->st.clients_total)
+        return AIPC_EINVAL;
+    if (!be) {
+        b->shm_have_be = false;
+        return 0;
+    }
+    if (!be->create || !be->open || !be->close)
+        return AIPC_EINVAL;
+    b->shm_be = *be;
+    b->shm_have_be = true;
+    return 0;
+}
+
+/* The hello's "shm":{"v":N} with an integer N >= 1 (anything else: the client did not ask). */
+static bool hello_asks(const cJSON *hello)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(hello, "shm");
+    if (!cJSON_IsObject(o))
+        return false;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "v");
+    return cJSON_IsNumber(v) && v->valuedouble >= AIPC_SHM_V && v->valuedouble <= 1e9 &&
+           (double)(long)v->valuedouble == v->valuedouble;
+}
+
+bool aipc_shm_negotiate(aipc_broker *b, aipc_client *c, const cJSON *hello)
+{
+    if (!b->cfg.shm || !b->shm_have_be || !c->has_ident || !c->ident.user_sid ||
+        !c->ident.user_sid[0] || !hello_asks(hello))
+        return false;
+    if (!c->shm_on) {
+        c->shm_on = true;
+        b->shm_nclients++;
+    }
+    return true;
+}
+
+void aipc_shm_client_gone(aipc_broker *b, aipc_client *c)
+{
+    if (c->shm_on) {
+        c->shm_on = false;
+        b->shm_nclients--;
+    }
+}
+
+/* A protocol error on shared memory: bad_request, then the connection is closed. */
+static void shm_violation(aipc_client *c, const char *message)
+{
+    aipc__send_error(c, false, 0, "bad_request", message);
+    aipc__request_close(c);
+}
+
+/* Queues {"op":"shm_seg","re":id,"seg":seg,"ok":false,"code":code} to c. */
+static void answer_refused(aipc_client *c, uint32_t id, uint32_t seg, const char *code)
+{
+    char meta[160];
+    size_t n = aipc_shm_answer_put(meta, sizeof meta, id, seg, false, code);
+    aipc_frame *f = n ? aipc__frame_make(c->b, AIPC_FK_CONTROL, meta, n, NULL, 0) : NULL;
+    if (!f) {
+        aipc__send_error(c, false, 0, "internal", "out of memory");
+        return;
+    }
+    aipc__queue_frame(c, f);
+    aipc__frame_unref(c->b, f);
+}
+
+void aipc_shm_control(aipc_broker *b, aipc_client *c, const uint8_t *meta, size_t len,
+                      const uint8_t *payload, size_t plen)
+{
+    aipc_shm_ctl ctl;
+    aipc_shm_ref refs[AIPC_SHM_DONE_MAX];
+    if (!c->shm_on) {
+        shm_violation(c, "shared memory was not negotiated (hello without \"shm\")");
+        return;
+    }
+    if (plen || aipc_shm_ctl_parse((const char *)meta, len, &ctl, refs, AIPC_SHM_DONE_MAX) != 1) {
+        shm_violation(c, "malformed shared-memory control frame");
+        return;
+    }
+    (void)payload;
+    switch (ctl.op) {
+    case AIPC_SHM_OP_SEG:              /* client segments: not mapped yet */
+        answer_refused(c, ctl.id, ctl.seg, "not_supported");
+        break;
+    case AIPC_SHM_OP_DONE:             /* nothing is held yet: every pair is bogus */
+        b->st.shm_bad_releases += ctl.nrefs;
+        break;
+    case AIPC_SHM_OP_SEG_ANSWER:       /* the broker announced nothing */
+        shm_violation(c, "answer to a segment the broker did not announce");
+        break;
+    case AIPC_SHM_OP_UNSEG:            /* the client's segments are never mapped yet */
+        break;
+    default:
+        shm_violation(c, "malformed shared-memory control frame");
+        break;
+    }
+}
