@@ -1,17 +1,28 @@
 /*
  * bench_bus.c - the SDK's bus client (aipc_bus_*) through the broker (asyncipc-broker.exe run
- * --pipe <unique>, its own process): one publisher client and one subscriber client of
- * "bench/t" in this process, both on the engine named by the first argument ("apc" =
- * PIPE_ASYNC, the default; "iocp" = PIPE_OVERLAPPED), so they share that engine's I/O thread.
+ * --pipe <unique>, its own process): one publisher client and the subscriber clients of
+ * "bench/t" in this process, all on the engine named by the first argument ("apc" =
+ * PIPE_ASYNC, the default; "iocp" = PIPE_OVERLAPPED), so they share that engine's I/O thread
+ * (every callback below runs on it).
  *
  *   bus.pubsub.1to1.64B.<engine>.msgs: the publisher calls aipc_bus_publish (64 B payloads) keeping at
  *   most WINDOW publications ahead of the subscriber's on_message count (well below the
  *   broker's 8 MiB per-client queue bound, so nothing may be dropped); timed from the first
  *   publish to the last delivery; figure = messages delivered/s. A drop, a lost or malformed
  *   message or a timeout fails the run (exit code 2).
+ *   bus.pubsub.1to{1,16}.1MiB.<engine>[.inline].mbs: 1 MiB publications to 1 or 16 subscriber
+ *   clients, at most BIG_WINDOW publications ahead of the slowest subscriber (6 MiB, below the
+ *   broker's and the clients' 8 MiB queue bounds: nothing may be dropped); figure = payload
+ *   bytes delivered (summed over the subscribers) / time, in MB/s. The default rows let the
+ *   clients use shared memory (AIPC_SHM_AUTO: it is used when the broker offers it); the
+ *   ".inline" rows are the same runs with shm = AIPC_SHM_OFF on every client. Each subscriber
+ *   checks the length and the sequence number at both ends of every payload. The broker's
+ *   stats before and after give "shm_publications" (-1: the broker has no such counter) so
+ *   the report can tell which path a row took.
  *
  * Built with -DBENCH_NO_ENGINE it compiles against an SDK without aipc_bus_options.engine
- * (the APC engine only), to compare with an older build.
+ * (the APC engine only), to compare with an older build; BENCH_BUS_SHM_OPTION (set by
+ * bench/CMakeLists.txt when aipc_bus_options has `shm`) enables the ".inline" rows.
  * Output: RESULT lines (bench_util.h).
  */
 #include "bench_util.h"
@@ -109,28 +120,34 @@ static void on_pong(aipc_bus *bus, void *user, int status, const aipc_bus_peer *
         }                                                                                    \
     } while (0)
 
-static aipc_bus *client(PipeImplType engine, int subscriber)
+/* Connects a client and waits for its welcome. `o` has the callbacks and user already. */
+static aipc_bus *connect_with(aipc_bus_options *o, PipeImplType engine)
 {
-    aipc_bus_options o;
-    aipc_bus_options_init(&o);
 #ifndef BENCH_NO_ENGINE
-    o.engine = engine;
+    o->engine = engine;
 #else
     (void)engine;
 #endif
-    o.pipe_name = g_pipe;
-    o.on_state = on_state;
-    if (subscriber) {
-        o.on_message = on_message;
-        o.on_dropped = on_dropped;
-    }
+    o->pipe_name = g_pipe;
+    o->on_state = on_state;
     LONG before = g_connected;
     aipc_bus *b = NULL;
-    int rc = aipc_bus_connect(&o, &b);
+    int rc = aipc_bus_connect(o, &b);
     if (rc != 0)
         bench_fail("aipc_bus_connect: %d", rc);
     WAIT_FOR(g_connected > before, "the bus client to connect");
     return b;
+}
+
+static aipc_bus *client(PipeImplType engine, int subscriber)
+{
+    aipc_bus_options o;
+    aipc_bus_options_init(&o);
+    if (subscriber) {
+        o.on_message = on_message;
+        o.on_dropped = on_dropped;
+    }
+    return connect_with(&o, engine);
 }
 
 /* A ping through b: everything b sent before has been processed by the broker. */
@@ -183,6 +200,197 @@ static double run(aipc_bus *pub, uint32_t count)
     return dt;
 }
 
+/* ---- 1 MiB publications to 1 or 16 subscriber clients, shared or inline ---------------- */
+#define BIG        (1u << 20)
+#define NBIG       16
+#define BIG_WINDOW 6          /* publications ahead of the slowest subscriber: 6 MiB */
+
+typedef struct bigsub {
+    aipc_bus *bus;
+    volatile LONG64 got;      /* publications received (cumulative over the reps) */
+    volatile LONG64 bad;      /* wrong length or sequence, or a drop */
+} bigsub;
+
+static bigsub g_big[NBIG];
+static int g_nbig;
+static volatile LONG g_big_waiting;   /* the publisher waits on g_progress */
+
+/* I/O thread: checks a 1 MiB payload (length, the sequence number at both ends). */
+static void on_big(aipc_bus *bus, void *user, const char *topic, const aipc_bus_peer *from,
+                   bool retained, const void *data, size_t len)
+{
+    (void)bus, (void)topic, (void)from, (void)retained;
+    bigsub *s = user;
+    uint32_t head = 0, tail = 0;
+    if (len == BIG) {
+        memcpy(&head, data, 4);
+        memcpy(&tail, (const uint8_t *)data + len - 4, 4);
+    }
+    if (len != BIG || head != (uint32_t)s->got || tail != head)
+        InterlockedIncrement64(&s->bad);
+    InterlockedIncrement64(&s->got);
+    if (g_big_waiting)
+        SetEvent(g_progress);
+}
+
+static void on_big_dropped(aipc_bus *bus, void *user, uint64_t count)
+{
+    (void)bus, (void)count;
+    InterlockedIncrement64(&((bigsub *)user)->bad);
+    SetEvent(g_progress);
+}
+
+/* I/O thread: one counter of a stats answer, -1 when the broker has no such counter. */
+typedef struct statq {
+    const char *key;
+    volatile LONG done;
+    long long val;
+} statq;
+
+static void on_stats(aipc_bus *bus, void *user, int status, const aipc_bus_peer *from,
+                     const void *data, size_t len)
+{
+    (void)bus, (void)from;
+    statq *q = user;
+    q->val = -1;
+    if (status == 0) {
+        char *text = malloc(len + 1), k[64];
+        if (text) {
+            memcpy(text, data, len);
+            text[len] = 0;
+            snprintf(k, sizeof k, "\"%s\":", q->key);
+            const char *at = strstr(text, k);
+            if (at)
+                q->val = strtoll(at + strlen(k), NULL, 10);
+            free(text);
+        }
+    }
+    InterlockedExchange(&q->done, status == 0 ? 1 : -1);
+    SetEvent(g_state);
+}
+
+static long long broker_stat(aipc_bus *b, const char *key)
+{
+    statq q = {key, 0, -1};
+    if (aipc_bus_stats(b, WAIT_MS, on_stats, &q) <= 0)
+        bench_fail("aipc_bus_stats");
+    WAIT_FOR(q.done != 0, "the broker's stats");
+    if (q.done < 0)
+        bench_fail("stats failed");
+    return q.val;
+}
+
+/* The fewest publications any subscriber has; fails the run at the first bad one or drop. */
+static LONG64 big_min_got(void)
+{
+    LONG64 m = INT64_MAX;
+    for (int i = 0; i < g_nbig; i++) {
+        if (g_big[i].bad)
+            bench_fail("subscriber %d: a wrong payload or a drop", i);
+        if (g_big[i].got < m)
+            m = g_big[i].got;
+    }
+    return m;
+}
+
+/* One rep: `count` 1 MiB publications after `*seq` earlier ones, timed until every subscriber
+ * has the last one. Returns seconds. */
+static double run_big(aipc_bus *pub, uint8_t *payload, uint32_t count, LONG64 *seq)
+{
+    LONG64 end = *seq + count;
+    double t0 = bench_now();
+    for (LONG64 n = *seq; n < end;) {
+        if (n - big_min_got() >= BIG_WINDOW) {
+            ResetEvent(g_progress);
+            InterlockedExchange(&g_big_waiting, 1);
+            if (n - big_min_got() >= BIG_WINDOW &&
+                WaitForSingleObject(g_progress, WAIT_MS) != WAIT_OBJECT_0)
+                bench_fail("no progress: %lld of %lld delivered", (long long)big_min_got(),
+                           (long long)n);
+            InterlockedExchange(&g_big_waiting, 0);
+            continue;
+        }
+        uint32_t s32 = (uint32_t)n;
+        memcpy(payload, &s32, 4);
+        memcpy(payload + BIG - 4, &s32, 4);
+        int rc = aipc_bus_publish(pub, TOPIC, payload, BIG, false);
+        if (rc == AIPC_EQUEUEFULL) {
+            Sleep(1);
+            continue;
+        }
+        if (rc != 0)
+            bench_fail("aipc_bus_publish: %d", rc);
+        n++;
+    }
+    InterlockedExchange(&g_big_waiting, 1);
+    for (;;) {
+        ResetEvent(g_progress);
+        if (big_min_got() >= end)
+            break;
+        if (WaitForSingleObject(g_progress, WAIT_MS) != WAIT_OBJECT_0)
+            bench_fail("timed out: %lld of %lld delivered", (long long)big_min_got(),
+                       (long long)end);
+    }
+    InterlockedExchange(&g_big_waiting, 0);
+    double dt = bench_now() - t0;
+    for (int i = 0; i < g_nbig; i++)
+        if (g_big[i].got != end)
+            bench_fail("subscriber %d: %lld of %lld received", i, (long long)g_big[i].got,
+                       (long long)end);
+    *seq = end;
+    return dt;
+}
+
+/* A 1 MiB scenario on fresh clients: nsubs subscribers, shared memory allowed or off. */
+static void bench_big(PipeImplType engine, const char *ename, int nsubs, int shm_off)
+{
+    aipc_bus_options o;
+    memset(g_big, 0, sizeof g_big);
+    g_nbig = nsubs;
+    for (int i = 0; i < nsubs; i++) {
+        aipc_bus_options_init(&o);
+#ifdef BENCH_BUS_SHM_OPTION
+        if (shm_off)
+            o.shm = AIPC_SHM_OFF;
+#endif
+        o.user = &g_big[i];
+        o.on_message = on_big;
+        o.on_dropped = on_big_dropped;
+        g_big[i].bus = connect_with(&o, engine);
+        if (aipc_bus_subscribe(g_big[i].bus, TOPIC) != 0)
+            bench_fail("aipc_bus_subscribe");
+        sync_bus(g_big[i].bus);
+    }
+    aipc_bus_options_init(&o);
+#ifdef BENCH_BUS_SHM_OPTION
+    if (shm_off)
+        o.shm = AIPC_SHM_OFF;
+#endif
+    aipc_bus *pub = connect_with(&o, engine);
+    uint8_t *payload = malloc(BIG);
+    if (!payload)
+        bench_fail("out of memory");
+    memset(payload, 0x5a, BIG);
+    long long shm0 = broker_stat(pub, "shm_publications");
+    LONG64 seq = 0;
+    double warm = run_big(pub, payload, 4, &seq);
+    uint32_t count = bench_calibrate(warm / 4, 0.3, 4, 2000);
+    double v[REPS];
+    for (int r = 0; r < REPS; r++)
+        v[r] = (double)count * nsubs * BIG / run_big(pub, payload, count, &seq) / 1e6;
+    long long shm1 = broker_stat(pub, "shm_publications");
+    char name[80];
+    snprintf(name, sizeof name, "bus.pubsub.1to%d.1MiB.%s%s.mbs", nsubs, ename,
+             shm_off ? ".inline" : "");
+    bench_report(name, "MB/s", v, REPS, "\"count\":%u,\"subscribers\":%d,\"publications\":%lld,"
+                 "\"shm_publications\":%lld", count, nsubs, (long long)seq,
+                 shm0 < 0 || shm1 < 0 ? -1LL : shm1 - shm0);
+    free(payload);
+    aipc_bus_close(pub);
+    for (int i = 0; i < nsubs; i++)
+        aipc_bus_close(g_big[i].bus);
+}
+
 int wmain(int argc, wchar_t **argv)
 {
     PipeImplType engine = PIPE_ASYNC;
@@ -215,9 +423,17 @@ int wmain(int argc, wchar_t **argv)
     char name[64];
     snprintf(name, sizeof name, "bus.pubsub.1to1.64B.%s.msgs", ename);
     bench_report(name, "msg/s", v, REPS, "\"count\":%u", count);
-
     aipc_bus_close(pub);
     aipc_bus_close(sub);
+
+    for (int shm_off = 0; shm_off < 2; shm_off++) {
+#ifndef BENCH_BUS_SHM_OPTION
+        if (shm_off)
+            break;        /* an SDK without the bus client's shm option: shared rows only */
+#endif
+        bench_big(engine, ename, 1, shm_off);
+        bench_big(engine, ename, NBIG, shm_off);
+    }
     TerminateProcess(g_broker, 0);
     WaitForSingleObject(g_broker, 10000);
     CloseHandle(g_broker);

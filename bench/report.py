@@ -22,6 +22,10 @@ ENGINES = ["async", "overlapped"]
 GROUP_BASE = "Targets"
 GROUP_LARGE = "Targets: large payloads (same-run ratios)"
 GROUP_SHM = "Targets: shared memory, point to point (same-run ratios)"
+GROUP_BUS_SHM = "Targets: shared memory through the broker (same-run ratios)"
+GROUPS = [GROUP_BASE, GROUP_LARGE, GROUP_SHM, GROUP_BUS_SHM]
+# bench_bus's engines (its row names) and what they are.
+BUS_ENGINES = [("apc", "PIPE_ASYNC"), ("iocp", "PIPE_OVERLAPPED")]
 
 
 def load(out_dir):
@@ -210,7 +214,32 @@ def compute_targets(fig):
         target(g, "SDK p2p round trip 1 MiB shared vs 64 B (%s)" % e,
                ratio("p2p.%s.rtt.1MiB" % e, "p2p.%s.rtt.64B" % e), "<=", 2.0, "x",
                "p2p.%s.rtt.1MiB" % e, "p2p.%s.rtt.64B" % e)
+
+    # The broker's shared path: SDK bus clients, shared memory allowed (the default rows).
+    g = GROUP_BUS_SHM
+    for e, label in BUS_ENGINES:
+        for n, limit, what in [(1, 2.0, "1->1"), (16, 10.0, "1->16 aggregate")]:
+            ours = "bus.pubsub.1to%d.1MiB.%s.mbs" % (n, e)
+            target(g, "broker %s 1 MiB, bus clients (%s), vs raw 1 MiB MB/s" % (what, label),
+                   ratio(ours, "raw.stream.1MiB.mbs"), ">=", limit, "x", ours,
+                   "raw.stream.1MiB.mbs")
     return targets
+
+
+def bus_shm_path(r):
+    """Which path a bench_bus 1 MiB row took: 'shared' (every publication through the broker's
+    fan-out slots), 'inline', 'partly shared (S of N)', or 'unknown' (the broker has no
+    shm_publications counter)."""
+    if not r or r.get("shm_publications") is None:
+        return "n/a"
+    s, n = r["shm_publications"], r.get("publications")
+    if s < 0:
+        return "inline (the broker counts no shared publications)"
+    if s == 0:
+        return "inline"
+    if n is not None and s >= n:
+        return "shared"
+    return "partly shared (%d of %s)" % (s, n)
 
 
 def verdict(t):
@@ -227,7 +256,7 @@ def required(t):
 
 def target_tables(targets):
     L = []
-    for group in [GROUP_BASE, GROUP_LARGE, GROUP_SHM]:
+    for group in GROUPS:
         rows = [t for t in targets if t.get("group", GROUP_BASE) == group]
         if not rows:
             continue
@@ -253,7 +282,7 @@ def spread(res):
 def summary(targets, res, failures):
     """The findings of this run, each sentence computed from the figures and verdicts."""
     L = ["## Summary\n"]
-    for group in [GROUP_BASE, GROUP_LARGE, GROUP_SHM]:
+    for group in GROUPS:
         rows = [t for t in targets if t.get("group", GROUP_BASE) == group]
         if not rows:
             continue
@@ -268,6 +297,11 @@ def summary(targets, res, failures):
                                                                   required(t)))
         for t in na:
             L.append("  - not measured: %s" % t["target"])
+        if group == GROUP_BUS_SHM:
+            for t in rows:
+                path = bus_shm_path(res.get(t["figure"]))
+                if path not in ("shared", "n/a"):
+                    L.append("  - %s went %s, not through shared memory." % (t["figure"], path))
     sp = spread(res)
     if sp:
         L.append("- Spread of the repetitions (max/min) over the Wine figures: %sx for the median "
@@ -275,6 +309,36 @@ def summary(targets, res, failures):
     if failures:
         L.append("- %d benchmark program(s) could not measure: %s (see Failures)." % (
             len(failures), ", ".join(f["program"] for f in failures)))
+    L.append("")
+    return L
+
+
+def times(r):
+    return "n/a" if r is None else fmt(r) + "x"
+
+
+def bus_shm_table(fig):
+    """SDK bus clients through the broker at 1 MiB: shared memory allowed (default) and off
+    (inline), 1 and 16 subscribers, every figure against raw 1 MiB from the same run."""
+    res, ratio = fig.res, fig.ratio
+    if not any(k.startswith("bus.pubsub.1to") and ".1MiB." in k for k in res):
+        return []
+    L = ["## Broker shared memory (SDK bus clients, 1 MiB, same run)\n",
+         "MB/s of payload delivered, summed over the subscribers. \"Allowed\" is the default "
+         "(clients offer shared memory, the broker uses it when it can); \"off\" sets "
+         "`shm = AIPC_SHM_OFF` on every client. Path: what the broker's `shm_publications` "
+         "counter says the allowed run took.\n",
+         "| publications | engine | allowed MB/s (x raw) | path | off MB/s (x raw) | "
+         "allowed / off |",
+         "| --- | --- | --- | --- | --- | --- |"]
+    raw = "raw.stream.1MiB.mbs"
+    for n in [1, 16]:
+        for e, label in BUS_ENGINES:
+            on = "bus.pubsub.1to%d.1MiB.%s.mbs" % (n, e)
+            off = "bus.pubsub.1to%d.1MiB.%s.inline.mbs" % (n, e)
+            L.append("| 1->%d | %s | %s (%s) | %s | %s (%s) | %s |" % (
+                n, label, cell(res.get(on)), times(ratio(on, raw)), bus_shm_path(res.get(on)),
+                cell(res.get(off)), times(ratio(off, raw)), times(ratio(on, off))))
     L.append("")
     return L
 
@@ -361,6 +425,7 @@ def tables(fig, env, targets, failures):
         L.append("Memory source: %s." % mem.get("source"))
     L.append("")
 
+    L.extend(bus_shm_table(fig))
     L.extend(nng_tables(res, med, ratio, sizes, engines))
 
     L.append("## Native broker core (Linux, no I/O, one core)\n")

@@ -46,8 +46,9 @@ tools/wine-run cmd /c exit 0 >/dev/null 2>&1    # creates the prefix on first us
 run bench_raw 120 tools/wine-run "$win/bin/bench_raw.exe"
 run bench_p2p 360 tools/wine-run "$win/bin/bench_p2p.exe"   # + the inline (shm off) 1 MiB rows
 run bench_broker 240 tools/wine-run "$win/bin/bench_broker.exe"
-run bench_bus_apc 120 tools/wine-run "$win/bin/bench_bus.exe" apc
-run bench_bus_iocp 120 tools/wine-run "$win/bin/bench_bus.exe" iocp
+# + 1 MiB to 1 and 16 bus clients, shared memory allowed and off (the broker's shared path)
+run bench_bus_apc 180 tools/wine-run "$win/bin/bench_bus.exe" apc
+run bench_bus_iocp 180 tools/wine-run "$win/bin/bench_bus.exe" iocp
 run bench_nng 240 tools/wine-run "$win/bin/bench_nng.exe"
 wineserver -k 2>/dev/null
 run bench_core 120 "$nat/bench_core"

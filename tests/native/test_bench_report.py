@@ -144,6 +144,51 @@ with tempfile.TemporaryDirectory() as out:
     p = subprocess.run([sys.executable, report], capture_output=True, text=True)
     check("no arguments: usage, exit 2 (rc %d)" % p.returncode, p.returncode == 2)
 
+# The broker's shared path (bench_bus 1 MiB rows): verdicts against raw 1 MiB, the path each
+# default row took (broker shm_publications), the allowed/off table.
+with tempfile.TemporaryDirectory() as out:
+    fixture(out)
+    bus = [("bus.pubsub.1to1.1MiB.apc.mbs", 250.0, 40, 40),          # 2.5x raw: met, shared
+           ("bus.pubsub.1to16.1MiB.apc.mbs", 900.0, 30, 0),          # 9x raw: not met, inline
+           ("bus.pubsub.1to1.1MiB.apc.inline.mbs", 50.0, 40, 0),
+           ("bus.pubsub.1to16.1MiB.apc.inline.mbs", 120.0, 30, 0),
+           ("bus.pubsub.1to16.1MiB.iocp.mbs", 1500.0, 30, 12)]        # 15x raw: met, partly
+    with open(os.path.join(out, "bench_bus_apc.log"), "w") as f:
+        for name, v, pubs, shm in bus:
+            r = result(name, v, "bench_bus_apc", "MB/s")
+            r.update({"publications": pubs, "shm_publications": shm})
+            f.write("RESULT " + json.dumps(r) + "\n")
+    with open(os.path.join(out, "bench_bus_apc.rc"), "w") as f:
+        f.write("0\n")
+    doc = os.path.join(out, "performance.md")
+    p = subprocess.run([sys.executable, report, out, doc], capture_output=True, text=True)
+    check("bus rows: report.py exits 0 (rc %d)" % p.returncode, p.returncode == 0)
+    text = open(doc).read()
+    rows = consistent(text, "bus fixture")
+    want = {
+        "broker 1->1 1 MiB, bus clients (PIPE_ASYNC), vs raw 1 MiB MB/s": "yes",
+        "broker 1->16 aggregate 1 MiB, bus clients (PIPE_ASYNC), vs raw 1 MiB MB/s": "**NO**",
+        "broker 1->1 1 MiB, bus clients (PIPE_OVERLAPPED), vs raw 1 MiB MB/s": "n/a",
+        "broker 1->16 aggregate 1 MiB, bus clients (PIPE_OVERLAPPED), vs raw 1 MiB MB/s": "yes",
+    }
+    for t, v in want.items():
+        check("%s: %s (got %s)" % (t, v, rows.get(t)), rows.get(t) == v)
+    check("the broker's shared-memory targets have a table of their own",
+          "## Targets: shared memory through the broker (same-run ratios)" in text)
+    check("the not-met 1->16 row shows its measured ratio (9 x)",
+          "| broker 1->16 aggregate 1 MiB, bus clients (PIPE_ASYNC), vs raw 1 MiB MB/s | 9 x |"
+          in text)
+    summ = text.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    check("the summary says which default row went inline, and only that one",
+          "bus.pubsub.1to16.1MiB.apc.mbs went inline, not through shared memory" in summ
+          and "1to1.1MiB.apc.mbs went" not in summ
+          and "bus.pubsub.1to16.1MiB.iocp.mbs went partly shared (12 of 30)" in summ)
+    check("the allowed/off table: shared row with its ratios",
+          "| 1->1 | PIPE_ASYNC | 250 (225..300) (2.50x) | shared | 50.0 (45.0..60.0) (0.50x) "
+          "| 5.00x |" in text)
+    check("the allowed/off table: a missing figure is n/a",
+          "| 1->1 | PIPE_OVERLAPPED | n/a (n/a) | n/a | n/a (n/a) | n/a |" in text)
+
 committed = open(os.path.join(top, "docs", "performance.md")).read()
 consistent(committed, "docs/performance.md")
 intro = open(os.path.join(top, "bench", "performance-intro.md")).read()
