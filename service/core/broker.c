@@ -182,6 +182,8 @@ void aipc_broker_free(aipc_broker *b)
         aipc_shm_client_gone(b, c);
         client_free(c);
     }
+    aipc_shm_pools_free(b);
+    free(b->shm_targets);
     aipc_trie_free(&b->sub_root);
     aipc_retained_free(b);
     aipc_pmap_free(&b->by_id);

@@ -26,7 +26,11 @@
  *   partial.c   partially received frames: their memory in total, their stall timeout
  *   connlim.c   connections per client process and per user
  *   qtotal.c    all outbound queues together: max_total_queue_bytes, eviction from the largest
- *   shm_client.c shared memory per client: the backend, hello/welcome negotiation, detach
+ *   shm_client.c shared memory per client: the backend, hello/welcome negotiation, its
+ *               control frames (shm_seg answers, shm_done), detach
+ *   shm_pool.c  fan-out pools keyed by principal set, their segments and slots, max_shm_bytes
+ *   shm_out.c   deliveries through slots: which client gets a descriptor, announces, the
+ *               per-client held set and its queue accounting
  */
 #ifndef AIPC_BROKER_INTERNAL_H
 #define AIPC_BROKER_INTERNAL_H
@@ -41,6 +45,7 @@
 #include "proto/names.h"
 #include "proto/topic.h"
 #include "policy.h"
+#include "proto/shm_ring.h"
 
 
 #define AIPC_CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -90,6 +95,8 @@ typedef struct aipc_pmap {
 void *aipc_pmap_get(const aipc_pmap *m, uint64_t a, uint64_t b);
 int aipc_pmap_put(aipc_pmap *m, uint64_t a, uint64_t b, void *val);
 void *aipc_pmap_del(aipc_pmap *m, uint64_t a, uint64_t b);
+/* Where (a, b)'s value is stored (to replace it in place, never with NULL), or NULL. */
+void **aipc_pmap_ref(aipc_pmap *m, uint64_t a, uint64_t b);
 void aipc_pmap_free(aipc_pmap *m);
 
 /* ---- byte buffer + JSON writers ---------------------------------------------------------- */
@@ -119,14 +126,25 @@ static inline bool aipc_fk_data(uint32_t kind)
     return kind == AIPC_FK_PUB || kind == AIPC_FK_DIRECT;
 }
 
+struct aipc_shm_slot;
 typedef struct aipc_frame {
     uint32_t refs;
     uint32_t kind;            /* AIPC_FK_*: decides the queue's drop rule */
     uint64_t len;             /* header + meta + payload */
     uint8_t *data;            /* the encoded frame: right after this struct, or inside mem */
     void *mem;                /* NULL, or an adopted block holding data (freed with the frame) */
-    uint64_t mem_len;         /* bytes of the adopted block (0 without one) */
+    union {                   /* (one word: the struct's size is the documented overhead) */
+        uint64_t mem_len;     /* with mem: bytes of the adopted block */
+        struct aipc_shm_slot *shm; /* without mem: the fan-out slot whose descriptor this
+                               * frame is (shm_out.c), or NULL */
+    };
 } aipc_frame;
+
+/* The slot a descriptor frame names, or NULL for any other frame. */
+static inline struct aipc_shm_slot *aipc_frame_slot(const aipc_frame *f)
+{
+    return f->mem ? NULL : f->shm;
+}
 
 /* Per allocation, what the heap adds to the bytes asked for (header, rounding): used where
  * the core charges memory by its real size. */
@@ -156,7 +174,10 @@ typedef struct aipc_outq {
     uint64_t bytes;           /* bytes queued and not yet written */
     uint64_t data_bytes;      /* bytes of queued publications/directs (whole frames) */
     uint64_t data_frames;     /* how many such frames */
-    uint64_t charge;          /* every queued frame's len + AIPC_QUEUED_FRAME_OVERHEAD */
+    uint64_t charge;          /* every queued frame's len + AIPC_QUEUED_FRAME_OVERHEAD, and
+                               * shm_bytes */
+    uint64_t shm_bytes;       /* fan-out slots the client holds (queued or written, until it
+                               * releases them): each slot's payload + the overhead */
     uint64_t *total;          /* the broker's sum of every queue's charge (qtotal.c), or NULL */
     uint32_t handed;          /* frames from the head that the last out_next handed to the
                                * engine and that are not consumed yet: never evicted */
@@ -166,12 +187,18 @@ typedef struct aipc_outq {
  * client held it alone) and two ring slots (the ring doubles). */
 #define AIPC_QUEUED_FRAME_OVERHEAD (sizeof(aipc_frame) + AIPC_HEAP_OVERHEAD + 2 * sizeof(void *))
 
-/* What max_queue_bytes bounds: the queued publications/directs with their overhead, as they
- * would stand with one more frame of len bytes (0: as they stand). */
+/* What max_queue_bytes bounds: the queued publications/directs with their overhead and the
+ * slots held, as they would stand with one more frame of len bytes (0: as they stand). */
 static inline uint64_t aipc_outq_data_cost(const aipc_outq *q, uint64_t len)
 {
     uint64_t frames = q->data_frames + (len ? 1 : 0);
-    return q->data_bytes + len + frames * AIPC_QUEUED_FRAME_OVERHEAD;
+    return q->data_bytes + len + frames * AIPC_QUEUED_FRAME_OVERHEAD + q->shm_bytes;
+}
+
+/* Whether the queue holds data the bound applies to (else one frame may always go). */
+static inline bool aipc_outq_has_data(const aipc_outq *q)
+{
+    return q->data_bytes || q->shm_bytes;
 }
 
 int aipc_outq_push(aipc_outq *q, aipc_frame *f);    /* takes a new reference on success */
@@ -326,6 +353,11 @@ struct aipc_client {
     bool pid_counted;         /* counted in b->by_pid (connlim.c) */
     bool user_counted;        /* counted in b->by_user */
     bool shm_on;              /* welcomed with "shm" (shm_client.c): may get descriptors */
+    uint32_t shm_refusals;    /* segments it answered ok:false (3: no more announces) */
+    aipc_pmap shm_views;      /* (fan-out segment id, 0) -> its state for this client:
+                               * AIPC_SHM_VIEW_* cast to a pointer (shm_out.c) */
+    aipc_pmap shm_holds;      /* (segment id, slot offset) -> aipc_shm_slot it holds, the
+                               * pointer's bit 0 set once the descriptor was written */
 };
 
 struct aipc_req {
@@ -395,6 +427,14 @@ struct aipc_broker {
     aipc_shm_backend shm_be;  /* the engine's backend (valid when shm_have_be) */
     bool shm_have_be;
     uint64_t shm_nclients;    /* clients with shm_on (stats shm_clients) */
+    aipc_strmap shm_pools;    /* principal-set key -> aipc_shm_pool (shm_pool.c) */
+    uint32_t shm_npools;
+    aipc_pmap shm_segs;       /* (fan-out segment id, 0) -> aipc_shm_seg */
+    uint32_t shm_next_seg;    /* the last fan-out segment id handed out (ids never reused) */
+    uint64_t shm_seg_bytes;   /* fan-out segments' sizes (<= cfg.max_shm_bytes) */
+    uint64_t shm_slot_bytes;  /* their live slots' bytes (stats shm_bytes) */
+    aipc_client **shm_targets;/* scratch: a large publication's matched clients (publish.c) */
+    uint32_t shm_ntargets, shm_captargets;
     bool pub_fast_off;        /* tests: every pub takes the cJSON path (tests/fuzz/fuzz_pub_fast.c
                                * checks that both paths answer alike); false in the broker */
 };
@@ -444,6 +484,9 @@ void aipc__send_error(aipc_client *c, bool has_id, int64_t id, const char *code,
 /* The error that settles a pending request of c (ANSWER frame: never cut off, see above). */
 void aipc__send_answer_error(aipc_client *c, int64_t rid, const char *code, const char *message);
 void aipc__send_simple(aipc_client *c, const char *op, bool has_id, int64_t id);
+/* A payload-less control frame from a whole meta (n == 0: a builder failed, cut as out of
+ * memory). */
+void aipc__send_meta(aipc_client *c, const char *meta, size_t n);
 void aipc__send_welcome(aipc_client *c, bool has_id, int64_t id);
 void aipc__send_bye(aipc_client *c);
 aipc_frame *aipc__build_delivery(aipc_broker *b, const char *op, const char *from, size_t from_len,
@@ -451,6 +494,13 @@ aipc_frame *aipc__build_delivery(aipc_broker *b, const char *op, const char *fro
                                 const uint8_t *payload, size_t plen);
 aipc_frame *aipc__build_msg(aipc_broker *b, const char *topic, size_t tlen, const char *from,
                            size_t from_len, bool retained, const uint8_t *payload, size_t plen);
+/* The same frames as descriptors: the meta with "shm":[seg,off,len], no payload; the frame
+ * names slot s (aipc_frame_slot). */
+aipc_frame *aipc__build_msg_shm(aipc_broker *b, const char *topic, size_t tlen, const char *from,
+                               size_t from_len, struct aipc_shm_slot *s);
+aipc_frame *aipc__build_delivery_shm(aipc_broker *b, const char *op, const char *from,
+                                    size_t from_len, const char *extra_key, bool has_extra,
+                                    int64_t extra, struct aipc_shm_slot *s);
 
 /* topic routing (subs.c, publish.c, retained.c) */
 /* aipc__subscribe's results besides 0 and AIPC_ENOMEM (nothing subscribed). */
@@ -507,6 +557,63 @@ void aipc_shm_control(aipc_broker *b, aipc_client *c, const uint8_t *meta, size_
                       const uint8_t *payload, size_t plen);
 /* Releases everything c holds of shared memory (detach, broker free). */
 void aipc_shm_client_gone(aipc_broker *b, aipc_client *c);
+
+/* shm_pool.c: fan-out pools. A pool belongs to one set of receiving principals (sorted unique
+ * user SIDs) at one integrity level; its segments are created for exactly that set. */
+typedef struct aipc_shm_pool aipc_shm_pool;
+typedef struct aipc_shm_seg {
+    aipc_shm_pool *pool;
+    struct aipc_shm_seg *next;/* the pool's segments, oldest first */
+    uint32_t id, size;
+    void *h;                  /* the backend's segment */
+    uint8_t *base;            /* its read+write view */
+    char name[AIPC_SHM_NAME_BUF];   /* for the announce */
+    uint32_t session;         /* the broker's session, as the backend said */
+    aipc_shm_ring ring;
+} aipc_shm_seg;
+typedef struct aipc_shm_slot {
+    aipc_shm_seg *seg;
+    uint32_t off, len, gen;
+    uint32_t span;            /* bytes it takes in the ring (len + 1 rounded up) */
+    uint32_t holders;         /* clients holding it (queued to or written, not released),
+                               * plus one for the delivery that is still handing it out */
+} aipc_shm_slot;
+/* A slot with a copy of payload for the receivers in targets[0..n) that are shm clients
+ * (their principals choose the pool), or NULL (inline: no room under max_shm_bytes, over 64
+ * pools or principals, the backend failed). The caller holds it (holders 1): put it when done
+ * handing it out. */
+aipc_shm_slot *aipc_shm_pool_slot(aipc_broker *b, aipc_client *const *targets, size_t n,
+                                  const uint8_t *payload, size_t plen);
+/* Drops one holder; the last one frees the slot (its ring space returns). */
+void aipc_shm_slot_put(aipc_broker *b, aipc_shm_slot *s);
+void aipc_shm_pools_free(aipc_broker *b);   /* broker free: every segment closed */
+
+/* shm_out.c */
+enum { AIPC_SHM_VIEW_SENT = 1, AIPC_SHM_VIEW_OK = 2, AIPC_SHM_VIEW_REFUSED = 3 };
+#define AIPC_SHM_MAX_REFUSALS 3u
+/* Whether a payload of plen bytes goes through shared memory to c when it can. */
+bool aipc_shm_eligible(const aipc_broker *b, const aipc_client *c, size_t plen);
+/* Queues desc (the descriptor frame of slot s) to c when c confirmed s's segment: c then
+ * holds s. Returns 1 queued, 0 not usable for c (announced now if never announced: the caller
+ * sends inline), or the queue's error (AIPC_EQUEUEFULL: dropped / refused as inline). */
+int aipc_shm_queue_desc(aipc_broker *b, aipc_client *c, aipc_frame *desc);
+/* The queue charge a descriptor frame adds besides its bytes (its slot's payload + overhead). */
+uint64_t aipc_shm_frame_extra(const aipc_frame *f);
+/* Hooks of the queue: the descriptor was written (c may now release it) / evicted unwritten. */
+void aipc_shm_written(aipc_broker *b, aipc_client *c, const aipc_frame *f);
+uint64_t aipc_shm_evicted(aipc_broker *b, aipc_client *c, const aipc_frame *f);
+/* shm_done pairs from c; a client's answer to an announce; a segment retired (shm_unseg to
+ * every client it was announced to). */
+void aipc_shm_release(aipc_broker *b, aipc_client *c, const aipc_shm_ref *r, size_t n);
+int aipc_shm_answer(aipc_broker *b, aipc_client *c, uint32_t seg, bool ok);
+void aipc_shm_seg_retired(aipc_broker *b, uint32_t seg);
+/* Releases every slot c holds and forgets its views (detach). */
+void aipc_shm_out_gone(aipc_broker *b, aipc_client *c);
+/* One delivery of a point-to-point frame (direct, req, rep) to t: through a slot when t takes
+ * shared memory, else inline. 0 queued, AIPC_EQUEUEFULL, AIPC_ENOMEM (nothing built). */
+int aipc_shm_deliver_one(aipc_broker *b, aipc_client *t, const char *op, const char *from,
+                         size_t from_len, const char *extra_key, bool has_extra, int64_t extra,
+                         const uint8_t *payload, size_t plen);
 
 /* partial.c */
 void aipc_partial_after_input(aipc_broker *b, aipc_client *c);

@@ -161,6 +161,14 @@ void *aipc_pmap_get(const aipc_pmap *m, uint64_t a, uint64_t b)
     return m->ents[pair_slot(m, a, b)].val;
 }
 
+void **aipc_pmap_ref(aipc_pmap *m, uint64_t a, uint64_t b)
+{
+    if (!m->count)
+        return NULL;
+    aipc_pmap_ent *e = &m->ents[pair_slot(m, a, b)];
+    return e->val ? &e->val : NULL;
+}
+
 /* Inserts or replaces (a, b). */
 int aipc_pmap_put(aipc_pmap *m, uint64_t a, uint64_t b, void *val)
 {

@@ -105,6 +105,18 @@ static void send_kind(aipc_client *c, int kind, const uint8_t *payload, size_t p
     aipc__frame_unref(c->b, f);
 }
 
+/* A payload-less control frame whose whole meta the caller wrote (0 bytes: a builder failed). */
+void aipc__send_meta(aipc_client *c, const char *meta, size_t n)
+{
+    if (!aipc__client_can_queue(c))
+        return;
+    aipc_sbuf_reset(&c->b->meta);
+    aipc_sbuf_add(&c->b->meta, meta, n);
+    if (!n)
+        c->b->meta.oom = true;
+    send_kind(c, AIPC_FK_CONTROL, NULL, 0);
+}
+
 static void send_control(aipc_client *c, const uint8_t *payload, size_t plen)
 {
     send_kind(c, AIPC_FK_CONTROL, payload, plen);
@@ -194,10 +206,10 @@ void aipc__send_welcome(aipc_client *c, bool has_id, int64_t id)
     send_control(c, NULL, 0);
 }
 
-/* A publication frame, encoded once for every subscriber:
- * {"op":"msg","topic":"...","from":{...},"retained":false} + payload. */
-aipc_frame *aipc__build_msg(aipc_broker *b, const char *topic, size_t tlen, const char *from,
-                           size_t from_len, bool retained, const uint8_t *payload, size_t plen)
+/* A publication's meta without its closing brace:
+ * {"op":"msg","topic":"...","from":{...},"retained":false */
+static void msg_meta(aipc_broker *b, const char *topic, size_t tlen, const char *from,
+                     size_t from_len, bool retained)
 {
     aipc_sbuf *m = &b->meta;
     aipc_sbuf_reset(m);
@@ -205,14 +217,22 @@ aipc_frame *aipc__build_msg(aipc_broker *b, const char *topic, size_t tlen, cons
     aipc_sbuf_jstr(m, topic, tlen);
     aipc_sbuf_lit(m, ",\"from\":");
     aipc_sbuf_add(m, from, from_len);
-    aipc_sbuf_lit(m, retained ? ",\"retained\":true}" : ",\"retained\":false}");
+    aipc_sbuf_lit(m, retained ? ",\"retained\":true" : ",\"retained\":false");
+}
+
+/* A publication frame, encoded once for every subscriber:
+ * {"op":"msg","topic":"...","from":{...},"retained":false} + payload. */
+aipc_frame *aipc__build_msg(aipc_broker *b, const char *topic, size_t tlen, const char *from,
+                           size_t from_len, bool retained, const uint8_t *payload, size_t plen)
+{
+    msg_meta(b, topic, tlen, from, from_len, retained);
+    aipc_sbuf_lit(&b->meta, "}");
     return finish(b, AIPC_FK_PUB, payload, plen);
 }
 
-/* A point-to-point frame {"op":"<op>","from":{...}[,"<key>":n]} + payload (direct, req, rep). */
-aipc_frame *aipc__build_delivery(aipc_broker *b, const char *op, const char *from, size_t from_len,
-                                const char *extra_key, bool has_extra, int64_t extra,
-                                const uint8_t *payload, size_t plen)
+/* A point-to-point meta without its closing brace: {"op":"<op>","from":{...}[,"<key>":n] */
+static void delivery_meta(aipc_broker *b, const char *op, const char *from, size_t from_len,
+                          const char *extra_key, bool has_extra, int64_t extra)
 {
     aipc_sbuf *m = &b->meta;
     aipc_sbuf_reset(m);
@@ -226,8 +246,48 @@ aipc_frame *aipc__build_delivery(aipc_broker *b, const char *op, const char *fro
         aipc_sbuf_lit(m, "\":");
         aipc_sbuf_i64(m, extra);
     }
-    aipc_sbuf_lit(m, "}");
+}
+
+/* A point-to-point frame {"op":"<op>","from":{...}[,"<key>":n]} + payload (direct, req, rep). */
+aipc_frame *aipc__build_delivery(aipc_broker *b, const char *op, const char *from, size_t from_len,
+                                const char *extra_key, bool has_extra, int64_t extra,
+                                const uint8_t *payload, size_t plen)
+{
+    delivery_meta(b, op, from, from_len, extra_key, has_extra, extra);
+    aipc_sbuf_lit(&b->meta, "}");
     return finish(b, AIPC_FK_DIRECT, payload, plen);
+}
+
+/* Closes the scratch meta with ,"shm":[seg,off,len]} and makes the payload-less descriptor. */
+static aipc_frame *finish_shm(aipc_broker *b, int kind, aipc_shm_slot *s)
+{
+    char d[48];
+    aipc_shm_desc desc = {s->seg->id, s->off, s->len};
+    size_t n = aipc_shm_desc_put(d, sizeof d, &desc);
+    aipc_sbuf_lit(&b->meta, ",");
+    aipc_sbuf_add(&b->meta, d, n);
+    aipc_sbuf_lit(&b->meta, "}");
+    if (!n || b->meta.oom || b->meta.len > AIPC_MAX_META)
+        return NULL;
+    aipc_frame *f = aipc__frame_make(b, kind, b->meta.p, b->meta.len, NULL, 0);
+    if (f)
+        f->shm = s;
+    return f;
+}
+
+aipc_frame *aipc__build_msg_shm(aipc_broker *b, const char *topic, size_t tlen, const char *from,
+                               size_t from_len, aipc_shm_slot *s)
+{
+    msg_meta(b, topic, tlen, from, from_len, false);
+    return finish_shm(b, AIPC_FK_PUB, s);
+}
+
+aipc_frame *aipc__build_delivery_shm(aipc_broker *b, const char *op, const char *from,
+                                    size_t from_len, const char *extra_key, bool has_extra,
+                                    int64_t extra, aipc_shm_slot *s)
+{
+    delivery_meta(b, op, from, from_len, extra_key, has_extra, extra);
+    return finish_shm(b, AIPC_FK_DIRECT, s);
 }
 
 /* {"op":"bye","reason":"shutdown"}: the broker is stopping (queued before the close request). */

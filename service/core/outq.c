@@ -60,8 +60,9 @@ int aipc__queue_frame(aipc_client *c, aipc_frame *f)
         return AIPC_ECLOSED;
     uint64_t max = b->cfg.max_queue_bytes;
     if (aipc_fk_data(f->kind)) {
-        bool full = c->q.data_bytes && aipc_outq_data_cost(&c->q, f->len) > max;
-        bool total_full = !full && !aipc_qtotal_room(c, f->len);
+        uint64_t extra = aipc_shm_frame_extra(f);   /* a descriptor: the slot it will hold */
+        bool full = aipc_outq_has_data(&c->q) && aipc_outq_data_cost(&c->q, f->len) + extra > max;
+        bool total_full = !full && !aipc_qtotal_room(c, f->len + extra);
         if (full || total_full) {
             if (f->kind == AIPC_FK_PUB) {
                 c->dropped_pending++;
@@ -249,6 +250,8 @@ void aipc_client_out_consume(aipc_client *cl, size_t nbytes)
             b->answers_queued--;
             cl->answer_bytes -= f->len;
         }
+        if (aipc_frame_slot(f))
+            aipc_shm_written(b, cl, f);         /* the client may release it from now on */
         cl->report_wait = f == cl->report;      /* a report out: the next after progress */
         if (f == cl->report)
             cl->report = NULL;

@@ -1,5 +1,9 @@
 /* publish.c - publication fan-out: one frame built on the first delivery and shared by every
  * matching subscriber (once per client per publication), then the retained store updated.
+ * A payload at or above shm_threshold while shm clients are attached is routed in two passes:
+ * the matched clients are collected first (their principals choose the fan-out pool), then
+ * the payload is copied once into a slot and one descriptor frame goes to every shm client
+ * that confirmed the slot's segment, the inline frame to the others (shm_out.c).
  * tests/native/test_rules_agree.c checks that fan-out agrees with aipc_proto_topic_match. */
 #include "internal.h"
 
@@ -17,8 +21,43 @@ typedef struct pubctx {
     size_t plen;
     bool dollar;              /* topic starts with '$': wildcards at level 1 do not match */
     bool failed;              /* frame could not be built (no memory) */
+    bool collect;             /* shared-memory candidate: collect the targets first */
     aipc_frame *frame;        /* built on the first delivery, shared by all */
 } pubctx;
+
+/* Queues the inline frame of the publication to c. */
+static void deliver_inline(pubctx *x, aipc_client *c)
+{
+    aipc_broker *b = x->b;
+    if (!x->frame && !x->failed) {
+        x->frame = aipc__build_msg(b, x->topic, x->tlen, x->from, x->from_len, false,
+                                  x->payload, x->plen);
+        x->failed = !x->frame;
+    }
+    if (x->failed) {
+        b->st.drops++;
+        return;
+    }
+    if (aipc__queue_frame(c, x->frame) == 0)
+        b->st.deliveries++;
+}
+
+/* Adds c to the collected targets (inline at once if the list cannot grow). */
+static void collect(pubctx *x, aipc_client *c)
+{
+    aipc_broker *b = x->b;
+    if (b->shm_ntargets == b->shm_captargets) {
+        uint32_t ncap = b->shm_captargets ? b->shm_captargets * 2 : 16;
+        aipc_client **nt = realloc(b->shm_targets, ncap * sizeof *nt);
+        if (!nt) {
+            deliver_inline(x, c);
+            return;
+        }
+        b->shm_targets = nt;
+        b->shm_captargets = ncap;
+    }
+    b->shm_targets[b->shm_ntargets++] = c;
+}
 
 /* Queues the publication to every subscriber of one node, once per client per publication. */
 static void deliver(pubctx *x, const aipc_tnode *node)
@@ -31,18 +70,49 @@ static void deliver(pubctx *x, const aipc_tnode *node)
         c->mark = b->pub_seq;
         if (c->state != AIPC_CL_READY)
             continue;
-        if (!x->frame && !x->failed) {
-            x->frame = aipc__build_msg(b, x->topic, x->tlen, x->from, x->from_len, false,
-                                      x->payload, x->plen);
-            x->failed = !x->frame;
-        }
-        if (x->failed) {
-            b->st.drops++;
-            continue;
-        }
-        if (aipc__queue_frame(c, x->frame) == 0)
-            b->st.deliveries++;
+        if (x->collect)
+            collect(x, c);
+        else
+            deliver_inline(x, c);
     }
+}
+
+/* Second pass of a large publication: one slot for the shm clients among the targets, a
+ * descriptor to each that confirmed its segment, the inline frame to everyone else. */
+static void deliver_collected(pubctx *x)
+{
+    aipc_broker *b = x->b;
+    aipc_client **t = b->shm_targets;
+    uint32_t n = b->shm_ntargets;
+    bool any = false;
+    for (uint32_t i = 0; i < n && !any; i++)
+        any = aipc_shm_eligible(b, t[i], x->plen);
+    aipc_shm_slot *s = any ? aipc_shm_pool_slot(b, t, n, x->payload, x->plen) : NULL;
+    aipc_frame *d = s ? aipc__build_msg_shm(b, x->topic, x->tlen, x->from, x->from_len, s) : NULL;
+    bool used = false;
+    for (uint32_t i = 0; i < n; i++) {
+        aipc_client *c = t[i];
+        if (c->state != AIPC_CL_READY)
+            continue;                 /* cut off while this publication was handed out */
+        if (aipc_shm_eligible(b, c, x->plen)) {
+            int rc = d ? aipc_shm_queue_desc(b, c, d) : 0;
+            if (rc == 1) {
+                b->st.deliveries++;
+                used = true;
+                continue;
+            }
+            if (rc < 0)
+                continue;             /* over its bound: dropped as the inline frame would be */
+            b->st.shm_inline_fallbacks++;
+        }
+        deliver_inline(x, c);
+    }
+    if (used)
+        b->st.shm_publications++;
+    aipc__frame_unref(b, d);
+    if (s)
+        aipc_shm_slot_put(b, s);
+    b->shm_ntargets = 0;
 }
 
 /* Walks the trie along the topic's levels; recursion only for '+' branches. */
@@ -87,10 +157,14 @@ static void match(pubctx *x, const aipc_tnode *n, const char *lvl, bool first)
 int aipc__publish(aipc_broker *b, const char *topic, size_t tlen, const char *from,
                  size_t from_len, const uint8_t *payload, size_t plen, bool retain)
 {
-    pubctx x = {b, topic, from, tlen, from_len, payload, plen, topic[0] == '$', false, NULL};
+    pubctx x = {b, topic, from, tlen, from_len, payload, plen, topic[0] == '$', false, false,
+                NULL};
+    x.collect = b->shm_nclients && plen >= b->cfg.shm_threshold && b->cfg.max_shm_bytes;
     b->st.publications++;
     b->pub_seq++;
     match(&x, &b->sub_root, topic, true);
+    if (x.collect)
+        deliver_collected(&x);
     aipc__frame_unref(b, x.frame);
     if (!retain)
         return 0;

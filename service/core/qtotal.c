@@ -59,6 +59,8 @@ static uint64_t evict(aipc_broker *b, aipc_client *v, uint64_t want)
             q->data_bytes -= f->len;
             q->data_frames--;
             removed++;
+            if (aipc_frame_slot(f))
+                freed += aipc_shm_evicted(b, v, f);   /* its slot is released too */
             aipc__frame_unref(b, f);
             continue;
         }

@@ -202,7 +202,7 @@ static bool room(const aipc_client *c, uint64_t len)
     uint64_t total = b->cfg.max_total_queue_bytes, need = len + AIPC_QUEUED_FRAME_OVERHEAD;
     if (total && need <= total && b->queue_total + need > total)
         return false;
-    return !c->q.data_bytes || aipc_outq_data_cost(&c->q, len) <= b->cfg.max_queue_bytes;
+    return !aipc_outq_has_data(&c->q) || aipc_outq_data_cost(&c->q, len) <= b->cfg.max_queue_bytes;
 }
 
 /* room(), after evicting publications of larger queues where the total rule lets it
@@ -211,7 +211,7 @@ static bool make_room(aipc_client *c, uint64_t len)
 {
     uint64_t total = c->b->cfg.max_total_queue_bytes;
     if (total && len + AIPC_QUEUED_FRAME_OVERHEAD <= total && !room(c, len) &&
-        (!c->q.data_bytes || aipc_outq_data_cost(&c->q, len) <= c->b->cfg.max_queue_bytes))
+        (!aipc_outq_has_data(&c->q) || aipc_outq_data_cost(&c->q, len) <= c->b->cfg.max_queue_bytes))
         aipc_qtotal_room(c, len);
     return room(c, len);
 }

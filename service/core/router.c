@@ -294,15 +294,11 @@ static void op_send(opctx *x)
     aipc_client *t = resolve_to(x);
     if (!t || !target_allowed(x, AIPC_POLICY_SEND, t))
         return;
-    aipc_frame *f = aipc__build_delivery(x->b, "direct", x->c->from, x->c->from_len, NULL, false,
-                                        0, x->payload, x->plen);
-    if (!f) {
+    int rc = aipc_shm_deliver_one(x->b, t, "direct", x->c->from, x->c->from_len, NULL, false, 0,
+                                  x->payload, x->plen);
+    if (rc == AIPC_ENOMEM)
         fail(x, "internal", "out of memory");
-        return;
-    }
-    int rc = aipc__queue_frame(t, f);
-    aipc__frame_unref(x->b, f);
-    if (rc != 0)
+    else if (rc != 0)
         fail(x, "queue_full", "the target's queue is full");
     else
         aipc__send_ok(x->c, x->has_id, x->id);
@@ -335,18 +331,18 @@ static void op_req(opctx *x)
              "the broker has max_total_pending_requests requests waiting for an answer");
         return;
     }
-    aipc_frame *f = aipc__build_delivery(x->b, "req", x->c->from, x->c->from_len, "id", true,
-                                        x->id, x->payload, x->plen);
-    if (!f || aipc_reqs_add(x->b, x->c, t, x->id) != 0) {
-        aipc__frame_unref(x->b, f);
+    if (aipc_reqs_add(x->b, x->c, t, x->id) != 0) {
         fail(x, "internal", "out of memory");
         return;
     }
-    int rc = aipc__queue_frame(t, f);
-    aipc__frame_unref(x->b, f);
+    int rc = aipc_shm_deliver_one(x->b, t, "req", x->c->from, x->c->from_len, "id", true, x->id,
+                                  x->payload, x->plen);
     if (rc != 0) {
         aipc_reqs_remove(x->b, aipc_reqs_find(x->b, x->c->id, x->id));
-        fail(x, "queue_full", "the target's queue is full");
+        if (rc == AIPC_ENOMEM)
+            fail(x, "internal", "out of memory");
+        else
+            fail(x, "queue_full", "the target's queue is full");
     }
 }
 
@@ -373,15 +369,13 @@ static void op_rep(opctx *x)
         fail(x, "no_such_client", "the requester is leaving");
         return;
     }
-    aipc_frame *f = aipc__build_delivery(x->b, "rep", x->c->from, x->c->from_len, "re", true, re,
-                                        x->payload, x->plen);
-    if (!f) {
+    int rc = aipc_shm_deliver_one(x->b, req, "rep", x->c->from, x->c->from_len, "re", true, re,
+                                  x->payload, x->plen);
+    if (rc == AIPC_ENOMEM) {
         fail(x, "internal", "out of memory");
         aipc__send_answer_error(req, re, "no_reply", "the reply was lost (out of memory)");
         return;
     }
-    int rc = aipc__queue_frame(req, f);
-    aipc__frame_unref(x->b, f);
     if (rc != 0) {
         fail(x, "queue_full", "the requester's queue is full");
         aipc__send_answer_error(req, re, "queue_full", "the reply did not fit your queue");

@@ -48,6 +48,7 @@ bool aipc_shm_negotiate(aipc_broker *b, aipc_client *c, const cJSON *hello)
 
 void aipc_shm_client_gone(aipc_broker *b, aipc_client *c)
 {
+    aipc_shm_out_gone(b, c);
     if (c->shm_on) {
         c->shm_on = false;
         b->shm_nclients--;
@@ -65,14 +66,7 @@ static void shm_violation(aipc_client *c, const char *message)
 static void answer_refused(aipc_client *c, uint32_t id, uint32_t seg, const char *code)
 {
     char meta[160];
-    size_t n = aipc_shm_answer_put(meta, sizeof meta, id, seg, false, code);
-    aipc_frame *f = n ? aipc__frame_make(c->b, AIPC_FK_CONTROL, meta, n, NULL, 0) : NULL;
-    if (!f) {
-        aipc__send_error(c, false, 0, "internal", "out of memory");
-        return;
-    }
-    aipc__queue_frame(c, f);
-    aipc__frame_unref(c->b, f);
+    aipc__send_meta(c, meta, aipc_shm_answer_put(meta, sizeof meta, id, seg, false, code));
 }
 
 void aipc_shm_control(aipc_broker *b, aipc_client *c, const uint8_t *meta, size_t len,
@@ -93,11 +87,12 @@ void aipc_shm_control(aipc_broker *b, aipc_client *c, const uint8_t *meta, size_
     case AIPC_SHM_OP_SEG:              /* client segments: not mapped yet */
         answer_refused(c, ctl.id, ctl.seg, "not_supported");
         break;
-    case AIPC_SHM_OP_DONE:             /* nothing is held yet: every pair is bogus */
-        b->st.shm_bad_releases += ctl.nrefs;
+    case AIPC_SHM_OP_DONE:
+        aipc_shm_release(b, c, refs, ctl.nrefs);
         break;
-    case AIPC_SHM_OP_SEG_ANSWER:       /* the broker announced nothing */
-        shm_violation(c, "answer to a segment the broker did not announce");
+    case AIPC_SHM_OP_SEG_ANSWER:
+        if (aipc_shm_answer(b, c, ctl.seg, ctl.ok) != 0)
+            shm_violation(c, "answer to a segment the broker did not announce, or a second one");
         break;
     case AIPC_SHM_OP_UNSEG:            /* the client's segments are never mapped yet */
         break;

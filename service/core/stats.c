@@ -19,6 +19,8 @@ void aipc_broker_get_stats(const aipc_broker *b, aipc_broker_stats *out)
     out->retained_topics = b->nretained;
     out->retained_bytes = b->retained_bytes;
     out->shm_clients = b->shm_nclients;
+    out->shm_bytes = b->shm_slot_bytes;
+    out->shm_segments = b->shm_segs.count;
     uint64_t now = aipc__now(b);
     out->uptime_ms = now > b->started_ms ? now - b->started_ms : 0;
 }

@@ -40,6 +40,9 @@ typedef struct fshm {
     const char *fail_open;    /* non-NULL: open fails with this code */
     fshm_client_seg csegs[16];
     size_t ncsegs;
+    struct { uint32_t id; size_t idx; } ann[FSHM_MAX];   /* broker seg id -> segs[idx] */
+    size_t nann;
+    int unsegs;               /* shm_unseg frames seen by fshm_next */
 } fshm;
 
 static inline void *fshm_create(void *ctx, uint32_t size, const char *const *readers, size_t n,
@@ -129,6 +132,105 @@ static inline fshm_client_seg *fshm_client_segment(fshm *f, const char *name, ui
     c->mem = calloc(1, size);
     ck_assert_ptr_nonnull(c->mem);
     return c;
+}
+
+/* The fake segment the broker announced as `seg` (its name, from the announce), or NULL. */
+static inline fshm_seg *fshm_by_id(fshm *f, uint32_t seg)
+{
+    for (size_t i = 0; i < f->nann; i++)
+        if (f->ann[i].id == seg)
+            return &f->segs[f->ann[i].idx];
+    return NULL;
+}
+
+/* A delivery as the client sees it: inline, or resolved from the slot a descriptor names. */
+typedef struct shm_rx {
+    rx_frame *r;
+    const uint8_t *data;
+    size_t len;
+    bool shared;
+    uint32_t seg, off;
+} shm_rx;
+
+/* Answers an announce frame r as a client would: ok (true) or refused. */
+static inline void fshm_answer(fshm *f, fake *c, const rx_frame *r, bool ok)
+{
+    uint32_t seg = (uint32_t)rx_num(r, "seg");
+    const char *name = rx_str(r, "name");
+    ck_assert_int_eq((int)rx_num(r, "id"), (int)seg);
+    ck_assert_uint_eq((uint32_t)rx_num(r, "size") % 4096u, 0);
+    bool known = fshm_by_id(f, seg) != NULL;
+    for (size_t i = 0; i < f->nsegs && !known; i++)
+        if (f->segs[i].created && strcmp(f->segs[i].name, name) == 0) {
+            ck_assert_uint_lt(f->nann, FSHM_MAX);
+            f->ann[f->nann].id = seg;
+            f->ann[f->nann].idx = i;
+            f->nann++;
+            known = true;
+        }
+    ck_assert_msg(known, "announce of an unknown segment %s", name);
+    char meta[160];
+    if (ok)
+        snprintf(meta, sizeof meta, "{\"op\":\"shm_seg\",\"re\":%u,\"seg\":%u,\"ok\":true}", seg,
+                 seg);
+    else
+        snprintf(meta, sizeof meta, "{\"op\":\"shm_seg\",\"re\":%u,\"seg\":%u,\"ok\":false,"
+                 "\"code\":\"access_denied\"}", seg, seg);
+    ck_assert_int_eq(fake_sendt(c, meta, NULL), 0);
+}
+
+/* The next frame that is not a shm_seg announce or shm_unseg (announces are answered with ok,
+ * counted in *announces when not NULL); a descriptor's payload is read from the fake segment
+ * (range and spare byte checked). r is NULL when nothing is pending. */
+static inline shm_rx fshm_next(fshm *f, fake *c, bool ok, int *announces)
+{
+    shm_rx x;
+    memset(&x, 0, sizeof x);
+    for (;;) {
+        rx_frame *r = fake_next(c);
+        if (!r)
+            return x;
+        const char *op = rx_str(r, "op");
+        if (strcmp(op, "shm_seg") == 0) {
+            fshm_answer(f, c, r, ok);
+            if (announces)
+                (*announces)++;
+            continue;
+        }
+        if (strcmp(op, "shm_unseg") == 0) {
+            f->unsegs++;
+            continue;
+        }
+        x.r = r;
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(r->meta, "shm");
+        if (!d) {
+            x.data = r->payload;
+            x.len = r->plen;
+            return x;
+        }
+        ck_assert_uint_eq(r->plen, 0);
+        ck_assert_int_eq(cJSON_GetArraySize(d), 3);
+        x.shared = true;
+        x.seg = (uint32_t)cJSON_GetArrayItem(d, 0)->valuedouble;
+        x.off = (uint32_t)cJSON_GetArrayItem(d, 1)->valuedouble;
+        x.len = (size_t)cJSON_GetArrayItem(d, 2)->valuedouble;
+        fshm_seg *s = fshm_by_id(f, x.seg);
+        ck_assert_msg(s != NULL, "descriptor on segment %u never announced", x.seg);
+        ck_assert_msg(!s->closed, "descriptor on a closed segment");
+        ck_assert_uint_le((uint64_t)x.off + x.len + 1, s->size);
+        ck_assert_uint_eq(x.off % 4096u, 0);
+        ck_assert_uint_eq(s->mem[x.off + x.len], 0);
+        x.data = s->mem + x.off;
+        return x;
+    }
+}
+
+/* Releases one slot: {"op":"shm_done","r":[[seg,off]]}. */
+static inline void fshm_done(fake *c, uint32_t seg, uint32_t off)
+{
+    char meta[96];
+    snprintf(meta, sizeof meta, "{\"op\":\"shm_done\",\"r\":[[%u,%u]]}", seg, off);
+    ck_assert_int_eq(fake_sendt(c, meta, NULL), 0);
 }
 
 /* After aipc_broker_free: every segment was closed exactly once. Frees the fake. */

@@ -1,0 +1,202 @@
+/* shm_out.c - deliveries through the broker's fan-out slots (docs/design/shared-memory.md
+ * sections 6, 8, 9, 12; docs/protocol.md section 11).
+ *
+ * Per client:
+ *   - views: each fan-out segment's state for it - announced (shm_seg sent), confirmed (ok) or
+ *     refused. A segment is used for a client only once it confirmed it; until then, and after
+ *     a refusal, the client gets the frame inline (shm_inline_fallbacks). A client that refused
+ *     AIPC_SHM_MAX_REFUSALS segments is offered no more.
+ *   - holds: the slots it holds, (segment, offset) -> slot, from the moment a descriptor is
+ *     queued to it until it releases the slot (shm_done) or leaves. A pair it does not hold, or
+ *     holds but whose descriptor was not written to it yet, is ignored (shm_bad_releases): a
+ *     client can never free a slot another client still reads, nor one it cannot have seen.
+ *     A held slot costs its payload + AIPC_QUEUED_FRAME_OVERHEAD in the client's queue
+ *     (q.shm_bytes, in q.charge and the broker's total), so max_queue_bytes and
+ *     max_total_queue_bytes bound it as they bound inline frames.
+ * A slot is freed when its last holder released it (its fan-out holds it while it runs). */
+#include "internal.h"
+
+#include "asyncipc/asyncipc.h"
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <string.h>
+
+#define WRITTEN ((uintptr_t)1)   /* bit 0 of a hold: the descriptor was written */
+
+static int view_get(const aipc_client *c, uint32_t seg)
+{
+    return (int)(uintptr_t)aipc_pmap_get(&c->shm_views, seg, 0);
+}
+
+bool aipc_shm_eligible(const aipc_broker *b, const aipc_client *c, size_t plen)
+{
+    return c->shm_on && plen >= b->cfg.shm_threshold;
+}
+
+uint64_t aipc_shm_frame_extra(const aipc_frame *f)
+{
+    const aipc_shm_slot *s = aipc_frame_slot(f);
+    return s ? (uint64_t)s->len + AIPC_QUEUED_FRAME_OVERHEAD : 0;
+}
+
+/* Offers segment s to c: shm_seg announce, the view is SENT. */
+static void announce(aipc_client *c, const aipc_shm_seg *s)
+{
+    char meta[256];
+    size_t n = aipc_shm_seg_put(meta, sizeof meta, s->id, s->name, s->size, s->session, s->id);
+    if (!n || aipc_pmap_put(&c->shm_views, s->id, 0, (void *)(uintptr_t)AIPC_SHM_VIEW_SENT) != 0)
+        return;                        /* not offered: stays inline */
+    aipc__send_meta(c, meta, n);
+}
+
+/* Charges (add) or uncharges c's queue for holding s. */
+static void hold_charge(aipc_client *c, const aipc_shm_slot *s, bool add)
+{
+    uint64_t cost = (uint64_t)s->len + AIPC_QUEUED_FRAME_OVERHEAD;
+    aipc_outq *q = &c->q;
+    if (add) {
+        q->shm_bytes += cost;
+        q->charge += cost;
+        *q->total += cost;
+    } else {
+        q->shm_bytes -= cost;
+        q->charge -= cost;
+        *q->total -= cost;
+    }
+}
+
+/* c no longer holds s (its hold entry is already gone): uncharged, and s freed if last. */
+static uint64_t hold_drop(aipc_broker *b, aipc_client *c, aipc_shm_slot *s)
+{
+    hold_charge(c, s, false);
+    aipc_shm_slot_put(b, s);
+    return (uint64_t)s->len + AIPC_QUEUED_FRAME_OVERHEAD;
+}
+
+int aipc_shm_queue_desc(aipc_broker *b, aipc_client *c, aipc_frame *desc)
+{
+    aipc_shm_slot *s = aipc_frame_slot(desc);
+    const aipc_shm_seg *seg = s->seg;
+    int st = view_get(c, seg->id);
+    if (st != AIPC_SHM_VIEW_OK) {
+        if (!st && c->shm_refusals < AIPC_SHM_MAX_REFUSALS)
+            announce(c, seg);
+        return 0;
+    }
+    if (aipc_pmap_get(&c->shm_holds, seg->id, s->off) ||
+        aipc_pmap_put(&c->shm_holds, seg->id, s->off, s) != 0)
+        return 0;                      /* (never held twice; no memory: inline) */
+    int rc = aipc__queue_frame(c, desc);
+    if (rc != 0) {
+        aipc_pmap_del(&c->shm_holds, seg->id, s->off);
+        return rc;
+    }
+    s->holders++;
+    hold_charge(c, s, true);
+    b->st.shm_deliveries++;
+    return 1;
+}
+
+void aipc_shm_written(aipc_broker *b, aipc_client *c, const aipc_frame *f)
+{
+    (void)b;
+    aipc_shm_slot *s = aipc_frame_slot(f);
+    void **v = aipc_pmap_ref(&c->shm_holds, s->seg->id, s->off);
+    if (v && *v == (void *)s)
+        *v = (void *)((uintptr_t)s | WRITTEN);
+}
+
+uint64_t aipc_shm_evicted(aipc_broker *b, aipc_client *c, const aipc_frame *f)
+{
+    aipc_shm_slot *s = aipc_frame_slot(f);
+    void **v = aipc_pmap_ref(&c->shm_holds, s->seg->id, s->off);
+    if (!v || *v != (void *)s)
+        return 0;
+    aipc_pmap_del(&c->shm_holds, s->seg->id, s->off);
+    return hold_drop(b, c, s);
+}
+
+void aipc_shm_release(aipc_broker *b, aipc_client *c, const aipc_shm_ref *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        void **v = aipc_pmap_ref(&c->shm_holds, r[i].seg, r[i].off);
+        if (!v || !((uintptr_t)*v & WRITTEN)) {
+            b->st.shm_bad_releases++;
+            continue;
+        }
+        aipc_shm_slot *s = (aipc_shm_slot *)((uintptr_t)*v & ~WRITTEN);
+        aipc_pmap_del(&c->shm_holds, r[i].seg, r[i].off);
+        hold_drop(b, c, s);
+    }
+}
+
+int aipc_shm_answer(aipc_broker *b, aipc_client *c, uint32_t seg, bool ok)
+{
+    int st = view_get(c, seg);
+    if (!st)                           /* retired since (ids are never reused): ignored */
+        return seg >= 1 && seg <= b->shm_next_seg ? 0 : AIPC_EPROTO;
+    if (st != AIPC_SHM_VIEW_SENT)
+        return AIPC_EPROTO;            /* answered twice */
+    void **v = aipc_pmap_ref(&c->shm_views, seg, 0);
+    *v = (void *)(uintptr_t)(ok ? AIPC_SHM_VIEW_OK : AIPC_SHM_VIEW_REFUSED);
+    if (!ok && ++c->shm_refusals == AIPC_SHM_MAX_REFUSALS)
+        aipc__logf(b, AIPC_LOG_INFO, "client %" PRIu64 " refused %u segments: inline from now on",
+                   c->id, AIPC_SHM_MAX_REFUSALS);
+    return 0;
+}
+
+void aipc_shm_seg_retired(aipc_broker *b, uint32_t seg)
+{
+    char meta[64];
+    size_t n = aipc_shm_unseg_put(meta, sizeof meta, seg);
+    for (aipc_client *c = b->clients; c; c = c->next) {
+        int st = view_get(c, seg);
+        if (!st)
+            continue;
+        aipc_pmap_del(&c->shm_views, seg, 0);
+        if (st != AIPC_SHM_VIEW_REFUSED)
+            aipc__send_meta(c, meta, n);
+    }
+}
+
+void aipc_shm_out_gone(aipc_broker *b, aipc_client *c)
+{
+    aipc_pmap *h = &c->shm_holds;
+    for (uint32_t i = 0; i < h->cap; i++)
+        if (h->ents[i].val)
+            hold_drop(b, c, (aipc_shm_slot *)((uintptr_t)h->ents[i].val & ~WRITTEN));
+    aipc_pmap_free(h);
+    aipc_pmap_free(&c->shm_views);
+}
+
+int aipc_shm_deliver_one(aipc_broker *b, aipc_client *t, const char *op, const char *from,
+                         size_t from_len, const char *extra_key, bool has_extra, int64_t extra,
+                         const uint8_t *payload, size_t plen)
+{
+    if (aipc_shm_eligible(b, t, plen)) {
+        aipc_shm_slot *s = aipc_shm_pool_slot(b, &t, 1, payload, plen);
+        int rc = 0;
+        if (s) {
+            aipc_frame *d = aipc__build_delivery_shm(b, op, from, from_len, extra_key,
+                                                     has_extra, extra, s);
+            rc = d ? aipc_shm_queue_desc(b, t, d) : 0;
+            aipc__frame_unref(b, d);
+            aipc_shm_slot_put(b, s);
+        }
+        if (rc == 1) {
+            b->st.shm_publications++;
+            return 0;
+        }
+        if (rc < 0)
+            return AIPC_EQUEUEFULL;    /* over its bound: refused as inline would be */
+        b->st.shm_inline_fallbacks++;
+    }
+    aipc_frame *f = aipc__build_delivery(b, op, from, from_len, extra_key, has_extra, extra,
+                                        payload, plen);
+    if (!f)
+        return AIPC_ENOMEM;
+    int rc = aipc__queue_frame(t, f);
+    aipc__frame_unref(b, f);
+    return rc ? AIPC_EQUEUEFULL : 0;
+}
