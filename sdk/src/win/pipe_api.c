@@ -45,7 +45,7 @@ static void pipe_destroy(aipc__pipe *p)
     aipc__batch_free(&p->q[0]);
     aipc__batch_free(&p->q[1]);
     aipc__conn_free(&p->io);
-    aipc__shm_link_free(p);
+    aipc__shm_link_free(&p->shm);
     free(p->xbuf);
     free(p->name);
     free(p->name_utf8);
@@ -171,6 +171,7 @@ int aipc_pipe_new(PipeImplType engine, aipc_named_pipe **out)
     p->start_op.cb = aipc__pipe_on_start;
     p->exit_op.cb = aipc__pipe_on_exit;
     InitializeSRWLock(&p->lock);
+    aipc__pipe_shm_init(p);
     aipc__gate_init(&p->gate);
     *out = &p->pub;
     return 0;
@@ -249,7 +250,14 @@ int aipc_pipe_get_stats(aipc_named_pipe *pipe, aipc_pipe_stats *out)
     memset(&s, 0, sizeof s);
     s.size = out->size;
     s.shm = (uint32_t)InterlockedCompareExchange(&p->shm_on, 0, 0);
-    aipc__shm_link_stats(p, &s);
+    aipc__shm_counts c;
+    aipc__shm_link_counts(&p->shm, &c);
+    s.shm_bytes = c.held;
+    s.shm_segments = c.segs + c.peer_segs;
+    s.shm_sent = c.sent;
+    s.shm_received = c.recv;
+    s.shm_inline_fallbacks = c.fallback;
+    s.shm_map_failures = c.mapfail;
     memcpy(out, &s, out->size < sizeof s ? out->size : sizeof s);  /* what the caller's has */
     return 0;
 }
@@ -428,6 +436,25 @@ uint64_t aipc__pipe_queue_limit(const aipc__pipe *p)
     return four > AIPC_DEFAULT_MAX_QUEUE ? four : AIPC_DEFAULT_MAX_QUEUE;
 }
 
+/* Under the lock: a message at or above the threshold into a slot (shm_link.c), its descriptor
+ * {"shm":[seg,off,len]} queued in the pending batch. 1 done, 0 (go inline) or AIPC_ENOMEM. */
+static int shm_send(aipc__pipe *p, const void *data, uint32_t size)
+{
+    aipc_shm_desc d;
+    int rc = aipc__shm_link_put(&p->shm, data, size, &d);
+    if (rc != 1)
+        return rc;
+    char meta[64];
+    meta[0] = '{';
+    size_t ml = aipc_shm_desc_put(meta + 1, sizeof meta - 2, &d);
+    meta[1 + ml] = '}';
+    if (aipc__batch_append_meta(&p->q[p->qi], meta, (uint32_t)ml + 2, NULL, 0, AIPC__BATCH_CTL)) {
+        aipc__shm_link_unput(&p->shm, &d);
+        return AIPC_ENOMEM;
+    }
+    return 1;
+}
+
 int aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size)
 {
     aipc__pipe *p = (aipc__pipe *)pipe;
@@ -451,8 +478,8 @@ int aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size)
         return AIPC_EQUEUEFULL;
     }
     int rc = 0;
-    if (aipc__shm_link_eligible(p, size)) {
-        rc = aipc__shm_link_send(p, data, (uint32_t)size);   /* 1: its descriptor is queued */
+    if (p->shm_on && p->shm_threshold && size >= p->shm_threshold) {
+        rc = shm_send(p, data, (uint32_t)size);   /* 1: its descriptor is queued */
         if (rc == 0)
             InterlockedIncrement64(&p->shm.st_fallback);
     }

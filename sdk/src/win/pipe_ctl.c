@@ -24,13 +24,50 @@
  * Thread: the engine's I/O thread.
  */
 #include "pipe_internal.h"
+#include "win_ident.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define CTL_MAX_META 4096u
 
 static const char HELLO_SHM[] = "{\"op\":\"p2p\",\"v\":1,\"shm\":{\"v\":1}}";
 static const char ANSWER_NO[] = "{\"op\":\"p2p\",\"v\":1}";
+
+/* Learns who the peer is, for shm_link (the principal our segments are granted to): the server
+ * the client by impersonation (so after its first frame was read), as the broker learns its
+ * clients (win_ident.c); the client the pipe's owner, which the dial already checked. 0 or the
+ * Win32 error (shared memory is then not used with this peer). */
+static DWORD identify(aipc__pipe *p)
+{
+    PSID peer = NULL;
+    DWORD integrity = 0, e = 0;
+    if (p->role == PIPE_SERVER) {
+        aipc__win_ident id;
+        char why[160] = "";
+        ULONG pid = 0;
+        GetNamedPipeClientProcessId(p->h, &pid);
+        if (aipc__win_ident_capture(p->h, pid, 3, &id, why, sizeof why) == 0) {
+            peer = id.user;                    /* taken over: not freed with the rest */
+            integrity = id.integrity;
+            id.user = NULL;
+            aipc__win_ident_free(&id);
+        } else {
+            e = ERROR_ACCESS_DENIED;
+            aipc_log(AIPC_LOG_WARN, "pipe(%s) %s: %s", p->eng->name,
+                     p->name_utf8 ? p->name_utf8 : "?", why);
+        }
+    } else {
+        e = aipc__sec_pipe_owner(p->h, &peer);   /* the owner the dial already checked */
+    }
+    if (e)
+        aipc_log(AIPC_LOG_WARN, "pipe(%s) %s: cannot learn the peer's identity (%lu): no shared "
+                 "memory with it", p->eng->name, p->name_utf8 ? p->name_utf8 : "?", e);
+    aipc__shm_link_set_peer(&p->shm, e ? NULL : peer, integrity, 0, 0, p->name_utf8);
+    if (e)
+        free(peer);
+    return e;
+}
 
 void aipc__pipe_ctl_begin(aipc__pipe *p, int *hello)
 {
@@ -79,7 +116,7 @@ int aipc__pipe_ctl_frame(aipc__pipe *p, const uint8_t *meta, uint32_t meta_len,
         if (p->role == PIPE_SERVER && p->ctl == AIPC__CTL_WAIT_HELLO && nth == 0) {
             /* The client's identity is learnt now, from the frame just read: without it no
              * segment could name it, so the answer declines. */
-            int yes = c.shm_v >= 1 && aipc__shm_link_identify(p) == 0;
+            int yes = c.shm_v >= 1 && identify(p) == 0;
             int rc = yes ? aipc__pipe_queue_ctl(p, HELLO_SHM, sizeof HELLO_SHM - 1)
                          : aipc__pipe_queue_ctl(p, ANSWER_NO, sizeof ANSWER_NO - 1);
             if (rc != 0)
@@ -87,15 +124,15 @@ int aipc__pipe_ctl_frame(aipc__pipe *p, const uint8_t *meta, uint32_t meta_len,
             p->ctl = AIPC__CTL_DONE;
             if (yes) {
                 InterlockedExchange(&p->shm_on, 1);
-                aipc__shm_link_start(p);   /* the first segment goes with the next write */
+                aipc__shm_link_start(&p->shm);   /* the first segment goes with the next write */
             }
             return 0;
         }
         if (p->role == PIPE_CLIENT && p->ctl == AIPC__CTL_WAIT_ANSWER) {
             p->ctl = AIPC__CTL_DONE;
-            if (c.shm_v >= 1 && aipc__shm_link_identify(p) == 0) {
+            if (c.shm_v >= 1 && identify(p) == 0) {
                 InterlockedExchange(&p->shm_on, 1);
-                aipc__shm_link_start(p);
+                aipc__shm_link_start(&p->shm);
                 aipc__pipe_poke(p);        /* announce our first segment */
             }
             return 0;
@@ -105,12 +142,12 @@ int aipc__pipe_ctl_frame(aipc__pipe *p, const uint8_t *meta, uint32_t meta_len,
     if (p->ctl != AIPC__CTL_DONE || !p->shm_on)
         return AIPC_EPROTO;          /* shared-memory frames only after a yes */
     if (r == 1)
-        return aipc__shm_link_ctl(p, &c, refs);
+        return aipc__shm_link_ctl(&p->shm, &c, refs);
     aipc_shm_desc d;
     uint8_t *data;
     aipc__shm_rx *rx;
     if (aipc_shm_desc_find((const char *)meta, meta_len, &d) != 1 ||
-        aipc__shm_link_resolve(p, &d, &data, &rx) != 0)
+        aipc__shm_link_resolve(&p->shm, &d, &data, &rx) != 0)
         return AIPC_EPROTO;
     if (p->closed)
         return 1;

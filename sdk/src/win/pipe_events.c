@@ -288,7 +288,7 @@ void aipc__pipe_ev_recv_shm(aipc__pipe *p, uint8_t *data, uint32_t size, aipc__s
                      "lost", (unsigned long)size);
         }
     }
-    if (aipc__shm_link_release(p, rx, gen, seg, off))
+    if (aipc__shm_link_release(&p->shm, rx, gen, seg, off))
         aipc__pipe_poke(p);
 }
 

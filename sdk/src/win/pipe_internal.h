@@ -302,6 +302,8 @@ int  aipc__pipe_queue_ctl(aipc__pipe *p, const char *meta, uint32_t len);
  * writer token if it is free and starts a write (I/O thread) or posts the flush task (any
  * other thread). */
 void aipc__pipe_poke(aipc__pipe *p);
+/* Makes the pipe the owner of its shm_link (aipc__pipe_new, before anything else uses it). */
+void aipc__pipe_shm_init(aipc__pipe *p);
 
 /* ---- pipe_ctl.c: control frames, the shared-memory negotiation (I/O thread) ----------------- */
 enum {

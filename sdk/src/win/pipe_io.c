@@ -117,7 +117,7 @@ static int io_out_next(aipc__conn *c, aipc_iov *iov, int max)
         if (!p->xbuf)
             p->xbuf = malloc(AIPC__SHM_DONE_FRAME);
         if (p->xbuf)
-            p->xlen = aipc__shm_link_take_done(p, p->xbuf, AIPC__SHM_DONE_FRAME);
+            p->xlen = aipc__shm_link_take_done(&p->shm, p->xbuf, AIPC__SHM_DONE_FRAME);
     }
     if (p->xlen) {
         iov[0].base = p->xbuf + p->xoff;
@@ -133,7 +133,7 @@ static int io_out_next(aipc__conn *c, aipc_iov *iov, int max)
         aipc__batch_clear(b);
     p->wr_off = p->wr_end = 0;
     p->wr_msg = 0;
-    aipc__shm_link_pump(p);   /* a wanted segment's announce, owed releases: into this batch */
+    aipc__shm_link_pump(&p->shm);   /* a wanted segment's announce, owed releases: into this batch */
     AcquireSRWLockExclusive(&p->lock);
     if (!p->sendable || p->q[p->qi].len == 0) {
         p->wbusy = 0;
@@ -261,6 +261,38 @@ int aipc__pipe_queue_ctl(aipc__pipe *p, const char *meta, uint32_t len)
     return rc;
 }
 
+/* ---- the pipe as shm_link's owner (shm_link.h) --------------------------------------------- */
+
+static int shm_queue_locked(void *ctx, const char *meta, size_t len)
+{
+    aipc__pipe *p = ctx;
+    return aipc__batch_append_meta(&p->q[p->qi], meta, (uint32_t)len, NULL, 0, AIPC__BATCH_CTL);
+}
+
+static int shm_queue_ctl(void *ctx, const char *meta, uint32_t len)
+{
+    return aipc__pipe_queue_ctl(ctx, meta, len);
+}
+
+static void shm_released(void *ctx, const uint32_t *sizes, size_t n)
+{
+    aipc__pipe *p = ctx;
+    if (!p->closed)
+        aipc__pipe_ev_sent(p, sizes, n);   /* OnSend fires at the release */
+}
+
+static uint64_t shm_pool_max(void *ctx)
+{
+    return aipc__pipe_queue_limit(ctx);   /* the pool's bound is the queue's */
+}
+
+void aipc__pipe_shm_init(aipc__pipe *p)
+{
+    aipc__shm_owner own = {p, &p->lock, shm_queue_locked, shm_queue_ctl, shm_released,
+                           shm_pool_max};
+    aipc__shm_link_init(&p->shm, &own, "pipe");
+}
+
 /* Holder of the writer token: write what is pending, or give the token back. */
 static void start_write(aipc__pipe *p)
 {
@@ -352,7 +384,7 @@ void aipc__pipe_io_reset(aipc__pipe *p)
 {
     aipc_decoder_free(&p->dec);
     aipc__pipe_ctl_reset(p);
-    aipc__shm_link_reset(p);   /* nothing pending: every slot and view of this peer goes */
+    aipc__shm_link_reset(&p->shm);   /* nothing pending: every slot and view of this peer goes */
     aipc__conn_reset(&p->io);
     AcquireSRWLockExclusive(&p->lock);
     p->sendable = 0;

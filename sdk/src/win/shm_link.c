@@ -1,8 +1,11 @@
 /*
- * shm_link.c - shared memory of one point-to-point connection (shm_link.h).
+ * shm_link.c - shared memory of one connection (shm_link.h), for a point-to-point pipe and for
+ * the bus client alike: everything goes through the owner interface (L->own).
  */
-#include "pipe_internal.h"
-#include "win_ident.h"
+#include "shm_link.h"
+
+#include "asyncipc/asyncipc.h"
+#include "proto/frame.h"
 #include "winsec.h"
 
 #include <sddl.h>
@@ -11,46 +14,123 @@
 
 #define SEG_DEFAULT   (8u * 1024u * 1024u)    /* a segment's size unless a message needs more */
 #define SEG_ROUND     (1024u * 1024u)
-#define POOL_UNBOUNDED (256u * 1024u * 1024u) /* pool bound when the send queue has none */
+#define POOL_UNBOUNDED (256u * 1024u * 1024u) /* pool bound when the owner has none */
 #define MAX_REFUSALS  3                       /* the peer could not map this many: stop */
-#define DESC_META_MAX 64u                     /* {"shm":[seg,off,len]} */
 
 enum { TX_ANNOUNCED = 0, TX_OK, TX_REFUSED };
 
-/* ---- identity and start ------------------------------------------------------------------ */
+#define LNAME(L) ((L)->name ? (L)->name : "?")
 
-DWORD aipc__shm_link_identify(aipc__pipe *p)
+/* ---- owner, peer and start --------------------------------------------------------------- */
+
+void aipc__shm_link_init(aipc__shm_link *L, const aipc__shm_owner *own, const char *kind)
 {
-    aipc__shm_link *L = &p->shm;
+    L->own = *own;
+    L->kind = kind;
+}
+
+void aipc__shm_link_set_peer(aipc__shm_link *L, PSID peer, DWORD integrity, int session_known,
+                             DWORD peer_session, const char *name)
+{
     free(L->peer);
-    L->peer = NULL;
-    L->peer_integrity = 0;
-    DWORD e = 0;
-    if (p->role == PIPE_SERVER) {
-        /* The client's user and integrity, as the broker learns its clients (win_ident.c). */
-        aipc__win_ident id;
-        char why[160] = "";
-        ULONG pid = 0;
-        GetNamedPipeClientProcessId(p->h, &pid);
-        if (aipc__win_ident_capture(p->h, pid, 3, &id, why, sizeof why) == 0) {
-            L->peer = id.user;                 /* taken over: not freed with the rest */
-            L->peer_integrity = id.integrity;
-            id.user = NULL;
-            aipc__win_ident_free(&id);
-        } else {
-            e = ERROR_ACCESS_DENIED;
-            aipc_log(AIPC_LOG_WARN, "pipe(%s) %s: %s", p->eng->name,
-                     p->name_utf8 ? p->name_utf8 : "?", why);
-        }
-    } else {
-        e = aipc__sec_pipe_owner(p->h, &L->peer);   /* the owner the dial already checked */
-    }
-    if (e)
-        aipc_log(AIPC_LOG_WARN, "pipe(%s) %s: cannot learn the peer's identity (%lu): no shared "
-                 "memory with it", p->eng->name, p->name_utf8 ? p->name_utf8 : "?", e);
+    L->peer = peer;
+    L->peer_integrity = integrity;
+    L->peer_session_known = session_known;
+    L->peer_session = peer_session;
+    L->name = name;
     DWORD s = 0;
     L->session = ProcessIdToSessionId(GetCurrentProcessId(), &s) ? s : 0;
-    return e;
+}
+
+void aipc__shm_link_start(aipc__shm_link *L)
+{
+    AcquireSRWLockExclusive(L->own.lock);
+    L->active = 1;
+    L->grow_want = SEG_DEFAULT;
+    ReleaseSRWLockExclusive(L->own.lock);
+}
+
+/* ---- send side ------------------------------------------------------------------------------ */
+
+static uint64_t pool_max(aipc__shm_link *L)
+{
+    uint64_t q = L->own.pool_max ? L->own.pool_max(L->own.ctx) : 0;
+    return q ? q : POOL_UNBOUNDED;
+}
+
+int aipc__shm_link_put(aipc__shm_link *L, const void *data, uint32_t size, aipc_shm_desc *d)
+{
+    aipc__shm_tx *t = NULL;
+    uint32_t off = 0;
+    if (!L->active || L->refusals >= MAX_REFUSALS)
+        return 0;
+    for (int i = 0; i < L->ntx && !t; i++)
+        if (L->tx[i]->state == TX_OK && aipc_shm_ring_alloc(&L->tx[i]->ring, size, &off) == 0)
+            t = L->tx[i];
+    if (!t) {
+        /* No room now: go inline, and ask the I/O thread for another segment while the pool
+         * bound allows one (a message larger than the default gets one of its own size). */
+        uint64_t need = (uint64_t)size + 1 < SEG_DEFAULT ? SEG_DEFAULT
+                        : ((uint64_t)size + 1 + SEG_ROUND - 1) / SEG_ROUND * SEG_ROUND;
+        if (L->ntx < AIPC__SHM_TX_MAX && L->pool_bytes + need <= pool_max(L) && need > L->grow_want)
+            L->grow_want = (uint32_t)need;
+        return 0;
+    }
+    if (L->nout == L->capout) {
+        size_t cap = L->capout ? L->capout * 2 : 64;
+        aipc__shm_out *n = realloc(L->out, cap * sizeof *n);
+        if (!n) {
+            aipc_shm_ring_release(&t->ring, off);
+            return AIPC_ENOMEM;
+        }
+        L->out = n;
+        L->capout = cap;
+    }
+    memcpy(t->seg.view + off, data, size);   /* the payload is in place before its descriptor */
+    t->seg.view[off + size] = 0;             /* the spare NUL: the receiver never writes it */
+    L->out[L->nout].seg = t->id;
+    L->out[L->nout].off = off;
+    L->out[L->nout].len = size;
+    L->nout++;
+    L->held += (uint64_t)size + AIPC_HDR_SIZE;
+    InterlockedIncrement64(&L->st_sent);
+    d->seg = t->id;
+    d->off = off;
+    d->len = size;
+    return 1;
+}
+
+static aipc__shm_tx *tx_find(aipc__shm_link *L, uint32_t id)
+{
+    for (int s = 0; s < L->ntx; s++)
+        if (L->tx[s]->id == id)
+            return L->tx[s];
+    return NULL;
+}
+
+void aipc__shm_link_unput(aipc__shm_link *L, const aipc_shm_desc *d)
+{
+    size_t j = L->nout;
+    while (j > 0 && (L->out[j - 1].seg != d->seg || L->out[j - 1].off != d->off))
+        j--;
+    aipc__shm_tx *t = j ? tx_find(L, d->seg) : NULL;
+    if (!t)
+        return;
+    aipc_shm_ring_release(&t->ring, d->off);
+    j--;
+    L->held -= (uint64_t)L->out[j].len + AIPC_HDR_SIZE;
+    memmove(L->out + j, L->out + j + 1, (L->nout - j - 1) * sizeof *L->out);
+    L->nout--;
+    InterlockedDecrement64(&L->st_sent);
+}
+
+const uint8_t *aipc__shm_link_slot(aipc__shm_link *L, uint32_t seg, uint32_t off)
+{
+    aipc__shm_tx *t = tx_find(L, seg);
+    for (size_t j = 0; t && j < L->nout; j++)
+        if (L->out[j].seg == seg && L->out[j].off == off)
+            return t->seg.view + off;
+    return NULL;
 }
 
 /* Test hook (tests/win/p2p: the map-denied case): AIPC_TEST_SHM_GRANT_SID names the principal
@@ -67,87 +147,9 @@ static PSID test_grant(void)
     return copy;
 }
 
-void aipc__shm_link_start(aipc__pipe *p)
-{
-    aipc__shm_link *L = &p->shm;
-    AcquireSRWLockExclusive(&p->lock);
-    L->active = 1;
-    L->grow_want = SEG_DEFAULT;
-    ReleaseSRWLockExclusive(&p->lock);
-}
-
-/* ---- send side ------------------------------------------------------------------------------ */
-
-static uint64_t pool_max(const aipc__pipe *p)
-{
-    uint64_t q = aipc__pipe_queue_limit(p);
-    return q ? q : POOL_UNBOUNDED;
-}
-
-int aipc__shm_link_eligible(const aipc__pipe *p, size_t size)
-{
-    return p->shm_on && p->shm_threshold && size >= p->shm_threshold;
-}
-
-int aipc__shm_link_send(aipc__pipe *p, const void *data, uint32_t size)
-{
-    aipc__shm_link *L = &p->shm;
-    aipc__shm_tx *t = NULL;
-    uint32_t off = 0;
-    if (!L->active || L->refusals >= MAX_REFUSALS)
-        return 0;
-    for (int i = 0; i < L->ntx && !t; i++)
-        if (L->tx[i]->state == TX_OK && aipc_shm_ring_alloc(&L->tx[i]->ring, size, &off) == 0)
-            t = L->tx[i];
-    if (!t) {
-        /* No room now: go inline, and ask the I/O thread for another segment while the pool
-         * bound allows one (a message larger than the default gets one of its own size). */
-        uint64_t need = (uint64_t)size + 1 < SEG_DEFAULT ? SEG_DEFAULT
-                        : ((uint64_t)size + 1 + SEG_ROUND - 1) / SEG_ROUND * SEG_ROUND;
-        if (L->ntx < AIPC__SHM_TX_MAX && L->pool_bytes + need <= pool_max(p) && need > L->grow_want)
-            L->grow_want = (uint32_t)need;
-        return 0;
-    }
-    if (L->nout == L->capout) {
-        size_t cap = L->capout ? L->capout * 2 : 64;
-        aipc__shm_out *n = realloc(L->out, cap * sizeof *n);
-        if (!n) {
-            aipc_shm_ring_release(&t->ring, off);
-            return AIPC_ENOMEM;
-        }
-        L->out = n;
-        L->capout = cap;
-    }
-    char meta[DESC_META_MAX];
-    aipc_shm_desc d = {t->id, off, size};
-    meta[0] = '{';
-    size_t ml = aipc_shm_desc_put(meta + 1, sizeof meta - 2, &d);
-    meta[1 + ml] = '}';
-    memcpy(t->seg.view + off, data, size);   /* the payload is in place before its descriptor */
-    t->seg.view[off + size] = 0;             /* OnRecv's NUL: the receiver never writes it */
-    if (aipc__batch_append_meta(&p->q[p->qi], meta, (uint32_t)ml + 2, NULL, 0, AIPC__BATCH_CTL)) {
-        aipc_shm_ring_release(&t->ring, off);
-        return AIPC_ENOMEM;
-    }
-    L->out[L->nout].seg = t->id;
-    L->out[L->nout].off = off;
-    L->out[L->nout].len = size;
-    L->nout++;
-    L->held += (uint64_t)size + AIPC_HDR_SIZE;
-    InterlockedIncrement64(&L->st_sent);
-    return 1;
-}
-
-/* Under the lock: appends a control frame to the pending batch. */
-static int queue_locked(aipc__pipe *p, const char *meta, size_t len)
-{
-    return aipc__batch_append_meta(&p->q[p->qi], meta, (uint32_t)len, NULL, 0, AIPC__BATCH_CTL);
-}
-
 /* I/O thread: creates a segment of `size` bytes for the peer and queues its announce. */
-static void create_segment(aipc__pipe *p, uint32_t size)
+static void create_segment(aipc__shm_link *L, uint32_t size)
 {
-    aipc__shm_link *L = &p->shm;
     aipc__shm_tx *t = calloc(1, sizeof *t);
     char name[AIPC_SHM_NAME_BUF], meta[256];
     PSID hook = test_grant();
@@ -163,9 +165,9 @@ static void create_segment(aipc__pipe *p, uint32_t size)
         if (!ml)
             rc = AIPC_EINVAL;
     }
-    AcquireSRWLockExclusive(&p->lock);
+    AcquireSRWLockExclusive(L->own.lock);
     L->grow_want = 0;
-    if (rc == 0 && queue_locked(p, meta, ml) == 0) {
+    if (rc == 0 && L->own.queue_locked(L->own.ctx, meta, ml) == 0) {
         t->state = TX_ANNOUNCED;
         L->tx[L->ntx++] = t;
         L->pool_bytes += size;
@@ -173,30 +175,28 @@ static void create_segment(aipc__pipe *p, uint32_t size)
     } else if (rc != 0) {
         L->refusals++;                     /* a creator that cannot create sends inline */
     }
-    ReleaseSRWLockExclusive(&p->lock);
+    ReleaseSRWLockExclusive(L->own.lock);
     if (t) {
-        aipc_log(AIPC_LOG_WARN, "pipe %s: cannot create a shared segment of %u bytes (%d): "
-                 "inline", p->name_utf8 ? p->name_utf8 : "?", size, rc);
+        aipc_log(AIPC_LOG_WARN, "%s %s: cannot create a shared segment of %u bytes (%d): "
+                 "inline", L->kind, LNAME(L), size, rc);
         aipc__shm_seg_close(&t->seg);
         free(t);
     }
 }
 
-void aipc__shm_link_pump(aipc__pipe *p)
+void aipc__shm_link_pump(aipc__shm_link *L)
 {
-    aipc__shm_link *L = &p->shm;
-    AcquireSRWLockExclusive(&p->lock);
+    AcquireSRWLockExclusive(L->own.lock);
     uint32_t want = L->active && L->ntx < AIPC__SHM_TX_MAX ? L->grow_want : 0;
-    ReleaseSRWLockExclusive(&p->lock);
+    ReleaseSRWLockExclusive(L->own.lock);
     if (want)
-        create_segment(p, want);
+        create_segment(L, want);
 }
 
-size_t aipc__shm_link_take_done(aipc__pipe *p, uint8_t *out, size_t cap)
+size_t aipc__shm_link_take_done(aipc__shm_link *L, uint8_t *out, size_t cap)
 {
-    aipc__shm_link *L = &p->shm;
     size_t ml = 0;
-    AcquireSRWLockExclusive(&p->lock);
+    AcquireSRWLockExclusive(L->own.lock);
     if (L->ndone && cap > AIPC_HDR_SIZE) {
         size_t n = L->ndone < AIPC_SHM_DONE_MAX ? L->ndone : AIPC_SHM_DONE_MAX;
         ml = aipc_shm_done_put((char *)out + AIPC_HDR_SIZE, cap - AIPC_HDR_SIZE, L->done, n);
@@ -205,11 +205,19 @@ size_t aipc__shm_link_take_done(aipc__pipe *p, uint8_t *out, size_t cap)
             L->ndone -= n;
         }
     }
-    ReleaseSRWLockExclusive(&p->lock);
+    ReleaseSRWLockExclusive(L->own.lock);
     if (!ml)
         return 0;
     aipc_frame_put_header(out, (uint32_t)ml, 0);
     return AIPC_HDR_SIZE + ml;
+}
+
+int aipc__shm_link_owes(aipc__shm_link *L)
+{
+    AcquireSRWLockShared(L->own.lock);
+    int owes = L->ndone != 0;
+    ReleaseSRWLockShared(L->own.lock);
+    return owes;
 }
 
 /* ---- receive side ------------------------------------------------------------------------- */
@@ -253,9 +261,8 @@ static const char *open_code(int rc)
 }
 
 /* The peer announced a segment: map it and answer. */
-static int on_seg(aipc__pipe *p, const aipc_shm_ctl *c)
+static int on_seg(aipc__shm_link *L, const aipc_shm_ctl *c)
 {
-    aipc__shm_link *L = &p->shm;
     if (rx_find(L, c->seg, NULL))
         return AIPC_EPROTO;                /* announced twice */
     int slot = -1;
@@ -263,7 +270,10 @@ static int on_seg(aipc__pipe *p, const aipc_shm_ctl *c)
         if (!L->rx[i])
             slot = i;
     aipc__shm_rx *r = slot >= 0 ? calloc(1, sizeof *r) : NULL;
-    int rc = r ? aipc__shm_seg_open(&r->seg, c->name, c->size, L->peer) : AIPC_ENOMEM;
+    int rc = !r ? AIPC_ENOMEM
+             : L->peer_session_known
+                 ? aipc__shm_seg_open_in(&r->seg, L->peer_session, c->name, c->size, L->peer)
+                 : aipc__shm_seg_open(&r->seg, c->name, c->size, L->peer);
     if (rc == 0) {
         r->id = c->seg;
         r->refs = 1;
@@ -272,22 +282,21 @@ static int on_seg(aipc__pipe *p, const aipc_shm_ctl *c)
     } else {
         free(r);
         InterlockedIncrement64(&L->st_mapfail);
-        aipc_log(AIPC_LOG_INFO, "pipe %s: cannot map the peer's segment %u (%d): it stays inline",
-                 p->name_utf8 ? p->name_utf8 : "?", c->seg, rc);
+        aipc_log(AIPC_LOG_INFO, "%s %s: cannot map the peer's segment %u (%d): it stays inline",
+                 L->kind, LNAME(L), c->seg, rc);
     }
     char meta[160];
     size_t ml = aipc_shm_answer_put(meta, sizeof meta, c->id, c->seg, rc == 0,
                                     rc == 0 ? NULL : open_code(rc));
-    return ml ? aipc__pipe_queue_ctl(p, meta, (uint32_t)ml) : AIPC_ENOMEM;
+    return ml ? L->own.queue_ctl(L->own.ctx, meta, (uint32_t)ml) : AIPC_ENOMEM;
 }
 
 /* The peer answered our announce. */
-static int on_answer(aipc__pipe *p, const aipc_shm_ctl *c)
+static int on_answer(aipc__shm_link *L, const aipc_shm_ctl *c)
 {
-    aipc__shm_link *L = &p->shm;
     aipc__shm_tx *gone = NULL;
     int rc = AIPC_EPROTO;
-    AcquireSRWLockExclusive(&p->lock);
+    AcquireSRWLockExclusive(L->own.lock);
     for (int i = 0; i < L->ntx; i++) {
         aipc__shm_tx *t = L->tx[i];
         if (t->id != c->seg || t->state != TX_ANNOUNCED)
@@ -303,33 +312,29 @@ static int on_answer(aipc__pipe *p, const aipc_shm_ctl *c)
         }
         break;
     }
-    ReleaseSRWLockExclusive(&p->lock);
+    ReleaseSRWLockExclusive(L->own.lock);
     if (gone) {
         InterlockedIncrement64(&L->st_mapfail);
-        aipc_log(AIPC_LOG_INFO, "pipe %s: the peer cannot map our segment %u (%s): inline",
-                 p->name_utf8 ? p->name_utf8 : "?", c->seg, c->code[0] ? c->code : "refused");
+        aipc_log(AIPC_LOG_INFO, "%s %s: the peer cannot map our segment %u (%s): inline",
+                 L->kind, LNAME(L), c->seg, c->code[0] ? c->code : "refused");
         aipc__shm_seg_close(&gone->seg);
         free(gone);
     }
     return rc;
 }
 
-/* The peer released slots: free them and report OnSend for their messages. */
-static int on_done(aipc__pipe *p, const aipc_shm_ref *refs, size_t n)
+/* The peer released slots: free them and report the messages to the owner. */
+static int on_done(aipc__shm_link *L, const aipc_shm_ref *refs, size_t n)
 {
-    aipc__shm_link *L = &p->shm;
     uint32_t sizes[AIPC_SHM_DONE_MAX];
     size_t k = 0;
     int rc = 0;
-    AcquireSRWLockExclusive(&p->lock);
+    AcquireSRWLockExclusive(L->own.lock);
     for (size_t i = 0; i < n && rc == 0; i++) {
         size_t j = 0;
         while (j < L->nout && (L->out[j].seg != refs[i].seg || L->out[j].off != refs[i].off))
             j++;
-        aipc__shm_tx *t = NULL;
-        for (int s = 0; j < L->nout && s < L->ntx && !t; s++)
-            if (L->tx[s]->id == refs[i].seg)
-                t = L->tx[s];
+        aipc__shm_tx *t = j < L->nout ? tx_find(L, refs[i].seg) : NULL;
         if (!t || aipc_shm_ring_release(&t->ring, refs[i].off) != 0) {
             rc = AIPC_EPROTO;              /* a release of nothing we sent */
             break;
@@ -339,22 +344,21 @@ static int on_done(aipc__pipe *p, const aipc_shm_ref *refs, size_t n)
         memmove(L->out + j, L->out + j + 1, (L->nout - j - 1) * sizeof *L->out);
         L->nout--;
     }
-    ReleaseSRWLockExclusive(&p->lock);
-    if (k && !p->closed)
-        aipc__pipe_ev_sent(p, sizes, k);
+    ReleaseSRWLockExclusive(L->own.lock);
+    if (k && L->own.released)
+        L->own.released(L->own.ctx, sizes, k);
     return rc;
 }
 
-int aipc__shm_link_ctl(aipc__pipe *p, const aipc_shm_ctl *c, const aipc_shm_ref *refs)
+int aipc__shm_link_ctl(aipc__shm_link *L, const aipc_shm_ctl *c, const aipc_shm_ref *refs)
 {
-    aipc__shm_link *L = &p->shm;
     switch (c->op) {
     case AIPC_SHM_OP_SEG:
-        return on_seg(p, c);
+        return on_seg(L, c);
     case AIPC_SHM_OP_SEG_ANSWER:
-        return on_answer(p, c);
+        return on_answer(L, c);
     case AIPC_SHM_OP_DONE:
-        return on_done(p, refs, c->nrefs);
+        return on_done(L, refs, c->nrefs);
     case AIPC_SHM_OP_UNSEG: {
         int slot;
         aipc__shm_rx *r = rx_find(L, c->seg, &slot);
@@ -369,25 +373,24 @@ int aipc__shm_link_ctl(aipc__pipe *p, const aipc_shm_ctl *c, const aipc_shm_ref 
     }
 }
 
-int aipc__shm_link_resolve(aipc__pipe *p, const aipc_shm_desc *d, uint8_t **data,
+int aipc__shm_link_resolve(aipc__shm_link *L, const aipc_shm_desc *d, uint8_t **data,
                            aipc__shm_rx **rx)
 {
     int slot = 0;
-    aipc__shm_rx *r = rx_find(&p->shm, d->seg, &slot);
+    aipc__shm_rx *r = rx_find(L, d->seg, &slot);
     if (!r || d->off >= r->seg.size || d->len >= r->seg.size - d->off)
         return AIPC_EPROTO;               /* the payload and its spare byte lie in the view */
     *data = r->seg.view + d->off;
     *rx = r;
-    InterlockedIncrement64(&p->shm.st_recv);
+    InterlockedIncrement64(&L->st_recv);
     return 0;
 }
 
-int aipc__shm_link_release(aipc__pipe *p, aipc__shm_rx *rx, uint32_t gen, uint32_t seg,
+int aipc__shm_link_release(aipc__shm_link *L, aipc__shm_rx *rx, uint32_t gen, uint32_t seg,
                            uint32_t off)
 {
-    aipc__shm_link *L = &p->shm;
     int first = 0;
-    AcquireSRWLockExclusive(&p->lock);
+    AcquireSRWLockExclusive(L->own.lock);
     if (gen == L->gen) {
         if (L->ndone == L->capdone) {
             size_t cap = L->capdone ? L->capdone * 2 : 64;
@@ -404,18 +407,17 @@ int aipc__shm_link_release(aipc__pipe *p, aipc__shm_rx *rx, uint32_t gen, uint32
             L->ndone++;
         }
     }
-    ReleaseSRWLockExclusive(&p->lock);
+    ReleaseSRWLockExclusive(L->own.lock);
     rx_drop(rx);
     return first;
 }
 
-/* ---- reset, stats ------------------------------------------------------------------------------ */
+/* ---- reset, counters ---------------------------------------------------------------------------- */
 
-void aipc__shm_link_reset(aipc__pipe *p)
+void aipc__shm_link_reset(aipc__shm_link *L)
 {
-    aipc__shm_link *L = &p->shm;
     aipc__shm_tx *tx[AIPC__SHM_TX_MAX];
-    AcquireSRWLockExclusive(&p->lock);
+    AcquireSRWLockExclusive(L->own.lock);
     int ntx = L->ntx;
     memcpy(tx, L->tx, sizeof tx);
     memset(L->tx, 0, sizeof L->tx);
@@ -427,51 +429,54 @@ void aipc__shm_link_reset(aipc__pipe *p)
     L->ndone = 0;
     L->gen++;
     L->active = 0;
-    ReleaseSRWLockExclusive(&p->lock);
+    ReleaseSRWLockExclusive(L->own.lock);
     for (int i = 0; i < ntx; i++) {
         aipc__shm_seg_close(&tx[i]->seg);
         free(tx[i]);
     }
     for (int i = 0; i < AIPC__SHM_RX_MAX; i++)
         if (L->rx[i]) {
-            rx_drop(L->rx[i]);             /* a dispatcher item may keep it a while longer */
+            rx_drop(L->rx[i]);             /* a message not released yet may keep it a while */
             L->rx[i] = NULL;
         }
     free(L->peer);
     L->peer = NULL;
+    L->peer_session_known = 0;
     L->refusals = 0;
     L->next_id = 0;
 }
 
-void aipc__shm_link_free(aipc__pipe *p)
+void aipc__shm_link_free(aipc__shm_link *L)
 {
-    aipc__shm_link_reset(p);
-    free(p->shm.out);
-    free(p->shm.done);
-    free(p->shm.rcopy);
-    p->shm.out = NULL;
-    p->shm.done = NULL;
-    p->shm.rcopy = NULL;
-    p->shm.rcopy_cap = 0;
+    if (L->own.lock)                       /* (never initialised: nothing to reset) */
+        aipc__shm_link_reset(L);
+    free(L->out);
+    free(L->done);
+    free(L->rcopy);
+    L->out = NULL;
+    L->done = NULL;
+    L->rcopy = NULL;
+    L->rcopy_cap = 0;
 }
 
-void aipc__shm_link_stats(aipc__pipe *p, aipc_pipe_stats *st)
+void aipc__shm_link_counts(aipc__shm_link *L, aipc__shm_counts *c)
 {
-    aipc__shm_link *L = &p->shm;
-    AcquireSRWLockShared(&p->lock);
+    AcquireSRWLockShared(L->own.lock);
     uint64_t held = 0;
     for (size_t i = 0; i < L->nout; i++)
         held += L->out[i].len;
     uint32_t segs = 0;
     for (int i = 0; i < L->ntx; i++)
         segs += L->tx[i]->state == TX_OK;
-    ReleaseSRWLockShared(&p->lock);
+    ReleaseSRWLockShared(L->own.lock);
+    uint32_t peer = 0;
     for (int i = 0; i < AIPC__SHM_RX_MAX; i++)   /* [io]: a racy but harmless count */
-        segs += L->rx[i] != NULL;
-    st->shm_bytes = held;
-    st->shm_segments = segs;
-    st->shm_sent = (uint64_t)InterlockedCompareExchange64(&L->st_sent, 0, 0);
-    st->shm_received = (uint64_t)InterlockedCompareExchange64(&L->st_recv, 0, 0);
-    st->shm_inline_fallbacks = (uint64_t)InterlockedCompareExchange64(&L->st_fallback, 0, 0);
-    st->shm_map_failures = (uint64_t)InterlockedCompareExchange64(&L->st_mapfail, 0, 0);
+        peer += L->rx[i] != NULL;
+    c->held = held;
+    c->segs = segs;
+    c->peer_segs = peer;
+    c->sent = (uint64_t)InterlockedCompareExchange64(&L->st_sent, 0, 0);
+    c->recv = (uint64_t)InterlockedCompareExchange64(&L->st_recv, 0, 0);
+    c->fallback = (uint64_t)InterlockedCompareExchange64(&L->st_fallback, 0, 0);
+    c->mapfail = (uint64_t)InterlockedCompareExchange64(&L->st_mapfail, 0, 0);
 }
