@@ -127,6 +127,36 @@ START_TEST(label_clamped_to_creator)
 }
 END_TEST
 
+/* AIPC__SEC_SECTION_SDDL_CAP(n) holds n readers of the longest SID accepted (and a creator of
+ * that length) at the longest label; one character more is no SID. */
+START_TEST(cap_holds_longest_sids)
+{
+    char longest[AIPC__SEC_SID_STR_MAX + 16];
+    strcpy(longest, "S-1-281474976710655");
+    for (int i = 0; i < 15; i++)
+        strcat(longest, "-4294967295");
+    ck_assert_uint_eq(strlen(longest), AIPC__SEC_SID_STR_MAX);
+    ck_assert(aipc__sec_sid_str_ok(longest));
+    char over[AIPC__SEC_SID_STR_MAX + 16];
+    strcpy(over, longest);
+    strcat(over, "-1");                          /* a 16th sub-authority */
+    ck_assert(!aipc__sec_sid_str_ok(over));
+    const char *many[AIPC__SEC_SECTION_MAX_READERS];
+    for (size_t i = 0; i < AIPC__SEC_SECTION_MAX_READERS; i++)
+        many[i] = longest;
+    static char big[AIPC__SEC_SECTION_SDDL_CAP(AIPC__SEC_SECTION_MAX_READERS)];
+    for (size_t n = 1; n <= AIPC__SEC_SECTION_MAX_READERS; n++) {
+        size_t len = aipc__sec_section_sddl(big, AIPC__SEC_SECTION_SDDL_CAP(n), longest, many, n,
+                                            AIPC__SEC_IL_SYSTEM);
+        ck_assert_uint_gt(len, 0);
+        ck_assert_uint_lt(len, AIPC__SEC_SECTION_SDDL_CAP(n));
+        six_fields(big);
+    }
+    ck_assert_uint_gt(aipc__sec_section_sddl(big, sizeof big, longest, many,
+                                             AIPC__SEC_SECTION_MAX_READERS, AIPC__SEC_IL_SYSTEM), 0);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("secdesc_section");
@@ -136,6 +166,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, groups_and_aliases_refused);
     tcase_add_test(tc, owner_rights_read_control_only);
     tcase_add_test(tc, label_clamped_to_creator);
+    tcase_add_test(tc, cap_holds_longest_sids);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -61,6 +61,15 @@ bool aipc__sec_sid_str_ok(const char *s);
 size_t aipc__sec_section_sddl(char *out, size_t cap, const char *creator,
                               const char *const *readers, size_t n, uint32_t integrity);
 
+/* Longest SID string aipc__sec_sid_str_ok accepts: "S-1-", a 15-digit authority, 15 sub-
+ * authorities of "-" and 10 digits. */
+#define AIPC__SEC_SID_STR_MAX 184u
+/* A capacity that always holds the SDDL of n readers (creator and readers at most
+ * AIPC__SEC_SID_STR_MAX each, any valid label), NUL included: size the buffer of
+ * aipc__sec_section_sddl with it (64 readers: 12.9 KB). */
+#define AIPC__SEC_SECTION_SDDL_CAP(n) \
+    (64u + AIPC__SEC_SID_STR_MAX + 22u + (size_t)(n) * (15u + AIPC__SEC_SID_STR_MAX) + 32u)
+
 /* The label RID for a section: min(reader, creator), each 0 (unknown) taken as medium. Pass the
  * readers' lowest level and the creating process's token integrity. */
 uint32_t aipc__sec_section_label(uint32_t reader, uint32_t creator);

@@ -48,22 +48,24 @@ static DWORD own_integrity(void)
     return rid;
 }
 
-/* The section's descriptor for this process's user and `reader`; NULL with *rc set. */
-static PSECURITY_DESCRIPTOR section_sd(PSID reader, DWORD integrity, DWORD *err, int *rc)
+/* The section's descriptor for this process's user and readers[0..n); NULL with *rc set. */
+static PSECURITY_DESCRIPTOR section_sd(const char *const *readers, size_t n, DWORD integrity,
+                                       DWORD *err, int *rc)
 {
     PSID me = aipc__sec_user_sid();
-    char *me_s = NULL, *rd_s = NULL, sddl[512];
+    char *me_s = NULL, *sddl = NULL;
     PSECURITY_DESCRIPTOR sd = NULL;
     *err = 0;
     *rc = AIPC_ENOMEM;
-    if (!me || !ConvertSidToStringSidA(me, &me_s) || !ConvertSidToStringSidA(reader, &rd_s)) {
+    if (n == 0 || n > AIPC__SEC_SECTION_MAX_READERS) {
+        *rc = AIPC_EINVAL;
+    } else if (!me || !ConvertSidToStringSidA(me, &me_s)) {
         *err = GetLastError();
         *rc = me ? aipc__win_err(*err) : AIPC_ESYS;
-    } else {
-        const char *readers[1] = {rd_s};
+    } else if ((sddl = malloc(AIPC__SEC_SECTION_SDDL_CAP(n))) != NULL) {
         /* Never above our own level: Windows refuses to raise a label (STATUS_INVALID_LABEL). */
         uint32_t label = aipc__sec_section_label(integrity, own_integrity());
-        if (!aipc__sec_section_sddl(sddl, sizeof sddl, me_s, readers, 1, label)) {
+        if (!aipc__sec_section_sddl(sddl, AIPC__SEC_SECTION_SDDL_CAP(n), me_s, readers, n, label)) {
             *rc = AIPC_EINVAL;                 /* a group, or a bad integrity level */
         } else if (!ConvertStringSecurityDescriptorToSecurityDescriptorA(sddl, SDDL_REVISION_1, &sd, NULL)) {
             *err = GetLastError();
@@ -73,23 +75,22 @@ static PSECURITY_DESCRIPTOR section_sd(PSID reader, DWORD integrity, DWORD *err,
     }
     if (me_s)
         LocalFree(me_s);
-    if (rd_s)
-        LocalFree(rd_s);
+    free(sddl);
     free(me);
     return sd;
 }
 
-int aipc__shm_seg_create_named(aipc__shm_seg *s, uint32_t size, PSID reader,
-                               DWORD reader_integrity, const char *name)
+int aipc__shm_seg_create_named_for(aipc__shm_seg *s, uint32_t size, const char *const *readers,
+                                   size_t n, DWORD min_integrity, const char *name)
 {
     if (!s)
         return AIPC_EINVAL;
     memset(s, 0, sizeof *s);
-    if (size == 0 || !reader || !IsValidSid(reader) || !name || !aipc_shm_name_valid(name, strlen(name)))
+    if (size == 0 || !readers || !name || !aipc_shm_name_valid(name, strlen(name)))
         return AIPC_EINVAL;
     DWORD err;
     int rc;
-    PSECURITY_DESCRIPTOR sd = section_sd(reader, reader_integrity, &err, &rc);
+    PSECURITY_DESCRIPTOR sd = section_sd(readers, n, min_integrity, &err, &rc);
     if (!sd)
         return fail(s, err, rc);
     SECURITY_ATTRIBUTES sa = {sizeof sa, sd, FALSE};
@@ -119,8 +120,8 @@ int aipc__shm_seg_create_named(aipc__shm_seg *s, uint32_t size, PSID reader,
     return 0;
 }
 
-int aipc__shm_seg_create(aipc__shm_seg *s, uint32_t size, PSID reader, DWORD reader_integrity,
-                         char *name_out, size_t name_cap)
+int aipc__shm_seg_create_for(aipc__shm_seg *s, uint32_t size, const char *const *readers, size_t n,
+                             DWORD min_integrity, char *name_out, size_t name_cap)
 {
     uint8_t rnd[16];
     char name[AIPC_SHM_NAME_BUF];
@@ -134,9 +135,51 @@ int aipc__shm_seg_create(aipc__shm_seg *s, uint32_t size, PSID reader, DWORD rea
     if (!aipc_shm_name_put(name, sizeof name, (uint32_t)GetCurrentProcessId(), rnd,
                            (uint32_t)InterlockedIncrement(&name_seq)))
         return AIPC_EINVAL;
-    int rc = aipc__shm_seg_create_named(s, size, reader, reader_integrity, name);
+    int rc = aipc__shm_seg_create_named_for(s, size, readers, n, min_integrity, name);
     if (rc == 0)
         memcpy(name_out, name, strlen(name) + 1);
+    return rc;
+}
+
+/* reader as the one-element reader list of the _for functions; 0 or AIPC_E* (s zeroed). */
+static int one_reader(aipc__shm_seg *s, PSID reader, char **str)
+{
+    *str = NULL;
+    if (!s)
+        return AIPC_EINVAL;
+    memset(s, 0, sizeof *s);
+    if (!reader || !IsValidSid(reader))
+        return AIPC_EINVAL;
+    if (!ConvertSidToStringSidA(reader, str)) {
+        DWORD err = GetLastError();
+        return fail(s, err, aipc__win_err(err));
+    }
+    return 0;
+}
+
+int aipc__shm_seg_create_named(aipc__shm_seg *s, uint32_t size, PSID reader,
+                               DWORD reader_integrity, const char *name)
+{
+    char *rd;
+    int rc = one_reader(s, reader, &rd);
+    if (rc == 0) {
+        const char *readers[1] = {rd};
+        rc = aipc__shm_seg_create_named_for(s, size, readers, 1, reader_integrity, name);
+        LocalFree(rd);
+    }
+    return rc;
+}
+
+int aipc__shm_seg_create(aipc__shm_seg *s, uint32_t size, PSID reader, DWORD reader_integrity,
+                         char *name_out, size_t name_cap)
+{
+    char *rd;
+    int rc = one_reader(s, reader, &rd);
+    if (rc == 0) {
+        const char *readers[1] = {rd};
+        rc = aipc__shm_seg_create_for(s, size, readers, 1, reader_integrity, name_out, name_cap);
+        LocalFree(rd);
+    }
     return rc;
 }
 

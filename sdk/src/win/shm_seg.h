@@ -2,8 +2,8 @@
  * shm_seg.h - Win32 shared-memory segments: named pagefile-backed sections with an explicit
  * descriptor (shm_seg.c). docs/design/shared-memory.md sections 5, 7 and 8.
  *
- * The creator (the sender of payloads) creates a segment for one receiving principal and maps
- * it read+write; a receiver opens it by name, checks its owner and maps it READ-ONLY
+ * The creator (the sender of payloads) creates a segment for its receiving principals (one
+ * for point to point, the matched subscribers' users for the broker) and maps it read+write; a receiver opens it by name, checks its owner and maps it READ-ONLY
  * (FILE_MAP_READ: a write through it faults). Never copy-on-write: a receiver page once
  * written would stay private and show stale bytes after the creator reuses the slot. The
  * creator writes every byte receivers read, the spare NUL after a payload included
@@ -52,6 +52,14 @@ int aipc__shm_seg_create(aipc__shm_seg *s, uint32_t size, PSID reader, DWORD rea
  * drawing one; tests use it to create on a name they squatted. */
 int aipc__shm_seg_create_named(aipc__shm_seg *s, uint32_t size, PSID reader,
                                DWORD reader_integrity, const char *name);
+/* The same for readers[0..n) (1 <= n <= AIPC__SEC_SECTION_MAX_READERS), SID strings of single
+ * principals ("S-1-..."; groups and aliases are refused: AIPC_EINVAL): one ACE each, label at
+ * min(`min_integrity` (the readers' lowest integrity RID, 0 = medium), this process's). What
+ * the broker creates for a set of subscribers; the PSID forms above are wrappers of these. */
+int aipc__shm_seg_create_for(aipc__shm_seg *s, uint32_t size, const char *const *readers, size_t n,
+                             DWORD min_integrity, char *name_out, size_t name_cap);
+int aipc__shm_seg_create_named_for(aipc__shm_seg *s, uint32_t size, const char *const *readers,
+                                   size_t n, DWORD min_integrity, const char *name);
 /* Opens the section `name` for reading (OpenFileMappingW(FILE_MAP_READ | SECTION_QUERY |
  * READ_CONTROL)), checks that its owner is `expect_owner` (the peer's SID), that it is a
  * pagefile-backed SEC_COMMIT section of at least `size` bytes (NtQuerySection), maps exactly
