@@ -12,6 +12,7 @@
 #include "broker.h"
 #include "client_identity.h"
 #include "engine.h"
+#include "engine_shm.h"
 #include "frame_heap.h"
 #include "path_guard.h"
 #include "policy.h"
@@ -40,6 +41,8 @@ struct aipc__broker_app {
     /* identity refusals (I/O thread): one WARN per IDENT_WARN_MS, the rest at DEBUG */
     uint64_t ident_warned_at;   /* GetTickCount64 of the last WARN, 0 = none yet */
     unsigned long ident_quiet;  /* refusals logged at DEBUG since that WARN */
+    eng_shm shm;                /* the shared-memory backend's state (engine_shm.h): installed
+                                 * in the core when config "shm" is true; outlives the core */
 };
 
 #define IDENT_WARN_MS 60000u
@@ -427,6 +430,14 @@ int aipc__broker_app_start(aipc__broker_app **out, const aipc__broker_opts *o, c
             rc = AIPC_BROKER_EXIT_SYSTEM;
         } else {
             aipc_broker_set_log(a->core, core_log, a);
+            if (a->cfg.shm) {       /* before any attach; without it every payload is inline */
+                aipc_shm_backend be;
+                eng_shm_backend(&be, &a->shm);
+                if (aipc_broker_set_shm_backend(a->core, &be) != 0) {
+                    snprintf(err, errlen, "cannot install the shared-memory backend");
+                    rc = AIPC_BROKER_EXIT_SYSTEM;
+                }
+            }
         }
     }
     if (rc == 0) {
@@ -463,6 +474,11 @@ int aipc__broker_app_start(aipc__broker_app **out, const aipc__broker_opts *o, c
     aipc_log(AIPC_LOG_INFO, "broker: listening on %s (max_clients %u, max_payload %u, "
              "max_queue_bytes %llu)", up ? up : "?", a->cfg.max_clients, a->cfg.max_payload,
              (unsigned long long)a->cfg.max_queue_bytes);
+    if (a->cfg.shm)
+        aipc_log(AIPC_LOG_INFO, "broker: shared memory for payloads of %u bytes and more "
+                 "(max_shm_bytes %llu)", a->cfg.shm_threshold, (unsigned long long)a->cfg.max_shm_bytes);
+    else
+        aipc_log(AIPC_LOG_INFO, "broker: shared memory off (config \"shm\": false): every payload inline");
     if (a->cfg.policy)
         aipc_log(AIPC_LOG_INFO, "broker: policy with %u rules", (unsigned)aipc_policy_rule_count(a->cfg.policy));
     else

@@ -12,7 +12,10 @@
  *     with the client's bytes when session and owner are the client's; each failure mapped to
  *     the contract's codes: another owner "untrusted_owner", another reader "access_denied",
  *     no such name "not_found", a prefixed name or a size beyond the section "bad_segment";
- *   - close: every create and open closed once (counts), the section gone afterwards.
+ *   - close: every create and open closed once (counts), the section gone afterwards;
+ *   - the broker process installs it: a raw client whose hello offers "shm" gets a welcome with
+ *     "shm" {v 1, threshold} (the configured one), one whose hello does not gets a plain
+ *     welcome, and with config "shm": false nobody does.
  */
 #include "check_main.h"
 
@@ -25,6 +28,7 @@
 #include <string.h>
 
 #include "aipc_testutil.h"
+#include "raw_proto.h"
 #include "engine_shm.h"
 #include "secdesc_section.h"
 #include "shm_seg.h"
@@ -249,6 +253,45 @@ START_TEST(open_client_segment_and_codes)
 }
 END_TEST
 
+/* hello (with "shm":{"v":1} when offer) and the welcome's "shm" threshold, -1 without one. */
+static double welcome_shm(const raw_broker *b, int offer)
+{
+    raw_conn *c = raw_connect(b->pipe, aipc_test_wait_ms());
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(raw_send(c, offer ? "{\"op\":\"hello\",\"proto\":1,\"shm\":{\"v\":1}}"
+                                       : "{\"op\":\"hello\",\"proto\":1}", NULL, 0,
+                              aipc_test_wait_ms()), 0);
+    raw_frame f;
+    ck_assert_int_eq(raw_expect(c, &f, "welcome", -1, aipc_test_wait_ms()), 1);
+    cJSON *shm = cJSON_GetObjectItemCaseSensitive(f.meta, "shm");
+    double thr = -1;
+    if (shm) {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(shm, "v"), *t = cJSON_GetObjectItemCaseSensitive(shm, "threshold");
+        ck_assert_msg(cJSON_IsNumber(v) && v->valuedouble == 1 && cJSON_IsNumber(t), "%s", f.meta_text);
+        thr = t->valuedouble;
+    }
+    raw_frame_free(&f);
+    raw_close(c);
+    return thr;
+}
+
+START_TEST(broker_offers_per_config)
+{
+    raw_broker b;
+    ck_assert_int_eq(raw_broker_start(&b, "bshm-on", "\"shm_threshold\":131072"), 0);
+    ck_assert(welcome_shm(&b, 1) == 131072);
+    ck_assert(welcome_shm(&b, 0) == -1);
+    ck_assert_int_eq(raw_broker_stop(&b, 10000), 0);
+    ck_assert_int_eq(raw_broker_start(&b, "bshm-def", NULL), 0);
+    ck_assert(welcome_shm(&b, 1) == 65536);
+    ck_assert_int_eq(raw_broker_stop(&b, 10000), 0);
+    ck_assert_int_eq(raw_broker_start(&b, "bshm-off", "\"shm\":false"), 0);
+    ck_assert(welcome_shm(&b, 1) == -1);
+    ck_assert(welcome_shm(&b, 0) == -1);
+    ck_assert_int_eq(raw_broker_stop(&b, 10000), 0);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_shm_backend");
@@ -258,6 +301,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, create_for_n_readers);
     tcase_add_test(tc, non_reader_gets_access_denied);
     tcase_add_test(tc, open_client_segment_and_codes);
+    tcase_add_test(tc, broker_offers_per_config);
     suite_add_tcase(s, tc);
     return s;
 }
