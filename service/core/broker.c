@@ -274,6 +274,7 @@ int aipc_broker_input(aipc_broker *b, aipc_client *cl, const uint8_t *data, size
     cl->in_input = true;
     int rc = aipc_decoder_feed(&cl->dec, data, len, on_frame, cl, NULL);
     cl->in_input = false;
+    aipc_shm_in_flush(b, cl);             /* the releases this turn owes, coalesced */
     rc = after_decode(b, cl, rc);
     aipc_partial_after_input(b, cl);
     return rc;
@@ -310,6 +311,7 @@ int aipc_client_read_commit(aipc_broker *b, aipc_client *cl, size_t n)
     cl->in_input = true;
     int rc = aipc_decoder_commit(&cl->dec, n, on_frame, cl);
     cl->in_input = false;
+    aipc_shm_in_flush(b, cl);
     if (rc > 0)
         rc = 0;
     rc = after_decode(b, cl, rc);

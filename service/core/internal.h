@@ -31,6 +31,7 @@
  *   shm_pool.c  fan-out pools keyed by principal set, their segments and slots, max_shm_bytes
  *   shm_out.c   deliveries through slots: which client gets a descriptor, announces, the
  *               per-client held set and its queue accounting
+ *   shm_in.c    clients' segments: mapped on announce, descriptors resolved, releases owed
  */
 #ifndef AIPC_BROKER_INTERNAL_H
 #define AIPC_BROKER_INTERNAL_H
@@ -358,6 +359,11 @@ struct aipc_client {
                                * AIPC_SHM_VIEW_* cast to a pointer (shm_out.c) */
     aipc_pmap shm_holds;      /* (segment id, slot offset) -> aipc_shm_slot it holds, the
                                * pointer's bit 0 set once the descriptor was written */
+    aipc_pmap shm_in;         /* (its segment id, 0) -> its segment mapped (shm_in.c) */
+    uint32_t shm_nin;         /* how many (<= 16) */
+    aipc_shm_ref *shm_owed;   /* pairs of its segments to release at the end of the input
+                               * turn (shm_done) */
+    uint32_t shm_nowed, shm_capowed;
 };
 
 struct aipc_req {
@@ -433,6 +439,7 @@ struct aipc_broker {
     uint32_t shm_next_seg;    /* the last fan-out segment id handed out (ids never reused) */
     uint64_t shm_seg_bytes;   /* fan-out segments' sizes (<= cfg.max_shm_bytes) */
     uint64_t shm_slot_bytes;  /* their live slots' bytes (stats shm_bytes) */
+    uint64_t shm_in_segs;     /* clients' segments mapped (stats shm_client_segments) */
     aipc_client **shm_targets;/* scratch: a large publication's matched clients (publish.c) */
     uint32_t shm_ntargets, shm_captargets;
     bool pub_fast_off;        /* tests: every pub takes the cJSON path (tests/fuzz/fuzz_pub_fast.c
@@ -473,6 +480,9 @@ bool aipc_qtotal_room_control(aipc_client *c, uint64_t len);
 /* outq.c: queueing to one client under the queue's rules */
 bool aipc__client_can_queue(const aipc_client *c);
 int aipc__queue_frame(aipc_client *c, aipc_frame *f);   /* 0 / AIPC_EQUEUEFULL / ... */
+/* The same for a control frame, then moved ahead of everything queued when no write is in
+ * flight (nothing handed to the engine, no frame partly written). */
+int aipc__queue_frame_first(aipc_client *c, aipc_frame *f);
 
 /* broker.c: asks the engine to close c after flushing; nothing more is queued to it. */
 void aipc__request_close(aipc_client *c);
@@ -487,6 +497,8 @@ void aipc__send_simple(aipc_client *c, const char *op, bool has_id, int64_t id);
 /* A payload-less control frame from a whole meta (n == 0: a builder failed, cut as out of
  * memory). */
 void aipc__send_meta(aipc_client *c, const char *meta, size_t n);
+/* The same, queued ahead of what is queued when possible (aipc__queue_frame_first). */
+void aipc__send_meta_first(aipc_client *c, const char *meta, size_t n);
 void aipc__send_welcome(aipc_client *c, bool has_id, int64_t id);
 void aipc__send_bye(aipc_client *c);
 aipc_frame *aipc__build_delivery(aipc_broker *b, const char *op, const char *from, size_t from_len,
@@ -609,6 +621,18 @@ int aipc_shm_answer(aipc_broker *b, aipc_client *c, uint32_t seg, bool ok);
 void aipc_shm_seg_retired(aipc_broker *b, uint32_t seg);
 /* Releases every slot c holds and forgets its views (detach). */
 void aipc_shm_out_gone(aipc_broker *b, aipc_client *c);
+/* shm_in.c: a client's shm_seg announce (mapped and answered), its shm_unseg, a descriptor
+ * in its pub/send/req/rep meta (1: *payload and *plen point into its segment, the pair is owed;
+ * AIPC_EPROTO / AIPC_ENOMEM with *why: bad_request and close), the owed releases queued at the
+ * end of an input turn, and its segments closed (detach). */
+void aipc_shm_in_announce(aipc_broker *b, aipc_client *c, const aipc_shm_ctl *ctl);
+void aipc_shm_in_unseg(aipc_broker *b, aipc_client *c, uint32_t seg);
+int aipc_shm_in_resolve(aipc_broker *b, aipc_client *c, const uint8_t *meta, size_t mlen,
+                        size_t plen_in, const uint8_t **payload, size_t *plen,
+                        const char **why);
+void aipc_shm_in_flush(aipc_broker *b, aipc_client *c);
+void aipc_shm_in_gone(aipc_broker *b, aipc_client *c);
+
 /* One delivery of a point-to-point frame (direct, req, rep) to t: through a slot when t takes
  * shared memory, else inline. 0 queued, AIPC_EQUEUEFULL, AIPC_ENOMEM (nothing built). */
 int aipc_shm_deliver_one(aipc_broker *b, aipc_client *t, const char *op, const char *from,

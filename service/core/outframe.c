@@ -105,16 +105,33 @@ static void send_kind(aipc_client *c, int kind, const uint8_t *payload, size_t p
     aipc__frame_unref(c->b, f);
 }
 
-/* A payload-less control frame whose whole meta the caller wrote (0 bytes: a builder failed). */
-void aipc__send_meta(aipc_client *c, const char *meta, size_t n)
+/* A payload-less control frame whose whole meta the caller wrote (0 bytes: a builder failed),
+ * queued at the end or ahead of the queue. */
+static void send_meta(aipc_client *c, const char *meta, size_t n, bool first)
 {
     if (!aipc__client_can_queue(c))
         return;
-    aipc_sbuf_reset(&c->b->meta);
-    aipc_sbuf_add(&c->b->meta, meta, n);
-    if (!n)
-        c->b->meta.oom = true;
-    send_kind(c, AIPC_FK_CONTROL, NULL, 0);
+    aipc_frame *f = n ? aipc__frame_make(c->b, AIPC_FK_CONTROL, meta, n, NULL, 0) : NULL;
+    if (!f) {
+        c->kill = true;                /* cannot even answer: cut the connection */
+        aipc__request_close(c);
+        return;
+    }
+    if (first)
+        aipc__queue_frame_first(c, f);
+    else
+        aipc__queue_frame(c, f);
+    aipc__frame_unref(c->b, f);
+}
+
+void aipc__send_meta(aipc_client *c, const char *meta, size_t n)
+{
+    send_meta(c, meta, n, false);
+}
+
+void aipc__send_meta_first(aipc_client *c, const char *meta, size_t n)
+{
+    send_meta(c, meta, n, true);
 }
 
 static void send_control(aipc_client *c, const uint8_t *payload, size_t plen)

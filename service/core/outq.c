@@ -103,6 +103,19 @@ int aipc__queue_frame(aipc_client *c, aipc_frame *f)
     return 0;
 }
 
+int aipc__queue_frame_first(aipc_client *c, aipc_frame *f)
+{
+    int rc = aipc__queue_frame(c, f);
+    aipc_outq *q = &c->q;
+    uint32_t mask = q->cap - 1;
+    if (rc != 0 || q->count < 2 || q->handed || q->head_off ||
+        q->ring[(q->head + q->count - 1) & mask] != f)
+        return rc;
+    q->head = (q->head + mask) & mask;            /* the tail entry becomes the head */
+    q->ring[q->head] = f;
+    return 0;
+}
+
 /* Keeps the queue's charge and the broker's total (max_total_queue_bytes) with a frame. */
 static void outq_charge(aipc_outq *q, const aipc_frame *f, bool add)
 {

@@ -21,6 +21,7 @@ typedef struct opctx {
     size_t plen;
     const uint8_t *meta;      /* the frame's meta as received (for shm_client.c's parser) */
     size_t meta_len;
+    bool shm_in;              /* payload is a range of the client's segment (shm_in.c) */
 } opctx;
 
 /* Reads an integer that JSON numbers carry exactly (|v| <= 2^53 - 1). */
@@ -285,6 +286,10 @@ static void op_pub(opctx *x)
         fail(x, "bad_request", "\"retain\" must be true or false");
         return;
     }
+    if (x->shm_in && cJSON_IsTrue(r)) {
+        fail(x, "bad_request", "a retained publication cannot come through shared memory");
+        return;
+    }
     do_pub(x, t, n, cJSON_IsTrue(r));
 }
 
@@ -494,7 +499,7 @@ int aipc_router_frame(aipc_broker *b, aipc_client *c, const uint8_t *meta, uint3
     b->st.msgs_in++;
     if (c->state == AIPC_CL_CLOSING || b->shutting_down)
         return 1;
-    opctx x = {b, c, NULL, false, 0, payload, payload_len, meta, meta_len};
+    opctx x = {b, c, NULL, false, 0, payload, payload_len, meta, meta_len, false};
     cJSON *j = NULL;
     if (c->state == AIPC_CL_READY && !b->pub_fast_off && !memchr(meta, 0, meta_len) &&
         pub_fast(&x, meta, meta_len))
@@ -530,6 +535,17 @@ int aipc_router_frame(aipc_broker *b, aipc_client *c, const uint8_t *meta, uint3
     if (c->state == AIPC_CL_NEW && fn != op_hello) {
         reject(&x, "hello_required", "the first frame must be a hello");
         goto done;
+    }
+    if ((fn == op_pub || fn == op_send || fn == op_req || fn == op_rep) &&
+        cJSON_GetObjectItemCaseSensitive(j, "shm")) {   /* the payload is in its segment */
+        const char *why;
+        if (aipc_shm_in_resolve(b, c, meta, meta_len, payload_len, &x.payload, &x.plen,
+                                &why) != 1) {
+            fail(&x, "bad_request", why);
+            aipc__request_close(c);
+            goto done;
+        }
+        x.shm_in = true;
     }
     fn(&x);
 done:

@@ -49,6 +49,7 @@ bool aipc_shm_negotiate(aipc_broker *b, aipc_client *c, const cJSON *hello)
 void aipc_shm_client_gone(aipc_broker *b, aipc_client *c)
 {
     aipc_shm_out_gone(b, c);
+    aipc_shm_in_gone(b, c);
     if (c->shm_on) {
         c->shm_on = false;
         b->shm_nclients--;
@@ -60,13 +61,6 @@ static void shm_violation(aipc_client *c, const char *message)
 {
     aipc__send_error(c, false, 0, "bad_request", message);
     aipc__request_close(c);
-}
-
-/* Queues {"op":"shm_seg","re":id,"seg":seg,"ok":false,"code":code} to c. */
-static void answer_refused(aipc_client *c, uint32_t id, uint32_t seg, const char *code)
-{
-    char meta[160];
-    aipc__send_meta(c, meta, aipc_shm_answer_put(meta, sizeof meta, id, seg, false, code));
 }
 
 void aipc_shm_control(aipc_broker *b, aipc_client *c, const uint8_t *meta, size_t len,
@@ -84,8 +78,8 @@ void aipc_shm_control(aipc_broker *b, aipc_client *c, const uint8_t *meta, size_
     }
     (void)payload;
     switch (ctl.op) {
-    case AIPC_SHM_OP_SEG:              /* client segments: not mapped yet */
-        answer_refused(c, ctl.id, ctl.seg, "not_supported");
+    case AIPC_SHM_OP_SEG:
+        aipc_shm_in_announce(b, c, &ctl);
         break;
     case AIPC_SHM_OP_DONE:
         aipc_shm_release(b, c, refs, ctl.nrefs);
@@ -94,7 +88,8 @@ void aipc_shm_control(aipc_broker *b, aipc_client *c, const uint8_t *meta, size_
         if (aipc_shm_answer(b, c, ctl.seg, ctl.ok) != 0)
             shm_violation(c, "answer to a segment the broker did not announce, or a second one");
         break;
-    case AIPC_SHM_OP_UNSEG:            /* the client's segments are never mapped yet */
+    case AIPC_SHM_OP_UNSEG:
+        aipc_shm_in_unseg(b, c, ctl.seg);
         break;
     default:
         shm_violation(c, "malformed shared-memory control frame");

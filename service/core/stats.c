@@ -21,6 +21,7 @@ void aipc_broker_get_stats(const aipc_broker *b, aipc_broker_stats *out)
     out->shm_clients = b->shm_nclients;
     out->shm_bytes = b->shm_slot_bytes;
     out->shm_segments = b->shm_segs.count;
+    out->shm_client_segments = b->shm_in_segs;
     uint64_t now = aipc__now(b);
     out->uptime_ms = now > b->started_ms ? now - b->started_ms : 0;
 }
