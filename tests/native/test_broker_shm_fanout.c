@@ -483,6 +483,55 @@ START_TEST(principal_sets_separate_pools)
 }
 END_TEST
 
+/* At most 64 pools: a new principal set retires the least recently used idle pool (its
+ * segment closed, shm_unseg to the client it was offered to). */
+START_TEST(pool_limit_retires_lru)
+{
+    enum { N = 65 };
+    static char sids[N][48];
+    static aipc_identity ids[N];
+    aipc_broker_config cfg;
+    aipc_broker_config_defaults(&cfg);
+    cfg.shm_segment_bytes = 1u << 20;
+    aipc_broker *b = aipc_broker_new(&cfg, fake_now);
+    fshm *fs = fshm_install(b);
+    fake *s[N];
+    fake *p = pub_client(b);
+    for (int i = 0; i < N; i++) {
+        snprintf(sids[i], sizeof sids[i], "S-1-5-21-7-8-9-%d", 2000 + i);
+        ids[i] = (aipc_identity){sids[i], 1, 0x2000, NULL, 0};
+        s[i] = fake_new(b, 10);
+        ck_assert_int_eq(aipc_client_set_identity(s[i]->cl, &ids[i]), 0);
+        ck_assert_int_eq(fake_sendt(s[i], HELLO_SHM, NULL), 0);
+        char meta[64];
+        snprintf(meta, sizeof meta, "{\"op\":\"sub\",\"topic\":\"u/%d\"}", i);
+        ck_assert_int_eq(fake_sendt(s[i], meta, NULL), 0);
+        fake_skip_all(s[i]);
+    }
+    uint8_t *pl = pattern(THR, 0);
+    for (int i = 0; i < N; i++) {
+        char meta[64];
+        snprintf(meta, sizeof meta, "{\"op\":\"pub\",\"topic\":\"u/%d\"}", i);
+        ck_assert_int_eq(fake_send(p, meta, pl, THR), 0);
+        ck_assert_int_eq(fs->creates, i + 1);
+        ck_assert_int_eq(fs->closes, i < 64 ? 0 : 1);
+    }
+    free(pl);
+    ck_assert_str_eq(fs->segs[0].readers[0], sids[0]);
+    ck_assert(fs->segs[0].closed);             /* the oldest pool went */
+    ck_assert_uint_eq(fake_stats(b).shm_segments, 64);
+    rx_frame *a = fake_expect(s[0], "shm_seg");
+    fake_expect(s[0], "msg");
+    rx_frame *u = fake_expect(s[0], "shm_unseg");
+    ck_assert_int_eq((int)rx_num(u, "seg"), (int)rx_num(a, "seg"));
+    for (int i = 0; i < N; i++)
+        fake_free(s[i]);
+    fake_free(p);
+    aipc_broker_free(b);
+    fshm_free(fs);
+}
+END_TEST
+
 /* send, req and rep to a shm client go through slots of its own pool. */
 START_TEST(direct_req_rep_shared)
 {
@@ -578,6 +627,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, detach_returns_slots);
     tcase_add_test(tc, max_shm_bytes_inline);
     tcase_add_test(tc, principal_sets_separate_pools);
+    tcase_add_test(tc, pool_limit_retires_lru);
     tcase_add_test(tc, direct_req_rep_shared);
     tcase_add_test(tc, mixed_order);
     suite_add_tcase(s, tc);
