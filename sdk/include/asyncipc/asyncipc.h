@@ -607,6 +607,16 @@ typedef struct aipc_bus_options {
                                       thread shared with PIPE_OVERLAPPED pipes. Callbacks
                                       without a dispatcher run on that thread. Another value
                                       is AIPC_EINVAL */
+    /* --- appended in 0.4 --- */
+    uint32_t shm;                  /* shared memory for large payloads (docs/sdk.md "Shared
+                                      memory"): AIPC_SHM_AUTO (default, 0) offers it in hello
+                                      and uses it when the broker's welcome agrees;
+                                      AIPC_SHM_OFF: everything inline. Another value is
+                                      AIPC_EINVAL */
+    uint32_t shm_threshold;        /* payloads of at least this many bytes are sent through
+                                      shared memory when it is in use (0 =
+                                      AIPC_DEFAULT_SHM_THRESHOLD). Retained publications always
+                                      go inline */
 } aipc_bus_options;
 
 #define AIPC_BUS_DEFAULT_SERVER_OWNERS "service:AsyncIPCBroker;SY;BA;self"
@@ -669,6 +679,26 @@ ASYNCIPC_API uint64_t aipc_bus_client_id(aipc_bus *bus);
  * gets the Win32 error behind it, 0 if the failure was not a system call's (a timeout waiting
  * for welcome, a refusal, a protocol error, an untrusted owner). Any thread. */
 ASYNCIPC_API int aipc_bus_get_error(aipc_bus *bus, uint32_t *win32);
+
+/* Shared-memory counters of a bus client (aipc_bus_get_counters). Size-versioned like
+ * aipc_pipe_stats: set `size` = sizeof(aipc_bus_counters); the call fills the first `size`
+ * bytes and leaves `size` as it was. shm_active, shm_held_bytes, shm_segments and
+ * shm_peer_segments describe the current connection (0 while disconnected); the message
+ * counters count since aipc_bus_connect. */
+typedef struct aipc_bus_counters {
+    uint32_t size;               /* sizeof(aipc_bus_counters) as compiled by the caller */
+    uint32_t shm_active;         /* 1: the broker's welcome agreed shared memory */
+    uint64_t shm_sent;           /* payloads sent through our segments */
+    uint64_t shm_recv;           /* payloads received through the broker's segments */
+    uint64_t shm_fallback;       /* payloads at/above the threshold sent inline anyway */
+    uint64_t shm_mapfail;        /* segments we could not map + ours the broker refused */
+    uint64_t shm_held_bytes;     /* payload bytes of our slots the broker has not released */
+    uint32_t shm_segments;       /* our segments the broker confirmed */
+    uint32_t shm_peer_segments;  /* the broker's segments we map */
+} aipc_bus_counters;
+/* Fills *out (see aipc_bus_counters). 0, or AIPC_EINVAL (NULL, or `size` below 8). Any
+ * thread. */
+ASYNCIPC_API int aipc_bus_get_counters(aipc_bus *bus, aipc_bus_counters *out);
 
 /*
  * Closes the client and frees the handle. It waits at most for a callback of this client that

@@ -52,6 +52,7 @@ typedef struct aipc__bus_out {
     uint64_t id;           /* "id" when non-zero */
     uint64_t re;           /* rep: the request id */
     int retain;            /* pub: adds "retain":true when non-zero */
+    int shm;               /* hello: adds "shm":{"v":1} (we take shared memory) when non-zero */
 } aipc__bus_out;
 
 /* Serialises `o` as compact JSON; returns a malloc'd NUL-terminated string (free with free())
@@ -64,7 +65,8 @@ typedef enum {
     AIPC_BUS_IN_UNKNOWN = 0,
     AIPC_BUS_IN_WELCOME, AIPC_BUS_IN_OK, AIPC_BUS_IN_ERROR, AIPC_BUS_IN_MSG, AIPC_BUS_IN_DIRECT,
     AIPC_BUS_IN_REQ, AIPC_BUS_IN_REP, AIPC_BUS_IN_PONG, AIPC_BUS_IN_STATS, AIPC_BUS_IN_DROPPED,
-    AIPC_BUS_IN_BYE
+    AIPC_BUS_IN_BYE,
+    AIPC_BUS_IN_SHM          /* shm_seg, shm_done, shm_unseg (parsed by proto/shm.h) */
 } aipc__bus_in_op;
 
 /* A parsed broker frame. Strings point into the parse tree: valid until aipc__bus_in_free().
@@ -85,6 +87,9 @@ typedef struct aipc__bus_in {
     const char *code;        /* error */
     const char *message;     /* error */
     const char *reason;      /* bye */
+    uint32_t shm_v;          /* welcome: "shm":{"v":N} (the broker agreed), 0 when absent */
+    int has_shm;             /* "shm":[seg,off,len] present: 1; malformed: -1; absent: 0 */
+    uint32_t shm[3];         /* seg, off, len when has_shm == 1 */
     void *root_;             /* private: the cJSON tree */
 } aipc__bus_in;
 
@@ -174,6 +179,9 @@ uint32_t aipc__bus_backoff_delay(uint32_t min_ms, uint32_t max_ms, uint32_t atte
 typedef struct aipc__bus_qnode {
     struct aipc__bus_qnode *next;
     uint64_t tag;            /* request id for req frames, else 0 */
+    uint32_t shm_cut;        /* non-zero: a shared-memory descriptor frame (bus_shm.c): its
+                                meta without ',"shm":[...]}' is this many bytes */
+    uint32_t shm_seg, shm_off, shm_len;   /* its slot */
     size_t len;              /* encoded frame length */
     uint8_t data[];          /* header + meta + payload */
 } aipc__bus_qnode;

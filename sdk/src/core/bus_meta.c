@@ -85,6 +85,10 @@ char *aipc__bus_meta_build(const aipc__bus_out *o, size_t *len)
         ok = add_u64(j, "re", o->re);
     if (ok && o->retain)
         ok = cJSON_AddTrueToObject(j, "retain") != NULL;
+    if (ok && o->shm && strcmp(o->op, "hello") == 0) {
+        cJSON *shm = cJSON_AddObjectToObject(j, "shm");
+        ok = shm && add_u64(shm, "v", 1);
+    }
     char *s = ok ? cJSON_PrintUnformatted(j) : NULL;
     cJSON_Delete(j);
     if (s && len)
@@ -114,7 +118,40 @@ static const struct { const char *text; aipc__bus_in_op op; } op_names[] = {
     {"msg", AIPC_BUS_IN_MSG}, {"direct", AIPC_BUS_IN_DIRECT}, {"req", AIPC_BUS_IN_REQ},
     {"rep", AIPC_BUS_IN_REP}, {"pong", AIPC_BUS_IN_PONG}, {"stats", AIPC_BUS_IN_STATS},
     {"dropped", AIPC_BUS_IN_DROPPED}, {"bye", AIPC_BUS_IN_BYE},
+    {"shm_seg", AIPC_BUS_IN_SHM}, {"shm_done", AIPC_BUS_IN_SHM}, {"shm_unseg", AIPC_BUS_IN_SHM},
 };
+
+/* A u32 JSON number (integral). */
+static int u32_of(const cJSON *v, uint32_t *out)
+{
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 4294967295.0 ||
+        v->valuedouble != (double)(uint32_t)v->valuedouble)
+        return 0;
+    *out = (uint32_t)v->valuedouble;
+    return 1;
+}
+
+/* The "shm" member: a descriptor [seg,off,len] (has_shm 1, or -1 when malformed) or, in a
+ * welcome, {"v":N} (shm_v). */
+static void get_shm(const cJSON *root, aipc__bus_in *in)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "shm");
+    if (!v)
+        return;
+    if (cJSON_IsObject(v)) {
+        uint32_t ver = 0;
+        if (u32_of(cJSON_GetObjectItemCaseSensitive(v, "v"), &ver))
+            in->shm_v = ver;
+        return;
+    }
+    in->has_shm = -1;
+    if (cJSON_GetArraySize(v) != 3 || !cJSON_IsArray(v))
+        return;
+    for (int i = 0; i < 3; i++)
+        if (!u32_of(cJSON_GetArrayItem(v, i), &in->shm[i]))
+            return;
+    in->has_shm = 1;
+}
 
 /* Fills a peer from a {"id","name","pid","sid","session","integrity"} object; 1 if it had a
  * usable id. */
@@ -173,6 +210,7 @@ int aipc__bus_meta_parse(const uint8_t *meta, size_t len, aipc__bus_in *in)
     in->code = get_str(root, "code");
     in->message = get_str(root, "message");
     in->reason = get_str(root, "reason");
+    get_shm(root, in);
     return 0;
 }
 

@@ -19,6 +19,7 @@ aipc__bus_qnode *aipc__bus_frame_new(const void *meta, size_t meta_len, const vo
         return NULL;
     n->next = NULL;
     n->tag = tag;
+    n->shm_cut = n->shm_seg = n->shm_off = n->shm_len = 0;
     n->len = total;
     aipc_frame_put_header(n->data, (uint32_t)meta_len, (uint32_t)payload_len);
     if (meta_len)

@@ -35,6 +35,7 @@ void aipc__bus_unref(aipc_bus *b)
     aipc__bus_queue_free(&b->ctl);
     aipc__bus_subs_free(&b->subs);
     aipc__bus_pending_free(&b->pend);
+    aipc__shm_link_free(&b->shm);
     aipc_decoder_free(&b->dec);
     free(b->wbuf);
     aipc__conn_free(&b->io);
@@ -67,6 +68,13 @@ static void wake_locked(aipc_bus *b)
         b->wake_posted = 0;
         InterlockedDecrement(&b->refs);   /* never the last reference: the caller holds one */
     }
+}
+
+void aipc__bus_wake(aipc_bus *b)
+{
+    AcquireSRWLockExclusive(&b->lock);
+    wake_locked(b);
+    ReleaseSRWLockExclusive(&b->lock);
 }
 
 /* ---- public API ------------------------------------------------------------------------------ */
@@ -135,6 +143,16 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
     if (opts->size < offsetof(aipc_bus_options, max_dispatch_bytes) + sizeof(uint64_t) ||
         !b->o.max_dispatch_bytes)
         b->o.max_dispatch_bytes = AIPC_DEFAULT_MAX_DISPATCH;
+    if (opts->size < offsetof(aipc_bus_options, shm_threshold) + sizeof b->o.shm_threshold) {
+        b->o.shm = AIPC_SHM_AUTO;
+        b->o.shm_threshold = 0;
+    }
+    if (b->o.shm != AIPC_SHM_AUTO && b->o.shm != AIPC_SHM_OFF) {
+        free(b);
+        return AIPC_EINVAL;
+    }
+    if (!b->o.shm_threshold)
+        b->o.shm_threshold = AIPC_DEFAULT_SHM_THRESHOLD;
     aipc__gate_init(&b->gate);
     if (opts->size < offsetof(aipc_bus_options, server_owners) + sizeof(char *))
         b->o.server_owners = NULL;
@@ -175,6 +193,7 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
     b->o.pipe_name = b->pipe;
     b->o.name = b->name;
     InitializeSRWLock(&b->lock);
+    aipc__bus_shm_init(b);
     aipc__bus_subs_init(&b->subs);
     aipc__bus_pending_init(&b->pend);
     b->max_payload = AIPC_DEFAULT_MAX_PAYLOAD;
@@ -220,18 +239,34 @@ static int enqueue(aipc_bus *b, const aipc__bus_out *o, const void *data, size_t
         free(meta);
         return AIPC_ETOOBIG;
     }
-    aipc__bus_qnode *n = aipc__bus_frame_new(meta, ml, data, len, tag);
-    free(meta);
-    if (!n)
-        return AIPC_ENOMEM;
+    /* At or above the threshold (never a retained publication) the payload may go through
+     * shared memory (bus_shm.c): the inline frame is then built only if it does not. */
+    int shared = len >= b->o.shm_threshold && b->o.shm == AIPC_SHM_AUTO && !o->retain;
+    aipc__bus_qnode *n = NULL;
+    if (!shared || !*(volatile int *)&b->shm.active) {   /* a hint: decided under the lock */
+        n = aipc__bus_frame_new(meta, ml, data, len, tag);
+        if (!n) {
+            free(meta);
+            return AIPC_ENOMEM;
+        }
+    }
     AcquireSRWLockExclusive(&b->lock);
     int rc = usable_locked(b);
     if (rc == 0 && len > b->max_payload)
         rc = AIPC_ETOOBIG;
+    /* shared payloads not released yet count against the bound too */
+    if (rc == 0 && b->shm.held &&
+        (uint64_t)b->q.bytes + b->shm.held + AIPC_HDR_SIZE + ml + len > b->q.max_bytes)
+        rc = AIPC_EQUEUEFULL;
+    aipc__bus_qnode *sn = NULL;
+    if (rc == 0 && shared)
+        rc = aipc__bus_shm_frame_locked(b, meta, ml, data, len, tag, &sn);
+    if (rc == 0 && !sn && !n && !(n = aipc__bus_frame_new(meta, ml, data, len, tag)))
+        rc = AIPC_ENOMEM;
     if (rc == 0 && pend)
         rc = aipc__bus_pending_add(&b->pend, pend);
     if (rc == 0) {
-        rc = aipc__bus_queue_push(&b->q, n, 1);
+        rc = aipc__bus_queue_push(&b->q, sn ? sn : n, 1);
         if (rc != 0 && pend) {
             aipc__bus_pend undo;
             if (aipc__bus_pending_take(&b->pend, pend->id, &undo))
@@ -239,15 +274,24 @@ static int enqueue(aipc_bus *b, const aipc__bus_out *o, const void *data, size_t
         }
     }
     if (rc == 0) {
-        n = NULL;
+        if (sn)
+            sn = NULL;
+        else
+            n = NULL;
         if (pend && pend->deadline_ms &&
             (b->new_deadline == 0 || pend->deadline_ms < b->new_deadline))
             b->new_deadline = pend->deadline_ms;
         if (b->ready || (pend && pend->deadline_ms))
             wake_locked(b);
     }
+    if (sn) {                             /* not queued: its slot goes back */
+        aipc_shm_desc d = {sn->shm_seg, sn->shm_off, sn->shm_len};
+        aipc__shm_link_unput(&b->shm, &d);
+    }
     ReleaseSRWLockExclusive(&b->lock);
+    free(meta);
     free(n);
+    free(sn);
     return rc;
 }
 

@@ -154,6 +154,7 @@ static void maybe_finish_drain(aipc_bus *b)
     if (aipc__conn_pending(&b->io) || b->io.h == INVALID_HANDLE_VALUE)
         return;
     aipc__conn_close_handle(&b->io, NULL);
+    aipc__bus_shm_drain(b);              /* queued descriptors go inline; segments and views go */
     free(b->wbuf);
     b->wbuf = NULL;
     b->wlen = b->woff = 0;
@@ -179,6 +180,7 @@ static void conn_lost(aipc_bus *b, int err)
         b->down = 1;
     ReleaseSRWLockExclusive(&b->lock);
     InterlockedExchange64(&b->client_id, 0);
+    aipc__bus_shm_lost(b);
     aipc__bus_queue_free(&b->ctl);
     aipc__conn_cancel(&b->io);
     /* requests already handed to the broker will never be answered on a new connection */
@@ -245,7 +247,8 @@ static void try_open(aipc_bus *b)
     ReleaseSRWLockShared(&b->lock);
     b->st = BS_HELLO;
     aipc__bus_queue_free(&b->ctl);
-    if (push_ctl(b, &(aipc__bus_out){.op = "hello", .name = b->name}) != 0) {
+    if (push_ctl(b, &(aipc__bus_out){.op = "hello", .name = b->name,
+                                     .shm = b->o.shm == AIPC_SHM_AUTO}) != 0) {
         conn_lost(b, AIPC_ENOMEM);
         return;
     }
@@ -293,6 +296,7 @@ void aipc__bus_conn_welcome(aipc_bus *b, const aipc__bus_in *in)
     ReleaseSRWLockExclusive(&b->lock);
     aipc_log(AIPC_LOG_INFO, "bus(%s): welcome, client id %llu", b->pipe_utf8,
              (unsigned long long)in->id);
+    aipc__bus_shm_welcome(b, in);          /* the first segment is announced with this kick */
     aipc__conn_kick(&b->io);
     aipc__bus_ev_state(b, AIPC_BUS_CONNECTED, 0);
 }
@@ -328,6 +332,10 @@ static int io_input(aipc__conn *c, uint8_t *data, size_t n, int direct)
         aipc__bus_ev_error(b, AIPC_EPROTO, "", "malformed frame from the broker");
         conn_lost(b, AIPC_EPROTO);
     }
+    if (b->shm_kick) {                    /* releases owed, answers: one write after the read */
+        b->shm_kick = 0;
+        aipc__conn_kick(&b->io);
+    }
     /* paused: the dispatcher's thread posts the resume task */
     return live(b) && !aipc__bus_ev_closed(b) && !aipc__bus_ev_should_pause(b) ? 0 : 1;
 }
@@ -340,10 +348,12 @@ static int io_out_next(aipc__conn *c, aipc_iov *iov, int max)
     (void)max;
     if (!b->wbuf || b->woff >= b->wlen) {
         size_t len = 0;
-        uint8_t *buf = NULL;
-        if (b->ctl.head) {
+        /* releases owed to the broker first (its slots must not wait behind our batch), and a
+         * wanted segment's announce into ctl */
+        uint8_t *buf = b->st == BS_READY ? aipc__bus_shm_out(b, &len) : NULL;
+        if (!buf && b->ctl.head) {
             buf = aipc__bus_queue_take_batch(&b->ctl, BUS_BATCH_MAX, &len, NULL, NULL);
-        } else if (b->st == BS_READY) {
+        } else if (!buf && b->st == BS_READY) {
             AcquireSRWLockExclusive(&b->lock);
             buf = aipc__bus_queue_take_batch(&b->q, BUS_BATCH_MAX, &len, mark_sent, b);
             ReleaseSRWLockExclusive(&b->lock);

@@ -76,6 +76,20 @@ int aipc__bus_on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_
         aipc__bus_in_free(&in);
         return (b->st == BS_READY && !aipc__bus_ev_closed(b)) ? 0 : 1;
     }
+    if (in.op == AIPC_BUS_IN_SHM || (in.has_shm && (in.op == AIPC_BUS_IN_MSG ||
+        in.op == AIPC_BUS_IN_DIRECT || in.op == AIPC_BUS_IN_REQ || in.op == AIPC_BUS_IN_REP))) {
+        /* shared memory (bus_shm.c): a control frame, or a payload in the broker's segment */
+        int rc = in.op == AIPC_BUS_IN_SHM ? aipc__bus_shm_ctl(b, meta, ml)
+                                         : aipc__bus_shm_resolve(b, &in, pn, &pl, &pn);
+        if (rc != 0) {
+            aipc__bus_in_free(&in);
+            aipc__bus_ev_error(b, AIPC_EPROTO, "", "bad shared-memory frame from the broker");
+            aipc__bus_conn_lost(b, AIPC_EPROTO);
+            return 1;
+        }
+        if (in.op == AIPC_BUS_IN_SHM)
+            in.op = AIPC_BUS_IN_UNKNOWN;       /* handled */
+    }
     switch (in.op) {
     case AIPC_BUS_IN_MSG: dispatch_msg(b, &in, pl, pn); break;
     case AIPC_BUS_IN_DIRECT:
@@ -94,9 +108,11 @@ int aipc__bus_on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_
         aipc__bus_conn_lost(b, AIPC_EDISCONNECTED);
         break;
     default:
-        aipc_log(AIPC_LOG_DEBUG, "bus(%s): ignoring op '%s'", b->pipe_utf8, in.op_text);
+        if (strncmp(in.op_text, "shm_", 4) != 0)
+            aipc_log(AIPC_LOG_DEBUG, "bus(%s): ignoring op '%s'", b->pipe_utf8, in.op_text);
         break;
     }
+    aipc__bus_shm_release(b, &b->rx_cur);    /* a shared payload no item took: released now */
     aipc__bus_in_free(&in);
     return (b->st == BS_READY && !aipc__bus_ev_closed(b)) ? 0 : 1;
 }

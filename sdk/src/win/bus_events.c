@@ -13,6 +13,9 @@
  *     (after shutting the gate) delivers whatever is still parked, then fails the rest.
  * Flow control: bytes queued for the dispatcher above max_dispatch_bytes pause the read side;
  * the dispatcher's thread posts the resume task once they are down to half of it.
+ * Shared payloads (bus_shm.c): delivered at once, the callback gets the pointer into the view;
+ * queued, the item takes over the frame's hold (b->rx_cur) instead of copying, and releases
+ * it after its callback ran (or when it is dropped).
  */
 #include "bus_internal.h"
 
@@ -51,6 +54,7 @@ typedef struct bus_ev {
     const void *data;
     size_t len;
     bus_done *done;          /* EV_DONE */
+    aipc__bus_shm_msg shm;    /* data is in a view of the broker's segment: released after */
     uint64_t flow;           /* bytes added to b->dq_bytes */
     char buf[];
 } bus_ev;
@@ -170,6 +174,7 @@ static void ev_item(aipc__dq_item *it, int run)
     }
     if (v->done)
         done_unref(v->done);                 /* the item's reference */
+    aipc__bus_shm_release(b, &v->shm);       /* a shared payload: its release is owed now */
     if (v->flow) {
         LONG64 left = InterlockedAdd64(&b->dq_bytes, -(LONG64)v->flow);
         if ((uint64_t)left <= b->o.max_dispatch_bytes / 2 &&
@@ -250,9 +255,19 @@ static void emit(aipc_bus *b, bus_ev *stack, const aipc_bus_peer *peer, const ch
         }
         return;
     }
-    bus_ev *v = ev_new(b, stack->kind, peer, s1, s2, data, len);
+    /* the shared payload being dispatched: the item keeps the view, not a copy */
+    int view = b->rx_cur.rx && data && (const uint8_t *)data == b->rx_cur.data;
+    bus_ev *v = ev_new(b, stack->kind, peer, s1, s2, view ? NULL : data, len);
     if (!v)
         return;
+    if (view) {
+        v->data = data;
+        v->len = len;
+        v->shm = b->rx_cur;
+        b->rx_cur.rx = NULL;
+        uint64_t charge = (uint64_t)v->it.charge + len;
+        v->it.charge = charge > UINT32_MAX ? UINT32_MAX : (uint32_t)charge;
+    }
     v->i = stack->i;
     v->err = stack->err;
     v->u = stack->u;
@@ -433,8 +448,10 @@ static int take_expired(aipc_bus *b, aipc__bus_pend *out, void *arg)
     (void)arg;
     if (!aipc__bus_pending_take_expired(&b->pend, GetTickCount64(), out))
         return 0;
-    if (!out->sent)
+    if (!out->sent) {
+        aipc__bus_shm_forget_tag_locked(b, out->id);   /* a shared payload's slot goes too */
         aipc__bus_queue_remove_tag(&b->q, out->id);
+    }
     return 1;
 }
 

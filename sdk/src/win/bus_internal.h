@@ -7,6 +7,8 @@
  *                  read loop, write pump, reconnect, request deadlines, the posted tasks
  *   bus_dispatch.c one frame from the broker (I/O thread): welcome, answers to pending
  *                  requests, publications through the subscription set, events
+ *   bus_shm.c      shared memory with the broker: the client as shm_link's owner, negotiation,
+ *                  descriptors sent and received, releases (docs/sdk.md "Shared memory")
  *   bus_events.c   user callbacks: at once on the I/O thread (through the client's gate) or
  *                  queued to the client's dispatcher; request completions; the final callbacks
  *                  that aipc_bus_close runs on its caller's thread
@@ -39,6 +41,14 @@ typedef enum {
 
 typedef struct bus_done bus_done;   /* a completed request awaiting delivery (bus_events.c) */
 
+/* A shared message received from the broker and not released yet: whoever holds it (the frame
+ * being dispatched, then perhaps a dispatcher item) releases it once (aipc__bus_shm_release). */
+typedef struct aipc__bus_shm_msg {
+    aipc__shm_rx *rx;             /* NULL: none (holds one reference on rx) */
+    const uint8_t *data;          /* the payload in rx's view */
+    uint32_t gen, seg, off;
+} aipc__bus_shm_msg;
+
 struct aipc_bus {
     aipc_bus_options o;           /* copy of the caller's options (strings below are ours) */
     wchar_t *pipe;                /* full "\\.\pipe\NAME" */
@@ -70,6 +80,8 @@ struct aipc_bus {
     int wake_posted;              /* a wake task is queued */
     uint64_t new_deadline;        /* earliest deadline added since the last wake (0 none) */
     uint64_t max_payload;         /* from welcome (default AIPC_DEFAULT_MAX_PAYLOAD) */
+    aipc__shm_link shm;            /* shared memory with the broker (bus_shm.c; its [lock] fields
+                                     are under `lock`, its [io] ones on the I/O thread) */
 
     /* [io] */
     bus_st st;
@@ -90,11 +102,16 @@ struct aipc_bus {
     uint64_t req_timer_due;       /* 0 when req_timer is not armed */
     aipc__op wake_op, start_op, close_op, resume_op;
     uint32_t rnd;                 /* jitter state */
+    int shm_on;                   /* the current connection's welcome agreed shared memory */
+    int shm_kick;                 /* releases became owed while reading: write after the read */
+    aipc__bus_shm_msg rx_cur;      /* the shared message being dispatched (bus_dispatch.c) */
 };
 
 /* ---- bus_api.c ------------------------------------------------------------------------------ */
 void aipc__bus_ref(aipc_bus *b);
 void aipc__bus_unref(aipc_bus *b);   /* frees the client at zero (any thread) */
+/* Gets the I/O thread to write what is queued (posts the wake task unless one is queued). */
+void aipc__bus_wake(aipc_bus *b);
 
 /* ---- bus_conn.c (I/O thread, except aipc__bus_conn_init) ----------------------------------- */
 /* Sets the connection fields and the tasks' callbacks of a new client (before any post). */
@@ -112,6 +129,35 @@ extern const aipc__conn_handler aipc__bus_io_handler;
  * decoding: the connection was lost or the client closed inside a callback. */
 int aipc__bus_on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *pl,
                        uint32_t pn);
+
+/* ---- bus_shm.c ------------------------------------------------------------------------------ */
+/* Makes the client the owner of its shm_link (aipc_bus_connect). */
+void aipc__bus_shm_init(aipc_bus *b);
+/* [io] The welcome: uses shared memory when it agreed (in->shm_v >= 1) and we offered it. */
+void aipc__bus_shm_welcome(aipc_bus *b, const aipc__bus_in *in);
+/* [io] The connection broke: no more descriptors are queued from now on. */
+void aipc__bus_shm_lost(aipc_bus *b);
+/* [io] Nothing pending on the old connection: descriptors still queued go back inline, every
+ * slot and view of it goes. */
+void aipc__bus_shm_drain(aipc_bus *b);
+/* [io] Output source hook, before a new batch is taken: the releases owed as one frame (a
+ * malloc'd buffer, *len) or NULL; creates a wanted segment (its announce goes to ctl). */
+uint8_t *aipc__bus_shm_out(aipc_bus *b, size_t *len);
+/* [io] A frame with op shm_* (0, or non-zero: protocol error, the connection is lost). */
+int  aipc__bus_shm_ctl(aipc_bus *b, const uint8_t *meta, uint32_t ml);
+/* [io] A msg/direct/req/rep carrying "shm": its payload in the view, held in b->rx_cur. 0 or
+ * AIPC_EPROTO. */
+int  aipc__bus_shm_resolve(aipc_bus *b, const aipc__bus_in *in, uint32_t pn,
+                           const uint8_t **pl, uint32_t *len);
+/* Any thread: m was consumed: its release is owed (written with the next write). */
+void aipc__bus_shm_release(aipc_bus *b, aipc__bus_shm_msg *m);
+/* Under the lock (enqueue): a frame for a payload of `len` bytes at or above the threshold
+ * through shared memory: *n is its descriptor frame (meta + "shm"), or NULL (go inline).
+ * 0 or AIPC_ENOMEM. */
+int  aipc__bus_shm_frame_locked(aipc_bus *b, const char *meta, size_t ml, const void *data,
+                                size_t len, uint64_t tag, aipc__bus_qnode **n);
+/* Under the lock: the unsent frames with this tag are being dropped: their slots go. */
+void aipc__bus_shm_forget_tag_locked(aipc_bus *b, uint64_t tag);
 
 /* ---- bus_events.c: user callbacks (called on the I/O thread) ------------------------------ */
 void aipc__bus_ev_state(aipc_bus *b, aipc_bus_state s, int err);

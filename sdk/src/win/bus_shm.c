@@ -1,0 +1,296 @@
+/*
+ * bus_shm.c - shared memory between the bus client and the broker (docs/sdk.md "Shared
+ * memory", docs/protocol.md): the client is the owner of one shm_link (shm_link.c does the
+ * segments, slots, descriptors and releases, as for a point-to-point pipe).
+ *
+ *   - Negotiation: the hello offers {"shm":{"v":1}} unless aipc_bus_options.shm is
+ *     AIPC_SHM_OFF (bus_conn.c); a welcome with "shm" (v >= 1) turns it on for that connection:
+ *     our segments are granted to the owner of the broker's pipe (what the dial's owner check
+ *     accepted) and the broker's are opened in the broker's session
+ *     (GetNamedPipeServerSessionId), expecting that owner.
+ *   - Send (enqueue, under `lock`, any thread): publish (not retained), send, request, reply of
+ *     at least shm_threshold bytes go into a slot of our pool and their frame carries the
+ *     descriptor instead of the payload, in the same queue as inline frames (order kept). The
+ *     payload counts against max_queue_bytes until the broker's shm_done. No room in the pool
+ *     (or a segment the broker refused): inline.
+ *   - Receive (I/O thread): msg, direct, req, rep with a descriptor reach the callbacks with a
+ *     pointer into our read-only view of the broker's segment, valid during the callback (with
+ *     a dispatcher, the queued item holds the view until its callback ran). Then the release
+ *     is owed, written as shm_done ahead of the next batch.
+ *   - Announces and answers go into the control queue (`ctl`, written first, dropped with the
+ *     connection). A lost connection: no new descriptors; once nothing is pending, descriptor
+ *     frames still queued become inline frames again (their payload is copied out of our slot)
+ *     and every segment and slot of the connection goes (aipc__shm_link_reset).
+ */
+#include "bus_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the client as shm_link's owner --------------------------------------------------------- */
+
+/* [io] (create_segment under the lock, or an answer): ctl belongs to the I/O thread. */
+static int own_queue_locked(void *ctx, const char *meta, size_t len)
+{
+    aipc_bus *b = ctx;
+    aipc__bus_qnode *n = aipc__bus_frame_new(meta, len, NULL, 0, 0);
+    if (!n)
+        return AIPC_ENOMEM;
+    aipc__bus_queue_push(&b->ctl, n, 0);
+    return 0;
+}
+
+/* [io] An answer to the broker's announce, while reading: written after the read. */
+static int own_queue_ctl(void *ctx, const char *meta, uint32_t len)
+{
+    aipc_bus *b = ctx;
+    int rc = own_queue_locked(ctx, meta, len);
+    if (rc == 0)
+        b->shm_kick = 1;
+    return rc;
+}
+
+static uint64_t own_pool_max(void *ctx)
+{
+    aipc_bus *b = ctx;
+    return b->o.max_queue_bytes;
+}
+
+void aipc__bus_shm_init(aipc_bus *b)
+{
+    aipc__shm_owner own = {b, &b->lock, own_queue_locked, own_queue_ctl, NULL, own_pool_max};
+    aipc__shm_link_init(&b->shm, &own, "bus");
+}
+
+/* ---- connection ----------------------------------------------------------------------------- */
+
+void aipc__bus_shm_welcome(aipc_bus *b, const aipc__bus_in *in)
+{
+    b->shm_on = 0;
+    if (b->o.shm != AIPC_SHM_AUTO || in->shm_v < 1)
+        return;
+    PSID owner = NULL;
+    DWORD e = aipc__sec_pipe_owner(b->io.h, &owner);
+    if (e || !owner) {
+        aipc_log(AIPC_LOG_WARN, "bus(%s): cannot read the broker pipe's owner (%lu): no shared "
+                 "memory", b->pipe_utf8, e);
+        free(owner);
+        return;
+    }
+    ULONG session = 0;
+    int known = GetNamedPipeServerSessionId(b->io.h, &session) != 0;
+    if (!known)
+        aipc_log(AIPC_LOG_DEBUG, "bus(%s): the broker's session is unknown (%lu): its segments "
+                 "are looked up in ours", b->pipe_utf8, GetLastError());
+    aipc__shm_link_set_peer(&b->shm, owner, 0, known, session, b->pipe_utf8);
+    b->shm_on = 1;
+    aipc__shm_link_start(&b->shm);
+    aipc_log(AIPC_LOG_INFO, "bus(%s): shared memory on (payloads from %u bytes)", b->pipe_utf8,
+             b->o.shm_threshold);
+}
+
+void aipc__bus_shm_lost(aipc_bus *b)
+{
+    AcquireSRWLockExclusive(&b->lock);
+    b->shm.active = 0;
+    ReleaseSRWLockExclusive(&b->lock);
+}
+
+/* Under the lock: descriptor frames still queued become inline frames (the payload copied out
+ * of our slot, still mapped): they go to the next connection like any queued frame. */
+static void inline_back_locked(aipc_bus *b)
+{
+    aipc__bus_queue *q = &b->q;
+    aipc__bus_qnode *prev = NULL;
+    for (aipc__bus_qnode **l = &q->head; *l;) {
+        aipc__bus_qnode *n = *l;
+        if (!n->shm_cut) {
+            prev = n;
+            l = &n->next;
+            continue;
+        }
+        const uint8_t *pl = aipc__shm_link_slot(&b->shm, n->shm_seg, n->shm_off);
+        char *meta = pl ? malloc((size_t)n->shm_cut + 1) : NULL;
+        aipc__bus_qnode *m = NULL;
+        if (meta) {
+            memcpy(meta, n->data + AIPC_HDR_SIZE, n->shm_cut);
+            meta[n->shm_cut] = '}';
+            m = aipc__bus_frame_new(meta, (size_t)n->shm_cut + 1, pl, n->shm_len, n->tag);
+            free(meta);
+        }
+        if (m) {
+            m->next = n->next;
+            *l = m;
+            q->bytes = q->bytes - n->len + m->len;
+            if (q->tail == n)
+                q->tail = m;
+            prev = m;
+            l = &m->next;
+        } else {
+            aipc_log(AIPC_LOG_ERROR, "bus(%s): out of memory moving a queued shared message of "
+                     "%u bytes inline: it is lost", b->pipe_utf8, n->shm_len);
+            *l = n->next;
+            q->bytes -= n->len;
+            q->count--;
+            if (q->tail == n)
+                q->tail = prev;
+        }
+        free(n);
+    }
+}
+
+void aipc__bus_shm_drain(aipc_bus *b)
+{
+    AcquireSRWLockExclusive(&b->lock);
+    inline_back_locked(b);
+    ReleaseSRWLockExclusive(&b->lock);
+    aipc__shm_link_reset(&b->shm);
+    b->shm_on = 0;
+    b->shm_kick = 0;
+}
+
+uint8_t *aipc__bus_shm_out(aipc_bus *b, size_t *len)
+{
+    *len = 0;
+    if (!b->shm_on)
+        return NULL;
+    if (aipc__shm_link_owes(&b->shm)) {
+        uint8_t *buf = malloc(AIPC__SHM_DONE_FRAME);
+        size_t n = buf ? aipc__shm_link_take_done(&b->shm, buf, AIPC__SHM_DONE_FRAME) : 0;
+        if (n) {
+            *len = n;
+            return buf;
+        }
+        free(buf);
+    }
+    aipc__shm_link_pump(&b->shm);
+    return NULL;
+}
+
+/* ---- receive -------------------------------------------------------------------------------- */
+
+int aipc__bus_shm_ctl(aipc_bus *b, const uint8_t *meta, uint32_t ml)
+{
+    aipc_shm_ctl c;
+    aipc_shm_ref refs[AIPC_SHM_DONE_MAX];
+    if (!b->shm_on ||
+        aipc_shm_ctl_parse((const char *)meta, ml, &c, refs, AIPC_SHM_DONE_MAX) != 1 ||
+        c.op == AIPC_SHM_OP_HELLO)
+        return AIPC_EPROTO;
+    return aipc__shm_link_ctl(&b->shm, &c, refs);
+}
+
+int aipc__bus_shm_resolve(aipc_bus *b, const aipc__bus_in *in, uint32_t pn, const uint8_t **pl,
+                          uint32_t *len)
+{
+    if (!b->shm_on || in->has_shm != 1 || pn != 0)
+        return AIPC_EPROTO;
+    aipc_shm_desc d = {in->shm[0], in->shm[1], in->shm[2]};
+    uint8_t *data;
+    aipc__shm_rx *rx;
+    if (aipc__shm_link_resolve(&b->shm, &d, &data, &rx) != 0)
+        return AIPC_EPROTO;
+    aipc__shm_rx_hold(rx);
+    b->rx_cur.rx = rx;
+    b->rx_cur.data = data;
+    b->rx_cur.gen = b->shm.gen;          /* changes only on this thread (the reset) */
+    b->rx_cur.seg = d.seg;
+    b->rx_cur.off = d.off;
+    *pl = data;
+    *len = d.len;
+    return 0;
+}
+
+void aipc__bus_shm_release(aipc_bus *b, aipc__bus_shm_msg *m)
+{
+    aipc__shm_rx *rx = m->rx;
+    if (!rx)
+        return;
+    m->rx = NULL;
+    if (!aipc__shm_link_release(&b->shm, rx, m->gen, m->seg, m->off))
+        return;                           /* a write is due already: it carries this one */
+    if (GetCurrentThreadId() == b->loop->tid)
+        b->shm_kick = 1;                  /* the read that brought it writes after it */
+    else
+        aipc__bus_wake(b);
+}
+
+/* ---- send ----------------------------------------------------------------------------------- */
+
+int aipc__bus_shm_frame_locked(aipc_bus *b, const char *meta, size_t ml, const void *data,
+                               size_t len, uint64_t tag, aipc__bus_qnode **out)
+{
+    aipc__shm_link *L = &b->shm;
+    *out = NULL;
+    if (!L->active || ml < 2 || meta[ml - 1] != '}' || len > UINT32_MAX)
+        return 0;
+    /* The payload counts against the queue bound until its release: past it, the inline path
+     * refuses it as it would any frame. */
+    uint64_t need = (uint64_t)AIPC_HDR_SIZE + ml + len;
+    if ((uint64_t)b->q.bytes + L->held + need > b->q.max_bytes)
+        return 0;
+    aipc_shm_desc d;
+    int r = aipc__shm_link_put(L, data, (uint32_t)len, &d);
+    if (r == 0)
+        InterlockedIncrement64(&L->st_fallback);
+    if (r != 1)
+        return r;
+    char tail[64];
+    tail[0] = ',';
+    size_t tl = aipc_shm_desc_put(tail + 1, sizeof tail - 2, &d);
+    tail[1 + tl] = '}';
+    tl += 2;
+    size_t cut = ml - 1;                 /* meta without its closing brace */
+    char *m = malloc(cut + tl);
+    aipc__bus_qnode *n = NULL;
+    if (m) {
+        memcpy(m, meta, cut);
+        memcpy(m + cut, tail, tl);
+        n = aipc__bus_frame_new(m, cut + tl, NULL, 0, tag);
+        free(m);
+    }
+    if (!n) {
+        aipc__shm_link_unput(L, &d);
+        return AIPC_ENOMEM;
+    }
+    n->shm_cut = (uint32_t)cut;
+    n->shm_seg = d.seg;
+    n->shm_off = d.off;
+    n->shm_len = d.len;
+    *out = n;
+    return 0;
+}
+
+void aipc__bus_shm_forget_tag_locked(aipc_bus *b, uint64_t tag)
+{
+    for (aipc__bus_qnode *n = b->q.head; n; n = n->next)
+        if (n->tag == tag && n->shm_cut) {
+            aipc_shm_desc d = {n->shm_seg, n->shm_off, n->shm_len};
+            aipc__shm_link_unput(&b->shm, &d);
+        }
+}
+
+/* ---- counters ------------------------------------------------------------------------------- */
+
+int aipc_bus_get_counters(aipc_bus *bus, aipc_bus_counters *out)
+{
+    if (!bus || !out || out->size < 8)
+        return AIPC_EINVAL;
+    aipc_bus_counters c;
+    memset(&c, 0, sizeof c);
+    c.size = out->size;
+    aipc__shm_counts k;
+    aipc__shm_link_counts(&bus->shm, &k);
+    AcquireSRWLockShared(&bus->lock);
+    c.shm_active = bus->shm.active != 0;
+    ReleaseSRWLockShared(&bus->lock);
+    c.shm_sent = k.sent;
+    c.shm_recv = k.recv;
+    c.shm_fallback = k.fallback;
+    c.shm_mapfail = k.mapfail;
+    c.shm_held_bytes = k.held;
+    c.shm_segments = k.segs;
+    c.shm_peer_segments = k.peer_segs;
+    memcpy(out, &c, out->size < sizeof c ? out->size : sizeof c);
+    return 0;
+}
