@@ -163,6 +163,8 @@ struct BusOptions {
     uint64_t maxDispatchBytes = 0;          /* 0 = AIPC_DEFAULT_MAX_DISPATCH */
     std::string serverOwners;               /* empty = AIPC_BUS_DEFAULT_SERVER_OWNERS */
     PipeImplType engine = PIPE_ASYNC;       /* I/O thread: PIPE_ASYNC (APC) or PIPE_OVERLAPPED */
+    uint32_t shm = AIPC_SHM_AUTO;           /* shared memory with the broker, or AIPC_SHM_OFF */
+    uint32_t shmThreshold = 0;              /* 0 = AIPC_DEFAULT_SHM_THRESHOLD */
 };
 
 /*
@@ -220,6 +222,8 @@ public:
         o.max_dispatch_bytes = opt.maxDispatchBytes;
         o.server_owners = opt.serverOwners.empty() ? nullptr : opt.serverOwners.c_str();
         o.engine = opt.engine;
+        o.shm = opt.shm;
+        o.shm_threshold = opt.shmThreshold;
         o.on_message = message_ ? &BusClient::tMessage : nullptr;
         o.on_direct = direct_ ? &BusClient::tDirect : nullptr;
         o.on_request = request_ ? &BusClient::tRequest : nullptr;
@@ -262,6 +266,15 @@ public:
 
     aipc_bus_state state() const { return bus_ ? aipc_bus_get_state(bus_) : AIPC_BUS_CLOSED; }
     uint64_t id() const { return bus_ ? aipc_bus_client_id(bus_) : 0; }
+    /* Shared-memory counters (aipc_bus_get_counters); all zero when not connected. */
+    aipc_bus_counters counters() const
+    {
+        aipc_bus_counters c = {};
+        c.size = sizeof c;
+        if (bus_)
+            aipc_bus_get_counters(bus_, &c);
+        return c;
+    }
     aipc_bus *handle() const { return bus_; }
 
     /* aipc_bus_close; the object may connect() again afterwards (not from inside a handler). */
