@@ -102,6 +102,7 @@ static void inline_back_locked(aipc_bus *b)
 {
     aipc__bus_queue *q = &b->q;
     aipc__bus_qnode *prev = NULL;
+    unsigned moved = 0;
     for (aipc__bus_qnode **l = &q->head; *l;) {
         aipc__bus_qnode *n = *l;
         if (!n->shm_cut) {
@@ -126,6 +127,7 @@ static void inline_back_locked(aipc_bus *b)
                 q->tail = m;
             prev = m;
             l = &m->next;
+            moved++;
         } else {
             aipc_log(AIPC_LOG_ERROR, "bus(%s): out of memory moving a queued shared message of "
                      "%u bytes inline: it is lost", b->pipe_utf8, n->shm_len);
@@ -137,6 +139,9 @@ static void inline_back_locked(aipc_bus *b)
         }
         free(n);
     }
+    if (moved)
+        aipc_log(AIPC_LOG_INFO, "bus(%s): %u queued shared messages go inline to the next "
+                 "connection", b->pipe_utf8, moved);
 }
 
 void aipc__bus_shm_drain(aipc_bus *b)
