@@ -66,12 +66,14 @@ static void hold_charge(aipc_client *c, const aipc_shm_slot *s, bool add)
     }
 }
 
-/* c no longer holds s (its hold entry is already gone): uncharged, and s freed if last. */
+/* c no longer holds s (its hold entry is already gone): uncharged, and s freed if last.
+ * Returns the charge it took off (read before the put: s may be gone after it). */
 static uint64_t hold_drop(aipc_broker *b, aipc_client *c, aipc_shm_slot *s)
 {
+    uint64_t cost = (uint64_t)s->len + AIPC_QUEUED_FRAME_OVERHEAD;
     hold_charge(c, s, false);
     aipc_shm_slot_put(b, s);
-    return (uint64_t)s->len + AIPC_QUEUED_FRAME_OVERHEAD;
+    return cost;
 }
 
 int aipc_shm_queue_desc(aipc_broker *b, aipc_client *c, aipc_frame *desc)

@@ -360,6 +360,45 @@ START_TEST(slow_subscriber_bounded)
 }
 END_TEST
 
+/* max_total_queue_bytes evicts a stalled subscriber's queued descriptors: each eviction
+ * releases the slot it held (the last holder: the slot is freed). */
+START_TEST(eviction_releases_slots)
+{
+    aipc_broker_config cfg;
+    aipc_broker_config_defaults(&cfg);
+    cfg.max_total_queue_bytes = 1u << 20;
+    aipc_broker *b = aipc_broker_new(&cfg, fake_now);
+    fshm *fs = fshm_install(b);
+    fake *v = sub_client(b, &id_alice, "v", true);
+    fake *w = fake_new(b, 11);
+    fake_hello(w, "w");
+    fake_sendt(w, "{\"op\":\"sub\",\"topic\":\"w/#\"}", NULL);
+    fake *p = pub_client(b);
+    publish(p, THR, 0);
+    expect_pub(fs, v, THR, 0, false);           /* v confirms the segment */
+    v->stalled = true;
+    for (unsigned i = 1; i <= 14; i++)
+        publish(p, THR, i);
+    aipc_broker_stats st = fake_stats(b);
+    ck_assert_uint_eq(st.shm_deliveries, 14);
+    ck_assert_uint_eq(st.shm_bytes, 14 * SLOT(THR));
+    uint8_t *pl = pattern(200000, 1);
+    ck_assert_int_eq(fake_send(p, "{\"op\":\"pub\",\"topic\":\"w/x\"}", pl, 200000), 0);
+    free(pl);
+    fake_expect(w, "msg");
+    st = fake_stats(b);
+    ck_assert_uint_gt(st.queue_total_drops, 0);
+    ck_assert_uint_eq(st.shm_bytes, (14 - st.queue_total_drops) * SLOT(THR));
+    ck_assert_uint_eq(v->cl->q.shm_bytes, (14 - st.queue_total_drops) * (THR + AIPC_QUEUED_FRAME_OVERHEAD));
+    fake_free(v);
+    ck_assert_uint_eq(fake_stats(b).shm_bytes, 0);
+    fake_free(w);
+    fake_free(p);
+    aipc_broker_free(b);
+    fshm_free(fs);
+}
+END_TEST
+
 /* Detach returns every slot a subscriber held, queued or written. */
 START_TEST(detach_returns_slots)
 {
@@ -625,6 +664,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, bogus_release_cannot_free_others);
     tcase_add_test(tc, slow_subscriber_bounded);
     tcase_add_test(tc, detach_returns_slots);
+    tcase_add_test(tc, eviction_releases_slots);
     tcase_add_test(tc, max_shm_bytes_inline);
     tcase_add_test(tc, principal_sets_separate_pools);
     tcase_add_test(tc, pool_limit_retires_lru);
