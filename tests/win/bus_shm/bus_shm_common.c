@@ -8,17 +8,29 @@
 
 #include <cjson/cJSON.h>
 
+static bs_broker *current;     /* the running broker of the test (for bs_teardown) */
+
 void bs_broker_start(bs_broker *b, const char *tag, const char *extra_json)
 {
     memset(b, 0, sizeof *b);
     ck_assert_int_eq(raw_broker_start(&b->rb, tag, extra_json), 0);
     aipc_test_wname(b->wpipe, sizeof b->wpipe / sizeof b->wpipe[0], b->rb.pipe);
+    current = b;
 }
 
 void bs_broker_stop(bs_broker *b)
 {
     if (b->rb.process)
-        raw_broker_stop(&b->rb, 10000);
+        ck_assert_int_eq(raw_broker_stop(&b->rb, 10000), 0);
+    b->rb.process = NULL;
+    current = NULL;
+}
+
+void bs_teardown(void)
+{
+    if (current && current->rb.process)
+        raw_broker_stop(&current->rb, 0);       /* a failed test's broker: killed */
+    current = NULL;
 }
 
 void bs_open(bt_client *c, const bs_broker *b, const char *name, PipeImplType engine, uint32_t shm,
@@ -26,6 +38,7 @@ void bs_open(bt_client *c, const bs_broker *b, const char *name, PipeImplType en
 {
     aipc_bus_options o;
     c->keep = keep;
+    c->req_mode = BT_REQ_ECHO;      /* bt_connect keeps both: never leave them uninitialised */
     bt_options(c, &o, b->wpipe, name, 0);
     o.engine = engine;
     o.shm = shm;

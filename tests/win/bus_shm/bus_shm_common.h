@@ -31,8 +31,12 @@ typedef struct bs_broker {
 
 void bs_broker_start(bs_broker *b, const char *tag, const char *extra_json);
 void bs_broker_stop(bs_broker *b);
+/* Checked-fixture teardown of every suite here: kills the broker a failed test left running
+ * (tcase_add_checked_fixture(tc, NULL, bs_teardown)). */
+void bs_teardown(void);
 
-/* Connects a recording client (keep: keep copies of what arrives) on `engine` with `shm`
+/* Connects a recording client (keep: keep copies of what arrives; requests are echoed) on
+ * `engine` with `shm`
  * (AIPC_SHM_AUTO / AIPC_SHM_OFF) and max_queue_bytes `max_queue` (0 = default), waits until it
  * is connected. `c` may be the first member of a larger struct; on_message may be replaced
  * (NULL: the recorder's). */

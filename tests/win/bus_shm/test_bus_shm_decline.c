@@ -190,6 +190,7 @@ static Suite *make_suite(void)
     Suite *s = suite_create("bus_shm_decline");
     TCase *tc = tcase_create("decline");
     tcase_set_timeout(tc, 0);
+    tcase_add_checked_fixture(tc, NULL, bs_teardown);
     tcase_add_loop_test(tc, decliners_served_inline_beside_a_shm_subscriber, 0, 2);
     suite_add_tcase(s, tc);
     return s;

@@ -131,6 +131,7 @@ static Suite *make_suite(void)
     Suite *s = suite_create("bus_shm_order");
     TCase *tc = tcase_create("order");
     tcase_set_timeout(tc, 0);
+    tcase_add_checked_fixture(tc, NULL, bs_teardown);
     tcase_add_test(tc, mixed_stream_in_order_at_both_engines);
     suite_add_tcase(s, tc);
     return s;

@@ -64,7 +64,10 @@ static void one(bt_client *from, bt_client *to, const char *to_name, const char 
         ck_assert_int_gt(aipc_bus_request(from->bus, to_name, buf, size, BS_W, bt_on_reply, &r), 0);
         ck_assert_msg(bt_wait(to, &to->requests, base + 1, BS_W), "request of %u bytes", size);
         ck_assert_msg(bt_reply_wait(&r, BS_W), "reply of %u bytes", size);
-        ck_assert_int_eq(r.status, 0);
+        ck_assert_msg(r.status == 0, "reply to a request of %u bytes: %s (errors: requester %lld "
+                      "\"%s\", replier %lld \"%s\")", size, aipc_strerror(r.status),
+                      bt_get(from, &from->errors), from->last_error_code, bt_get(to, &to->errors),
+                      to->last_error_code);
         ck_assert_uint_eq(r.len, size);
         ck_assert_msg(aipc_pattern_check(r.data, size, seed) == -1, "reply of %u bytes differs at %lld",
                       size, aipc_pattern_check(r.data, size, seed));
@@ -164,6 +167,7 @@ static Suite *make_suite(void)
     Suite *s = suite_create("bus_shm_sizes");
     TCase *tc = tcase_create("sizes");
     tcase_set_timeout(tc, 0);
+    tcase_add_checked_fixture(tc, NULL, bs_teardown);
     tcase_add_loop_test(tc, sizes_around_threshold_every_op_both_ways, 0, 2);
     suite_add_tcase(s, tc);
     return s;
