@@ -106,12 +106,15 @@ static void send_kind(aipc_client *c, int kind, const uint8_t *payload, size_t p
 }
 
 /* A payload-less control frame whose whole meta the caller wrote (0 bytes: a builder failed),
- * queued at the end or ahead of the queue. */
+ * queued at the end or ahead of the queue. Built straight from `meta`, never through the
+ * scratch b->meta: callers may be in the middle of building something there (shm_unseg and
+ * shm_seg are sent from inside a fan-out). */
 static void send_meta(aipc_client *c, const char *meta, size_t n, bool first)
 {
     if (!aipc__client_can_queue(c))
         return;
-    aipc_frame *f = n ? aipc__frame_make(c->b, AIPC_FK_CONTROL, meta, n, NULL, 0) : NULL;
+    aipc_frame *f = n && n <= AIPC_MAX_META
+                        ? aipc__frame_make(c->b, AIPC_FK_CONTROL, meta, n, NULL, 0) : NULL;
     if (!f) {
         c->kill = true;                /* cannot even answer: cut the connection */
         aipc__request_close(c);

@@ -172,12 +172,27 @@ static bool pool_key(aipc_broker *b, aipc_client *const *targets, size_t n, uint
     return !m->oom;
 }
 
-/* The pool of the key in b->meta, created (after retiring an idle one at the limit) if new. */
+/* The pool of the key in b->meta, created (after retiring an idle one at the limit) if new.
+ * The key is copied out of b->meta BEFORE anything is retired: retiring sends shm_unseg. */
 static aipc_shm_pool *pool_get(aipc_broker *b, uint32_t integrity)
 {
     aipc_shm_pool *p = aipc_strmap_get(&b->shm_pools, b->meta.p, b->meta.len);
     if (p)
         return p;
+    size_t klen = b->meta.len;
+    const char *bar = memchr(b->meta.p, '|', klen);
+    size_t sids_at = bar ? (size_t)(bar - b->meta.p) + 1 : 0;
+    p = calloc(1, sizeof *p);
+    char *key = p ? malloc(klen + 1) : NULL;
+    char *sidbuf = key ? malloc(klen + 1) : NULL;
+    if (!sidbuf || !bar) {
+        free(sidbuf);
+        free(key);
+        free(p);
+        return NULL;
+    }
+    memcpy(key, b->meta.p, klen);
+    key[klen] = 0;
     if (b->shm_npools >= AIPC_SHM_MAX_POOLS) {
         aipc_shm_pool *lru = NULL;
         for (uint32_t i = 0; i < b->shm_pools.cap; i++) {
@@ -188,30 +203,27 @@ static aipc_shm_pool *pool_get(aipc_broker *b, uint32_t integrity)
             if (idle && (!lru || q->used_at < lru->used_at))
                 lru = q;
         }
-        if (!lru)
+        if (lru)
+            pool_free(b, lru);             /* (sends shm_unseg; the key is safe in `key`) */
+        else {
+            free(sidbuf);
+            free(key);
+            free(p);
             return NULL;
-        pool_free(b, lru);
+        }
     }
-    p = calloc(1, sizeof *p);
-    char *key = p ? malloc(b->meta.len + 1) : NULL;
-    if (!key) {
-        free(p);
-        return NULL;
-    }
-    memcpy(key, b->meta.p, b->meta.len);
-    key[b->meta.len] = 0;
     p->key = key;
-    p->klen = b->meta.len;
+    p->klen = klen;
     p->integrity = integrity;
-    p->sidbuf = malloc(p->klen + 1);
-    if (!p->sidbuf || aipc_strmap_put(&b->shm_pools, key, p->klen, p) != 0) {
-        free(p->sidbuf);
+    p->sidbuf = sidbuf;
+    if (aipc_strmap_put(&b->shm_pools, key, p->klen, p) != 0) {
+        free(sidbuf);
         free(key);
         free(p);
         return NULL;
     }
     memcpy(p->sidbuf, key, p->klen + 1);
-    for (char *s = strchr(p->sidbuf, '|') + 1; s; ) {   /* the SIDs, NUL-separated */
+    for (char *s = p->sidbuf + sids_at; s; ) {   /* the SIDs, NUL-separated */
         p->sids[p->nsids++] = s;
         s = strchr(s, ',');
         if (s)

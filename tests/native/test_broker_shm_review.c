@@ -1,0 +1,115 @@
+/* test_broker_shm_review.c - regression tests for the review of the broker's fan-out (findings
+ * 1-4 of the session-6 review): each case asserts what the contract asks for and failed (R1:
+ * crashed) on b39566f. Fake engine and fake backend (test_broker_shm_fake.h). */
+#include "check_main.h"
+#include "test_broker_fake.h"
+#include "test_broker_idents.h"
+#include "test_broker_shm_fake.h"
+#include "internal.h"
+
+#define THR 65536u
+
+static aipc_broker *rbroker(uint32_t seg_bytes, uint64_t max_shm, fshm **fs)
+{
+    aipc_broker_config cfg;
+    aipc_broker_config_defaults(&cfg);
+    cfg.shm_segment_bytes = seg_bytes;
+    cfg.max_shm_bytes = max_shm;
+    aipc_broker *b = aipc_broker_new(&cfg, fake_now);
+    ck_assert_ptr_nonnull(b);
+    *fs = fshm_install(b);
+    return b;
+}
+
+static fake *shm_client(aipc_broker *b, const aipc_identity *id, const char *name, uint32_t pid,
+                        const char *topic)
+{
+    fake *f = fake_new(b, pid);
+    ck_assert_ptr_nonnull(f->cl);
+    ck_assert_int_eq(aipc_client_set_identity(f->cl, id), 0);
+    char meta[200];
+    snprintf(meta, sizeof meta, "{\"op\":\"hello\",\"proto\":1,\"name\":\"%s\",\"shm\":{\"v\":1}}",
+             name);
+    ck_assert_int_eq(fake_sendt(f, meta, NULL), 0);
+    ck_assert(rx_has(fake_expect(f, "welcome"), "shm"));
+    if (topic) {
+        snprintf(meta, sizeof meta, "{\"op\":\"sub\",\"topic\":\"%s\",\"id\":1}", topic);
+        ck_assert_int_eq(fake_sendt(f, meta, NULL), 0);
+        fake_expect(f, "ok");
+    }
+    return f;
+}
+
+/* R1: the 65th principal set retires the LRU pool; its segment's shm_unseg is built in b->meta,
+ * which still holds the new pool's key: the new pool gets the unseg JSON as key and strchr('|')
+ * returns NULL -> crash (SIGSEGV / UBSan pointer overflow). */
+START_TEST(pool_65_retires_lru)
+{
+    enum { N = 65 };
+    fshm *fs;
+    aipc_broker *b = rbroker(1u << 20, 256u << 20, &fs);
+    static char sids[N][40];
+    static aipc_identity ids[N];
+    fake *c[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(sids[i], sizeof sids[i], "S-1-5-21-9-9-9-%d", 2000 + i);
+        ids[i] = (aipc_identity){sids[i], 1, 0x2000, NULL, 0};
+        char name[16];
+        snprintf(name, sizeof name, "c%d", i);
+        c[i] = shm_client(b, &ids[i], name, 100 + (uint32_t)i, NULL);
+    }
+    fake *p = fake_new(b, 20);
+    ck_assert_int_eq(aipc_client_set_identity(p->cl, &id_bob), 0);
+    fake_hello(p, "pub");
+    uint8_t *pl = calloc(1, THR);
+    for (int i = 0; i < N; i++) {
+        char meta[80];
+        snprintf(meta, sizeof meta, "{\"op\":\"send\",\"to\":\"c%d\",\"id\":%d}", i, i + 1);
+        ck_assert_int_eq(fake_send(p, meta, pl, THR), 0);
+        fake_expect(p, "ok");
+        int ann = 0;
+        shm_rx x = fshm_next(fs, c[i], true, &ann);   /* announce answered ok, inline copy */
+        ck_assert_ptr_nonnull(x.r);
+        ck_assert_int_eq(ann, 1);
+    }
+    ck_assert_uint_le(fake_stats(b).shm_segments, 64);
+    const fshm_seg *last = &fs->segs[fs->nsegs - 1];   /* the 65th set's segment: its readers */
+    ck_assert_uint_eq(last->nreaders, 1);
+    ck_assert_str_eq(last->readers[0], sids[N - 1]);
+    int unsegs = 0, closed = 0;                      /* one idle pool retired for the 65th */
+    for (int i = 0; i < N - 1; i++) {
+        rx_frame *r = fake_next(c[i]);
+        if (r) {
+            ck_assert_str_eq(rx_str(r, "op"), "shm_unseg");
+            ck_assert_int_eq(fs->segs[i].closed, 1);
+            unsegs++;
+        }
+        closed += fs->segs[i].closed;
+    }
+    ck_assert_int_eq(unsegs, 1);
+    ck_assert_int_eq(closed, 1);
+    ck_assert_int_eq(fake_send(p, "{\"op\":\"send\",\"to\":\"c64\",\"id\":99}", pl, THR), 0);
+    fake_expect(p, "ok");
+    shm_rx x = fshm_next(fs, c[N - 1], true, NULL);   /* the new pool works */
+    ck_assert(x.shared);
+    ck_assert_int_eq(x.data[0], 0);
+    fshm_done(c[N - 1], x.seg, x.off);
+    free(pl);
+    for (int i = 0; i < N; i++)
+        fake_free(c[i]);
+    fake_free(p);
+    aipc_broker_free(b);
+    fshm_free(fs);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+    Suite *s = suite_create("broker_shm_review");
+    TCase *tc = tcase_create("review");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, pool_65_retires_lru);
+    suite_add_tcase(s, tc);
+    return s;
+}
+CHECK_MAIN(make_suite);
