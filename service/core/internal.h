@@ -611,7 +611,10 @@ bool aipc_shm_eligible(const aipc_broker *b, const aipc_client *c, size_t plen);
 int aipc_shm_queue_desc(aipc_broker *b, aipc_client *c, aipc_frame *desc);
 /* The queue charge a descriptor frame adds besides its bytes (its slot's payload + overhead). */
 uint64_t aipc_shm_frame_extra(const aipc_frame *f);
-/* Hooks of the queue: the descriptor was written (c may now release it) / evicted unwritten. */
+/* Hooks of the queue: the descriptor was handed to the engine (c may release it from now on;
+ * a release before the write completes is applied at aipc_shm_written) / written / evicted
+ * unwritten. */
+void aipc_shm_handed(aipc_client *c, const aipc_frame *f);
 void aipc_shm_written(aipc_broker *b, aipc_client *c, const aipc_frame *f);
 uint64_t aipc_shm_evicted(aipc_broker *b, aipc_client *c, const aipc_frame *f);
 /* shm_done pairs from c; a client's answer to an announce; a segment retired (shm_unseg to

@@ -226,6 +226,8 @@ int aipc_client_out_next(aipc_client *cl, aipc_iov *iov, int max_iov)
         iov[n].base = f->data + off;
         iov[n].len = (size_t)(f->len - off);
         n++;
+        if (aipc_frame_slot(f))
+            aipc_shm_handed(cl, f);             /* the client may see (and release) it now */
     }
     q->handed = (uint32_t)n;
     return n;

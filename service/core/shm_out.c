@@ -8,8 +8,12 @@
  *     AIPC_SHM_MAX_REFUSALS segments is offered no more.
  *   - holds: the slots it holds, (segment, offset) -> slot, from the moment a descriptor is
  *     queued to it until it releases the slot (shm_done) or leaves. A pair it does not hold, or
- *     holds but whose descriptor was not written to it yet, is ignored (shm_bad_releases): a
- *     client can never free a slot another client still reads, nor one it cannot have seen.
+ *     holds but whose descriptor was not handed to the engine yet, is ignored
+ *     (shm_bad_releases): a client can never free a slot another client still reads, nor one
+ *     it cannot have seen. A release may arrive before the engine reports the write complete
+ *     (the client read the descriptor while the rest of a long write was still pending): it is
+ *     noted (EARLY) and applied when the write completes, since the queued frame names the
+ *     slot until then.
  *     A held slot costs its payload + AIPC_QUEUED_FRAME_OVERHEAD in the client's queue
  *     (q.shm_bytes, in q.charge and the broker's total), so max_queue_bytes and
  *     max_total_queue_bytes bound it as they bound inline frames.
@@ -22,7 +26,24 @@
 #include <stdint.h>
 #include <string.h>
 
-#define WRITTEN ((uintptr_t)1)   /* bit 0 of a hold: the descriptor was written */
+/* Tags in the low bits of a hold's slot pointer (calloc'd: 8-byte aligned at least). */
+#define WRITTEN ((uintptr_t)1)   /* the descriptor's write completed (out_consume) */
+#define HANDED ((uintptr_t)2)    /* its bytes were handed to the engine (out_next) */
+#define EARLY ((uintptr_t)4)     /* released while HANDED, not yet WRITTEN: drop at consume */
+#define TAGS (WRITTEN | HANDED | EARLY)
+
+static aipc_shm_slot *hold_slot(const void *v)
+{
+    return (aipc_shm_slot *)((uintptr_t)v & ~TAGS);
+}
+
+/* c's hold entry for the slot of descriptor frame f, or NULL (released early / evicted). */
+static void **hold_ref(aipc_client *c, const aipc_frame *f)
+{
+    aipc_shm_slot *s = aipc_frame_slot(f);
+    void **v = aipc_pmap_ref(&c->shm_holds, s->seg->id, s->off);
+    return v && hold_slot(*v) == s ? v : NULL;
+}
 
 static int view_get(const aipc_client *c, uint32_t seg)
 {
@@ -100,20 +121,31 @@ int aipc_shm_queue_desc(aipc_broker *b, aipc_client *c, aipc_frame *desc)
     return 1;
 }
 
+void aipc_shm_handed(aipc_client *c, const aipc_frame *f)
+{
+    void **v = hold_ref(c, f);
+    if (v)
+        *v = (void *)((uintptr_t)*v | HANDED);
+}
+
 void aipc_shm_written(aipc_broker *b, aipc_client *c, const aipc_frame *f)
 {
-    (void)b;
-    aipc_shm_slot *s = aipc_frame_slot(f);
-    void **v = aipc_pmap_ref(&c->shm_holds, s->seg->id, s->off);
-    if (v && *v == (void *)s)
-        *v = (void *)((uintptr_t)s | WRITTEN);
+    void **v = hold_ref(c, f);
+    if (!v)
+        return;
+    aipc_shm_slot *s = hold_slot(*v);
+    if ((uintptr_t)*v & EARLY) {       /* its release came first: applied now */
+        aipc_pmap_del(&c->shm_holds, s->seg->id, s->off);
+        hold_drop(b, c, s);
+        return;
+    }
+    *v = (void *)((uintptr_t)*v | WRITTEN);
 }
 
 uint64_t aipc_shm_evicted(aipc_broker *b, aipc_client *c, const aipc_frame *f)
 {
     aipc_shm_slot *s = aipc_frame_slot(f);
-    void **v = aipc_pmap_ref(&c->shm_holds, s->seg->id, s->off);
-    if (!v || *v != (void *)s)
+    if (!hold_ref(c, f))
         return 0;
     aipc_pmap_del(&c->shm_holds, s->seg->id, s->off);
     return hold_drop(b, c, s);
@@ -123,11 +155,16 @@ void aipc_shm_release(aipc_broker *b, aipc_client *c, const aipc_shm_ref *r, siz
 {
     for (size_t i = 0; i < n; i++) {
         void **v = aipc_pmap_ref(&c->shm_holds, r[i].seg, r[i].off);
-        if (!v || !((uintptr_t)*v & WRITTEN)) {
-            b->st.shm_bad_releases++;
+        uintptr_t t = v ? (uintptr_t)*v & TAGS : 0;
+        if (!(t & (WRITTEN | HANDED)) || (t & EARLY)) {
+            b->st.shm_bad_releases++;  /* not held, not handed yet, or a repeat */
             continue;
         }
-        aipc_shm_slot *s = (aipc_shm_slot *)((uintptr_t)*v & ~WRITTEN);
+        if (!(t & WRITTEN)) {          /* being written: dropped at its consume */
+            *v = (void *)((uintptr_t)*v | EARLY);
+            continue;
+        }
+        aipc_shm_slot *s = hold_slot(*v);
         aipc_pmap_del(&c->shm_holds, r[i].seg, r[i].off);
         hold_drop(b, c, s);
     }
@@ -167,7 +204,7 @@ void aipc_shm_out_gone(aipc_broker *b, aipc_client *c)
     aipc_pmap *h = &c->shm_holds;
     for (uint32_t i = 0; i < h->cap; i++)
         if (h->ents[i].val)
-            hold_drop(b, c, (aipc_shm_slot *)((uintptr_t)h->ents[i].val & ~WRITTEN));
+            hold_drop(b, c, hold_slot(h->ents[i].val));
     aipc_pmap_free(h);
     aipc_pmap_free(&c->shm_views);
 }

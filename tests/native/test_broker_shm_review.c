@@ -103,12 +103,62 @@ START_TEST(pool_65_retires_lru)
 }
 END_TEST
 
+/* R2: the engine hands the descriptor to WriteFile (out_next); the client reads it and releases
+ * it before the write's completion reaches the broker (out_consume): a batch with a large inline
+ * frame behind the descriptor completes only once the client has read it. The release is
+ * applied at the completion (it was ignored and the slot stayed held until the client left);
+ * a repeat of it before the completion is still a bad release. */
+START_TEST(release_before_write_completion)
+{
+    fshm *fs;
+    aipc_broker *b = rbroker(0, 256u << 20, &fs);
+    fake *s = shm_client(b, &id_alice, "s", 10, "t/#");
+    fake *p = fake_new(b, 20);
+    ck_assert_int_eq(aipc_client_set_identity(p->cl, &id_bob), 0);
+    fake_hello(p, "pub");
+    uint8_t *pl = calloc(1, THR);
+    ck_assert_int_eq(fake_send(p, "{\"op\":\"pub\",\"topic\":\"t/x\"}", pl, THR), 0);
+    ck_assert_ptr_nonnull(fshm_next(fs, s, true, NULL).r);      /* announce + inline */
+    s->stalled = true;                                           /* a write in flight */
+    ck_assert_int_eq(fake_send(p, "{\"op\":\"pub\",\"topic\":\"t/x\"}", pl, THR), 0);
+    ck_assert_int_eq(fake_send(p, "{\"op\":\"pub\",\"topic\":\"t/y\"}", pl, 1000), 0);
+    aipc_iov iov[8];
+    int n = aipc_client_out_next(s->cl, iov, 8);
+    ck_assert_int_ge(n, 2);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {                 /* the bytes reach the client */
+        ck_assert_int_eq(aipc_decoder_feed(&s->dec, iov[i].base, iov[i].len, fake_on_frame, s,
+                                           NULL), 0);
+        total += iov[i].len;
+    }
+    shm_rx x = fshm_next(fs, s, true, NULL);
+    ck_assert(x.shared);
+    fshm_done(s, x.seg, x.off);                   /* its release arrives first ... */
+    ck_assert_uint_eq(fake_stats(b).shm_bad_releases, 0);
+    ck_assert_uint_gt(fake_stats(b).shm_bytes, 0);  /* (the queued frame still names it) */
+    fshm_done(s, x.seg, x.off);                   /* a repeat */
+    ck_assert_uint_eq(fake_stats(b).shm_bad_releases, 1);
+    aipc_client_out_consume(s->cl, total);        /* ... then the write completion */
+    s->stalled = false;
+    aipc_broker_stats st = fake_stats(b);
+    ck_assert_uint_eq(st.shm_bad_releases, 1);
+    ck_assert_uint_eq(st.shm_bytes, 0);           /* the slot came back */
+    ck_assert_uint_eq(s->cl->q.shm_bytes, 0);
+    free(pl);
+    fake_free(s);
+    fake_free(p);
+    aipc_broker_free(b);
+    fshm_free(fs);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_shm_review");
     TCase *tc = tcase_create("review");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, pool_65_retires_lru);
+    tcase_add_test(tc, release_before_write_completion);
     suite_add_tcase(s, tc);
     return s;
 }
