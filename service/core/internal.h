@@ -571,7 +571,8 @@ void aipc_shm_control(aipc_broker *b, aipc_client *c, const uint8_t *meta, size_
 void aipc_shm_client_gone(aipc_broker *b, aipc_client *c);
 
 /* shm_pool.c: fan-out pools. A pool belongs to one set of receiving principals (sorted unique
- * user SIDs) at one integrity level; its segments are created for exactly that set. */
+ * user SIDs) all at one integrity level; its segments are created for exactly that set and
+ * labelled at that level. Receivers at different levels never share a segment. */
 typedef struct aipc_shm_pool aipc_shm_pool;
 typedef struct aipc_shm_seg {
     aipc_shm_pool *pool;
@@ -590,12 +591,14 @@ typedef struct aipc_shm_slot {
     uint32_t holders;         /* clients holding it (queued to or written, not released),
                                * plus one for the delivery that is still handing it out */
 } aipc_shm_slot;
-/* A slot with a copy of payload for the receivers in targets[0..n) that are shm clients
- * (their principals choose the pool), or NULL (inline: no room under max_shm_bytes, over 64
- * pools or principals, the backend failed). The caller holds it (holders 1): put it when done
- * handing it out. */
+/* A slot with a copy of payload for the receivers in targets[0..n) that are shm clients at
+ * integrity level `level` (aipc_shm_level; their principals choose the pool), or NULL (inline:
+ * no room under max_shm_bytes, over 64 pools or principals, the backend failed or cannot label
+ * at that level). The caller holds it (holders 1): put it when done handing it out. */
 aipc_shm_slot *aipc_shm_pool_slot(aipc_broker *b, aipc_client *const *targets, size_t n,
-                                  const uint8_t *payload, size_t plen);
+                                  uint32_t level, const uint8_t *payload, size_t plen);
+/* c's integrity level as pools use it (0, unknown, counts as medium: 0x2000). */
+uint32_t aipc_shm_level(const aipc_client *c);
 /* Drops one holder; the last one frees the slot (its ring space returns). */
 void aipc_shm_slot_put(aipc_broker *b, aipc_shm_slot *s);
 void aipc_shm_pools_free(aipc_broker *b);   /* broker free: every segment closed */

@@ -2,8 +2,9 @@
  * matching subscriber (once per client per publication), then the retained store updated.
  * A payload at or above shm_threshold while shm clients are attached is routed in two passes:
  * the matched clients are collected first (their principals choose the fan-out pool), then
- * the payload is copied once into a slot and one descriptor frame goes to every shm client
- * that confirmed the slot's segment, the inline frame to the others (shm_out.c).
+ * the payload is copied once per integrity level present among the shm clients into a slot of
+ * that level's pool, and one descriptor frame goes to every shm client at that level that
+ * confirmed the slot's segment, the inline frame to the others (shm_out.c).
  * tests/native/test_rules_agree.c checks that fan-out agrees with aipc_proto_topic_match. */
 #include "internal.h"
 
@@ -77,41 +78,68 @@ static void deliver(pubctx *x, const aipc_tnode *node)
     }
 }
 
-/* Second pass of a large publication: one slot for the shm clients among the targets, a
- * descriptor to each that confirmed its segment, the inline frame to everyone else. */
+/* The shm clients at integrity level lvl among the collected targets: one slot for their
+ * principal set, a descriptor to each that confirmed its segment, the inline frame to the
+ * others (counted fallbacks). True when a descriptor was queued. */
+static bool deliver_level(pubctx *x, uint32_t lvl)
+{
+    aipc_broker *b = x->b;
+    aipc_client **t = b->shm_targets;
+    uint32_t n = b->shm_ntargets;
+    aipc_shm_slot *s = aipc_shm_pool_slot(b, t, n, lvl, x->payload, x->plen);
+    aipc_frame *d = s ? aipc__build_msg_shm(b, x->topic, x->tlen, x->from, x->from_len, s) : NULL;
+    bool used = false;
+    for (uint32_t i = 0; i < n; i++) {
+        aipc_client *c = t[i];
+        if (c->state != AIPC_CL_READY || !aipc_shm_eligible(b, c, x->plen) ||
+            aipc_shm_level(c) != lvl)
+            continue;                 /* (cut off while this publication was handed out) */
+        int rc = d ? aipc_shm_queue_desc(b, c, d) : 0;
+        if (rc == 1) {
+            b->st.deliveries++;
+            used = true;
+            continue;
+        }
+        if (rc < 0)
+            continue;                 /* over its bound: dropped as the inline frame would be */
+        b->st.shm_inline_fallbacks++;
+        deliver_inline(x, c);
+    }
+    aipc__frame_unref(b, d);
+    if (s)
+        aipc_shm_slot_put(b, s);
+    return used;
+}
+
+/* Second pass of a large publication: per integrity level of the shm clients among the
+ * targets (lowest first), one slot and descriptors (deliver_level); the inline frame to the
+ * clients without shared memory. */
 static void deliver_collected(pubctx *x)
 {
     aipc_broker *b = x->b;
     aipc_client **t = b->shm_targets;
     uint32_t n = b->shm_ntargets;
-    bool any = false;
-    for (uint32_t i = 0; i < n && !any; i++)
-        any = aipc_shm_eligible(b, t[i], x->plen);
-    aipc_shm_slot *s = any ? aipc_shm_pool_slot(b, t, n, x->payload, x->plen) : NULL;
-    aipc_frame *d = s ? aipc__build_msg_shm(b, x->topic, x->tlen, x->from, x->from_len, s) : NULL;
     bool used = false;
+    for (uint32_t lvl = 0;;) {
+        uint32_t next = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t l = aipc_shm_level(t[i]);
+            if (t[i]->state == AIPC_CL_READY && aipc_shm_eligible(b, t[i], x->plen) &&
+                l > lvl && (!next || l < next))
+                next = l;
+        }
+        if (!next)
+            break;
+        lvl = next;
+        used |= deliver_level(x, lvl);
+    }
     for (uint32_t i = 0; i < n; i++) {
         aipc_client *c = t[i];
-        if (c->state != AIPC_CL_READY)
-            continue;                 /* cut off while this publication was handed out */
-        if (aipc_shm_eligible(b, c, x->plen)) {
-            int rc = d ? aipc_shm_queue_desc(b, c, d) : 0;
-            if (rc == 1) {
-                b->st.deliveries++;
-                used = true;
-                continue;
-            }
-            if (rc < 0)
-                continue;             /* over its bound: dropped as the inline frame would be */
-            b->st.shm_inline_fallbacks++;
-        }
-        deliver_inline(x, c);
+        if (c->state == AIPC_CL_READY && !aipc_shm_eligible(b, c, x->plen))
+            deliver_inline(x, c);
     }
     if (used)
         b->st.shm_publications++;
-    aipc__frame_unref(b, d);
-    if (s)
-        aipc_shm_slot_put(b, s);
     b->shm_ntargets = 0;
 }
 

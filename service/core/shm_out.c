@@ -214,7 +214,7 @@ int aipc_shm_deliver_one(aipc_broker *b, aipc_client *t, const char *op, const c
                          const uint8_t *payload, size_t plen)
 {
     if (aipc_shm_eligible(b, t, plen)) {
-        aipc_shm_slot *s = aipc_shm_pool_slot(b, &t, 1, payload, plen);
+        aipc_shm_slot *s = aipc_shm_pool_slot(b, &t, 1, aipc_shm_level(t), payload, plen);
         int rc = 0;
         if (s) {
             aipc_frame *d = aipc__build_delivery_shm(b, op, from, from_len, extra_key,

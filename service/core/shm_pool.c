@@ -1,7 +1,10 @@
 /* shm_pool.c - the broker's fan-out pools (docs/design/shared-memory.md sections 5, 7, 9, 11).
  *
  * A pool belongs to one set of receiving principals: the sorted unique user SIDs of the shm
- * clients a payload goes to, at the lowest integrity level among them. Its segments are created
+ * clients at ONE integrity level a payload goes to (a payload for receivers at several levels
+ * takes one slot per level: a section labelled at the lowest level would let every process of
+ * those users at that level read what only their higher-level clients were sent, and the
+ * backend refuses a label above the broker's own level). Its segments are created
  * by the engine's backend for exactly that set and never re-granted, so every payload ever put
  * in a segment is addressed to principals that may read all of it. Segments are
  * max(shm_segment_bytes, payload + 1 rounded up to 1 MiB) bytes; all pools' segments together
@@ -31,7 +34,7 @@ struct aipc_shm_pool {
 };
 
 /* 0 (unknown) counts as medium, as the backend reads it. */
-static uint32_t level(const aipc_client *c)
+uint32_t aipc_shm_level(const aipc_client *c)
 {
     return c->ident.integrity ? c->ident.integrity : 0x2000u;
 }
@@ -135,15 +138,14 @@ static aipc_shm_seg *seg_new(aipc_broker *b, aipc_shm_pool *p, uint64_t min)
     return s;
 }
 
-/* Builds the key of the principal set of the shm clients among targets into b->meta. */
-static bool pool_key(aipc_broker *b, aipc_client *const *targets, size_t n, uint32_t *integrity)
+/* Builds the key of the principal set of the shm clients at `lvl` among targets into b->meta. */
+static bool pool_key(aipc_broker *b, aipc_client *const *targets, size_t n, uint32_t lvl)
 {
     const char *sids[AIPC_SHM_BACKEND_MAX_READERS];
     size_t ns = 0;
-    uint32_t low = UINT32_MAX;
     for (size_t i = 0; i < n; i++) {
         const aipc_client *c = targets[i];
-        if (!c->shm_on || c->shm_refusals >= AIPC_SHM_MAX_REFUSALS)
+        if (!c->shm_on || c->shm_refusals >= AIPC_SHM_MAX_REFUSALS || aipc_shm_level(c) != lvl)
             continue;
         bool dup = false;
         for (size_t k = 0; k < ns && !dup; k++)
@@ -153,22 +155,19 @@ static bool pool_key(aipc_broker *b, aipc_client *const *targets, size_t n, uint
                 return false;             /* too many principals for one section: inline */
             sids[ns++] = c->ident.user_sid;
         }
-        if (level(c) < low)
-            low = level(c);
     }
     if (!ns)
         return false;
     qsort(sids, ns, sizeof sids[0], cmp_str);
     aipc_sbuf *m = &b->meta;
     aipc_sbuf_reset(m);
-    aipc_sbuf_u64(m, low);
+    aipc_sbuf_u64(m, lvl);
     aipc_sbuf_lit(m, "|");
     for (size_t k = 0; k < ns; k++) {
         if (k)
             aipc_sbuf_lit(m, ",");
         aipc_sbuf_lit(m, sids[k]);
     }
-    *integrity = low;
     return !m->oom;
 }
 
@@ -234,12 +233,11 @@ static aipc_shm_pool *pool_get(aipc_broker *b, uint32_t integrity)
 }
 
 aipc_shm_slot *aipc_shm_pool_slot(aipc_broker *b, aipc_client *const *targets, size_t n,
-                                  const uint8_t *payload, size_t plen)
+                                  uint32_t level, const uint8_t *payload, size_t plen)
 {
-    uint32_t integrity;
-    if (plen >= UINT32_MAX - MIB || !pool_key(b, targets, n, &integrity))
+    if (plen >= UINT32_MAX - MIB || !pool_key(b, targets, n, level))
         return NULL;
-    aipc_shm_pool *p = pool_get(b, integrity);
+    aipc_shm_pool *p = pool_get(b, level);
     if (!p)
         return NULL;
     aipc_shm_slot *sl = calloc(1, sizeof *sl);

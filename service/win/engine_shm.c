@@ -11,6 +11,7 @@
 #include "asyncipc/asyncipc.h"
 #include "broker.h"
 #include "engine_internal.h"
+#include "secdesc_section.h"
 #include "shm_seg.h"
 
 #define SHM_WARN_MS 60000u      /* at most one WARN per minute; the rest at DEBUG */
@@ -43,6 +44,16 @@ static void *be_create(void *ctx, uint32_t size, const char *const *readers, siz
                        uint32_t min_integrity, uint8_t **base, char *name, uint32_t *session)
 {
     eng_shm *s = ctx;
+    /* Never label below the readers' level: a section labelled at the broker's own lower level
+     * would let every process of those users at that level read payloads addressed to their
+     * higher-level clients only (Windows refuses a label above the creator's). Inline instead. */
+    uint32_t want = min_integrity ? min_integrity : AIPC__SEC_IL_MEDIUM;
+    if (aipc__sec_section_label(want, aipc__shm_seg_own_integrity()) != want) {
+        log_failure(s, "cannot label a shared-memory segment at the readers' integrity level "
+                    "0x%lx (above the broker's own): those deliveries go inline",
+                    (unsigned long)want);
+        return NULL;
+    }
     aipc__shm_seg *seg = calloc(1, sizeof *seg);
     int rc = seg ? aipc__shm_seg_create_for(seg, size, readers, n, min_integrity, name,
                                             AIPC_SHM_NAME_BUF)

@@ -479,42 +479,62 @@ START_TEST(max_shm_bytes_inline)
 }
 END_TEST
 
-/* Pools by principal set: {alice, bob} for a publication both match, {alice} for one only she
- * matches; the label is at the lowest integrity level of the set. */
+/* Pools by principal set and integrity level: {alice, bob} at medium for a publication both
+ * match, {alice} for one only she matches, and a low-integrity client of bob gets its own pool
+ * {bob} at low (one more copy of the payload): receivers at different levels never share a
+ * section, each section is labelled at its readers' level. (Until the review's finding 4 this
+ * case asserted ONE section {alice, bob} labelled low: every low process of alice could read
+ * what only her medium client was sent.) */
 START_TEST(principal_sets_separate_pools)
 {
     static const aipc_identity low_bob = {SID_BOB, 2, 0x1000, g_bob, N_OF(g_bob)};
     fshm *fs;
     aipc_broker *b = shm_broker(0, 256u << 20, &fs);
     fake *a = sub_client(b, &id_alice, "a", true);
+    fake *m = sub_client(b, &id_bob, "m", true);
     fake *o = sub_client(b, &low_bob, "o", true);
     ck_assert_int_eq(fake_sendt(a, "{\"op\":\"sub\",\"topic\":\"only/a\"}", NULL), 0);
     fake *p = pub_client(b);
     publish(p, THR, 0);
-    ck_assert_int_eq(fs->creates, 1);
-    ck_assert_uint_eq(fs->segs[0].nreaders, 2);
-    ck_assert_str_eq(fs->segs[0].readers[0], SID_ALICE);   /* sorted */
-    ck_assert_str_eq(fs->segs[0].readers[1], SID_BOB);
+    ck_assert_int_eq(fs->creates, 2);                      /* lowest level first */
+    ck_assert_uint_eq(fs->segs[0].nreaders, 1);
+    ck_assert_str_eq(fs->segs[0].readers[0], SID_BOB);
     ck_assert_uint_eq(fs->segs[0].min_integrity, 0x1000);
+    ck_assert_uint_eq(fs->segs[1].nreaders, 2);
+    ck_assert_str_eq(fs->segs[1].readers[0], SID_ALICE);   /* sorted */
+    ck_assert_str_eq(fs->segs[1].readers[1], SID_BOB);
+    ck_assert_uint_eq(fs->segs[1].min_integrity, 0x2000);
     uint8_t *pl = pattern(THR, 9);
     ck_assert_int_eq(fake_send(p, "{\"op\":\"pub\",\"topic\":\"only/a\"}", pl, THR), 0);
     free(pl);
-    ck_assert_int_eq(fs->creates, 2);
-    ck_assert_uint_eq(fs->segs[1].nreaders, 1);
-    ck_assert_str_eq(fs->segs[1].readers[0], SID_ALICE);
-    ck_assert_uint_eq(fs->segs[1].min_integrity, 0x2000);
-    /* o never hears of {alice}'s segment */
+    ck_assert_int_eq(fs->creates, 3);
+    ck_assert_uint_eq(fs->segs[2].nreaders, 1);
+    ck_assert_str_eq(fs->segs[2].readers[0], SID_ALICE);
+    ck_assert_uint_eq(fs->segs[2].min_integrity, 0x2000);
+    /* o hears only of its own level's segment, m only of {alice, bob}'s */
     int ann = 0;
-    expect_pub(fs, o, THR, 0, false);
+    ck_assert(!fshm_next(fs, o, true, &ann).shared);
     ck_assert_ptr_null(fshm_next(fs, o, true, &ann).r);
-    ck_assert_int_eq(ann, 0);
+    ck_assert_int_eq(ann, 1);
+    ck_assert_str_eq(fs->segs[fs->ann[fs->nann - 1].idx].name, fs->segs[0].name);
+    ann = 0;
+    expect_pub(fs, m, THR, 0, false);
+    ck_assert_ptr_null(fshm_next(fs, m, true, &ann).r);
+    ck_assert_int_eq(ann, 0);                   /* (answered inside expect_pub) */
     expect_pub(fs, a, THR, 0, false);           /* a answers both announces */
     expect_pub(fs, a, THR, 9, false);
-    publish(p, THR, 1);                         /* both confirmed {alice,bob}'s segment */
+    publish(p, THR, 1);
     shm_rx xo = expect_pub(fs, o, THR, 1, true);
+    shm_rx xm = expect_pub(fs, m, THR, 1, true);
     shm_rx xa = expect_pub(fs, a, THR, 1, true);
-    ck_assert_uint_eq(xa.seg, xo.seg);
+    ck_assert_uint_eq(xa.seg, xm.seg);          /* same level, two users: one copy */
+    ck_assert_uint_ne(xo.seg, xa.seg);          /* another level: its own copy */
+    ck_assert_uint_eq(fshm_by_id(fs, xo.seg)->min_integrity, 0x1000);
+    ck_assert_uint_eq(fshm_by_id(fs, xa.seg)->min_integrity, 0x2000);
+    ck_assert_uint_eq(fake_stats(b).shm_publications, 1);   /* counted once */
+    ck_assert_uint_eq(fake_stats(b).shm_deliveries, 3);
     fake_free(a);
+    fake_free(m);
     fake_free(o);
     fake_free(p);
     aipc_broker_free(b);

@@ -33,8 +33,7 @@ static int fail(aipc__shm_seg *s, DWORD err, int rc)
     return rc;
 }
 
-/* This process's token integrity RID, 0 when it cannot be read. */
-static DWORD own_integrity(void)
+DWORD aipc__shm_seg_own_integrity(void)
 {
     HANDLE tok;
     DWORD rid = 0, n = 0;
@@ -64,7 +63,7 @@ static PSECURITY_DESCRIPTOR section_sd(const char *const *readers, size_t n, DWO
         *rc = me ? aipc__win_err(*err) : AIPC_ESYS;
     } else if ((sddl = malloc(AIPC__SEC_SECTION_SDDL_CAP(n))) != NULL) {
         /* Never above our own level: Windows refuses to raise a label (STATUS_INVALID_LABEL). */
-        uint32_t label = aipc__sec_section_label(integrity, own_integrity());
+        uint32_t label = aipc__sec_section_label(integrity, aipc__shm_seg_own_integrity());
         if (!aipc__sec_section_sddl(sddl, AIPC__SEC_SECTION_SDDL_CAP(n), me_s, readers, n, label)) {
             *rc = AIPC_EINVAL;                 /* a group, or a bad integrity level */
         } else if (!ConvertStringSecurityDescriptorToSecurityDescriptorA(sddl, SDDL_REVISION_1, &sd, NULL)) {

@@ -58,6 +58,12 @@ int aipc__shm_seg_create_named(aipc__shm_seg *s, uint32_t size, PSID reader,
  * the broker creates for a set of subscribers; the PSID forms above are wrappers of these. */
 int aipc__shm_seg_create_for(aipc__shm_seg *s, uint32_t size, const char *const *readers, size_t n,
                              DWORD min_integrity, char *name_out, size_t name_cap);
+/* This process's token integrity RID, 0 when it cannot be read. The label rule min(readers,
+ * own) is right for a creator that sends its OWN data (point to point): the label then equals
+ * what its own memory already exposes to that user. A creator that forwards other processes'
+ * data to readers above its own level (the broker) must not lower the label: it asks this
+ * first and sends inline instead (service/win/engine_shm.c). */
+DWORD aipc__shm_seg_own_integrity(void);
 int aipc__shm_seg_create_named_for(aipc__shm_seg *s, uint32_t size, const char *const *readers,
                                    size_t n, DWORD min_integrity, const char *name);
 /* Opens the section `name` for reading (OpenFileMappingW(FILE_MAP_READ | SECTION_QUERY |
