@@ -357,8 +357,10 @@ struct aipc_client {
     uint32_t shm_refusals;    /* segments it answered ok:false (3: no more announces) */
     aipc_pmap shm_views;      /* (fan-out segment id, 0) -> its state for this client:
                                * AIPC_SHM_VIEW_* cast to a pointer (shm_out.c) */
-    aipc_pmap shm_holds;      /* (segment id, slot offset) -> aipc_shm_slot it holds, the
-                               * pointer's bit 0 set once the descriptor was written */
+    aipc_pmap shm_holds;      /* (segment id, slot offset) -> aipc_shm_slot it holds, state
+                               * tags in the pointer's low bits (shm_out.c) */
+    aipc_pmap shm_pins;       /* (segment id, 0) -> how many of its holds are in it */
+    uint64_t shm_pinned;      /* the sizes of those segments (<= aipc_shm_pin_limit, shm_out.c) */
     aipc_pmap shm_in;         /* (its segment id, 0) -> its segment mapped (shm_in.c) */
     uint32_t shm_nin;         /* how many (<= 16) */
     aipc_shm_ref *shm_owed;   /* pairs of its segments to release at the end of the input
@@ -608,6 +610,9 @@ enum { AIPC_SHM_VIEW_SENT = 1, AIPC_SHM_VIEW_OK = 2, AIPC_SHM_VIEW_REFUSED = 3 }
 #define AIPC_SHM_MAX_REFUSALS 3u
 /* Whether a payload of plen bytes goes through shared memory to c when it can. */
 bool aipc_shm_eligible(const aipc_broker *b, const aipc_client *c, size_t plen);
+/* The segment bytes one client's held slots may pin at once: min(max_queue_bytes + 2 x
+ * shm_segment_bytes, max_shm_bytes / 2) (its first segment always). */
+uint64_t aipc_shm_pin_limit(const aipc_broker *b);
 /* Queues desc (the descriptor frame of slot s) to c when c confirmed s's segment: c then
  * holds s. Returns 1 queued, 0 not usable for c (announced now if never announced: the caller
  * sends inline), or the queue's error (AIPC_EQUEUEFULL: dropped / refused as inline). */

@@ -17,6 +17,12 @@
  *     A held slot costs its payload + AIPC_QUEUED_FRAME_OVERHEAD in the client's queue
  *     (q.shm_bytes, in q.charge and the broker's total), so max_queue_bytes and
  *     max_total_queue_bytes bound it as they bound inline frames.
+ *   - pins: a held slot keeps its whole segment from being reclaimed behind it (ring order),
+ *     so a client that keeps one slot per segment would pin every segment of its pool. The
+ *     segments a client holds slots in are bounded: their sizes together at most
+ *     aipc_shm_pin_limit (its first segment always); a descriptor on another segment goes to
+ *     it inline (shm_inline_fallbacks). One client can thus never fill max_shm_bytes and push
+ *     every other principal set inline.
  * A slot is freed when its last holder released it (its fan-out holds it while it runs). */
 #include "internal.h"
 
@@ -48,6 +54,43 @@ static void **hold_ref(aipc_client *c, const aipc_frame *f)
 static int view_get(const aipc_client *c, uint32_t seg)
 {
     return (int)(uintptr_t)aipc_pmap_get(&c->shm_views, seg, 0);
+}
+
+uint64_t aipc_shm_pin_limit(const aipc_broker *b)
+{
+    uint64_t lim = b->cfg.max_queue_bytes + 2u * (uint64_t)b->cfg.shm_segment_bytes;
+    uint64_t half = b->cfg.max_shm_bytes / 2u;
+    return lim < half ? lim : half;
+}
+
+/* c takes a hold in seg: counted, unless seg would take c's pinned segments over the limit. */
+static bool pin_add(const aipc_broker *b, aipc_client *c, const aipc_shm_seg *seg)
+{
+    void **v = aipc_pmap_ref(&c->shm_pins, seg->id, 0);
+    if (v) {
+        *v = (void *)((uintptr_t)*v + 1u);
+        return true;
+    }
+    if (c->shm_pinned && c->shm_pinned + seg->size > aipc_shm_pin_limit(b))
+        return false;
+    if (aipc_pmap_put(&c->shm_pins, seg->id, 0, (void *)(uintptr_t)1u) != 0)
+        return false;
+    c->shm_pinned += seg->size;
+    return true;
+}
+
+static void pin_sub(aipc_client *c, const aipc_shm_seg *seg)
+{
+    void **v = aipc_pmap_ref(&c->shm_pins, seg->id, 0);
+    if (!v)
+        return;
+    uintptr_t n = (uintptr_t)*v - 1u;
+    if (n) {
+        *v = (void *)n;
+        return;
+    }
+    aipc_pmap_del(&c->shm_pins, seg->id, 0);
+    c->shm_pinned -= seg->size;
 }
 
 bool aipc_shm_eligible(const aipc_broker *b, const aipc_client *c, size_t plen)
@@ -93,7 +136,8 @@ static uint64_t hold_drop(aipc_broker *b, aipc_client *c, aipc_shm_slot *s)
 {
     uint64_t cost = (uint64_t)s->len + AIPC_QUEUED_FRAME_OVERHEAD;
     hold_charge(c, s, false);
-    aipc_shm_slot_put(b, s);
+    pin_sub(c, s->seg);
+    aipc_shm_slot_put(b, s);           /* (may free s) */
     return cost;
 }
 
@@ -107,12 +151,16 @@ int aipc_shm_queue_desc(aipc_broker *b, aipc_client *c, aipc_frame *desc)
             announce(c, seg);
         return 0;
     }
-    if (aipc_pmap_get(&c->shm_holds, seg->id, s->off) ||
-        aipc_pmap_put(&c->shm_holds, seg->id, s->off, s) != 0)
-        return 0;                      /* (never held twice; no memory: inline) */
+    if (aipc_pmap_get(&c->shm_holds, seg->id, s->off) || !pin_add(b, c, seg))
+        return 0;                      /* (never held twice; pins at the limit: inline) */
+    if (aipc_pmap_put(&c->shm_holds, seg->id, s->off, s) != 0) {
+        pin_sub(c, seg);
+        return 0;                      /* no memory: inline */
+    }
     int rc = aipc__queue_frame(c, desc);
     if (rc != 0) {
         aipc_pmap_del(&c->shm_holds, seg->id, s->off);
+        pin_sub(c, seg);
         return rc;
     }
     s->holders++;
@@ -206,6 +254,7 @@ void aipc_shm_out_gone(aipc_broker *b, aipc_client *c)
         if (h->ents[i].val)
             hold_drop(b, c, hold_slot(h->ents[i].val));
     aipc_pmap_free(h);
+    aipc_pmap_free(&c->shm_pins);
     aipc_pmap_free(&c->shm_views);
 }
 

@@ -152,6 +152,64 @@ START_TEST(release_before_write_completion)
 }
 END_TEST
 
+/* R3: one subscriber that keeps ONE slot per segment (well under its max_queue_bytes) pins every
+ * segment of its pool (ring reclaim is in order); on b39566f it filled max_shm_bytes and another
+ * user's subscribers never got shared memory again (make_room retires only idle segments). The
+ * segments a client pins are bounded by aipc_shm_pin_limit (here max_shm_bytes / 2 = 2 MiB:
+ * alice pins 2 segments, her deliveries on a third go inline) and bob's pool finds room. (The
+ * review's version had max_shm_bytes 2 MiB: alice's 2 pinned segments and bob's 1 cannot all fit
+ * 2 MiB under any rule.) */
+START_TEST(one_held_slot_pins_segment)
+{
+    fshm *fs;
+    aipc_broker *b = rbroker(1u << 20, 4u << 20, &fs);
+    fake *a = shm_client(b, &id_alice, "a", 10, "a/#");
+    fake *o = shm_client(b, &id_bob, "o", 11, "b/#");
+    fake *p = fake_new(b, 20);
+    ck_assert_int_eq(aipc_client_set_identity(p->cl, &id_guest), 0);
+    fake_hello(p, "pub");
+    uint8_t *pl = calloc(1, THR);
+    uint32_t held_seg = 0;
+    int held = 0;
+    for (int i = 0; i < 64; i++) {
+        ck_assert_int_eq(fake_send(p, "{\"op\":\"pub\",\"topic\":\"a/x\"}", pl, THR), 0);
+        shm_rx x = fshm_next(fs, a, true, NULL);
+        ck_assert_ptr_nonnull(x.r);
+        if (!x.shared)
+            continue;
+        if (x.seg != held_seg) {                  /* keep the first slot of each segment */
+            held_seg = x.seg;
+            held++;
+            continue;
+        }
+        fshm_done(a, x.seg, x.off);
+    }
+    ck_assert_int_eq(held, 2);
+    ck_assert_uint_le(a->cl->q.shm_bytes, 2 * (THR + 200));      /* alice holds ~130 KiB */
+    ck_assert_uint_eq(aipc_shm_pin_limit(b), 2u << 20);
+    ck_assert_uint_eq(a->cl->shm_pinned, 2u << 20);
+    ck_assert_uint_gt(fake_stats(b).shm_inline_fallbacks, 0);   /* her third segment: inline */
+    int shared = 0;
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(fake_send(p, "{\"op\":\"pub\",\"topic\":\"b/x\"}", pl, THR), 0);
+        shm_rx x = fshm_next(fs, o, true, NULL);
+        ck_assert_ptr_nonnull(x.r);
+        shared += x.shared;
+        if (x.shared)
+            fshm_done(o, x.seg, x.off);
+    }
+    ck_assert_msg(shared > 0, "bob never got shared memory: alice's 2 held slots pin %u segments"
+                  " (%llu bytes)", (unsigned)fake_stats(b).shm_segments,
+                  (unsigned long long)b->shm_seg_bytes);
+    free(pl);
+    fake_free(a);
+    fake_free(o);
+    fake_free(p);
+    aipc_broker_free(b);
+    fshm_free(fs);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_shm_review");
@@ -159,6 +217,7 @@ static Suite *make_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, pool_65_retires_lru);
     tcase_add_test(tc, release_before_write_completion);
+    tcase_add_test(tc, one_held_slot_pins_segment);
     suite_add_tcase(s, tc);
     return s;
 }
