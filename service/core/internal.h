@@ -439,6 +439,9 @@ struct aipc_broker {
     uint32_t shm_npools;
     aipc_pmap shm_segs;       /* (fan-out segment id, 0) -> aipc_shm_seg */
     uint32_t shm_next_seg;    /* the last fan-out segment id handed out (ids never reused) */
+    uint64_t shm_use_seq;     /* bumped per fan-out slot: pools' LRU order (shm_pool.c) */
+    uint64_t shm_sweep_at;    /* aipc__now of the next idle-segment sweep (shm_pool.c) */
+    uint64_t shm_sweep_no;    /* sweeps done (marks the segments a client has a view of) */
     uint64_t shm_seg_bytes;   /* fan-out segments' sizes (<= cfg.max_shm_bytes) */
     uint64_t shm_slot_bytes;  /* their live slots' bytes (stats shm_bytes) */
     uint64_t shm_in_segs;     /* clients' segments mapped (stats shm_client_segments) */
@@ -585,6 +588,8 @@ typedef struct aipc_shm_seg {
     char name[AIPC_SHM_NAME_BUF];   /* for the announce */
     uint32_t session;         /* the broker's session, as the backend said */
     aipc_shm_ring ring;
+    uint64_t idle_since;      /* when a sweep first found it idle (0: in use) */
+    uint64_t viewed;          /* the last sweep that found a client with a view of it */
 } aipc_shm_seg;
 typedef struct aipc_shm_slot {
     aipc_shm_seg *seg;
@@ -604,6 +609,12 @@ uint32_t aipc_shm_level(const aipc_client *c);
 /* Drops one holder; the last one frees the slot (its ring space returns). */
 void aipc_shm_slot_put(aipc_broker *b, aipc_shm_slot *s);
 void aipc_shm_pools_free(aipc_broker *b);   /* broker free: every segment closed */
+/* The broker's tick: every AIPC_SHM_SWEEP_MS retires the idle segments that no attached client
+ * has a view of, or that were idle for AIPC_SHM_IDLE_MS, and frees pools left without one.
+ * Returns the ms until the next sweep (UINT64_MAX: no segment). */
+#define AIPC_SHM_SWEEP_MS 5000u
+#define AIPC_SHM_IDLE_MS 30000u
+uint64_t aipc_shm_pools_tick(aipc_broker *b, uint64_t now);
 
 /* shm_out.c */
 enum { AIPC_SHM_VIEW_SENT = 1, AIPC_SHM_VIEW_OK = 2, AIPC_SHM_VIEW_REFUSED = 3 };

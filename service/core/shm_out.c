@@ -95,7 +95,7 @@ static void pin_sub(aipc_client *c, const aipc_shm_seg *seg)
 
 bool aipc_shm_eligible(const aipc_broker *b, const aipc_client *c, size_t plen)
 {
-    return c->shm_on && plen >= b->cfg.shm_threshold;
+    return c->shm_on && plen >= b->cfg.shm_threshold && b->cfg.max_shm_bytes;
 }
 
 uint64_t aipc_shm_frame_extra(const aipc_frame *f)

@@ -10,6 +10,9 @@
  * max(shm_segment_bytes, payload + 1 rounded up to 1 MiB) bytes; all pools' segments together
  * stay under max_shm_bytes (idle segments of any pool are retired to make room); at most
  * AIPC_SHM_MAX_POOLS pools exist (the least recently used idle one is retired for a new one).
+ * The tick's sweep retires segments idle for AIPC_SHM_IDLE_MS, and idle ones no attached client
+ * has a view of at once, so the sections of a burst do not stay committed for the broker's
+ * life; a pool left without segments is freed.
  * Slots inside a segment come from its ring (proto/shm_ring.h). */
 #include "internal.h"
 
@@ -30,7 +33,7 @@ struct aipc_shm_pool {
     size_t nsids;
     uint32_t integrity;
     aipc_shm_seg *segs;       /* oldest first */
-    uint64_t used_at;         /* b->pub_seq of its last slot (LRU retirement) */
+    uint64_t used_at;         /* b->shm_use_seq of its last slot (LRU retirement) */
 };
 
 /* 0 (unknown) counts as medium, as the backend reads it. */
@@ -86,8 +89,10 @@ static bool make_room(aipc_broker *b, const aipc_shm_pool *keep, uint64_t need)
         aipc_shm_pool *p = m->ents[i].val;
         if (!p)
             continue;
-        for (aipc_shm_seg *s = p->segs, *nx; s; s = nx) {
-            nx = s->next;
+        for (aipc_shm_seg *s = p->segs, *nx; s && b->shm_seg_bytes + need >
+                                                     b->cfg.max_shm_bytes; s = nx) {
+            nx = s->next;                  /* (no more than needed: each costs its clients an
+                                            * shm_unseg, a new announce and inline frames) */
             if ((p != keep || s->size < need) && seg_idle(s))
                 seg_retire(b, s);
         }
@@ -261,7 +266,7 @@ aipc_shm_slot *aipc_shm_pool_slot(aipc_broker *b, aipc_client *const *targets, s
     memcpy(s->base + sl->off, payload, plen);   /* the one copy of the payload */
     s->base[sl->off + plen] = 0;                /* the spare byte (receivers never write) */
     b->shm_slot_bytes += sl->span;
-    p->used_at = b->pub_seq;
+    p->used_at = ++b->shm_use_seq;   /* (every slot: directs, requests and replies too) */
     return sl;
 }
 
@@ -272,6 +277,49 @@ void aipc_shm_slot_put(aipc_broker *b, aipc_shm_slot *sl)
     aipc_shm_ring_release_gen(&sl->seg->ring, sl->off, sl->gen);
     b->shm_slot_bytes -= sl->span;
     free(sl);
+}
+
+/* One pool's part of a sweep: its idle segments retired as aipc_shm_pools_tick says. */
+static void pool_sweep(aipc_broker *b, aipc_shm_pool *p, uint64_t now)
+{
+    for (aipc_shm_seg *s = p->segs, *nx; s; s = nx) {
+        nx = s->next;
+        if (!seg_idle(s)) {
+            s->idle_since = 0;
+            continue;
+        }
+        if (!s->idle_since)
+            s->idle_since = now ? now : 1;
+        if (s->viewed != b->shm_sweep_no || now - s->idle_since >= AIPC_SHM_IDLE_MS)
+            seg_retire(b, s);
+    }
+}
+
+uint64_t aipc_shm_pools_tick(aipc_broker *b, uint64_t now)
+{
+    if (!b->shm_npools)
+        return UINT64_MAX;
+    if (now < b->shm_sweep_at)
+        return b->shm_sweep_at - now;
+    b->shm_sweep_at = now + AIPC_SHM_SWEEP_MS;
+    uint64_t mark = ++b->shm_sweep_no;
+    for (aipc_client *c = b->clients; c; c = c->next)
+        for (uint32_t i = 0; i < c->shm_views.cap; i++)
+            if (c->shm_views.ents[i].val) {
+                aipc_shm_seg *s = aipc_pmap_get(&b->shm_segs, c->shm_views.ents[i].a, 0);
+                if (s)
+                    s->viewed = mark;
+            }
+    aipc_strmap *m = &b->shm_pools;
+    for (uint32_t i = 0; i < m->cap; i++)
+        while (m->ents && m->ents[i].val) {   /* a freed pool's entry: the next shifts back */
+            aipc_shm_pool *p = m->ents[i].val;
+            pool_sweep(b, p, now);
+            if (p->segs)
+                break;
+            pool_free(b, p);
+        }
+    return b->shm_npools ? AIPC_SHM_SWEEP_MS : UINT64_MAX;
 }
 
 void aipc_shm_pools_free(aipc_broker *b)

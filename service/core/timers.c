@@ -68,9 +68,12 @@ uint64_t aipc_broker_tick(aipc_broker *b)
         aipc_partial_expire(b, AIPC_CONTAINER(n, aipc_client, t_frame));
     while ((n = aipc_dq_due(&b->linger_q, now)))
         linger_expired(b, AIPC_CONTAINER(n, aipc_client, t_linger));
+    uint64_t shm_next = aipc_shm_pools_tick(b, now);
     if (b->cursors && aipc_retained_run(b, RET_TICK_BUDGET))
         return 0;
     uint64_t next = until(&b->hello_q, now);
+    if (shm_next < next)
+        next = shm_next;
     const aipc_dq *more[] = {&b->req_q, &b->frame_q, &b->linger_q};
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
         uint64_t t = until(more[i], now);

@@ -42,7 +42,8 @@ static fake *shm_client(aipc_broker *b, const aipc_identity *id, const char *nam
 
 /* R1: the 65th principal set retires the LRU pool; its segment's shm_unseg is built in b->meta,
  * which still holds the new pool's key: the new pool gets the unseg JSON as key and strchr('|')
- * returns NULL -> crash (SIGSEGV / UBSan pointer overflow). */
+ * returns NULL -> crash (SIGSEGV / UBSan pointer overflow). Finding 5: directs advance the LRU
+ * order too (it counted publications only), so the pool retired is c0's, the oldest. */
 START_TEST(pool_65_retires_lru)
 {
     enum { N = 65 };
@@ -88,6 +89,7 @@ START_TEST(pool_65_retires_lru)
     }
     ck_assert_int_eq(unsegs, 1);
     ck_assert_int_eq(closed, 1);
+    ck_assert_int_eq(fs->segs[0].closed, 1);           /* the least recently used: c0's */
     ck_assert_int_eq(fake_send(p, "{\"op\":\"send\",\"to\":\"c64\",\"id\":99}", pl, THR), 0);
     fake_expect(p, "ok");
     shm_rx x = fshm_next(fs, c[N - 1], true, NULL);   /* the new pool works */
@@ -210,6 +212,134 @@ START_TEST(one_held_slot_pins_segment)
 }
 END_TEST
 
+static fake *guest_pub(aipc_broker *b)
+{
+    fake *p = fake_new(b, 20);
+    ck_assert_int_eq(aipc_client_set_identity(p->cl, &id_guest), 0);
+    fake_hello(p, "pub");
+    return p;
+}
+
+static void direct(fake *p, const char *to, const uint8_t *pl, size_t n)
+{
+    char meta[80];
+    snprintf(meta, sizeof meta, "{\"op\":\"send\",\"to\":\"%s\"}", to);
+    ck_assert_int_eq(fake_send(p, meta, pl, n), 0);
+}
+
+/* Finding 8: making room for a new segment retires only as many idle segments as it needs (it
+ * retired every idle segment of each pool it visited: shm_unseg, a new announce and inline
+ * frames for nothing). */
+START_TEST(make_room_retires_only_what_is_needed)
+{
+    fshm *fs;
+    aipc_broker *b = rbroker(1u << 20, 2u << 20, &fs);
+    fake *a = shm_client(b, &id_alice, "a", 10, "a/#");
+    fake *o = shm_client(b, &id_bob, "o", 11, NULL);
+    fake *p = guest_pub(b);
+    uint8_t *pl = calloc(1, THR);
+    shm_rx got[64];
+    int ng = 0;
+    for (int i = 0; i < 64 && fs->creates < 2; i++) {   /* alice holds until 2 segments */
+        ck_assert_int_eq(fake_send(p, "{\"op\":\"pub\",\"topic\":\"a/x\"}", pl, THR), 0);
+        shm_rx x = fshm_next(fs, a, true, NULL);
+        ck_assert_ptr_nonnull(x.r);
+        if (x.shared)
+            got[ng++] = x;
+    }
+    ck_assert_int_eq(fs->creates, 2);
+    for (int i = 0; i < ng; i++)
+        fshm_done(a, got[i].seg, got[i].off);
+    ck_assert_uint_eq(fake_stats(b).shm_bytes, 0);
+    ck_assert_uint_eq(fake_stats(b).shm_segments, 2);  /* the budget is full, both idle */
+    int before = fs->unsegs;
+    direct(p, "o", pl, THR);                            /* {bob} needs 1 MiB */
+    ck_assert_int_eq(fs->creates, 3);
+    ck_assert_ptr_nonnull(fshm_next(fs, o, true, NULL).r);
+    ck_assert_ptr_null(fshm_next(fs, a, true, NULL).r);
+    ck_assert_int_eq(fs->unsegs - before, 1);           /* one of alice's, not both */
+    ck_assert_uint_eq(fake_stats(b).shm_segments, 2);
+    free(pl);
+    fake_free(a);
+    fake_free(o);
+    fake_free(p);
+    aipc_broker_free(b);
+    fshm_free(fs);
+}
+END_TEST
+
+/* Finding 9: max_shm_bytes 0 means no fan-out segment at all: a large direct goes inline
+ * without making a pool or counting a fallback. */
+START_TEST(no_budget_no_pools)
+{
+    fshm *fs;
+    aipc_broker *b = rbroker(0, 0, &fs);
+    fake *s = shm_client(b, &id_alice, "s", 10, NULL);
+    fake *p = guest_pub(b);
+    uint8_t *pl = calloc(1, THR);
+    direct(p, "s", pl, THR);
+    shm_rx x = fshm_next(fs, s, true, NULL);
+    ck_assert_ptr_nonnull(x.r);
+    ck_assert(!x.shared);
+    ck_assert_int_eq(fs->creates, 0);
+    ck_assert_uint_eq(fake_stats(b).shm_inline_fallbacks, 0);
+    free(pl);
+    fake_free(s);
+    fake_free(p);
+    aipc_broker_free(b);
+    fshm_free(fs);
+}
+END_TEST
+
+/* Finding 6: idle segments do not stay committed for the broker's life. The tick's sweep
+ * retires at once an idle segment no attached client has a view of (its pool freed), and any
+ * other idle segment after AIPC_SHM_IDLE_MS (shm_unseg to its clients); the tick asks to be
+ * called again within AIPC_SHM_SWEEP_MS while segments exist. */
+START_TEST(idle_segments_retired_on_tick)
+{
+    fshm *fs;
+    aipc_broker *b = rbroker(1u << 20, 256u << 20, &fs);
+    fake *s = shm_client(b, &id_alice, "s", 10, NULL);
+    fake *t = shm_client(b, &id_bob, "t", 11, NULL);
+    fake *p = guest_pub(b);
+    uint8_t *pl = calloc(1, THR);
+    direct(p, "s", pl, THR);                            /* announce + inline */
+    ck_assert(!fshm_next(fs, s, true, NULL).shared);
+    direct(p, "s", pl, THR);
+    shm_rx x = fshm_next(fs, s, true, NULL);
+    ck_assert(x.shared);
+    direct(p, "t", pl, THR);
+    ck_assert(!fshm_next(fs, t, true, NULL).shared);
+    ck_assert_uint_eq(fake_stats(b).shm_segments, 2);
+    ck_assert_uint_le(aipc_broker_tick(b), AIPC_SHM_SWEEP_MS);  /* s holds x: nothing idle */
+    fshm_done(s, x.seg, x.off);
+    fake_free(t);                                       /* {bob}'s segment: nobody views it */
+    fake_clock_ms += AIPC_SHM_SWEEP_MS;
+    ck_assert_uint_le(aipc_broker_tick(b), AIPC_SHM_SWEEP_MS);
+    ck_assert_uint_eq(fake_stats(b).shm_segments, 1);
+    ck_assert_int_eq(fs->closes, 1);
+    ck_assert_ptr_null(fshm_next(fs, s, true, NULL).r);   /* s's segment: idle, still there */
+    fake_clock_ms += AIPC_SHM_IDLE_MS - AIPC_SHM_SWEEP_MS;
+    aipc_broker_tick(b);                                /* idle for less than the limit */
+    ck_assert_uint_eq(fake_stats(b).shm_segments, 1);
+    fake_clock_ms += AIPC_SHM_SWEEP_MS;
+    ck_assert_uint_eq(aipc_broker_tick(b), UINT64_MAX); /* nothing left to sweep */
+    ck_assert_uint_eq(fake_stats(b).shm_segments, 0);
+    int before = fs->unsegs;
+    ck_assert_ptr_null(fshm_next(fs, s, true, NULL).r);
+    ck_assert_int_eq(fs->unsegs - before, 1);           /* s was told */
+    direct(p, "s", pl, THR);                            /* a new pool, a new segment */
+    ck_assert(!fshm_next(fs, s, true, NULL).shared);
+    ck_assert_uint_eq(fake_stats(b).shm_segments, 1);
+    free(pl);
+    fake_free(s);
+    fake_free(p);
+    aipc_broker_free(b);
+    fshm_free(fs);
+}
+END_TEST
+
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_shm_review");
@@ -218,6 +348,9 @@ static Suite *make_suite(void)
     tcase_add_test(tc, pool_65_retires_lru);
     tcase_add_test(tc, release_before_write_completion);
     tcase_add_test(tc, one_held_slot_pins_segment);
+    tcase_add_test(tc, make_room_retires_only_what_is_needed);
+    tcase_add_test(tc, no_budget_no_pools);
+    tcase_add_test(tc, idle_segments_retired_on_tick);
     suite_add_tcase(s, tc);
     return s;
 }
