@@ -202,6 +202,13 @@ static inline bool aipc_outq_has_data(const aipc_outq *q)
     return q->data_bytes || q->shm_bytes;
 }
 
+/* Whether c's own queue bound (max_queue_bytes) already refuses every data frame carrying plen
+ * payload bytes, checked before building a frame or copying into a slot: a frame is at least
+ * its header plus its payload and a descriptor charges at least as much (its slot), so this
+ * never refuses what aipc__queue_frame would take (outq.c). aipc__pub_refused also counts the
+ * publication dropped for c as aipc__queue_frame would. */
+bool aipc__data_refused(const aipc_client *c, size_t plen);
+bool aipc__pub_refused(aipc_client *c, size_t plen);
 int aipc_outq_push(aipc_outq *q, aipc_frame *f);    /* takes a new reference on success */
 int aipc_outq_push_front(aipc_outq *q, aipc_frame *f);  /* same, at the head (head_off 0) */
 void aipc_outq_free(aipc_broker *b, aipc_outq *q);
@@ -366,6 +373,7 @@ struct aipc_client {
     aipc_shm_ref *shm_owed;   /* pairs of its segments to release at the end of the input
                                * turn (shm_done) */
     uint32_t shm_nowed, shm_capowed;
+    aipc_pmap shm_owed_set;   /* the same pairs, (seg, off) -> 1: a pair owed twice is refused */
 };
 
 struct aipc_req {

@@ -103,6 +103,22 @@ int aipc__queue_frame(aipc_client *c, aipc_frame *f)
     return 0;
 }
 
+bool aipc__data_refused(const aipc_client *c, size_t plen)
+{
+    const aipc_outq *q = &c->q;
+    return aipc_outq_has_data(q) &&
+           aipc_outq_data_cost(q, (uint64_t)plen + AIPC_FRAME_HEADER_SIZE) > c->b->cfg.max_queue_bytes;
+}
+
+bool aipc__pub_refused(aipc_client *c, size_t plen)
+{
+    if (!aipc__data_refused(c, plen))
+        return false;
+    c->dropped_pending++;
+    c->b->st.drops++;
+    return true;
+}
+
 int aipc__queue_frame_first(aipc_client *c, aipc_frame *f)
 {
     int rc = aipc__queue_frame(c, f);

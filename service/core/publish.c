@@ -30,6 +30,8 @@ typedef struct pubctx {
 static void deliver_inline(pubctx *x, aipc_client *c)
 {
     aipc_broker *b = x->b;
+    if (aipc__pub_refused(c, x->plen))
+        return;                       /* its queue is full: dropped before any frame is built */
     if (!x->frame && !x->failed) {
         x->frame = aipc__build_msg(b, x->topic, x->tlen, x->from, x->from_len, false,
                                   x->payload, x->plen);
@@ -86,7 +88,11 @@ static bool deliver_level(pubctx *x, uint32_t lvl)
     aipc_broker *b = x->b;
     aipc_client **t = b->shm_targets;
     uint32_t n = b->shm_ntargets;
-    aipc_shm_slot *s = aipc_shm_pool_slot(b, t, n, lvl, x->payload, x->plen);
+    bool any = false;                 /* no slot copy unless one of them has room */
+    for (uint32_t i = 0; i < n && !any; i++)
+        any = t[i]->state == AIPC_CL_READY && aipc_shm_eligible(b, t[i], x->plen) &&
+              aipc_shm_level(t[i]) == lvl && !aipc__data_refused(t[i], x->plen);
+    aipc_shm_slot *s = any ? aipc_shm_pool_slot(b, t, n, lvl, x->payload, x->plen) : NULL;
     aipc_frame *d = s ? aipc__build_msg_shm(b, x->topic, x->tlen, x->from, x->from_len, s) : NULL;
     bool used = false;
     for (uint32_t i = 0; i < n; i++) {
@@ -94,6 +100,8 @@ static bool deliver_level(pubctx *x, uint32_t lvl)
         if (c->state != AIPC_CL_READY || !aipc_shm_eligible(b, c, x->plen) ||
             aipc_shm_level(c) != lvl)
             continue;                 /* (cut off while this publication was handed out) */
+        if (aipc__pub_refused(c, x->plen))
+            continue;                 /* its queue is full: dropped, nothing built or held */
         int rc = d ? aipc_shm_queue_desc(b, c, d) : 0;
         if (rc == 1) {
             b->st.deliveries++;

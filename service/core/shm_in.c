@@ -9,8 +9,10 @@
  * without a system call, the payload is then copied once (into the fan-out slot or an inline
  * frame) and never parsed in place. Every resolved pair is owed back in shm_done frames
  * (AIPC_SHM_DONE_MAX pairs each) built at the end of the input turn that brought it, queued
- * ahead of the client's queued frames when no write is in flight. shm_unseg or detach closes
- * the client's segments. */
+ * ahead of the client's queued frames when no write is in flight; a pair named again while
+ * still owed (the SDK never reuses one before its shm_done) is bad_request + close, so one turn
+ * cannot make the broker copy one range many times. shm_unseg or detach closes the client's
+ * segments. */
 #include "internal.h"
 
 #include "asyncipc/asyncipc.h"
@@ -140,7 +142,13 @@ int aipc_shm_in_resolve(aipc_broker *b, aipc_client *c, const uint8_t *meta, siz
         *why = "descriptor outside its segment, or over max_payload";
         return AIPC_EPROTO;
     }
-    if (owe(c, d.seg, d.off) != 0) {
+    if (aipc_pmap_get(&c->shm_owed_set, d.seg, d.off)) {
+        *why = "descriptor on a range already in use (not released yet)";
+        return AIPC_EPROTO;
+    }
+    if (aipc_pmap_put(&c->shm_owed_set, d.seg, d.off, (void *)(uintptr_t)1) != 0 ||
+        owe(c, d.seg, d.off) != 0) {
+        aipc_pmap_del(&c->shm_owed_set, d.seg, d.off);
         *why = "out of memory";
         return AIPC_ENOMEM;
     }
@@ -162,6 +170,8 @@ void aipc_shm_in_flush(aipc_broker *b, aipc_client *c)
         aipc__send_meta_first(c, meta, aipc_shm_done_put(meta, sizeof meta, c->shm_owed + done, n));
         done += n;
     }
+    for (uint32_t i = 0; i < c->shm_nowed; i++)
+        aipc_pmap_del(&c->shm_owed_set, c->shm_owed[i].seg, c->shm_owed[i].off);
     c->shm_nowed = 0;
 }
 
@@ -172,6 +182,7 @@ void aipc_shm_in_gone(aipc_broker *b, aipc_client *c)
         if (m->ents[i].val)
             seg_close(b, c, m->ents[i].val);
     aipc_pmap_free(m);
+    aipc_pmap_free(&c->shm_owed_set);
     free(c->shm_owed);
     c->shm_owed = NULL;
     c->shm_nowed = c->shm_capowed = 0;

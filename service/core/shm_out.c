@@ -262,6 +262,8 @@ int aipc_shm_deliver_one(aipc_broker *b, aipc_client *t, const char *op, const c
                          size_t from_len, const char *extra_key, bool has_extra, int64_t extra,
                          const uint8_t *payload, size_t plen)
 {
+    if (t->state != AIPC_CL_CLOSING && aipc__data_refused(t, plen))
+        return AIPC_EQUEUEFULL;        /* its queue is full: refused before any copy */
     if (aipc_shm_eligible(b, t, plen)) {
         aipc_shm_slot *s = aipc_shm_pool_slot(b, &t, 1, aipc_shm_level(t), payload, plen);
         int rc = 0;

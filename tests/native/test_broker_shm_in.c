@@ -8,6 +8,7 @@
 #include "test_broker_fake.h"
 #include "test_broker_idents.h"
 #include "test_broker_shm_fake.h"
+#include "test_count_alloc.h"
 
 #define SEG_NAME "aipc-42-00112233445566778899aabbccddeeff-1"
 #define SEG_SIZE (8u << 20)
@@ -408,6 +409,85 @@ START_TEST(shm_to_shm)
 }
 END_TEST
 
+/* One input turn of small frames naming 8 MiB ranges (distinct pairs) for a subscriber whose
+ * queue is full after the first: the broker builds the 8 MiB frame once, not once per frame
+ * (each later one is dropped before any frame is built or any byte copied). */
+START_TEST(full_queue_drops_before_building)
+{
+    enum { N = 400 };
+    static count_alloc ca;
+    count_alloc_init(&ca);
+    fshm *fs;
+    aipc_broker *b = shm_broker(&fs);
+    ck_assert_int_eq(aipc_broker_set_frame_allocator(b, &ca.a), 0);
+    fake *s = subscriber(b, "sub", false);
+    s->stalled = true;                          /* never reads: its queue fills at once */
+    fake *p = client(b, "pub", true);
+    (void)mapped(fs, p);
+    uint8_t *buf = malloc((size_t)N * 128), *w = buf;
+    for (unsigned i = 0; i < N; i++) {
+        char meta[96];
+        int ml = snprintf(meta, sizeof meta, "{\"op\":\"pub\",\"topic\":\"t/a\",\"shm\":[1,%u,%u]}",
+                          i, SEG_SIZE - N);
+        aipc_frame_put_header(w, (uint32_t)ml, 0);
+        memcpy(w + 8, meta, (size_t)ml);
+        w += 8 + ml;
+    }
+    size_t allocs0 = ca.allocs + ca.reallocs;
+    ca.max_alloc = 0;
+    ck_assert_int_eq(aipc_broker_input(b, p->cl, buf, (size_t)(w - buf)), 0);
+    free(buf);
+    ck_assert_uint_eq(fake_stats(b).shm_in, N);
+    ck_assert_uint_eq(fake_stats(b).deliveries, 1);
+    ck_assert_uint_eq(fake_stats(b).drops, N - 1);  /* counted as the queue would count them */
+    ck_assert_uint_ge(ca.max_alloc, SEG_SIZE - N);  /* the one frame built */
+    ck_assert_uint_lt(ca.allocs + ca.reallocs - allocs0, 16);   /* was N + releases */
+    ck_assert_uint_lt(ca.live_bytes, 2u * SEG_SIZE);
+    s->stalled = false;
+    fake_pump(s);
+    ck_assert_int_eq((int)rx_num(fake_expect(s, "dropped"), "count"), N - 1);
+    ck_assert_uint_eq(fake_expect(s, "msg")->plen, SEG_SIZE - N);
+    fake_free(s);
+    fake_free(p);
+    broker_done(b, fs);
+    ck_assert_uint_eq(ca.nblk, 0);
+}
+END_TEST
+
+/* A pair already owed in this turn (not released yet) named again: bad_request + close. The
+ * same pair after its shm_done is fine. */
+START_TEST(owed_pair_named_again_closes)
+{
+    fshm *fs;
+    aipc_broker *b = shm_broker(&fs);
+    fake *s = subscriber(b, "sub", false);
+    fake *p = client(b, "pub", true);
+    uint8_t *mem = mapped(fs, p);
+    fill(mem, 64, 10, 1);
+    const char *meta = "{\"op\":\"pub\",\"topic\":\"t/a\",\"shm\":[1,64,10]}";
+    uint32_t r[4][2];
+    for (int turn = 0; turn < 2; turn++) {      /* released between turns: named again, fine */
+        ck_assert_int_eq(fake_sendt(p, meta, NULL), 0);
+        ck_assert(same(fake_expect(s, "msg")->payload, 10, 1));
+        ck_assert_uint_eq(expect_done(p, r, 4), 1);
+    }
+    uint8_t buf[256], *w = buf;
+    size_t ml = strlen(meta);
+    for (int i = 0; i < 2; i++) {               /* twice in one write: the second is refused */
+        aipc_frame_put_header(w, (uint32_t)ml, 0);
+        memcpy(w + 8, meta, ml);
+        w += 8 + ml;
+    }
+    aipc_broker_input(b, p->cl, buf, (size_t)(w - buf));
+    ck_assert_uint_eq(fake_stats(b).shm_in, 3);
+    ck_assert(same(fake_expect(s, "msg")->payload, 10, 1));
+    ck_assert_ptr_null(fake_next(s));
+    expect_closed(p);
+    fake_free(s);
+    broker_done(b, fs);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_shm_in");
@@ -421,6 +501,8 @@ static Suite *make_suite(void)
     tcase_add_test(tc, retained_pub_refused);
     tcase_add_test(tc, announce_refusals);
     tcase_add_test(tc, shm_to_shm);
+    tcase_add_test(tc, full_queue_drops_before_building);
+    tcase_add_test(tc, owed_pair_named_again_closes);
     suite_add_tcase(s, tc);
     return s;
 }
