@@ -111,6 +111,35 @@ int bsk_outside_take(HANDLE process, bsk_outside *out)
     return n > 0 ? 0 : -1;
 }
 
+long long bsk_outside_handles(HANDLE process)
+{
+    HANDLE e = CreateEventW(NULL, TRUE, FALSE, NULL), there[BSK_PROBES];
+    if (!e)
+        return -1;
+    int n = 0;
+    uintptr_t top = 0;
+    for (; n < BSK_PROBES; n++) {
+        there[n] = NULL;
+        if (!DuplicateHandle(GetCurrentProcess(), e, process, &there[n], 0, FALSE,
+                             DUPLICATE_SAME_ACCESS))
+            break;
+        if ((uintptr_t)there[n] > top)
+            top = (uintptr_t)there[n];
+    }
+    CloseHandle(e);
+    int ok = n == BSK_PROBES;
+    for (int i = 0; i < n; i++) {
+        HANDLE back = NULL;
+        if (DuplicateHandle(process, there[i], GetCurrentProcess(), &back, 0, FALSE,
+                            DUPLICATE_CLOSE_SOURCE | DUPLICATE_SAME_ACCESS))
+            CloseHandle(back);
+        else
+            ok = 0;
+    }
+    /* values are (slot + 1) * 4: top / 4 slots, BSK_PROBES of them ours */
+    return ok ? (long long)(top / 4) - BSK_PROBES : -1;
+}
+
 /* ---- checking subscriber ------------------------------------------------------------------ */
 
 static void note(bsk_sub *s, const char *fmt, long long a, long long b)

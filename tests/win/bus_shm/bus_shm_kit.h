@@ -45,6 +45,12 @@ typedef struct bsk_outside {
 } bsk_outside;
 /* 0, or -1 (the duplication or the walk failed). */
 int bsk_outside_take(HANDLE process, bsk_outside *out);
+/* How many handle slots are in use in the process below the highest of BSK_PROBES probe handles
+ * duplicated into it (and closed again): its live handles, wherever the free slots lie (a
+ * handle table hands out the lowest free slot, so next_handle moves with a hole that a handle
+ * closed and made again elsewhere leaves, while this count does not); -1 on failure. */
+#define BSK_PROBES 64
+long long bsk_outside_handles(HANDLE process);
 
 /* ---- checking subscriber ------------------------------------------------------------------ */
 typedef struct bsk_sub {
