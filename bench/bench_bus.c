@@ -212,6 +212,12 @@ typedef struct bigsub {
     aipc_bus *bus;
     volatile LONG64 got;      /* publications received (cumulative over the reps) */
     volatile LONG64 bad;      /* wrong length or sequence, or a drop */
+    volatile LONG64 drops;    /* broker drops reported (on_dropped count sum) */
+    volatile LONG64 badlen;   /* publications of the wrong length */
+    volatile LONG64 badseq;   /* right length, wrong sequence number at head or tail */
+    LONG64 first_at;          /* the first bad one: expected sequence, head, tail, length */
+    uint32_t first_head, first_tail;
+    size_t first_len;
 } bigsub;
 
 static bigsub g_big[NBIG];
@@ -230,6 +236,13 @@ static void on_big(aipc_bus *bus, void *user, const char *topic, const aipc_bus_
         memcpy(&tail, (const uint8_t *)data + len - 4, 4);
     }
     if (len != BIG || head != (uint32_t)s->got || tail != head) {
+        if (!s->badlen && !s->badseq) {
+            s->first_at = s->got;
+            s->first_head = head;
+            s->first_tail = tail;
+            s->first_len = len;
+        }
+        InterlockedIncrement64(len != BIG ? &s->badlen : &s->badseq);
         InterlockedIncrement64(&s->bad);
     }
     InterlockedIncrement64(&s->got);
@@ -239,7 +252,8 @@ static void on_big(aipc_bus *bus, void *user, const char *topic, const aipc_bus_
 
 static void on_big_dropped(aipc_bus *bus, void *user, uint64_t count)
 {
-    (void)bus, (void)count;
+    (void)bus;
+    InterlockedAdd64(&((bigsub *)user)->drops, (LONG64)count);
     InterlockedIncrement64(&((bigsub *)user)->bad);
     SetEvent(g_progress);
 }
@@ -290,7 +304,12 @@ static LONG64 big_min_got(void)
     LONG64 m = INT64_MAX;
     for (int i = 0; i < g_nbig; i++) {
         if (g_big[i].bad)
-            bench_fail("subscriber %d: a wrong payload or a drop", i);
+            bench_fail("subscriber %d: a wrong payload or a drop (drops %lld, wrong length %lld, "
+                       "wrong sequence %lld; first bad: expected %lld, head %u, tail %u, "
+                       "length %zu; got %lld)", i, (long long)g_big[i].drops,
+                       (long long)g_big[i].badlen, (long long)g_big[i].badseq,
+                       (long long)g_big[i].first_at, g_big[i].first_head, g_big[i].first_tail,
+                       g_big[i].first_len, (long long)g_big[i].got);
         if (g_big[i].got < m)
             m = g_big[i].got;
     }
