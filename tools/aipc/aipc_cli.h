@@ -74,6 +74,7 @@ typedef struct aipc_cli {
     HANDLE ev_state;              /* connected, or failed */
     HANDLE ev_done;               /* the command finished (count reached, error, Ctrl+C) */
     HANDLE ev_reply;              /* auto-reset: the answer of the pending req/stats/ping came */
+    HANDLE ev_drained;            /* the pong of cli_drain came (any status) */
     CRITICAL_SECTION lock;
     volatile LONG connected;      /* 1 once the first CONNECTED was reported */
     volatile LONG down;           /* 1 between a lost connection and the next CONNECTED */
@@ -126,6 +127,10 @@ int cli_wait_reply(aipc_cli *c);
 /* Pings the broker and waits for the pong: everything sent before has been processed by the
  * broker. `what` names the operation in a failure message. 1 or 0. */
 int cli_barrier(aipc_cli *c, aipc_bus *bus, const char *what);
+/* For sub and serve after ev_done: pings the broker and waits (bounded, not interruptible: ev_done
+ * is already set) for the pong, so the replies handed to the SDK before are written and processed
+ * by the broker before the close (which discards unwritten frames). Any outcome returns. */
+void cli_drain(aipc_cli *c, aipc_bus *bus);
 /* Finishes a req or stats whose call returned id (< 0: "WHAT failed: ..."): waits for the
  * answer, prints it as one line on stdout, closes the bus; returns the exit code. */
 int cli_print_answer(aipc_cli *c, aipc_bus *bus, int64_t id, const char *what);

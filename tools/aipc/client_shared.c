@@ -242,10 +242,11 @@ int cli_init(aipc_cli *c, const aipc_args *a, aipc_bus_options *o)
     c->ev_state = CreateEventW(NULL, TRUE, FALSE, NULL);
     c->ev_done = CreateEventW(NULL, TRUE, FALSE, NULL);
     c->ev_reply = CreateEventW(NULL, FALSE, FALSE, NULL);
+    c->ev_drained = CreateEventW(NULL, TRUE, FALSE, NULL);
     InitializeCriticalSection(&c->lock);
     c->long_running = a->cmd == CMD_SUB || a->cmd == CMD_SERVE;
     c->what = a->cmd_name;
-    if (!c->ev_state || !c->ev_done || !c->ev_reply) {
+    if (!c->ev_state || !c->ev_done || !c->ev_reply || !c->ev_drained) {
         cli_line("cannot create events (error %lu)", (unsigned long)GetLastError());
         return EXIT_FAIL;
     }
@@ -327,6 +328,25 @@ int cli_barrier(aipc_cli *c, aipc_bus *bus, const char *what)
         return 0;
     }
     return cli_wait_reply(c);
+}
+
+/* The pong of a drain: any outcome ends the wait (a broker gone has nothing left to receive). */
+static void on_drained(aipc_bus *bus, void *user, int status, const aipc_bus_peer *from,
+                       const void *data, size_t len)
+{
+    aipc_cli *c = user;
+    (void)bus;
+    (void)status;
+    (void)from;
+    (void)data;
+    (void)len;
+    SetEvent(c->ev_drained);
+}
+
+void cli_drain(aipc_cli *c, aipc_bus *bus)
+{
+    if (aipc_bus_ping(bus, c->a->timeout_ms, on_drained, c) > 0)
+        WaitForSingleObject(c->ev_drained, c->a->timeout_ms + 5000);
 }
 
 int cli_print_answer(aipc_cli *c, aipc_bus *bus, int64_t id, const char *what)

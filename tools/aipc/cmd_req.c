@@ -49,5 +49,6 @@ int cmd_serve(const aipc_args *a)
         return rc;
     cli_line("serving '%s' (echo) on %s; Ctrl+C stops", a->args[0], c.pipe);
     int ok = cli_wait_done(&c);
+    cli_drain(&c, bus);   /* the last replies reach the broker: close discards unwritten frames */
     return cli_finish(&c, bus, ok);
 }

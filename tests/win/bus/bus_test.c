@@ -128,6 +128,105 @@ void bt_unique_topic(char *out, size_t cap, const char *tag)
     snprintf(out, cap, "t%ld/%s", (long)InterlockedIncrement(&n), tag);
 }
 
+/* ---- live recorders ---------------------------------------------------------------------
+ * Suites run without fork under Wine (CK_FORK=no): a failed ck_assert longjmps out of the test,
+ * so its bt_client / bt_reply (on the test's stack) are never closed and the SDK would later call
+ * into a dead frame. Every recorder is registered while live; the callbacks run only for a live
+ * registered address (shared lock held while they run); bt_reap (a checked teardown) marks the
+ * leftovers dead first, then closes their clients. */
+#define BT_MAX_LIVE 512
+
+typedef struct bt_live {
+    void *obj;             /* a bt_client or a bt_reply */
+    aipc_bus *bus;         /* clients: the bus to close if the test left it */
+    int dead;
+} bt_live;
+
+static SRWLOCK g_live_lock = SRWLOCK_INIT;
+static bt_live g_live[BT_MAX_LIVE];
+static int g_nlive;
+
+static void live_add(void *obj, aipc_bus *bus)
+{
+    AcquireSRWLockExclusive(&g_live_lock);
+    int i = 0;
+    while (i < g_nlive && g_live[i].obj != obj)
+        i++;
+    if (i == g_nlive && g_nlive < BT_MAX_LIVE)
+        g_nlive++;
+    if (i < g_nlive)
+        g_live[i] = (bt_live){obj, bus, 0};
+    else
+        fprintf(stderr, "bus_test: more than %d live recorders: not guarded\n", BT_MAX_LIVE);
+    ReleaseSRWLockExclusive(&g_live_lock);
+}
+
+static void live_remove(void *obj)
+{
+    AcquireSRWLockExclusive(&g_live_lock);
+    for (int i = 0; i < g_nlive; i++)
+        if (g_live[i].obj == obj) {
+            g_live[i] = g_live[--g_nlive];
+            break;
+        }
+    ReleaseSRWLockExclusive(&g_live_lock);
+}
+
+/* Callback entry: 1 (shared lock held: call live_leave) if obj is a live recorder. */
+static int live_enter(void *obj)
+{
+    AcquireSRWLockShared(&g_live_lock);
+    for (int i = 0; i < g_nlive; i++)
+        if (g_live[i].obj == obj && !g_live[i].dead)
+            return 1;
+    ReleaseSRWLockShared(&g_live_lock);
+    return 0;
+}
+
+static void live_leave(void)
+{
+    ReleaseSRWLockShared(&g_live_lock);
+}
+
+static void close_left_fn(void *arg)
+{
+    aipc_bus_close(arg);
+}
+
+void bt_reap(void)
+{
+    aipc_bus *left[BT_MAX_LIVE];
+    int n = 0;
+    AcquireSRWLockExclusive(&g_live_lock);   /* waits for the callbacks running now */
+    for (int i = 0; i < g_nlive; i++) {
+        g_live[i].dead = 1;
+        if (g_live[i].bus)
+            left[n++] = g_live[i].bus;
+    }
+    ReleaseSRWLockExclusive(&g_live_lock);
+    if (n)
+        fprintf(stderr, "bus_test: the test left %d bus client(s) open (a failed assertion?): "
+                        "closed now, their callbacks ignored\n", n);
+    for (int i = 0; i < n; i++)
+        if (!aipc_test_call_bounded(close_left_fn, left[i], AIPC_TEST_WAIT_MS)) {
+            /* still running: its callbacks could reach a later test's recorder at the same
+             * address; nothing after this is trustworthy */
+            fprintf(stderr, "bus_test: a left client's aipc_bus_close did not return: exit\n");
+            fflush(NULL);
+            ExitProcess(3);
+        }
+    AcquireSRWLockExclusive(&g_live_lock);
+    g_nlive = 0;
+    ReleaseSRWLockExclusive(&g_live_lock);
+}
+
+TCase *bt_tcase_create(const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_checked_fixture(tc, NULL, bt_reap);
+    return tc;
+}
+
 /* ---- recording client ------------------------------------------------------------------- */
 
 /* Records a broken promise seen on the I/O thread (first one wins). Lock held. */
@@ -171,8 +270,8 @@ static void keep_msg(bt_client *c, const char *topic, const aipc_bus_peer *from,
     m->req_id = req_id;
 }
 
-static void cb_message(aipc_bus *bus, void *user, const char *topic, const aipc_bus_peer *from,
-                       bool retained, const void *data, size_t len)
+static void rec_message(aipc_bus *bus, void *user, const char *topic, const aipc_bus_peer *from,
+                    bool retained, const void *data, size_t len)
 {
     bt_client *c = user;
     EnterCriticalSection(&c->lock);
@@ -200,8 +299,8 @@ static void cb_message(aipc_bus *bus, void *user, const char *topic, const aipc_
         aipc_bus_close(bus);   /* returns at once; the teardown follows this callback */
 }
 
-static void cb_direct(aipc_bus *bus, void *user, const aipc_bus_peer *from, const void *data,
-                      size_t len)
+static void rec_direct(aipc_bus *bus, void *user, const aipc_bus_peer *from, const void *data,
+                    size_t len)
 {
     bt_client *c = user;
     EnterCriticalSection(&c->lock);
@@ -212,8 +311,8 @@ static void cb_direct(aipc_bus *bus, void *user, const aipc_bus_peer *from, cons
     LeaveCriticalSection(&c->lock);
 }
 
-static void cb_request(aipc_bus *bus, void *user, const aipc_bus_peer *from, uint64_t req_id,
-                       const void *data, size_t len)
+static void rec_request(aipc_bus *bus, void *user, const aipc_bus_peer *from, uint64_t req_id,
+                    const void *data, size_t len)
 {
     bt_client *c = user;
     EnterCriticalSection(&c->lock);
@@ -235,7 +334,7 @@ static void cb_request(aipc_bus *bus, void *user, const aipc_bus_peer *from, uin
     LeaveCriticalSection(&c->lock);
 }
 
-static void cb_presence(aipc_bus *bus, void *user, bool joined, const aipc_bus_peer *who)
+static void rec_presence(aipc_bus *bus, void *user, bool joined, const aipc_bus_peer *who)
 {
     bt_client *c = user;
     EnterCriticalSection(&c->lock);
@@ -251,7 +350,7 @@ static void cb_presence(aipc_bus *bus, void *user, bool joined, const aipc_bus_p
     LeaveCriticalSection(&c->lock);
 }
 
-static void cb_state(aipc_bus *bus, void *user, aipc_bus_state st, int err)
+static void rec_state(aipc_bus *bus, void *user, aipc_bus_state st, int err)
 {
     bt_client *c = user;
     EnterCriticalSection(&c->lock);
@@ -272,7 +371,7 @@ static void cb_state(aipc_bus *bus, void *user, aipc_bus_state st, int err)
     LeaveCriticalSection(&c->lock);
 }
 
-static void cb_dropped(aipc_bus *bus, void *user, uint64_t count)
+static void rec_dropped(aipc_bus *bus, void *user, uint64_t count)
 {
     bt_client *c = user;
     EnterCriticalSection(&c->lock);
@@ -282,7 +381,7 @@ static void cb_dropped(aipc_bus *bus, void *user, uint64_t count)
     LeaveCriticalSection(&c->lock);
 }
 
-static void cb_error(aipc_bus *bus, void *user, int err, const char *code, const char *msg)
+static void rec_error(aipc_bus *bus, void *user, int err, const char *code, const char *msg)
 {
     bt_client *c = user;
     EnterCriticalSection(&c->lock);
@@ -293,6 +392,65 @@ static void cb_error(aipc_bus *bus, void *user, int err, const char *code, const
     c->errors++;
     WakeAllConditionVariable(&c->cv);
     LeaveCriticalSection(&c->lock);
+}
+
+static void cb_message(aipc_bus *bus, void *user, const char *topic, const aipc_bus_peer *from,
+                       bool retained, const void *data, size_t len)
+{
+    if (live_enter(user)) {
+        rec_message(bus, user, topic, from, retained, data, len);
+        live_leave();
+    }
+}
+
+static void cb_direct(aipc_bus *bus, void *user, const aipc_bus_peer *from, const void *data,
+                      size_t len)
+{
+    if (live_enter(user)) {
+        rec_direct(bus, user, from, data, len);
+        live_leave();
+    }
+}
+
+static void cb_request(aipc_bus *bus, void *user, const aipc_bus_peer *from, uint64_t req_id,
+                       const void *data, size_t len)
+{
+    if (live_enter(user)) {
+        rec_request(bus, user, from, req_id, data, len);
+        live_leave();
+    }
+}
+
+static void cb_presence(aipc_bus *bus, void *user, bool joined, const aipc_bus_peer *who)
+{
+    if (live_enter(user)) {
+        rec_presence(bus, user, joined, who);
+        live_leave();
+    }
+}
+
+static void cb_state(aipc_bus *bus, void *user, aipc_bus_state st, int err)
+{
+    if (live_enter(user)) {
+        rec_state(bus, user, st, err);
+        live_leave();
+    }
+}
+
+static void cb_dropped(aipc_bus *bus, void *user, uint64_t count)
+{
+    if (live_enter(user)) {
+        rec_dropped(bus, user, count);
+        live_leave();
+    }
+}
+
+static void cb_error(aipc_bus *bus, void *user, int err, const char *code, const char *msg)
+{
+    if (live_enter(user)) {
+        rec_error(bus, user, err, code, msg);
+        live_leave();
+    }
 }
 
 void bt_options(bt_client *c, aipc_bus_options *o, const wchar_t *pipe, const char *name,
@@ -324,7 +482,13 @@ int bt_connect(bt_client *c, const aipc_bus_options *o)
     c->req_mode = mode;
     InitializeCriticalSection(&c->lock);
     InitializeConditionVariable(&c->cv);
-    return aipc_bus_connect(o, &c->bus);
+    live_add(c, NULL);   /* before the connect: callbacks may start at once */
+    int rc = aipc_bus_connect(o, &c->bus);
+    if (rc == 0)
+        live_add(c, c->bus);
+    else
+        live_remove(c);
+    return rc;
 }
 
 int bt_open(bt_client *c, const wchar_t *pipe, const char *name, int keep)
@@ -400,7 +564,8 @@ int bt_close(bt_client *c)
         c->bus = NULL;
     }
     if (!ok)
-        return 0;   /* deadlock: leave everything (the SDK may still use it) */
+        return 0;   /* deadlock: leave everything (the SDK may still use it; bt_reap exits) */
+    live_remove(c);
     bt_clear(c);
     DeleteCriticalSection(&c->lock);
     return 1;
@@ -423,18 +588,20 @@ void bt_reply_init(bt_reply *r)
     memset(r, 0, sizeof *r);
     r->done = CreateEventW(NULL, TRUE, FALSE, NULL);
     r->status = 1;
+    live_add(r, NULL);
 }
 
 void bt_reply_free(bt_reply *r)
 {
+    live_remove(r);
     if (r->done)
         CloseHandle(r->done);
     free(r->data);
     memset(r, 0, sizeof *r);
 }
 
-void bt_on_reply(aipc_bus *bus, void *user, int status, const aipc_bus_peer *from,
-                 const void *data, size_t len)
+static void record_reply(void *user, int status, const aipc_bus_peer *from, const void *data,
+                         size_t len)
 {
     bt_reply *r = user;
     if (InterlockedIncrement(&r->calls) != 1)
@@ -450,6 +617,16 @@ void bt_on_reply(aipc_bus *bus, void *user, int status, const aipc_bus_peer *fro
     snprintf(r->from_name, sizeof r->from_name, "%s", from && from->name ? from->name : "");
     r->thread = GetCurrentThreadId();
     SetEvent(r->done);
+}
+
+void bt_on_reply(aipc_bus *bus, void *user, int status, const aipc_bus_peer *from,
+                 const void *data, size_t len)
+{
+    (void)bus;
+    if (live_enter(user)) {
+        record_reply(user, status, from, data, len);
+        live_leave();
+    }
 }
 
 int bt_reply_wait(bt_reply *r, DWORD ms)

@@ -11,6 +11,8 @@
 
 #include "aipc_testutil.h"
 
+#include <check.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -42,6 +44,14 @@ void bt_suite_broker_stop(void);
 /* A topic prefix unique in this process ("t<n>/<tag>"), so tests sharing a broker never see
  * each other's messages. */
 void bt_unique_topic(char *out, size_t cap, const char *tag);
+
+/* ---- failed tests (CK_FORK=no) -------------------------------------------------------------- */
+/* A checked teardown: recorders (bt_client, bt_reply) a failed test left registered are made
+ * inert (their callbacks no longer run) and their clients closed, so a failed assertion is
+ * reported instead of crashing a later test. Suites using recorders create their test cases
+ * with bt_tcase_create (or call bt_reap from their own teardown). */
+void bt_reap(void);
+TCase *bt_tcase_create(const char *name);
 
 /* ---- recording client ---------------------------------------------------------------------- */
 #define BT_MAX_KEEP 4096

@@ -436,7 +436,7 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("bus_api");
-    TCase *tc = tcase_create("api");
+    TCase *tc = bt_tcase_create("api");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, connect_state_close);
     tcase_add_test(tc, pubsub_wildcards);

@@ -224,7 +224,7 @@ END_TEST
 static Suite *suite()
 {
     Suite *s = suite_create("bus_cpp");
-    TCase *tc = tcase_create("cpp");
+    TCase *tc = bt_tcase_create("cpp");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, cpp_pubsub_retain_direct);
     tcase_add_test(tc, cpp_request_reply_timeout);

@@ -174,7 +174,7 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("bus_reconnect");
-    TCase *tc = tcase_create("reconnect");
+    TCase *tc = bt_tcase_create("reconnect");
     tcase_set_timeout(tc, 200);
     tcase_add_test(tc, kill_and_restart);
     tcase_add_test(tc, clean_stop_sends_bye);

@@ -192,7 +192,7 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("bus_refusals");
-    TCase *tc = tcase_create("api");
+    TCase *tc = bt_tcase_create("api");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, absent_broker_without_reconnect);
     tcase_add_test(tc, queue_bound_while_disconnected);

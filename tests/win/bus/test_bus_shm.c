@@ -396,7 +396,7 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("bus_shm");
-    TCase *tc = tcase_create("shm");
+    TCase *tc = bt_tcase_create("shm");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, publish_1mib_shared);
     tcase_add_test(tc, mixed_sizes_in_order);

@@ -108,7 +108,7 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("bus_stress");
-    TCase *tc = tcase_create("stress");
+    TCase *tc = bt_tcase_create("stress");
     tcase_set_timeout(tc, 250);
     tcase_add_test(tc, hundred_clients_four_threads);
     suite_add_tcase(s, tc);

@@ -28,6 +28,7 @@ void bs_broker_stop(bs_broker *b)
 
 void bs_teardown(void)
 {
+    bt_reap();   /* first: the clients a failed test left go before their broker */
     if (current && current->rb.process)
         raw_broker_stop(&current->rb, 0);       /* a failed test's broker: killed */
     current = NULL;

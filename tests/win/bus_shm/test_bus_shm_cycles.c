@@ -111,7 +111,7 @@ END_TEST
 static Suite *bus_shm_cycles_suite(void)
 {
     Suite *s = suite_create("bus_shm_cycles");
-    TCase *t = tcase_create("cycles");
+    TCase *t = bt_tcase_create("cycles");
     tcase_set_timeout(t, 0);
     tcase_add_test(t, connect_receive_shared_disconnect_flat);
     suite_add_tcase(s, t);

@@ -184,7 +184,7 @@ END_TEST
 static Suite *bus_shm_fanout_suite(void)
 {
     Suite *s = suite_create("bus_shm_fanout");
-    TCase *t = tcase_create("fanout");
+    TCase *t = bt_tcase_create("fanout");
     tcase_set_timeout(t, 0);
     tcase_add_loop_test(t, one_slow_subscriber_others_get_everything, 0, 2);
     suite_add_tcase(s, t);

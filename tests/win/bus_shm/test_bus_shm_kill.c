@@ -229,7 +229,7 @@ END_TEST
 static Suite *bus_shm_kill_suite(void)
 {
     Suite *s = suite_create("bus_shm_kill");
-    TCase *t = tcase_create("kill");
+    TCase *t = bt_tcase_create("kill");
     tcase_add_checked_fixture(t, NULL, aipc_proc_kill_all);
     tcase_set_timeout(t, 0);
     tcase_add_loop_test(t, subscriber_killed_holding_slots, 0, 2);
