@@ -193,6 +193,7 @@ void aipc_broker_free(aipc_broker *b)
     aipc_sbuf_free(&b->meta);
     aipc_policy_free(b->policy);
     aipc_connlim_free(b);
+    aipc_blk_free_all(b);                 /* last: every frame is gone */
     free(b);
 }
 
@@ -238,6 +239,7 @@ static int on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *
     b->in_payload = pl;
     b->in_plen = pn;
     int rc = aipc_router_frame(b, c, meta, ml, pl, pn);
+    aipc_blk_routed(c, pl);
     b->in_dec = NULL;
     b->in_payload = NULL;
     b->in_plen = 0;
@@ -271,9 +273,11 @@ int aipc_broker_input(aipc_broker *b, aipc_client *cl, const uint8_t *data, size
         aipc_partial_after_input(b, cl);  /* a partial frame left by the close goes */
         return cl->kill ? AIPC_EQUEUEFULL : 0;
     }
+    aipc_blk_lend(b, cl, data, len);      /* a recycled block for a large frame it starts */
     cl->in_input = true;
     int rc = aipc_decoder_feed(&cl->dec, data, len, on_frame, cl, NULL);
     cl->in_input = false;
+    aipc_blk_reclaim(b, cl);
     aipc_shm_in_flush(b, cl);             /* the releases this turn owes, coalesced */
     rc = after_decode(b, cl, rc);
     aipc_partial_after_input(b, cl);
@@ -311,6 +315,7 @@ int aipc_client_read_commit(aipc_broker *b, aipc_client *cl, size_t n)
     cl->in_input = true;
     int rc = aipc_decoder_commit(&cl->dec, n, on_frame, cl);
     cl->in_input = false;
+    aipc_blk_reclaim(b, cl);
     aipc_shm_in_flush(b, cl);
     if (rc > 0)
         rc = 0;

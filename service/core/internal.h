@@ -163,6 +163,19 @@ static inline uint64_t aipc_frame_heap(const aipc_frame *f)
 #define AIPC_ADOPT_MIN  (64u * 1024u)
 #define AIPC_ADOPT_GAP  1024u
 
+/* Large blocks recycled (blkcache.c): a block of AIPC_BLK_MIN bytes or more that an adopted
+ * frame leaves is kept (at most AIPC_BLK_MAX of them, AIPC_BLK_BYTES in all, each for
+ * AIPC_BLK_IDLE_MS) and lent to the next client input that starts a frame of about its size. */
+#define AIPC_BLK_MIN     (256u * 1024u)
+#define AIPC_BLK_MAX     2u
+#define AIPC_BLK_BYTES   ((size_t)5u << 20)
+#define AIPC_BLK_IDLE_MS 1000u
+typedef struct aipc_blk {
+    void *p;
+    size_t cap;
+    uint64_t at;              /* when it came back (b's clock) */
+} aipc_blk;
+
 /* Frames (and the blocks they adopt) come from b->fa (aipc_broker_set_frame_allocator). */
 aipc_frame *aipc__frame_make(aipc_broker *b, int kind, const char *meta, size_t meta_len,
                             const uint8_t *payload, size_t payload_len);
@@ -354,6 +367,9 @@ struct aipc_client {
     aipc_dnode t_frame;       /* in b->frame_q while a frame is partly received */
     aipc_dnode t_linger;      /* in b->linger_q from the close request to the detach */
     uint64_t partial_charge;  /* dec.body_cap counted in b->incomplete_bytes */
+    struct aipc_blk lent[2];  /* cached blocks lent to dec (blkcache.c): the frame in progress
+                               * and the one this input starts; identity and size only,
+                               * forgotten once that frame was routed (p NULL: free entry) */
     bool direct_out;          /* the engine may be reading into dec's buffer (read_direct
                                * returned it; until read_commit or the next input) */
     bool in_input;            /* inside aipc_broker_input for this client */
@@ -430,6 +446,10 @@ struct aipc_broker {
 
     aipc_allocator fa;        /* frames, retained messages and decoder blocks (never NULL
                                * functions: the CRT's by default) */
+    aipc_blk blk[AIPC_BLK_MAX];   /* large blocks of forwarded frames, for the next large
+                                   * frame (blkcache.c) */
+    uint32_t nblk;
+    size_t blk_bytes;         /* their sizes (<= AIPC_BLK_BYTES) */
     aipc_sbuf meta;           /* scratch for outgoing metas */
     /* The inbound frame being routed (set around aipc_router_frame): the first outgoing frame
      * built from its large assembled payload adopts the decoder's block (see finish in outframe.c)
@@ -671,6 +691,14 @@ int aipc_shm_deliver_one(aipc_broker *b, aipc_client *t, const char *op, const c
 
 /* partial.c */
 void aipc_partial_after_input(aipc_broker *b, aipc_client *c);
+/* blkcache.c: large blocks recycled (see AIPC_BLK_MIN). */
+bool aipc_blk_put(aipc_broker *b, void *p, size_t cap);
+void aipc_blk_lend(aipc_broker *b, aipc_client *c, const uint8_t *data, size_t len);
+void aipc_blk_reclaim(aipc_broker *b, aipc_client *c);
+size_t aipc_blk_lent_cap(const aipc_client *c, const void *p);
+void aipc_blk_routed(aipc_client *c, const uint8_t *payload);
+uint64_t aipc_blk_tick(aipc_broker *b, uint64_t now);
+void aipc_blk_free_all(aipc_broker *b);
 void aipc_partial_expire(aipc_broker *b, aipc_client *c);
 void aipc_partial_closing(aipc_broker *b, aipc_client *c);
 void aipc_partial_release(aipc_broker *b, aipc_client *c);

@@ -37,11 +37,12 @@ aipc_frame *aipc__frame_make(aipc_broker *b, int kind, const char *meta, size_t 
     return f;
 }
 
-/* Drops one reference; the last one frees the frame (and the block it adopted, if any). */
+/* Drops one reference; the last one frees the frame and the block it adopted, if any (a large
+ * block is kept for the next large frame: blkcache.c). */
 void aipc__frame_unref(aipc_broker *b, aipc_frame *f)
 {
     if (f && --f->refs == 0) {
-        if (f->mem)
+        if (f->mem && !aipc_blk_put(b, f->mem, (size_t)f->mem_len))
             b->fa.free(b->fa.ctx, f->mem);
         b->fa.free(b->fa.ctx, f);
     }
@@ -67,6 +68,9 @@ static aipc_frame *adopt(aipc_broker *b, int kind, const uint8_t *payload, size_
         b->fa.free(b->fa.ctx, f);
         return NULL;
     }
+    size_t lent = aipc_blk_lent_cap(AIPC_CONTAINER(d, aipc_client, dec), f->mem);
+    if (lent)                           /* a recycled block: its whole size (blkcache.c) */
+        f->mem_len = lent;
     /* The gap lies between the inbound meta's NUL and the payload: writing there leaves the
      * inbound meta (still read by the router) intact. */
     f->refs = 2;                        /* the caller's, and the one held in in_frame */

@@ -69,6 +69,9 @@ uint64_t aipc_broker_tick(aipc_broker *b)
     while ((n = aipc_dq_due(&b->linger_q, now)))
         linger_expired(b, AIPC_CONTAINER(n, aipc_client, t_linger));
     uint64_t shm_next = aipc_shm_pools_tick(b, now);
+    uint64_t blk_next = aipc_blk_tick(b, now);
+    if (blk_next < shm_next)
+        shm_next = blk_next;
     if (b->cursors && aipc_retained_run(b, RET_TICK_BUDGET))
         return 0;
     uint64_t next = until(&b->hello_q, now);

@@ -1,0 +1,161 @@
+/* blkcache.c - large frame blocks recycled (issue 13 item 2: the broker's 1 MiB forward path).
+ *
+ * A large publication is assembled in a decoder block that its outgoing frame adopts
+ * (outframe.c). When the last queue lets go of that frame, the block comes here instead of
+ * back to the frame allocator (at most AIPC_BLK_MAX blocks of AIPC_BLK_MIN bytes or more,
+ * AIPC_BLK_BYTES in all), and it is lent to the next client whose input starts a frame of
+ * about its size: the decoder assembles that frame in it (its spare, proto/frame.c) and the
+ * engine reads the frame's whole rest into it in one direct read. Without it every 1 MiB
+ * publication was read in six growing pieces, moved by four reallocs, and mapped afresh
+ * (~380 page faults under Wine).
+ *
+ * Limits: a lent block is charged to max_incomplete_bytes like any partial frame's buffer (its
+ * whole size, from the moment the frame starts in it), and it is lent only when that charge
+ * fits the bound, so lending never refuses a client the growing path would have served;
+ * memory that is not yet there is never allocated for a declared size (the block exists
+ * already). A block unused for AIPC_BLK_IDLE_MS goes back to the allocator (aipc_blk_tick),
+ * the rest at aipc_broker_free. Everything here runs on the core's thread. */
+#include "internal.h"
+
+#include <string.h>
+
+/* Gives block p (usable size cap, from b->fa) to the cache; false: the caller frees it. */
+bool aipc_blk_put(aipc_broker *b, void *p, size_t cap)
+{
+    if (cap < AIPC_BLK_MIN || b->nblk == AIPC_BLK_MAX || b->blk_bytes + cap > AIPC_BLK_BYTES)
+        return false;
+    b->blk[b->nblk++] = (aipc_blk){p, cap, aipc__now(b)};
+    b->blk_bytes += cap;
+    return true;
+}
+
+/* Removes block i from the cache (order does not matter). */
+static void take(aipc_broker *b, uint32_t i)
+{
+    b->blk_bytes -= b->blk[i].cap;
+    b->blk[i] = b->blk[--b->nblk];
+}
+
+/* The usable size of the frame that this input will leave partial at its end, or 0: none,
+ * its header is split, or it breaks a limit. Frames after the one the decoder is in the middle
+ * of count too: a read that ends one frame and starts the next is the usual case once reads
+ * and frames fell out of step. */
+static uint64_t partial_size(const aipc_decoder *d, const uint8_t *data, size_t len)
+{
+    size_t pos = 0;
+    if (d->hdr_have && !d->body)
+        return 0;                               /* a header split across reads */
+    if (d->body) {
+        uint64_t missing = d->body_need - d->body_have;
+        if (missing >= len)
+            return 0;                           /* no frame starts in this input */
+        pos = (size_t)missing;
+    }
+    while (len - pos >= AIPC_HDR_SIZE) {
+        uint32_t ml, pl;
+        aipc_frame_get_header(data + pos, &ml, &pl);
+        if (ml > d->max_meta || pl > d->max_payload)
+            return 0;
+        uint64_t body = (uint64_t)ml + pl;
+        if (body > len - pos - AIPC_HDR_SIZE)
+            return body + 2 + d->adopt_gap;     /* proto/frame.c begin_body's "full" */
+        pos += AIPC_HDR_SIZE + (size_t)body;
+    }
+    return 0;
+}
+
+/* Before c's input is decoded: lends the smallest cached block the decoder would assemble the
+ * frame left partial by this input in (begin_body takes a spare of full..4*full bytes). The
+ * engine then reads that frame's whole rest into it (aipc_decoder_direct offers the room). */
+void aipc_blk_lend(aipc_broker *b, aipc_client *c, const uint8_t *data, size_t len)
+{
+    aipc_decoder *d = &c->dec;
+    if (!b->nblk || d->spare || d->keep_max || d->error)
+        return;
+    int slot = !c->lent[0].p ? 0 : !c->lent[1].p ? 1 : -1;
+    if (slot < 0)
+        return;
+    uint64_t full = partial_size(d, data, len);
+    if (full < AIPC_BLK_MIN)
+        return;
+    uint32_t best = UINT32_MAX;
+    for (uint32_t i = 0; i < b->nblk; i++) {
+        size_t cap = b->blk[i].cap;
+        if (cap >= full && cap / 4 <= full && (best == UINT32_MAX || cap < b->blk[best].cap))
+            best = i;
+    }
+    if (best == UINT32_MAX ||
+        b->incomplete_bytes + b->blk[best].cap > b->cfg.max_incomplete_bytes)
+        return;
+    c->lent[slot] = b->blk[best];
+    d->spare = b->blk[best].p;
+    d->spare_cap = b->blk[best].cap;
+    take(b, best);
+}
+
+/* After c's input was decoded: a lent block the decoder did not take comes back (a broker
+ * decoder has a spare only while lent: keep_max is 0; a closed client's decoder freed it). */
+void aipc_blk_reclaim(aipc_broker *b, aipc_client *c)
+{
+    aipc_decoder *d = &c->dec;
+    if (!d->spare || d->keep_max)
+        return;
+    void *p = d->spare;
+    size_t cap = d->spare_cap;
+    d->spare = NULL;
+    d->spare_cap = 0;
+    for (int i = 0; i < 2; i++)
+        if (c->lent[i].p == p)
+            c->lent[i].p = NULL;
+    if (!aipc_blk_put(b, p, cap))
+        b->fa.free(b->fa.ctx, p);
+}
+
+/* The size of c's lent block p (0: p is not one). A lent block is live until its frame is
+ * routed, so no other block can have its address meanwhile. */
+size_t aipc_blk_lent_cap(const aipc_client *c, const void *p)
+{
+    for (int i = 0; i < 2; i++)
+        if (p && c->lent[i].p == p)
+            return c->lent[i].cap;
+    return 0;
+}
+
+/* After one of c's frames was routed: forgets the loan it was assembled in, if any (the block
+ * is the frame's now, or freed: its address may come back for another block). */
+void aipc_blk_routed(aipc_client *c, const uint8_t *payload)
+{
+    uintptr_t at = (uintptr_t)payload;
+    for (int i = 0; i < 2; i++) {
+        uintptr_t p = (uintptr_t)c->lent[i].p;
+        if (p && at > p && at < p + c->lent[i].cap)
+            c->lent[i].p = NULL;
+    }
+}
+
+/* Frees the blocks idle for AIPC_BLK_IDLE_MS; ms until the next one is due (UINT64_MAX: none). */
+uint64_t aipc_blk_tick(aipc_broker *b, uint64_t now)
+{
+    uint64_t next = UINT64_MAX;
+    for (uint32_t i = 0; i < b->nblk;) {
+        uint64_t due = b->blk[i].at + AIPC_BLK_IDLE_MS;
+        if (due <= now) {
+            b->fa.free(b->fa.ctx, b->blk[i].p);
+            take(b, i);
+            continue;
+        }
+        if (due - now < next)
+            next = due - now;
+        i++;
+    }
+    return next;
+}
+
+/* Frees every cached block (aipc_broker_free, after the last frame went). */
+void aipc_blk_free_all(aipc_broker *b)
+{
+    while (b->nblk) {
+        b->fa.free(b->fa.ctx, b->blk[b->nblk - 1].p);
+        take(b, b->nblk - 1);
+    }
+}
