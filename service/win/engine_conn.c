@@ -15,7 +15,8 @@
  *     told to forget the connection (detach) only after every completion has come back.
  *   - Reads of a large frame's remainder go straight into the core's assembly buffer
  *     (read_direct); it stays valid until read_commit, which runs on the read's completion,
- *     or until detach, which again waits for every completion.
+ *     or until detach, which again waits for every completion. A frame the core assembles in
+ *     a recycled block (service/core/blkcache.c) is offered whole: one read of its rest.
  *   `inflight` counts the accept and, through the connection's ref/unref, every read and write
  *   in flight and every pump running: the connection is finished when it drops to 0.
  *
