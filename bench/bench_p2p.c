@@ -13,6 +13,13 @@
  * through shared memory (the p2p.* rows); "inline" runs the same 1 MiB round trip and stream
  * with AIPC_PIPE_OPT_SHM = AIPC_SHM_OFF on both ends (p2p.<engine>.inline.* rows), in the same
  * process run, for the shared/inline/raw ratios.
+ * Zero-copy ("zc", p2p.<engine>.zc.rtt.* rows): the same round trip with the zero-copy API
+ * (aipc_pipe_alloc / aipc_pipe_send_buf, receive with aipc_pipe_set_recv_ref) on both ends:
+ * the driver writes only the 1-byte header into each buffer it allocates (as an application
+ * rendering in place would), reads the echo where it lies and releases it; the peer allocates a
+ * buffer, copies the received bytes into it once and sends it. At 1 MiB both buffers are slots
+ * of shared segments (one copy per round trip, against four with Send/OnRecv); at 64 B they are
+ * heap buffers (the inline path, plus the buffers' allocations).
  * Output: RESULT lines (bench_util.h). Exit code 2 if a message was lost, reordered or a
  * wait timed out.
  */
@@ -90,8 +97,32 @@ static void peer_recv(IPipeDelegate *self, void *data, int size)
     }
 }
 
-static int peer(int engine, const wchar_t *name, int shm_off)
+/* Zero-copy peer: echoes 'P' by copying it once into a buffer of its own; the rest as above. */
+static void peer_recv_ref(aipc_named_pipe *pipe, void *user, aipc_buf *buf)
 {
+    peer_ctx *x = user;
+    const uint8_t *m = buf->data;
+    if (buf->size >= 1 && m[0] == 'P') {
+        aipc_buf *out;
+        if (aipc_pipe_alloc(pipe, buf->size, &out) == 0) {
+            memcpy(out->data, buf->data, buf->size);
+            if (aipc_pipe_send_buf(pipe, out, buf->size) != 0) {
+                aipc_buf_release(out);
+                x->bad++;
+            }
+        } else {
+            x->bad++;
+        }
+    } else {
+        peer_recv(&x->d, buf->data, (int)buf->size);   /* reads only */
+    }
+    aipc_buf_release(buf);
+}
+
+/* mode: 0 shared (default options), 1 inline (AIPC_SHM_OFF), 2 zero-copy (recv_ref). */
+static int peer(int engine, const wchar_t *name, int mode)
+{
+    int shm_off = mode == 1;
     peer_ctx x;
     memset(&x, 0, sizeof x);
     x.d.OnConnected = peer_connected;
@@ -103,6 +134,8 @@ static int peer(int engine, const wchar_t *name, int shm_off)
     aipc_pipe_set_option(x.pipe, AIPC_PIPE_OPT_CONNECT_TIMEOUT_MS, 10000);
     if (shm_off)
         aipc_pipe_set_option(x.pipe, AIPC_PIPE_OPT_SHM, AIPC_SHM_OFF);
+    if (mode == 2 && aipc_pipe_set_recv_ref(x.pipe, peer_recv_ref, &x) != 0)
+        return 1;
     if (!x.pipe->Create(x.pipe, name, PIPE_CLIENT, &x.d))
         return 1;
     WaitForSingleObject(x.quit, 600000);
@@ -125,6 +158,7 @@ typedef struct drv_ctx {
     volatile LONG64 acked;           /* bytes reported by OnSend */
     volatile LONG waiting;
     uint64_t ack_count, ack_bytes, ack_bad;
+    int zc;                          /* zero-copy API (recv_ref, alloc/send_buf) */
 } drv_ctx;
 
 static void drv_create(IPipeDelegate *self, bool ok)
@@ -178,6 +212,43 @@ static void drv_recv(IPipeDelegate *self, void *data, int size)
     }
 }
 
+/* Zero-copy driver: the next message is a buffer with only its header written. */
+static int zc_send(drv_ctx *x)
+{
+    aipc_buf *b;
+    int rc = aipc_pipe_alloc(x->pipe, x->size, &b);
+    if (rc != 0)
+        return rc;
+    ((uint8_t *)b->data)[0] = 'P';
+    rc = aipc_pipe_send_buf(x->pipe, b, x->size);
+    if (rc != 0)
+        aipc_buf_release(b);
+    return rc;
+}
+
+static void drv_recv_ref(aipc_named_pipe *pipe, void *user, aipc_buf *buf)
+{
+    drv_ctx *x = user;
+    const uint8_t *m = buf->data;
+    (void)pipe;
+    if (buf->size >= 1 && m[0] == 'P') {
+        if (buf->size != x->size)
+            x->bad++;
+        aipc_buf_release(buf);   /* before the next send: its slot goes back with that write */
+        if (InterlockedDecrement(&x->remaining) > 0) {
+            if (zc_send(x) != 0) {
+                x->bad++;
+                SetEvent(x->done);
+            }
+        } else {
+            SetEvent(x->done);
+        }
+        return;
+    }
+    drv_recv(&x->d, buf->data, (int)buf->size);   /* 'A' and the rest: reads only */
+    aipc_buf_release(buf);
+}
+
 static void wait_done(drv_ctx *x, const char *what)
 {
     if (WaitForSingleObject(x->done, WAIT_MS) != WAIT_OBJECT_0)
@@ -194,7 +265,7 @@ static double run_rtt(drv_ctx *x, uint32_t size, uint32_t iters)
     x->remaining = (LONG)iters;
     ResetEvent(x->done);
     double t0 = bench_now();
-    if (x->pipe->SendData(x->pipe, x->msg, size) != 0)
+    if ((x->zc ? zc_send(x) : x->pipe->SendData(x->pipe, x->msg, size)) != 0)
         bench_fail("rtt: SendData failed");
     wait_done(x, "rtt");
     double dt = bench_now() - t0;
@@ -245,8 +316,10 @@ static double run_stream(drv_ctx *x, uint32_t size, uint32_t count)
 /* Full benchmark of one engine; with kind != NULL only one run of that kind (profiling aid:
  * "count async rtt 64 1000" lets wineserver requests be counted per message). */
 static void bench_engine(int engine, const char *ename, const wchar_t *kind, uint32_t csize,
-                         uint32_t cn, int shm_off)
+                         uint32_t cn, int mode)
 {
+    int shm_off = mode == 1;
+    static const char *const variant[] = {"", ".inline", ".zc"};
     drv_ctx x;
     memset(&x, 0, sizeof x);
     x.d.OnCreate = drv_create;
@@ -267,11 +340,15 @@ static void bench_engine(int engine, const char *ename, const wchar_t *kind, uin
         bench_fail("CreateInstance");
     if (shm_off && aipc_pipe_set_option(x.pipe, AIPC_PIPE_OPT_SHM, AIPC_SHM_OFF) != 0)
         bench_fail("AIPC_PIPE_OPT_SHM");
+    x.zc = mode == 2;
+    if (x.zc && aipc_pipe_set_recv_ref(x.pipe, drv_recv_ref, &x) != 0)
+        bench_fail("aipc_pipe_set_recv_ref");
     if (!x.pipe->Create(x.pipe, name, PIPE_SERVER, &x.d))
         bench_fail("Create(server)");
     if (WaitForSingleObject(x.created, WAIT_MS) != WAIT_OBJECT_0 || !x.create_ok)
         bench_fail("server did not start");
-    _snwprintf(args, 300, L"peer %d %ls%ls", engine, name, shm_off ? L" off" : L"");
+    _snwprintf(args, 300, L"peer %d %ls%ls", engine, name,
+               mode == 1 ? L" off" : mode == 2 ? L" zc" : L"");
     args[299] = 0;
     HANDLE child = bench_spawn_self(args);
     if (WaitForSingleObject(x.connected, WAIT_MS) != WAIT_OBJECT_0 || !x.connect_ok)
@@ -280,20 +357,26 @@ static void bench_engine(int engine, const char *ename, const wchar_t *kind, uin
     if (kind) {
         double dt = wcscmp(kind, L"rtt") == 0 ? run_rtt(&x, csize, cn) * cn
                                               : run_stream(&x, csize, cn);
-        printf("count: %s %ls %u x %u B: %.6f s\n", ename, kind, cn, csize, dt);
+        aipc_pipe_stats st = {sizeof st};
+        aipc_pipe_get_stats(x.pipe, &st);
+        printf("count: %s %ls %u x %u B: %.6f s (shared sent %llu, received %llu, inline "
+               "fallbacks %llu)\n", ename, kind, cn, csize, dt,
+               (unsigned long long)st.shm_sent, (unsigned long long)st.shm_received,
+               (unsigned long long)st.shm_inline_fallbacks);
         goto out;
     }
     for (int s = shm_off ? 3 : 0; s < 4; s++) {   /* inline: the 1 MiB rows only */
+        if (mode == 2 && s != 0 && s != 3)
+            continue;                             /* zero-copy: 64 B and 1 MiB */
         double v[REPS], t = run_rtt(&x, g_sizes[s], 20);
         uint32_t iters = bench_calibrate(t, 0.3, 20, 5000);
         for (int r = 0; r < REPS; r++)
             v[r] = run_rtt(&x, g_sizes[s], iters) * 1e6;
         char nm[96];
-        snprintf(nm, sizeof nm, "p2p.%s%s.rtt.%s", ename, shm_off ? ".inline" : "",
-                 g_size_names[s]);
+        snprintf(nm, sizeof nm, "p2p.%s%s.rtt.%s", ename, variant[mode], g_size_names[s]);
         bench_report(nm, "us", v, REPS, "\"iters\":%u", iters);
     }
-    for (int s = shm_off ? 3 : 0; s < 4; s++) {
+    for (int s = shm_off ? 3 : mode == 2 ? 4 : 0; s < 4; s++) {   /* zero-copy: no stream */
         uint32_t size = g_sizes[s];
         double msgs[REPS], mbs[REPS];
         uint32_t warm = size >= 65536 ? 32 : 20000;
@@ -325,12 +408,15 @@ out:;
 int wmain(int argc, wchar_t **argv)
 {
     if (argc >= 4 && wcscmp(argv[1], L"peer") == 0)
-        return peer(_wtoi(argv[2]), argv[3], argc >= 5 && wcscmp(argv[4], L"off") == 0);
-    if (argc >= 6 && wcscmp(argv[1], L"count") == 0) {
+        return peer(_wtoi(argv[2]), argv[3],
+                    argc < 5 ? 0 : wcscmp(argv[4], L"off") == 0 ? 1
+                                 : wcscmp(argv[4], L"zc") == 0 ? 2 : 0);
+    if (argc >= 6 && wcscmp(argv[1], L"count") == 0) {   /* [off|zc]: inline / zero-copy */
         int e = wcscmp(argv[2], L"async") == 0 ? PIPE_ASYNC : PIPE_OVERLAPPED;
         bench_engine(e, e == PIPE_ASYNC ? "async" : "overlapped", argv[3],
                      (uint32_t)_wtoi(argv[4]), (uint32_t)_wtoi(argv[5]),
-                     argc >= 7 && wcscmp(argv[6], L"off") == 0);
+                     argc < 7 ? 0 : wcscmp(argv[6], L"off") == 0 ? 1
+                                  : wcscmp(argv[6], L"zc") == 0 ? 2 : 0);
         return 0;
     }
     int only = -1;
@@ -345,5 +431,9 @@ int wmain(int argc, wchar_t **argv)
         bench_engine(PIPE_ASYNC, "async", NULL, 0, 0, 1);
     if (only != PIPE_ASYNC)
         bench_engine(PIPE_OVERLAPPED, "overlapped", NULL, 0, 0, 1);
+    if (only != PIPE_OVERLAPPED)
+        bench_engine(PIPE_ASYNC, "async", NULL, 0, 0, 2);
+    if (only != PIPE_ASYNC)
+        bench_engine(PIPE_OVERLAPPED, "overlapped", NULL, 0, 0, 2);
     return 0;
 }

@@ -324,6 +324,11 @@ typedef struct aipc_pipe_stats {
     uint64_t shm_received;    /* messages received through shared memory */
     uint64_t shm_inline_fallbacks; /* messages at/above the threshold that went inline anyway */
     uint64_t shm_map_failures;     /* segments we or the peer could not map */
+    /* -- zero-copy buffers (see "Zero-copy buffers" below) -- */
+    uint64_t buf_bytes;       /* capacity of aipc_pipe_alloc buffers not yet sent or released */
+    uint64_t buf_shm_bytes;   /* ... of those, the ones that are slots of our shared segments */
+    uint64_t recv_buf_bytes;  /* bytes of received buffers (aipc_pipe_set_recv_ref) not yet
+                                 released with aipc_buf_release */
 } aipc_pipe_stats;
 /* Fills *out (see aipc_pipe_stats). 0, or AIPC_EINVAL (NULL, or `size` below 8). Any thread. */
 ASYNCIPC_API int  aipc_pipe_get_stats(aipc_named_pipe *pipe, aipc_pipe_stats *out);
@@ -405,6 +410,66 @@ struct aipc_pipe_events {
  *                 error), ...; on_create(false) follows too. */
 ASYNCIPC_API int  aipc_pipe_create_ex(aipc_named_pipe *pipe, const wchar_t *pipe_name,
                                       PipeType type, const aipc_pipe_events *events);
+
+/*
+ * Zero-copy buffers (point to point; docs/sdk.md "Zero-copy buffers",
+ * docs/design/shared-memory.md section 13). Optional: Send/aipc_pipe_send and OnRecv/on_recv
+ * work as before.
+ *
+ * Send without a copy: aipc_pipe_alloc returns a buffer to fill in place - a slot of this
+ * pipe's shared segments when the connection negotiated shared memory and `size` is at least
+ * AIPC_PIPE_OPT_SHM_THRESHOLD (the peer then reads it where it was written), otherwise (below
+ * the threshold, shared memory off or declined, not connected yet, no room in the segments) a
+ * heap buffer that aipc_pipe_send_buf copies into the pipe's queue like aipc_pipe_send. Fill
+ * buf->data[0 .. len) and pass it to aipc_pipe_send_buf: it is queued in order with the pipe's
+ * other sends, and on success belongs to the SDK (never touch it again); or give it back
+ * unsent with aipc_buf_release. A buffer's capacity counts against AIPC_PIPE_OPT_MAX_QUEUE from
+ * aipc_pipe_alloc on (AIPC_EQUEUEFULL when there is no room, with the same "an empty queue
+ * always accepts one" rule as aipc_pipe_send), so aipc_pipe_send_buf never fails for room.
+ * A buffer outlives its connection: sent after the peer changed, it goes inline (copied).
+ *
+ * Receive without a copy: aipc_pipe_set_recv_ref installs a callback that gets every received
+ * message as a buffer instead of on_recv/OnRecv (which are then not called). A shared message's
+ * buffer points into the peer's segment (READ-ONLY: writing faults); an inline one is a heap
+ * copy. The callback may keep the buffer past its return and must release it with
+ * aipc_buf_release, from any thread, at any time (also after aipc_pipe_free: the pipe's memory
+ * stays until its last buffer is released). A shared message's slot stays charged to the
+ * peer's queue and pool until then: a receiver that holds buffers makes the peer's sends go
+ * inline and then return AIPC_EQUEUEFULL, never lose or block anything; if the peer is killed
+ * or disconnects, held buffers stay readable until released. The buffers' bytes appear in
+ * aipc_pipe_stats.recv_buf_bytes.
+ *
+ * Threads: aipc_pipe_alloc, aipc_pipe_send_buf and aipc_buf_release may be called from any
+ * thread, inside callbacks too; none waits for I/O (each takes the pipe's lock briefly). One
+ * buffer is used by one thread at a time. The recv_ref callback runs where on_recv would: on the
+ * SDK's I/O thread, or on the pipe's dispatcher thread when it has one, through the same gate
+ * (never after aipc_pipe_exit returned: buffers not delivered are released by the SDK).
+ */
+typedef struct aipc_buf {
+    void *data;      /* the bytes. aipc_pipe_alloc: writable, `size` bytes. Received: the
+                        message, followed by a NUL not counted in `size`; READ-ONLY */
+    size_t size;     /* aipc_pipe_alloc: the capacity asked for; received: the message's size */
+} aipc_buf;          /* allocated by the SDK (a larger private object): never copy it */
+/* A writable buffer of `size` bytes for aipc_pipe_send_buf. 0 and *out, or AIPC_EINVAL,
+ * AIPC_ETOOBIG (over AIPC_PIPE_OPT_MAX_MESSAGE), AIPC_ECLOSED (after Exit), AIPC_EQUEUEFULL
+ * (no room in AIPC_PIPE_OPT_MAX_QUEUE now: retry after an OnSend), AIPC_ENOMEM. */
+ASYNCIPC_API int  aipc_pipe_alloc(aipc_named_pipe *pipe, size_t size, aipc_buf **out);
+/* Sends the first `len` bytes (len <= buf->size) of a buffer from aipc_pipe_alloc of this pipe.
+ * 0: the buffer now belongs to the SDK; OnSend/on_send reports `len` once it is written (a
+ * shared one: once the peer released it). On an error the caller still owns it: AIPC_EINVAL
+ * (another pipe's buffer, a received one, len too large), AIPC_ECLOSED (after Exit),
+ * AIPC_ENOMEM. */
+ASYNCIPC_API int  aipc_pipe_send_buf(aipc_named_pipe *pipe, aipc_buf *buf, size_t len);
+/* Gives a buffer back: an unsent one from aipc_pipe_alloc (its slot and queue room are free
+ * again), or a received one (its slot goes back to the peer with our next write). NULL is
+ * ignored. Any thread. */
+ASYNCIPC_API void aipc_buf_release(aipc_buf *buf);
+/* Called with every received message instead of on_recv/OnRecv (see above). */
+typedef void (*aipc_pipe_recv_ref_fn)(aipc_named_pipe *pipe, void *user, aipc_buf *buf);
+/* Installs (fn != NULL) or removes the buffer callback, before Create (AIPC_ESTATE after);
+ * `user` is passed to it untouched. 0, AIPC_EINVAL or AIPC_ESTATE. */
+ASYNCIPC_API int  aipc_pipe_set_recv_ref(aipc_named_pipe *pipe, aipc_pipe_recv_ref_fn fn,
+                                         void *user);
 
 /* ======================================================================================== */
 /* Dispatchers: callbacks on the application's thread                                       */

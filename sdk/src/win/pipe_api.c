@@ -258,6 +258,11 @@ int aipc_pipe_get_stats(aipc_named_pipe *pipe, aipc_pipe_stats *out)
     s.shm_received = c.recv;
     s.shm_inline_fallbacks = c.fallback;
     s.shm_map_failures = c.mapfail;
+    AcquireSRWLockShared(&p->lock);
+    s.buf_bytes = p->buf_bytes;
+    s.buf_shm_bytes = p->buf_shm_bytes;
+    ReleaseSRWLockShared(&p->lock);
+    s.recv_buf_bytes = (uint64_t)InterlockedCompareExchange64(&p->recv_buf_bytes, 0, 0);
     memcpy(out, &s, out->size < sizeof s ? out->size : sizeof s);  /* what the caller's has */
     return 0;
 }
@@ -444,15 +449,21 @@ static int shm_send(aipc__pipe *p, const void *data, uint32_t size)
     int rc = aipc__shm_link_put(&p->shm, data, size, &d);
     if (rc != 1)
         return rc;
-    char meta[64];
-    meta[0] = '{';
-    size_t ml = aipc_shm_desc_put(meta + 1, sizeof meta - 2, &d);
-    meta[1 + ml] = '}';
-    if (aipc__batch_append_meta(&p->q[p->qi], meta, (uint32_t)ml + 2, NULL, 0, AIPC__BATCH_CTL)) {
+    if (aipc__pipe_append_desc_locked(p, &d)) {
         aipc__shm_link_unput(&p->shm, &d);
         return AIPC_ENOMEM;
     }
     return 1;
+}
+
+int aipc__pipe_append_desc_locked(aipc__pipe *p, const aipc_shm_desc *d)
+{
+    char meta[64];
+    meta[0] = '{';
+    size_t ml = aipc_shm_desc_put(meta + 1, sizeof meta - 2, d);
+    meta[1 + ml] = '}';
+    return aipc__batch_append_meta(&p->q[p->qi], meta, (uint32_t)ml + 2, NULL, 0,
+                                   AIPC__BATCH_CTL);
 }
 
 int aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size)
@@ -467,11 +478,7 @@ int aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size)
         ReleaseSRWLockExclusive(&p->lock);
         return AIPC_ECLOSED;
     }
-    /* Bytes accepted and not yet written: the collecting batch plus the one being written
-     * (with a dispatcher, plus written ones whose OnSend is still queued for it), plus shared
-     * messages the peer has not released. */
-    uint64_t queued = (uint64_t)p->q[p->qi].len + p->inflight + p->shm.held +
-                      (uint64_t)InterlockedCompareExchange64(&p->unreported, 0, 0);
+    uint64_t queued = aipc__pipe_queued_locked(p);
     uint64_t limit = aipc__pipe_queue_limit(p);
     if (limit && queued > 0 && queued + AIPC_HDR_SIZE + size > limit) {
         ReleaseSRWLockExclusive(&p->lock);
@@ -487,22 +494,43 @@ int aipc_pipe_send(aipc_named_pipe *pipe, const void *data, size_t size)
         rc = 0;
     else if (rc == 0)
         rc = aipc__batch_append(&p->q[p->qi], data, (uint32_t)size);
-    int poke = rc == 0 && p->sendable && !p->wbusy;
-    if (poke)
-        p->wbusy = 1;           /* this caller now holds the writer token */
+    int poke = rc == 0 && aipc__pipe_take_token_locked(p);
     ReleaseSRWLockExclusive(&p->lock);
-    if (poke && GetCurrentThreadId() == p->loop->tid && p->in_read) {
-        p->flush_due = 1;       /* inside this pipe's OnRecv: read_done writes after the callback */
-    } else if (poke) {
-        aipc__pipe_ref(p);
-        if (!p->eng->post(p->loop, &p->flush)) {
-            aipc__pipe_unref(p);
-            AcquireSRWLockExclusive(&p->lock);
-            p->wbusy = 0;
-            ReleaseSRWLockExclusive(&p->lock);
-        }
-    }
+    if (poke)
+        aipc__pipe_kick(p);
     return rc;
+}
+
+uint64_t aipc__pipe_queued_locked(aipc__pipe *p)
+{
+    /* Bytes accepted and not yet written: the collecting batch plus the one being written
+     * (with a dispatcher, plus written ones whose OnSend is still queued for it), plus shared
+     * messages the peer has not released, plus aipc_pipe_alloc buffers not yet sent. */
+    return (uint64_t)p->q[p->qi].len + p->inflight + p->shm.held + p->lent +
+           (uint64_t)InterlockedCompareExchange64(&p->unreported, 0, 0);
+}
+
+int aipc__pipe_take_token_locked(aipc__pipe *p)
+{
+    if (!p->sendable || p->wbusy)
+        return 0;
+    p->wbusy = 1;               /* this caller now holds the writer token */
+    return 1;
+}
+
+void aipc__pipe_kick(aipc__pipe *p)
+{
+    if (GetCurrentThreadId() == p->loop->tid && p->in_read) {
+        p->flush_due = 1;       /* inside this pipe's OnRecv: read_done writes after the callback */
+        return;
+    }
+    aipc__pipe_ref(p);
+    if (!p->eng->post(p->loop, &p->flush)) {
+        aipc__pipe_unref(p);
+        AcquireSRWLockExclusive(&p->lock);
+        p->wbusy = 0;
+        ReleaseSRWLockExclusive(&p->lock);
+    }
 }
 
 void aipc_pipe_exit(aipc_named_pipe *pipe)

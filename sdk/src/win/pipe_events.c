@@ -160,6 +160,20 @@ static void deliver(aipc__pipe *p, ev_kind kind, int ok, uint8_t *data, uint32_t
     aipc__gate_leave(&p->gate);
 }
 
+void aipc__pipe_dq_done(aipc__pipe *p, uint64_t flow)
+{
+    LONG64 left = InterlockedAdd64(&p->dq_bytes, -(LONG64)flow);
+    if ((uint64_t)left <= aipc__pipe_dispatch_limit(p) / 2 &&
+        InterlockedCompareExchange(&p->rpaused, 0, 1) == 1 &&
+        InterlockedCompareExchange(&p->resume_posted, 1, 0) == 0) {
+        aipc__pipe_ref(p);
+        if (aipc__loop_gone(p->loop) || !p->eng->post(p->loop, &p->resume)) {
+            InterlockedExchange(&p->resume_posted, 0);
+            aipc__pipe_unref(p);
+        }
+    }
+}
+
 /* Dispatcher's thread: deliver (run) or drop, then release the item and its accounting. */
 static void ev_item(aipc__dq_item *it, int run)
 {
@@ -168,16 +182,7 @@ static void ev_item(aipc__dq_item *it, int run)
     if (run)
         deliver(p, e->kind, e->ok, e->u.data, e->n, e->u.sizes);
     if (e->kind != EV_SENT) {
-        LONG64 left = InterlockedAdd64(&p->dq_bytes, -(LONG64)e->flow);
-        if ((uint64_t)left <= aipc__pipe_dispatch_limit(p) / 2 &&
-            InterlockedCompareExchange(&p->rpaused, 0, 1) == 1 &&
-            InterlockedCompareExchange(&p->resume_posted, 1, 0) == 0) {
-            aipc__pipe_ref(p);
-            if (aipc__loop_gone(p->loop) || !p->eng->post(p->loop, &p->resume)) {
-                InterlockedExchange(&p->resume_posted, 0);
-                aipc__pipe_unref(p);
-            }
-        }
+        aipc__pipe_dq_done(p, e->flow);
     } else {
         InterlockedAdd64(&p->unreported, -(LONG64)e->flow);
     }
@@ -245,6 +250,10 @@ void aipc__pipe_ev_disconnected(aipc__pipe *p)
 
 void aipc__pipe_ev_recv(aipc__pipe *p, uint8_t *data, uint32_t size)
 {
+    if (p->recv_ref) {
+        aipc__pipe_ev_recv_ref(p, data, size, NULL, 0, 0, 0);   /* a heap copy (pipe_buf.c) */
+        return;
+    }
     if (!p->disp) {
         deliver(p, EV_RECV, 0, data, size, NULL);
         return;
@@ -267,6 +276,10 @@ void aipc__pipe_ev_recv_shm(aipc__pipe *p, uint8_t *data, uint32_t size, aipc__s
 {
     uint32_t gen = p->shm.gen;           /* changes only on this thread (the reset) */
     aipc__shm_rx_hold(rx);
+    if (p->recv_ref) {                   /* in place: the buffer keeps the hold (pipe_buf.c) */
+        aipc__pipe_ev_recv_ref(p, data, size, rx, gen, seg, off);
+        return;
+    }
     if (p->disp) {
         aipc__pipe_ev_recv(p, data, size);   /* copied into the queued item */
     } else {

@@ -195,6 +195,8 @@ struct aipc__pipe {
     aipc_dispatcher *disp;        /* callbacks go through it (NULL: on the I/O thread) */
     wchar_t *server_sddl;         /* aipc_pipe_set_security (NULL = the default) */
     aipc__sec_expect owners;       /* client: accepted owners of the server's pipe */
+    aipc_pipe_recv_ref_fn recv_ref; /* aipc_pipe_set_recv_ref (NULL: on_recv) */
+    void *recv_ref_user;
     int shm_mode;                 /* AIPC_PIPE_OPT_SHM: AIPC_SHM_AUTO or AIPC_SHM_OFF */
     uint32_t shm_threshold;       /* AIPC_PIPE_OPT_SHM_THRESHOLD (0 = never send shared) */
     volatile LONG last_err;       /* aipc_pipe_get_error: AIPC_E* and the Win32 error */
@@ -259,6 +261,10 @@ struct aipc__pipe {
     int send_closed;              /* Send returns AIPC_ECLOSED */
     aipc__op flush;                /* task that starts a write (posted by Send) */
     size_t inflight;              /* [lock] bytes of the in-flight batch not yet reported written */
+    uint64_t lent;                /* [lock] aipc_pipe_alloc buffers not sent or released: their
+                                     capacity + a frame header each (queue accounting) */
+    uint64_t buf_bytes, buf_shm_bytes;  /* [lock] their capacity (stats): all / shared slots */
+    volatile LONG64 recv_buf_bytes;     /* received buffers not released (stats) */
 };
 
 /* ---- pipe_api.c --------------------------------------------------------------------------- */
@@ -268,6 +274,25 @@ uint64_t aipc__pipe_queue_limit(const aipc__pipe *p);
 void aipc__pipe_set_error(aipc__pipe *p, int code, DWORD win32);
 void aipc__pipe_ref(aipc__pipe *p);
 void aipc__pipe_unref(aipc__pipe *p);   /* frees the object at zero (any thread) */
+
+/* Under the lock: bytes accepted and not yet written (the queue bound's measure). */
+uint64_t aipc__pipe_queued_locked(aipc__pipe *p);
+/* Under the lock, after something was queued: 1 when this caller took the writer token and
+ * must call aipc__pipe_kick after releasing the lock. */
+int  aipc__pipe_take_token_locked(aipc__pipe *p);
+/* Under the lock: queues the frame {"shm":[seg,off,len]} carrying a shared message. 0 or
+ * AIPC_ENOMEM. */
+int  aipc__pipe_append_desc_locked(aipc__pipe *p, const aipc_shm_desc *d);
+/* Lock not held: starts the write the token was taken for (any thread). */
+void aipc__pipe_kick(aipc__pipe *p);
+
+/* ---- pipe_buf.c: zero-copy buffers ---------------------------------------------------------- */
+/* The recv_ref callback for one received message (I/O thread): an inline one (copied into a
+ * heap buffer) or a shared one (rx != NULL: the buffer holds the slot until released). */
+void aipc__pipe_ev_recv_ref(aipc__pipe *p, const uint8_t *data, uint32_t size, aipc__shm_rx *rx,
+                            uint32_t gen, uint32_t seg, uint32_t off);
+/* Delivers a buffer (any thread, through the gate) or releases it if it cannot be. */
+void aipc__pipe_buf_deliver(aipc__pipe *p, aipc_buf *buf);
 
 /* ---- pipe.c (I/O thread) ------------------------------------------------------------------ */
 /* Task posted by Create: starts the server (its instance was created by Create) or client. */
@@ -348,6 +373,9 @@ void aipc__pipe_ev_sent(aipc__pipe *p, const uint32_t *sizes, size_t count);
 /* With a dispatcher: 1 when events queued for it are over the bound, and reading or listening
  * must pause (a resume task follows once they drained); 0 to go on. */
 int  aipc__pipe_ev_should_pause(aipc__pipe *p);
+/* Dispatcher's thread: an item that added `flow` to dq_bytes is done (resumes reading once
+ * the queue is down to half the bound). */
+void aipc__pipe_dq_done(aipc__pipe *p, uint64_t flow);
 /* Bytes of the dispatch bound. */
 uint64_t aipc__pipe_dispatch_limit(const aipc__pipe *p);
 

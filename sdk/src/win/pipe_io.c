@@ -105,49 +105,59 @@ static void drop_inflight(aipc__pipe *p)
 }
 
 /* The rest of the in-flight batch; when it is all written, the pending batch is swapped in, or
- * the writer token given back when there is none. */
+ * the writer token given back when there is nothing to write (no batch, no release owed).
+ * Releases of the peer's shared slots go first, at a frame boundary (the peer's sends must not
+ * wait behind a large batch of ours), offered together with what follows: a small batch (a
+ * descriptor, a reply) is gathered into the same WriteFile by win_conn.c, so a shared round
+ * trip costs one write per side, not two. */
 static int io_out_next(aipc__conn *c, aipc_iov *iov, int max)
 {
     aipc__pipe *p = c->ctx;
     aipc__batch *b = &p->q[p->qi ^ 1];
     (void)max;
-    /* Releases of the peer's shared slots go ahead of the rest, at a frame boundary: the peer's
-     * sends must not wait behind a large batch of ours. */
+    if (p->wr_off >= b->len) {
+        if (b->len)
+            aipc__batch_clear(b);
+        p->wr_off = p->wr_end = 0;
+        p->wr_msg = 0;
+        aipc__shm_link_pump(&p->shm);   /* a wanted segment's announce: into the pending batch */
+        AcquireSRWLockExclusive(&p->lock);
+        if (p->sendable && p->q[p->qi].len != 0) {
+            p->qi ^= 1;       /* pending -> in flight; the empty in-flight batch collects next */
+            b = &p->q[p->qi ^ 1];
+            p->inflight = b->len;
+        } else if (!p->sendable || (!p->xlen && !(p->shm_on && p->shm.ndone))) {
+            /* (releases owed are looked at under the lock: one owed after this point pokes a
+             * free token) */
+            p->wbusy = 0;
+            p->inflight = 0;
+            ReleaseSRWLockExclusive(&p->lock);
+            return 0;
+        }
+        ReleaseSRWLockExclusive(&p->lock);
+    }
     if (!p->xlen && p->wr_off == p->wr_end && p->shm_on) {
         if (!p->xbuf)
             p->xbuf = malloc(AIPC__SHM_DONE_FRAME);
         if (p->xbuf)
             p->xlen = aipc__shm_link_take_done(&p->shm, p->xbuf, AIPC__SHM_DONE_FRAME);
     }
+    int n = 0;
     if (p->xlen) {
-        iov[0].base = p->xbuf + p->xoff;
-        iov[0].len = p->xlen - p->xoff;
-        return 1;
+        iov[n].base = p->xbuf + p->xoff;
+        iov[n++].len = p->xlen - p->xoff;
     }
     if (p->wr_off < b->len) {
-        iov[0].base = b->buf + p->wr_off;
-        iov[0].len = b->len - p->wr_off;
-        return 1;
+        iov[n].base = b->buf + p->wr_off;
+        iov[n++].len = b->len - p->wr_off;
     }
-    if (b->len)
-        aipc__batch_clear(b);
-    p->wr_off = p->wr_end = 0;
-    p->wr_msg = 0;
-    aipc__shm_link_pump(&p->shm);   /* a wanted segment's announce, owed releases: into this batch */
-    AcquireSRWLockExclusive(&p->lock);
-    if (!p->sendable || p->q[p->qi].len == 0) {
+    if (n == 0) {             /* a release owed that could not be framed (out of memory) */
+        AcquireSRWLockExclusive(&p->lock);
         p->wbusy = 0;
         p->inflight = 0;
         ReleaseSRWLockExclusive(&p->lock);
-        return 0;
     }
-    p->qi ^= 1;               /* pending -> in flight; the empty in-flight batch collects next */
-    b = &p->q[p->qi ^ 1];
-    p->inflight = b->len;
-    ReleaseSRWLockExclusive(&p->lock);
-    iov[0].base = b->buf;
-    iov[0].len = b->len;
-    return 1;
+    return n;
 }
 
 /* Reports OnSend for frames [from, to) of the batch, skipping control frames (runs of messages
@@ -171,11 +181,14 @@ static void io_out_done(aipc__conn *c, size_t bytes)
 {
     aipc__pipe *p = c->ctx;
     aipc__batch *b = &p->q[p->qi ^ 1];
-    if (p->xlen) {            /* the release frame (written alone: a piece of its own) */
-        p->xoff += bytes;
+    if (p->xlen) {            /* the release frame: offered first */
+        size_t take = bytes < p->xlen - p->xoff ? bytes : p->xlen - p->xoff;
+        p->xoff += take;
+        bytes -= take;
         if (p->xoff >= p->xlen)
             p->xlen = p->xoff = 0;
-        return;
+        if (bytes == 0)
+            return;
     }
     p->wr_off += bytes;
     size_t first = p->wr_msg;

@@ -58,35 +58,35 @@ static uint64_t pool_max(aipc__shm_link *L)
     return q ? q : POOL_UNBOUNDED;
 }
 
-int aipc__shm_link_put(aipc__shm_link *L, const void *data, uint32_t size, aipc_shm_desc *d)
+/* A slot of `size` bytes in a confirmed segment: the segment and *off, or NULL (no room now:
+ * a segment has been asked of the I/O thread while the pool bound allows one; a message larger
+ * than the default gets one of its own size). */
+static aipc__shm_tx *slot_alloc(aipc__shm_link *L, uint32_t size, uint32_t *off)
 {
-    aipc__shm_tx *t = NULL;
-    uint32_t off = 0;
     if (!L->active || L->refusals >= MAX_REFUSALS)
-        return 0;
-    for (int i = 0; i < L->ntx && !t; i++)
-        if (L->tx[i]->state == TX_OK && aipc_shm_ring_alloc(&L->tx[i]->ring, size, &off) == 0)
-            t = L->tx[i];
-    if (!t) {
-        /* No room now: go inline, and ask the I/O thread for another segment while the pool
-         * bound allows one (a message larger than the default gets one of its own size). */
-        uint64_t need = (uint64_t)size + 1 < SEG_DEFAULT ? SEG_DEFAULT
-                        : ((uint64_t)size + 1 + SEG_ROUND - 1) / SEG_ROUND * SEG_ROUND;
-        if (L->ntx < AIPC__SHM_TX_MAX && L->pool_bytes + need <= pool_max(L) && need > L->grow_want)
-            L->grow_want = (uint32_t)need;
-        return 0;
-    }
+        return NULL;
+    for (int i = 0; i < L->ntx; i++)
+        if (L->tx[i]->state == TX_OK && aipc_shm_ring_alloc(&L->tx[i]->ring, size, off) == 0)
+            return L->tx[i];
+    uint64_t need = (uint64_t)size + 1 < SEG_DEFAULT ? SEG_DEFAULT
+                    : ((uint64_t)size + 1 + SEG_ROUND - 1) / SEG_ROUND * SEG_ROUND;
+    if (L->ntx < AIPC__SHM_TX_MAX && L->pool_bytes + need <= pool_max(L) && need > L->grow_want)
+        L->grow_want = (uint32_t)need;
+    return NULL;
+}
+
+/* Records the slot (t, off) holding `size` bytes as sent: 0 or AIPC_ENOMEM (nothing done). */
+static int out_add(aipc__shm_link *L, aipc__shm_tx *t, uint32_t off, uint32_t size,
+                   aipc_shm_desc *d)
+{
     if (L->nout == L->capout) {
         size_t cap = L->capout ? L->capout * 2 : 64;
         aipc__shm_out *n = realloc(L->out, cap * sizeof *n);
-        if (!n) {
-            aipc_shm_ring_release(&t->ring, off);
+        if (!n)
             return AIPC_ENOMEM;
-        }
         L->out = n;
         L->capout = cap;
     }
-    memcpy(t->seg.view + off, data, size);   /* the payload is in place before its descriptor */
     t->seg.view[off + size] = 0;             /* the spare NUL: the receiver never writes it */
     L->out[L->nout].seg = t->id;
     L->out[L->nout].off = off;
@@ -97,7 +97,78 @@ int aipc__shm_link_put(aipc__shm_link *L, const void *data, uint32_t size, aipc_
     d->seg = t->id;
     d->off = off;
     d->len = size;
+    return 0;
+}
+
+int aipc__shm_link_put(aipc__shm_link *L, const void *data, uint32_t size, aipc_shm_desc *d)
+{
+    uint32_t off = 0;
+    aipc__shm_tx *t = slot_alloc(L, size, &off);
+    if (!t)
+        return 0;                            /* go inline */
+    memcpy(t->seg.view + off, data, size);   /* the payload is in place before its descriptor */
+    if (out_add(L, t, off, size, d) != 0) {
+        aipc_shm_ring_release(&t->ring, off);
+        return AIPC_ENOMEM;
+    }
     return 1;
+}
+
+int aipc__shm_link_lend(aipc__shm_link *L, uint32_t size, aipc__shm_tx **tx, uint32_t *off,
+                        uint8_t **view)
+{
+    aipc__shm_tx *t = slot_alloc(L, size, off);
+    if (!t)
+        return 0;
+    t->lent++;
+    *tx = t;
+    *view = t->seg.view + *off;
+    return 1;
+}
+
+int aipc__shm_link_send_lent(aipc__shm_link *L, aipc__shm_tx *tx, uint32_t off, uint32_t len,
+                             aipc_shm_desc *d)
+{
+    if (tx->retired || !L->active)
+        return 0;
+    int rc = out_add(L, tx, off, len, d);
+    if (rc != 0)
+        return rc;
+    tx->lent--;
+    return 1;
+}
+
+void aipc__shm_link_unsend_lent(aipc__shm_link *L, const aipc_shm_desc *d)
+{
+    size_t j = L->nout;
+    while (j > 0 && (L->out[j - 1].seg != d->seg || L->out[j - 1].off != d->off))
+        j--;
+    if (!j)
+        return;
+    for (int s = 0; s < L->ntx; s++)
+        if (L->tx[s]->id == d->seg)
+            L->tx[s]->lent++;
+    j--;
+    L->held -= (uint64_t)L->out[j].len + AIPC_HDR_SIZE;
+    memmove(L->out + j, L->out + j + 1, (L->nout - j - 1) * sizeof *L->out);
+    L->nout--;
+    InterlockedDecrement64(&L->st_sent);
+}
+
+aipc__shm_tx *aipc__shm_link_unlend(aipc__shm_link *L, aipc__shm_tx *tx, uint32_t off)
+{
+    (void)L;
+    aipc_shm_ring_release(&tx->ring, off);
+    tx->lent--;
+    return tx->retired && tx->lent == 0 ? tx : NULL;
+}
+
+void aipc__shm_tx_free(aipc__shm_tx *tx)
+{
+    if (!tx)
+        return;
+    aipc__shm_seg_close(&tx->seg);
+    free(tx);
 }
 
 static aipc__shm_tx *tx_find(aipc__shm_link *L, uint32_t id)
@@ -418,8 +489,13 @@ void aipc__shm_link_reset(aipc__shm_link *L)
 {
     aipc__shm_tx *tx[AIPC__SHM_TX_MAX];
     AcquireSRWLockExclusive(L->own.lock);
-    int ntx = L->ntx;
-    memcpy(tx, L->tx, sizeof tx);
+    int ntx = 0;
+    for (int i = 0; i < L->ntx; i++) {
+        if (L->tx[i]->lent)
+            L->tx[i]->retired = 1;         /* the application still fills a slot of it */
+        else
+            tx[ntx++] = L->tx[i];
+    }
     memset(L->tx, 0, sizeof L->tx);
     L->ntx = 0;
     L->pool_bytes = 0;

@@ -61,6 +61,9 @@ typedef struct aipc__shm_tx {
     aipc_shm_ring ring;
     uint32_t id;
     int state;                  /* AIPC__SHM_TX_* */
+    int lent;                   /* [lock] slots lent to the application (aipc__shm_link_lend) */
+    int retired;                /* [lock] reset while slots were lent: out of the table, kept
+                                 * mapped until the last one comes back */
 } aipc__shm_tx;
 
 /* A mapped segment of the peer; reference counted: the table holds one, and each received
@@ -133,6 +136,24 @@ int  aipc__shm_link_put(aipc__shm_link *L, const void *data, uint32_t size, aipc
 /* Under the lock: a put whose frame could not be queued, or was dropped unwritten: undoes it
  * (the slot is free again, the message not counted as sent). */
 void aipc__shm_link_unput(aipc__shm_link *L, const aipc_shm_desc *d);
+/* Zero-copy send (pipe_buf.c), all under the lock. _lend: a confirmed slot of `size` bytes
+ * lent to the application to fill in place: *tx and *off name it, *view is its first byte.
+ * The segment stays mapped while the slot is lent, across a reset too. 1 done, 0 (no room or
+ * no shared memory: use a heap buffer; a bigger pool may have been asked for).
+ * _send_lent: the application sends `len` bytes (<= the size lent) of that slot: writes the
+ * spare NUL, records it as sent (as _put does) and fills *d. 1 done; 0 when the segment no
+ * longer belongs to the connection (a reset came between): send the bytes inline, then
+ * _unlend. _unsend_lent: the frame carrying *d could not be queued: the slot is lent again.
+ * _unlend: a lent slot given back unsent (or sent inline): its ring slot is freed; returns the
+ * segment when this was the last slot of a retired one (close it with _tx_free, outside the
+ * lock), else NULL. */
+int  aipc__shm_link_lend(aipc__shm_link *L, uint32_t size, aipc__shm_tx **tx, uint32_t *off,
+                         uint8_t **view);
+int  aipc__shm_link_send_lent(aipc__shm_link *L, aipc__shm_tx *tx, uint32_t off, uint32_t len,
+                              aipc_shm_desc *d);
+void aipc__shm_link_unsend_lent(aipc__shm_link *L, const aipc_shm_desc *d);
+aipc__shm_tx *aipc__shm_link_unlend(aipc__shm_link *L, aipc__shm_tx *tx, uint32_t off);
+void aipc__shm_tx_free(aipc__shm_tx *tx);
 /* Under the lock: the payload of our slot (seg, off) that is still held (the bus client turns
  * a descriptor that was never written back into an inline frame); NULL when unknown. */
 const uint8_t *aipc__shm_link_slot(aipc__shm_link *L, uint32_t seg, uint32_t off);
