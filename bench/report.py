@@ -202,7 +202,9 @@ def compute_targets(fig):
            "broker.pubsub.1to1.1MiB.msgs", "nng.pubsub.1to1.1MiB.msgs")
 
     # Shared memory (issue 13 item 3): the default p2p rows use it above the threshold; the
-    # "inline" rows are the same runs with AIPC_PIPE_OPT_SHM = AIPC_SHM_OFF on both ends.
+    # "inline" rows are the same runs with AIPC_PIPE_OPT_SHM = AIPC_SHM_OFF on both ends; the
+    # "zc" rows the same round trip through the zero-copy API (aipc_pipe_alloc/send_buf,
+    # aipc_pipe_set_recv_ref), against the ordinary 64 B round trip of the same run.
     g = GROUP_SHM
     for e in ENGINES:
         ours = "p2p.%s.stream.1MiB.mbs" % e
@@ -214,6 +216,9 @@ def compute_targets(fig):
         target(g, "SDK p2p round trip 1 MiB shared vs 64 B (%s)" % e,
                ratio("p2p.%s.rtt.1MiB" % e, "p2p.%s.rtt.64B" % e), "<=", 2.0, "x",
                "p2p.%s.rtt.1MiB" % e, "p2p.%s.rtt.64B" % e)
+        target(g, "SDK p2p round trip 1 MiB zero-copy vs 64 B (%s)" % e,
+               ratio("p2p.%s.zc.rtt.1MiB" % e, "p2p.%s.rtt.64B" % e), "<=", 2.0, "x",
+               "p2p.%s.zc.rtt.1MiB" % e, "p2p.%s.rtt.64B" % e)
 
     # The broker's shared path: SDK bus clients, shared memory allowed (the default rows).
     g = GROUP_BUS_SHM

@@ -247,6 +247,76 @@ private:
 } // namespace detail
 
 /*
+ * Zero-copy buffers (see "Zero-copy buffers" in asyncipc.h): Buffer owns an aipc_buf and
+ * releases it when destroyed unless it was sent (SendBuf) or handed over (release()).
+ *     asyncipc::Buffer b;
+ *     if (asyncipc::Alloc(pipe, size, b) == AIPC_OK) {
+ *         render_into(b.data(), size);             // in place: a shared slot from the threshold
+ *         asyncipc::SendBuf(pipe, b, size);        // b is empty after a successful send
+ *     }
+ * Receive: asyncipc::SetRecvRef(pipe, fn, user) before Create; wrap each received aipc_buf in
+ * a Buffer (or call aipc_buf_release) when done with it, from any thread.
+ */
+class Buffer {
+public:
+    Buffer() = default;
+    explicit Buffer(aipc_buf *b) : b_(b) {}
+    ~Buffer() { aipc_buf_release(b_); }
+    Buffer(Buffer &&o) noexcept : b_(o.b_) { o.b_ = nullptr; }
+    Buffer &operator=(Buffer &&o) noexcept
+    {
+        if (this != &o) {
+            aipc_buf_release(b_);
+            b_ = o.b_;
+            o.b_ = nullptr;
+        }
+        return *this;
+    }
+    Buffer(const Buffer &) = delete;
+    Buffer &operator=(const Buffer &) = delete;
+    void *data() const { return b_ ? b_->data : nullptr; }
+    size_t size() const { return b_ ? b_->size : 0; }
+    explicit operator bool() const { return b_ != nullptr; }
+    aipc_buf *get() const { return b_; }
+    /* Gives up ownership (the caller releases or sends it). */
+    aipc_buf *release()
+    {
+        aipc_buf *b = b_;
+        b_ = nullptr;
+        return b;
+    }
+
+private:
+    aipc_buf *b_ = nullptr;
+};
+
+/* aipc_pipe_alloc: on success `out` holds the new buffer (its previous one is released). */
+inline int Alloc(INamedPipe *pipe, size_t size, Buffer &out)
+{
+    aipc_buf *b = nullptr;
+    int rc = aipc_pipe_alloc(pipe->Handle(), size, &b);
+    if (rc == AIPC_OK)
+        out = Buffer(b);
+    return rc;
+}
+
+/* aipc_pipe_send_buf: on success the buffer belongs to the SDK and `buf` is empty; on an error
+ * `buf` still holds it. */
+inline int SendBuf(INamedPipe *pipe, Buffer &buf, size_t len)
+{
+    int rc = aipc_pipe_send_buf(pipe->Handle(), buf.get(), len);
+    if (rc == AIPC_OK)
+        buf.release();
+    return rc;
+}
+
+/* aipc_pipe_set_recv_ref: before Create; fn replaces OnRecv for every message. */
+inline int SetRecvRef(INamedPipe *pipe, aipc_pipe_recv_ref_fn fn, void *user)
+{
+    return aipc_pipe_set_recv_ref(pipe->Handle(), fn, user);
+}
+
+/*
  * Callbacks on your own thread (see "Dispatchers" in asyncipc.h). Create it on the UI thread:
  *     asyncipc::Dispatcher ui;                       // AIPC_DISPATCH_WINDOW, this thread's loop
  *     pipe->SetDispatcher(ui.get());

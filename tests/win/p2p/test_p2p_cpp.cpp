@@ -1,7 +1,7 @@
 // test_p2p_cpp.cpp - asyncipc.hpp against a real peer process: classic C++ code (IPipeDelegate
 // subclass, INamedPipe, CreateInstance) exchanges messages with both engines, Release() from
 // inside OnRecv ends the callbacks, and an exception thrown by a delegate is caught and logged
-// instead of unwinding into the C SDK.
+// instead of unwinding into the C SDK; zero-copy buffers through the C++ helpers.
 #include <asyncipc/asyncipc.hpp>
 
 #include "check_main.h"
@@ -180,6 +180,79 @@ START_TEST(cpp_exception_is_caught_and_logged)
 }
 END_TEST
 
+// Buffers from C++: asyncipc::Alloc / SendBuf / SetRecvRef / Buffer against p2p_zc_peer.exe
+// (echoes each message from a buffer of its own): 1 MiB and 16 bytes come back exact, a
+// Buffer's destructor releases (buf_bytes and recv_buf_bytes back to 0).
+namespace {
+struct ZcRecorder {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::vector<asyncipc::Buffer> got;
+};
+void zc_on_buf(aipc_named_pipe *, void *user, aipc_buf *buf)
+{
+    ZcRecorder *z = static_cast<ZcRecorder *>(user);
+    std::lock_guard<std::mutex> lock(z->mutex);
+    z->got.emplace_back(buf);
+    z->cv.notify_all();
+}
+} // namespace
+
+START_TEST(cpp_zero_copy_buffers)
+{
+    PipeImplType engine = _i ? PIPE_OVERLAPPED : PIPE_ASYNC;
+    Recorder &r = *new Recorder;
+    ZcRecorder &z = *new ZcRecorder;
+    char name[96];
+    aipc_test_name(name, sizeof name, "cppzc");
+    INamedPipe *pipe = nullptr;
+    ck_assert_int_eq(CreateInstance(engine, &pipe), AIPC_OK);
+    r.pipe = pipe;
+    ck_assert_int_eq(asyncipc::SetRecvRef(pipe, zc_on_buf, &z), AIPC_OK);
+    wchar_t wname[128];
+    aipc_test_wname(wname, 128, name);
+    ck_assert(pipe->Create(wname, PIPE_SERVER, &r));
+    aipc_proc peer;
+    ck_assert_int_eq(aipc_proc_spawn(&peer, "p2p_zc_peer.exe", "--mode echo --role client --engine %s --pipe %s",
+                                     engine_arg(engine == PIPE_ASYNC ? PIPE_OVERLAPPED : PIPE_ASYNC), name),
+                     AIPC_OK);
+    ck_assert_msg(r.Wait([&] { return r.order.find('O') != std::string::npos; }), "no OnConnected");
+    const size_t sizes[2] = {1024 * 1024, 16};
+    for (size_t i = 0; i < 2; i++) {
+        asyncipc::Buffer b;
+        ck_assert_int_eq(asyncipc::Alloc(pipe, sizes[i], b), AIPC_OK);
+        ck_assert(static_cast<bool>(b));
+        ck_assert_uint_eq(b.size(), sizes[i]);
+        aipc_pattern_fill(static_cast<uint8_t *>(b.data()), sizes[i], 7u + (uint32_t)i);
+        ck_assert_int_eq(asyncipc::SendBuf(pipe, b, sizes[i]), AIPC_OK);
+        ck_assert(!b);
+    }
+    {
+        std::unique_lock<std::mutex> lock(z.mutex);
+        ck_assert_msg(z.cv.wait_for(lock, std::chrono::milliseconds(aipc_test_wait_ms()),
+                                    [&] { return z.got.size() >= 2; }), "echoes: %zu of 2", z.got.size());
+        for (size_t i = 0; i < 2; i++) {
+            ck_assert_uint_eq(z.got[i].size(), sizes[i]);
+            ck_assert(aipc_pattern_check(static_cast<const uint8_t *>(z.got[i].data()), sizes[i], 7u + (uint32_t)i) < 0);
+        }
+        z.got.clear();   // the destructors release them
+    }
+    asyncipc::Buffer unsent;
+    ck_assert_int_eq(asyncipc::Alloc(pipe, 4096, unsent), AIPC_OK);
+    unsent = asyncipc::Buffer();   // released unsent
+    aipc_pipe_stats st;
+    std::memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    ck_assert_int_eq(aipc_pipe_get_stats(pipe->Handle(), &st), AIPC_OK);
+    ck_assert_uint_eq(st.buf_bytes, 0);
+    ck_assert_uint_eq(st.recv_buf_bytes, 0);
+    pipe->Release();
+    peer_done(&peer);
+    delete &z;
+    delete &r;
+}
+END_TEST
+
 static void cpp_teardown(void)
 {
     aipc_proc_kill_all();
@@ -195,6 +268,7 @@ static Suite *make_suite(void)
     tcase_add_loop_test(t, cpp_classic_echo, 0, 2);
     tcase_add_loop_test(t, cpp_release_inside_onrecv, 0, 2);
     tcase_add_loop_test(t, cpp_exception_is_caught_and_logged, 0, 2);
+    tcase_add_loop_test(t, cpp_zero_copy_buffers, 0, 2);
     suite_add_tcase(s, t);
     return s;
 }
