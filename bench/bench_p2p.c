@@ -31,6 +31,8 @@
 #define WINDOW    (4u * 1024u * 1024u)
 #define WAIT_MS   60000u
 
+static int only_rtt;   /* "bench_p2p.exe rtt": the round-trip rows only (a measuring aid) */
+
 static const uint32_t g_sizes[] = {64, 1024, 64 * 1024, 1024 * 1024};
 static const char *g_size_names[] = {"64B", "1KiB", "64KiB", "1MiB"};
 
@@ -365,17 +367,27 @@ static void bench_engine(int engine, const char *ename, const wchar_t *kind, uin
                (unsigned long long)st.shm_inline_fallbacks);
         goto out;
     }
-    for (int s = shm_off ? 3 : 0; s < 4; s++) {   /* inline: the 1 MiB rows only */
-        if (mode == 2 && s != 0 && s != 3)
-            continue;                             /* zero-copy: 64 B and 1 MiB */
-        double v[REPS], t = run_rtt(&x, g_sizes[s], 20);
-        uint32_t iters = bench_calibrate(t, 0.3, 20, 5000);
-        for (int r = 0; r < REPS; r++)
-            v[r] = run_rtt(&x, g_sizes[s], iters) * 1e6;
+    /* Round trips: every size calibrated first, then the repetitions interleaved (one of each
+     * size per round), so the 1 MiB / 64 B ratios compare neighbouring moments of a loaded
+     * machine. */
+    double v[4][REPS];
+    uint32_t iters[4] = {0};
+    for (int s = shm_off ? 3 : 0; s < 4; s++)     /* inline: the 1 MiB rows only */
+        if (mode != 2 || s == 0 || s == 3)          /* zero-copy: 64 B and 1 MiB */
+            iters[s] = bench_calibrate(run_rtt(&x, g_sizes[s], 20), 0.3, 20, 5000);
+    for (int r = 0; r < REPS; r++)
+        for (int s = 0; s < 4; s++)
+            if (iters[s])
+                v[s][r] = run_rtt(&x, g_sizes[s], iters[s]) * 1e6;
+    for (int s = 0; s < 4; s++) {
+        if (!iters[s])
+            continue;
         char nm[96];
         snprintf(nm, sizeof nm, "p2p.%s%s.rtt.%s", ename, variant[mode], g_size_names[s]);
-        bench_report(nm, "us", v, REPS, "\"iters\":%u", iters);
+        bench_report(nm, "us", v[s], REPS, "\"iters\":%u", iters[s]);
     }
+    if (only_rtt)
+        goto out;
     for (int s = shm_off ? 3 : mode == 2 ? 4 : 0; s < 4; s++) {   /* zero-copy: no stream */
         uint32_t size = g_sizes[s];
         double msgs[REPS], mbs[REPS];
@@ -420,6 +432,11 @@ int wmain(int argc, wchar_t **argv)
         return 0;
     }
     int only = -1;
+    if (argc >= 2 && wcscmp(argv[1], L"rtt") == 0) {
+        only_rtt = 1;
+        argc--;
+        argv++;
+    }
     if (argc >= 2)
         only = wcscmp(argv[1], L"async") == 0 ? PIPE_ASYNC
                : wcscmp(argv[1], L"overlapped") == 0 ? PIPE_OVERLAPPED : -1;
