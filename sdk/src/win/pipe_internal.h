@@ -9,6 +9,8 @@
  *   pipe_io.c    the pipe's side of its connection (win_conn.c): framed reads (aipc_decoder),
  *                the send batches as output source, OnRecv/OnSend dispatch.
  *   pipe_ctl.c   control frames (frames with a meta): the shared-memory negotiation.
+ *   pipe_buf.c   zero-copy buffers: aipc_pipe_alloc / aipc_pipe_send_buf / aipc_buf_release and
+ *                the buffer receive callback (aipc_pipe_set_recv_ref).
  *   shm_link.c   shared memory of a connection: send pool, the peer's mapped segments,
  *                descriptors, releases (shm_link.h); win_ident.c / winsec.c: who the peer is.
  *   batch.c      growable send batch (frames + per-message sizes).
