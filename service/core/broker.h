@@ -245,6 +245,13 @@ int aipc_broker_input(aipc_broker *b, aipc_client *cl, const uint8_t *data, size
 uint8_t *aipc_client_read_direct(aipc_client *cl, size_t *want);
 int aipc_client_read_commit(aipc_broker *b, aipc_client *cl, size_t n);
 
+/* After an input (or read_commit) call: whether that turn copied shared-memory payloads out of
+ * the client's segments (each up to max_payload bytes) - then the engine should serve its other
+ * connections before this one's next read, or a publisher whose reads keep completing at once
+ * runs ahead of its subscribers' releases (whose slots stay charged to their queues until then:
+ * drops). Clears the answer. */
+bool aipc_client_take_yield(aipc_client *cl);
+
 /* The pipe is gone: publishes $bus/left (if the client said hello), sends error no_reply to
  * everyone waiting on a request to it, drops its subscriptions and frees the client. */
 void aipc_broker_detach(aipc_broker *b, aipc_client *cl);

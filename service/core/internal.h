@@ -390,6 +390,7 @@ struct aipc_client {
                                * turn (shm_done) */
     uint32_t shm_nowed, shm_capowed;
     aipc_pmap shm_owed_set;   /* the same pairs, (seg, off) -> 1: a pair owed twice is refused */
+    bool shm_yield;           /* its last input turn copied shared payloads (shm_in.c) */
 };
 
 struct aipc_req {
@@ -513,8 +514,8 @@ bool aipc_qtotal_room_control(aipc_client *c, uint64_t len);
 /* outq.c: queueing to one client under the queue's rules */
 bool aipc__client_can_queue(const aipc_client *c);
 int aipc__queue_frame(aipc_client *c, aipc_frame *f);   /* 0 / AIPC_EQUEUEFULL / ... */
-/* The same for a control frame, then moved ahead of everything queued when no write is in
- * flight (nothing handed to the engine, no frame partly written). */
+/* The same for a control frame, then moved ahead of everything queued that the engine was
+ * not handed yet (right behind the frames of a write in flight). */
 int aipc__queue_frame_first(aipc_client *c, aipc_frame *f);
 
 /* broker.c: asks the engine to close c after flushing; nothing more is queued to it. */

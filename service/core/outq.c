@@ -119,16 +119,27 @@ bool aipc__pub_refused(aipc_client *c, size_t plen)
     return true;
 }
 
+/* Queued right behind the frames the engine holds (the last out_next handed them; a partly
+ * written head is among them), ahead of everything else queued: a release (shm_done) never
+ * waits behind a backlog because a write is in flight (review 2, finding 2). */
 int aipc__queue_frame_first(aipc_client *c, aipc_frame *f)
 {
     int rc = aipc__queue_frame(c, f);
     aipc_outq *q = &c->q;
     uint32_t mask = q->cap - 1;
-    if (rc != 0 || q->count < 2 || q->handed || q->head_off ||
-        q->ring[(q->head + q->count - 1) & mask] != f)
+    if (rc != 0 || q->count < 2 || q->ring[(q->head + q->count - 1) & mask] != f)
         return rc;
-    q->head = (q->head + mask) & mask;            /* the tail entry becomes the head */
-    q->ring[q->head] = f;
+    uint32_t at = q->handed ? q->handed : (q->head_off ? 1u : 0u);
+    if (at >= q->count - 1)
+        return 0;                                 /* nothing unhanded ahead of it */
+    if (at == 0) {
+        q->head = (q->head + mask) & mask;        /* the tail entry becomes the head */
+        q->ring[q->head] = f;
+        return 0;
+    }
+    for (uint32_t i = q->count - 1; i > at; i--)  /* the unhanded ones move back by one */
+        q->ring[(q->head + i) & mask] = q->ring[(q->head + i - 1) & mask];
+    q->ring[(q->head + at) & mask] = f;
     return 0;
 }
 

@@ -163,6 +163,7 @@ void aipc_shm_in_flush(aipc_broker *b, aipc_client *c)
     (void)b;
     char meta[4096];                   /* 128 pairs fit (proto/shm.h) */
     uint32_t done = 0;
+    c->shm_yield = c->shm_nowed != 0;  /* payloads copied this turn: others go first next */
     while (done < c->shm_nowed && aipc__client_can_queue(c)) {
         uint32_t n = c->shm_nowed - done;
         if (n > AIPC_SHM_DONE_MAX)
@@ -186,4 +187,11 @@ void aipc_shm_in_gone(aipc_broker *b, aipc_client *c)
     free(c->shm_owed);
     c->shm_owed = NULL;
     c->shm_nowed = c->shm_capowed = 0;
+}
+
+bool aipc_client_take_yield(aipc_client *cl)
+{
+    bool y = cl->shm_yield;
+    cl->shm_yield = false;
+    return y;
 }

@@ -115,7 +115,8 @@ static int h_identify(void *ctx, void *conn, HANDLE pipe, unsigned long pid)
 static int h_input(void *ctx, void *conn, const uint8_t *data, size_t len)
 {
     aipc__broker_app *a = ctx;
-    return aipc_broker_input(a->core, conn, data, len);
+    int rc = aipc_broker_input(a->core, conn, data, len);
+    return rc == 0 && aipc_client_take_yield(conn) ? 1 : rc;   /* 1: the others first */
 }
 
 static void h_detach(void *ctx, void *conn)
@@ -143,7 +144,8 @@ static uint8_t *h_read_direct(void *ctx, void *conn, size_t *want)
 static int h_read_commit(void *ctx, void *conn, size_t n)
 {
     aipc__broker_app *a = ctx;
-    return aipc_client_read_commit(a->core, conn, n);
+    int rc = aipc_client_read_commit(a->core, conn, n);
+    return rc == 0 && aipc_client_take_yield(conn) ? 1 : rc;
 }
 
 /* The core's timeouts, on the engine's loop (GetTickCount64 is the core's clock). */

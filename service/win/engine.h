@@ -38,7 +38,9 @@ typedef struct broker_engine_handler {
     /* A client connected (pid of the peer process). Returns the per-connection handle that the
      * other calls get, or NULL to refuse (the engine closes the pipe instance). */
     void *(*attach)(void *ctx, aipc_wconn *c, unsigned long pid);
-    /* Bytes arrived. Returns < 0 to have the connection closed at once (queued output dropped). */
+    /* Bytes arrived. Returns < 0 to have the connection closed at once (queued output dropped),
+     * > 0 to have the engine serve its other connections before this one's next read (the
+     * input was heavy: shared payloads copied), 0 otherwise. */
     int (*input)(void *ctx, void *conn, const uint8_t *data, size_t len);
     /* The connection is gone and no I/O on it is pending any more: forget it. */
     void (*detach)(void *ctx, void *conn);

@@ -100,6 +100,8 @@ static int io_input(aipc__conn *io, uint8_t *data, size_t n, int direct)
         eng_conn_close_now(c);
         return 1;
     }
+    if (rc > 0)
+        io->yield = 1;      /* heavy input: the next read that completes at once waits its turn */
     eng_flush_dirty(e);     /* c is held: its read is still counted */
     return c->st == C_OPEN ? 0 : 1;
 }

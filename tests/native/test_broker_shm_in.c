@@ -150,6 +150,31 @@ START_TEST(announce_and_publish)
 }
 END_TEST
 
+/* An input turn that copied shared payloads asks the engine to serve the others before the
+ * client's next read (aipc_client_take_yield: once); an inline turn does not. */
+START_TEST(shared_turn_yields)
+{
+    fshm *fs;
+    aipc_broker *b = shm_broker(&fs);
+    fake *s = subscriber(b, "sub", false);
+    fake *p = client(b, "pub", true);
+    uint8_t *mem = mapped(fs, p);
+    ck_assert(!aipc_client_take_yield(p->cl));
+    fill(mem, 0, 100000, 5);
+    ck_assert_int_eq(fake_sendt(p, "{\"op\":\"pub\",\"topic\":\"t/a\",\"shm\":[1,0,100000]}", NULL), 0);
+    ck_assert(aipc_client_take_yield(p->cl));
+    ck_assert(!aipc_client_take_yield(p->cl));      /* taken */
+    ck_assert(!aipc_client_take_yield(s->cl));
+    fake_expect(s, "msg");
+    ck_assert_int_eq(fake_sendt(p, "{\"op\":\"pub\",\"topic\":\"t/a\"}", "inline"), 0);
+    ck_assert(!aipc_client_take_yield(p->cl));
+    fake_expect(s, "msg");
+    fake_free(s);
+    fake_free(p);
+    broker_done(b, fs);
+}
+END_TEST
+
 /* Pairs of one input turn go back in shm_done frames of at most 128 pairs. */
 START_TEST(releases_coalesced)
 {
@@ -212,6 +237,37 @@ START_TEST(release_ahead_of_queued_data)
     uint32_t r[4][2];
     ck_assert_uint_eq(expect_done(p, r, 4), 1);
     for (int i = 0; i < 3; i++)
+        fake_expect(p, "msg");
+    fake_free(o);
+    fake_free(p);
+    broker_done(b, fs);
+}
+END_TEST
+
+/* With a write in flight (one frame handed to the engine, half written), the release goes
+ * right behind it, not behind the whole backlog (review 2, finding 2: it came as frame 10). */
+START_TEST(release_ahead_of_backlog_while_writing)
+{
+    enum { K = 10 };
+    fshm *fs;
+    aipc_broker *b = shm_broker(&fs);
+    fake *p = subscriber(b, "pub", true);
+    uint8_t *mem = mapped(fs, p);
+    fake *o = client(b, "other", false);
+    p->stalled = true;
+    static uint8_t big[10000];
+    for (int i = 0; i < K; i++)
+        ck_assert_int_eq(fake_send(o, "{\"op\":\"pub\",\"topic\":\"t/o\"}", big, sizeof big), 0);
+    aipc_iov iov[1];
+    ck_assert_int_eq(aipc_client_out_next(p->cl, iov, 1), 1);   /* a write in flight */
+    aipc_client_out_consume(p->cl, iov[0].len / 2);              /* half of it written */
+    fill(mem, 0, 10, 1);
+    ck_assert_int_eq(fake_sendt(p, "{\"op\":\"pub\",\"topic\":\"x\",\"shm\":[1,0,10]}", NULL), 0);
+    aipc_client_out_consume(p->cl, iov[0].len - iov[0].len / 2);
+    p->stalled = false;
+    uint32_t r[4][2];
+    ck_assert_uint_eq(expect_done(p, r, 4), 1);                  /* the next frame it reads */
+    for (int i = 1; i < K; i++)
         fake_expect(p, "msg");
     fake_free(o);
     fake_free(p);
@@ -494,8 +550,10 @@ static Suite *make_suite(void)
     TCase *tc = tcase_create("shm_in");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, announce_and_publish);
+    tcase_add_test(tc, shared_turn_yields);
     tcase_add_test(tc, releases_coalesced);
     tcase_add_test(tc, release_ahead_of_queued_data);
+    tcase_add_test(tc, release_ahead_of_backlog_while_writing);
     tcase_add_test(tc, send_req_rep_through_client_segments);
     tcase_add_test(tc, bad_descriptors_close);
     tcase_add_test(tc, retained_pub_refused);

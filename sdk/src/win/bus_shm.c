@@ -16,7 +16,8 @@
  *   - Receive (I/O thread): msg, direct, req, rep with a descriptor reach the callbacks with a
  *     pointer into our read-only view of the broker's segment, valid during the callback (with
  *     a dispatcher, the queued item holds the view until its callback ran). Then the release
- *     is owed, written as shm_done ahead of the next batch.
+ *     is owed, written as shm_done at once (ahead of any batch; a write in flight carries
+ *     it when it completes).
  *   - Announces and answers go into the control queue (`ctl`, written first, dropped with the
  *     connection). A lost connection: no new descriptors; once nothing is pending, descriptor
  *     frames still queued become inline frames again (their payload is copied out of our slot)
@@ -214,10 +215,16 @@ void aipc__bus_shm_release(aipc_bus *b, aipc__bus_shm_msg *m)
     m->rx = NULL;
     if (!aipc__shm_link_release(&b->shm, rx, m->gen, m->seg, m->off))
         return;                           /* a write is due already: it carries this one */
-    if (GetCurrentThreadId() == b->loop->tid)
-        b->shm_kick = 1;                  /* the read that brought it writes after it */
-    else
+    /* Written at once, not after the rest of the read that brought it: the broker charges
+     * the slot to our queue until this release reaches it, so every callback of a long read
+     * would otherwise keep a slot charged (a fast subscriber dropped; notes busfail). A write
+     * in flight carries it on its completion (ahead of any user batch: io_out_next). */
+    if (GetCurrentThreadId() == b->loop->tid) {
+        if (b->st == BS_READY)
+            aipc__conn_kick(&b->io);      /* [io] inside the read's callbacks: safe (win_conn) */
+    } else {
         aipc__bus_wake(b);
+    }
 }
 
 /* ---- send ----------------------------------------------------------------------------------- */

@@ -96,6 +96,8 @@ static void issue_read(aipc__conn *c)
         DWORD len = read_target(c);
         c->rd.cb = on_read;
         DWORD e = c->eng->read(c->h, &c->rd, c->rdst, len);
+        int yield = c->yield;
+        c->yield = 0;
         if (e == 0) {
             c->ops++;
             c->reading = 1;
@@ -114,7 +116,7 @@ static void issue_read(aipc__conn *c)
             fail(c, er, "read");
             return;
         }
-        if (round + 1 >= CONN_INLINE && c->port &&
+        if ((round + 1 >= CONN_INLINE || yield) && c->port &&
             PostQueuedCompletionStatus(c->port, got, AIPC__KEY_IO, &c->rd.ov)) {
             c->ops++;               /* yield: it comes back through the port like any other */
             c->reading = 1;
@@ -291,6 +293,7 @@ void aipc__conn_start(aipc__conn *c, const aipc__engine *eng, aipc__loop *loop, 
     c->h = h;
     c->open = 1;
     c->rdirect = 0;
+    c->yield = 0;
 }
 
 void aipc__conn_cancel(aipc__conn *c)

@@ -107,6 +107,8 @@ struct aipc__conn {
     uint8_t *wbuf;                /* coalescing buffer (only for several small pieces) */
     size_t wcap;
     HANDLE port;                  /* inline completions: where a yielded read is posted */
+    int yield;                    /* set by `input`: the next read that succeeds at once is
+                                   * posted to `port` (the other connections first) */
     aipc__conn_cfg cfg;
 };
 
