@@ -232,6 +232,7 @@ static void broker_start(void)
         bench_fail("cannot start %ls (%lu)", exe, GetLastError());
     CloseHandle(pi.hThread);
     g_broker = pi.hProcess;
+    bench_own_child(g_broker);          /* a failed run ends it too */
     HANDLE w[2] = {ready, g_broker};
     if (WaitForMultipleObjects(2, w, FALSE, 20000) != WAIT_OBJECT_0)
         bench_fail("the broker did not become ready");
@@ -242,6 +243,7 @@ static void broker_stop(void)
 {
     TerminateProcess(g_broker, 0);
     WaitForSingleObject(g_broker, 10000);
+    bench_disown_child(g_broker);
     CloseHandle(g_broker);
     g_broker = NULL;
 }

@@ -20,6 +20,13 @@
  *   stats after the warm-up and at the end give "shm_publications" (-1: no such counter) so
  *   the report can tell which path a row took.
  *
+ * Profiling aid: "bench_bus count apc|iocp pub1|pub16 N [window]" does one run of N shared
+ * 1 MiB publications (window: publications ahead of the slowest subscriber, default
+ * BIG_WINDOW) and prints its QPC breakdown (the publish call, publish -> the last subscriber's
+ * callback, the publisher's wait); run it twice with WINEDEBUG=+server to count wineserver
+ * requests per publication (docs/performance.md "Profiling aids").
+ * The broker is ended however the program ends (bench_util.h bench_own_child).
+ *
  * Built with -DBENCH_NO_ENGINE it compiles against an SDK without aipc_bus_options.engine
  * (the APC engine only), to compare with an older build.
  * Output: RESULT lines (bench_util.h).
@@ -64,6 +71,7 @@ static void broker_start(void)
         bench_fail("cannot start %ls (%lu)", exe, GetLastError());
     CloseHandle(pi.hThread);
     g_broker = pi.hProcess;
+    bench_own_child(g_broker);          /* a failed run ends it too */
     HANDLE w[2] = {ready, g_broker};
     if (WaitForMultipleObjects(2, w, FALSE, 20000) != WAIT_OBJECT_0)
         bench_fail("the broker did not become ready");
@@ -203,10 +211,16 @@ static double run(aipc_bus *pub, uint32_t count)
 #define BIG        (1u << 20)
 #define NBIG       16
 /* Publications ahead of the slowest subscriber's callbacks: 3 MiB. A shared delivery stays
- * charged to the subscriber until its release (written after the callbacks of the batch it
- * came in) has reached the broker, so a window of released-but-not-yet-processed slots may be
- * held on top of the one queued: 2 x 3 MiB stays below the broker's 8 MiB queue bound. */
+ * charged to the subscriber until its release (written as soon as its callback returned) has
+ * reached the broker, so a few released-but-not-yet-processed slots may be held on top of the
+ * window: 3 leaves room for 4 of them below the broker's 8 MiB queue bound. */
 #define BIG_WINDOW 3
+static LONG64 g_window = BIG_WINDOW;  /* "count" mode may set another (profiling) */
+
+/* Profiling ("count" mode): QPC stamps of each publication of one run, by sequence number. */
+#define STAMPS 4096
+static double g_t_pub0[STAMPS], g_t_pub1[STAMPS], g_t_cb[STAMPS];
+static volatile LONG g_stamping;
 
 typedef struct bigsub {
     aipc_bus *bus;
@@ -221,6 +235,7 @@ typedef struct bigsub {
 } bigsub;
 
 static bigsub g_big[NBIG];
+static volatile LONG64 g_queue_full;  /* publishes refused with AIPC_EQUEUEFULL (retried) */
 static int g_nbig;
 static volatile LONG g_big_waiting;   /* the publisher waits on g_progress */
 
@@ -245,6 +260,8 @@ static void on_big(aipc_bus *bus, void *user, const char *topic, const aipc_bus_
         InterlockedIncrement64(len != BIG ? &s->badlen : &s->badseq);
         InterlockedIncrement64(&s->bad);
     }
+    if (g_stamping && s == &g_big[g_nbig - 1] && head < STAMPS)
+        g_t_cb[head] = bench_now();      /* the last subscriber's callback */
     InterlockedIncrement64(&s->got);
     if (g_big_waiting)
         SetEvent(g_progress);
@@ -323,10 +340,10 @@ static double run_big(aipc_bus *pub, uint8_t *payload, uint32_t count, LONG64 *s
     LONG64 end = *seq + count;
     double t0 = bench_now();
     for (LONG64 n = *seq; n < end;) {
-        if (n - big_min_got() >= BIG_WINDOW) {
+        if (n - big_min_got() >= g_window) {
             ResetEvent(g_progress);
             InterlockedExchange(&g_big_waiting, 1);
-            if (n - big_min_got() >= BIG_WINDOW &&
+            if (n - big_min_got() >= g_window &&
                 WaitForSingleObject(g_progress, WAIT_MS) != WAIT_OBJECT_0)
                 bench_fail("no progress: %lld of %lld delivered", (long long)big_min_got(),
                            (long long)n);
@@ -336,13 +353,19 @@ static double run_big(aipc_bus *pub, uint8_t *payload, uint32_t count, LONG64 *s
         uint32_t s32 = (uint32_t)n;
         memcpy(payload, &s32, 4);
         memcpy(payload + BIG - 4, &s32, 4);
+        double tp = g_stamping ? bench_now() : 0;
         int rc = aipc_bus_publish(pub, TOPIC, payload, BIG, false);
         if (rc == AIPC_EQUEUEFULL) {
+            InterlockedIncrement64(&g_queue_full);
             Sleep(1);
             continue;
         }
         if (rc != 0)
             bench_fail("aipc_bus_publish: %d", rc);
+        if (g_stamping && n < STAMPS) {
+            g_t_pub0[n] = tp;
+            g_t_pub1[n] = bench_now();
+        }
         n++;
     }
     InterlockedExchange(&g_big_waiting, 1);
@@ -364,8 +387,8 @@ static double run_big(aipc_bus *pub, uint8_t *payload, uint32_t count, LONG64 *s
     return dt;
 }
 
-/* A 1 MiB scenario on fresh clients: nsubs subscribers, shared memory allowed or off. */
-static void bench_big(PipeImplType engine, const char *ename, int nsubs, int shm_off)
+/* nsubs subscriber clients of TOPIC and a publisher, shared memory allowed or off. */
+static aipc_bus *big_open(PipeImplType engine, int nsubs, int shm_off)
 {
     aipc_bus_options o;
     memset(g_big, 0, sizeof g_big);
@@ -385,11 +408,30 @@ static void bench_big(PipeImplType engine, const char *ename, int nsubs, int shm
     aipc_bus_options_init(&o);
     if (shm_off)
         o.shm = AIPC_SHM_OFF;
-    aipc_bus *pub = connect_with(&o, engine);
+    return connect_with(&o, engine);
+}
+
+static void big_close(aipc_bus *pub)
+{
+    aipc_bus_close(pub);
+    for (int i = 0; i < g_nbig; i++)
+        aipc_bus_close(g_big[i].bus);
+}
+
+static uint8_t *big_payload(void)
+{
     uint8_t *payload = malloc(BIG);
     if (!payload)
         bench_fail("out of memory");
     memset(payload, 0x5a, BIG);
+    return payload;
+}
+
+/* A 1 MiB scenario on fresh clients: nsubs subscribers, shared memory allowed or off. */
+static void bench_big(PipeImplType engine, const char *ename, int nsubs, int shm_off)
+{
+    aipc_bus *pub = big_open(engine, nsubs, shm_off);
+    uint8_t *payload = big_payload();
     LONG64 seq = 0;
     double warm = run_big(pub, payload, 4, &seq);
     uint32_t count = bench_calibrate(warm / 4, 0.3, 4, 2000);
@@ -405,16 +447,80 @@ static void bench_big(PipeImplType engine, const char *ename, int nsubs, int shm
                  "\"shm_publications\":%lld", count, nsubs, (long long)count * REPS,
                  shm0 < 0 || shm1 < 0 ? -1LL : shm1 - shm0);
     free(payload);
-    aipc_bus_close(pub);
-    for (int i = 0; i < nsubs; i++)
-        aipc_bus_close(g_big[i].bus);
+    big_close(pub);
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    return bench_cmp_double(a, b);
+}
+
+/* Median and 90th percentile of v[0..n) in microseconds (sorts v). */
+static void pct_us(const char *what, double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_dbl);
+    printf("  %-34s median %8.1f us   p90 %8.1f us\n", what, v[n / 2] * 1e6, v[n * 9 / 10] * 1e6);
+}
+
+/* Profiling aid: "count apc|iocp pub1|pub16 N [window]": one run of N shared 1 MiB
+ * publications (after a warm-up of 4) to 1 or 16 subscribers, then exit, so that wineserver
+ * requests can be counted per publication (WINEDEBUG=+server, two values of N); prints the
+ * QPC breakdown of the run: the publish call (the copy into our slot, under the client's
+ * lock), publish -> the last subscriber's callback, the publisher waiting for the window. */
+static int count_mode(PipeImplType engine, int nsubs, uint32_t n, LONG64 window)
+{
+    if (n < 1 || n > STAMPS - 8)
+        bench_fail("count: N must be 1..%d", STAMPS - 8);
+    g_window = window;
+    aipc_bus *pub = big_open(engine, nsubs, 0);
+    uint8_t *payload = big_payload();
+    LONG64 seq = 0;
+    run_big(pub, payload, 4, &seq);
+    long long shm0 = broker_stat(pub, "shm_publications");
+    long long drops0 = broker_stat(pub, "drops");
+    g_queue_full = 0;
+    g_stamping = 1;
+    LONG64 first = seq;
+    double dt = run_big(pub, payload, n, &seq);
+    g_stamping = 0;
+    long long shm1 = broker_stat(pub, "shm_publications");
+    long long drops1 = broker_stat(pub, "drops");
+    double *call = malloc(n * sizeof *call), *lat = malloc(n * sizeof *lat);
+    double *gap = malloc(n * sizeof *gap);
+    if (!call || !lat || !gap)
+        bench_fail("out of memory");
+    for (uint32_t i = 0; i < n; i++) {
+        LONG64 k = first + i;
+        call[i] = g_t_pub1[k] - g_t_pub0[k];
+        lat[i] = g_t_cb[k] - g_t_pub0[k];
+        gap[i] = i ? g_t_pub0[k] - g_t_pub1[k - 1] : 0;
+    }
+    printf("count: %u x 1 MiB to %d subscribers, window %lld: %.3f s, %.0f MB/s aggregate, "
+           "%.0f publications/s; shared %lld, broker drops %lld, EQUEUEFULL retries %lld\n",
+           n, nsubs, (long long)window, dt, (double)n * nsubs * BIG / dt / 1e6, n / dt,
+           shm1 - shm0, drops1 - drops0, (long long)g_queue_full);
+    pct_us("publish call (copy, lock)", call, (int)n);
+    pct_us("publish -> last callback", lat, (int)n);
+    pct_us("between publishes (window wait)", gap, (int)n);
+    fflush(stdout);
+    free(call);
+    free(lat);
+    free(gap);
+    free(payload);
+    big_close(pub);
+    return 0;
 }
 
 int wmain(int argc, wchar_t **argv)
 {
     PipeImplType engine = PIPE_ASYNC;
     const char *ename = "apc";
-    if (argc >= 2 && wcscmp(argv[1], L"iocp") == 0) {
+    if (argc >= 2 && wcscmp(argv[1], L"count") == 0) {
+        if (argc < 5) {
+            fprintf(stderr, "usage: bench_bus count apc|iocp pub1|pub16 N [window]\n");
+            return 1;
+        }
+    } else if (argc >= 2 && wcscmp(argv[1], L"iocp") == 0) {
         engine = PIPE_OVERLAPPED;
         ename = "iocp";
     } else if (argc >= 2 && wcscmp(argv[1], L"apc") != 0) {
@@ -427,6 +533,19 @@ int wmain(int argc, wchar_t **argv)
 #endif
     g_progress = CreateEventW(NULL, TRUE, FALSE, NULL);
     g_state = CreateEventW(NULL, FALSE, FALSE, NULL);
+    if (argc >= 5 && wcscmp(argv[1], L"count") == 0) {
+        PipeImplType eng = wcscmp(argv[2], L"iocp") == 0 ? PIPE_OVERLAPPED : PIPE_ASYNC;
+        int nsubs = wcscmp(argv[3], L"pub16") == 0 ? NBIG : 1;
+        uint32_t n = (uint32_t)wcstoul(argv[4], NULL, 10);
+        LONG64 window = argc >= 6 ? (LONG64)wcstoul(argv[5], NULL, 10) : BIG_WINDOW;
+        broker_start();
+        count_mode(eng, nsubs, n, window < 1 ? 1 : window);
+        TerminateProcess(g_broker, 0);
+        WaitForSingleObject(g_broker, 10000);
+        bench_disown_child(g_broker);
+        CloseHandle(g_broker);
+        return 0;
+    }
     broker_start();
     aipc_bus *sub = client(engine, 1);
     aipc_bus *pub = client(engine, 0);
@@ -451,6 +570,7 @@ int wmain(int argc, wchar_t **argv)
     }
     TerminateProcess(g_broker, 0);
     WaitForSingleObject(g_broker, 10000);
+    bench_disown_child(g_broker);
     CloseHandle(g_broker);
     return 0;
 }

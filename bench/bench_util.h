@@ -71,7 +71,44 @@ static inline void bench_report(const char *name, const char *unit, const double
     fflush(stdout);
 }
 
-/* Fatal measurement failure: message on stderr, exit code 2 (tools/bench.sh reports it). */
+/* Child processes registered here (the broker a bench starts): ended by bench_fail, and by the
+ * kill-on-close job when this program ends any other way (a crash, a kill), so no run leaves
+ * one behind (an orphaned broker kept tools/wine-run waiting). */
+#define BENCH_MAX_CHILDREN 8
+static HANDLE bench_children[BENCH_MAX_CHILDREN];
+
+static inline void bench_own_child(HANDLE proc)
+{
+    static HANDLE job;
+    if (!job) {
+        JOBOBJECT_EXTENDED_LIMIT_INFORMATION li;
+        memset(&li, 0, sizeof li);
+        li.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+        job = CreateJobObjectW(NULL, NULL);
+        if (job && !SetInformationJobObject(job, JobObjectExtendedLimitInformation, &li, sizeof li)) {
+            CloseHandle(job);
+            job = NULL;
+        }
+    }
+    if (job)
+        AssignProcessToJobObject(job, proc);   /* best effort: bench_fail ends it anyway */
+    for (int i = 0; i < BENCH_MAX_CHILDREN; i++)
+        if (!bench_children[i]) {
+            bench_children[i] = proc;
+            return;
+        }
+}
+
+/* The child has been waited for (its handle is about to be closed): no longer ours to end. */
+static inline void bench_disown_child(HANDLE proc)
+{
+    for (int i = 0; i < BENCH_MAX_CHILDREN; i++)
+        if (bench_children[i] == proc)
+            bench_children[i] = NULL;
+}
+
+/* Fatal measurement failure: message on stderr, the children ended, exit code 2
+ * (tools/bench.sh reports it). */
 static inline void bench_fail(const char *fmt, ...)
 {
     va_list ap;
@@ -81,6 +118,11 @@ static inline void bench_fail(const char *fmt, ...)
     fprintf(stderr, "\n");
     va_end(ap);
     fflush(stderr);
+    for (int i = 0; i < BENCH_MAX_CHILDREN; i++)
+        if (bench_children[i]) {
+            TerminateProcess(bench_children[i], 2);
+            WaitForSingleObject(bench_children[i], 5000);
+        }
     ExitProcess(2);
 }
 
@@ -117,6 +159,7 @@ static inline DWORD bench_wait_child(HANDLE h, DWORD ms, const char *what)
     }
     DWORD code = 1;
     GetExitCodeProcess(h, &code);
+    bench_disown_child(h);
     CloseHandle(h);
     return code;
 }
