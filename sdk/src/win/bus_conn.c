@@ -233,6 +233,14 @@ static void try_open(aipc_bus *b)
         return;
     }
     aipc__conn_start(&b->io, b->loop->eng, b->loop, h);
+    /* PIPE_OVERLAPPED: a read or write that succeeds at once is handled where it was issued,
+     * without a completion packet to dequeue (one wineserver round trip less per operation;
+     * a shared-memory stream is one small read and one small write per message); a run of
+     * such reads yields to the port (win_conn.c). The drain then also finishes in io_unref. */
+    int skip = b->loop->eng == &aipc__engine_iocp &&
+               SetFileCompletionNotificationModes(h, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS);
+    b->io.rd.skip_port = b->io.wr.skip_port = skip;
+    b->io.port = skip ? b->loop->port : NULL;
     /* A new connection reads at once; a pause of the old one ends with it (a resume task
      * still queued finds the read pending and does nothing). */
     InterlockedExchange(&b->rpaused, 0);
@@ -407,7 +415,10 @@ static void io_ref(aipc__conn *c)
 
 static void io_unref(aipc__conn *c)
 {
-    aipc__bus_unref(c->ctx);
+    aipc_bus *b = c->ctx;
+    if (c->rd.skip_port && !live(b))     /* an operation handled inline ended the connection */
+        maybe_finish_drain(b);
+    aipc__bus_unref(b);
 }
 
 const aipc__conn_handler aipc__bus_io_handler = {
