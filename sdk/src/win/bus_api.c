@@ -259,8 +259,13 @@ static int enqueue(aipc_bus *b, const aipc__bus_out *o, const void *data, size_t
         (uint64_t)b->q.bytes + b->shm.held + AIPC_HDR_SIZE + ml + len > b->q.max_bytes)
         rc = AIPC_EQUEUEFULL;
     aipc__bus_qnode *sn = NULL;
+    uint8_t *copy_to = NULL;
     if (rc == 0 && shared)
-        rc = aipc__bus_shm_frame_locked(b, meta, ml, data, len, tag, &sn);
+        rc = aipc__bus_shm_frame_locked(b, meta, ml, len, tag, &sn, &copy_to);
+    if (copy_to) {                        /* the payload goes in with the lock released */
+        aipc__bus_shm_copy(b, copy_to, data, len);
+        rc = usable_locked(b);            /* (closed meanwhile: the slot goes back below) */
+    }
     if (rc == 0 && !sn && !n && !(n = aipc__bus_frame_new(meta, ml, data, len, tag)))
         rc = AIPC_ENOMEM;
     if (rc == 0 && pend)

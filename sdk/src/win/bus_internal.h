@@ -104,6 +104,10 @@ struct aipc_bus {
     uint32_t rnd;                 /* jitter state */
     int shm_on;                   /* the current connection's welcome agreed shared memory */
     int shm_kick;                 /* releases became owed while reading: write after the read */
+    /* [lock] publishing threads copying into a reserved slot outside the lock: the drain (which
+     * unmaps our segments) waits for them on shm_copied */
+    uint32_t shm_copying;
+    CONDITION_VARIABLE shm_copied;
     aipc__bus_shm_msg rx_cur;      /* the shared message being dispatched (bus_dispatch.c) */
 };
 
@@ -153,9 +157,14 @@ int  aipc__bus_shm_resolve(aipc_bus *b, const aipc__bus_in *in, uint32_t pn,
 void aipc__bus_shm_release(aipc_bus *b, aipc__bus_shm_msg *m);
 /* Under the lock (enqueue): a frame for a payload of `len` bytes at or above the threshold
  * through shared memory: *n is its descriptor frame (meta + "shm"), or NULL (go inline).
- * 0 or AIPC_ENOMEM. */
-int  aipc__bus_shm_frame_locked(aipc_bus *b, const char *meta, size_t ml, const void *data,
-                                size_t len, uint64_t tag, aipc__bus_qnode **n);
+ * 0 or AIPC_ENOMEM. With *n, *copy_to is its reserved slot: the caller copies the payload
+ * there with the lock released (aipc__bus_shm_copy), before *n is queued. */
+int  aipc__bus_shm_frame_locked(aipc_bus *b, const char *meta, size_t ml, size_t len,
+                                uint64_t tag, aipc__bus_qnode **n, uint8_t **copy_to);
+/* Called under the lock, returns under it: copies the payload into the slot reserved by
+ * aipc__bus_shm_frame_locked with the lock released (the I/O thread and other callers are
+ * not held up for the copy, review 2 finding 7), the drain kept waiting meanwhile. */
+void aipc__bus_shm_copy(aipc_bus *b, uint8_t *to, const void *data, size_t len);
 /* Under the lock: the unsent frames with this tag are being dropped: their slots go. */
 void aipc__bus_shm_forget_tag_locked(aipc_bus *b, uint64_t tag);
 

@@ -59,6 +59,7 @@ static uint64_t own_pool_max(void *ctx)
 
 void aipc__bus_shm_init(aipc_bus *b)
 {
+    InitializeConditionVariable(&b->shm_copied);
     aipc__shm_owner own = {b, &b->lock, own_queue_locked, own_queue_ctl, NULL, own_pool_max};
     aipc__shm_link_init(&b->shm, &own, "bus");
 }
@@ -148,6 +149,8 @@ static void inline_back_locked(aipc_bus *b)
 void aipc__bus_shm_drain(aipc_bus *b)
 {
     AcquireSRWLockExclusive(&b->lock);
+    while (b->shm_copying)               /* a caller still copies into one of our segments */
+        SleepConditionVariableSRW(&b->shm_copied, &b->lock, INFINITE, 0);
     inline_back_locked(b);
     ReleaseSRWLockExclusive(&b->lock);
     aipc__shm_link_reset(&b->shm);
@@ -229,11 +232,12 @@ void aipc__bus_shm_release(aipc_bus *b, aipc__bus_shm_msg *m)
 
 /* ---- send ----------------------------------------------------------------------------------- */
 
-int aipc__bus_shm_frame_locked(aipc_bus *b, const char *meta, size_t ml, const void *data,
-                               size_t len, uint64_t tag, aipc__bus_qnode **out)
+int aipc__bus_shm_frame_locked(aipc_bus *b, const char *meta, size_t ml, size_t len,
+                               uint64_t tag, aipc__bus_qnode **out, uint8_t **copy_to)
 {
     aipc__shm_link *L = &b->shm;
     *out = NULL;
+    *copy_to = NULL;
     if (!L->active || ml < 2 || meta[ml - 1] != '}' || len > UINT32_MAX)
         return 0;
     /* The payload counts against the queue bound until its release: past it, the inline path
@@ -242,7 +246,8 @@ int aipc__bus_shm_frame_locked(aipc_bus *b, const char *meta, size_t ml, const v
     if ((uint64_t)b->q.bytes + L->held + need > b->q.max_bytes)
         return 0;
     aipc_shm_desc d;
-    int r = aipc__shm_link_put(L, data, (uint32_t)len, &d);
+    uint8_t *dst;
+    int r = aipc__shm_link_reserve(L, (uint32_t)len, &d, &dst);
     if (r == 0)
         InterlockedIncrement64(&L->st_fallback);
     if (r != 1)
@@ -270,7 +275,19 @@ int aipc__bus_shm_frame_locked(aipc_bus *b, const char *meta, size_t ml, const v
     n->shm_off = d.off;
     n->shm_len = d.len;
     *out = n;
+    *copy_to = dst;
     return 0;
+}
+
+void aipc__bus_shm_copy(aipc_bus *b, uint8_t *to, const void *data, size_t len)
+{
+    b->shm_copying++;
+    ReleaseSRWLockExclusive(&b->lock);
+    memcpy(to, data, len);               /* in place before its descriptor is queued */
+    to[len] = 0;                         /* the spare NUL: the broker never writes it */
+    AcquireSRWLockExclusive(&b->lock);
+    if (--b->shm_copying == 0)
+        WakeAllConditionVariable(&b->shm_copied);
 }
 
 void aipc__bus_shm_forget_tag_locked(aipc_bus *b, uint64_t tag)

@@ -114,6 +114,20 @@ int aipc__shm_link_put(aipc__shm_link *L, const void *data, uint32_t size, aipc_
     return 1;
 }
 
+int aipc__shm_link_reserve(aipc__shm_link *L, uint32_t size, aipc_shm_desc *d, uint8_t **dst)
+{
+    uint32_t off = 0;
+    aipc__shm_tx *t = slot_alloc(L, size, &off);
+    if (!t)
+        return 0;                            /* go inline */
+    if (out_add(L, t, off, size, d) != 0) {
+        aipc_shm_ring_release(&t->ring, off);
+        return AIPC_ENOMEM;
+    }
+    *dst = t->seg.view + off;                /* the caller copies before queueing the frame */
+    return 1;
+}
+
 int aipc__shm_link_lend(aipc__shm_link *L, uint32_t size, aipc__shm_tx **tx, uint32_t *off,
                         uint8_t **view)
 {

@@ -133,6 +133,10 @@ void aipc__shm_link_start(aipc__shm_link *L);
  * (copied) and records it as sent, filling *d with its descriptor; the caller queues a frame
  * carrying it. 1 done, 0 (go inline; a bigger pool may have been asked for) or AIPC_ENOMEM. */
 int  aipc__shm_link_put(aipc__shm_link *L, const void *data, uint32_t size, aipc_shm_desc *d);
+/* Under the lock: the same without the copy: *dst is where the caller writes the `size` bytes
+ * and then a 0 byte, before the frame carrying *d is queued; meanwhile the segment stays mapped
+ * only if the owner keeps aipc__shm_link_reset from running (the bus client: shm_copying). */
+int  aipc__shm_link_reserve(aipc__shm_link *L, uint32_t size, aipc_shm_desc *d, uint8_t **dst);
 /* Under the lock: a put whose frame could not be queued, or was dropped unwritten: undoes it
  * (the slot is free again, the message not counted as sent). */
 void aipc__shm_link_unput(aipc__shm_link *L, const aipc_shm_desc *d);
