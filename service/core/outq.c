@@ -119,9 +119,10 @@ bool aipc__pub_refused(aipc_client *c, size_t plen)
     return true;
 }
 
-/* Queued right behind the frames the engine holds (the last out_next handed them; a partly
- * written head is among them), ahead of everything else queued: a release (shm_done) never
- * waits behind a backlog because a write is in flight (review 2, finding 2). */
+/* Queued right behind the frames the last out_next offered the engine (a partly written head
+ * is among them), ahead of everything else queued (review 2, finding 2). The engine may have
+ * been offered more frames (up to its iovec count) than the write in flight covers, so a
+ * release can still wait behind those: the engine does not report how many it took. */
 int aipc__queue_frame_first(aipc_client *c, aipc_frame *f)
 {
     int rc = aipc__queue_frame(c, f);

@@ -16,8 +16,8 @@
  *   - Receive (I/O thread): msg, direct, req, rep with a descriptor reach the callbacks with a
  *     pointer into our read-only view of the broker's segment, valid during the callback (with
  *     a dispatcher, the queued item holds the view until its callback ran). Then the release
- *     is owed, written as shm_done at once (ahead of any batch; a write in flight carries
- *     it when it completes).
+ *     is owed, written as shm_done at once (ahead of any batch; while a write is in flight,
+ *     after the batch that write belongs to).
  *   - Announces and answers go into the control queue (`ctl`, written first, dropped with the
  *     connection). A lost connection: no new descriptors; once nothing is pending, descriptor
  *     frames still queued become inline frames again (their payload is copied out of our slot)
