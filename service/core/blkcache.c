@@ -9,12 +9,22 @@
  * publication was read in six growing pieces, moved by four reallocs, and mapped afresh
  * (~380 page faults under Wine).
  *
- * Limits: a lent block is charged to max_incomplete_bytes like any partial frame's buffer (its
- * whole size, from the moment the frame starts in it), and it is lent only when that charge
- * fits the bound, so lending never refuses a client the growing path would have served;
- * memory that is not yet there is never allocated for a declared size (the block exists
- * already). A block unused for AIPC_BLK_IDLE_MS goes back to the allocator (aipc_blk_tick),
- * the rest at aipc_broker_free. Everything here runs on the core's thread. */
+ * Limits (docs/protocol.md sections 1 and 8):
+ *   - a block is lent only when it is close to the frame's size (AIPC_BLK_SLACK: at most
+ *     full / 8 over it), so a queued frame that adopted it holds at most 1/8 more than the
+ *     frame's own layout, which is what max_queue_bytes and max_total_queue_bytes charge;
+ *   - only to a client past hello, only once its input carries AIPC_BLK_ARRIVED bytes of the
+ *     frame's body (not for a header alone), and at most AIPC_BLK_MAX blocks, AIPC_BLK_BYTES
+ *     together, are lent at once broker-wide (b->nlent, b->lent_bytes);
+ *   - a lent block is charged to max_incomplete_bytes like any partial frame's buffer (its
+ *     whole size, from the moment the frame starts in it), and it is lent only when that charge
+ *     fits the bound, so the borrower is never refused where the growing buffer would have
+ *     served it. Other clients can find at most AIPC_BLK_BYTES more of the bound taken than
+ *     the growing buffers would take (the loans' cap), however many clients stall.
+ *   - memory that is not yet there is never allocated for a declared size (the block exists
+ *     already); the cache itself holds at most AIPC_BLK_BYTES.
+ * A block unused for AIPC_BLK_IDLE_MS goes back to the allocator (aipc_blk_tick), the rest at
+ * aipc_broker_free. Everything here runs on the core's thread. */
 #include "internal.h"
 
 #include <string.h>
@@ -40,7 +50,8 @@ static void take(aipc_broker *b, uint32_t i)
  * its header is split, or it breaks a limit. Frames after the one the decoder is in the middle
  * of count too: a read that ends one frame and starts the next is the usual case once reads
  * and frames fell out of step. */
-static uint64_t partial_size(const aipc_decoder *d, const uint8_t *data, size_t len)
+static uint64_t partial_size(const aipc_decoder *d, const uint8_t *data, size_t len,
+                             uint64_t *arrived)
 {
     size_t pos = 0;
     if (d->hdr_have && !d->body)
@@ -57,40 +68,55 @@ static uint64_t partial_size(const aipc_decoder *d, const uint8_t *data, size_t 
         if (ml > d->max_meta || pl > d->max_payload)
             return 0;
         uint64_t body = (uint64_t)ml + pl;
-        if (body > len - pos - AIPC_HDR_SIZE)
+        if (body > len - pos - AIPC_HDR_SIZE) {
+            *arrived = len - pos - AIPC_HDR_SIZE;
             return body + 2 + d->adopt_gap;     /* proto/frame.c begin_body's "full" */
+        }
         pos += AIPC_HDR_SIZE + (size_t)body;
     }
     return 0;
 }
 
-/* Before c's input is decoded: lends the smallest cached block the decoder would assemble the
- * frame left partial by this input in (begin_body takes a spare of full..4*full bytes). The
+/* Before c's input is decoded: lends the smallest cached block of full..full + AIPC_BLK_SLACK
+ * bytes for the frame left partial by this input (begin_body takes it as its spare). The
  * engine then reads that frame's whole rest into it (aipc_decoder_direct offers the room). */
 void aipc_blk_lend(aipc_broker *b, aipc_client *c, const uint8_t *data, size_t len)
 {
     aipc_decoder *d = &c->dec;
-    if (!b->nblk || d->spare || d->keep_max || d->error)
+    if (!b->nblk || d->spare || d->keep_max || d->error || c->state != AIPC_CL_READY ||
+        b->nlent >= AIPC_BLK_MAX)
         return;
     int slot = !c->lent[0].p ? 0 : !c->lent[1].p ? 1 : -1;
     if (slot < 0)
         return;
-    uint64_t full = partial_size(d, data, len);
-    if (full < AIPC_BLK_MIN)
+    uint64_t arrived = 0;
+    uint64_t full = partial_size(d, data, len, &arrived);
+    if (full < AIPC_BLK_MIN || arrived < AIPC_BLK_ARRIVED)
         return;
     uint32_t best = UINT32_MAX;
     for (uint32_t i = 0; i < b->nblk; i++) {
         size_t cap = b->blk[i].cap;
-        if (cap >= full && cap / 4 <= full && (best == UINT32_MAX || cap < b->blk[best].cap))
+        if (cap >= full && cap - full <= AIPC_BLK_SLACK(full) &&
+            (best == UINT32_MAX || cap < b->blk[best].cap))
             best = i;
     }
-    if (best == UINT32_MAX ||
+    if (best == UINT32_MAX || b->lent_bytes + b->blk[best].cap > AIPC_BLK_BYTES ||
         b->incomplete_bytes + b->blk[best].cap > b->cfg.max_incomplete_bytes)
         return;
     c->lent[slot] = b->blk[best];
+    b->nlent++;
+    b->lent_bytes += b->blk[best].cap;
     d->spare = b->blk[best].p;
     d->spare_cap = b->blk[best].cap;
     take(b, best);
+}
+
+/* Ends c's loan i (routed, reclaimed or the client is going). */
+static void unlend(aipc_broker *b, aipc_client *c, int i)
+{
+    b->nlent--;
+    b->lent_bytes -= c->lent[i].cap;
+    c->lent[i].p = NULL;
 }
 
 /* After c's input was decoded: a lent block the decoder did not take comes back (a broker
@@ -106,7 +132,7 @@ void aipc_blk_reclaim(aipc_broker *b, aipc_client *c)
     d->spare_cap = 0;
     for (int i = 0; i < 2; i++)
         if (c->lent[i].p == p)
-            c->lent[i].p = NULL;
+            unlend(b, c, i);
     if (!aipc_blk_put(b, p, cap))
         b->fa.free(b->fa.ctx, p);
 }
@@ -123,14 +149,23 @@ size_t aipc_blk_lent_cap(const aipc_client *c, const void *p)
 
 /* After one of c's frames was routed: forgets the loan it was assembled in, if any (the block
  * is the frame's now, or freed: its address may come back for another block). */
-void aipc_blk_routed(aipc_client *c, const uint8_t *payload)
+void aipc_blk_routed(aipc_broker *b, aipc_client *c, const uint8_t *payload)
 {
     uintptr_t at = (uintptr_t)payload;
     for (int i = 0; i < 2; i++) {
         uintptr_t p = (uintptr_t)c->lent[i].p;
         if (p && at > p && at < p + c->lent[i].cap)
-            c->lent[i].p = NULL;
+            unlend(b, c, i);
     }
+}
+
+/* c is going (detach, teardown): its loans end (a block its decoder still had was freed by
+ * the decoder or at detach; a closing client's entries were left until now). */
+void aipc_blk_release(aipc_broker *b, aipc_client *c)
+{
+    for (int i = 0; i < 2; i++)
+        if (c->lent[i].p)
+            unlend(b, c, i);
 }
 
 /* Frees the blocks idle for AIPC_BLK_IDLE_MS; ms until the next one is due (UINT64_MAX: none). */

@@ -239,7 +239,7 @@ static int on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *
     b->in_payload = pl;
     b->in_plen = pn;
     int rc = aipc_router_frame(b, c, meta, ml, pl, pn);
-    aipc_blk_routed(c, pl);
+    aipc_blk_routed(b, c, pl);
     b->in_dec = NULL;
     b->in_payload = NULL;
     b->in_plen = 0;

@@ -170,6 +170,10 @@ static inline uint64_t aipc_frame_heap(const aipc_frame *f)
 #define AIPC_BLK_MAX     2u
 #define AIPC_BLK_BYTES   ((size_t)5u << 20)
 #define AIPC_BLK_IDLE_MS 1000u
+/* A block is lent only to a frame of full usable bytes with full <= cap <= full + this, and
+ * only once the input carries AIPC_BLK_ARRIVED bytes of that frame's body. */
+#define AIPC_BLK_SLACK(full) ((full) / 8)
+#define AIPC_BLK_ARRIVED (16u * 1024u)
 typedef struct aipc_blk {
     void *p;
     size_t cap;
@@ -451,6 +455,8 @@ struct aipc_broker {
                                    * frame (blkcache.c) */
     uint32_t nblk;
     size_t blk_bytes;         /* their sizes (<= AIPC_BLK_BYTES) */
+    uint32_t nlent;           /* blocks lent to clients now (<= AIPC_BLK_MAX) */
+    size_t lent_bytes;        /* their sizes (<= AIPC_BLK_BYTES) */
     aipc_sbuf meta;           /* scratch for outgoing metas */
     /* The inbound frame being routed (set around aipc_router_frame): the first outgoing frame
      * built from its large assembled payload adopts the decoder's block (see finish in outframe.c)
@@ -697,7 +703,8 @@ bool aipc_blk_put(aipc_broker *b, void *p, size_t cap);
 void aipc_blk_lend(aipc_broker *b, aipc_client *c, const uint8_t *data, size_t len);
 void aipc_blk_reclaim(aipc_broker *b, aipc_client *c);
 size_t aipc_blk_lent_cap(const aipc_client *c, const void *p);
-void aipc_blk_routed(aipc_client *c, const uint8_t *payload);
+void aipc_blk_routed(aipc_broker *b, aipc_client *c, const uint8_t *payload);
+void aipc_blk_release(aipc_broker *b, aipc_client *c);
 uint64_t aipc_blk_tick(aipc_broker *b, uint64_t now);
 void aipc_blk_free_all(aipc_broker *b);
 void aipc_partial_expire(aipc_broker *b, aipc_client *c);

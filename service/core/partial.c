@@ -84,4 +84,5 @@ void aipc_partial_release(aipc_broker *b, aipc_client *c)
     aipc_dq_remove(&b->frame_q, &c->t_frame);
     b->incomplete_bytes -= c->partial_charge;
     c->partial_charge = 0;
+    aipc_blk_release(b, c);             /* its loans end (blkcache.c) */
 }
