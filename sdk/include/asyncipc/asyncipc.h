@@ -438,6 +438,12 @@ ASYNCIPC_API int  aipc_pipe_create_ex(aipc_named_pipe *pipe, const wchar_t *pipe
  * inline and then return AIPC_EQUEUEFULL, never lose or block anything; if the peer is killed
  * or disconnects, held buffers stay readable until released. The buffers' bytes appear in
  * aipc_pipe_stats.recv_buf_bytes.
+ * A shared message's buffer is the SENDER's memory, mapped read-only only in this process: the
+ * peer process can still write it. The SDK checks at arrival that the byte after the message
+ * is the NUL (a descriptor without it is a protocol error: the connection is closed), but a
+ * misbehaving peer can change the bytes, the NUL included, until the buffer is released. Do
+ * not validate in place what matters (lengths, JSON, strings you will parse): copy first, then
+ * validate the copy (the classic on_recv/OnRecv path always gets a private copy).
  *
  * Threads: aipc_pipe_alloc, aipc_pipe_send_buf and aipc_buf_release may be called from any
  * thread, inside callbacks too; none waits for I/O (each takes the pipe's lock briefly). One
@@ -447,7 +453,8 @@ ASYNCIPC_API int  aipc_pipe_create_ex(aipc_named_pipe *pipe, const wchar_t *pipe
  */
 typedef struct aipc_buf {
     void *data;      /* the bytes. aipc_pipe_alloc: writable, `size` bytes. Received: the
-                        message, followed by a NUL not counted in `size`; READ-ONLY */
+                        message, followed by a NUL not counted in `size`; READ-ONLY (a shared
+                        one is the sender's memory: it may still change, see above) */
     size_t size;     /* aipc_pipe_alloc: the capacity asked for; received: the message's size */
 } aipc_buf;          /* allocated by the SDK (a larger private object): never copy it */
 /* A writable buffer of `size` bytes for aipc_pipe_send_buf. 0 and *out, or AIPC_EINVAL,

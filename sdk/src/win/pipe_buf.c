@@ -274,7 +274,7 @@ void aipc__pipe_ev_recv_ref(aipc__pipe *p, const uint8_t *data, uint32_t size, a
         b->gen = gen;
         b->seg = seg;
         b->off = off;
-        b->pub.data = (void *)data;          /* read-only view; data[size] is the sender's NUL */
+        b->pub.data = (void *)data;          /* read-only view; data[size] was 0 (pipe_ctl.c) */
     } else {
         b->kind = BUF_RECV_HEAP;
         memcpy(b->heap, data, size);

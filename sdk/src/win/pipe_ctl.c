@@ -147,8 +147,8 @@ int aipc__pipe_ctl_frame(aipc__pipe *p, const uint8_t *meta, uint32_t meta_len,
     uint8_t *data;
     aipc__shm_rx *rx;
     if (aipc_shm_desc_find((const char *)meta, meta_len, &d) != 1 ||
-        aipc__shm_link_resolve(&p->shm, &d, &data, &rx) != 0)
-        return AIPC_EPROTO;
+        aipc__shm_link_resolve(&p->shm, &d, &data, &rx) != 0 || data[d.len] != 0)
+        return AIPC_EPROTO;          /* no NUL after the payload in our view: as a bad bound */
     if (p->closed)
         return 1;
     aipc__pipe_ev_recv_shm(p, data, d.len, rx, d.seg, d.off);

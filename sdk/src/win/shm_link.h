@@ -175,8 +175,8 @@ int  aipc__shm_link_owes(aipc__shm_link *L);
  * or AIPC_ENOMEM. */
 int  aipc__shm_link_ctl(aipc__shm_link *L, const aipc_shm_ctl *c, const aipc_shm_ref *refs);
 /* I/O thread: a descriptor arrived: *data points at its payload in our read-only view (one more
- * byte after it, the sender's NUL), *rx is its segment. 0 or AIPC_EPROTO (unknown segment,
- * range outside it). */
+ * byte after it inside the view: the sender's NUL, which the point-to-point caller checks),
+ * *rx is its segment. 0 or AIPC_EPROTO (unknown segment, range outside it). */
 int  aipc__shm_link_resolve(aipc__shm_link *L, const aipc_shm_desc *d, uint8_t **data,
                             aipc__shm_rx **rx);
 /* Any thread: the message at (seg, off) of rx, received on connection `gen`, was consumed: owe

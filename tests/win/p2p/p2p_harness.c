@@ -274,6 +274,41 @@ int raw_send_frame(HANDLE h, const void *data, uint32_t len)
     return r == (long)(8 + len);
 }
 
+int raw_send_meta(HANDLE h, const char *meta)
+{
+    uint32_t ml = (uint32_t)strlen(meta);
+    uint8_t *f = malloc(8 + (size_t)ml);
+    if (!f)
+        return 0;
+    memset(f, 0, 8);
+    for (int i = 0; i < 4; i++)
+        f[i] = (uint8_t)(ml >> (8 * i));
+    memcpy(f + 8, meta, ml);
+    long r = raw_io(h, 1, f, 8 + ml);
+    free(f);
+    return r == (long)(8 + ml);
+}
+
+long long raw_read_meta(HANDLE h, char *meta, size_t cap)
+{
+    uint8_t hdr[8];
+    if (!raw_read_exact(h, hdr, 8))
+        return -1;
+    uint32_t ml = hdr[0] | hdr[1] << 8 | hdr[2] << 16 | (uint32_t)hdr[3] << 24;
+    uint32_t len = hdr[4] | hdr[5] << 8 | hdr[6] << 16 | (uint32_t)hdr[7] << 24;
+    if (ml >= cap || !raw_read_exact(h, meta, ml))
+        return -1;
+    meta[ml] = 0;
+    uint8_t skip[4096];
+    while (len > 0) {
+        uint32_t n = len > sizeof skip ? (uint32_t)sizeof skip : len;
+        if (!raw_read_exact(h, skip, n))
+            return -1;
+        len -= n;
+    }
+    return ml;
+}
+
 /* 1 when the pipe reports end-of-pipe within the wait bound (the SDK closed its end). */
 int raw_sees_close(HANDLE h)
 {

@@ -61,6 +61,11 @@ HANDLE raw_open(const wchar_t *full);
 long long raw_read_frame(HANDLE h, uint8_t **out);
 /* Writes one frame (meta length 0) carrying data. 1 on success. */
 int raw_send_frame(HANDLE h, const void *data, uint32_t len);
+/* Writes one frame of a meta (a NUL-terminated string) and no payload. 1 on success. */
+int raw_send_meta(HANDLE h, const char *meta);
+/* Reads one frame: its meta into meta (NUL-terminated, cap bytes), its payload skipped.
+ * Returns the meta's length, or -1 (error, end of pipe, a meta of cap bytes or more). */
+long long raw_read_meta(HANDLE h, char *meta, size_t cap);
 /* 1 when the pipe reports end-of-pipe within the wait bound (the SDK closed its end). */
 int raw_sees_close(HANDLE h);
 
