@@ -121,3 +121,14 @@ uint32_t aipc_shm_ring_live(const aipc_shm_ring *r)
 {
     return r ? r->live : 0;
 }
+
+uint32_t aipc_shm_ring_pinned(const aipc_shm_ring *r)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; r && i < r->count; i++) {
+        const aipc_shm_ring_slot *s = &r->slot[(r->first + i) % AIPC_SHM_RING_SLOTS];
+        if (s->done)
+            n += s->span;
+    }
+    return n;
+}

@@ -72,6 +72,9 @@ int aipc_shm_ring_release_gen(aipc_shm_ring *r, uint32_t off, uint32_t gen);
 uint32_t aipc_shm_ring_used(const aipc_shm_ring *r);
 /* Live (not yet released) slots. */
 uint32_t aipc_shm_ring_live(const aipc_shm_ring *r);
+/* Bytes pinned: held by released slots that wait behind an older live one (the head-of-line
+ * cost of holding a slot; 0 when slots are released in ring order). Part of `used`. */
+uint32_t aipc_shm_ring_pinned(const aipc_shm_ring *r);
 
 #ifdef __cplusplus
 }

@@ -132,6 +132,28 @@ START_TEST(wrap_charges_the_skipped_tail)
 }
 END_TEST
 
+/* Released slots behind an older live one are pinned (aipc_shm_ring_pinned) until it goes. */
+START_TEST(pinned_behind_a_held_slot)
+{
+    aipc_shm_ring r;
+    uint32_t a, b, c;
+    ck_assert_int_eq(aipc_shm_ring_init(&r, 8 * K), 0);
+    ck_assert_int_eq(aipc_shm_ring_alloc(&r, K - 1, &a), 0);       /* one page */
+    ck_assert_int_eq(aipc_shm_ring_alloc(&r, 2 * K - 1, &b), 0);   /* two */
+    ck_assert_int_eq(aipc_shm_ring_alloc(&r, K - 1, &c), 0);       /* one */
+    ck_assert_uint_eq(aipc_shm_ring_pinned(&r), 0);
+    ck_assert_int_eq(aipc_shm_ring_release(&r, b), 0);
+    ck_assert_uint_eq(aipc_shm_ring_pinned(&r), 2 * K);
+    ck_assert_int_eq(aipc_shm_ring_release(&r, c), 0);
+    ck_assert_uint_eq(aipc_shm_ring_pinned(&r), 3 * K);
+    ck_assert_uint_eq(aipc_shm_ring_used(&r), 4 * K);
+    ck_assert_int_eq(aipc_shm_ring_release(&r, a), 0);             /* the oldest goes: all free */
+    ck_assert_uint_eq(aipc_shm_ring_pinned(&r), 0);
+    ck_assert_uint_eq(aipc_shm_ring_used(&r), 0);
+    ck_assert_uint_eq(aipc_shm_ring_pinned(NULL), 0);
+}
+END_TEST
+
 START_TEST(bogus_release_refused)
 {
     aipc_shm_ring r;
@@ -312,6 +334,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, out_of_order_release);
     tcase_add_test(tc, wrap_charges_the_skipped_tail);
     tcase_add_test(tc, bogus_release_refused);
+    tcase_add_test(tc, pinned_behind_a_held_slot);
     tcase_add_test(tc, slot_count_bounded);
     tcase_add_test(tc, random_against_a_model);
     tcase_add_test(tc, largest_segment);

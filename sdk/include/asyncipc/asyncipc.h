@@ -329,6 +329,10 @@ typedef struct aipc_pipe_stats {
     uint64_t buf_shm_bytes;   /* ... of those, the ones that are slots of our shared segments */
     uint64_t recv_buf_bytes;  /* bytes of received buffers (aipc_pipe_set_recv_ref) not yet
                                  released with aipc_buf_release */
+    uint64_t shm_pinned_bytes; /* bytes of our shared segments already released by the peer
+                                 but not reusable yet: they wait behind an older slot still
+                                 held (a buffer the peer keeps, one we allocated and keep
+                                 unsent). Grows with long holds; see "Zero-copy buffers" */
 } aipc_pipe_stats;
 /* Fills *out (see aipc_pipe_stats). 0, or AIPC_EINVAL (NULL, or `size` below 8). Any thread. */
 ASYNCIPC_API int  aipc_pipe_get_stats(aipc_named_pipe *pipe, aipc_pipe_stats *out);
@@ -438,6 +442,14 @@ ASYNCIPC_API int  aipc_pipe_create_ex(aipc_named_pipe *pipe, const wchar_t *pipe
  * inline and then return AIPC_EQUEUEFULL, never lose or block anything; if the peer is killed
  * or disconnects, held buffers stay readable until released. The buffers' bytes appear in
  * aipc_pipe_stats.recv_buf_bytes.
+ * Holding costs more than the held bytes: a segment's slots are reclaimed in ring order, so a
+ * held slot (a received buffer kept, or an allocated one kept unsent) keeps every later slot of
+ * its segment from being reused, even once released: the sender takes further segments and,
+ * at its pool bound (its queue bound), sends inline. The sender's
+ * aipc_pipe_stats.shm_pinned_bytes shows those bytes. Hold briefly, or copy what you keep.
+ * Inline messages (below the threshold, or when the sender's pool is full) arrive as heap
+ * copies that nothing bounds: the sender's queue bound limits only the shared ones a receiver
+ * holds, so a receiver that keeps buffers bounds its own memory (recv_buf_bytes counts both).
  * A shared message's buffer is the SENDER's memory, mapped read-only only in this process: the
  * peer process can still write it. The SDK checks at arrival that the byte after the message
  * is the NUL (a descriptor without it is a protocol error: the connection is closed), but a
@@ -462,14 +474,17 @@ typedef struct aipc_buf {
  * (no room in AIPC_PIPE_OPT_MAX_QUEUE now: retry after an OnSend), AIPC_ENOMEM. */
 ASYNCIPC_API int  aipc_pipe_alloc(aipc_named_pipe *pipe, size_t size, aipc_buf **out);
 /* Sends the first `len` bytes (len <= buf->size) of a buffer from aipc_pipe_alloc of this pipe.
- * 0: the buffer now belongs to the SDK; OnSend/on_send reports `len` once it is written (a
- * shared one: once the peer released it). On an error the caller still owns it: AIPC_EINVAL
- * (another pipe's buffer, a received one, len too large), AIPC_ECLOSED (after Exit),
- * AIPC_ENOMEM. */
+ * 0: the buffer now belongs to the SDK and `buf` is invalid, as after free: reading, writing,
+ * sending or releasing it again is undefined. OnSend/on_send reports `len` once it is written
+ * (a shared one: once the peer released it). On an error the caller still owns it: AIPC_EINVAL
+ * (another pipe's buffer, a received one, len too large, not a live buffer), AIPC_ECLOSED
+ * (after Exit), AIPC_ENOMEM. */
 ASYNCIPC_API int  aipc_pipe_send_buf(aipc_named_pipe *pipe, aipc_buf *buf, size_t len);
 /* Gives a buffer back: an unsent one from aipc_pipe_alloc (its slot and queue room are free
  * again), or a received one (its slot goes back to the peer with our next write). NULL is
- * ignored. Any thread. */
+ * ignored. Any thread. Afterwards `buf` is invalid, as after free: using or releasing it again
+ * is undefined. (A pointer that is no live buffer is ignored with an ERROR log line, but once
+ * the SDK gave its address to a new buffer, a stale release releases that new one.) */
 ASYNCIPC_API void aipc_buf_release(aipc_buf *buf);
 /* Called with every received message instead of on_recv/OnRecv (see above). */
 typedef void (*aipc_pipe_recv_ref_fn)(aipc_named_pipe *pipe, void *user, aipc_buf *buf);

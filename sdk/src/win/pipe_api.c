@@ -263,6 +263,7 @@ int aipc_pipe_get_stats(aipc_named_pipe *pipe, aipc_pipe_stats *out)
     s.buf_shm_bytes = p->buf_shm_bytes;
     ReleaseSRWLockShared(&p->lock);
     s.recv_buf_bytes = (uint64_t)InterlockedCompareExchange64(&p->recv_buf_bytes, 0, 0);
+    s.shm_pinned_bytes = c.pinned;
     memcpy(out, &s, out->size < sizeof s ? out->size : sizeof s);  /* what the caller's has */
     return 0;
 }

@@ -17,8 +17,13 @@
  * Accounting: an allocated buffer's capacity plus a frame header counts in p->lent (the queue
  * bound, aipc__pipe_queued_locked) from aipc_pipe_alloc until it is sent (then the batch or
  * the shared bytes held count it) or released.
- * Threads: the exported functions run on any thread (the pipe's lock only, never a wait); the
- * receive entry runs on the I/O thread, the delivery there or on the dispatcher's thread.
+ * Live set: every buffer handed out is in the process's live set (pipe_buf_live.c) until it is
+ * released or sent; aipc_buf_release and aipc_pipe_send_buf look the pointer up there instead
+ * of reading it, so a pointer given back twice is ignored (logged) as long as no new buffer
+ * got its address (then it is undefined, like free: asyncipc.h).
+ * Threads: the exported functions run on any thread (the pipe's lock and the live set's lock,
+ * never nested, never a wait); the receive entry runs on the I/O thread, the delivery there or
+ * on the dispatcher's thread.
  */
 #include "pipe_internal.h"
 
@@ -26,13 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BUF_MAGIC 0x61627566u   /* "abuf": a live buffer of ours */
-
 enum { BUF_HEAP = 1, BUF_SLOT, BUF_RECV_HEAP, BUF_RECV_SHM };
 
 typedef struct pbuf {
     aipc_buf pub;              /* first: what the application holds */
-    uint32_t magic;
     int kind;
     aipc__pipe *p;             /* referenced until the buffer is released or sent */
     aipc__shm_tx *tx;          /* SLOT: the segment lent from */
@@ -41,10 +43,10 @@ typedef struct pbuf {
     uint8_t heap[];            /* HEAP, RECV_HEAP: the bytes and a spare NUL */
 } pbuf;
 
+/* A live buffer of ours, looked up in the live set (pipe_buf_live.c) without reading *buf. */
 static pbuf *buf_of(aipc_buf *buf)
 {
-    pbuf *b = (pbuf *)buf;
-    return b && b->magic == BUF_MAGIC ? b : NULL;
+    return buf && aipc__buf_live_has(buf) ? (pbuf *)buf : NULL;
 }
 
 /* Under the lock: the queue accounting of an allocated buffer, added (+1) or removed (-1). */
@@ -64,13 +66,15 @@ static void charge_locked(aipc__pipe *p, const pbuf *b, int sign)
     }
 }
 
+/* Frees a buffer already taken out of the live set. */
 static void buf_free(pbuf *b)
 {
     aipc__pipe *p = b->p;
-    b->magic = 0;
     free(b);
     aipc__pipe_unref(p);
 }
+
+static void buf_drop(pbuf *b);
 
 /* ---- send ------------------------------------------------------------------------------------- */
 
@@ -121,9 +125,12 @@ int aipc_pipe_alloc(aipc_named_pipe *pipe, size_t size, aipc_buf **out)
         view[size] = 0;
     }
     b->pub.data = view;
-    b->magic = BUF_MAGIC;
     b->p = p;
     aipc__pipe_ref(p);
+    if (aipc__buf_live_add(b) != 0) {
+        buf_drop(b);                         /* its room and slot back */
+        return AIPC_ENOMEM;
+    }
     *out = &b->pub;
     return 0;
 }
@@ -169,19 +176,27 @@ int aipc_pipe_send_buf(aipc_named_pipe *pipe, aipc_buf *buf, size_t len)
         InterlockedIncrement64(&p->shm.st_fallback);
     if (poke)
         aipc__pipe_kick(p);
-    if (rc == 0)
+    if (rc == 0 && aipc__buf_live_take(b))
         buf_free(b);
     return rc;
 }
 
 void aipc_buf_release(aipc_buf *buf)
 {
-    pbuf *b = buf_of(buf);
-    if (!b) {
-        if (buf)
-            aipc_log(AIPC_LOG_ERROR, "aipc_buf_release: not a live buffer (released twice?)");
+    if (!buf)
+        return;
+    if (!aipc__buf_live_take(buf)) {         /* one taker only: a racing second release misses */
+        aipc_log(AIPC_LOG_ERROR, "aipc_buf_release: %p is not a live buffer (not from the SDK, or "
+                 "already released or sent): ignored", (void *)buf);
         return;
     }
+    buf_drop((pbuf *)buf);
+}
+
+/* Gives back what a buffer taken out of the live set holds (queue room, its slot, a received
+ * slot owed to the peer) and frees it. */
+static void buf_drop(pbuf *b)
+{
     aipc__pipe *p = b->p;
     aipc__shm_tx *gone = NULL;
     switch (b->kind) {
@@ -265,7 +280,6 @@ void aipc__pipe_ev_recv_ref(aipc__pipe *p, const uint8_t *data, uint32_t size, a
         return;
     }
     memset(b, 0, sizeof *b);
-    b->magic = BUF_MAGIC;
     b->p = p;
     b->pub.size = size;
     if (rx) {
@@ -283,6 +297,13 @@ void aipc__pipe_ev_recv_ref(aipc__pipe *p, const uint8_t *data, uint32_t size, a
     }
     aipc__pipe_ref(p);
     InterlockedAdd64(&p->recv_buf_bytes, (LONG64)size);
+    if (aipc__buf_live_add(b) != 0) {
+        aipc_log(AIPC_LOG_ERROR, "pipe %s: out of memory for a received buffer of %lu bytes: "
+                 "lost", p->name_utf8 ? p->name_utf8 : "?", (unsigned long)size);
+        free(e);
+        buf_drop(b);                         /* its slot goes back to the peer */
+        return;
+    }
     if (!p->disp) {
         aipc__pipe_buf_deliver(p, &b->pub);
         return;

@@ -10,7 +10,8 @@
  *                the send batches as output source, OnRecv/OnSend dispatch.
  *   pipe_ctl.c   control frames (frames with a meta): the shared-memory negotiation.
  *   pipe_buf.c   zero-copy buffers: aipc_pipe_alloc / aipc_pipe_send_buf / aipc_buf_release and
- *                the buffer receive callback (aipc_pipe_set_recv_ref).
+ *                the buffer receive callback (aipc_pipe_set_recv_ref); pipe_buf_live.c the
+ *                set of live buffers (a stale pointer is looked up, never read).
  *   shm_link.c   shared memory of a connection: send pool, the peer's mapped segments,
  *                descriptors, releases (shm_link.h); win_ident.c / winsec.c: who the peer is.
  *   batch.c      growable send batch (frames + per-message sizes).
@@ -295,6 +296,14 @@ void aipc__pipe_ev_recv_ref(aipc__pipe *p, const uint8_t *data, uint32_t size, a
                             uint32_t gen, uint32_t seg, uint32_t off);
 /* Delivers a buffer (any thread, through the gate) or releases it if it cannot be. */
 void aipc__pipe_buf_deliver(aipc__pipe *p, aipc_buf *buf);
+
+/* ---- pipe_buf_live.c: the live buffers of the process (any thread, never under p->lock) ---- */
+/* Adds b: 0 or AIPC_ENOMEM. */
+int  aipc__buf_live_add(const void *b);
+/* 1 if b is live (the memory at b is not read). */
+int  aipc__buf_live_has(const void *b);
+/* Removes b: 1 if it was live (exactly one of racing callers gets 1), else 0. */
+int  aipc__buf_live_take(const void *b);
 
 /* ---- pipe.c (I/O thread) ------------------------------------------------------------------ */
 /* Task posted by Create: starts the server (its instance was created by Create) or client. */

@@ -556,8 +556,11 @@ void aipc__shm_link_counts(aipc__shm_link *L, aipc__shm_counts *c)
     for (size_t i = 0; i < L->nout; i++)
         held += L->out[i].len;
     uint32_t segs = 0;
-    for (int i = 0; i < L->ntx; i++)
+    uint64_t pinned = 0;
+    for (int i = 0; i < L->ntx; i++) {
         segs += L->tx[i]->state == TX_OK;
+        pinned += aipc_shm_ring_pinned(&L->tx[i]->ring);
+    }
     ReleaseSRWLockShared(L->own.lock);
     uint32_t peer = 0;
     for (int i = 0; i < AIPC__SHM_RX_MAX; i++)   /* [io]: a racy but harmless count */
@@ -565,6 +568,7 @@ void aipc__shm_link_counts(aipc__shm_link *L, aipc__shm_counts *c)
     c->held = held;
     c->segs = segs;
     c->peer_segs = peer;
+    c->pinned = pinned;
     c->sent = (uint64_t)InterlockedCompareExchange64(&L->st_sent, 0, 0);
     c->recv = (uint64_t)InterlockedCompareExchange64(&L->st_recv, 0, 0);
     c->fallback = (uint64_t)InterlockedCompareExchange64(&L->st_fallback, 0, 0);

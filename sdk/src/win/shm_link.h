@@ -115,6 +115,8 @@ typedef struct aipc__shm_counts {
     uint64_t held;              /* payload bytes of our messages the peer has not released */
     uint32_t segs;              /* our segments the peer confirmed */
     uint32_t peer_segs;         /* the peer's segments we map */
+    uint64_t pinned;            /* bytes of released slots of our segments not reusable yet:
+                                   behind an older slot still held (aipc_shm_ring_pinned) */
     uint64_t sent, recv, fallback, mapfail;
 } aipc__shm_counts;
 

@@ -1,13 +1,18 @@
 /*
- * test_p2p_zc_guard.c - what a receiving end checks in a shared descriptor from a peer that
- * does not follow the rules (pipe_ctl.c, docs/protocol.md section 10 "the byte after the
- * payload the sender sets to 0"): a raw client in this process speaks the protocol by hand,
- * creates its own section, announces it and sends descriptors to an SDK server (both engines,
- * the classic OnRecv path and the buffer callback).
- *   nul   a descriptor whose byte after the payload is 0 is delivered; one whose byte after
- *         the payload is not 0 is a protocol error: the connection is closed, nothing delivered.
+ * test_p2p_zc_guard.c - the guards and costs of zero-copy buffers that the main suite
+ * (test_p2p_zc.c) does not cover:
+ *   nul     what a receiving end checks in a shared descriptor from a peer that does not follow
+ *           the rules (pipe_ctl.c, docs/protocol.md section 10 "the byte after the payload the
+ *           sender sets to 0"): a raw client in this process speaks the protocol by hand,
+ *           creates its own section, announces it and sends descriptors to an SDK server (both
+ *           engines, the classic OnRecv path and the buffer callback). With the NUL: delivered;
+ *           without it: a protocol error, the connection is closed, nothing delivered.
+ *   pinned  a slot we allocate and keep pins the later slots of its segment once the peer
+ *           released them: aipc_pipe_stats.shm_pinned_bytes shows them, and they are free
+ *           again when the kept one is released (echo peer p2p_peer.exe, other engine); the
+ *           released pointer given again to send_buf / release is refused / ignored.
  */
-#include "p2p_common.h"
+#include "p2p_shm_common.h"
 #include "p2p_harness.h"
 
 #include <sddl.h>
@@ -156,6 +161,49 @@ START_TEST(descriptor_without_nul_refused)
 }
 END_TEST
 
+/* _i: bit 0 our engine, bit 1 our role (client). After the warm-up we allocate a slot of
+ * threshold size and keep it; a 1 MiB message sent after it (shared) is echoed and released by
+ * the peer: its slot waits behind ours (pinned >= 1 MiB, while our shm_bytes is 0); releasing
+ * ours frees both (pinned 0). */
+START_TEST(kept_slot_pins_later_slots)
+{
+    PipeImplType mine = _i & 1 ? PIPE_OVERLAPPED : PIPE_ASYNC;
+    aipc_probe *p = new_probe();
+    p->keep = 1;
+    aipc_proc peer;
+    pair_up(p, &peer, mine, _i >> 1, "zcpin", "");
+    warm_up(p);
+    ck_assert_uint_eq(stats_of(p).shm_pinned_bytes, 0);
+    aipc_buf *kept = NULL;
+    ck_assert_int_eq(aipc_pipe_alloc(p->pipe, THR, &kept), AIPC_OK);
+    ck_assert_uint_eq(stats_of(p).buf_shm_bytes, THR);        /* a slot, not a heap buffer */
+    uint8_t *buf = malloc(MIB);
+    ck_assert_ptr_nonnull(buf);
+    uint64_t sent = stats_of(p).shm_sent;
+    echo_exact(p, buf, MIB, 7);
+    aipc_pipe_stats st = stats_of(p);
+    ck_assert_uint_eq(st.shm_sent, sent + 1);                  /* it went shared */
+    ck_assert_uint_eq(st.shm_bytes, 0);                        /* and the peer released it */
+    ck_assert_msg(st.shm_pinned_bytes >= MIB, "pinned %llu, want >= 1 MiB",
+                  (unsigned long long)st.shm_pinned_bytes);
+    aipc_buf_release(kept);
+    ck_assert_uint_eq(stats_of(p).shm_pinned_bytes, 0);
+    /* No buffer was made since: the stale pointer is no live buffer, refused and ignored. */
+    ck_assert_int_eq(aipc_pipe_send_buf(p->pipe, kept, 1), AIPC_EINVAL);
+    aipc_buf_release(kept);
+    st = stats_of(p);
+    ck_assert_msg(st.buf_bytes == 0 && st.buf_shm_bytes == 0, "after a stale release: %llu/%llu",
+                  (unsigned long long)st.buf_bytes, (unsigned long long)st.buf_shm_bytes);
+    echo_exact(p, buf, MIB, 8);                                /* the path still works */
+    ck_assert_uint_eq(stats_of(p).shm_pinned_bytes, 0);
+    free(buf);
+    ck_assert_msg(aipc_probe_exit(p, WAIT_MS), "Exit did not return");
+    PEER_DONE(&peer, 0);
+    ASSERT_PROBE_CLEAN(p);
+    free_probe(p);
+}
+END_TEST
+
 static Suite *p2p_zc_guard_suite(void)
 {
     Suite *s = suite_create("p2p_zc_guard");
@@ -163,6 +211,7 @@ static Suite *p2p_zc_guard_suite(void)
     tcase_add_checked_fixture(t, p2p_setup, p2p_teardown);
     tcase_set_timeout(t, 0);
     tcase_add_loop_test(t, descriptor_without_nul_refused, 0, 4);
+    tcase_add_loop_test(t, kept_slot_pins_later_slots, 0, 4);
     suite_add_tcase(s, t);
     return s;
 }
