@@ -255,7 +255,10 @@ private:
  *         asyncipc::SendBuf(pipe, b, size);        // b is empty after a successful send
  *     }
  * Receive: asyncipc::SetRecvRef(pipe, fn, user) before Create; wrap each received aipc_buf in
- * a Buffer (or call aipc_buf_release) when done with it, from any thread.
+ * a Buffer (or call aipc_buf_release) when done with it, from any thread. A received buffer is
+ * read-only (data() is void * for both directions: never write through it), and a shared one
+ * is the sender's memory, which a misbehaving sender can still change: copy before validating.
+ * Holding a buffer pins the rest of its segment's ring (asyncipc.h): hold briefly or copy.
  */
 class Buffer {
 public:
