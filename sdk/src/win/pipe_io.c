@@ -248,20 +248,10 @@ void aipc__pipe_poke(aipc__pipe *p)
     ReleaseSRWLockExclusive(&p->lock);
     if (!take)
         return;
-    if (GetCurrentThreadId() == p->loop->tid) {
-        if (p->in_read)
-            p->flush_due = 1; /* written after this read's frames, with any replies */
-        else
-            start_write(p);
-        return;
-    }
-    aipc__pipe_ref(p);
-    if (!p->eng->post(p->loop, &p->flush)) {
-        aipc__pipe_unref(p);
-        AcquireSRWLockExclusive(&p->lock);
-        p->wbusy = 0;
-        ReleaseSRWLockExclusive(&p->lock);
-    }
+    if (GetCurrentThreadId() == p->loop->tid && !p->in_read)
+        start_write(p);
+    else
+        aipc__pipe_kick(p);   /* inside OnRecv: after this read's frames; else posted */
 }
 
 int aipc__pipe_queue_ctl(aipc__pipe *p, const char *meta, uint32_t len)
