@@ -13,12 +13,16 @@
  *                 PrivateUsage (GetProcessMemoryInfo) delta per client.
  *   req/rep:      requester -> broker -> replier -> broker -> requester, 64 B payload.
  *   pub/sub:      one publisher, 1 or 16 subscribers of "bench/t" (64 B), 1 subscriber (1 MiB);
- *                 a fast subscriber reads the rest of a large frame straight into the block its
- *                 decoder kept from the previous one (aipc_decoder_direct, keep_max), as the
- *                 SDK's bus client does (bus_conn.c), instead of 256 KiB reads assembled by copy;
+ *                 a fast subscriber's reads are as large as a whole frame (like the raw relay's
+ *                 sink, bench_raw.c), so a frame the broker writes at once arrives in one read
+ *                 and is decoded in place; a frame that still arrives in parts has its rest
+ *                 read straight into the block its decoder kept from the previous one
+ *                 (aipc_decoder_direct, keep_max), as the SDK's bus client does (bus_conn.c);
  *                 the publisher writes 64 KiB batches of pub frames and keeps at most a window
  *                 of publications ahead of the slowest FAST subscriber (below the broker's
- *                 8 MiB queue bound, so nothing may be dropped for a fast subscriber). Timed
+ *                 8 MiB queue bound, so nothing may be dropped for a fast subscriber); when the
+ *                 window is full it sleeps until there is room for its next write, and the
+ *                 subscriber that makes it wakes it (one SetEvent per wait, not per read). Timed
  *                 from the first write to the last delivery; figure = messages delivered/s
  *                 (summed over subscribers) and payload MB/s.
  *   slow:         1->16 again with a 17th subscriber that reads 4 KiB every 10 ms (it gets
@@ -41,6 +45,8 @@
 #define BATCH_BYTES (64u * 1024u)
 #define SUB_DIRECT  (64u * 1024u)      /* a fast subscriber reads frames missing this in place */
 #define SUB_KEEP    ((4u << 20) + 64u) /* ... into the block kept from the last frame */
+#define SUB_SLACK   (4u * 1024u)       /* a fast subscriber's reads: payload + this (header,
+                                        * meta) at least, so a large frame comes in one read */
 #define TOPIC       "bench/t"
 
 static uint32_t g_fixed;      /* profiling aid ("count ..."): one run of this many, no reps */
@@ -494,6 +500,7 @@ typedef struct sub {
     volatile LONG64 bad;          /* out of sequence (fast subscribers: must stay 0) */
     uint64_t target;              /* stop reading after this many (fast) */
     uint32_t plen;
+    DWORD rcap;                   /* read size of a fast subscriber (rbuf's size) */
 } sub;
 
 typedef struct pubsub {
@@ -501,11 +508,21 @@ typedef struct pubsub {
     int nfast, nsubs;
     HANDLE win, done;
     volatile LONG waiting;
+    volatile LONG64 wake_at;      /* the publisher waits until every fast subscriber has this */
     volatile LONG remaining;      /* fast subscribers not yet at their target */
     volatile LONG stop_slow;
 } pubsub;
 
 static pubsub g_ps;
+
+static uint64_t min_fast_got(void)
+{
+    uint64_t m = UINT64_MAX;
+    for (int i = 0; i < g_ps.nfast; i++)
+        if ((uint64_t)g_ps.subs[i]->got < m)
+            m = (uint64_t)g_ps.subs[i]->got;
+    return m;
+}
 
 static int sub_frame(rclient *c, const char *m, uint32_t ml, const uint8_t *pl, uint32_t pn)
 {
@@ -537,7 +554,7 @@ static unsigned __stdcall sub_main(void *arg)
     s->c.user = s;
     s->c.on_frame = sub_frame;
     for (;;) {
-        DWORD rlen = s->slow ? 4096 : RBUF, n = 0;
+        DWORD rlen = s->slow ? 4096 : s->rcap, n = 0;
         if (s->slow && g_ps.stop_slow)
             break;
         /* A fast subscriber reads the rest of a large frame straight into the block the
@@ -552,21 +569,15 @@ static unsigned __stdcall sub_main(void *arg)
         if ((dst ? aipc_decoder_commit(&s->c.dec, n, rc_frame_cb, &s->c)
                  : aipc_decoder_feed(&s->c.dec, s->c.rbuf, n, rc_frame_cb, &s->c, NULL)) < 0)
             bench_fail("subscriber: bad frame");
-        if (g_ps.waiting)
+        /* The publisher waits for the slowest fast subscriber to reach wake_at: one SetEvent
+         * (a wineserver request) when it is reached, not one per read. */
+        if (g_ps.waiting && !s->slow && (uint64_t)s->got >= (uint64_t)g_ps.wake_at &&
+            min_fast_got() >= (uint64_t)g_ps.wake_at)
             SetEvent(g_ps.win);
         if (s->slow)
             Sleep(10);
     }
     return 0;
-}
-
-static uint64_t min_fast_got(void)
-{
-    uint64_t m = UINT64_MAX;
-    for (int i = 0; i < g_ps.nfast; i++)
-        if ((uint64_t)g_ps.subs[i]->got < m)
-            m = (uint64_t)g_ps.subs[i]->got;
-    return m;
 }
 
 /* Publishes `count` messages of plen bytes on the publisher connection (batches of frames per
@@ -598,12 +609,14 @@ static double run_pub(rclient *pub, uint32_t plen, uint32_t count, uint64_t *bas
         if (k > count - sent)
             k = (size_t)(count - sent);
         while (seq0 + sent + k - min_fast_got() > window) {
-            g_ps.waiting = 1;
+            InterlockedExchange64(&g_ps.wake_at, (LONG64)(seq0 + sent + k - window));
+            InterlockedExchange(&g_ps.waiting, 1);  /* a barrier before the re-check */
+            DWORD w = WAIT_OBJECT_0;
             if (seq0 + sent + k - min_fast_got() > window)
-                WaitForSingleObject(g_ps.win, 1000);
+                w = WaitForSingleObject(g_ps.win, 1000);
             g_ps.waiting = 0;
-            if (WaitForSingleObject(g_broker, 0) == WAIT_OBJECT_0)
-                bench_fail("the broker exited");
+            if (w != WAIT_OBJECT_0 && WaitForSingleObject(g_broker, 0) == WAIT_OBJECT_0)
+                bench_fail("the broker exited");    /* checked when no progress came */
         }
         for (size_t i = 0; i < k; i++) {
             uint32_t seq = (uint32_t)(seq0 + sent + i);
@@ -644,8 +657,20 @@ static void bench_pubsub(const char *name, int nfast, int with_slow, uint32_t pl
         rc_subscribe(&s->c, TOPIC);
         s->slow = i >= nfast;
         s->plen = plen;
-        if (!s->slow)
+        s->rcap = RBUF;
+        if (!s->slow) {
             s->c.dec.keep_max = SUB_KEEP;   /* the decoder outlives its callbacks */
+            /* Reads as large as a whole frame, like the relay's sink (bench_raw.c): one read
+             * takes what the broker's write of a frame offers, and the frame is decoded in
+             * place. */
+            if (plen + SUB_SLACK > RBUF) {
+                s->rcap = plen + SUB_SLACK;
+                free(s->c.rbuf);
+                s->c.rbuf = malloc(s->rcap);
+                if (!s->c.rbuf)
+                    bench_fail("out of memory");
+            }
+        }
         g_ps.subs[i] = s;
     }
     for (int i = 0; i < g_ps.nsubs; i++)
