@@ -376,6 +376,7 @@ typedef struct aipc_broker_stats {
     uint64_t shm_map_failures; /* clients' segments the broker could not open */
     uint64_t shm_in;           /* payloads received through clients' segments */
     uint64_t shm_bad_releases; /* shm_done pairs naming a slot the client does not hold */
+    uint64_t shm_release_frames; /* shm_done frames read from clients (each 1..128 pairs) */
 } aipc_broker_stats;
 
 void aipc_broker_get_stats(const aipc_broker *b, aipc_broker_stats *out);

@@ -82,6 +82,7 @@ void aipc_shm_control(aipc_broker *b, aipc_client *c, const uint8_t *meta, size_
         aipc_shm_in_announce(b, c, &ctl);
         break;
     case AIPC_SHM_OP_DONE:
+        b->st.shm_release_frames++;
         aipc_shm_release(b, c, refs, ctl.nrefs);
         break;
     case AIPC_SHM_OP_SEG_ANSWER:

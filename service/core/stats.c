@@ -51,7 +51,7 @@ size_t aipc_broker_stats_json(const aipc_broker *b, char *out, size_t cap)
                      ",\"shm_client_segments\":%" PRIu64 ",\"shm_publications\":%" PRIu64
                      ",\"shm_deliveries\":%" PRIu64 ",\"shm_inline_fallbacks\":%" PRIu64
                      ",\"shm_map_failures\":%" PRIu64 ",\"shm_in\":%" PRIu64
-                     ",\"shm_bad_releases\":%" PRIu64 "}",
+                     ",\"shm_bad_releases\":%" PRIu64 ",\"shm_release_frames\":%" PRIu64 "}",
                      s.clients, s.clients_total, s.subscriptions, s.retained_topics,
                      s.retained_bytes, s.msgs_in, s.bytes_in, s.msgs_out, s.bytes_out,
                      s.publications, s.deliveries, s.drops, s.errors, s.denied, s.hello_timeouts,
@@ -61,6 +61,7 @@ size_t aipc_broker_stats_json(const aipc_broker *b, char *out, size_t cap)
                      s.queue_bytes, s.queue_total_drops, s.process_conns_refused, s.user_conns_refused, s.uptime_ms,
                      s.shm_clients, s.shm_bytes, s.shm_segments, s.shm_client_segments,
                      s.shm_publications, s.shm_deliveries, s.shm_inline_fallbacks,
-                     s.shm_map_failures, s.shm_in, s.shm_bad_releases);
+                     s.shm_map_failures, s.shm_in, s.shm_bad_releases,
+                     s.shm_release_frames);
     return n < 0 ? 0 : (size_t)n;
 }

@@ -330,17 +330,19 @@ static int io_input(aipc__conn *c, uint8_t *data, size_t n, int direct)
     /* Without a dispatcher the callbacks of this read run here: hold the gate once for all of
      * them (each still checks it, so close waits only for the one running). */
     int held = !b->disp && aipc__gate_enter(&b->gate);
+    b->in_read = 1;                       /* releases are gathered until the end (bus_shm.c) */
     if (direct)
         rc = aipc_decoder_commit(&b->dec, n, aipc__bus_on_frame, b);
     else
         rc = aipc_decoder_feed(&b->dec, data, n, aipc__bus_on_frame, b, NULL);
+    aipc__bus_shm_read_end(b);
     if (held)
         aipc__gate_leave(&b->gate);
     if (rc < 0 && live(b)) {
         aipc__bus_ev_error(b, AIPC_EPROTO, "", "malformed frame from the broker");
         conn_lost(b, AIPC_EPROTO);
     }
-    if (b->shm_kick) {                    /* releases owed, answers: one write after the read */
+    if (b->shm_kick) {                    /* releases gathered, answers: one write after the read */
         b->shm_kick = 0;
         aipc__conn_kick(&b->io);
     }

@@ -34,6 +34,10 @@
 #define BUS_REQ_TIMEOUT_DEF 30000u
 #define BUS_PING_TIMEOUT_DEF 5000u
 #define BUS_NAME_BUF        (AIPC_BUS_NAME_MAX + 1)
+/* Releases gathered during one read (bus_shm.c aipc__bus_shm_release): written at once only
+ * past these bounds, else in one shm_done write at the end of the read. */
+#define BUS_REL_GATHER_BYTES (2u * 1024u * 1024u)  /* 1/4 of the broker's default max_queue_bytes */
+#define BUS_REL_GATHER_US    1000u                 /* since the first release gathered */
 
 typedef enum {
     BS_OPENING = 0, BS_HELLO, BS_READY, BS_DRAINING, BS_BACKOFF, BS_DOWN, BS_CLOSED
@@ -46,7 +50,7 @@ typedef struct bus_done bus_done;   /* a completed request awaiting delivery (bu
 typedef struct aipc__bus_shm_msg {
     aipc__shm_rx *rx;             /* NULL: none (holds one reference on rx) */
     const uint8_t *data;          /* the payload in rx's view */
-    uint32_t gen, seg, off;
+    uint32_t gen, seg, off, len;
 } aipc__bus_shm_msg;
 
 struct aipc_bus {
@@ -103,7 +107,11 @@ struct aipc_bus {
     aipc__op wake_op, start_op, close_op, resume_op;
     uint32_t rnd;                 /* jitter state */
     int shm_on;                   /* the current connection's welcome agreed shared memory */
-    int shm_kick;                 /* releases became owed while reading: write after the read */
+    int shm_kick;                 /* a write is due after the read: releases gathered while
+                                     reading (below), control answers (own_queue_ctl) */
+    int in_read;                  /* io_input is decoding a read: releases are gathered */
+    uint64_t rel_bytes;           /* payload + header bytes of the releases gathered */
+    LONGLONG rel_t0;              /* QPC of the first release gathered (rel_bytes != 0) */
     /* [lock] publishing threads copying into a reserved slot outside the lock: the drain (which
      * unmaps our segments) waits for them on shm_copied */
     uint32_t shm_copying;
@@ -153,8 +161,12 @@ int  aipc__bus_shm_ctl(aipc_bus *b, const uint8_t *meta, uint32_t ml);
  * AIPC_EPROTO. */
 int  aipc__bus_shm_resolve(aipc_bus *b, const aipc__bus_in *in, uint32_t pn,
                            const uint8_t **pl, uint32_t *len);
-/* Any thread: m was consumed: its release is owed (written with the next write). */
+/* Any thread: m was consumed: its release is owed. Inside a read on the I/O thread it is
+ * gathered (written at the end of the read, or at once past BUS_REL_GATHER_*); elsewhere a
+ * write is started for it at once. */
 void aipc__bus_shm_release(aipc_bus *b, aipc__bus_shm_msg *m);
+/* [io] The end of a read's frames: the gathering stops (io_input then writes what it owes). */
+void aipc__bus_shm_read_end(aipc_bus *b);
 /* Under the lock (enqueue): a frame for a payload of `len` bytes at or above the threshold
  * through shared memory: *n is its descriptor frame (meta + "shm"), or NULL (go inline).
  * 0 or AIPC_ENOMEM. With *n, *copy_to is its reserved slot: the caller copies the payload

@@ -16,8 +16,13 @@
  *   - Receive (I/O thread): msg, direct, req, rep with a descriptor reach the callbacks with a
  *     pointer into our read-only view of the broker's segment, valid during the callback (with
  *     a dispatcher, the queued item holds the view until its callback ran). Then the release
- *     is owed, written as shm_done at once (ahead of any batch; while a write is in flight,
- *     after the batch that write belongs to).
+ *     is owed. Releases of one read's callbacks are gathered into one shm_done written at
+ *     the end of the read (ahead of any batch; while a write is in flight, after the batch
+ *     that write belongs to), except that they are written at once when they pass
+ *     BUS_REL_GATHER_BYTES (2 MiB, 1/4 of the broker's default max_queue_bytes) or the first
+ *     of them has waited BUS_REL_GATHER_US (1 ms: slow callbacks; checked at each release and
+ *     before each shared callback): the broker charges a slot to our queue until its release
+ *     arrives. A release on another thread (dispatcher) starts a write at once.
  *   - Announces and answers go into the control queue (`ctl`, written first, dropped with the
  *     connection). A lost connection: no new descriptors; once nothing is pending, descriptor
  *     frames still queued become inline frames again (their payload is copied out of our slot)
@@ -189,6 +194,8 @@ int aipc__bus_shm_ctl(aipc_bus *b, const uint8_t *meta, uint32_t ml)
     return aipc__shm_link_ctl(&b->shm, &c, refs);
 }
 
+static void gathered_check(aipc_bus *b);
+
 int aipc__bus_shm_resolve(aipc_bus *b, const aipc__bus_in *in, uint32_t pn, const uint8_t **pl,
                           uint32_t *len)
 {
@@ -205,9 +212,28 @@ int aipc__bus_shm_resolve(aipc_bus *b, const aipc__bus_in *in, uint32_t pn, cons
     b->rx_cur.gen = b->shm.gen;          /* changes only on this thread (the reset) */
     b->rx_cur.seg = d.seg;
     b->rx_cur.off = d.off;
+    b->rx_cur.len = d.len;
+    gathered_check(b);                    /* a slow callback before this one */
     *pl = data;
     *len = d.len;
     return 0;
+}
+
+/* [io] Microseconds since the first release gathered in this read. */
+static uint64_t gathered_us(const aipc_bus *b)
+{
+    LARGE_INTEGER now, f;
+    QueryPerformanceCounter(&now);       /* no server request under Wine */
+    QueryPerformanceFrequency(&f);
+    return (uint64_t)(now.QuadPart - b->rel_t0) * 1000000u / (uint64_t)f.QuadPart;
+}
+
+/* [io] Writes the releases gathered so far now (the read goes on afterwards). */
+static void gathered_flush(aipc_bus *b)
+{
+    b->rel_bytes = 0;
+    if (b->st == BS_READY)
+        aipc__conn_kick(&b->io);          /* inside the read's callbacks: safe (win_conn) */
 }
 
 void aipc__bus_shm_release(aipc_bus *b, aipc__bus_shm_msg *m)
@@ -216,18 +242,45 @@ void aipc__bus_shm_release(aipc_bus *b, aipc__bus_shm_msg *m)
     if (!rx)
         return;
     m->rx = NULL;
-    if (!aipc__shm_link_release(&b->shm, rx, m->gen, m->seg, m->off))
-        return;                           /* a write is due already: it carries this one */
-    /* Written at once, not after the rest of the read that brought it: the broker charges
-     * the slot to our queue until this release reaches it, so every callback of a long read
-     * would otherwise keep a slot charged (a fast subscriber dropped; notes busfail). A write
-     * in flight carries it on its completion (ahead of any user batch: io_out_next). */
-    if (GetCurrentThreadId() == b->loop->tid) {
-        if (b->st == BS_READY)
-            aipc__conn_kick(&b->io);      /* [io] inside the read's callbacks: safe (win_conn) */
-    } else {
-        aipc__bus_wake(b);
+    int first = aipc__shm_link_release(&b->shm, rx, m->gen, m->seg, m->off);
+    if (GetCurrentThreadId() != b->loop->tid) {
+        if (first)                        /* else a write is due already: it carries this one */
+            aipc__bus_wake(b);
+        return;
     }
+    if (!b->in_read) {                    /* [io] outside a read (a deferred callback) */
+        if (first && b->st == BS_READY)
+            aipc__conn_kick(&b->io);
+        return;
+    }
+    /* Inside a read: gathered into one shm_done at the end of the read (io_input), but the
+     * broker charges every slot to our queue until its release reaches it, so a long read
+     * with slow callbacks must not keep them (a fast subscriber dropped; notes busfail):
+     * written at once when the gathered releases pass BUS_REL_GATHER_BYTES or the first of
+     * them waits for more than BUS_REL_GATHER_US. A write in flight carries them on its
+     * completion (ahead of any user batch: io_out_next). */
+    if (!b->rel_bytes) {
+        LARGE_INTEGER t;
+        QueryPerformanceCounter(&t);
+        b->rel_t0 = t.QuadPart;
+    }
+    b->rel_bytes += (uint64_t)m->len + AIPC_HDR_SIZE;
+    b->shm_kick = 1;
+    if (b->rel_bytes > BUS_REL_GATHER_BYTES || gathered_us(b) > BUS_REL_GATHER_US)
+        gathered_flush(b);
+}
+
+/* [io] Before the next callback of the read: releases gathered for too long go now. */
+static void gathered_check(aipc_bus *b)
+{
+    if (b->in_read && b->rel_bytes && gathered_us(b) > BUS_REL_GATHER_US)
+        gathered_flush(b);
+}
+
+void aipc__bus_shm_read_end(aipc_bus *b)
+{
+    b->in_read = 0;
+    b->rel_bytes = 0;
 }
 
 /* ---- send ----------------------------------------------------------------------------------- */

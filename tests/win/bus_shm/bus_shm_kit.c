@@ -52,6 +52,8 @@ int bsk_stats_get(aipc_bus *bus, bsk_stats *out)
         const char *j = (const char *)r.data;   /* NUL-terminated by bt_on_reply */
         out->clients = stat_of(j, "clients");
         out->drops = stat_of(j, "drops");
+        out->msgs_out = stat_of(j, "msgs_out");
+        out->shm_release_frames = stat_of(j, "shm_release_frames");
         out->shm_clients = stat_of(j, "shm_clients");
         out->shm_bytes = stat_of(j, "shm_bytes");
         out->shm_segments = stat_of(j, "shm_segments");

@@ -26,7 +26,8 @@ const char *bsk_broker_gone(const bs_broker *b);
 
 /* The broker's counters from one stats answer (-1: the answer has no such member). */
 typedef struct bsk_stats {
-    long long clients, drops;
+    long long clients, drops, msgs_out;
+    long long shm_release_frames;    /* shm_done frames the broker read */
     long long shm_clients, shm_bytes, shm_segments, shm_client_segments, shm_publications,
         shm_deliveries, shm_inline_fallbacks, shm_in, shm_bad_releases;
 } bsk_stats;

@@ -12,6 +12,9 @@
  *   - the broker's shm_bytes, sampled during the stream, stays within the slow one's
  *     max_queue_bytes (what it may pin) plus the fast ones' share (the window of publications
  *     ahead of them), and returns to 0 when everyone has read and released.
+ * And the releases of one read are gathered: a subscriber whose callback held the I/O thread
+ * while GATHER_N shared publications reached its pipe reads them in one read and writes their
+ * releases in a few shm_done frames (the broker's shm_release_frames), not one each.
  */
 #include "check_main.h"
 
@@ -181,12 +184,83 @@ START_TEST(one_slow_subscriber_others_get_everything)
 }
 END_TEST
 
+#define GATHER_N 16                      /* shared publications that wait in the pipe */
+
+static int all_written(const bsk_stats *st, const bsk_stats *ref)
+{
+    /* the GATHER_N descriptors + this poll's earlier stats answers (counted once written) */
+    static int polls;
+    if (!ref) {
+        polls = 0;
+        return 0;
+    }
+    return st->msgs_out - ref->msgs_out >= GATHER_N + ++polls;
+}
+
+/* _i: the subscriber's engine (0 PIPE_ASYNC, 1 PIPE_OVERLAPPED); the publisher is on the other
+ * one (another I/O thread: it keeps publishing while the subscriber's callback holds its own). */
+START_TEST(releases_of_one_read_are_gathered)
+{
+    bs_broker b;
+    bs_broker_start(&b, "bshmgat", NULL);
+    char topic[64];
+    bt_unique_topic(topic, sizeof topic, "gat");
+    bsk_sub sub, pubc;
+    PipeImplType se = _i ? PIPE_OVERLAPPED : PIPE_ASYNC;
+    ck_assert_int_eq(bsk_open(&sub, &b, se, topic), 0);
+    ck_assert_int_eq(bsk_open(&pubc, &b, _i ? PIPE_ASYNC : PIPE_OVERLAPPED, NULL), 0);
+    uint8_t *buf = malloc(BS_MIB);
+    ck_assert_ptr_nonnull(buf);
+    uint32_t seq = 0;
+    while (bsk_counters(sub.bus).shm_recv < 1) {
+        ck_assert_msg(seq < 20, "shared memory not in use after 20 publications");
+        ck_assert_int_eq(bsk_publish(pubc.bus, topic, buf, BS_THR, seq), AIPC_OK);
+        seq++;
+        ck_assert_msg(bsk_wait64(&sub.got, seq), "warm-up: %lld of %u", (long long)sub.got, seq);
+    }
+    HANDLE go = CreateEventW(NULL, TRUE, FALSE, NULL);
+    ck_assert_ptr_nonnull(go);
+    sub.stall = go;                        /* its next shared callback waits for `go` */
+    ck_assert_int_eq(bsk_publish(pubc.bus, topic, buf, BS_THR, seq), AIPC_OK);
+    seq++;
+    while (!sub.stalled)
+        ck_assert_msg(WaitForSingleObject(bsk_progress, aipc_test_wait_ms()) == WAIT_OBJECT_0,
+                      "the subscriber's callback did not start");
+    bsk_stats st0, st;
+    ck_assert_int_eq(bsk_stats_get(pubc.bus, &st0), 0);
+    for (int i = 0; i < GATHER_N; i++, seq++)
+        ck_assert_int_eq(bsk_publish(pubc.bus, topic, buf, BS_THR, seq), AIPC_OK);
+    all_written(NULL, NULL);
+    ck_assert_msg(bsk_stats_until(pubc.bus, all_written, &st0, &st),
+                  "the broker wrote %lld frames, not the %d descriptors", st.msgs_out - st0.msgs_out,
+                  GATHER_N);
+    SetEvent(go);
+    ck_assert_msg(bsk_wait64(&sub.got, seq), "%lld of %u delivered", (long long)sub.got, seq);
+    ck_assert_msg(bsk_stats_until(pubc.bus, no_slot, NULL, &st), "shm_bytes stays at %lld",
+                  st.shm_bytes);
+    long long shared = st.shm_deliveries - st0.shm_deliveries;
+    long long frames = st.shm_release_frames - st0.shm_release_frames;
+    ck_assert_msg(sub.bad == 0 && sub.dropped == 0, "%s", sub.error);
+    ck_assert_msg(shared == GATHER_N, "%lld of %d went through shared memory", shared, GATHER_N);
+    /* one for the held callback's read, then the GATHER_N of one read (a few more if the
+     * box stalled the reader past the 1 ms bound); one frame per release without gathering */
+    ck_assert_msg(frames >= 1 && frames <= GATHER_N / 2,
+                  "%lld shm_done frames for %d + 1 shared deliveries", frames, GATHER_N);
+    CloseHandle(go);
+    free(buf);
+    bsk_sub_close(&pubc);
+    bsk_sub_close(&sub);
+    bs_broker_stop(&b);
+}
+END_TEST
+
 static Suite *bus_shm_fanout_suite(void)
 {
     Suite *s = suite_create("bus_shm_fanout");
     TCase *t = bt_tcase_create("fanout");
     tcase_set_timeout(t, 0);
     tcase_add_loop_test(t, one_slow_subscriber_others_get_everything, 0, 2);
+    tcase_add_loop_test(t, releases_of_one_read_are_gathered, 0, 2);
     suite_add_tcase(s, t);
     return s;
 }
