@@ -263,6 +263,10 @@ void aipc_broker_detach(aipc_broker *b, aipc_client *cl);
  * the queued frames): so call it only when no write of its previous answer is in flight, and
  * again after every consume. */
 int aipc_client_out_next(aipc_client *cl, aipc_iov *iov, int max_iov);
+/* Optional, after aipc_client_out_next: the write being issued covers only its first n pieces
+ * (the last perhaps partly). A frame queued ahead of the backlog (a release) then goes right
+ * behind those instead of behind every piece offered. */
+void aipc_client_out_issued(aipc_client *cl, int n);
 /* nbytes (<= what out_next returned in total) were written: releases finished frames and
  * updates the queue accounting; may queue a `dropped` report (call out_next again). */
 void aipc_client_out_consume(aipc_client *cl, size_t nbytes);

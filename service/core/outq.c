@@ -119,10 +119,11 @@ bool aipc__pub_refused(aipc_client *c, size_t plen)
     return true;
 }
 
-/* Queued right behind the frames the last out_next offered the engine (a partly written head
- * is among them), ahead of everything else queued (review 2, finding 2). The engine may have
- * been offered more frames (up to its iovec count) than the write in flight covers, so a
- * release can still wait behind those: the engine does not report how many it took. */
+/* Queued right behind the frames of the write in flight (the frames the last out_next offered,
+ * or as many as the engine reported its write covers: aipc_client_out_issued; a partly written
+ * head is among them), ahead of everything else queued (review 2 finding 2, review bperf M1).
+ * Several frames queued this way end up in reverse order (each goes to the same place):
+ * harmless for releases, which are a set. */
 int aipc__queue_frame_first(aipc_client *c, aipc_frame *f)
 {
     int rc = aipc__queue_frame(c, f);
@@ -259,6 +260,12 @@ int aipc_client_out_next(aipc_client *cl, aipc_iov *iov, int max_iov)
     }
     q->handed = (uint32_t)n;
     return n;
+}
+
+void aipc_client_out_issued(aipc_client *cl, int n)
+{
+    if (n >= 1 && (uint32_t)n < cl->q.handed)
+        cl->q.handed = (uint32_t)n;
 }
 
 /* Accounts written bytes: whole frames are released; a partial one keeps its offset. */

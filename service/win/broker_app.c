@@ -131,6 +131,12 @@ static int h_out_next(void *ctx, void *conn, aipc_iov *iov, int max)
     return aipc_client_out_next(conn, iov, max);
 }
 
+static void h_out_issued(void *ctx, void *conn, int pieces)
+{
+    (void)ctx;
+    aipc_client_out_issued(conn, pieces);
+}
+
 static void h_out_consume(void *ctx, void *conn, size_t n)
 {
     aipc_client_out_consume(conn, n);
@@ -449,7 +455,7 @@ int aipc__broker_app_start(aipc__broker_app **out, const aipc__broker_opts *o, c
         ec.stop_grace_ms = 3000;
         broker_engine_handler h = { a, h_attach, h_input, h_detach, h_out_next, h_out_consume,
                                     h_shutdown, NULL, h_read_direct, h_read_commit, h_identify,
-                                    h_timer };
+                                    h_timer, h_out_issued };
         char eerr[300];
         int er = broker_engine_create(&a->eng, &ec, &h, eerr, sizeof eerr);
         if (er != BROKER_ENGINE_OK) {

@@ -66,6 +66,9 @@ typedef struct broker_engine_handler {
      * how many milliseconds the loop may wait before calling it again (0: at once, INFINITE:
      * no deadline). The loop never sleeps past it. */
     DWORD (*timer)(void *ctx);
+    /* Optional: the write about to be issued covers the first `pieces` pieces the last
+     * out_next gave (the last perhaps partly): aipc_client_out_issued. */
+    void (*out_issued)(void *ctx, void *conn, int pieces);
 } broker_engine_handler;
 
 typedef struct broker_engine_config {

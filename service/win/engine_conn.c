@@ -121,6 +121,13 @@ static int io_out_next(aipc__conn *io, aipc_iov *iov, int max)
     return k;
 }
 
+static void io_out_issued(aipc__conn *io, int pieces)
+{
+    aipc_wconn *c = io->ctx;
+    if (c->e->h.out_issued)
+        c->e->h.out_issued(c->e->h.ctx, c->user, pieces);
+}
+
 static void io_out_done(aipc__conn *io, size_t n)
 {
     aipc_wconn *c = io->ctx;
@@ -161,7 +168,7 @@ static void io_unref(aipc__conn *io)
 
 static const aipc__conn_handler g_io = {
     io_read_direct, io_input, io_out_next, io_out_done, io_out_drop, io_on_error, io_done,
-    io_ref, io_unref,
+    io_ref, io_unref, io_out_issued,
 };
 
 /* ---- connection records ---------------------------------------------------------------------- */

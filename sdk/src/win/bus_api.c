@@ -38,6 +38,7 @@ void aipc__bus_unref(aipc_bus *b)
     aipc__shm_link_free(&b->shm);
     aipc_decoder_free(&b->dec);
     free(b->wbuf);
+    free(b->xbuf);
     aipc__conn_free(&b->io);
     free(b->pipe);
     free(b->pipe_utf8);

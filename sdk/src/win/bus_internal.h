@@ -101,6 +101,9 @@ struct aipc_bus {
     aipc__bus_queue ctl;           /* hello and resubscribe frames, written before q */
     uint8_t *wbuf;                /* the batch being written (the connection's output) */
     size_t wlen, woff;
+    size_t wfend;                 /* end of the batch's frame that holds woff (frames are whole) */
+    uint8_t *xbuf;                /* releases written between two frames of the batch */
+    size_t xlen, xoff;
     aipc__timer conn_timer;        /* OPENING retry, HELLO deadline, BACKOFF delay */
     aipc__timer req_timer;         /* earliest pending deadline */
     uint64_t req_timer_due;       /* 0 when req_timer is not armed */

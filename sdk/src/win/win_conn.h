@@ -14,10 +14,12 @@
  * WriteFile (the pipe buffer's size): a write completes once its bytes fit the pipe's buffer,
  * so the reader starts on one piece while the next is written. out_done reports what was
  * written, in order.
- * Inline completions (the broker): on a handle with FILE_SKIP_COMPLETION_PORT_ON_SUCCESS
- * (c->rd.skip_port / c->wr.skip_port set by the user) an operation that succeeds at once queues
- * no completion; it is handled in place, and after CONN_INLINE reads in a row the next one's
- * result is posted to c->port instead, so one busy peer cannot starve the others.
+ * Inline completions (the broker, and the bus client on PIPE_OVERLAPPED): on a handle with
+ * FILE_SKIP_COMPLETION_PORT_ON_SUCCESS (c->rd.skip_port / c->wr.skip_port set by the user) an
+ * operation that succeeds at once queues no completion; it is handled in place (the handler's
+ * `done` does not run for it: such a user finishes a drain in unref), and after CONN_INLINE
+ * reads, or writes, in a row the next one's result is posted to c->port instead, so one busy
+ * peer cannot starve the others.
  * Cancel: aipc__conn_cancel closes the connection for I/O (no further read or write is issued)
  * and cancels what is in flight; the handler's `done` runs after every completion, so its user
  * finishes a drain when aipc__conn_pending() is 0. The handle is closed once, only when nothing
@@ -78,6 +80,10 @@ typedef struct aipc__conn_handler {
     void (*done)(aipc__conn *c);
     void (*ref)(aipc__conn *c);
     void (*unref)(aipc__conn *c);
+    /* Optional. The write about to be issued covers the first `pieces` pieces out_next offered
+     * (the last perhaps partly); the others wait for a later write (the broker queues a release
+     * right behind the write in flight, service/core/outq.c). */
+    void (*out_issued)(aipc__conn *c, int pieces);
 } aipc__conn_handler;
 
 /* Sizes of one connection. */
