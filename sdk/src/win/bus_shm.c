@@ -17,12 +17,13 @@
  *     pointer into our read-only view of the broker's segment, valid during the callback (with
  *     a dispatcher, the queued item holds the view until its callback ran). Then the release
  *     is owed. Releases of one read's callbacks are gathered into one shm_done written at
- *     the end of the read (ahead of any batch; while a write is in flight, after the batch
- *     that write belongs to), except that they are written at once when they pass
- *     BUS_REL_GATHER_BYTES (2 MiB, 1/4 of the broker's default max_queue_bytes) or the first
- *     of them has waited BUS_REL_GATHER_US (1 ms: slow callbacks; checked at each release and
- *     before each shared callback): the broker charges a slot to our queue until its release
- *     arrives. A release on another thread (dispatcher) starts a write at once.
+ *     the end of the read (ahead of any batch; while a write is in flight, at the next frame
+ *     boundary of the batch being written: bus_conn.c io_out_next), except that they are
+ *     written at once when they pass BUS_REL_GATHER_BYTES (2 MiB, 1/4 of the broker's
+ *     default max_queue_bytes) or the first of them has waited BUS_REL_GATHER_US (1 ms: slow
+ *     callbacks; checked at each release and before each shared callback): the broker
+ *     charges a slot to our queue until its release arrives. A release on another thread
+ *     (dispatcher) starts a write at once.
  *   - Announces and answers go into the control queue (`ctl`, written first, dropped with the
  *     connection). A lost connection: no new descriptors; once nothing is pending, descriptor
  *     frames still queued become inline frames again (their payload is copied out of our slot)

@@ -232,8 +232,8 @@ START_TEST(releases_of_one_read_are_gathered)
         ck_assert_int_eq(bsk_publish(pubc.bus, topic, buf, BS_THR, seq), AIPC_OK);
     all_written(NULL, NULL);
     ck_assert_msg(bsk_stats_until(pubc.bus, all_written, &st0, &st),
-                  "the broker wrote %lld frames, not the %d descriptors", st.msgs_out - st0.msgs_out,
-                  GATHER_N);
+                  "the broker wrote %lld frames, not the %d descriptors",
+                  st.msgs_out - st0.msgs_out, GATHER_N);
     SetEvent(go);
     ck_assert_msg(bsk_wait64(&sub.got, seq), "%lld of %u delivered", (long long)sub.got, seq);
     ck_assert_msg(bsk_stats_until(pubc.bus, no_slot, NULL, &st), "shm_bytes stays at %lld",
