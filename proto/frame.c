@@ -308,3 +308,45 @@ int aipc_decoder_commit(aipc_decoder *d, size_t n, aipc_frame_cb cb, void *ctx)
     d->body[d->body_need + 1 + d->gap] = 0;
     return deliver_body(d, cb, ctx);
 }
+
+size_t aipc_decoder_land_offset(const aipc_decoder *d)
+{
+    return d->adopt_gap >= AIPC_HDR_SIZE - 1 ? (size_t)d->adopt_gap + 1 - AIPC_HDR_SIZE
+                                              : SIZE_MAX;
+}
+
+int aipc_decoder_land(aipc_decoder *d, uint8_t *block, size_t cap, size_t n, int allow_partial,
+                      aipc_frame_cb cb, void *ctx, int *taken)
+{
+    size_t off = aipc_decoder_land_offset(d);
+    const uint8_t *data = block + off;
+    *taken = 0;
+    if (off == SIZE_MAX || aipc_decoder_partial(d) || d->error || n < AIPC_HDR_SIZE)
+        return aipc_decoder_feed(d, data, n, cb, ctx, NULL);
+    uint32_t ml, pl;
+    aipc_frame_get_header(data, &ml, &pl);
+    uint64_t need = (uint64_t)ml + pl;
+    uint64_t wire = AIPC_HDR_SIZE + need;
+    uint64_t full = need + 2 + d->adopt_gap;    /* begin_body's size of the assembled frame */
+    if (ml > d->max_meta || pl > d->max_payload || need == 0 || full > cap ||
+        n < AIPC_HDR_SIZE + (uint64_t)ml || n > wire || (n < wire && !allow_partial))
+        return aipc_decoder_feed(d, data, n, cb, ctx, NULL);
+    /* Meta to the block's start (it may overlap where it lies: memmove), then its NUL; the
+     * payload already lies at meta_len + 1 + gap (off + 8 + ml). */
+    memcpy(d->hdr, data, AIPC_HDR_SIZE);
+    d->meta_len = ml;
+    d->payload_len = pl;
+    memmove(block, data + AIPC_HDR_SIZE, ml);
+    d->hdr_have = AIPC_HDR_SIZE;
+    d->gap = d->adopt_gap;
+    d->body = block;
+    d->body_cap = cap;
+    d->body_need = need;
+    d->body_have = n - AIPC_HDR_SIZE;
+    *taken = 1;
+    if (d->body_have < d->body_need)
+        return 0;
+    d->body[d->meta_len] = 0;
+    d->body[d->body_need + 1 + d->gap] = 0;
+    return deliver_body(d, cb, ctx);
+}

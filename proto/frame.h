@@ -123,6 +123,26 @@ uint8_t *aipc_decoder_adopt(aipc_decoder *d);
  * filled (a header alone never reserves it); aipc_decoder_free releases it.
  */
 
+/*
+ * Reading a whole large frame into a block the owner already has (one read instead of a
+ * header read plus a direct read). For an owner with adopt_gap >= 7, at a frame boundary
+ * (aipc_decoder_partial is 0): the wire bytes read at block + aipc_decoder_land_offset(d) put
+ * the payload exactly where an assembled frame's payload goes (meta, NUL, gap, payload, NUL),
+ * whatever the meta's length. After reading n bytes there, aipc_decoder_land(d, block, cap, n,
+ * allow_partial, cb, ctx, &taken):
+ *   - if they hold a valid header and the whole meta, the frame fits in cap bytes, and either
+ *     the frame is complete (n is exactly its size) or allow_partial is set, the block becomes
+ *     the frame's assembly buffer (*taken = 1: the decoder owns it from now on, as if it had
+ *     allocated it; a complete frame is delivered at once, adoptable like any assembled one,
+ *     and a partial one goes on through aipc_decoder_direct/commit or feed);
+ *   - otherwise the n bytes are fed like aipc_decoder_feed input (*taken = 0: the block is
+ *     still the caller's). Returns what aipc_decoder_feed/commit would.
+ * aipc_decoder_land_offset returns SIZE_MAX when the decoder cannot land (adopt_gap < 7).
+ */
+size_t aipc_decoder_land_offset(const aipc_decoder *d);
+int aipc_decoder_land(aipc_decoder *d, uint8_t *block, size_t cap, size_t n, int allow_partial,
+                      aipc_frame_cb cb, void *ctx, int *taken);
+
 /* Total encoded size of a frame, or 0 if over the protocol limits of the types. */
 uint64_t aipc_frame_size(uint32_t meta_len, uint64_t payload_len);
 

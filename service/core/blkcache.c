@@ -7,7 +7,9 @@
  * about its size: the decoder assembles that frame in it (its spare, proto/frame.c) and the
  * engine reads the frame's whole rest into it in one direct read. Without it every 1 MiB
  * publication was read in six growing pieces, moved by four reallocs, and mapped afresh
- * (~380 page faults under Wine).
+ * (~380 page faults under Wine). After a large frame, the next read of that client may go
+ * straight into a cached block (aipc_blk_land, a "landing"): a frame of the same size is then
+ * read whole in one ReadFile, header included (proto/frame.c aipc_decoder_land).
  *
  * Limits (docs/protocol.md sections 1 and 8):
  *   - a block is lent only when it is close to the frame's size (AIPC_BLK_SLACK: at most
@@ -77,6 +79,27 @@ static uint64_t partial_size(const aipc_decoder *d, const uint8_t *data, size_t 
     return 0;
 }
 
+/* Ends c's loan i (routed, reclaimed, not landed on or the client is going). */
+static void unlend(aipc_broker *b, aipc_client *c, int i)
+{
+    b->nlent--;
+    b->lent_bytes -= c->lent[i].cap;
+    c->lent[i].p = NULL;
+}
+
+/* The smallest cached block of full..full + AIPC_BLK_SLACK bytes, or UINT32_MAX. */
+static uint32_t best_fit(const aipc_broker *b, uint64_t full)
+{
+    uint32_t best = UINT32_MAX;
+    for (uint32_t i = 0; i < b->nblk; i++) {
+        size_t cap = b->blk[i].cap;
+        if (cap >= full && cap - full <= AIPC_BLK_SLACK(full) &&
+            (best == UINT32_MAX || cap < b->blk[best].cap))
+            best = i;
+    }
+    return best;
+}
+
 /* Before c's input is decoded: lends the smallest cached block of full..full + AIPC_BLK_SLACK
  * bytes for the frame left partial by this input (begin_body takes it as its spare). The
  * engine then reads that frame's whole rest into it (aipc_decoder_direct offers the room). */
@@ -93,13 +116,7 @@ void aipc_blk_lend(aipc_broker *b, aipc_client *c, const uint8_t *data, size_t l
     uint64_t full = partial_size(d, data, len, &arrived);
     if (full < AIPC_BLK_MIN || arrived < AIPC_BLK_ARRIVED)
         return;
-    uint32_t best = UINT32_MAX;
-    for (uint32_t i = 0; i < b->nblk; i++) {
-        size_t cap = b->blk[i].cap;
-        if (cap >= full && cap - full <= AIPC_BLK_SLACK(full) &&
-            (best == UINT32_MAX || cap < b->blk[best].cap))
-            best = i;
-    }
+    uint32_t best = best_fit(b, full);
     if (best == UINT32_MAX || b->lent_bytes + b->blk[best].cap > AIPC_BLK_BYTES ||
         b->incomplete_bytes + b->blk[best].cap > b->cfg.max_incomplete_bytes)
         return;
@@ -111,12 +128,58 @@ void aipc_blk_lend(aipc_broker *b, aipc_client *c, const uint8_t *data, size_t l
     take(b, best);
 }
 
-/* Ends c's loan i (routed, reclaimed or the client is going). */
-static void unlend(aipc_broker *b, aipc_client *c, int i)
+
+/* Whole-frame reads (aipc_decoder_land): at a frame boundary of a client whose last frame was
+ * large (c->land_wire), lends the smallest cached block that would have been lent for a frame
+ * of that size to the engine's next read, which asks for exactly that many bytes: a publisher
+ * sending frames of one size then gets each one read whole, in one ReadFile and without the
+ * 64 KiB head going through the read buffer (the head read used to wait for the publisher and
+ * the rest followed in a second read). The same limits as aipc_blk_lend: past hello, at most
+ * AIPC_BLK_MAX blocks and AIPC_BLK_BYTES lent at once; the landing counts as a loan from now on.
+ * Nothing is charged to max_incomplete_bytes while no byte is there: aipc_client_read_commit
+ * lets the decoder keep the block for a frame that is still partial only with
+ * AIPC_BLK_ARRIVED bytes of its body in hand and when its whole size fits the bound, else the
+ * bytes are decoded as input (copied) and the block comes back here. A landing of a client that
+ * sends nothing more stays lent until its read completes or the client goes: at most
+ * AIPC_BLK_MAX such blocks, which other clients' large frames then assemble without (the
+ * growing buffer). Returns where the engine reads (*want bytes), or NULL. */
+uint8_t *aipc_blk_land(aipc_broker *b, aipc_client *c, size_t *want)
 {
-    b->nlent--;
-    b->lent_bytes -= c->lent[i].cap;
-    c->lent[i].p = NULL;
+    aipc_decoder *d = &c->dec;
+    size_t off = aipc_decoder_land_offset(d);
+    if (c->landing) {                       /* asked again before its read completed */
+        *want = (size_t)c->land_wire;
+        return c->landing + off;
+    }
+    if (!c->land_wire || !b->nblk || off == SIZE_MAX || d->spare || d->keep_max || d->error ||
+        aipc_decoder_partial(d) || c->state != AIPC_CL_READY || b->nlent >= AIPC_BLK_MAX)
+        return NULL;
+    int slot = !c->lent[0].p ? 0 : !c->lent[1].p ? 1 : -1;
+    if (slot < 0)
+        return NULL;
+    uint64_t full = c->land_wire - AIPC_HDR_SIZE + 2 + d->adopt_gap;
+    uint32_t best = best_fit(b, full);
+    if (best == UINT32_MAX || b->lent_bytes + b->blk[best].cap > AIPC_BLK_BYTES)
+        return NULL;
+    c->lent[slot] = b->blk[best];
+    b->nlent++;
+    b->lent_bytes += b->blk[best].cap;
+    c->landing = b->blk[best].p;
+    c->landing_cap = b->blk[best].cap;
+    take(b, best);
+    *want = (size_t)c->land_wire;
+    return c->landing + off;
+}
+
+/* A landing the decoder did not take (or a closing client's): its loan ends (unless routing an
+ * in-place frame that lay in it ended it already) and the block goes back to the cache. */
+void aipc_blk_unland(aipc_broker *b, aipc_client *c, uint8_t *blk, size_t cap)
+{
+    for (int i = 0; i < 2; i++)
+        if (c->lent[i].p == blk)
+            unlend(b, c, i);
+    if (!aipc_blk_put(b, blk, cap))
+        b->fa.free(b->fa.ctx, blk);
 }
 
 /* After c's input was decoded: a lent block the decoder did not take comes back (a broker
@@ -166,6 +229,10 @@ void aipc_blk_release(aipc_broker *b, aipc_client *c)
     for (int i = 0; i < 2; i++)
         if (c->lent[i].p)
             unlend(b, c, i);
+    if (c->landing) {                   /* its read never completed (every I/O is over now) */
+        b->fa.free(b->fa.ctx, c->landing);
+        c->landing = NULL;
+    }
 }
 
 /* Frees the blocks idle for AIPC_BLK_IDLE_MS; ms until the next one is due (UINT64_MAX: none). */

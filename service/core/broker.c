@@ -240,6 +240,8 @@ static int on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_t *
     b->in_plen = pn;
     int rc = aipc_router_frame(b, c, meta, ml, pl, pn);
     aipc_blk_routed(b, c, pl);
+    uint64_t wire = AIPC_HDR_SIZE + (uint64_t)ml + pn;
+    c->land_wire = wire >= AIPC_BLK_MIN ? wire : 0;     /* the next is read whole (blkcache.c) */
     b->in_dec = NULL;
     b->in_payload = NULL;
     b->in_plen = 0;
@@ -269,6 +271,11 @@ int aipc_broker_input(aipc_broker *b, aipc_client *cl, const uint8_t *data, size
 {
     b->st.bytes_in += len;
     cl->direct_out = false;               /* this read went to the engine's own buffer */
+    if (cl->landing) {                    /* ... not into the landing it was offered */
+        uint8_t *l = cl->landing;
+        cl->landing = NULL;
+        aipc_blk_unland(b, cl, l, cl->landing_cap);
+    }
     if (cl->state == AIPC_CL_CLOSING || b->shutting_down) {
         aipc_partial_after_input(b, cl);  /* a partial frame left by the close goes */
         return cl->kill ? AIPC_EQUEUEFULL : 0;
@@ -293,6 +300,13 @@ uint8_t *aipc_client_read_direct(aipc_client *cl, size_t *want)
         *want = 0;
         return NULL;
     }
+    if (!aipc_decoder_partial(&cl->dec)) {
+        uint8_t *l = aipc_blk_land(b, cl, want);  /* the next frame whole, into a cached block */
+        if (l) {
+            cl->direct_out = true;
+            return l;
+        }
+    }
     uint8_t *p = aipc_decoder_direct(&cl->dec, want);
     aipc_partial_after_input(b, cl);
     if (cl->state == AIPC_CL_CLOSING) {   /* the growth took the total over the bound */
@@ -303,11 +317,61 @@ uint8_t *aipc_client_read_direct(aipc_client *cl, size_t *want)
     return p;
 }
 
+/* After the decoder ran on a direct read: the turn's releases, the verdict, the charge. */
+static int commit_done(aipc_broker *b, aipc_client *cl, int rc)
+{
+    aipc_shm_in_flush(b, cl);
+    if (rc > 0)
+        rc = 0;
+    rc = after_decode(b, cl, rc);
+    aipc_partial_after_input(b, cl);
+    return rc;
+}
+
+/* Completes a read into a landing (aipc_blk_land): the decoder keeps the block for the frame
+ * that starts there when it is whole, or partial with AIPC_BLK_ARRIVED of its body here and its
+ * charge within max_incomplete_bytes (aipc_blk_lend's rules); anything else is decoded as input
+ * and the block goes back to the cache. */
+static int land_commit(aipc_broker *b, aipc_client *cl, size_t n)
+{
+    uint8_t *blk = cl->landing;
+    size_t cap = cl->landing_cap;
+    cl->landing = NULL;
+    if (cl->state == AIPC_CL_CLOSING || b->shutting_down) {
+        aipc_blk_unland(b, cl, blk, cap);
+        aipc_partial_after_input(b, cl);
+        return cl->kill ? AIPC_EQUEUEFULL : 0;
+    }
+    const uint8_t *at = blk + aipc_decoder_land_offset(&cl->dec);
+    int allow_partial = 0, fits = 0;
+    if (n >= AIPC_HDR_SIZE) {
+        uint32_t ml, pl;
+        aipc_frame_get_header(at, &ml, &pl);
+        uint64_t full = (uint64_t)ml + pl + 2 + cl->dec.adopt_gap;
+        /* at most 1/8 over the frame that really came, like any loan (max_queue_bytes) */
+        fits = cap >= full && cap - full <= AIPC_BLK_SLACK(full);
+        allow_partial = n >= AIPC_HDR_SIZE + (uint64_t)ml + AIPC_BLK_ARRIVED &&
+                        b->incomplete_bytes + cap <= b->cfg.max_incomplete_bytes;
+    }
+    int taken = 0, rc;
+    cl->in_input = true;
+    if (fits)
+        rc = aipc_decoder_land(&cl->dec, blk, cap, n, allow_partial, on_frame, cl, &taken);
+    else        /* decoded from the block (no block is lent for it: it still holds the bytes) */
+        rc = aipc_decoder_feed(&cl->dec, at, n, on_frame, cl, NULL);
+    cl->in_input = false;
+    if (!taken)
+        aipc_blk_unland(b, cl, blk, cap);
+    return commit_done(b, cl, rc);
+}
+
 /* Completes a direct read; a whole frame is routed like input. */
 int aipc_client_read_commit(aipc_broker *b, aipc_client *cl, size_t n)
 {
     b->st.bytes_in += n;
     cl->direct_out = false;
+    if (cl->landing)
+        return land_commit(b, cl, n);
     if (cl->state == AIPC_CL_CLOSING || b->shutting_down) {
         aipc_partial_after_input(b, cl);
         return cl->kill ? AIPC_EQUEUEFULL : 0;
@@ -316,12 +380,7 @@ int aipc_client_read_commit(aipc_broker *b, aipc_client *cl, size_t n)
     int rc = aipc_decoder_commit(&cl->dec, n, on_frame, cl);
     cl->in_input = false;
     aipc_blk_reclaim(b, cl);
-    aipc_shm_in_flush(b, cl);
-    if (rc > 0)
-        rc = 0;
-    rc = after_decode(b, cl, rc);
-    aipc_partial_after_input(b, cl);
-    return rc;
+    return commit_done(b, cl, rc);
 }
 
 /* The pipe is gone: undo everything the client took part in, tell the others, free it. */

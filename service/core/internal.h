@@ -376,6 +376,11 @@ struct aipc_client {
                                * forgotten once that frame was routed (p NULL: free entry) */
     bool direct_out;          /* the engine may be reading into dec's buffer (read_direct
                                * returned it; until read_commit or the next input) */
+    uint8_t *landing;         /* a lent block the engine's next read takes a whole frame into
+                               * (blkcache.c aipc_blk_land; in lent[] too), until read_commit */
+    size_t landing_cap;
+    uint64_t land_wire;       /* wire size of its last frame when that was a large one (>=
+                               * AIPC_BLK_MIN: the next is read whole into a landing), else 0 */
     bool in_input;            /* inside aipc_broker_input for this client */
     bool kill;                /* must be closed now (input returns < 0) */
     bool pid_counted;         /* counted in b->by_pid (connlim.c) */
@@ -701,6 +706,8 @@ void aipc_partial_after_input(aipc_broker *b, aipc_client *c);
 /* blkcache.c: large blocks recycled (see AIPC_BLK_MIN). */
 bool aipc_blk_put(aipc_broker *b, void *p, size_t cap);
 void aipc_blk_lend(aipc_broker *b, aipc_client *c, const uint8_t *data, size_t len);
+uint8_t *aipc_blk_land(aipc_broker *b, aipc_client *c, size_t *want);
+void aipc_blk_unland(aipc_broker *b, aipc_client *c, uint8_t *blk, size_t cap);
 void aipc_blk_reclaim(aipc_broker *b, aipc_client *c);
 size_t aipc_blk_lent_cap(const aipc_client *c, const void *p);
 void aipc_blk_routed(aipc_broker *b, aipc_client *c, const uint8_t *payload);

@@ -16,7 +16,9 @@
  *   - Reads of a large frame's remainder go straight into the core's assembly buffer
  *     (read_direct); it stays valid until read_commit, which runs on the read's completion,
  *     or until detach, which again waits for every completion. A frame the core assembles in
- *     a recycled block (service/core/blkcache.c) is offered whole: one read of its rest.
+ *     a recycled block (service/core/blkcache.c) is offered whole: one read of its rest; after
+ *     a large frame, the core may offer a recycled block for the whole next one at the frame
+ *     boundary (aipc_blk_land: one read per frame of the same size), same lifetime rules.
  *   `inflight` counts the accept and, through the connection's ref/unref, every read and write
  *   in flight and every pump running: the connection is finished when it drops to 0.
  *

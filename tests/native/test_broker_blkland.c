@@ -1,0 +1,263 @@
+/* test_broker_blkland.c - whole-frame reads into recycled blocks (service/core/blkcache.c
+ * aipc_blk_land, proto/frame.c aipc_decoder_land): once a client's last frame was large and a
+ * block of its size is cached, the engine's next read at the frame boundary is offered that
+ * block for exactly that frame size; a frame of that size then arrives in ONE read with no
+ * allocation but its frame struct, byte-exact. A frame of another size, a partial landing read,
+ * small frames and a closing client all stay byte-exact and leave the loan accounting and the
+ * incomplete-bytes charge where they were. */
+#include "check_main.h"
+#include "test_broker_fake.h"
+#include "test_count_alloc.h"
+
+#include "internal.h"
+
+enum { PL = 1u << 20, FIRST = 65536 };
+static const char META[] = "{\"op\":\"pub\",\"topic\":\"t\"}";
+#define ML (sizeof META - 1)
+
+static count_alloc ca;
+
+static aipc_broker *land_broker(uint64_t max_incomplete)
+{
+    count_alloc_init(&ca);
+    fake_clock_ms = 5000;
+    aipc_broker_config cfg;
+    aipc_broker_config_defaults(&cfg);
+    if (max_incomplete)
+        cfg.max_incomplete_bytes = max_incomplete;
+    aipc_broker *b = aipc_broker_new(&cfg, fake_now);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(aipc_broker_set_frame_allocator(b, &ca.a), 0);
+    return b;
+}
+
+static fake *subscriber(aipc_broker *b)
+{
+    fake *f = fake_new(b, 0);
+    fake_hello(f, NULL);
+    fake_sendt(f, "{\"op\":\"sub\",\"id\":1,\"topic\":\"t\"}", NULL);
+    fake_expect(f, "ok");
+    return f;
+}
+
+/* One encoded publication of pl bytes whose payload bytes depend on seed. */
+static uint8_t *frame(size_t pl, uint8_t seed, size_t *len)
+{
+    *len = 8 + ML + pl;
+    uint8_t *f = malloc(*len);
+    aipc_frame_put_header(f, (uint32_t)ML, (uint32_t)pl);
+    memcpy(f + 8, META, ML);
+    for (size_t i = 0; i < pl; i++)
+        f[8 + ML + i] = (uint8_t)(i * 7 + seed);
+    return f;
+}
+
+/* Like the engine: a read goes where read_direct says (>= 64 KiB offered), else into the
+ * engine's buffer (input). Returns the number of reads. */
+static int deliver(fake *c, const uint8_t *f, size_t len, size_t first_read)
+{
+    int reads = 0;
+    size_t off = 0;
+    while (off < len) {
+        size_t want = 0;
+        uint8_t *dst = aipc_client_read_direct(c->cl, &want);
+        size_t cap = dst && want >= 65536 ? want : 65536;
+        size_t n = len - off < cap ? len - off : cap;
+        if (reads == 0 && first_read && first_read < n)
+            n = first_read;
+        if (dst && want >= 65536) {
+            memcpy(dst, f + off, n);
+            ck_assert_int_eq(aipc_client_read_commit(c->b, c->cl, n), 0);
+        } else {
+            ck_assert_int_eq(aipc_broker_input(c->b, c->cl, f + off, n), 0);
+        }
+        off += n;
+        reads++;
+    }
+    return reads;
+}
+
+/* Ends a test: the clients go, then the broker; every block went back to the allocator. */
+static void finish(aipc_broker *b, fake *p, fake *s)
+{
+    ck_assert_uint_eq(fake_stats(b).incomplete_bytes, 0);
+    fake_free(p);
+    fake_free(s);
+    aipc_broker_free(b);
+    ck_assert_uint_eq(ca.nblk, 0);
+    ck_assert_uint_eq(ca.allocs, ca.frees);
+}
+
+static void expect_payload(fake *s, const uint8_t *f, size_t pl)
+{
+    rx_frame *r = fake_next_nonpresence(s);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_uint_eq(r->plen, pl);
+    ck_assert_mem_eq(r->payload, f + 8 + ML, pl);
+}
+
+/* Same-size frames after the first: one read each, no block allocated, byte-exact. */
+START_TEST(same_size_frames_one_read)
+{
+    aipc_broker *b = land_broker(0);
+    fake *s = subscriber(b), *p = fake_new(b, 0);
+    fake_hello(p, NULL);
+    size_t len;
+    uint8_t *f[4];
+    for (int i = 0; i < 4; i++)
+        f[i] = frame(PL, (uint8_t)(i + 1), &len);
+    ck_assert_int_gt(deliver(p, f[0], len, 0), 2);          /* growing: several reads */
+    expect_payload(s, f[0], PL);
+    ck_assert_uint_eq(ca.nblk, 1);
+    for (int i = 1; i < 4; i++) {
+        size_t allocs = ca.allocs, reallocs = ca.reallocs, want = 0;
+        ck_assert_ptr_nonnull(aipc_client_read_direct(p->cl, &want));
+        ck_assert_uint_eq(want, len);                        /* exactly one frame */
+        ck_assert_uint_eq(b->nlent, 1);
+        ck_assert_int_eq(deliver(p, f[i], len, 0), 1);
+        ck_assert_uint_eq(ca.allocs, allocs + 1);            /* the frame struct only */
+        ck_assert_uint_eq(ca.reallocs, reallocs);
+        expect_payload(s, f[i], PL);
+        ck_assert_uint_eq(fake_stats(b).incomplete_bytes, 0);
+        ck_assert_uint_eq(b->nlent, 0);
+        ck_assert_uint_eq(ca.nblk, 1);
+    }
+    finish(b, p, s);
+    for (int i = 0; i < 4; i++)
+        free(f[i]);
+}
+END_TEST
+
+/* A landing read that brings only part of the frame: with 16 KiB of the body the block is kept
+ * and charged whole, the rest comes by direct reads; with less (a header and a little) the
+ * bytes are decoded as input and the block goes back to the cache. */
+START_TEST(partial_landing_reads)
+{
+    aipc_broker *b = land_broker(0);
+    fake *s = subscriber(b), *p = fake_new(b, 0);
+    fake_hello(p, NULL);
+    size_t len;
+    uint8_t *f1 = frame(PL, 1, &len), *f2 = frame(PL, 2, &len), *f3 = frame(PL, 3, &len);
+    deliver(p, f1, len, 0);
+    expect_payload(s, f1, PL);
+    size_t allocs = ca.allocs;
+    ck_assert_int_eq(deliver(p, f2, len, 200000), 2);        /* 200000 bytes, then the rest */
+    ck_assert_uint_eq(ca.allocs, allocs + 1);
+    expect_payload(s, f2, PL);
+    /* 100 bytes of body only: not kept (the frame grows as input, the block stays cached) */
+    size_t want = 0;
+    uint8_t *dst = aipc_client_read_direct(p->cl, &want);
+    ck_assert_ptr_nonnull(dst);
+    memcpy(dst, f3, 8 + ML + 100);
+    ck_assert_int_eq(aipc_client_read_commit(b, p->cl, 8 + ML + 100), 0);
+    ck_assert_uint_eq(b->nlent, 0);
+    ck_assert_uint_eq(b->nblk, 1);                           /* back in the cache */
+    ck_assert_uint_lt(fake_stats(b).incomplete_bytes, 256u * 1024u);
+    size_t off = 8 + ML + 100;
+    while (off < len) {
+        dst = aipc_client_read_direct(p->cl, &want);
+        size_t n = dst && want >= 65536 ? (want < len - off ? want : len - off)
+                                        : (len - off < 65536 ? len - off : 65536);
+        if (dst && want >= 65536) {
+            memcpy(dst, f3 + off, n);
+            ck_assert_int_eq(aipc_client_read_commit(b, p->cl, n), 0);
+        } else {
+            ck_assert_int_eq(aipc_broker_input(b, p->cl, f3 + off, n), 0);
+        }
+        off += n;
+    }
+    expect_payload(s, f3, PL);
+    finish(b, p, s);
+    free(f1);
+    free(f2);
+    free(f3);
+}
+END_TEST
+
+/* What the landing gets may be other frames: a smaller large one, small ones in a row, a larger
+ * one (the block too small), or the engine reading into its own buffer after all. All arrive
+ * byte-exact and in order; no loan is left behind. */
+START_TEST(other_frames_into_a_landing)
+{
+    aipc_broker *b = land_broker(0);
+    fake *s = subscriber(b), *p = fake_new(b, 0);
+    fake_hello(p, NULL);
+    size_t len, l2, l3, l4;
+    uint8_t *f1 = frame(PL, 1, &len);
+    uint8_t *f2 = frame(PL - 1000, 2, &l2);                  /* same block (within 1/8) */
+    uint8_t *f3 = frame(300, 3, &l3);
+    uint8_t *f4 = frame(2 * PL, 4, &l4);
+    deliver(p, f1, len, 0);
+    expect_payload(s, f1, PL);
+    /* f2 then f3 in one read into the landing: f2 is complete in less than the read */
+    size_t want = 0;
+    uint8_t *dst = aipc_client_read_direct(p->cl, &want);
+    ck_assert_ptr_nonnull(dst);
+    ck_assert_uint_eq(want, len);
+    memcpy(dst, f2, l2);
+    memcpy(dst + l2, f3, l3);
+    ck_assert_int_eq(aipc_client_read_commit(b, p->cl, l2 + l3), 0);
+    expect_payload(s, f2, PL - 1000);
+    expect_payload(s, f3, 300);
+    ck_assert_uint_eq(b->nlent, 0);
+    /* f3 was small: no landing offered; f1 again, then f4 (twice the size) into its landing */
+    ck_assert_int_eq(deliver(p, f1, len, 0) > 1, 1);
+    expect_payload(s, f1, PL);
+    ck_assert_ptr_nonnull(aipc_client_read_direct(p->cl, &want));
+    ck_assert_uint_eq(want, len);
+    deliver(p, f4, l4, 0);
+    expect_payload(s, f4, 2 * PL);
+    /* offered a landing, the engine reads into its own buffer: the loan ends */
+    ck_assert_ptr_nonnull(aipc_client_read_direct(p->cl, &want));    /* f4's block */
+    ck_assert_uint_eq(b->nlent, 1);
+    ck_assert_int_eq(aipc_broker_input(b, p->cl, f3, l3), 0);
+    expect_payload(s, f3, 300);
+    ck_assert_uint_eq(b->nlent, 0);
+    finish(b, p, s);
+    free(f1);
+    free(f2);
+    free(f3);
+    free(f4);
+}
+END_TEST
+
+/* A client that goes while its landing is offered (its read never completed): the block is
+ * freed at detach and the loan count is back to 0. */
+START_TEST(landing_of_a_client_that_goes)
+{
+    aipc_broker *b = land_broker(0);
+    fake *s = subscriber(b), *p = fake_new(b, 0);
+    fake_hello(p, NULL);
+    size_t len;
+    uint8_t *f1 = frame(PL, 1, &len);
+    deliver(p, f1, len, 0);
+    expect_payload(s, f1, PL);
+    size_t want = 0;
+    ck_assert_ptr_nonnull(aipc_client_read_direct(p->cl, &want));
+    ck_assert_uint_eq(b->nlent, 1);
+    ck_assert_uint_eq(ca.nblk, 1);                           /* the landing, out of the cache */
+    ck_assert_uint_eq(fake_stats(b).incomplete_bytes, 0);    /* no byte yet: nothing charged */
+    fake_free(p);
+    ck_assert_uint_eq(b->nlent, 0);
+    ck_assert_uint_eq(ca.nblk, 0);
+    fake_free(s);
+    aipc_broker_free(b);
+    ck_assert_uint_eq(ca.allocs, ca.frees);
+    free(f1);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+    Suite *s = suite_create("broker_blkland");
+    TCase *tc = tcase_create("blkland");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, same_size_frames_one_read);
+    tcase_add_test(tc, partial_landing_reads);
+    tcase_add_test(tc, other_frames_into_a_landing);
+    tcase_add_test(tc, landing_of_a_client_that_goes);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+CHECK_MAIN(make_suite);
