@@ -158,7 +158,7 @@ START_TEST(stats_json_has_shm_counters)
     static const char *const keys[] = {
         "shm_clients", "shm_bytes", "shm_segments", "shm_client_segments", "shm_publications",
         "shm_deliveries", "shm_inline_fallbacks", "shm_map_failures", "shm_in",
-        "shm_bad_releases"};
+        "shm_bad_releases", "shm_release_frames"};
     aipc_broker *b = test_broker(0, 0, 0);
     fshm *fs = fshm_install(b);
     fake *f = client(b, 10, &id_alice);
