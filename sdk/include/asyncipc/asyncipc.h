@@ -704,6 +704,13 @@ typedef struct aipc_bus_options {
                                       shared memory when it is in use (0 =
                                       AIPC_DEFAULT_SHM_THRESHOLD). Retained publications always
                                       go inline */
+    /* --- appended in 0.5: zero-copy receive (see "Bus zero-copy buffers" below) --- */
+    /* Set: replaces on_message. The payload arrives as a buffer the application owns until
+     * aipc_buf_release (any thread, any time, also after aipc_bus_close). */
+    void (*on_message_buf)(aipc_bus *bus, void *user, const char *topic,
+                           const aipc_bus_peer *from, bool retained, aipc_buf *buf);
+    /* Set: replaces on_direct, the same way. */
+    void (*on_direct_buf)(aipc_bus *bus, void *user, const aipc_bus_peer *from, aipc_buf *buf);
 } aipc_bus_options;
 
 #define AIPC_BUS_DEFAULT_SERVER_OWNERS "service:AsyncIPCBroker;SY;BA;self"
@@ -782,10 +789,64 @@ typedef struct aipc_bus_counters {
     uint64_t shm_held_bytes;     /* payload bytes of our slots the broker has not released */
     uint32_t shm_segments;       /* our segments the broker confirmed */
     uint32_t shm_peer_segments;  /* the broker's segments we map */
+    /* --- appended in 0.5: zero-copy buffers --- */
+    uint64_t buf_bytes;          /* capacity of aipc_bus_alloc buffers not sent or released */
+    uint64_t buf_shm_bytes;      /* the part of it in slots of our shared segments */
+    uint64_t recv_buf_bytes;     /* bytes of received buffers not released (shared + heap) */
 } aipc_bus_counters;
 /* Fills *out (see aipc_bus_counters). 0, or AIPC_EINVAL (NULL, or `size` below 8). Any
  * thread. */
 ASYNCIPC_API int aipc_bus_get_counters(aipc_bus *bus, aipc_bus_counters *out);
+
+/*
+ * Bus zero-copy buffers (0.5; docs/sdk.md "Zero-copy buffers"; the same aipc_buf and
+ * aipc_buf_release as point to point). Optional: aipc_bus_publish and on_message work as
+ * before, and mix with these in one client.
+ *
+ * Send without a copy: aipc_bus_alloc returns a buffer to fill in place - a slot of the
+ * client's shared segments when shared memory is in use with the broker and `size` is at least
+ * shm_threshold (the broker reads it where it was written), otherwise (below the threshold,
+ * AIPC_SHM_OFF or declined, not connected, no room in the segments) a heap buffer that
+ * aipc_bus_publish_buf / aipc_bus_send_buf copy like aipc_bus_publish / aipc_bus_send. Fill
+ * buf->data[0 .. len) and publish (or send) it: it is queued in order with the client's other
+ * publications and sends (aipc_bus_publish included) and on success (0) belongs to the SDK -
+ * the pointer is invalid, as after free; on an error it is still the caller's (publish it
+ * again, or aipc_buf_release it unsent). Never retained. A buffer's capacity plus a frame
+ * header counts against max_queue_bytes from aipc_bus_alloc on (AIPC_EQUEUEFULL when there is
+ * no room), so publishing it never fails for room. A buffer outlives its connection: a slot
+ * allocated before a reconnect is copied at publish time (into a slot of the new connection,
+ * or inline) - nothing is lost, the broker never reads a segment of an ended connection.
+ * A slot kept unsent holds back the reuse of its segment's later slots (as for pipes).
+ *
+ * Receive without a copy: with on_message_buf / on_direct_buf set, each publication / direct
+ * message arrives as a buffer instead of through on_message / on_direct. A shared payload's
+ * buffer points into our READ-ONLY view of the broker's segment (writing faults): no copy is
+ * made, and data[size] is the broker's 0. An inline one is a heap copy (followed by a 0). The
+ * callback may keep the buffer past its return; release it with aipc_buf_release from any
+ * thread, at any time (after aipc_bus_close too: the client's memory stays until its last
+ * buffer is released). Until a shared buffer is released the broker charges its slot to this
+ * client's queue at the broker (max_queue_bytes in the broker's config): holding many makes the
+ * broker drop publications for us, reported by on_dropped; hold briefly, or copy what you keep.
+ * Inline buffers are not charged anywhere (aipc_bus_counters.recv_buf_bytes counts both). A
+ * reconnect does not invalidate held buffers (their releases are then simply not owed).
+ * Threads: the callbacks run where on_message / on_direct would (the I/O thread, or the
+ * client's dispatcher, through the same gate; an event not delivered because the client was
+ * closed releases its buffer). aipc_bus_alloc, _publish_buf, _send_buf and aipc_buf_release
+ * run on any thread, inside callbacks too, and never wait for I/O. One buffer is used by one
+ * thread at a time.
+ */
+/* A writable buffer of `size` bytes for aipc_bus_publish_buf / aipc_bus_send_buf. 0 and *out,
+ * or AIPC_EINVAL, AIPC_ETOOBIG (over the broker's max payload), AIPC_EQUEUEFULL (no room in
+ * max_queue_bytes now), AIPC_ECLOSED, AIPC_EDISCONNECTED (reconnect off and the connection is
+ * gone), AIPC_ENOMEM. */
+ASYNCIPC_API int aipc_bus_alloc(aipc_bus *bus, size_t size, aipc_buf **out);
+/* Publishes the first `len` bytes (len <= buf->size) of a buffer from aipc_bus_alloc of this
+ * client on `topic` (not retained). 0: the buffer is the SDK's (invalid for the caller). On an
+ * error it is still the caller's: AIPC_EINVAL (bad topic, another client's or a received or
+ * no live buffer, len too large), AIPC_ETOOBIG, AIPC_ECLOSED, AIPC_EDISCONNECTED, AIPC_ENOMEM. */
+ASYNCIPC_API int aipc_bus_publish_buf(aipc_bus *bus, const char *topic, aipc_buf *buf, size_t len);
+/* The same as a direct message to `to` (as aipc_bus_send). */
+ASYNCIPC_API int aipc_bus_send_buf(aipc_bus *bus, const char *to, aipc_buf *buf, size_t len);
 
 /*
  * Closes the client and frees the handle. It waits at most for a callback of this client that

@@ -214,7 +214,7 @@ int aipc_bus_connect(const aipc_bus_options *opts, aipc_bus **out)
 }
 
 /* Common gate for calls that queue frames: AIPC_ECLOSED / AIPC_EDISCONNECTED. Lock held. */
-static int usable_locked(const aipc_bus *b)
+int aipc__bus_usable_locked(const aipc_bus *b)
 {
     if (b->closing)
         return AIPC_ECLOSED;
@@ -225,10 +225,13 @@ static int usable_locked(const aipc_bus *b)
 
 /*
  * Builds a frame and queues it (bounded), optionally with a pending entry; posts a wake.
- * `pend` (may be NULL) gets its id set to `id`. Returns 0 or AIPC_E*.
+ * `pend` (may be NULL) gets its id set to `id`. `bl` (may be NULL): a zero-copy buffer's bytes
+ * (bus_buf.c): their room was charged at aipc_bus_alloc (b->lent), so no bound applies and the
+ * charge goes once the frame is queued; a lent slot of the current connection goes as its
+ * descriptor, one of an older connection is copied like any payload. Returns 0 or AIPC_E*.
  */
-static int enqueue(aipc_bus *b, const aipc__bus_out *o, const void *data, size_t len,
-                   aipc__bus_pend *pend, uint64_t tag)
+int aipc__bus_enqueue(aipc_bus *b, const aipc__bus_out *o, const void *data, size_t len,
+                      aipc__bus_pend *pend, uint64_t tag, aipc__bus_lent *bl)
 {
     if (len && !data)
         return AIPC_EINVAL;
@@ -243,8 +246,9 @@ static int enqueue(aipc_bus *b, const aipc__bus_out *o, const void *data, size_t
     /* At or above the threshold (never a retained publication) the payload may go through
      * shared memory (bus_shm.c): the inline frame is then built only if it does not. */
     int shared = len >= b->o.shm_threshold && b->o.shm == AIPC_SHM_AUTO && !o->retain;
+    int slot = bl && bl->tx;
     aipc__bus_qnode *n = NULL;
-    if (!shared || !*(volatile int *)&b->shm.active) {   /* a hint: decided under the lock */
+    if ((!shared || !*(volatile int *)&b->shm.active) && !slot) {   /* a hint: decided under the lock */
         n = aipc__bus_frame_new(meta, ml, data, len, tag);
         if (!n) {
             free(meta);
@@ -252,27 +256,40 @@ static int enqueue(aipc_bus *b, const aipc__bus_out *o, const void *data, size_t
         }
     }
     AcquireSRWLockExclusive(&b->lock);
-    int rc = usable_locked(b);
+    int rc = aipc__bus_usable_locked(b);
     if (rc == 0 && len > b->max_payload)
         rc = AIPC_ETOOBIG;
-    /* shared payloads not released yet count against the bound too */
-    if (rc == 0 && b->shm.held &&
-        (uint64_t)b->q.bytes + b->shm.held + AIPC_HDR_SIZE + ml + len > b->q.max_bytes)
+    /* shared payloads not released yet and allocated buffers count against the bound too */
+    if (rc == 0 && !bl && (b->shm.held || b->lent) &&
+        (uint64_t)b->q.bytes + b->shm.held + b->lent + AIPC_HDR_SIZE + ml + len > b->q.max_bytes)
         rc = AIPC_EQUEUEFULL;
     aipc__bus_qnode *sn = NULL;
     uint8_t *copy_to = NULL;
-    if (rc == 0 && shared)
+    aipc_shm_desc ld = {0, 0, 0};
+    int lent_sent = 0;
+    if (rc == 0 && slot) {                /* the application wrote the payload in our slot */
+        int r = aipc__shm_link_send_lent(&b->shm, bl->tx, bl->off, (uint32_t)len, &ld);
+        if (r == 1 && !(sn = aipc__bus_shm_desc_frame(meta, ml, &ld, tag))) {
+            aipc__shm_link_unsend_lent(&b->shm, &ld);
+            rc = AIPC_ENOMEM;
+        } else if (r == 1) {
+            lent_sent = 1;
+        } else if (r < 0) {
+            rc = r;
+        }                                 /* 0: an older connection's slot: copied below */
+    }
+    if (rc == 0 && shared && !sn)
         rc = aipc__bus_shm_frame_locked(b, meta, ml, len, tag, &sn, &copy_to);
     if (copy_to) {                        /* the payload goes in with the lock released */
         aipc__bus_shm_copy(b, copy_to, data, len);
-        rc = usable_locked(b);            /* (closed meanwhile: the slot goes back below) */
+        rc = aipc__bus_usable_locked(b);            /* (closed meanwhile: the slot goes back below) */
     }
     if (rc == 0 && !sn && !n && !(n = aipc__bus_frame_new(meta, ml, data, len, tag)))
         rc = AIPC_ENOMEM;
     if (rc == 0 && pend)
         rc = aipc__bus_pending_add(&b->pend, pend);
     if (rc == 0) {
-        rc = aipc__bus_queue_push(&b->q, sn ? sn : n, 1);
+        rc = aipc__bus_queue_push(&b->q, sn ? sn : n, !bl);
         if (rc != 0 && pend) {
             aipc__bus_pend undo;
             if (aipc__bus_pending_take(&b->pend, pend->id, &undo))
@@ -280,17 +297,29 @@ static int enqueue(aipc_bus *b, const aipc__bus_out *o, const void *data, size_t
         }
     }
     if (rc == 0) {
-        if (sn)
+        if (sn) {
+            aipc_shm_desc d = {sn->shm_seg, sn->shm_off, sn->shm_len};
+            aipc__shm_link_reserved_queued(&b->shm, &d);   /* the broker may release it now */
             sn = NULL;
-        else
+        } else {
             n = NULL;
+        }
+        if (bl) {                         /* the buffer's room is the frame's (or the slot's) now */
+            b->lent -= bl->charge;
+            if (slot && !lent_sent) {     /* sent as a copy: the old slot is free */
+                bl->gone = aipc__shm_link_unlend(&b->shm, bl->tx, bl->off);
+                bl->fell_back = 1;
+            }
+        }
         if (pend && pend->deadline_ms &&
             (b->new_deadline == 0 || pend->deadline_ms < b->new_deadline))
             b->new_deadline = pend->deadline_ms;
         if (b->ready || (pend && pend->deadline_ms))
             wake_locked(b);
     }
-    if (sn) {                             /* not queued: its slot goes back */
+    if (sn && lent_sent) {                /* not queued: the slot is lent again */
+        aipc__shm_link_unsend_lent(&b->shm, &ld);
+    } else if (sn) {                      /* not queued: its slot goes back */
         aipc_shm_desc d = {sn->shm_seg, sn->shm_off, sn->shm_len};
         aipc__shm_link_unput(&b->shm, &d);
     }
@@ -319,7 +348,7 @@ static int sub_op(aipc_bus *b, const char *filter, int add)
     snprintf(desc, sizeof desc, "%s '%.64s'", add ? "subscribe" : "unsubscribe", filter);
     aipc__bus_pend e = {.id = id, .kind = AIPC_BUS_PEND_ACK, .desc = desc};
     AcquireSRWLockExclusive(&b->lock);
-    int rc = usable_locked(b);
+    int rc = aipc__bus_usable_locked(b);
     int changed = 0;
     if (rc == 0) {
         changed = add ? aipc__bus_subs_add(&b->subs, filter) : aipc__bus_subs_remove(&b->subs, filter);
@@ -353,25 +382,26 @@ int aipc_bus_publish(aipc_bus *bus, const char *topic, const void *data, size_t 
 {
     if (!bus || !aipc__bus_topic_valid(topic))
         return AIPC_EINVAL;
-    return enqueue(bus, &(aipc__bus_out){.op = "pub", .topic = topic, .retain = retain}, data, len,
-                   NULL, 0);
+    return aipc__bus_enqueue(bus, &(aipc__bus_out){.op = "pub", .topic = topic, .retain = retain},
+                             data, len, NULL, 0, NULL);
 }
 
 /* Validates a send/req target: a client name or a decimal id. */
-static int target_valid(const char *to)
+int aipc__bus_target_valid(const char *to)
 {
     return to && (aipc__bus_name_valid(to) || aipc__bus_to_is_id(to, NULL));
 }
 
 int aipc_bus_send(aipc_bus *bus, const char *to, const void *data, size_t len)
 {
-    if (!bus || !target_valid(to))
+    if (!bus || !aipc__bus_target_valid(to))
         return AIPC_EINVAL;
     uint64_t id = (uint64_t)InterlockedIncrement64(&bus->next_id);
     char desc[160];
     snprintf(desc, sizeof desc, "send to '%s'", to);
     aipc__bus_pend e = {.id = id, .kind = AIPC_BUS_PEND_ACK, .desc = desc};
-    return enqueue(bus, &(aipc__bus_out){.op = "send", .to = to, .id = id}, data, len, &e, id);
+    return aipc__bus_enqueue(bus, &(aipc__bus_out){.op = "send", .to = to, .id = id}, data, len, &e,
+                             id, NULL);
 }
 
 /* Shared by request/ping/stats: a pending entry with a deadline and a callback. */
@@ -384,14 +414,14 @@ static int64_t call_op(aipc_bus *b, const aipc__bus_out *o, const void *data, si
     out.id = id;
     aipc__bus_pend e = {.id = id, .deadline_ms = GetTickCount64() + timeout_ms, .kind = kind,
                        .cb = cb, .user = user};
-    int rc = enqueue(b, &out, data, len, &e, id);
+    int rc = aipc__bus_enqueue(b, &out, data, len, &e, id, NULL);
     return rc ? rc : (int64_t)id;
 }
 
 int64_t aipc_bus_request(aipc_bus *bus, const char *to, const void *data, size_t len,
                          uint32_t timeout_ms, aipc_bus_reply_fn cb, void *user)
 {
-    if (!bus || !target_valid(to) || !cb)
+    if (!bus || !aipc__bus_target_valid(to) || !cb)
         return AIPC_EINVAL;
     return call_op(bus, &(aipc__bus_out){.op = "req", .to = to}, data, len,
                    timeout_ms ? timeout_ms : BUS_REQ_TIMEOUT_DEF, AIPC_BUS_PEND_REQ, cb, user);
@@ -401,8 +431,8 @@ int aipc_bus_reply(aipc_bus *bus, uint64_t to_id, uint64_t req_id, const void *d
 {
     if (!bus || !to_id || !req_id)
         return AIPC_EINVAL;
-    return enqueue(bus, &(aipc__bus_out){.op = "rep", .to_id = to_id, .re = req_id}, data, len,
-                   NULL, 0);
+    return aipc__bus_enqueue(bus, &(aipc__bus_out){.op = "rep", .to_id = to_id, .re = req_id},
+                             data, len, NULL, 0, NULL);
 }
 
 int64_t aipc_bus_ping(aipc_bus *bus, uint32_t timeout_ms, aipc_bus_reply_fn cb, void *user)

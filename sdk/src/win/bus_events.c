@@ -16,6 +16,10 @@
  * Shared payloads (bus_shm.c): delivered at once, the callback gets the pointer into the view;
  * queued, the item takes over the frame's hold (b->rx_cur) instead of copying, and releases
  * it after its callback ran (or when it is dropped).
+ * Buffer callbacks (on_message_buf / on_direct_buf set): the payload becomes a buffer
+ * (bus_buf.c: the shared view with its release owed, or a heap copy) that the event carries
+ * instead of data; the callback gets it and owns it from then on. An event not delivered
+ * (the gate shut, the item dropped) releases its buffer.
  */
 #include "bus_internal.h"
 
@@ -55,6 +59,8 @@ typedef struct bus_ev {
     size_t len;
     bus_done *done;          /* EV_DONE */
     aipc__bus_shm_msg shm;    /* data is in a view of the broker's segment: released after */
+    aipc_buf *ubuf;          /* EV_MESSAGE/EV_DIRECT to a buffer callback: handed over by
+                                deliver (NULL then), else released with the event */
     uint64_t flow;           /* bytes added to b->dq_bytes */
     char buf[];
 } bus_ev;
@@ -86,9 +92,11 @@ static void complete(aipc_bus *b, aipc__bus_pend *e, int status, const aipc_bus_
     e->desc = NULL;
 }
 
-static void deliver(aipc_bus *b, const bus_ev *v)
+static void deliver(aipc_bus *b, bus_ev *v)
 {
     const aipc_bus_options *o = &b->o;
+    aipc_buf *buf = v->ubuf;
+    v->ubuf = NULL;                       /* a buffer is the callback's from here on */
     switch (v->kind) {
     case EV_STATE:
         if (o->on_state)
@@ -98,11 +106,15 @@ static void deliver(aipc_bus *b, const bus_ev *v)
         call_error(b, v->i, v->s1, v->s2);
         break;
     case EV_MESSAGE:
-        if (o->on_message)
+        if (buf)
+            o->on_message_buf(b, o->user, v->s1, &v->peer, v->i != 0, buf);
+        else if (o->on_message)
             o->on_message(b, o->user, v->s1, &v->peer, v->i != 0, v->data, v->len);
         break;
     case EV_DIRECT:
-        if (o->on_direct)
+        if (buf)
+            o->on_direct_buf(b, o->user, &v->peer, buf);
+        else if (o->on_direct)
             o->on_direct(b, o->user, &v->peer, v->data, v->len);
         break;
     case EV_REQUEST:
@@ -174,6 +186,7 @@ static void ev_item(aipc__dq_item *it, int run)
     }
     if (v->done)
         done_unref(v->done);                 /* the item's reference */
+    aipc_buf_release(v->ubuf);                /* a buffer nobody took (NULL: handed over) */
     aipc__bus_shm_release(b, &v->shm);       /* a shared payload: its release is owed now */
     if (v->flow) {
         LONG64 left = InterlockedAdd64(&b->dq_bytes, -(LONG64)v->flow);
@@ -248,18 +261,32 @@ static void ev_push(aipc_bus *b, bus_ev *v)
 static void emit(aipc_bus *b, bus_ev *stack, const aipc_bus_peer *peer, const char *s1,
                  const char *s2, const void *data, size_t len)
 {
+    if ((stack->kind == EV_MESSAGE && b->o.on_message_buf) ||
+        (stack->kind == EV_DIRECT && b->o.on_direct_buf)) {
+        if (!(stack->ubuf = aipc__bus_buf_received(b, data, len)))
+            return;                       /* lost (logged) */
+        data = NULL;                      /* the item carries the buffer, not a copy */
+    }
     if (!b->disp) {
         if (aipc__gate_enter(&b->gate)) {
             deliver(b, stack);
             aipc__gate_leave(&b->gate);
         }
+        aipc_buf_release(stack->ubuf);     /* not delivered (the gate is shut) */
         return;
     }
     /* the shared payload being dispatched: the item keeps the view, not a copy */
     int view = b->rx_cur.rx && data && (const uint8_t *)data == b->rx_cur.data;
     bus_ev *v = ev_new(b, stack->kind, peer, s1, s2, view ? NULL : data, len);
-    if (!v)
+    if (!v) {
+        aipc_buf_release(stack->ubuf);
         return;
+    }
+    if (stack->ubuf) {                     /* counted like the copy it replaces */
+        v->ubuf = stack->ubuf;
+        uint64_t charge = (uint64_t)v->it.charge + len;
+        v->it.charge = charge > UINT32_MAX ? UINT32_MAX : (uint32_t)charge;
+    }
     if (view) {
         v->data = data;
         v->len = len;
@@ -301,7 +328,7 @@ void aipc__bus_ev_error(aipc_bus *b, int err, const char *code, const char *msg)
 void aipc__bus_ev_message(aipc_bus *b, const char *topic, const aipc_bus_peer *from, int retained,
                           const void *data, size_t len)
 {
-    if (!b->o.on_message)
+    if (!b->o.on_message && !b->o.on_message_buf)
         return;
     bus_ev v = {.kind = EV_MESSAGE, .i = retained, .s1 = topic, .peer = *from, .data = data,
                 .len = len};
@@ -310,7 +337,7 @@ void aipc__bus_ev_message(aipc_bus *b, const char *topic, const aipc_bus_peer *f
 
 void aipc__bus_ev_direct(aipc_bus *b, const aipc_bus_peer *from, const void *data, size_t len)
 {
-    if (!b->o.on_direct)
+    if (!b->o.on_direct && !b->o.on_direct_buf)
         return;
     bus_ev v = {.kind = EV_DIRECT, .peer = *from, .data = data, .len = len};
     emit(b, &v, from, NULL, NULL, data ? data : "", len);

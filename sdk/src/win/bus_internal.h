@@ -9,6 +9,8 @@
  *                  requests, publications through the subscription set, events
  *   bus_shm.c      shared memory with the broker: the client as shm_link's owner, negotiation,
  *                  descriptors sent and received, releases (docs/sdk.md "Shared memory")
+ *   bus_buf.c      zero-copy buffers: aipc_bus_alloc / _publish_buf / _send_buf (lent slots
+ *                  of shm_link, or heap) and the buffers of on_message_buf / on_direct_buf
  *   bus_events.c   user callbacks: at once on the I/O thread (through the client's gate) or
  *                  queued to the client's dispatcher; request completions; the final callbacks
  *                  that aipc_bus_close runs on its caller's thread
@@ -120,6 +122,11 @@ struct aipc_bus {
     uint32_t shm_copying;
     CONDITION_VARIABLE shm_copied;
     aipc__bus_shm_msg rx_cur;      /* the shared message being dispatched (bus_dispatch.c) */
+    /* zero-copy buffers (bus_buf.c) */
+    uint64_t lent;                /* [lock] aipc_bus_alloc buffers not sent or released: their
+                                     capacity plus a header each (counted in the queue bound) */
+    uint64_t buf_bytes, buf_shm_bytes;  /* [lock] their capacity: all / lent shared slots */
+    volatile LONG64 recv_buf_bytes;     /* received buffers not released */
 };
 
 /* ---- bus_api.c ------------------------------------------------------------------------------ */
@@ -127,6 +134,32 @@ void aipc__bus_ref(aipc_bus *b);
 void aipc__bus_unref(aipc_bus *b);   /* frees the client at zero (any thread) */
 /* Gets the I/O thread to write what is queued (posts the wake task unless one is queued). */
 void aipc__bus_wake(aipc_bus *b);
+
+/* AIPC_ECLOSED (closing), AIPC_EDISCONNECTED (down) or 0. Lock held. */
+int  aipc__bus_usable_locked(const aipc_bus *b);
+/* 1 when `to` is a valid send/request target: a client name or a decimal id. */
+int  aipc__bus_target_valid(const char *to);
+/* A zero-copy buffer being sent (bus_buf.c -> aipc__bus_enqueue). */
+typedef struct aipc__bus_lent {
+    uint64_t charge;              /* its room in b->lent: moves to the frame once it is queued */
+    aipc__shm_tx *tx;             /* a lent slot (NULL: heap bytes) ... */
+    uint32_t off;                 /* ... at this offset */
+    aipc__shm_tx *gone;           /* out: a retired segment this slot was the last of (free it
+                                     outside the lock: aipc__shm_tx_free) */
+    int fell_back;                /* out: the slot was of an older connection: copied */
+} aipc__bus_lent;
+/* Any thread: builds the frame of `o` with `len` bytes of data (inline, or through a slot of
+ * ours from the threshold), queues it in order with a pending entry `pend` (may be NULL) and
+ * gets it written. bl NULL: bounded by max_queue_bytes; else see aipc__bus_lent. 0 or AIPC_E*
+ * (nothing queued). */
+int  aipc__bus_enqueue(aipc_bus *b, const aipc__bus_out *o, const void *data, size_t len,
+                       aipc__bus_pend *pend, uint64_t tag, aipc__bus_lent *bl);
+
+/* ---- bus_buf.c: zero-copy buffers (aipc_bus_alloc, _publish_buf, _send_buf, received ones) */
+/* [io] A received message or direct for on_message_buf / on_direct_buf: a buffer holding the
+ * shared payload being dispatched (b->rx_cur is taken over when data is its view) or a heap
+ * copy. NULL: no memory (logged; the message is lost, a shared slot released by the caller). */
+aipc_buf *aipc__bus_buf_received(aipc_bus *b, const void *data, size_t len);
 
 /* ---- bus_conn.c (I/O thread, except aipc__bus_conn_init) ----------------------------------- */
 /* Sets the connection fields and the tasks' callbacks of a new client (before any post). */
@@ -176,6 +209,10 @@ void aipc__bus_shm_read_end(aipc_bus *b);
  * there with the lock released (aipc__bus_shm_copy), before *n is queued. */
 int  aipc__bus_shm_frame_locked(aipc_bus *b, const char *meta, size_t ml, size_t len,
                                 uint64_t tag, aipc__bus_qnode **n, uint8_t **copy_to);
+/* A descriptor frame: meta (a JSON object) with ',"shm":[seg,off,len]' before its closing
+ * brace, shm_* of the node set (tag as aipc__bus_frame_new). NULL: no memory or bad meta. */
+aipc__bus_qnode *aipc__bus_shm_desc_frame(const char *meta, size_t ml, const aipc_shm_desc *d,
+                                         uint64_t tag);
 /* Called under the lock, returns under it: copies the payload into the slot reserved by
  * aipc__bus_shm_frame_locked with the lock released (the I/O thread and other callers are
  * not held up for the copy, review 2 finding 7), the drain kept waiting meanwhile. */

@@ -286,6 +286,34 @@ void aipc__bus_shm_read_end(aipc_bus *b)
 
 /* ---- send ----------------------------------------------------------------------------------- */
 
+aipc__bus_qnode *aipc__bus_shm_desc_frame(const char *meta, size_t ml, const aipc_shm_desc *d,
+                                         uint64_t tag)
+{
+    if (ml < 2 || meta[ml - 1] != '}')
+        return NULL;
+    char tail[64];
+    tail[0] = ',';
+    size_t tl = aipc_shm_desc_put(tail + 1, sizeof tail - 2, d);
+    tail[1 + tl] = '}';
+    tl += 2;
+    size_t cut = ml - 1;                 /* meta without its closing brace */
+    char *m = malloc(cut + tl);
+    aipc__bus_qnode *n = NULL;
+    if (m) {
+        memcpy(m, meta, cut);
+        memcpy(m + cut, tail, tl);
+        n = aipc__bus_frame_new(m, cut + tl, NULL, 0, tag);
+        free(m);
+    }
+    if (!n)
+        return NULL;
+    n->shm_cut = (uint32_t)cut;
+    n->shm_seg = d->seg;
+    n->shm_off = d->off;
+    n->shm_len = d->len;
+    return n;
+}
+
 int aipc__bus_shm_frame_locked(aipc_bus *b, const char *meta, size_t ml, size_t len,
                                uint64_t tag, aipc__bus_qnode **out, uint8_t **copy_to)
 {
@@ -306,28 +334,11 @@ int aipc__bus_shm_frame_locked(aipc_bus *b, const char *meta, size_t ml, size_t 
         InterlockedIncrement64(&L->st_fallback);
     if (r != 1)
         return r;
-    char tail[64];
-    tail[0] = ',';
-    size_t tl = aipc_shm_desc_put(tail + 1, sizeof tail - 2, &d);
-    tail[1 + tl] = '}';
-    tl += 2;
-    size_t cut = ml - 1;                 /* meta without its closing brace */
-    char *m = malloc(cut + tl);
-    aipc__bus_qnode *n = NULL;
-    if (m) {
-        memcpy(m, meta, cut);
-        memcpy(m + cut, tail, tl);
-        n = aipc__bus_frame_new(m, cut + tl, NULL, 0, tag);
-        free(m);
-    }
+    aipc__bus_qnode *n = aipc__bus_shm_desc_frame(meta, ml, &d, tag);
     if (!n) {
         aipc__shm_link_unput(L, &d);
         return AIPC_ENOMEM;
     }
-    n->shm_cut = (uint32_t)cut;
-    n->shm_seg = d.seg;
-    n->shm_off = d.off;
-    n->shm_len = d.len;
     *out = n;
     *copy_to = dst;
     return 0;
@@ -366,7 +377,10 @@ int aipc_bus_get_counters(aipc_bus *bus, aipc_bus_counters *out)
     aipc__shm_link_counts(&bus->shm, &k);
     AcquireSRWLockShared(&bus->lock);
     c.shm_active = bus->shm.active != 0;
+    c.buf_bytes = bus->buf_bytes;
+    c.buf_shm_bytes = bus->buf_shm_bytes;
     ReleaseSRWLockShared(&bus->lock);
+    c.recv_buf_bytes = (uint64_t)InterlockedCompareExchange64(&bus->recv_buf_bytes, 0, 0);
     c.shm_sent = k.sent;
     c.shm_recv = k.recv;
     c.shm_fallback = k.fallback;

@@ -3,7 +3,9 @@
  * docs/design/shared-memory.md section 13): aipc_pipe_alloc / aipc_pipe_send_buf /
  * aipc_buf_release and the buffer receive callback (aipc_pipe_set_recv_ref).
  *
- * A buffer is a private object whose first member is the public aipc_buf. Four kinds:
+ * A buffer is a private object whose first member is the common header (aipc__buf_hdr,
+ * pipe_internal.h: the public aipc_buf, the owner kind, the drop function that
+ * aipc_buf_release calls, pipe_buf_live.c). Four kinds:
  *   HEAP       aipc_pipe_alloc without a shared slot: the bytes follow the object; sending
  *              copies them into the pending batch like aipc_pipe_send.
  *   SLOT       aipc_pipe_alloc into a slot of our shared segments lent by shm_link.c
@@ -34,7 +36,7 @@
 enum { BUF_HEAP = 1, BUF_SLOT, BUF_RECV_HEAP, BUF_RECV_SHM };
 
 typedef struct pbuf {
-    aipc_buf pub;              /* first: what the application holds */
+    aipc__buf_hdr h;           /* first: h.pub is what the application holds */
     int kind;
     aipc__pipe *p;             /* referenced until the buffer is released or sent */
     aipc__shm_tx *tx;          /* SLOT: the segment lent from */
@@ -43,16 +45,16 @@ typedef struct pbuf {
     uint8_t heap[];            /* HEAP, RECV_HEAP: the bytes and a spare NUL */
 } pbuf;
 
-/* A live buffer of ours, looked up in the live set (pipe_buf_live.c) without reading *buf. */
+/* A live pipe buffer, looked up in the live set (pipe_buf_live.c) without reading *buf. */
 static pbuf *buf_of(aipc_buf *buf)
 {
-    return buf && aipc__buf_live_has(buf) ? (pbuf *)buf : NULL;
+    return (pbuf *)aipc__buf_of(buf, AIPC__BUF_PIPE);
 }
 
 /* Under the lock: the queue accounting of an allocated buffer, added (+1) or removed (-1). */
 static void charge_locked(aipc__pipe *p, const pbuf *b, int sign)
 {
-    uint64_t size = b->pub.size;
+    uint64_t size = b->h.pub.size;
     if (sign > 0) {
         p->lent += size + AIPC_HDR_SIZE;
         p->buf_bytes += size;
@@ -75,6 +77,10 @@ static void buf_free(pbuf *b)
 }
 
 static void buf_drop(pbuf *b);
+static void hdr_drop(aipc__buf_hdr *h)
+{
+    buf_drop((pbuf *)h);
+}
 
 /* ---- send ------------------------------------------------------------------------------------- */
 
@@ -90,7 +96,9 @@ int aipc_pipe_alloc(aipc_named_pipe *pipe, size_t size, aipc_buf **out)
     pbuf *b = calloc(1, sizeof *b);            /* a slot's object; a heap one grows below */
     if (!b)
         return AIPC_ENOMEM;
-    b->pub.size = size;
+    b->h.pub.size = size;
+    b->h.owner = AIPC__BUF_PIPE;
+    b->h.drop = hdr_drop;
     b->kind = BUF_HEAP;
     uint8_t *view = NULL;
     AcquireSRWLockExclusive(&p->lock);
@@ -124,14 +132,14 @@ int aipc_pipe_alloc(aipc_named_pipe *pipe, size_t size, aipc_buf **out)
         view = b->heap;
         view[size] = 0;
     }
-    b->pub.data = view;
+    b->h.pub.data = view;
     b->p = p;
     aipc__pipe_ref(p);
     if (aipc__buf_live_add(b) != 0) {
         buf_drop(b);                         /* its room and slot back */
         return AIPC_ENOMEM;
     }
-    *out = &b->pub;
+    *out = &b->h.pub;
     return 0;
 }
 
@@ -140,7 +148,7 @@ int aipc_pipe_send_buf(aipc_named_pipe *pipe, aipc_buf *buf, size_t len)
     aipc__pipe *p = (aipc__pipe *)pipe;
     pbuf *b = buf_of(buf);
     if (!p || !b || b->p != p || (b->kind != BUF_HEAP && b->kind != BUF_SLOT) ||
-        len > b->pub.size)
+        len > b->h.pub.size)
         return AIPC_EINVAL;
     aipc__shm_tx *gone = NULL;
     int rc = 0, fallback = 0;
@@ -157,14 +165,14 @@ int aipc_pipe_send_buf(aipc_named_pipe *pipe, aipc_buf *buf, size_t len)
             rc = 0;
         } else if (rc == 0) {
             /* The connection changed since the slot was lent: the bytes go inline. */
-            rc = aipc__batch_append(&p->q[p->qi], b->pub.data, (uint32_t)len);
+            rc = aipc__batch_append(&p->q[p->qi], b->h.pub.data, (uint32_t)len);
             if (rc == 0) {
                 gone = aipc__shm_link_unlend(&p->shm, b->tx, b->off);
                 fallback = 1;
             }
         }
     } else {
-        rc = aipc__batch_append(&p->q[p->qi], b->pub.data, (uint32_t)len);
+        rc = aipc__batch_append(&p->q[p->qi], b->h.pub.data, (uint32_t)len);
         fallback = rc == 0 && p->shm_on && p->shm_threshold && len >= p->shm_threshold;
     }
     if (rc == 0)
@@ -179,18 +187,6 @@ int aipc_pipe_send_buf(aipc_named_pipe *pipe, aipc_buf *buf, size_t len)
     if (rc == 0 && aipc__buf_live_take(b))
         buf_free(b);
     return rc;
-}
-
-void aipc_buf_release(aipc_buf *buf)
-{
-    if (!buf)
-        return;
-    if (!aipc__buf_live_take(buf)) {         /* one taker only: a racing second release misses */
-        aipc_log(AIPC_LOG_ERROR, "aipc_buf_release: %p is not a live buffer (not from the SDK, or "
-                 "already released or sent): ignored", (void *)buf);
-        return;
-    }
-    buf_drop((pbuf *)buf);
 }
 
 /* Gives back what a buffer taken out of the live set holds (queue room, its slot, a received
@@ -210,12 +206,12 @@ static void buf_drop(pbuf *b)
         aipc__shm_tx_free(gone);
         break;
     case BUF_RECV_SHM:
-        InterlockedAdd64(&p->recv_buf_bytes, -(LONG64)b->pub.size);
+        InterlockedAdd64(&p->recv_buf_bytes, -(LONG64)b->h.pub.size);
         if (aipc__shm_link_release(&p->shm, b->rx, b->gen, b->seg, b->off))
             aipc__pipe_poke(p);        /* the first release owed: a write carries it */
         break;
     default:
-        InterlockedAdd64(&p->recv_buf_bytes, -(LONG64)b->pub.size);
+        InterlockedAdd64(&p->recv_buf_bytes, -(LONG64)b->h.pub.size);
         break;
     }
     buf_free(b);
@@ -280,20 +276,22 @@ void aipc__pipe_ev_recv_ref(aipc__pipe *p, const uint8_t *data, uint32_t size, a
         return;
     }
     memset(b, 0, sizeof *b);
+    b->h.owner = AIPC__BUF_PIPE;
+    b->h.drop = hdr_drop;
     b->p = p;
-    b->pub.size = size;
+    b->h.pub.size = size;
     if (rx) {
         b->kind = BUF_RECV_SHM;
         b->rx = rx;                          /* the caller's hold on it is now ours */
         b->gen = gen;
         b->seg = seg;
         b->off = off;
-        b->pub.data = (void *)data;          /* read-only view; data[size] was 0 (pipe_ctl.c) */
+        b->h.pub.data = (void *)data;          /* read-only view; data[size] was 0 (pipe_ctl.c) */
     } else {
         b->kind = BUF_RECV_HEAP;
         memcpy(b->heap, data, size);
         b->heap[size] = 0;
-        b->pub.data = b->heap;
+        b->h.pub.data = b->heap;
     }
     aipc__pipe_ref(p);
     InterlockedAdd64(&p->recv_buf_bytes, (LONG64)size);
@@ -305,13 +303,13 @@ void aipc__pipe_ev_recv_ref(aipc__pipe *p, const uint8_t *data, uint32_t size, a
         return;
     }
     if (!p->disp) {
-        aipc__pipe_buf_deliver(p, &b->pub);
+        aipc__pipe_buf_deliver(p, &b->h.pub);
         return;
     }
     e->it.fn = buf_item_fn;
     e->it.charge = AIPC_DISPATCH_ITEM_OVERHEAD + size;
     e->p = p;
-    e->buf = &b->pub;
+    e->buf = &b->h.pub;
     e->flow = e->it.charge;                  /* counted like a copied message */
     InterlockedAdd64(&p->dq_bytes, (LONG64)e->flow);
     aipc__pipe_ref(p);

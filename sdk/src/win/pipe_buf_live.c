@@ -1,6 +1,7 @@
 /*
- * pipe_buf_live.c - the set of the process's live zero-copy buffers (pipe_buf.c), so that
- * aipc_buf_release and aipc_pipe_send_buf can tell a live buffer from a pointer given back
+ * pipe_buf_live.c - the set of the process's live zero-copy buffers (pipe_buf.c, bus_buf.c)
+ * and aipc_buf_release, common to both owner kinds (aipc__buf_hdr), so that aipc_buf_release,
+ * aipc_pipe_send_buf and aipc_bus_publish_buf / _send_buf can tell a live buffer from a pointer given back
  * after its release or successful send WITHOUT reading the memory it points at (that memory
  * may be freed). A pointer set: open addressing, linear probing, backward-shift deletion, one
  * lock for the process (held for a lookup, an insert or a removal only; never across a call
@@ -14,6 +15,27 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+
+void aipc_buf_release(aipc_buf *buf)
+{
+    if (!buf)
+        return;
+    if (!aipc__buf_live_take(buf)) {         /* one taker only: a racing second release misses */
+        aipc_log(AIPC_LOG_ERROR, "aipc_buf_release: %p is not a live buffer (not from the SDK, or "
+                 "already released or sent): ignored", (void *)buf);
+        return;
+    }
+    aipc__buf_hdr *h = (aipc__buf_hdr *)buf;
+    h->drop(h);                              /* a pipe's (pipe_buf.c) or a bus client's (bus_buf.c) */
+}
+
+aipc__buf_hdr *aipc__buf_of(aipc_buf *buf, int owner)
+{
+    if (!buf || !aipc__buf_live_has(buf))
+        return NULL;
+    aipc__buf_hdr *h = (aipc__buf_hdr *)buf;  /* live: its memory is ours to read */
+    return h->owner == owner ? h : NULL;
+}
 
 static SRWLOCK g_lock = SRWLOCK_INIT;
 static const void **g_slot;   /* NULL: empty */

@@ -298,6 +298,19 @@ void aipc__pipe_ev_recv_ref(aipc__pipe *p, const uint8_t *data, uint32_t size, a
 void aipc__pipe_buf_deliver(aipc__pipe *p, aipc_buf *buf);
 
 /* ---- pipe_buf_live.c: the live buffers of the process (any thread, never under p->lock) ---- */
+/* Every zero-copy buffer, a pipe's (pipe_buf.c) or a bus client's (bus_buf.c), starts with this
+ * header: aipc_buf_release (pipe_buf_live.c) takes it out of the live set and calls `drop`,
+ * which gives back what it holds (queue room, a lent slot, a received slot owed to the peer),
+ * frees it and drops its owner's reference. aipc_pipe_send_buf / aipc_bus_publish_buf refuse a
+ * buffer of the other owner kind. */
+enum { AIPC__BUF_PIPE = 1, AIPC__BUF_BUS };
+typedef struct aipc__buf_hdr {
+    aipc_buf pub;                              /* first: what the application holds */
+    int owner;                                 /* AIPC__BUF_* */
+    void (*drop)(struct aipc__buf_hdr *h);     /* taken out of the live set: give back, free */
+} aipc__buf_hdr;
+/* The live buffer at buf with this owner kind (buf is looked up, not read), or NULL. */
+aipc__buf_hdr *aipc__buf_of(aipc_buf *buf, int owner);
 /* Adds b: 0 or AIPC_ENOMEM. */
 int  aipc__buf_live_add(const void *b);
 /* 1 if b is live (the memory at b is not read). */

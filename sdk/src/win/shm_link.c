@@ -91,6 +91,7 @@ static int out_add(aipc__shm_link *L, aipc__shm_tx *t, uint32_t off, uint32_t si
     L->out[L->nout].seg = t->id;
     L->out[L->nout].off = off;
     L->out[L->nout].len = size;
+    L->out[L->nout].reserved = 0;
     L->nout++;
     L->held += (uint64_t)size + AIPC_HDR_SIZE;
     InterlockedIncrement64(&L->st_sent);
@@ -124,8 +125,18 @@ int aipc__shm_link_reserve(aipc__shm_link *L, uint32_t size, aipc_shm_desc *d, u
         aipc_shm_ring_release(&t->ring, off);
         return AIPC_ENOMEM;
     }
+    L->out[L->nout - 1].reserved = 1;         /* no release of it until its frame is queued */
     *dst = t->seg.view + off;                /* the caller copies before queueing the frame */
     return 1;
+}
+
+void aipc__shm_link_reserved_queued(aipc__shm_link *L, const aipc_shm_desc *d)
+{
+    for (size_t j = L->nout; j > 0; j--)
+        if (L->out[j - 1].seg == d->seg && L->out[j - 1].off == d->off) {
+            L->out[j - 1].reserved = 0;
+            return;
+        }
 }
 
 int aipc__shm_link_lend(aipc__shm_link *L, uint32_t size, aipc__shm_tx **tx, uint32_t *off,
@@ -419,9 +430,9 @@ static int on_done(aipc__shm_link *L, const aipc_shm_ref *refs, size_t n)
         size_t j = 0;
         while (j < L->nout && (L->out[j].seg != refs[i].seg || L->out[j].off != refs[i].off))
             j++;
-        aipc__shm_tx *t = j < L->nout ? tx_find(L, refs[i].seg) : NULL;
+        aipc__shm_tx *t = j < L->nout && !L->out[j].reserved ? tx_find(L, refs[i].seg) : NULL;
         if (!t || aipc_shm_ring_release(&t->ring, refs[i].off) != 0) {
-            rc = AIPC_EPROTO;              /* a release of nothing we sent */
+            rc = AIPC_EPROTO;              /* a release of nothing we sent (or not yet sent) */
             break;
         }
         sizes[k++] = L->out[j].len;

@@ -77,6 +77,8 @@ typedef struct aipc__shm_rx {
 
 typedef struct aipc__shm_out {  /* a shared message sent, not yet released */
     uint32_t seg, off, len;
+    int reserved;               /* _reserve'd, its frame not queued yet: a release of it is a
+                                 * protocol error (bperf review m3) */
 } aipc__shm_out;
 
 typedef struct aipc__shm_link {
@@ -139,6 +141,9 @@ int  aipc__shm_link_put(aipc__shm_link *L, const void *data, uint32_t size, aipc
  * and then a 0 byte, before the frame carrying *d is queued; meanwhile the segment stays mapped
  * only if the owner keeps aipc__shm_link_reset from running (the bus client: shm_copying). */
 int  aipc__shm_link_reserve(aipc__shm_link *L, uint32_t size, aipc_shm_desc *d, uint8_t **dst);
+/* Under the lock: the frame carrying a _reserve'd *d is queued: the peer may release it now
+ * (until then a shm_done naming it is refused with AIPC_EPROTO). */
+void aipc__shm_link_reserved_queued(aipc__shm_link *L, const aipc_shm_desc *d);
 /* Under the lock: a put whose frame could not be queued, or was dropped unwritten: undoes it
  * (the slot is free again, the message not counted as sent). */
 void aipc__shm_link_unput(aipc__shm_link *L, const aipc_shm_desc *d);

@@ -6,6 +6,10 @@
  *       subscribes to T, syncs, sets EV; the first payload of at least the threshold that
  *       arrives once shared memory is in use (its counters' shm_recv >= 1) blocks its callback
  *       for good (after setting EV2): that slot is never released and nothing more is read
+ *   bus_shm_peer hold --pipe P --topic T --engine apc|iocp --ready EV --stalled EV2
+ *       subscribes to T with on_message_buf (zero-copy receive), syncs, sets EV; keeps every
+ *       buffer it receives and never releases one; sets EV2 once it holds 4 shared ones
+ *       (its counters' shm_recv >= 4), so the broker charges their slots to it until killed
  *   bus_shm_peer pub --pipe P --topic T --engine apc|iocp --size N --ready EV
  *       sets EV once connected, then publishes N-byte pattern payloads (seeded with their
  *       sequence number 0, 1, ...) to T as fast as its queue takes them, until killed
@@ -35,6 +39,15 @@ static void on_message(aipc_bus *bus, void *user, const char *topic, const aipc_
     }
 }
 
+/* I/O thread: keeps every buffer (never released: the suite kills us). */
+static void on_message_buf(aipc_bus *bus, void *user, const char *topic,
+                           const aipc_bus_peer *from, bool retained, aipc_buf *buf)
+{
+    (void)user, (void)topic, (void)from, (void)retained, (void)buf;
+    if (bsk_counters(bus).shm_recv >= 4)
+        SetEvent(g_stalled);
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "", *pipe = NULL, *topic = NULL, *ready = NULL,
@@ -56,7 +69,8 @@ int main(int argc, char **argv)
         else
             return 2;
     }
-    int sub = strcmp(mode, "sub") == 0;
+    int hold = strcmp(mode, "hold") == 0;
+    int sub = hold || strcmp(mode, "sub") == 0;
     if ((!sub && strcmp(mode, "pub") != 0) || !pipe || !topic || !ready ||
         (sub && !stalled) || (!sub && (size < 4 || size > 16u * BS_MIB)))
         return 2;
@@ -72,6 +86,8 @@ int main(int argc, char **argv)
     bsk_sub_options(&c, &o, wpipe, strcmp(engine, "iocp") == 0 ? PIPE_OVERLAPPED : PIPE_ASYNC);
     if (sub)
         o.on_message = on_message;
+    if (hold)
+        o.on_message_buf = on_message_buf;
     if (bsk_sub_open(&c, &o, sub ? topic : NULL) != 0)
         return 3;
     SetEvent(ready_ev);
