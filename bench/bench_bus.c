@@ -15,7 +15,12 @@
  *   releases in flight below the broker's 8 MiB queue bound, nothing may be dropped); figure =
  *   payload bytes delivered (summed over the subscribers) / time, in MB/s. The default rows let the
  *   clients use shared memory (AIPC_SHM_AUTO: it is used when the broker offers it); the
- *   ".inline" rows are the same runs with shm = AIPC_SHM_OFF on every client. Each subscriber
+ *   ".inline" rows are the same runs with shm = AIPC_SHM_OFF on every client; the ".zc" rows the
+ *   same runs through the zero-copy API: the publisher takes each payload from aipc_bus_alloc
+ *   (a slot of its shared segment), writes only its sequence number at both ends (as
+ *   bench_p2p's zc rows write only a header) and hands it over with aipc_bus_publish_buf; the
+ *   subscribers get on_message_buf buffers (the broker's slot, no copy), check them and release
+ *   them at once. Each subscriber
  *   checks the length and the sequence number at both ends of every payload. The broker's
  *   stats after the warm-up and at the end give "shm_publications" (-1: no such counter) so
  *   the report can tell which path a row took.
@@ -28,6 +33,7 @@
  * The broker is ended however the program ends (bench_util.h bench_own_child).
  *
  * Built with -DBENCH_NO_ENGINE it compiles against an SDK without aipc_bus_options.engine
+ * and without the zero-copy API (no ".zc" rows)
  * (the APC engine only), to compare with an older build.
  * Output: RESULT lines (bench_util.h).
  */
@@ -235,6 +241,12 @@ typedef struct bigsub {
 } bigsub;
 
 static bigsub g_big[NBIG];
+static int g_zc;                      /* the zero-copy rows: aipc_bus_alloc / publish_buf */
+#ifdef BENCH_NO_ENGINE
+#define BENCH_ZC 0                    /* an older SDK: no zero-copy API */
+#else
+#define BENCH_ZC 1
+#endif
 static volatile LONG64 g_queue_full;  /* publishes refused with AIPC_EQUEUEFULL (retried) */
 static int g_nbig;
 static volatile LONG g_big_waiting;   /* the publisher waits on g_progress ... */
@@ -279,6 +291,42 @@ static void on_big(aipc_bus *bus, void *user, const char *topic, const aipc_bus_
      * 1->16 row 26 requests per publication). */
     if (g_big_waiting && (s->bad || (got >= g_big_target && min_got_now() >= g_big_target)))
         SetEvent(g_progress);
+}
+
+/* I/O thread: the zero-copy rows' subscriber: the same checks on the broker's slot, released
+ * at once. */
+#if BENCH_ZC
+static void on_big_buf(aipc_bus *bus, void *user, const char *topic, const aipc_bus_peer *from,
+                       bool retained, aipc_buf *buf)
+{
+    on_big(bus, user, topic, from, retained, buf->data, buf->size);
+    aipc_buf_release(buf);
+}
+#endif
+
+/* One 1 MiB publication with sequence number s at both ends: a copy of `payload`, or (g_zc)
+ * a buffer of our pool with only those 8 bytes written. 0 or the AIPC_E* error. */
+static int big_publish(aipc_bus *pub, uint8_t *payload, uint32_t s)
+{
+    uint8_t *p = payload;
+#if BENCH_ZC
+    aipc_buf *b = NULL;
+    int rc = g_zc ? aipc_bus_alloc(pub, BIG, &b) : 0;
+    if (rc != 0)
+        return rc;
+    if (g_zc)
+        p = b->data;
+#endif
+    memcpy(p, &s, 4);
+    memcpy(p + BIG - 4, &s, 4);
+#if BENCH_ZC
+    if (g_zc) {
+        if ((rc = aipc_bus_publish_buf(pub, TOPIC, b, BIG)) != 0)
+            aipc_buf_release(b);
+        return rc;
+    }
+#endif
+    return aipc_bus_publish(pub, TOPIC, payload, BIG, false);
 }
 
 static void on_big_dropped(aipc_bus *bus, void *user, uint64_t count)
@@ -365,18 +413,15 @@ static double run_big(aipc_bus *pub, uint8_t *payload, uint32_t count, LONG64 *s
             InterlockedExchange(&g_big_waiting, 0);
             continue;
         }
-        uint32_t s32 = (uint32_t)n;
-        memcpy(payload, &s32, 4);
-        memcpy(payload + BIG - 4, &s32, 4);
         double tp = g_stamping ? bench_now() : 0;
-        int rc = aipc_bus_publish(pub, TOPIC, payload, BIG, false);
+        int rc = big_publish(pub, payload, (uint32_t)n);
         if (rc == AIPC_EQUEUEFULL) {
             InterlockedIncrement64(&g_queue_full);
             Sleep(1);
             continue;
         }
         if (rc != 0)
-            bench_fail("aipc_bus_publish: %d", rc);
+            bench_fail("%s: %d", g_zc ? "aipc_bus_alloc/publish_buf" : "aipc_bus_publish", rc);
         if (g_stamping && n < STAMPS) {
             g_t_pub0[n] = tp;
             g_t_pub1[n] = bench_now();
@@ -415,6 +460,9 @@ static aipc_bus *big_open(PipeImplType engine, int nsubs, int shm_off)
             o.shm = AIPC_SHM_OFF;
         o.user = &g_big[i];
         o.on_message = on_big;
+#if BENCH_ZC
+        o.on_message_buf = g_zc ? on_big_buf : NULL;
+#endif
         o.on_dropped = on_big_dropped;
         g_big[i].bus = connect_with(&o, engine);
         if (aipc_bus_subscribe(g_big[i].bus, TOPIC) != 0)
@@ -458,7 +506,7 @@ static void bench_big(PipeImplType engine, const char *ename, int nsubs, int shm
     long long shm1 = broker_stat(pub, "shm_publications");
     char name[80];
     snprintf(name, sizeof name, "bus.pubsub.1to%d.1MiB.%s%s.mbs", nsubs, ename,
-             shm_off ? ".inline" : "");
+             shm_off ? ".inline" : g_zc ? ".zc" : "");
     bench_report(name, "MB/s", v, REPS, "\"count\":%u,\"subscribers\":%d,\"publications\":%lld,"
                  "\"shm_publications\":%lld", count, nsubs, (long long)count * REPS,
                  shm0 < 0 || shm1 < 0 ? -1LL : shm1 - shm0);
@@ -580,10 +628,13 @@ int wmain(int argc, wchar_t **argv)
     aipc_bus_close(pub);
     aipc_bus_close(sub);
 
-    for (int shm_off = 0; shm_off < 2; shm_off++) {
-        bench_big(engine, ename, 1, shm_off);
-        bench_big(engine, ename, NBIG, shm_off);
+    for (int mode = 0; mode < 3; mode++) {        /* shared (copying), zero-copy, inline */
+        if ((g_zc = mode == 1) && !BENCH_ZC)
+            continue;
+        bench_big(engine, ename, 1, mode == 2);
+        bench_big(engine, ename, NBIG, mode == 2);
     }
+    g_zc = 0;
     TerminateProcess(g_broker, 0);
     WaitForSingleObject(g_broker, 10000);
     bench_disown_child(g_broker);

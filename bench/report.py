@@ -378,7 +378,9 @@ def bus_shm_table(fig):
          "MB/s of payload delivered, summed over the subscribers. \"Allowed\" is the default "
          "(clients offer shared memory, the broker uses it when it can); \"off\" sets "
          "`shm = AIPC_SHM_OFF` on every client. Path: what the broker's `shm_publications` "
-         "counter says the allowed run took.\n",
+         "counter says the allowed run took. \"Zero-copy\" rows are the allowed runs through "
+         "the zero-copy API (`aipc_bus_alloc` / `aipc_bus_publish_buf`, subscribers on "
+         "`on_message_buf`); their last column is zero-copy / off.\n",
          "| publications | engine | allowed MB/s (x raw) | path | off MB/s (x raw) | "
          "allowed / off |",
          "| --- | --- | --- | --- | --- | --- |"]
@@ -390,6 +392,11 @@ def bus_shm_table(fig):
             L.append("| 1->%d | %s | %s (%s) | %s | %s (%s) | %s |" % (
                 n, label, cell(res.get(on)), times(ratio(on, raw)), bus_shm_path(res.get(on)),
                 cell(res.get(off)), times(ratio(off, raw)), times(ratio(on, off))))
+            zc = "bus.pubsub.1to%d.1MiB.%s.zc.mbs" % (n, e)
+            if zc in res:
+                L.append("| 1->%d zero-copy | %s | %s (%s) | %s | %s (%s) | %s |" % (
+                    n, label, cell(res.get(zc)), times(ratio(zc, raw)), bus_shm_path(res.get(zc)),
+                    cell(res.get(off)), times(ratio(off, raw)), times(ratio(zc, off))))
     L.append("")
     return L
 

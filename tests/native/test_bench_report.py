@@ -152,7 +152,8 @@ with tempfile.TemporaryDirectory() as out:
            ("bus.pubsub.1to16.1MiB.apc.mbs", 900.0, 30, 0),          # 9x raw: not met, inline
            ("bus.pubsub.1to1.1MiB.apc.inline.mbs", 50.0, 40, 0),
            ("bus.pubsub.1to16.1MiB.apc.inline.mbs", 120.0, 30, 0),
-           ("bus.pubsub.1to16.1MiB.iocp.mbs", 1500.0, 30, 12)]        # 15x raw: met, partly
+           ("bus.pubsub.1to16.1MiB.iocp.mbs", 1500.0, 30, 12),        # 15x raw: met, partly
+           ("bus.pubsub.1to1.1MiB.apc.zc.mbs", 400.0, 40, 40)]        # zero-copy row: no target
     with open(os.path.join(out, "bench_bus_apc.log"), "w") as f:
         for name, v, pubs, shm in bus:
             r = result(name, v, "bench_bus_apc", "MB/s")
@@ -186,6 +187,12 @@ with tempfile.TemporaryDirectory() as out:
     check("the allowed/off table: shared row with its ratios",
           "| 1->1 | PIPE_ASYNC | 250 (225..300) (2.50x) | shared | 50.0 (45.0..60.0) (0.50x) "
           "| 5.00x |" in text)
+    check("the allowed/off table: the zero-copy row under its allowed row",
+          "| 1->1 | PIPE_ASYNC | 250 (225..300) (2.50x) | shared | 50.0 (45.0..60.0) (0.50x) "
+          "| 5.00x |\n| 1->1 zero-copy | PIPE_ASYNC | 400 (360..480) (4.00x) | shared | "
+          "50.0 (45.0..60.0) (0.50x) | 8.00x |" in text)
+    check("the allowed/off table: no zero-copy row without its figure",
+          "| 1->16 zero-copy |" not in text and "| 1->1 zero-copy | PIPE_OVERLAPPED" not in text)
     check("the allowed/off table: a missing figure is n/a",
           "| 1->1 | PIPE_OVERLAPPED | n/a (n/a) | n/a | n/a (n/a) | n/a |" in text)
 

@@ -81,6 +81,7 @@
 #define ASYNCIPC_NO_CLASSIC_C_NAMES 1
 #endif
 #include "asyncipc.h"
+#include "buffer.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -246,52 +247,8 @@ private:
 
 } // namespace detail
 
-/*
- * Zero-copy buffers (see "Zero-copy buffers" in asyncipc.h): Buffer owns an aipc_buf and
- * releases it when destroyed unless it was sent (SendBuf) or handed over (release()).
- *     asyncipc::Buffer b;
- *     if (asyncipc::Alloc(pipe, size, b) == AIPC_OK) {
- *         render_into(b.data(), size);             // in place: a shared slot from the threshold
- *         asyncipc::SendBuf(pipe, b, size);        // b is empty after a successful send
- *     }
- * Receive: asyncipc::SetRecvRef(pipe, fn, user) before Create; wrap each received aipc_buf in
- * a Buffer (or call aipc_buf_release) when done with it, from any thread. A received buffer is
- * read-only (data() is void * for both directions: never write through it), and a shared one
- * is the sender's memory, which a misbehaving sender can still change: copy before validating.
- * Holding a buffer pins the rest of its segment's ring (asyncipc.h): hold briefly or copy.
- */
-class Buffer {
-public:
-    Buffer() = default;
-    explicit Buffer(aipc_buf *b) : b_(b) {}
-    ~Buffer() { aipc_buf_release(b_); }
-    Buffer(Buffer &&o) noexcept : b_(o.b_) { o.b_ = nullptr; }
-    Buffer &operator=(Buffer &&o) noexcept
-    {
-        if (this != &o) {
-            aipc_buf_release(b_);
-            b_ = o.b_;
-            o.b_ = nullptr;
-        }
-        return *this;
-    }
-    Buffer(const Buffer &) = delete;
-    Buffer &operator=(const Buffer &) = delete;
-    void *data() const { return b_ ? b_->data : nullptr; }
-    size_t size() const { return b_ ? b_->size : 0; }
-    explicit operator bool() const { return b_ != nullptr; }
-    aipc_buf *get() const { return b_; }
-    /* Gives up ownership (the caller releases or sends it). */
-    aipc_buf *release()
-    {
-        aipc_buf *b = b_;
-        b_ = nullptr;
-        return b;
-    }
-
-private:
-    aipc_buf *b_ = nullptr;
-};
+/* Zero-copy buffers: asyncipc::Buffer is in <asyncipc/buffer.hpp> (included above), shared
+ * with bus.hpp. */
 
 /* aipc_pipe_alloc: on success `out` holds the new buffer (its previous one is released). */
 inline int Alloc(INamedPipe *pipe, size_t size, Buffer &out)

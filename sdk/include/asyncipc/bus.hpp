@@ -16,6 +16,11 @@
  * Arguments (topic, peer names, data views) are valid only during the call: copy what you
  * keep. Set the handlers before connect(); they are read by the delivering thread afterwards.
  *
+ * Zero-copy buffers (asyncipc.h "Bus zero-copy buffers"): alloc() / publishBuf() / sendBuf()
+ * publish a frame written in place (a shared slot from the threshold on); onMessageBuf /
+ * onDirectBuf handlers get each payload as an asyncipc::Buffer (buffer.hpp) they may move out
+ * and keep, read-only (cdata()); it is released when its last owner lets it go, on any thread.
+ *
  * Example
  *   asyncipc::BusClient bus;
  *   bus.onMessage([](const std::string &topic, const asyncipc::BusPeer &from, bool retained,
@@ -73,6 +78,7 @@
 #define ASYNCIPC_NO_CLASSIC_C_NAMES 1
 #endif
 #include "asyncipc.h"
+#include "buffer.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -187,6 +193,11 @@ public:
     using DroppedHandler = std::function<void(uint64_t count)>;
     using ErrorHandler = std::function<void(int error, const std::string &code,
                                             const std::string &message)>;
+    /* Zero-copy receive (set, they replace onMessage / onDirect): buf owns the payload, the
+     * broker's shared slot or a heap copy; move it out to keep it (read it through cdata()). */
+    using MessageBufHandler = std::function<void(const std::string &topic, const BusPeer &from,
+                                                 bool retained, Buffer buf)>;
+    using DirectBufHandler = std::function<void(const BusPeer &from, Buffer buf)>;
     /* status 0: data is the answer; otherwise an AIPC_E* code (see aipc_bus_reply_fn). */
     using ReplyHandler = std::function<void(int status, const BusPeer &from, BytesView data)>;
 
@@ -202,6 +213,8 @@ public:
     void onState(StateHandler h) { state_ = std::move(h); }
     void onDropped(DroppedHandler h) { dropped_ = std::move(h); }
     void onError(ErrorHandler h) { error_ = std::move(h); }
+    void onMessageBuf(MessageBufHandler h) { messageBuf_ = std::move(h); }
+    void onDirectBuf(DirectBufHandler h) { directBuf_ = std::move(h); }
 
     /* Starts connecting (aipc_bus_connect). 0 or AIPC_E*; AIPC_ESTATE if already connected. */
     int connect(const Options &opt = Options())
@@ -231,6 +244,8 @@ public:
         o.on_state = &BusClient::tState;
         o.on_dropped = dropped_ ? &BusClient::tDropped : nullptr;
         o.on_error = error_ ? &BusClient::tError : nullptr;
+        o.on_message_buf = messageBuf_ ? &BusClient::tMessageBuf : nullptr;
+        o.on_direct_buf = directBuf_ ? &BusClient::tDirectBuf : nullptr;
         return aipc_bus_connect(&o, &bus_);
     }
 
@@ -259,6 +274,31 @@ public:
     int reply(uint64_t toId, uint64_t reqId, BytesView data)
     {
         return bus_ ? aipc_bus_reply(bus_, toId, reqId, data.data(), data.size()) : AIPC_ECLOSED;
+    }
+    /* aipc_bus_alloc: on success `out` holds the new buffer (its previous one is released). */
+    int alloc(size_t size, Buffer &out)
+    {
+        aipc_buf *b = nullptr;
+        int rc = bus_ ? aipc_bus_alloc(bus_, size, &b) : AIPC_ECLOSED;
+        if (rc == AIPC_OK)
+            out = Buffer(b);
+        return rc;
+    }
+    /* aipc_bus_publish_buf / aipc_bus_send_buf: on success `buf` is empty (the SDK's); on an
+     * error it still holds the buffer. */
+    int publishBuf(const std::string &topic, Buffer &buf, size_t len)
+    {
+        int rc = bus_ ? aipc_bus_publish_buf(bus_, topic.c_str(), buf.get(), len) : AIPC_ECLOSED;
+        if (rc == AIPC_OK)
+            buf.release();
+        return rc;
+    }
+    int sendBuf(const std::string &to, Buffer &buf, size_t len)
+    {
+        int rc = bus_ ? aipc_bus_send_buf(bus_, to.c_str(), buf.get(), len) : AIPC_ECLOSED;
+        if (rc == AIPC_OK)
+            buf.release();
+        return rc;
     }
     int64_t ping(uint32_t timeoutMs, ReplyHandler cb) { return call(&aipc_bus_ping, timeoutMs, std::move(cb)); }
     /* cb's data is the broker's counters as a JSON object. */
@@ -330,6 +370,27 @@ private:
     {
         self(u)->error_(err, code ? code : "", msg ? msg : "");
     }
+    /* The buffer is owned by a Buffer before the handler runs: released however it ends. An
+     * exception does not unwind into the SDK's C frames: it is logged and dropped. */
+    static void tMessageBuf(aipc_bus *, void *u, const char *topic, const aipc_bus_peer *from,
+                            bool retained, aipc_buf *buf) noexcept
+    {
+        Buffer b(buf);
+        try {
+            self(u)->messageBuf_(topic, BusPeer::from(from), retained, std::move(b));
+        } catch (...) {
+            aipc_log(AIPC_LOG_ERROR, "bus.hpp: an exception escaped the onMessageBuf handler");
+        }
+    }
+    static void tDirectBuf(aipc_bus *, void *u, const aipc_bus_peer *from, aipc_buf *buf) noexcept
+    {
+        Buffer b(buf);
+        try {
+            self(u)->directBuf_(BusPeer::from(from), std::move(b));
+        } catch (...) {
+            aipc_log(AIPC_LOG_ERROR, "bus.hpp: an exception escaped the onDirectBuf handler");
+        }
+    }
     static void tReply(aipc_bus *, void *u, int status, const aipc_bus_peer *from,
                        const void *data, size_t len)
     {
@@ -346,6 +407,8 @@ private:
     StateHandler state_;
     DroppedHandler dropped_;
     ErrorHandler error_;
+    MessageBufHandler messageBuf_;
+    DirectBufHandler directBuf_;
 };
 
 } // namespace asyncipc

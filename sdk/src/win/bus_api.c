@@ -387,21 +387,27 @@ int aipc_bus_publish(aipc_bus *bus, const char *topic, const void *data, size_t 
 }
 
 /* Validates a send/req target: a client name or a decimal id. */
-int aipc__bus_target_valid(const char *to)
+static int target_valid(const char *to)
 {
     return to && (aipc__bus_name_valid(to) || aipc__bus_to_is_id(to, NULL));
 }
 
-int aipc_bus_send(aipc_bus *bus, const char *to, const void *data, size_t len)
+int aipc__bus_send_to(aipc_bus *bus, const char *to, const void *data, size_t len,
+                      aipc__bus_lent *bl)
 {
-    if (!bus || !aipc__bus_target_valid(to))
+    if (!bus || !target_valid(to))
         return AIPC_EINVAL;
     uint64_t id = (uint64_t)InterlockedIncrement64(&bus->next_id);
     char desc[160];
     snprintf(desc, sizeof desc, "send to '%s'", to);
     aipc__bus_pend e = {.id = id, .kind = AIPC_BUS_PEND_ACK, .desc = desc};
     return aipc__bus_enqueue(bus, &(aipc__bus_out){.op = "send", .to = to, .id = id}, data, len, &e,
-                             id, NULL);
+                             id, bl);
+}
+
+int aipc_bus_send(aipc_bus *bus, const char *to, const void *data, size_t len)
+{
+    return aipc__bus_send_to(bus, to, data, len, NULL);
 }
 
 /* Shared by request/ping/stats: a pending entry with a deadline and a callback. */
@@ -421,7 +427,7 @@ static int64_t call_op(aipc_bus *b, const aipc__bus_out *o, const void *data, si
 int64_t aipc_bus_request(aipc_bus *bus, const char *to, const void *data, size_t len,
                          uint32_t timeout_ms, aipc_bus_reply_fn cb, void *user)
 {
-    if (!bus || !aipc__bus_target_valid(to) || !cb)
+    if (!bus || !target_valid(to) || !cb)
         return AIPC_EINVAL;
     return call_op(bus, &(aipc__bus_out){.op = "req", .to = to}, data, len,
                    timeout_ms ? timeout_ms : BUS_REQ_TIMEOUT_DEF, AIPC_BUS_PEND_REQ, cb, user);

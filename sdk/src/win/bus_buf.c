@@ -27,7 +27,6 @@
 #include "bus_internal.h"
 
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,22 +165,32 @@ int aipc_bus_alloc(aipc_bus *bus, size_t size, aipc_buf **out)
     return 0;
 }
 
-/* Sends a buffer of this client as the frame `o` (with `pend`, tag) and frees it on success. */
-static int send_buf(aipc_bus *bus, aipc_buf *buf, size_t len, const aipc__bus_out *o,
-                    aipc__bus_pend *pend, uint64_t tag)
+/* A buffer of this client that can be sent with `len` bytes, or NULL. */
+static bbuf *sendable(aipc_bus *bus, aipc_buf *buf, size_t len)
 {
     bbuf *x = (bbuf *)aipc__buf_of(buf, AIPC__BUF_BUS);
     if (!x || x->b != bus || (x->kind != BB_HEAP && x->kind != BB_SLOT) || len > x->h.pub.size)
-        return AIPC_EINVAL;
-    aipc__bus_lent bl = {charge_of(x), x->kind == BB_SLOT ? x->tx : NULL, x->off, NULL, 0};
-    int rc = aipc__bus_enqueue(bus, o, x->h.pub.data, len, pend, tag, &bl);
+        return NULL;
+    return x;
+}
+
+/* What aipc__bus_enqueue needs of it. */
+static aipc__bus_lent lent_of(const bbuf *x)
+{
+    return (aipc__bus_lent){charge_of(x), x->kind == BB_SLOT ? x->tx : NULL, x->off, NULL, 0};
+}
+
+/* rc 0: x was queued (its b->lent charge went with the frame): the rest of it goes. Else it
+ * stays the caller's, still charged. Returns rc. */
+static int sent(aipc_bus *bus, bbuf *x, aipc__bus_lent *bl, int rc)
+{
     if (rc != 0)
-        return rc;                                  /* still the caller's (and still charged) */
-    aipc__shm_tx_free(bl.gone);
-    if (bl.fell_back)                               /* (a fallback inline counted itself) */
+        return rc;
+    aipc__shm_tx_free(bl->gone);
+    if (bl->fell_back)                              /* (a fallback inline counted itself) */
         aipc_log(AIPC_LOG_DEBUG, "bus(%s): a buffer lent before the connection changed was "
                  "copied", bus->pipe_utf8);
-    AcquireSRWLockExclusive(&bus->lock);            /* b->lent went with the frame: the rest */
+    AcquireSRWLockExclusive(&bus->lock);
     bus->buf_bytes -= x->h.pub.size;
     if (x->kind == BB_SLOT)
         bus->buf_shm_bytes -= x->h.pub.size;
@@ -193,20 +202,21 @@ static int send_buf(aipc_bus *bus, aipc_buf *buf, size_t len, const aipc__bus_ou
 
 int aipc_bus_publish_buf(aipc_bus *bus, const char *topic, aipc_buf *buf, size_t len)
 {
-    if (!bus || !aipc__bus_topic_valid(topic))
+    bbuf *x = bus && aipc__bus_topic_valid(topic) ? sendable(bus, buf, len) : NULL;
+    if (!x)
         return AIPC_EINVAL;
-    return send_buf(bus, buf, len, &(aipc__bus_out){.op = "pub", .topic = topic}, NULL, 0);
+    aipc__bus_lent bl = lent_of(x);
+    return sent(bus, x, &bl, aipc__bus_enqueue(bus, &(aipc__bus_out){.op = "pub", .topic = topic},
+                                               x->h.pub.data, len, NULL, 0, &bl));
 }
 
 int aipc_bus_send_buf(aipc_bus *bus, const char *to, aipc_buf *buf, size_t len)
 {
-    if (!bus || !aipc__bus_target_valid(to))
+    bbuf *x = bus ? sendable(bus, buf, len) : NULL;
+    if (!x)
         return AIPC_EINVAL;
-    uint64_t id = (uint64_t)InterlockedIncrement64(&bus->next_id);
-    char desc[160];
-    snprintf(desc, sizeof desc, "send to '%s'", to);
-    aipc__bus_pend e = {.id = id, .kind = AIPC_BUS_PEND_ACK, .desc = desc};
-    return send_buf(bus, buf, len, &(aipc__bus_out){.op = "send", .to = to, .id = id}, &e, id);
+    aipc__bus_lent bl = lent_of(x);
+    return sent(bus, x, &bl, aipc__bus_send_to(bus, to, x->h.pub.data, len, &bl));
 }
 
 /* ---- receive ---------------------------------------------------------------------------------- */

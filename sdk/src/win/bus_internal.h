@@ -137,8 +137,6 @@ void aipc__bus_wake(aipc_bus *b);
 
 /* AIPC_ECLOSED (closing), AIPC_EDISCONNECTED (down) or 0. Lock held. */
 int  aipc__bus_usable_locked(const aipc_bus *b);
-/* 1 when `to` is a valid send/request target: a client name or a decimal id. */
-int  aipc__bus_target_valid(const char *to);
 /* A zero-copy buffer being sent (bus_buf.c -> aipc__bus_enqueue). */
 typedef struct aipc__bus_lent {
     uint64_t charge;              /* its room in b->lent: moves to the frame once it is queued */
@@ -154,6 +152,9 @@ typedef struct aipc__bus_lent {
  * (nothing queued). */
 int  aipc__bus_enqueue(aipc_bus *b, const aipc__bus_out *o, const void *data, size_t len,
                        aipc__bus_pend *pend, uint64_t tag, aipc__bus_lent *bl);
+/* aipc_bus_send's frame (a direct message to `to`, acknowledged) through aipc__bus_enqueue. */
+int  aipc__bus_send_to(aipc_bus *bus, const char *to, const void *data, size_t len,
+                       aipc__bus_lent *bl);
 
 /* ---- bus_buf.c: zero-copy buffers (aipc_bus_alloc, _publish_buf, _send_buf, received ones) */
 /* [io] A received message or direct for on_message_buf / on_direct_buf: a buffer holding the

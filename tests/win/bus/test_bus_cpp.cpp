@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bus_test.h"
@@ -221,6 +222,108 @@ START_TEST(cpp_presence)
 }
 END_TEST
 
+// Zero-copy buffers through BusClient: alloc / publishBuf / sendBuf, onMessageBuf / onDirectBuf
+// keeping asyncipc::Buffer objects past the handler and releasing them on another thread.
+struct BufRec {
+    std::mutex m;
+    std::condition_variable cv;
+    std::vector<asyncipc::Buffer> kept;
+    std::vector<std::string> topics;
+    int directs = 0, connected = 0;
+    bool keep = true;
+    template <class P> bool waitFor(P pred)
+    {
+        std::unique_lock<std::mutex> lk(m);
+        return cv.wait_for(lk, kWait, pred);
+    }
+};
+
+static bool bytes_are(const asyncipc::Buffer &b, size_t n, char c)
+{
+    const char *p = static_cast<const char *>(b.cdata());
+    if (!p || b.size() != n || p[n] != 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != c)
+            return false;
+    return true;
+}
+
+START_TEST(cpp_zero_copy_buffers)
+{
+    BusClient sub, pub;
+    BufRec r;
+    Rec rp;
+    rp.attach(pub, false);
+    sub.onState([&r](aipc_bus_state s, int) {
+        std::lock_guard<std::mutex> g(r.m);
+        r.connected += s == AIPC_BUS_CONNECTED;
+        r.cv.notify_all();
+    });
+    sub.onMessageBuf([&r](const std::string &t, const BusPeer &, bool, asyncipc::Buffer b) {
+        std::lock_guard<std::mutex> g(r.m);
+        r.topics.push_back(t);
+        if (r.keep)
+            r.kept.push_back(std::move(b));   // kept past the handler
+        r.cv.notify_all();
+    });
+    sub.onDirectBuf([&r](const BusPeer &, asyncipc::Buffer b) {
+        std::lock_guard<std::mutex> g(r.m);
+        r.directs++;
+        r.kept.push_back(std::move(b));
+        r.cv.notify_all();
+    });
+    ck_assert_int_eq(sub.connect(opts("cpp-zsub")), 0);
+    ck_assert_int_eq(pub.connect(opts("cpp-zpub")), 0);
+    ck_assert(r.waitFor([&] { return r.connected == 1; }));
+    ck_assert(rp.waitFor([&] { return rp.connected == 1; }));
+    ck_assert_int_eq(sub.subscribe("cppzc/#"), 0);
+    ck_assert(sync(sub));
+    const size_t big = 1u << 20;
+    // warm-up: until a 1 MiB publication went shared both hops (our slot, the broker's)
+    r.keep = false;
+    std::string copy(big, 'w');
+    for (int k = 0; pub.counters().shm_sent == 0 || sub.counters().shm_recv == 0; k++) {
+        ck_assert_msg(k < 20, "no shared 1 MiB publication after 20");
+        ck_assert_int_eq(pub.publish("cppzc/warm", copy), 0);
+        ck_assert(r.waitFor([&] { return r.topics.size() == (size_t)k + 1; }));
+        ck_assert(sync(pub) && sync(sub));
+    }
+    {
+        std::lock_guard<std::mutex> g(r.m);
+        r.topics.clear();
+        r.keep = true;
+    }
+    asyncipc::Buffer b, small;
+    ck_assert_int_eq(pub.alloc(big, b), 0);
+    ck_assert_uint_eq(pub.counters().buf_shm_bytes, big);   // a slot of our segment
+    std::memset(b.data(), 'z', big);
+    ck_assert_int_eq(pub.publishBuf("cppzc/a", b, big), 0);
+    ck_assert(!b);                                         // the SDK's now
+    ck_assert_int_eq(pub.alloc(100, small), 0);
+    std::memset(small.data(), 's', 100);
+    ck_assert_int_eq(pub.publishBuf("bad/#", small, 100), AIPC_EINVAL);
+    ck_assert(small);                                      // still ours after the error
+    ck_assert_int_eq(pub.sendBuf("cpp-zsub", small, 100), 0);
+    ck_assert(r.waitFor([&] { return r.topics.size() == 1 && r.directs == 1; }));
+    ck_assert_uint_eq(pub.counters().buf_bytes, 0);
+    ck_assert_uint_eq(sub.counters().recv_buf_bytes, big + 100);
+    std::vector<asyncipc::Buffer> mine;
+    {
+        std::lock_guard<std::mutex> g(r.m);
+        mine.swap(r.kept);
+    }
+    ck_assert_uint_eq(mine.size(), 2);
+    ck_assert(bytes_are(mine[0], big, 'z'));
+    ck_assert(bytes_are(mine[1], 100, 's'));
+    std::thread([&mine] { mine.clear(); }).join();         // released on another thread
+    ck_assert_uint_eq(sub.counters().recv_buf_bytes, 0);
+    sub.close();
+    pub.close();
+    ck_assert_int_eq(pub.alloc(10, b), AIPC_ECLOSED);
+}
+END_TEST
+
 static Suite *suite()
 {
     Suite *s = suite_create("bus_cpp");
@@ -229,6 +332,7 @@ static Suite *suite()
     tcase_add_test(tc, cpp_pubsub_retain_direct);
     tcase_add_test(tc, cpp_request_reply_timeout);
     tcase_add_test(tc, cpp_presence);
+    tcase_add_test(tc, cpp_zero_copy_buffers);
     suite_add_tcase(s, tc);
     return s;
 }
