@@ -464,11 +464,13 @@ ASYNCIPC_API int  aipc_pipe_create_ex(aipc_named_pipe *pipe, const wchar_t *pipe
  * (never after aipc_pipe_exit returned: buffers not delivered are released by the SDK).
  */
 typedef struct aipc_buf {
-    void *data;      /* the bytes. aipc_pipe_alloc: writable, `size` bytes. Received: the
-                        message, followed by a NUL not counted in `size`; READ-ONLY (a shared
-                        one is the sender's memory: it may still change, see above) */
-    size_t size;     /* aipc_pipe_alloc: the capacity asked for; received: the message's size */
-} aipc_buf;          /* allocated by the SDK (a larger private object): never copy it */
+    void *data;      /* the bytes. aipc_pipe_alloc / aipc_bus_alloc: writable, `size` bytes.
+                        Received: the message, followed by a NUL not counted in `size`;
+                        READ-ONLY (a shared one is the sender's memory: it may still change,
+                        see above) */
+    size_t size;     /* aipc_*_alloc: the capacity asked for; received: the message's size */
+} aipc_buf;          /* allocated by the SDK (a larger private object): never copy it. The bus
+                        client's buffers: "Bus zero-copy buffers" below */
 /* A writable buffer of `size` bytes for aipc_pipe_send_buf. 0 and *out, or AIPC_EINVAL,
  * AIPC_ETOOBIG (over AIPC_PIPE_OPT_MAX_MESSAGE), AIPC_ECLOSED (after Exit), AIPC_EQUEUEFULL
  * (no room in AIPC_PIPE_OPT_MAX_QUEUE now: retry after an OnSend), AIPC_ENOMEM. */

@@ -248,7 +248,8 @@ int aipc__bus_enqueue(aipc_bus *b, const aipc__bus_out *o, const void *data, siz
     int shared = len >= b->o.shm_threshold && b->o.shm == AIPC_SHM_AUTO && !o->retain;
     int slot = bl && bl->tx;
     aipc__bus_qnode *n = NULL;
-    if ((!shared || !*(volatile int *)&b->shm.active) && !slot) {   /* a hint: decided under the lock */
+    /* (shm.active is a hint here: decided under the lock) */
+    if ((!shared || !*(volatile int *)&b->shm.active) && !slot) {
         n = aipc__bus_frame_new(meta, ml, data, len, tag);
         if (!n) {
             free(meta);
@@ -282,7 +283,7 @@ int aipc__bus_enqueue(aipc_bus *b, const aipc__bus_out *o, const void *data, siz
         rc = aipc__bus_shm_frame_locked(b, meta, ml, len, tag, &sn, &copy_to);
     if (copy_to) {                        /* the payload goes in with the lock released */
         aipc__bus_shm_copy(b, copy_to, data, len);
-        rc = aipc__bus_usable_locked(b);            /* (closed meanwhile: the slot goes back below) */
+        rc = aipc__bus_usable_locked(b);  /* (closed meanwhile: the slot goes back below) */
     }
     if (rc == 0 && !sn && !n && !(n = aipc__bus_frame_new(meta, ml, data, len, tag)))
         rc = AIPC_ENOMEM;

@@ -15,10 +15,11 @@
  *     (or a segment the broker refused): inline.
  *   - Receive (I/O thread): msg, direct, req, rep with a descriptor reach the callbacks with a
  *     pointer into our read-only view of the broker's segment, valid during the callback (with
- *     a dispatcher, the queued item holds the view until its callback ran). Then the release
- *     is owed. Releases of one read's callbacks are gathered into one shm_done written at
- *     the end of the read (ahead of any batch; while a write is in flight, at the next frame
- *     boundary of the batch being written: bus_conn.c io_out_next), except that they are
+ *     a dispatcher, the queued item holds the view until its callback ran; with on_message_buf
+ *     / on_direct_buf a buffer takes the hold over, bus_buf.c, until aipc_buf_release). Then
+ *     the release is owed. Releases of one read's callbacks are gathered into one shm_done
+ *     written at the end of the read (ahead of any batch; while a write is in flight, at the
+ *     next frame boundary of the batch being written: bus_conn.c io_out_next), except that they are
  *     written at once when they pass BUS_REL_GATHER_BYTES (2 MiB, 1/4 of the broker's
  *     default max_queue_bytes) or the first of them has waited BUS_REL_GATHER_US (1 ms: slow
  *     callbacks; checked at each release and before each shared callback): the broker

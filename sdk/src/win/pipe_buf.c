@@ -1,7 +1,8 @@
 /*
  * pipe_buf.c - zero-copy buffers of a point-to-point pipe (asyncipc.h "Zero-copy buffers",
- * docs/design/shared-memory.md section 13): aipc_pipe_alloc / aipc_pipe_send_buf /
- * aipc_buf_release and the buffer receive callback (aipc_pipe_set_recv_ref).
+ * docs/design/shared-memory.md section 13): aipc_pipe_alloc / aipc_pipe_send_buf, what
+ * aipc_buf_release (pipe_buf_live.c) does for a pipe's buffer (buf_drop) and the buffer receive
+ * callback (aipc_pipe_set_recv_ref). The bus client's buffers: bus_buf.c.
  *
  * A buffer is a private object whose first member is the common header (aipc__buf_hdr,
  * pipe_internal.h: the public aipc_buf, the owner kind, the drop function that
