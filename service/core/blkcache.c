@@ -141,8 +141,8 @@ void aipc_blk_lend(aipc_broker *b, aipc_client *c, const uint8_t *data, size_t l
  * AIPC_BLK_ARRIVED bytes of its body in hand and when its whole size fits the bound, else the
  * bytes are decoded as input (copied) and the block comes back here. A landing of a client that
  * sends nothing more stays lent until its read completes or the client goes: at most
- * AIPC_BLK_MAX such blocks, which other clients' large frames then assemble without (the
- * growing buffer). Returns where the engine reads (*want bytes), or NULL. */
+ * AIPC_BLK_LAND_MAX such blocks broker-wide, so a quiet client never takes the last loan from
+ * the others. Returns where the engine reads (*want bytes), or NULL. */
 uint8_t *aipc_blk_land(aipc_broker *b, aipc_client *c, size_t *want)
 {
     aipc_decoder *d = &c->dec;
@@ -152,7 +152,8 @@ uint8_t *aipc_blk_land(aipc_broker *b, aipc_client *c, size_t *want)
         return c->landing + off;
     }
     if (!c->land_wire || !b->nblk || off == SIZE_MAX || d->spare || d->keep_max || d->error ||
-        aipc_decoder_partial(d) || c->state != AIPC_CL_READY || b->nlent >= AIPC_BLK_MAX)
+        aipc_decoder_partial(d) || c->state != AIPC_CL_READY || b->nlent >= AIPC_BLK_MAX ||
+        b->nland >= AIPC_BLK_LAND_MAX)
         return NULL;
     int slot = !c->lent[0].p ? 0 : !c->lent[1].p ? 1 : -1;
     if (slot < 0)
@@ -166,9 +167,22 @@ uint8_t *aipc_blk_land(aipc_broker *b, aipc_client *c, size_t *want)
     b->lent_bytes += b->blk[best].cap;
     c->landing = b->blk[best].p;
     c->landing_cap = b->blk[best].cap;
+    b->nland++;
     take(b, best);
     *want = (size_t)c->land_wire;
     return c->landing + off;
+}
+
+/* c's landing (NULL: none), no longer c's: its read completed or will not use it. The block
+ * stays lent (in c->lent) until aipc_blk_unland or the decoder's frame ends the loan. */
+uint8_t *aipc_blk_land_take(aipc_broker *b, aipc_client *c)
+{
+    uint8_t *l = c->landing;
+    if (l) {
+        c->landing = NULL;
+        b->nland--;
+    }
+    return l;
 }
 
 /* A landing the decoder did not take (or a closing client's): its loan ends (unless routing an
@@ -229,10 +243,9 @@ void aipc_blk_release(aipc_broker *b, aipc_client *c)
     for (int i = 0; i < 2; i++)
         if (c->lent[i].p)
             unlend(b, c, i);
-    if (c->landing) {                   /* its read never completed (every I/O is over now) */
-        b->fa.free(b->fa.ctx, c->landing);
-        c->landing = NULL;
-    }
+    uint8_t *l = aipc_blk_land_take(b, c);
+    if (l)                              /* its read never completed (every I/O is over now) */
+        b->fa.free(b->fa.ctx, l);
 }
 
 /* Frees the blocks idle for AIPC_BLK_IDLE_MS; ms until the next one is due (UINT64_MAX: none). */

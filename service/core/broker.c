@@ -271,11 +271,9 @@ int aipc_broker_input(aipc_broker *b, aipc_client *cl, const uint8_t *data, size
 {
     b->st.bytes_in += len;
     cl->direct_out = false;               /* this read went to the engine's own buffer */
-    if (cl->landing) {                    /* ... not into the landing it was offered */
-        uint8_t *l = cl->landing;
-        cl->landing = NULL;
+    uint8_t *l = aipc_blk_land_take(b, cl);
+    if (l)                                /* ... not into the landing it was offered */
         aipc_blk_unland(b, cl, l, cl->landing_cap);
-    }
     if (cl->state == AIPC_CL_CLOSING || b->shutting_down) {
         aipc_partial_after_input(b, cl);  /* a partial frame left by the close goes */
         return cl->kill ? AIPC_EQUEUEFULL : 0;
@@ -334,9 +332,8 @@ static int commit_done(aipc_broker *b, aipc_client *cl, int rc)
  * and the block goes back to the cache. */
 static int land_commit(aipc_broker *b, aipc_client *cl, size_t n)
 {
-    uint8_t *blk = cl->landing;
     size_t cap = cl->landing_cap;
-    cl->landing = NULL;
+    uint8_t *blk = aipc_blk_land_take(b, cl);
     if (cl->state == AIPC_CL_CLOSING || b->shutting_down) {
         aipc_blk_unland(b, cl, blk, cap);
         aipc_partial_after_input(b, cl);

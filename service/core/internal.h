@@ -170,6 +170,10 @@ static inline uint64_t aipc_frame_heap(const aipc_frame *f)
 #define AIPC_BLK_MAX     2u
 #define AIPC_BLK_BYTES   ((size_t)5u << 20)
 #define AIPC_BLK_IDLE_MS 1000u
+/* At most this many of the AIPC_BLK_MAX lent blocks are landings (aipc_blk_land): a landing
+ * stays lent while its client sends nothing, so quiet clients could otherwise hold every slot
+ * and leave the other clients' large frames without a loan. */
+#define AIPC_BLK_LAND_MAX 1u
 /* A block is lent only to a frame of full usable bytes with full <= cap <= full + this, and
  * only once the input carries AIPC_BLK_ARRIVED bytes of that frame's body. */
 #define AIPC_BLK_SLACK(full) ((full) / 8)
@@ -461,6 +465,7 @@ struct aipc_broker {
     uint32_t nblk;
     size_t blk_bytes;         /* their sizes (<= AIPC_BLK_BYTES) */
     uint32_t nlent;           /* blocks lent to clients now (<= AIPC_BLK_MAX) */
+    uint32_t nland;           /* ... of which landings (<= AIPC_BLK_LAND_MAX) */
     size_t lent_bytes;        /* their sizes (<= AIPC_BLK_BYTES) */
     aipc_sbuf meta;           /* scratch for outgoing metas */
     /* The inbound frame being routed (set around aipc_router_frame): the first outgoing frame
@@ -707,6 +712,7 @@ void aipc_partial_after_input(aipc_broker *b, aipc_client *c);
 bool aipc_blk_put(aipc_broker *b, void *p, size_t cap);
 void aipc_blk_lend(aipc_broker *b, aipc_client *c, const uint8_t *data, size_t len);
 uint8_t *aipc_blk_land(aipc_broker *b, aipc_client *c, size_t *want);
+uint8_t *aipc_blk_land_take(aipc_broker *b, aipc_client *c);
 void aipc_blk_unland(aipc_broker *b, aipc_client *c, uint8_t *blk, size_t cap);
 void aipc_blk_reclaim(aipc_broker *b, aipc_client *c);
 size_t aipc_blk_lent_cap(const aipc_client *c, const void *p);

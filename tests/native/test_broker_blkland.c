@@ -247,6 +247,93 @@ START_TEST(landing_of_a_client_that_goes)
 }
 END_TEST
 
+/* Clients that sent one large frame and then went quiet keep their landings (pending reads):
+ * at most AIPC_BLK_LAND_MAX of them, so a third client streaming large frames still gets the
+ * other loan slot and its frames still assemble in recycled blocks (no growing buffer). */
+START_TEST(quiet_landers_leave_a_loan)
+{
+    aipc_broker *b = land_broker(0);
+    fake *s = subscriber(b), *q = fake_new(b, 0), *quiet[2];
+    fake_hello(q, NULL);
+    size_t len;
+    uint8_t *f = frame(PL, 3, &len);
+    for (int i = 0; i < 2; i++) {
+        quiet[i] = fake_new(b, 0);
+        fake_hello(quiet[i], NULL);
+        deliver(quiet[i], f, len, 0);
+        expect_payload(s, f, PL);
+        size_t want = 0;                        /* the engine re-arms its read at once */
+        uint8_t *l = aipc_client_read_direct(quiet[i]->cl, &want);
+        ck_assert_msg(i == 0 ? l != NULL : l == NULL,
+                      "quiet client %d: landing %p (only the first may land)", i, (void *)l);
+    }
+    ck_assert_uint_eq(b->nland, 1);
+    ck_assert_uint_le(b->nlent, 1);
+    deliver(q, f, len, FIRST);                  /* q streams: its frames borrow the other slot */
+    expect_payload(s, f, PL);
+    size_t reallocs = ca.reallocs;
+    for (int i = 0; i < 8; i++) {
+        size_t want = 0;
+        if (!aipc_client_read_direct(q->cl, &want))   /* no landing for q: the slot is taken */
+            deliver(q, f, len, FIRST);
+        else
+            ck_abort_msg("frame %d: q got a landing beyond AIPC_BLK_LAND_MAX", i);
+        expect_payload(s, f, PL);
+    }
+    ck_assert_msg(ca.reallocs == reallocs, "q's frames grew their buffers (%zu reallocs for 8 "
+                  "frames): no loan was left for them", ca.reallocs - reallocs);
+    fake_free(quiet[0]);
+    fake_free(quiet[1]);
+    ck_assert_uint_eq(b->nland, 0);
+    finish(b, q, s);
+    free(f);
+}
+END_TEST
+
+/* A partial landing keeps its block only when the block's whole size fits max_incomplete_bytes
+ * next to what other clients hold: here it does not, so the bytes are decoded as input and the
+ * lander is served through its growing buffer, not closed for the block's charge. */
+START_TEST(partial_landing_within_incomplete_bound)
+{
+    aipc_broker *b = land_broker(1792u * 1024u);
+    fake *s = subscriber(b), *p = fake_new(b, 0), *o = fake_new(b, 0);
+    fake_hello(p, NULL);
+    fake_hello(o, NULL);
+    size_t len, lo;
+    uint8_t *f1 = frame(PL, 1, &len), *f2 = frame(PL, 2, &len), *fo = frame(3u << 20, 7, &lo);
+    deliver(p, f1, len, 0);
+    expect_payload(s, f1, PL);
+    ck_assert_int_eq(aipc_broker_input(b, o->cl, fo, 65536), 0);   /* o: a partial 3 MiB frame */
+    for (size_t off = 65536; off < 400000; off += 65536) {
+        size_t want = 0, n = 400000 - off < 65536 ? 400000 - off : 65536;
+        uint8_t *dst = aipc_client_read_direct(o->cl, &want);
+        if (dst && want >= n) {
+            memcpy(dst, fo + off, n);
+            ck_assert_int_eq(aipc_client_read_commit(b, o->cl, n), 0);
+        } else {
+            ck_assert_int_eq(aipc_broker_input(b, o->cl, fo + off, n), 0);
+        }
+    }
+    ck_assert_int_eq(o->close_calls, 0);
+    ck_assert_uint_eq(fake_stats(b).incomplete_bytes, 1024u * 1024u);   /* o's buffer: 1 MiB */
+    size_t want = 0;
+    uint8_t *dst = aipc_client_read_direct(p->cl, &want);      /* p's landing */
+    ck_assert_ptr_nonnull(dst);
+    memcpy(dst, f2, 200000);
+    ck_assert_int_eq(aipc_client_read_commit(b, p->cl, 200000), 0);
+    ck_assert_int_eq(p->close_calls, 0);
+    ck_assert_uint_le(fake_stats(b).incomplete_bytes, 1792u * 1024u);
+    fake_free(o);                                               /* o gives up: room for p */
+    deliver(p, f2 + 200000, len - 200000, 0);
+    ck_assert_int_eq(p->close_calls, 0);
+    expect_payload(s, f2, PL);
+    finish(b, p, s);
+    free(f1);
+    free(f2);
+    free(fo);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_blkland");
@@ -256,6 +343,8 @@ static Suite *make_suite(void)
     tcase_add_test(tc, partial_landing_reads);
     tcase_add_test(tc, other_frames_into_a_landing);
     tcase_add_test(tc, landing_of_a_client_that_goes);
+    tcase_add_test(tc, quiet_landers_leave_a_loan);
+    tcase_add_test(tc, partial_landing_within_incomplete_bound);
     suite_add_tcase(s, tc);
     return s;
 }
