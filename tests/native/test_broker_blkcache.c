@@ -5,8 +5,7 @@
  * would not fit; a frame that starts in the middle of a read is lent too; the block goes back
  * to the allocator after AIPC_BLK_IDLE_MS without use, and at aipc_broker_free. */
 #include "check_main.h"
-#include "test_broker_fake.h"
-#include "test_count_alloc.h"
+#include "test_broker_blk_kit.h"
 
 #include "internal.h"
 
@@ -14,31 +13,6 @@ enum { PL = 1u << 20, FIRST = 65536 };
 static const char META[] = "{\"op\":\"pub\",\"topic\":\"t\"}";
 #define ML (sizeof META - 1)
 #define FULL ((uint64_t)ML + PL + 2 + AIPC_ADOPT_GAP)   /* the decoder block of one frame */
-
-static count_alloc ca;
-
-static aipc_broker *blk_broker(uint64_t max_incomplete)
-{
-    count_alloc_init(&ca);
-    fake_clock_ms = 5000;
-    aipc_broker_config cfg;
-    aipc_broker_config_defaults(&cfg);
-    if (max_incomplete)
-        cfg.max_incomplete_bytes = max_incomplete;
-    aipc_broker *b = aipc_broker_new(&cfg, fake_now);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_int_eq(aipc_broker_set_frame_allocator(b, &ca.a), 0);
-    return b;
-}
-
-static fake *subscriber(aipc_broker *b)
-{
-    fake *f = fake_new(b, 0);
-    fake_hello(f, NULL);
-    fake_sendt(f, "{\"op\":\"sub\",\"id\":1,\"topic\":\"t\"}", NULL);
-    fake_expect(f, "ok");
-    return f;
-}
 
 /* One encoded publication whose payload bytes depend on seed. */
 static uint8_t *frame(uint8_t seed, size_t *len)
@@ -82,7 +56,7 @@ static void expect_payload(fake *s, const uint8_t *f)
 START_TEST(second_frame_one_direct_read)
 {
     aipc_broker *b = blk_broker(0);
-    fake *s = subscriber(b), *p = fake_new(b, 0);
+    fake *s = blk_subscriber(b, "t"), *p = fake_new(b, 0);
     fake_hello(p, NULL);
     size_t len;
     uint8_t *f1 = frame(1, &len), *f2 = frame(2, &len);
@@ -130,7 +104,7 @@ END_TEST
 START_TEST(frame_starting_mid_read)
 {
     aipc_broker *b = blk_broker(0);
-    fake *s = subscriber(b), *p = fake_new(b, 0), *p2 = fake_new(b, 0);
+    fake *s = blk_subscriber(b, "t"), *p = fake_new(b, 0), *p2 = fake_new(b, 0);
     fake_hello(p, NULL);
     fake_hello(p2, NULL);
     size_t len;
@@ -181,7 +155,7 @@ END_TEST
 START_TEST(no_loan_over_the_incomplete_bound)
 {
     aipc_broker *b = blk_broker(FULL + AIPC_DECODER_INITIAL / 2);
-    fake *s = subscriber(b), *p = fake_new(b, 0), *q = fake_new(b, 0);
+    fake *s = blk_subscriber(b, "t"), *p = fake_new(b, 0), *q = fake_new(b, 0);
     fake_hello(p, NULL);
     fake_hello(q, NULL);
     size_t len;

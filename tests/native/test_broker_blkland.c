@@ -6,39 +6,13 @@
  * small frames and a closing client all stay byte-exact and leave the loan accounting and the
  * incomplete-bytes charge where they were. */
 #include "check_main.h"
-#include "test_broker_fake.h"
-#include "test_count_alloc.h"
+#include "test_broker_blk_kit.h"
 
 #include "internal.h"
 
 enum { PL = 1u << 20, FIRST = 65536 };
 static const char META[] = "{\"op\":\"pub\",\"topic\":\"t\"}";
 #define ML (sizeof META - 1)
-
-static count_alloc ca;
-
-static aipc_broker *land_broker(uint64_t max_incomplete)
-{
-    count_alloc_init(&ca);
-    fake_clock_ms = 5000;
-    aipc_broker_config cfg;
-    aipc_broker_config_defaults(&cfg);
-    if (max_incomplete)
-        cfg.max_incomplete_bytes = max_incomplete;
-    aipc_broker *b = aipc_broker_new(&cfg, fake_now);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_int_eq(aipc_broker_set_frame_allocator(b, &ca.a), 0);
-    return b;
-}
-
-static fake *subscriber(aipc_broker *b)
-{
-    fake *f = fake_new(b, 0);
-    fake_hello(f, NULL);
-    fake_sendt(f, "{\"op\":\"sub\",\"id\":1,\"topic\":\"t\"}", NULL);
-    fake_expect(f, "ok");
-    return f;
-}
 
 /* One encoded publication of pl bytes whose payload bytes depend on seed. */
 static uint8_t *frame(size_t pl, uint8_t seed, size_t *len)
@@ -99,8 +73,8 @@ static void expect_payload(fake *s, const uint8_t *f, size_t pl)
 /* Same-size frames after the first: one read each, no block allocated, byte-exact. */
 START_TEST(same_size_frames_one_read)
 {
-    aipc_broker *b = land_broker(0);
-    fake *s = subscriber(b), *p = fake_new(b, 0);
+    aipc_broker *b = blk_broker(0);
+    fake *s = blk_subscriber(b, "t"), *p = fake_new(b, 0);
     fake_hello(p, NULL);
     size_t len;
     uint8_t *f[4];
@@ -133,8 +107,8 @@ END_TEST
  * bytes are decoded as input and the block goes back to the cache. */
 START_TEST(partial_landing_reads)
 {
-    aipc_broker *b = land_broker(0);
-    fake *s = subscriber(b), *p = fake_new(b, 0);
+    aipc_broker *b = blk_broker(0);
+    fake *s = blk_subscriber(b, "t"), *p = fake_new(b, 0);
     fake_hello(p, NULL);
     size_t len;
     uint8_t *f1 = frame(PL, 1, &len), *f2 = frame(PL, 2, &len), *f3 = frame(PL, 3, &len);
@@ -179,8 +153,8 @@ END_TEST
  * byte-exact and in order; no loan is left behind. */
 START_TEST(other_frames_into_a_landing)
 {
-    aipc_broker *b = land_broker(0);
-    fake *s = subscriber(b), *p = fake_new(b, 0);
+    aipc_broker *b = blk_broker(0);
+    fake *s = blk_subscriber(b, "t"), *p = fake_new(b, 0);
     fake_hello(p, NULL);
     size_t len, l2, l3, l4;
     uint8_t *f1 = frame(PL, 1, &len);
@@ -225,8 +199,8 @@ END_TEST
  * freed at detach and the loan count is back to 0. */
 START_TEST(landing_of_a_client_that_goes)
 {
-    aipc_broker *b = land_broker(0);
-    fake *s = subscriber(b), *p = fake_new(b, 0);
+    aipc_broker *b = blk_broker(0);
+    fake *s = blk_subscriber(b, "t"), *p = fake_new(b, 0);
     fake_hello(p, NULL);
     size_t len;
     uint8_t *f1 = frame(PL, 1, &len);
@@ -252,8 +226,8 @@ END_TEST
  * other loan slot and its frames still assemble in recycled blocks (no growing buffer). */
 START_TEST(quiet_landers_leave_a_loan)
 {
-    aipc_broker *b = land_broker(0);
-    fake *s = subscriber(b), *q = fake_new(b, 0), *quiet[2];
+    aipc_broker *b = blk_broker(0);
+    fake *s = blk_subscriber(b, "t"), *q = fake_new(b, 0), *quiet[2];
     fake_hello(q, NULL);
     size_t len;
     uint8_t *f = frame(PL, 3, &len);
@@ -295,8 +269,8 @@ END_TEST
  * lander is served through its growing buffer, not closed for the block's charge. */
 START_TEST(partial_landing_within_incomplete_bound)
 {
-    aipc_broker *b = land_broker(1792u * 1024u);
-    fake *s = subscriber(b), *p = fake_new(b, 0), *o = fake_new(b, 0);
+    aipc_broker *b = blk_broker(1792u * 1024u);
+    fake *s = blk_subscriber(b, "t"), *p = fake_new(b, 0), *o = fake_new(b, 0);
     fake_hello(p, NULL);
     fake_hello(o, NULL);
     size_t len, lo;

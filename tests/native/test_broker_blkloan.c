@@ -5,8 +5,7 @@
  * cannot take max_incomplete_bytes from others; random read splits across publishers stay
  * byte-exact; a client cut off while the engine reads into its lent block leaves nothing. */
 #include "check_main.h"
-#include "test_broker_fake.h"
-#include "test_count_alloc.h"
+#include "test_broker_blk_kit.h"
 
 #include "internal.h"
 
@@ -16,32 +15,6 @@
 #define NBLK(b) ((b)->nblk)
 
 enum { FIRST = 65536 };
-static count_alloc ca;
-
-static aipc_broker *rv_broker(uint64_t max_incomplete)
-{
-    count_alloc_init(&ca);
-    fake_clock_ms = 5000;
-    aipc_broker_config cfg;
-    aipc_broker_config_defaults(&cfg);
-    if (max_incomplete)
-        cfg.max_incomplete_bytes = max_incomplete;
-    aipc_broker *b = aipc_broker_new(&cfg, fake_now);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_int_eq(aipc_broker_set_frame_allocator(b, &ca.a), 0);
-    return b;
-}
-
-static fake *sub(aipc_broker *b, const char *topic)
-{
-    fake *f = fake_new(b, 0);
-    fake_hello(f, NULL);
-    char m[128];
-    snprintf(m, sizeof m, "{\"op\":\"sub\",\"id\":1,\"topic\":\"%s\"}", topic);
-    fake_sendt(f, m, NULL);
-    fake_expect(f, "ok");
-    return f;
-}
 
 static uint8_t *mkframe(const char *topic, size_t pl, uint8_t seed, size_t *len)
 {
@@ -88,8 +61,8 @@ static void publish(fake *p, const char *topic, size_t pl, uint8_t seed)
  * AIPC_BLK_SLACK rule). */
 START_TEST(queue_memory_inflated_by_oversized_loans)
 {
-    aipc_broker *b = rv_broker(0);
-    fake *a = sub(b, "a"), *s = sub(b, "b"), *p = fake_new(b, 0);
+    aipc_broker *b = blk_broker(0);
+    fake *a = blk_subscriber(b, "a"), *s = blk_subscriber(b, "b"), *p = fake_new(b, 0);
     fake_hello(p, NULL);
     s->stalled = true;
     for (int i = 0; i < 12; i++) {
@@ -119,8 +92,8 @@ END_TEST
  * served: the 4 MiB block is too large for p's 1 MiB frame. */
 START_TEST(loan_refuses_another_client)
 {
-    aipc_broker *b = rv_broker(6u << 20);
-    fake *a = sub(b, "a"), *p = fake_new(b, 0), *q = fake_new(b, 0);
+    aipc_broker *b = blk_broker(6u << 20);
+    fake *a = blk_subscriber(b, "a"), *p = fake_new(b, 0), *q = fake_new(b, 0);
     fake_hello(p, NULL);
     fake_hello(q, NULL);
     publish(p, "a", 4u << 20, 1);
@@ -154,8 +127,8 @@ static uint32_t rnd(void)
 
 START_TEST(random_splits_byte_exact)
 {
-    aipc_broker *b = rv_broker(0);
-    fake *s = sub(b, "t");
+    aipc_broker *b = blk_broker(0);
+    fake *s = blk_subscriber(b, "t");
     fake *p[3];
     for (int i = 0; i < 3; i++) {
         p[i] = fake_new(b, 0);
@@ -232,12 +205,11 @@ START_TEST(random_splits_byte_exact)
 }
 END_TEST
 
-
 /* Disconnect / timeout while the engine reads into a lent block. */
 START_TEST(close_while_lent_direct)
 {
-    aipc_broker *b = rv_broker(0);
-    fake *a = sub(b, "a"), *p = fake_new(b, 0), *p2 = fake_new(b, 0);
+    aipc_broker *b = blk_broker(0);
+    fake *a = blk_subscriber(b, "a"), *p = fake_new(b, 0), *p2 = fake_new(b, 0);
     fake_hello(p, NULL);
     fake_hello(p2, NULL);
     size_t l0;
@@ -276,14 +248,13 @@ START_TEST(close_while_lent_direct)
 }
 END_TEST
 
-
 /* M2: clients that send a large frame's header and stall must not be lent recycled blocks
  * (before: 12 x 8 header bytes pinned ~60 MiB of max_incomplete_bytes for frame_timeout_ms and a
  * legitimate 8 MiB publication was refused incomplete_full); with or without hello. */
 static void stalled_headers(bool hello)
 {
-    aipc_broker *b = rv_broker(0);
-    fake *a = sub(b, "a"), *legit = fake_new(b, 0), *x[12];
+    aipc_broker *b = blk_broker(0);
+    fake *a = blk_subscriber(b, "a"), *legit = fake_new(b, 0), *x[12];
     fake_hello(legit, NULL);
     size_t len, mlen;
     uint8_t *f = mkframe("zz", (1300u << 10), 9, &len);     /* the reviewer's frame */
@@ -349,8 +320,8 @@ END_TEST
  * another client is served. */
 START_TEST(stalled_loans_capped)
 {
-    aipc_broker *b = rv_broker(16u << 20);
-    fake *a = sub(b, "a"), *legit = fake_new(b, 0), *x[12];
+    aipc_broker *b = blk_broker(16u << 20);
+    fake *a = blk_subscriber(b, "a"), *legit = fake_new(b, 0), *x[12];
     fake_hello(legit, NULL);
     size_t len;
     uint8_t *f = mkframe("b", 1u << 20, 9, &len);      /* the blocks' size exactly */
