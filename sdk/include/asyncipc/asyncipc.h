@@ -830,7 +830,11 @@ ASYNCIPC_API int aipc_bus_get_counters(aipc_bus *bus, aipc_bus_counters *out);
  * client's queue at the broker (max_queue_bytes in the broker's config): holding many makes the
  * broker drop publications for us, reported by on_dropped; hold briefly, or copy what you keep.
  * Inline buffers are not charged anywhere (aipc_bus_counters.recv_buf_bytes counts both). A
- * reconnect does not invalidate held buffers (their releases are then simply not owed).
+ * held shared buffer stays readable (mapped) until released, but its bytes stay unchanged only
+ * while the connection that delivered it lasts: when it ends, the broker takes the slot back
+ * and may fill it with later publications (its segments serve every client of our user and
+ * integrity level and outlive a connection). Copy what you keep past on_state(DISCONNECTED);
+ * the release of an ended connection's buffer is simply not owed.
  * Threads: the callbacks run where on_message / on_direct would (the I/O thread, or the
  * client's dispatcher, through the same gate; an event not delivered because the client was
  * closed releases its buffer). aipc_bus_alloc, _publish_buf, _send_buf and aipc_buf_release

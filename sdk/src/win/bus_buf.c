@@ -100,7 +100,7 @@ static void buf_drop(aipc__buf_hdr *h)
 /* A new buffer object with `extra` bytes of heap; NULL on no memory. */
 static bbuf *buf_new(aipc_bus *b, int kind, size_t size, size_t extra)
 {
-    bbuf *x = malloc(offsetof(bbuf, heap) + extra);
+    bbuf *x = malloc(AIPC__BUF_ALLOC(bbuf, extra));
     if (!x)
         return NULL;
     memset(x, 0, sizeof *x);
@@ -147,7 +147,7 @@ int aipc_bus_alloc(aipc_bus *bus, size_t size, aipc_buf **out)
     }
     aipc__bus_ref(bus);
     if (x->kind == BB_HEAP) {
-        bbuf *h = realloc(x, offsetof(bbuf, heap) + size + 1);
+        bbuf *h = realloc(x, AIPC__BUF_ALLOC(bbuf, size + 1));
         if (!h) {
             x->h.drop(&x->h);                       /* its room back, the reference dropped */
             return AIPC_ENOMEM;

@@ -121,7 +121,7 @@ int aipc_pipe_alloc(aipc_named_pipe *pipe, size_t size, aipc_buf **out)
         return rc;
     }
     if (b->kind == BUF_HEAP) {
-        pbuf *h = realloc(b, offsetof(pbuf, heap) + size + 1);
+        pbuf *h = realloc(b, AIPC__BUF_ALLOC(pbuf, size + 1));
         if (!h) {
             AcquireSRWLockExclusive(&p->lock);
             charge_locked(p, b, -1);
@@ -266,7 +266,7 @@ static void buf_item_fn(aipc__dq_item *it, int run)
 void aipc__pipe_ev_recv_ref(aipc__pipe *p, const uint8_t *data, uint32_t size, aipc__shm_rx *rx,
                             uint32_t gen, uint32_t seg, uint32_t off)
 {
-    pbuf *b = malloc(rx ? sizeof *b : offsetof(pbuf, heap) + (size_t)size + 1);
+    pbuf *b = malloc(rx ? sizeof *b : AIPC__BUF_ALLOC(pbuf, (size_t)size + 1));
     buf_item *e = p->disp && b ? malloc(sizeof *e) : NULL;
     if (!b || (p->disp && !e)) {
         aipc_log(AIPC_LOG_ERROR, "pipe %s: out of memory for a received buffer of %lu bytes: "

@@ -309,6 +309,12 @@ typedef struct aipc__buf_hdr {
     int owner;                                 /* AIPC__BUF_* */
     void (*drop)(struct aipc__buf_hdr *h);     /* taken out of the live set: give back, free */
 } aipc__buf_hdr;
+/* Bytes to allocate for a buffer object of `type` (a struct ending in `heap[]`) carrying n bytes
+ * there: never less than the whole struct, which may reach past offsetof(heap) with its padding
+ * (objects are cleared and copied as whole structs). */
+#define AIPC__BUF_ALLOC(type, n) \
+    (offsetof(type, heap) + (size_t)(n) > sizeof(type) ? offsetof(type, heap) + (size_t)(n) \
+                                                        : sizeof(type))
 /* The live buffer at buf with this owner kind (buf is looked up, not read), or NULL. */
 aipc__buf_hdr *aipc__buf_of(aipc_buf *buf, int owner);
 /* Adds b: 0 or AIPC_ENOMEM. */
