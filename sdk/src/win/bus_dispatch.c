@@ -61,6 +61,11 @@ int aipc__bus_on_frame(void *ctx, const uint8_t *meta, uint32_t ml, const uint8_
 {
     aipc_bus *b = ctx;
     aipc__bus_in in;
+    /* Releases gathered in this read wait at most BUS_REL_GATHER_US whatever the callbacks
+     * before this frame were (inline ones too). A flush that lost the connection has run
+     * on_state(DISCONNECTED): nothing of this read is delivered after it. */
+    if (aipc__bus_shm_gather_check(b) && b->st != BS_READY)
+        return 1;
     if (aipc__bus_meta_parse(meta, ml, &in) != 0) {
         aipc_log(AIPC_LOG_WARN, "bus(%s): ignoring a frame with bad meta", b->pipe_utf8);
         return 0;

@@ -202,6 +202,10 @@ int  aipc__bus_shm_resolve(aipc_bus *b, const aipc__bus_in *in, uint32_t pn,
  * gathered (written at the end of the read, or at once past BUS_REL_GATHER_*); elsewhere a
  * write is started for it at once. */
 void aipc__bus_shm_release(aipc_bus *b, aipc__bus_shm_msg *m);
+/* [io] Before each frame of a read is parsed (bus_dispatch.c): releases gathered for more than
+ * BUS_REL_GATHER_US (slow callbacks of any kind since) are written now. 1 if it flushed (the
+ * write may have lost the connection: st is then no longer BS_READY), else 0. QPC only. */
+int  aipc__bus_shm_gather_check(aipc_bus *b);
 /* [io] The end of a read's frames: the gathering stops (io_input then writes what it owes). */
 void aipc__bus_shm_read_end(aipc_bus *b);
 /* Under the lock (enqueue): a frame for a payload of `len` bytes at or above the threshold

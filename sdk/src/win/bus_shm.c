@@ -22,7 +22,8 @@
  *     next frame boundary of the batch being written: bus_conn.c io_out_next), except that they are
  *     written at once when they pass BUS_REL_GATHER_BYTES (2 MiB, 1/4 of the broker's
  *     default max_queue_bytes) or the first of them has waited BUS_REL_GATHER_US (1 ms: slow
- *     callbacks; checked at each release and before each shared callback): the broker
+ *     callbacks; checked at each release and before every frame of the read, whatever its
+ *     callback: bus_dispatch.c): the broker
  *     charges a slot to our queue until its release arrives. A release on another thread
  *     (dispatcher) starts a write at once.
  *   - Announces and answers go into the control queue (`ctl`, written first, dropped with the
@@ -196,8 +197,6 @@ int aipc__bus_shm_ctl(aipc_bus *b, const uint8_t *meta, uint32_t ml)
     return aipc__shm_link_ctl(&b->shm, &c, refs);
 }
 
-static void gathered_check(aipc_bus *b);
-
 int aipc__bus_shm_resolve(aipc_bus *b, const aipc__bus_in *in, uint32_t pn, const uint8_t **pl,
                           uint32_t *len)
 {
@@ -215,7 +214,6 @@ int aipc__bus_shm_resolve(aipc_bus *b, const aipc__bus_in *in, uint32_t pn, cons
     b->rx_cur.seg = d.seg;
     b->rx_cur.off = d.off;
     b->rx_cur.len = d.len;
-    gathered_check(b);                    /* a slow callback before this one */
     *pl = data;
     *len = d.len;
     return 0;
@@ -272,11 +270,12 @@ void aipc__bus_shm_release(aipc_bus *b, aipc__bus_shm_msg *m)
         gathered_flush(b);
 }
 
-/* [io] Before the next callback of the read: releases gathered for too long go now. */
-static void gathered_check(aipc_bus *b)
+int aipc__bus_shm_gather_check(aipc_bus *b)
 {
-    if (b->in_read && b->rel_bytes && gathered_us(b) > BUS_REL_GATHER_US)
-        gathered_flush(b);
+    if (!b->in_read || !b->rel_bytes || gathered_us(b) <= BUS_REL_GATHER_US)
+        return 0;
+    gathered_flush(b);                    /* a slow callback (of any kind) before this frame */
+    return 1;
 }
 
 void aipc__bus_shm_read_end(aipc_bus *b)

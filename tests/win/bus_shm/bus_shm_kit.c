@@ -175,7 +175,10 @@ static void on_message(aipc_bus *bus, void *user, const char *topic, const aipc_
         InterlockedExchange(&s->stalled, 1);
         SetEvent(bsk_progress);
         WaitForSingleObject(s->stall, INFINITE);   /* holds the slot until killed or released */
+        s->stall = NULL;                           /* once: the test owns and closes the event */
         InterlockedExchange(&s->stalled, 0);
+    } else if (s->slow && len < BS_THR) {
+        WaitForSingleObject(s->slow, s->slow_ms);
     }
     InterlockedIncrement64(&s->got);
     SetEvent(bsk_progress);

@@ -64,8 +64,12 @@ typedef struct bsk_sub {
     volatile LONG last_state, last_error;   /* of the latest on_state */
     volatile LONG64 next_seq;   /* the sequence number expected next (drops skip ahead) */
     int allow_gaps;             /* a slow reader: a later seq is fine (dropped ones) */
-    HANDLE stall;               /* non-NULL: the first payload >= BS_THR blocks on it */
+    HANDLE stall;               /* non-NULL: the first payload >= BS_THR blocks on it (then
+                                 * cleared: later callbacks run at once) */
     volatile LONG stalled;      /* 1 while a callback blocks on `stall` */
+    HANDLE slow;                /* non-NULL: a payload < BS_THR waits up to slow_ms for it (a
+                                 * slow callback that the test can end early) */
+    DWORD slow_ms;
     char error[160];            /* first problem seen on the I/O thread */
 } bsk_sub;
 
