@@ -207,7 +207,8 @@ void aipc__send_simple(aipc_client *c, const char *op, bool has_id, int64_t id)
     send_control(c, NULL, 0);
 }
 
-/* The answer to hello: the client's id, its name (null when anonymous) and the payload limit. */
+/* The answer to hello: the client's id, its name (null when anonymous), the payload limit and
+ * the per-client queue bound (a bus client gathers at most 1/4 of it in unsent releases). */
 void aipc__send_welcome(aipc_client *c, bool has_id, int64_t id)
 {
     aipc_broker *b = c->b;
@@ -221,6 +222,8 @@ void aipc__send_welcome(aipc_client *c, bool has_id, int64_t id)
         aipc_sbuf_lit(&b->meta, "null");
     aipc_sbuf_lit(&b->meta, ",\"max_payload\":");
     aipc_sbuf_u64(&b->meta, b->cfg.max_payload);
+    aipc_sbuf_lit(&b->meta, ",\"max_queue_bytes\":");
+    aipc_sbuf_u64(&b->meta, b->cfg.max_queue_bytes);
     if (c->shm_on) {
         aipc_sbuf_lit(&b->meta, ",\"shm\":{\"v\":1,\"threshold\":");
         aipc_sbuf_u64(&b->meta, b->cfg.shm_threshold);

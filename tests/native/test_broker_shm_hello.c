@@ -65,6 +65,32 @@ START_TEST(welcome_when_all_hold)
 }
 END_TEST
 
+/* The welcome tells the per-client queue bound (the bus client gathers at most 1/4 of it in
+ * unsent releases), with or without shm: the configured value, not the default. */
+START_TEST(welcome_tells_max_queue_bytes)
+{
+    aipc_broker_config cfg;
+    aipc_broker_config_defaults(&cfg);
+    cfg.max_queue_bytes = 3u * 1024u * 1024u;
+    aipc_broker *b = aipc_broker_new(&cfg, fake_now);
+    fshm *fs = fshm_install(b);
+    fake *a = client(b, 10, &id_alice);
+    ck_assert_int_eq(fake_sendt(a, HELLO_SHM, NULL), 0);
+    rx_frame *w = fake_expect(a, "welcome");
+    ck_assert_ptr_nonnull(cJSON_GetObjectItemCaseSensitive(w->meta, "shm"));
+    ck_assert_double_eq(rx_num(w, "max_queue_bytes"), 3.0 * 1024 * 1024);
+    fake *p = client(b, 11, &id_bob);
+    ck_assert_int_eq(fake_sendt(p, "{\"op\":\"hello\",\"proto\":1}", NULL), 0);
+    w = fake_expect(p, "welcome");
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(w->meta, "shm"));
+    ck_assert_double_eq(rx_num(w, "max_queue_bytes"), 3.0 * 1024 * 1024);
+    fake_free(a);
+    fake_free(p);
+    aipc_broker_free(b);
+    fshm_free(fs);
+}
+END_TEST
+
 /* Each condition missing alone gives a plain welcome. */
 START_TEST(plain_unless_all_hold)
 {
@@ -291,6 +317,7 @@ static Suite *make_suite(void)
     TCase *tc = tcase_create("shm_hello");
     tcase_add_test(tc, welcome_when_all_hold);
     tcase_add_test(tc, plain_unless_all_hold);
+    tcase_add_test(tc, welcome_tells_max_queue_bytes);
     tcase_add_test(tc, failed_hello_then_retry);
     tcase_add_test(tc, backend_install_rules);
     tcase_add_test(tc, stats_json_has_shm_counters);

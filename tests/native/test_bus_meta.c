@@ -54,6 +54,19 @@ static int parse(const char *m, aipc__bus_in *in)
     return aipc__bus_meta_parse((const uint8_t *)m, strlen(m), in);
 }
 
+/* The welcome's max_queue_bytes (the gather bound's base); 0 from a broker that omits it. */
+START_TEST(parse_welcome_queue_bound)
+{
+    aipc__bus_in in;
+    ck_assert_int_eq(parse("{\"op\":\"welcome\",\"proto\":1,\"id\":7,\"name\":null,\"max_payload\":16777216,\"max_queue_bytes\":3145728}", &in), 0);
+    ck_assert_uint_eq(in.max_queue_bytes, 3145728u);
+    aipc__bus_in_free(&in);
+    ck_assert_int_eq(parse("{\"op\":\"welcome\",\"proto\":1,\"id\":7,\"max_payload\":16777216}", &in), 0);
+    ck_assert_uint_eq(in.max_queue_bytes, 0);
+    aipc__bus_in_free(&in);
+}
+END_TEST
+
 START_TEST(parse_broker_ops)
 {
     aipc__bus_in in;
@@ -266,6 +279,7 @@ static Suite *suite(void)
     tcase_add_test(tc, peer_identity);
     tcase_add_test(tc, build_escapes_strings);
     tcase_add_test(tc, parse_broker_ops);
+    tcase_add_test(tc, parse_welcome_queue_bound);
     tcase_add_test(tc, parse_rejects_garbage);
     tcase_add_test(tc, presence_payload);
     tcase_add_test(tc, validation);

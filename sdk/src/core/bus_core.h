@@ -82,6 +82,7 @@ typedef struct aipc__bus_in {
     uint64_t re;  int has_re;   /* ok/error/rep/pong/stats: the id being answered */
     uint64_t count;          /* dropped */
     uint64_t max_payload;    /* welcome (0 when absent) */
+    uint64_t max_queue_bytes;/* welcome: the broker's per-client queue bound (0 when absent) */
     uint32_t proto;          /* welcome */
     const char *name;        /* welcome: our name */
     const char *code;        /* error */

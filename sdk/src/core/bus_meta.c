@@ -203,6 +203,7 @@ int aipc__bus_meta_parse(const uint8_t *meta, size_t len, aipc__bus_in *in)
     in->has_re = get_u64(root, "re", &in->re);
     get_u64(root, "count", &in->count);
     get_u64(root, "max_payload", &in->max_payload);
+    get_u64(root, "max_queue_bytes", &in->max_queue_bytes);
     uint64_t proto = 0;
     if (get_u64(root, "proto", &proto) && proto <= UINT32_MAX)
         in->proto = (uint32_t)proto;

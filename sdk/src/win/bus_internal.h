@@ -37,8 +37,9 @@
 #define BUS_PING_TIMEOUT_DEF 5000u
 #define BUS_NAME_BUF        (AIPC_BUS_NAME_MAX + 1)
 /* Releases gathered during one read (bus_shm.c aipc__bus_shm_release): written at once only
- * past these bounds, else in one shm_done write at the end of the read. */
-#define BUS_REL_GATHER_BYTES (2u * 1024u * 1024u)  /* 1/4 of the broker's default max_queue_bytes */
+ * past these bounds, else in one shm_done write at the end of the read. The byte bound is
+ * 1/BUS_REL_GATHER_SHARE of the broker's max_queue_bytes (its welcome; rel_gather_max). */
+#define BUS_REL_GATHER_SHARE 4u
 #define BUS_REL_GATHER_US    1000u                 /* since the first release gathered */
 
 typedef enum {
@@ -117,6 +118,9 @@ struct aipc_bus {
     int in_read;                  /* io_input is decoding a read: releases are gathered */
     uint64_t rel_bytes;           /* payload + header bytes of the releases gathered */
     LONGLONG rel_t0;              /* QPC of the first release gathered (rel_bytes != 0) */
+    uint64_t rel_gather_max;      /* rel_bytes past this are written at once: 1/4 of the
+                                   * welcome's max_queue_bytes; 0 (a broker that does not
+                                   * say): every release at once, no gathering */
     /* [lock] publishing threads copying into a reserved slot outside the lock: the drain (which
      * unmaps our segments) waits for them on shm_copied */
     uint32_t shm_copying;

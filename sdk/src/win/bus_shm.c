@@ -20,8 +20,8 @@
  *     the release is owed. Releases of one read's callbacks are gathered into one shm_done
  *     written at the end of the read (ahead of any batch; while a write is in flight, at the
  *     next frame boundary of the batch being written: bus_conn.c io_out_next), except that they are
- *     written at once when they pass BUS_REL_GATHER_BYTES (2 MiB, 1/4 of the broker's
- *     default max_queue_bytes) or the first of them has waited BUS_REL_GATHER_US (1 ms: slow
+ *     written at once when they pass rel_gather_max (1/4 of the max_queue_bytes the broker's
+ *     welcome tells, 2 MiB by default; a broker that does not tell it: at each release) or the first of them has waited BUS_REL_GATHER_US (1 ms: slow
  *     callbacks; checked at each release and before every frame of the read, whatever its
  *     callback: bus_dispatch.c): the broker
  *     charges a slot to our queue until its release arrives. A release on another thread
@@ -77,6 +77,9 @@ void aipc__bus_shm_init(aipc_bus *b)
 void aipc__bus_shm_welcome(aipc_bus *b, const aipc__bus_in *in)
 {
     b->shm_on = 0;
+    /* the broker charges a held slot to our queue until its release arrives: gather at most
+     * a quarter of its bound; a broker that does not tell it: none (one slot at a time) */
+    b->rel_gather_max = in->max_queue_bytes / BUS_REL_GATHER_SHARE;
     if (b->o.shm != AIPC_SHM_AUTO || in->shm_v < 1)
         return;
     PSID owner = NULL;
@@ -256,7 +259,7 @@ void aipc__bus_shm_release(aipc_bus *b, aipc__bus_shm_msg *m)
     /* Inside a read: gathered into one shm_done at the end of the read (io_input), but the
      * broker charges every slot to our queue until its release reaches it, so a long read
      * with slow callbacks must not keep them (a fast subscriber dropped; notes busfail):
-     * written at once when the gathered releases pass BUS_REL_GATHER_BYTES or the first of
+     * written at once when the gathered releases pass rel_gather_max or the first of
      * them waits for more than BUS_REL_GATHER_US. A write in flight carries them on its
      * completion (ahead of any user batch: io_out_next). */
     if (!b->rel_bytes) {
@@ -266,7 +269,7 @@ void aipc__bus_shm_release(aipc_bus *b, aipc__bus_shm_msg *m)
     }
     b->rel_bytes += (uint64_t)m->len + AIPC_HDR_SIZE;
     b->shm_kick = 1;
-    if (b->rel_bytes > BUS_REL_GATHER_BYTES || gathered_us(b) > BUS_REL_GATHER_US)
+    if (b->rel_bytes > b->rel_gather_max || gathered_us(b) > BUS_REL_GATHER_US)
         gathered_flush(b);
 }
 
