@@ -9,8 +9,11 @@
  *   - holds: the slots it holds, (segment, offset) -> slot, from the moment a descriptor is
  *     queued to it until it releases the slot (shm_done) or leaves. A pair it does not hold, or
  *     holds but whose descriptor was not handed to the engine yet, is ignored
- *     (shm_bad_releases): a client can never free a slot another client still reads, nor one
- *     it cannot have seen. A release may arrive before the engine reports the write complete
+ *     (shm_bad_releases): a client can never free a slot another client still reads. HANDED
+ *     means offered to the engine (out_next tags every frame it offers, before out_issued
+ *     says how many the write covers), so a client may "release" a descriptor offered but not
+ *     in the write: it is only marked EARLY, no slot is freed before its write completed, and
+ *     an eviction of that frame drops the hold cleanly. A release may arrive before the engine reports the write complete
  *     (the client read the descriptor while the rest of a long write was still pending): it is
  *     noted (EARLY) and applied when the write completes, since the queued frame names the
  *     slot until then.
@@ -34,7 +37,7 @@
 
 /* Tags in the low bits of a hold's slot pointer (calloc'd: 8-byte aligned at least). */
 #define WRITTEN ((uintptr_t)1)   /* the descriptor's write completed (out_consume) */
-#define HANDED ((uintptr_t)2)    /* its bytes were handed to the engine (out_next) */
+#define HANDED ((uintptr_t)2)    /* offered to the engine (out_next): maybe not in the write */
 #define EARLY ((uintptr_t)4)     /* released while HANDED, not yet WRITTEN: drop at consume */
 #define TAGS (WRITTEN | HANDED | EARLY)
 

@@ -203,8 +203,9 @@ int  aipc__bus_shm_ctl(aipc_bus *b, const uint8_t *meta, uint32_t ml);
 int  aipc__bus_shm_resolve(aipc_bus *b, const aipc__bus_in *in, uint32_t pn,
                            const uint8_t **pl, uint32_t *len);
 /* Any thread: m was consumed: its release is owed. Inside a read on the I/O thread it is
- * gathered (written at the end of the read, or at once past BUS_REL_GATHER_*); elsewhere a
- * write is started for it at once. */
+ * gathered (written at the end of the read, or at once past rel_gather_max or
+ * BUS_REL_GATHER_US, unless a write is in flight: then after it); elsewhere a write is started
+ * for it at once (the same exception). */
 void aipc__bus_shm_release(aipc_bus *b, aipc__bus_shm_msg *m);
 /* [io] Before each frame of a read is parsed (bus_dispatch.c): releases gathered for more than
  * BUS_REL_GATHER_US (slow callbacks of any kind since) are written now. 1 if it flushed (the

@@ -21,11 +21,13 @@
  *     written at the end of the read (ahead of any batch; while a write is in flight, at the
  *     next frame boundary of the batch being written: bus_conn.c io_out_next), except that they are
  *     written at once when they pass rel_gather_max (1/4 of the max_queue_bytes the broker's
- *     welcome tells, 2 MiB by default; a broker that does not tell it: at each release) or the first of them has waited BUS_REL_GATHER_US (1 ms: slow
- *     callbacks; checked at each release and before every frame of the read, whatever its
- *     callback: bus_dispatch.c): the broker
- *     charges a slot to our queue until its release arrives. A release on another thread
- *     (dispatcher) starts a write at once.
+ *     welcome tells, 2 MiB by default; a broker that does not tell it: at each release) or
+ *     the first of them has waited BUS_REL_GATHER_US (1 ms: slow callbacks of any kind;
+ *     checked at each release and before every frame of the read: bus_dispatch.c): the
+ *     broker charges a slot to our queue until its release arrives. A release on another
+ *     thread (dispatcher) starts a write at once. "At once" holds unless a write is in
+ *     flight: the kick then does nothing and the releases go after it (on PIPE_ASYNC every
+ *     write completes by APC, so after the read's callbacks).
  *   - Announces and answers go into the control queue (`ctl`, written first, dropped with the
  *     connection). A lost connection: no new descriptors; once nothing is pending, descriptor
  *     frames still queued become inline frames again (their payload is copied out of our slot)
