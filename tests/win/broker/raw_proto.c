@@ -425,6 +425,9 @@ int raw_broker_start_exe(raw_broker *b, const char *exe, const char *tag, const 
         CloseHandle(ev);
         return -1;
     }
+    /* in the suite's kill-on-close job: a suite that ends with a failed assertion (or dies)
+     * takes its broker along, which would otherwise hold ctest's output pipe open */
+    aipc_test_job_assign(pi.hProcess);
     CloseHandle(pi.hThread);
     b->process = pi.hProcess;
     b->pid = pi.dwProcessId;

@@ -40,7 +40,7 @@ typedef struct aipc_proc {
 
 /* Puts a child process into the suite's one kill-on-close job object: if the suite dies, its
  * children go with it (best effort: without jobs, the ctest timeout covers it). Every spawner
- * of the suites uses it (aipc_proc_spawn, bt_child_start, cp_start). */
+ * of the suites uses it (aipc_proc_spawn, bt_child_start, cp_start, raw_broker_start_exe). */
 void aipc_test_job_assign(HANDLE process);
 
 /* CreateProcessA for the suites: retries (a few times, 200 ms apart) when Wine reports a
