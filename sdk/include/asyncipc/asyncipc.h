@@ -813,7 +813,8 @@ ASYNCIPC_API int aipc_bus_get_counters(aipc_bus *bus, aipc_bus_counters *out);
  * buf->data[0 .. len) and publish (or send) it: it is queued in order with the client's other
  * publications and sends (aipc_bus_publish included) and on success (0) belongs to the SDK -
  * the pointer is invalid, as after free; on an error it is still the caller's (publish it
- * again, or aipc_buf_release it unsent). Never retained. A buffer's capacity plus a frame
+ * again, or aipc_buf_release it unsent; data[0 .. len) is unchanged, data[len] may have become
+ * the 0 that follows a payload). Never retained. A buffer's capacity plus a frame
  * header counts against max_queue_bytes from aipc_bus_alloc on (AIPC_EQUEUEFULL when there is
  * no room), so publishing it never fails for room. A buffer outlives its connection: a slot
  * allocated before a reconnect is copied at publish time (into a slot of the new connection,
