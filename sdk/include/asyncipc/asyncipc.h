@@ -830,6 +830,9 @@ ASYNCIPC_API int aipc_bus_get_counters(aipc_bus *bus, aipc_bus_counters *out);
  * buffer is released). Until a shared buffer is released the broker charges its slot to this
  * client's queue at the broker (max_queue_bytes in the broker's config): holding many makes the
  * broker drop publications for us, reported by on_dropped; hold briefly, or copy what you keep.
+ * (The broker's segments are rings shared by every client of our user and integrity level: a
+ * slot held long also holds back the reuse of the slots after it, so those clients' shared
+ * deliveries move to new segments and, at the broker's max_shm_bytes, inline.)
  * Inline buffers are not charged anywhere (aipc_bus_counters.recv_buf_bytes counts both). A
  * held shared buffer stays readable (mapped) until released, but its bytes stay unchanged only
  * while the connection that delivered it lasts: when it ends, the broker takes the slot back

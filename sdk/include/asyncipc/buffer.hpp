@@ -30,6 +30,8 @@ namespace asyncipc {
  * read-only (data() is void * for both directions: never write through it), and a shared one
  * is the sender's memory, which a misbehaving sender can still change: copy before validating.
  * Holding a buffer pins the rest of its segment's ring (asyncipc.h): hold briefly or copy.
+ * Do not keep a Buffer in static storage: its destructor would release at process exit, when
+ * the SDK's I/O threads are gone (the same as aipc_buf_release from a DLL_PROCESS_DETACH).
  */
 class Buffer {
 public:
