@@ -9,9 +9,10 @@
 
 /* --- the members this module reads, indexed in one pass -------------------------------------- */
 
-enum { K_OP, K_SEG, K_NAME, K_SIZE, K_SESSION, K_ID, K_RE, K_OK, K_CODE, K_R, K_V, K_SHM, K_N };
+enum { K_OP, K_SEG, K_NAME, K_SIZE, K_SESSION, K_ID, K_RE, K_OK, K_CODE, K_R, K_V, K_SHM, K_REL,
+       K_N };
 static const char *const key_names[K_N] = {"op", "seg", "name", "size", "session", "id",
-                                           "re", "ok", "code", "r", "v", "shm"};
+                                           "re", "ok", "code", "r", "v", "shm", "rel"};
 
 typedef struct idx {
     const char *at[K_N];   /* first value of each key */
@@ -244,6 +245,12 @@ int aipc_shm_ctl_parse(const char *meta, size_t len, aipc_shm_ctl *c, aipc_shm_r
             !get_str(&x, K_NAME, c->name, sizeof c->name) ||
             !aipc_shm_name_valid(c->name, strlen(c->name)))
             return AIPC_EPROTO;
+        if (x.n[K_REL]) {                      /* "rel":1 exactly */
+            uint32_t rel;
+            if (!get_u32(&x, K_REL, &rel) || rel != 1)
+                return AIPC_EPROTO;
+            c->rel = true;
+        }
         return 1;
     }
     if (strcmp(op, "shm_seg") == 0) {
@@ -286,17 +293,29 @@ static size_t fit(char *out, size_t cap, const char *tmp, int n)
     return (size_t)n;
 }
 
-size_t aipc_shm_seg_put(char *out, size_t cap, uint32_t seg, const char *name, uint32_t size,
-                        uint32_t session, uint32_t id)
+static size_t seg_put(char *out, size_t cap, uint32_t seg, const char *name, uint32_t size,
+                      uint32_t session, uint32_t id, bool rel)
 {
     char tmp[192];
     if (!name || !aipc_shm_name_valid(name, strlen(name)) || size == 0)
         return 0;
     int n = snprintf(tmp, sizeof tmp,
-                     "{\"op\":\"shm_seg\",\"seg\":%lu,\"name\":\"%s\",\"size\":%lu,\"session\":%lu,\"id\":%lu}",
+                     "{\"op\":\"shm_seg\",\"seg\":%lu,\"name\":\"%s\",\"size\":%lu,\"session\":%lu,\"id\":%lu%s}",
                      (unsigned long)seg, name, (unsigned long)size, (unsigned long)session,
-                     (unsigned long)id);
+                     (unsigned long)id, rel ? ",\"rel\":1" : "");
     return fit(out, cap, tmp, n);
+}
+
+size_t aipc_shm_seg_put(char *out, size_t cap, uint32_t seg, const char *name, uint32_t size,
+                        uint32_t session, uint32_t id)
+{
+    return seg_put(out, cap, seg, name, size, session, id, false);
+}
+
+size_t aipc_shm_relpage_put(char *out, size_t cap, uint32_t seg, const char *name, uint32_t size,
+                            uint32_t session, uint32_t id)
+{
+    return seg_put(out, cap, seg, name, size, session, id, true);
 }
 
 size_t aipc_shm_answer_put(char *out, size_t cap, uint32_t re, uint32_t seg, bool ok, const char *code)

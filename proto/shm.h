@@ -12,6 +12,8 @@
  * Frames (direction: creator = the side that created the segment, the sender of payloads):
  *   descriptor   {..., "shm":[seg,off,len]}     any op carrying a payload; p2p: {"shm":[...]}
  *   announce     {"op":"shm_seg","seg":S,"name":"aipc-...","size":N,"session":X,"id":I}
+ *   release page the same with "rel":1 (bus client -> broker only: its release counter page,
+ *                docs/protocol.md section 11 "Release page")
  *   answer       {"op":"shm_seg","re":I,"seg":S,"ok":true}  or  ...,"ok":false,"code":"..."}
  *   release      {"op":"shm_done","r":[[seg,off],...]}       1..AIPC_SHM_DONE_MAX pairs
  *   retire       {"op":"shm_unseg","seg":S}
@@ -77,6 +79,8 @@ typedef struct aipc_shm_ctl {
     uint32_t id;           /* SEG: "id"; SEG_ANSWER: "re" */
     uint32_t size;         /* SEG: > 0 */
     uint32_t session;      /* SEG */
+    bool rel;              /* SEG: "rel":1 (a release page); absent: false. Any other value
+                            * of "rel", or "rel" twice, is malformed */
     char name[AIPC_SHM_NAME_BUF];   /* SEG: a valid name, NUL-terminated */
     bool ok;               /* SEG_ANSWER */
     char code[AIPC_SHM_CODE_BUF];   /* SEG_ANSWER with ok false: "" or [a-z_]{1,31} */
@@ -90,14 +94,17 @@ typedef struct aipc_shm_ctl {
  * 0 a well-formed object that is not one of them ("op" absent or another op), AIPC_EPROTO
  * malformed (not strict JSON, a member missing or of the wrong type, DONE with 0 or more than
  * min(cap, AIPC_SHM_DONE_MAX) pairs, an answer with both ok true and a code, ...).
- * SEG needs seg, name, size, session, id; SEG_ANSWER needs re, seg, ok ("re" and "name" never
- * together); UNSEG needs seg; HELLO needs v. */
+ * SEG needs seg, name, size, session, id (and may carry "rel":1); SEG_ANSWER needs re, seg, ok
+ * ("re" and "name" never together); UNSEG needs seg; HELLO needs v. */
 int aipc_shm_ctl_parse(const char *meta, size_t len, aipc_shm_ctl *c, aipc_shm_ref *refs, size_t cap);
 
 /* Builders: the whole meta (braces included, no NUL); bytes written or 0 if cap is too small or
  * an argument is invalid (a bad name or code, n outside 1..AIPC_SHM_DONE_MAX). */
 size_t aipc_shm_seg_put(char *out, size_t cap, uint32_t seg, const char *name, uint32_t size,
                         uint32_t session, uint32_t id);
+/* The same announce with "rel":1 at its end: a bus client's release page. */
+size_t aipc_shm_relpage_put(char *out, size_t cap, uint32_t seg, const char *name, uint32_t size,
+                            uint32_t session, uint32_t id);
 size_t aipc_shm_answer_put(char *out, size_t cap, uint32_t re, uint32_t seg, bool ok, const char *code);
 size_t aipc_shm_done_put(char *out, size_t cap, const aipc_shm_ref *r, size_t n);
 size_t aipc_shm_unseg_put(char *out, size_t cap, uint32_t seg);

@@ -146,6 +146,9 @@ typedef struct aipc_broker_config {
                                   * publications go inline; 0 = no fan-out segments */
     uint32_t shm_segment_bytes;  /* a fan-out segment is max(this, the payload + 1 rounded up
                                   * to 1 MiB) bytes */
+    bool     shm_release_page;   /* offer shm clients a release page ("rel":1 in the welcome:
+                                  * they release fan-out slots through a counter in shared
+                                  * memory instead of shm_done frames); false = frames only */
     struct aipc_policy *policy;  /* the "policy" key (policy.h); NULL = the open bus. Owned
                                   * by the struct that aipc_broker_config_load_json filled:
                                   * release it with aipc_broker_config_free. aipc_broker_new
@@ -158,7 +161,7 @@ typedef struct aipc_broker_config {
  * per client and 65536 in total, 60 s request timeout, 64 MiB of incomplete frames in total,
  * 30 s frame stall timeout, 5 s close linger, 128 connections per client process and 512 per
  * user, info, no log file, default DACL, no policy; shared memory on, 64 KiB threshold, 256 MiB
- * of fan-out segments, 8 MiB segments). */
+ * of fan-out segments, 8 MiB segments, release pages on). */
 void aipc_broker_config_defaults(aipc_broker_config *out);
 /* Releases what a loaded config owns (its policy); the struct is left with no policy. */
 void aipc_broker_config_free(aipc_broker_config *cfg);
@@ -182,7 +185,8 @@ void aipc_broker_config_free(aipc_broker_config *cfg);
  *   policy (object: access rules and reserved names, see policy.h and docs/protocol.md),
  *   shm (boolean), shm_threshold (integer 4096..max_payload; checked against the max_payload
  *   of the same text, or its default), max_shm_bytes (integer 0..1 TiB; 0 = fan-out always
- *   inline), shm_segment_bytes (integer 1 MiB..1 GiB, a multiple of 4096).
+ *   inline), shm_segment_bytes (integer 1 MiB..1 GiB, a multiple of 4096), shm_release_page
+ *   (boolean).
  * Returns 0, or AIPC_EINVAL with a one-line message naming the key in err (always
  * NUL-terminated when errlen > 0). *out is only written on success; it must not own a policy
  * yet (it is overwritten, not freed): call aipc_broker_config_free on it when done.
@@ -195,8 +199,8 @@ int aipc_broker_config_load_json(aipc_broker_config *out, const char *json_text,
 /* Creates a broker. cfg is copied (NULL = defaults; zero numeric fields mean the default,
  * except max_retained_bytes (0: no retained messages), max_total_queue_bytes,
  * max_total_subscription_bytes, max_total_pending_requests and
- * max_connections_per_process/_user (0: no bound), max_shm_bytes (0: no fan-out segments) and
- * shm (false: never offered), where 0 is a real setting - so start from
+ * max_connections_per_process/_user (0: no bound), max_shm_bytes (0: no fan-out segments),
+ * shm and shm_release_page (false: never offered), where 0 is a real setting - so start from
  * aipc_broker_config_defaults; values are not range-checked here, so tests may use tiny
  * queues). now_ms: a monotonic millisecond clock for uptime and every timeout (NULL =
  * time(NULL) * 1000; tests pass a fake clock). Returns NULL on out of memory. */

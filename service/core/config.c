@@ -38,6 +38,7 @@ void aipc_broker_config_defaults(aipc_broker_config *out)
     out->shm_threshold = AIPC_BROKER_DEFAULT_SHM_THRESHOLD;
     out->max_shm_bytes = AIPC_BROKER_DEFAULT_MAX_SHM;
     out->shm_segment_bytes = AIPC_BROKER_DEFAULT_SHM_SEGMENT;
+    out->shm_release_page = true;
 }
 
 void aipc_broker_config_free(aipc_broker_config *cfg)
@@ -239,6 +240,12 @@ static int apply(const cJSON *v, aipc_broker_config *c, char *err, size_t errlen
         if (!cJSON_IsBool(v))
             return cfg_err(err, errlen, "config: \"shm\" must be true or false");
         c->shm = cJSON_IsTrue(v);
+        return 0;
+    }
+    if (strcmp(k, "shm_release_page") == 0) {
+        if (!cJSON_IsBool(v))
+            return cfg_err(err, errlen, "config: \"shm_release_page\" must be true or false");
+        c->shm_release_page = cJSON_IsTrue(v);
         return 0;
     }
     if (strcmp(k, "shm_threshold") == 0) {   /* <= max_payload: checked once all keys are in */

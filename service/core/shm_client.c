@@ -79,7 +79,10 @@ void aipc_shm_control(aipc_broker *b, aipc_client *c, const uint8_t *meta, size_
     (void)payload;
     switch (ctl.op) {
     case AIPC_SHM_OP_SEG:
-        aipc_shm_in_announce(b, c, &ctl);
+        if (ctl.rel)                   /* (the welcome offers no release page yet) */
+            shm_violation(c, "release page announced to a broker that did not offer \"rel\"");
+        else
+            aipc_shm_in_announce(b, c, &ctl);
         break;
     case AIPC_SHM_OP_DONE:
         b->st.shm_release_frames++;

@@ -135,6 +135,11 @@ static int expect_ctl(const cJSON *j, aipc_shm_ctl *c, aipc_shm_ref *refs, size_
             !aipc_shm_name_valid(v->valuestring, strlen(v->valuestring)))
             return AIPC_EPROTO;
         strcpy(c->name, v->valuestring);
+        int nr = count(j, "rel", &v);
+        uint32_t rel;
+        if (nr > 1 || (nr == 1 && (!u32_of(v, &rel) || rel != 1)))
+            return AIPC_EPROTO;
+        c->rel = nr == 1;
         return 1;
     }
     if (strcmp(s, "shm_seg") == 0) {
@@ -190,6 +195,7 @@ static void same_ctl(const aipc_shm_ctl *a, const aipc_shm_ref *ra, const aipc_s
 {
     CHECK(a->op == b->op);
     CHECK(a->seg == b->seg && a->id == b->id && a->size == b->size && a->session == b->session);
+    CHECK(a->rel == b->rel);
     CHECK(strcmp(a->name, b->name) == 0 && strcmp(a->code, b->code) == 0 && a->ok == b->ok);
     CHECK(a->v == b->v && a->shm_v == b->shm_v && a->nrefs == b->nrefs);
     CHECK(memcmp(ra, rb, a->nrefs * sizeof *ra) == 0);
@@ -236,7 +242,11 @@ static void builders(const uint8_t *data, size_t size)
     n = aipc_shm_seg_put(m, sizeof m, d.seg, name, d.len | 1, d.off, pid);
     CHECK(n > 0 && aipc_shm_ctl_parse(m, n, &c, NULL, 0) == 1);
     CHECK(c.op == AIPC_SHM_OP_SEG && c.seg == d.seg && c.size == (d.len | 1) && c.session == d.off &&
-          c.id == pid && strcmp(c.name, name) == 0);
+          c.id == pid && strcmp(c.name, name) == 0 && !c.rel);
+    n = aipc_shm_relpage_put(m, sizeof m, d.seg, name, d.len | 1, d.off, pid);
+    CHECK(n > 0 && aipc_shm_ctl_parse(m, n, &c, NULL, 0) == 1);
+    CHECK(c.op == AIPC_SHM_OP_SEG && c.seg == d.seg && c.size == (d.len | 1) && c.session == d.off &&
+          c.id == pid && strcmp(c.name, name) == 0 && c.rel);
     size_t k = 1 + data[0] % AIPC_SHM_DONE_MAX;
     aipc_shm_ref r[AIPC_SHM_DONE_MAX];
     for (size_t i = 0; i < k; i++)

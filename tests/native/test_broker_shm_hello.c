@@ -232,6 +232,31 @@ START_TEST(control_frames_need_shm)
 }
 END_TEST
 
+/* With shm_release_page false the welcome's "shm" has no "rel", and a release page's announce
+ * ("rel":1) is bad_request + close: nothing is opened. */
+START_TEST(rel_page_not_offered)
+{
+    aipc_broker_config cfg;
+    aipc_broker_config_defaults(&cfg);
+    cfg.shm_release_page = false;
+    aipc_broker *b = aipc_broker_new(&cfg, fake_now);
+    fshm *fs = fshm_install(b);
+    fshm_client_segment(fs, "aipc-10-0123456789abcdef0123456789abcdef-1", 4096);
+    fake *f = client(b, 10, &id_alice);
+    const cJSON *s = welcome_shm(f, HELLO_SHM);
+    ck_assert(cJSON_IsObject(s));
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(s, "rel"));
+    fake_sendt(f, "{\"op\":\"shm_seg\",\"seg\":1,\"name\":\"aipc-10-0123456789abcdef0123456789abcdef-1\","
+                  "\"size\":4096,\"session\":1,\"id\":1,\"rel\":1}", NULL);
+    fake_expect_error(f, "bad_request");
+    ck_assert_int_eq(f->close_calls, 1);
+    ck_assert_int_eq(fs->opens, 0);
+    fake_free(f);
+    aipc_broker_free(b);
+    fshm_free(fs);
+}
+END_TEST
+
 static int load(aipc_broker_config *c, const char *json, char *err, size_t errlen)
 {
     aipc_broker_config_defaults(c);
@@ -247,6 +272,9 @@ START_TEST(config_keys)
     ck_assert_uint_eq(c.shm_threshold, 65536);
     ck_assert_uint_eq(c.max_shm_bytes, 256ull << 20);
     ck_assert_uint_eq(c.shm_segment_bytes, 8u << 20);
+    ck_assert(c.shm_release_page);
+    ck_assert_int_eq(load(&c, "{\"shm_release_page\":false}", err, sizeof err), 0);
+    ck_assert(!c.shm_release_page);
     ck_assert_int_eq(load(&c, "{\"shm\":false,\"shm_threshold\":4096,\"max_shm_bytes\":0,"
                               "\"shm_segment_bytes\":1048576}", err, sizeof err), 0);
     ck_assert(!c.shm);
@@ -273,6 +301,8 @@ START_TEST(config_keys)
         {"{\"shm_segment_bytes\":1073745920}", "\"shm_segment_bytes\""},
         {"{\"shm_segment_bytes\":1050000}", "\"shm_segment_bytes\""},
         {"{\"shm\":true,\"shm\":false}", "\"shm\""},
+        {"{\"shm_release_page\":1}", "\"shm_release_page\""},
+        {"{\"shm_release_page\":null}", "\"shm_release_page\""},
     };
     for (size_t i = 0; i < N_OF(bad); i++) {
         aipc_broker_config_defaults(&c);
@@ -322,6 +352,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, backend_install_rules);
     tcase_add_test(tc, stats_json_has_shm_counters);
     tcase_add_test(tc, control_frames_need_shm);
+    tcase_add_test(tc, rel_page_not_offered);
     tcase_add_test(tc, config_keys);
     tcase_add_test(tc, new_fills_shm_defaults);
     suite_add_tcase(s, tc);

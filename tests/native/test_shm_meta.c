@@ -143,8 +143,27 @@ START_TEST(control_metas_round_trip)
     ck_assert_uint_eq(c.size, 8u << 20);
     ck_assert_uint_eq(c.session, 1);
     ck_assert_uint_eq(c.id, 9);
+    ck_assert(!c.rel);
     ck_assert_uint_eq(aipc_shm_seg_put(m, n - 1, 3, name, 8u << 20, 1, 9), 0);
     ck_assert_uint_eq(aipc_shm_seg_put(m, sizeof m, 3, "aipc-x", 4096, 1, 9), 0);
+
+    /* The release page's announce: the same with "rel":1. */
+    n = aipc_shm_relpage_put(m, sizeof m, 1, name, 4096, 1, 2);
+    ck_assert_uint_gt(n, 0);
+    m[n] = 0;
+    ck_assert_str_eq(m, "{\"op\":\"shm_seg\",\"seg\":1,\"name\":\"aipc-77-0123456789abcdeffedcba9876543210-3\","
+                        "\"size\":4096,\"session\":1,\"id\":2,\"rel\":1}");
+    ck_assert_int_eq(ctl(m, &c), 1);
+    ck_assert_int_eq(c.op, AIPC_SHM_OP_SEG);
+    ck_assert(c.rel);
+    ck_assert_uint_eq(c.seg, 1);
+    ck_assert_uint_eq(c.size, 4096);
+    ck_assert_uint_eq(c.id, 2);
+    ck_assert_uint_eq(aipc_shm_relpage_put(m, n - 1, 1, name, 4096, 1, 2), 0);
+    ck_assert_uint_eq(aipc_shm_relpage_put(m, sizeof m, 1, "aipc-x", 4096, 1, 2), 0);
+    /* "rel" is read on announces only: an answer or another op ignores it. */
+    ck_assert_int_eq(ctl("{\"op\":\"shm_seg\",\"re\":1,\"seg\":1,\"ok\":true,\"rel\":7}", &c), 1);
+    ck_assert(!c.rel);
 
     n = aipc_shm_answer_put(m, sizeof m, 9, 3, true, NULL);
     m[n] = 0;
@@ -232,6 +251,12 @@ START_TEST(control_metas_refused_or_not_ours)
         "{\"op\":\"p2p\"}", "{\"op\":\"p2p\",\"v\":0}", "{\"op\":\"p2p\",\"v\":1,\"shm\":1}",
         "{\"op\":\"p2p\",\"v\":1,\"shm\":{}}", "{\"op\":\"p2p\",\"v\":1,\"shm\":{\"v\":0}}",
         "{\"op\":\"p2p\",\"v\":1,\"shm\":{\"v\":1,\"v\":1}}", "{\"op\":\"p2p\",\"v\":1}x",
+        /* a release page's "rel" is exactly 1, once */
+        "{\"op\":\"shm_seg\",\"seg\":1,\"name\":\"aipc-1-0123456789abcdeffedcba9876543210-1\",\"size\":4096,\"session\":1,\"id\":1,\"rel\":0}",
+        "{\"op\":\"shm_seg\",\"seg\":1,\"name\":\"aipc-1-0123456789abcdeffedcba9876543210-1\",\"size\":4096,\"session\":1,\"id\":1,\"rel\":2}",
+        "{\"op\":\"shm_seg\",\"seg\":1,\"name\":\"aipc-1-0123456789abcdeffedcba9876543210-1\",\"size\":4096,\"session\":1,\"id\":1,\"rel\":true}",
+        "{\"op\":\"shm_seg\",\"seg\":1,\"name\":\"aipc-1-0123456789abcdeffedcba9876543210-1\",\"size\":4096,\"session\":1,\"id\":1,\"rel\":1,\"rel\":1}",
+        "{\"op\":\"shm_seg\",\"seg\":1,\"name\":\"aipc-1-0123456789abcdeffedcba9876543210-1\",\"size\":4096,\"session\":1,\"id\":1,\"rel\":1.0}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(ctl(bad[i], &c) == AIPC_EPROTO, "accepted: %s", bad[i]);
