@@ -2,14 +2,15 @@
  *
  * A large publication is assembled in a decoder block that its outgoing frame adopts
  * (outframe.c). When the last queue lets go of that frame, the block comes here instead of
- * back to the frame allocator (at most AIPC_BLK_MAX blocks of AIPC_BLK_MIN bytes or more,
+ * back to the frame allocator (at most AIPC_BLK_KEEP blocks of AIPC_BLK_MIN bytes or more,
  * AIPC_BLK_BYTES in all), and it is lent to the next client whose input starts a frame of
  * about its size: the decoder assembles that frame in it (its spare, proto/frame.c) and the
  * engine reads the frame's whole rest into it in one direct read. Without it every 1 MiB
  * publication was read in six growing pieces, moved by four reallocs, and mapped afresh
  * (~380 page faults under Wine). After a large frame, the next read of that client may go
- * straight into a cached block (aipc_blk_land, a "landing"): a frame of the same size is then
- * read whole in one ReadFile, header included (proto/frame.c aipc_decoder_land).
+ * straight into a cached block, or a new one of that size when none is cached (aipc_blk_land,
+ * a "landing"): a frame of the same size is then read whole in one ReadFile, header included
+ * (proto/frame.c aipc_decoder_land).
  *
  * Limits (docs/protocol.md sections 1 and 8):
  *   - a block is lent only when it is close to the frame's size (AIPC_BLK_SLACK: at most
@@ -34,7 +35,7 @@
 /* Gives block p (usable size cap, from b->fa) to the cache; false: the caller frees it. */
 bool aipc_blk_put(aipc_broker *b, void *p, size_t cap)
 {
-    if (cap < AIPC_BLK_MIN || b->nblk == AIPC_BLK_MAX || b->blk_bytes + cap > AIPC_BLK_BYTES)
+    if (cap < AIPC_BLK_MIN || b->nblk == AIPC_BLK_KEEP || b->blk_bytes + cap > AIPC_BLK_BYTES)
         return false;
     b->blk[b->nblk++] = (aipc_blk){p, cap, aipc__now(b)};
     b->blk_bytes += cap;
@@ -131,7 +132,7 @@ void aipc_blk_lend(aipc_broker *b, aipc_client *c, const uint8_t *data, size_t l
 
 /* Whole-frame reads (aipc_decoder_land): at a frame boundary of a client whose last frame was
  * large (c->land_wire), lends the smallest cached block that would have been lent for a frame
- * of that size to the engine's next read, which asks for exactly that many bytes: a publisher
+ * of that size (none cached: a new block of exactly that size) to the engine's next read, which asks for exactly that many bytes: a publisher
  * sending frames of one size then gets each one read whole, in one ReadFile and without the
  * 64 KiB head going through the read buffer (the head read used to wait for the publisher and
  * the rest followed in a second read). The same limits as aipc_blk_lend: past hello, at most
@@ -151,7 +152,7 @@ uint8_t *aipc_blk_land(aipc_broker *b, aipc_client *c, size_t *want)
         *want = (size_t)c->land_wire;
         return c->landing + off;
     }
-    if (!c->land_wire || !b->nblk || off == SIZE_MAX || d->spare || d->keep_max || d->error ||
+    if (!c->land_wire || off == SIZE_MAX || d->spare || d->keep_max || d->error ||
         aipc_decoder_partial(d) || c->state != AIPC_CL_READY || b->nlent >= AIPC_BLK_MAX ||
         b->nland >= AIPC_BLK_LAND_MAX)
         return NULL;
@@ -160,15 +161,24 @@ uint8_t *aipc_blk_land(aipc_broker *b, aipc_client *c, size_t *want)
         return NULL;
     uint64_t full = c->land_wire - AIPC_HDR_SIZE + 2 + d->adopt_gap;
     uint32_t best = best_fit(b, full);
-    if (best == UINT32_MAX || b->lent_bytes + b->blk[best].cap > AIPC_BLK_BYTES)
+    /* None cached (every block still queued or being written: a publisher ahead of its
+     * subscribers): a new block of the last frame's size, within the same bounds, so the frame
+     * is still read whole. Else it would take a 64 KiB head read and growing reads of the rest
+     * (ending in a block of this size anyway), and under Wine only a read of exactly one whole
+     * queued write is free of a copy in the wineserver. */
+    aipc_blk blk = best != UINT32_MAX ? b->blk[best] : (aipc_blk){NULL, (size_t)full, 0};
+    if (full > AIPC_BLK_BYTES || b->lent_bytes + blk.cap > AIPC_BLK_BYTES)
         return NULL;
-    c->lent[slot] = b->blk[best];
+    if (!blk.p && !(blk.p = b->fa.alloc(b->fa.ctx, blk.cap)))
+        return NULL;
+    c->lent[slot] = blk;
     b->nlent++;
-    b->lent_bytes += b->blk[best].cap;
-    c->landing = b->blk[best].p;
-    c->landing_cap = b->blk[best].cap;
+    b->lent_bytes += blk.cap;
+    c->landing = blk.p;
+    c->landing_cap = blk.cap;
     b->nland++;
-    take(b, best);
+    if (best != UINT32_MAX)
+        take(b, best);
     *want = (size_t)c->land_wire;
     return c->landing + off;
 }

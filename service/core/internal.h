@@ -164,10 +164,15 @@ static inline uint64_t aipc_frame_heap(const aipc_frame *f)
 #define AIPC_ADOPT_GAP  1024u
 
 /* Large blocks recycled (blkcache.c): a block of AIPC_BLK_MIN bytes or more that an adopted
- * frame leaves is kept (at most AIPC_BLK_MAX of them, AIPC_BLK_BYTES in all, each for
- * AIPC_BLK_IDLE_MS) and lent to the next client input that starts a frame of about its size. */
+ * frame leaves is kept (at most AIPC_BLK_KEEP of them, AIPC_BLK_BYTES in all, each for
+ * AIPC_BLK_IDLE_MS) and lent to the next client input that starts a frame of about its size;
+ * at most AIPC_BLK_MAX blocks (AIPC_BLK_BYTES in all) are lent at once. */
 #define AIPC_BLK_MIN     (256u * 1024u)
 #define AIPC_BLK_MAX     2u
+/* Blocks the cache keeps (within AIPC_BLK_BYTES): a publisher ahead of its subscribers has
+ * several frames queued, each in its block; with 2 kept the others were freed as they came
+ * back and new ones mapped for the next frames (256 page faults per 1 MiB under Wine). */
+#define AIPC_BLK_KEEP    4u
 #define AIPC_BLK_BYTES   ((size_t)5u << 20)
 #define AIPC_BLK_IDLE_MS 1000u
 /* At most this many of the AIPC_BLK_MAX lent blocks are landings (aipc_blk_land): a landing
@@ -460,7 +465,7 @@ struct aipc_broker {
 
     aipc_allocator fa;        /* frames, retained messages and decoder blocks (never NULL
                                * functions: the CRT's by default) */
-    aipc_blk blk[AIPC_BLK_MAX];   /* large blocks of forwarded frames, for the next large
+    aipc_blk blk[AIPC_BLK_KEEP];   /* large blocks of forwarded frames, for the next large
                                    * frame (blkcache.c) */
     uint32_t nblk;
     size_t blk_bytes;         /* their sizes (<= AIPC_BLK_BYTES) */

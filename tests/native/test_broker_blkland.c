@@ -308,6 +308,58 @@ START_TEST(partial_landing_within_incomplete_bound)
 }
 END_TEST
 
+/* A publisher ahead of its subscriber: every block is still queued when the next frame comes,
+ * none is cached, and the landing is a new block of the last frame's size, so each frame is
+ * still read whole in one read (it used to take a 64 KiB head read and growing reads). When
+ * the subscriber drains, AIPC_BLK_KEEP of the blocks stay cached (within AIPC_BLK_BYTES) and
+ * the next frames land in them with no allocation but their frame structs. */
+START_TEST(landing_without_a_cached_block)
+{
+    aipc_broker *b = blk_broker(0);
+    fake *s = blk_subscriber(b, "t"), *p = fake_new(b, 0);
+    fake_hello(p, NULL);
+    s->stalled = true;                          /* its queue keeps every block */
+    enum { N = 5 };
+    size_t len;
+    uint8_t *f[N + 2];
+    for (int i = 0; i < N + 2; i++)
+        f[i] = frame(PL, (uint8_t)(i + 1), &len);
+    ck_assert_int_gt(deliver(p, f[0], len, 0), 2);          /* the first one grows */
+    ck_assert_uint_eq(b->nblk, 0);
+    for (int i = 1; i < N; i++) {
+        size_t allocs = ca.allocs, reallocs = ca.reallocs, want = 0;
+        ck_assert_ptr_nonnull(aipc_client_read_direct(p->cl, &want));
+        ck_assert_uint_eq(want, len);                        /* exactly one frame */
+        ck_assert_uint_eq(b->nland, 1);
+        ck_assert_uint_eq(ca.allocs, allocs + 1);            /* the new block */
+        ck_assert_int_eq(deliver(p, f[i], len, 0), 1);
+        ck_assert_uint_eq(ca.allocs, allocs + 2);            /* + the frame struct */
+        ck_assert_uint_eq(ca.reallocs, reallocs);
+        ck_assert_uint_eq(b->nlent, 0);
+        ck_assert_uint_eq(fake_stats(b).incomplete_bytes, 0);
+    }
+    ck_assert_uint_eq(ca.nblk, 2 * N);                       /* queued to s: blocks, structs */
+    s->stalled = false;
+    fake_pump(s);
+    for (int i = 0; i < N; i++)
+        expect_payload(s, f[i], PL);
+    ck_assert_uint_eq(b->nblk, AIPC_BLK_KEEP);               /* kept; the rest freed */
+    ck_assert_uint_eq(ca.nblk, AIPC_BLK_KEEP);
+    ck_assert_uint_le(b->blk_bytes, AIPC_BLK_BYTES);
+    for (int i = N; i < N + 2; i++) {
+        size_t allocs = ca.allocs, want = 0;
+        ck_assert_ptr_nonnull(aipc_client_read_direct(p->cl, &want));
+        ck_assert_uint_eq(ca.allocs, allocs);                /* a kept block */
+        ck_assert_int_eq(deliver(p, f[i], len, 0), 1);
+        ck_assert_uint_eq(ca.allocs, allocs + 1);            /* the frame struct only */
+        expect_payload(s, f[i], PL);
+    }
+    finish(b, p, s);
+    for (int i = 0; i < N + 2; i++)
+        free(f[i]);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("broker_blkland");
@@ -319,6 +371,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, landing_of_a_client_that_goes);
     tcase_add_test(tc, quiet_landers_leave_a_loan);
     tcase_add_test(tc, partial_landing_within_incomplete_bound);
+    tcase_add_test(tc, landing_without_a_cached_block);
     suite_add_tcase(s, tc);
     return s;
 }
