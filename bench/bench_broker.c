@@ -15,7 +15,9 @@
  *   pub/sub:      one publisher, 1 or 16 subscribers of "bench/t" (64 B), 1 subscriber (1 MiB);
  *                 a fast subscriber's reads are as large as a whole frame (like the raw relay's
  *                 sink, bench_raw.c), so a frame the broker writes at once arrives in one read
- *                 and is decoded in place; a frame that still arrives in parts has its rest
+ *                 and is decoded in place; after a large frame, exactly that frame's size (the
+ *                 relay's sink reads exactly each 1 MiB write: under Wine only such a read
+ *                 takes the writer's buffer, any other size is copied by the wineserver); a frame that still arrives in parts has its rest
  *                 read straight into the block its decoder kept from the previous one
  *                 (aipc_decoder_direct, keep_max), as the SDK's bus client does (bus_conn.c);
  *                 the publisher writes 64 KiB batches of pub frames and keeps at most a window
@@ -501,6 +503,7 @@ typedef struct sub {
     uint64_t target;              /* stop reading after this many (fast) */
     uint32_t plen;
     DWORD rcap;                   /* read size of a fast subscriber (rbuf's size) */
+    DWORD next_wire;              /* the last frame's wire size when it was large, else 0 */
 } sub;
 
 typedef struct pubsub {
@@ -527,6 +530,8 @@ static uint64_t min_fast_got(void)
 static int sub_frame(rclient *c, const char *m, uint32_t ml, const uint8_t *pl, uint32_t pn)
 {
     sub *s = c->user;
+    uint64_t wire = AIPC_HDR_SIZE + (uint64_t)ml + pn;
+    s->next_wire = wire >= SUB_DIRECT && wire <= s->rcap ? (DWORD)wire : 0;
     if (meta_is(m, ml, "msg")) {
         uint32_t seq = 0;
         if (pn >= 4)
@@ -555,6 +560,12 @@ static unsigned __stdcall sub_main(void *arg)
     s->c.on_frame = sub_frame;
     for (;;) {
         DWORD rlen = s->slow ? 4096 : s->rcap, n = 0;
+        /* At a frame boundary after a large frame: exactly that frame's size, so a frame of
+         * the same size is read whole and alone, as the raw relay's sink reads exactly each
+         * 1 MiB write. Under Wine only a read of exactly one whole queued write is handed
+         * the writer's buffer; any other size has the wineserver allocate and copy it. */
+        if (!s->slow && s->next_wire && !aipc_decoder_partial(&s->c.dec))
+            rlen = s->next_wire;
         if (s->slow && g_ps.stop_slow)
             break;
         /* A fast subscriber reads the rest of a large frame straight into the block the
