@@ -14,7 +14,7 @@
  *   clients, at most BIG_WINDOW publications ahead of the slowest subscriber (3 MiB: with the
  *   releases in flight below the broker's 8 MiB queue bound, nothing may be dropped); figure =
  *   payload bytes delivered (summed over the subscribers) / time, in MB/s; each rep lasts about
- *   0.6 s and at least 16 publications (bench_bus_large.c, which has these rows). The default rows let the
+ *   0.4 s and at least 8 publications (bench_bus_large.c, which has these rows). The default rows let the
  *   clients use shared memory (AIPC_SHM_AUTO: it is used when the broker offers it); the
  *   ".inline" rows are the same runs with shm = AIPC_SHM_OFF on every client; the ".zc" rows the
  *   same runs through the zero-copy API: the publisher takes each payload from aipc_bus_alloc

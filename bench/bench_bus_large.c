@@ -10,8 +10,8 @@
  */
 #include "bench_bus.h"
 
-#define BIG_REP_S 0.6                 /* seconds per rep (calibrated) ... */
-#define BIG_MIN   16                  /* ... but at least this many publications */
+#define BIG_REP_S 0.4                 /* seconds per rep (calibrated) ... */
+#define BIG_MIN   8                   /* ... but at least this many publications */
 #define BIG_MAX   4000
 
 #define BIG        (1u << 20)
