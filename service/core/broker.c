@@ -284,6 +284,7 @@ int aipc_broker_input(aipc_broker *b, aipc_client *cl, const uint8_t *data, size
     cl->in_input = false;
     aipc_blk_reclaim(b, cl);
     aipc_shm_in_flush(b, cl);             /* the releases this turn owes, coalesced */
+    aipc_shm_rel_drain(b, cl);            /* and what it released in its page */
     rc = after_decode(b, cl, rc);
     aipc_partial_after_input(b, cl);
     return rc;
@@ -319,6 +320,7 @@ uint8_t *aipc_client_read_direct(aipc_client *cl, size_t *want)
 static int commit_done(aipc_broker *b, aipc_client *cl, int rc)
 {
     aipc_shm_in_flush(b, cl);
+    aipc_shm_rel_drain(b, cl);
     if (rc > 0)
         rc = 0;
     rc = after_decode(b, cl, rc);

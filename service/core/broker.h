@@ -385,6 +385,8 @@ typedef struct aipc_broker_stats {
     uint64_t shm_in;           /* payloads received through clients' segments */
     uint64_t shm_bad_releases; /* shm_done pairs naming a slot the client does not hold */
     uint64_t shm_release_frames; /* shm_done frames read from clients (each 1..128 pairs) */
+    uint64_t shm_page_releases; /* fan-out slots released through clients' release pages */
+    uint64_t shm_pages;        /* clients with a release page mapped now */
 } aipc_broker_stats;
 
 void aipc_broker_get_stats(const aipc_broker *b, aipc_broker_stats *out);

@@ -32,6 +32,7 @@
  *   shm_out.c   deliveries through slots: which client gets a descriptor, announces, the
  *               per-client held set and its queue accounting
  *   shm_in.c    clients' segments: mapped on announce, descriptors resolved, releases owed
+ *   shm_rel.c   release pages: a client's counter of released descriptors, drained
  */
 #ifndef AIPC_BROKER_INTERNAL_H
 #define AIPC_BROKER_INTERNAL_H
@@ -233,7 +234,7 @@ static inline bool aipc_outq_has_data(const aipc_outq *q)
  * its header plus its payload and a descriptor charges at least as much (its slot), so this
  * never refuses what aipc__queue_frame would take (outq.c). aipc__pub_refused also counts the
  * publication dropped for c as aipc__queue_frame would. */
-bool aipc__data_refused(const aipc_client *c, size_t plen);
+bool aipc__data_refused(aipc_client *c, size_t plen);   /* (drains c's release page first) */
 bool aipc__pub_refused(aipc_client *c, size_t plen);
 int aipc_outq_push(aipc_outq *q, aipc_frame *f);    /* takes a new reference on success */
 int aipc_outq_push_front(aipc_outq *q, aipc_frame *f);  /* same, at the head (head_off 0) */
@@ -409,6 +410,9 @@ struct aipc_client {
     uint32_t shm_nowed, shm_capowed;
     aipc_pmap shm_owed_set;   /* the same pairs, (seg, off) -> 1: a pair owed twice is refused */
     bool shm_yield;           /* its last input turn copied shared payloads (shm_in.c) */
+    bool shm_rel_offer;       /* welcomed with "rel":1: may announce a release page */
+    bool shm_desc_sent;       /* a descriptor was queued to it: no release page from now on */
+    struct aipc_shm_rel *shm_rel; /* its release page (shm_rel.c), or NULL */
 };
 
 struct aipc_req {
@@ -495,6 +499,7 @@ struct aipc_broker {
     uint64_t shm_seg_bytes;   /* fan-out segments' sizes (<= cfg.max_shm_bytes) */
     uint64_t shm_slot_bytes;  /* their live slots' bytes (stats shm_bytes) */
     uint64_t shm_in_segs;     /* clients' segments mapped (stats shm_client_segments) */
+    uint64_t shm_npages;      /* clients' release pages mapped (stats shm_pages) */
     aipc_client **shm_targets;/* scratch: a large publication's matched clients (publish.c) */
     uint32_t shm_ntargets, shm_captargets;
     bool pub_fast_off;        /* tests: every pub takes the cJSON path (tests/fuzz/fuzz_pub_fast.c
@@ -689,6 +694,9 @@ uint64_t aipc_shm_evicted(aipc_broker *b, aipc_client *c, const aipc_frame *f);
 /* shm_done pairs from c; a client's answer to an announce; a segment retired (shm_unseg to
  * every client it was announced to). */
 void aipc_shm_release(aipc_broker *b, aipc_client *c, const aipc_shm_ref *r, size_t n);
+/* One release through c's page: its written hold of (seg, off) goes as a shm_done pair would
+ * take it. False when c holds no written slot there. */
+bool aipc_shm_hold_release(aipc_broker *b, aipc_client *c, uint32_t seg, uint32_t off);
 int aipc_shm_answer(aipc_broker *b, aipc_client *c, uint32_t seg, bool ok);
 void aipc_shm_seg_retired(aipc_broker *b, uint32_t seg);
 /* Releases every slot c holds and forgets its views (detach). */
@@ -697,13 +705,37 @@ void aipc_shm_out_gone(aipc_broker *b, aipc_client *c);
  * in its pub/send/req/rep meta (1: *payload and *plen point into its segment, the pair is owed;
  * AIPC_EPROTO / AIPC_ENOMEM with *why: bad_request and close), the owed releases queued at the
  * end of an input turn, and its segments closed (detach). */
+#define AIPC_SHM_IN_MAX_SEGS 16u       /* a client's mapped segments, its release page included */
 void aipc_shm_in_announce(aipc_broker *b, aipc_client *c, const aipc_shm_ctl *ctl);
+/* {"op":"shm_seg","re":id,"seg":seg,"ok":...[,"code":...]} to c. */
+void aipc_shm_in_answer(aipc_client *c, uint32_t id, uint32_t seg, bool ok, const char *code);
 void aipc_shm_in_unseg(aipc_broker *b, aipc_client *c, uint32_t seg);
 int aipc_shm_in_resolve(aipc_broker *b, aipc_client *c, const uint8_t *meta, size_t mlen,
                         size_t plen_in, const uint8_t **payload, size_t *plen,
                         const char **why);
 void aipc_shm_in_flush(aipc_broker *b, aipc_client *c);
 void aipc_shm_in_gone(aipc_broker *b, aipc_client *c);
+
+/* shm_rel.c: release pages (see its header for the drain points). A page is 64..65536 bytes. */
+#define AIPC_SHM_REL_MIN 64u
+#define AIPC_SHM_REL_MAX 65536u
+typedef struct aipc_shm_rel aipc_shm_rel;
+/* A "rel":1 announce from c: bad_request + close when not offered, a second one or after a
+ * descriptor; else mapped through the backend and answered ok, or ok:false with a code. */
+void aipc_shm_rel_announce(aipc_broker *b, aipc_client *c, const aipc_shm_ctl *ctl);
+bool aipc_shm_rel_on(const aipc_client *c);              /* c's page was answered ok */
+bool aipc_shm_rel_is_page(const aipc_client *c, uint32_t seg);   /* seg is c's page's id */
+/* Reads c's counter once and releases what it says (true: something was released); a bad
+ * counter closes c. No-op without a page. */
+bool aipc_shm_rel_drain(aipc_broker *b, aipc_client *c);
+bool aipc_shm_rel_drain_all(aipc_broker *b);             /* every client with a page */
+/* Queue hooks (shm_out.c): a descriptor to c handed to the engine / no longer handed unwritten
+ * (evicted) / written (its hold (seg, off), seg 0 when the hold is gone). */
+void aipc_shm_rel_handed(aipc_client *c);
+void aipc_shm_rel_unhanded(aipc_client *c);
+void aipc_shm_rel_written(aipc_broker *b, aipc_client *c, uint32_t seg, uint32_t off,
+                          bool was_handed);
+void aipc_shm_rel_gone(aipc_broker *b, aipc_client *c);  /* detach: page closed, fifo freed */
 
 /* One delivery of a point-to-point frame (direct, req, rep) to t: through a slot when t takes
  * shared memory, else inline. 0 queued, AIPC_EQUEUEFULL, AIPC_ENOMEM (nothing built). */

@@ -208,7 +208,8 @@ void aipc__send_simple(aipc_client *c, const char *op, bool has_id, int64_t id)
 }
 
 /* The answer to hello: the client's id, its name (null when anonymous), the payload limit and
- * the per-client queue bound (a bus client gathers at most 1/4 of it in unsent releases). */
+ * the per-client queue bound (a bus client gathers at most 1/4 of it in unsent releases); for a
+ * shm client "shm":{"v":1,"threshold":N[,"rel":1]}. */
 void aipc__send_welcome(aipc_client *c, bool has_id, int64_t id)
 {
     aipc_broker *b = c->b;
@@ -227,6 +228,8 @@ void aipc__send_welcome(aipc_client *c, bool has_id, int64_t id)
     if (c->shm_on) {
         aipc_sbuf_lit(&b->meta, ",\"shm\":{\"v\":1,\"threshold\":");
         aipc_sbuf_u64(&b->meta, b->cfg.shm_threshold);
+        if (c->shm_rel_offer)
+            aipc_sbuf_lit(&b->meta, ",\"rel\":1");   /* a release page is welcome (shm_rel.c) */
         aipc_sbuf_lit(&b->meta, "}");
     }
     aipc_sbuf_lit(&b->meta, "}");

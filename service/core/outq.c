@@ -56,6 +56,8 @@ static uint64_t control_cost(const aipc_client *c, uint64_t len)
 int aipc__queue_frame(aipc_client *c, aipc_frame *f)
 {
     aipc_broker *b = c->b;
+    if (aipc_fk_data(f->kind))
+        aipc_shm_rel_drain(b, c);     /* slots it released in its page no longer count */
     if (c->state == AIPC_CL_CLOSING)
         return AIPC_ECLOSED;
     uint64_t max = b->cfg.max_queue_bytes;
@@ -103,8 +105,9 @@ int aipc__queue_frame(aipc_client *c, aipc_frame *f)
     return 0;
 }
 
-bool aipc__data_refused(const aipc_client *c, size_t plen)
+bool aipc__data_refused(aipc_client *c, size_t plen)
 {
+    aipc_shm_rel_drain(c->b, c);      /* (a subscriber that released everything is not full) */
     const aipc_outq *q = &c->q;
     return aipc_outq_has_data(q) &&
            aipc_outq_data_cost(q, (uint64_t)plen + AIPC_FRAME_HEADER_SIZE) > c->b->cfg.max_queue_bytes;

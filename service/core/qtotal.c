@@ -104,6 +104,8 @@ bool aipc_qtotal_room(aipc_client *c, uint64_t len)
     uint64_t need = len + AIPC_QUEUED_FRAME_OVERHEAD;
     if (!max || b->queue_total + need <= max)
         return true;
+    if (aipc_shm_rel_drain_all(b) && b->queue_total + need <= max)
+        return true;                        /* slots released in pages made the room */
     aipc_client *tried[MAX_VICTIMS];
     for (unsigned n = 0; n < MAX_VICTIMS; n++) {
         aipc_client *v = largest(b, c, tried, n);

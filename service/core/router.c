@@ -393,6 +393,7 @@ static void op_rep(opctx *x)
 static void op_stats(opctx *x)
 {
     char json[4096];
+    aipc_shm_rel_drain_all(x->b);      /* shm_bytes exact: released pages applied */
     size_t n = aipc_broker_stats_json(x->b, json, sizeof json);
     if (n >= sizeof json)
         n = sizeof json - 1;

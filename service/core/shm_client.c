@@ -43,12 +43,14 @@ bool aipc_shm_negotiate(aipc_broker *b, aipc_client *c, const cJSON *hello)
         c->shm_on = true;
         b->shm_nclients++;
     }
+    c->shm_rel_offer = b->cfg.shm_release_page;
     return true;
 }
 
 void aipc_shm_client_gone(aipc_broker *b, aipc_client *c)
 {
     aipc_shm_out_gone(b, c);
+    aipc_shm_rel_gone(b, c);
     aipc_shm_in_gone(b, c);
     if (c->shm_on) {
         c->shm_on = false;
@@ -79,12 +81,18 @@ void aipc_shm_control(aipc_broker *b, aipc_client *c, const uint8_t *meta, size_
     (void)payload;
     switch (ctl.op) {
     case AIPC_SHM_OP_SEG:
-        if (ctl.rel)                   /* (the welcome offers no release page yet) */
-            shm_violation(c, "release page announced to a broker that did not offer \"rel\"");
+        if (ctl.rel)
+            aipc_shm_rel_announce(b, c, &ctl);
+        else if (aipc_shm_rel_is_page(c, ctl.seg))
+            shm_violation(c, "segment announced twice");
         else
             aipc_shm_in_announce(b, c, &ctl);
         break;
     case AIPC_SHM_OP_DONE:
+        if (aipc_shm_rel_on(c)) {      /* its page is its only way to release */
+            shm_violation(c, "shm_done from a client whose release page was accepted");
+            break;
+        }
         b->st.shm_release_frames++;
         aipc_shm_release(b, c, refs, ctl.nrefs);
         break;
@@ -93,7 +101,10 @@ void aipc_shm_control(aipc_broker *b, aipc_client *c, const uint8_t *meta, size_
             shm_violation(c, "answer to a segment the broker did not announce, or a second one");
         break;
     case AIPC_SHM_OP_UNSEG:
-        aipc_shm_in_unseg(b, c, ctl.seg);
+        if (aipc_shm_rel_on(c) && aipc_shm_rel_is_page(c, ctl.seg))
+            shm_violation(c, "the release page lasts as long as the connection");
+        else
+            aipc_shm_in_unseg(b, c, ctl.seg);
         break;
     default:
         shm_violation(c, "malformed shared-memory control frame");

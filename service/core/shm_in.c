@@ -22,7 +22,6 @@
 #include <string.h>
 
 #define MIB (1024u * 1024u)
-#define AIPC_SHM_IN_MAX_SEGS 16u
 #define AIPC_SHM_IN_MIN_BOUND (64ull * MIB)
 
 typedef struct shm_in_seg {
@@ -38,8 +37,7 @@ static uint64_t size_bound(const aipc_broker *b)
     return m > AIPC_SHM_IN_MIN_BOUND ? m : AIPC_SHM_IN_MIN_BOUND;
 }
 
-/* {"op":"shm_seg","re":id,"seg":seg,"ok":...[,"code":...]} to c. */
-static void answer(aipc_client *c, uint32_t id, uint32_t seg, bool ok, const char *code)
+void aipc_shm_in_answer(aipc_client *c, uint32_t id, uint32_t seg, bool ok, const char *code)
 {
     char meta[160];
     size_t n = aipc_shm_answer_put(meta, sizeof meta, id, seg, ok, ok ? NULL : code);
@@ -81,13 +79,13 @@ void aipc_shm_in_announce(aipc_broker *b, aipc_client *c, const aipc_shm_ctl *ct
         b->st.shm_map_failures++;
         aipc__logf(b, AIPC_LOG_INFO, "client %" PRIu64 ": its segment %u (%u bytes) not mapped: %s",
                    c->id, ctl->seg, ctl->size, code);
-        answer(c, ctl->id, ctl->seg, false, code);
+        aipc_shm_in_answer(c, ctl->id, ctl->seg, false, code);
         return;
     }
     s->size = ctl->size;
     c->shm_nin++;
     b->shm_in_segs++;
-    answer(c, ctl->id, ctl->seg, true, NULL);
+    aipc_shm_in_answer(c, ctl->id, ctl->seg, true, NULL);
 }
 
 /* Closes one mapped client segment (the record is already out of the map). */

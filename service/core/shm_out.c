@@ -26,6 +26,9 @@
  *     aipc_shm_pin_limit (its first segment always); a descriptor on another segment goes to
  *     it inline (shm_inline_fallbacks). One client can thus never fill max_shm_bytes and push
  *     every other principal set inline.
+ * A client with a release page (shm_rel.c) releases through its counter instead of shm_done:
+ * the hooks below tell shm_rel.c which descriptors were handed and written, in order, and it
+ * takes the holds back through aipc_shm_hold_release.
  * A slot is freed when its last holder released it (its fan-out holds it while it runs). */
 #include "internal.h"
 
@@ -148,6 +151,7 @@ int aipc_shm_queue_desc(aipc_broker *b, aipc_client *c, aipc_frame *desc)
 {
     aipc_shm_slot *s = aipc_frame_slot(desc);
     const aipc_shm_seg *seg = s->seg;
+    aipc_shm_rel_drain(b, c);          /* what it released no longer counts or pins */
     int st = view_get(c, seg->id);
     if (st != AIPC_SHM_VIEW_OK) {
         if (!st && c->shm_refusals < AIPC_SHM_MAX_REFUSALS)
@@ -168,6 +172,7 @@ int aipc_shm_queue_desc(aipc_broker *b, aipc_client *c, aipc_frame *desc)
     }
     s->holders++;
     hold_charge(c, s, true);
+    c->shm_desc_sent = true;
     b->st.shm_deliveries++;
     return 1;
 }
@@ -175,29 +180,38 @@ int aipc_shm_queue_desc(aipc_broker *b, aipc_client *c, aipc_frame *desc)
 void aipc_shm_handed(aipc_client *c, const aipc_frame *f)
 {
     void **v = hold_ref(c, f);
-    if (v)
+    if (v && !((uintptr_t)*v & HANDED)) {
         *v = (void *)((uintptr_t)*v | HANDED);
+        aipc_shm_rel_handed(c);
+    }
 }
 
 void aipc_shm_written(aipc_broker *b, aipc_client *c, const aipc_frame *f)
 {
     void **v = hold_ref(c, f);
-    if (!v)
+    if (!v) {
+        aipc_shm_rel_written(b, c, 0, 0, false);   /* (counted by the client all the same) */
         return;
+    }
     aipc_shm_slot *s = hold_slot(*v);
     if ((uintptr_t)*v & EARLY) {       /* its release came first: applied now */
         aipc_pmap_del(&c->shm_holds, s->seg->id, s->off);
         hold_drop(b, c, s);
         return;
     }
+    bool handed = ((uintptr_t)*v & HANDED) != 0;
     *v = (void *)((uintptr_t)*v | WRITTEN);
+    aipc_shm_rel_written(b, c, s->seg->id, s->off, handed);   /* (may release it at once) */
 }
 
 uint64_t aipc_shm_evicted(aipc_broker *b, aipc_client *c, const aipc_frame *f)
 {
     aipc_shm_slot *s = aipc_frame_slot(f);
-    if (!hold_ref(c, f))
+    void **v = hold_ref(c, f);
+    if (!v)
         return 0;
+    if (((uintptr_t)*v & (HANDED | WRITTEN)) == HANDED)
+        aipc_shm_rel_unhanded(c);
     aipc_pmap_del(&c->shm_holds, s->seg->id, s->off);
     return hold_drop(b, c, s);
 }
@@ -219,6 +233,17 @@ void aipc_shm_release(aipc_broker *b, aipc_client *c, const aipc_shm_ref *r, siz
         aipc_pmap_del(&c->shm_holds, r[i].seg, r[i].off);
         hold_drop(b, c, s);
     }
+}
+
+bool aipc_shm_hold_release(aipc_broker *b, aipc_client *c, uint32_t seg, uint32_t off)
+{
+    void **v = aipc_pmap_ref(&c->shm_holds, seg, off);
+    if (!v || !((uintptr_t)*v & WRITTEN))
+        return false;
+    aipc_shm_slot *s = hold_slot(*v);
+    aipc_pmap_del(&c->shm_holds, seg, off);
+    hold_drop(b, c, s);
+    return true;
 }
 
 int aipc_shm_answer(aipc_broker *b, aipc_client *c, uint32_t seg, bool ok)

@@ -237,6 +237,16 @@ static aipc_shm_pool *pool_get(aipc_broker *b, uint32_t integrity)
     return p;
 }
 
+/* The first of p's segments with room for plen bytes (sl's offset and generation set), or NULL. */
+static aipc_shm_seg *slot_in(aipc_shm_pool *p, size_t plen, aipc_shm_slot *sl)
+{
+    aipc_shm_seg *s = p->segs;
+    for (; s; s = s->next)
+        if (aipc_shm_ring_alloc_gen(&s->ring, (uint32_t)plen, &sl->off, &sl->gen) == 0)
+            break;
+    return s;
+}
+
 aipc_shm_slot *aipc_shm_pool_slot(aipc_broker *b, aipc_client *const *targets, size_t n,
                                   uint32_t level, const uint8_t *payload, size_t plen)
 {
@@ -248,10 +258,9 @@ aipc_shm_slot *aipc_shm_pool_slot(aipc_broker *b, aipc_client *const *targets, s
     aipc_shm_slot *sl = calloc(1, sizeof *sl);
     if (!sl)
         return NULL;
-    aipc_shm_seg *s = p->segs;
-    for (; s; s = s->next)
-        if (aipc_shm_ring_alloc_gen(&s->ring, (uint32_t)plen, &sl->off, &sl->gen) == 0)
-            break;
+    aipc_shm_seg *s = slot_in(p, plen, sl);
+    if (!s && aipc_shm_rel_drain_all(b))      /* slots released in pages: retry once */
+        s = slot_in(p, plen, sl);
     if (!s && (s = seg_new(b, p, (uint64_t)plen + 1)) != NULL &&
         aipc_shm_ring_alloc_gen(&s->ring, (uint32_t)plen, &sl->off, &sl->gen) != 0)
         s = NULL;

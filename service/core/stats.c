@@ -22,6 +22,7 @@ void aipc_broker_get_stats(const aipc_broker *b, aipc_broker_stats *out)
     out->shm_bytes = b->shm_slot_bytes;
     out->shm_segments = b->shm_segs.count;
     out->shm_client_segments = b->shm_in_segs;
+    out->shm_pages = b->shm_npages;
     uint64_t now = aipc__now(b);
     out->uptime_ms = now > b->started_ms ? now - b->started_ms : 0;
 }
@@ -51,7 +52,8 @@ size_t aipc_broker_stats_json(const aipc_broker *b, char *out, size_t cap)
                      ",\"shm_client_segments\":%" PRIu64 ",\"shm_publications\":%" PRIu64
                      ",\"shm_deliveries\":%" PRIu64 ",\"shm_inline_fallbacks\":%" PRIu64
                      ",\"shm_map_failures\":%" PRIu64 ",\"shm_in\":%" PRIu64
-                     ",\"shm_bad_releases\":%" PRIu64 ",\"shm_release_frames\":%" PRIu64 "}",
+                     ",\"shm_bad_releases\":%" PRIu64 ",\"shm_release_frames\":%" PRIu64
+                     ",\"shm_page_releases\":%" PRIu64 ",\"shm_pages\":%" PRIu64 "}",
                      s.clients, s.clients_total, s.subscriptions, s.retained_topics,
                      s.retained_bytes, s.msgs_in, s.bytes_in, s.msgs_out, s.bytes_out,
                      s.publications, s.deliveries, s.drops, s.errors, s.denied, s.hello_timeouts,
@@ -62,6 +64,6 @@ size_t aipc_broker_stats_json(const aipc_broker *b, char *out, size_t cap)
                      s.shm_clients, s.shm_bytes, s.shm_segments, s.shm_client_segments,
                      s.shm_publications, s.shm_deliveries, s.shm_inline_fallbacks,
                      s.shm_map_failures, s.shm_in, s.shm_bad_releases,
-                     s.shm_release_frames);
+                     s.shm_release_frames, s.shm_page_releases, s.shm_pages);
     return n < 0 ? 0 : (size_t)n;
 }

@@ -9,6 +9,7 @@
  *   linger_q connections the broker closes: close_linger_ms after the close request, one whose
  *            output has not drained (its client does not read) is aborted, its name freed at
  *            once.
+ * Every tick first drains the clients' release pages (shm_rel.c).
  * Besides deadlines, each tick runs a slice of the retained deliveries in progress
  * (retained.c) and asks to be called again at once while one can go on. */
 #include "internal.h"
@@ -60,6 +61,7 @@ uint64_t aipc_broker_tick(aipc_broker *b)
 {
     uint64_t now = aipc__now(b);
     aipc_dnode *n;
+    aipc_shm_rel_drain_all(b);          /* release pages: idle segments may then retire */
     while ((n = aipc_dq_due(&b->hello_q, now)))
         hello_expired(b, AIPC_CONTAINER(n, aipc_client, t_hello));
     while ((n = aipc_dq_due(&b->req_q, now)))

@@ -45,7 +45,7 @@ static void open_pair(bs_broker *b, bsk_sub *sub, bsk_sub *pubc, int engine, con
 START_TEST(release_does_not_wait_for_slow_inline_callbacks)
 {
     bs_broker b;
-    bs_broker_start(&b, "bshmgsl", NULL);
+    bs_broker_start(&b, "bshmgsl", "\"shm_release_page\":false");   /* the frame path */
     char topic[64];
     bt_unique_topic(topic, sizeof topic, "gsl");
     bsk_sub sub, pubc;
