@@ -67,6 +67,24 @@ START_TEST(parse_welcome_queue_bound)
 }
 END_TEST
 
+/* The welcome's "shm" object: "rel":1 when the broker accepts a release page, else 0. */
+START_TEST(parse_welcome_release_page)
+{
+    aipc__bus_in in;
+    ck_assert_int_eq(parse("{\"op\":\"welcome\",\"proto\":1,\"id\":7,\"shm\":{\"v\":1,\"rel\":1}}", &in), 0);
+    ck_assert_uint_eq(in.shm_v, 1);
+    ck_assert_uint_eq(in.shm_rel, 1);
+    aipc__bus_in_free(&in);
+    ck_assert_int_eq(parse("{\"op\":\"welcome\",\"proto\":1,\"id\":7,\"shm\":{\"v\":1}}", &in), 0);
+    ck_assert_uint_eq(in.shm_v, 1);
+    ck_assert_uint_eq(in.shm_rel, 0);
+    aipc__bus_in_free(&in);
+    ck_assert_int_eq(parse("{\"op\":\"welcome\",\"proto\":1,\"id\":7,\"shm\":{\"v\":1,\"rel\":true}}", &in), 0);
+    ck_assert_uint_eq(in.shm_rel, 0);                  /* not a number: not offered */
+    aipc__bus_in_free(&in);
+}
+END_TEST
+
 START_TEST(parse_broker_ops)
 {
     aipc__bus_in in;
@@ -280,6 +298,7 @@ static Suite *suite(void)
     tcase_add_test(tc, build_escapes_strings);
     tcase_add_test(tc, parse_broker_ops);
     tcase_add_test(tc, parse_welcome_queue_bound);
+    tcase_add_test(tc, parse_welcome_release_page);
     tcase_add_test(tc, parse_rejects_garbage);
     tcase_add_test(tc, presence_payload);
     tcase_add_test(tc, validation);

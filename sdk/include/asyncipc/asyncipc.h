@@ -795,6 +795,10 @@ typedef struct aipc_bus_counters {
     uint64_t buf_bytes;          /* capacity of aipc_bus_alloc buffers not sent or released */
     uint64_t buf_shm_bytes;      /* the part of it in slots of our shared segments */
     uint64_t recv_buf_bytes;     /* bytes of received buffers not released (shared + heap) */
+    /* --- appended in 0.6: the release page (docs/sdk.md "Shared memory") --- */
+    uint32_t shm_page;           /* 1: the broker's slots are released through the page */
+    uint32_t shm_page_waiting;   /* shared messages released but not yet counted in the page:
+                                    behind an older one still held (a received buffer) */
 } aipc_bus_counters;
 /* Fills *out (see aipc_bus_counters). 0, or AIPC_EINVAL (NULL, or `size` below 8). Any
  * thread. */

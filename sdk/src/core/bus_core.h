@@ -89,6 +89,7 @@ typedef struct aipc__bus_in {
     const char *message;     /* error */
     const char *reason;      /* bye */
     uint32_t shm_v;          /* welcome: "shm":{"v":N} (the broker agreed), 0 when absent */
+    uint32_t shm_rel;        /* welcome: "shm":{...,"rel":N} (a release page accepted), or 0 */
     int has_shm;             /* "shm":[seg,off,len] present: 1; malformed: -1; absent: 0 */
     uint32_t shm[3];         /* seg, off, len when has_shm == 1 */
     void *root_;             /* private: the cJSON tree */

@@ -132,7 +132,7 @@ static int u32_of(const cJSON *v, uint32_t *out)
 }
 
 /* The "shm" member: a descriptor [seg,off,len] (has_shm 1, or -1 when malformed) or, in a
- * welcome, {"v":N} (shm_v). */
+ * welcome, {"v":N} (shm_v) with "rel":N when the broker accepts a release page (shm_rel). */
 static void get_shm(const cJSON *root, aipc__bus_in *in)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "shm");
@@ -142,6 +142,8 @@ static void get_shm(const cJSON *root, aipc__bus_in *in)
         uint32_t ver = 0;
         if (u32_of(cJSON_GetObjectItemCaseSensitive(v, "v"), &ver))
             in->shm_v = ver;
+        if (u32_of(cJSON_GetObjectItemCaseSensitive(v, "rel"), &ver))
+            in->shm_rel = ver;
         return;
     }
     in->has_shm = -1;

@@ -35,6 +35,7 @@ void aipc__bus_unref(aipc_bus *b)
     aipc__bus_queue_free(&b->ctl);
     aipc__bus_subs_free(&b->subs);
     aipc__bus_pending_free(&b->pend);
+    aipc__bus_relpage_reset(b);          /* (the drain did it, unless it never ran) */
     aipc__shm_link_free(&b->shm);
     aipc_decoder_free(&b->dec);
     free(b->wbuf);

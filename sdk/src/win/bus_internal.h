@@ -9,6 +9,8 @@
  *                  requests, publications through the subscription set, events
  *   bus_shm.c      shared memory with the broker: the client as shm_link's owner, negotiation,
  *                  descriptors sent and received, releases (docs/sdk.md "Shared memory")
+ *   bus_relpage.c  the release page: broker slots released by a counter in shared memory
+ *                  instead of shm_done frames (when the broker offers it)
  *   bus_buf.c      zero-copy buffers: aipc_bus_alloc / _publish_buf / _send_buf (lent slots
  *                  of shm_link, or heap) and the buffers of on_message_buf / on_direct_buf
  *   bus_events.c   user callbacks: at once on the I/O thread (through the client's gate) or
@@ -26,6 +28,7 @@
 #include "pipe_internal.h"
 
 #include "bus_core.h"
+#include "relseq.h"
 
 #define BUS_READ_SIZE       (256u * 1024u)       /* one read */
 #define BUS_BATCH_MAX       (4u * 1024u * 1024u) /* one coalesced batch */
@@ -54,7 +57,17 @@ typedef struct aipc__bus_shm_msg {
     aipc__shm_rx *rx;             /* NULL: none (holds one reference on rx) */
     const uint8_t *data;          /* the payload in rx's view */
     uint32_t gen, seg, off, len;
+    uint32_t seq;                 /* its arrival number on the connection (release page) */
 } aipc__bus_shm_msg;
+
+/* The release page of the current connection (bus_relpage.c). */
+enum { AIPC__RELPAGE_NONE = 0, AIPC__RELPAGE_ANNOUNCED, AIPC__RELPAGE_OK, AIPC__RELPAGE_REFUSED };
+typedef struct aipc__bus_relpage {
+    int state;                    /* AIPC__RELPAGE_*: written on the I/O thread under `lock` */
+    uint32_t id;                  /* its segment id (our id space); same rule */
+    aipc__shm_seg seg;            /* the page, read-write (ANNOUNCED, OK); same rule */
+    aipc__relseq rs;              /* [lock] arrival numbers, releases, the prefix */
+} aipc__bus_relpage;
 
 struct aipc_bus {
     aipc_bus_options o;           /* copy of the caller's options (strings below are ours) */
@@ -89,6 +102,7 @@ struct aipc_bus {
     uint64_t max_payload;         /* from welcome (default AIPC_DEFAULT_MAX_PAYLOAD) */
     aipc__shm_link shm;            /* shared memory with the broker (bus_shm.c; its [lock] fields
                                      are under `lock`, its [io] ones on the I/O thread) */
+    aipc__bus_relpage page;        /* the release page (bus_relpage.c) */
 
     /* [io] */
     bus_st st;
@@ -229,6 +243,25 @@ aipc__bus_qnode *aipc__bus_shm_desc_frame(const char *meta, size_t ml, const aip
 void aipc__bus_shm_copy(aipc_bus *b, uint8_t *to, const void *data, size_t len);
 /* Under the lock: the unsent frames with this tag are being dropped: their slots go. */
 void aipc__bus_shm_forget_tag_locked(aipc_bus *b, uint64_t tag);
+
+/* ---- bus_relpage.c: the release page --------------------------------------------------------- */
+/* [io] The welcome offered a release page and shared memory is on: creates it and queues its
+ * announce at the head of ctl (ANNOUNCED); nothing (NONE, logged) when that fails. */
+void aipc__bus_relpage_offer(aipc_bus *b);
+/* [io] A shm_seg answer: 1 when it was the page's (handled: OK or REFUSED), 0 when not. */
+int  aipc__bus_relpage_answer(aipc_bus *b, const aipc_shm_ctl *c);
+/* [io] A descriptor resolved: its arrival number (*seq; 0 when no page is in use). 0 or
+ * AIPC_ENOMEM. */
+int  aipc__bus_relpage_rx(aipc_bus *b, uint32_t *seq);
+/* Under the lock, any thread: m is released. 1: the page took it (a store at most; nothing
+ * else to do); 0: release it as a frame (bus_shm.c). */
+int  aipc__bus_relpage_release_locked(aipc_bus *b, const aipc__bus_shm_msg *m);
+/* [io] 1 while releases owed as frames must wait for the page's answer (ANNOUNCED). */
+int  aipc__bus_relpage_withholds(const aipc_bus *b);
+/* [io] The connection is gone (the drain), or the client is freed: NONE, the page closed. */
+void aipc__bus_relpage_reset(aipc_bus *b);
+/* Under the lock (shared is enough): *on 1 in OK; *waiting the releases behind a held one. */
+void aipc__bus_relpage_counts_locked(const aipc_bus *b, uint32_t *on, uint32_t *waiting);
 
 /* ---- bus_events.c: user callbacks (called on the I/O thread) ------------------------------ */
 void aipc__bus_ev_state(aipc_bus *b, aipc_bus_state s, int err);

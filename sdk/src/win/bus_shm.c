@@ -17,10 +17,12 @@
  *     pointer into our read-only view of the broker's segment, valid during the callback (with
  *     a dispatcher, the queued item holds the view until its callback ran; with on_message_buf
  *     / on_direct_buf a buffer takes the hold over, bus_buf.c, until aipc_buf_release). Then
- *     the release is owed. Releases of one read's callbacks are gathered into one shm_done
- *     written at the end of the read (ahead of any batch; while a write is in flight, at the
- *     next frame boundary of the batch being written: bus_conn.c io_out_next), except that they are
- *     written at once when they pass rel_gather_max (1/4 of the max_queue_bytes the broker's
+ *     the release is owed. With a release page in use (bus_relpage.c: the broker offered it
+ *     and mapped it) a release is one store into the page, under `lock`, on the releasing
+ *     thread, and none of what follows applies. Otherwise: releases of one read's callbacks
+ *     are gathered into one shm_done written at the end of the read (ahead of any batch;
+ *     while a write is in flight, at the next frame boundary of the batch being written:
+ *     bus_conn.c io_out_next), except that they are written at once when they pass rel_gather_max (1/4 of the max_queue_bytes the broker's
  *     welcome tells, 2 MiB by default; a broker that does not tell it: at each release) or
  *     the first of them has waited BUS_REL_GATHER_US (1 ms: slow callbacks of any kind;
  *     checked at each release and before every frame of the read: bus_dispatch.c): the
@@ -100,6 +102,8 @@ void aipc__bus_shm_welcome(aipc_bus *b, const aipc__bus_in *in)
     aipc__shm_link_set_peer(&b->shm, owner, 0, known, session, b->pipe_utf8);
     b->shm_on = 1;
     aipc__shm_link_start(&b->shm);
+    if (in->shm_rel >= 1)
+        aipc__bus_relpage_offer(b);       /* its announce first in ctl (bus_relpage.c) */
     aipc_log(AIPC_LOG_INFO, "bus(%s): shared memory on (payloads from %u bytes)", b->pipe_utf8,
              b->o.shm_threshold);
 }
@@ -166,6 +170,7 @@ void aipc__bus_shm_drain(aipc_bus *b)
         SleepConditionVariableSRW(&b->shm_copied, &b->lock, INFINITE, 0);
     inline_back_locked(b);
     ReleaseSRWLockExclusive(&b->lock);
+    aipc__bus_relpage_reset(b);
     aipc__shm_link_reset(&b->shm);
     b->shm_on = 0;
     b->shm_kick = 0;
@@ -176,7 +181,8 @@ uint8_t *aipc__bus_shm_out(aipc_bus *b, size_t *len)
     *len = 0;
     if (!b->shm_on)
         return NULL;
-    if (aipc__shm_link_owes(&b->shm)) {
+    /* releases owed while the release page waits for its answer wait with it */
+    if (!aipc__bus_relpage_withholds(b) && aipc__shm_link_owes(&b->shm)) {
         uint8_t *buf = malloc(AIPC__SHM_DONE_FRAME);
         size_t n = buf ? aipc__shm_link_take_done(&b->shm, buf, AIPC__SHM_DONE_FRAME) : 0;
         if (n) {
@@ -199,6 +205,8 @@ int aipc__bus_shm_ctl(aipc_bus *b, const uint8_t *meta, uint32_t ml)
         aipc_shm_ctl_parse((const char *)meta, ml, &c, refs, AIPC_SHM_DONE_MAX) != 1 ||
         c.op == AIPC_SHM_OP_HELLO)
         return AIPC_EPROTO;
+    if (aipc__bus_relpage_answer(b, &c))
+        return 0;
     return aipc__shm_link_ctl(&b->shm, &c, refs);
 }
 
@@ -210,7 +218,8 @@ int aipc__bus_shm_resolve(aipc_bus *b, const aipc__bus_in *in, uint32_t pn, cons
     aipc_shm_desc d = {in->shm[0], in->shm[1], in->shm[2]};
     uint8_t *data;
     aipc__shm_rx *rx;
-    if (aipc__shm_link_resolve(&b->shm, &d, &data, &rx) != 0)
+    uint32_t seq = 0;
+    if (aipc__shm_link_resolve(&b->shm, &d, &data, &rx) != 0 || aipc__bus_relpage_rx(b, &seq))
         return AIPC_EPROTO;
     aipc__shm_rx_hold(rx);
     b->rx_cur.rx = rx;
@@ -219,6 +228,7 @@ int aipc__bus_shm_resolve(aipc_bus *b, const aipc__bus_in *in, uint32_t pn, cons
     b->rx_cur.seg = d.seg;
     b->rx_cur.off = d.off;
     b->rx_cur.len = d.len;
+    b->rx_cur.seq = seq;
     *pl = data;
     *len = d.len;
     return 0;
@@ -247,7 +257,13 @@ void aipc__bus_shm_release(aipc_bus *b, aipc__bus_shm_msg *m)
     if (!rx)
         return;
     m->rx = NULL;
-    int first = aipc__shm_link_release(&b->shm, rx, m->gen, m->seg, m->off);
+    AcquireSRWLockExclusive(&b->lock);
+    int paged = aipc__bus_relpage_release_locked(b, m);
+    int first = paged ? 0 : aipc__shm_link_release_locked(&b->shm, m->gen, m->seg, m->off);
+    ReleaseSRWLockExclusive(&b->lock);
+    aipc__shm_rx_drop(rx);
+    if (paged)                            /* one store into the page: no write, nothing owed */
+        return;
     if (GetCurrentThreadId() != b->loop->tid) {
         if (first)                        /* else a write is due already: it carries this one */
             aipc__bus_wake(b);
@@ -384,6 +400,7 @@ int aipc_bus_get_counters(aipc_bus *bus, aipc_bus_counters *out)
     c.shm_active = bus->shm.active != 0;
     c.buf_bytes = bus->buf_bytes;
     c.buf_shm_bytes = bus->buf_shm_bytes;
+    aipc__bus_relpage_counts_locked(bus, &c.shm_page, &c.shm_page_waiting);
     ReleaseSRWLockShared(&bus->lock);
     c.recv_buf_bytes = (uint64_t)InterlockedCompareExchange64(&bus->recv_buf_bytes, 0, 0);
     c.shm_sent = k.sent;

@@ -243,20 +243,28 @@ static PSID test_grant(void)
     return copy;
 }
 
+int aipc__shm_link_seg_new(aipc__shm_link *L, uint32_t size, aipc__shm_seg *s, uint32_t *id,
+                           char name[AIPC_SHM_NAME_BUF])
+{
+    PSID hook = test_grant();
+    int rc = aipc__shm_seg_create(s, size, hook ? hook : L->peer, L->peer_integrity, name,
+                                  AIPC_SHM_NAME_BUF);
+    free(hook);
+    if (rc == 0)
+        *id = L->next_id++;
+    return rc;
+}
+
 /* I/O thread: creates a segment of `size` bytes for the peer and queues its announce. */
 static void create_segment(aipc__shm_link *L, uint32_t size)
 {
     aipc__shm_tx *t = calloc(1, sizeof *t);
     char name[AIPC_SHM_NAME_BUF], meta[256];
-    PSID hook = test_grant();
     int rc = t ? aipc_shm_ring_init(&t->ring, size) : AIPC_ENOMEM;
     if (rc == 0)
-        rc = aipc__shm_seg_create(&t->seg, size, hook ? hook : L->peer, L->peer_integrity, name,
-                                  sizeof name);
-    free(hook);
+        rc = aipc__shm_link_seg_new(L, size, &t->seg, &t->id, name);
     size_t ml = 0;
     if (rc == 0) {
-        t->id = L->next_id++;
         ml = aipc_shm_seg_put(meta, sizeof meta, t->id, name, size, L->session, t->id);
         if (!ml)
             rc = AIPC_EINVAL;
@@ -308,6 +316,11 @@ size_t aipc__shm_link_take_done(aipc__shm_link *L, uint8_t *out, size_t cap)
     return AIPC_HDR_SIZE + ml;
 }
 
+void aipc__shm_link_drop_done_locked(aipc__shm_link *L)
+{
+    L->ndone = 0;
+}
+
 int aipc__shm_link_owes(aipc__shm_link *L)
 {
     AcquireSRWLockShared(L->own.lock);
@@ -334,7 +347,7 @@ void aipc__shm_rx_hold(aipc__shm_rx *rx)
     InterlockedIncrement(&rx->refs);
 }
 
-static void rx_drop(aipc__shm_rx *rx)
+void aipc__shm_rx_drop(aipc__shm_rx *rx)
 {
     if (InterlockedDecrement(&rx->refs) == 0) {
         aipc__shm_seg_close(&rx->seg);
@@ -461,7 +474,7 @@ int aipc__shm_link_ctl(aipc__shm_link *L, const aipc_shm_ctl *c, const aipc_shm_
         if (!r)
             return AIPC_EPROTO;
         L->rx[slot] = NULL;
-        rx_drop(r);
+        aipc__shm_rx_drop(r);
         return 0;
     }
     default:
@@ -482,11 +495,9 @@ int aipc__shm_link_resolve(aipc__shm_link *L, const aipc_shm_desc *d, uint8_t **
     return 0;
 }
 
-int aipc__shm_link_release(aipc__shm_link *L, aipc__shm_rx *rx, uint32_t gen, uint32_t seg,
-                           uint32_t off)
+int aipc__shm_link_release_locked(aipc__shm_link *L, uint32_t gen, uint32_t seg, uint32_t off)
 {
     int first = 0;
-    AcquireSRWLockExclusive(L->own.lock);
     if (gen == L->gen) {
         if (L->ndone == L->capdone) {
             size_t cap = L->capdone ? L->capdone * 2 : 64;
@@ -503,8 +514,16 @@ int aipc__shm_link_release(aipc__shm_link *L, aipc__shm_rx *rx, uint32_t gen, ui
             L->ndone++;
         }
     }
+    return first;
+}
+
+int aipc__shm_link_release(aipc__shm_link *L, aipc__shm_rx *rx, uint32_t gen, uint32_t seg,
+                           uint32_t off)
+{
+    AcquireSRWLockExclusive(L->own.lock);
+    int first = aipc__shm_link_release_locked(L, gen, seg, off);
     ReleaseSRWLockExclusive(L->own.lock);
-    rx_drop(rx);
+    aipc__shm_rx_drop(rx);
     return first;
 }
 
@@ -537,7 +556,7 @@ void aipc__shm_link_reset(aipc__shm_link *L)
     }
     for (int i = 0; i < AIPC__SHM_RX_MAX; i++)
         if (L->rx[i]) {
-            rx_drop(L->rx[i]);             /* a message not released yet may keep it a while */
+            aipc__shm_rx_drop(L->rx[i]);             /* a message not released yet may keep it a while */
             L->rx[i] = NULL;
         }
     free(L->peer);

@@ -168,6 +168,13 @@ void aipc__shm_tx_free(aipc__shm_tx *tx);
 /* Under the lock: the payload of our slot (seg, off) that is still held (the bus client turns
  * a descriptor that was never written back into an inline frame); NULL when unknown. */
 const uint8_t *aipc__shm_link_slot(aipc__shm_link *L, uint32_t seg, uint32_t off);
+/* I/O thread, after set_peer: creates a segment of `size` bytes granted to the peer as every
+ * segment of ours is (aipc__shm_seg_create: its DACL and label; the test hook
+ * AIPC_TEST_SHM_GRANT_SID too), read-write, and takes the next id of our segment id space for
+ * it (*id; never used for another segment). The bus client's release page (bus_relpage.c).
+ * 0 or the aipc__shm_seg_create error (no id taken). */
+int  aipc__shm_link_seg_new(aipc__shm_link *L, uint32_t size, aipc__shm_seg *s, uint32_t *id,
+                            char name[AIPC_SHM_NAME_BUF]);
 /* I/O thread, from the owner's output source before it takes the next batch: creates a wanted
  * segment and queues its announce (queue_locked). */
 void aipc__shm_link_pump(aipc__shm_link *L);
@@ -176,6 +183,8 @@ void aipc__shm_link_pump(aipc__shm_link *L);
  * of the rest, so the peer's slots never wait behind our own large writes. */
 #define AIPC__SHM_DONE_FRAME (AIPC_SHM_DONE_MAX * 24u + 48u)
 size_t aipc__shm_link_take_done(aipc__shm_link *L, uint8_t *out, size_t cap);
+/* Under the lock: forgets the releases owed (the bus client's release page carries them). */
+void aipc__shm_link_drop_done_locked(aipc__shm_link *L);
 /* Any thread: 1 when releases are owed (a write should carry them). Takes the lock. */
 int  aipc__shm_link_owes(aipc__shm_link *L);
 /* I/O thread: a control meta of the shared-memory kind arrived (proto/shm.h). 0, AIPC_EPROTO
@@ -191,8 +200,13 @@ int  aipc__shm_link_resolve(aipc__shm_link *L, const aipc_shm_desc *d, uint8_t *
  * when a write should be started to carry it (the first release owed). Takes the lock. */
 int  aipc__shm_link_release(aipc__shm_link *L, aipc__shm_rx *rx, uint32_t gen, uint32_t seg,
                             uint32_t off);
+/* Under the lock: the release of aipc__shm_link_release without the hold (the caller drops
+ * it with aipc__shm_rx_drop once the lock is released). Returns what it returns. */
+int  aipc__shm_link_release_locked(aipc__shm_link *L, uint32_t gen, uint32_t seg, uint32_t off);
 /* Takes one hold on rx (a message being delivered, a dispatcher item keeping the view). */
 void aipc__shm_rx_hold(aipc__shm_rx *rx);
+/* Drops one hold on rx (any thread, no lock held): the last one unmaps it. */
+void aipc__shm_rx_drop(aipc__shm_rx *rx);
 /* I/O thread, nothing pending: the connection is gone; everything is released and unmapped
  * (segments held by messages not released yet go when those are). */
 void aipc__shm_link_reset(aipc__shm_link *L);
