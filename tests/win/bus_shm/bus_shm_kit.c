@@ -63,6 +63,8 @@ int bsk_stats_get(aipc_bus *bus, bsk_stats *out)
         out->shm_inline_fallbacks = stat_of(j, "shm_inline_fallbacks");
         out->shm_in = stat_of(j, "shm_in");
         out->shm_bad_releases = stat_of(j, "shm_bad_releases");
+        out->shm_page_releases = stat_of(j, "shm_page_releases");
+        out->shm_pages = stat_of(j, "shm_pages");
     }
     bt_reply_free(&r);
     return ok ? 0 : -1;
@@ -292,6 +294,14 @@ int bsk_publish(aipc_bus *pub, const char *topic, uint8_t *buf, size_t size, uin
          * we can wait on, so give the I/O thread a moment */
         Sleep(1);
     }
+}
+
+void bsk_on_thread(LPTHREAD_START_ROUTINE fn, void *arg)
+{
+    HANDLE t = CreateThread(NULL, 0, fn, arg, 0, NULL);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(WaitForSingleObject(t, aipc_test_wait_ms()), WAIT_OBJECT_0);
+    CloseHandle(t);
 }
 
 aipc_bus_counters bsk_counters(aipc_bus *bus)

@@ -30,6 +30,8 @@ typedef struct bsk_stats {
     long long shm_release_frames;    /* shm_done frames the broker read */
     long long shm_clients, shm_bytes, shm_segments, shm_client_segments, shm_publications,
         shm_deliveries, shm_inline_fallbacks, shm_in, shm_bad_releases;
+    long long shm_page_releases;     /* slots released through clients' release pages */
+    long long shm_pages;             /* clients with a mapped release page now */
 } bsk_stats;
 /* One stats round trip through `bus`. 0, or -1 (no answer within the test's wait). */
 int bsk_stats_get(aipc_bus *bus, bsk_stats *out);
@@ -100,6 +102,10 @@ int bsk_wait_pump(aipc_dispatcher *d, HANDLE done, volatile LONG64 *field, long 
 /* Publishes 1 publication of `size` bytes with sequence number `seq` (the pattern's seed),
  * retrying on AIPC_EQUEUEFULL until the test's wait runs out. 0 or the AIPC_E* error. */
 int bsk_publish(aipc_bus *pub, const char *topic, uint8_t *buf, size_t size, uint32_t seq);
+
+/* Runs fn(arg) on a thread of its own and waits for it (bounded by the test's wait; fails the
+ * test otherwise): a release from another thread than the SDK's, as a UI thread's. */
+void bsk_on_thread(LPTHREAD_START_ROUTINE fn, void *arg);
 
 /* The bus client's own shared-memory counters (aipc_bus_get_counters). */
 aipc_bus_counters bsk_counters(aipc_bus *bus);

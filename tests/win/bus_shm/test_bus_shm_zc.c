@@ -115,10 +115,7 @@ static DWORD WINAPI release_all(void *arg)
 /* Releases every held buffer on a thread of its own. */
 static void release_on_thread(zc_sub *z)
 {
-    HANDLE t = CreateThread(NULL, 0, release_all, z, 0, NULL);
-    ck_assert_ptr_nonnull(t);
-    ck_assert_int_eq(WaitForSingleObject(t, aipc_test_wait_ms()), WAIT_OBJECT_0);
-    CloseHandle(t);
+    bsk_on_thread(release_all, z);
 }
 
 static void zc_close(zc_sub *z)
