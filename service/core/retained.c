@@ -209,6 +209,7 @@ static bool room(const aipc_client *c, uint64_t len)
  * (qtotal.c): a retained delivery loses to the largest queues as a live publication does. */
 static bool make_room(aipc_client *c, uint64_t len)
 {
+    aipc_shm_rel_drain(c->b, c);        /* slots it released in its page no longer count */
     uint64_t total = c->b->cfg.max_total_queue_bytes;
     if (total && len + AIPC_QUEUED_FRAME_OVERHEAD <= total && !room(c, len) &&
         (!aipc_outq_has_data(&c->q) || aipc_outq_data_cost(&c->q, len) <= c->b->cfg.max_queue_bytes))
@@ -293,6 +294,8 @@ bool aipc_retained_run(aipc_broker *b, uint32_t budget)
         n = k->nextc;
         bool last = k == stop;
         aipc_client *c = k->sub->client;
+        if (k->wait_len)
+            aipc_shm_rel_drain(b, c);   /* paused for room: its page may have made some */
         if (!k->wait_len || room(c, k->wait_len) || c->state != AIPC_CL_READY) {
             if (!cursor_slice(b, k, &budget)) {
                 cursor_unlink(b, k);

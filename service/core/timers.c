@@ -61,7 +61,11 @@ uint64_t aipc_broker_tick(aipc_broker *b)
 {
     uint64_t now = aipc__now(b);
     aipc_dnode *n;
-    aipc_shm_rel_drain_all(b);          /* release pages: idle segments may then retire */
+    if (now >= b->shm_sweep_at)         /* release pages before the sweep: idle segments may */
+        aipc_shm_rel_drain_all(b);      /* then retire. Not every tick: the engine ticks after
+                                         * every completion, and this walks every client (review
+                                         * rprv MAJOR-1); every decision that depends on a
+                                         * client's charge drains that client itself. */
     while ((n = aipc_dq_due(&b->hello_q, now)))
         hello_expired(b, AIPC_CONTAINER(n, aipc_client, t_hello));
     while ((n = aipc_dq_due(&b->req_q, now)))

@@ -314,7 +314,9 @@ START_TEST(drain_at_stats)
 }
 END_TEST
 
-/* The tick drains every page too (idle segments can then retire). */
+/* The tick drains every page when the idle-segment sweep is due (idle segments can then
+ * retire), and only then: the engine ticks after every completion, and a drain of every
+ * client there made each completion cost O(clients) (review rprv MAJOR-1). */
 START_TEST(drain_at_tick)
 {
     RIG(0, 0);
@@ -322,6 +324,45 @@ START_TEST(drain_at_tick)
     set_counter(page, 1);
     aipc_broker_tick(b);
     ck_assert_uint_eq(fake_stats(b).shm_bytes, 0);
+    shared_pubs(fs, p, s, 1);
+    set_counter(page, 2);
+    aipc_broker_tick(b);                /* the sweep ran just now: not due, no drain */
+    ck_assert_uint_eq(fake_stats(b).shm_bytes, SLOT(THR));   /* still held */
+    fake_clock_ms += AIPC_SHM_SWEEP_MS;
+    aipc_broker_tick(b);
+    ck_assert_uint_eq(fake_stats(b).shm_bytes, 0);
+    rig_close(&r);
+}
+END_TEST
+
+/* Drain point: a retained delivery's room decision drains the subscriber's page first (review
+ * rprv MINOR-3d): s fills max_queue_bytes with held slots, releases them all in its page, then
+ * subscribes to a filter with a retained message: the message comes right after the "ok",
+ * without waiting for a tick. */
+START_TEST(retained_room_drains)
+{
+    const uint64_t maxq = 1u << 20;
+    RIG(maxq, 0);
+    static uint8_t small[THR];
+    ck_assert_int_eq(fake_send(p, "{\"op\":\"pub\",\"topic\":\"u/x\",\"retain\":true}", small,
+                               sizeof small), 0);
+    uint32_t got = 0;
+    for (;;) {
+        publish(p, THR);
+        shm_rx x = fshm_next(fs, s, true, NULL);
+        ck_assert_ptr_nonnull(x.r);
+        if (strcmp(rx_str(x.r, "op"), "dropped") == 0)
+            break;
+        got++;
+    }
+    ck_assert_uint_gt(got, 4);
+    set_counter(page, got);                      /* everything released */
+    ck_assert_int_eq(fake_sendt(s, "{\"op\":\"sub\",\"topic\":\"u/#\",\"id\":2}", NULL), 0);
+    fake_expect(s, "ok");
+    rx_frame *m = fake_next(s);
+    ck_assert_msg(m != NULL, "the retained message waits for a tick");
+    ck_assert_str_eq(rx_str(m, "op"), "msg");
+    ck_assert_str_eq(rx_str(m, "topic"), "u/x");
     rig_close(&r);
 }
 END_TEST
@@ -538,6 +579,7 @@ static Suite *make_suite(void)
     tcase_add_test(tc, drain_before_delivery_no_drop);
     tcase_add_test(tc, drain_at_stats);
     tcase_add_test(tc, drain_at_tick);
+    tcase_add_test(tc, retained_room_drains);
     tcase_add_test(tc, early_release_applied_at_completion);
     tcase_add_test(tc, counter_beyond_closes);
     tcase_add_test(tc, frames_after_page_and_page_after_descriptor);
