@@ -411,6 +411,7 @@ struct aipc_client {
     aipc_pmap shm_owed_set;   /* the same pairs, (seg, off) -> 1: a pair owed twice is refused */
     bool shm_yield;           /* its last input turn copied shared payloads (shm_in.c) */
     bool shm_rel_offer;       /* welcomed with "rel":1: may announce a release page */
+    bool shm_rel_tried;       /* announced one (whatever the answer): a second is bad_request */
     bool shm_desc_sent;       /* a descriptor was queued to it: no release page from now on */
     struct aipc_shm_rel *shm_rel; /* its release page (shm_rel.c), or NULL */
 };

@@ -80,7 +80,7 @@ void aipc_shm_rel_announce(aipc_broker *b, aipc_client *c, const aipc_shm_ctl *c
     const char *bad = NULL;
     if (!c->shm_rel_offer)
         bad = BAD_REQUEST("release page announced to a broker that did not offer rel");
-    else if (c->shm_rel)
+    else if (c->shm_rel || c->shm_rel_tried)
         bad = BAD_REQUEST("a second release page");
     else if (c->shm_desc_sent)
         bad = BAD_REQUEST("release page announced after the broker sent a descriptor");
@@ -90,8 +90,10 @@ void aipc_shm_rel_announce(aipc_broker *b, aipc_client *c, const aipc_shm_ctl *c
         violation(c, bad);
         return;
     }
+    c->shm_rel_tried = true;
     aipc_shm_rel *r = calloc(1, sizeof *r);
     if (!r) {
+        b->st.shm_map_failures++;
         aipc_shm_in_answer(c, ctl->id, ctl->seg, false, "no_memory");
         return;
     }

@@ -10,6 +10,8 @@
  * none of them, and nothing fell back inline (shm_fallback, shm_inline_fallbacks flat).
  * A warm-up first makes every pool's segments exist and be confirmed (the first payload for a
  * new segment goes inline by design: a segment is used only once its receiver confirmed it).
+ * At the end the broker holds no slot and every shared delivery of every op was released
+ * through the clients' release pages (docs/protocol.md section 11), none by shm_done.
  */
 #include "bus_shm_common.h"
 
@@ -155,6 +157,14 @@ START_TEST(sizes_around_threshold_every_op_both_ways)
     ck_assert_uint_eq(kb.shm_held_bytes, 0);
     ck_assert_uint_eq(bs_stat(&a, "shm_map_failures"), 0);
     ck_assert_uint_eq(bs_stat(&a, "shm_bad_releases"), 0);
+    /* every op's shared deliveries (msg, direct, req, rep) were counted alike by both sides of
+     * the release page: the broker holds none of its slots (its stats op reads every page), all
+     * went through the pages, no shm_done frame (review rprv MINOR-3c) */
+    ck_assert_uint_eq(bs_counters(&a).shm_page, 1);
+    ck_assert_uint_eq(bs_counters(&bb).shm_page, 1);
+    ck_assert_uint_eq(bs_stat(&a, "shm_bytes"), 0);
+    ck_assert_uint_eq(bs_stat(&a, "shm_release_frames"), 0);
+    ck_assert_uint_eq(bs_stat(&a, "shm_page_releases"), bs_stat(&a, "shm_deliveries"));
     free(buf);
     ck_assert(bt_close(&a));
     ck_assert(bt_close(&bb));
